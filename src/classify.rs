@@ -1,0 +1,267 @@
+//! Failure classes: [`ErrorKind`] from a `tokio_postgres::Error`, a pool
+//! checkout error, or any error chain.
+//!
+//! # Example
+//!
+//! ```
+//! use db_monitor::ErrorKind;
+//!
+//! assert_eq!(ErrorKind::from_sqlstate("40P01"), ErrorKind::Deadlock);
+//! assert_eq!(ErrorKind::from_sqlstate("23505"), ErrorKind::ConstraintViolation);
+//! assert_eq!(ErrorKind::Deadlock.as_str(), "deadlock");
+//! ```
+
+use std::any::Any;
+use std::error::Error as StdError;
+use std::fmt;
+
+use crate::pool::GetError;
+
+/// What went wrong, as a closed set with stable names.
+///
+/// [`as_str`](ErrorKind::as_str) is the value of the `error_type` metric
+/// label. The SQLSTATE code itself, when there is one, is kept separately
+/// (the `db_response_status_code` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// `40P01`: the server broke a deadlock by failing this transaction.
+    Deadlock,
+    /// `40001`: a serializable or repeatable-read transaction must be retried.
+    SerializationFailure,
+    /// `57014`: cancelled by `statement_timeout` or a cancel request.
+    StatementTimeout,
+    /// `55P03`: `lock_timeout` expired, or `NOWAIT` found the row locked.
+    LockTimeout,
+    /// `25P03`: `idle_in_transaction_session_timeout` ended the session.
+    IdleInTransactionTimeout,
+    /// `53300`: the server's `max_connections` (or a role's limit) is reached.
+    TooManyConnections,
+    /// `57P01`/`57P02`/`57P03`: the server is shutting down, crashed or starting.
+    AdminShutdown,
+    /// Class `08`, a closed connection, or a failed connect.
+    ConnectionFailure,
+    /// The pool had no free connection within its timeout while full.
+    PoolExhausted,
+    /// The pool could not open a connection within its timeout (database
+    /// down, refused, unreachable or rejecting the login).
+    ConnectTimeout,
+    /// Class `23`: unique, foreign-key, not-null or check violation.
+    ConstraintViolation,
+    /// Class `42`: syntax error or access rule violation.
+    SyntaxOrAccess,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::Deadlock,
+        ErrorKind::SerializationFailure,
+        ErrorKind::StatementTimeout,
+        ErrorKind::LockTimeout,
+        ErrorKind::IdleInTransactionTimeout,
+        ErrorKind::TooManyConnections,
+        ErrorKind::AdminShutdown,
+        ErrorKind::ConnectionFailure,
+        ErrorKind::PoolExhausted,
+        ErrorKind::ConnectTimeout,
+        ErrorKind::ConstraintViolation,
+        ErrorKind::SyntaxOrAccess,
+        ErrorKind::Other,
+    ];
+
+    /// The stable snake_case name used as the `error_type` label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Deadlock => "deadlock",
+            ErrorKind::SerializationFailure => "serialization_failure",
+            ErrorKind::StatementTimeout => "statement_timeout",
+            ErrorKind::LockTimeout => "lock_timeout",
+            ErrorKind::IdleInTransactionTimeout => "idle_in_transaction_timeout",
+            ErrorKind::TooManyConnections => "too_many_connections",
+            ErrorKind::AdminShutdown => "admin_shutdown",
+            ErrorKind::ConnectionFailure => "connection_failure",
+            ErrorKind::PoolExhausted => "pool_exhausted",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::ConstraintViolation => "constraint_violation",
+            ErrorKind::SyntaxOrAccess => "syntax_or_access",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Classifies a five-character SQLSTATE code.
+    pub fn from_sqlstate(code: &str) -> ErrorKind {
+        match code {
+            "40P01" => ErrorKind::Deadlock,
+            "40001" => ErrorKind::SerializationFailure,
+            "57014" => ErrorKind::StatementTimeout,
+            "55P03" => ErrorKind::LockTimeout,
+            "25P03" => ErrorKind::IdleInTransactionTimeout,
+            "53300" => ErrorKind::TooManyConnections,
+            "57P01" | "57P02" | "57P03" => ErrorKind::AdminShutdown,
+            _ if code.starts_with("08") => ErrorKind::ConnectionFailure,
+            _ if code.starts_with("23") => ErrorKind::ConstraintViolation,
+            _ if code.starts_with("42") => ErrorKind::SyntaxOrAccess,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    /// Classifies an error returned by a statement.
+    ///
+    /// A server error is classified by its SQLSTATE; a closed connection or
+    /// an I/O error is [`ConnectionFailure`](ErrorKind::ConnectionFailure);
+    /// client-side errors (parameter or row conversion, wrong row count) are
+    /// [`Other`](ErrorKind::Other).
+    pub fn of(error: &tokio_postgres::Error) -> ErrorKind {
+        if let Some(code) = error.code() {
+            return ErrorKind::from_sqlstate(code.code());
+        }
+        if error.is_closed() || has_io_source(error) {
+            return ErrorKind::ConnectionFailure;
+        }
+        ErrorKind::Other
+    }
+
+    /// Classifies an error from opening a connection: like [`of`](ErrorKind::of),
+    /// except that an error without a more specific class is a
+    /// [`ConnectionFailure`](ErrorKind::ConnectionFailure) (authentication,
+    /// TLS, refused, connect timeout).
+    pub fn of_connect(error: &tokio_postgres::Error) -> ErrorKind {
+        match ErrorKind::of(error) {
+            ErrorKind::Other => ErrorKind::ConnectionFailure,
+            kind => kind,
+        }
+    }
+
+    /// Classifies any error by walking its `source()` chain for a
+    /// [`GetError`], a `tokio_postgres::Error` or an `std::io::Error`.
+    ///
+    /// This is what [`DbMonitor::track`](crate::DbMonitor::track) uses, so an
+    /// application error that wraps a database error (`#[from]`) is
+    /// classified by the database error.
+    pub fn of_error(error: &(dyn StdError + 'static)) -> ErrorKind {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            if let Some(get) = e.downcast_ref::<GetError>() {
+                return get.kind();
+            }
+            if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() {
+                return ErrorKind::of(pg);
+            }
+            if e.is::<std::io::Error>() {
+                return ErrorKind::ConnectionFailure;
+            }
+            next = e.source();
+        }
+        ErrorKind::Other
+    }
+
+    /// Classifies a value of any type that may be or carry a database error:
+    /// a `tokio_postgres::Error`, a [`GetError`], an `std::io::Error`, or a
+    /// `Box<dyn Error (+ Send + Sync)>` (walked with
+    /// [`of_error`](ErrorKind::of_error)). Anything else is
+    /// [`Other`](ErrorKind::Other).
+    pub fn of_any(error: &dyn Any) -> ErrorKind {
+        if let Some(e) = error.downcast_ref::<tokio_postgres::Error>() {
+            ErrorKind::of(e)
+        } else if let Some(e) = error.downcast_ref::<GetError>() {
+            e.kind()
+        } else if error.is::<std::io::Error>() {
+            ErrorKind::ConnectionFailure
+        } else if let Some(e) = error.downcast_ref::<Box<dyn StdError + Send + Sync>>() {
+            ErrorKind::of_error(e.as_ref())
+        } else if let Some(e) = error.downcast_ref::<Box<dyn StdError + Send>>() {
+            ErrorKind::of_error(e.as_ref())
+        } else if let Some(e) = error.downcast_ref::<Box<dyn StdError>>() {
+            ErrorKind::of_error(e.as_ref())
+        } else {
+            ErrorKind::Other
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn has_io_source(error: &tokio_postgres::Error) -> bool {
+    let mut next = error.source();
+    while let Some(e) = next {
+        if e.is::<std::io::Error>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_map_to_the_documented_kinds() {
+        let cases = [
+            ("40P01", ErrorKind::Deadlock),
+            ("40001", ErrorKind::SerializationFailure),
+            ("57014", ErrorKind::StatementTimeout),
+            ("55P03", ErrorKind::LockTimeout),
+            ("25P03", ErrorKind::IdleInTransactionTimeout),
+            ("53300", ErrorKind::TooManyConnections),
+            ("57P01", ErrorKind::AdminShutdown),
+            ("57P02", ErrorKind::AdminShutdown),
+            ("57P03", ErrorKind::AdminShutdown),
+            ("08006", ErrorKind::ConnectionFailure),
+            ("08P01", ErrorKind::ConnectionFailure),
+            ("23505", ErrorKind::ConstraintViolation),
+            ("23503", ErrorKind::ConstraintViolation),
+            ("42601", ErrorKind::SyntaxOrAccess),
+            ("42P01", ErrorKind::SyntaxOrAccess),
+            ("22P02", ErrorKind::Other),
+            ("P0001", ErrorKind::Other),
+            ("", ErrorKind::Other),
+        ];
+        for (code, kind) in cases {
+            assert_eq!(ErrorKind::from_sqlstate(code), kind, "{code}");
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_indices_follow_all() {
+        let mut names: Vec<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i);
+        }
+    }
+
+    #[test]
+    fn io_errors_in_a_chain_are_connection_failures() {
+        #[derive(Debug)]
+        struct Wrapper(std::io::Error);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("wrapped")
+            }
+        }
+        impl StdError for Wrapper {
+            fn source(&self) -> Option<&(dyn StdError + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Wrapper(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(ErrorKind::of_error(&e), ErrorKind::ConnectionFailure);
+        let plain = std::fmt::Error;
+        assert_eq!(ErrorKind::of_error(&plain), ErrorKind::Other);
+    }
+}

@@ -1,0 +1,559 @@
+//! Configuration: [`MonitorConfig`], [`AlertThresholds`] and `from_env()`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use db_monitor::MonitorConfig;
+//!
+//! let config = MonitorConfig::from_lookup(|name| match name {
+//!     "ASYNC_DB_POOL_SIZE" => Some("8".to_owned()),
+//!     "ASYNC_DB_SLOW_QUERY_THRESHOLD" => Some("500ms".to_owned()),
+//!     _ => None,
+//! })?;
+//! assert_eq!(config.pool_size, 8);
+//! assert_eq!(config.alerts.slow_query_threshold, Duration::from_millis(500));
+//!
+//! let err = MonitorConfig::from_lookup(|name| (name == "ASYNC_DB_POOL_TIMEOUT").then(|| "soon".to_owned()))
+//!     .unwrap_err();
+//! assert_eq!(err.variable(), "ASYNC_DB_POOL_TIMEOUT");
+//! # Ok::<(), db_monitor::ConfigError>(())
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+/// Everything the monitor can be told. Built with [`MonitorConfig::default`]
+/// and the builder methods, or read from the environment with
+/// [`MonitorConfig::from_env`].
+///
+/// ## Pool sizing and bb8
+///
+/// The variables follow SQLAlchemy's pool (`pool_size` connections kept,
+/// `max_overflow` more under load). bb8 has no overflow, so
+/// [`pool_builder`](MonitorConfig::pool_builder) maps them as:
+///
+/// | setting | bb8 |
+/// |---|---|
+/// | `pool_size + max_overflow` | `max_size` |
+/// | `pool_size` | `min_idle` (kept open even when idle) |
+/// | `pool_timeout` | `connection_timeout` (how long `get()` waits) |
+/// | `pool_recycle` | `max_lifetime` |
+///
+/// Connections above `min_idle` are closed by bb8's reaper after its
+/// `idle_timeout` (10 minutes by default), which plays the part of
+/// SQLAlchemy's immediate overflow close.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct MonitorConfig {
+    /// Parsed `DATABASE_URL`, if set. Its password is never printed.
+    pub database: Option<tokio_postgres::Config>,
+    /// Connections kept open (`ASYNC_DB_POOL_SIZE`, 20).
+    pub pool_size: u32,
+    /// Extra connections allowed under load (`ASYNC_DB_MAX_OVERFLOW`, 30).
+    pub max_overflow: u32,
+    /// How long a checkout waits (`ASYNC_DB_POOL_TIMEOUT`, 30 s).
+    pub pool_timeout: Duration,
+    /// Maximum lifetime of a connection (`ASYNC_DB_POOL_RECYCLE`, 3600 s).
+    pub pool_recycle: Duration,
+    /// Pool sampling period (`ASYNC_DB_HEALTH_CHECK_INTERVAL`, 300 s).
+    pub health_check_interval: Duration,
+    /// Period of the in-process store reset (`ASYNC_DB_METRICS_RESET_INTERVAL`, 3600 s).
+    pub metrics_reset_interval: Duration,
+    /// A checkout held longer than this is reported as a possible leak
+    /// (`ASYNC_DB_LEAK_THRESHOLD`, 60 s; `0` disables).
+    pub leak_threshold: Option<Duration>,
+    /// Recent statements kept (1000).
+    pub query_history: usize,
+    /// Errors kept (1000).
+    pub error_history: usize,
+    /// Resolved alerts kept (500).
+    pub alert_history: usize,
+    /// Pool trend samples kept (288: 24 h at 5 min).
+    pub pool_trend_samples: usize,
+    /// Distinct statement texts whose analysis is cached per pool (10 000).
+    /// Texts beyond it are lexed on each run (no allocation).
+    pub statement_cache_size: usize,
+    /// Distinct fingerprints tracked per pool (1000); later ones are counted
+    /// under one `other` entry.
+    pub max_fingerprints: usize,
+    /// Distinct `db_query_summary` label values per pool (100); later ones
+    /// are labelled `other`.
+    pub max_query_summaries: usize,
+    /// Distinct `db_response_status_code` label values per pool (50); later
+    /// ones are labelled `other`.
+    pub max_status_codes: usize,
+    /// Alert thresholds.
+    pub alerts: AlertThresholds,
+}
+
+/// Alert thresholds, each overridable by an environment variable.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct AlertThresholds {
+    /// Error rate over 5 minutes (`ASYNC_DB_ALERT_ERROR_RATE_5MIN`, 0.1).
+    pub error_rate_5min: f64,
+    /// Error rate over 15 minutes (`ASYNC_DB_ALERT_ERROR_RATE_15MIN`, 0.05).
+    pub error_rate_15min: f64,
+    /// Error rate over 1 hour (`ASYNC_DB_ALERT_ERROR_RATE_1HOUR`, 0.02).
+    pub error_rate_1hour: f64,
+    /// A statement at or over this is slow (`ASYNC_DB_SLOW_QUERY_THRESHOLD`, 2 s).
+    pub slow_query_threshold: Duration,
+    /// Pool utilization that raises an alert (`ASYNC_DB_ALERT_POOL_UTILIZATION`, 0.9).
+    pub pool_utilization: f64,
+    /// Failed connects in a row that raise an alert
+    /// (`ASYNC_DB_ALERT_CONSECUTIVE_FAILURES`, 5).
+    pub consecutive_failures: u32,
+}
+
+impl Default for AlertThresholds {
+    fn default() -> Self {
+        AlertThresholds {
+            error_rate_5min: 0.1,
+            error_rate_15min: 0.05,
+            error_rate_1hour: 0.02,
+            slow_query_threshold: Duration::from_secs(2),
+            pool_utilization: 0.9,
+            consecutive_failures: 5,
+        }
+    }
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            database: None,
+            pool_size: 20,
+            max_overflow: 30,
+            pool_timeout: Duration::from_secs(30),
+            pool_recycle: Duration::from_secs(3600),
+            health_check_interval: Duration::from_secs(300),
+            metrics_reset_interval: Duration::from_secs(3600),
+            leak_threshold: Some(Duration::from_secs(60)),
+            query_history: 1000,
+            error_history: 1000,
+            alert_history: 500,
+            pool_trend_samples: 288,
+            statement_cache_size: 10_000,
+            max_fingerprints: 1000,
+            max_query_summaries: 100,
+            max_status_codes: 50,
+            alerts: AlertThresholds::default(),
+        }
+    }
+}
+
+impl fmt::Debug for MonitorConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // tokio_postgres::Config's Debug already redacts the password.
+        f.debug_struct("MonitorConfig")
+            .field("database", &self.database)
+            .field("pool_size", &self.pool_size)
+            .field("max_overflow", &self.max_overflow)
+            .field("pool_timeout", &self.pool_timeout)
+            .field("pool_recycle", &self.pool_recycle)
+            .field("health_check_interval", &self.health_check_interval)
+            .field("metrics_reset_interval", &self.metrics_reset_interval)
+            .field("leak_threshold", &self.leak_threshold)
+            .field("query_history", &self.query_history)
+            .field("error_history", &self.error_history)
+            .field("alert_history", &self.alert_history)
+            .field("pool_trend_samples", &self.pool_trend_samples)
+            .field("statement_cache_size", &self.statement_cache_size)
+            .field("max_fingerprints", &self.max_fingerprints)
+            .field("max_query_summaries", &self.max_query_summaries)
+            .field("max_status_codes", &self.max_status_codes)
+            .field("alerts", &self.alerts)
+            .finish()
+    }
+}
+
+/// A configuration value that could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    variable: &'static str,
+    value: Option<String>,
+    expected: &'static str,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, value: Option<&str>, expected: &'static str) -> Self {
+        ConfigError {
+            variable,
+            value: value.map(str::to_owned),
+            expected,
+        }
+    }
+
+    /// The variable (or setting) that was rejected.
+    pub fn variable(&self) -> &str {
+        self.variable
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}", self.variable)?;
+        if let Some(value) = &self.value {
+            write!(f, " {value:?}")?;
+        }
+        write!(f, ": expected {}", self.expected)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+const DURATION: &str = "a duration such as 30, 2.5, 500ms, 30s, 5m or 1h";
+
+/// Parses a duration: bare seconds (`30`, `2.5`) or a number with one of the
+/// units `ms`, `s`, `m`, `h`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+struct Env<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&'static str) -> Option<String>> Env<F> {
+    fn read<T>(
+        &self,
+        name: &'static str,
+        expected: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
+        target: &mut T,
+    ) -> Result<(), ConfigError> {
+        if let Some(raw) = (self.lookup)(name) {
+            *target = parse(raw.trim()).ok_or_else(|| ConfigError::new(name, Some(&raw), expected))?;
+        }
+        Ok(())
+    }
+
+    fn duration(&self, name: &'static str, target: &mut Duration) -> Result<(), ConfigError> {
+        self.read(name, DURATION, parse_duration, target)
+    }
+
+    fn ratio(&self, name: &'static str, target: &mut f64) -> Result<(), ConfigError> {
+        self.read(
+            name,
+            "a number between 0 and 1",
+            |s| s.parse::<f64>().ok().filter(|v| (0.0..=1.0).contains(v)),
+            target,
+        )
+    }
+
+    fn count<T: std::str::FromStr>(&self, name: &'static str, target: &mut T) -> Result<(), ConfigError> {
+        self.read(name, "a non-negative integer", |s| s.parse().ok(), target)
+    }
+}
+
+impl MonitorConfig {
+    /// Reads the configuration from the process environment.
+    ///
+    /// | variable | field | default |
+    /// |---|---|---|
+    /// | `DATABASE_URL` | [`database`](Self::database) | unset |
+    /// | `ASYNC_DB_POOL_SIZE` | [`pool_size`](Self::pool_size) | 20 |
+    /// | `ASYNC_DB_MAX_OVERFLOW` | [`max_overflow`](Self::max_overflow) | 30 |
+    /// | `ASYNC_DB_POOL_TIMEOUT` | [`pool_timeout`](Self::pool_timeout) | 30 s |
+    /// | `ASYNC_DB_POOL_RECYCLE` | [`pool_recycle`](Self::pool_recycle) | 3600 s |
+    /// | `ASYNC_DB_HEALTH_CHECK_INTERVAL` | [`health_check_interval`](Self::health_check_interval) | 300 s |
+    /// | `ASYNC_DB_METRICS_RESET_INTERVAL` | [`metrics_reset_interval`](Self::metrics_reset_interval) | 3600 s |
+    /// | `ASYNC_DB_LEAK_THRESHOLD` | [`leak_threshold`](Self::leak_threshold) (`0` disables) | 60 s |
+    /// | `ASYNC_DB_SLOW_QUERY_THRESHOLD` | [`AlertThresholds::slow_query_threshold`] | 2 s |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_5MIN` | [`AlertThresholds::error_rate_5min`] | 0.1 |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_15MIN` | [`AlertThresholds::error_rate_15min`] | 0.05 |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_1HOUR` | [`AlertThresholds::error_rate_1hour`] | 0.02 |
+    /// | `ASYNC_DB_ALERT_POOL_UTILIZATION` | [`AlertThresholds::pool_utilization`] | 0.9 |
+    /// | `ASYNC_DB_ALERT_CONSECUTIVE_FAILURES` | [`AlertThresholds::consecutive_failures`] | 5 |
+    ///
+    /// Durations are seconds (`30`, `2.5`) or carry a unit (`500ms`, `30s`,
+    /// `5m`, `1h`).
+    ///
+    /// # Errors
+    ///
+    /// A value that does not parse, is out of range or is not valid Unicode
+    /// is an error naming the variable; nothing falls back to a default
+    /// silently. The value of `DATABASE_URL` is never repeated in the error.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let bad_unicode = std::cell::Cell::new(None);
+        let config = Self::from_lookup(|name| match std::env::var(name) {
+            Ok(value) => Some(value),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                bad_unicode.set(bad_unicode.get().or(Some(name)));
+                None
+            }
+        });
+        if let Some(name) = bad_unicode.get() {
+            return Err(ConfigError::new(name, None, "valid UTF-8"));
+        }
+        config
+    }
+
+    /// Reads the configuration through `lookup` instead of the process
+    /// environment (for tests, or another source of settings).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env).
+    pub fn from_lookup(lookup: impl Fn(&'static str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup };
+        let mut c = MonitorConfig::default();
+        if let Some(url) = (env.lookup)("DATABASE_URL") {
+            let parsed = url
+                .parse::<tokio_postgres::Config>()
+                .map_err(|_| ConfigError::new("DATABASE_URL", None, "a PostgreSQL connection URL or key=value string"))?;
+            c.database = Some(parsed);
+        }
+        env.count("ASYNC_DB_POOL_SIZE", &mut c.pool_size)?;
+        env.count("ASYNC_DB_MAX_OVERFLOW", &mut c.max_overflow)?;
+        env.duration("ASYNC_DB_POOL_TIMEOUT", &mut c.pool_timeout)?;
+        env.duration("ASYNC_DB_POOL_RECYCLE", &mut c.pool_recycle)?;
+        env.duration("ASYNC_DB_HEALTH_CHECK_INTERVAL", &mut c.health_check_interval)?;
+        env.duration("ASYNC_DB_METRICS_RESET_INTERVAL", &mut c.metrics_reset_interval)?;
+        let mut leak = c.leak_threshold.unwrap_or_default();
+        env.duration("ASYNC_DB_LEAK_THRESHOLD", &mut leak)?;
+        c.leak_threshold = (!leak.is_zero()).then_some(leak);
+        let a = &mut c.alerts;
+        env.duration("ASYNC_DB_SLOW_QUERY_THRESHOLD", &mut a.slow_query_threshold)?;
+        env.ratio("ASYNC_DB_ALERT_ERROR_RATE_5MIN", &mut a.error_rate_5min)?;
+        env.ratio("ASYNC_DB_ALERT_ERROR_RATE_15MIN", &mut a.error_rate_15min)?;
+        env.ratio("ASYNC_DB_ALERT_ERROR_RATE_1HOUR", &mut a.error_rate_1hour)?;
+        env.ratio("ASYNC_DB_ALERT_POOL_UTILIZATION", &mut a.pool_utilization)?;
+        env.count("ASYNC_DB_ALERT_CONSECUTIVE_FAILURES", &mut a.consecutive_failures)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the values that bb8 or the monitor cannot work with.
+    ///
+    /// # Errors
+    ///
+    /// A zero-sized pool, a zero pool timeout or health-check interval, or
+    /// zero consecutive failures, naming the variable that sets it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.pool_size.checked_add(self.max_overflow).is_none_or(|n| n == 0) {
+            return Err(ConfigError::new(
+                "ASYNC_DB_POOL_SIZE",
+                Some(&self.pool_size.to_string()),
+                "pool size plus overflow between 1 and 4294967295",
+            ));
+        }
+        if self.pool_timeout.is_zero() {
+            return Err(ConfigError::new("ASYNC_DB_POOL_TIMEOUT", Some("0"), "a positive duration"));
+        }
+        if self.health_check_interval.is_zero() {
+            return Err(ConfigError::new("ASYNC_DB_HEALTH_CHECK_INTERVAL", Some("0"), "a positive duration"));
+        }
+        if self.alerts.consecutive_failures == 0 {
+            return Err(ConfigError::new("ASYNC_DB_ALERT_CONSECUTIVE_FAILURES", Some("0"), "a positive integer"));
+        }
+        Ok(())
+    }
+
+    /// A bb8 builder sized by this configuration (see the table above).
+    pub fn pool_builder<M: bb8::ManageConnection>(&self) -> bb8::Builder<M> {
+        bb8::Pool::builder()
+            .max_size(self.pool_size.saturating_add(self.max_overflow).max(1))
+            .min_idle(Some(self.pool_size))
+            .connection_timeout(self.pool_timeout)
+            .max_lifetime(Some(self.pool_recycle).filter(|d| !d.is_zero()))
+    }
+
+    /// Sets [`pool_size`](Self::pool_size). Defaults to 20.
+    #[must_use]
+    pub fn pool_size(mut self, n: u32) -> Self {
+        self.pool_size = n;
+        self
+    }
+
+    /// Sets [`max_overflow`](Self::max_overflow). Defaults to 30.
+    #[must_use]
+    pub fn max_overflow(mut self, n: u32) -> Self {
+        self.max_overflow = n;
+        self
+    }
+
+    /// Sets [`pool_timeout`](Self::pool_timeout). Defaults to 30 s.
+    #[must_use]
+    pub fn pool_timeout(mut self, d: Duration) -> Self {
+        self.pool_timeout = d;
+        self
+    }
+
+    /// Sets [`leak_threshold`](Self::leak_threshold); `None` disables.
+    /// Defaults to 60 s.
+    #[must_use]
+    pub fn leak_threshold(mut self, d: Option<Duration>) -> Self {
+        self.leak_threshold = d;
+        self
+    }
+
+    /// Sets [`AlertThresholds::slow_query_threshold`]. Defaults to 2 s.
+    #[must_use]
+    pub fn slow_query_threshold(mut self, d: Duration) -> Self {
+        self.alerts.slow_query_threshold = d;
+        self
+    }
+
+    /// Sets [`statement_cache_size`](Self::statement_cache_size). Defaults to 10 000.
+    #[must_use]
+    pub fn statement_cache_size(mut self, n: usize) -> Self {
+        self.statement_cache_size = n;
+        self
+    }
+
+    /// Sets [`max_fingerprints`](Self::max_fingerprints). Defaults to 1000.
+    #[must_use]
+    pub fn max_fingerprints(mut self, n: usize) -> Self {
+        self.max_fingerprints = n;
+        self
+    }
+
+    /// Sets [`max_query_summaries`](Self::max_query_summaries). Defaults to 100.
+    #[must_use]
+    pub fn max_query_summaries(mut self, n: usize) -> Self {
+        self.max_query_summaries = n;
+        self
+    }
+
+    /// Sets the alert thresholds. Defaults to [`AlertThresholds::default`].
+    #[must_use]
+    pub fn alerts(mut self, alerts: AlertThresholds) -> Self {
+        self.alerts = alerts;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&'static str, &str)]) -> Result<MonitorConfig, ConfigError> {
+        let map: HashMap<&str, String> = pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        MonitorConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn empty_environment_gives_the_documented_defaults() {
+        let c = from(&[]).unwrap();
+        assert_eq!((c.pool_size, c.max_overflow), (20, 30));
+        assert_eq!(c.pool_timeout, Duration::from_secs(30));
+        assert_eq!(c.pool_recycle, Duration::from_secs(3600));
+        assert_eq!(c.health_check_interval, Duration::from_secs(300));
+        assert_eq!(c.metrics_reset_interval, Duration::from_secs(3600));
+        assert_eq!(c.alerts, AlertThresholds::default());
+        assert_eq!((c.query_history, c.error_history, c.alert_history, c.pool_trend_samples), (1000, 1000, 500, 288));
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = from(&[
+            ("DATABASE_URL", "postgres://app:secret@127.0.0.1:5433/shop"),
+            ("ASYNC_DB_POOL_SIZE", "5"),
+            ("ASYNC_DB_MAX_OVERFLOW", "0"),
+            ("ASYNC_DB_POOL_TIMEOUT", "2.5"),
+            ("ASYNC_DB_POOL_RECYCLE", "10m"),
+            ("ASYNC_DB_HEALTH_CHECK_INTERVAL", "15s"),
+            ("ASYNC_DB_METRICS_RESET_INTERVAL", "2h"),
+            ("ASYNC_DB_LEAK_THRESHOLD", "0"),
+            ("ASYNC_DB_SLOW_QUERY_THRESHOLD", "250ms"),
+            ("ASYNC_DB_ALERT_ERROR_RATE_5MIN", "0.2"),
+            ("ASYNC_DB_ALERT_ERROR_RATE_15MIN", "0.1"),
+            ("ASYNC_DB_ALERT_ERROR_RATE_1HOUR", "0.05"),
+            ("ASYNC_DB_ALERT_POOL_UTILIZATION", "1"),
+            ("ASYNC_DB_ALERT_CONSECUTIVE_FAILURES", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.database.as_ref().unwrap().get_dbname(), Some("shop"));
+        assert_eq!((c.pool_size, c.max_overflow), (5, 0));
+        assert_eq!(c.pool_timeout, Duration::from_millis(2500));
+        assert_eq!(c.pool_recycle, Duration::from_secs(600));
+        assert_eq!(c.health_check_interval, Duration::from_secs(15));
+        assert_eq!(c.metrics_reset_interval, Duration::from_secs(7200));
+        assert_eq!(c.leak_threshold, None);
+        assert_eq!(c.alerts.slow_query_threshold, Duration::from_millis(250));
+        assert_eq!(c.alerts.error_rate_5min, 0.2);
+        assert_eq!(c.alerts.error_rate_15min, 0.1);
+        assert_eq!(c.alerts.error_rate_1hour, 0.05);
+        assert_eq!(c.alerts.pool_utilization, 1.0);
+        assert_eq!(c.alerts.consecutive_failures, 3);
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        let cases: &[(&'static str, &str)] = &[
+            ("ASYNC_DB_POOL_SIZE", "twenty"),
+            ("ASYNC_DB_POOL_SIZE", "-1"),
+            ("ASYNC_DB_MAX_OVERFLOW", "1.5"),
+            ("ASYNC_DB_POOL_TIMEOUT", "soon"),
+            ("ASYNC_DB_POOL_TIMEOUT", "0"),
+            ("ASYNC_DB_POOL_RECYCLE", "5 days"),
+            ("ASYNC_DB_HEALTH_CHECK_INTERVAL", "-5"),
+            ("ASYNC_DB_METRICS_RESET_INTERVAL", "1e999"),
+            ("ASYNC_DB_SLOW_QUERY_THRESHOLD", "fast"),
+            ("ASYNC_DB_ALERT_ERROR_RATE_5MIN", "1.5"),
+            ("ASYNC_DB_ALERT_ERROR_RATE_15MIN", "NaN"),
+            ("ASYNC_DB_ALERT_ERROR_RATE_1HOUR", ""),
+            ("ASYNC_DB_ALERT_POOL_UTILIZATION", "90%"),
+            ("ASYNC_DB_ALERT_CONSECUTIVE_FAILURES", "0"),
+        ];
+        for (name, value) in cases {
+            let err = from(&[(name, value)]).unwrap_err();
+            assert_eq!(err.variable(), *name, "{name}={value}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let both_zero = from(&[("ASYNC_DB_POOL_SIZE", "0"), ("ASYNC_DB_MAX_OVERFLOW", "0")]).unwrap_err();
+        assert_eq!(both_zero.variable(), "ASYNC_DB_POOL_SIZE");
+    }
+
+    #[test]
+    fn a_bad_database_url_is_named_without_its_value() {
+        let err = from(&[("DATABASE_URL", "postgres://u:hunter2@host:notaport/db")]).unwrap_err();
+        assert_eq!(err.variable(), "DATABASE_URL");
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn pool_builder_maps_size_overflow_timeout_and_recycle() {
+        #[derive(Debug)]
+        struct Never;
+        impl bb8::ManageConnection for Never {
+            type Connection = ();
+            type Error = std::io::Error;
+            async fn connect(&self) -> Result<(), std::io::Error> {
+                Err(std::io::ErrorKind::Unsupported.into())
+            }
+            async fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> {
+                Ok(())
+            }
+            fn has_broken(&self, _: &mut ()) -> bool {
+                false
+            }
+        }
+        let c = MonitorConfig::default().pool_size(4).max_overflow(6);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _enter = rt.enter();
+        let pool = c.pool_builder::<Never>().build_unchecked(Never);
+        let cfg = pool.config();
+        assert_eq!((cfg.max_size, cfg.min_idle), (10, Some(4)));
+        assert_eq!(cfg.connection_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.max_lifetime, Some(Duration::from_secs(3600)));
+    }
+}

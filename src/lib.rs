@@ -1,0 +1,84 @@
+//! PostgreSQL observability for tokio/tower services.
+//!
+//! `db-monitor` watches the database side of an async service that talks to
+//! PostgreSQL through a [bb8] pool of [tokio_postgres] clients. A
+//! [`DbMonitor`] builds an instrumented pool ([`MonitoredPool`]) that times
+//! every statement, checkout and connect, classifies every failure
+//! ([`ErrorKind`]: deadlock, serialization failure, statement or lock
+//! timeout, pool exhaustion, connection failure, too many connections,
+//! shutdown…), and emits everything through the [`metrics`] facade with
+//! OpenTelemetry's database names ([`names`]), so Prometheus and Grafana can
+//! watch one or many instances.
+//!
+//! # Overview
+//!
+//! - [`DbMonitor`]: the funnel every event passes through; cheap to clone.
+//! - [`MonitorConfig`]: sizes, intervals and thresholds, from the
+//!   environment with [`MonitorConfig::from_env`].
+//! - [`MonitoredPool`] / [`MonitoredConnection`] / [`MonitoredClient`]:
+//!   tokio-postgres's client methods under their own names, each one timed.
+//! - [`sql`]: the lexer that turns statement text into a normalized form
+//!   and a fingerprint, so that no literal value ever reaches a label.
+//! - [`DbMonitor::track`]: time any async operation by name.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use db_monitor::{DbMonitor, MonitorConfig};
+//! use db_monitor::tokio_postgres::{Config, NoTls};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! // The application installs a recorder (here Prometheus); the library only emits.
+//! let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+//!
+//! let config = MonitorConfig::from_env()?;
+//! let monitor = DbMonitor::new(config.clone());
+//!
+//! let mut pg: Config = "host=127.0.0.1 user=app dbname=app".parse()?;
+//! // Without these, a silently dropped network hangs a statement forever.
+//! pg.keepalives_idle(Duration::from_secs(30)).tcp_user_timeout(Duration::from_secs(10));
+//!
+//! let pool = monitor.pool(monitor.manager("primary", pg, NoTls), config.pool_builder()).await?;
+//! let conn = pool.get().await?;
+//! let rows = conn.query("SELECT id FROM orders WHERE customer = $1", &[&42_i64]).await?;
+//! println!("{} orders; {}", rows.len(), prometheus.render().lines().count());
+//! # Ok(()) }
+//! ```
+//!
+//! The same pool works with any TLS connector that bb8-postgres accepts
+//! (`NoTls`, `tokio-postgres-rustls`, `postgres-native-tls`).
+//!
+//! # Recorders
+//!
+//! Libraries never install a recorder. Metric handles are registered on
+//! first use and cached, so install yours before the first statement runs,
+//! or give the monitor one of its own with [`DbMonitor::with_recorder`]
+//! (which is also how tests read what was recorded, with
+//! `metrics_util::debugging::DebuggingRecorder`).
+//!
+//! # Feature flags
+//!
+//! - `prometheus` (off by default): helpers around
+//!   `metrics-exporter-prometheus`.
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod classify;
+mod config;
+mod monitor;
+pub mod names;
+mod pool;
+pub mod sql;
+
+pub use bb8;
+pub use tokio_postgres;
+
+pub use classify::ErrorKind;
+pub use config::{AlertThresholds, ConfigError, MonitorConfig};
+pub use monitor::DbMonitor;
+pub use pool::{
+    ConnectionInfo, GetError, MakeTls, MonitorCustomizer, MonitorErrorSink, MonitoredClient, MonitoredConnection,
+    MonitoredManager, MonitoredPool, MonitoredStatement, MonitoredStream, MonitoredTransaction,
+    MonitoredTransactionBuilder, PoolSnapshot, QueryStats, SessionStats, ToMonitoredStatement,
+};

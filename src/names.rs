@@ -1,0 +1,129 @@
+//! Metric names and labels, following OpenTelemetry's database client
+//! conventions in Prometheus form.
+//!
+//! Every series also carries [`DB_SYSTEM_NAME`]`="postgresql"` and
+//! [`POOL_NAME`]`=<the pool's name>`. Labels are bounded: SQL text, messages
+//! and parameters are never labels; [`QUERY_SUMMARY`] (operation and main
+//! table, e.g. `SELECT users`) and [`RESPONSE_STATUS_CODE`] (SQLSTATE) are
+//! capped per pool, the rest reported as `other`.
+//!
+//! The library only emits; the application installs a recorder (see the
+//! crate docs). The monitor describes every metric once, with its unit, when
+//! it is created.
+
+use metrics::Unit;
+
+/// Histogram (seconds): duration of each statement.
+/// Labels: [`OPERATION_NAME`], [`COLLECTION_NAME`], [`QUERY_SUMMARY`], and
+/// [`ERROR_TYPE`] on failures.
+pub const OPERATION_DURATION: &str = "db_client_operation_duration_seconds";
+/// Counter: failed statements, connects and connection losses.
+/// Labels: [`ERROR_TYPE`], [`RESPONSE_STATUS_CODE`] (empty when the failure had no SQLSTATE).
+pub const ERRORS: &str = "db_client_errors_total";
+/// Counter: statements at or over the slow threshold. Label: [`QUERY_SUMMARY`].
+pub const SLOW_QUERIES: &str = "db_client_slow_queries_total";
+/// Counter: statements whose future was dropped before they finished
+/// (e.g. a cancelled HTTP request). Label: [`QUERY_SUMMARY`].
+pub const OPERATIONS_CANCELLED: &str = "db_client_operation_cancelled_total";
+/// Gauge: connections by [`STATE`] (`idle` / `used`), from bb8's `State`.
+pub const CONNECTION_COUNT: &str = "db_client_connection_count";
+/// Gauge: the pool's `max_size`.
+pub const CONNECTION_MAX: &str = "db_client_connection_max";
+/// Gauge: the pool's `min_idle`.
+pub const CONNECTION_IDLE_MIN: &str = "db_client_connection_idle_min";
+/// Gauge: checkouts waiting for a connection (bb8's `pending_gets`).
+pub const CONNECTION_PENDING_REQUESTS: &str = "db_client_connection_pending_requests";
+/// Histogram (seconds): time `get()` waited for a connection, timeouts included.
+pub const CONNECTION_WAIT_TIME: &str = "db_client_connection_wait_time_seconds";
+/// Histogram (seconds): time a connection was held by one checkout.
+pub const CONNECTION_USE_TIME: &str = "db_client_connection_use_time_seconds";
+/// Histogram (seconds): time to open a connection (TCP, TLS, startup, setup).
+pub const CONNECTION_CREATE_TIME: &str = "db_client_connection_create_time_seconds";
+/// Counter: checkouts that timed out, by [`REASON`] (`pool_exhausted` / `connect_timeout`).
+pub const CONNECTION_TIMEOUTS: &str = "db_client_connection_timeouts_total";
+/// Counter (absolute, from bb8's `Statistics`): connections opened.
+pub const CONNECTIONS_CREATED: &str = "db_client_connection_created_total";
+/// Counter (absolute, from bb8's `Statistics`): connections closed by
+/// [`REASON`] (`broken`, `invalid`, `max_lifetime`, `idle_timeout`).
+pub const CONNECTIONS_CLOSED: &str = "db_client_connection_closed_total";
+/// Counter (absolute, from bb8's `Statistics`): completed checkouts by
+/// [`RESULT`] (`direct`, `waited`, `timed_out`).
+pub const CONNECTION_GETS: &str = "db_client_connection_gets_total";
+/// Counter: checkouts held longer than the leak threshold.
+pub const CONNECTION_LEAKS: &str = "db_client_connection_leaks_total";
+/// Histogram (seconds): duration of transactions from `BEGIN` to their end,
+/// by [`OUTCOME`] (`committed`, `rolled_back`, `abandoned`, `failed`).
+pub const TRANSACTION_DURATION: &str = "db_client_transaction_duration_seconds";
+/// Histogram (seconds): duration of operations timed with
+/// [`DbMonitor::track`](crate::DbMonitor::track). Labels: [`TRACKED_OPERATION`],
+/// and [`ERROR_TYPE`] on failures.
+pub const TRACKED_DURATION: &str = "db_monitor_tracked_operation_duration_seconds";
+
+/// Label: always `postgresql`.
+pub const DB_SYSTEM_NAME: &str = "db_system_name";
+/// Label: the pool's name.
+pub const POOL_NAME: &str = "db_client_connection_pool_name";
+/// Label: the statement's operation (`SELECT`, `INSERT`, …).
+pub const OPERATION_NAME: &str = "db_operation_name";
+/// Label: the statement's main table, empty when it has none.
+pub const COLLECTION_NAME: &str = "db_collection_name";
+/// Label: operation and main table (`SELECT users`), capped per pool.
+pub const QUERY_SUMMARY: &str = "db_query_summary";
+/// Label: an [`ErrorKind`](crate::ErrorKind) name.
+pub const ERROR_TYPE: &str = "error_type";
+/// Label: the SQLSTATE code, capped per pool.
+pub const RESPONSE_STATUS_CODE: &str = "db_response_status_code";
+/// Label of [`CONNECTION_COUNT`]: `idle` or `used`.
+pub const STATE: &str = "state";
+/// Label of [`CONNECTION_TIMEOUTS`] and [`CONNECTIONS_CLOSED`].
+pub const REASON: &str = "reason";
+/// Label of [`CONNECTION_GETS`].
+pub const RESULT: &str = "result";
+/// Label of [`TRANSACTION_DURATION`].
+pub const OUTCOME: &str = "outcome";
+/// Label of [`TRACKED_DURATION`]: the name given to `track`.
+pub const TRACKED_OPERATION: &str = "operation";
+
+pub(crate) enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric with its kind, unit and description.
+pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
+    (OPERATION_DURATION, Kind::Histogram, Some(Unit::Seconds), "Duration of database client operations."),
+    (ERRORS, Kind::Counter, None, "Failed database operations, connects and connection losses, by error type and SQLSTATE."),
+    (SLOW_QUERIES, Kind::Counter, None, "Statements at or over the slow-query threshold."),
+    (OPERATIONS_CANCELLED, Kind::Counter, None, "Statements abandoned by their caller before they finished."),
+    (CONNECTION_COUNT, Kind::Gauge, None, "Connections in the pool by state (idle, used)."),
+    (CONNECTION_MAX, Kind::Gauge, None, "Maximum number of connections the pool allows."),
+    (CONNECTION_IDLE_MIN, Kind::Gauge, None, "Minimum number of idle connections the pool keeps."),
+    (CONNECTION_PENDING_REQUESTS, Kind::Gauge, None, "Checkouts waiting for a connection."),
+    (CONNECTION_WAIT_TIME, Kind::Histogram, Some(Unit::Seconds), "Time spent waiting for a connection from the pool."),
+    (CONNECTION_USE_TIME, Kind::Histogram, Some(Unit::Seconds), "Time a connection was held by one checkout."),
+    (CONNECTION_CREATE_TIME, Kind::Histogram, Some(Unit::Seconds), "Time taken to open a new connection."),
+    (CONNECTION_TIMEOUTS, Kind::Counter, None, "Checkouts that timed out, by reason."),
+    (CONNECTIONS_CREATED, Kind::Counter, None, "Connections opened by the pool."),
+    (CONNECTIONS_CLOSED, Kind::Counter, None, "Connections closed by the pool, by reason."),
+    (CONNECTION_GETS, Kind::Counter, None, "Completed checkouts by result (direct, waited, timed_out)."),
+    (CONNECTION_LEAKS, Kind::Counter, None, "Checkouts held longer than the leak threshold."),
+    (TRANSACTION_DURATION, Kind::Histogram, Some(Unit::Seconds), "Duration of transactions by outcome."),
+    (TRACKED_DURATION, Kind::Histogram, Some(Unit::Seconds), "Duration of operations timed with DbMonitor::track."),
+];
+
+/// Describes every metric of this crate, with its unit, to `recorder`.
+///
+/// [`DbMonitor`](crate::DbMonitor) does this once when it is created; call
+/// it yourself only when you install a recorder after creating the monitor.
+pub fn describe_metrics(recorder: &dyn metrics::Recorder) {
+    for (name, kind, unit, text) in ALL {
+        let key = metrics::KeyName::from_const_str(name);
+        let text = metrics::SharedString::const_str(text);
+        match kind {
+            Kind::Counter => recorder.describe_counter(key, *unit, text),
+            Kind::Gauge => recorder.describe_gauge(key, *unit, text),
+            Kind::Histogram => recorder.describe_histogram(key, *unit, text),
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! [`MonitoredManager`] (bb8 `ManageConnection`), [`MonitorCustomizer`]
+//! (bb8 `CustomizeConnection`) and [`MonitorErrorSink`] (bb8 `ErrorSink`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_postgres::{CancelToken, Error};
+
+use super::client::MonitoredClient;
+use super::shared::{Canceller, PoolShared};
+use super::MakeTls;
+use crate::classify::ErrorKind;
+use crate::monitor::{Event, MonitorInner};
+
+/// A bb8 connection manager for PostgreSQL that times every connect, keeps
+/// the error that ends each connection, and hands out [`MonitoredClient`]s.
+///
+/// It opens connections itself, like bb8-postgres's
+/// `PostgresConnectionManager` (generic over the TLS connector in the same
+/// way), because bb8-postgres drops the error of the connection's
+/// background task, and that error is how a server shutdown (`57P01`) or a
+/// lost network reaches the monitor with its SQLSTATE.
+///
+/// Created by [`DbMonitor::manager`](crate::DbMonitor::manager).
+pub struct MonitoredManager<Tls> {
+    config: tokio_postgres::Config,
+    tls: Tls,
+    shared: Arc<PoolShared>,
+    setup: Vec<String>,
+}
+
+impl<Tls> fmt::Debug for MonitoredManager<Tls> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitoredManager")
+            .field("pool", &self.shared.name)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Tls: MakeTls> MonitoredManager<Tls> {
+    pub(crate) fn new(monitor: Arc<MonitorInner>, name: &str, config: tokio_postgres::Config, tls: Tls) -> Self {
+        let cancel_tls = tls.clone();
+        let canceller: Canceller = Arc::new(move |token: CancelToken| {
+            let tls = cancel_tls.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if let Err(e) = token.cancel_query(tls).await {
+                        tracing::debug!("cancel request for an abandoned statement failed: {e}");
+                    }
+                });
+            }
+        });
+        MonitoredManager {
+            shared: Arc::new(PoolShared::new(monitor, name, canceller)),
+            config,
+            tls,
+            setup: Vec::new(),
+        }
+    }
+}
+
+impl<Tls> MonitoredManager<Tls> {
+    /// Adds SQL that [`MonitorCustomizer`] runs on every new connection,
+    /// before bb8 hands it out (for example
+    /// `SET statement_timeout = '5s'`). A failure is recorded and the
+    /// connection discarded.
+    ///
+    /// Prefer connection parameters where they exist (`application_name`,
+    /// `options`): they cost no round trip.
+    #[must_use]
+    pub fn setup(mut self, sql: impl Into<String>) -> Self {
+        self.setup.push(sql.into());
+        self
+    }
+
+    /// The pool's name (the `db_client_connection_pool_name` label).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<PoolShared> {
+        &self.shared
+    }
+
+    pub(crate) fn setup_statements(&self) -> Arc<[String]> {
+        self.setup.clone().into()
+    }
+}
+
+impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
+    type Connection = MonitoredClient;
+    type Error = Error;
+
+    async fn connect(&self) -> Result<MonitoredClient, Error> {
+        let start = Instant::now();
+        let result = self.config.connect(self.tls.clone()).await;
+        let elapsed = start.elapsed();
+        match result {
+            Ok((client, connection)) => {
+                let stats = self.shared.new_connection();
+                let shared = self.shared.clone();
+                let task_stats = stats.clone();
+                tokio::spawn(async move {
+                    let result = connection.await;
+                    shared.record(Event::ConnectionClosed {
+                        conn: &task_stats,
+                        error: result.as_ref().err(),
+                    });
+                });
+                self.shared.record(Event::Connect { elapsed, error: None });
+                Ok(MonitoredClient::new(client, stats, self.shared.clone()))
+            }
+            Err(error) => {
+                self.shared.record(Event::Connect {
+                    elapsed,
+                    error: Some(&error),
+                });
+                Err(error)
+            }
+        }
+    }
+
+    async fn is_valid(&self, conn: &mut MonitoredClient) -> Result<(), Error> {
+        let result = conn.raw().simple_query("").await.map(|_| ());
+        if let Err(error) = &result {
+            self.shared.record(Event::Invalid(error));
+        }
+        result
+    }
+
+    fn has_broken(&self, conn: &mut MonitoredClient) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// bb8's `CustomizeConnection` for monitored pools: runs the manager's
+/// [`setup`](MonitoredManager::setup) statements on each new connection.
+///
+/// bb8 calls it once per connection, right after `connect` and before the
+/// connection is first handed out; it is not a checkout hook. Installed by
+/// [`DbMonitor::pool`](crate::DbMonitor::pool).
+pub struct MonitorCustomizer {
+    shared: Arc<PoolShared>,
+    setup: Arc<[String]>,
+}
+
+impl fmt::Debug for MonitorCustomizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitorCustomizer")
+            .field("pool", &self.shared.name)
+            .field("setup_statements", &self.setup.len())
+            .finish()
+    }
+}
+
+impl MonitorCustomizer {
+    pub(crate) fn new(shared: Arc<PoolShared>, setup: Arc<[String]>) -> Self {
+        MonitorCustomizer { shared, setup }
+    }
+}
+
+impl bb8::CustomizeConnection<MonitoredClient, Error> for MonitorCustomizer {
+    fn on_acquire<'a>(
+        &'a self,
+        conn: &'a mut MonitoredClient,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>> {
+        Box::pin(async move {
+            for sql in self.setup.iter() {
+                // Recorded like any statement, failures included.
+                conn.batch_execute(sql).await?;
+            }
+            self.shared.connection_ready();
+            Ok(())
+        })
+    }
+}
+
+/// bb8's `ErrorSink` for monitored pools: logs the background failures bb8
+/// forwards (failed connects while replenishing, failed validity checks).
+///
+/// Each failure was already recorded where it happened (in
+/// [`MonitoredManager`] or [`MonitorCustomizer`]), so that failures bb8
+/// returns directly (from `build`) and those it forwards here are counted
+/// once each; the sink only adds the log line.
+#[derive(Clone)]
+pub struct MonitorErrorSink {
+    shared: Arc<PoolShared>,
+}
+
+impl fmt::Debug for MonitorErrorSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitorErrorSink").field("pool", &self.shared.name).finish()
+    }
+}
+
+impl MonitorErrorSink {
+    pub(crate) fn new(shared: Arc<PoolShared>) -> Self {
+        MonitorErrorSink { shared }
+    }
+}
+
+impl bb8::ErrorSink<Error> for MonitorErrorSink {
+    fn sink(&self, error: Error) {
+        tracing::warn!(
+            pool = %self.shared.name,
+            error_type = ErrorKind::of_connect(&error).as_str(),
+            sqlstate = error.code().map(|c| c.code()),
+            "database pool background error: {}",
+            super::error_chain(&error)
+        );
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<Error>> {
+        Box::new(self.clone())
+    }
+}

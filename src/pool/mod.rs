@@ -1,0 +1,555 @@
+//! The instrumented pool: [`MonitoredPool`], its checkout guard
+//! [`MonitoredConnection`], and the snapshots it reports.
+//!
+//! # When things are recorded
+//!
+//! | event | where | what |
+//! |---|---|---|
+//! | connect | [`MonitoredManager`] | create time, or the classified failure |
+//! | new connection | [`MonitorCustomizer`] | setup statements run (bb8 calls it once per connection) |
+//! | checkout | [`MonitoredPool::get`] | wait time; on timeout `pool_exhausted` or `connect_timeout` |
+//! | statement | [`MonitoredClient`] methods | duration by summary, errors by kind and SQLSTATE, slow, rows |
+//! | abandoned statement | drop of its future | counted as cancelled; the connection is retired and a cancel request sent |
+//! | transaction end | [`MonitoredTransaction`] | duration by outcome (committed, rolled back, abandoned, failed) |
+//! | return | drop of [`MonitoredConnection`] | use time; leak warning past the threshold |
+//! | connection end | its background task | a SQLSTATE or I/O error, e.g. `57P01` on server shutdown |
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::Socket;
+
+/// The TLS connectors a monitored pool accepts: exactly those bb8-postgres
+/// accepts (`NoTls`, `tokio-postgres-rustls`, `postgres-native-tls`, …).
+///
+/// Implemented for every type with the required bounds; there is nothing
+/// to implement by hand. (bb8's `Pool` needs its manager's bounds on the
+/// struct itself, so the monitored types name them through this trait.)
+pub trait MakeTls:
+    MakeTlsConnect<
+        Socket,
+        Stream: Send + Sync + 'static,
+        TlsConnect: Send + TlsConnect<Socket, Future: Send>,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> MakeTls for T where
+    T: MakeTlsConnect<
+            Socket,
+            Stream: Send + Sync + 'static,
+            TlsConnect: Send + TlsConnect<Socket, Future: Send>,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+mod client;
+mod manager;
+pub(crate) mod shared;
+
+pub use client::{
+    MonitoredClient, MonitoredStatement, MonitoredStream, MonitoredTransaction, MonitoredTransactionBuilder,
+    ToMonitoredStatement,
+};
+pub(crate) use client::TxOutcome;
+pub use manager::{MonitorCustomizer, MonitorErrorSink, MonitoredManager};
+
+use crate::classify::ErrorKind;
+use crate::monitor::Event;
+use crate::sql::Operation;
+use shared::{nanos, ConnStats, PoolShared, SessionCounts};
+
+/// A bb8 pool of [`MonitoredClient`]s: every checkout, statement and
+/// connection is recorded. Cheap to clone.
+///
+/// Built by [`DbMonitor::pool`](crate::DbMonitor::pool).
+pub struct MonitoredPool<Tls: MakeTls> {
+    inner: bb8::Pool<MonitoredManager<Tls>>,
+    shared: Arc<PoolShared>,
+}
+
+impl<Tls: MakeTls> Clone for MonitoredPool<Tls> {
+    fn clone(&self) -> Self {
+        MonitoredPool {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<Tls: MakeTls> fmt::Debug for MonitoredPool<Tls> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitoredPool").field("name", &self.shared.name).finish_non_exhaustive()
+    }
+}
+
+impl<Tls: MakeTls> MonitoredPool<Tls> {
+    pub(crate) fn new(inner: bb8::Pool<MonitoredManager<Tls>>, shared: Arc<PoolShared>) -> Self {
+        shared.max_size.store(inner.config().max_size, Relaxed);
+        MonitoredPool { inner, shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<PoolShared> {
+        &self.shared
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+}
+
+impl<Tls: MakeTls> MonitoredPool<Tls> {
+    /// Checks out a connection, waiting up to the pool's
+    /// `connection_timeout`.
+    ///
+    /// The wait is recorded; the returned guard records the use time when
+    /// dropped and remembers where it was checked out (for leak warnings).
+    ///
+    /// # Errors
+    ///
+    /// A [`GetError`] when no connection came within the timeout: of kind
+    /// [`ErrorKind::PoolExhausted`] if every connection was checked out,
+    /// [`ErrorKind::ConnectTimeout`] otherwise (the database is down,
+    /// refusing, or rejecting the login: the last connect error is its
+    /// source).
+    #[track_caller]
+    pub fn get(&self) -> impl std::future::Future<Output = Result<MonitoredConnection<'_, Tls>, GetError>> + Send + '_ {
+        let location = Location::caller();
+        async move {
+            let start = Instant::now();
+            let result = self.inner.get().await;
+            self.checked_out(result, start, location)
+        }
+    }
+
+    /// Like [`get`](Self::get), but the guard owns a handle to the pool
+    /// (`'static`), for moving into a spawned task.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    #[track_caller]
+    pub fn get_owned(
+        &self,
+    ) -> impl std::future::Future<Output = Result<MonitoredConnection<'static, Tls>, GetError>> + Send + '_ {
+        let location = Location::caller();
+        async move {
+            let start = Instant::now();
+            let result = self.inner.get_owned().await;
+            self.checked_out(result, start, location)
+        }
+    }
+
+    fn checked_out<'a>(
+        &self,
+        result: Result<bb8::PooledConnection<'a, MonitoredManager<Tls>>, bb8::RunError<tokio_postgres::Error>>,
+        start: Instant,
+        location: &'static Location<'static>,
+    ) -> Result<MonitoredConnection<'a, Tls>, GetError> {
+        let waited = start.elapsed();
+        match result {
+            Ok(conn) => {
+                self.shared.in_use.fetch_add(1, Relaxed);
+                self.shared.record(Event::Checkout { waited, timeout: None });
+                let stats = conn.stats().clone();
+                stats.checkouts.fetch_add(1, Relaxed);
+                let now = Instant::now();
+                let since = u64::try_from(now.duration_since(self.shared.epoch).as_nanos()).unwrap_or(u64::MAX - 1);
+                stats.checked_out.store(since.saturating_add(1), Relaxed);
+                let guard = MonitoredConnection {
+                    start_counts: stats.counts(),
+                    conn: Some(conn),
+                    stats,
+                    shared: self.shared.clone(),
+                    checked_out: now,
+                    location,
+                };
+                self.publish_state();
+                Ok(guard)
+            }
+            Err(error) => {
+                let in_use = self.shared.in_use.load(Relaxed);
+                let max_size = self.shared.max_size.load(Relaxed);
+                let (kind, source) = match error {
+                    bb8::RunError::TimedOut if in_use >= max_size => (ErrorKind::PoolExhausted, None),
+                    bb8::RunError::TimedOut => (ErrorKind::ConnectTimeout, self.shared.last_connect_error()),
+                    bb8::RunError::User(e) => (ErrorKind::of_connect(&e), Some((ErrorKind::of_connect(&e), error_chain(&e)))),
+                };
+                self.shared.record(Event::Checkout {
+                    waited,
+                    timeout: Some(kind),
+                });
+                self.publish_state();
+                Err(GetError {
+                    kind,
+                    pool: self.shared.name.clone(),
+                    waited,
+                    in_use,
+                    max_size,
+                    source: source.map(|(_, message)| ConnectError(message)),
+                })
+            }
+        }
+    }
+
+    /// Publishes bb8's `State` and `Statistics`: connection counts as
+    /// gauges, bb8's cumulative counters as absolute counters.
+    ///
+    /// Called on every checkout and return; call it yourself to refresh
+    /// the gauges of an idle pool.
+    pub fn publish_state(&self) {
+        let state = self.inner.state();
+        let s = &state.statistics;
+        let m = &self.shared.metrics;
+        m.idle.set(f64::from(state.idle_connections));
+        m.used.set(f64::from(self.shared.in_use.load(Relaxed)));
+        m.max.set(f64::from(self.shared.max_size.load(Relaxed)));
+        m.idle_min.set(f64::from(self.inner.config().min_idle.unwrap_or(0)));
+        m.pending.set(s.pending_gets() as f64);
+        m.created.absolute(s.connections_created);
+        m.closed_broken.absolute(s.connections_closed_broken);
+        m.closed_invalid.absolute(s.connections_closed_invalid);
+        m.closed_max_lifetime.absolute(s.connections_closed_max_lifetime);
+        m.closed_idle_timeout.absolute(s.connections_closed_idle_timeout);
+        m.gets_direct.absolute(s.get_direct);
+        m.gets_waited.absolute(s.get_waited);
+        m.gets_timed_out.absolute(s.get_timed_out);
+    }
+
+    /// bb8's own state and statistics.
+    pub fn state(&self) -> bb8::State {
+        self.inner.state()
+    }
+
+    /// The underlying bb8 pool: the escape hatch. Checkouts through it
+    /// bypass the checkout metrics (statements on its connections are
+    /// still recorded).
+    pub fn inner(&self) -> &bb8::Pool<MonitoredManager<Tls>> {
+        &self.inner
+    }
+
+    /// A snapshot of the pool: its state and every live connection.
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let state = self.inner.state();
+        let mut connections: Vec<ConnectionInfo> = self
+            .shared
+            .live_connections()
+            .iter()
+            .map(|c| ConnectionInfo::of(c, &self.shared))
+            .collect();
+        connections.sort_by_key(|c| c.id);
+        PoolSnapshot {
+            name: self.shared.name.to_string(),
+            max_size: self.shared.max_size.load(Relaxed),
+            connections: state.connections,
+            idle: state.idle_connections,
+            in_use: self.shared.in_use.load(Relaxed),
+            pending: state.statistics.pending_gets(),
+            consecutive_connect_failures: self.shared.consecutive_connect_failures.load(Relaxed),
+            open_connections: connections,
+        }
+    }
+
+    /// Per-fingerprint statement counts since the pool was created, most
+    /// total time first.
+    pub fn query_stats(&self) -> Vec<QueryStats> {
+        let mut all: Vec<QueryStats> = self
+            .shared
+            .queries
+            .entries()
+            .iter()
+            .map(|e| {
+                let s = &e.stats;
+                QueryStats {
+                    fingerprint: e.fingerprint,
+                    normalized: e.normalized.to_string(),
+                    operation: e.operation,
+                    table: e.table.as_deref().map(str::to_owned),
+                    calls: s.calls.load(Relaxed),
+                    errors: s.errors.load(Relaxed),
+                    cancelled: s.cancelled.load(Relaxed),
+                    slow: s.slow.load(Relaxed),
+                    rows: s.rows.load(Relaxed),
+                    total_time: nanos(s.total_ns.load(Relaxed)),
+                    max_time: nanos(s.max_ns.load(Relaxed)),
+                }
+            })
+            .collect();
+        all.sort_by(|a, b| b.total_time.cmp(&a.total_time).then(a.fingerprint.cmp(&b.fingerprint)));
+        all
+    }
+}
+
+/// One checked-out connection. Derefs to [`MonitoredClient`]; dropping it
+/// returns the connection to the pool and records how long it was held.
+pub struct MonitoredConnection<'a, Tls: MakeTls> {
+    conn: Option<bb8::PooledConnection<'a, MonitoredManager<Tls>>>,
+    stats: Arc<ConnStats>,
+    shared: Arc<PoolShared>,
+    start_counts: SessionCounts,
+    checked_out: Instant,
+    location: &'static Location<'static>,
+}
+
+impl<Tls: MakeTls> fmt::Debug for MonitoredConnection<'_, Tls> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitoredConnection")
+            .field("pool", &self.shared.name)
+            .field("connection", &self.stats.id)
+            .field("checked_out_at", &format_args!("{}", self.location))
+            .finish()
+    }
+}
+
+impl<Tls: MakeTls> MonitoredConnection<'_, Tls> {
+    /// What this checkout (the "session") has run so far.
+    pub fn session(&self) -> SessionStats {
+        let now = self.stats.counts();
+        SessionStats {
+            statements: now.statements - self.start_counts.statements,
+            errors: now.errors - self.start_counts.errors,
+            cancelled: now.cancelled - self.start_counts.cancelled,
+            database_time: nanos(now.busy_ns - self.start_counts.busy_ns),
+            held: self.checked_out.elapsed(),
+        }
+    }
+
+    /// Where this connection was checked out (the caller of `get()`).
+    pub fn checked_out_at(&self) -> &'static Location<'static> {
+        self.location
+    }
+}
+
+impl<Tls: MakeTls> Deref for MonitoredConnection<'_, Tls> {
+    type Target = MonitoredClient;
+
+    fn deref(&self) -> &MonitoredClient {
+        // `conn` is only taken in `drop`.
+        self.conn.as_deref().expect("connection present until drop")
+    }
+}
+
+impl<Tls: MakeTls> DerefMut for MonitoredConnection<'_, Tls> {
+    fn deref_mut(&mut self) -> &mut MonitoredClient {
+        self.conn.as_deref_mut().expect("connection present until drop")
+    }
+}
+
+impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
+    fn drop(&mut self) {
+        let held = self.checked_out.elapsed();
+        self.stats.checked_out.store(0, Relaxed);
+        self.shared.in_use.fetch_sub(1, Relaxed);
+        // Return the connection first, so the published state includes it.
+        drop(self.conn.take());
+        self.shared.record(Event::Return {
+            held,
+            location: self.location,
+        });
+        self.shared.metrics.used.set(f64::from(self.shared.in_use.load(Relaxed)));
+    }
+}
+
+/// No connection within the pool's timeout.
+#[derive(Debug)]
+pub struct GetError {
+    kind: ErrorKind,
+    pool: Arc<str>,
+    waited: Duration,
+    in_use: u32,
+    max_size: u32,
+    source: Option<ConnectError>,
+}
+
+impl GetError {
+    /// [`ErrorKind::PoolExhausted`] or [`ErrorKind::ConnectTimeout`].
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// How long the checkout waited.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+impl fmt::Display for GetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no connection from pool {:?} after {:.1?}: ",
+            &*self.pool, self.waited
+        )?;
+        match self.kind {
+            ErrorKind::PoolExhausted => write!(f, "pool exhausted ({} of {} connections in use)", self.in_use, self.max_size),
+            _ => match &self.source {
+                Some(e) => write!(f, "could not connect ({e})"),
+                None => f.write_str("could not connect in time"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for GetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
+
+/// The last connect failure behind a [`GetError`], as text (bb8 keeps no
+/// error for a timeout; the monitor remembers the last one it saw).
+#[derive(Debug, Clone)]
+struct ConnectError(String);
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// An error and its sources, joined with `": "`.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
+}
+
+/// A pool's state and its connections.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PoolSnapshot {
+    /// The pool's name.
+    pub name: String,
+    /// bb8's `max_size`.
+    pub max_size: u32,
+    /// Connections bb8 counts (open or opening).
+    pub connections: u32,
+    /// Idle connections.
+    pub idle: u32,
+    /// Connections checked out through the monitored pool.
+    pub in_use: u32,
+    /// Checkouts waiting for a connection.
+    pub pending: u64,
+    /// Connect failures since the last successful connect.
+    pub consecutive_connect_failures: u32,
+    /// Every live connection, by id.
+    pub open_connections: Vec<ConnectionInfo>,
+}
+
+/// One pooled connection's identity and counts.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ConnectionInfo {
+    /// Id within the pool (1, 2, …, never reused).
+    pub id: u64,
+    /// When it was opened.
+    pub created: SystemTime,
+    /// How long it has been open.
+    pub age: Duration,
+    /// Statements it has run.
+    pub statements: u64,
+    /// Statements that failed.
+    pub errors: u64,
+    /// Statements abandoned by their caller.
+    pub cancelled: u64,
+    /// Time spent in statements.
+    pub busy_time: Duration,
+    /// Times it was checked out.
+    pub checkouts: u64,
+    /// How long the current checkout has held it, if checked out.
+    pub held_for: Option<Duration>,
+}
+
+impl ConnectionInfo {
+    fn of(c: &ConnStats, shared: &PoolShared) -> Self {
+        let since = c.checked_out.load(Relaxed);
+        ConnectionInfo {
+            id: c.id,
+            created: c.created,
+            age: c.created_at.elapsed(),
+            statements: c.statements.load(Relaxed),
+            errors: c.errors.load(Relaxed),
+            cancelled: c.cancelled.load(Relaxed),
+            busy_time: nanos(c.busy_ns.load(Relaxed)),
+            checkouts: c.checkouts.load(Relaxed),
+            held_for: (since > 0).then(|| shared.epoch.elapsed().saturating_sub(nanos(since - 1))),
+        }
+    }
+}
+
+/// What one checkout has run so far ([`MonitoredConnection::session`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionStats {
+    /// Statements run.
+    pub statements: u64,
+    /// Statements that failed.
+    pub errors: u64,
+    /// Statements abandoned.
+    pub cancelled: u64,
+    /// Time spent in statements.
+    pub database_time: Duration,
+    /// Time since checkout.
+    pub held: Duration,
+}
+
+/// Counts for one normalized statement ([`MonitoredPool::query_stats`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueryStats {
+    /// The fingerprint (`0` for the `other` bucket past the fingerprint cap).
+    pub fingerprint: u64,
+    /// The normalized text.
+    pub normalized: String,
+    /// The operation.
+    pub operation: Operation,
+    /// The main table.
+    pub table: Option<String>,
+    /// Runs (successes, failures and cancellations).
+    pub calls: u64,
+    /// Failed runs.
+    pub errors: u64,
+    /// Runs abandoned by their caller.
+    pub cancelled: u64,
+    /// Runs at or over the slow threshold.
+    pub slow: u64,
+    /// Rows returned or affected, where known.
+    pub rows: u64,
+    /// Total time.
+    pub total_time: Duration,
+    /// Longest run.
+    pub max_time: Duration,
+}
+
+impl QueryStats {
+    /// Mean time per run.
+    pub fn mean_time(&self) -> Duration {
+        if self.calls == 0 {
+            Duration::ZERO
+        } else {
+            self.total_time / u32::try_from(self.calls).unwrap_or(u32::MAX)
+        }
+    }
+}

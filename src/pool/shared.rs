@@ -1,0 +1,487 @@
+//! State shared by a pool's manager, customizer, connections and checkouts.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use metrics::{Counter, Gauge, Histogram, Label};
+use tokio_postgres::CancelToken;
+
+use crate::classify::ErrorKind;
+use crate::monitor::{CappedHandles, Event, MonitorInner, Outcome};
+use crate::names;
+use crate::pool::TxOutcome;
+use crate::sql::{self, Operation};
+
+/// Texts longer than this are not cached by text (they are fingerprinted on
+/// each run instead), so that the cache's memory stays bounded.
+const MAX_CACHED_TEXT: usize = 8 * 1024;
+
+/// Sends a cancel request for a connection's running statement.
+pub(crate) type Canceller = Arc<dyn Fn(CancelToken) + Send + Sync>;
+
+pub(crate) struct PoolShared {
+    pub(crate) name: Arc<str>,
+    pub(crate) monitor: Arc<MonitorInner>,
+    pub(crate) queries: QueryTable,
+    pub(crate) metrics: PoolMetrics,
+    errors: CappedHandles<(ErrorKind, Option<Box<str>>), Counter>,
+    pub(crate) canceller: Canceller,
+    /// Connections that passed the customizer (connected and set up).
+    pub(crate) ready: AtomicU64,
+    /// Checkouts currently held through `MonitoredPool`.
+    pub(crate) in_use: AtomicU32,
+    /// `max_size` of the bb8 pool, known once it is built.
+    pub(crate) max_size: AtomicU32,
+    next_connection_id: AtomicU64,
+    connections: Mutex<Vec<Weak<ConnStats>>>,
+    pub(crate) consecutive_connect_failures: AtomicU32,
+    last_connect_error: Mutex<Option<(ErrorKind, String)>>,
+    pub(crate) epoch: Instant,
+}
+
+impl fmt::Debug for PoolShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolShared").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl PoolShared {
+    pub(crate) fn new(monitor: Arc<MonitorInner>, name: &str, canceller: Canceller) -> Self {
+        let name: Arc<str> = Arc::from(name);
+        let base = base_labels(&name);
+        let metrics = PoolMetrics::new(&monitor, &base);
+        let config = &monitor.config;
+        PoolShared {
+            queries: QueryTable::new(&monitor, &base),
+            errors: CappedHandles::new(config.max_status_codes),
+            metrics,
+            canceller,
+            ready: AtomicU64::new(0),
+            in_use: AtomicU32::new(0),
+            max_size: AtomicU32::new(0),
+            next_connection_id: AtomicU64::new(1),
+            connections: Mutex::new(Vec::new()),
+            consecutive_connect_failures: AtomicU32::new(0),
+            last_connect_error: Mutex::new(None),
+            epoch: Instant::now(),
+            name,
+            monitor,
+        }
+    }
+
+    pub(crate) fn record(&self, event: Event<'_>) {
+        self.monitor.record(self, event);
+    }
+
+    /// The `db_client_errors_total` handle for `kind` and `code`, built once
+    /// per distinct pair (codes past the cap are labelled `other`).
+    pub(crate) fn error_counter(&self, kind: ErrorKind, code: Option<&str>) -> Counter {
+        let overflow = (kind, Some(Box::<str>::from("other")));
+        self.errors.get((kind, code.map(Box::from)), overflow, |(kind, code)| {
+            let mut labels = base_labels(&self.name);
+            labels.push(Label::new(names::ERROR_TYPE, kind.as_str()));
+            labels.push(Label::new(names::RESPONSE_STATUS_CODE, code.as_deref().unwrap_or("").to_owned()));
+            self.monitor.counter(names::ERRORS, labels)
+        })
+    }
+
+    pub(crate) fn new_connection(&self) -> Arc<ConnStats> {
+        let stats = Arc::new(ConnStats::new(self.next_connection_id.fetch_add(1, Relaxed)));
+        let mut list = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|c| c.strong_count() > 0);
+        list.push(Arc::downgrade(&stats));
+        stats
+    }
+
+    pub(crate) fn live_connections(&self) -> Vec<Arc<ConnStats>> {
+        let list = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        list.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    pub(crate) fn connection_ready(&self) {
+        self.ready.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn connect_succeeded(&self) {
+        self.consecutive_connect_failures.store(0, Relaxed);
+    }
+
+    pub(crate) fn connect_failed(&self, kind: ErrorKind, error: &tokio_postgres::Error) {
+        self.consecutive_connect_failures.fetch_add(1, Relaxed);
+        let mut last = self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner());
+        *last = Some((kind, super::error_chain(error)));
+    }
+
+    pub(crate) fn last_connect_error(&self) -> Option<(ErrorKind, String)> {
+        self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Adds the monitor's customizer to a bb8 builder and remembers its size.
+    pub(crate) fn attach<M>(self: &Arc<Self>, builder: bb8::Builder<M>, setup: Arc<[String]>) -> bb8::Builder<M>
+    where
+        M: bb8::ManageConnection<Connection = super::MonitoredClient, Error = tokio_postgres::Error>,
+    {
+        builder
+            .connection_customizer(Box::new(super::manager::MonitorCustomizer::new(self.clone(), setup)))
+            .error_sink(Box::new(super::manager::MonitorErrorSink::new(self.clone())))
+    }
+}
+
+pub(crate) fn base_labels(pool: &Arc<str>) -> Vec<Label> {
+    vec![
+        Label::from_static_parts(names::DB_SYSTEM_NAME, "postgresql"),
+        Label::new(names::POOL_NAME, pool.to_string()),
+    ]
+}
+
+/// The pool-level metric handles, registered once.
+pub(crate) struct PoolMetrics {
+    pub(crate) wait_time: Histogram,
+    pub(crate) use_time: Histogram,
+    pub(crate) create_time: Histogram,
+    timeouts_exhausted: Counter,
+    timeouts_connect: Counter,
+    pub(crate) leaks: Counter,
+    pub(crate) idle: Gauge,
+    pub(crate) used: Gauge,
+    pub(crate) max: Gauge,
+    pub(crate) idle_min: Gauge,
+    pub(crate) pending: Gauge,
+    pub(crate) created: Counter,
+    pub(crate) closed_broken: Counter,
+    pub(crate) closed_invalid: Counter,
+    pub(crate) closed_max_lifetime: Counter,
+    pub(crate) closed_idle_timeout: Counter,
+    pub(crate) gets_direct: Counter,
+    pub(crate) gets_waited: Counter,
+    pub(crate) gets_timed_out: Counter,
+    transactions: [Histogram; 4],
+}
+
+impl PoolMetrics {
+    fn new(m: &MonitorInner, base: &[Label]) -> Self {
+        let with = |name: &'static str, value: &'static str| {
+            let mut labels = base.to_vec();
+            labels.push(Label::from_static_parts(name, value));
+            labels
+        };
+        PoolMetrics {
+            wait_time: m.histogram(names::CONNECTION_WAIT_TIME, base.to_vec()),
+            use_time: m.histogram(names::CONNECTION_USE_TIME, base.to_vec()),
+            create_time: m.histogram(names::CONNECTION_CREATE_TIME, base.to_vec()),
+            timeouts_exhausted: m.counter(names::CONNECTION_TIMEOUTS, with(names::REASON, "pool_exhausted")),
+            timeouts_connect: m.counter(names::CONNECTION_TIMEOUTS, with(names::REASON, "connect_timeout")),
+            leaks: m.counter(names::CONNECTION_LEAKS, base.to_vec()),
+            idle: m.gauge(names::CONNECTION_COUNT, with(names::STATE, "idle")),
+            used: m.gauge(names::CONNECTION_COUNT, with(names::STATE, "used")),
+            max: m.gauge(names::CONNECTION_MAX, base.to_vec()),
+            idle_min: m.gauge(names::CONNECTION_IDLE_MIN, base.to_vec()),
+            pending: m.gauge(names::CONNECTION_PENDING_REQUESTS, base.to_vec()),
+            created: m.counter(names::CONNECTIONS_CREATED, base.to_vec()),
+            closed_broken: m.counter(names::CONNECTIONS_CLOSED, with(names::REASON, "broken")),
+            closed_invalid: m.counter(names::CONNECTIONS_CLOSED, with(names::REASON, "invalid")),
+            closed_max_lifetime: m.counter(names::CONNECTIONS_CLOSED, with(names::REASON, "max_lifetime")),
+            closed_idle_timeout: m.counter(names::CONNECTIONS_CLOSED, with(names::REASON, "idle_timeout")),
+            gets_direct: m.counter(names::CONNECTION_GETS, with(names::RESULT, "direct")),
+            gets_waited: m.counter(names::CONNECTION_GETS, with(names::RESULT, "waited")),
+            gets_timed_out: m.counter(names::CONNECTION_GETS, with(names::RESULT, "timed_out")),
+            transactions: [TxOutcome::Committed, TxOutcome::RolledBack, TxOutcome::Abandoned, TxOutcome::Failed]
+                .map(|o| m.histogram(names::TRANSACTION_DURATION, with(names::OUTCOME, o.as_str()))),
+        }
+    }
+
+    pub(crate) fn transaction(&self, outcome: TxOutcome) -> &Histogram {
+        &self.transactions[outcome as usize]
+    }
+
+    pub(crate) fn timeout(&self, kind: ErrorKind) -> &Counter {
+        if kind == ErrorKind::PoolExhausted {
+            &self.timeouts_exhausted
+        } else {
+            &self.timeouts_connect
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Statements
+
+/// Metric handles for one `db_query_summary`, shared by the fingerprints
+/// that have the same operation and table.
+pub(crate) struct SummaryMetrics {
+    labels: Vec<Label>,
+    pub(crate) ok: Histogram,
+    failed: [OnceLock<Histogram>; ErrorKind::ALL.len()],
+    pub(crate) slow: Counter,
+    pub(crate) cancelled: Counter,
+}
+
+impl SummaryMetrics {
+    fn new(m: &MonitorInner, base: &[Label], operation: Operation, table: Option<&str>) -> Self {
+        let summary = match table {
+            Some(t) => format!("{operation} {t}"),
+            None => operation.as_str().to_owned(),
+        };
+        let mut labels = base.to_vec();
+        labels.push(Label::from_static_parts(names::OPERATION_NAME, operation.as_str()));
+        labels.push(Label::new(names::COLLECTION_NAME, table.unwrap_or("").to_owned()));
+        labels.push(Label::new(names::QUERY_SUMMARY, summary.clone()));
+        let mut short = base.to_vec();
+        short.push(Label::new(names::QUERY_SUMMARY, summary));
+        SummaryMetrics {
+            ok: m.histogram(names::OPERATION_DURATION, labels.clone()),
+            failed: Default::default(),
+            slow: m.counter(names::SLOW_QUERIES, short.clone()),
+            cancelled: m.counter(names::OPERATIONS_CANCELLED, short),
+            labels,
+        }
+    }
+
+    /// The failure histogram for `kind`, registered on the first failure.
+    pub(crate) fn failed(&self, kind: ErrorKind, register: impl FnOnce(Vec<Label>) -> Histogram) -> &Histogram {
+        self.failed[kind.index()].get_or_init(|| {
+            let mut labels = self.labels.clone();
+            labels.push(Label::new(names::ERROR_TYPE, kind.as_str()));
+            register(labels)
+        })
+    }
+}
+
+/// Per-fingerprint counters: updated with relaxed atomics only.
+#[derive(Default)]
+pub(crate) struct QueryCounters {
+    pub(crate) calls: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) slow: AtomicU64,
+    pub(crate) total_ns: AtomicU64,
+    pub(crate) max_ns: AtomicU64,
+    pub(crate) rows: AtomicU64,
+}
+
+impl QueryCounters {
+    pub(crate) fn record(&self, nanos: u64, slow: bool, outcome: &Outcome<'_>) {
+        self.calls.fetch_add(1, Relaxed);
+        self.total_ns.fetch_add(nanos, Relaxed);
+        self.max_ns.fetch_max(nanos, Relaxed);
+        if slow {
+            self.slow.fetch_add(1, Relaxed);
+        }
+        match outcome {
+            Outcome::Ok(Some(rows)) => {
+                self.rows.fetch_add(*rows, Relaxed);
+            }
+            Outcome::Ok(None) => {}
+            Outcome::Failed(_) => {
+                self.errors.fetch_add(1, Relaxed);
+            }
+            Outcome::Cancelled => {
+                self.cancelled.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+/// One normalized statement: what the lexer found, its metric handles and
+/// its counters.
+pub(crate) struct QueryEntry {
+    pub(crate) fingerprint: u64,
+    pub(crate) normalized: Box<str>,
+    pub(crate) operation: Operation,
+    pub(crate) table: Option<Box<str>>,
+    pub(crate) metrics: Arc<SummaryMetrics>,
+    pub(crate) stats: QueryCounters,
+}
+
+/// Per pool: statement text → entry (bounded cache), fingerprint → entry
+/// (bounded, the rest in `other`), summary → metric handles (bounded).
+pub(crate) struct QueryTable {
+    texts: papaya::HashMap<Box<str>, Arc<QueryEntry>, foldhash::fast::RandomState>,
+    fingerprints: papaya::HashMap<u64, Arc<QueryEntry>, foldhash::fast::RandomState>,
+    summaries: CappedHandles<(Operation, Option<Box<str>>), Arc<SummaryMetrics>>,
+    other: Arc<QueryEntry>,
+    monitor: Arc<MonitorInner>,
+    base: Vec<Label>,
+    max_texts: usize,
+    max_fingerprints: usize,
+}
+
+/// The fingerprint reported for statements counted in the `other` entry.
+pub(crate) const OTHER_FINGERPRINT: u64 = 0;
+
+impl QueryTable {
+    fn new(monitor: &Arc<MonitorInner>, base: &[Label]) -> Self {
+        let config = &monitor.config;
+        let summaries = CappedHandles::new(config.max_query_summaries.max(1));
+        let other_metrics = summaries.get((Operation::Other, None), (Operation::Other, None), |_| {
+            Arc::new(SummaryMetrics::new(monitor, base, Operation::Other, None))
+        });
+        QueryTable {
+            texts: papaya::HashMap::builder().hasher(Default::default()).build(),
+            fingerprints: papaya::HashMap::builder().hasher(Default::default()).build(),
+            summaries,
+            other: Arc::new(QueryEntry {
+                fingerprint: OTHER_FINGERPRINT,
+                normalized: "other".into(),
+                operation: Operation::Other,
+                table: None,
+                metrics: other_metrics,
+                stats: QueryCounters::default(),
+            }),
+            monitor: monitor.clone(),
+            base: base.to_vec(),
+            max_texts: config.statement_cache_size,
+            max_fingerprints: config.max_fingerprints,
+        }
+    }
+
+    /// Runs `f` with the entry of `sql`: a cache hit is one hash and one
+    /// lock-free lookup; a miss lexes the text (once per distinct text while
+    /// the cache has room).
+    #[inline]
+    pub(crate) fn with_entry<R>(&self, sql: &str, f: impl FnOnce(&QueryEntry) -> R) -> R {
+        if let Some(entry) = self.texts.pin().get(sql) {
+            return f(entry);
+        }
+        f(&self.miss(sql))
+    }
+
+    /// The entry of `sql`, owned (for what outlives one call).
+    pub(crate) fn entry(&self, sql: &str) -> Arc<QueryEntry> {
+        if let Some(entry) = self.texts.pin().get(sql) {
+            return entry.clone();
+        }
+        self.miss(sql)
+    }
+
+    /// A text not in the cache: find its entry by fingerprint, and cache
+    /// the text while there is room.
+    #[cold]
+    fn miss(&self, sql: &str) -> Arc<QueryEntry> {
+        let entry = self.resolve(sql);
+        let texts = self.texts.pin();
+        if sql.len() <= MAX_CACHED_TEXT && texts.len() < self.max_texts {
+            texts.insert(sql.into(), entry.clone());
+        }
+        entry
+    }
+
+    /// The entry of `sql` by fingerprint, creating it if there is room.
+    fn resolve(&self, sql: &str) -> Arc<QueryEntry> {
+        let fp = sql::fingerprint(sql);
+        let fingerprints = self.fingerprints.pin();
+        if let Some(entry) = fingerprints.get(&fp) {
+            return entry.clone();
+        }
+        if fingerprints.len() >= self.max_fingerprints {
+            return self.other.clone();
+        }
+        let analysis = sql::analyze(sql);
+        let table = analysis.table.map(String::into_boxed_str);
+        let metrics = self.summary(analysis.operation, table.clone());
+        let entry = Arc::new(QueryEntry {
+            fingerprint: fp,
+            normalized: analysis.normalized.into_boxed_str(),
+            operation: analysis.operation,
+            table,
+            metrics,
+            stats: QueryCounters::default(),
+        });
+        fingerprints.get_or_insert(fp, entry).clone()
+    }
+
+    /// The handles of one summary; past the cap, summaries share the
+    /// handles of `OTHER` (the `other` entry's).
+    fn summary(&self, operation: Operation, table: Option<Box<str>>) -> Arc<SummaryMetrics> {
+        self.summaries
+            .get((operation, table), (Operation::Other, None), |(op, table)| {
+                Arc::new(SummaryMetrics::new(&self.monitor, &self.base, *op, table.as_deref()))
+            })
+    }
+
+    /// Every entry, `other` last if it was used.
+    pub(crate) fn entries(&self) -> Vec<Arc<QueryEntry>> {
+        let mut all: Vec<_> = self.fingerprints.pin().values().cloned().collect();
+        if self.other.stats.calls.load(Relaxed) > 0 {
+            all.push(self.other.clone());
+        }
+        all
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+
+/// One pooled connection's identity and counts.
+pub(crate) struct ConnStats {
+    pub(crate) id: u64,
+    pub(crate) created: SystemTime,
+    pub(crate) created_at: Instant,
+    pub(crate) statements: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) busy_ns: AtomicU64,
+    pub(crate) checkouts: AtomicU64,
+    /// Set when the connection must not be reused (a statement was abandoned).
+    pub(crate) broken: AtomicBool,
+    /// Nanoseconds since the pool's epoch at which the current checkout
+    /// began, plus one; zero when idle.
+    pub(crate) checked_out: AtomicU64,
+}
+
+impl ConnStats {
+    fn new(id: u64) -> Self {
+        ConnStats {
+            id,
+            created: SystemTime::now(),
+            created_at: Instant::now(),
+            statements: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            checkouts: AtomicU64::new(0),
+            broken: AtomicBool::new(false),
+            checked_out: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn record(&self, nanos: u64, outcome: &Outcome<'_>) {
+        self.statements.fetch_add(1, Relaxed);
+        self.busy_ns.fetch_add(nanos, Relaxed);
+        match outcome {
+            Outcome::Ok(_) => {}
+            Outcome::Failed(_) => {
+                self.errors.fetch_add(1, Relaxed);
+            }
+            Outcome::Cancelled => {
+                self.cancelled.fetch_add(1, Relaxed);
+                self.broken.store(true, Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn counts(&self) -> SessionCounts {
+        SessionCounts {
+            statements: self.statements.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            cancelled: self.cancelled.load(Relaxed),
+            busy_ns: self.busy_ns.load(Relaxed),
+        }
+    }
+}
+
+/// A connection's counters at one instant, to subtract for a session.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SessionCounts {
+    pub(crate) statements: u64,
+    pub(crate) errors: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) busy_ns: u64,
+}
+
+/// Reads a `Duration` from a nanosecond counter.
+pub(crate) fn nanos(n: u64) -> Duration {
+    Duration::from_nanos(n)
+}
