@@ -91,6 +91,15 @@ impl ErrorKind {
         }
     }
 
+    /// Whether a statement failing with this kind means its connection is
+    /// gone (the server ended the session or the transport failed).
+    pub const fn ends_connection(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::AdminShutdown | ErrorKind::ConnectionFailure | ErrorKind::IdleInTransactionTimeout
+        )
+    }
+
     pub(crate) const fn index(self) -> usize {
         self as usize
     }

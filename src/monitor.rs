@@ -283,6 +283,11 @@ impl MonitorInner {
                     Outcome::Ok(_) => entry.metrics.ok.record(elapsed),
                     Outcome::Failed(error) => {
                         let kind = ErrorKind::of(error);
+                        if kind.ends_connection() {
+                            // The background task may not have seen the end of
+                            // the stream yet; do not hand this connection out again.
+                            conn.broken.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
                         entry
                             .metrics
                             .failed(kind, |labels| self.histogram(names::OPERATION_DURATION, labels))

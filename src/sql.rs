@@ -584,7 +584,6 @@ impl Sink for Fnv {
         self.byte(class as u8 + 1);
         match class {
             Class::Value => {}
-            Class::List => {}
             Class::Word => text.bytes().for_each(|b| self.byte(b.to_ascii_lowercase())),
             _ => text.bytes().for_each(|b| self.byte(b)),
         }
@@ -622,7 +621,6 @@ impl Sink for Normalized {
         };
         let rendered = match class {
             Class::Value => "?",
-            Class::List => "(...)",
             _ => text,
         };
         let need = rendered.len() + usize::from(space);
@@ -668,41 +666,51 @@ fn value_list_end<'a>(lexer: &Lexer<'a>) -> Option<Lexer<'a>> {
     }
 }
 
+/// Words after which a parenthesized list of values is a list (collapsed
+/// to `(...)`) rather than the arguments of a function call (kept, `f(?, ?)`).
+const LIST_KEYWORDS: &[&str] = &["in", "values", "any", "all", "array"];
+
 fn normalize(sql: &str, sink: &mut impl Sink) {
     let mut lexer = Lexer::new(sql);
     // Whether the last emitted token was a collapsed list, so that
     // `VALUES (...), (...), (...)` collapses to one group.
     let mut after_list = false;
+    let mut last_word: Option<&str> = None;
     while let Some((tok, text)) = lexer.next_token() {
-        match tok {
-            Tok::Open => {
-                if let Some(end) = value_list_end(&lexer) {
-                    lexer = end;
-                    if !after_list {
-                        sink.emit(Class::List, "");
-                    }
-                    after_list = true;
-                    continue;
+        if tok == Tok::Open {
+            let list_context = text == "["
+                || after_list
+                || last_word.is_some_and(|w| LIST_KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(w)));
+            if let Some(end) = value_list_end(&lexer).filter(|_| list_context) {
+                lexer = end;
+                if !after_list {
+                    sink.emit(Class::List, if text == "[" { "[...]" } else { "(...)" });
                 }
-                sink.emit(Class::Open, text);
+                after_list = true;
+                last_word = None;
+                continue;
             }
-            Tok::Comma if after_list => {
-                // Swallow the comma only if another value list follows.
-                let mut probe = lexer.clone();
-                if matches!(probe.next_token(), Some((Tok::Open, _))) && value_list_end(&probe).is_some() {
-                    continue;
-                }
-                sink.emit(Class::Comma, text);
-            }
-            Tok::Word => sink.emit(Class::Word, text),
-            Tok::QuotedIdent => sink.emit(Class::Ident, text),
-            Tok::Literal | Tok::Param => sink.emit(Class::Value, text),
-            Tok::Close => sink.emit(Class::Close, text),
-            Tok::Comma => sink.emit(Class::Comma, text),
-            Tok::Semicolon => sink.emit(Class::Semicolon, text),
-            Tok::Dot => sink.emit(Class::Dot, text),
-            Tok::Op => sink.emit(Class::Op, text),
         }
+        if tok == Tok::Comma && after_list {
+            // Swallow the comma only if another value list follows (VALUES rows).
+            let mut probe = lexer.clone();
+            if matches!(probe.next_token(), Some((Tok::Open, "("))) && value_list_end(&probe).is_some() {
+                continue;
+            }
+        }
+        let class = match tok {
+            Tok::Word => Class::Word,
+            Tok::QuotedIdent => Class::Ident,
+            Tok::Literal | Tok::Param => Class::Value,
+            Tok::Open => Class::Open,
+            Tok::Close => Class::Close,
+            Tok::Comma => Class::Comma,
+            Tok::Semicolon => Class::Semicolon,
+            Tok::Dot => Class::Dot,
+            Tok::Op => Class::Op,
+        };
+        sink.emit(class, text);
+        last_word = (tok == Tok::Word).then_some(text);
         after_list = false;
     }
 }
@@ -918,8 +926,11 @@ mod tests {
         assert_eq!(norm("SELECT * FROM t WHERE id IN (1, 2, 3)"), "SELECT * FROM t WHERE id IN (...)");
         assert_eq!(fingerprint("SELECT * FROM t WHERE id IN ($1,$2)"), fingerprint("select * from t where id in (7)"));
         assert_eq!(norm("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), ($1, $2)"), "INSERT INTO t(a, b) VALUES (...)");
-        assert_eq!(norm("SELECT ARRAY[1,2,3]"), "SELECT ARRAY(...)");
+        assert_eq!(norm("SELECT ARRAY[1,2,3]"), "SELECT ARRAY[...]");
+        assert_eq!(norm("SELECT * FROM t WHERE id = ANY($1)"), "SELECT * FROM t WHERE id = ANY (...)");
         assert_eq!(norm("SELECT count(*) FROM t"), "SELECT count(*) FROM t");
+        assert_eq!(norm("SELECT substr('abc', 1, 2), pg_sleep(0.5)"), "SELECT substr(?, ?, ?), pg_sleep(?)");
+        assert_eq!(norm("SELECT * FROM t WHERE (a, b) = (1, 2)"), "SELECT * FROM t WHERE (a, b) = (?, ?)");
     }
 
     #[test]

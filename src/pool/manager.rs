@@ -123,8 +123,11 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
     }
 
     async fn is_valid(&self, conn: &mut MonitoredClient) -> Result<(), Error> {
+        // A connection that is already closed had its end recorded by its
+        // background task; only a live-looking one failing the ping is news.
+        let was_open = !conn.is_closed();
         let result = conn.raw().simple_query("").await.map(|_| ());
-        if let Err(error) = &result {
+        if let (Err(error), true) = (&result, was_open) {
             self.shared.record(Event::Invalid(error));
         }
         result

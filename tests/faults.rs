@@ -1,0 +1,347 @@
+//! Every failure class produced for real on PostgreSQL, checked by its
+//! `ErrorKind` and by what the monitor recorded.
+
+mod support;
+
+use std::time::Duration;
+
+use db_monitor::names::{CONNECTION_TIMEOUTS, CONNECTION_WAIT_TIME, ERRORS, OPERATIONS_CANCELLED, OPERATION_DURATION};
+use db_monitor::tokio_postgres::{IsolationLevel, NoTls};
+use db_monitor::{ErrorKind, MonitorConfig};
+use support::pg::{shared_config, TempPostgres};
+use support::{eventually, monitor, pool, unique};
+
+fn kind_of(result: Result<impl Sized, db_monitor::tokio_postgres::Error>) -> (ErrorKind, Option<String>) {
+    let err = result.err().expect("the statement should have failed");
+    (ErrorKind::of(&err), err.code().map(|c| c.code().to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_deadlock_is_classified_once() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "deadlock", 4).await;
+    let table = unique("deadlock");
+    let setup = pool.get().await.unwrap();
+    setup
+        .batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY, v int); INSERT INTO {table} VALUES (1, 0), (2, 0)"))
+        .await
+        .unwrap();
+    drop(setup);
+
+    let mut a = pool.get().await.unwrap();
+    let mut b = pool.get().await.unwrap();
+    for c in [&a, &b] {
+        c.batch_execute("SET deadlock_timeout = '50ms'").await.unwrap();
+    }
+    let ta = a.transaction().await.unwrap();
+    let tb = b.transaction().await.unwrap();
+    let update = format!("UPDATE {table} SET v = v + 1 WHERE id = $1");
+    ta.execute(&update, &[&1_i32]).await.unwrap();
+    tb.execute(&update, &[&2_i32]).await.unwrap();
+    let (ra, rb) = tokio::join!(ta.execute(&update, &[&2_i32]), tb.execute(&update, &[&1_i32]));
+    let failures: Vec<_> = [ra, rb].into_iter().filter_map(Result::err).collect();
+    assert_eq!(failures.len(), 1, "exactly one side of a deadlock fails");
+    assert_eq!(ErrorKind::of(&failures[0]), ErrorKind::Deadlock);
+    assert_eq!(failures[0].code().unwrap().code(), "40P01");
+    drop((ta, tb));
+
+    assert_eq!(rec.counter(ERRORS, &[("error_type", "deadlock"), ("db_response_status_code", "40P01")]), 1);
+    let summary = format!("UPDATE {table}");
+    assert_eq!(rec.count(OPERATION_DURATION, &[("db_query_summary", &summary), ("error_type", "deadlock")]), 1);
+    assert_eq!(rec.count(OPERATION_DURATION, &[("db_query_summary", &summary), ("db_operation_name", "UPDATE")]), 4);
+    let stats = pool.query_stats();
+    let entry = stats.iter().find(|q| q.table.as_deref() == Some(table.as_str()) && q.operation == db_monitor::sql::Operation::Update).unwrap();
+    assert_eq!((entry.calls, entry.errors), (4, 1));
+    assert_eq!(entry.normalized, format!("UPDATE {table} SET v = v + ? WHERE id = ?"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_serialization_failure_is_classified() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "serialization", 3).await;
+    let table = unique("serial");
+    pool.get()
+        .await
+        .unwrap()
+        .batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY, v int); INSERT INTO {table} VALUES (1, 0)"))
+        .await
+        .unwrap();
+    let mut a = pool.get().await.unwrap();
+    let mut b = pool.get().await.unwrap();
+    let ta = a.build_transaction().isolation_level(IsolationLevel::Serializable).start().await.unwrap();
+    let tb = b.build_transaction().isolation_level(IsolationLevel::Serializable).start().await.unwrap();
+    let select = format!("SELECT v FROM {table} WHERE id = 1");
+    ta.query_one(&select, &[]).await.unwrap();
+    tb.query_one(&select, &[]).await.unwrap();
+    let update = format!("UPDATE {table} SET v = v + 1 WHERE id = 1");
+    ta.execute(&update, &[]).await.unwrap();
+    ta.commit().await.unwrap();
+    let (kind, code) = kind_of(tb.execute(&update, &[]).await);
+    assert_eq!((kind, code.as_deref()), (ErrorKind::SerializationFailure, Some("40001")));
+    tb.rollback().await.unwrap();
+    assert_eq!(rec.counter(ERRORS, &[("error_type", "serialization_failure"), ("db_response_status_code", "40001")]), 1);
+    assert_eq!(rec.count("db_client_transaction_duration_seconds", &[("outcome", "committed")]), 1);
+    assert_eq!(rec.count("db_client_transaction_duration_seconds", &[("outcome", "rolled_back")]), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_and_lock_timeout_are_told_apart() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "timeouts", 3).await;
+    let table = unique("locked");
+    let conn = pool.get().await.unwrap();
+    conn.batch_execute(&format!("CREATE TABLE {table} (id int)")).await.unwrap();
+    conn.batch_execute("SET statement_timeout = '100ms'").await.unwrap();
+    let (kind, code) = kind_of(conn.query("SELECT pg_sleep(5)", &[]).await);
+    assert_eq!((kind, code.as_deref()), (ErrorKind::StatementTimeout, Some("57014")));
+    conn.batch_execute("RESET statement_timeout").await.unwrap();
+
+    let mut holder = pool.get().await.unwrap();
+    let tx = holder.transaction().await.unwrap();
+    tx.batch_execute(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")).await.unwrap();
+    conn.batch_execute("SET lock_timeout = '100ms'").await.unwrap();
+    let (kind, code) = kind_of(conn.query(&format!("SELECT * FROM {table}"), &[]).await);
+    assert_eq!((kind, code.as_deref()), (ErrorKind::LockTimeout, Some("55P03")));
+    tx.rollback().await.unwrap();
+
+    assert_eq!(rec.counter(ERRORS, &[("error_type", "statement_timeout"), ("db_response_status_code", "57014")]), 1);
+    assert_eq!(rec.counter(ERRORS, &[("error_type", "lock_timeout"), ("db_response_status_code", "55P03")]), 1);
+    assert_eq!(rec.count(OPERATION_DURATION, &[("db_query_summary", "SELECT"), ("error_type", "statement_timeout")]), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_in_transaction_timeout_is_kept_from_the_connection_task() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "idle_tx", 2).await;
+    let mut conn = pool.get().await.unwrap();
+    conn.batch_execute("SET idle_in_transaction_session_timeout = '100ms'").await.unwrap();
+    let tx = conn.transaction().await.unwrap();
+    tx.query_one("SELECT 1", &[]).await.unwrap();
+    // The server ends the session while the client is idle: only the
+    // connection's background task sees the error, with its SQLSTATE.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            rec.counter(ERRORS, &[("error_type", "idle_in_transaction_timeout"), ("db_response_status_code", "25P03")]) == 1
+        })
+        .await
+    );
+    let err = tx.query_one("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(ErrorKind::of(&err), ErrorKind::ConnectionFailure);
+    drop(tx);
+    assert!(conn.is_closed());
+}
+
+/// The backend pid of a connection.
+async fn backend_pid(conn: &db_monitor::MonitoredClient) -> i32 {
+    conn.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_an_idle_connection_records_57p01_and_the_pool_recovers() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "terminate_idle", 2).await;
+    let victim = pool.get().await.unwrap();
+    let pid = backend_pid(&victim).await;
+    let victim_id = victim.connection_id();
+    drop(victim);
+    let admin = pool.inner().dedicated_connection().await.unwrap();
+    let terminated: bool = admin.raw().query_one("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap().get(0);
+    assert!(terminated);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            rec.counter(ERRORS, &[("error_type", "admin_shutdown"), ("db_response_status_code", "57P01")]) == 1
+        })
+        .await
+    );
+    // The next checkout skips the dead connection and works.
+    let conn = pool.get().await.unwrap();
+    assert_ne!(conn.connection_id(), victim_id);
+    assert_eq!(conn.query_one_scalar::<i32, _>("SELECT 1", &[]).await.unwrap(), 1);
+    // The dead connection was already counted: no second error for it.
+    assert_eq!(rec.counter(ERRORS, &[]), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_a_busy_connection_fails_its_statement_once() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "terminate_busy", 3).await;
+    let victim = pool.get().await.unwrap();
+    let pid = backend_pid(&victim).await;
+    let admin = pool.get().await.unwrap();
+    let killer = async {
+        let sql = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'";
+        while admin.query_one_scalar::<i64, _>(sql, &[&pid]).await.unwrap() == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        admin.query_one_scalar::<bool, _>("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap()
+    };
+    let (result, killed) = tokio::join!(victim.query("SELECT pg_sleep(30)", &[]), killer);
+    assert!(killed);
+    let (kind, code) = kind_of(result);
+    assert_eq!((kind, code.as_deref()), (ErrorKind::AdminShutdown, Some("57P01")));
+    drop(victim);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // One failure, one error: the bare end of stream that follows is not a second one.
+    assert_eq!(rec.counter(ERRORS, &[("error_type", "admin_shutdown")]), 1);
+    assert_eq!(rec.counter(ERRORS, &[]), 1);
+    assert_eq!(rec.count(OPERATION_DURATION, &[("error_type", "admin_shutdown")]), 1);
+    pool.publish_state();
+    assert_eq!(rec.counter("db_client_connection_closed_total", &[("reason", "broken")]), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_times_out_as_pool_exhausted() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let builder = db_monitor::bb8::Pool::builder().max_size(2).min_idle(Some(0)).connection_timeout(Duration::from_millis(200));
+    let pool = monitor.pool(monitor.manager("full", shared_config(), NoTls), builder).await.unwrap();
+    let held = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    let err = pool.get().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PoolExhausted);
+    assert!(err.to_string().contains("2 of 2 connections in use"), "{err}");
+    assert!(err.waited() >= Duration::from_millis(200));
+    assert_eq!(ErrorKind::of_error(&err), ErrorKind::PoolExhausted);
+    assert_eq!(rec.counter(CONNECTION_TIMEOUTS, &[("reason", "pool_exhausted")]), 1);
+    assert_eq!(rec.counter(CONNECTION_TIMEOUTS, &[("reason", "connect_timeout")]), 0);
+    assert_eq!(rec.counter(ERRORS, &[("error_type", "pool_exhausted"), ("db_response_status_code", "")]), 1);
+    let waits = rec.samples(CONNECTION_WAIT_TIME, &[("db_client_connection_pool_name", "full")]);
+    assert_eq!(waits.len(), 3);
+    assert!(waits.iter().any(|w| *w >= 0.2));
+    assert_eq!(rec.gauge("db_client_connection_count", &[("state", "used")]), Some(2.0));
+    drop(held);
+    assert_eq!(rec.gauge("db_client_connection_count", &[("state", "used")]), Some(0.0));
+    assert!(pool.get().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_port_times_out_as_connect_timeout() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut config = db_monitor::tokio_postgres::Config::new();
+    config.host("127.0.0.1").port(port).user("postgres").dbname("postgres");
+    let builder = db_monitor::bb8::Pool::builder().max_size(2).min_idle(Some(0)).connection_timeout(Duration::from_millis(500));
+    let pool = monitor.pool(monitor.manager("refused", config, NoTls), builder).await.unwrap();
+    let err = pool.get().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectTimeout);
+    let source = std::error::Error::source(&err).expect("the last connect error is the source").to_string();
+    assert!(source.to_lowercase().contains("refused"), "{source}");
+    assert_eq!(rec.counter(CONNECTION_TIMEOUTS, &[("reason", "connect_timeout")]), 1);
+    assert!(rec.counter(ERRORS, &[("error_type", "connection_failure"), ("db_response_status_code", "")]) >= 1);
+    assert!(pool.snapshot().consecutive_connect_failures >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_statement_retires_its_connection_and_is_cancelled_on_the_server() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "abandoned", 1).await;
+    let conn = pool.get().await.unwrap();
+    let abandoned_id = conn.connection_id();
+    let abandoned_pid = backend_pid(&conn).await;
+    let sleep = "SELECT pg_sleep(30.0417)";
+    let outcome = tokio::time::timeout(Duration::from_millis(200), conn.query(sleep, &[])).await;
+    assert!(outcome.is_err(), "the statement should still be running when abandoned");
+    assert_eq!(conn.session().cancelled, 1);
+    drop(conn);
+
+    assert_eq!(rec.counter(OPERATIONS_CANCELLED, &[("db_query_summary", "SELECT")]), 1);
+    let stats = pool.query_stats();
+    let entry = stats.iter().find(|q| q.normalized == "SELECT pg_sleep(?)").unwrap();
+    assert_eq!((entry.calls, entry.cancelled, entry.errors), (1, 1, 0));
+    // Not an error, and not a duration sample: a cancelled statement has no outcome.
+    assert_eq!(rec.counter(ERRORS, &[]), 0);
+    assert_eq!(rec.count(OPERATION_DURATION, &[("db_query_summary", "SELECT")]), 1);
+
+    // The next caller gets a fresh connection, not one queued behind the sleep...
+    let next = pool.get().await.unwrap();
+    assert_ne!(next.connection_id(), abandoned_id);
+    assert_eq!(next.query_one_scalar::<i32, _>("SELECT 1", &[]).await.unwrap(), 1);
+    // ...and the server stopped the abandoned work (the cancel request), long
+    // before the 30 s sleep would have ended on its own.
+    let still_running = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'";
+    let mut running = 1;
+    for _ in 0..250 {
+        running = next.query_one_scalar::<i64, _>(still_running, &[&abandoned_pid]).await.unwrap();
+        if running == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(running, 0, "the abandoned statement is still running on the server");
+    pool.publish_state();
+    assert_eq!(rec.counter("db_client_connection_closed_total", &[("reason", "broken")]), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_exhausted_on_the_server_is_too_many_connections() {
+    if std::env::var_os("DATABASE_URL").is_some_and(|v| !v.is_empty()) && which_initdb().is_none() {
+        eprintln!("skipped: needs its own server (initdb not on PATH)");
+        return;
+    }
+    let server = TempPostgres::start(&["-c", "max_connections=3", "-c", "superuser_reserved_connections=0"]);
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let builder = db_monitor::bb8::Pool::builder().max_size(6).min_idle(Some(0)).connection_timeout(Duration::from_millis(800));
+    let pool = monitor.pool(monitor.manager("crowded", server.config(), NoTls), builder).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(pool.get().await.unwrap());
+    }
+    let err = pool.get().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectTimeout);
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(source.contains("too many clients"), "{source}");
+    assert!(rec.counter(ERRORS, &[("error_type", "too_many_connections"), ("db_response_status_code", "53300")]) >= 1);
+    drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_fails_then_recovers_without_a_new_pool() {
+    if std::env::var_os("DATABASE_URL").is_some_and(|v| !v.is_empty()) && which_initdb().is_none() {
+        eprintln!("skipped: needs its own server (initdb not on PATH)");
+        return;
+    }
+    let server = std::sync::Arc::new(TempPostgres::start(&[]));
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let builder = db_monitor::bb8::Pool::builder().max_size(3).min_idle(Some(2)).connection_timeout(Duration::from_millis(800));
+    let pool = monitor.pool(monitor.manager("restarted", server.config(), NoTls), builder).await.unwrap();
+    let busy = pool.get().await.unwrap();
+    assert_eq!(busy.query_one_scalar::<i32, _>("SELECT 1", &[]).await.unwrap(), 1);
+
+    // A statement in flight when the server goes down fails.
+    let stopper = server.clone();
+    let (during, ()) = tokio::join!(busy.query("SELECT pg_sleep(10)", &[]), async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::task::spawn_blocking(move || stopper.stop()).await.unwrap();
+    });
+    let (kind, code) = kind_of(during);
+    assert_eq!((kind, code.as_deref()), (ErrorKind::AdminShutdown, Some("57P01")));
+    drop(busy);
+    // Idle connections learn it from their background task, with the SQLSTATE.
+    assert!(rec.counter(ERRORS, &[("error_type", "admin_shutdown"), ("db_response_status_code", "57P01")]) >= 2);
+
+    // While it is down, checkouts time out as connect timeouts.
+    let err = pool.get().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectTimeout);
+    assert!(rec.counter(ERRORS, &[("error_type", "connection_failure")]) >= 1);
+
+    let starter = server.clone();
+    tokio::task::spawn_blocking(move || starter.start_again()).await.unwrap();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if let Ok(conn) = pool.get().await {
+            if conn.query_one_scalar::<i32, _>("SELECT 1", &[]).await.ok() == Some(1) {
+                recovered = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the same pool should serve again after the restart");
+    assert_eq!(pool.snapshot().consecutive_connect_failures, 0);
+}
+
+fn which_initdb() -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join("initdb"))
+        .find(|p| p.exists())
+}

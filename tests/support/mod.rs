@@ -1,0 +1,133 @@
+//! Shared test support: a real PostgreSQL, a monitor with its own
+//! debugging recorder, and readers for what was recorded.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod pg;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use db_monitor::tokio_postgres::NoTls;
+use db_monitor::{DbMonitor, MonitorConfig, MonitoredPool};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_util::registry::{AtomicStorage, Registry};
+
+/// A recorder for tests that, unlike `DebuggingRecorder`, does not drain on
+/// read: counters, gauges and histogram samples can be read any number of
+/// times, in any order.
+pub struct Recorded {
+    registry: Registry<Key, AtomicStorage>,
+}
+
+struct Handle(Arc<Recorded>);
+
+impl Recorder for Handle {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        self.0.registry.get_or_create_counter(key, |c| Counter::from_arc(c.clone()))
+    }
+
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        self.0.registry.get_or_create_gauge(key, |g| Gauge::from_arc(g.clone()))
+    }
+
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        self.0.registry.get_or_create_histogram(key, |h| Histogram::from_arc(h.clone()))
+    }
+}
+
+fn matches(key: &Key, name: &str, want: &[(&str, &str)]) -> bool {
+    key.name() == name && want.iter().all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
+}
+
+impl Recorded {
+    /// Sum of the counters named `name` whose labels include `labels`.
+    pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let handles = self.registry.get_counter_handles();
+        handles.iter().filter(|(k, _)| matches(k, name, labels)).map(|(_, c)| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// All samples of the histograms named `name` whose labels include `labels`.
+    pub fn samples(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+        let handles = self.registry.get_histogram_handles();
+        handles.iter().filter(|(k, _)| matches(k, name, labels)).flat_map(|(_, h)| h.data()).collect()
+    }
+
+    /// Number of samples of the matching histograms.
+    pub fn count(&self, name: &str, labels: &[(&str, &str)]) -> usize {
+        self.samples(name, labels).len()
+    }
+
+    /// The value of the one gauge matching.
+    pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let handles = self.registry.get_gauge_handles();
+        let found = handles.iter().find(|(k, _)| matches(k, name, labels));
+        found.map(|(_, g)| f64::from_bits(g.load(Ordering::Relaxed)))
+    }
+
+    /// Every value of `label` among the series named `name`.
+    pub fn label_values(&self, name: &str, label: &str) -> Vec<String> {
+        let mut keys: Vec<Key> = self.registry.get_counter_handles().into_keys().collect();
+        keys.extend(self.registry.get_histogram_handles().into_keys());
+        keys.extend(self.registry.get_gauge_handles().into_keys());
+        let mut values: Vec<String> = keys
+            .iter()
+            .filter(|k| k.name() == name)
+            .filter_map(|k| k.labels().find(|l| l.key() == label).map(|l| l.value().to_owned()))
+            .collect();
+        values.sort();
+        values.dedup();
+        values
+    }
+}
+
+/// A monitor with a recorder of its own.
+pub fn monitor(config: MonitorConfig) -> (DbMonitor, Arc<Recorded>) {
+    let recorded = Arc::new(Recorded {
+        registry: Registry::atomic(),
+    });
+    (DbMonitor::with_recorder(config, Arc::new(Handle(recorded.clone()))), recorded)
+}
+
+/// A pool named `name` of up to `size` connections on the shared server,
+/// with a short checkout timeout.
+pub async fn pool(monitor: &DbMonitor, name: &str, size: u32) -> MonitoredPool<NoTls> {
+    pool_on(monitor, name, size, pg::shared_config()).await
+}
+
+/// Like [`pool`], on the server at `config`.
+pub async fn pool_on(
+    monitor: &DbMonitor,
+    name: &str,
+    size: u32,
+    config: db_monitor::tokio_postgres::Config,
+) -> MonitoredPool<NoTls> {
+    let builder = db_monitor::bb8::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(Duration::from_secs(5));
+    monitor.pool(monitor.manager(name, config, NoTls), builder).await.expect("pool")
+}
+
+/// A name unique within this process, for tables.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Polls `check` every 20 ms until it holds, for at most `limit`.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
+}

@@ -1,0 +1,229 @@
+//! A throwaway PostgreSQL server for the tests, examples and benches.
+//!
+//! `initdb` and `postgres` come from `PATH`. PostgreSQL refuses to run as
+//! root, so as root the server runs as the `postgres` user. A small shell
+//! supervisor owns the server: it reads commands (`stop`, `start`) on its
+//! standard input and, when that input closes (this process ended, even by
+//! a panic or a kill), stops the server and deletes its directory. So no
+//! server outlives the process that started it.
+//!
+//! Shared between `tests/`, `examples/` and `benches/` with `#[path]`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const SUPERVISOR: &str = r#"
+set -u
+port=$1; shift
+dir=$(mktemp -d "${TMPDIR:-/tmp}/db-monitor-pg.XXXXXX") || exit 1
+trap 'rm -rf "$dir"' EXIT
+if ! initdb -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$dir/initdb.log" 2>&1; then
+  echo "failed: initdb"; cat "$dir/initdb.log"; exit 1
+fi
+run() {
+  postgres -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
+    -c fsync=off -c synchronous_commit=off -c full_page_writes=off "$@" >>"$dir/server.log" 2>&1 &
+  pid=$!
+}
+run "$@"
+echo "started"
+while IFS= read -r cmd; do
+  case "$cmd" in
+    stop) kill -INT "$pid"; wait "$pid"; echo "stopped" ;;
+    start) run "$@"; echo "started" ;;
+    log) tail -n 40 "$dir/server.log"; echo "end-of-log" ;;
+  esac
+done
+kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+"#;
+
+/// A PostgreSQL server of this process, on a loopback port.
+pub struct TempPostgres {
+    port: u16,
+    stdin: Mutex<Option<ChildStdin>>,
+    stdout: Mutex<BufReader<ChildStdout>>,
+    child: Mutex<Child>,
+}
+
+/// The `postgres` user's uid and gid, when running as root.
+fn postgres_ids() -> Option<(u32, u32)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    if uid_line.split_whitespace().nth(1)? != "0" {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let line = passwd.lines().find(|l| l.starts_with("postgres:"))?;
+    let mut fields = line.split(':').skip(2);
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+impl TempPostgres {
+    /// Starts a new server with extra `postgres` options (`-c name=value`
+    /// pairs, no spaces inside a value) and waits until it accepts queries.
+    ///
+    /// Panics with the reason if the binaries are missing or the server
+    /// does not come up.
+    pub fn start(options: &[&str]) -> TempPostgres {
+        let port = free_port();
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg("db-monitor-pg")
+            .arg(port.to_string())
+            .args(options)
+            .current_dir("/tmp")
+            .env("LC_ALL", "C")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some((uid, gid)) = postgres_ids() {
+            command.uid(uid).gid(gid).env("HOME", "/tmp");
+        }
+        let mut child = command.spawn().expect("could not run sh to start PostgreSQL");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let server = TempPostgres {
+            port,
+            stdin: Mutex::new(Some(stdin)),
+            stdout: Mutex::new(stdout),
+            child: Mutex::new(child),
+        };
+        let first = server.read_line();
+        if first != "started" {
+            let mut rest = String::new();
+            let mut out = server.stdout.lock().unwrap();
+            while out.read_line(&mut rest).unwrap_or(0) > 0 {}
+            panic!(
+                "could not start PostgreSQL ({first}): are initdb and postgres (PostgreSQL 15 server binaries) \
+                 on PATH? Alternatively set DATABASE_URL.\n{rest}"
+            );
+        }
+        server.wait_ready();
+        server
+    }
+
+    fn read_line(&self) -> String {
+        let mut line = String::new();
+        self.stdout.lock().unwrap().read_line(&mut line).unwrap_or(0);
+        line.trim_end().to_owned()
+    }
+
+    fn send(&self, cmd: &str) {
+        let mut stdin = self.stdin.lock().unwrap();
+        let stdin = stdin.as_mut().expect("server already dropped");
+        writeln!(stdin, "{cmd}").and_then(|()| stdin.flush()).expect("PostgreSQL supervisor gone");
+    }
+
+    fn command(&self, cmd: &str, expect: &str) {
+        self.send(cmd);
+        let reply = self.read_line();
+        assert_eq!(reply, expect, "PostgreSQL supervisor answered {reply:?} to {cmd}");
+    }
+
+    /// The last lines of the server log.
+    pub fn log(&self) -> String {
+        self.send("log");
+        let mut text = String::new();
+        loop {
+            let line = self.read_line();
+            if line == "end-of-log" || line.is_empty() {
+                return text;
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+
+    /// Stops the server (fast shutdown: clients get `57P01`). Blocks.
+    pub fn stop(&self) {
+        self.command("stop", "stopped");
+    }
+
+    /// Starts the server again after [`stop`](Self::stop) and waits until it
+    /// accepts queries. Blocks.
+    pub fn start_again(&self) {
+        self.command("start", "started");
+        self.wait_ready();
+    }
+
+    /// The loopback port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A client configuration for the `postgres` database as `postgres`.
+    pub fn config(&self) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("postgres")
+            .dbname("postgres")
+            .application_name("db-monitor-tests")
+            .connect_timeout(Duration::from_secs(5));
+        config
+    }
+
+    fn wait_ready(&self) {
+        let config = self.config();
+        // On a thread of its own: callers may be inside a runtime already.
+        let ok = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            rt.block_on(async {
+                while Instant::now() < deadline {
+                    if let Ok((client, conn)) = config.connect(tokio_postgres::NoTls).await {
+                        let task = tokio::spawn(conn);
+                        let ok = client.simple_query("SELECT 1").await.is_ok();
+                        drop(client);
+                        let _ = task.await;
+                        if ok {
+                            return true;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                false
+            })
+        })
+        .join()
+        .unwrap();
+        assert!(ok, "PostgreSQL did not accept connections within 60 s:\n{}", self.log());
+    }
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        // Closing stdin makes the supervisor stop the server and clean up.
+        drop(self.stdin.get_mut().unwrap().take());
+        let _ = self.child.get_mut().unwrap().wait();
+    }
+}
+
+/// The database the tests share: `DATABASE_URL` when set, otherwise one
+/// [`TempPostgres`] for this process.
+pub fn shared_config() -> tokio_postgres::Config {
+    static SHARED: OnceLock<tokio_postgres::Config> = OnceLock::new();
+    static SERVER: OnceLock<TempPostgres> = OnceLock::new();
+    SHARED
+        .get_or_init(|| match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => url.parse().expect("DATABASE_URL is not a valid PostgreSQL URL"),
+            _ => SERVER.get_or_init(|| TempPostgres::start(&["-c", "max_connections=200"])).config(),
+        })
+        .clone()
+}
