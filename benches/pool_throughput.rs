@@ -1,1 +1,158 @@
-fn main() {}
+//! `SELECT 1` throughput through a plain bb8-postgres pool and through
+//! `MonitoredPool` (with a Prometheus recorder installed and its upkeep
+//! running), at 1, 4 and 16 concurrent tasks, interleaved round by round in
+//! one run against the same local server (a throwaway one started here, or
+//! `DATABASE_URL`). Each operation is a checkout, one statement and the
+//! return.
+//!
+//! ```text
+//! cargo bench --bench pool_throughput
+//! ```
+//!
+//! Runs once with bb8's defaults (`test_on_check_out(true)`: a round trip
+//! per checkout) and once with `test_on_check_out(false)`. Ends with
+//! `monitored/raw throughput ratio: X.XXX`, the worst over all levels.
+//! `POOL_BENCH_ROUNDS` and `POOL_BENCH_MILLIS` set the rounds per level
+//! (default 8) and the length of each run (default 400 ms).
+
+#[path = "../tests/support/pg.rs"]
+mod pg;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bb8_postgres::PostgresConnectionManager;
+use db_monitor::tokio_postgres::NoTls;
+use db_monitor::{DbMonitor, MonitorConfig, MonitoredPool};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+const LEVELS: [usize; 3] = [1, 4, 16];
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs `tasks` loops of checkout + `SELECT 1` for `length`; returns the
+/// number of completed operations.
+async fn run<F, Fut>(tasks: usize, length: Duration, op: F) -> u64
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (op, done, stop) = (op.clone(), done.clone(), stop.clone());
+        handles.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                op().await;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(length).await;
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.await.unwrap();
+    }
+    done.load(Ordering::Relaxed)
+}
+
+async fn compare(config: &db_monitor::tokio_postgres::Config, test_on_check_out: bool, rounds: u64, length: Duration) -> f64 {
+    let max = *LEVELS.iter().max().unwrap() as u32;
+    let raw = bb8::Pool::builder()
+        .max_size(max)
+        .min_idle(Some(max))
+        .test_on_check_out(test_on_check_out)
+        .build(PostgresConnectionManager::new(config.clone(), NoTls))
+        .await
+        .expect("raw pool");
+
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
+        .unwrap()
+        .build_recorder();
+    let handle = recorder.handle();
+    let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder));
+    let builder = bb8::Pool::builder().max_size(max).min_idle(Some(max)).test_on_check_out(test_on_check_out);
+    let monitored: MonitoredPool<NoTls> =
+        monitor.pool(monitor.manager("bench", config.clone(), NoTls), builder).await.expect("monitored pool");
+    let upkeep = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            handle.run_upkeep();
+        }
+    });
+
+    println!("\ntest_on_check_out({test_on_check_out}): {rounds} rounds of {} ms per pool and level", length.as_millis());
+    println!("{:>6} {:>14} {:>14} {:>8}", "tasks", "raw ops/s", "monitored ops/s", "ratio");
+    let mut worst = f64::INFINITY;
+    for tasks in LEVELS {
+        let (mut raw_ops, mut mon_ops) = (0u64, 0u64);
+        for round in 0..rounds {
+            let raw_op = {
+                let raw = raw.clone();
+                move || {
+                    let raw = raw.clone();
+                    async move {
+                        let conn = raw.get().await.unwrap();
+                        conn.query_one("SELECT 1", &[]).await.unwrap();
+                    }
+                }
+            };
+            let mon_op = {
+                let monitored = monitored.clone();
+                move || {
+                    let monitored = monitored.clone();
+                    async move {
+                        let conn = monitored.get().await.unwrap();
+                        conn.query_one("SELECT 1", &[]).await.unwrap();
+                    }
+                }
+            };
+            // Alternate which pool goes first, so drift favours neither.
+            if round % 2 == 0 {
+                raw_ops += run(tasks, length, raw_op).await;
+                mon_ops += run(tasks, length, mon_op).await;
+            } else {
+                mon_ops += run(tasks, length, mon_op).await;
+                raw_ops += run(tasks, length, raw_op).await;
+            }
+        }
+        let seconds = (rounds as f64) * length.as_secs_f64();
+        let ratio = mon_ops as f64 / raw_ops as f64;
+        worst = worst.min(ratio);
+        println!(
+            "{tasks:>6} {:>14.0} {:>14.0} {ratio:>8.3}",
+            raw_ops as f64 / seconds,
+            mon_ops as f64 / seconds
+        );
+    }
+    upkeep.abort();
+    println!("monitored/raw throughput ratio (test_on_check_out={test_on_check_out}): {worst:.3}");
+    worst
+}
+
+fn main() {
+    let server;
+    let config = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url.parse().expect("DATABASE_URL"),
+        _ => {
+            server = pg::TempPostgres::start(&["-c", "max_connections=100"]);
+            server.config()
+        }
+    };
+    let rounds = env_or("POOL_BENCH_ROUNDS", 8);
+    let length = Duration::from_millis(env_or("POOL_BENCH_MILLIS", 400));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let started = Instant::now();
+    let worst = rt.block_on(async {
+        let with_test = compare(&config, true, rounds, length).await;
+        let without_test = compare(&config, false, rounds, length).await;
+        with_test.min(without_test)
+    });
+    println!("\n(took {:.0} s)", started.elapsed().as_secs_f64());
+    println!("monitored/raw throughput ratio: {worst:.3}");
+}

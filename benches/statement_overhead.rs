@@ -1,1 +1,138 @@
-fn main() {}
+//! The instrumentation cost of one statement, with no I/O: two clock reads,
+//! the statement-text lookup, the metrics (through an installed Prometheus
+//! recorder, with its upkeep running) and the per-fingerprint and
+//! per-connection counters. Compared with a bare `Instant::now()` pair in
+//! the same run.
+//!
+//! ```text
+//! cargo bench --bench statement_overhead
+//! ```
+//!
+//! For instruction counts (stable under machine noise), `benches/callgrind.sh`
+//! runs this binary under `valgrind --tool=callgrind` with
+//! `--callgrind N` for two values of N and prints the slope.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use db_monitor::__bench::StatementProbe;
+use db_monitor::{sql, DbMonitor, MonitorConfig};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const SHORT: &str = "SELECT id, name, email FROM users WHERE id = $1";
+const LONG: &str = "SELECT o.id, o.total, c.name FROM orders o JOIN customers c ON c.id = o.customer_id \
+                    WHERE o.created_at > $1 AND o.status IN ('paid', 'shipped') ORDER BY o.created_at DESC LIMIT 50";
+
+/// A Prometheus recorder as an application would set it up: explicit
+/// buckets for our `_seconds` histograms, upkeep on a thread.
+fn prometheus() -> (Arc<metrics_exporter_prometheus::PrometheusRecorder>, PrometheusHandle) {
+    let buckets = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+        .expect("buckets")
+        .build_recorder();
+    let handle = recorder.handle();
+    (Arc::new(recorder), handle)
+}
+
+fn probe(config: MonitorConfig) -> (StatementProbe, PrometheusHandle) {
+    let (recorder, handle) = prometheus();
+    let monitor = DbMonitor::with_recorder(config, recorder);
+    (StatementProbe::new(&monitor, "bench"), handle)
+}
+
+fn upkeep(handles: Vec<PrometheusHandle>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            for h in &handles {
+                h.run_upkeep();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+fn benches(c: &mut Criterion) {
+    let (cached, h1) = probe(MonitorConfig::default());
+    // A statement cache of zero: every run lexes its text to find the
+    // fingerprint (what happens past the cache bound).
+    let (uncached, h2) = probe(MonitorConfig::default().statement_cache_size(0));
+    // The same with a recorder that does nothing: our share of the cost.
+    let noop_monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder));
+    let noop = StatementProbe::new(&noop_monitor, "bench");
+    let stop = Arc::new(AtomicBool::new(false));
+    let upkeep = upkeep(vec![h1, h2], stop.clone());
+
+    let mut g = c.benchmark_group("statement_overhead");
+    g.bench_function("bare_instant_pair", |b| {
+        b.iter(|| {
+            let start = Instant::now();
+            black_box(start.elapsed())
+        })
+    });
+    g.bench_function("bare_quanta_pair", |b| {
+        b.iter(|| {
+            let start = quanta::Instant::now();
+            black_box(quanta::Instant::now() - start)
+        })
+    });
+    g.bench_function("statement_cached_text", |b| b.iter(|| cached.statement(black_box(SHORT))));
+    g.bench_function("statement_cached_text_noop_recorder", |b| b.iter(|| noop.statement(black_box(SHORT))));
+    g.bench_function("statement_uncached_text", |b| b.iter(|| uncached.statement(black_box(SHORT))));
+    g.finish();
+
+    let mut g = c.benchmark_group("lexer");
+    g.bench_function("fingerprint_short", |b| b.iter(|| sql::fingerprint(black_box(SHORT))));
+    g.bench_function("fingerprint_long", |b| b.iter(|| sql::fingerprint(black_box(LONG))));
+    g.bench_function("analyze_long", |b| b.iter(|| sql::analyze(black_box(LONG))));
+    g.finish();
+
+    stop.store(true, Ordering::Relaxed);
+    upkeep.join().unwrap();
+}
+
+/// The median of one benchmark from criterion's saved estimates, in ns.
+fn median(group: &str, id: &str) -> Option<f64> {
+    let dir = std::env::var("CRITERION_HOME").unwrap_or_else(|_| "target/criterion".to_owned());
+    let text = std::fs::read_to_string(format!("{dir}/{group}/{id}/new/estimates.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["median"]["point_estimate"].as_f64()
+}
+
+fn summary() {
+    let bare = median("statement_overhead", "bare_instant_pair");
+    let cached = median("statement_overhead", "statement_cached_text");
+    let uncached = median("statement_overhead", "statement_uncached_text");
+    if let (Some(bare), Some(cached), Some(uncached)) = (bare, cached, uncached) {
+        println!("bare Instant::now() pair (median): {bare:.1} ns");
+        println!("statement instrumentation, cached text (median): {cached:.1} ns");
+        println!("statement instrumentation, uncached text (median): {uncached:.1} ns");
+        println!("instrumented/bare ratio: {:.2}", cached / bare);
+        println!("instrumentation added: {:.0} ns per statement", cached - bare);
+    }
+    for id in ["fingerprint_short", "fingerprint_long", "analyze_long"] {
+        if let Some(ns) = median("lexer", id) {
+            println!("lexer {id} (median): {ns:.1} ns");
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--callgrind") {
+        // `--callgrind N`: N cached-text statements and nothing else.
+        let n: u64 = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
+        let (cached, _handle) = probe(MonitorConfig::default());
+        for _ in 0..n {
+            cached.statement(black_box(SHORT));
+        }
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+    summary();
+}

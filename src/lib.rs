@@ -82,3 +82,41 @@ pub use pool::{
     MonitoredManager, MonitoredPool, MonitoredStatement, MonitoredStream, MonitoredTransaction,
     MonitoredTransactionBuilder, PoolSnapshot, QueryStats, SessionStats, ToMonitoredStatement,
 };
+
+/// Not public API: hooks for the crate's own benchmarks.
+#[doc(hidden)]
+pub mod __bench {
+    use std::sync::Arc;
+
+    use quanta::Instant;
+
+    use crate::monitor::Outcome;
+    use crate::pool::shared::{ConnStats, PoolShared};
+    use crate::pool::{statement_ended, QueryRef};
+
+    /// Runs the instrumentation of one statement, exactly as a
+    /// `MonitoredClient` method does around its I/O, with no I/O.
+    #[allow(missing_debug_implementations)]
+    pub struct StatementProbe {
+        pool: Arc<PoolShared>,
+        conn: Arc<ConnStats>,
+    }
+
+    impl StatementProbe {
+        /// A probe recording into a pool called `pool` of `monitor`.
+        pub fn new(monitor: &crate::DbMonitor, pool: &str) -> Self {
+            let pool = Arc::new(PoolShared::new(monitor.inner.clone(), pool, Arc::new(|_| {})));
+            let conn = pool.new_connection();
+            StatementProbe { pool, conn }
+        }
+
+        /// One successful statement: two clock reads, the text lookup, the
+        /// metrics and the counters.
+        #[inline(never)]
+        pub fn statement(&self, sql: &str) {
+            let start = Instant::now();
+            let elapsed = start.elapsed();
+            statement_ended(&self.pool, &self.conn, &QueryRef::Text(sql), elapsed, Outcome::Ok(Some(1)));
+        }
+    }
+}

@@ -23,7 +23,12 @@ async fn accounting_is_exact_for_32_tasks_of_2000_statements() {
     const BATCHES: usize = 20;
     const PER_BATCH: usize = 100;
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "accounting", 8).await;
+    // bb8 lets a task that just returned a connection take it again ahead
+    // of woken waiters, so with 32 tasks on 8 connections one waiter can
+    // wait a long time: the timeout here is generous on purpose.
+    let builder = db_monitor::bb8::Pool::builder().max_size(8).min_idle(Some(0)).connection_timeout(Duration::from_secs(120));
+    let manager = monitor.manager("accounting", support::pg::shared_config(), db_monitor::tokio_postgres::NoTls);
+    let pool = monitor.pool(manager, builder).await.unwrap();
     let mut tasks = Vec::new();
     for t in 0..TASKS {
         let pool = pool.clone();

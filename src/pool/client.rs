@@ -10,7 +10,9 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use quanta::Instant;
 
 use futures_core::Stream;
 use pin_project_lite::pin_project;
@@ -144,8 +146,27 @@ pub(crate) struct ConnCtx {
     token: CancelToken,
 }
 
+/// Records one finished (or abandoned) statement: the per-statement hot
+/// path, shared by [`InFlight`] and the overhead benchmark.
+#[inline]
+pub(crate) fn statement_ended(pool: &PoolShared, conn: &ConnStats, query: &QueryRef<'_>, elapsed: Duration, outcome: Outcome<'_>) {
+    let record = |entry: &QueryEntry| {
+        pool.record(Event::Statement {
+            entry,
+            conn,
+            elapsed,
+            outcome,
+        })
+    };
+    match query {
+        QueryRef::Text(sql) => pool.queries.with_entry(sql, record),
+        QueryRef::Entry(entry) => record(entry),
+        QueryRef::Owned(entry) => record(entry),
+    }
+}
+
 /// The statement an [`InFlight`] reports on.
-enum QueryRef<'a> {
+pub(crate) enum QueryRef<'a> {
     /// SQL text, looked up when the statement ends.
     Text(&'a str),
     /// A known entry (prepared statements).
@@ -204,20 +225,7 @@ impl<'a> InFlight<'a> {
     }
 
     fn report(&self, elapsed: Duration, outcome: Outcome<'_>) {
-        let ctx = &*self.ctx;
-        let record = |entry: &QueryEntry| {
-            ctx.pool.record(Event::Statement {
-                entry,
-                conn: &ctx.stats,
-                elapsed,
-                outcome,
-            })
-        };
-        match &self.query {
-            QueryRef::Text(sql) => ctx.pool.queries.with_entry(sql, record),
-            QueryRef::Entry(entry) => record(entry),
-            QueryRef::Owned(entry) => record(entry),
-        }
+        statement_ended(&self.ctx.pool, &self.ctx.stats, &self.query, elapsed, outcome);
     }
 }
 

@@ -62,7 +62,7 @@ pub use client::{
     MonitoredClient, MonitoredStatement, MonitoredStream, MonitoredTransaction, MonitoredTransactionBuilder,
     ToMonitoredStatement,
 };
-pub(crate) use client::TxOutcome;
+pub(crate) use client::{statement_ended, QueryRef, TxOutcome};
 pub use manager::{MonitorCustomizer, MonitorErrorSink, MonitoredManager};
 
 use crate::classify::ErrorKind;
@@ -96,7 +96,9 @@ impl<Tls: MakeTls> fmt::Debug for MonitoredPool<Tls> {
 
 impl<Tls: MakeTls> MonitoredPool<Tls> {
     pub(crate) fn new(inner: bb8::Pool<MonitoredManager<Tls>>, shared: Arc<PoolShared>) -> Self {
-        shared.max_size.store(inner.config().max_size, Relaxed);
+        let config = inner.config();
+        shared.max_size.store(config.max_size, Relaxed);
+        shared.min_idle.store(config.min_idle.unwrap_or(0), Relaxed);
         MonitoredPool { inner, shared }
     }
 
@@ -176,7 +178,10 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                     checked_out: now,
                     location,
                 };
-                self.publish_state();
+                self.shared.metrics.used.set(f64::from(self.shared.in_use.load(Relaxed)));
+                if self.shared.publish_due(since) {
+                    self.publish_state();
+                }
                 Ok(guard)
             }
             Err(error) => {
@@ -207,8 +212,9 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// Publishes bb8's `State` and `Statistics`: connection counts as
     /// gauges, bb8's cumulative counters as absolute counters.
     ///
-    /// Called on every checkout and return; call it yourself to refresh
-    /// the gauges of an idle pool.
+    /// Checkouts call it at most every 250 ms (it takes bb8's internal
+    /// lock), timeouts always; the `used` gauge is kept live on every
+    /// checkout and return. Call it yourself to refresh an idle pool.
     pub fn publish_state(&self) {
         let state = self.inner.state();
         let s = &state.statistics;
@@ -216,7 +222,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         m.idle.set(f64::from(state.idle_connections));
         m.used.set(f64::from(self.shared.in_use.load(Relaxed)));
         m.max.set(f64::from(self.shared.max_size.load(Relaxed)));
-        m.idle_min.set(f64::from(self.inner.config().min_idle.unwrap_or(0)));
+        m.idle_min.set(f64::from(self.shared.min_idle.load(Relaxed)));
         m.pending.set(s.pending_gets() as f64);
         m.created.absolute(s.connections_created);
         m.closed_broken.absolute(s.connections_closed_broken);
