@@ -60,7 +60,12 @@ where
     done.load(Ordering::Relaxed)
 }
 
-async fn compare(config: &db_monitor::tokio_postgres::Config, test_on_check_out: bool, rounds: u64, length: Duration) -> f64 {
+async fn compare(
+    config: &db_monitor::tokio_postgres::Config,
+    test_on_check_out: bool,
+    rounds: u64,
+    length: Duration,
+) -> f64 {
     let max = *LEVELS.iter().max().unwrap() as u32;
     let raw = bb8::Pool::builder()
         .max_size(max)
@@ -71,14 +76,22 @@ async fn compare(config: &db_monitor::tokio_postgres::Config, test_on_check_out:
         .expect("raw pool");
 
     let recorder = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
+        )
         .unwrap()
         .build_recorder();
     let handle = recorder.handle();
     let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder));
-    let builder = bb8::Pool::builder().max_size(max).min_idle(Some(max)).test_on_check_out(test_on_check_out);
-    let monitored: MonitoredPool<NoTls> =
-        monitor.pool(monitor.manager("bench", config.clone(), NoTls), builder).await.expect("monitored pool");
+    let builder = bb8::Pool::builder()
+        .max_size(max)
+        .min_idle(Some(max))
+        .test_on_check_out(test_on_check_out);
+    let monitored: MonitoredPool<NoTls> = monitor
+        .pool(monitor.manager("bench", config.clone(), NoTls), builder)
+        .await
+        .expect("monitored pool");
     let upkeep = tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -86,8 +99,14 @@ async fn compare(config: &db_monitor::tokio_postgres::Config, test_on_check_out:
         }
     });
 
-    println!("\ntest_on_check_out({test_on_check_out}): {rounds} rounds of {} ms per pool and level", length.as_millis());
-    println!("{:>6} {:>14} {:>14} {:>8}", "tasks", "raw ops/s", "monitored ops/s", "ratio");
+    println!(
+        "\ntest_on_check_out({test_on_check_out}): {rounds} rounds of {} ms per pool and level",
+        length.as_millis()
+    );
+    println!(
+        "{:>6} {:>14} {:>14} {:>8}",
+        "tasks", "raw ops/s", "monitored ops/s", "ratio"
+    );
     let mut worst = f64::INFINITY;
     for tasks in LEVELS {
         let (mut raw_ops, mut mon_ops) = (0u64, 0u64);
@@ -146,7 +165,11 @@ fn main() {
     };
     let rounds = env_or("POOL_BENCH_ROUNDS", 8);
     let length = Duration::from_millis(env_or("POOL_BENCH_MILLIS", 400));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let started = Instant::now();
     let worst = rt.block_on(async {
         let with_test = compare(&config, true, rounds, length).await;

@@ -79,9 +79,15 @@ fn benches(c: &mut Criterion) {
             black_box(quanta::Instant::now() - start)
         })
     });
-    g.bench_function("statement_cached_text", |b| b.iter(|| cached.statement(black_box(SHORT))));
-    g.bench_function("statement_cached_text_noop_recorder", |b| b.iter(|| noop.statement(black_box(SHORT))));
-    g.bench_function("statement_uncached_text", |b| b.iter(|| uncached.statement(black_box(SHORT))));
+    g.bench_function("statement_cached_text", |b| {
+        b.iter(|| cached.statement(black_box(SHORT)))
+    });
+    g.bench_function("statement_cached_text_noop_recorder", |b| {
+        b.iter(|| noop.statement(black_box(SHORT)))
+    });
+    g.bench_function("statement_uncached_text", |b| {
+        b.iter(|| uncached.statement(black_box(SHORT)))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("lexer");

@@ -314,9 +314,9 @@ impl MonitorConfig {
         let env = Env { lookup };
         let mut c = MonitorConfig::default();
         if let Some(url) = (env.lookup)("DATABASE_URL") {
-            let parsed = url
-                .parse::<tokio_postgres::Config>()
-                .map_err(|_| ConfigError::new("DATABASE_URL", None, "a PostgreSQL connection URL or key=value string"))?;
+            let parsed = url.parse::<tokio_postgres::Config>().map_err(|_| {
+                ConfigError::new("DATABASE_URL", None, "a PostgreSQL connection URL or key=value string")
+            })?;
             c.database = Some(parsed);
         }
         env.count("ASYNC_DB_POOL_SIZE", &mut c.pool_size)?;
@@ -354,13 +354,25 @@ impl MonitorConfig {
             ));
         }
         if self.pool_timeout.is_zero() {
-            return Err(ConfigError::new("ASYNC_DB_POOL_TIMEOUT", Some("0"), "a positive duration"));
+            return Err(ConfigError::new(
+                "ASYNC_DB_POOL_TIMEOUT",
+                Some("0"),
+                "a positive duration",
+            ));
         }
         if self.health_check_interval.is_zero() {
-            return Err(ConfigError::new("ASYNC_DB_HEALTH_CHECK_INTERVAL", Some("0"), "a positive duration"));
+            return Err(ConfigError::new(
+                "ASYNC_DB_HEALTH_CHECK_INTERVAL",
+                Some("0"),
+                "a positive duration",
+            ));
         }
         if self.alerts.consecutive_failures == 0 {
-            return Err(ConfigError::new("ASYNC_DB_ALERT_CONSECUTIVE_FAILURES", Some("0"), "a positive integer"));
+            return Err(ConfigError::new(
+                "ASYNC_DB_ALERT_CONSECUTIVE_FAILURES",
+                Some("0"),
+                "a positive integer",
+            ));
         }
         Ok(())
     }
@@ -458,7 +470,10 @@ mod tests {
         assert_eq!(c.health_check_interval, Duration::from_secs(300));
         assert_eq!(c.metrics_reset_interval, Duration::from_secs(3600));
         assert_eq!(c.alerts, AlertThresholds::default());
-        assert_eq!((c.query_history, c.error_history, c.alert_history, c.pool_trend_samples), (1000, 1000, 500, 288));
+        assert_eq!(
+            (c.query_history, c.error_history, c.alert_history, c.pool_trend_samples),
+            (1000, 1000, 500, 288)
+        );
     }
 
     #[test]
@@ -548,7 +563,10 @@ mod tests {
             }
         }
         let c = MonitorConfig::default().pool_size(4).max_overflow(6);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let _enter = rt.enter();
         let pool = c.pool_builder::<Never>().build_unchecked(Never);
         let cfg = pool.config();

@@ -116,7 +116,13 @@ pub mod __bench {
         pub fn statement(&self, sql: &str) {
             let start = Instant::now();
             let elapsed = start.elapsed();
-            statement_ended(&self.pool, &self.conn, &QueryRef::Text(sql), elapsed, Outcome::Ok(Some(1)));
+            statement_ended(
+                &self.pool,
+                &self.conn,
+                &QueryRef::Text(sql),
+                elapsed,
+                Outcome::Ok(Some(1)),
+            );
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -87,7 +88,9 @@ impl DbMonitor {
             config,
             recorder,
             pools: Mutex::new(Vec::new()),
-            tracked: papaya::HashMap::builder().hasher(foldhash::fast::RandomState::default()).build(),
+            tracked: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .build(),
         };
         inner.with_recorder(names::describe_metrics);
         DbMonitor { inner: Arc::new(inner) }
@@ -106,8 +109,7 @@ impl DbMonitor {
     /// silently dropped network (a NAT or firewall forgetting the flow, a
     /// host gone) leaves a statement waiting forever; with
     /// `tcp_user_timeout = 2s` it becomes an error in about 2 s.
-    pub fn manager<Tls: MakeTls>(&self, name: &str, config: tokio_postgres::Config, tls: Tls) -> MonitoredManager<Tls>
-    {
+    pub fn manager<Tls: MakeTls>(&self, name: &str, config: tokio_postgres::Config, tls: Tls) -> MonitoredManager<Tls> {
         MonitoredManager::new(self.inner.clone(), name, config, tls)
     }
 
@@ -124,8 +126,7 @@ impl DbMonitor {
         &self,
         manager: MonitoredManager<Tls>,
         builder: bb8::Builder<MonitoredManager<Tls>>,
-    ) -> Result<MonitoredPool<Tls>, tokio_postgres::Error>
-    {
+    ) -> Result<MonitoredPool<Tls>, tokio_postgres::Error> {
         let shared = manager.shared().clone();
         let builder = shared.attach(builder, manager.setup_statements());
         let pool = builder.build(manager).await?;
@@ -139,10 +140,11 @@ impl DbMonitor {
         &self,
         manager: MonitoredManager<Tls>,
         builder: bb8::Builder<MonitoredManager<Tls>>,
-    ) -> MonitoredPool<Tls>
-    {
+    ) -> MonitoredPool<Tls> {
         let shared = manager.shared().clone();
-        let pool = shared.attach(builder, manager.setup_statements()).build_unchecked(manager);
+        let pool = shared
+            .attach(builder, manager.setup_statements())
+            .build_unchecked(manager);
         self.register(MonitoredPool::new(pool, shared))
     }
 
@@ -159,7 +161,11 @@ impl DbMonitor {
     /// are forgotten).
     pub fn pool_names(&self) -> Vec<String> {
         let pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
-        pools.iter().filter_map(Weak::upgrade).map(|p| p.name.to_string()).collect()
+        pools
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|p| p.name.to_string())
+            .collect()
     }
 
     /// Times `fut` under `name`, like a decorator around a data-access
@@ -177,7 +183,7 @@ impl DbMonitor {
     /// # Example
     ///
     /// ```no_run
-    /// # async fn run(monitor: db_monitor::DbMonitor, pool: db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>) -> Result<(), Box<dyn std::error::Error>> {
+    /// # async fn run(monitor: db_monitor::DbMonitor, pool: db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     /// let name: String = monitor
     ///     .track("get_user_name", async {
     ///         let conn = pool.get().await?;
@@ -251,7 +257,10 @@ pub(crate) enum Event<'a> {
         error: Option<&'a tokio_postgres::Error>,
     },
     /// `get()` finished, successfully or with a timeout of this kind.
-    Checkout { waited: Duration, timeout: Option<ErrorKind> },
+    Checkout {
+        waited: Duration,
+        timeout: Option<ErrorKind>,
+    },
     /// A checkout was returned after being held for `held`.
     Return {
         held: Duration,
@@ -286,7 +295,8 @@ impl MonitorInner {
                         if kind.ends_connection() {
                             // The background task may not have seen the end of
                             // the stream yet; do not hand this connection out again.
-                            conn.broken.store(true, std::sync::atomic::Ordering::Relaxed);
+                            conn.broken.store(true, Relaxed);
+                            conn.end_reported.store(true, Relaxed);
                         }
                         entry
                             .metrics
@@ -315,10 +325,12 @@ impl MonitorInner {
             }
             Event::ConnectionClosed { conn, error } => {
                 // A bare end of stream follows a failure that a statement
-                // already reported (or a clean close); only an error with
+                // already reported (or a clean close). So does any error once
+                // a statement has reported the connection's end: dropping the
+                // dead client can meet a reset socket. Otherwise an error with
                 // something to say (a SQLSTATE, an I/O error) is a new failure.
                 match error {
-                    Some(error) if !error.is_closed() => {
+                    Some(error) if !error.is_closed() && !conn.end_reported.load(Relaxed) => {
                         let kind = ErrorKind::of_connect(error);
                         pool.error_counter(kind, error.code().map(|c| c.code())).increment(1);
                         tracing::warn!(
@@ -384,7 +396,10 @@ impl MonitorInner {
         }
         map.get_or_insert_with(name, || {
             Arc::new(TrackedMetrics {
-                ok: self.histogram(names::TRACKED_DURATION, vec![Label::new(names::TRACKED_OPERATION, name)]),
+                ok: self.histogram(
+                    names::TRACKED_DURATION,
+                    vec![Label::new(names::TRACKED_OPERATION, name)],
+                ),
                 failed: Default::default(),
             })
         })
@@ -422,9 +437,6 @@ mod tests {
     use super::*;
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-    #[derive(Debug)]
-    struct AppError(tokio_postgres::Error);
-
     #[tokio::test]
     async fn track_times_successes_and_classifies_failures() {
         let recorder = DebuggingRecorder::new();
@@ -433,13 +445,19 @@ mod tests {
         let ok: Result<u32, Box<dyn std::error::Error + Send + Sync>> = monitor.track("lookup", async { Ok(7) }).await;
         assert_eq!(ok.unwrap(), 7);
         let io: Result<(), Box<dyn std::error::Error + Send + Sync>> = monitor
-            .track("lookup", async { Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into()) })
+            .track("lookup", async {
+                Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into())
+            })
             .await;
         assert!(io.is_err());
         let mut seen = HashMap::new();
         for (key, _, _, value) in snapshotter.snapshot().into_vec() {
             if let DebugValue::Histogram(values) = value {
-                let labels: Vec<_> = key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+                let labels: Vec<_> = key
+                    .key()
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
                 seen.insert(labels.join(","), values.len());
             }
         }

@@ -125,11 +125,7 @@ impl Operation {
     pub const fn is_ddl(self) -> bool {
         matches!(
             self,
-            Operation::Create
-                | Operation::Alter
-                | Operation::Drop
-                | Operation::Truncate
-                | Operation::Grant
+            Operation::Create | Operation::Alter | Operation::Drop | Operation::Truncate | Operation::Grant
         )
     }
 
@@ -472,7 +468,10 @@ impl<'a> Lexer<'a> {
                 self.number();
                 Tok::Literal
             }
-            b'-' | b'+' if !self.prev_value && (next.is_ascii_digit() || (next == b'.' && self.at(start + 2).is_ascii_digit())) => {
+            b'-' | b'+'
+                if !self.prev_value
+                    && (next.is_ascii_digit() || (next == b'.' && self.at(start + 2).is_ascii_digit())) =>
+            {
                 self.pos += 1;
                 self.number();
                 Tok::Literal
@@ -599,9 +598,38 @@ struct Normalized {
 /// Words after which a `(` is written with a space (`IN (...)`), unlike a
 /// function call (`count(*)`).
 const SPACED_BEFORE_PAREN: &[&str] = &[
-    "in", "values", "and", "or", "not", "on", "as", "from", "join", "where", "exists", "any",
-    "all", "using", "into", "select", "over", "filter", "within", "between", "then", "else",
-    "when", "returning", "set", "by", "with", "is", "like", "union", "except", "intersect",
+    "in",
+    "values",
+    "and",
+    "or",
+    "not",
+    "on",
+    "as",
+    "from",
+    "join",
+    "where",
+    "exists",
+    "any",
+    "all",
+    "using",
+    "into",
+    "select",
+    "over",
+    "filter",
+    "within",
+    "between",
+    "then",
+    "else",
+    "when",
+    "returning",
+    "set",
+    "by",
+    "with",
+    "is",
+    "like",
+    "union",
+    "except",
+    "intersect",
 ];
 
 impl Sink for Normalized {
@@ -778,7 +806,18 @@ impl StatementScan {
 
     /// Feeds one token at depth 0.
     fn token(&mut self, tok: Tok, text: &str) {
-        const SKIP: &[&str] = &["only", "if", "not", "exists", "table", "lateral", "unlogged", "temporary", "temp", "concurrently"];
+        const SKIP: &[&str] = &[
+            "only",
+            "if",
+            "not",
+            "exists",
+            "table",
+            "lateral",
+            "unlogged",
+            "temporary",
+            "temp",
+            "concurrently",
+        ];
         if self.table_open {
             match tok {
                 Tok::Dot => {
@@ -810,7 +849,9 @@ impl StatementScan {
                 let op = Operation::from_keyword(word).unwrap_or(Operation::Other);
                 self.operation = Some(op);
                 match op {
-                    Operation::Update | Operation::Copy | Operation::Truncate | Operation::Lock => self.want_table = true,
+                    Operation::Update | Operation::Copy | Operation::Truncate | Operation::Lock => {
+                        self.want_table = true
+                    }
                     Operation::Select if word.eq_ignore_ascii_case("table") => self.want_table = true,
                     Operation::Create | Operation::Alter | Operation::Drop => self.want_object = true,
                     _ => {}
@@ -819,7 +860,14 @@ impl StatementScan {
             Some(op) => {
                 if self.in_with {
                     if let Some(main) = Operation::from_keyword(word).filter(|o| {
-                        matches!(o, Operation::Select | Operation::Insert | Operation::Update | Operation::Delete | Operation::Merge)
+                        matches!(
+                            o,
+                            Operation::Select
+                                | Operation::Insert
+                                | Operation::Update
+                                | Operation::Delete
+                                | Operation::Merge
+                        )
                     }) {
                         self.in_with = false;
                         self.operation = Some(main);
@@ -858,7 +906,6 @@ impl StatementScan {
             }
         }
     }
-
 }
 
 /// Scans the statements of `sql`: operation and table of the main one, and
@@ -913,24 +960,48 @@ mod tests {
 
     #[test]
     fn literals_and_parameters_become_placeholders() {
-        assert_eq!(norm("SELECT * FROM t WHERE a = 1 AND b = 'x' AND c = $3"), "SELECT * FROM t WHERE a = ? AND b = ? AND c = ?");
+        assert_eq!(
+            norm("SELECT * FROM t WHERE a = 1 AND b = 'x' AND c = $3"),
+            "SELECT * FROM t WHERE a = ? AND b = ? AND c = ?"
+        );
         assert_eq!(norm("select 1.5e10, -2, .5, 0x1F, 1_000"), "select ?, ?, ?, ?, ?");
         assert_eq!(norm("SELECT a - 1 FROM t"), "SELECT a - ? FROM t");
-        assert_eq!(norm("SELECT E'it\\'s', B'101', X'1F', U&'d\\0061t'"), "SELECT ?, ?, ?, ?");
+        assert_eq!(
+            norm("SELECT E'it\\'s', B'101', X'1F', U&'d\\0061t'"),
+            "SELECT ?, ?, ?, ?"
+        );
         assert_eq!(norm("SELECT $$a;b$$, $fn$ x $y$ $fn$"), "SELECT ?, ?");
         assert_eq!(norm("SELECT 'it''s' || 'a'"), "SELECT ? || ?");
     }
 
     #[test]
     fn lists_collapse_to_one_group() {
-        assert_eq!(norm("SELECT * FROM t WHERE id IN (1, 2, 3)"), "SELECT * FROM t WHERE id IN (...)");
-        assert_eq!(fingerprint("SELECT * FROM t WHERE id IN ($1,$2)"), fingerprint("select * from t where id in (7)"));
-        assert_eq!(norm("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), ($1, $2)"), "INSERT INTO t(a, b) VALUES (...)");
+        assert_eq!(
+            norm("SELECT * FROM t WHERE id IN (1, 2, 3)"),
+            "SELECT * FROM t WHERE id IN (...)"
+        );
+        assert_eq!(
+            fingerprint("SELECT * FROM t WHERE id IN ($1,$2)"),
+            fingerprint("select * from t where id in (7)")
+        );
+        assert_eq!(
+            norm("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), ($1, $2)"),
+            "INSERT INTO t(a, b) VALUES (...)"
+        );
         assert_eq!(norm("SELECT ARRAY[1,2,3]"), "SELECT ARRAY[...]");
-        assert_eq!(norm("SELECT * FROM t WHERE id = ANY($1)"), "SELECT * FROM t WHERE id = ANY (...)");
+        assert_eq!(
+            norm("SELECT * FROM t WHERE id = ANY($1)"),
+            "SELECT * FROM t WHERE id = ANY (...)"
+        );
         assert_eq!(norm("SELECT count(*) FROM t"), "SELECT count(*) FROM t");
-        assert_eq!(norm("SELECT substr('abc', 1, 2), pg_sleep(0.5)"), "SELECT substr(?, ?, ?), pg_sleep(?)");
-        assert_eq!(norm("SELECT * FROM t WHERE (a, b) = (1, 2)"), "SELECT * FROM t WHERE (a, b) = (?, ?)");
+        assert_eq!(
+            norm("SELECT substr('abc', 1, 2), pg_sleep(0.5)"),
+            "SELECT substr(?, ?, ?), pg_sleep(?)"
+        );
+        assert_eq!(
+            norm("SELECT * FROM t WHERE (a, b) = (1, 2)"),
+            "SELECT * FROM t WHERE (a, b) = (?, ?)"
+        );
     }
 
     #[test]
@@ -944,7 +1015,10 @@ mod tests {
 
     #[test]
     fn quoted_identifiers_keep_case_and_semicolons_in_strings_do_not_split() {
-        assert_ne!(fingerprint("SELECT \"Name\" FROM t"), fingerprint("SELECT \"name\" FROM t"));
+        assert_ne!(
+            fingerprint("SELECT \"Name\" FROM t"),
+            fingerprint("SELECT \"name\" FROM t")
+        );
         assert_eq!(fingerprint("SELECT Name FROM t"), fingerprint("SELECT name FROM t"));
         let a = analyze("SELECT ';' FROM \"My;Table\"");
         assert_eq!(a.statements, 1);
@@ -954,22 +1028,62 @@ mod tests {
     #[test]
     fn operations_and_tables_are_found() {
         let cases: &[(&str, Operation, Option<&str>)] = &[
-            ("SELECT a FROM public.users u JOIN orders o ON true", Operation::Select, Some("public.users")),
+            (
+                "SELECT a FROM public.users u JOIN orders o ON true",
+                Operation::Select,
+                Some("public.users"),
+            ),
             ("select 1", Operation::Select, None),
-            ("INSERT INTO orders (id) VALUES ($1) RETURNING id", Operation::Insert, Some("orders")),
-            ("UPDATE ONLY accounts SET balance = balance - 1 WHERE id = 2", Operation::Update, Some("accounts")),
-            ("DELETE FROM sessions WHERE expires < now()", Operation::Delete, Some("sessions")),
-            ("WITH x AS (SELECT * FROM a) UPDATE b SET c = 1 FROM x", Operation::Update, Some("b")),
-            ("WITH x AS (SELECT * FROM a) SELECT * FROM x", Operation::Select, Some("x")),
-            ("WITH x AS (DELETE FROM a RETURNING *) INSERT INTO b SELECT * FROM x", Operation::Insert, Some("b")),
+            (
+                "INSERT INTO orders (id) VALUES ($1) RETURNING id",
+                Operation::Insert,
+                Some("orders"),
+            ),
+            (
+                "UPDATE ONLY accounts SET balance = balance - 1 WHERE id = 2",
+                Operation::Update,
+                Some("accounts"),
+            ),
+            (
+                "DELETE FROM sessions WHERE expires < now()",
+                Operation::Delete,
+                Some("sessions"),
+            ),
+            (
+                "WITH x AS (SELECT * FROM a) UPDATE b SET c = 1 FROM x",
+                Operation::Update,
+                Some("b"),
+            ),
+            (
+                "WITH x AS (SELECT * FROM a) SELECT * FROM x",
+                Operation::Select,
+                Some("x"),
+            ),
+            (
+                "WITH x AS (DELETE FROM a RETURNING *) INSERT INTO b SELECT * FROM x",
+                Operation::Insert,
+                Some("b"),
+            ),
             ("SELECT * FROM (SELECT * FROM t) s", Operation::Select, None),
-            ("CREATE TABLE IF NOT EXISTS \"Items\" (id int)", Operation::Create, Some("Items")),
-            ("CREATE UNIQUE INDEX CONCURRENTLY i ON items (id)", Operation::Create, Some("items")),
+            (
+                "CREATE TABLE IF NOT EXISTS \"Items\" (id int)",
+                Operation::Create,
+                Some("Items"),
+            ),
+            (
+                "CREATE UNIQUE INDEX CONCURRENTLY i ON items (id)",
+                Operation::Create,
+                Some("items"),
+            ),
             ("DROP TABLE IF EXISTS items", Operation::Drop, Some("items")),
             ("ALTER TABLE items ADD COLUMN x int", Operation::Alter, Some("items")),
             ("TRUNCATE TABLE items", Operation::Truncate, Some("items")),
             ("COPY items FROM STDIN", Operation::Copy, Some("items")),
-            ("LOCK TABLE items IN ACCESS EXCLUSIVE MODE", Operation::Lock, Some("items")),
+            (
+                "LOCK TABLE items IN ACCESS EXCLUSIVE MODE",
+                Operation::Lock,
+                Some("items"),
+            ),
             ("BEGIN ISOLATION LEVEL SERIALIZABLE", Operation::Begin, None),
             ("START TRANSACTION", Operation::Begin, None),
             ("COMMIT", Operation::Commit, None),
@@ -998,7 +1112,10 @@ mod tests {
 
     #[test]
     fn long_statements_are_cut_but_fully_fingerprinted() {
-        let long = format!("SELECT {} FROM t", (0..2000).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", "));
+        let long = format!(
+            "SELECT {} FROM t",
+            (0..2000).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", ")
+        );
         let a = analyze(&long);
         assert!(a.normalized.len() <= MAX_NORMALIZED_LEN + '…'.len_utf8());
         assert!(a.normalized.ends_with('…'));
@@ -1007,14 +1124,36 @@ mod tests {
 
     #[test]
     fn fingerprint_equals_analysis_fingerprint() {
-        for sql in ["SELECT 1", "insert into t values (1), (2)", "BEGIN; SELECT $$x$$; COMMIT", "'unterminated", "$tag$ open"] {
+        for sql in [
+            "SELECT 1",
+            "insert into t values (1), (2)",
+            "BEGIN; SELECT $$x$$; COMMIT",
+            "'unterminated",
+            "$tag$ open",
+        ] {
             assert_eq!(fingerprint(sql), analyze(sql).fingerprint, "{sql}");
         }
     }
 
     #[test]
     fn unterminated_constructs_do_not_panic() {
-        for sql in ["'abc", "E'abc\\", "\"abc", "/* abc", "$a$ abc", "$", "$1$", "U&", "u&'", "0x", "1e", "-", ".", "::", "\u{1F600}'\u{e9}"] {
+        for sql in [
+            "'abc",
+            "E'abc\\",
+            "\"abc",
+            "/* abc",
+            "$a$ abc",
+            "$",
+            "$1$",
+            "U&",
+            "u&'",
+            "0x",
+            "1e",
+            "-",
+            ".",
+            "::",
+            "\u{1F600}'\u{e9}",
+        ] {
             let _ = analyze(sql);
         }
     }

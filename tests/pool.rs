@@ -26,8 +26,15 @@ async fn accounting_is_exact_for_32_tasks_of_2000_statements() {
     // bb8 lets a task that just returned a connection take it again ahead
     // of woken waiters, so with 32 tasks on 8 connections one waiter can
     // wait a long time: the timeout here is generous on purpose.
-    let builder = db_monitor::bb8::Pool::builder().max_size(8).min_idle(Some(0)).connection_timeout(Duration::from_secs(120));
-    let manager = monitor.manager("accounting", support::pg::shared_config(), db_monitor::tokio_postgres::NoTls);
+    let builder = db_monitor::bb8::Pool::builder()
+        .max_size(8)
+        .min_idle(Some(0))
+        .connection_timeout(Duration::from_secs(120));
+    let manager = monitor.manager(
+        "accounting",
+        support::pg::shared_config(),
+        db_monitor::tokio_postgres::NoTls,
+    );
     let pool = monitor.pool(manager, builder).await.unwrap();
     let mut tasks = Vec::new();
     for t in 0..TASKS {
@@ -64,7 +71,10 @@ async fn accounting_is_exact_for_32_tasks_of_2000_statements() {
     let pool_label = [("db_client_connection_pool_name", "accounting")];
     assert_eq!(rec.count(OPERATION_DURATION, &pool_label), total);
     assert_eq!(rec.count(OPERATION_DURATION, &[("error_type", "other")]), errors);
-    assert_eq!(rec.counter(ERRORS, &[("error_type", "other"), ("db_response_status_code", "22012")]), errors as u64);
+    assert_eq!(
+        rec.counter(ERRORS, &[("error_type", "other"), ("db_response_status_code", "22012")]),
+        errors as u64
+    );
     assert_eq!(rec.counter(ERRORS, &[]), errors as u64);
 
     let stats = pool.query_stats();
@@ -72,13 +82,22 @@ async fn accounting_is_exact_for_32_tasks_of_2000_statements() {
     assert_eq!(stats.iter().map(|q| q.errors).sum::<u64>(), errors as u64);
     let ok = stats.iter().find(|q| q.normalized == "SELECT ?::int4").unwrap();
     let bad = stats.iter().find(|q| q.normalized == "SELECT ? / ?::int4").unwrap();
-    assert_eq!((ok.calls, ok.errors, ok.rows), ((total - errors) as u64, 0, (total - errors) as u64));
+    assert_eq!(
+        (ok.calls, ok.errors, ok.rows),
+        ((total - errors) as u64, 0, (total - errors) as u64)
+    );
     assert_eq!((bad.calls, bad.errors), (errors as u64, errors as u64));
     assert_ne!(ok.fingerprint, bad.fingerprint);
 
     let snapshot = pool.snapshot();
-    assert_eq!(snapshot.open_connections.iter().map(|c| c.statements).sum::<u64>(), total as u64);
-    assert_eq!(snapshot.open_connections.iter().map(|c| c.checkouts).sum::<u64>(), (TASKS * BATCHES) as u64);
+    assert_eq!(
+        snapshot.open_connections.iter().map(|c| c.statements).sum::<u64>(),
+        total as u64
+    );
+    assert_eq!(
+        snapshot.open_connections.iter().map(|c| c.checkouts).sum::<u64>(),
+        (TASKS * BATCHES) as u64
+    );
     assert_eq!(rec.count(CONNECTION_WAIT_TIME, &pool_label), TASKS * BATCHES);
     assert_eq!(rec.count(CONNECTION_USE_TIME, &pool_label), TASKS * BATCHES);
     assert_eq!(snapshot.in_use, 0);
@@ -90,45 +109,105 @@ async fn every_client_method_is_timed_under_its_statement() {
     let pool = pool(&monitor, "methods", 2).await;
     let table = unique("items");
     let mut conn = pool.get().await.unwrap();
-    conn.batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY, name text)")).await.unwrap();
+    conn.batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY, name text)"))
+        .await
+        .unwrap();
 
     let insert = format!("INSERT INTO {table} (id, name) VALUES ($1, $2)");
     for (id, name) in [(1, "secret-value-123"), (2, "b"), (3, "c")] {
         assert_eq!(conn.execute(&insert, &[&id, &name]).await.unwrap(), 1);
     }
-    let select = conn.prepare(&format!("SELECT id, name FROM {table} WHERE id <= $1 ORDER BY id")).await.unwrap();
+    let select = conn
+        .prepare(&format!("SELECT id, name FROM {table} WHERE id <= $1 ORDER BY id"))
+        .await
+        .unwrap();
     assert_eq!(select.operation(), Operation::Select);
     assert_eq!(select.table(), Some(table.as_str()));
-    assert_eq!(select.normalized(), format!("SELECT id, name FROM {table} WHERE id <= ? ORDER BY id"));
+    assert_eq!(
+        select.normalized(),
+        format!("SELECT id, name FROM {table} WHERE id <= ? ORDER BY id")
+    );
     assert_eq!(conn.query(&select, &[&3_i32]).await.unwrap().len(), 3);
-    assert_eq!(conn.query_one(&select, &[&1_i32]).await.unwrap().get::<_, String>(1), "secret-value-123");
+    assert_eq!(
+        conn.query_one(&select, &[&1_i32]).await.unwrap().get::<_, String>(1),
+        "secret-value-123"
+    );
     assert!(conn.query_opt(&select, &[&0_i32]).await.unwrap().is_none());
-    let streamed: Vec<_> = conn.query_raw(&select, [3_i32]).await.unwrap().try_collect().await.unwrap();
+    let streamed: Vec<_> = conn
+        .query_raw(&select, [3_i32])
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(streamed.len(), 3);
     let by_text = format!("SELECT name FROM {table} WHERE id = $1");
-    assert_eq!(conn.query_typed(&by_text, &[(&2_i32, Type::INT4)]).await.unwrap().len(), 1);
+    assert_eq!(
+        conn.query_typed(&by_text, &[(&2_i32, Type::INT4)]).await.unwrap().len(),
+        1
+    );
     assert!(conn.query_typed_one(&by_text, &[(&2_i32, Type::INT4)]).await.is_ok());
-    assert!(conn.query_typed_opt(&by_text, &[(&9_i32, Type::INT4)]).await.unwrap().is_none());
+    assert!(conn
+        .query_typed_opt(&by_text, &[(&9_i32, Type::INT4)])
+        .await
+        .unwrap()
+        .is_none());
     let typed_stream = conn.query_typed_raw(&by_text, [(3_i32, Type::INT4)]).await.unwrap();
     assert_eq!(typed_stream.try_collect::<Vec<_>>().await.unwrap().len(), 1);
     let update = format!("UPDATE {table} SET name = $1 WHERE id = $2");
-    assert_eq!(conn.execute_typed(&update, &[(&"x", Type::TEXT), (&2_i32, Type::INT4)]).await.unwrap(), 1);
-    assert_eq!(conn.execute_raw(&update, [&"y" as &(dyn db_monitor::tokio_postgres::types::ToSql + Sync), &3_i32]).await.unwrap(), 1);
-    let names: Vec<String> = conn.query_scalar(&format!("SELECT name FROM {table} ORDER BY id"), &[]).await.unwrap();
+    assert_eq!(
+        conn.execute_typed(&update, &[(&"x", Type::TEXT), (&2_i32, Type::INT4)])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        conn.execute_raw(
+            &update,
+            [&"y" as &(dyn db_monitor::tokio_postgres::types::ToSql + Sync), &3_i32]
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    let names: Vec<String> = conn
+        .query_scalar(&format!("SELECT name FROM {table} ORDER BY id"), &[])
+        .await
+        .unwrap();
     assert_eq!(names.len(), 3);
-    let count: i64 = conn.query_one_scalar(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap();
+    let count: i64 = conn
+        .query_one_scalar(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap();
     assert_eq!(count, 3);
-    let none: Option<i32> = conn.query_opt_scalar(&format!("SELECT id FROM {table} WHERE id = 42"), &[]).await.unwrap();
+    let none: Option<i32> = conn
+        .query_opt_scalar(&format!("SELECT id FROM {table} WHERE id = 42"), &[])
+        .await
+        .unwrap();
     assert!(none.is_none());
     let messages = conn.simple_query(&format!("SELECT id FROM {table}")).await.unwrap();
-    assert_eq!(messages.iter().filter(|m| matches!(m, SimpleQueryMessage::Row(_))).count(), 3);
-    let raw_simple: Vec<_> = conn.simple_query_raw(&format!("SELECT id FROM {table} WHERE id > 1")).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(
+        messages
+            .iter()
+            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+            .count(),
+        3
+    );
+    let raw_simple: Vec<_> = conn
+        .simple_query_raw(&format!("SELECT id FROM {table} WHERE id > 1"))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert!(raw_simple.len() >= 2);
 
     let copy_in = format!("COPY {table} (id, name) FROM STDIN");
     let sink = conn.copy_in::<_, bytes::Bytes>(&copy_in).await.unwrap();
     let mut sink = pin!(sink);
-    sink.send(bytes::Bytes::from_static(b"10\tcopied\n11\tcopied\n")).await.unwrap();
+    sink.send(bytes::Bytes::from_static(b"10\tcopied\n11\tcopied\n"))
+        .await
+        .unwrap();
     assert_eq!(sink.as_mut().finish().await.unwrap(), 2);
     let copy_out = format!("COPY {table} TO STDOUT");
     let chunks: Vec<_> = conn.copy_out(&copy_out).await.unwrap().try_collect().await.unwrap();
@@ -148,16 +227,39 @@ async fn every_client_method_is_timed_under_its_statement() {
         let tx = conn.transaction().await.unwrap();
         tx.execute(&insert, &[&22_i32, &"dropped"]).await.unwrap();
     }
-    let final_count: i64 = conn.query_one_scalar(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap();
-    assert_eq!(final_count, 6, "the committed row and the copied rows stay; rolled back and dropped ones do not");
+    let final_count: i64 = conn
+        .query_one_scalar(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        final_count, 6,
+        "the committed row and the copied rows stay; rolled back and dropped ones do not"
+    );
 
     let stats = pool.query_stats();
-    let calls = |normalized: &str| stats.iter().find(|q| q.normalized == normalized).map(|q| (q.calls, q.rows));
-    assert_eq!(calls(&format!("INSERT INTO {table}(id, name) VALUES (...)")), Some((6, 6)));
-    assert_eq!(calls(&format!("SELECT id, name FROM {table} WHERE id <= ? ORDER BY id")), Some((4, 7)));
+    let calls = |normalized: &str| {
+        stats
+            .iter()
+            .find(|q| q.normalized == normalized)
+            .map(|q| (q.calls, q.rows))
+    };
+    assert_eq!(
+        calls(&format!("INSERT INTO {table}(id, name) VALUES (...)")),
+        Some((6, 6))
+    );
+    assert_eq!(
+        calls(&format!("SELECT id, name FROM {table} WHERE id <= ? ORDER BY id")),
+        Some((4, 7))
+    );
     assert_eq!(calls(&format!("SELECT name FROM {table} WHERE id = ?")), Some((4, 3)));
-    assert_eq!(calls(&format!("UPDATE {table} SET name = ? WHERE id = ?")), Some((2, 2)));
-    assert_eq!(calls(&format!("COPY {table}(id, name) FROM STDIN")).map(|c| c.0), Some(1));
+    assert_eq!(
+        calls(&format!("UPDATE {table} SET name = ? WHERE id = ?")),
+        Some((2, 2))
+    );
+    assert_eq!(
+        calls(&format!("COPY {table}(id, name) FROM STDIN")).map(|c| c.0),
+        Some(1)
+    );
     assert_eq!(calls(&format!("COPY {table} TO STDOUT")).map(|c| c.0), Some(1));
     assert_eq!(calls("BEGIN").map(|c| c.0), Some(3));
     assert_eq!(calls("COMMIT").map(|c| c.0), Some(1));
@@ -168,10 +270,22 @@ async fn every_client_method_is_timed_under_its_statement() {
     assert_eq!(rec.count(TRANSACTION_DURATION, &[("outcome", "abandoned")]), 1);
 
     let operations = rec.label_values(OPERATION_DURATION, "db_operation_name");
-    for op in ["BEGIN", "COMMIT", "COPY", "CREATE", "INSERT", "ROLLBACK", "SAVEPOINT", "SELECT", "UPDATE"] {
+    for op in [
+        "BEGIN",
+        "COMMIT",
+        "COPY",
+        "CREATE",
+        "INSERT",
+        "ROLLBACK",
+        "SAVEPOINT",
+        "SELECT",
+        "UPDATE",
+    ] {
         assert!(operations.contains(&op.to_owned()), "{op} missing from {operations:?}");
     }
-    assert!(rec.label_values(OPERATION_DURATION, "db_collection_name").contains(&table));
+    assert!(rec
+        .label_values(OPERATION_DURATION, "db_collection_name")
+        .contains(&table));
     // No literal value reaches any label.
     for name in [OPERATION_DURATION, ERRORS] {
         for label in ["db_query_summary", "db_collection_name", "db_operation_name"] {
@@ -191,7 +305,10 @@ async fn sessions_and_connections_report_their_own_counts() {
     let checked_out_line = line!() - 1;
     conn.query_one("SELECT 1", &[]).await.unwrap();
     conn.query("SELECT pg_sleep(0.05)", &[]).await.unwrap();
-    assert!(conn.query("SELECT * FROM no_such_table_for_sessions", &[]).await.is_err());
+    assert!(conn
+        .query("SELECT * FROM no_such_table_for_sessions", &[])
+        .await
+        .is_err());
     let session = conn.session();
     assert_eq!((session.statements, session.errors, session.cancelled), (3, 1, 0));
     assert!(session.database_time >= Duration::from_millis(50));
@@ -200,11 +317,21 @@ async fn sessions_and_connections_report_their_own_counts() {
     assert!(conn.checked_out_at().file().ends_with("pool.rs"));
 
     let id = conn.connection_id();
-    let listed = pool.snapshot().open_connections.into_iter().find(|c| c.id == id).unwrap();
+    let listed = pool
+        .snapshot()
+        .open_connections
+        .into_iter()
+        .find(|c| c.id == id)
+        .unwrap();
     assert!(listed.held_for.is_some());
     assert_eq!((listed.statements, listed.errors, listed.checkouts), (3, 1, 1));
     drop(conn);
-    let listed = pool.snapshot().open_connections.into_iter().find(|c| c.id == id).unwrap();
+    let listed = pool
+        .snapshot()
+        .open_connections
+        .into_iter()
+        .find(|c| c.id == id)
+        .unwrap();
     assert!(listed.held_for.is_none());
 
     // A new checkout of the same connection starts a new session.
@@ -224,7 +351,10 @@ async fn a_checkout_held_past_the_leak_threshold_is_counted() {
     let long = pool.get().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(long);
-    assert_eq!(rec.counter(CONNECTION_LEAKS, &[("db_client_connection_pool_name", "leaky")]), 1);
+    assert_eq!(
+        rec.counter(CONNECTION_LEAKS, &[("db_client_connection_pool_name", "leaky")]),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,25 +371,56 @@ async fn track_times_an_operation_and_classifies_its_database_error() {
     let missing: Result<i32, Box<dyn std::error::Error + Send + Sync>> = monitor
         .track("load_missing", async {
             let conn = pool.get().await?;
-            Ok(conn.query_one_scalar("SELECT id FROM no_such_table_for_track", &[]).await?)
+            Ok(conn
+                .query_one_scalar("SELECT id FROM no_such_table_for_track", &[])
+                .await?)
         })
         .await;
     assert!(missing.is_err());
     let direct: Result<u64, db_monitor::tokio_postgres::Error> = monitor
-        .track("raw_error", async { pool.get().await.unwrap().execute("SELEC 1", &[]).await })
+        .track("raw_error", async {
+            pool.get().await.unwrap().execute("SELEC 1", &[]).await
+        })
         .await;
     assert!(direct.is_err());
 
     assert_eq!(rec.count(TRACKED_DURATION, &[("operation", "load_one")]), 1);
-    assert_eq!(rec.count(TRACKED_DURATION, &[("operation", "load_missing"), ("error_type", "syntax_or_access")]), 1);
-    assert_eq!(rec.count(TRACKED_DURATION, &[("operation", "raw_error"), ("error_type", "syntax_or_access")]), 1);
-    assert_eq!(rec.counter(ERRORS, &[("error_type", "syntax_or_access"), ("db_response_status_code", "42P01")]), 1);
-    assert_eq!(rec.counter(ERRORS, &[("error_type", "syntax_or_access"), ("db_response_status_code", "42601")]), 1);
+    assert_eq!(
+        rec.count(
+            TRACKED_DURATION,
+            &[("operation", "load_missing"), ("error_type", "syntax_or_access")]
+        ),
+        1
+    );
+    assert_eq!(
+        rec.count(
+            TRACKED_DURATION,
+            &[("operation", "raw_error"), ("error_type", "syntax_or_access")]
+        ),
+        1
+    );
+    assert_eq!(
+        rec.counter(
+            ERRORS,
+            &[("error_type", "syntax_or_access"), ("db_response_status_code", "42P01")]
+        ),
+        1
+    );
+    assert_eq!(
+        rec.counter(
+            ERRORS,
+            &[("error_type", "syntax_or_access"), ("db_response_status_code", "42601")]
+        ),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labels_stay_bounded_past_every_cap() {
-    let mut config = MonitorConfig::default().max_query_summaries(3).max_fingerprints(4).statement_cache_size(2);
+    let mut config = MonitorConfig::default()
+        .max_query_summaries(3)
+        .max_fingerprints(4)
+        .statement_cache_size(2);
     config.max_status_codes = 2;
     let (monitor, rec) = monitor(config);
     let pool = pool(&monitor, "capped", 1).await;
@@ -268,7 +429,9 @@ async fn labels_stay_bounded_past_every_cap() {
     for i in 0..6 {
         let sql = format!("SELECT {i} FROM (SELECT 1) AS t{i}, pg_class AS c{i} LIMIT 0");
         conn.query(&sql, &[]).await.unwrap();
-        conn.query(&format!("SELECT * FROM pg_namespace n{i} WHERE oid = {i}"), &[]).await.unwrap();
+        conn.query(&format!("SELECT * FROM pg_namespace n{i} WHERE oid = {i}"), &[])
+            .await
+            .unwrap();
     }
     let summaries = rec.label_values(OPERATION_DURATION, QUERY_SUMMARY);
     assert!(summaries.len() <= 3, "{summaries:?}");
@@ -276,7 +439,11 @@ async fn labels_stay_bounded_past_every_cap() {
     let stats = pool.query_stats();
     assert!(stats.len() <= 5, "4 fingerprints and the other bucket: {}", stats.len());
     assert!(stats.iter().any(|q| q.fingerprint == 0 && q.normalized == "other"));
-    assert_eq!(stats.iter().map(|q| q.calls).sum::<u64>(), 12, "past every cap, nothing is lost");
+    assert_eq!(
+        stats.iter().map(|q| q.calls).sum::<u64>(),
+        12,
+        "past every cap, nothing is lost"
+    );
 
     // Texts past the statement cache are fingerprinted on each run.
     let texts: Vec<String> = (0..5).map(|i| format!("SELECT {i} AS literal_only")).collect();
@@ -299,17 +466,30 @@ async fn labels_stay_bounded_past_every_cap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bb8_state_and_statistics_are_published() {
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let builder = db_monitor::bb8::Pool::builder().max_size(5).min_idle(Some(2)).connection_timeout(Duration::from_secs(5));
-    let manager = monitor.manager("published", support::pg::shared_config(), db_monitor::tokio_postgres::NoTls);
+    let builder = db_monitor::bb8::Pool::builder()
+        .max_size(5)
+        .min_idle(Some(2))
+        .connection_timeout(Duration::from_secs(5));
+    let manager = monitor.manager(
+        "published",
+        support::pg::shared_config(),
+        db_monitor::tokio_postgres::NoTls,
+    );
     let pool = monitor.pool(manager, builder).await.unwrap();
     assert_eq!(monitor.pool_names(), vec!["published".to_owned()]);
     let conn = pool.get().await.unwrap();
-    let labels = [("db_client_connection_pool_name", "published"), ("db_system_name", "postgresql")];
+    let labels = [
+        ("db_client_connection_pool_name", "published"),
+        ("db_system_name", "postgresql"),
+    ];
     assert_eq!(rec.gauge(CONNECTION_MAX, &labels), Some(5.0));
     assert_eq!(rec.gauge(CONNECTION_COUNT, &[("state", "used")]), Some(1.0));
     assert_eq!(rec.gauge("db_client_connection_idle_min", &labels), Some(2.0));
     assert!(rec.counter(CONNECTIONS_CREATED, &labels) >= 2);
-    assert_eq!(rec.counter("db_client_connection_gets_total", &[("result", "direct")]), 1);
+    assert_eq!(
+        rec.counter("db_client_connection_gets_total", &[("result", "direct")]),
+        1
+    );
     drop(conn);
     assert_eq!(rec.gauge(CONNECTION_COUNT, &[("state", "used")]), Some(0.0));
 }
@@ -318,9 +498,16 @@ async fn bb8_state_and_statistics_are_published() {
 async fn setup_statements_run_on_every_new_connection() {
     let (monitor, rec) = monitor(MonitorConfig::default());
     let manager = monitor
-        .manager("configured", support::pg::shared_config(), db_monitor::tokio_postgres::NoTls)
+        .manager(
+            "configured",
+            support::pg::shared_config(),
+            db_monitor::tokio_postgres::NoTls,
+        )
         .setup("SET statement_timeout = '123ms'");
-    let pool = monitor.pool(manager, db_monitor::bb8::Pool::builder().max_size(2).min_idle(Some(0))).await.unwrap();
+    let pool = monitor
+        .pool(manager, db_monitor::bb8::Pool::builder().max_size(2).min_idle(Some(0)))
+        .await
+        .unwrap();
     let conn = pool.get().await.unwrap();
     let timeout: String = conn.query_one_scalar("SHOW statement_timeout", &[]).await.unwrap();
     assert_eq!(timeout, "123ms");

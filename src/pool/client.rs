@@ -149,7 +149,13 @@ pub(crate) struct ConnCtx {
 /// Records one finished (or abandoned) statement: the per-statement hot
 /// path, shared by [`InFlight`] and the overhead benchmark.
 #[inline]
-pub(crate) fn statement_ended(pool: &PoolShared, conn: &ConnStats, query: &QueryRef<'_>, elapsed: Duration, outcome: Outcome<'_>) {
+pub(crate) fn statement_ended(
+    pool: &PoolShared,
+    conn: &ConnStats,
+    query: &QueryRef<'_>,
+    elapsed: Duration,
+    outcome: Outcome<'_>,
+) {
     let record = |entry: &QueryEntry| {
         pool.record(Event::Statement {
             entry,
@@ -298,6 +304,9 @@ impl ConnCtx {
     }
 }
 
+// The row counters are `fn(&T) -> Option<u64>` for the method's output
+// type `T`, which is a `Vec` here.
+#[allow(clippy::ptr_arg)]
 fn row_count<T>(rows: &Vec<T>) -> Option<u64> {
     Some(rows.len() as u64)
 }
@@ -318,8 +327,14 @@ fn unknown<T>(_: &T) -> Option<u64> {
     None
 }
 
+#[allow(clippy::ptr_arg)]
 fn simple_rows(messages: &Vec<SimpleQueryMessage>) -> Option<u64> {
-    Some(messages.iter().filter(|m| matches!(m, SimpleQueryMessage::Row(_))).count() as u64)
+    Some(
+        messages
+            .iter()
+            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+            .count() as u64,
+    )
 }
 
 /// Runs `$call` (an expression using `$s`, bound to either the SQL text or
@@ -415,17 +430,38 @@ macro_rules! statement_methods {
             I: IntoIterator<Item = P>,
             I::IntoIter: ExactSizeIterator,
         {
-            stream_dispatch!(self, statement, |s| self.$inner.query_raw(s, params), Counting::Items)
+            stream_dispatch!(
+                self,
+                statement,
+                |s| self.$inner.query_raw(s, params),
+                Counting::Items
+            )
         }
 
         /// Runs unprepared text with explicitly typed parameters (one round trip).
-        pub async fn query_typed(&self, query: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, Error> {
-            self.ctx.run(QueryRef::Text(query), self.$inner.query_typed(query, params), row_count).await
+        pub async fn query_typed(
+            &self,
+            query: &str,
+            params: &[(&(dyn ToSql + Sync), Type)],
+        ) -> Result<Vec<Row>, Error> {
+            self.ctx
+                .run(
+                    QueryRef::Text(query),
+                    self.$inner.query_typed(query, params),
+                    row_count,
+                )
+                .await
         }
 
         /// Like [`query_typed`](Self::query_typed), for exactly one row.
         pub async fn query_typed_one(&self, query: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Row, Error> {
-            self.ctx.run(QueryRef::Text(query), self.$inner.query_typed_one(query, params), one_row).await
+            self.ctx
+                .run(
+                    QueryRef::Text(query),
+                    self.$inner.query_typed_one(query, params),
+                    one_row,
+                )
+                .await
         }
 
         /// Like [`query_typed`](Self::query_typed), for zero or one row.
@@ -434,7 +470,13 @@ macro_rules! statement_methods {
             query: &str,
             params: &[(&(dyn ToSql + Sync), Type)],
         ) -> Result<Option<Row>, Error> {
-            self.ctx.run(QueryRef::Text(query), self.$inner.query_typed_opt(query, params), opt_row).await
+            self.ctx
+                .run(
+                    QueryRef::Text(query),
+                    self.$inner.query_typed_opt(query, params),
+                    opt_row,
+                )
+                .await
         }
 
         /// Like [`query_typed`](Self::query_typed), streaming the rows.
@@ -443,7 +485,9 @@ macro_rules! statement_methods {
             P: BorrowToSql,
             I: IntoIterator<Item = (P, Type)>,
         {
-            self.ctx.run_stream(query, self.$inner.query_typed_raw(query, params), Counting::Items).await
+            self.ctx
+                .run_stream(query, self.$inner.query_typed_raw(query, params), Counting::Items)
+                .await
         }
 
         /// Runs a statement and returns the number of rows it affected.
@@ -456,7 +500,13 @@ macro_rules! statement_methods {
 
         /// Like [`execute`](Self::execute), with explicitly typed parameters.
         pub async fn execute_typed(&self, query: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<u64, Error> {
-            self.ctx.run(QueryRef::Text(query), self.$inner.execute_typed(query, params), affected).await
+            self.ctx
+                .run(
+                    QueryRef::Text(query),
+                    self.$inner.execute_typed(query, params),
+                    affected,
+                )
+                .await
         }
 
         /// Like [`execute`](Self::execute), with parameters from an iterator.
@@ -491,13 +541,21 @@ macro_rules! statement_methods {
         /// Runs statements with the simple query protocol (no parameters;
         /// never interpolate values into it).
         pub async fn simple_query(&self, query: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
-            self.ctx.run(QueryRef::Text(query), self.$inner.simple_query(query), simple_rows).await
+            self.ctx
+                .run(
+                    QueryRef::Text(query),
+                    self.$inner.simple_query(query),
+                    simple_rows,
+                )
+                .await
         }
 
         /// Runs a batch of `;`-separated statements with the simple query
         /// protocol, timed as one statement.
         pub async fn batch_execute(&self, query: &str) -> Result<(), Error> {
-            self.ctx.run(QueryRef::Text(query), self.$inner.batch_execute(query), unknown).await
+            self.ctx
+                .run(QueryRef::Text(query), self.$inner.batch_execute(query), unknown)
+                .await
         }
 
         /// A token to cancel the statement running on this connection.
@@ -553,7 +611,7 @@ impl MonitoredClient {
     }
 
     /// This connection's id within its pool (as listed by
-    /// [`MonitoredPool::connections`](crate::MonitoredPool::connections)).
+    /// [`MonitoredPool::snapshot`](crate::MonitoredPool::snapshot)).
     pub fn connection_id(&self) -> u64 {
         self.ctx.stats.id
     }
@@ -579,7 +637,11 @@ impl MonitoredClient {
     }
 
     /// Runs a statement returning zero or one row of one column.
-    pub async fn query_opt_scalar<R, T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Option<R>, Error>
+    pub async fn query_opt_scalar<R, T>(
+        &self,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<R>, Error>
     where
         R: FromSqlOwned,
         T: ?Sized + ToMonitoredStatement,
@@ -590,7 +652,9 @@ impl MonitoredClient {
     /// Like [`simple_query`](Self::simple_query), streaming the messages;
     /// timed until the stream ends.
     pub async fn simple_query_raw(&self, query: &str) -> Result<MonitoredStream<SimpleQueryStream>, Error> {
-        self.ctx.run_stream(query, self.client.simple_query_raw(query), Counting::SimpleRows).await
+        self.ctx
+            .run_stream(query, self.client.simple_query_raw(query), Counting::SimpleRows)
+            .await
     }
 
     /// Checks that the connection is alive with an empty query.
@@ -673,7 +737,10 @@ impl<'a> MonitoredTransactionBuilder<'a> {
     /// Begins the transaction (recorded as a `BEGIN` statement).
     pub async fn start(self) -> Result<MonitoredTransaction<'a>, Error> {
         let start = Instant::now();
-        let tx = self.ctx.run(QueryRef::Text("BEGIN"), self.builder.start(), unknown).await?;
+        let tx = self
+            .ctx
+            .run(QueryRef::Text("BEGIN"), self.builder.start(), unknown)
+            .await?;
         Ok(MonitoredTransaction::new(tx, self.ctx, start))
     }
 }
@@ -749,7 +816,11 @@ impl<'a> MonitoredTransaction<'a> {
         MonitoredTransaction {
             tx,
             ctx,
-            guard: TxGuard { ctx, start, done: false },
+            guard: TxGuard {
+                ctx,
+                start,
+                done: false,
+            },
         }
     }
 
@@ -765,7 +836,11 @@ impl<'a> MonitoredTransaction<'a> {
     pub async fn commit(self) -> Result<(), Error> {
         let MonitoredTransaction { tx, ctx, mut guard } = self;
         let result = ctx.run(QueryRef::Text("COMMIT"), tx.commit(), unknown).await;
-        guard.end(if result.is_ok() { TxOutcome::Committed } else { TxOutcome::Failed });
+        guard.end(if result.is_ok() {
+            TxOutcome::Committed
+        } else {
+            TxOutcome::Failed
+        });
         result
     }
 
@@ -774,7 +849,11 @@ impl<'a> MonitoredTransaction<'a> {
     pub async fn rollback(self) -> Result<(), Error> {
         let MonitoredTransaction { tx, ctx, mut guard } = self;
         let result = ctx.run(QueryRef::Text("ROLLBACK"), tx.rollback(), unknown).await;
-        guard.end(if result.is_ok() { TxOutcome::RolledBack } else { TxOutcome::Failed });
+        guard.end(if result.is_ok() {
+            TxOutcome::RolledBack
+        } else {
+            TxOutcome::Failed
+        });
         result
     }
 
@@ -782,7 +861,9 @@ impl<'a> MonitoredTransaction<'a> {
     pub async fn transaction(&mut self) -> Result<MonitoredTransaction<'_>, Error> {
         let start = Instant::now();
         let ctx = self.ctx;
-        let tx = ctx.run(QueryRef::Text("SAVEPOINT"), self.tx.transaction(), unknown).await?;
+        let tx = ctx
+            .run(QueryRef::Text("SAVEPOINT"), self.tx.transaction(), unknown)
+            .await?;
         Ok(MonitoredTransaction::new(tx, ctx, start))
     }
 
@@ -793,7 +874,9 @@ impl<'a> MonitoredTransaction<'a> {
     {
         let start = Instant::now();
         let ctx = self.ctx;
-        let tx = ctx.run(QueryRef::Text("SAVEPOINT"), self.tx.savepoint(name), unknown).await?;
+        let tx = ctx
+            .run(QueryRef::Text("SAVEPOINT"), self.tx.savepoint(name), unknown)
+            .await?;
         Ok(MonitoredTransaction::new(tx, ctx, start))
     }
 }

@@ -194,7 +194,9 @@ pub struct MonitorErrorSink {
 
 impl fmt::Debug for MonitorErrorSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MonitorErrorSink").field("pool", &self.shared.name).finish()
+        f.debug_struct("MonitorErrorSink")
+            .field("pool", &self.shared.name)
+            .finish()
     }
 }
 

@@ -30,12 +30,32 @@ use tokio_postgres::Socket;
 /// Implemented for every type with the required bounds; there is nothing
 /// to implement by hand. (bb8's `Pool` needs its manager's bounds on the
 /// struct itself, so the monitored types name them through this trait.)
+///
+/// # Example: rustls
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use db_monitor::{DbMonitor, MonitorConfig};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let mut roots = rustls::RootCertStore::empty();
+/// # let ca_der: rustls::pki_types::CertificateDer<'static> = unimplemented!();
+/// roots.add(ca_der)?; // your server's CA
+/// let tls_config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+///     .with_safe_default_protocol_versions()?
+///     .with_root_certificates(roots)
+///     .with_no_client_auth();
+/// let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
+///
+/// let monitor = DbMonitor::new(MonitorConfig::default());
+/// let pg = "host=db.internal user=app dbname=app sslmode=require".parse()?;
+/// let pool = monitor.pool(monitor.manager("primary", pg, tls), monitor.config().pool_builder()).await?;
+/// let conn = pool.get().await?;
+/// # Ok(()) }
+/// ```
 pub trait MakeTls:
-    MakeTlsConnect<
-        Socket,
-        Stream: Send + Sync + 'static,
-        TlsConnect: Send + TlsConnect<Socket, Future: Send>,
-    > + Clone
+    MakeTlsConnect<Socket, Stream: Send + Sync + 'static, TlsConnect: Send + TlsConnect<Socket, Future: Send>>
+    + Clone
     + Send
     + Sync
     + 'static
@@ -43,11 +63,8 @@ pub trait MakeTls:
 }
 
 impl<T> MakeTls for T where
-    T: MakeTlsConnect<
-            Socket,
-            Stream: Send + Sync + 'static,
-            TlsConnect: Send + TlsConnect<Socket, Future: Send>,
-        > + Clone
+    T: MakeTlsConnect<Socket, Stream: Send + Sync + 'static, TlsConnect: Send + TlsConnect<Socket, Future: Send>>
+        + Clone
         + Send
         + Sync
         + 'static
@@ -58,11 +75,11 @@ mod client;
 mod manager;
 pub(crate) mod shared;
 
+pub(crate) use client::{statement_ended, QueryRef, TxOutcome};
 pub use client::{
     MonitoredClient, MonitoredStatement, MonitoredStream, MonitoredTransaction, MonitoredTransactionBuilder,
     ToMonitoredStatement,
 };
-pub(crate) use client::{statement_ended, QueryRef, TxOutcome};
 pub use manager::{MonitorCustomizer, MonitorErrorSink, MonitoredManager};
 
 use crate::classify::ErrorKind;
@@ -90,7 +107,9 @@ impl<Tls: MakeTls> Clone for MonitoredPool<Tls> {
 
 impl<Tls: MakeTls> fmt::Debug for MonitoredPool<Tls> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MonitoredPool").field("name", &self.shared.name).finish_non_exhaustive()
+        f.debug_struct("MonitoredPool")
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -178,7 +197,10 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                     checked_out: now,
                     location,
                 };
-                self.shared.metrics.used.set(f64::from(self.shared.in_use.load(Relaxed)));
+                self.shared
+                    .metrics
+                    .used
+                    .set(f64::from(self.shared.in_use.load(Relaxed)));
                 if self.shared.publish_due(since) {
                     self.publish_state();
                 }
@@ -190,7 +212,10 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                 let (kind, source) = match error {
                     bb8::RunError::TimedOut if in_use >= max_size => (ErrorKind::PoolExhausted, None),
                     bb8::RunError::TimedOut => (ErrorKind::ConnectTimeout, self.shared.last_connect_error()),
-                    bb8::RunError::User(e) => (ErrorKind::of_connect(&e), Some((ErrorKind::of_connect(&e), error_chain(&e)))),
+                    bb8::RunError::User(e) => (
+                        ErrorKind::of_connect(&e),
+                        Some((ErrorKind::of_connect(&e), error_chain(&e))),
+                    ),
                 };
                 self.shared.record(Event::Checkout {
                     waited,
@@ -364,7 +389,10 @@ impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
             held,
             location: self.location,
         });
-        self.shared.metrics.used.set(f64::from(self.shared.in_use.load(Relaxed)));
+        self.shared
+            .metrics
+            .used
+            .set(f64::from(self.shared.in_use.load(Relaxed)));
     }
 }
 
@@ -399,7 +427,11 @@ impl fmt::Display for GetError {
             &*self.pool, self.waited
         )?;
         match self.kind {
-            ErrorKind::PoolExhausted => write!(f, "pool exhausted ({} of {} connections in use)", self.in_use, self.max_size),
+            ErrorKind::PoolExhausted => write!(
+                f,
+                "pool exhausted ({} of {} connections in use)",
+                self.in_use, self.max_size
+            ),
             _ => match &self.source {
                 Some(e) => write!(f, "could not connect ({e})"),
                 None => f.write_str("could not connect in time"),
@@ -543,19 +575,20 @@ pub struct QueryStats {
     pub slow: u64,
     /// Rows returned or affected, where known.
     pub rows: u64,
-    /// Total time.
+    /// Total time of the runs that finished (cancelled runs add none).
     pub total_time: Duration,
     /// Longest run.
     pub max_time: Duration,
 }
 
 impl QueryStats {
-    /// Mean time per run.
+    /// Mean time of the runs that finished (successfully or not).
     pub fn mean_time(&self) -> Duration {
-        if self.calls == 0 {
+        let finished = self.calls - self.cancelled;
+        if finished == 0 {
             Duration::ZERO
         } else {
-            self.total_time / u32::try_from(self.calls).unwrap_or(u32::MAX)
+            Duration::from_nanos((self.total_time.as_nanos() / u128::from(finished)) as u64)
         }
     }
 }

@@ -48,7 +48,9 @@ pub(crate) struct PoolShared {
 
 impl fmt::Debug for PoolShared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PoolShared").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("PoolShared")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,7 +91,10 @@ impl PoolShared {
         self.errors.get((kind, code.map(Box::from)), overflow, |(kind, code)| {
             let mut labels = base_labels(&self.name);
             labels.push(Label::new(names::ERROR_TYPE, kind.as_str()));
-            labels.push(Label::new(names::RESPONSE_STATUS_CODE, code.as_deref().unwrap_or("").to_owned()));
+            labels.push(Label::new(
+                names::RESPONSE_STATUS_CODE,
+                code.as_deref().unwrap_or("").to_owned(),
+            ));
             self.monitor.counter(names::ERRORS, labels)
         })
     }
@@ -114,7 +119,10 @@ impl PoolShared {
         const PUBLISH_EVERY: u64 = 250_000_000;
         let last = self.last_publish.load(Relaxed);
         (last == 0 || now.saturating_sub(last) >= PUBLISH_EVERY)
-            && self.last_publish.compare_exchange(last, now.max(1), Relaxed, Relaxed).is_ok()
+            && self
+                .last_publish
+                .compare_exchange(last, now.max(1), Relaxed, Relaxed)
+                .is_ok()
     }
 
     pub(crate) fn connection_ready(&self) {
@@ -132,7 +140,10 @@ impl PoolShared {
     }
 
     pub(crate) fn last_connect_error(&self) -> Option<(ErrorKind, String)> {
-        self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.last_connect_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Adds the monitor's customizer to a bb8 builder and remembers its size.
@@ -204,8 +215,13 @@ impl PoolMetrics {
             gets_direct: m.counter(names::CONNECTION_GETS, with(names::RESULT, "direct")),
             gets_waited: m.counter(names::CONNECTION_GETS, with(names::RESULT, "waited")),
             gets_timed_out: m.counter(names::CONNECTION_GETS, with(names::RESULT, "timed_out")),
-            transactions: [TxOutcome::Committed, TxOutcome::RolledBack, TxOutcome::Abandoned, TxOutcome::Failed]
-                .map(|o| m.histogram(names::TRANSACTION_DURATION, with(names::OUTCOME, o.as_str()))),
+            transactions: [
+                TxOutcome::Committed,
+                TxOutcome::RolledBack,
+                TxOutcome::Abandoned,
+                TxOutcome::Failed,
+            ]
+            .map(|o| m.histogram(names::TRANSACTION_DURATION, with(names::OUTCOME, o.as_str()))),
         }
     }
 
@@ -279,8 +295,14 @@ pub(crate) struct QueryCounters {
 }
 
 impl QueryCounters {
+    /// Counts one run. A cancelled run counts as a run but adds no time: the
+    /// time until it was abandoned is not its latency.
     pub(crate) fn record(&self, nanos: u64, slow: bool, outcome: &Outcome<'_>) {
         self.calls.fetch_add(1, Relaxed);
+        if let Outcome::Cancelled = outcome {
+            self.cancelled.fetch_add(1, Relaxed);
+            return;
+        }
         self.total_ns.fetch_add(nanos, Relaxed);
         // A new maximum is rare: read first, and pay for the atomic
         // read-modify-write only then.
@@ -298,9 +320,7 @@ impl QueryCounters {
             Outcome::Failed(_) => {
                 self.errors.fetch_add(1, Relaxed);
             }
-            Outcome::Cancelled => {
-                self.cancelled.fetch_add(1, Relaxed);
-            }
+            Outcome::Cancelled => {}
         }
     }
 }
@@ -445,8 +465,13 @@ pub(crate) struct ConnStats {
     pub(crate) cancelled: AtomicU64,
     pub(crate) busy_ns: AtomicU64,
     pub(crate) checkouts: AtomicU64,
-    /// Set when the connection must not be reused (a statement was abandoned).
+    /// Set when the connection must not be reused (a statement was
+    /// abandoned, or failed with a connection-ending error).
     pub(crate) broken: AtomicBool,
+    /// Set when a statement reported the end of this connection (a
+    /// connection-ending error): its background task's error, if any, is the
+    /// same incident seen again.
+    pub(crate) end_reported: AtomicBool,
     /// Nanoseconds since the pool's epoch at which the current checkout
     /// began, plus one; zero when idle.
     pub(crate) checked_out: AtomicU64,
@@ -464,6 +489,7 @@ impl ConnStats {
             busy_ns: AtomicU64::new(0),
             checkouts: AtomicU64::new(0),
             broken: AtomicBool::new(false),
+            end_reported: AtomicBool::new(false),
             checked_out: AtomicU64::new(0),
         }
     }

@@ -29,7 +29,9 @@ impl Recorder for Handle {
     fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        self.0.registry.get_or_create_counter(key, |c| Counter::from_arc(c.clone()))
+        self.0
+            .registry
+            .get_or_create_counter(key, |c| Counter::from_arc(c.clone()))
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
@@ -37,25 +39,38 @@ impl Recorder for Handle {
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        self.0.registry.get_or_create_histogram(key, |h| Histogram::from_arc(h.clone()))
+        self.0
+            .registry
+            .get_or_create_histogram(key, |h| Histogram::from_arc(h.clone()))
     }
 }
 
 fn matches(key: &Key, name: &str, want: &[(&str, &str)]) -> bool {
-    key.name() == name && want.iter().all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
+    key.name() == name
+        && want
+            .iter()
+            .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v))
 }
 
 impl Recorded {
     /// Sum of the counters named `name` whose labels include `labels`.
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         let handles = self.registry.get_counter_handles();
-        handles.iter().filter(|(k, _)| matches(k, name, labels)).map(|(_, c)| c.load(Ordering::Relaxed)).sum()
+        handles
+            .iter()
+            .filter(|(k, _)| matches(k, name, labels))
+            .map(|(_, c)| c.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// All samples of the histograms named `name` whose labels include `labels`.
     pub fn samples(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
         let handles = self.registry.get_histogram_handles();
-        handles.iter().filter(|(k, _)| matches(k, name, labels)).flat_map(|(_, h)| h.data()).collect()
+        handles
+            .iter()
+            .filter(|(k, _)| matches(k, name, labels))
+            .flat_map(|(_, h)| h.data())
+            .collect()
     }
 
     /// Number of samples of the matching histograms.
@@ -68,6 +83,22 @@ impl Recorded {
         let handles = self.registry.get_gauge_handles();
         let found = handles.iter().find(|(k, _)| matches(k, name, labels));
         found.map(|(_, g)| f64::from_bits(g.load(Ordering::Relaxed)))
+    }
+
+    /// Every counter series named `name` with its value, for failure messages.
+    pub fn dump(&self, name: &str) -> String {
+        let mut lines: Vec<String> = self
+            .registry
+            .get_counter_handles()
+            .iter()
+            .filter(|(k, _)| k.name() == name)
+            .map(|(k, c)| {
+                let labels: Vec<String> = k.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+                format!("{}{{{}}} {}", name, labels.join(","), c.load(Ordering::Relaxed))
+            })
+            .collect();
+        lines.sort();
+        lines.join("\n")
     }
 
     /// Every value of `label` among the series named `name`.
@@ -91,7 +122,10 @@ pub fn monitor(config: MonitorConfig) -> (DbMonitor, Arc<Recorded>) {
     let recorded = Arc::new(Recorded {
         registry: Registry::atomic(),
     });
-    (DbMonitor::with_recorder(config, Arc::new(Handle(recorded.clone()))), recorded)
+    (
+        DbMonitor::with_recorder(config, Arc::new(Handle(recorded.clone()))),
+        recorded,
+    )
 }
 
 /// A pool named `name` of up to `size` connections on the shared server,
@@ -111,7 +145,10 @@ pub async fn pool_on(
         .max_size(size)
         .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(5));
-    monitor.pool(monitor.manager(name, config, NoTls), builder).await.expect("pool")
+    monitor
+        .pool(monitor.manager(name, config, NoTls), builder)
+        .await
+        .expect("pool")
 }
 
 /// A name unique within this process, for tables.

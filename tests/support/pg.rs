@@ -126,7 +126,9 @@ impl TempPostgres {
     fn send(&self, cmd: &str) {
         let mut stdin = self.stdin.lock().unwrap();
         let stdin = stdin.as_mut().expect("server already dropped");
-        writeln!(stdin, "{cmd}").and_then(|()| stdin.flush()).expect("PostgreSQL supervisor gone");
+        writeln!(stdin, "{cmd}")
+            .and_then(|()| stdin.flush())
+            .expect("PostgreSQL supervisor gone");
     }
 
     fn command(&self, cmd: &str, expect: &str) {
@@ -183,7 +185,10 @@ impl TempPostgres {
         let config = self.config();
         // On a thread of its own: callers may be inside a runtime already.
         let ok = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let deadline = Instant::now() + Duration::from_secs(60);
             rt.block_on(async {
                 while Instant::now() < deadline {
@@ -223,7 +228,9 @@ pub fn shared_config() -> tokio_postgres::Config {
     SHARED
         .get_or_init(|| match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() => url.parse().expect("DATABASE_URL is not a valid PostgreSQL URL"),
-            _ => SERVER.get_or_init(|| TempPostgres::start(&["-c", "max_connections=200"])).config(),
+            _ => SERVER
+                .get_or_init(|| TempPostgres::start(&["-c", "max_connections=200"]))
+                .config(),
         })
         .clone()
 }
