@@ -9,11 +9,13 @@ bin=$(cargo bench --bench statement_overhead --no-run --message-format=json 2>/d
   | sed -n 's/.*"executable":"\([^"]*statement_overhead[^"]*\)".*/\1/p' | tail -n 1)
 count() {
   local out; out=$(mktemp)
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --callgrind "$1" >/dev/null 2>&1
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" --callgrind "$@" >/dev/null 2>&1
   callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
   rm -f "$out"
 }
 a=100000; b=200000
-ia=$(count $a); ib=$(count $b)
-echo "instructions: $a statements: $ia; $b statements: $ib"
-echo "instructions per statement: $(( (ib - ia) / (b - a) ))"
+for recorder in prometheus noop; do
+  ia=$(count $a $recorder); ib=$(count $b $recorder)
+  echo "$recorder recorder: $a statements: $ia instructions; $b statements: $ib"
+  echo "instructions per statement ($recorder recorder): $(( (ib - ia) / (b - a) ))"
+done

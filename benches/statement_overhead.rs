@@ -85,6 +85,10 @@ fn benches(c: &mut Criterion) {
     g.bench_function("statement_cached_text_noop_recorder", |b| {
         b.iter(|| noop.statement(black_box(SHORT)))
     });
+    let prepared = cached.prepare(SHORT);
+    g.bench_function("statement_prepared", |b| {
+        b.iter(|| cached.prepared(black_box(&prepared)))
+    });
     g.bench_function("statement_uncached_text", |b| {
         b.iter(|| uncached.statement(black_box(SHORT)))
     });
@@ -111,11 +115,19 @@ fn median(group: &str, id: &str) -> Option<f64> {
 fn summary() {
     let bare = median("statement_overhead", "bare_instant_pair");
     let cached = median("statement_overhead", "statement_cached_text");
+    let prepared = median("statement_overhead", "statement_prepared");
+    let noop = median("statement_overhead", "statement_cached_text_noop_recorder");
+    let quanta_pair = median("statement_overhead", "bare_quanta_pair");
     let uncached = median("statement_overhead", "statement_uncached_text");
     if let (Some(bare), Some(cached), Some(uncached)) = (bare, cached, uncached) {
         println!("bare Instant::now() pair (median): {bare:.1} ns");
         println!("statement instrumentation, cached text (median): {cached:.1} ns");
         println!("statement instrumentation, uncached text (median): {uncached:.1} ns");
+        if let (Some(prepared), Some(noop), Some(quanta_pair)) = (prepared, noop, quanta_pair) {
+            println!("statement instrumentation, prepared statement (median): {prepared:.1} ns");
+            println!("statement instrumentation, no-op recorder (median): {noop:.1} ns");
+            println!("bare quanta (TSC) clock pair (median): {quanta_pair:.1} ns");
+        }
         println!("instrumented/bare ratio: {:.2}", cached / bare);
         println!("instrumentation added: {:.0} ns per statement", cached - bare);
     }
@@ -129,11 +141,17 @@ fn summary() {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--callgrind") {
-        // `--callgrind N`: N cached-text statements and nothing else.
+        // `--callgrind N [noop]`: N cached-text statements and nothing else,
+        // through the Prometheus recorder or a no-op one.
         let n: u64 = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
-        let (cached, _handle) = probe(MonitorConfig::default());
+        let probe = if args.get(i + 2).is_some_and(|a| a == "noop") {
+            let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder));
+            StatementProbe::new(&monitor, "bench")
+        } else {
+            probe(MonitorConfig::default()).0
+        };
         for _ in 0..n {
-            cached.statement(black_box(SHORT));
+            probe.statement(black_box(SHORT));
         }
         return;
     }

@@ -91,7 +91,7 @@ pub mod __bench {
     use quanta::Instant;
 
     use crate::monitor::Outcome;
-    use crate::pool::shared::{ConnStats, PoolShared};
+    use crate::pool::shared::{ConnStats, PoolShared, QueryEntry};
     use crate::pool::{statement_ended, QueryRef};
 
     /// Runs the instrumentation of one statement, exactly as a
@@ -102,6 +102,10 @@ pub mod __bench {
         conn: Arc<ConnStats>,
     }
 
+    /// A statement's entry, as a prepared statement holds it.
+    #[allow(missing_debug_implementations)]
+    pub struct Prepared(Arc<QueryEntry>);
+
     impl StatementProbe {
         /// A probe recording into a pool called `pool` of `monitor`.
         pub fn new(monitor: &crate::DbMonitor, pool: &str) -> Self {
@@ -110,19 +114,29 @@ pub mod __bench {
             StatementProbe { pool, conn }
         }
 
-        /// One successful statement: two clock reads, the text lookup, the
-        /// metrics and the counters.
+        /// One successful statement given as text: two clock reads, the text
+        /// lookup, the metrics and the counters.
         #[inline(never)]
         pub fn statement(&self, sql: &str) {
+            self.run(&QueryRef::Text(sql));
+        }
+
+        /// The entry of `sql`, as a prepared statement holds it.
+        pub fn prepare(&self, sql: &str) -> Prepared {
+            Prepared(self.pool.queries.entry(sql))
+        }
+
+        /// One successful run of a prepared statement: no text lookup.
+        #[inline(never)]
+        pub fn prepared(&self, statement: &Prepared) {
+            self.run(&QueryRef::Entry(&statement.0));
+        }
+
+        #[inline(always)]
+        fn run(&self, query: &QueryRef<'_>) {
             let start = Instant::now();
             let elapsed = start.elapsed();
-            statement_ended(
-                &self.pool,
-                &self.conn,
-                &QueryRef::Text(sql),
-                elapsed,
-                Outcome::Ok(Some(1)),
-            );
+            statement_ended(&self.pool, &self.conn, query, elapsed, Outcome::Ok(Some(1)));
         }
     }
 }

@@ -1,6 +1,8 @@
 //! State shared by a pool's manager, customizer, connections and checkouts.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -338,8 +340,16 @@ pub(crate) struct QueryEntry {
 
 /// Per pool: statement text → entry (bounded cache), fingerprint → entry
 /// (bounded, the rest in `other`), summary → metric handles (bounded).
+///
+/// In front of the shared text map, each thread keeps a small direct-mapped
+/// cache of the texts it ran last ([`L1`]): a hit there costs one hash and
+/// one comparison, with no atomic operation. The shared map (lock-free
+/// reads) answers the misses.
 pub(crate) struct QueryTable {
-    texts: papaya::HashMap<Box<str>, Arc<QueryEntry>, foldhash::fast::RandomState>,
+    /// Distinguishes this table in the per-thread caches.
+    id: u64,
+    l1_hasher: foldhash::fast::FixedState,
+    texts: papaya::HashMap<Arc<str>, Arc<QueryEntry>, foldhash::fast::RandomState>,
     fingerprints: papaya::HashMap<u64, Arc<QueryEntry>, foldhash::fast::RandomState>,
     summaries: CappedHandles<(Operation, Option<Box<str>>), Arc<SummaryMetrics>>,
     other: Arc<QueryEntry>,
@@ -352,6 +362,27 @@ pub(crate) struct QueryTable {
 /// The fingerprint reported for statements counted in the `other` entry.
 pub(crate) const OTHER_FINGERPRINT: u64 = 0;
 
+/// Slots of the per-thread statement cache (a power of two).
+const L1_SLOTS: usize = 128;
+
+/// One slot of the per-thread cache: a text of one table and its entry.
+///
+/// A slot keeps its entry (and so the entry's metric handles) alive until
+/// it is overwritten, even after its pool is gone: at most `L1_SLOTS`
+/// entries per thread.
+struct L1Slot {
+    table: u64,
+    hash: u64,
+    text: Arc<str>,
+    entry: Arc<QueryEntry>,
+}
+
+thread_local! {
+    static L1: RefCell<[Option<L1Slot>; L1_SLOTS]> = const { RefCell::new([const { None }; L1_SLOTS]) };
+}
+
+static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
+
 impl QueryTable {
     fn new(monitor: &Arc<MonitorInner>, base: &[Label]) -> Self {
         let config = &monitor.config;
@@ -360,6 +391,8 @@ impl QueryTable {
             Arc::new(SummaryMetrics::new(monitor, base, Operation::Other, None))
         });
         QueryTable {
+            id: NEXT_TABLE_ID.fetch_add(1, Relaxed),
+            l1_hasher: foldhash::fast::FixedState::with_seed(0x6462_6d6f_6e69_746f),
             texts: papaya::HashMap::builder().hasher(Default::default()).build(),
             fingerprints: papaya::HashMap::builder().hasher(Default::default()).build(),
             summaries,
@@ -378,35 +411,76 @@ impl QueryTable {
         }
     }
 
-    /// Runs `f` with the entry of `sql`: a cache hit is one hash and one
-    /// lock-free lookup; a miss lexes the text (once per distinct text while
-    /// the cache has room).
+    /// Runs `f` with the entry of `sql`.
+    ///
+    /// A hit in this thread's cache is one hash and one comparison; then
+    /// the shared map (lock-free); a text seen for the first time is lexed
+    /// (once per distinct text while the shared map has room, on every run
+    /// past it).
     #[inline]
     pub(crate) fn with_entry<R>(&self, sql: &str, f: impl FnOnce(&QueryEntry) -> R) -> R {
-        if let Some(entry) = self.texts.pin().get(sql) {
-            return f(entry);
+        let hash = self.l1_hasher.hash_one(sql);
+        let slot = (hash as usize) & (L1_SLOTS - 1);
+        let mut f = Some(f);
+        let hit = L1.try_with(|cache| {
+            let cache = cache.try_borrow().ok()?;
+            let s = cache[slot].as_ref()?;
+            if s.table == self.id && s.hash == hash && *s.text == *sql {
+                f.take().map(|f| f(&s.entry))
+            } else {
+                None
+            }
+        });
+        if let Ok(Some(result)) = hit {
+            return result;
         }
-        f(&self.miss(sql))
+        let (text, entry) = self.shared_lookup(sql);
+        if let Some(text) = text {
+            let filled = L1Slot {
+                table: self.id,
+                hash,
+                text,
+                entry: entry.clone(),
+            };
+            let _ = L1.try_with(|cache| {
+                if let Ok(mut cache) = cache.try_borrow_mut() {
+                    cache[slot] = Some(filled);
+                }
+            });
+        }
+        match f {
+            Some(f) => f(&entry),
+            // `f` is only taken by a hit, which returned above.
+            None => unreachable!("statement cache hit without a result"),
+        }
     }
 
     /// The entry of `sql`, owned (for what outlives one call).
     pub(crate) fn entry(&self, sql: &str) -> Arc<QueryEntry> {
-        if let Some(entry) = self.texts.pin().get(sql) {
-            return entry.clone();
+        self.shared_lookup(sql).1
+    }
+
+    /// The entry of `sql` from the shared map, with the map's own copy of
+    /// the text when the text is (now) cached there.
+    fn shared_lookup(&self, sql: &str) -> (Option<Arc<str>>, Arc<QueryEntry>) {
+        if let Some((text, entry)) = self.texts.pin().get_key_value(sql) {
+            return (Some(text.clone()), entry.clone());
         }
         self.miss(sql)
     }
 
-    /// A text not in the cache: find its entry by fingerprint, and cache
-    /// the text while there is room.
+    /// A text not in the shared map: find its entry by fingerprint, and
+    /// cache the text while there is room.
     #[cold]
-    fn miss(&self, sql: &str) -> Arc<QueryEntry> {
+    fn miss(&self, sql: &str) -> (Option<Arc<str>>, Arc<QueryEntry>) {
         let entry = self.resolve(sql);
         let texts = self.texts.pin();
         if sql.len() <= MAX_CACHED_TEXT && texts.len() < self.max_texts {
-            texts.insert(sql.into(), entry.clone());
+            let text: Arc<str> = Arc::from(sql);
+            texts.insert(text.clone(), entry.clone());
+            return (Some(text), entry);
         }
-        entry
+        (None, entry)
     }
 
     /// The entry of `sql` by fingerprint, creating it if there is room.
