@@ -140,6 +140,14 @@ fn summary() {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--callgrind-lex") {
+        // `--callgrind-lex N`: N fingerprints of the short statement.
+        let n: u64 = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
+        for _ in 0..n {
+            black_box(sql::fingerprint(black_box(SHORT)));
+        }
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--callgrind") {
         // `--callgrind N [noop]`: N cached-text statements and nothing else,
         // through the Prometheus recorder or a no-op one.

@@ -275,14 +275,46 @@ struct Lexer<'a> {
     prev_value: bool,
 }
 
-const OP_CHARS: &[u8] = b"+-*/<>=~!@#%^&|`?";
+/// Byte classes, looked up once per byte.
+const WORD_START: u8 = 1;
+const WORD_CHAR: u8 = 2;
+const OP_CHAR: u8 = 4;
 
+const CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
+            table[b] |= WORD_START | WORD_CHAR;
+        }
+        if c.is_ascii_digit() || c == b'$' {
+            table[b] |= WORD_CHAR;
+        }
+        b += 1;
+    }
+    let ops = b"+-*/<>=~!@#%^&|`?";
+    let mut i = 0;
+    while i < ops.len() {
+        table[ops[i] as usize] |= OP_CHAR;
+        i += 1;
+    }
+    table
+};
+
+#[inline]
 fn is_word_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+    CLASSES[b as usize] & WORD_START != 0
 }
 
+#[inline]
 fn is_word_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+    CLASSES[b as usize] & WORD_CHAR != 0
+}
+
+#[inline]
+fn is_op_char(b: u8) -> bool {
+    CLASSES[b as usize] & OP_CHAR != 0
 }
 
 impl<'a> Lexer<'a> {
@@ -477,9 +509,10 @@ impl<'a> Lexer<'a> {
                 Tok::Literal
             }
             _ if is_word_start(c) => {
-                while self.pos < b.len() && is_word_char(b[self.pos]) {
-                    self.pos += 1;
-                }
+                self.pos += b[start..]
+                    .iter()
+                    .position(|&x| !is_word_char(x))
+                    .unwrap_or(b.len() - start);
                 Tok::Word
             }
             b'(' | b'[' => {
@@ -506,10 +539,10 @@ impl<'a> Lexer<'a> {
                 self.pos += if next == b':' { 2 } else { 1 };
                 Tok::Op
             }
-            _ if OP_CHARS.contains(&c) => {
+            _ if is_op_char(c) => {
                 self.pos += 1;
                 while self.pos < b.len()
-                    && OP_CHARS.contains(&b[self.pos])
+                    && is_op_char(b[self.pos])
                     && !(b[self.pos] == b'-' && self.at(self.pos + 1) == b'-')
                     && !(b[self.pos] == b'/' && self.at(self.pos + 1) == b'*')
                 {
