@@ -10,10 +10,17 @@
 //! ```
 //!
 //! Runs once with bb8's defaults (`test_on_check_out(true)`: a round trip
-//! per checkout) and once with `test_on_check_out(false)`. Ends with
-//! `monitored/raw throughput ratio: X.XXX`, the worst over all levels.
+//! per checkout) and once with `test_on_check_out(false)`. Each round runs
+//! both pools back to back (alternating which goes first) and gives one
+//! paired ratio; a level's ratio is the median over its rounds, which on a
+//! 2-core machine shared with the server is far steadier than one long run
+//! (where the scheduler's placement of client and backend dominates). Ends
+//! with `monitored/raw throughput ratio: X.XXX`, the worst level's median.
 //! `POOL_BENCH_ROUNDS` and `POOL_BENCH_MILLIS` set the rounds per level
-//! (default 8) and the length of each run (default 400 ms).
+//! (default 30) and the length of each run (default 200 ms);
+//! `POOL_BENCH_RECORDER=noop` measures with a no-op recorder instead;
+//! `POOL_BENCH_AA=1` puts a second plain pool in the monitored pool's place
+//! (an A/A run: the method's own bias).
 
 #[path = "../tests/support/pg.rs"]
 mod pg;
@@ -83,7 +90,12 @@ async fn compare(
         .unwrap()
         .build_recorder();
     let handle = recorder.handle();
-    let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder));
+    // `POOL_BENCH_RECORDER=noop` separates the monitor's own cost from the exporter's.
+    let monitor = if std::env::var("POOL_BENCH_RECORDER").is_ok_and(|r| r == "noop") {
+        DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder))
+    } else {
+        DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder))
+    };
     let builder = bb8::Pool::builder()
         .max_size(max)
         .min_idle(Some(max))
@@ -92,6 +104,24 @@ async fn compare(
         .pool(monitor.manager("bench", config.clone(), NoTls), builder)
         .await
         .expect("monitored pool");
+    // `POOL_BENCH_AA=1`: an A/A run, a second plain pool in the monitored
+    // pool's place, to see the method's own bias and noise.
+    let twin = if std::env::var_os("POOL_BENCH_AA").is_some() {
+        let pool = bb8::Pool::builder()
+            .max_size(max)
+            .min_idle(Some(max))
+            .test_on_check_out(test_on_check_out)
+            .build(PostgresConnectionManager::new(config.clone(), NoTls))
+            .await
+            .expect("twin pool");
+        Some(pool)
+    } else {
+        None
+    };
+    // `POOL_BENCH_BYPASS=all`: the monitored pool through its escape hatches
+    // (no checkout or statement instrumentation); `=statement`: monitored
+    // checkouts, plain statements. To bisect a difference.
+    let bypass = std::env::var("POOL_BENCH_BYPASS").ok();
     let upkeep = tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -104,12 +134,13 @@ async fn compare(
         length.as_millis()
     );
     println!(
-        "{:>6} {:>14} {:>14} {:>8}",
-        "tasks", "raw ops/s", "monitored ops/s", "ratio"
+        "{:>6} {:>14} {:>16} {:>14} {:>13}",
+        "tasks", "raw ops/s", "monitored ops/s", "ratio of sums", "median ratio"
     );
     let mut worst = f64::INFINITY;
     for tasks in LEVELS {
         let (mut raw_ops, mut mon_ops) = (0u64, 0u64);
+        let mut ratios = Vec::new();
         for round in 0..rounds {
             let raw_op = {
                 let raw = raw.clone();
@@ -122,31 +153,47 @@ async fn compare(
                 }
             };
             let mon_op = {
-                let monitored = monitored.clone();
+                let (monitored, twin, bypass) = (monitored.clone(), twin.clone(), bypass.clone());
                 move || {
-                    let monitored = monitored.clone();
+                    let (monitored, twin, bypass) = (monitored.clone(), twin.clone(), bypass.clone());
                     async move {
-                        let conn = monitored.get().await.unwrap();
-                        conn.query_one("SELECT 1", &[]).await.unwrap();
+                        if let Some(twin) = twin {
+                            let conn = twin.get().await.unwrap();
+                            conn.query_one("SELECT 1", &[]).await.unwrap();
+                        } else if bypass.as_deref() == Some("statement") {
+                            let conn = monitored.get().await.unwrap();
+                            conn.raw().query_one("SELECT 1", &[]).await.unwrap();
+                        } else if bypass.is_some() {
+                            let conn = monitored.inner().get().await.unwrap();
+                            conn.raw().query_one("SELECT 1", &[]).await.unwrap();
+                        } else {
+                            let conn = monitored.get().await.unwrap();
+                            conn.query_one("SELECT 1", &[]).await.unwrap();
+                        }
                     }
                 }
             };
             // Alternate which pool goes first, so drift favours neither.
-            if round % 2 == 0 {
-                raw_ops += run(tasks, length, raw_op).await;
-                mon_ops += run(tasks, length, mon_op).await;
+            let (r, m) = if round % 2 == 0 {
+                let r = run(tasks, length, raw_op).await;
+                (r, run(tasks, length, mon_op).await)
             } else {
-                mon_ops += run(tasks, length, mon_op).await;
-                raw_ops += run(tasks, length, raw_op).await;
-            }
+                let m = run(tasks, length, mon_op).await;
+                (run(tasks, length, raw_op).await, m)
+            };
+            raw_ops += r;
+            mon_ops += m;
+            ratios.push(m as f64 / r.max(1) as f64);
         }
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        worst = worst.min(median);
         let seconds = (rounds as f64) * length.as_secs_f64();
-        let ratio = mon_ops as f64 / raw_ops as f64;
-        worst = worst.min(ratio);
         println!(
-            "{tasks:>6} {:>14.0} {:>14.0} {ratio:>8.3}",
+            "{tasks:>6} {:>14.0} {:>16.0} {:>14.3} {median:>13.3}",
             raw_ops as f64 / seconds,
-            mon_ops as f64 / seconds
+            mon_ops as f64 / seconds,
+            mon_ops as f64 / raw_ops as f64
         );
     }
     upkeep.abort();
@@ -163,8 +210,8 @@ fn main() {
             server.config()
         }
     };
-    let rounds = env_or("POOL_BENCH_ROUNDS", 8);
-    let length = Duration::from_millis(env_or("POOL_BENCH_MILLIS", 400));
+    let rounds = env_or("POOL_BENCH_ROUNDS", 30);
+    let length = Duration::from_millis(env_or("POOL_BENCH_MILLIS", 200));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

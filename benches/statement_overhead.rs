@@ -138,6 +138,46 @@ fn summary() {
     }
 }
 
+/// Per-statement cost when 1 and 2 threads run the same statement on their
+/// own connections (cross-core contention, which criterion's single thread
+/// cannot show): the median of 5 timed runs of 2 million statements.
+fn contention() {
+    for (label, recorder) in [("prometheus", None), ("no-op", Some(metrics::NoopRecorder))] {
+        let monitor = match recorder {
+            Some(noop) => DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(noop)),
+            None => DbMonitor::with_recorder(MonitorConfig::default(), prometheus().0),
+        };
+        let probe = StatementProbe::new(&monitor, "contention");
+        for threads in [1, 2] {
+            let mut runs: Vec<f64> = (0..5)
+                .map(|_| {
+                    const N: u32 = 2_000_000;
+                    let start = Instant::now();
+                    let handles: Vec<_> = (0..threads)
+                        .map(|_| {
+                            let p = probe.second_connection();
+                            std::thread::spawn(move || {
+                                for _ in 0..N {
+                                    p.statement(black_box(SHORT));
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in handles {
+                        h.join().unwrap();
+                    }
+                    start.elapsed().as_nanos() as f64 / f64::from(N)
+                })
+                .collect();
+            runs.sort_by(f64::total_cmp);
+            println!(
+                "{label} recorder, {threads} thread(s) on one statement: {:.0} ns per statement",
+                runs[2]
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--callgrind-lex") {
@@ -167,4 +207,5 @@ fn main() {
     benches(&mut c);
     c.final_summary();
     summary();
+    contention();
 }

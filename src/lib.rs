@@ -121,6 +121,15 @@ pub mod __bench {
             self.run(&QueryRef::Text(sql));
         }
 
+        /// Another probe on the same pool with a connection of its own, as
+        /// a second task holding a second connection would be.
+        pub fn second_connection(&self) -> Self {
+            StatementProbe {
+                pool: self.pool.clone(),
+                conn: self.pool.new_connection(),
+            }
+        }
+
         /// The entry of `sql`, as a prepared statement holds it.
         pub fn prepare(&self, sql: &str) -> Prepared {
             Prepared(self.pool.queries.entry(sql))

@@ -316,7 +316,7 @@ impl MonitorInner {
                 Some(error) => {
                     let kind = ErrorKind::of_connect(error);
                     pool.error_counter(kind, error.code().map(|c| c.code())).increment(1);
-                    pool.connect_failed(kind, error);
+                    pool.connect_failed(error);
                 }
             },
             Event::Invalid(error) => {

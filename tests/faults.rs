@@ -327,6 +327,7 @@ async fn a_full_pool_times_out_as_pool_exhausted() {
     assert!(waits.iter().any(|w| *w >= 0.2));
     assert_eq!(rec.gauge("db_client_connection_count", &[("state", "used")]), Some(2.0));
     drop(held);
+    pool.publish_state();
     assert_eq!(rec.gauge("db_client_connection_count", &[("state", "used")]), Some(0.0));
     assert!(pool.get().await.is_ok());
 }

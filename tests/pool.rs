@@ -15,7 +15,7 @@ use db_monitor::tokio_postgres::types::Type;
 use db_monitor::tokio_postgres::SimpleQueryMessage;
 use db_monitor::{ErrorKind, MonitorConfig};
 use futures_util::{SinkExt, TryStreamExt};
-use support::{monitor, pool, unique};
+use support::{eventually, monitor, pool, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounting_is_exact_for_32_tasks_of_2000_statements() {
@@ -491,6 +491,7 @@ async fn bb8_state_and_statistics_are_published() {
         1
     );
     drop(conn);
+    pool.publish_state();
     assert_eq!(rec.gauge(CONNECTION_COUNT, &[("state", "used")]), Some(0.0));
 }
 
@@ -512,4 +513,30 @@ async fn setup_statements_run_on_every_new_connection() {
     let timeout: String = conn.query_one_scalar("SHOW statement_timeout", &[]).await.unwrap();
     assert_eq!(timeout, "123ms");
     assert_eq!(rec.count(OPERATION_DURATION, &[("db_operation_name", "SET")]), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_monitor_watches_several_named_pools_apart() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let primary = pool(&monitor, "primary", 2).await;
+    let replica = pool(&monitor, "replica", 2).await;
+    let mut names = monitor.pool_names();
+    names.sort();
+    assert_eq!(names, ["primary", "replica"]);
+    for _ in 0..3 {
+        primary.get().await.unwrap().query_one("SELECT 1", &[]).await.unwrap();
+    }
+    replica.get().await.unwrap().query_one("SELECT 1", &[]).await.unwrap();
+    let on = |pool: &str| {
+        rec.count(
+            OPERATION_DURATION,
+            &[("db_client_connection_pool_name", pool), ("db_query_summary", "SELECT")],
+        )
+    };
+    assert_eq!((on("primary"), on("replica")), (3, 1));
+    assert_eq!(primary.query_stats()[0].calls, 3);
+    assert_eq!(replica.query_stats()[0].calls, 1);
+    // A dropped pool is forgotten once bb8 has closed its connections.
+    drop(replica);
+    assert!(eventually(Duration::from_secs(5), || monitor.pool_names() == ["primary"]).await);
 }

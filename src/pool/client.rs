@@ -596,8 +596,12 @@ impl MonitoredClient {
         }
     }
 
-    pub(crate) fn stats(&self) -> &Arc<ConnStats> {
+    pub(crate) fn stats(&self) -> &ConnStats {
         &self.ctx.stats
+    }
+
+    pub(crate) fn pool(&self) -> &PoolShared {
+        &self.ctx.pool
     }
 
     pub(crate) fn is_broken(&self) -> bool {

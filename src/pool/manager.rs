@@ -100,14 +100,18 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
         match result {
             Ok((client, connection)) => {
                 let stats = self.shared.new_connection();
-                let shared = self.shared.clone();
+                // The task does not keep the pool alive: once the pool is
+                // gone, how its connections end is nobody's concern.
+                let shared = Arc::downgrade(&self.shared);
                 let task_stats = stats.clone();
                 tokio::spawn(async move {
                     let result = connection.await;
-                    shared.record(Event::ConnectionClosed {
-                        conn: &task_stats,
-                        error: result.as_ref().err(),
-                    });
+                    if let Some(shared) = shared.upgrade() {
+                        shared.record(Event::ConnectionClosed {
+                            conn: &task_stats,
+                            error: result.as_ref().err(),
+                        });
+                    }
                 });
                 self.shared.record(Event::Connect { elapsed, error: None });
                 Ok(MonitoredClient::new(client, stats, self.shared.clone()))

