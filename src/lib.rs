@@ -59,8 +59,9 @@
 //!
 //! # Feature flags
 //!
-//! - `prometheus` (off by default): helpers around
-//!   `metrics-exporter-prometheus`.
+//! - `prometheus` (off by default): pulls in `metrics-exporter-prometheus`
+//!   for the Prometheus integration; so far the examples and benches install
+//!   its recorder themselves.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -512,6 +512,7 @@ async fn setup_statements_run_on_every_new_connection() {
     let conn = pool.get().await.unwrap();
     let timeout: String = conn.query_one_scalar("SHOW statement_timeout", &[]).await.unwrap();
     assert_eq!(timeout, "123ms");
+    assert_eq!(pool.snapshot().connections_set_up, 1);
     assert_eq!(rec.count(OPERATION_DURATION, &[("db_operation_name", "SET")]), 1);
 }
 

@@ -287,6 +287,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             in_use: state.connections.saturating_sub(state.idle_connections),
             pending: state.statistics.pending_gets(),
             consecutive_connect_failures: self.shared.consecutive_connect_failures.load(Relaxed),
+            connections_set_up: self.shared.ready.load(Relaxed),
             open_connections: connections,
         }
     }
@@ -483,6 +484,9 @@ pub struct PoolSnapshot {
     pub pending: u64,
     /// Connect failures since the last successful connect.
     pub consecutive_connect_failures: u32,
+    /// Connections that connected and ran their setup statements (counted
+    /// by [`MonitorCustomizer`]).
+    pub connections_set_up: u64,
     /// Every live connection, by id.
     pub open_connections: Vec<ConnectionInfo>,
 }
