@@ -67,6 +67,14 @@ where
     done.load(Ordering::Relaxed)
 }
 
+/// Both pools' settings: `max` connections, all opened up front.
+fn sized<M: bb8::ManageConnection>(max: u32, test_on_check_out: bool) -> bb8::Builder<M> {
+    bb8::Pool::builder()
+        .max_size(max)
+        .min_idle(Some(max))
+        .test_on_check_out(test_on_check_out)
+}
+
 async fn compare(
     config: &db_monitor::tokio_postgres::Config,
     test_on_check_out: bool,
@@ -74,13 +82,13 @@ async fn compare(
     length: Duration,
 ) -> f64 {
     let max = *LEVELS.iter().max().unwrap() as u32;
-    let raw = bb8::Pool::builder()
-        .max_size(max)
-        .min_idle(Some(max))
-        .test_on_check_out(test_on_check_out)
-        .build(PostgresConnectionManager::new(config.clone(), NoTls))
-        .await
-        .expect("raw pool");
+    let plain = || async {
+        sized(max, test_on_check_out)
+            .build(PostgresConnectionManager::new(config.clone(), NoTls))
+            .await
+            .expect("plain pool")
+    };
+    let raw = plain().await;
 
     let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(
@@ -96,25 +104,17 @@ async fn compare(
     } else {
         DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder))
     };
-    let builder = bb8::Pool::builder()
-        .max_size(max)
-        .min_idle(Some(max))
-        .test_on_check_out(test_on_check_out);
     let monitored: MonitoredPool<NoTls> = monitor
-        .pool(monitor.manager("bench", config.clone(), NoTls), builder)
+        .pool(
+            monitor.manager("bench", config.clone(), NoTls),
+            sized(max, test_on_check_out),
+        )
         .await
         .expect("monitored pool");
     // `POOL_BENCH_AA=1`: an A/A run, a second plain pool in the monitored
     // pool's place, to see the method's own bias and noise.
     let twin = if std::env::var_os("POOL_BENCH_AA").is_some() {
-        let pool = bb8::Pool::builder()
-            .max_size(max)
-            .min_idle(Some(max))
-            .test_on_check_out(test_on_check_out)
-            .build(PostgresConnectionManager::new(config.clone(), NoTls))
-            .await
-            .expect("twin pool");
-        Some(pool)
+        Some(plain().await)
     } else {
         None
     };

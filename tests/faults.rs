@@ -6,10 +6,10 @@ mod support;
 use std::time::Duration;
 
 use db_monitor::names::{CONNECTION_TIMEOUTS, CONNECTION_WAIT_TIME, ERRORS, OPERATIONS_CANCELLED, OPERATION_DURATION};
-use db_monitor::tokio_postgres::{IsolationLevel, NoTls};
+use db_monitor::tokio_postgres::IsolationLevel;
 use db_monitor::{ErrorKind, MonitorConfig};
 use support::pg::{shared_config, TempPostgres};
-use support::{eventually, monitor, pool, unique};
+use support::{eventually, monitor, pool, pool_with, unique};
 
 fn kind_of(result: Result<impl Sized, db_monitor::tokio_postgres::Error>) -> (ErrorKind, Option<String>) {
     let err = result.err().expect("the statement should have failed");
@@ -299,14 +299,7 @@ async fn terminating_a_busy_connection_fails_its_statement_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_pool_times_out_as_pool_exhausted() {
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let builder = db_monitor::bb8::Pool::builder()
-        .max_size(2)
-        .min_idle(Some(0))
-        .connection_timeout(Duration::from_millis(200));
-    let pool = monitor
-        .pool(monitor.manager("full", shared_config(), NoTls), builder)
-        .await
-        .unwrap();
+    let pool = pool_with(&monitor, "full", shared_config(), 2, 0, Duration::from_millis(200)).await;
     let held = (pool.get().await.unwrap(), pool.get().await.unwrap());
     let err = pool.get().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PoolExhausted);
@@ -342,14 +335,7 @@ async fn a_refused_port_times_out_as_connect_timeout() {
         .port();
     let mut config = db_monitor::tokio_postgres::Config::new();
     config.host("127.0.0.1").port(port).user("postgres").dbname("postgres");
-    let builder = db_monitor::bb8::Pool::builder()
-        .max_size(2)
-        .min_idle(Some(0))
-        .connection_timeout(Duration::from_millis(500));
-    let pool = monitor
-        .pool(monitor.manager("refused", config, NoTls), builder)
-        .await
-        .unwrap();
+    let pool = pool_with(&monitor, "refused", config, 2, 0, Duration::from_millis(500)).await;
     let err = pool.get().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectTimeout);
     let source = std::error::Error::source(&err)
@@ -426,14 +412,7 @@ async fn max_connections_exhausted_on_the_server_is_too_many_connections() {
     }
     let server = TempPostgres::start(&["-c", "max_connections=3", "-c", "superuser_reserved_connections=0"]);
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let builder = db_monitor::bb8::Pool::builder()
-        .max_size(6)
-        .min_idle(Some(0))
-        .connection_timeout(Duration::from_millis(800));
-    let pool = monitor
-        .pool(monitor.manager("crowded", server.config(), NoTls), builder)
-        .await
-        .unwrap();
+    let pool = pool_with(&monitor, "crowded", server.config(), 6, 0, Duration::from_millis(800)).await;
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(pool.get().await.unwrap());
@@ -462,14 +441,7 @@ async fn a_server_restart_fails_then_recovers_without_a_new_pool() {
     }
     let server = std::sync::Arc::new(TempPostgres::start(&[]));
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let builder = db_monitor::bb8::Pool::builder()
-        .max_size(3)
-        .min_idle(Some(2))
-        .connection_timeout(Duration::from_millis(800));
-    let pool = monitor
-        .pool(monitor.manager("restarted", server.config(), NoTls), builder)
-        .await
-        .unwrap();
+    let pool = pool_with(&monitor, "restarted", server.config(), 3, 2, Duration::from_millis(800)).await;
     let busy = pool.get().await.unwrap();
     assert_eq!(busy.query_one_scalar::<i32, _>("SELECT 1", &[]).await.unwrap(), 1);
 

@@ -15,7 +15,7 @@ use db_monitor::tokio_postgres::types::Type;
 use db_monitor::tokio_postgres::SimpleQueryMessage;
 use db_monitor::{ErrorKind, MonitorConfig};
 use futures_util::{SinkExt, TryStreamExt};
-use support::{eventually, monitor, pool, unique};
+use support::{eventually, monitor, pool, pool_with, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounting_is_exact_for_32_tasks_of_2000_statements() {
@@ -26,16 +26,15 @@ async fn accounting_is_exact_for_32_tasks_of_2000_statements() {
     // bb8 lets a task that just returned a connection take it again ahead
     // of woken waiters, so with 32 tasks on 8 connections one waiter can
     // wait a long time: the timeout here is generous on purpose.
-    let builder = db_monitor::bb8::Pool::builder()
-        .max_size(8)
-        .min_idle(Some(0))
-        .connection_timeout(Duration::from_secs(120));
-    let manager = monitor.manager(
+    let pool = pool_with(
+        &monitor,
         "accounting",
         support::pg::shared_config(),
-        db_monitor::tokio_postgres::NoTls,
-    );
-    let pool = monitor.pool(manager, builder).await.unwrap();
+        8,
+        0,
+        Duration::from_secs(120),
+    )
+    .await;
     let mut tasks = Vec::new();
     for t in 0..TASKS {
         let pool = pool.clone();
@@ -466,16 +465,15 @@ async fn labels_stay_bounded_past_every_cap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bb8_state_and_statistics_are_published() {
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let builder = db_monitor::bb8::Pool::builder()
-        .max_size(5)
-        .min_idle(Some(2))
-        .connection_timeout(Duration::from_secs(5));
-    let manager = monitor.manager(
+    let pool = pool_with(
+        &monitor,
         "published",
         support::pg::shared_config(),
-        db_monitor::tokio_postgres::NoTls,
-    );
-    let pool = monitor.pool(manager, builder).await.unwrap();
+        5,
+        2,
+        Duration::from_secs(5),
+    )
+    .await;
     assert_eq!(monitor.pool_names(), vec!["published".to_owned()]);
     let conn = pool.get().await.unwrap();
     let labels = [

@@ -711,31 +711,29 @@ impl fmt::Debug for MonitoredTransactionBuilder<'_> {
 }
 
 impl<'a> MonitoredTransactionBuilder<'a> {
+    fn map(self, f: impl FnOnce(TransactionBuilder<'a>) -> TransactionBuilder<'a>) -> Self {
+        MonitoredTransactionBuilder {
+            builder: f(self.builder),
+            ctx: self.ctx,
+        }
+    }
+
     /// Sets the isolation level. Defaults to the server's.
     #[must_use]
     pub fn isolation_level(self, level: IsolationLevel) -> Self {
-        MonitoredTransactionBuilder {
-            builder: self.builder.isolation_level(level),
-            ctx: self.ctx,
-        }
+        self.map(|b| b.isolation_level(level))
     }
 
     /// Sets the access mode. Defaults to the server's.
     #[must_use]
     pub fn read_only(self, read_only: bool) -> Self {
-        MonitoredTransactionBuilder {
-            builder: self.builder.read_only(read_only),
-            ctx: self.ctx,
-        }
+        self.map(|b| b.read_only(read_only))
     }
 
     /// Sets deferrability. Defaults to the server's.
     #[must_use]
     pub fn deferrable(self, deferrable: bool) -> Self {
-        MonitoredTransactionBuilder {
-            builder: self.builder.deferrable(deferrable),
-            ctx: self.ctx,
-        }
+        self.map(|b| b.deferrable(deferrable))
     }
 
     /// Begins the transaction (recorded as a `BEGIN` statement).

@@ -129,22 +129,25 @@ pub fn monitor(config: MonitorConfig) -> (DbMonitor, Arc<Recorded>) {
 }
 
 /// A pool named `name` of up to `size` connections on the shared server,
-/// with a short checkout timeout.
+/// opening them on demand, with a 5 s checkout timeout.
 pub async fn pool(monitor: &DbMonitor, name: &str, size: u32) -> MonitoredPool<NoTls> {
-    pool_on(monitor, name, size, pg::shared_config()).await
+    pool_with(monitor, name, pg::shared_config(), size, 0, Duration::from_secs(5)).await
 }
 
-/// Like [`pool`], on the server at `config`.
-pub async fn pool_on(
+/// A pool named `name` on the server at `config`: at most `max_size`
+/// connections, `min_idle` kept open, checkouts waiting at most `timeout`.
+pub async fn pool_with(
     monitor: &DbMonitor,
     name: &str,
-    size: u32,
     config: db_monitor::tokio_postgres::Config,
+    max_size: u32,
+    min_idle: u32,
+    timeout: Duration,
 ) -> MonitoredPool<NoTls> {
     let builder = db_monitor::bb8::Pool::builder()
-        .max_size(size)
-        .min_idle(Some(0))
-        .connection_timeout(Duration::from_secs(5));
+        .max_size(max_size)
+        .min_idle(Some(min_idle))
+        .connection_timeout(timeout);
     monitor
         .pool(monitor.manager(name, config, NoTls), builder)
         .await
