@@ -794,6 +794,8 @@ struct StatementScan {
     table_open: bool,
     /// A dot followed the name just read.
     after_dot: bool,
+    /// The name being read came after `FROM` (so `name(` is a function).
+    after_from: bool,
 }
 
 impl StatementScan {
@@ -806,6 +808,7 @@ impl StatementScan {
             table: None,
             table_open: false,
             after_dot: false,
+            after_from: false,
         }
     }
 
@@ -934,6 +937,7 @@ impl StatementScan {
                     };
                     if trigger {
                         self.want_table = true;
+                        self.after_from = word.eq_ignore_ascii_case("from");
                     }
                 }
             }
@@ -965,8 +969,12 @@ fn main_statement(sql: &str) -> (Operation, Option<String>, usize) {
     while let Some((tok, text)) = lexer.next_token() {
         match tok {
             Tok::Open => {
-                // `INSERT INTO t (a, b)` ends a name; `FROM (subquery) s` has none.
+                // `INSERT INTO t (a, b)` ends a name; `FROM (subquery) s` has
+                // none, and neither has `FROM generate_series(1, 3) g`.
                 if depth == 0 {
+                    if scan.table_open && scan.after_from && !scan.after_dot {
+                        scan.table = None;
+                    }
                     scan.table_open = false;
                     scan.want_table = false;
                 }
@@ -1098,6 +1106,11 @@ mod tests {
                 Some("b"),
             ),
             ("SELECT * FROM (SELECT * FROM t) s", Operation::Select, None),
+            ("SELECT g FROM generate_series(1, 3) g", Operation::Select, None),
+            ("SELECT * FROM pg_catalog.unnest($1) u", Operation::Select, None),
+            ("DELETE FROM ONLY jobs WHERE id = 1", Operation::Delete, Some("jobs")),
+            ("INSERT INTO public.t (a) VALUES (1)", Operation::Insert, Some("public.t")),
+            ("COPY t (a, b) FROM STDIN", Operation::Copy, Some("t")),
             (
                 "CREATE TABLE IF NOT EXISTS \"Items\" (id int)",
                 Operation::Create,

@@ -405,6 +405,48 @@ async fn an_abandoned_statement_retires_its_connection_and_is_cancelled_on_the_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_stream_dropped_before_its_end_counts_as_abandoned() {
+    use futures_util::StreamExt;
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "stream", 1).await;
+    let conn = pool.get().await.unwrap();
+    let first_id = conn.connection_id();
+    let sql = "SELECT g FROM generate_series(1, 10000000) g";
+    {
+        // The stream is dropped at the end of this block, after ten rows.
+        let mut rows = std::pin::pin!(conn.query_raw(sql, std::iter::empty::<i32>()).await.unwrap());
+        for _ in 0..10 {
+            rows.next().await.unwrap().unwrap();
+        }
+    }
+    drop(conn);
+    assert_eq!(rec.counter(OPERATIONS_CANCELLED, &[("db_query_summary", "SELECT")]), 1);
+    let stats = pool.query_stats();
+    let entry = stats
+        .iter()
+        .find(|q| q.normalized == "SELECT g FROM generate_series(?, ?) g")
+        .unwrap();
+    assert_eq!((entry.calls, entry.cancelled), (1, 1));
+    // The connection with ten million rows still in flight is not reused.
+    let next = pool.get().await.unwrap();
+    assert_ne!(next.connection_id(), first_id);
+    // A stream read to its end is a finished statement with its row count.
+    let all: Vec<_> = next
+        .query_raw("SELECT g FROM generate_series(1, 5) g", std::iter::empty::<i32>())
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert_eq!(all.len(), 5);
+    let stats = pool.query_stats();
+    let entry = stats
+        .iter()
+        .find(|q| q.normalized == "SELECT g FROM generate_series(?, ?) g")
+        .unwrap();
+    assert_eq!((entry.calls, entry.cancelled, entry.rows), (2, 1, 5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_connections_exhausted_on_the_server_is_too_many_connections() {
     if std::env::var_os("DATABASE_URL").is_some_and(|v| !v.is_empty()) && which_initdb().is_none() {
         eprintln!("skipped: needs its own server (initdb not on PATH)");
