@@ -20,6 +20,8 @@
 //! - [`sql`]: the lexer that turns statement text into a normalized form
 //!   and a fingerprint, so that no literal value ever reaches a label.
 //! - [`DbMonitor::track`]: time any async operation by name.
+//! - [`DbMonitor::start`]: the background task (pool sampling), stopped by
+//!   [`MonitorHandle::shutdown`] or by dropping the handle.
 //!
 //! # Example
 //!
@@ -65,6 +67,7 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod background;
 mod classify;
 mod config;
 mod monitor;
@@ -75,6 +78,7 @@ pub mod sql;
 pub use bb8;
 pub use tokio_postgres;
 
+pub use background::MonitorHandle;
 pub use classify::ErrorKind;
 pub use config::{AlertThresholds, ConfigError, MonitorConfig};
 pub use monitor::DbMonitor;

@@ -1109,7 +1109,11 @@ mod tests {
             ("SELECT g FROM generate_series(1, 3) g", Operation::Select, None),
             ("SELECT * FROM pg_catalog.unnest($1) u", Operation::Select, None),
             ("DELETE FROM ONLY jobs WHERE id = 1", Operation::Delete, Some("jobs")),
-            ("INSERT INTO public.t (a) VALUES (1)", Operation::Insert, Some("public.t")),
+            (
+                "INSERT INTO public.t (a) VALUES (1)",
+                Operation::Insert,
+                Some("public.t"),
+            ),
             ("COPY t (a, b) FROM STDIN", Operation::Copy, Some("t")),
             (
                 "CREATE TABLE IF NOT EXISTS \"Items\" (id int)",

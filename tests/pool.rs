@@ -539,3 +539,49 @@ async fn one_monitor_watches_several_named_pools_apart() {
     drop(replica);
     assert!(eventually(Duration::from_secs(5), || monitor.pool_names() == ["primary"]).await);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_background_task_samples_an_idle_pool_and_stops() {
+    let config = MonitorConfig::default();
+    let period = config.health_check_interval;
+    let (monitor, rec) = monitor(config);
+    let pool = pool_with(
+        &monitor,
+        "sampled",
+        support::pg::shared_config(),
+        3,
+        2,
+        Duration::from_secs(5),
+    )
+    .await;
+    let held = pool.get().await.unwrap();
+    let used = || {
+        rec.gauge(
+            CONNECTION_COUNT,
+            &[("db_client_connection_pool_name", "sampled"), ("state", "used")],
+        )
+    };
+    assert_eq!(used(), Some(1.0));
+
+    // From here on, only the sampler publishes: no checkout happens.
+    tokio::time::pause();
+    let background = monitor.start(&pool);
+    drop(held);
+    tokio::time::advance(period / 2).await;
+    assert_eq!(used(), Some(1.0), "nothing published between samples");
+    tokio::time::advance(period).await;
+    tokio::task::yield_now().await;
+    assert_eq!(used(), Some(0.0), "the sampler published the returned connection");
+
+    assert!(!background.is_finished());
+    background.shutdown().await;
+
+    // Dropping a handle stops its task too.
+    let dropped = monitor.start(&pool);
+    let task_count = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let alive = task_count();
+    drop(dropped);
+    tokio::time::advance(period).await;
+    tokio::task::yield_now().await;
+    assert_eq!(task_count(), alive - 1);
+}
