@@ -201,6 +201,94 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// Words after which PostgreSQL quotes an identifier, which is kept: a
+/// quoted segment after any other word (`…for type integer: "abc"`,
+/// `…at or near "'secret'"`) may be input and is masked.
+const IDENTIFIER_WORDS: &[&str] = &[
+    "relation",
+    "table",
+    "column",
+    "constraint",
+    "index",
+    "schema",
+    "function",
+    "procedure",
+    "type",
+    "database",
+    "role",
+    "user",
+    "sequence",
+    "view",
+    "trigger",
+    "operator",
+    "extension",
+    "cursor",
+    "statement",
+    "savepoint",
+    "channel",
+    "tablespace",
+    "collation",
+    "domain",
+    "publication",
+    "subscription",
+    "server",
+    "policy",
+    "rule",
+];
+
+/// A server message with every quoted value replaced by `?`, keeping quoted
+/// identifiers (`relation "users" does not exist` stays as it is;
+/// `invalid input syntax for type integer: "abc"` becomes `…: "?"`).
+pub(crate) fn mask_message(message: &str) -> std::borrow::Cow<'_, str> {
+    if !message.contains(['"', '\'']) {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '\'']) {
+        let quote = rest.as_bytes()[open] as char;
+        let (before, after) = rest.split_at(open);
+        out.push_str(before);
+        let body = &after[1..];
+        // A doubled quote inside stays inside; an unterminated quote runs to the end.
+        let mut end = None;
+        let mut i = 0;
+        let bytes = body.as_bytes();
+        while i < bytes.len() {
+            if bytes[i] == quote as u8 {
+                if bytes.get(i + 1) == Some(&(quote as u8)) {
+                    i += 2;
+                    continue;
+                }
+                end = Some(i);
+                break;
+            }
+            i += 1;
+        }
+        let previous_word = before
+            .trim_end()
+            .rsplit(|c: char| !c.is_alphanumeric() && c != '_')
+            .next()
+            .unwrap_or("");
+        let keep = quote == '"' && IDENTIFIER_WORDS.iter().any(|w| w.eq_ignore_ascii_case(previous_word));
+        match end {
+            Some(end) => {
+                out.push(quote);
+                out.push_str(if keep { &body[..end] } else { "?" });
+                out.push(quote);
+                rest = &body[end + 1..];
+            }
+            None => {
+                out.push(quote);
+                out.push_str(if keep { body } else { "?" });
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 fn has_io_source(error: &tokio_postgres::Error) -> bool {
     let mut next = error.source();
     while let Some(e) = next {
@@ -251,6 +339,44 @@ mod tests {
         assert_eq!(names.len(), ErrorKind::ALL.len());
         for (i, kind) in ErrorKind::ALL.iter().enumerate() {
             assert_eq!(kind.index(), i);
+        }
+    }
+
+    #[test]
+    fn quoted_values_are_masked_and_identifiers_kept() {
+        let cases = [
+            (
+                "invalid input syntax for type integer: \"abc\"",
+                "invalid input syntax for type integer: \"?\"",
+            ),
+            ("syntax error at or near \"'secret'\"", "syntax error at or near \"?\""),
+            ("relation \"users\" does not exist", "relation \"users\" does not exist"),
+            (
+                "column \"e\" of relation \"t\" does not exist",
+                "column \"e\" of relation \"t\" does not exist",
+            ),
+            (
+                "duplicate key value violates unique constraint \"users_email_key\"",
+                "duplicate key value violates unique constraint \"users_email_key\"",
+            ),
+            (
+                "invalid input value for enum mood: \"sad\"\"dy\"",
+                "invalid input value for enum mood: \"?\"",
+            ),
+            ("value 'x' is out of range", "value '?' is out of range"),
+            ("unterminated \"quote", "unterminated \"?"),
+            ("no quotes at all", "no quotes at all"),
+            ("\u{e9}t\u{e9} \"caf\u{e9}\" \u{fc}ber", "\u{e9}t\u{e9} \"?\" \u{fc}ber"),
+        ];
+        for (message, masked) in cases {
+            assert_eq!(mask_message(message), masked, "{message}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn masking_never_panics(s in ".*") {
+            let _ = mask_message(&s);
         }
     }
 

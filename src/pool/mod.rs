@@ -451,12 +451,24 @@ impl fmt::Display for ConnectError {
 
 impl std::error::Error for ConnectError {}
 
-/// An error and its sources, joined with `": "`.
+/// An error and its sources, joined with `": "`, safe to log: a server
+/// error is shown as its severity, its message with quoted values masked,
+/// and its SQLSTATE, never with its `DETAIL` or `HINT` (which can carry row
+/// values, and which `DbError`'s `Display` includes).
 pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
+    let describe = |e: &(dyn std::error::Error + 'static)| match e.downcast_ref::<tokio_postgres::error::DbError>() {
+        Some(db) => format!(
+            "{}: {} ({})",
+            db.severity(),
+            crate::classify::mask_message(db.message()),
+            db.code().code()
+        ),
+        None => e.to_string(),
+    };
+    let mut text = describe(error);
     let mut next = error.source();
     while let Some(e) = next {
-        let part = e.to_string();
+        let part = describe(e);
         if !text.ends_with(&part) {
             text.push_str(": ");
             text.push_str(&part);
