@@ -7,7 +7,9 @@
 //! Every [`health_check_interval`](crate::MonitorConfig::health_check_interval)
 //! (and once right away) the task samples the pool: it publishes bb8's
 //! `State` and `Statistics` (see [`MonitoredPool::publish_state`]), so that
-//! the connection gauges of a pool nobody is using stay current.
+//! the connection gauges of a pool nobody is using stay current. Every
+//! minute it snapshots the pool's statement totals, from which the error
+//! rates of [`MonitoredPool::error_report`] are computed.
 //!
 //! # Example
 //!
@@ -21,6 +23,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -89,10 +92,15 @@ impl DbMonitor {
         let task = tokio::spawn(async move {
             let mut sample = tokio::time::interval(period);
             sample.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut minute = tokio::time::interval(Duration::from_secs(60));
+            minute.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
                     _ = sample.tick() => pool.publish_state(),
+                    _ = minute.tick() => {
+                        pool.observe_totals(std::time::Instant::now());
+                    }
                 }
             }
         });

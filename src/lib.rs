@@ -74,6 +74,7 @@ mod monitor;
 pub mod names;
 mod pool;
 pub mod sql;
+pub mod stats;
 
 pub use bb8;
 pub use tokio_postgres;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
 
@@ -14,6 +14,7 @@ use crate::config::MonitorConfig;
 use crate::names;
 use crate::pool::shared::{ConnStats, PoolShared, QueryEntry};
 use crate::pool::{MakeTls, MonitoredManager, MonitoredPool, TxOutcome};
+use crate::stats::ErrorSource;
 
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
@@ -285,11 +286,11 @@ impl MonitorInner {
                 let slow = elapsed >= self.config.alerts.slow_query_threshold;
                 entry.stats.record(nanos, slow, &outcome);
                 conn.record(nanos, &outcome);
-                if slow {
-                    entry.metrics.slow.increment(1);
-                }
-                match outcome {
-                    Outcome::Ok(_) => entry.metrics.ok.record(elapsed),
+                let failed = match outcome {
+                    Outcome::Ok(_) => {
+                        entry.metrics.ok.record(elapsed);
+                        None
+                    }
                     Outcome::Failed(error) => {
                         let kind = ErrorKind::of(error);
                         if kind.ends_connection() {
@@ -302,9 +303,34 @@ impl MonitorInner {
                             .metrics
                             .failed(kind, |labels| self.histogram(names::OPERATION_DURATION, labels))
                             .record(elapsed);
-                        pool.error_counter(kind, error.code().map(|c| c.code())).increment(1);
+                        let code = error.code().map(|c| c.code());
+                        pool.error_counter(kind, code).increment(1);
+                        pool.stores.errors.record(
+                            SystemTime::now(),
+                            kind,
+                            code,
+                            ErrorSource::Statement,
+                            Some((entry.fingerprint, &entry.normalized)),
+                            crate::pool::error_message(error),
+                        );
+                        Some(kind)
                     }
-                    Outcome::Cancelled => entry.metrics.cancelled.increment(1),
+                    Outcome::Cancelled => {
+                        entry.metrics.cancelled.increment(1);
+                        return;
+                    }
+                };
+                if slow {
+                    entry.metrics.slow.increment(1);
+                    pool.stores.slow.record(
+                        SystemTime::now(),
+                        entry.fingerprint,
+                        &entry.normalized,
+                        entry.operation,
+                        entry.table.as_deref(),
+                        elapsed,
+                        failed,
+                    );
                 }
             }
             Event::Transaction { outcome, elapsed } => pool.metrics.transaction(outcome).record(elapsed),
@@ -315,13 +341,23 @@ impl MonitorInner {
                 }
                 Some(error) => {
                     let kind = ErrorKind::of_connect(error);
-                    pool.error_counter(kind, error.code().map(|c| c.code())).increment(1);
+                    let code = error.code().map(|c| c.code());
+                    pool.error_counter(kind, code).increment(1);
                     pool.connect_failed(error);
+                    let message = crate::pool::error_chain(error);
+                    pool.stores
+                        .errors
+                        .record(SystemTime::now(), kind, code, ErrorSource::Connect, None, message);
                 }
             },
             Event::Invalid(error) => {
                 let kind = ErrorKind::of_connect(error);
-                pool.error_counter(kind, error.code().map(|c| c.code())).increment(1);
+                let code = error.code().map(|c| c.code());
+                pool.error_counter(kind, code).increment(1);
+                let message = format!("validity check failed: {}", crate::pool::error_chain(error));
+                pool.stores
+                    .errors
+                    .record(SystemTime::now(), kind, code, ErrorSource::Connection, None, message);
             }
             Event::ConnectionClosed { conn, error } => {
                 // A bare end of stream follows a failure that a statement
@@ -332,7 +368,17 @@ impl MonitorInner {
                 match error {
                     Some(error) if !error.is_closed() && !conn.end_reported.load(Relaxed) => {
                         let kind = ErrorKind::of_connect(error);
-                        pool.error_counter(kind, error.code().map(|c| c.code())).increment(1);
+                        let code = error.code().map(|c| c.code());
+                        pool.error_counter(kind, code).increment(1);
+                        let message = crate::pool::error_chain(error);
+                        pool.stores.errors.record(
+                            SystemTime::now(),
+                            kind,
+                            code,
+                            ErrorSource::Connection,
+                            None,
+                            message,
+                        );
                         tracing::warn!(
                             pool = %pool.name,
                             connection = conn.id,
@@ -350,6 +396,14 @@ impl MonitorInner {
                 if let Some(kind) = timeout {
                     pool.metrics.timeout(kind).increment(1);
                     pool.error_counter(kind, None).increment(1);
+                    let message = format!(
+                        "no connection within {:.1?} ({})",
+                        waited,
+                        kind.as_str().replace('_', " ")
+                    );
+                    pool.stores
+                        .errors
+                        .record(SystemTime::now(), kind, None, ErrorSource::Checkout, None, message);
                 }
             }
             Event::Return { held, location } => {

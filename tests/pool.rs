@@ -585,3 +585,117 @@ async fn the_background_task_samples_an_idle_pool_and_stops() {
     tokio::task::yield_now().await;
     assert_eq!(task_count(), alive - 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_error_store_keeps_masked_errors_patterns_and_rates() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool_with(
+        &monitor,
+        "error_store",
+        support::pg::shared_config(),
+        1,
+        0,
+        Duration::from_millis(300),
+    )
+    .await;
+    let table = unique("emails");
+    let conn = pool.get().await.unwrap();
+    conn.batch_execute(&format!("CREATE TABLE {table} (email text UNIQUE)"))
+        .await
+        .unwrap();
+    let insert = format!("INSERT INTO {table} (email) VALUES ($1)");
+    conn.execute(&insert, &[&"secret@example.com"]).await.unwrap();
+    for _ in 0..3 {
+        // DETAIL: Key (email)=(secret@example.com) already exists.
+        let err = conn.execute(&insert, &[&"secret@example.com"]).await.unwrap_err();
+        assert!(err.as_db_error().unwrap().detail().unwrap().contains("secret"));
+    }
+    // The message quotes the input: invalid input syntax for type integer: "hunter2"
+    assert!(conn.simple_query("SELECT 'hunter2'::int").await.is_err());
+    for _ in 0..10 {
+        conn.query_one("SELECT 1", &[]).await.unwrap();
+    }
+    // A checkout timeout (the only connection is held).
+    assert!(pool.get().await.is_err());
+
+    let report = pool.error_report(None);
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(!json.contains("secret") && !json.contains("hunter2"), "{json}");
+    assert_eq!(report.errors, 5);
+    assert_eq!(report.by_type.get("constraint_violation"), Some(&3));
+    assert_eq!(report.by_type.get("pool_exhausted"), Some(&1));
+    assert_eq!(report.by_sqlstate.get("22P02"), Some(&1));
+    let newest = &report.recent[0];
+    assert_eq!(newest.source, db_monitor::stats::ErrorSource::Checkout);
+    let invalid = report
+        .recent
+        .iter()
+        .find(|r| r.sqlstate.as_deref() == Some("22P02"))
+        .unwrap();
+    assert_eq!(invalid.message, "invalid input syntax for type integer: \"?\"");
+    assert_eq!(invalid.statement.as_deref(), Some("SELECT ?::int"));
+    let unique_violation = report
+        .recent
+        .iter()
+        .find(|r| r.sqlstate.as_deref() == Some("23505"))
+        .unwrap();
+    assert!(
+        unique_violation
+            .message
+            .starts_with("duplicate key value violates unique constraint"),
+        "{}",
+        unique_violation.message
+    );
+    let pattern = &report.patterns[0];
+    assert_eq!((pattern.error_type, pattern.count), (ErrorKind::ConstraintViolation, 3));
+    assert_eq!(
+        pattern.statement.as_deref(),
+        Some(format!("INSERT INTO {table}(email) VALUES (...)").as_str())
+    );
+
+    // Rates: failed statements over statements, exactly as counted.
+    let statements: u64 = pool.query_stats().iter().map(|q| q.calls).sum();
+    assert_eq!(statements, 1 + 1 + 3 + 1 + 10);
+    for rate in &report.rates {
+        assert_eq!((rate.statements, rate.errors), (statements, 4));
+        assert_eq!(rate.rate, Some(4.0 / statements as f64));
+        assert!(rate.covered_seconds < 60.0, "the pool is younger than every window");
+    }
+    assert_eq!(pool.error_report(Some(1)).errors, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slow_query_store_groups_slow_runs_by_statement() {
+    let config = MonitorConfig::default().slow_query_threshold(Duration::from_millis(100));
+    let (monitor, rec) = monitor(config);
+    let pool = pool(&monitor, "slow_store", 1).await;
+    let conn = pool.get().await.unwrap();
+    for _ in 0..4 {
+        conn.query("SELECT pg_sleep(0.15)", &[]).await.unwrap();
+    }
+    conn.query("SELECT pg_sleep(0.01)", &[]).await.unwrap(); // same statement, not slow
+    conn.batch_execute("SET statement_timeout = '120ms'").await.unwrap();
+    assert!(conn.query("SELECT pg_sleep(5), 'x'", &[]).await.is_err());
+    conn.batch_execute("RESET statement_timeout").await.unwrap();
+
+    let report = pool.slow_query_report(Some(60), 10);
+    assert_eq!(report.threshold_ms, 100.0);
+    assert_eq!(report.occurrences, 5);
+    let sleeps = report
+        .groups
+        .iter()
+        .find(|g| g.statement == "SELECT pg_sleep(?)")
+        .unwrap();
+    assert_eq!(sleeps.count, 4);
+    assert!(sleeps.mean_ms >= 150.0 && sleeps.max_ms >= sleeps.mean_ms);
+    assert!(sleeps.share_of_database_time > 0.5 && sleeps.share_of_database_time <= 1.0);
+    assert!(sleeps.trend.is_some());
+    let timed_out = report.recent.iter().find(|q| q.error_type.is_some()).unwrap();
+    assert_eq!(timed_out.error_type, Some(ErrorKind::StatementTimeout));
+    assert_eq!(timed_out.statement, "SELECT pg_sleep(?), ?");
+    assert_eq!(
+        rec.counter("db_client_slow_queries_total", &[("db_query_summary", "SELECT")]),
+        5
+    );
+    assert_eq!(pool.slow_query_report(None, 1).groups.len(), 1);
+}

@@ -85,6 +85,7 @@ pub use manager::{MonitorCustomizer, MonitorErrorSink, MonitoredManager};
 use crate::classify::ErrorKind;
 use crate::monitor::Event;
 use crate::sql::Operation;
+use crate::stats::{ErrorReport, SlowQueryReport};
 use shared::{nanos, ConnStats, PoolShared, SessionCounts};
 
 /// A bb8 pool of [`MonitoredClient`]s: every checkout, statement and
@@ -292,6 +293,53 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         }
     }
 
+    /// The error store: errors in the last `minutes` (everything retained
+    /// when `None`; at most 24 hours), their classes and SQLSTATEs,
+    /// recurring patterns, and statement error rates over 5 minutes,
+    /// 15 minutes and 1 hour.
+    pub fn error_report(&self, minutes: Option<u32>) -> ErrorReport {
+        let now = std::time::Instant::now();
+        let current = self.observe_totals(now);
+        let history = &self.shared.stores.totals;
+        let rates = [5u32, 15, 60]
+            .into_iter()
+            .map(|m| crate::stats::rate(m, history.over(now, current, Duration::from_secs(60 * u64::from(m)))))
+            .collect();
+        let minutes = minutes.map(|m| m.clamp(1, crate::stats::MAX_WINDOW_MINUTES));
+        self.shared
+            .stores
+            .errors
+            .report(&self.shared.name, SystemTime::now(), minutes, rates)
+    }
+
+    /// The slow-query store: runs at or over the slow threshold in the last
+    /// `minutes` (everything retained when `None`; at most 24 hours),
+    /// grouped by statement; at most `limit` groups and `limit` recent runs.
+    pub fn slow_query_report(&self, minutes: Option<u32>, limit: usize) -> SlowQueryReport {
+        let now = std::time::Instant::now();
+        let current = self.observe_totals(now);
+        let minutes = minutes.map(|m| m.clamp(1, crate::stats::MAX_WINDOW_MINUTES));
+        // Database time is kept per minute for the last hour.
+        let window = Duration::from_secs(60 * u64::from(minutes.unwrap_or(60).min(60)));
+        let (delta, _) = self.shared.stores.totals.over(now, current, window);
+        self.shared.stores.slow.report(
+            &self.shared.name,
+            self.shared.monitor.config.alerts.slow_query_threshold,
+            SystemTime::now(),
+            minutes,
+            limit,
+            nanos(delta.busy_ns),
+        )
+    }
+
+    /// Takes this minute's snapshot of the pool's totals if none was taken
+    /// yet (the background task does it every minute), and returns them.
+    pub(crate) fn observe_totals(&self, now: std::time::Instant) -> crate::stats::Totals {
+        let current = self.shared.queries.totals();
+        self.shared.stores.totals.observe(now, current);
+        current
+    }
+
     /// Per-fingerprint statement counts since the pool was created, most
     /// total time first.
     pub fn query_stats(&self) -> Vec<QueryStats> {
@@ -450,6 +498,15 @@ impl fmt::Display for ConnectError {
 }
 
 impl std::error::Error for ConnectError {}
+
+/// What an error store keeps as a statement error's message: the server's
+/// message with quoted values masked, or the client's description.
+pub(crate) fn error_message(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => crate::classify::mask_message(db.message()).into_owned(),
+        None => error_chain(error),
+    }
+}
 
 /// An error and its sources, joined with `": "`, safe to log: a server
 /// error is shown as its severity, its message with quoted values masked,

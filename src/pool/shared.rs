@@ -28,6 +28,7 @@ pub(crate) struct PoolShared {
     pub(crate) monitor: Arc<MonitorInner>,
     pub(crate) queries: QueryTable,
     pub(crate) metrics: PoolMetrics,
+    pub(crate) stores: crate::stats::PoolStores,
     errors: CappedHandles<(ErrorKind, Option<Box<str>>), Counter>,
     pub(crate) canceller: Canceller,
     /// Connections that passed the customizer (connected and set up).
@@ -62,6 +63,7 @@ impl PoolShared {
         let config = &monitor.config;
         PoolShared {
             queries: QueryTable::new(&monitor, &base),
+            stores: crate::stats::PoolStores::new(config),
             errors: CappedHandles::new(config.max_status_codes),
             metrics,
             canceller,
@@ -590,6 +592,19 @@ impl QueryTable {
             .get((operation, table), (Operation::Other, None), |(op, table)| {
                 Arc::new(SummaryMetrics::new(&self.monitor, &self.base, *op, table.as_deref()))
             })
+    }
+
+    /// The pool's cumulative statement totals (every statement ever run).
+    pub(crate) fn totals(&self) -> crate::stats::Totals {
+        let mut all = crate::stats::Totals::default();
+        let fingerprints = self.fingerprints.pin();
+        for entry in fingerprints.values().chain(std::iter::once(&self.other)) {
+            let t = entry.stats.totals();
+            all.statements += t.calls;
+            all.errors += t.errors;
+            all.busy_ns += t.total_ns;
+        }
+        all
     }
 
     /// Every entry, `other` last if it was used.

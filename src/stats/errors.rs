@@ -1,0 +1,339 @@
+//! The error store: recent errors, recurring patterns, error rates.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::{hex, unix_ms, Totals};
+use crate::classify::ErrorKind;
+
+/// Where an error happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorSource {
+    /// A statement failed.
+    Statement,
+    /// Opening a connection failed.
+    Connect,
+    /// An open connection was lost or failed its validity check.
+    Connection,
+    /// A checkout timed out.
+    Checkout,
+}
+
+/// One error, as kept by the store.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ErrorRecord {
+    /// When it happened, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// Its class ([`ErrorKind::as_str`]).
+    pub error_type: ErrorKind,
+    /// The SQLSTATE, when the server sent one.
+    pub sqlstate: Option<String>,
+    /// Where it happened.
+    pub source: ErrorSource,
+    /// The statement's fingerprint, for statement errors.
+    pub fingerprint: Option<String>,
+    /// The statement, normalized (no literal values), for statement errors.
+    pub statement: Option<String>,
+    /// The server's message with quoted values masked, or the client's
+    /// description. Never the server's `DETAIL`, which can carry row values.
+    pub message: String,
+}
+
+/// A (class, statement) pair that keeps failing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ErrorPattern {
+    /// The class of the errors.
+    pub error_type: ErrorKind,
+    /// The statement's fingerprint (absent for errors outside statements).
+    pub fingerprint: Option<String>,
+    /// The statement, normalized.
+    pub statement: Option<String>,
+    /// The SQLSTATE of the latest occurrence.
+    pub sqlstate: Option<String>,
+    /// Occurrences since the store was created or reset.
+    pub count: u64,
+    /// First occurrence, milliseconds since the Unix epoch.
+    pub first_seen_unix_ms: u64,
+    /// Latest occurrence, milliseconds since the Unix epoch.
+    pub last_seen_unix_ms: u64,
+}
+
+/// Failed statements over statements run, over one window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ErrorRate {
+    /// The window asked for, in minutes.
+    pub window_minutes: u32,
+    /// The time the figures actually cover, in seconds: less than the
+    /// window while the pool is younger than it.
+    pub covered_seconds: f64,
+    /// Statements run in that time.
+    pub statements: u64,
+    /// Statements that failed in that time.
+    pub errors: u64,
+    /// `errors / statements`; absent when no statement ran.
+    pub rate: Option<f64>,
+}
+
+/// What the error store holds for one pool ([`MonitoredPool::error_report`](crate::MonitoredPool::error_report)).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ErrorReport {
+    /// The pool's name.
+    pub pool: String,
+    /// The window of `recent`, `by_type` and `by_sqlstate`, in minutes
+    /// (absent: everything retained).
+    pub window_minutes: Option<u32>,
+    /// Errors retained in that window.
+    pub errors: u64,
+    /// Those errors by class.
+    pub by_type: BTreeMap<String, u64>,
+    /// Those errors by SQLSTATE.
+    pub by_sqlstate: BTreeMap<String, u64>,
+    /// Statement error rates over 5 minutes, 15 minutes and 1 hour.
+    pub rates: Vec<ErrorRate>,
+    /// Those errors, newest first.
+    pub recent: Vec<ErrorRecord>,
+    /// Recurring (class, statement) pairs, most frequent first.
+    pub patterns: Vec<ErrorPattern>,
+    /// Errors dropped from the store because it was full (they still
+    /// count in `patterns`, rates and metrics).
+    pub evicted: u64,
+}
+
+struct Inner {
+    ring: VecDeque<ErrorRecord>,
+    evicted: u64,
+    patterns: HashMap<(ErrorKind, Option<u64>), ErrorPattern>,
+}
+
+/// The bounded error store of one pool.
+pub(crate) struct ErrorLog {
+    inner: Mutex<Inner>,
+    capacity: usize,
+}
+
+impl ErrorLog {
+    pub(crate) fn new(capacity: usize) -> Self {
+        ErrorLog {
+            inner: Mutex::new(Inner {
+                ring: VecDeque::with_capacity(capacity.min(1024)),
+                evicted: 0,
+                patterns: HashMap::new(),
+            }),
+            capacity,
+        }
+    }
+
+    /// Keeps one error. Patterns are bounded like the ring: past
+    /// `capacity` distinct pairs, new pairs are not tracked (existing ones
+    /// keep counting).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record(
+        &self,
+        at: SystemTime,
+        kind: ErrorKind,
+        sqlstate: Option<&str>,
+        source: ErrorSource,
+        statement: Option<(u64, &str)>,
+        message: String,
+    ) {
+        let at_unix_ms = unix_ms(at);
+        let record = ErrorRecord {
+            at_unix_ms,
+            error_type: kind,
+            sqlstate: sqlstate.map(str::to_owned),
+            source,
+            fingerprint: statement.map(|(fp, _)| hex(fp)),
+            statement: statement.map(|(_, sql)| sql.to_owned()),
+            message,
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (kind, statement.map(|(fp, _)| fp));
+        let known = inner.patterns.len();
+        match inner.patterns.get_mut(&key) {
+            Some(p) => {
+                p.count += 1;
+                p.last_seen_unix_ms = at_unix_ms;
+                p.sqlstate.clone_from(&record.sqlstate);
+            }
+            None if known < self.capacity => {
+                inner.patterns.insert(
+                    key,
+                    ErrorPattern {
+                        error_type: kind,
+                        fingerprint: record.fingerprint.clone(),
+                        statement: record.statement.clone(),
+                        sqlstate: record.sqlstate.clone(),
+                        count: 1,
+                        first_seen_unix_ms: at_unix_ms,
+                        last_seen_unix_ms: at_unix_ms,
+                    },
+                );
+            }
+            None => {}
+        }
+        if self.capacity == 0 {
+            inner.evicted += 1;
+            return;
+        }
+        if inner.ring.len() == self.capacity {
+            inner.ring.pop_front();
+            inner.evicted += 1;
+        }
+        inner.ring.push_back(record);
+    }
+
+    /// The report over the last `minutes` (or everything retained).
+    pub(crate) fn report(
+        &self,
+        pool: &str,
+        now: SystemTime,
+        minutes: Option<u32>,
+        rates: Vec<ErrorRate>,
+    ) -> ErrorReport {
+        let since = minutes.map(|m| unix_ms(now).saturating_sub(u64::from(m) * 60_000));
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let recent: Vec<ErrorRecord> = inner
+            .ring
+            .iter()
+            .rev()
+            .filter(|r| since.is_none_or(|s| r.at_unix_ms >= s))
+            .cloned()
+            .collect();
+        let mut by_type = BTreeMap::new();
+        let mut by_sqlstate = BTreeMap::new();
+        for r in &recent {
+            *by_type.entry(r.error_type.as_str().to_owned()).or_insert(0) += 1;
+            if let Some(code) = &r.sqlstate {
+                *by_sqlstate.entry(code.clone()).or_insert(0) += 1;
+            }
+        }
+        let mut patterns: Vec<ErrorPattern> = inner.patterns.values().cloned().collect();
+        patterns.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then(b.last_seen_unix_ms.cmp(&a.last_seen_unix_ms))
+        });
+        ErrorReport {
+            pool: pool.to_owned(),
+            window_minutes: minutes,
+            errors: recent.len() as u64,
+            by_type,
+            by_sqlstate,
+            rates,
+            recent,
+            patterns,
+            evicted: inner.evicted,
+        }
+    }
+}
+
+/// The error rate over one window from a totals difference.
+pub(crate) fn rate(window_minutes: u32, (delta, covered): (Totals, Duration)) -> ErrorRate {
+    ErrorRate {
+        window_minutes,
+        covered_seconds: covered.as_secs_f64(),
+        statements: delta.statements,
+        errors: delta.errors,
+        rate: (delta.statements > 0).then(|| delta.errors as f64 / delta.statements as f64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_with(capacity: usize, n: u64) -> ErrorLog {
+        let log = ErrorLog::new(capacity);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        for i in 0..n {
+            let kind = if i % 2 == 0 {
+                ErrorKind::Deadlock
+            } else {
+                ErrorKind::ConstraintViolation
+            };
+            let code = if i % 2 == 0 { "40P01" } else { "23505" };
+            log.record(
+                t0 + Duration::from_secs(60 * i),
+                kind,
+                Some(code),
+                ErrorSource::Statement,
+                Some((i % 2, "UPDATE t SET a = ? WHERE id = ?")),
+                format!("message {i}"),
+            );
+        }
+        log
+    }
+
+    #[test]
+    fn the_ring_is_bounded_and_patterns_keep_counting() {
+        let log = log_with(3, 10);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + 600);
+        let report = log.report("p", now, None, Vec::new());
+        assert_eq!(report.recent.len(), 3);
+        assert_eq!(report.evicted, 7);
+        assert_eq!(report.recent[0].message, "message 9", "newest first");
+        let counts: Vec<u64> = report.patterns.iter().map(|p| p.count).collect();
+        assert_eq!(counts, vec![5, 5]);
+        let deadlocks = report
+            .patterns
+            .iter()
+            .find(|p| p.error_type == ErrorKind::Deadlock)
+            .unwrap();
+        assert_eq!(deadlocks.first_seen_unix_ms, 1_000_000_000);
+        assert_eq!(deadlocks.last_seen_unix_ms, 1_000_000_000 + 8 * 60_000);
+        assert_eq!(deadlocks.fingerprint.as_deref(), Some("0000000000000000"));
+    }
+
+    #[test]
+    fn a_window_keeps_only_its_minutes() {
+        let log = log_with(100, 10);
+        // Errors at minutes 0..9; "now" is minute 9: the last 3 minutes hold minutes 6, 7, 8, 9.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + 9 * 60);
+        let report = log.report("p", now, Some(3), Vec::new());
+        assert_eq!(report.errors, 4);
+        assert_eq!(report.by_type.get("deadlock"), Some(&2));
+        assert_eq!(report.by_sqlstate.get("23505"), Some(&2));
+    }
+
+    #[test]
+    fn a_rate_needs_statements() {
+        let none = rate(5, (Totals::default(), Duration::from_secs(300)));
+        assert_eq!(none.rate, None);
+        let some = rate(
+            5,
+            (
+                Totals {
+                    statements: 200,
+                    errors: 30,
+                    busy_ns: 0,
+                },
+                Duration::from_secs(120),
+            ),
+        );
+        assert_eq!((some.rate, some.covered_seconds), (Some(0.15), 120.0));
+    }
+
+    #[test]
+    fn reports_serialize_to_json() {
+        let log = log_with(10, 2);
+        let report = log.report(
+            "p",
+            SystemTime::now(),
+            None,
+            vec![rate(5, (Totals::default(), Duration::ZERO))],
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["recent"][0]["error_type"], "constraint_violation");
+        assert_eq!(json["recent"][0]["source"], "statement");
+        assert_eq!(json["rates"][0]["rate"], serde_json::Value::Null);
+    }
+}

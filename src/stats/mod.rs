@@ -1,0 +1,69 @@
+//! Bounded in-process stores of what a pool recorded, and the snapshots
+//! read from them.
+//!
+//! The stores sit beside the statement hot path, not on it: errors and slow
+//! statements are rare events and take a short lock; statement counts for
+//! the error-rate windows come from the exact cumulative per-statement
+//! counters, snapshotted once a minute (by the background task, or when a
+//! report is read) and subtracted, so a statement costs nothing extra.
+//!
+//! Snapshots are `#[non_exhaustive]` structs with public fields that
+//! serialize with serde: times as milliseconds since the Unix epoch
+//! (`*_unix_ms`), durations as milliseconds (`*_ms`), fingerprints as 16
+//! hexadecimal digits, SQL only in its normalized form.
+
+mod errors;
+mod slow;
+mod totals;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use errors::{ErrorPattern, ErrorRate, ErrorRecord, ErrorReport, ErrorSource};
+pub use slow::{SlowQuery, SlowQueryGroup, SlowQueryReport, GETTING_SLOWER};
+
+pub(crate) use errors::{rate, ErrorLog};
+pub(crate) use slow::SlowLog;
+pub(crate) use totals::{Totals, TotalsHistory};
+
+/// The longest window a report covers, in minutes (24 hours).
+pub const MAX_WINDOW_MINUTES: u32 = 24 * 60;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A fingerprint as shown in snapshots.
+pub(crate) fn hex(fingerprint: u64) -> String {
+    format!("{fingerprint:016x}")
+}
+
+/// The stores of one pool.
+pub(crate) struct PoolStores {
+    pub(crate) errors: ErrorLog,
+    pub(crate) slow: SlowLog,
+    pub(crate) totals: TotalsHistory,
+}
+
+impl PoolStores {
+    pub(crate) fn new(config: &crate::MonitorConfig) -> Self {
+        PoolStores {
+            errors: ErrorLog::new(config.error_history),
+            slow: SlowLog::new(config.query_history),
+            totals: TotalsHistory::new(),
+        }
+    }
+}
+
+impl serde::Serialize for crate::ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for crate::sql::Operation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}

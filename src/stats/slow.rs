@@ -1,0 +1,290 @@
+//! The slow-query store: occurrences over the slow threshold, and their
+//! analysis by statement.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::{hex, unix_ms};
+use crate::classify::ErrorKind;
+use crate::sql::Operation;
+
+/// One run of a statement at or over the slow threshold.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct SlowQuery {
+    /// When it ended, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// The statement's fingerprint.
+    pub fingerprint: String,
+    /// The statement, normalized (no literal values).
+    pub statement: String,
+    /// Its operation.
+    pub operation: Operation,
+    /// Its main table.
+    pub table: Option<String>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: f64,
+    /// Its error class, if it failed (a `statement_timeout` is also slow).
+    pub error_type: Option<ErrorKind>,
+}
+
+/// The slow runs of one statement within the report's window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct SlowQueryGroup {
+    /// The statement's fingerprint.
+    pub fingerprint: String,
+    /// The statement, normalized.
+    pub statement: String,
+    /// Its operation.
+    pub operation: Operation,
+    /// Its main table.
+    pub table: Option<String>,
+    /// Slow runs.
+    pub count: u64,
+    /// Their mean duration, in milliseconds.
+    pub mean_ms: f64,
+    /// The longest, in milliseconds.
+    pub max_ms: f64,
+    /// The first, in milliseconds since the Unix epoch.
+    pub first_seen_unix_ms: u64,
+    /// The latest, in milliseconds since the Unix epoch.
+    pub last_seen_unix_ms: u64,
+    /// Their time as a share of all the pool's database time in the window
+    /// (0 to 1).
+    pub share_of_database_time: f64,
+    /// Mean of the newer half of the runs over the mean of the older half
+    /// (at least 4 runs).
+    pub trend: Option<f64>,
+    /// Whether `trend` is at least [`GETTING_SLOWER`].
+    pub getting_slower: bool,
+}
+
+/// The `trend` from which a statement counts as getting slower.
+pub const GETTING_SLOWER: f64 = 1.2;
+
+/// What the slow-query store holds for one pool
+/// ([`MonitoredPool::slow_query_report`](crate::MonitoredPool::slow_query_report)).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct SlowQueryReport {
+    /// The pool's name.
+    pub pool: String,
+    /// The slow threshold, in milliseconds.
+    pub threshold_ms: f64,
+    /// The window, in minutes (absent: everything retained).
+    pub window_minutes: Option<u32>,
+    /// Slow runs retained in the window.
+    pub occurrences: u64,
+    /// All the pool's database time in the window (every statement), in
+    /// milliseconds; windows over an hour use the last hour.
+    pub database_time_ms: f64,
+    /// Slow runs grouped by statement, most total time first, at most `limit`.
+    pub groups: Vec<SlowQueryGroup>,
+    /// The latest slow runs, newest first, at most `limit`.
+    pub recent: Vec<SlowQuery>,
+    /// Slow runs dropped because the store was full.
+    pub evicted: u64,
+}
+
+struct Inner {
+    ring: VecDeque<(u64, SlowQuery)>,
+    evicted: u64,
+}
+
+/// The bounded slow-query store of one pool.
+pub(crate) struct SlowLog {
+    inner: Mutex<Inner>,
+    capacity: usize,
+}
+
+impl SlowLog {
+    pub(crate) fn new(capacity: usize) -> Self {
+        SlowLog {
+            inner: Mutex::new(Inner {
+                ring: VecDeque::with_capacity(capacity.min(1024)),
+                evicted: 0,
+            }),
+            capacity,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record(
+        &self,
+        at: SystemTime,
+        fingerprint: u64,
+        statement: &str,
+        operation: Operation,
+        table: Option<&str>,
+        duration: Duration,
+        error_type: Option<ErrorKind>,
+    ) {
+        let occurrence = SlowQuery {
+            at_unix_ms: unix_ms(at),
+            fingerprint: hex(fingerprint),
+            statement: statement.to_owned(),
+            operation,
+            table: table.map(str::to_owned),
+            duration_ms: duration.as_secs_f64() * 1e3,
+            error_type,
+        };
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if self.capacity == 0 {
+            inner.evicted += 1;
+            return;
+        }
+        if inner.ring.len() == self.capacity {
+            inner.ring.pop_front();
+            inner.evicted += 1;
+        }
+        inner.ring.push_back((fingerprint, occurrence));
+    }
+
+    /// The report over the last `minutes` (or everything retained), given
+    /// the pool's database time in that window.
+    pub(crate) fn report(
+        &self,
+        pool: &str,
+        threshold: Duration,
+        now: SystemTime,
+        minutes: Option<u32>,
+        limit: usize,
+        database_time: Duration,
+    ) -> SlowQueryReport {
+        let since = minutes.map(|m| unix_ms(now).saturating_sub(u64::from(m) * 60_000));
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let in_window: Vec<&(u64, SlowQuery)> = inner
+            .ring
+            .iter()
+            .filter(|(_, q)| since.is_none_or(|s| q.at_unix_ms >= s))
+            .collect();
+        let database_ms = database_time.as_secs_f64() * 1e3;
+        // Oldest first within each group, as the ring is.
+        let mut by_statement: HashMap<u64, Vec<&SlowQuery>> = HashMap::new();
+        for (fp, q) in &in_window {
+            by_statement.entry(*fp).or_default().push(q);
+        }
+        let mut groups: Vec<(f64, SlowQueryGroup)> = by_statement
+            .into_values()
+            .map(|runs| {
+                let total: f64 = runs.iter().map(|q| q.duration_ms).sum();
+                let count = runs.len();
+                let trend = (count >= 4).then(|| {
+                    let (older, newer) = runs.split_at(count / 2);
+                    let mean = |r: &[&SlowQuery]| r.iter().map(|q| q.duration_ms).sum::<f64>() / r.len() as f64;
+                    mean(newer) / mean(older)
+                });
+                let first = runs[0];
+                let group = SlowQueryGroup {
+                    fingerprint: first.fingerprint.clone(),
+                    statement: first.statement.clone(),
+                    operation: first.operation,
+                    table: first.table.clone(),
+                    count: count as u64,
+                    mean_ms: total / count as f64,
+                    max_ms: runs.iter().map(|q| q.duration_ms).fold(0.0, f64::max),
+                    first_seen_unix_ms: first.at_unix_ms,
+                    last_seen_unix_ms: runs[count - 1].at_unix_ms,
+                    share_of_database_time: if database_ms > 0.0 {
+                        (total / database_ms).min(1.0)
+                    } else {
+                        0.0
+                    },
+                    trend,
+                    getting_slower: trend.is_some_and(|t| t >= GETTING_SLOWER),
+                };
+                (total, group)
+            })
+            .collect();
+        groups.sort_by(|a, b| b.0.total_cmp(&a.0));
+        SlowQueryReport {
+            pool: pool.to_owned(),
+            threshold_ms: threshold.as_secs_f64() * 1e3,
+            window_minutes: minutes,
+            occurrences: in_window.len() as u64,
+            database_time_ms: database_ms,
+            groups: groups.into_iter().take(limit).map(|(_, g)| g).collect(),
+            recent: in_window.iter().rev().take(limit).map(|(_, q)| q.clone()).collect(),
+            evicted: inner.evicted,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 2_000_000;
+
+    fn at(second: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + second)
+    }
+
+    #[test]
+    fn groups_report_count_mean_max_share_and_trend() {
+        let log = SlowLog::new(100);
+        // Statement 1 gets slower: 2, 2, 4, 4 seconds. Statement 2: one run of 3 s.
+        for (i, secs) in [2, 2, 4, 4].into_iter().enumerate() {
+            log.record(
+                at(i as u64 * 10),
+                1,
+                "SELECT ? FROM t",
+                Operation::Select,
+                Some("t"),
+                Duration::from_secs(secs),
+                None,
+            );
+        }
+        log.record(
+            at(50),
+            2,
+            "UPDATE u SET a = ?",
+            Operation::Update,
+            Some("u"),
+            Duration::from_secs(3),
+            Some(ErrorKind::StatementTimeout),
+        );
+        let report = log.report("p", Duration::from_secs(2), at(60), None, 10, Duration::from_secs(30));
+        assert_eq!(report.occurrences, 5);
+        assert_eq!(report.threshold_ms, 2000.0);
+        let g = &report.groups[0];
+        assert_eq!((g.count, g.mean_ms, g.max_ms), (4, 3000.0, 4000.0));
+        assert_eq!(
+            (g.first_seen_unix_ms, g.last_seen_unix_ms),
+            (T0 * 1000, (T0 + 30) * 1000)
+        );
+        assert!((g.share_of_database_time - 12.0 / 30.0).abs() < 1e-9);
+        assert_eq!(g.trend, Some(2.0));
+        assert!(g.getting_slower);
+        let h = &report.groups[1];
+        assert_eq!((h.count, h.trend, h.getting_slower), (1, None, false));
+        assert_eq!(report.recent[0].error_type, Some(ErrorKind::StatementTimeout));
+    }
+
+    #[test]
+    fn the_store_is_bounded_and_windows_and_limits_apply() {
+        let log = SlowLog::new(3);
+        for i in 0..5u64 {
+            log.record(
+                at(i * 60),
+                i,
+                "SELECT ?",
+                Operation::Select,
+                None,
+                Duration::from_secs(2),
+                None,
+            );
+        }
+        let all = log.report("p", Duration::from_secs(2), at(4 * 60), None, 10, Duration::ZERO);
+        assert_eq!((all.occurrences, all.evicted), (3, 2));
+        let last_minute = log.report("p", Duration::from_secs(2), at(4 * 60), Some(1), 10, Duration::ZERO);
+        assert_eq!(last_minute.occurrences, 2);
+        let limited = log.report("p", Duration::from_secs(2), at(4 * 60), None, 1, Duration::ZERO);
+        assert_eq!((limited.groups.len(), limited.recent.len()), (1, 1));
+        assert_eq!(limited.groups[0].share_of_database_time, 0.0);
+    }
+}
