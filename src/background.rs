@@ -4,12 +4,15 @@
 //!
 //! # When it runs
 //!
-//! Every [`health_check_interval`](crate::MonitorConfig::health_check_interval)
-//! (and once right away) the task samples the pool: it publishes bb8's
-//! `State` and `Statistics` (see [`MonitoredPool::publish_state`]), so that
-//! the connection gauges of a pool nobody is using stay current. Every
-//! minute it snapshots the pool's statement totals, from which the error
-//! rates of [`MonitoredPool::error_report`] are computed.
+//! - Every [`health_check_interval`](crate::MonitorConfig::health_check_interval)
+//!   (and once right away) it samples the pool into its trend
+//!   ([`MonitoredPool::sample`]) and publishes bb8's `State` and
+//!   `Statistics`, so that the gauges of a pool nobody uses stay current.
+//! - Every minute it snapshots the pool's statement totals, from which the
+//!   error rates of [`MonitoredPool::error_report`] are computed.
+//! - Every [`metrics_reset_interval`](crate::MonitorConfig::metrics_reset_interval)
+//!   (first one interval after the start) it empties the pool's stores
+//!   ([`MonitoredPool::reset_stores`]); the metrics recorder is never reset.
 //!
 //! # Example
 //!
@@ -87,6 +90,8 @@ impl DbMonitor {
     pub fn start<Tls: MakeTls>(&self, pool: &MonitoredPool<Tls>) -> MonitorHandle {
         let (stop, mut stopped) = oneshot::channel::<()>();
         let period = self.config().health_check_interval;
+        // A zero interval would make tokio's interval panic.
+        let reset_every = self.config().metrics_reset_interval.max(Duration::from_secs(1));
         let pool = pool.clone();
         let name: Arc<str> = Arc::from(pool.name());
         let task = tokio::spawn(async move {
@@ -94,13 +99,17 @@ impl DbMonitor {
             sample.set_missed_tick_behavior(MissedTickBehavior::Delay);
             let mut minute = tokio::time::interval(Duration::from_secs(60));
             minute.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            // The first reset is one interval from now, not at once.
+            let mut reset = tokio::time::interval_at(tokio::time::Instant::now() + reset_every, reset_every);
+            reset.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
-                    _ = sample.tick() => pool.publish_state(),
+                    _ = sample.tick() => pool.sample(),
                     _ = minute.tick() => {
                         pool.observe_totals(std::time::Instant::now());
                     }
+                    _ = reset.tick() => pool.reset_stores(),
                 }
             }
         });

@@ -555,6 +555,10 @@ async fn the_background_task_samples_an_idle_pool_and_stops() {
     )
     .await;
     let held = pool.get().await.unwrap();
+    assert!(held
+        .query("SELECT * FROM no_such_table_for_the_sampler", &[])
+        .await
+        .is_err());
     let used = || {
         rec.gauge(
             CONNECTION_COUNT,
@@ -566,12 +570,35 @@ async fn the_background_task_samples_an_idle_pool_and_stops() {
     // From here on, only the sampler publishes: no checkout happens.
     tokio::time::pause();
     let background = monitor.start(&pool);
+    // Let the task start and take its first sample (its first tick is a
+    // timer, which fires when the runtime turns its timer driver).
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(pool.trend_report(None).samples.len(), 1);
     drop(held);
     tokio::time::advance(period / 2).await;
     assert_eq!(used(), Some(1.0), "nothing published between samples");
     tokio::time::advance(period).await;
     tokio::task::yield_now().await;
     assert_eq!(used(), Some(0.0), "the sampler published the returned connection");
+    let trend = pool.trend_report(None);
+    assert_eq!(trend.samples.len(), 2);
+    assert_eq!((trend.samples[0].in_use, trend.samples[1].in_use), (1, 0));
+    assert_eq!(
+        trend.samples[1].peak_in_use, 1,
+        "the connection held between the samples"
+    );
+    assert_eq!((trend.samples[0].max_size, trend.peak_utilization), (3, 1.0 / 3.0));
+
+    // The stores are emptied every reset interval; the metrics are not.
+    assert_eq!(pool.error_report(None).errors, 1);
+    tokio::time::advance(monitor.config().metrics_reset_interval).await;
+    tokio::task::yield_now().await;
+    assert_eq!(pool.error_report(None).errors, 0);
+    assert!(pool.query_stats().iter().all(|q| q.calls == 0));
+    assert_eq!(
+        rec.counter("db_client_errors_total", &[("error_type", "syntax_or_access")]),
+        1
+    );
 
     assert!(!background.is_finished());
     background.shutdown().await;

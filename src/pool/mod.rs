@@ -85,7 +85,7 @@ pub use manager::{MonitorCustomizer, MonitorErrorSink, MonitoredManager};
 use crate::classify::ErrorKind;
 use crate::monitor::Event;
 use crate::sql::Operation;
-use crate::stats::{ErrorReport, SlowQueryReport};
+use crate::stats::{ErrorReport, PoolTrendReport, SlowQueryReport};
 use shared::{nanos, ConnStats, PoolShared, SessionCounts};
 
 /// A bb8 pool of [`MonitoredClient`]s: every checkout, statement and
@@ -183,6 +183,13 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         let waited = start.elapsed();
         match result {
             Ok(conn) => {
+                // One read-modify-write on a pool-wide counter (and a second
+                // only for a new peak), so that the trend can show the
+                // highest use between two samples.
+                let in_use = self.shared.in_use.fetch_add(1, Relaxed) + 1;
+                if in_use > self.shared.peak_in_use.load(Relaxed) {
+                    self.shared.peak_in_use.fetch_max(in_use, Relaxed);
+                }
                 self.shared.record(Event::Checkout { waited, timeout: None });
                 let stats = conn.stats();
                 shared::bump(&stats.checkouts, 1);
@@ -285,7 +292,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             max_size: self.shared.max_size.load(Relaxed),
             connections: state.connections,
             idle: state.idle_connections,
-            in_use: state.connections.saturating_sub(state.idle_connections),
+            in_use: self.shared.in_use.load(Relaxed),
             pending: state.statistics.pending_gets(),
             consecutive_connect_failures: self.shared.consecutive_connect_failures.load(Relaxed),
             connections_set_up: self.shared.ready.load(Relaxed),
@@ -330,6 +337,54 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             limit,
             nanos(delta.busy_ns),
         )
+    }
+
+    /// The pool trend: the samples of the last `minutes` (every sample
+    /// retained when `None`), with peak and average utilization, waiters,
+    /// timeouts and waiting. Samples are taken by the background task
+    /// ([`DbMonitor::start`](crate::DbMonitor::start)) or [`sample`](Self::sample).
+    pub fn trend_report(&self, minutes: Option<u32>) -> PoolTrendReport {
+        let minutes = minutes.map(|m| m.clamp(1, crate::stats::MAX_WINDOW_MINUTES));
+        self.shared
+            .stores
+            .trend
+            .report(&self.shared.name, SystemTime::now(), minutes)
+    }
+
+    /// Takes a trend sample now (the background task does so every
+    /// health-check interval) and publishes the pool's state.
+    pub fn sample(&self) {
+        let state = self.inner.state();
+        let s = &state.statistics;
+        let in_use = self.shared.in_use.load(Relaxed);
+        let peak = self.shared.peak_in_use.swap(in_use, Relaxed);
+        self.shared.stores.trend.sample(
+            SystemTime::now(),
+            self.shared.max_size.load(Relaxed),
+            state.connections,
+            state.idle_connections,
+            in_use,
+            s.pending_gets(),
+            peak,
+            s.get_timed_out,
+            s.get_wait_time,
+        );
+        self.publish_state();
+    }
+
+    /// Empties this pool's stores: errors, slow queries, the trend, the
+    /// per-statement counts and the error-rate history. The metrics
+    /// recorder's counters are never reset. The background task does this
+    /// every [`metrics_reset_interval`](crate::MonitorConfig::metrics_reset_interval).
+    pub fn reset_stores(&self) {
+        let stores = &self.shared.stores;
+        stores.errors.clear();
+        stores.slow.clear();
+        stores.trend.clear();
+        self.shared.queries.reset_counts();
+        stores
+            .totals
+            .reset(std::time::Instant::now(), self.shared.queries.totals());
     }
 
     /// Takes this minute's snapshot of the pool's totals if none was taken
@@ -427,6 +482,7 @@ impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
         let Some(conn) = self.conn.take() else { return };
         let held = self.checked_out.elapsed();
         conn.stats().checked_out.store(0, Relaxed);
+        conn.pool().in_use.fetch_sub(1, Relaxed);
         conn.pool().record(Event::Return {
             held,
             location: self.location,

@@ -37,6 +37,10 @@ pub(crate) struct PoolShared {
     pub(crate) max_size: AtomicU32,
     /// `min_idle` of the bb8 pool, known once it is built.
     pub(crate) min_idle: AtomicU32,
+    /// Connections checked out through the monitored pool now.
+    pub(crate) in_use: AtomicU32,
+    /// The most checked out at once since the last trend sample.
+    pub(crate) peak_in_use: AtomicU32,
     /// When the pool state was last published by a checkout (nanoseconds
     /// since `epoch`, plus one; zero: never).
     last_publish: AtomicU64,
@@ -71,6 +75,8 @@ impl PoolShared {
             max_size: AtomicU32::new(0),
             min_idle: AtomicU32::new(0),
             last_publish: AtomicU64::new(0),
+            in_use: AtomicU32::new(0),
+            peak_in_use: AtomicU32::new(0),
             next_connection_id: AtomicU64::new(1),
             connections: Mutex::new(Vec::new()),
             consecutive_connect_failures: AtomicU32::new(0),
@@ -389,6 +395,24 @@ impl QueryCounters {
         }
     }
 
+    /// Zeroes the counters (a store reset; a run recorded at that instant
+    /// may keep part of its counts).
+    pub(crate) fn reset(&self) {
+        for s in self.stripes.iter() {
+            for c in [
+                &s.calls,
+                &s.errors,
+                &s.cancelled,
+                &s.slow,
+                &s.total_ns,
+                &s.max_ns,
+                &s.rows,
+            ] {
+                c.store(0, Relaxed);
+            }
+        }
+    }
+
     /// The counters summed over the stripes.
     pub(crate) fn totals(&self) -> CounterTotals {
         let mut t = CounterTotals::default();
@@ -594,7 +618,15 @@ impl QueryTable {
             })
     }
 
-    /// The pool's cumulative statement totals (every statement ever run).
+    /// Zeroes every statement's counters (entries and their metric handles stay).
+    pub(crate) fn reset_counts(&self) {
+        for entry in self.fingerprints.pin().values() {
+            entry.stats.reset();
+        }
+        self.other.stats.reset();
+    }
+
+    /// The pool's cumulative statement totals (since creation or reset).
     pub(crate) fn totals(&self) -> crate::stats::Totals {
         let mut all = crate::stats::Totals::default();
         let fingerprints = self.fingerprints.pin();

@@ -191,6 +191,13 @@ impl ErrorLog {
         inner.ring.push_back(record);
     }
 
+    pub(crate) fn clear(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.ring.clear();
+        inner.patterns.clear();
+        inner.evicted = 0;
+    }
+
     /// The report over the last `minutes` (or everything retained).
     pub(crate) fn report(
         &self,

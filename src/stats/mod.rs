@@ -15,15 +15,18 @@
 mod errors;
 mod slow;
 mod totals;
+mod trend;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use errors::{ErrorPattern, ErrorRate, ErrorRecord, ErrorReport, ErrorSource};
 pub use slow::{SlowQuery, SlowQueryGroup, SlowQueryReport, GETTING_SLOWER};
+pub use trend::{PoolSample, PoolTrendReport};
 
 pub(crate) use errors::{rate, ErrorLog};
 pub(crate) use slow::SlowLog;
 pub(crate) use totals::{Totals, TotalsHistory};
+pub(crate) use trend::PoolTrend;
 
 /// The longest window a report covers, in minutes (24 hours).
 pub const MAX_WINDOW_MINUTES: u32 = 24 * 60;
@@ -44,6 +47,7 @@ pub(crate) struct PoolStores {
     pub(crate) errors: ErrorLog,
     pub(crate) slow: SlowLog,
     pub(crate) totals: TotalsHistory,
+    pub(crate) trend: PoolTrend,
 }
 
 impl PoolStores {
@@ -52,6 +56,7 @@ impl PoolStores {
             errors: ErrorLog::new(config.error_history),
             slow: SlowLog::new(config.query_history),
             totals: TotalsHistory::new(),
+            trend: PoolTrend::new(config.pool_trend_samples),
         }
     }
 }

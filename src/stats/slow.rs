@@ -144,6 +144,12 @@ impl SlowLog {
         inner.ring.push_back((fingerprint, occurrence));
     }
 
+    pub(crate) fn clear(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.ring.clear();
+        inner.evicted = 0;
+    }
+
     /// The report over the last `minutes` (or everything retained), given
     /// the pool's database time in that window.
     pub(crate) fn report(

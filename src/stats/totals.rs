@@ -81,7 +81,6 @@ impl TotalsHistory {
     }
 
     /// Forgets everything before `now` (a store reset).
-    #[allow(dead_code)]
     pub(crate) fn reset(&self, now: Instant, current: Totals) {
         let mut snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
         snapshots.clear();

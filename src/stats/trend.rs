@@ -1,0 +1,211 @@
+//! The pool trend: one sample per health-check interval in a bounded ring.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::unix_ms;
+
+/// The pool at one sample, and what happened since the previous one.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct PoolSample {
+    /// When it was taken, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// bb8's `max_size`.
+    pub max_size: u32,
+    /// Connections open (or opening).
+    pub size: u32,
+    /// Idle connections.
+    pub idle: u32,
+    /// Connections checked out at the sample.
+    pub in_use: u32,
+    /// Checkouts waiting at the sample.
+    pub waiters: u64,
+    /// `in_use / max_size` at the sample.
+    pub utilization: f64,
+    /// The most connections checked out at once since the previous sample,
+    /// so that a spike between samples is not missed.
+    pub peak_in_use: u32,
+    /// `peak_in_use / max_size`.
+    pub peak_utilization: f64,
+    /// Checkouts that timed out since the previous sample.
+    pub timeouts: u64,
+    /// Time checkouts spent waiting since the previous sample, in milliseconds.
+    pub wait_time_ms: f64,
+}
+
+/// The pool trend over a window ([`MonitoredPool::trend_report`](crate::MonitoredPool::trend_report)).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct PoolTrendReport {
+    /// The pool's name.
+    pub pool: String,
+    /// The window, in minutes (absent: every sample retained).
+    pub window_minutes: Option<u32>,
+    /// The time between the oldest sample in the window and now, in seconds.
+    pub covered_seconds: f64,
+    /// The highest `peak_utilization` of the samples.
+    pub peak_utilization: f64,
+    /// The mean `utilization` of the samples.
+    pub average_utilization: f64,
+    /// The most waiters at a sample.
+    pub max_waiters: u64,
+    /// Timeouts over the samples.
+    pub timeouts: u64,
+    /// Waiting over the samples, in milliseconds.
+    pub wait_time_ms: f64,
+    /// The samples, oldest first.
+    pub samples: Vec<PoolSample>,
+}
+
+/// The bounded trend of one pool.
+pub(crate) struct PoolTrend {
+    ring: Mutex<VecDeque<PoolSample>>,
+    capacity: usize,
+    /// bb8's cumulative (timeouts, wait time) at the previous sample.
+    previous: Mutex<(u64, Duration)>,
+}
+
+impl PoolTrend {
+    pub(crate) fn new(capacity: usize) -> Self {
+        PoolTrend {
+            ring: Mutex::new(VecDeque::with_capacity(capacity.min(512))),
+            capacity,
+            previous: Mutex::new((0, Duration::ZERO)),
+        }
+    }
+
+    /// Records a sample from bb8's state, the peak since the previous
+    /// sample, and bb8's cumulative timeouts and wait time.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sample(
+        &self,
+        at: SystemTime,
+        max_size: u32,
+        size: u32,
+        idle: u32,
+        in_use: u32,
+        waiters: u64,
+        peak_in_use: u32,
+        timed_out_total: u64,
+        wait_total: Duration,
+    ) {
+        let (timeouts, waited) = {
+            let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
+            let delta = (
+                timed_out_total.saturating_sub(previous.0),
+                wait_total.saturating_sub(previous.1),
+            );
+            *previous = (timed_out_total, wait_total);
+            delta
+        };
+        let ratio = |n: u32| {
+            if max_size == 0 {
+                0.0
+            } else {
+                f64::from(n) / f64::from(max_size)
+            }
+        };
+        let peak_in_use = peak_in_use.max(in_use);
+        let sample = PoolSample {
+            at_unix_ms: unix_ms(at),
+            max_size,
+            size,
+            idle,
+            in_use,
+            waiters,
+            utilization: ratio(in_use),
+            peak_in_use,
+            peak_utilization: ratio(peak_in_use),
+            timeouts,
+            wait_time_ms: waited.as_secs_f64() * 1e3,
+        };
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        if self.capacity == 0 {
+            return;
+        }
+        if ring.len() == self.capacity {
+            ring.pop_front();
+        }
+        ring.push_back(sample);
+    }
+
+    pub(crate) fn report(&self, pool: &str, now: SystemTime, minutes: Option<u32>) -> PoolTrendReport {
+        let now_ms = unix_ms(now);
+        let since = minutes.map(|m| now_ms.saturating_sub(u64::from(m) * 60_000));
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let samples: Vec<PoolSample> = ring
+            .iter()
+            .filter(|s| since.is_none_or(|t| s.at_unix_ms >= t))
+            .cloned()
+            .collect();
+        let n = samples.len().max(1) as f64;
+        PoolTrendReport {
+            pool: pool.to_owned(),
+            window_minutes: minutes,
+            covered_seconds: samples
+                .first()
+                .map_or(0.0, |s| now_ms.saturating_sub(s.at_unix_ms) as f64 / 1e3),
+            peak_utilization: samples.iter().map(|s| s.peak_utilization).fold(0.0, f64::max),
+            average_utilization: samples.iter().map(|s| s.utilization).sum::<f64>() / n,
+            max_waiters: samples.iter().map(|s| s.waiters).max().unwrap_or(0),
+            timeouts: samples.iter().map(|s| s.timeouts).sum(),
+            wait_time_ms: samples.iter().map(|s| s.wait_time_ms).sum(),
+            samples,
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        self.ring.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minute: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(3_000_000 + 60 * minute)
+    }
+
+    #[test]
+    fn samples_carry_the_peak_and_the_interval_deltas() {
+        let trend = PoolTrend::new(288);
+        trend.sample(at(0), 10, 4, 3, 1, 0, 1, 0, Duration::ZERO);
+        // A spike to 10 between samples, two timeouts, 1.5 s of waiting.
+        trend.sample(at(5), 10, 10, 8, 2, 3, 10, 2, Duration::from_millis(1500));
+        trend.sample(at(10), 10, 10, 9, 1, 0, 0, 2, Duration::from_millis(1500));
+        let report = trend.report("p", at(10), None);
+        let s = &report.samples[1];
+        assert_eq!(
+            (s.in_use, s.peak_in_use, s.timeouts, s.wait_time_ms),
+            (2, 10, 2, 1500.0)
+        );
+        assert_eq!((s.utilization, s.peak_utilization), (0.2, 1.0));
+        assert_eq!(
+            report.samples[2].peak_in_use, 1,
+            "the peak is never below the sample itself"
+        );
+        assert_eq!(
+            (report.peak_utilization, report.max_waiters, report.timeouts),
+            (1.0, 3, 2)
+        );
+        assert!((report.average_utilization - 0.4 / 3.0).abs() < 1e-12);
+        assert_eq!(report.covered_seconds, 600.0);
+        assert_eq!(trend.report("p", at(10), Some(5)).samples.len(), 2);
+    }
+
+    #[test]
+    fn the_ring_is_bounded() {
+        let trend = PoolTrend::new(3);
+        for m in 0..10 {
+            trend.sample(at(m), 4, 4, 4, 0, 0, 0, 0, Duration::ZERO);
+        }
+        let report = trend.report("p", at(10), None);
+        assert_eq!(report.samples.len(), 3);
+        assert_eq!(report.samples[0].at_unix_ms, crate::stats::unix_ms(at(7)));
+    }
+}
