@@ -83,6 +83,12 @@ pub struct MonitorConfig {
     /// Distinct `db_response_status_code` label values per pool (50); later
     /// ones are labelled `other`.
     pub max_status_codes: usize,
+    /// A statement is degraded when its p95 over the last 5 minutes is at
+    /// least this many times its p95 over the hour before (2.0).
+    pub degradation_factor: f64,
+    /// Runs needed in each of those two windows before a statement can be
+    /// called degraded (20).
+    pub degradation_min_samples: u64,
     /// Alert thresholds.
     pub alerts: AlertThresholds,
 }
@@ -138,6 +144,8 @@ impl Default for MonitorConfig {
             max_fingerprints: 1000,
             max_query_summaries: 100,
             max_status_codes: 50,
+            degradation_factor: 2.0,
+            degradation_min_samples: 20,
             alerts: AlertThresholds::default(),
         }
     }
@@ -163,6 +171,8 @@ impl fmt::Debug for MonitorConfig {
             .field("max_fingerprints", &self.max_fingerprints)
             .field("max_query_summaries", &self.max_query_summaries)
             .field("max_status_codes", &self.max_status_codes)
+            .field("degradation_factor", &self.degradation_factor)
+            .field("degradation_min_samples", &self.degradation_min_samples)
             .field("alerts", &self.alerts)
             .finish()
     }

@@ -726,3 +726,64 @@ async fn the_slow_query_store_groups_slow_runs_by_statement() {
     );
     assert_eq!(pool.slow_query_report(None, 1).groups.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_performance_reports_percentiles_by_statement_operation_and_table() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "performance", 1).await;
+    let table = unique("perf");
+    let conn = pool.get().await.unwrap();
+    conn.batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY)"))
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        conn.query("SELECT pg_sleep(0.02)", &[]).await.unwrap();
+    }
+    let insert = format!("INSERT INTO {table} (id) VALUES ($1)");
+    for id in 0..30 {
+        conn.execute(&insert, &[&id]).await.unwrap();
+    }
+    for id in 0..5 {
+        assert!(conn.execute(&insert, &[&id]).await.is_err()); // duplicate keys
+    }
+
+    let report = pool.query_performance(60, 10);
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["by_statement"][0]["p95_ms"].is_number(), "flattened stats: {json}");
+    assert!(report.covered_seconds < 60.0);
+    let sleep = report
+        .by_statement
+        .iter()
+        .find(|s| s.statement == "SELECT pg_sleep(?)")
+        .unwrap();
+    let s = &sleep.stats;
+    assert_eq!((s.count, s.errors, s.success_rate), (10, 0, Some(1.0)));
+    let (p50, min, max) = (s.p50_ms.unwrap(), s.min_ms.unwrap(), s.max_ms.unwrap());
+    assert!(min >= 20.0 && min <= p50 && p50 <= max, "{s:?}");
+    assert!(p50 < 20.0 * 1.5, "{s:?}");
+    assert!(s.p95_ms.unwrap() <= max && s.p99_ms.unwrap() <= max);
+    assert!((s.mean_ms.unwrap() - s.total_ms / 10.0).abs() < 1e-9);
+    assert_eq!(
+        report.by_statement[0].statement, "SELECT pg_sleep(?)",
+        "most total time first"
+    );
+
+    let inserts = report
+        .by_statement
+        .iter()
+        .find(|s| s.operation == db_monitor::sql::Operation::Insert)
+        .unwrap();
+    assert_eq!(
+        (inserts.stats.count, inserts.stats.errors, inserts.stats.rows),
+        (35, 5, 30)
+    );
+    assert_eq!(inserts.stats.success_rate, Some(30.0 / 35.0));
+    let by_table = report.by_table.iter().find(|g| g.name == table).unwrap();
+    assert_eq!(by_table.stats.count, 36, "the CREATE TABLE and the 35 inserts");
+    let by_op = report.by_operation.iter().find(|g| g.name == "SELECT").unwrap();
+    assert_eq!(by_op.stats.count, 10);
+    assert_eq!(report.overall.count, 1 + 10 + 35);
+    assert!(report.degraded.is_empty(), "no baseline hour yet");
+    assert_eq!(pool.query_performance(1, 10).overall.count, report.overall.count);
+    assert_eq!(pool.query_performance(5000, 1).by_statement.len(), 1);
+}

@@ -85,7 +85,7 @@ pub use manager::{MonitorCustomizer, MonitorErrorSink, MonitoredManager};
 use crate::classify::ErrorKind;
 use crate::monitor::Event;
 use crate::sql::Operation;
-use crate::stats::{ErrorReport, PoolTrendReport, SlowQueryReport};
+use crate::stats::{ErrorReport, PoolTrendReport, QueryPerformanceReport, SlowQueryReport};
 use shared::{nanos, ConnStats, PoolShared, SessionCounts};
 
 /// A bb8 pool of [`MonitoredClient`]s: every checkout, statement and
@@ -390,9 +390,54 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// Takes this minute's snapshot of the pool's totals if none was taken
     /// yet (the background task does it every minute), and returns them.
     pub(crate) fn observe_totals(&self, now: std::time::Instant) -> crate::stats::Totals {
+        self.shared.queries.snapshot_minute(now);
         let current = self.shared.queries.totals();
         self.shared.stores.totals.observe(now, current);
         current
+    }
+
+    /// Statement performance over the last `minutes` (1 to 1440): counts,
+    /// success rate, mean, min, max, p50/p95/p99 and rows overall, by
+    /// operation, by table and by statement (at most `limit` statements,
+    /// most total time first), and the statements whose p95 has degraded.
+    ///
+    /// See [`crate::stats`] for how windows are kept and how precise the
+    /// percentiles are.
+    pub fn query_performance(&self, minutes: u32, limit: usize) -> QueryPerformanceReport {
+        let minutes = minutes.clamp(1, crate::stats::MAX_WINDOW_MINUTES);
+        let now = std::time::Instant::now();
+        self.observe_totals(now);
+        let config = &self.shared.monitor.config;
+        let from = now.checked_sub(Duration::from_secs(60 * u64::from(minutes)));
+        let recent_from = now.checked_sub(Duration::from_secs(5 * 60));
+        let baseline_from = now.checked_sub(Duration::from_secs(65 * 60));
+        let entries = self.shared.queries.entries();
+        let mut statements = Vec::with_capacity(entries.len());
+        let mut degraded = Vec::new();
+        for e in &entries {
+            let live = e.stats.cumulative(false);
+            let window = e.history.window(from, now, Some(&live));
+            if let Some(recent_from) = recent_from {
+                let recent = e.history.window(Some(recent_from), now, Some(&live));
+                let baseline = e.history.window(baseline_from, recent_from, None);
+                degraded.extend(crate::stats::degradation(
+                    e.fingerprint,
+                    &e.normalized,
+                    &recent,
+                    &baseline,
+                    config.degradation_factor,
+                    config.degradation_min_samples,
+                ));
+            }
+            statements.push(crate::stats::StatementWindow {
+                fingerprint: e.fingerprint,
+                statement: &e.normalized,
+                operation: e.operation,
+                table: e.table.as_deref(),
+                window,
+            });
+        }
+        crate::stats::performance_report(&self.shared.name, minutes, now, statements, limit, degraded)
     }
 
     /// Per-fingerprint statement counts since the pool was created, most

@@ -15,6 +15,7 @@ use crate::monitor::{CappedHandles, Event, MonitorInner, Outcome};
 use crate::names;
 use crate::pool::TxOutcome;
 use crate::sql::{self, Operation};
+use crate::stats::histogram::{bucket_of, BUCKETS};
 
 /// Texts longer than this are not cached by text (they are fingerprinted on
 /// each run instead), so that the cache's memory stays bounded.
@@ -291,7 +292,6 @@ impl SummaryMetrics {
 }
 
 /// One stripe of a statement's counters, alone on its cache lines.
-#[derive(Default)]
 #[repr(align(128))]
 struct Stripe {
     calls: AtomicU64,
@@ -301,6 +301,28 @@ struct Stripe {
     total_ns: AtomicU64,
     max_ns: AtomicU64,
     rows: AtomicU64,
+    /// Shortest and longest run since the last minute snapshot.
+    window_min_ns: AtomicU64,
+    window_max_ns: AtomicU64,
+    /// Cumulative latency histogram (see [`crate::stats::histogram`]).
+    buckets: [AtomicU64; BUCKETS],
+}
+
+impl Default for Stripe {
+    fn default() -> Self {
+        Stripe {
+            calls: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
+            total_ns: AtomicU64::new(0),
+            max_ns: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
+            window_min_ns: AtomicU64::new(u64::MAX),
+            window_max_ns: AtomicU64::new(0),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
 }
 
 /// Per-fingerprint counters, striped by thread.
@@ -327,14 +349,14 @@ pub(crate) struct CounterTotals {
 }
 
 /// Stripes per statement: the machine's parallelism as a power of two, at
-/// most 16.
+/// most 8 (a stripe with its histogram is about 2 KiB).
 fn stripe_count() -> usize {
     static COUNT: OnceLock<usize> = OnceLock::new();
     *COUNT.get_or_init(|| {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .next_power_of_two()
-            .min(16)
+            .min(8)
     })
 }
 
@@ -376,10 +398,17 @@ impl QueryCounters {
             return;
         }
         s.total_ns.fetch_add(nanos, Relaxed);
-        // A new maximum is rare: read first, and pay for the atomic
+        s.buckets[bucket_of(nanos)].fetch_add(1, Relaxed);
+        // A new extreme is rare: read first, and pay for the atomic
         // read-modify-write only then.
         if nanos > s.max_ns.load(Relaxed) {
             s.max_ns.fetch_max(nanos, Relaxed);
+        }
+        if nanos > s.window_max_ns.load(Relaxed) {
+            s.window_max_ns.fetch_max(nanos, Relaxed);
+        }
+        if nanos < s.window_min_ns.load(Relaxed) {
+            s.window_min_ns.fetch_min(nanos, Relaxed);
         }
         if slow {
             s.slow.fetch_add(1, Relaxed);
@@ -399,7 +428,7 @@ impl QueryCounters {
     /// may keep part of its counts).
     pub(crate) fn reset(&self) {
         for s in self.stripes.iter() {
-            for c in [
+            let counters = [
                 &s.calls,
                 &s.errors,
                 &s.cancelled,
@@ -407,10 +436,39 @@ impl QueryCounters {
                 &s.total_ns,
                 &s.max_ns,
                 &s.rows,
-            ] {
+            ];
+            for c in counters.into_iter().chain([&s.window_max_ns]).chain(s.buckets.iter()) {
                 c.store(0, Relaxed);
             }
+            s.window_min_ns.store(u64::MAX, Relaxed);
         }
+    }
+
+    /// The cumulative counters and histogram now; with `take_extremes`,
+    /// also takes (and restarts) the shortest and longest run since the
+    /// last time they were taken.
+    pub(crate) fn cumulative(&self, take_extremes: bool) -> crate::stats::Cumulative {
+        let mut c = crate::stats::Cumulative::default();
+        for s in self.stripes.iter() {
+            c.finished += s.calls.load(Relaxed).saturating_sub(s.cancelled.load(Relaxed));
+            c.errors += s.errors.load(Relaxed);
+            c.total_ns += s.total_ns.load(Relaxed);
+            c.rows += s.rows.load(Relaxed);
+            let (min, max) = if take_extremes {
+                (
+                    s.window_min_ns.swap(u64::MAX, Relaxed),
+                    s.window_max_ns.swap(0, Relaxed),
+                )
+            } else {
+                (s.window_min_ns.load(Relaxed), s.window_max_ns.load(Relaxed))
+            };
+            c.min_ns = c.min_ns.min(min);
+            c.max_ns = c.max_ns.max(max);
+            for (i, b) in s.buckets.iter().enumerate() {
+                c.buckets[i] += b.load(Relaxed);
+            }
+        }
+        c
     }
 
     /// The counters summed over the stripes.
@@ -438,6 +496,8 @@ pub(crate) struct QueryEntry {
     pub(crate) table: Option<Box<str>>,
     pub(crate) metrics: Arc<SummaryMetrics>,
     pub(crate) stats: QueryCounters,
+    /// Per-minute slots for the windowed reports.
+    pub(crate) history: crate::stats::StatementHistory,
 }
 
 /// Per pool: statement text → entry (bounded cache), fingerprint → entry
@@ -505,6 +565,7 @@ impl QueryTable {
                 table: None,
                 metrics: other_metrics,
                 stats: QueryCounters::default(),
+                history: Default::default(),
             }),
             monitor: monitor.clone(),
             base: base.to_vec(),
@@ -605,6 +666,7 @@ impl QueryTable {
             table,
             metrics,
             stats: QueryCounters::default(),
+            history: Default::default(),
         });
         fingerprints.get_or_insert(fp, entry).clone()
     }
@@ -618,12 +680,21 @@ impl QueryTable {
             })
     }
 
-    /// Zeroes every statement's counters (entries and their metric handles stay).
+    /// Zeroes every statement's counters and history (entries and their
+    /// metric handles stay).
     pub(crate) fn reset_counts(&self) {
-        for entry in self.fingerprints.pin().values() {
+        let now = std::time::Instant::now();
+        for entry in self.entries() {
             entry.stats.reset();
+            entry.history.reset(now);
         }
-        self.other.stats.reset();
+    }
+
+    /// Takes the per-minute snapshot of every statement that is due one.
+    pub(crate) fn snapshot_minute(&self, now: std::time::Instant) {
+        for entry in self.entries() {
+            entry.history.snapshot(now, || entry.stats.cumulative(true));
+        }
     }
 
     /// The pool's cumulative statement totals (since creation or reset).

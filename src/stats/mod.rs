@@ -13,6 +13,8 @@
 //! hexadecimal digits, SQL only in its normalized form.
 
 mod errors;
+pub(crate) mod histogram;
+mod performance;
 mod slow;
 mod totals;
 mod trend;
@@ -20,10 +22,14 @@ mod trend;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use errors::{ErrorPattern, ErrorRate, ErrorRecord, ErrorReport, ErrorSource};
+pub use performance::{Degradation, GroupPerformance, LatencyStats, QueryPerformanceReport, StatementPerformance};
 pub use slow::{SlowQuery, SlowQueryGroup, SlowQueryReport, GETTING_SLOWER};
 pub use trend::{PoolSample, PoolTrendReport};
 
 pub(crate) use errors::{rate, ErrorLog};
+pub(crate) use performance::{
+    degradation, report as performance_report, Cumulative, StatementHistory, StatementWindow,
+};
 pub(crate) use slow::SlowLog;
 pub(crate) use totals::{Totals, TotalsHistory};
 pub(crate) use trend::PoolTrend;
