@@ -1,11 +1,12 @@
 //! The error store: recent errors, recurring patterns, error rates.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::ring::Ring;
 use super::{hex, unix_ms, Totals};
 use crate::classify::ErrorKind;
 
@@ -109,8 +110,7 @@ pub struct ErrorReport {
 }
 
 struct Inner {
-    ring: VecDeque<ErrorRecord>,
-    evicted: u64,
+    ring: Ring<ErrorRecord>,
     patterns: HashMap<(ErrorKind, Option<u64>), ErrorPattern>,
 }
 
@@ -124,8 +124,7 @@ impl ErrorLog {
     pub(crate) fn new(capacity: usize) -> Self {
         ErrorLog {
             inner: Mutex::new(Inner {
-                ring: VecDeque::with_capacity(capacity.min(1024)),
-                evicted: 0,
+                ring: Ring::new(capacity),
                 patterns: HashMap::new(),
             }),
             capacity,
@@ -180,22 +179,13 @@ impl ErrorLog {
             }
             None => {}
         }
-        if self.capacity == 0 {
-            inner.evicted += 1;
-            return;
-        }
-        if inner.ring.len() == self.capacity {
-            inner.ring.pop_front();
-            inner.evicted += 1;
-        }
-        inner.ring.push_back(record);
+        inner.ring.push(record);
     }
 
     pub(crate) fn clear(&self) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.ring.clear();
         inner.patterns.clear();
-        inner.evicted = 0;
     }
 
     /// The report over the last `minutes` (or everything retained).
@@ -238,7 +228,7 @@ impl ErrorLog {
             rates,
             recent,
             patterns,
-            evicted: inner.evicted,
+            evicted: inner.ring.evicted(),
         }
     }
 }

@@ -15,6 +15,7 @@
 mod errors;
 pub(crate) mod histogram;
 mod performance;
+mod ring;
 mod slow;
 mod totals;
 mod trend;

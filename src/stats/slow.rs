@@ -1,12 +1,13 @@
 //! The slow-query store: occurrences over the slow threshold, and their
 //! analysis by statement.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::ring::Ring;
 use super::{hex, unix_ms};
 use crate::classify::ErrorKind;
 use crate::sql::Operation;
@@ -90,25 +91,16 @@ pub struct SlowQueryReport {
     pub evicted: u64,
 }
 
-struct Inner {
-    ring: VecDeque<(u64, SlowQuery)>,
-    evicted: u64,
-}
-
-/// The bounded slow-query store of one pool.
+/// The bounded slow-query store of one pool: occurrences with their
+/// fingerprint as a number, for grouping.
 pub(crate) struct SlowLog {
-    inner: Mutex<Inner>,
-    capacity: usize,
+    ring: Mutex<Ring<(u64, SlowQuery)>>,
 }
 
 impl SlowLog {
     pub(crate) fn new(capacity: usize) -> Self {
         SlowLog {
-            inner: Mutex::new(Inner {
-                ring: VecDeque::with_capacity(capacity.min(1024)),
-                evicted: 0,
-            }),
-            capacity,
+            ring: Mutex::new(Ring::new(capacity)),
         }
     }
 
@@ -132,22 +124,12 @@ impl SlowLog {
             duration_ms: duration.as_secs_f64() * 1e3,
             error_type,
         };
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if self.capacity == 0 {
-            inner.evicted += 1;
-            return;
-        }
-        if inner.ring.len() == self.capacity {
-            inner.ring.pop_front();
-            inner.evicted += 1;
-        }
-        inner.ring.push_back((fingerprint, occurrence));
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        ring.push((fingerprint, occurrence));
     }
 
     pub(crate) fn clear(&self) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.ring.clear();
-        inner.evicted = 0;
+        self.ring.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// The report over the last `minutes` (or everything retained), given
@@ -162,9 +144,8 @@ impl SlowLog {
         database_time: Duration,
     ) -> SlowQueryReport {
         let since = minutes.map(|m| unix_ms(now).saturating_sub(u64::from(m) * 60_000));
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let in_window: Vec<&(u64, SlowQuery)> = inner
-            .ring
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let in_window: Vec<&(u64, SlowQuery)> = ring
             .iter()
             .filter(|(_, q)| since.is_none_or(|s| q.at_unix_ms >= s))
             .collect();
@@ -215,7 +196,7 @@ impl SlowLog {
             database_time_ms: database_ms,
             groups: groups.into_iter().take(limit).map(|(_, g)| g).collect(),
             recent: in_window.iter().rev().take(limit).map(|(_, q)| q.clone()).collect(),
-            evicted: inner.evicted,
+            evicted: ring.evicted(),
         }
     }
 }

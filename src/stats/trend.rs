@@ -1,11 +1,11 @@
 //! The pool trend: one sample per health-check interval in a bounded ring.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::ring::Ring;
 use super::unix_ms;
 
 /// The pool at one sample, and what happened since the previous one.
@@ -63,8 +63,7 @@ pub struct PoolTrendReport {
 
 /// The bounded trend of one pool.
 pub(crate) struct PoolTrend {
-    ring: Mutex<VecDeque<PoolSample>>,
-    capacity: usize,
+    ring: Mutex<Ring<PoolSample>>,
     /// bb8's cumulative (timeouts, wait time) at the previous sample.
     previous: Mutex<(u64, Duration)>,
 }
@@ -72,8 +71,7 @@ pub(crate) struct PoolTrend {
 impl PoolTrend {
     pub(crate) fn new(capacity: usize) -> Self {
         PoolTrend {
-            ring: Mutex::new(VecDeque::with_capacity(capacity.min(512))),
-            capacity,
+            ring: Mutex::new(Ring::new(capacity)),
             previous: Mutex::new((0, Duration::ZERO)),
         }
     }
@@ -123,14 +121,7 @@ impl PoolTrend {
             timeouts,
             wait_time_ms: waited.as_secs_f64() * 1e3,
         };
-        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        if self.capacity == 0 {
-            return;
-        }
-        if ring.len() == self.capacity {
-            ring.pop_front();
-        }
-        ring.push_back(sample);
+        self.ring.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
     }
 
     pub(crate) fn report(&self, pool: &str, now: SystemTime, minutes: Option<u32>) -> PoolTrendReport {
