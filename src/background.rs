@@ -6,8 +6,9 @@
 //!
 //! - Every [`health_check_interval`](crate::MonitorConfig::health_check_interval)
 //!   (and once right away) it samples the pool into its trend
-//!   ([`MonitoredPool::sample`]) and publishes bb8's `State` and
-//!   `Statistics`, so that the gauges of a pool nobody uses stay current.
+//!   ([`MonitoredPool::sample`]), publishes bb8's `State` and
+//!   `Statistics`, so that the gauges of a pool nobody uses stay current,
+//!   and sets the performance score gauge (the last hour).
 //! - Every minute it snapshots the pool's statement totals, from which the
 //!   error rates of [`MonitoredPool::error_report`] are computed.
 //! - Every [`metrics_reset_interval`](crate::MonitorConfig::metrics_reset_interval)
@@ -105,7 +106,11 @@ impl DbMonitor {
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
-                    _ = sample.tick() => pool.sample(),
+                    _ = sample.tick() => {
+                        pool.sample();
+                        // Keeps the score gauge current.
+                        pool.performance(60);
+                    }
                     _ = minute.tick() => {
                         pool.observe_totals(std::time::Instant::now());
                     }

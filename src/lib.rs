@@ -73,6 +73,7 @@ mod config;
 mod monitor;
 pub mod names;
 mod pool;
+pub mod report;
 pub mod sql;
 pub mod stats;
 

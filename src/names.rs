@@ -51,6 +51,8 @@ pub const CONNECTIONS_CLOSED: &str = "db_client_connection_closed_total";
 pub const CONNECTION_GETS: &str = "db_client_connection_gets_total";
 /// Counter: checkouts held longer than the leak threshold.
 pub const CONNECTION_LEAKS: &str = "db_client_connection_leaks_total";
+/// Gauge: the pool's performance score, 0 to 100 (see [`crate::report`]).
+pub const PERFORMANCE_SCORE: &str = "db_monitor_performance_score";
 /// Histogram (seconds): duration of transactions from `BEGIN` to their end,
 /// by [`OUTCOME`] (`committed`, `rolled_back`, `abandoned`, `failed`).
 pub const TRANSACTION_DURATION: &str = "db_client_transaction_duration_seconds";

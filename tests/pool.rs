@@ -787,3 +787,97 @@ async fn query_performance_reports_percentiles_by_statement_operation_and_table(
     assert_eq!(pool.query_performance(1, 10).overall.count, report.overall.count);
     assert_eq!(pool.query_performance(5000, 1).by_statement.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_workload_gives_the_expected_comprehensive_report() {
+    let config = MonitorConfig::default().slow_query_threshold(Duration::from_millis(100));
+    let (monitor, rec) = monitor(config);
+    let pool = pool_with(
+        &monitor,
+        "workload",
+        support::pg::shared_config(),
+        4,
+        0,
+        Duration::from_millis(500),
+    )
+    .await;
+    let table = unique("orders");
+    pool.get()
+        .await
+        .unwrap()
+        .batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY, customer int)"))
+        .await
+        .unwrap();
+    pool.sample(); // the trend's first sample, before the burst
+
+    // Known work: 3 slow statements, 40 fast ones, 8 failures (duplicates).
+    let insert = format!("INSERT INTO {table} (id, customer) VALUES ($1, $2)");
+    let slow = format!("SELECT count(*), pg_sleep(0.15) FROM {table} WHERE customer = $1");
+    {
+        let conn = pool.get().await.unwrap();
+        for id in 0..40 {
+            conn.execute(&insert, &[&id, &(id % 4)]).await.unwrap();
+        }
+        for id in 0..8 {
+            assert!(conn.execute(&insert, &[&id, &0]).await.is_err());
+        }
+    }
+    // All four connections at once (the peak), running the slow statement.
+    let held: Vec<_> = futures_util::future::join_all((0..4).map(|_| pool.get())).await;
+    let held: Vec<_> = held.into_iter().map(Result::unwrap).collect();
+    futures_util::future::join_all(held.iter().take(3).map(|c| c.query_one(&slow, &[&1_i32]))).await;
+    drop(held);
+    pool.sample(); // the peak of 4 between the samples, although none is in use now
+
+    let report = pool.comprehensive(60, 10);
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(!json.contains("pg_sleep(0.15)"), "statements appear normalized only");
+
+    let group = &report.slow_queries.groups[0];
+    assert_eq!(
+        group.statement,
+        format!("SELECT count(*), pg_sleep(?) FROM {table} WHERE customer = ?")
+    );
+    assert_eq!(group.count, 3);
+    assert!(group.mean_ms >= 150.0);
+
+    assert_eq!(report.errors.by_type.get("constraint_violation"), Some(&8));
+    let statements = 1 + 40 + 8 + 3; // CREATE, inserts, failures, slow ones
+    let hour = report.errors.rates.iter().find(|r| r.window_minutes == 60).unwrap();
+    assert_eq!((hour.statements, hour.errors), (statements, 8));
+
+    let peak = report.pool_trend.samples.last().unwrap();
+    assert_eq!((peak.in_use, peak.peak_in_use, peak.peak_utilization), (0, 4, 1.0));
+    assert_eq!(report.pool.in_use, 0);
+
+    let perf = &report.queries;
+    assert_eq!(perf.overall.count, statements);
+    assert_eq!(
+        perf.apdex.frustrated + perf.apdex.tolerating,
+        3,
+        "the three slow runs are over 100 ms"
+    );
+    let by_table = perf.by_table.iter().find(|g| g.name == table).unwrap();
+    assert_eq!((by_table.stats.count, by_table.stats.errors), (statements, 8));
+
+    let score = &report.performance;
+    assert!(score.score < 100.0, "{score:?}");
+    assert_eq!(score.parts.pool.score, 0.25, "a 100% peak");
+    let advice = score.recommendations.join("\n");
+    assert!(advice.contains("pool at 100%"), "{advice}");
+    assert!(
+        advice.contains(&format!("`{}` took over 100 ms 3 times", group.statement)),
+        "{advice}"
+    );
+    assert!(
+        advice.contains("failed 8 times with constraint_violation (23505)"),
+        "{advice}"
+    );
+    assert_eq!(
+        rec.gauge(
+            "db_monitor_performance_score",
+            &[("db_client_connection_pool_name", "workload")]
+        ),
+        Some(score.score)
+    );
+}

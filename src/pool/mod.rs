@@ -84,6 +84,7 @@ pub use manager::{MonitorCustomizer, MonitorErrorSink, MonitoredManager};
 
 use crate::classify::ErrorKind;
 use crate::monitor::Event;
+use crate::report::{ComprehensiveReport, PerformanceScore};
 use crate::sql::Operation;
 use crate::stats::{ErrorReport, PoolTrendReport, QueryPerformanceReport, SlowQueryReport};
 use shared::{nanos, ConnStats, PoolShared, SessionCounts};
@@ -387,6 +388,35 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             .reset(std::time::Instant::now(), self.shared.queries.totals());
     }
 
+    /// The performance score over the last `minutes` (1 to 1440): its
+    /// parts and recommendations (see [`crate::report`] for the formula).
+    /// Also sets the `db_monitor_performance_score` gauge.
+    pub fn performance(&self, minutes: u32) -> PerformanceScore {
+        self.comprehensive(minutes, 10).performance
+    }
+
+    /// Everything about the pool in one document, over the last `minutes`
+    /// (1 to 1440; the error and slow-query lists at most `limit` long).
+    pub fn comprehensive(&self, minutes: u32, limit: usize) -> ComprehensiveReport {
+        let minutes = minutes.clamp(1, crate::stats::MAX_WINDOW_MINUTES);
+        let queries = self.query_performance(minutes, limit);
+        let slow = self.slow_query_report(Some(minutes), limit);
+        let mut errors = self.error_report(Some(minutes));
+        errors.recent.truncate(limit);
+        let trend = self.trend_report(Some(minutes));
+        let max_size = self.shared.max_size.load(Relaxed);
+        let performance = crate::report::score(&self.shared.monitor.config, max_size, &queries, &slow, &errors, &trend);
+        self.shared.metrics.score.set(performance.score);
+        ComprehensiveReport {
+            pool: self.snapshot(),
+            performance,
+            queries,
+            slow_queries: slow,
+            errors,
+            pool_trend: trend,
+        }
+    }
+
     /// Takes this minute's snapshot of the pool's totals if none was taken
     /// yet (the background task does it every minute), and returns them.
     pub(crate) fn observe_totals(&self, now: std::time::Instant) -> crate::stats::Totals {
@@ -437,7 +467,15 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                 window,
             });
         }
-        crate::stats::performance_report(&self.shared.name, minutes, now, statements, limit, degraded)
+        crate::stats::performance_report(
+            &self.shared.name,
+            minutes,
+            config.alerts.slow_query_threshold,
+            now,
+            statements,
+            limit,
+            degraded,
+        )
     }
 
     /// Per-fingerprint statement counts since the pool was created, most
@@ -637,7 +675,7 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A pool's state and its connections.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct PoolSnapshot {
     /// The pool's name.
@@ -661,15 +699,18 @@ pub struct PoolSnapshot {
     pub open_connections: Vec<ConnectionInfo>,
 }
 
-/// One pooled connection's identity and counts.
-#[derive(Clone, Debug)]
+/// One pooled connection's identity and counts. Serialized with times as
+/// `created_unix_ms` and durations in milliseconds (`age_ms`, …).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ConnectionInfo {
     /// Id within the pool (1, 2, …, never reused).
     pub id: u64,
     /// When it was opened.
+    #[serde(rename = "created_unix_ms", serialize_with = "crate::stats::ser_unix_ms")]
     pub created: SystemTime,
     /// How long it has been open.
+    #[serde(rename = "age_ms", serialize_with = "crate::stats::ser_ms")]
     pub age: Duration,
     /// Statements it has run.
     pub statements: u64,
@@ -678,10 +719,12 @@ pub struct ConnectionInfo {
     /// Statements abandoned by their caller.
     pub cancelled: u64,
     /// Time spent in statements.
+    #[serde(rename = "busy_time_ms", serialize_with = "crate::stats::ser_ms")]
     pub busy_time: Duration,
     /// Times it was checked out.
     pub checkouts: u64,
     /// How long the current checkout has held it, if checked out.
+    #[serde(rename = "held_for_ms", serialize_with = "crate::stats::ser_opt_ms")]
     pub held_for: Option<Duration>,
 }
 

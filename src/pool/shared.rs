@@ -194,6 +194,7 @@ pub(crate) struct PoolMetrics {
     pub(crate) gets_direct: Counter,
     pub(crate) gets_waited: Counter,
     pub(crate) gets_timed_out: Counter,
+    pub(crate) score: Gauge,
     transactions: [Histogram; 4],
 }
 
@@ -224,6 +225,7 @@ impl PoolMetrics {
             gets_direct: m.counter(names::CONNECTION_GETS, with(names::RESULT, "direct")),
             gets_waited: m.counter(names::CONNECTION_GETS, with(names::RESULT, "waited")),
             gets_timed_out: m.counter(names::CONNECTION_GETS, with(names::RESULT, "timed_out")),
+            score: m.gauge(names::PERFORMANCE_SCORE, base.to_vec()),
             transactions: [
                 TxOutcome::Committed,
                 TxOutcome::RolledBack,

@@ -79,6 +79,17 @@ impl Histogram {
         self.total
     }
 
+    /// Values in buckets whose middle is at most `limit` (so within the
+    /// buckets' 6.25%).
+    pub(crate) fn count_at_most(&self, limit: Duration) -> u64 {
+        self.counts
+            .iter()
+            .enumerate()
+            .take_while(|(i, _)| middle(*i) <= limit)
+            .map(|(_, c)| c)
+            .sum()
+    }
+
     /// The non-empty buckets, for compact storage.
     pub(crate) fn sparse(&self) -> Vec<(u8, u32)> {
         self.counts
@@ -161,6 +172,17 @@ mod tests {
         let max = Duration::from_millis(1000);
         assert!(h.quantile(1.0, None, Some(max)).unwrap() <= max);
         assert_eq!(Histogram::default().quantile(0.5, None, None), None);
+    }
+
+    #[test]
+    fn counts_at_most_a_limit() {
+        let mut h = Histogram::default();
+        for ms in [1u64, 10, 100, 1000] {
+            h.add(bucket_of(ms * 1_000_000), 1);
+        }
+        assert_eq!(h.count_at_most(Duration::from_millis(50)), 2);
+        assert_eq!(h.count_at_most(Duration::from_secs(10)), 4);
+        assert_eq!(h.count_at_most(Duration::ZERO), 0);
     }
 
     #[test]

@@ -23,7 +23,9 @@ mod trend;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use errors::{ErrorPattern, ErrorRate, ErrorRecord, ErrorReport, ErrorSource};
-pub use performance::{Degradation, GroupPerformance, LatencyStats, QueryPerformanceReport, StatementPerformance};
+pub use performance::{
+    Apdex, Degradation, GroupPerformance, LatencyStats, QueryPerformanceReport, StatementPerformance,
+};
 pub use slow::{SlowQuery, SlowQueryGroup, SlowQueryReport, GETTING_SLOWER};
 pub use trend::{PoolSample, PoolTrendReport};
 
@@ -42,6 +44,21 @@ pub const MAX_WINDOW_MINUTES: u32 = 24 * 60;
 pub(crate) fn unix_ms(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn ser_unix_ms<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(unix_ms(*at))
+}
+
+pub(crate) fn ser_ms<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1e3)
+}
+
+pub(crate) fn ser_opt_ms<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&(d.as_secs_f64() * 1e3)),
+        None => s.serialize_none(),
+    }
 }
 
 /// A fingerprint as shown in snapshots.

@@ -113,6 +113,10 @@ impl Window {
         };
     }
 
+    fn histogram_count(&self) -> u64 {
+        self.histogram.count_at_most(Duration::MAX)
+    }
+
     pub(crate) fn p95(&self) -> Option<Duration> {
         self.quantile(0.95)
     }
@@ -370,6 +374,39 @@ pub struct Degradation {
     pub baseline_samples: u64,
 }
 
+/// Apdex over the window, against the slow threshold `T`: runs up to `T`
+/// satisfy, up to `4 T` are tolerated, longer ones frustrate;
+/// `score = (satisfied + tolerating / 2) / runs`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Apdex {
+    /// `T`, the slow threshold, in milliseconds.
+    pub threshold_ms: f64,
+    /// Runs up to `T`.
+    pub satisfied: u64,
+    /// Runs over `T`, up to `4 T`.
+    pub tolerating: u64,
+    /// Runs over `4 T`.
+    pub frustrated: u64,
+    /// The Apdex score, 0 to 1; absent without runs.
+    pub score: Option<f64>,
+}
+
+impl Apdex {
+    fn of(w: &Window, threshold: Duration) -> Self {
+        let satisfied = w.histogram.count_at_most(threshold);
+        let within_4t = w.histogram.count_at_most(threshold * 4).max(satisfied);
+        let runs = w.histogram_count();
+        Apdex {
+            threshold_ms: threshold.as_secs_f64() * 1e3,
+            satisfied,
+            tolerating: within_4t - satisfied,
+            frustrated: runs - within_4t.min(runs),
+            score: (runs > 0).then(|| (satisfied as f64 + (within_4t - satisfied) as f64 / 2.0) / runs as f64),
+        }
+    }
+}
+
 /// Statement performance over a window
 /// ([`MonitoredPool::query_performance`](crate::MonitoredPool::query_performance)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -384,6 +421,8 @@ pub struct QueryPerformanceReport {
     pub covered_seconds: f64,
     /// Every statement together.
     pub overall: LatencyStats,
+    /// Every statement together, as an Apdex against the slow threshold.
+    pub apdex: Apdex,
     /// By operation, most total time first.
     pub by_operation: Vec<GroupPerformance>,
     /// By main table, most total time first.
@@ -405,9 +444,11 @@ pub(crate) struct StatementWindow<'a> {
 }
 
 /// Groups statement windows into a report.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn report(
     pool: &str,
     window_minutes: u32,
+    slow_threshold: Duration,
     now: Instant,
     statements: Vec<StatementWindow<'_>>,
     limit: usize,
@@ -459,6 +500,7 @@ pub(crate) fn report(
             .since
             .map_or(0.0, |s| now.saturating_duration_since(s).as_secs_f64()),
         overall: LatencyStats::of(&overall),
+        apdex: Apdex::of(&overall, slow_threshold),
         by_operation: groups(by_operation.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
         by_table: groups(by_table.into_iter().collect()),
         by_statement: rows.into_iter().take(limit).map(|(_, r)| r).collect(),
@@ -496,6 +538,18 @@ pub(crate) fn degradation(
 mod tests {
     use super::*;
     use crate::stats::histogram::bucket_of;
+
+    #[test]
+    fn apdex_counts_against_the_threshold() {
+        let mut w = Window::default();
+        for ms in [10u64, 20, 150, 300, 900] {
+            w.histogram.add(bucket_of(ms * 1_000_000), 1);
+        }
+        let a = Apdex::of(&w, Duration::from_millis(100));
+        assert_eq!((a.satisfied, a.tolerating, a.frustrated), (2, 2, 1));
+        assert_eq!(a.score, Some(0.6));
+        assert_eq!(Apdex::of(&Window::default(), Duration::from_millis(100)).score, None);
+    }
 
     /// Cumulative counters after `runs` more runs of `ms` each.
     fn after(mut c: Cumulative, runs: u64, ms: u64) -> Cumulative {

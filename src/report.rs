@@ -1,0 +1,488 @@
+//! The performance score, its recommendations, and the comprehensive
+//! document: pure functions over the stores' reports.
+//!
+//! # The score
+//!
+//! `score = 100 × (0.45 × latency + 0.35 × errors + 0.20 × pool)`, each
+//! part from 0 to 1, over the report's window:
+//!
+//! - **latency**: the [`Apdex`](crate::stats::Apdex) of every statement
+//!   against the slow threshold `T` (up to `T` satisfied, up to `4 T`
+//!   tolerated): `(satisfied + tolerating / 2) / runs`; 1 without runs.
+//! - **errors**: `1 − rate / error_rate_5min` (at least 0), with `rate` the
+//!   share of statements that failed over the last hour; 1 without
+//!   statements.
+//! - **pool**: 1 while the peak utilization stays below
+//!   `pool_utilization`; above it, down linearly to 0.25 at 100%; at most
+//!   0.5 when checkouts had to wait; 0 when a checkout timed out.
+//!
+//! Active alerts will join as a fourth part with the alert engine.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run(pool: db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>) {
+//! let score = pool.performance(60);
+//! println!("{:.0}/100", score.score);
+//! for advice in &score.recommendations {
+//!     println!("- {advice}");
+//! }
+//! # }
+//! ```
+
+use serde::Serialize;
+
+use crate::config::MonitorConfig;
+use crate::pool::PoolSnapshot;
+use crate::stats::{ErrorReport, PoolTrendReport, QueryPerformanceReport, SlowQueryReport};
+use crate::ErrorKind;
+
+/// One part of the score.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ScorePart {
+    /// 0 to 1.
+    pub score: f64,
+    /// Its weight in the total.
+    pub weight: f64,
+    /// What it was computed from, in words.
+    pub evidence: String,
+}
+
+/// The parts of the score.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ScoreParts {
+    /// Apdex against the slow threshold.
+    pub latency: ScorePart,
+    /// Statement error rate over the last hour.
+    pub errors: ScorePart,
+    /// Pool utilization, waiting and timeouts.
+    pub pool: ScorePart,
+}
+
+/// The performance score of a pool ([`MonitoredPool::performance`](crate::MonitoredPool::performance)).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct PerformanceScore {
+    /// The pool's name.
+    pub pool: String,
+    /// The window, in minutes.
+    pub window_minutes: u32,
+    /// 0 to 100.
+    pub score: f64,
+    /// How it was made up.
+    pub parts: ScoreParts,
+    /// What to do about it, each naming its evidence.
+    pub recommendations: Vec<String>,
+}
+
+/// Everything the monitor knows about a pool, in one document
+/// ([`MonitoredPool::comprehensive`](crate::MonitoredPool::comprehensive)).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ComprehensiveReport {
+    /// The pool and its connections now.
+    pub pool: PoolSnapshot,
+    /// The score and its recommendations.
+    pub performance: PerformanceScore,
+    /// Statement performance.
+    pub queries: QueryPerformanceReport,
+    /// Slow statements.
+    pub slow_queries: SlowQueryReport,
+    /// Errors.
+    pub errors: ErrorReport,
+    /// The pool trend.
+    pub pool_trend: PoolTrendReport,
+}
+
+const LATENCY_WEIGHT: f64 = 0.45;
+const ERRORS_WEIGHT: f64 = 0.35;
+const POOL_WEIGHT: f64 = 0.20;
+
+/// The score and recommendations from the reports of one window.
+pub(crate) fn score(
+    config: &MonitorConfig,
+    max_size: u32,
+    queries: &QueryPerformanceReport,
+    slow: &SlowQueryReport,
+    errors: &ErrorReport,
+    trend: &PoolTrendReport,
+) -> PerformanceScore {
+    let window = describe_minutes(queries.window_minutes);
+    let apdex = &queries.apdex;
+    let latency = ScorePart {
+        score: apdex.score.unwrap_or(1.0),
+        weight: LATENCY_WEIGHT,
+        evidence: match apdex.score {
+            Some(s) => format!(
+                "Apdex {s:.2} against {:.0} ms over {}: {} satisfied, {} tolerating, {} frustrated",
+                apdex.threshold_ms, window, apdex.satisfied, apdex.tolerating, apdex.frustrated
+            ),
+            None => format!("no statement finished in the last {window}"),
+        },
+    };
+
+    let hour = errors.rates.iter().find(|r| r.window_minutes == 60);
+    let threshold = config.alerts.error_rate_5min.max(f64::EPSILON);
+    let errors_part = match hour.and_then(|r| r.rate.map(|rate| (r, rate))) {
+        Some((r, rate)) => ScorePart {
+            score: (1.0 - rate / threshold).clamp(0.0, 1.0),
+            weight: ERRORS_WEIGHT,
+            evidence: format!(
+                "{:.2}% of statements failed in the last hour ({} of {})",
+                rate * 100.0,
+                r.errors,
+                r.statements
+            ),
+        },
+        None => ScorePart {
+            score: 1.0,
+            weight: ERRORS_WEIGHT,
+            evidence: "no statement ran in the last hour".to_owned(),
+        },
+    };
+
+    let limit = config.alerts.pool_utilization;
+    let peak = trend.peak_utilization;
+    let mut pool_score = if peak <= limit || limit >= 1.0 {
+        1.0
+    } else {
+        1.0 - 0.75 * ((peak - limit) / (1.0 - limit)).clamp(0.0, 1.0)
+    };
+    if trend.max_waiters > 0 {
+        pool_score = pool_score.min(0.5);
+    }
+    if trend.timeouts > 0 {
+        pool_score = 0.0;
+    }
+    let pool_part = ScorePart {
+        score: pool_score,
+        weight: POOL_WEIGHT,
+        evidence: if trend.samples.is_empty() {
+            "no pool sample yet (the background task takes them)".to_owned()
+        } else {
+            format!(
+                "peak utilization {:.0}% of {} connections, at most {} waiting, {} checkout timeouts over {} samples",
+                peak * 100.0,
+                max_size,
+                trend.max_waiters,
+                trend.timeouts,
+                trend.samples.len()
+            )
+        },
+    };
+
+    let score = 100.0
+        * (latency.score * latency.weight
+            + errors_part.score * errors_part.weight
+            + pool_part.score * pool_part.weight);
+    PerformanceScore {
+        pool: queries.pool.clone(),
+        window_minutes: queries.window_minutes,
+        score: (score * 10.0).round() / 10.0,
+        recommendations: recommendations(config, max_size, queries, slow, errors, trend),
+        parts: ScoreParts {
+            latency,
+            errors: errors_part,
+            pool: pool_part,
+        },
+    }
+}
+
+fn describe_minutes(minutes: u32) -> String {
+    match minutes {
+        1 => "minute".to_owned(),
+        60 => "hour".to_owned(),
+        m if m % 60 == 0 => format!("{} hours", m / 60),
+        m => format!("{m} minutes"),
+    }
+}
+
+/// What to do about a class of error.
+fn advice(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Deadlock => "take row locks in one order in every transaction, and retry on deadlock",
+        ErrorKind::SerializationFailure => "retry the transaction: under SERIALIZABLE this is expected",
+        ErrorKind::StatementTimeout => "make the statement faster or give it a longer statement_timeout",
+        ErrorKind::LockTimeout => "look for long transactions holding the lock",
+        ErrorKind::IdleInTransactionTimeout => "finish transactions before doing slow work outside the database",
+        ErrorKind::TooManyConnections => "the server's max_connections is reached: fewer or smaller pools, or a pooler",
+        ErrorKind::AdminShutdown | ErrorKind::ConnectionFailure => "check the server and the network",
+        ErrorKind::ConstraintViolation => "validate before writing, or handle the conflict (ON CONFLICT)",
+        ErrorKind::SyntaxOrAccess => "this is a bug or a missing permission, not load",
+        ErrorKind::PoolExhausted | ErrorKind::ConnectTimeout | ErrorKind::Other => "",
+    }
+}
+
+/// Recommendations, each naming its evidence.
+fn recommendations(
+    config: &MonitorConfig,
+    max_size: u32,
+    queries: &QueryPerformanceReport,
+    slow: &SlowQueryReport,
+    errors: &ErrorReport,
+    trend: &PoolTrendReport,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let window = describe_minutes(queries.window_minutes);
+    if trend.timeouts > 0 || trend.max_waiters > 0 || trend.peak_utilization >= config.alerts.pool_utilization {
+        out.push(format!(
+            "pool at {:.0}% with {} waiters at peak and {} checkout timeouts in the last {window}: raise \
+             ASYNC_DB_POOL_SIZE above {max_size} or shorten transactions",
+            trend.peak_utilization * 100.0,
+            trend.max_waiters,
+            trend.timeouts
+        ));
+    }
+    for group in slow.groups.iter().take(3) {
+        out.push(format!(
+            "`{}` took over {:.0} ms {} times in the last {window} (mean {:.0} ms, max {:.0} ms, {:.0}% of database \
+             time){}: look at its plan with EXPLAIN (ANALYZE, BUFFERS)",
+            group.statement,
+            slow.threshold_ms,
+            group.count,
+            group.mean_ms,
+            group.max_ms,
+            group.share_of_database_time * 100.0,
+            if group.getting_slower {
+                ", and it is getting slower"
+            } else {
+                ""
+            }
+        ));
+    }
+    for d in &queries.degraded {
+        out.push(format!(
+            "`{}` has slowed down: p95 {:.0} ms over the last 5 minutes against {:.0} ms over the hour before \
+             ({:.1}x, {} and {} runs)",
+            d.statement, d.recent_p95_ms, d.baseline_p95_ms, d.factor, d.recent_samples, d.baseline_samples
+        ));
+    }
+    if let Some(hour) = errors.rates.iter().find(|r| r.window_minutes == 60) {
+        if hour.rate.is_some_and(|r| r >= config.alerts.error_rate_1hour) {
+            out.push(format!(
+                "{:.1}% of statements failed in the last hour ({} of {}), over the {:.0}% threshold",
+                hour.rate.unwrap_or(0.0) * 100.0,
+                hour.errors,
+                hour.statements,
+                config.alerts.error_rate_1hour * 100.0
+            ));
+        }
+    }
+    for pattern in errors.patterns.iter().filter(|p| p.statement.is_some()).take(3) {
+        let advice = advice(pattern.error_type);
+        if advice.is_empty() {
+            continue;
+        }
+        out.push(format!(
+            "`{}` failed {} times with {}{}: {advice}",
+            pattern.statement.as_deref().unwrap_or(""),
+            pattern.count,
+            pattern.error_type,
+            pattern
+                .sqlstate
+                .as_deref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{Apdex, ErrorPattern, ErrorRate, LatencyStats, SlowQueryGroup};
+
+    fn stats() -> LatencyStats {
+        LatencyStats {
+            count: 0,
+            errors: 0,
+            success_rate: None,
+            total_ms: 0.0,
+            mean_ms: None,
+            min_ms: None,
+            max_ms: None,
+            p50_ms: None,
+            p95_ms: None,
+            p99_ms: None,
+            rows: 0,
+        }
+    }
+
+    fn reports(
+        apdex: Option<(u64, u64, u64)>,
+        hour: Option<(u64, u64)>,
+        peak: f64,
+        waiters: u64,
+        timeouts: u64,
+    ) -> (QueryPerformanceReport, SlowQueryReport, ErrorReport, PoolTrendReport) {
+        let apdex = match apdex {
+            Some((s, t, f)) => Apdex {
+                threshold_ms: 2000.0,
+                satisfied: s,
+                tolerating: t,
+                frustrated: f,
+                score: Some((s as f64 + t as f64 / 2.0) / (s + t + f) as f64),
+            },
+            None => Apdex {
+                threshold_ms: 2000.0,
+                satisfied: 0,
+                tolerating: 0,
+                frustrated: 0,
+                score: None,
+            },
+        };
+        let queries = QueryPerformanceReport {
+            pool: "p".into(),
+            window_minutes: 60,
+            covered_seconds: 3600.0,
+            overall: stats(),
+            apdex,
+            by_operation: vec![],
+            by_table: vec![],
+            by_statement: vec![],
+            degraded: vec![],
+        };
+        let slow = SlowQueryReport {
+            pool: "p".into(),
+            threshold_ms: 2000.0,
+            window_minutes: Some(60),
+            occurrences: 0,
+            database_time_ms: 0.0,
+            groups: vec![],
+            recent: vec![],
+            evicted: 0,
+        };
+        let rates = hour
+            .map(|(statements, errors)| {
+                vec![ErrorRate {
+                    window_minutes: 60,
+                    covered_seconds: 3600.0,
+                    statements,
+                    errors,
+                    rate: (statements > 0).then(|| errors as f64 / statements as f64),
+                }]
+            })
+            .unwrap_or_default();
+        let errors = ErrorReport {
+            pool: "p".into(),
+            window_minutes: Some(60),
+            errors: 0,
+            by_type: Default::default(),
+            by_sqlstate: Default::default(),
+            rates,
+            recent: vec![],
+            patterns: vec![],
+            evicted: 0,
+        };
+        let trend = PoolTrendReport {
+            pool: "p".into(),
+            window_minutes: Some(60),
+            covered_seconds: 3600.0,
+            peak_utilization: peak,
+            average_utilization: peak / 2.0,
+            max_waiters: waiters,
+            timeouts,
+            wait_time_ms: 0.0,
+            samples: vec![],
+        };
+        (queries, slow, errors, trend)
+    }
+
+    fn score_of(r: (QueryPerformanceReport, SlowQueryReport, ErrorReport, PoolTrendReport)) -> PerformanceScore {
+        score(&MonitorConfig::default(), 20, &r.0, &r.1, &r.2, &r.3)
+    }
+
+    #[test]
+    fn an_idle_healthy_pool_scores_100_without_advice() {
+        let s = score_of(reports(None, None, 0.0, 0, 0));
+        assert_eq!(s.score, 100.0);
+        assert!(s.recommendations.is_empty());
+        let s = score_of(reports(Some((100, 0, 0)), Some((100, 0)), 0.5, 0, 0));
+        assert_eq!(s.score, 100.0);
+    }
+
+    #[test]
+    fn each_part_follows_its_rule() {
+        // Apdex (60 + 20/2) / 100 = 0.7.
+        let s = score_of(reports(Some((60, 20, 20)), Some((100, 0)), 0.0, 0, 0));
+        assert!((s.parts.latency.score - 0.7).abs() < 1e-12);
+        assert_eq!(s.score, 100.0 * (0.45 * 0.7 + 0.35 + 0.20));
+        assert!(s
+            .parts
+            .latency
+            .evidence
+            .contains("60 satisfied, 20 tolerating, 20 frustrated"));
+        // 5% errors against a 10% threshold: half the errors part.
+        let s = score_of(reports(None, Some((200, 10)), 0.0, 0, 0));
+        assert!((s.parts.errors.score - 0.5).abs() < 1e-12);
+        assert!(s.parts.errors.evidence.contains("10 of 200"));
+        assert!(
+            s.recommendations
+                .iter()
+                .any(|r| r.contains("5.0% of statements failed")),
+            "{:?}",
+            s.recommendations
+        );
+        // At the threshold or beyond: nothing.
+        assert_eq!(
+            score_of(reports(None, Some((100, 50)), 0.0, 0, 0)).parts.errors.score,
+            0.0
+        );
+        // Pool: 95% peak is halfway from 90% to 100%: 1 - 0.75 / 2.
+        let s = score_of(reports(None, None, 0.95, 0, 0));
+        assert!((s.parts.pool.score - 0.625).abs() < 1e-12);
+        assert_eq!(score_of(reports(None, None, 0.5, 3, 0)).parts.pool.score, 0.5);
+        let s = score_of(reports(None, None, 1.0, 12, 2));
+        assert_eq!(s.parts.pool.score, 0.0);
+        assert_eq!(s.score, 80.0);
+        assert_eq!(
+            s.recommendations[0],
+            "pool at 100% with 12 waiters at peak and 2 checkout timeouts in the last hour: raise ASYNC_DB_POOL_SIZE \
+             above 20 or shorten transactions"
+        );
+    }
+
+    #[test]
+    fn recommendations_name_the_statement_and_its_numbers() {
+        let (q, mut slow, mut errors, trend) = reports(Some((10, 0, 0)), Some((1000, 1)), 0.1, 0, 0);
+        slow.groups.push(SlowQueryGroup {
+            fingerprint: "00000000000000aa".into(),
+            statement: "SELECT * FROM orders WHERE customer = ?".into(),
+            operation: crate::sql::Operation::Select,
+            table: Some("orders".into()),
+            count: 310,
+            mean_ms: 2400.0,
+            max_ms: 9100.0,
+            first_seen_unix_ms: 0,
+            last_seen_unix_ms: 0,
+            share_of_database_time: 0.62,
+            trend: Some(1.5),
+            getting_slower: true,
+        });
+        errors.patterns.push(ErrorPattern {
+            error_type: ErrorKind::Deadlock,
+            fingerprint: Some("00000000000000bb".into()),
+            statement: Some("UPDATE accounts SET balance = balance - ? WHERE id = ?".into()),
+            sqlstate: Some("40P01".into()),
+            count: 7,
+            first_seen_unix_ms: 0,
+            last_seen_unix_ms: 0,
+        });
+        let s = score(&MonitorConfig::default(), 20, &q, &slow, &errors, &trend);
+        assert_eq!(
+            s.recommendations,
+            vec![
+                "`SELECT * FROM orders WHERE customer = ?` took over 2000 ms 310 times in the last hour (mean 2400 ms, \
+                 max 9100 ms, 62% of database time), and it is getting slower: look at its plan with EXPLAIN \
+                 (ANALYZE, BUFFERS)"
+                    .to_owned(),
+                "`UPDATE accounts SET balance = balance - ? WHERE id = ?` failed 7 times with deadlock (40P01): take \
+                 row locks in one order in every transaction, and retry on deadlock"
+                    .to_owned(),
+            ]
+        );
+    }
+}
