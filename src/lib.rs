@@ -151,8 +151,14 @@ pub mod __bench {
         #[inline(always)]
         fn run(&self, query: &QueryRef<'_>) {
             let start = Instant::now();
-            let elapsed = start.elapsed();
-            statement_ended(&self.pool, &self.conn, query, elapsed, Outcome::Ok(Some(1)));
+            statement_ended(
+                &self.pool,
+                &self.conn,
+                query,
+                start,
+                Instant::now(),
+                Outcome::Ok(Some(1)),
+            );
         }
     }
 }

@@ -12,9 +12,10 @@ use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
 use crate::classify::ErrorKind;
 use crate::config::MonitorConfig;
 use crate::names;
+use crate::pool::shared::stripe_of_thread;
 use crate::pool::shared::{ConnStats, PoolShared, QueryEntry};
 use crate::pool::{MakeTls, MonitoredManager, MonitoredPool, TxOutcome};
-use crate::stats::ErrorSource;
+use crate::stats::{ErrorSource, RawRecent, StatementOutcome};
 
 static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
@@ -240,6 +241,8 @@ pub(crate) enum Event<'a> {
     Statement {
         entry: &'a QueryEntry,
         conn: &'a ConnStats,
+        /// When it ended (the statement clock).
+        end: quanta::Instant,
         elapsed: Duration,
         outcome: Outcome<'a>,
     },
@@ -279,12 +282,14 @@ impl MonitorInner {
             Event::Statement {
                 entry,
                 conn,
+                end,
                 elapsed,
                 outcome,
             } => {
                 let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
                 let slow = elapsed >= self.config.alerts.slow_query_threshold;
-                entry.stats.record(nanos, slow, &outcome);
+                let stripe = stripe_of_thread();
+                entry.stats.record(stripe, nanos, slow, &outcome);
                 conn.record(nanos, &outcome);
                 let failed = match outcome {
                     Outcome::Ok(_) => {
@@ -317,9 +322,24 @@ impl MonitorInner {
                     }
                     Outcome::Cancelled => {
                         entry.metrics.cancelled.increment(1);
-                        return;
+                        None
                     }
                 };
+                let outcome_code = match (&outcome, failed) {
+                    (Outcome::Cancelled, _) => StatementOutcome::Cancelled,
+                    (_, Some(kind)) => StatementOutcome::Failed(kind),
+                    _ => StatementOutcome::Ok,
+                };
+                pool.stores.recent.push(stripe, || RawRecent {
+                    end_ns: u64::try_from(end.saturating_duration_since(pool.clock_epoch).as_nanos())
+                        .unwrap_or(u64::MAX),
+                    duration_ns: nanos,
+                    fingerprint: entry.fingerprint,
+                    outcome: outcome_code.code(),
+                });
+                if let Outcome::Cancelled = outcome {
+                    return;
+                }
                 if slow {
                     entry.metrics.slow.increment(1);
                     pool.stores.slow.record(

@@ -84,6 +84,8 @@ pub struct PerformanceScore {
 pub struct ComprehensiveReport {
     /// The pool and its connections now.
     pub pool: PoolSnapshot,
+    /// The latest statements, newest first.
+    pub recent_statements: Vec<crate::stats::RecentStatement>,
     /// The score and its recommendations.
     pub performance: PerformanceScore,
     /// Statement performance.

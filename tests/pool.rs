@@ -881,3 +881,41 @@ async fn a_known_workload_gives_the_expected_comprehensive_report() {
         Some(score.score)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_statements_are_kept_newest_first_with_their_outcome() {
+    let mut config = MonitorConfig::default();
+    config.query_history = 6;
+    let (monitor, _rec) = monitor(config);
+    let pool = pool(&monitor, "recent", 1).await;
+    let conn = pool.get().await.unwrap();
+    for i in 0..10 {
+        conn.query_one("SELECT $1::int", &[&i]).await.unwrap();
+    }
+    assert!(conn.query("SELECT * FROM no_such_table_for_recent", &[]).await.is_err());
+    let abandoned = tokio::time::timeout(Duration::from_millis(50), conn.query("SELECT pg_sleep(5)", &[])).await;
+    assert!(abandoned.is_err());
+
+    let recent = pool.recent_statements(100);
+    assert!(
+        recent.len() <= 6 + 1,
+        "bounded by query_history (rounded up per thread stripe): {}",
+        recent.len()
+    );
+    assert_eq!(recent[0].statement, "SELECT pg_sleep(?)");
+    assert_eq!(recent[0].outcome, db_monitor::stats::StatementOutcome::Cancelled);
+    assert_eq!(
+        recent[1].outcome,
+        db_monitor::stats::StatementOutcome::Failed(ErrorKind::SyntaxOrAccess)
+    );
+    assert_eq!(recent[2].statement, "SELECT ?::int");
+    assert_eq!(recent[2].outcome, db_monitor::stats::StatementOutcome::Ok);
+    assert!(recent.windows(2).all(|w| w[0].at_unix_ms >= w[1].at_unix_ms));
+    assert!(recent[0].duration_ms >= 50.0);
+    let json = serde_json::to_value(&recent[1]).unwrap();
+    assert_eq!(json["outcome"]["failed"], "syntax_or_access");
+    assert_eq!(pool.recent_statements(2).len(), 2);
+    drop(conn);
+    pool.reset_stores();
+    assert!(pool.recent_statements(100).is_empty());
+}

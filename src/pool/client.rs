@@ -2,6 +2,7 @@
 //! and [`MonitoredStream`]: tokio-postgres's methods under their own names,
 //! each one timed and classified.
 
+use quanta::Instant;
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
@@ -10,9 +11,6 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
-
-use quanta::Instant;
 
 use futures_core::Stream;
 use pin_project_lite::pin_project;
@@ -153,14 +151,16 @@ pub(crate) fn statement_ended(
     pool: &PoolShared,
     conn: &ConnStats,
     query: &QueryRef<'_>,
-    elapsed: Duration,
+    start: Instant,
+    end: Instant,
     outcome: Outcome<'_>,
 ) {
     let record = |entry: &QueryEntry| {
         pool.record(Event::Statement {
             entry,
             conn,
-            elapsed,
+            end,
+            elapsed: end.saturating_duration_since(start),
             outcome,
         })
     };
@@ -226,12 +226,18 @@ impl<'a> InFlight<'a> {
             return;
         }
         self.done = true;
-        let elapsed = self.start.elapsed();
-        self.report(elapsed, outcome);
+        self.report(outcome);
     }
 
-    fn report(&self, elapsed: Duration, outcome: Outcome<'_>) {
-        statement_ended(&self.ctx.pool, &self.ctx.stats, &self.query, elapsed, outcome);
+    fn report(&self, outcome: Outcome<'_>) {
+        statement_ended(
+            &self.ctx.pool,
+            &self.ctx.stats,
+            &self.query,
+            self.start,
+            Instant::now(),
+            outcome,
+        );
     }
 }
 
@@ -241,7 +247,7 @@ impl Drop for InFlight<'_> {
             return;
         }
         self.done = true;
-        self.report(self.start.elapsed(), Outcome::Cancelled);
+        self.report(Outcome::Cancelled);
         (self.ctx.pool.canceller)(self.ctx.token.clone());
     }
 }

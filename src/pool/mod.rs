@@ -86,7 +86,7 @@ use crate::classify::ErrorKind;
 use crate::monitor::Event;
 use crate::report::{ComprehensiveReport, PerformanceScore};
 use crate::sql::Operation;
-use crate::stats::{ErrorReport, PoolTrendReport, QueryPerformanceReport, SlowQueryReport};
+use crate::stats::{ErrorReport, PoolTrendReport, QueryPerformanceReport, RecentStatement, SlowQueryReport};
 use shared::{nanos, ConnStats, PoolShared, SessionCounts};
 
 /// A bb8 pool of [`MonitoredClient`]s: every checkout, statement and
@@ -382,10 +382,34 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         stores.errors.clear();
         stores.slow.clear();
         stores.trend.clear();
+        stores.recent.clear();
         self.shared.queries.reset_counts();
         stores
             .totals
             .reset(std::time::Instant::now(), self.shared.queries.totals());
+    }
+
+    /// The last statements the pool ran (at most `limit`, and at most
+    /// [`query_history`](crate::MonitorConfig::query_history) are kept),
+    /// newest first, normalized.
+    pub fn recent_statements(&self, limit: usize) -> Vec<RecentStatement> {
+        let entries = self.shared.queries.entries();
+        let by_fingerprint: std::collections::HashMap<u64, &shared::QueryEntry> =
+            entries.iter().map(|e| (e.fingerprint, &**e)).collect();
+        self.shared
+            .stores
+            .recent
+            .read(limit)
+            .iter()
+            .map(|raw| {
+                let entry = by_fingerprint.get(&raw.fingerprint);
+                crate::stats::describe_recent(
+                    raw,
+                    self.shared.epoch_wall,
+                    entry.map(|e| (&*e.normalized, e.operation, e.table.as_deref())),
+                )
+            })
+            .collect()
     }
 
     /// The performance score over the last `minutes` (1 to 1440): its
@@ -409,6 +433,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         self.shared.metrics.score.set(performance.score);
         ComprehensiveReport {
             pool: self.snapshot(),
+            recent_statements: self.recent_statements(limit),
             performance,
             queries,
             slow_queries: slow,

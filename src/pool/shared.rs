@@ -50,6 +50,9 @@ pub(crate) struct PoolShared {
     pub(crate) consecutive_connect_failures: AtomicU32,
     last_connect_error: Mutex<Option<String>>,
     pub(crate) epoch: Instant,
+    /// The statement clock's origin for this pool, and the wall time then.
+    pub(crate) clock_epoch: quanta::Instant,
+    pub(crate) epoch_wall: SystemTime,
 }
 
 impl fmt::Debug for PoolShared {
@@ -83,6 +86,8 @@ impl PoolShared {
             consecutive_connect_failures: AtomicU32::new(0),
             last_connect_error: Mutex::new(None),
             epoch: Instant::now(),
+            clock_epoch: quanta::Instant::now(),
+            epoch_wall: SystemTime::now(),
             name,
             monitor,
         }
@@ -296,7 +301,6 @@ impl SummaryMetrics {
 /// One stripe of a statement's counters, alone on its cache lines.
 #[repr(align(128))]
 struct Stripe {
-    calls: AtomicU64,
     errors: AtomicU64,
     cancelled: AtomicU64,
     slow: AtomicU64,
@@ -310,10 +314,16 @@ struct Stripe {
     buckets: [AtomicU64; BUCKETS],
 }
 
+impl Stripe {
+    /// Runs that finished: the histogram's count.
+    fn finished(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Relaxed)).sum()
+    }
+}
+
 impl Default for Stripe {
     fn default() -> Self {
         Stripe {
-            calls: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             slow: AtomicU64::new(0),
@@ -352,7 +362,7 @@ pub(crate) struct CounterTotals {
 
 /// Stripes per statement: the machine's parallelism as a power of two, at
 /// most 8 (a stripe with its histogram is about 2 KiB).
-fn stripe_count() -> usize {
+pub(crate) fn stripe_count() -> usize {
     static COUNT: OnceLock<usize> = OnceLock::new();
     *COUNT.get_or_init(|| {
         std::thread::available_parallelism()
@@ -364,7 +374,7 @@ fn stripe_count() -> usize {
 
 /// This thread's stripe number (threads are numbered as they first record).
 #[inline]
-fn stripe_of_thread() -> usize {
+pub(crate) fn stripe_of_thread() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         // Const-initialized and without a destructor: the cheapest kind of
@@ -392,9 +402,9 @@ impl QueryCounters {
     /// Counts one run. A cancelled run counts as a run but adds no time: the
     /// time until it was abandoned is not its latency.
     #[inline]
-    pub(crate) fn record(&self, nanos: u64, slow: bool, outcome: &Outcome<'_>) {
-        let s = &self.stripes[stripe_of_thread() & (self.stripes.len() - 1)];
-        s.calls.fetch_add(1, Relaxed);
+    pub(crate) fn record(&self, stripe: usize, nanos: u64, slow: bool, outcome: &Outcome<'_>) {
+        let s = &self.stripes[stripe & (self.stripes.len() - 1)];
+        // No run counter: runs are the histogram's count plus the cancelled.
         if let Outcome::Cancelled = outcome {
             s.cancelled.fetch_add(1, Relaxed);
             return;
@@ -430,15 +440,7 @@ impl QueryCounters {
     /// may keep part of its counts).
     pub(crate) fn reset(&self) {
         for s in self.stripes.iter() {
-            let counters = [
-                &s.calls,
-                &s.errors,
-                &s.cancelled,
-                &s.slow,
-                &s.total_ns,
-                &s.max_ns,
-                &s.rows,
-            ];
+            let counters = [&s.errors, &s.cancelled, &s.slow, &s.total_ns, &s.max_ns, &s.rows];
             for c in counters.into_iter().chain([&s.window_max_ns]).chain(s.buckets.iter()) {
                 c.store(0, Relaxed);
             }
@@ -452,7 +454,7 @@ impl QueryCounters {
     pub(crate) fn cumulative(&self, take_extremes: bool) -> crate::stats::Cumulative {
         let mut c = crate::stats::Cumulative::default();
         for s in self.stripes.iter() {
-            c.finished += s.calls.load(Relaxed).saturating_sub(s.cancelled.load(Relaxed));
+            c.finished += s.finished();
             c.errors += s.errors.load(Relaxed);
             c.total_ns += s.total_ns.load(Relaxed);
             c.rows += s.rows.load(Relaxed);
@@ -477,7 +479,7 @@ impl QueryCounters {
     pub(crate) fn totals(&self) -> CounterTotals {
         let mut t = CounterTotals::default();
         for s in self.stripes.iter() {
-            t.calls += s.calls.load(Relaxed);
+            t.calls += s.finished() + s.cancelled.load(Relaxed);
             t.errors += s.errors.load(Relaxed);
             t.cancelled += s.cancelled.load(Relaxed);
             t.slow += s.slow.load(Relaxed);

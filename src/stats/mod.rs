@@ -15,6 +15,7 @@
 mod errors;
 pub(crate) mod histogram;
 mod performance;
+mod recent;
 mod ring;
 mod slow;
 mod totals;
@@ -26,6 +27,7 @@ pub use errors::{ErrorPattern, ErrorRate, ErrorRecord, ErrorReport, ErrorSource}
 pub use performance::{
     Apdex, Degradation, GroupPerformance, LatencyStats, QueryPerformanceReport, StatementPerformance,
 };
+pub use recent::{RecentStatement, StatementOutcome};
 pub use slow::{SlowQuery, SlowQueryGroup, SlowQueryReport, GETTING_SLOWER};
 pub use trend::{PoolSample, PoolTrendReport};
 
@@ -33,6 +35,7 @@ pub(crate) use errors::{rate, ErrorLog};
 pub(crate) use performance::{
     degradation, report as performance_report, Cumulative, StatementHistory, StatementWindow,
 };
+pub(crate) use recent::{describe as describe_recent, RawRecent, RecentRing};
 pub(crate) use slow::SlowLog;
 pub(crate) use totals::{Totals, TotalsHistory};
 pub(crate) use trend::PoolTrend;
@@ -72,6 +75,7 @@ pub(crate) struct PoolStores {
     pub(crate) slow: SlowLog,
     pub(crate) totals: TotalsHistory,
     pub(crate) trend: PoolTrend,
+    pub(crate) recent: RecentRing,
 }
 
 impl PoolStores {
@@ -81,6 +85,7 @@ impl PoolStores {
             slow: SlowLog::new(config.query_history),
             totals: TotalsHistory::new(),
             trend: PoolTrend::new(config.pool_trend_samples),
+            recent: RecentRing::new(config.query_history, crate::pool::shared::stripe_count()),
         }
     }
 }
