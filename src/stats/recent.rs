@@ -6,7 +6,9 @@
 //! increment and writes the slot under a sequence number (odd while
 //! writing); a reader keeps a slot only if its sequence number was even and
 //! unchanged around the read, so a slot being overwritten is skipped, never
-//! read torn. Entries hold numbers only (the statement is found by its
+//! read torn. (Two writers could only meet on one slot if one were held
+//! up inside its few-nanosecond write while others wrote a whole part, at
+//! least 125 entries with the default size.) Entries hold numbers only (the statement is found by its
 //! fingerprint when read), so recording allocates nothing.
 
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
