@@ -11,6 +11,19 @@
 //! serialize with serde: times as milliseconds since the Unix epoch
 //! (`*_unix_ms`), durations as milliseconds (`*_ms`), fingerprints as 16
 //! hexadecimal digits, SQL only in its normalized form.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run(pool: db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>) -> Result<(), serde_json::Error> {
+//! let last_hour = pool.query_performance(60, 20);
+//! for s in &last_hour.by_statement {
+//!     println!("{:>8} runs  p95 {:>8.1?} ms  {}", s.stats.count, s.stats.p95_ms, s.statement);
+//! }
+//! let errors = pool.error_report(Some(15));
+//! println!("{}", serde_json::to_string_pretty(&errors)?);
+//! # Ok(()) }
+//! ```
 
 mod errors;
 pub(crate) mod histogram;
