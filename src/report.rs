@@ -102,15 +102,26 @@ const LATENCY_WEIGHT: f64 = 0.45;
 const ERRORS_WEIGHT: f64 = 0.35;
 const POOL_WEIGHT: f64 = 0.20;
 
+/// What the score is computed from: the reports of one window.
+pub(crate) struct Inputs<'a> {
+    pub(crate) config: &'a MonitorConfig,
+    pub(crate) max_size: u32,
+    pub(crate) queries: &'a QueryPerformanceReport,
+    pub(crate) slow: &'a SlowQueryReport,
+    pub(crate) errors: &'a ErrorReport,
+    pub(crate) trend: &'a PoolTrendReport,
+}
+
 /// The score and recommendations from the reports of one window.
-pub(crate) fn score(
-    config: &MonitorConfig,
-    max_size: u32,
-    queries: &QueryPerformanceReport,
-    slow: &SlowQueryReport,
-    errors: &ErrorReport,
-    trend: &PoolTrendReport,
-) -> PerformanceScore {
+pub(crate) fn score(inputs: &Inputs<'_>) -> PerformanceScore {
+    let Inputs {
+        config,
+        max_size,
+        queries,
+        errors,
+        trend,
+        ..
+    } = *inputs;
     let window = describe_minutes(queries.window_minutes);
     let apdex = &queries.apdex;
     let latency = ScorePart {
@@ -183,7 +194,7 @@ pub(crate) fn score(
         pool: queries.pool.clone(),
         window_minutes: queries.window_minutes,
         score: (score * 10.0).round() / 10.0,
-        recommendations: recommendations(config, max_size, queries, slow, errors, trend),
+        recommendations: recommendations(inputs),
         parts: ScoreParts {
             latency,
             errors: errors_part,
@@ -218,14 +229,15 @@ fn advice(kind: ErrorKind) -> &'static str {
 }
 
 /// Recommendations, each naming its evidence.
-fn recommendations(
-    config: &MonitorConfig,
-    max_size: u32,
-    queries: &QueryPerformanceReport,
-    slow: &SlowQueryReport,
-    errors: &ErrorReport,
-    trend: &PoolTrendReport,
-) -> Vec<String> {
+fn recommendations(inputs: &Inputs<'_>) -> Vec<String> {
+    let Inputs {
+        config,
+        max_size,
+        queries,
+        slow,
+        errors,
+        trend,
+    } = *inputs;
     let mut out = Vec::new();
     let window = describe_minutes(queries.window_minutes);
     if trend.timeouts > 0 || trend.max_waiters > 0 || trend.peak_utilization >= config.alerts.pool_utilization {
@@ -394,7 +406,14 @@ mod tests {
     }
 
     fn score_of(r: (QueryPerformanceReport, SlowQueryReport, ErrorReport, PoolTrendReport)) -> PerformanceScore {
-        score(&MonitorConfig::default(), 20, &r.0, &r.1, &r.2, &r.3)
+        score(&Inputs {
+            config: &MonitorConfig::default(),
+            max_size: 20,
+            queries: &r.0,
+            slow: &r.1,
+            errors: &r.2,
+            trend: &r.3,
+        })
     }
 
     #[test]
@@ -473,7 +492,7 @@ mod tests {
             first_seen_unix_ms: 0,
             last_seen_unix_ms: 0,
         });
-        let s = score(&MonitorConfig::default(), 20, &q, &slow, &errors, &trend);
+        let s = score_of((q, slow, errors, trend));
         assert_eq!(
             s.recommendations,
             vec![

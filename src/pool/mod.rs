@@ -429,7 +429,14 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         errors.recent.truncate(limit);
         let trend = self.trend_report(Some(minutes));
         let max_size = self.shared.max_size.load(Relaxed);
-        let performance = crate::report::score(&self.shared.monitor.config, max_size, &queries, &slow, &errors, &trend);
+        let performance = crate::report::score(&crate::report::Inputs {
+            config: &self.shared.monitor.config,
+            max_size,
+            queries: &queries,
+            slow: &slow,
+            errors: &errors,
+            trend: &trend,
+        });
         self.shared.metrics.score.set(performance.score);
         ComprehensiveReport {
             pool: self.snapshot(),
