@@ -700,7 +700,7 @@ async fn the_slow_query_store_groups_slow_runs_by_statement() {
     for _ in 0..4 {
         conn.query("SELECT pg_sleep(0.15)", &[]).await.unwrap();
     }
-    conn.query("SELECT pg_sleep(0.01)", &[]).await.unwrap(); // same statement, not slow
+    conn.query("SELECT pg_sleep(0.001)", &[]).await.unwrap(); // same statement, not slow
     conn.batch_execute("SET statement_timeout = '120ms'").await.unwrap();
     assert!(conn.query("SELECT pg_sleep(5), 'x'", &[]).await.is_err());
     conn.batch_execute("RESET statement_timeout").await.unwrap();
@@ -760,7 +760,8 @@ async fn query_performance_reports_percentiles_by_statement_operation_and_table(
     assert_eq!((s.count, s.errors, s.success_rate), (10, 0, Some(1.0)));
     let (p50, min, max) = (s.p50_ms.unwrap(), s.min_ms.unwrap(), s.max_ms.unwrap());
     assert!(min >= 20.0 && min <= p50 && p50 <= max, "{s:?}");
-    assert!(p50 < 20.0 * 1.5, "{s:?}");
+    // Generous: other tests load the same two cores meanwhile.
+    assert!(p50 < 20.0 * 4.0, "{s:?}");
     assert!(s.p95_ms.unwrap() <= max && s.p99_ms.unwrap() <= max);
     assert!((s.mean_ms.unwrap() - s.total_ms / 10.0).abs() < 1e-9);
     assert_eq!(
