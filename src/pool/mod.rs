@@ -313,7 +313,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             .into_iter()
             .map(|m| crate::stats::rate(m, history.over(now, current, Duration::from_secs(60 * u64::from(m)))))
             .collect();
-        let minutes = minutes.map(|m| m.clamp(1, crate::stats::MAX_WINDOW_MINUTES));
+        let minutes = minutes.map(crate::stats::clamp_minutes);
         self.shared
             .stores
             .errors
@@ -326,7 +326,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     pub fn slow_query_report(&self, minutes: Option<u32>, limit: usize) -> SlowQueryReport {
         let now = std::time::Instant::now();
         let current = self.observe_totals(now);
-        let minutes = minutes.map(|m| m.clamp(1, crate::stats::MAX_WINDOW_MINUTES));
+        let minutes = minutes.map(crate::stats::clamp_minutes);
         // Database time is kept per minute for the last hour.
         let window = Duration::from_secs(60 * u64::from(minutes.unwrap_or(60).min(60)));
         let (delta, _) = self.shared.stores.totals.over(now, current, window);
@@ -345,7 +345,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// timeouts and waiting. Samples are taken by the background task
     /// ([`DbMonitor::start`](crate::DbMonitor::start)) or [`sample`](Self::sample).
     pub fn trend_report(&self, minutes: Option<u32>) -> PoolTrendReport {
-        let minutes = minutes.map(|m| m.clamp(1, crate::stats::MAX_WINDOW_MINUTES));
+        let minutes = minutes.map(crate::stats::clamp_minutes);
         self.shared
             .stores
             .trend
@@ -422,7 +422,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// Everything about the pool in one document, over the last `minutes`
     /// (1 to 1440; the error and slow-query lists at most `limit` long).
     pub fn comprehensive(&self, minutes: u32, limit: usize) -> ComprehensiveReport {
-        let minutes = minutes.clamp(1, crate::stats::MAX_WINDOW_MINUTES);
+        let minutes = crate::stats::clamp_minutes(minutes);
         let queries = self.query_performance(minutes, limit);
         let slow = self.slow_query_report(Some(minutes), limit);
         let mut errors = self.error_report(Some(minutes));
@@ -466,7 +466,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// See [`crate::stats`] for how windows are kept and how precise the
     /// percentiles are.
     pub fn query_performance(&self, minutes: u32, limit: usize) -> QueryPerformanceReport {
-        let minutes = minutes.clamp(1, crate::stats::MAX_WINDOW_MINUTES);
+        let minutes = crate::stats::clamp_minutes(minutes);
         let now = std::time::Instant::now();
         self.observe_totals(now);
         let config = &self.shared.monitor.config;

@@ -196,7 +196,7 @@ impl ErrorLog {
         minutes: Option<u32>,
         rates: Vec<ErrorRate>,
     ) -> ErrorReport {
-        let since = minutes.map(|m| unix_ms(now).saturating_sub(u64::from(m) * 60_000));
+        let since = super::window_start(now, minutes);
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let recent: Vec<ErrorRecord> = inner
             .ring

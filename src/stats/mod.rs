@@ -56,6 +56,17 @@ pub(crate) use trend::PoolTrend;
 /// The longest window a report covers, in minutes (24 hours).
 pub const MAX_WINDOW_MINUTES: u32 = 24 * 60;
 
+/// A window length in minutes, kept within 1 minute to 24 hours.
+pub(crate) fn clamp_minutes(minutes: u32) -> u32 {
+    minutes.clamp(1, MAX_WINDOW_MINUTES)
+}
+
+/// The start of the last `minutes` before `now`, in milliseconds since the
+/// Unix epoch (`None`: no window, everything).
+pub(crate) fn window_start(now: SystemTime, minutes: Option<u32>) -> Option<u64> {
+    minutes.map(|m| unix_ms(now).saturating_sub(u64::from(m) * 60_000))
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn unix_ms(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)

@@ -143,7 +143,7 @@ impl SlowLog {
         limit: usize,
         database_time: Duration,
     ) -> SlowQueryReport {
-        let since = minutes.map(|m| unix_ms(now).saturating_sub(u64::from(m) * 60_000));
+        let since = super::window_start(now, minutes);
         let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let in_window: Vec<&(u64, SlowQuery)> = ring
             .iter()

@@ -126,7 +126,7 @@ impl PoolTrend {
 
     pub(crate) fn report(&self, pool: &str, now: SystemTime, minutes: Option<u32>) -> PoolTrendReport {
         let now_ms = unix_ms(now);
-        let since = minutes.map(|m| now_ms.saturating_sub(u64::from(m) * 60_000));
+        let since = super::window_start(now, minutes);
         let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let samples: Vec<PoolSample> = ring
             .iter()
