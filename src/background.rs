@@ -10,7 +10,13 @@
 //!   `Statistics`, so that the gauges of a pool nobody uses stay current,
 //!   and sets the performance score gauge (the last hour).
 //! - Every minute it snapshots the pool's statement totals, from which the
-//!   error rates of [`MonitoredPool::error_report`] are computed.
+//!   error rates of [`MonitoredPool::error_report`] are computed, and
+//!   applies the alert engine's degradation rule.
+//! - As errors and slow statements are recorded, it applies the alert
+//!   engine's event rules; every
+//!   [`evaluation_interval`](crate::AlertThresholds::evaluation_interval)
+//!   and at each sample, its condition rules and expiries (see
+//!   [`crate::alerts`]).
 //! - Every [`metrics_reset_interval`](crate::MonitorConfig::metrics_reset_interval)
 //!   (first one interval after the start) it empties the pool's stores
 //!   ([`MonitoredPool::reset_stores`]); the metrics recorder is never reset.
@@ -93,6 +99,7 @@ impl DbMonitor {
         let period = self.config().health_check_interval;
         // A zero interval would make tokio's interval panic.
         let reset_every = self.config().metrics_reset_interval.max(Duration::from_secs(1));
+        let evaluate_every = self.config().alerts.evaluation_interval.max(Duration::from_millis(1));
         let pool = pool.clone();
         let name: Arc<str> = Arc::from(pool.name());
         let task = tokio::spawn(async move {
@@ -103,16 +110,22 @@ impl DbMonitor {
             // The first reset is one interval from now, not at once.
             let mut reset = tokio::time::interval_at(tokio::time::Instant::now() + reset_every, reset_every);
             reset.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut evaluate = tokio::time::interval(evaluate_every);
+            evaluate.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
+                    _ = pool.shared().alerts.signalled() => pool.alert_events(),
                     _ = sample.tick() => {
-                        pool.sample();
+                        let sample = pool.take_sample();
+                        pool.alert_conditions(Some(&sample), false);
                         // Keeps the score gauge current.
                         pool.performance(60);
                     }
+                    _ = evaluate.tick() => pool.alert_conditions(None, false),
                     _ = minute.tick() => {
                         pool.observe_totals(std::time::Instant::now());
+                        pool.alert_conditions(None, true);
                     }
                     _ = reset.tick() => pool.reset_stores(),
                 }

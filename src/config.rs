@@ -20,8 +20,11 @@
 //! # Ok::<(), db_monitor::ConfigError>(())
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
+
+use crate::alerts::AlertType;
 
 /// Everything the monitor can be told. Built with [`MonitorConfig::default`]
 /// and the builder methods, or read from the environment with
@@ -110,6 +113,103 @@ pub struct AlertThresholds {
     /// Failed connects in a row that raise an alert
     /// (`ASYNC_DB_ALERT_CONSECUTIVE_FAILURES`, 5).
     pub consecutive_failures: u32,
+    /// Statements a window needs before its error rate can raise an alert
+    /// (`ASYNC_DB_ALERT_MIN_STATEMENTS`, 20), so that one failure in one
+    /// statement is no 100% alert.
+    pub error_rate_min_statements: u64,
+    /// Cooldown of every alert type without one of its own
+    /// (`ASYNC_DB_ALERT_COOLDOWN`, 300 s): after notifying about an alert,
+    /// repeats within this time only bump its count.
+    pub cooldown: Duration,
+    /// Cooldowns of single types (`ASYNC_DB_ALERT_COOLDOWN_<TYPE>`, e.g.
+    /// `ASYNC_DB_ALERT_COOLDOWN_SLOW_QUERY`; see
+    /// [`AlertType::cooldown_variable`]). Empty by default.
+    pub cooldowns: BTreeMap<AlertType, Duration>,
+    /// A condition alert (error rate, utilization, degradation, connect
+    /// failures) resolves once its rule has not fired for this long
+    /// (`ASYNC_DB_ALERT_CLEAR_AFTER`, 300 s).
+    pub clear_after: Duration,
+    /// An event alert (deadlock, slow query, timeouts) not resolved by hand
+    /// resolves this long after it was last seen
+    /// (`ASYNC_DB_ALERT_EXPIRE_AFTER`, 3600 s).
+    pub expire_after: Duration,
+    /// How often the background task applies the condition rules and the
+    /// expiries (`ASYNC_DB_ALERT_EVALUATION_INTERVAL`, 10 s). Event rules
+    /// are applied as the events arrive.
+    pub evaluation_interval: Duration,
+}
+
+impl AlertThresholds {
+    /// The cooldown of `alert_type`: its own, or [`cooldown`](Self::cooldown).
+    pub fn cooldown(&self, alert_type: AlertType) -> Duration {
+        self.cooldowns.get(&alert_type).copied().unwrap_or(self.cooldown)
+    }
+
+    /// Sets the cooldown of every type without one of its own. Defaults to 300 s.
+    #[must_use]
+    pub fn default_cooldown(mut self, d: Duration) -> Self {
+        self.cooldown = d;
+        self
+    }
+
+    /// Sets the cooldown of one type. Defaults to [`cooldown`](Self::cooldown).
+    #[must_use]
+    pub fn cooldown_of(mut self, alert_type: AlertType, d: Duration) -> Self {
+        self.cooldowns.insert(alert_type, d);
+        self
+    }
+
+    /// Sets [`error_rate_min_statements`](Self::error_rate_min_statements). Defaults to 20.
+    #[must_use]
+    pub fn error_rate_min_statements(mut self, n: u64) -> Self {
+        self.error_rate_min_statements = n;
+        self
+    }
+
+    /// Sets [`clear_after`](Self::clear_after). Defaults to 300 s.
+    #[must_use]
+    pub fn clear_after(mut self, d: Duration) -> Self {
+        self.clear_after = d;
+        self
+    }
+
+    /// Sets [`expire_after`](Self::expire_after). Defaults to 3600 s.
+    #[must_use]
+    pub fn expire_after(mut self, d: Duration) -> Self {
+        self.expire_after = d;
+        self
+    }
+
+    /// Sets [`evaluation_interval`](Self::evaluation_interval). Defaults to 10 s.
+    #[must_use]
+    pub fn evaluation_interval(mut self, d: Duration) -> Self {
+        self.evaluation_interval = d;
+        self
+    }
+
+    /// Sets [`consecutive_failures`](Self::consecutive_failures). Defaults to 5.
+    #[must_use]
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
+        self.consecutive_failures = n;
+        self
+    }
+
+    /// Sets [`pool_utilization`](Self::pool_utilization). Defaults to 0.9.
+    #[must_use]
+    pub fn pool_utilization(mut self, ratio: f64) -> Self {
+        self.pool_utilization = ratio;
+        self
+    }
+
+    /// Sets the three error-rate thresholds (5 min, 15 min, 1 h).
+    /// Defaults to 0.1, 0.05 and 0.02.
+    #[must_use]
+    pub fn error_rates(mut self, five_minutes: f64, fifteen_minutes: f64, one_hour: f64) -> Self {
+        self.error_rate_5min = five_minutes;
+        self.error_rate_15min = fifteen_minutes;
+        self.error_rate_1hour = one_hour;
+        self
+    }
 }
 
 impl Default for AlertThresholds {
@@ -121,6 +221,12 @@ impl Default for AlertThresholds {
             slow_query_threshold: Duration::from_secs(2),
             pool_utilization: 0.9,
             consecutive_failures: 5,
+            error_rate_min_statements: 20,
+            cooldown: Duration::from_secs(300),
+            cooldowns: BTreeMap::new(),
+            clear_after: Duration::from_secs(300),
+            expire_after: Duration::from_secs(3600),
+            evaluation_interval: Duration::from_secs(10),
         }
     }
 }
@@ -289,6 +395,12 @@ impl MonitorConfig {
     /// | `ASYNC_DB_ALERT_ERROR_RATE_1HOUR` | [`AlertThresholds::error_rate_1hour`] | 0.02 |
     /// | `ASYNC_DB_ALERT_POOL_UTILIZATION` | [`AlertThresholds::pool_utilization`] | 0.9 |
     /// | `ASYNC_DB_ALERT_CONSECUTIVE_FAILURES` | [`AlertThresholds::consecutive_failures`] | 5 |
+    /// | `ASYNC_DB_ALERT_MIN_STATEMENTS` | [`AlertThresholds::error_rate_min_statements`] | 20 |
+    /// | `ASYNC_DB_ALERT_COOLDOWN` | [`AlertThresholds::cooldown`] | 300 s |
+    /// | `ASYNC_DB_ALERT_COOLDOWN_<TYPE>` | [`AlertThresholds::cooldowns`] (`<TYPE>` as in [`AlertType::cooldown_variable`]) | unset |
+    /// | `ASYNC_DB_ALERT_CLEAR_AFTER` | [`AlertThresholds::clear_after`] | 300 s |
+    /// | `ASYNC_DB_ALERT_EXPIRE_AFTER` | [`AlertThresholds::expire_after`] | 3600 s |
+    /// | `ASYNC_DB_ALERT_EVALUATION_INTERVAL` | [`AlertThresholds::evaluation_interval`] | 10 s |
     ///
     /// Durations are seconds (`30`, `2.5`) or carry a unit (`500ms`, `30s`,
     /// `5m`, `1h`).
@@ -345,6 +457,18 @@ impl MonitorConfig {
         env.ratio("ASYNC_DB_ALERT_ERROR_RATE_1HOUR", &mut a.error_rate_1hour)?;
         env.ratio("ASYNC_DB_ALERT_POOL_UTILIZATION", &mut a.pool_utilization)?;
         env.count("ASYNC_DB_ALERT_CONSECUTIVE_FAILURES", &mut a.consecutive_failures)?;
+        env.count("ASYNC_DB_ALERT_MIN_STATEMENTS", &mut a.error_rate_min_statements)?;
+        env.duration("ASYNC_DB_ALERT_COOLDOWN", &mut a.cooldown)?;
+        for alert_type in AlertType::ALL {
+            let mut cooldown = a.cooldown;
+            if (env.lookup)(alert_type.cooldown_variable()).is_some() {
+                env.duration(alert_type.cooldown_variable(), &mut cooldown)?;
+                a.cooldowns.insert(alert_type, cooldown);
+            }
+        }
+        env.duration("ASYNC_DB_ALERT_CLEAR_AFTER", &mut a.clear_after)?;
+        env.duration("ASYNC_DB_ALERT_EXPIRE_AFTER", &mut a.expire_after)?;
+        env.duration("ASYNC_DB_ALERT_EVALUATION_INTERVAL", &mut a.evaluation_interval)?;
         c.validate()?;
         Ok(c)
     }
@@ -373,6 +497,13 @@ impl MonitorConfig {
         if self.health_check_interval.is_zero() {
             return Err(ConfigError::new(
                 "ASYNC_DB_HEALTH_CHECK_INTERVAL",
+                Some("0"),
+                "a positive duration",
+            ));
+        }
+        if self.alerts.evaluation_interval.is_zero() {
+            return Err(ConfigError::new(
+                "ASYNC_DB_ALERT_EVALUATION_INTERVAL",
                 Some("0"),
                 "a positive duration",
             ));
@@ -503,6 +634,12 @@ mod tests {
             ("ASYNC_DB_ALERT_ERROR_RATE_1HOUR", "0.05"),
             ("ASYNC_DB_ALERT_POOL_UTILIZATION", "1"),
             ("ASYNC_DB_ALERT_CONSECUTIVE_FAILURES", "3"),
+            ("ASYNC_DB_ALERT_MIN_STATEMENTS", "50"),
+            ("ASYNC_DB_ALERT_COOLDOWN", "1m"),
+            ("ASYNC_DB_ALERT_COOLDOWN_DEADLOCK", "10s"),
+            ("ASYNC_DB_ALERT_CLEAR_AFTER", "2m"),
+            ("ASYNC_DB_ALERT_EXPIRE_AFTER", "30m"),
+            ("ASYNC_DB_ALERT_EVALUATION_INTERVAL", "5"),
         ])
         .unwrap();
         assert_eq!(c.database.as_ref().unwrap().get_dbname(), Some("shop"));
@@ -518,6 +655,12 @@ mod tests {
         assert_eq!(c.alerts.error_rate_1hour, 0.05);
         assert_eq!(c.alerts.pool_utilization, 1.0);
         assert_eq!(c.alerts.consecutive_failures, 3);
+        assert_eq!(c.alerts.error_rate_min_statements, 50);
+        assert_eq!(c.alerts.cooldown(AlertType::SlowQuery), Duration::from_secs(60));
+        assert_eq!(c.alerts.cooldown(AlertType::Deadlock), Duration::from_secs(10));
+        assert_eq!(c.alerts.clear_after, Duration::from_secs(120));
+        assert_eq!(c.alerts.expire_after, Duration::from_secs(1800));
+        assert_eq!(c.alerts.evaluation_interval, Duration::from_secs(5));
         assert!(!format!("{c:?}").contains("secret"));
     }
 

@@ -20,8 +20,12 @@
 //! - [`sql`]: the lexer that turns statement text into a normalized form
 //!   and a fingerprint, so that no literal value ever reaches a label.
 //! - [`DbMonitor::track`]: time any async operation by name.
-//! - [`DbMonitor::start`]: the background task (pool sampling), stopped by
-//!   [`MonitorHandle::shutdown`] or by dropping the handle.
+//! - [`DbMonitor::start`]: the background task (pool sampling, alert
+//!   evaluation, store resets), stopped by [`MonitorHandle::shutdown`] or
+//!   by dropping the handle.
+//! - [`alerts`]: the alert engine: seven rules, severities, cooldowns,
+//!   resolve, and notifiers (`tracing` by default, Alertmanager's webhook,
+//!   your own).
 //!
 //! # Example
 //!
@@ -61,12 +65,15 @@
 //!
 //! # Feature flags
 //!
+//! - `webhook` (on by default): [`alerts::AlertmanagerNotifier`], over
+//!   hyper's HTTP/1 client.
 //! - `prometheus` (off by default): pulls in `metrics-exporter-prometheus`
 //!   for the Prometheus integration; so far the examples and benches install
 //!   its recorder themselves.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod alerts;
 pub mod background;
 mod classify;
 mod config;
@@ -83,7 +90,7 @@ pub use tokio_postgres;
 pub use background::MonitorHandle;
 pub use classify::ErrorKind;
 pub use config::{AlertThresholds, ConfigError, MonitorConfig};
-pub use monitor::DbMonitor;
+pub use monitor::{DbMonitor, DbMonitorBuilder};
 pub use pool::{
     ConnectionInfo, GetError, MakeTls, MonitorCustomizer, MonitorErrorSink, MonitoredClient, MonitoredConnection,
     MonitoredManager, MonitoredPool, MonitoredStatement, MonitoredStream, MonitoredTransaction,

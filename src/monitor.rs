@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
 
+use crate::alerts::{LogNotifier, Notifier};
 use crate::classify::ErrorKind;
 use crate::config::MonitorConfig;
 use crate::names;
@@ -51,6 +52,7 @@ pub struct DbMonitor {
 pub(crate) struct MonitorInner {
     pub(crate) config: MonitorConfig,
     recorder: Option<Arc<dyn Recorder + Send + Sync>>,
+    pub(crate) notifiers: Vec<Arc<dyn Notifier>>,
     pools: Mutex<Vec<Weak<PoolShared>>>,
     tracked: papaya::HashMap<&'static str, Arc<TrackedMetrics>, foldhash::fast::RandomState>,
 }
@@ -65,7 +67,72 @@ impl fmt::Debug for DbMonitor {
         f.debug_struct("DbMonitor")
             .field("config", &self.inner.config)
             .field("own_recorder", &self.inner.recorder.is_some())
+            .field("notifiers", &self.inner.notifiers.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`DbMonitor`] with a recorder of its own or alert notifiers
+/// ([`DbMonitor::builder`]).
+#[must_use]
+pub struct DbMonitorBuilder {
+    config: MonitorConfig,
+    recorder: Option<Arc<dyn Recorder + Send + Sync>>,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    log_alerts: bool,
+}
+
+impl fmt::Debug for DbMonitorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbMonitorBuilder")
+            .field("config", &self.config)
+            .field("own_recorder", &self.recorder.is_some())
+            .field("notifiers", &self.notifiers.len())
+            .field("log_alerts", &self.log_alerts)
+            .finish()
+    }
+}
+
+impl DbMonitorBuilder {
+    /// Emits through `recorder` instead of the globally installed one (for
+    /// tests, or to keep several monitors apart). Defaults to the global
+    /// recorder.
+    pub fn recorder(mut self, recorder: Arc<dyn Recorder + Send + Sync>) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Adds a notifier that hears every alert event (see [`crate::alerts`]).
+    /// None besides the log by default.
+    pub fn notifier(mut self, notifier: impl Notifier) -> Self {
+        self.notifiers.push(Arc::new(notifier));
+        self
+    }
+
+    /// Whether alert events are logged through `tracing` by
+    /// [`LogNotifier`]. Defaults to `true`.
+    pub fn log_alerts(mut self, on: bool) -> Self {
+        self.log_alerts = on;
+        self
+    }
+
+    /// The monitor.
+    pub fn build(self) -> DbMonitor {
+        let mut notifiers = self.notifiers;
+        if self.log_alerts {
+            notifiers.insert(0, Arc::new(LogNotifier));
+        }
+        let inner = MonitorInner {
+            config: self.config,
+            recorder: self.recorder,
+            notifiers,
+            pools: Mutex::new(Vec::new()),
+            tracked: papaya::HashMap::builder()
+                .hasher(foldhash::fast::RandomState::default())
+                .build(),
+        };
+        inner.with_recorder(names::describe_metrics);
+        DbMonitor { inner: Arc::new(inner) }
     }
 }
 
@@ -75,27 +142,35 @@ impl DbMonitor {
     ///
     /// Metric handles are registered on first use and cached, so install
     /// the recorder before the first statement runs.
+    ///
+    /// Alerts are logged ([`LogNotifier`]); [`builder`](Self::builder)
+    /// adds notifiers.
     pub fn new(config: MonitorConfig) -> Self {
-        Self::build(config, None)
+        Self::builder(config).build()
     }
 
     /// A monitor that emits through `recorder` instead of the global one
     /// (for tests, or to keep several monitors apart).
     pub fn with_recorder(config: MonitorConfig, recorder: Arc<dyn Recorder + Send + Sync>) -> Self {
-        Self::build(config, Some(recorder))
+        Self::builder(config).recorder(recorder).build()
     }
 
-    fn build(config: MonitorConfig, recorder: Option<Arc<dyn Recorder + Send + Sync>>) -> Self {
-        let inner = MonitorInner {
+    /// A builder, for a recorder of the monitor's own and alert notifiers.
+    pub fn builder(config: MonitorConfig) -> DbMonitorBuilder {
+        DbMonitorBuilder {
             config,
-            recorder,
-            pools: Mutex::new(Vec::new()),
-            tracked: papaya::HashMap::builder()
-                .hasher(foldhash::fast::RandomState::default())
-                .build(),
-        };
-        inner.with_recorder(names::describe_metrics);
-        DbMonitor { inner: Arc::new(inner) }
+            recorder: None,
+            notifiers: Vec::new(),
+            log_alerts: true,
+        }
+    }
+
+    /// Hands an alert event to every notifier, in the order they were
+    /// added (the log first).
+    pub(crate) fn notify(&self, event: crate::alerts::AlertEvent<'_>) {
+        for notifier in &self.inner.notifiers {
+            notifier.notify(event);
+        }
     }
 
     /// The configuration this monitor was created with.
@@ -318,6 +393,11 @@ impl MonitorInner {
                             Some((entry.fingerprint, &entry.normalized)),
                             crate::pool::error_message(error),
                         );
+                        if kind.ends_connection() {
+                            pool.alerts.connection_failed();
+                        } else {
+                            pool.alerts.signal();
+                        }
                         Some(kind)
                     }
                     Outcome::Cancelled => {
@@ -351,6 +431,7 @@ impl MonitorInner {
                         elapsed,
                         failed,
                     );
+                    pool.alerts.signal();
                 }
             }
             Event::Transaction { outcome, elapsed } => pool.metrics.transaction(outcome).record(elapsed),
@@ -358,6 +439,7 @@ impl MonitorInner {
                 None => {
                     pool.metrics.create_time.record(elapsed);
                     pool.connect_succeeded();
+                    pool.alerts.connected();
                 }
                 Some(error) => {
                     let kind = ErrorKind::of_connect(error);
@@ -368,6 +450,7 @@ impl MonitorInner {
                     pool.stores
                         .errors
                         .record(SystemTime::now(), kind, code, ErrorSource::Connect, None, message);
+                    pool.alerts.connection_failed();
                 }
             },
             Event::Invalid(error) => {
@@ -378,6 +461,7 @@ impl MonitorInner {
                 pool.stores
                     .errors
                     .record(SystemTime::now(), kind, code, ErrorSource::Connection, None, message);
+                pool.alerts.signal();
             }
             Event::ConnectionClosed { conn, error } => {
                 // A bare end of stream follows a failure that a statement
@@ -399,6 +483,7 @@ impl MonitorInner {
                             None,
                             message,
                         );
+                        pool.alerts.connection_failed();
                         tracing::warn!(
                             pool = %pool.name,
                             connection = conn.id,
@@ -424,6 +509,7 @@ impl MonitorInner {
                     pool.stores
                         .errors
                         .record(SystemTime::now(), kind, None, ErrorSource::Checkout, None, message);
+                    pool.alerts.signal();
                 }
             }
             Event::Return { held, location } => {

@@ -53,6 +53,9 @@ pub const CONNECTION_GETS: &str = "db_client_connection_gets_total";
 pub const CONNECTION_LEAKS: &str = "db_client_connection_leaks_total";
 /// Gauge: the pool's performance score, 0 to 100 (see [`crate::report`]).
 pub const PERFORMANCE_SCORE: &str = "db_monitor_performance_score";
+/// Gauge: active alerts by [`ALERT_TYPE`] and [`SEVERITY`] (every
+/// combination is published, zeros included, so that a rule can compare).
+pub const ALERTS_ACTIVE: &str = "db_monitor_alerts_active";
 /// Histogram (seconds): duration of transactions from `BEGIN` to their end,
 /// by [`OUTCOME`] (`committed`, `rolled_back`, `abandoned`, `failed`).
 pub const TRANSACTION_DURATION: &str = "db_client_transaction_duration_seconds";
@@ -85,6 +88,12 @@ pub const RESULT: &str = "result";
 pub const OUTCOME: &str = "outcome";
 /// Label of [`TRACKED_DURATION`]: the name given to `track`.
 pub const TRACKED_OPERATION: &str = "operation";
+/// Label of [`ALERTS_ACTIVE`]: an alert's type
+/// ([`AlertType::as_str`](crate::alerts::AlertType::as_str)).
+pub const ALERT_TYPE: &str = "alert_type";
+/// Label of [`ALERTS_ACTIVE`]: an alert's severity (`low`, `medium`,
+/// `high`, `critical`).
+pub const SEVERITY: &str = "severity";
 
 pub(crate) enum Kind {
     Counter,
@@ -190,6 +199,13 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         None,
         "Checkouts held longer than the leak threshold.",
     ),
+    (
+        PERFORMANCE_SCORE,
+        Kind::Gauge,
+        None,
+        "Performance score of the pool over the last hour, 0 to 100.",
+    ),
+    (ALERTS_ACTIVE, Kind::Gauge, None, "Active alerts by type and severity."),
     (
         TRANSACTION_DURATION,
         Kind::Histogram,

@@ -3,8 +3,8 @@
 //!
 //! # The score
 //!
-//! `score = 100 × (0.45 × latency + 0.35 × errors + 0.20 × pool)`, each
-//! part from 0 to 1, over the report's window:
+//! `score = 100 × (0.40 × latency + 0.30 × errors + 0.15 × pool + 0.15 × alerts)`,
+//! each part from 0 to 1, over the report's window:
 //!
 //! - **latency**: the [`Apdex`](crate::stats::Apdex) of every statement
 //!   against the slow threshold `T` (up to `T` satisfied, up to `4 T`
@@ -16,7 +16,9 @@
 //!   `pool_utilization`; above it, down linearly to 0.25 at 100%; at most
 //!   0.5 when checkouts had to wait; 0 when a checkout timed out.
 //!
-//! Active alerts will join as a fourth part with the alert engine.
+//! - **alerts**: `1 − Σ weight` over the active alerts (at least 0), with
+//!   a critical alert weighing 1, a high one 0.5, a medium one 0.25 and a
+//!   low one 0.1: one critical alert or two high ones take the whole part.
 //!
 //! # Example
 //!
@@ -32,6 +34,7 @@
 
 use serde::Serialize;
 
+use crate::alerts::{Alert, AlertSeverity, AlertType};
 use crate::config::MonitorConfig;
 use crate::pool::PoolSnapshot;
 use crate::stats::{ErrorReport, PoolTrendReport, QueryPerformanceReport, SlowQueryReport};
@@ -59,6 +62,8 @@ pub struct ScoreParts {
     pub errors: ScorePart,
     /// Pool utilization, waiting and timeouts.
     pub pool: ScorePart,
+    /// Active alerts, by severity.
+    pub alerts: ScorePart,
 }
 
 /// The performance score of a pool ([`MonitoredPool::performance`](crate::MonitoredPool::performance)).
@@ -96,11 +101,24 @@ pub struct ComprehensiveReport {
     pub errors: ErrorReport,
     /// The pool trend.
     pub pool_trend: PoolTrendReport,
+    /// Active alerts.
+    pub alerts: crate::alerts::AlertReport,
 }
 
-const LATENCY_WEIGHT: f64 = 0.45;
-const ERRORS_WEIGHT: f64 = 0.35;
-const POOL_WEIGHT: f64 = 0.20;
+const LATENCY_WEIGHT: f64 = 0.40;
+const ERRORS_WEIGHT: f64 = 0.30;
+const POOL_WEIGHT: f64 = 0.15;
+const ALERTS_WEIGHT: f64 = 0.15;
+
+/// How much one active alert of a severity takes off the alerts part.
+fn alert_weight(severity: AlertSeverity) -> f64 {
+    match severity {
+        AlertSeverity::Critical => 1.0,
+        AlertSeverity::High => 0.5,
+        AlertSeverity::Medium => 0.25,
+        AlertSeverity::Low => 0.1,
+    }
+}
 
 /// What the score is computed from: the reports of one window.
 pub(crate) struct Inputs<'a> {
@@ -110,6 +128,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) slow: &'a SlowQueryReport,
     pub(crate) errors: &'a ErrorReport,
     pub(crate) trend: &'a PoolTrendReport,
+    pub(crate) alerts: &'a [Alert],
 }
 
 /// The score and recommendations from the reports of one window.
@@ -120,6 +139,7 @@ pub(crate) fn score(inputs: &Inputs<'_>) -> PerformanceScore {
         queries,
         errors,
         trend,
+        alerts,
         ..
     } = *inputs;
     let window = describe_minutes(queries.window_minutes);
@@ -186,10 +206,34 @@ pub(crate) fn score(inputs: &Inputs<'_>) -> PerformanceScore {
         },
     };
 
+    let alerts_part = ScorePart {
+        score: (1.0 - alerts.iter().map(|a| alert_weight(a.severity)).sum::<f64>()).max(0.0),
+        weight: ALERTS_WEIGHT,
+        evidence: if alerts.is_empty() {
+            "no active alert".to_owned()
+        } else {
+            let by_severity: Vec<String> = AlertSeverity::ALL
+                .iter()
+                .rev()
+                .filter_map(|s| {
+                    let n = alerts.iter().filter(|a| a.severity == *s).count();
+                    (n > 0).then(|| format!("{n} {s}"))
+                })
+                .collect();
+            format!(
+                "{} active alert{}: {}",
+                alerts.len(),
+                if alerts.len() == 1 { "" } else { "s" },
+                by_severity.join(", ")
+            )
+        },
+    };
+
     let score = 100.0
         * (latency.score * latency.weight
             + errors_part.score * errors_part.weight
-            + pool_part.score * pool_part.weight);
+            + pool_part.score * pool_part.weight
+            + alerts_part.score * alerts_part.weight);
     PerformanceScore {
         pool: queries.pool.clone(),
         window_minutes: queries.window_minutes,
@@ -199,6 +243,7 @@ pub(crate) fn score(inputs: &Inputs<'_>) -> PerformanceScore {
             latency,
             errors: errors_part,
             pool: pool_part,
+            alerts: alerts_part,
         },
     }
 }
@@ -237,8 +282,15 @@ fn recommendations(inputs: &Inputs<'_>) -> Vec<String> {
         slow,
         errors,
         trend,
+        alerts,
     } = *inputs;
     let mut out = Vec::new();
+    for alert in alerts.iter().filter(|a| a.alert_type == AlertType::ConnectionFailure) {
+        out.push(format!(
+            "{} (seen {} times): check that the server is up, reachable and not restarting",
+            alert.message, alert.occurrences
+        ));
+    }
     let window = describe_minutes(queries.window_minutes);
     if trend.timeouts > 0 || trend.max_waiters > 0 || trend.peak_utilization >= config.alerts.pool_utilization {
         out.push(format!(
@@ -406,6 +458,13 @@ mod tests {
     }
 
     fn score_of(r: (QueryPerformanceReport, SlowQueryReport, ErrorReport, PoolTrendReport)) -> PerformanceScore {
+        score_with_alerts(r, &[])
+    }
+
+    fn score_with_alerts(
+        r: (QueryPerformanceReport, SlowQueryReport, ErrorReport, PoolTrendReport),
+        alerts: &[Alert],
+    ) -> PerformanceScore {
         score(&Inputs {
             config: &MonitorConfig::default(),
             max_size: 20,
@@ -413,7 +472,57 @@ mod tests {
             slow: &r.1,
             errors: &r.2,
             trend: &r.3,
+            alerts,
         })
+    }
+
+    fn alert(alert_type: AlertType, severity: AlertSeverity) -> Alert {
+        Alert {
+            id: "0000000000000001".into(),
+            pool: "p".into(),
+            alert_type,
+            severity,
+            key: "k".into(),
+            message: "5 connects failed or connections were lost in a row (threshold 5)".into(),
+            first_seen_unix_ms: 0,
+            last_seen_unix_ms: 0,
+            occurrences: 5,
+            status: crate::alerts::AlertStatus::Active,
+            resolved_unix_ms: None,
+            resolved_by: None,
+        }
+    }
+
+    #[test]
+    fn active_alerts_take_their_weight_off_the_alerts_part() {
+        let healthy = || reports(None, None, 0.0, 0, 0);
+        let s = score_with_alerts(healthy(), &[alert(AlertType::SlowQuery, AlertSeverity::Medium)]);
+        assert!((s.parts.alerts.score - 0.75).abs() < 1e-12);
+        assert_eq!(s.parts.alerts.evidence, "1 active alert: 1 medium");
+        assert!((s.score - (100.0 - 15.0 * 0.25)).abs() < 0.05, "{}", s.score);
+        let two_high = [
+            alert(AlertType::Deadlock, AlertSeverity::High),
+            alert(AlertType::HighErrorRate, AlertSeverity::High),
+        ];
+        let s = score_with_alerts(healthy(), &two_high);
+        assert_eq!((s.parts.alerts.score, s.score), (0.0, 85.0));
+        assert_eq!(s.parts.alerts.evidence, "2 active alerts: 2 high");
+        let s = score_with_alerts(
+            healthy(),
+            &[
+                alert(AlertType::ConnectionFailure, AlertSeverity::Critical),
+                alert(AlertType::SlowQuery, AlertSeverity::Low),
+            ],
+        );
+        assert_eq!(s.parts.alerts.score, 0.0);
+        assert_eq!(s.parts.alerts.evidence, "2 active alerts: 1 critical, 1 low");
+        assert_eq!(
+            s.recommendations,
+            [
+                "5 connects failed or connections were lost in a row (threshold 5) (seen 5 times): check that the \
+              server is up, reachable and not restarting"
+            ]
+        );
     }
 
     #[test]
@@ -430,7 +539,7 @@ mod tests {
         // Apdex (60 + 20/2) / 100 = 0.7.
         let s = score_of(reports(Some((60, 20, 20)), Some((100, 0)), 0.0, 0, 0));
         assert!((s.parts.latency.score - 0.7).abs() < 1e-12);
-        assert_eq!(s.score, 100.0 * (0.45 * 0.7 + 0.35 + 0.20));
+        assert!((s.score - 100.0 * (0.40 * 0.7 + 0.30 + 0.15 + 0.15)).abs() < 0.05);
         assert!(s
             .parts
             .latency
@@ -458,7 +567,7 @@ mod tests {
         assert_eq!(score_of(reports(None, None, 0.5, 3, 0)).parts.pool.score, 0.5);
         let s = score_of(reports(None, None, 1.0, 12, 2));
         assert_eq!(s.parts.pool.score, 0.0);
-        assert_eq!(s.score, 80.0);
+        assert_eq!(s.score, 85.0);
         assert_eq!(
             s.recommendations[0],
             "pool at 100% with 12 waiters at peak and 2 checkout timeouts in the last hour: raise ASYNC_DB_POOL_SIZE \

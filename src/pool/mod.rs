@@ -71,6 +71,7 @@ impl<T> MakeTls for T where
 {
 }
 
+mod alerting;
 mod client;
 mod manager;
 pub(crate) mod shared;
@@ -306,18 +307,23 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// recurring patterns, and statement error rates over 5 minutes,
     /// 15 minutes and 1 hour.
     pub fn error_report(&self, minutes: Option<u32>) -> ErrorReport {
-        let now = std::time::Instant::now();
-        let current = self.observe_totals(now);
-        let history = &self.shared.stores.totals;
-        let rates = [5u32, 15, 60]
-            .into_iter()
-            .map(|m| crate::stats::rate(m, history.over(now, current, Duration::from_secs(60 * u64::from(m)))))
-            .collect();
+        let rates = self.error_rates();
         let minutes = minutes.map(crate::stats::clamp_minutes);
         self.shared
             .stores
             .errors
             .report(&self.shared.name, SystemTime::now(), minutes, rates)
+    }
+
+    /// Statement error rates over 5 minutes, 15 minutes and 1 hour.
+    pub(crate) fn error_rates(&self) -> Vec<crate::stats::ErrorRate> {
+        let now = std::time::Instant::now();
+        let current = self.observe_totals(now);
+        let history = &self.shared.stores.totals;
+        [5u32, 15, 60]
+            .into_iter()
+            .map(|m| crate::stats::rate(m, history.over(now, current, Duration::from_secs(60 * u64::from(m)))))
+            .collect()
     }
 
     /// The slow-query store: runs at or over the slow threshold in the last
@@ -355,11 +361,15 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// Takes a trend sample now (the background task does so every
     /// health-check interval) and publishes the pool's state.
     pub fn sample(&self) {
+        self.take_sample();
+    }
+
+    pub(crate) fn take_sample(&self) -> crate::stats::PoolSample {
         let state = self.inner.state();
         let s = &state.statistics;
         let in_use = self.shared.in_use.load(Relaxed);
         let peak = self.shared.peak_in_use.swap(in_use, Relaxed);
-        self.shared.stores.trend.sample(
+        let sample = self.shared.stores.trend.sample(
             SystemTime::now(),
             self.shared.max_size.load(Relaxed),
             state.connections,
@@ -371,6 +381,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             s.get_wait_time,
         );
         self.publish_state();
+        sample
     }
 
     /// Empties this pool's stores: errors, slow queries, the trend, the
@@ -429,6 +440,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         errors.recent.truncate(limit);
         let trend = self.trend_report(Some(minutes));
         let max_size = self.shared.max_size.load(Relaxed);
+        let alerts = self.alerts();
         let performance = crate::report::score(&crate::report::Inputs {
             config: &self.shared.monitor.config,
             max_size,
@@ -436,6 +448,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             slow: &slow,
             errors: &errors,
             trend: &trend,
+            alerts: &alerts.active,
         });
         self.shared.metrics.score.set(performance.score);
         ComprehensiveReport {
@@ -446,6 +459,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             slow_queries: slow,
             errors,
             pool_trend: trend,
+            alerts,
         }
     }
 

@@ -30,6 +30,7 @@ pub(crate) struct PoolShared {
     pub(crate) queries: QueryTable,
     pub(crate) metrics: PoolMetrics,
     pub(crate) stores: crate::stats::PoolStores,
+    pub(crate) alerts: crate::alerts::AlertBook,
     errors: CappedHandles<(ErrorKind, Option<Box<str>>), Counter>,
     pub(crate) canceller: Canceller,
     /// Connections that passed the customizer (connected and set up).
@@ -72,6 +73,7 @@ impl PoolShared {
         PoolShared {
             queries: QueryTable::new(&monitor, &base),
             stores: crate::stats::PoolStores::new(config),
+            alerts: crate::alerts::AlertBook::new(config.alert_history),
             errors: CappedHandles::new(config.max_status_codes),
             metrics,
             canceller,
@@ -200,6 +202,8 @@ pub(crate) struct PoolMetrics {
     pub(crate) gets_waited: Counter,
     pub(crate) gets_timed_out: Counter,
     pub(crate) score: Gauge,
+    /// Active alerts, by alert type and severity index.
+    pub(crate) alerts_active: Vec<[Gauge; 4]>,
     transactions: [Histogram; 4],
 }
 
@@ -231,6 +235,17 @@ impl PoolMetrics {
             gets_waited: m.counter(names::CONNECTION_GETS, with(names::RESULT, "waited")),
             gets_timed_out: m.counter(names::CONNECTION_GETS, with(names::RESULT, "timed_out")),
             score: m.gauge(names::PERFORMANCE_SCORE, base.to_vec()),
+            alerts_active: crate::alerts::AlertType::ALL
+                .iter()
+                .map(|t| {
+                    crate::alerts::AlertSeverity::ALL.map(|s| {
+                        let mut labels = base.to_vec();
+                        labels.push(Label::from_static_parts(names::ALERT_TYPE, t.as_str()));
+                        labels.push(Label::from_static_parts(names::SEVERITY, s.as_str()));
+                        m.gauge(names::ALERTS_ACTIVE, labels)
+                    })
+                })
+                .collect(),
             transactions: [
                 TxOutcome::Committed,
                 TxOutcome::RolledBack,

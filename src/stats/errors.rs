@@ -188,6 +188,18 @@ impl ErrorLog {
         inner.patterns.clear();
     }
 
+    /// The errors recorded since sequence number `seq` that are still held,
+    /// how many are not, and the sequence number to read from next.
+    pub(crate) fn since(&self, seq: u64) -> super::Since<ErrorRecord> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (missed, items) = inner.ring.since(seq);
+        super::Since {
+            missed,
+            items: items.cloned().collect(),
+            next: inner.ring.next_seq(),
+        }
+    }
+
     /// The report over the last `minutes` (or everything retained).
     pub(crate) fn report(
         &self,

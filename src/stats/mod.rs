@@ -29,7 +29,7 @@ mod errors;
 pub(crate) mod histogram;
 mod performance;
 mod recent;
-mod ring;
+pub(crate) mod ring;
 mod slow;
 mod totals;
 mod trend;
@@ -91,6 +91,18 @@ pub(crate) fn ser_opt_ms<S: serde::Serializer>(d: &Option<std::time::Duration>, 
 /// A fingerprint as shown in snapshots.
 pub(crate) fn hex(fingerprint: u64) -> String {
     format!("{fingerprint:016x}")
+}
+
+/// What a store recorded since a sequence number (for the alert engine,
+/// which reads each store from where it left off).
+#[derive(Debug)]
+pub(crate) struct Since<T> {
+    /// Records past the sequence number that the ring no longer holds.
+    pub(crate) missed: u64,
+    /// The records still held, oldest first.
+    pub(crate) items: Vec<T>,
+    /// Where to read from next time.
+    pub(crate) next: u64,
 }
 
 /// The stores of one pool.

@@ -132,6 +132,18 @@ impl SlowLog {
         self.ring.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
+    /// The occurrences recorded since sequence number `seq` that are still
+    /// held, how many are not, and the sequence number to read from next.
+    pub(crate) fn since(&self, seq: u64) -> super::Since<SlowQuery> {
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let (missed, items) = ring.since(seq);
+        super::Since {
+            missed,
+            items: items.map(|(_, q)| q.clone()).collect(),
+            next: ring.next_seq(),
+        }
+    }
+
     /// The report over the last `minutes` (or everything retained), given
     /// the pool's database time in that window.
     pub(crate) fn report(

@@ -1,0 +1,393 @@
+//! The rules: pure functions from what the stores recorded to
+//! [`Observation`]s. The table in the [module docs](super) is the spec.
+
+use std::time::Duration;
+
+use super::{AlertSeverity, AlertType, Lifetime, Observation};
+use crate::stats::{Degradation, ErrorRate, ErrorRecord, PoolSample, SlowQuery};
+use crate::{AlertThresholds, ErrorKind};
+
+fn event(alert_type: AlertType, key: String, severity: AlertSeverity, message: String) -> Observation {
+    Observation {
+        alert_type,
+        key,
+        severity,
+        message,
+        lifetime: Lifetime::Event,
+        count: 1,
+    }
+}
+
+fn condition(alert_type: AlertType, key: &str, severity: AlertSeverity, message: String) -> Observation {
+    Observation {
+        alert_type,
+        key: key.to_owned(),
+        severity,
+        message,
+        lifetime: Lifetime::Condition,
+        count: 1,
+    }
+}
+
+/// `` on `SELECT …` `` when the error came from a statement.
+fn on_statement(record: &ErrorRecord) -> String {
+    record
+        .statement
+        .as_deref()
+        .map(|sql| format!(" on `{sql}`"))
+        .unwrap_or_default()
+}
+
+/// The event rules over one error record: deadlocks, transaction timeouts,
+/// server shutdowns and exhausted-pool timeouts.
+pub(crate) fn from_error(record: &ErrorRecord) -> Option<Observation> {
+    let code = record.sqlstate.as_deref().unwrap_or("no SQLSTATE");
+    let key_or = |fallback: &str| record.fingerprint.clone().unwrap_or_else(|| fallback.to_owned());
+    Some(match record.error_type {
+        ErrorKind::Deadlock => event(
+            AlertType::Deadlock,
+            key_or("unknown"),
+            AlertSeverity::High,
+            format!("deadlock detected ({code}){}: {}", on_statement(record), record.message),
+        ),
+        kind @ (ErrorKind::StatementTimeout | ErrorKind::LockTimeout | ErrorKind::IdleInTransactionTimeout) => event(
+            AlertType::TransactionTimeout,
+            kind.as_str().to_owned(),
+            AlertSeverity::Medium,
+            format!(
+                "{} ({code}){}: {}",
+                kind.as_str().replace('_', " "),
+                on_statement(record),
+                record.message
+            ),
+        ),
+        ErrorKind::AdminShutdown => event(
+            AlertType::ConnectionFailure,
+            "admin_shutdown".to_owned(),
+            AlertSeverity::Critical,
+            format!("the server shut a connection down ({code}): {}", record.message),
+        ),
+        ErrorKind::PoolExhausted => event(
+            AlertType::PoolExhaustion,
+            "timeout".to_owned(),
+            AlertSeverity::Critical,
+            format!("a checkout timed out: {}", record.message),
+        ),
+        _ => return None,
+    })
+}
+
+/// The slow-query rule: one alert per fingerprint.
+pub(crate) fn from_slow(query: &SlowQuery, threshold: Duration) -> Observation {
+    event(
+        AlertType::SlowQuery,
+        query.fingerprint.clone(),
+        AlertSeverity::Medium,
+        format!(
+            "`{}` took {:.0} ms (slow threshold {:.0} ms)",
+            query.statement,
+            query.duration_ms,
+            threshold.as_secs_f64() * 1e3
+        ),
+    )
+}
+
+/// Merges observations of the same (type, key) read in one batch into one,
+/// counting them, keeping the highest severity and the latest message.
+pub(crate) fn fold(observations: impl IntoIterator<Item = Observation>) -> Vec<Observation> {
+    let mut folded: Vec<Observation> = Vec::new();
+    for obs in observations {
+        match folded
+            .iter_mut()
+            .find(|o| o.alert_type == obs.alert_type && o.key == obs.key)
+        {
+            Some(o) => {
+                o.count += obs.count;
+                o.severity = o.severity.max(obs.severity);
+                o.message = obs.message;
+            }
+            None => folded.push(obs),
+        }
+    }
+    folded
+}
+
+/// The error-rate rule over the 5 min, 15 min and 1 h rates.
+pub(crate) fn error_rates(rates: &[ErrorRate], t: &AlertThresholds) -> Vec<Observation> {
+    rates
+        .iter()
+        .filter_map(|r| {
+            let (threshold, key, severity) = match r.window_minutes {
+                5 => (t.error_rate_5min, "5m", AlertSeverity::High),
+                15 => (t.error_rate_15min, "15m", AlertSeverity::Medium),
+                60 => (t.error_rate_1hour, "1h", AlertSeverity::Low),
+                _ => return None,
+            };
+            let rate = r.rate?;
+            if r.statements < t.error_rate_min_statements || rate <= threshold {
+                return None;
+            }
+            Some(condition(
+                AlertType::HighErrorRate,
+                key,
+                severity,
+                format!(
+                    "{:.1}% of statements failed over the last {} ({} of {}; threshold {:.1}%)",
+                    rate * 100.0,
+                    describe_window(r.window_minutes, r.covered_seconds),
+                    r.errors,
+                    r.statements,
+                    threshold * 100.0
+                ),
+            ))
+        })
+        .collect()
+}
+
+fn describe_window(minutes: u32, covered_seconds: f64) -> String {
+    let full = f64::from(minutes) * 60.0;
+    if covered_seconds + 1.0 < full {
+        format!("{:.0} s (of a {minutes} min window)", covered_seconds)
+    } else if minutes == 60 {
+        "hour".to_owned()
+    } else {
+        format!("{minutes} min")
+    }
+}
+
+/// The utilization rule: at a trend sample (its peak since the previous
+/// one), or at an evaluation while checkouts wait.
+pub(crate) fn utilization(
+    max_size: u32,
+    in_use: u32,
+    waiters: u64,
+    sample: Option<&PoolSample>,
+    t: &AlertThresholds,
+) -> Option<Observation> {
+    if max_size == 0 {
+        return None;
+    }
+    let (in_use, waiters, when) = match sample {
+        Some(s) if s.peak_utilization >= t.pool_utilization => (s.peak_in_use, s.waiters, "at the last sample"),
+        _ if waiters > 0 && f64::from(in_use) / f64::from(max_size) >= t.pool_utilization => (in_use, waiters, "now"),
+        _ => return None,
+    };
+    let utilization = f64::from(in_use) / f64::from(max_size);
+    Some(condition(
+        AlertType::PoolExhaustion,
+        "utilization",
+        AlertSeverity::High,
+        format!(
+            "pool at {:.0}% {when} ({in_use} of {max_size} connections in use, {waiters} checkouts waiting; threshold {:.0}%)",
+            utilization * 100.0,
+            t.pool_utilization * 100.0
+        ),
+    ))
+}
+
+/// The connection-failure rule over the longest failure streak since the
+/// last evaluation.
+pub(crate) fn connection_streak(peak: u32, last_error: Option<&str>, t: &AlertThresholds) -> Option<Observation> {
+    (peak >= t.consecutive_failures).then(|| {
+        condition(
+            AlertType::ConnectionFailure,
+            "consecutive",
+            AlertSeverity::High,
+            format!(
+                "{peak} connects failed or connections were lost in a row (threshold {}){}",
+                t.consecutive_failures,
+                last_error
+                    .map(|e| format!("; last connect error: {e}"))
+                    .unwrap_or_default()
+            ),
+        )
+    })
+}
+
+/// The degradation rule over the stores' degradation report.
+pub(crate) fn degradations(list: &[Degradation]) -> Vec<Observation> {
+    list.iter()
+        .map(|d| {
+            condition(
+                AlertType::PerformanceDegradation,
+                &d.fingerprint,
+                AlertSeverity::Medium,
+                format!(
+                    "`{}` p95 {:.1} ms over the last 5 min against {:.1} ms the hour before ({:.1}x; {} and {} runs)",
+                    d.statement, d.recent_p95_ms, d.baseline_p95_ms, d.factor, d.recent_samples, d.baseline_samples
+                ),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::ErrorSource;
+
+    fn rate(window_minutes: u32, statements: u64, errors: u64) -> ErrorRate {
+        ErrorRate {
+            window_minutes,
+            covered_seconds: f64::from(window_minutes) * 60.0,
+            statements,
+            errors,
+            rate: (statements > 0).then(|| errors as f64 / statements as f64),
+        }
+    }
+
+    fn fired(rates: &[ErrorRate]) -> Vec<(String, AlertSeverity)> {
+        error_rates(rates, &AlertThresholds::default())
+            .into_iter()
+            .map(|o| (o.key, o.severity))
+            .collect()
+    }
+
+    #[test]
+    fn error_rates_fire_over_their_threshold_only() {
+        // 5 min, threshold 10%: 9.9% under, 10% at, 10.1% over.
+        assert!(fired(&[rate(5, 1000, 99)]).is_empty());
+        assert!(fired(&[rate(5, 1000, 100)]).is_empty());
+        assert_eq!(fired(&[rate(5, 1000, 101)]), [("5m".to_owned(), AlertSeverity::High)]);
+        // 15 min at 5%, 1 h at 2%; the severity follows the window.
+        assert!(fired(&[rate(15, 1000, 50), rate(60, 1000, 20)]).is_empty());
+        assert_eq!(
+            fired(&[rate(15, 1000, 51), rate(60, 1000, 21)]),
+            [
+                ("15m".to_owned(), AlertSeverity::Medium),
+                ("1h".to_owned(), AlertSeverity::Low)
+            ]
+        );
+        let message = &error_rates(&[rate(5, 200, 24)], &AlertThresholds::default())[0].message;
+        assert_eq!(
+            message,
+            "12.0% of statements failed over the last 5 min (24 of 200; threshold 10.0%)"
+        );
+    }
+
+    #[test]
+    fn an_error_rate_needs_the_minimum_number_of_statements() {
+        // One failure in one statement is 100%, and no alert.
+        assert!(fired(&[rate(5, 1, 1)]).is_empty());
+        assert!(fired(&[rate(5, 19, 19)]).is_empty());
+        assert_eq!(fired(&[rate(5, 20, 3)]).len(), 1);
+        assert!(fired(&[rate(5, 0, 0)]).is_empty());
+        let strict = AlertThresholds::default().error_rate_min_statements(100);
+        assert!(error_rates(&[rate(5, 99, 50)], &strict).is_empty());
+    }
+
+    fn sample(in_use: u32, peak_in_use: u32, waiters: u64) -> PoolSample {
+        PoolSample {
+            at_unix_ms: 0,
+            max_size: 10,
+            size: 10,
+            idle: 10 - in_use,
+            in_use,
+            waiters,
+            utilization: f64::from(in_use) / 10.0,
+            peak_in_use,
+            peak_utilization: f64::from(peak_in_use) / 10.0,
+            timeouts: 0,
+            wait_time_ms: 0.0,
+        }
+    }
+
+    #[test]
+    fn utilization_fires_at_a_sample_or_with_waiters() {
+        let t = AlertThresholds::default();
+        // A sample whose peak reached 90% fires, even if it is calm now.
+        assert!(utilization(10, 2, 0, Some(&sample(2, 8, 0)), &t).is_none());
+        let o = utilization(10, 2, 0, Some(&sample(2, 9, 0)), &t).unwrap();
+        assert_eq!(o.key, "utilization");
+        assert!(
+            o.message.contains("pool at 90% at the last sample (9 of 10"),
+            "{}",
+            o.message
+        );
+        // Between samples only with waiters.
+        assert!(utilization(10, 10, 0, None, &t).is_none());
+        assert!(utilization(10, 8, 3, None, &t).is_none());
+        let o = utilization(10, 10, 3, None, &t).unwrap();
+        assert!(o.message.contains("3 checkouts waiting"), "{}", o.message);
+        assert!(utilization(0, 0, 3, None, &t).is_none());
+    }
+
+    #[test]
+    fn the_connection_streak_fires_at_its_threshold() {
+        let t = AlertThresholds::default();
+        assert!(connection_streak(4, None, &t).is_none());
+        let o = connection_streak(5, Some("connection refused"), &t).unwrap();
+        assert_eq!(
+            (o.alert_type, o.severity),
+            (AlertType::ConnectionFailure, AlertSeverity::High)
+        );
+        assert!(
+            o.message.ends_with("last connect error: connection refused"),
+            "{}",
+            o.message
+        );
+        assert!(connection_streak(6, None, &t).is_some());
+    }
+
+    fn record(kind: ErrorKind, sqlstate: Option<&str>, statement: Option<&str>) -> ErrorRecord {
+        ErrorRecord {
+            at_unix_ms: 0,
+            error_type: kind,
+            sqlstate: sqlstate.map(str::to_owned),
+            source: ErrorSource::Statement,
+            fingerprint: statement.map(|_| "00000000000000aa".to_owned()),
+            statement: statement.map(str::to_owned),
+            message: "ERROR: deadlock detected (40P01)".to_owned(),
+        }
+    }
+
+    #[test]
+    fn error_records_map_to_their_alert_types() {
+        let update = Some("UPDATE accounts SET balance = balance + ? WHERE id = ?");
+        let o = from_error(&record(ErrorKind::Deadlock, Some("40P01"), update)).unwrap();
+        assert_eq!(
+            (o.alert_type, o.key.as_str()),
+            (AlertType::Deadlock, "00000000000000aa")
+        );
+        assert!(
+            o.message.starts_with("deadlock detected (40P01) on `UPDATE accounts"),
+            "{}",
+            o.message
+        );
+        let o = from_error(&record(ErrorKind::LockTimeout, Some("55P03"), update)).unwrap();
+        assert_eq!(
+            (o.alert_type, o.key.as_str()),
+            (AlertType::TransactionTimeout, "lock_timeout")
+        );
+        let o = from_error(&record(ErrorKind::AdminShutdown, Some("57P01"), None)).unwrap();
+        assert_eq!(
+            (o.alert_type, o.key.as_str(), o.severity),
+            (AlertType::ConnectionFailure, "admin_shutdown", AlertSeverity::Critical)
+        );
+        let o = from_error(&record(ErrorKind::PoolExhausted, None, None)).unwrap();
+        assert_eq!(
+            (o.alert_type, o.severity),
+            (AlertType::PoolExhaustion, AlertSeverity::Critical)
+        );
+        assert!(from_error(&record(ErrorKind::ConstraintViolation, Some("23505"), update)).is_none());
+        assert!(from_error(&record(ErrorKind::ConnectionFailure, None, None)).is_none());
+    }
+
+    #[test]
+    fn a_batch_folds_into_one_observation_per_key() {
+        let update = Some("UPDATE t SET v = ? WHERE id = ?");
+        let records = [
+            record(ErrorKind::Deadlock, Some("40P01"), update),
+            record(ErrorKind::StatementTimeout, Some("57014"), update),
+            record(ErrorKind::Deadlock, Some("40P01"), update),
+            record(ErrorKind::Deadlock, Some("40P01"), update),
+        ];
+        let folded = fold(records.iter().filter_map(from_error));
+        assert_eq!(folded.len(), 2);
+        assert_eq!((folded[0].alert_type, folded[0].count), (AlertType::Deadlock, 3));
+        assert_eq!(
+            (folded[1].alert_type, folded[1].count),
+            (AlertType::TransactionTimeout, 1)
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! The alert engine's side of a pool: reading the stores into the rules,
+//! keeping the alert book, telling the notifiers.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::SystemTime;
+
+use super::{MakeTls, MonitoredPool};
+use crate::alerts::{rules, Alert, AlertEvent, AlertHistory, AlertReport, Notice, Observation};
+use crate::stats::PoolSample;
+
+impl<Tls: MakeTls> MonitoredPool<Tls> {
+    /// The active alerts, most severe first (see [`crate::alerts`]).
+    pub fn alerts(&self) -> AlertReport {
+        self.shared.alerts.report(&self.shared.name)
+    }
+
+    /// Resolved alerts, newest first: at most `limit`, and at most
+    /// [`alert_history`](crate::MonitorConfig::alert_history) are kept.
+    pub fn alert_history(&self, limit: usize) -> AlertHistory {
+        self.shared.alerts.history(&self.shared.name, limit)
+    }
+
+    /// Resolves the active alert `id` by hand, recording `by` (who or what
+    /// resolved it) and telling the notifiers. `None` when no active alert
+    /// has that id (an unknown id, or one resolved already).
+    pub fn resolve_alert(&self, id: &str, by: &str) -> Option<Alert> {
+        let notice = self.shared.alerts.resolve(id, by, SystemTime::now())?;
+        let alert = match &notice {
+            Notice::Resolved(alert) => alert.clone(),
+            Notice::Fired(alert) | Notice::Repeated(alert) => alert.clone(),
+        };
+        self.deliver(vec![notice]);
+        Some(alert)
+    }
+
+    /// Applies every rule now: the event rules to what the stores recorded
+    /// since the last evaluation, then the condition rules (degradation
+    /// included) and the expiries. The background task does this on its own
+    /// ([`crate::alerts`], "When rules are evaluated"); call it to evaluate
+    /// a pool without one, or at a moment of your choosing.
+    pub fn evaluate_alerts(&self) {
+        self.alert_events();
+        self.alert_conditions(None, true);
+    }
+
+    /// The event rules, over the stores' records since the last reading.
+    pub(crate) fn alert_events(&self) {
+        let book = &self.shared.alerts;
+        let _evaluating = book.evaluating();
+        let (errors_seq, slow_seq) = book.cursors();
+        let errors = self.shared.stores.errors.since(errors_seq);
+        let slow = self.shared.stores.slow.since(slow_seq);
+        book.advance(errors.next, slow.next);
+        if errors.missed + slow.missed > 0 {
+            tracing::debug!(
+                pool = %self.shared.name,
+                errors = errors.missed,
+                slow = slow.missed,
+                "records went past the stores before the alert engine read them"
+            );
+        }
+        let threshold = self.shared.monitor.config.alerts.slow_query_threshold;
+        let mut observations = rules::fold(
+            errors
+                .items
+                .iter()
+                .filter_map(rules::from_error)
+                .chain(slow.items.iter().map(|q| rules::from_slow(q, threshold))),
+        );
+        observations.extend(self.connection_streak());
+        self.apply(observations, Vec::new());
+    }
+
+    /// The condition rules (the degradation rule too when `degradation`)
+    /// and the expiries; `sample` is a trend sample taken just now.
+    pub(crate) fn alert_conditions(&self, sample: Option<&PoolSample>, degradation: bool) {
+        let t = &self.shared.monitor.config.alerts;
+        let _evaluating = self.shared.alerts.evaluating();
+        let mut observations = rules::error_rates(&self.error_rates(), t);
+        let state = self.inner.state();
+        observations.extend(rules::utilization(
+            self.shared.max_size.load(Relaxed),
+            self.shared.in_use.load(Relaxed),
+            state.statistics.pending_gets(),
+            sample,
+            t,
+        ));
+        observations.extend(self.connection_streak());
+        if degradation {
+            observations.extend(rules::degradations(&self.query_performance(5, 0).degraded));
+        }
+        let swept = self
+            .shared
+            .alerts
+            .sweep(tokio::time::Instant::now(), SystemTime::now(), t);
+        self.apply(observations, swept);
+    }
+
+    fn connection_streak(&self) -> Option<Observation> {
+        let peak = self.shared.alerts.take_streak_peak();
+        let last = self.shared.last_connect_error();
+        rules::connection_streak(peak, last.as_deref(), &self.shared.monitor.config.alerts)
+    }
+
+    /// Enters `observations` into the book and tells the notifiers about
+    /// them and about `notices` already made.
+    fn apply(&self, observations: Vec<Observation>, mut notices: Vec<Notice>) {
+        let now = tokio::time::Instant::now();
+        let wall = SystemTime::now();
+        let t = &self.shared.monitor.config.alerts;
+        for observation in observations {
+            notices.extend(self.shared.alerts.observe(&self.shared.name, observation, now, wall, t));
+        }
+        self.deliver(notices);
+    }
+
+    fn deliver(&self, notices: Vec<Notice>) {
+        let monitor = crate::DbMonitor {
+            inner: self.shared.monitor.clone(),
+        };
+        for notice in &notices {
+            monitor.notify(match notice {
+                Notice::Fired(alert) => AlertEvent::Fired(alert),
+                Notice::Repeated(alert) => AlertEvent::Repeated(alert),
+                Notice::Resolved(alert) => AlertEvent::Resolved(alert),
+            });
+        }
+        self.publish_alerts();
+    }
+
+    /// Sets the active-alert gauges.
+    fn publish_alerts(&self) {
+        let counts = self.shared.alerts.counts();
+        for (gauges, counts) in self.shared.metrics.alerts_active.iter().zip(counts) {
+            for (gauge, count) in gauges.iter().zip(counts) {
+                gauge.set(f64::from(count));
+            }
+        }
+    }
+}
