@@ -155,6 +155,13 @@ pub mod __bench {
             self.run(&QueryRef::Entry(&statement.0));
         }
 
+        /// What a failing or slow statement adds for the alert engine:
+        /// raising the evaluator's flag (already raised in a burst).
+        #[inline(never)]
+        pub fn alert_signal(&self) {
+            self.pool.alerts.signal();
+        }
+
         #[inline(always)]
         fn run(&self, query: &QueryRef<'_>) {
             let start = Instant::now();

@@ -9,7 +9,7 @@ use db_monitor::names::{CONNECTION_TIMEOUTS, CONNECTION_WAIT_TIME, ERRORS, OPERA
 use db_monitor::tokio_postgres::IsolationLevel;
 use db_monitor::{ErrorKind, MonitorConfig};
 use support::pg::{shared_config, TempPostgres};
-use support::{eventually, monitor, pool, pool_with, unique};
+use support::{deadlock, eventually, monitor, pool, pool_with, unique};
 
 fn kind_of(result: Result<impl Sized, db_monitor::tokio_postgres::Error>) -> (ErrorKind, Option<String>) {
     let err = result.err().expect("the statement should have failed");
@@ -20,32 +20,10 @@ fn kind_of(result: Result<impl Sized, db_monitor::tokio_postgres::Error>) -> (Er
 async fn a_real_deadlock_is_classified_once() {
     let (monitor, rec) = monitor(MonitorConfig::default());
     let pool = pool(&monitor, "deadlock", 4).await;
-    let table = unique("deadlock");
-    let setup = pool.get().await.unwrap();
-    setup
-        .batch_execute(&format!(
-            "CREATE TABLE {table} (id int PRIMARY KEY, v int); INSERT INTO {table} VALUES (1, 0), (2, 0)"
-        ))
-        .await
-        .unwrap();
-    drop(setup);
-
-    let mut a = pool.get().await.unwrap();
-    let mut b = pool.get().await.unwrap();
-    for c in [&a, &b] {
-        c.batch_execute("SET deadlock_timeout = '50ms'").await.unwrap();
-    }
-    let ta = a.transaction().await.unwrap();
-    let tb = b.transaction().await.unwrap();
-    let update = format!("UPDATE {table} SET v = v + 1 WHERE id = $1");
-    ta.execute(&update, &[&1_i32]).await.unwrap();
-    tb.execute(&update, &[&2_i32]).await.unwrap();
-    let (ra, rb) = tokio::join!(ta.execute(&update, &[&2_i32]), tb.execute(&update, &[&1_i32]));
-    let failures: Vec<_> = [ra, rb].into_iter().filter_map(Result::err).collect();
-    assert_eq!(failures.len(), 1, "exactly one side of a deadlock fails");
-    assert_eq!(ErrorKind::of(&failures[0]), ErrorKind::Deadlock);
-    assert_eq!(failures[0].code().unwrap().code(), "40P01");
-    drop((ta, tb));
+    let (update, error) = deadlock(&pool).await;
+    assert_eq!(ErrorKind::of(&error), ErrorKind::Deadlock);
+    assert_eq!(error.code().unwrap().code(), "40P01");
+    let table = update.split_whitespace().nth(1).unwrap().to_owned();
 
     assert_eq!(
         rec.counter(
@@ -448,7 +426,7 @@ async fn a_row_stream_dropped_before_its_end_counts_as_abandoned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_connections_exhausted_on_the_server_is_too_many_connections() {
-    if std::env::var_os("DATABASE_URL").is_some_and(|v| !v.is_empty()) && which_initdb().is_none() {
+    if !support::pg::can_start_servers() {
         eprintln!("skipped: needs its own server (initdb not on PATH)");
         return;
     }
@@ -477,7 +455,7 @@ async fn max_connections_exhausted_on_the_server_is_too_many_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_fails_then_recovers_without_a_new_pool() {
-    if std::env::var_os("DATABASE_URL").is_some_and(|v| !v.is_empty()) && which_initdb().is_none() {
+    if !support::pg::can_start_servers() {
         eprintln!("skipped: needs its own server (initdb not on PATH)");
         return;
     }
@@ -525,12 +503,4 @@ async fn a_server_restart_fails_then_recovers_without_a_new_pool() {
     }
     assert!(recovered, "the same pool should serve again after the restart");
     assert_eq!(pool.snapshot().consecutive_connect_failures, 0);
-}
-
-fn which_initdb() -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| std::path::Path::new(d).join("initdb"))
-        .find(|p| p.exists())
 }

@@ -147,7 +147,7 @@ pub(crate) fn error_rates(rates: &[ErrorRate], t: &AlertThresholds) -> Vec<Obser
 fn describe_window(minutes: u32, covered_seconds: f64) -> String {
     let full = f64::from(minutes) * 60.0;
     if covered_seconds + 1.0 < full {
-        format!("{:.0} s (of a {minutes} min window)", covered_seconds)
+        format!("{covered_seconds:.1} s (of a {minutes} min window)")
     } else if minutes == 60 {
         "hour".to_owned()
     } else {

@@ -469,6 +469,121 @@ mod tests {
         assert!(matches!(endpoint("not a url"), Err(WebhookError::InvalidUrl(_))));
     }
 
+    fn alert(n: u64) -> Alert {
+        Alert {
+            id: format!("{n:016x}"),
+            pool: "p".into(),
+            alert_type: super::super::AlertType::Deadlock,
+            severity: super::super::AlertSeverity::High,
+            key: "00000000000000aa".into(),
+            message: "deadlock detected (40P01)".into(),
+            first_seen_unix_ms: 1_795_715_064_123,
+            last_seen_unix_ms: 1_795_715_064_123,
+            occurrences: 1,
+            status: super::super::AlertStatus::Active,
+            resolved_unix_ms: None,
+            resolved_by: None,
+        }
+    }
+
+    async fn settle(notifier: &AlertmanagerNotifier) -> WebhookStats {
+        for _ in 0..500 {
+            let s = notifier.stats();
+            if s.sent + s.failed == s.queued {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the queue never drained: {:?}", notifier.stats());
+    }
+
+    #[tokio::test]
+    async fn a_dead_receiver_loses_only_what_overflows_and_is_counted() {
+        // A port nobody listens on: every attempt is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let notifier = AlertmanagerNotifier::builder(format!("http://127.0.0.1:{port}"))
+            .queue(4)
+            .retries(2, Duration::from_millis(5))
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        // notify() never waits: 100 events go in or are dropped at once.
+        for n in 0..100 {
+            notifier.notify(AlertEvent::Fired(&alert(n)));
+        }
+        let queued_now = notifier.stats().queued;
+        assert!((4..=8).contains(&queued_now), "{:?}", notifier.stats());
+        let stats = settle(&notifier).await;
+        assert_eq!(stats.queued + stats.dropped, 100);
+        assert_eq!((stats.sent, stats.failed), (0, stats.queued));
+        assert!(stats.retries >= 2, "{stats:?}");
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_is_timed_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        // Accepts connections and reads, but never answers.
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let notifier = AlertmanagerNotifier::builder(url)
+            .retries(1, Duration::from_millis(5))
+            .timeout(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        notifier.notify(AlertEvent::Resolved(&alert(1)));
+        let stats = settle(&notifier).await;
+        assert_eq!((stats.queued, stats.sent, stats.failed, stats.retries), (1, 0, 1, 1));
+        silent.abort();
+    }
+
+    #[tokio::test]
+    async fn the_payload_is_alertmanagers_postable_alert() {
+        let notifier = AlertmanagerNotifier::builder("http://127.0.0.1:9")
+            .label("instance", "api-1")
+            .generator_url("http://api-1/health/database/alerts")
+            .build()
+            .unwrap();
+        let mut resolved = alert(7);
+        resolved.status = super::super::AlertStatus::Resolved;
+        resolved.resolved_unix_ms = Some(1_795_715_065_000);
+        let json = serde_json::to_value(Batch(&[
+            notifier.entry(&alert(7), false),
+            notifier.entry(&resolved, true),
+        ]))
+        .unwrap();
+        assert_eq!(
+            json[0],
+            serde_json::json!({
+                "labels": {
+                    "alertname": "DbDeadlock",
+                    "alert_type": "deadlock",
+                    "severity": "high",
+                    "pool": "p",
+                    "key": "00000000000000aa",
+                    "alert_id": "0000000000000007",
+                    "instance": "api-1"
+                },
+                "annotations": {
+                    "summary": "deadlock detected (40P01)",
+                    "occurrences": "1",
+                    "first_seen": "2026-11-26T17:44:24.123Z"
+                },
+                "startsAt": "2026-11-26T17:44:24.123Z",
+                "generatorURL": "http://api-1/health/database/alerts"
+            })
+        );
+        assert_eq!(json[1]["endsAt"], "2026-11-26T17:44:25.000Z");
+    }
+
     #[test]
     fn building_outside_a_runtime_is_an_error() {
         let err = AlertmanagerNotifier::builder("http://127.0.0.1:9093")

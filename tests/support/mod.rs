@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod alertmanager;
 pub mod pg;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -119,13 +120,20 @@ impl Recorded {
 
 /// A monitor with a recorder of its own.
 pub fn monitor(config: MonitorConfig) -> (DbMonitor, Arc<Recorded>) {
+    monitor_with(config, |builder| builder)
+}
+
+/// A monitor with a recorder of its own, built further by `build` (for
+/// notifiers).
+pub fn monitor_with(
+    config: MonitorConfig,
+    build: impl FnOnce(db_monitor::DbMonitorBuilder) -> db_monitor::DbMonitorBuilder,
+) -> (DbMonitor, Arc<Recorded>) {
     let recorded = Arc::new(Recorded {
         registry: Registry::atomic(),
     });
-    (
-        DbMonitor::with_recorder(config, Arc::new(Handle(recorded.clone()))),
-        recorded,
-    )
+    let builder = DbMonitor::builder(config).recorder(Arc::new(Handle(recorded.clone())));
+    (build(builder).build(), recorded)
 }
 
 /// A pool named `name` of up to `size` connections on the shared server,
@@ -170,4 +178,34 @@ pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> boo
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     check()
+}
+
+/// Makes one real deadlock on `pool` between two transactions updating
+/// the same two rows of a new table in opposite orders. Returns the
+/// deadlocking statement as written, and the error of the side that
+/// PostgreSQL cancelled.
+pub async fn deadlock(pool: &MonitoredPool<NoTls>) -> (String, db_monitor::tokio_postgres::Error) {
+    let table = unique("deadlock");
+    let setup = pool.get().await.expect("checkout");
+    setup
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (id int PRIMARY KEY, v int); INSERT INTO {table} VALUES (1, 0), (2, 0)"
+        ))
+        .await
+        .expect("create table");
+    drop(setup);
+    let mut a = pool.get().await.expect("checkout");
+    let mut b = pool.get().await.expect("checkout");
+    for c in [&a, &b] {
+        c.batch_execute("SET deadlock_timeout = '50ms'").await.expect("set");
+    }
+    let ta = a.transaction().await.expect("begin");
+    let tb = b.transaction().await.expect("begin");
+    let update = format!("UPDATE {table} SET v = v + 1 WHERE id = $1");
+    ta.execute(&update, &[&1_i32]).await.expect("lock row 1");
+    tb.execute(&update, &[&2_i32]).await.expect("lock row 2");
+    let (ra, rb) = tokio::join!(ta.execute(&update, &[&2_i32]), tb.execute(&update, &[&1_i32]));
+    let mut failures: Vec<_> = [ra, rb].into_iter().filter_map(Result::err).collect();
+    assert_eq!(failures.len(), 1, "exactly one side of a deadlock fails");
+    (update, failures.remove(0))
 }

@@ -234,3 +234,12 @@ pub fn shared_config() -> tokio_postgres::Config {
         })
         .clone()
 }
+
+/// Whether tests may start servers of their own: always, unless
+/// `DATABASE_URL` points at a server and `initdb` is not on `PATH`.
+pub fn can_start_servers() -> bool {
+    let external = std::env::var_os("DATABASE_URL").is_some_and(|v| !v.is_empty());
+    let initdb = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("initdb").exists()));
+    !external || initdb
+}
