@@ -77,6 +77,7 @@ pub mod alerts;
 pub mod background;
 mod classify;
 mod config;
+pub mod layer;
 mod monitor;
 pub mod names;
 mod pool;
@@ -90,6 +91,7 @@ pub use tokio_postgres;
 pub use background::MonitorHandle;
 pub use classify::ErrorKind;
 pub use config::{AlertThresholds, ConfigError, MonitorConfig};
+pub use layer::{DbMonitorLayer, DbMonitorService, RequestDbStats};
 pub use monitor::{DbMonitor, DbMonitorBuilder};
 pub use pool::{
     ConnectionInfo, GetError, MakeTls, MonitorCustomizer, MonitorErrorSink, MonitoredClient, MonitoredConnection,

@@ -410,12 +410,13 @@ impl MonitorInner {
                     (_, Some(kind)) => StatementOutcome::Failed(kind),
                     _ => StatementOutcome::Ok,
                 };
+                let route = crate::layer::record_statement(entry.fingerprint, nanos, failed.is_some(), slow);
                 pool.stores.recent.push(stripe, || RawRecent {
                     end_ns: u64::try_from(end.saturating_duration_since(pool.clock_epoch).as_nanos())
                         .unwrap_or(u64::MAX),
                     duration_ns: nanos,
                     fingerprint: entry.fingerprint,
-                    outcome: outcome_code.code(),
+                    outcome: crate::stats::outcome_word(outcome_code, route),
                 });
                 if let Outcome::Cancelled = outcome {
                     return;

@@ -51,6 +51,10 @@ pub const CONNECTIONS_CLOSED: &str = "db_client_connection_closed_total";
 pub const CONNECTION_GETS: &str = "db_client_connection_gets_total";
 /// Counter: checkouts held longer than the leak threshold.
 pub const CONNECTION_LEAKS: &str = "db_client_connection_leaks_total";
+/// Counter: requests through [`DbMonitorLayer`](crate::DbMonitorLayer)
+/// in which one statement ran more than the N+1 threshold, by
+/// [`QUERY_SUMMARY`].
+pub const N_PLUS_ONE: &str = "db_monitor_n_plus_one_total";
 /// Gauge: the pool's performance score, 0 to 100 (see [`crate::report`]).
 pub const PERFORMANCE_SCORE: &str = "db_monitor_performance_score";
 /// Gauge: active alerts by [`ALERT_TYPE`] and [`SEVERITY`] (every
@@ -198,6 +202,12 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         None,
         "Checkouts held longer than the leak threshold.",
+    ),
+    (
+        N_PLUS_ONE,
+        Kind::Counter,
+        None,
+        "Requests in which one statement ran more than the N+1 threshold.",
     ),
     (
         PERFORMANCE_SCORE,

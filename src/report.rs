@@ -101,6 +101,9 @@ pub struct ComprehensiveReport {
     pub errors: ErrorReport,
     /// The pool trend.
     pub pool_trend: PoolTrendReport,
+    /// N+1 patterns seen by [`DbMonitorLayer`](crate::DbMonitorLayer): one
+    /// statement run more than the threshold within one request.
+    pub n_plus_one: Vec<crate::stats::NPlusOnePattern>,
     /// Active alerts.
     pub alerts: crate::alerts::AlertReport,
 }

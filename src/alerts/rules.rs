@@ -48,7 +48,7 @@ pub(crate) fn from_error(record: &ErrorRecord) -> Option<Observation> {
             AlertType::Deadlock,
             key_or("unknown"),
             AlertSeverity::High,
-            format!("deadlock detected ({code}){}: {}", on_statement(record), record.message),
+            format!("deadlock detected ({code}){}", on_statement(record)),
         ),
         kind @ (ErrorKind::StatementTimeout | ErrorKind::LockTimeout | ErrorKind::IdleInTransactionTimeout) => event(
             AlertType::TransactionTimeout,

@@ -394,10 +394,17 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         stores.slow.clear();
         stores.trend.clear();
         stores.recent.clear();
+        stores.n_plus_one.clear();
         self.shared.queries.reset_counts();
         stores
             .totals
             .reset(std::time::Instant::now(), self.shared.queries.totals());
+    }
+
+    /// Empties the error store only (errors and patterns; the error rates,
+    /// which come from the statement counters, stay).
+    pub fn reset_errors(&self) {
+        self.shared.stores.errors.clear();
     }
 
     /// The last statements the pool ran (at most `limit`, and at most
@@ -459,6 +466,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             slow_queries: slow,
             errors,
             pool_trend: trend,
+            n_plus_one: self.shared.stores.n_plus_one.report(),
             alerts,
         }
     }

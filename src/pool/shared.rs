@@ -280,6 +280,7 @@ pub(crate) struct SummaryMetrics {
     failed: [OnceLock<Histogram>; ErrorKind::ALL.len()],
     pub(crate) slow: Counter,
     pub(crate) cancelled: Counter,
+    n_plus_one: OnceLock<Counter>,
 }
 
 impl SummaryMetrics {
@@ -299,8 +300,22 @@ impl SummaryMetrics {
             failed: Default::default(),
             slow: m.counter(names::SLOW_QUERIES, short.clone()),
             cancelled: m.counter(names::OPERATIONS_CANCELLED, short),
+            n_plus_one: OnceLock::new(),
             labels,
         }
+    }
+
+    /// The N+1 counter, registered on the first pattern.
+    pub(crate) fn n_plus_one(&self, m: &MonitorInner) -> &Counter {
+        self.n_plus_one.get_or_init(|| {
+            let short: Vec<Label> = self
+                .labels
+                .iter()
+                .filter(|l| l.key() != names::OPERATION_NAME && l.key() != names::COLLECTION_NAME)
+                .cloned()
+                .collect();
+            m.counter(names::N_PLUS_ONE, short)
+        })
     }
 
     /// The failure histogram for `kind`, registered on the first failure.
@@ -727,6 +742,11 @@ impl QueryTable {
             all.busy_ns += t.total_ns;
         }
         all
+    }
+
+    /// The entry of a fingerprint.
+    pub(crate) fn by_fingerprint(&self, fingerprint: u64) -> Option<Arc<QueryEntry>> {
+        self.fingerprints.pin().get(&fingerprint).cloned()
     }
 
     /// Every entry, `other` last if it was used.

@@ -27,6 +27,7 @@
 
 mod errors;
 pub(crate) mod histogram;
+mod nplusone;
 mod performance;
 mod recent;
 pub(crate) mod ring;
@@ -37,6 +38,7 @@ mod trend;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use errors::{ErrorPattern, ErrorRate, ErrorRecord, ErrorReport, ErrorSource};
+pub use nplusone::NPlusOnePattern;
 pub use performance::{
     Apdex, Degradation, GroupPerformance, LatencyStats, QueryPerformanceReport, StatementPerformance,
 };
@@ -45,10 +47,11 @@ pub use slow::{SlowQuery, SlowQueryGroup, SlowQueryReport, GETTING_SLOWER};
 pub use trend::{PoolSample, PoolTrendReport};
 
 pub(crate) use errors::{rate, ErrorLog};
+pub(crate) use nplusone::NPlusOneLog;
 pub(crate) use performance::{
     degradation, report as performance_report, Cumulative, StatementHistory, StatementWindow,
 };
-pub(crate) use recent::{describe as describe_recent, RawRecent, RecentRing};
+pub(crate) use recent::{describe as describe_recent, outcome_word, RawRecent, RecentRing};
 pub(crate) use slow::SlowLog;
 pub(crate) use totals::{Totals, TotalsHistory};
 pub(crate) use trend::PoolTrend;
@@ -88,6 +91,10 @@ pub(crate) fn ser_opt_ms<S: serde::Serializer>(d: &Option<std::time::Duration>, 
     }
 }
 
+pub(crate) fn ser_hex<S: serde::Serializer>(fingerprint: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex(*fingerprint))
+}
+
 /// A fingerprint as shown in snapshots.
 pub(crate) fn hex(fingerprint: u64) -> String {
     format!("{fingerprint:016x}")
@@ -112,6 +119,7 @@ pub(crate) struct PoolStores {
     pub(crate) totals: TotalsHistory,
     pub(crate) trend: PoolTrend,
     pub(crate) recent: RecentRing,
+    pub(crate) n_plus_one: NPlusOneLog,
 }
 
 impl PoolStores {
@@ -122,6 +130,7 @@ impl PoolStores {
             totals: TotalsHistory::new(),
             trend: PoolTrend::new(config.pool_trend_samples),
             recent: RecentRing::new(config.query_history, crate::pool::shared::stripe_count()),
+            n_plus_one: NPlusOneLog::new(config.max_fingerprints),
         }
     }
 }

@@ -73,6 +73,10 @@ pub struct RecentStatement {
     pub duration_ms: f64,
     /// How it ended.
     pub outcome: StatementOutcome,
+    /// The route of the HTTP request it ran in, when it ran inside one
+    /// that passed through [`DbMonitorLayer`](crate::DbMonitorLayer) and
+    /// the route is known (the framework's matched route, never the raw path).
+    pub route: Option<String>,
 }
 
 /// The raw fields of one entry.
@@ -192,8 +196,15 @@ pub(crate) fn describe(
         operation,
         table: table.map(str::to_owned),
         duration_ms: raw.duration_ns as f64 / 1e6,
-        outcome: StatementOutcome::from_code(raw.outcome),
+        outcome: StatementOutcome::from_code(raw.outcome & u64::from(u32::MAX)),
+        route: crate::layer::route_name((raw.outcome >> 32) as u32).map(|r| r.to_string()),
     }
+}
+
+/// The ring's `outcome` word: the outcome's code, and the request's route
+/// id (0: none) in the upper half.
+pub(crate) fn outcome_word(outcome: StatementOutcome, route: u32) -> u64 {
+    outcome.code() | (u64::from(route) << 32)
 }
 
 #[cfg(test)]

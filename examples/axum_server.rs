@@ -1,0 +1,269 @@
+//! An axum service with `DbMonitorLayer`: a few real endpoints on a real
+//! PostgreSQL, the database health routes, and Prometheus metrics.
+//!
+//! ```text
+//! cargo run --example axum_server
+//! ```
+//!
+//! With `DATABASE_URL` unset it starts a throwaway PostgreSQL from the
+//! server binaries on `PATH` (as the tests do) and removes it on exit
+//! (Ctrl-C). It listens on `BIND` (default `127.0.0.1:3000`, or a free
+//! port when that one is taken) and prints the routes to try.
+
+#[path = "../tests/support/pg.rs"]
+mod pg;
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use db_monitor::tokio_postgres::{Config, NoTls};
+use db_monitor::{DbMonitor, DbMonitorLayer, ErrorKind, MonitorConfig, MonitorHandle, MonitoredPool, RequestDbStats};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::Deserialize;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The running demo application: its router, its pool and the pool's
+/// background task.
+pub(crate) struct Demo {
+    pub(crate) router: Router,
+    pub(crate) pool: MonitoredPool<NoTls>,
+    pub(crate) background: MonitorHandle,
+}
+
+#[derive(Clone)]
+struct App {
+    pool: MonitoredPool<NoTls>,
+}
+
+/// Builds the demo on the server at `pg`: creates its schema and data,
+/// starts the monitor's background task, and mounts `DbMonitorLayer`.
+/// `metrics` is served at `/metrics` when given.
+pub(crate) async fn demo(monitor: &DbMonitor, pg: Config, metrics: Option<PrometheusHandle>) -> Result<Demo, Error> {
+    let config = monitor.config();
+    let manager = monitor
+        .manager("primary", pg, NoTls)
+        .setup("SET application_name = 'db-monitor-axum'");
+    let pool = monitor.pool(manager, config.pool_builder()).await?;
+    let conn = pool.get().await?;
+    conn.batch_execute(
+        "DROP TABLE IF EXISTS demo_orders, demo_customers, demo_accounts;
+         CREATE TABLE demo_customers (id int PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE demo_orders (id serial PRIMARY KEY, customer int REFERENCES demo_customers, total int);
+         CREATE TABLE demo_accounts (id int PRIMARY KEY, balance int NOT NULL);
+         INSERT INTO demo_customers SELECT g, 'customer ' || g FROM generate_series(1, 12) g;
+         INSERT INTO demo_orders (customer, total) SELECT 1 + g % 12, g FROM generate_series(1, 120) g;
+         INSERT INTO demo_accounts VALUES (1, 1000), (2, 1000)",
+    )
+    .await?;
+    drop(conn);
+
+    let background = monitor.start(&pool);
+    let mut router = Router::new()
+        .route("/customers/{id}", get(customer))
+        .route("/orders", get(orders_n_plus_one))
+        .route("/report", get(slow_report))
+        .route("/transfer", post(transfer))
+        .with_state(App { pool: pool.clone() });
+    if let Some(metrics) = metrics {
+        router = router.route("/metrics", get(move || async move { metrics.render() }));
+    }
+    let admin_token = std::env::var("DB_MONITOR_ADMIN_TOKEN").unwrap_or_else(|_| "demo-token".to_owned());
+    let router = router.layer(DbMonitorLayer::new(pool.clone()).admin_token(admin_token));
+    Ok(Demo {
+        router,
+        pool,
+        background,
+    })
+}
+
+/// A database failure as a JSON answer; a deadlock is a 409 to retry.
+fn failure(error: impl Into<Error>) -> Response {
+    let error: Error = error.into();
+    let kind = ErrorKind::of_any(&error);
+    let status = match kind {
+        ErrorKind::Deadlock | ErrorKind::SerializationFailure => StatusCode::CONFLICT,
+        ErrorKind::PoolExhausted | ErrorKind::ConnectTimeout => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, Json(serde_json::json!({ "error": kind.as_str() }))).into_response()
+}
+
+/// One statement.
+async fn customer(State(app): State<App>, Path(id): Path<i32>) -> Response {
+    let result = async {
+        let conn = app.pool.get().await?;
+        let row = conn
+            .query_opt("SELECT name FROM demo_customers WHERE id = $1", &[&id])
+            .await?;
+        Ok::<_, Error>(row.map(|r| r.get::<_, String>(0)))
+    };
+    match result.await {
+        Ok(Some(name)) => Json(serde_json::json!({ "id": id, "name": name })).into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+/// The classic N+1: the customers, then one query per customer for its
+/// orders (12 runs of the same statement in one request).
+async fn orders_n_plus_one(State(app): State<App>, Extension(db): Extension<RequestDbStats>) -> Response {
+    let result = async {
+        let conn = app.pool.get().await?;
+        let customers = conn.query("SELECT id FROM demo_customers ORDER BY id", &[]).await?;
+        let mut totals = Vec::new();
+        for c in customers {
+            let id: i32 = c.get(0);
+            let row = conn
+                .query_one(
+                    "SELECT count(*), coalesce(sum(total), 0) FROM demo_orders WHERE customer = $1",
+                    &[&id],
+                )
+                .await?;
+            totals.push(serde_json::json!({ "customer": id, "orders": row.get::<_, i64>(0) }));
+        }
+        Ok::<_, Error>(totals)
+    };
+    match result.await {
+        Ok(totals) => Json(serde_json::json!({
+            "totals": totals,
+            "statements_in_this_request": db.snapshot().statements,
+        }))
+        .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct SlowParams {
+    seconds: Option<f64>,
+}
+
+/// A slow statement (`pg_sleep`), 0.3 s unless `?seconds=` says otherwise
+/// (at most 5).
+async fn slow_report(State(app): State<App>, Query(params): Query<SlowParams>) -> Response {
+    let seconds = params.seconds.unwrap_or(0.3).clamp(0.0, 5.0);
+    let result = async {
+        let conn = app.pool.get().await?;
+        conn.query_one("SELECT pg_sleep($1), count(*) FROM demo_orders", &[&seconds])
+            .await?;
+        Ok::<_, Error>(())
+    };
+    match result.await {
+        Ok(()) => Json(serde_json::json!({ "slept": seconds })).into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Transfer {
+    from: i32,
+    to: i32,
+}
+
+/// Moves 1 from one account to another, locking the rows in the order
+/// given: two opposite transfers at once can deadlock (409).
+async fn transfer(State(app): State<App>, Query(t): Query<Transfer>) -> Response {
+    let result = async {
+        let mut conn = app.pool.get().await?;
+        conn.batch_execute("SET deadlock_timeout = '50ms'").await?;
+        let tx = conn.transaction().await?;
+        tx.execute(
+            "UPDATE demo_accounts SET balance = balance - 1 WHERE id = $1",
+            &[&t.from],
+        )
+        .await?;
+        tx.execute("SELECT pg_sleep(0.1)", &[]).await?;
+        tx.execute("UPDATE demo_accounts SET balance = balance + 1 WHERE id = $1", &[&t.to])
+            .await?;
+        tx.commit().await?;
+        Ok::<_, Error>(())
+    };
+    match result.await {
+        Ok(()) => Json(serde_json::json!({ "moved": 1 })).into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+#[allow(dead_code)]
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // The application, not the library, installs the recorder.
+    let prometheus = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+        )?
+        .install_recorder()?;
+    let upkeep = prometheus.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+
+    let config = MonitorConfig::from_env()?
+        .pool_size(4)
+        .max_overflow(6)
+        .slow_query_threshold(Duration::from_millis(250));
+    let server;
+    let mut pg = match &config.database {
+        Some(database) => database.clone(),
+        None => {
+            println!("DATABASE_URL is unset: starting a throwaway PostgreSQL…");
+            server = pg::TempPostgres::start(&[]);
+            server.config()
+        }
+    };
+    // Without these, a silently dropped network hangs a statement forever.
+    pg.keepalives_idle(Duration::from_secs(30))
+        .tcp_user_timeout(Duration::from_secs(10));
+    let monitor = DbMonitor::new(config);
+    let demo = demo(&monitor, pg, Some(prometheus)).await?;
+
+    let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let listener = match tokio::net::TcpListener::bind(&bind).await {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        Err(e) => return Err(e.into()),
+    };
+    let base = format!("http://{}", listener.local_addr()?);
+    println!("listening on {base} (pool {:?})\n", demo.pool.name());
+    println!("the application:");
+    println!("  curl {base}/customers/3                     one statement");
+    println!("  curl {base}/orders                          an N+1 pattern (13 statements)");
+    println!("  curl '{base}/report?seconds=0.5'            a slow statement");
+    println!("  curl -X POST '{base}/transfer?from=1&to=2' & curl -X POST '{base}/transfer?from=2&to=1'");
+    println!("                                                   two at once can deadlock");
+    println!("  curl {base}/metrics                         Prometheus");
+    println!("what the monitor saw (DbMonitorLayer):");
+    for route in [
+        "",
+        "/metrics/comprehensive",
+        "/metrics/query-performance?minutes=5",
+        "/metrics/slow-queries",
+        "/metrics/pool-trends",
+        "/errors",
+        "/alerts",
+        "/alerts/history",
+        "/performance",
+    ] {
+        println!("  curl {base}/health/database{route}");
+    }
+    println!("  curl -X POST -H 'Authorization: Bearer demo-token' {base}/health/database/errors/reset");
+    println!("\nCtrl-C stops the server (and the throwaway PostgreSQL).");
+
+    axum::serve(listener, demo.router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    demo.background.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! [`DbMonitorLayer`]: the cheap-to-clone configuration.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower_layer::Layer;
+
+use super::routes::RoutePool;
+use super::service::DbMonitorService;
+use crate::pool::{MakeTls, MonitoredPool};
+
+/// A predicate over a request's head (method, URI, headers, extensions).
+pub(crate) type Guard = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
+/// Finds a request's route label.
+pub(crate) type RouteOf = Arc<dyn Fn(&http::Extensions, &http::Uri) -> Option<String> + Send + Sync>;
+
+/// Serves the database health routes of a pool and gives every other
+/// request its own database statistics. See the [module docs](crate::layer).
+///
+/// Cheap to clone; the builder methods take and return it by value.
+#[derive(Clone)]
+#[must_use]
+pub struct DbMonitorLayer {
+    pub(crate) config: Arc<LayerConfig>,
+}
+
+pub(crate) struct LayerConfig {
+    pub(crate) pool: Arc<dyn RoutePool>,
+    /// The prefix, without a trailing slash (`/health/database`).
+    pub(crate) prefix: String,
+    pub(crate) admin_token: Option<String>,
+    pub(crate) server_timing: bool,
+    pub(crate) n_plus_one: u64,
+    pub(crate) read_guard: Option<Guard>,
+    pub(crate) route_of: Option<RouteOf>,
+    pub(crate) health_timeout: Duration,
+}
+
+impl fmt::Debug for DbMonitorLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        f.debug_struct("DbMonitorLayer")
+            .field("pool", &c.pool.name())
+            .field("prefix", &c.prefix)
+            .field("admin_token", &c.admin_token.as_ref().map(|_| "<set>"))
+            .field("server_timing", &c.server_timing)
+            .field("n_plus_one", &c.n_plus_one)
+            .field("read_guard", &c.read_guard.is_some())
+            .field("route_of", &c.route_of.is_some())
+            .field("health_timeout", &c.health_timeout)
+            .finish()
+    }
+}
+
+impl DbMonitorLayer {
+    /// A layer for `pool`, serving its routes under `/health/database`.
+    pub fn new<Tls: MakeTls>(pool: MonitoredPool<Tls>) -> Self {
+        super::scope::layer_created();
+        DbMonitorLayer {
+            config: Arc::new(LayerConfig {
+                pool: Arc::new(pool),
+                prefix: "/health/database".to_owned(),
+                admin_token: None,
+                server_timing: true,
+                n_plus_one: 10,
+                read_guard: None,
+                route_of: default_route_of(),
+                health_timeout: Duration::from_secs(5),
+            }),
+        }
+    }
+
+    fn with(self, f: impl FnOnce(&mut LayerConfig)) -> Self {
+        let mut config = Arc::try_unwrap(self.config).unwrap_or_else(|shared| LayerConfig {
+            pool: shared.pool.clone(),
+            prefix: shared.prefix.clone(),
+            admin_token: shared.admin_token.clone(),
+            server_timing: shared.server_timing,
+            n_plus_one: shared.n_plus_one,
+            read_guard: shared.read_guard.clone(),
+            route_of: shared.route_of.clone(),
+            health_timeout: shared.health_timeout,
+        });
+        f(&mut config);
+        DbMonitorLayer {
+            config: Arc::new(config),
+        }
+    }
+
+    /// Sets the path under which the routes are served (a leading `/`, no
+    /// trailing one; `""` or `"/"` serve them at the root). Defaults to
+    /// `/health/database`.
+    pub fn prefix(self, prefix: impl Into<String>) -> Self {
+        let mut prefix = prefix.into();
+        while prefix.ends_with('/') {
+            prefix.pop();
+        }
+        if !prefix.is_empty() && !prefix.starts_with('/') {
+            prefix.insert(0, '/');
+        }
+        self.with(|c| c.prefix = prefix)
+    }
+
+    /// Sets the token the mutating routes (`POST`) require as
+    /// `Authorization: Bearer <token>` (compared in constant time). Without
+    /// one they are refused with 403. Unset by default.
+    pub fn admin_token(self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        self.with(|c| c.admin_token = Some(token))
+    }
+
+    /// Whether passing responses get a `Server-Timing: db;dur=…;desc="N
+    /// queries"` header. Defaults to `true`.
+    pub fn server_timing(self, on: bool) -> Self {
+        self.with(|c| c.server_timing = on)
+    }
+
+    /// Sets how many runs of one statement in one request make an N+1
+    /// pattern (more than this many). Defaults to 10.
+    pub fn n_plus_one_threshold(self, runs: u64) -> Self {
+        self.with(|c| c.n_plus_one = runs)
+    }
+
+    /// Guards the reading routes (`GET`): a request for which `allow`
+    /// returns `false` gets 403. Everyone may read by default.
+    pub fn read_guard(self, allow: impl Fn(&http::request::Parts) -> bool + Send + Sync + 'static) -> Self {
+        self.with(|c| c.read_guard = Some(Arc::new(allow)))
+    }
+
+    /// Sets how a request's route label is found: from its extensions and
+    /// URI, e.g. `|_, uri| Some(uri.path().to_owned())` for gRPC, whose
+    /// paths are a fixed set. Never return a raw path that carries ids: it
+    /// becomes a label. Defaults to axum's `MatchedPath` when the `axum`
+    /// feature is on (it is by default), otherwise no route.
+    pub fn route_label(
+        self,
+        route_of: impl Fn(&http::Extensions, &http::Uri) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.with(|c| c.route_of = Some(Arc::new(route_of)))
+    }
+
+    /// Sets how long `GET /health/database` waits for a connection and
+    /// `SELECT 1` before answering 503. Defaults to 5 s.
+    pub fn health_timeout(self, timeout: Duration) -> Self {
+        self.with(|c| c.health_timeout = timeout)
+    }
+}
+
+#[cfg(feature = "axum")]
+fn default_route_of() -> Option<RouteOf> {
+    Some(Arc::new(|extensions, _| {
+        extensions
+            .get::<axum::extract::MatchedPath>()
+            .map(|m| m.as_str().to_owned())
+    }))
+}
+
+#[cfg(not(feature = "axum"))]
+fn default_route_of() -> Option<RouteOf> {
+    None
+}
+
+impl<S> Layer<S> for DbMonitorLayer {
+    type Service = DbMonitorService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DbMonitorService {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! The layer's routes: parsing, guarding, answering in JSON.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{Method, Response, StatusCode};
+use serde::Serialize;
+
+use super::future::Routed;
+use super::layer::LayerConfig;
+use crate::pool::shared::PoolShared;
+use crate::pool::{MakeTls, MonitoredPool, PoolSnapshot};
+use crate::stats::MAX_WINDOW_MINUTES;
+
+/// The largest `limit` a route accepts.
+pub const MAX_LIMIT: usize = 1000;
+
+/// What the routes need of a pool, without its TLS type.
+pub(crate) trait RoutePool: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    fn shared(&self) -> &Arc<PoolShared>;
+    fn json(&self, what: Read) -> serde_json::Result<Vec<u8>>;
+    fn resolve_alert(&self, id: &str, by: &str) -> Option<crate::alerts::Alert>;
+    fn reset_stores(&self);
+    fn reset_errors(&self);
+    fn snapshot(&self) -> PoolSnapshot;
+    fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Duration, String>> + Send + '_>>;
+    /// Records an N+1 pattern seen in a request.
+    fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64);
+}
+
+/// A reading route and its parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Read {
+    Comprehensive { minutes: u32, limit: usize },
+    QueryPerformance { minutes: u32, limit: usize },
+    PoolTrends { minutes: Option<u32> },
+    SlowQueries { minutes: Option<u32>, limit: usize },
+    Errors { minutes: Option<u32>, limit: usize },
+    Alerts,
+    AlertHistory { limit: usize },
+    Performance { minutes: u32 },
+}
+
+impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
+    fn name(&self) -> &str {
+        MonitoredPool::name(self)
+    }
+
+    fn shared(&self) -> &Arc<PoolShared> {
+        MonitoredPool::shared(self)
+    }
+
+    fn json(&self, what: Read) -> serde_json::Result<Vec<u8>> {
+        match what {
+            Read::Comprehensive { minutes, limit } => serde_json::to_vec(&self.comprehensive(minutes, limit)),
+            Read::QueryPerformance { minutes, limit } => serde_json::to_vec(&self.query_performance(minutes, limit)),
+            Read::PoolTrends { minutes } => serde_json::to_vec(&self.trend_report(minutes)),
+            Read::SlowQueries { minutes, limit } => serde_json::to_vec(&self.slow_query_report(minutes, limit)),
+            Read::Errors { minutes, limit } => {
+                let mut report = self.error_report(minutes);
+                report.recent.truncate(limit);
+                serde_json::to_vec(&report)
+            }
+            Read::Alerts => serde_json::to_vec(&self.alerts()),
+            Read::AlertHistory { limit } => serde_json::to_vec(&self.alert_history(limit)),
+            Read::Performance { minutes } => serde_json::to_vec(&self.performance(minutes)),
+        }
+    }
+
+    fn resolve_alert(&self, id: &str, by: &str) -> Option<crate::alerts::Alert> {
+        MonitoredPool::resolve_alert(self, id, by)
+    }
+
+    fn reset_stores(&self) {
+        MonitoredPool::reset_stores(self);
+    }
+
+    fn reset_errors(&self) {
+        MonitoredPool::reset_errors(self);
+    }
+
+    fn snapshot(&self) -> PoolSnapshot {
+        MonitoredPool::snapshot(self)
+    }
+
+    fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Duration, String>> + Send + '_>> {
+        Box::pin(async move {
+            let start = Instant::now();
+            let ping = async {
+                let conn = self.get().await.map_err(|e| e.to_string())?;
+                conn.simple_query("SELECT 1")
+                    .await
+                    .map_err(|e| crate::pool::error_message(&e))?;
+                Ok::<_, String>(())
+            };
+            match tokio::time::timeout(timeout, ping).await {
+                Ok(Ok(())) => Ok(start.elapsed()),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(format!("no answer to SELECT 1 within {timeout:?}")),
+            }
+        })
+    }
+
+    fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64) {
+        let shared = MonitoredPool::shared(self);
+        let entry = shared.queries.by_fingerprint(fingerprint);
+        let statement = entry.as_ref().map(|e| &*e.normalized);
+        let new = shared
+            .stores
+            .n_plus_one
+            .record(SystemTime::now(), route, fingerprint, statement, runs);
+        if let Some(entry) = &entry {
+            entry.metrics.n_plus_one(&shared.monitor).increment(1);
+        }
+        if new {
+            tracing::warn!(
+                pool = %shared.name,
+                route = route.map(|r| &**r).unwrap_or(""),
+                fingerprint = %crate::stats::hex(fingerprint),
+                runs,
+                threshold,
+                "N+1 pattern: `{}` ran {runs} times in one request",
+                statement.unwrap_or("a statement of another pool")
+            );
+        }
+    }
+}
+
+/// Answers a request under the prefix; `rest` is the path after it.
+pub(crate) fn respond(config: Arc<LayerConfig>, parts: http::request::Parts, rest: String) -> Routed {
+    Box::pin(async move {
+        match route(&config, &parts, &rest).await {
+            Ok(response) => response,
+            Err(Reject(response)) => *response,
+        }
+    })
+}
+
+/// The routes, by path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Health,
+    Comprehensive,
+    ResetAll,
+    QueryPerformance,
+    PoolTrends,
+    SlowQueries,
+    Errors,
+    ResetErrors,
+    Alerts,
+    AlertHistory,
+    Resolve(&'a str),
+    Performance,
+}
+
+impl<'a> Route<'a> {
+    fn of(segments: &[&'a str]) -> Option<Self> {
+        Some(match *segments {
+            [] => Route::Health,
+            ["metrics", "comprehensive"] => Route::Comprehensive,
+            ["metrics", "comprehensive", "reset"] => Route::ResetAll,
+            ["metrics", "query-performance"] => Route::QueryPerformance,
+            ["metrics", "pool-trends"] => Route::PoolTrends,
+            ["metrics", "slow-queries"] => Route::SlowQueries,
+            ["errors"] => Route::Errors,
+            ["errors", "reset"] => Route::ResetErrors,
+            ["alerts"] => Route::Alerts,
+            ["alerts", "history"] => Route::AlertHistory,
+            ["alerts", id, "resolve"] => Route::Resolve(id),
+            ["performance"] => Route::Performance,
+            _ => return None,
+        })
+    }
+
+    fn mutates(self) -> bool {
+        matches!(self, Route::ResetAll | Route::ResetErrors | Route::Resolve(_))
+    }
+
+    /// The reading route with its parameters.
+    fn read(self, q: &Query<'_>) -> Result<Option<Read>, Reject> {
+        Ok(Some(match self {
+            Route::Comprehensive => Read::Comprehensive {
+                minutes: q.minutes()?.unwrap_or(60),
+                limit: q.limit()?.unwrap_or(20),
+            },
+            Route::QueryPerformance => Read::QueryPerformance {
+                minutes: q.minutes()?.unwrap_or(60),
+                limit: q.limit()?.unwrap_or(20),
+            },
+            Route::PoolTrends => Read::PoolTrends { minutes: q.minutes()? },
+            Route::SlowQueries => Read::SlowQueries {
+                minutes: q.minutes()?,
+                limit: q.limit()?.unwrap_or(20),
+            },
+            Route::Errors => Read::Errors {
+                minutes: q.minutes()?,
+                limit: q.limit()?.unwrap_or(100),
+            },
+            Route::Alerts => Read::Alerts,
+            Route::AlertHistory => Read::AlertHistory {
+                limit: q.limit()?.unwrap_or(50),
+            },
+            Route::Performance => Read::Performance {
+                minutes: q.minutes()?.unwrap_or(60),
+            },
+            Route::Health | Route::ResetAll | Route::ResetErrors | Route::Resolve(_) => return Ok(None),
+        }))
+    }
+}
+
+type Answer = Result<Response<Bytes>, Reject>;
+
+/// An error answer, boxed to keep `Result`s small.
+pub(crate) struct Reject(Box<Response<Bytes>>);
+
+impl From<Response<Bytes>> for Reject {
+    fn from(response: Response<Bytes>) -> Self {
+        Reject(Box::new(response))
+    }
+}
+
+fn reject(status: StatusCode, code: &str, message: &str, parameter: Option<&str>) -> Reject {
+    error(status, code, message, parameter).into()
+}
+
+async fn route(config: &LayerConfig, parts: &http::request::Parts, rest: &str) -> Answer {
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let Some(route) = Route::of(&segments) else {
+        return Err(reject(StatusCode::NOT_FOUND, "not_found", "no such route", None));
+    };
+    let method = if route.mutates() { Method::POST } else { Method::GET };
+    let allowed = parts.method == method || (method == Method::GET && parts.method == Method::HEAD);
+    if !allowed {
+        let mut response = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            &format!("this route answers {method} only"),
+            None,
+        );
+        let allow = if method == Method::GET { "GET, HEAD" } else { "POST" };
+        response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+        return Err(response.into());
+    }
+    if route.mutates() {
+        authorize(config, parts)?;
+    } else if config.read_guard.as_ref().is_some_and(|allow| !allow(parts)) {
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "reading these routes is not allowed for this request",
+            None,
+        ));
+    }
+    let query = Query::parse(parts.uri.query())?;
+    let pool = &config.pool;
+    if let Some(read) = route.read(&query)? {
+        return match pool.json(read) {
+            Ok(body) => Ok(json_bytes(StatusCode::OK, body)),
+            Err(e) => Err(reject(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "serialization",
+                &e.to_string(),
+                None,
+            )),
+        };
+    }
+    match route {
+        Route::ResetAll => {
+            pool.reset_stores();
+            Ok(json(
+                StatusCode::OK,
+                &Reset {
+                    pool: pool.name(),
+                    reset: "stores",
+                },
+            ))
+        }
+        Route::ResetErrors => {
+            pool.reset_errors();
+            Ok(json(
+                StatusCode::OK,
+                &Reset {
+                    pool: pool.name(),
+                    reset: "errors",
+                },
+            ))
+        }
+        Route::Resolve(id) => match pool.resolve_alert(id, "http") {
+            Some(alert) => Ok(json(StatusCode::OK, &alert)),
+            None => Err(reject(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no active alert has this id",
+                None,
+            )),
+        },
+        _ => Ok(health(config).await),
+    }
+}
+
+#[derive(Serialize)]
+struct Reset<'a> {
+    pool: &'a str,
+    reset: &'static str,
+}
+
+/// The admin-token check of the mutating routes.
+fn authorize(config: &LayerConfig, parts: &http::request::Parts) -> Result<(), Reject> {
+    let Some(token) = &config.admin_token else {
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "mutating routes are disabled: no admin token is configured",
+            None,
+        ));
+    };
+    let given = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = given.is_some_and(|given| {
+        use subtle::ConstantTimeEq;
+        bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+    });
+    if ok {
+        return Ok(());
+    }
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "this route needs Authorization: Bearer <admin token>",
+        None,
+    );
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Err(response.into())
+}
+
+/// `GET` on the prefix itself.
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    pool: String,
+    /// Time to check a connection out and run `SELECT 1`.
+    ping_ms: Option<f64>,
+    error: Option<String>,
+    connections: u32,
+    idle: u32,
+    in_use: u32,
+    max_size: u32,
+    pending: u64,
+    consecutive_connect_failures: u32,
+    active_alerts: usize,
+}
+
+async fn health(config: &LayerConfig) -> Response<Bytes> {
+    let pool = &config.pool;
+    let ping = pool.ping(config.health_timeout).await;
+    let snapshot = pool.snapshot();
+    let active_alerts = pool.shared().alerts.active().len();
+    let healthy = ping.is_ok();
+    let body = Health {
+        status: if healthy { "healthy" } else { "unhealthy" },
+        pool: snapshot.name,
+        ping_ms: ping.as_ref().ok().map(|d| d.as_secs_f64() * 1e3),
+        error: ping.err(),
+        connections: snapshot.connections,
+        idle: snapshot.idle,
+        in_use: snapshot.in_use,
+        max_size: snapshot.max_size,
+        pending: snapshot.pending,
+        consecutive_connect_failures: snapshot.consecutive_connect_failures,
+        active_alerts,
+    };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(status, &body)
+}
+
+/// The query string's `minutes` and `limit`.
+struct Query<'q> {
+    minutes: Option<&'q str>,
+    limit: Option<&'q str>,
+}
+
+impl<'q> Query<'q> {
+    fn parse(query: Option<&'q str>) -> Result<Self, Reject> {
+        let mut q = Query {
+            minutes: None,
+            limit: None,
+        };
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let slot = match key {
+                "minutes" => &mut q.minutes,
+                "limit" => &mut q.limit,
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(invalid(key, "is given more than once"));
+            }
+        }
+        Ok(q)
+    }
+
+    fn minutes(&self) -> Result<Option<u32>, Reject> {
+        bounded(self.minutes, "minutes", MAX_WINDOW_MINUTES as usize).map(|m| m.map(|m| m as u32))
+    }
+
+    fn limit(&self) -> Result<Option<usize>, Reject> {
+        bounded(self.limit, "limit", MAX_LIMIT)
+    }
+}
+
+/// A whole number from 1 to `max`, or nothing when absent.
+fn bounded(value: Option<&str>, name: &str, max: usize) -> Result<Option<usize>, Reject> {
+    let Some(value) = value else { return Ok(None) };
+    let why = format!("must be a whole number from 1 to {max}");
+    if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(name, &why));
+    }
+    match value.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(invalid(name, &why)),
+    }
+}
+
+fn invalid(parameter: &str, why: &str) -> Reject {
+    reject(
+        StatusCode::BAD_REQUEST,
+        "invalid_parameter",
+        &format!("{parameter} {why}"),
+        Some(parameter),
+    )
+}
+
+/// The JSON of every error answer.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    status: u16,
+    error: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameter: Option<&'a str>,
+}
+
+fn error(status: StatusCode, code: &str, message: &str, parameter: Option<&str>) -> Response<Bytes> {
+    json(
+        status,
+        &ErrorBody {
+            status: status.as_u16(),
+            error: code,
+            message,
+            parameter,
+        },
+    )
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> Response<Bytes> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|e| {
+        format!(
+            "{{\"status\":500,\"error\":\"serialization\",\"message\":{:?}}}",
+            e.to_string()
+        )
+        .into_bytes()
+    });
+    json_bytes(status, body)
+}
+
+fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

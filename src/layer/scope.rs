@@ -1,0 +1,256 @@
+//! [`RequestDbStats`]: the database statistics of one request, kept in a
+//! task-local scope while the request's future runs.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde::Serialize;
+
+tokio::task_local! {
+    static SCOPE: Arc<Scope>;
+}
+
+/// Set once a layer has been made: until then statements skip the
+/// task-local lookup altogether.
+static LAYER_IN_USE: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn layer_created() {
+    LAYER_IN_USE.store(true, Relaxed);
+}
+
+/// Distinct fingerprints counted per request; more are counted together.
+const SLOTS: usize = 32;
+
+/// The statistics of one request, filled while its future runs.
+pub(crate) struct Scope {
+    statements: AtomicU64,
+    busy_ns: AtomicU64,
+    errors: AtomicU64,
+    slow: AtomicU64,
+    /// Fingerprint (0: free) and how often it ran, open addressing.
+    fingerprints: [(AtomicU64, AtomicU32); SLOTS],
+    /// Runs of fingerprints that found no free slot.
+    other: AtomicU64,
+    route: Option<Arc<str>>,
+    route_id: u32,
+}
+
+impl Scope {
+    pub(crate) fn new(route: Option<Arc<str>>) -> Self {
+        let route_id = route.as_deref().map_or(0, intern_route);
+        Scope {
+            statements: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
+            fingerprints: std::array::from_fn(|_| (AtomicU64::new(0), AtomicU32::new(0))),
+            other: AtomicU64::new(0),
+            route,
+            route_id,
+        }
+    }
+
+    fn record(&self, fingerprint: u64, nanos: u64, failed: bool, slow: bool) {
+        self.statements.fetch_add(1, Relaxed);
+        self.busy_ns.fetch_add(nanos, Relaxed);
+        if failed {
+            self.errors.fetch_add(1, Relaxed);
+        }
+        if slow {
+            self.slow.fetch_add(1, Relaxed);
+        }
+        // 0 marks a free slot; a fingerprint of 0 is stored as 1.
+        let fingerprint = fingerprint.max(1);
+        let start = (fingerprint as usize) % SLOTS;
+        for i in 0..SLOTS {
+            let (fp, count) = &self.fingerprints[(start + i) % SLOTS];
+            let seen = fp.load(Relaxed);
+            if seen == fingerprint
+                || (seen == 0
+                    && fp
+                        .compare_exchange(0, fingerprint, Relaxed, Relaxed)
+                        .map_or_else(|now| now == fingerprint, |_| true))
+            {
+                count.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        self.other.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> RequestDbSnapshot {
+        let mut repeated: Vec<(u64, u64)> = self
+            .fingerprints
+            .iter()
+            .map(|(fp, count)| (fp.load(Relaxed), u64::from(count.load(Relaxed))))
+            .filter(|&(fp, count)| fp != 0 && count > 1)
+            .collect();
+        repeated.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        RequestDbSnapshot {
+            route: self.route.as_deref().map(str::to_owned),
+            statements: self.statements.load(Relaxed),
+            database_time: Duration::from_nanos(self.busy_ns.load(Relaxed)),
+            errors: self.errors.load(Relaxed),
+            slow: self.slow.load(Relaxed),
+            repeated: repeated
+                .into_iter()
+                .map(|(fingerprint, runs)| RepeatedStatement { fingerprint, runs })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn route(&self) -> Option<&Arc<str>> {
+        self.route.as_ref()
+    }
+
+    /// Runs `f` with this scope current (for the synchronous part of a
+    /// service's `call`).
+    pub(crate) fn enter<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+        SCOPE.sync_scope(self.clone(), f)
+    }
+
+    /// `fut` with this scope current whenever it is polled.
+    pub(crate) fn wrap<F: std::future::Future>(
+        self: &Arc<Self>,
+        fut: F,
+    ) -> tokio::task::futures::TaskLocalFuture<Arc<Scope>, F> {
+        SCOPE.scope(self.clone(), fut)
+    }
+}
+
+/// Adds a statement to the current request's statistics, if a request is
+/// running on this task; returns the request's route id (0: none).
+#[inline]
+pub(crate) fn record_statement(fingerprint: u64, nanos: u64, failed: bool, slow: bool) -> u32 {
+    if !LAYER_IN_USE.load(Relaxed) {
+        return 0;
+    }
+    SCOPE
+        .try_with(|scope| {
+            scope.record(fingerprint, nanos, failed, slow);
+            scope.route_id
+        })
+        .unwrap_or(0)
+}
+
+/// Routes seen by the layer, interned so that the recent-statements ring
+/// can keep one in a number. Bounded: past the bound, routes get no id.
+struct Routes {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+const MAX_ROUTES: usize = 1024;
+
+fn routes() -> &'static Mutex<Routes> {
+    static ROUTES: OnceLock<Mutex<Routes>> = OnceLock::new();
+    ROUTES.get_or_init(|| {
+        Mutex::new(Routes {
+            ids: HashMap::new(),
+            names: Vec::new(),
+        })
+    })
+}
+
+fn intern_route(route: &str) -> u32 {
+    let mut routes = routes().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&id) = routes.ids.get(route) {
+        return id;
+    }
+    if routes.names.len() >= MAX_ROUTES {
+        return 0;
+    }
+    let name: Arc<str> = Arc::from(route);
+    routes.names.push(name.clone());
+    let id = routes.names.len() as u32;
+    routes.ids.insert(name, id);
+    id
+}
+
+/// The route of an id from [`record_statement`].
+pub(crate) fn route_name(id: u32) -> Option<Arc<str>> {
+    let index = usize::try_from(id).ok()?.checked_sub(1)?;
+    let routes = routes().lock().unwrap_or_else(|e| e.into_inner());
+    routes.names.get(index).cloned()
+}
+
+/// The database statistics of one HTTP request that passed through
+/// [`DbMonitorLayer`](super::DbMonitorLayer).
+///
+/// Every statement run on a monitored pool inside the request's future
+/// (the handler and everything it awaits) adds to it. Statements run on
+/// tasks the handler spawns are not counted here (they are in the pool's
+/// stores as usual): a task-local scope does not follow `tokio::spawn`.
+///
+/// Handlers find it in the request's extensions (in axum,
+/// `Extension<RequestDbStats>`), or with [`RequestDbStats::current`].
+///
+/// # Example
+///
+/// ```no_run
+/// use db_monitor::RequestDbStats;
+///
+/// # async fn handler() {
+/// // … run statements …
+/// if let Some(stats) = RequestDbStats::current() {
+///     let s = stats.snapshot();
+///     println!("{} statements, {:?} in the database", s.statements, s.database_time);
+/// }
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RequestDbStats(pub(crate) Arc<Scope>);
+
+impl fmt::Debug for RequestDbStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RequestDbStats").field(&self.snapshot()).finish()
+    }
+}
+
+impl RequestDbStats {
+    /// The statistics of the request whose future is running on this
+    /// task, if any.
+    pub fn current() -> Option<RequestDbStats> {
+        SCOPE.try_with(|scope| RequestDbStats(scope.clone())).ok()
+    }
+
+    /// What the request did in the database so far.
+    pub fn snapshot(&self) -> RequestDbSnapshot {
+        self.0.snapshot()
+    }
+}
+
+/// A statement run more than once in one request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RepeatedStatement {
+    /// Its fingerprint.
+    #[serde(serialize_with = "crate::stats::ser_hex")]
+    pub fingerprint: u64,
+    /// How many times it ran.
+    pub runs: u64,
+}
+
+/// What one request did in the database.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RequestDbSnapshot {
+    /// The matched route (e.g. axum's `MatchedPath`), never the raw path.
+    pub route: Option<String>,
+    /// Statements run.
+    pub statements: u64,
+    /// Time spent in them.
+    #[serde(serialize_with = "crate::stats::ser_ms", rename = "database_time_ms")]
+    pub database_time: Duration,
+    /// Statements that failed.
+    pub errors: u64,
+    /// Statements at or over the slow threshold.
+    pub slow: u64,
+    /// Statements run more than once, most runs first (at most 32 distinct
+    /// statements are told apart per request).
+    pub repeated: Vec<RepeatedStatement>,
+}

@@ -1,0 +1,78 @@
+//! [`DbMonitorService`]: answers the routes under the prefix, passes every
+//! other request to the inner service inside a request scope.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::body::ResponseBody;
+use super::future::ResponseFuture;
+use super::layer::LayerConfig;
+use super::scope::{RequestDbStats, Scope};
+
+/// The service [`DbMonitorLayer`](super::DbMonitorLayer) wraps around
+/// `S`. Its error type is `S::Error`: monitoring never changes an outcome.
+#[derive(Clone)]
+pub struct DbMonitorService<S> {
+    pub(crate) inner: S,
+    pub(crate) config: Arc<LayerConfig>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for DbMonitorService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbMonitorService")
+            .field("inner", &self.inner)
+            .field("prefix", &self.config.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> DbMonitorService<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl LayerConfig {
+    /// The part of `path` after the prefix, if `path` is under it.
+    pub(crate) fn ours<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let rest = path.strip_prefix(self.prefix.as_str())?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for DbMonitorService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        if let Some(rest) = self.config.ours(request.uri().path()) {
+            let rest = rest.to_owned();
+            // The routes read no body; it is dropped unread.
+            let (parts, _body) = request.into_parts();
+            return ResponseFuture::routed(super::routes::respond(self.config.clone(), parts, rest));
+        }
+        let route = self
+            .config
+            .route_of
+            .as_ref()
+            .and_then(|route_of| route_of(request.extensions(), request.uri()))
+            .map(Arc::from);
+        let scope = Arc::new(Scope::new(route));
+        request.extensions_mut().insert(RequestDbStats(scope.clone()));
+        // Statements run while the inner service builds its future count too.
+        let future = scope.enter(|| self.inner.call(request));
+        ResponseFuture::passthrough(scope.wrap(future), scope, self.config.clone())
+    }
+}

@@ -1,0 +1,371 @@
+//! `DbMonitorLayer` in-process (`oneshot`): every route with known store
+//! contents, every bad input, the token rules, and the pass-through path
+//! with its per-request statistics.
+
+mod support;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use db_monitor::tokio_postgres::NoTls;
+use db_monitor::{DbMonitorLayer, MonitorConfig, MonitoredPool, RequestDbStats};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+use support::{deadlock, monitor, pool, unique};
+use tower::{service_fn, Layer, ServiceExt};
+
+const TOKEN: &str = "s3cret-token";
+
+/// An inner service that runs `statements` copies of one statement on
+/// `pool` and answers with what its request scope saw.
+fn app(
+    pool: MonitoredPool<NoTls>,
+    layer: DbMonitorLayer,
+) -> impl tower::Service<
+    Request<Full<Bytes>>,
+    Response = Response<db_monitor::layer::ResponseBody<Full<Bytes>>>,
+    Error = Infallible,
+> + Clone {
+    layer.layer(service_fn(move |request: Request<Full<Bytes>>| {
+        let pool = pool.clone();
+        async move {
+            let runs: usize = request
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("runs="))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let from_extensions = request.extensions().get::<RequestDbStats>().cloned();
+            let conn = pool.get().await.expect("checkout");
+            for i in 0..runs {
+                conn.query("SELECT $1::int + 1", &[&(i as i32)])
+                    .await
+                    .expect("statement");
+            }
+            let current = RequestDbStats::current().expect("a request scope").snapshot();
+            assert_eq!(from_extensions.expect("in the extensions").snapshot(), current);
+            let body = format!("inner saw {} statements", current.statements);
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+        }
+    }))
+}
+
+async fn call<S>(service: &S, method: Method, uri: &str, token: Option<&str>) -> (StatusCode, http::HeaderMap, Bytes)
+where
+    S: tower::Service<
+            Request<Full<Bytes>>,
+            Response = Response<db_monitor::layer::ResponseBody<Full<Bytes>>>,
+            Error = Infallible,
+        > + Clone,
+{
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = service
+        .clone()
+        .oneshot(request.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, body)
+}
+
+async fn get_json<S>(service: &S, uri: &str) -> Value
+where
+    S: tower::Service<
+            Request<Full<Bytes>>,
+            Response = Response<db_monitor::layer::ResponseBody<Full<Bytes>>>,
+            Error = Infallible,
+        > + Clone,
+{
+    let (status, headers, body) = call(service, Method::GET, uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["content-type"], "application/json", "{uri}");
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_json_from_the_stores_without_literals() {
+    let (monitor, _rec) = monitor(MonitorConfig::default().slow_query_threshold(Duration::from_millis(100)));
+    let pool = pool(&monitor, "layer_routes", 4).await;
+    let conn = pool.get().await.unwrap();
+    conn.query("SELECT pg_sleep(0.12), 'secret-literal-42'", &[])
+        .await
+        .unwrap();
+    let table = unique("layer");
+    conn.batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY)"))
+        .await
+        .unwrap();
+    conn.execute(&format!("INSERT INTO {table} VALUES (4242)"), &[])
+        .await
+        .unwrap();
+    let duplicate = conn.execute(&format!("INSERT INTO {table} VALUES (4242)"), &[]).await;
+    assert!(duplicate.is_err());
+    drop(conn);
+    let _ = deadlock(&pool).await;
+    pool.sample();
+    pool.evaluate_alerts();
+    let service = app(pool.clone(), DbMonitorLayer::new(pool.clone()).admin_token(TOKEN));
+
+    let health = get_json(&service, "/health/database").await;
+    assert_eq!(health["status"], "healthy");
+    assert!(health["ping_ms"].as_f64().is_some());
+    let everything = get_json(&service, "/health/database/metrics/comprehensive?minutes=5&limit=50").await;
+    for key in [
+        "pool",
+        "recent_statements",
+        "performance",
+        "queries",
+        "slow_queries",
+        "errors",
+        "pool_trend",
+        "n_plus_one",
+        "alerts",
+    ] {
+        assert!(everything.get(key).is_some(), "comprehensive lacks {key}");
+    }
+    let queries = get_json(&service, "/health/database/metrics/query-performance?minutes=5").await;
+    assert!(queries["overall"]["count"].as_u64().unwrap() >= 5);
+    let slow = get_json(&service, "/health/database/metrics/slow-queries?limit=5").await;
+    assert_eq!(slow["groups"][0]["statement"], "SELECT pg_sleep(?), ?");
+    let trend = get_json(&service, "/health/database/metrics/pool-trends").await;
+    assert_eq!(trend["samples"].as_array().unwrap().len(), 1);
+    let errors = get_json(&service, "/health/database/errors?minutes=10").await;
+    assert_eq!(errors["by_type"]["constraint_violation"], 1);
+    assert_eq!(errors["by_type"]["deadlock"], 1);
+    let alerts = get_json(&service, "/health/database/alerts").await;
+    let active = alerts["active"].as_array().unwrap();
+    assert!(active.iter().any(|a| a["alert_type"] == "deadlock"), "{alerts}");
+    assert!(active.iter().any(|a| a["alert_type"] == "slow_query"), "{alerts}");
+    let history = get_json(&service, "/health/database/alerts/history?limit=3").await;
+    assert_eq!(history["resolved"].as_array().unwrap().len(), 0);
+    let score = get_json(&service, "/health/database/performance?minutes=1440").await;
+    assert!(score["score"].as_f64().unwrap() < 100.0);
+    // HEAD is answered like GET.
+    let (status, _, _) = call(&service, Method::HEAD, "/health/database/alerts", None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    for json in [&everything, &queries, &slow, &errors, &alerts, &score] {
+        let text = json.to_string();
+        for literal in ["secret-literal-42", "4242"] {
+            assert!(!text.contains(literal), "a literal leaked: {text}");
+        }
+    }
+
+    // Resolving: unknown id 404, a real one 200, then it is gone.
+    let (status, _, body) = call(
+        &service,
+        Method::POST,
+        "/health/database/alerts/0123456789abcdef/resolve",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{}", String::from_utf8_lossy(&body));
+    let id = active[0]["id"].as_str().unwrap();
+    let uri = format!("/health/database/alerts/{id}/resolve");
+    let (status, _, body) = call(&service, Method::POST, &uri, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let resolved: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (resolved["status"].as_str(), resolved["resolved_by"].as_str()),
+        (Some("resolved"), Some("http"))
+    );
+    assert_eq!(
+        call(&service, Method::POST, &uri, Some(TOKEN)).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Resets.
+    let (status, _, _) = call(&service, Method::POST, "/health/database/errors/reset", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(get_json(&service, "/health/database/errors").await["errors"], 0);
+    let (status, _, _) = call(
+        &service,
+        Method::POST,
+        "/health/database/metrics/comprehensive/reset",
+        Some(TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        get_json(&service, "/health/database/metrics/slow-queries").await["occurrences"],
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_json_4xx_naming_what_was_wrong() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_bad_input", 2).await;
+    let service = app(pool.clone(), DbMonitorLayer::new(pool.clone()).admin_token(TOKEN));
+    let bad = [
+        ("/health/database/metrics/query-performance?minutes=abc", "minutes"),
+        ("/health/database/metrics/query-performance?minutes=-5", "minutes"),
+        ("/health/database/metrics/query-performance?minutes=0", "minutes"),
+        ("/health/database/metrics/pool-trends?minutes=1441", "minutes"),
+        ("/health/database/errors?minutes=99999999999999999999999999", "minutes"),
+        ("/health/database/errors?minutes=", "minutes"),
+        ("/health/database/errors?minutes=1.5", "minutes"),
+        ("/health/database/metrics/slow-queries?limit=0", "limit"),
+        ("/health/database/metrics/slow-queries?limit=1001", "limit"),
+        ("/health/database/alerts/history?limit=%31", "limit"),
+        ("/health/database/performance?minutes=5&minutes=6", "minutes"),
+    ];
+    for (uri, parameter) in bad {
+        let (status, headers, body) = call(&service, Method::GET, uri, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(headers["content-type"], "application/json");
+        let json: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["parameter"], parameter, "{uri}: {json}");
+        assert_eq!(json["error"], "invalid_parameter");
+        assert!(json["message"].as_str().unwrap().starts_with(parameter));
+    }
+    // Unknown parameters are ignored; edges are accepted.
+    get_json(
+        &service,
+        "/health/database/metrics/query-performance?minutes=1440&limit=1000&x=y",
+    )
+    .await;
+    get_json(&service, "/health/database/metrics/query-performance?minutes=1&limit=1").await;
+
+    for uri in [
+        "/health/database/nope",
+        "/health/database/metrics",
+        "/health/database/alerts/x/y/z",
+    ] {
+        let (status, _, body) = call(&service, Method::GET, uri, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["error"], "not_found");
+    }
+    let (status, headers, _) = call(&service, Method::POST, "/health/database/alerts", Some(TOKEN)).await;
+    assert_eq!(
+        (status, &headers["allow"]),
+        (StatusCode::METHOD_NOT_ALLOWED, &"GET, HEAD".parse().unwrap())
+    );
+    let (status, headers, _) = call(&service, Method::GET, "/health/database/errors/reset", None).await;
+    assert_eq!(
+        (status, &headers["allow"]),
+        (StatusCode::METHOD_NOT_ALLOWED, &"POST".parse().unwrap())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutating_routes_need_the_token_and_are_refused_without_one() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_tokens", 2).await;
+    let guarded = app(pool.clone(), DbMonitorLayer::new(pool.clone()).admin_token(TOKEN));
+    let reset = "/health/database/errors/reset";
+    let (status, headers, _) = call(&guarded, Method::POST, reset, None).await;
+    assert_eq!(
+        (status, &headers["www-authenticate"]),
+        (StatusCode::UNAUTHORIZED, &"Bearer".parse().unwrap())
+    );
+    assert_eq!(
+        call(&guarded, Method::POST, reset, Some("s3cret-tokeN")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&guarded, Method::POST, reset, Some("s3cret")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(call(&guarded, Method::POST, reset, Some(TOKEN)).await.0, StatusCode::OK);
+
+    let open = app(pool.clone(), DbMonitorLayer::new(pool.clone()));
+    let (status, _, body) = call(&open, Method::POST, reset, Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(&body).contains("no admin token is configured"));
+
+    let closed = app(
+        pool.clone(),
+        DbMonitorLayer::new(pool.clone()).read_guard(|parts| parts.headers.contains_key("x-internal")),
+    );
+    assert_eq!(
+        call(&closed, Method::GET, "/health/database/alerts", None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let request = Request::get("/health/database/alerts")
+        .header("x-internal", "1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(closed.clone().oneshot(request).await.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passing_requests_get_their_own_statistics_server_timing_and_n_plus_one() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_pass", 2).await;
+    let layer = DbMonitorLayer::new(pool.clone())
+        .prefix("/db/")
+        .n_plus_one_threshold(5)
+        .route_label(|_, uri| Some(uri.path().to_owned()));
+    let service = app(pool.clone(), layer);
+
+    let (status, headers, body) = call(&service, Method::GET, "/items?runs=3", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "inner saw 3 statements", "the inner body passes untouched");
+    let timing = headers["server-timing"].to_str().unwrap();
+    assert!(
+        timing.starts_with("db;dur=") && timing.ends_with(";desc=\"3 queries\""),
+        "{timing}"
+    );
+    let ms: f64 = timing["db;dur=".len()..timing.find(";desc").unwrap()].parse().unwrap();
+    assert!(ms > 0.0 && ms < 5000.0, "{ms}");
+    assert!(pool.comprehensive(5, 10).n_plus_one.is_empty(), "3 runs is no N+1 at 5");
+
+    // Six runs of one statement in one request: an N+1 pattern, once per
+    // request, under the route.
+    for _ in 0..2 {
+        let (_, headers, _) = call(&service, Method::GET, "/items?runs=6", None).await;
+        assert_eq!(
+            headers["server-timing"].to_str().unwrap().split("desc=").nth(1),
+            Some("\"6 queries\"")
+        );
+    }
+    let patterns = pool.comprehensive(5, 10).n_plus_one;
+    assert_eq!(patterns.len(), 1, "{patterns:#?}");
+    assert_eq!(patterns[0].route.as_deref(), Some("/items"));
+    assert_eq!(patterns[0].statement.as_deref(), Some("SELECT ?::int + ?"));
+    assert_eq!((patterns[0].requests, patterns[0].max_runs), (2, 6));
+    let recent = pool.recent_statements(1);
+    assert_eq!(recent[0].route.as_deref(), Some("/items"));
+
+    // The prefix moved; the old one is the application's now.
+    let (status, _, body) = call(&service, Method::GET, "/health/database", None).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"inner saw 0 statements"[..]));
+    get_json(&service, "/db").await;
+    get_json(&service, "/db/alerts").await;
+    // Statements outside any request have no scope and no route.
+    assert!(RequestDbStats::current().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_503_when_the_database_cannot_answer() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = db_monitor::tokio_postgres::Config::new();
+    config.host("127.0.0.1").port(port).user("postgres").dbname("postgres");
+    let builder = db_monitor::bb8::Pool::builder()
+        .max_size(1)
+        .min_idle(Some(0))
+        .connection_timeout(Duration::from_millis(200));
+    let pool = monitor.pool_unchecked(monitor.manager("layer_down", config, NoTls), builder);
+    let service = app(
+        pool.clone(),
+        DbMonitorLayer::new(pool.clone()).health_timeout(Duration::from_secs(2)),
+    );
+    let (status, headers, body) = call(&service, Method::GET, "/health/database", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["content-type"], "application/json");
+    let json: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["status"], "unhealthy");
+    assert!(json["error"].as_str().unwrap().contains("connect"), "{json}");
+}
