@@ -1,0 +1,243 @@
+//! The examples, end to end over TCP on real PostgreSQL: the axum
+//! example's app driven by a real HTTP client, and the hyper and tonic
+//! examples answering one request each.
+
+mod support;
+
+#[path = "../examples/axum_server.rs"]
+#[allow(dead_code)]
+mod axum_example;
+#[path = "../examples/hyper_server.rs"]
+#[allow(dead_code)]
+mod hyper_example;
+#[path = "../examples/tonic_server.rs"]
+#[allow(dead_code)]
+mod tonic_example;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use db_monitor::MonitorConfig;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+struct Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+    took: Duration,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+async fn send(client: &HttpClient, method: Method, url: String) -> Answer {
+    let start = Instant::now();
+    let request = Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client.request(request).await.expect("request");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body,
+        took: start.elapsed(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_axum_example_serves_its_endpoints_and_reports_them() {
+    let (monitor, _rec) = support::monitor(
+        MonitorConfig::default()
+            .pool_size(4)
+            .max_overflow(4)
+            .slow_query_threshold(Duration::from_millis(250)),
+    );
+    let demo = axum_example::demo(&monitor, support::pg::shared_config(), None)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, demo.router).await });
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+
+    let one = send(&client, Method::GET, format!("{base}/customers/3")).await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.json()["name"], "customer 3");
+    assert_eq!(
+        one.headers["server-timing"].to_str().unwrap().split("desc=").nth(1),
+        Some("\"1 query\"")
+    );
+
+    // The N+1 endpoint: 13 statements, and Server-Timing says so with a
+    // database time no longer than the whole request took.
+    let orders = send(&client, Method::GET, format!("{base}/orders")).await;
+    assert_eq!(orders.status, StatusCode::OK);
+    assert_eq!(orders.json()["statements_in_this_request"], 13);
+    let timing = orders.headers["server-timing"].to_str().unwrap().to_owned();
+    assert!(timing.ends_with("desc=\"13 queries\""), "{timing}");
+    let db_ms: f64 = timing["db;dur=".len()..timing.find(";desc").unwrap()].parse().unwrap();
+    assert!(
+        db_ms > 0.0 && db_ms <= orders.took.as_secs_f64() * 1e3,
+        "{db_ms} ms of {:?}",
+        orders.took
+    );
+
+    let slow = send(&client, Method::GET, format!("{base}/report?seconds=0.3")).await;
+    assert_eq!(slow.status, StatusCode::OK);
+
+    // Two opposite transfers at once deadlock (one gets 409).
+    let mut deadlocked = false;
+    for _ in 0..10 {
+        let (a, b) = tokio::join!(
+            send(&client, Method::POST, format!("{base}/transfer?from=1&to=2")),
+            send(&client, Method::POST, format!("{base}/transfer?from=2&to=1")),
+        );
+        let statuses = [a.status, b.status];
+        if statuses.contains(&StatusCode::CONFLICT) {
+            assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+            deadlocked = true;
+            break;
+        }
+    }
+    assert!(deadlocked, "no deadlock in 10 tries");
+
+    // What the routes report.
+    let report = send(
+        &client,
+        Method::GET,
+        format!("{base}/health/database/metrics/comprehensive?minutes=5&limit=50"),
+    )
+    .await;
+    assert_eq!(report.status, StatusCode::OK);
+    assert_eq!(report.headers["content-type"], "application/json");
+    let report = report.json();
+    let n_plus_one = &report["n_plus_one"][0];
+    assert_eq!(n_plus_one["route"], "/orders");
+    assert_eq!(
+        n_plus_one["statement"],
+        "SELECT count(*), coalesce(sum(total), ?) FROM demo_orders WHERE customer = ?"
+    );
+    assert_eq!(n_plus_one["max_runs"], 12);
+    let slow_groups = report["slow_queries"]["groups"].as_array().unwrap();
+    assert!(
+        slow_groups
+            .iter()
+            .any(|g| g["statement"] == "SELECT pg_sleep(?), count(*) FROM demo_orders"),
+        "{slow_groups:#?}"
+    );
+    assert!(report["errors"]["by_type"]["deadlock"].as_u64().unwrap() >= 1);
+    let recent = report["recent_statements"].as_array().unwrap();
+    assert!(recent.iter().any(|r| r["route"] == "/transfer"), "{recent:#?}");
+    assert!(
+        recent.iter().any(|r| r["route"] == "/customers/{id}"),
+        "the matched route, not the path"
+    );
+    assert!(!report.to_string().contains("customers/3"), "no raw path");
+
+    // The background task turns the deadlock and the slow statement into alerts.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alerts = send(&client, Method::GET, format!("{base}/health/database/alerts"))
+            .await
+            .json();
+        let types: Vec<&str> = alerts["active"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["alert_type"].as_str())
+            .collect();
+        if types.contains(&"deadlock") && types.contains(&"slow_query") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "alerts: {alerts:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let health = send(&client, Method::GET, format!("{base}/health/database")).await;
+    assert_eq!(
+        (health.status, health.json()["status"].as_str()),
+        (StatusCode::OK, Some("healthy"))
+    );
+    let bad = send(
+        &client,
+        Method::GET,
+        format!("{base}/health/database/errors?minutes=-1"),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    server.abort();
+    demo.background.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hyper_example_answers_through_the_layer() {
+    let (monitor, _rec) = support::monitor(MonitorConfig::default().pool_size(2).max_overflow(0));
+    let pool = monitor
+        .pool(
+            monitor.manager(
+                "hyper_example",
+                support::pg::shared_config(),
+                db_monitor::tokio_postgres::NoTls,
+            ),
+            monitor.config().pool_builder(),
+        )
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(hyper_example::serve(listener, pool));
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let now = send(&client, Method::GET, format!("{base}/now")).await;
+    assert_eq!(now.status, StatusCode::OK, "{:?}", now.body);
+    assert!(now.headers["server-timing"]
+        .to_str()
+        .unwrap()
+        .ends_with("desc=\"1 query\""));
+    let health = send(&client, Method::GET, format!("{base}/health/database")).await;
+    assert_eq!(health.json()["status"], "healthy");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tonic_example_answers_a_health_check_that_touches_the_database() {
+    let (monitor, _rec) = support::monitor(MonitorConfig::default().pool_size(2).max_overflow(0));
+    let pool = monitor
+        .pool(
+            monitor.manager(
+                "tonic_example",
+                support::pg::shared_config(),
+                db_monitor::tokio_postgres::NoTls,
+            ),
+            monitor.config().pool_builder(),
+        )
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(tonic_example::serve(listener, pool.clone()));
+    let status = tonic_example::check(format!("http://{addr}")).await.unwrap();
+    assert_eq!(status, "Serving");
+    let stats = pool.query_stats();
+    assert!(stats.iter().any(|q| q.normalized == "SELECT ?"), "{stats:#?}");
+    let recent = pool.recent_statements(5);
+    assert_eq!(recent[0].route.as_deref(), Some("/grpc.health.v1.Health/Check"));
+    // The layer's own routes answer on the gRPC server's port too.
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let health = send(&client, Method::GET, format!("http://{addr}/health/database")).await;
+    assert_eq!(health.json()["status"], "healthy");
+    server.abort();
+}
