@@ -2,6 +2,9 @@
 //! example's app driven by a real HTTP client, and the hyper and tonic
 //! examples answering one request each.
 
+// Each example carries its own copy of the PostgreSQL harness.
+#![allow(clippy::duplicate_mod)]
+
 mod support;
 
 #[path = "../examples/axum_server.rs"]
