@@ -103,6 +103,22 @@ impl Scope {
         }
     }
 
+    /// Statements so far and their time.
+    pub(crate) fn totals(&self) -> (u64, Duration) {
+        (
+            self.statements.load(Relaxed),
+            Duration::from_nanos(self.busy_ns.load(Relaxed)),
+        )
+    }
+
+    /// The fingerprints run more than `runs` times, with their runs.
+    pub(crate) fn repeated_over(&self, runs: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.fingerprints
+            .iter()
+            .map(|(fp, count)| (fp.load(Relaxed), u64::from(count.load(Relaxed))))
+            .filter(move |&(fp, count)| fp != 0 && count > runs)
+    }
+
     pub(crate) fn route(&self) -> Option<&Arc<str>> {
         self.route.as_ref()
     }
