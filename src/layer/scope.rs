@@ -140,11 +140,17 @@ impl Scope {
 
 /// Adds a statement to the current request's statistics, if a request is
 /// running on this task; returns the request's route id (0: none).
-#[inline]
+#[inline(always)]
 pub(crate) fn record_statement(fingerprint: u64, nanos: u64, failed: bool, slow: bool) -> u32 {
     if !LAYER_IN_USE.load(Relaxed) {
         return 0;
     }
+    record_in_scope(fingerprint, nanos, failed, slow)
+}
+
+#[cold]
+#[inline(never)]
+fn record_in_scope(fingerprint: u64, nanos: u64, failed: bool, slow: bool) -> u32 {
     SCOPE
         .try_with(|scope| {
             scope.record(fingerprint, nanos, failed, slow);
