@@ -212,18 +212,8 @@ async fn main() -> Result<(), Error> {
         .pool_size(4)
         .max_overflow(6)
         .slow_query_threshold(Duration::from_millis(250));
-    let server;
-    let mut pg = match &config.database {
-        Some(database) => database.clone(),
-        None => {
-            println!("DATABASE_URL is unset: starting a throwaway PostgreSQL…");
-            server = pg::TempPostgres::start(&[]);
-            server.config()
-        }
-    };
-    // Without these, a silently dropped network hangs a statement forever.
-    pg.keepalives_idle(Duration::from_secs(30))
-        .tcp_user_timeout(Duration::from_secs(10));
+    // Kept until the end of main: dropping it stops the throwaway server.
+    let (_server, pg) = pg::example_server(config.database.as_ref());
     let monitor = DbMonitor::new(config);
     let demo = demo(&monitor, pg, Some(prometheus)).await?;
 

@@ -13,7 +13,6 @@
 mod pg;
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use bytes::Bytes;
 use db_monitor::tokio_postgres::NoTls;
@@ -74,17 +73,8 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, pool: MonitoredPool
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let config = MonitorConfig::from_env()?.pool_size(2).max_overflow(2);
-    let server;
-    let mut pg = match &config.database {
-        Some(database) => database.clone(),
-        None => {
-            println!("DATABASE_URL is unset: starting a throwaway PostgreSQL…");
-            server = pg::TempPostgres::start(&[]);
-            server.config()
-        }
-    };
-    pg.keepalives_idle(Duration::from_secs(30))
-        .tcp_user_timeout(Duration::from_secs(10));
+    // Kept until the end of main: dropping it stops the throwaway server.
+    let (_server, pg) = pg::example_server(config.database.as_ref());
     let monitor = DbMonitor::new(config.clone());
     let pool = monitor
         .pool(monitor.manager("primary", pg, NoTls), config.pool_builder())

@@ -14,7 +14,7 @@ mod pg;
 
 use std::time::Duration;
 
-use db_monitor::tokio_postgres::{Config, NoTls};
+use db_monitor::tokio_postgres::NoTls;
 use db_monitor::{DbMonitor, ErrorKind, MonitorConfig};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
@@ -32,18 +32,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .pool_size(4)
         .max_overflow(4)
         .slow_query_threshold(Duration::from_millis(200));
-    let server;
-    let mut pg: Config = match &config.database {
-        Some(database) => database.clone(),
-        None => {
-            println!("DATABASE_URL is unset: starting a throwaway PostgreSQL…");
-            server = pg::TempPostgres::start(&[]);
-            server.config()
-        }
-    };
-    // Without these, a silently dropped network hangs a statement forever.
-    pg.keepalives_idle(Duration::from_secs(30))
-        .tcp_user_timeout(Duration::from_secs(10));
+    // Kept until the end of main: dropping it stops the throwaway server.
+    let (_server, pg) = pg::example_server(config.database.as_ref());
 
     let monitor = DbMonitor::new(config.clone());
     let manager = monitor

@@ -90,6 +90,18 @@ impl Setup {
         found.unwrap()
     }
 
+    /// Waits (at most 10 s) until the alert `id` was resolved by its rule.
+    async fn resolved_by_rule(&self, id: &str) -> bool {
+        eventually(Duration::from_secs(10), || {
+            self.pool
+                .alert_history(10)
+                .resolved
+                .iter()
+                .any(|r| r.id == id && r.resolved_by.as_deref() == Some("rule"))
+        })
+        .await
+    }
+
     fn heard(&self, what: &str, alert_type: AlertType) -> usize {
         let heard = self.heard.lock().unwrap();
         heard.iter().filter(|h| h.0 == what && h.1 == alert_type).count()
@@ -189,6 +201,30 @@ async fn statement_and_lock_timeouts_fire_transaction_timeout_alerts() {
         "{}",
         alert.message
     );
+    conn.batch_execute("RESET statement_timeout").await.unwrap();
+
+    // A lock held by another transaction: a lock timeout, its own alert.
+    let table = support::unique("locked");
+    conn.batch_execute(&format!("CREATE TABLE {table} (id int)"))
+        .await
+        .unwrap();
+    let mut holder = s.pool.get().await.unwrap();
+    let tx = holder.transaction().await.unwrap();
+    tx.batch_execute(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        .await
+        .unwrap();
+    conn.batch_execute("SET lock_timeout = '50ms'").await.unwrap();
+    assert!(conn.query(&format!("SELECT * FROM {table}"), &[]).await.is_err());
+    tx.rollback().await.unwrap();
+    let lock = s
+        .active(AlertType::TransactionTimeout, |a| a.key == "lock_timeout")
+        .await;
+    assert!(
+        lock.message.starts_with("lock timeout (55P03) on `SELECT * FROM "),
+        "{}",
+        lock.message
+    );
+    assert_ne!(lock.id, alert.id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,15 +295,7 @@ async fn a_really_full_pool_fires_pool_exhaustion_timeout_and_utilization() {
     // clear_after has passed, it resolves itself; the timeout (an event)
     // stays.
     drop((a, b));
-    assert!(
-        eventually(Duration::from_secs(10), || s
-            .pool
-            .alert_history(10)
-            .resolved
-            .iter()
-            .any(|r| r.id == utilization.id && r.resolved_by.as_deref() == Some("rule")))
-        .await
-    );
+    assert!(s.resolved_by_rule(&utilization.id).await);
     assert!(s.pool.alerts().active.iter().any(|a| a.id == timeout.id));
     assert_eq!(s.heard("resolved", AlertType::PoolExhaustion), 1);
 }
@@ -381,17 +409,7 @@ async fn a_stopped_server_fires_connection_failure_and_recovery_resolves_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(served);
-    assert!(
-        eventually(Duration::from_secs(10), || s
-            .pool
-            .alert_history(10)
-            .resolved
-            .iter()
-            .any(|r| r.id == streak.id && r.resolved_by.as_deref() == Some("rule")))
-        .await,
-        "{:#?}",
-        s.pool.alerts()
-    );
+    assert!(s.resolved_by_rule(&streak.id).await, "{:#?}", s.pool.alerts());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

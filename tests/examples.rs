@@ -188,18 +188,8 @@ async fn the_axum_example_serves_its_endpoints_and_reports_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hyper_example_answers_through_the_layer() {
-    let (monitor, _rec) = support::monitor(MonitorConfig::default().pool_size(2).max_overflow(0));
-    let pool = monitor
-        .pool(
-            monitor.manager(
-                "hyper_example",
-                support::pg::shared_config(),
-                db_monitor::tokio_postgres::NoTls,
-            ),
-            monitor.config().pool_builder(),
-        )
-        .await
-        .unwrap();
+    let (monitor, _rec) = support::monitor(MonitorConfig::default());
+    let pool = support::pool(&monitor, "hyper_example", 2).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(hyper_example::serve(listener, pool));
@@ -217,18 +207,8 @@ async fn the_hyper_example_answers_through_the_layer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tonic_example_answers_a_health_check_that_touches_the_database() {
-    let (monitor, _rec) = support::monitor(MonitorConfig::default().pool_size(2).max_overflow(0));
-    let pool = monitor
-        .pool(
-            monitor.manager(
-                "tonic_example",
-                support::pg::shared_config(),
-                db_monitor::tokio_postgres::NoTls,
-            ),
-            monitor.config().pool_builder(),
-        )
-        .await
-        .unwrap();
+    let (monitor, _rec) = support::monitor(MonitorConfig::default());
+    let pool = support::pool(&monitor, "tonic_example", 2).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(tonic_example::serve(listener, pool.clone()));

@@ -243,3 +243,23 @@ pub fn can_start_servers() -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("initdb").exists()));
     !external || initdb
 }
+
+/// For the examples: the server of `database` (from `DATABASE_URL`), or a
+/// throwaway one started now that lives as long as the returned handle.
+/// Either way with TCP keepalives and a user timeout set: without them a
+/// silently dropped network hangs a statement forever.
+pub fn example_server(database: Option<&tokio_postgres::Config>) -> (Option<TempPostgres>, tokio_postgres::Config) {
+    let (server, mut config) = match database {
+        Some(config) => (None, config.clone()),
+        None => {
+            println!("DATABASE_URL is unset: starting a throwaway PostgreSQL…");
+            let server = TempPostgres::start(&[]);
+            let config = server.config();
+            (Some(server), config)
+        }
+    };
+    config
+        .keepalives_idle(Duration::from_secs(30))
+        .tcp_user_timeout(Duration::from_secs(10));
+    (server, config)
+}
