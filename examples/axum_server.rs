@@ -20,9 +20,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use db_monitor::prometheus::{PrometheusHandle, PrometheusSetup};
 use db_monitor::tokio_postgres::{Config, NoTls};
 use db_monitor::{DbMonitor, DbMonitorLayer, ErrorKind, MonitorConfig, MonitorHandle, MonitoredPool, RequestDbStats};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Deserialize;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -50,30 +50,34 @@ pub(crate) async fn demo(monitor: &DbMonitor, pg: Config, metrics: Option<Promet
         .setup("SET application_name = 'db-monitor-axum'");
     let pool = monitor.pool(manager, config.pool_builder()).await?;
     let conn = pool.get().await?;
+    // Idempotent, so that several instances can share one database (they
+    // are started one after the other).
     conn.batch_execute(
-        "DROP TABLE IF EXISTS demo_orders, demo_customers, demo_accounts;
-         CREATE TABLE demo_customers (id int PRIMARY KEY, name text NOT NULL);
-         CREATE TABLE demo_orders (id serial PRIMARY KEY, customer int REFERENCES demo_customers, total int);
-         CREATE TABLE demo_accounts (id int PRIMARY KEY, balance int NOT NULL);
-         INSERT INTO demo_customers SELECT g, 'customer ' || g FROM generate_series(1, 12) g;
-         INSERT INTO demo_orders (customer, total) SELECT 1 + g % 12, g FROM generate_series(1, 120) g;
-         INSERT INTO demo_accounts VALUES (1, 1000), (2, 1000)",
+        "CREATE TABLE IF NOT EXISTS demo_customers (id int PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE IF NOT EXISTS demo_orders (id serial PRIMARY KEY, customer int REFERENCES demo_customers, total int);
+         CREATE TABLE IF NOT EXISTS demo_accounts (id int PRIMARY KEY, balance int NOT NULL);
+         INSERT INTO demo_customers SELECT g, 'customer ' || g FROM generate_series(1, 12) g ON CONFLICT DO NOTHING;
+         INSERT INTO demo_orders (customer, total) SELECT 1 + g % 12, g FROM generate_series(1, 120) g
+           WHERE NOT EXISTS (SELECT 1 FROM demo_orders);
+         INSERT INTO demo_accounts VALUES (1, 1000), (2, 1000) ON CONFLICT DO NOTHING",
     )
     .await?;
     drop(conn);
 
     let background = monitor.start(&pool);
-    let mut router = Router::new()
+    let router = Router::new()
         .route("/customers/{id}", get(customer))
         .route("/orders", get(orders_n_plus_one))
         .route("/report", get(slow_report))
         .route("/transfer", post(transfer))
         .with_state(App { pool: pool.clone() });
-    if let Some(metrics) = metrics {
-        router = router.route("/metrics", get(move || async move { metrics.render() }));
-    }
     let admin_token = std::env::var("DB_MONITOR_ADMIN_TOKEN").unwrap_or_else(|_| "demo-token".to_owned());
-    let router = router.layer(DbMonitorLayer::new(pool.clone()).admin_token(admin_token));
+    let mut layer = DbMonitorLayer::new(pool.clone()).admin_token(admin_token);
+    if let Some(metrics) = metrics {
+        // GET /metrics: the Prometheus exposition, on the application's port.
+        layer = layer.prometheus(metrics);
+    }
+    let router = router.layer(layer);
     Ok(Demo {
         router,
         pool,
@@ -192,21 +196,11 @@ async fn transfer(State(app): State<App>, Query(t): Query<Transfer>) -> Response
 #[allow(dead_code)]
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // The application, not the library, installs the recorder.
-    let prometheus = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Suffix("_seconds".into()),
-            &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
-        )?
-        .install_recorder()?;
-    let upkeep = prometheus.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            every.tick().await;
-            upkeep.run_upkeep();
-        }
-    });
+    // The application, not the library, installs the recorder: with
+    // buckets for the monitor's histograms, a `service` label on every
+    // series, and its upkeep. (Prometheus adds `instance` when it scrapes.)
+    let service = std::env::var("SERVICE").unwrap_or_else(|_| "axum-example".to_owned());
+    let prometheus = PrometheusSetup::new().global_label("service", service).install()?;
 
     let config = MonitorConfig::from_env()?
         .pool_size(4)

@@ -98,7 +98,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     pool.publish_state();
     println!("\nPrometheus exposition (db_client_errors_total and the pool):");
     for line in prometheus.render().lines() {
-        if line.starts_with("db_client_errors_total") || line.starts_with("db_client_connection_count") {
+        if line.starts_with("db_client_errors_total") || line.starts_with("db_client_connections_usage") {
             println!("  {line}");
         }
     }

@@ -67,9 +67,12 @@
 //!
 //! - `webhook` (on by default): [`alerts::AlertmanagerNotifier`], over
 //!   hyper's HTTP/1 client.
-//! - `prometheus` (off by default): pulls in `metrics-exporter-prometheus`
-//!   for the Prometheus integration; so far the examples and benches install
-//!   its recorder themselves.
+//! - `prometheus` (on by default): [`prometheus::PrometheusSetup`], a
+//!   `metrics-exporter-prometheus` recorder with explicit buckets for this
+//!   crate's histograms, global labels and upkeep, and
+//!   [`DbMonitorLayer::prometheus`] to serve `GET /metrics`.
+//! - `axum` (on by default): the layer labels requests with axum's
+//!   `MatchedPath`.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -81,6 +84,8 @@ pub mod layer;
 mod monitor;
 pub mod names;
 mod pool;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 pub mod report;
 pub mod sql;
 pub mod stats;

@@ -26,7 +26,7 @@ pub const SLOW_QUERIES: &str = "db_client_slow_queries_total";
 /// (e.g. a cancelled HTTP request). Label: [`QUERY_SUMMARY`].
 pub const OPERATIONS_CANCELLED: &str = "db_client_operation_cancelled_total";
 /// Gauge: connections by [`STATE`] (`idle` / `used`), from bb8's `State`.
-pub const CONNECTION_COUNT: &str = "db_client_connection_count";
+pub const CONNECTIONS_USAGE: &str = "db_client_connections_usage";
 /// Gauge: the pool's `max_size`.
 pub const CONNECTION_MAX: &str = "db_client_connection_max";
 /// Gauge: the pool's `min_idle`.
@@ -82,7 +82,7 @@ pub const QUERY_SUMMARY: &str = "db_query_summary";
 pub const ERROR_TYPE: &str = "error_type";
 /// Label: the SQLSTATE code, capped per pool.
 pub const RESPONSE_STATUS_CODE: &str = "db_response_status_code";
-/// Label of [`CONNECTION_COUNT`]: `idle` or `used`.
+/// Label of [`CONNECTIONS_USAGE`]: `idle` or `used`.
 pub const STATE: &str = "state";
 /// Label of [`CONNECTION_TIMEOUTS`] and [`CONNECTIONS_CLOSED`].
 pub const REASON: &str = "reason";
@@ -99,9 +99,15 @@ pub const ALERT_TYPE: &str = "alert_type";
 /// `high`, `critical`).
 pub const SEVERITY: &str = "severity";
 
-pub(crate) enum Kind {
+/// The kind of a metric of this crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A counter (`_total`).
     Counter,
+    /// A gauge.
     Gauge,
+    /// A histogram: exposed as `_bucket`, `_sum` and `_count` series.
     Histogram,
 }
 
@@ -132,7 +138,7 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         "Statements abandoned by their caller before they finished.",
     ),
     (
-        CONNECTION_COUNT,
+        CONNECTIONS_USAGE,
         Kind::Gauge,
         None,
         "Connections in the pool by state (idle, used).",
@@ -229,6 +235,12 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         "Duration of operations timed with DbMonitor::track.",
     ),
 ];
+
+/// Every metric of this crate, with its kind (for dashboards and rules
+/// that must name only real metrics).
+pub fn all() -> impl Iterator<Item = (&'static str, Kind)> {
+    ALL.iter().map(|(name, kind, _, _)| (*name, *kind))
+}
 
 /// Describes every metric of this crate, with its unit, to `recorder`.
 ///

@@ -296,10 +296,16 @@ async fn a_full_pool_times_out_as_pool_exhausted() {
     let waits = rec.samples(CONNECTION_WAIT_TIME, &[("db_client_connection_pool_name", "full")]);
     assert_eq!(waits.len(), 3);
     assert!(waits.iter().any(|w| *w >= 0.2));
-    assert_eq!(rec.gauge("db_client_connection_count", &[("state", "used")]), Some(2.0));
+    assert_eq!(
+        rec.gauge("db_client_connections_usage", &[("state", "used")]),
+        Some(2.0)
+    );
     drop(held);
     pool.publish_state();
-    assert_eq!(rec.gauge("db_client_connection_count", &[("state", "used")]), Some(0.0));
+    assert_eq!(
+        rec.gauge("db_client_connections_usage", &[("state", "used")]),
+        Some(0.0)
+    );
     assert!(pool.get().await.is_ok());
 }
 

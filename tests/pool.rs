@@ -7,8 +7,9 @@ use std::pin::pin;
 use std::time::Duration;
 
 use db_monitor::names::{
-    CONNECTIONS_CREATED, CONNECTION_COUNT, CONNECTION_LEAKS, CONNECTION_MAX, CONNECTION_USE_TIME, CONNECTION_WAIT_TIME,
-    ERRORS, OPERATION_DURATION, QUERY_SUMMARY, RESPONSE_STATUS_CODE, TRACKED_DURATION, TRANSACTION_DURATION,
+    CONNECTIONS_CREATED, CONNECTIONS_USAGE, CONNECTION_LEAKS, CONNECTION_MAX, CONNECTION_USE_TIME,
+    CONNECTION_WAIT_TIME, ERRORS, OPERATION_DURATION, QUERY_SUMMARY, RESPONSE_STATUS_CODE, TRACKED_DURATION,
+    TRANSACTION_DURATION,
 };
 use db_monitor::sql::Operation;
 use db_monitor::tokio_postgres::types::Type;
@@ -481,7 +482,7 @@ async fn bb8_state_and_statistics_are_published() {
         ("db_system_name", "postgresql"),
     ];
     assert_eq!(rec.gauge(CONNECTION_MAX, &labels), Some(5.0));
-    assert_eq!(rec.gauge(CONNECTION_COUNT, &[("state", "used")]), Some(1.0));
+    assert_eq!(rec.gauge(CONNECTIONS_USAGE, &[("state", "used")]), Some(1.0));
     assert_eq!(rec.gauge("db_client_connection_idle_min", &labels), Some(2.0));
     assert!(rec.counter(CONNECTIONS_CREATED, &labels) >= 2);
     assert_eq!(
@@ -490,7 +491,7 @@ async fn bb8_state_and_statistics_are_published() {
     );
     drop(conn);
     pool.publish_state();
-    assert_eq!(rec.gauge(CONNECTION_COUNT, &[("state", "used")]), Some(0.0));
+    assert_eq!(rec.gauge(CONNECTIONS_USAGE, &[("state", "used")]), Some(0.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -561,7 +562,7 @@ async fn the_background_task_samples_an_idle_pool_and_stops() {
         .is_err());
     let used = || {
         rec.gauge(
-            CONNECTION_COUNT,
+            CONNECTIONS_USAGE,
             &[("db_client_connection_pool_name", "sampled"), ("state", "used")],
         )
     };

@@ -35,6 +35,9 @@ pub(crate) struct LayerConfig {
     pub(crate) read_guard: Option<Guard>,
     pub(crate) route_of: Option<RouteOf>,
     pub(crate) health_timeout: Duration,
+    /// The exposition route: its path and the recorder's handle.
+    #[cfg(feature = "prometheus")]
+    pub(crate) prometheus: Option<(String, metrics_exporter_prometheus::PrometheusHandle)>,
 }
 
 impl fmt::Debug for DbMonitorLayer {
@@ -67,6 +70,8 @@ impl DbMonitorLayer {
                 read_guard: None,
                 route_of: default_route_of(),
                 health_timeout: Duration::from_secs(5),
+                #[cfg(feature = "prometheus")]
+                prometheus: None,
             }),
         }
     }
@@ -81,6 +86,8 @@ impl DbMonitorLayer {
             read_guard: shared.read_guard.clone(),
             route_of: shared.route_of.clone(),
             health_timeout: shared.health_timeout,
+            #[cfg(feature = "prometheus")]
+            prometheus: shared.prometheus.clone(),
         });
         f(&mut config);
         DbMonitorLayer {
@@ -138,6 +145,21 @@ impl DbMonitorLayer {
         route_of: impl Fn(&http::Extensions, &http::Uri) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.with(|c| c.route_of = Some(Arc::new(route_of)))
+    }
+
+    /// Serves the Prometheus exposition of `handle` at `GET /metrics`
+    /// (outside the prefix; `HEAD` too, and the read guard applies). Not
+    /// served by default. See [`crate::prometheus`].
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus(self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        self.prometheus_at("/metrics", handle)
+    }
+
+    /// Like [`prometheus`](Self::prometheus), at `path` instead of `/metrics`.
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus_at(self, path: impl Into<String>, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        let path = path.into();
+        self.with(|c| c.prometheus = Some((path, handle)))
     }
 
     /// Sets how long `GET /health/database` waits for a connection and

@@ -141,6 +141,43 @@ pub(crate) fn respond(config: Arc<LayerConfig>, parts: http::request::Parts, res
     })
 }
 
+/// `GET /metrics`: the Prometheus exposition.
+#[cfg(feature = "prometheus")]
+pub(crate) fn exposition(
+    config: Arc<LayerConfig>,
+    parts: http::request::Parts,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+) -> Routed {
+    Box::pin(async move {
+        if parts.method != Method::GET && parts.method != Method::HEAD {
+            let mut response = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route answers GET only",
+                None,
+            );
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        if config.read_guard.as_ref().is_some_and(|allow| !allow(&parts)) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "reading these routes is not allowed for this request",
+                None,
+            );
+        }
+        let mut response = Response::new(Bytes::from(handle.render()));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        response
+    })
+}
+
 /// The routes, by path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Route<'a> {

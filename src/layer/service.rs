@@ -57,6 +57,13 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        #[cfg(feature = "prometheus")]
+        if let Some((path, handle)) = &self.config.prometheus {
+            if request.uri().path() == path {
+                let (parts, _body) = request.into_parts();
+                return ResponseFuture::routed(super::routes::exposition(self.config.clone(), parts, handle.clone()));
+            }
+        }
         if let Some(rest) = self.config.ours(request.uri().path()) {
             let rest = rest.to_owned();
             // The routes read no body; it is dropped unread.

@@ -43,31 +43,11 @@ pub struct TempAlertmanager {
     child: Mutex<Child>,
 }
 
-fn find_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["prometheus-alertmanager", "alertmanager"].map(|name| dir.join(name)))
-        .find(|p| p.exists())
-}
-
 impl TempAlertmanager {
     /// Starts one, installing it first when missing. `None` (with a
     /// message) when it cannot be had here; under `CI` that is a failure.
     pub fn start() -> Option<TempAlertmanager> {
-        let binary = find_binary().or_else(|| {
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-test-tools");
-            let status = Command::new(script).status();
-            eprintln!("Alertmanager missing; {script}: {status:?}");
-            find_binary()
-        });
-        let Some(binary) = binary else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "Alertmanager is required in CI (scripts/install-test-tools installs it)"
-            );
-            eprintln!("skipped: Alertmanager is not installed (run scripts/install-test-tools as root)");
-            return None;
-        };
+        let binary = super::tools::binary(&["prometheus-alertmanager", "alertmanager"])?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())

@@ -5,6 +5,7 @@
 
 pub mod alertmanager;
 pub mod pg;
+pub mod tools;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

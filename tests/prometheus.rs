@@ -1,0 +1,275 @@
+//! The Prometheus side: the exposition of the axum example after real
+//! traffic passes `promtool check metrics`; the alerting rules pass
+//! `promtool check rules` and their tests; the rules and the Grafana
+//! dashboard name only metrics the crate exports; and the two-instance
+//! demo answers a cross-instance query from a real Prometheus.
+
+// The example carries its own copy of the PostgreSQL harness.
+#![allow(clippy::duplicate_mod)]
+
+mod support;
+
+#[path = "../examples/axum_server.rs"]
+#[allow(dead_code)]
+mod axum_example;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use db_monitor::names::{self, Kind};
+use db_monitor::prometheus::PrometheusSetup;
+use db_monitor::{DbMonitor, MonitorConfig};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+fn deploy(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(path)
+}
+
+fn promtool() -> Option<PathBuf> {
+    support::tools::binary(&["promtool"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exposition_after_real_traffic_passes_promtool_check_metrics() {
+    let Some(promtool) = promtool() else { return };
+    let (recorder, handle, _upkeep) = PrometheusSetup::new().global_label("service", "promtool-test").build();
+    let config = MonitorConfig::default()
+        .pool_size(4)
+        .max_overflow(4)
+        .slow_query_threshold(Duration::from_millis(250));
+    let monitor = DbMonitor::with_recorder(config, Arc::new(recorder));
+    let demo = axum_example::demo(&monitor, support::pg::shared_config(), Some(handle))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, demo.router).await });
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let get = |path: &str| {
+        let request = http::Request::get(format!("{base}{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        client.request(request)
+    };
+    let post = |path: &str| {
+        let request = http::Request::post(format!("{base}{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        client.request(request)
+    };
+
+    // Traffic with every kind of series: statements, an N+1, a slow one,
+    // errors (a deadlock), transactions.
+    get("/customers/1").await.unwrap();
+    get("/customers/999").await.unwrap();
+    get("/orders").await.unwrap();
+    get("/report?seconds=0.3").await.unwrap();
+    for _ in 0..10 {
+        let (a, b) = tokio::join!(post("/transfer?from=1&to=2"), post("/transfer?from=2&to=1"));
+        if [a.unwrap().status(), b.unwrap().status()].contains(&http::StatusCode::CONFLICT) {
+            break;
+        }
+    }
+    let response = get("/metrics").await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    for expected in [
+        "db_client_operation_duration_seconds_bucket{",
+        "error_type=\"deadlock\"",
+        "db_client_slow_queries_total{",
+        "db_monitor_n_plus_one_total{",
+        "db_client_transaction_duration_seconds_bucket{",
+        "service=\"promtool-test\"",
+        "# HELP db_client_operation_duration_seconds Duration of database client operations.",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+    assert!(!text.contains("quantile=\""), "histograms, not summaries");
+
+    let mut check = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = check.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    server.abort();
+    demo.background.shutdown().await;
+}
+
+#[test]
+fn the_alerting_rules_pass_promtool_check_and_their_unit_tests() {
+    let Some(promtool) = promtool() else { return };
+    for args in [
+        vec!["check", "rules", "alerts.yml"],
+        vec!["test", "rules", "alerts.test.yml"],
+    ] {
+        let output = Command::new(&promtool)
+            .args(&args)
+            .current_dir(deploy("prometheus"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "promtool {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Every `db_…` word in `text` that is not a label name.
+fn metric_words(text: &str) -> BTreeSet<String> {
+    let labels = [
+        names::DB_SYSTEM_NAME,
+        names::POOL_NAME,
+        names::OPERATION_NAME,
+        names::COLLECTION_NAME,
+        names::QUERY_SUMMARY,
+        names::RESPONSE_STATUS_CODE,
+    ];
+    let mut words = BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts =
+            text[i..].starts_with("db_") && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'));
+        if starts {
+            let end = text[i..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(text.len(), |n| i + n);
+            let word = &text[i..end];
+            if !labels.contains(&word) {
+                words.insert(word.to_owned());
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    words
+}
+
+/// The series names the crate exports.
+fn exported() -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for (name, kind) in names::all() {
+        all.insert(name.to_owned());
+        if kind == Kind::Histogram {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                all.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn the_rules_and_the_dashboard_name_only_exported_metrics() {
+    let exported = exported();
+    let rules = std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap();
+    let used = metric_words(&rules);
+    assert!(used.len() >= 6, "the scan found too little: {used:?}");
+    for word in &used {
+        assert!(
+            exported.contains(word),
+            "alerts.yml uses {word}, which the crate does not export"
+        );
+    }
+
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(deploy("grafana/db-monitor.json")).unwrap()).unwrap();
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            exprs.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        if let Some(query) = variable["query"]["query"].as_str() {
+            exprs.push(query.to_owned());
+        }
+    }
+    let mut used = BTreeSet::new();
+    for expr in &exprs {
+        for word in metric_words(expr) {
+            assert!(exported.contains(&word), "the dashboard uses {word} in `{expr}`");
+            used.insert(word);
+        }
+    }
+    // What the dashboard has to show.
+    for needed in [
+        "db_client_operation_duration_seconds_count",
+        "db_client_operation_duration_seconds_bucket",
+        "db_client_errors_total",
+        "db_client_connections_usage",
+        "db_client_connection_max",
+        "db_client_connection_pending_requests",
+        "db_client_connection_wait_time_seconds_bucket",
+        "db_client_connection_use_time_seconds_bucket",
+        "db_client_connection_create_time_seconds_bucket",
+        "db_monitor_alerts_active",
+        "db_monitor_performance_score",
+    ] {
+        assert!(used.contains(needed), "the dashboard shows no {needed}");
+    }
+    let text = exprs.join("\n");
+    for grouping in ["by (db_operation_name", "by (db_query_summary", "by (error_type)"] {
+        assert!(text.contains(grouping), "the dashboard never groups {grouping}");
+    }
+}
+
+#[test]
+fn the_two_instance_demo_answers_a_cross_instance_query() {
+    let Some(_) = support::tools::binary(&["prometheus"]) else {
+        return;
+    };
+    let Some(_) = support::tools::binary(&["prometheus-alertmanager", "alertmanager"]) else {
+        return;
+    };
+    if std::env::var_os("DATABASE_URL").is_some_and(|v| !v.is_empty()) && !support::pg::can_start_servers() {
+        eprintln!("skipped: the demo starts its own PostgreSQL");
+        return;
+    }
+    // The example binary that `cargo test` built next to this test.
+    let target = std::env::current_exe().unwrap();
+    let debug = target.parent().and_then(Path::parent).unwrap();
+    let example = debug.join("examples").join("axum_server");
+    assert!(example.exists(), "{} was not built", example.display());
+    let output = Command::new(deploy("demo/run"))
+        .arg("--check")
+        .env("AXUM_SERVER", &example)
+        .env("DEMO_SECONDS", "12")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "deploy/demo/run --check failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("both instances present"), "{stdout}");
+    assert!(stdout.contains("sum matches"), "{stdout}");
+    assert!(stdout.contains(" queries run, "), "every dashboard query ran: {stdout}");
+}
