@@ -423,3 +423,35 @@ async fn without_a_background_task_evaluate_alerts_applies_the_rules() {
     assert_eq!(pool.alerts().active[0].alert_type, AlertType::Deadlock);
     let _ = DbMonitor::clone(&monitor);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_seen_at_a_sample_stays_alerted_until_a_sample_says_otherwise() {
+    let (monitor, _rec) = support::monitor(MonitorConfig::default().alerts(thresholds()));
+    let pool = support::pool(&monitor, "alert_sampled", 2).await;
+    let a = pool.get().await.unwrap();
+    let b = pool.get().await.unwrap();
+    pool.sample();
+    drop((a, b));
+    pool.evaluate_alerts();
+    let fired = pool.alerts().active;
+    assert_eq!(fired.len(), 1, "{fired:#?}");
+    assert!(
+        fired[0].message.starts_with("pool at 100% at the last sample (2 of 2"),
+        "{}",
+        fired[0].message
+    );
+    // Longer than clear_after, but the sample still speaks for its interval.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    pool.evaluate_alerts();
+    assert_eq!(pool.alerts().active.len(), 1);
+    // The next sample still counts the two held at the start of its
+    // interval; the one after it sees a calm pool, and clear_after later
+    // the alert resolves.
+    pool.sample();
+    pool.sample();
+    pool.evaluate_alerts();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    pool.evaluate_alerts();
+    assert!(pool.alerts().active.is_empty(), "{:#?}", pool.alerts());
+    assert_eq!(pool.alert_history(1).resolved[0].resolved_by.as_deref(), Some("rule"));
+}

@@ -78,11 +78,22 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         let _evaluating = self.shared.alerts.evaluating();
         let mut observations = rules::error_rates(&self.error_rates(), t);
         let state = self.inner.state();
+        // A sample speaks for its whole interval: until the next one, the
+        // latest sample keeps its verdict (so that a full pool seen at a
+        // sample does not resolve between samples).
+        let interval = self.shared.monitor.config.health_check_interval;
+        let latest = match sample {
+            Some(sample) => Some(sample.clone()),
+            None => self.shared.stores.trend.latest().filter(|s| {
+                let age_ms = crate::stats::unix_ms(SystemTime::now()).saturating_sub(s.at_unix_ms);
+                u128::from(age_ms) <= interval.as_millis() + 1000
+            }),
+        };
         observations.extend(rules::utilization(
             self.shared.max_size.load(Relaxed),
             self.shared.in_use.load(Relaxed),
             state.statistics.pending_gets(),
-            sample,
+            latest.as_ref(),
             t,
         ));
         observations.extend(self.connection_streak());

@@ -150,6 +150,16 @@ impl PoolTrend {
         }
     }
 
+    /// The newest sample, if any.
+    pub(crate) fn latest(&self) -> Option<PoolSample> {
+        self.ring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .next_back()
+            .cloned()
+    }
+
     pub(crate) fn clear(&self) {
         self.ring.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
