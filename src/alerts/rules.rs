@@ -374,6 +374,35 @@ mod tests {
     }
 
     #[test]
+    fn each_degraded_statement_is_its_own_condition() {
+        let d = Degradation {
+            fingerprint: "00000000000000cc".into(),
+            statement: "SELECT * FROM orders WHERE id = ?".into(),
+            recent_p95_ms: 812.0,
+            baseline_p95_ms: 120.0,
+            factor: 812.0 / 120.0,
+            recent_samples: 40,
+            baseline_samples: 900,
+        };
+        let o = degradations(std::slice::from_ref(&d));
+        assert_eq!(o.len(), 1);
+        assert_eq!(
+            (o[0].alert_type, o[0].key.as_str(), o[0].lifetime),
+            (
+                AlertType::PerformanceDegradation,
+                "00000000000000cc",
+                Lifetime::Condition
+            )
+        );
+        assert_eq!(
+            o[0].message,
+            "`SELECT * FROM orders WHERE id = ?` p95 812.0 ms over the last 5 min against 120.0 ms the hour before \
+             (6.8x; 40 and 900 runs)"
+        );
+        assert!(degradations(&[]).is_empty());
+    }
+
+    #[test]
     fn a_batch_folds_into_one_observation_per_key() {
         let update = Some("UPDATE t SET v = ? WHERE id = ?");
         let records = [
