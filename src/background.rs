@@ -117,15 +117,15 @@ impl DbMonitor {
                     _ = &mut stopped => break,
                     _ = pool.shared().alerts.signalled() => pool.alert_events(),
                     _ = sample.tick() => {
-                        let sample = pool.take_sample();
-                        pool.alert_conditions(Some(&sample), false);
+                        pool.sample();
+                        pool.alert_conditions(false);
                         // Keeps the score gauge current.
                         pool.performance(60);
                     }
-                    _ = evaluate.tick() => pool.alert_conditions(None, false),
+                    _ = evaluate.tick() => pool.alert_conditions(false),
                     _ = minute.tick() => {
                         pool.observe_totals(std::time::Instant::now());
-                        pool.alert_conditions(None, true);
+                        pool.alert_conditions(true);
                     }
                     _ = reset.tick() => pool.reset_stores(),
                 }

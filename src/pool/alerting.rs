@@ -6,7 +6,6 @@ use std::time::SystemTime;
 
 use super::{MakeTls, MonitoredPool};
 use crate::alerts::{rules, Alert, AlertEvent, AlertHistory, AlertReport, Notice, Observation};
-use crate::stats::PoolSample;
 
 impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// The active alerts, most severe first (see [`crate::alerts`]).
@@ -40,7 +39,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// a pool without one, or at a moment of your choosing.
     pub fn evaluate_alerts(&self) {
         self.alert_events();
-        self.alert_conditions(None, true);
+        self.alert_conditions(true);
     }
 
     /// The event rules, over the stores' records since the last reading.
@@ -72,8 +71,8 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     }
 
     /// The condition rules (the degradation rule too when `degradation`)
-    /// and the expiries; `sample` is a trend sample taken just now.
-    pub(crate) fn alert_conditions(&self, sample: Option<&PoolSample>, degradation: bool) {
+    /// and the expiries.
+    pub(crate) fn alert_conditions(&self, degradation: bool) {
         let t = &self.shared.monitor.config.alerts;
         let _evaluating = self.shared.alerts.evaluating();
         let mut observations = rules::error_rates(&self.error_rates(), t);
@@ -82,13 +81,10 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         // latest sample keeps its verdict (so that a full pool seen at a
         // sample does not resolve between samples).
         let interval = self.shared.monitor.config.health_check_interval;
-        let latest = match sample {
-            Some(sample) => Some(sample.clone()),
-            None => self.shared.stores.trend.latest().filter(|s| {
-                let age_ms = crate::stats::unix_ms(SystemTime::now()).saturating_sub(s.at_unix_ms);
-                u128::from(age_ms) <= interval.as_millis() + 1000
-            }),
-        };
+        let latest = self.shared.stores.trend.latest().filter(|s| {
+            let age_ms = crate::stats::unix_ms(SystemTime::now()).saturating_sub(s.at_unix_ms);
+            u128::from(age_ms) <= interval.as_millis() + 1000
+        });
         observations.extend(rules::utilization(
             self.shared.max_size.load(Relaxed),
             self.shared.in_use.load(Relaxed),

@@ -361,15 +361,11 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// Takes a trend sample now (the background task does so every
     /// health-check interval) and publishes the pool's state.
     pub fn sample(&self) {
-        self.take_sample();
-    }
-
-    pub(crate) fn take_sample(&self) -> crate::stats::PoolSample {
         let state = self.inner.state();
         let s = &state.statistics;
         let in_use = self.shared.in_use.load(Relaxed);
         let peak = self.shared.peak_in_use.swap(in_use, Relaxed);
-        let sample = self.shared.stores.trend.sample(
+        self.shared.stores.trend.sample(
             SystemTime::now(),
             self.shared.max_size.load(Relaxed),
             state.connections,
@@ -381,7 +377,6 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             s.get_wait_time,
         );
         self.publish_state();
-        sample
     }
 
     /// Empties this pool's stores: errors, slow queries, the trend, the

@@ -90,7 +90,7 @@ impl PoolTrend {
         peak_in_use: u32,
         timed_out_total: u64,
         wait_total: Duration,
-    ) -> PoolSample {
+    ) {
         let (timeouts, waited) = {
             let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
             let delta = (
@@ -121,8 +121,7 @@ impl PoolTrend {
             timeouts,
             wait_time_ms: waited.as_secs_f64() * 1e3,
         };
-        self.ring.lock().unwrap_or_else(|e| e.into_inner()).push(sample.clone());
-        sample
+        self.ring.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
     }
 
     pub(crate) fn report(&self, pool: &str, now: SystemTime, minutes: Option<u32>) -> PoolTrendReport {
