@@ -2,7 +2,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -544,7 +543,6 @@ pub(crate) struct QueryEntry {
 pub(crate) struct QueryTable {
     /// Distinguishes this table in the per-thread caches.
     id: u64,
-    l1_hasher: foldhash::fast::FixedState,
     texts: papaya::HashMap<Arc<str>, Arc<QueryEntry>, foldhash::fast::RandomState>,
     fingerprints: papaya::HashMap<u64, Arc<QueryEntry>, foldhash::fast::RandomState>,
     summaries: CappedHandles<(Operation, Option<Box<str>>), Arc<SummaryMetrics>>,
@@ -573,6 +571,34 @@ struct L1Slot {
     entry: Arc<QueryEntry>,
 }
 
+/// The per-thread cache's hash of a statement text: its length and three
+/// of its 8-byte words (first, middle, last), mixed. It only picks a slot
+/// (a hit compares the whole text), so it need not see every byte, and it
+/// costs the same for a long text as for a short one.
+#[inline]
+fn l1_hash(sql: &str) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes = sql.as_bytes();
+    let n = bytes.len();
+    let word = |b: &[u8]| b.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w));
+    let (first, middle, last) = if n >= 8 {
+        (
+            word(bytes),
+            word(&bytes[n / 2 - 4..]),
+            bytes.last_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w)),
+        )
+    } else {
+        // Short texts: their bytes, zero-padded.
+        let mut w = [0u8; 8];
+        w[..n].copy_from_slice(bytes);
+        (u64::from_le_bytes(w), 0, 0)
+    };
+    let mut h = (n as u64 ^ first).wrapping_mul(K);
+    h = (h.rotate_left(29) ^ middle).wrapping_mul(K);
+    h = (h.rotate_left(29) ^ last).wrapping_mul(K);
+    h ^ (h >> 32)
+}
+
 thread_local! {
     static L1: RefCell<[Option<L1Slot>; L1_SLOTS]> = const { RefCell::new([const { None }; L1_SLOTS]) };
 }
@@ -588,7 +614,6 @@ impl QueryTable {
         });
         QueryTable {
             id: NEXT_TABLE_ID.fetch_add(1, Relaxed),
-            l1_hasher: foldhash::fast::FixedState::with_seed(0x6462_6d6f_6e69_746f),
             texts: papaya::HashMap::builder().hasher(Default::default()).build(),
             fingerprints: papaya::HashMap::builder().hasher(Default::default()).build(),
             summaries,
@@ -616,7 +641,7 @@ impl QueryTable {
     /// past it).
     #[inline]
     pub(crate) fn with_entry<R>(&self, sql: &str, f: impl FnOnce(&QueryEntry) -> R) -> R {
-        let hash = self.l1_hasher.hash_one(sql);
+        let hash = l1_hash(sql);
         let slot = (hash as usize) & (L1_SLOTS - 1);
         let mut f = Some(f);
         let hit = L1.try_with(|cache| {
@@ -850,4 +875,25 @@ pub(crate) struct SessionCounts {
 /// Reads a `Duration` from a nanosecond counter.
 pub(crate) fn nanos(n: u64) -> Duration {
     Duration::from_nanos(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_hash_sees_length_and_three_words_and_is_by_content() {
+        let a = "SELECT id, name FROM users WHERE id = $1";
+        let copy = String::from(a);
+        assert_eq!(l1_hash(a), l1_hash(copy.as_str()), "by content, not by address");
+        assert_ne!(l1_hash(a), l1_hash("SELECT id, name FROM users WHERE id = $2"));
+        assert_ne!(l1_hash(a), l1_hash("XELECT id, name FROM users WHERE id = $1"));
+        assert_ne!(l1_hash(a), l1_hash("SELECT id, name FROM users WHERE id = $1 "));
+        assert_ne!(l1_hash("SELECT 1"), l1_hash("SELECT 2"));
+        assert_ne!(l1_hash("BEGIN"), l1_hash("COMMIT"));
+        assert_ne!(l1_hash(""), l1_hash(" "));
+        // Every length, including those around the 8-byte word boundary.
+        let hashes: std::collections::HashSet<u64> = (0..40).map(|n| l1_hash(&"x".repeat(n))).collect();
+        assert_eq!(hashes.len(), 40);
+    }
 }
