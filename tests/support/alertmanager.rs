@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 /// even if the test process is killed.
 const SUPERVISOR: &str = r#"
 set -eu
+# Signals to the process group are for the test process; the supervisor
+# cleans up when its pipe closes.
+trap '' INT TERM HUP
 bin="$1"; dir="$2"; port="$3"
 "$bin" --config.file="$dir/alertmanager.yml" --storage.path="$dir/data" \
   --web.listen-address="127.0.0.1:$port" --cluster.listen-address= \

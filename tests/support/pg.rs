@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 const SUPERVISOR: &str = r#"
 set -u
+# Ctrl-C in a terminal signals the whole process group: the supervisor
+# outlives its parent on purpose, and cleans up when the pipe closes.
+trap '' INT TERM HUP
 port=$1; shift
 dir=$(mktemp -d "${TMPDIR:-/tmp}/db-monitor-pg.XXXXXX") || exit 1
 trap 'rm -rf "$dir"' EXIT
