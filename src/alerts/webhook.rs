@@ -395,7 +395,11 @@ impl Sender {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))
             .map_err(|e| e.to_string())?;
-        let response = self.client.request(request).await.map_err(|e| error_chain(&e))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| crate::pool::error_chain(&e))?;
         let status = response.status();
         // Read the answer so that the connection can be reused.
         let answer = response.into_body().collect().await.map_err(|e| e.to_string())?;
@@ -412,10 +416,6 @@ impl Sender {
 #[derive(Serialize)]
 #[serde(transparent)]
 struct Batch<'a>(&'a [Entry]);
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    crate::pool::error_chain(error)
-}
 
 /// Milliseconds since the Unix epoch as RFC 3339 UTC, e.g.
 /// `2026-11-26T17:44:24.123Z`.
