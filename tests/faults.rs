@@ -312,13 +312,7 @@ async fn a_full_pool_times_out_as_pool_exhausted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_port_times_out_as_connect_timeout() {
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut config = db_monitor::tokio_postgres::Config::new();
-    config.host("127.0.0.1").port(port).user("postgres").dbname("postgres");
+    let config = support::pg::refused_config();
     let pool = pool_with(&monitor, "refused", config, 2, 0, Duration::from_millis(500)).await;
     let err = pool.get().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectTimeout);

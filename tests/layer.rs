@@ -346,13 +346,7 @@ async fn passing_requests_get_their_own_statistics_server_timing_and_n_plus_one(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_503_when_the_database_cannot_answer() {
     let (monitor, _rec) = monitor(MonitorConfig::default());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut config = db_monitor::tokio_postgres::Config::new();
-    config.host("127.0.0.1").port(port).user("postgres").dbname("postgres");
+    let config = support::pg::refused_config();
     let builder = db_monitor::bb8::Pool::builder()
         .max_size(1)
         .min_idle(Some(0))

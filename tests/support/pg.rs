@@ -266,3 +266,15 @@ pub fn example_server(database: Option<&tokio_postgres::Config>) -> (Option<Temp
         .tcp_user_timeout(Duration::from_secs(10));
     (server, config)
 }
+
+/// A client configuration for a loopback port nobody listens on: every
+/// connect is refused.
+pub fn refused_config() -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(free_port())
+        .user("postgres")
+        .dbname("postgres");
+    config
+}
