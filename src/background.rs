@@ -39,8 +39,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use crate::monitor::DbMonitor;
 use crate::pool::{MakeTls, MonitoredPool};
-use crate::DbMonitor;
 
 /// The running background task of one pool. Dropping it stops the task
 /// (at its next wake-up); [`shutdown`](Self::shutdown) stops it and waits.
@@ -115,12 +115,13 @@ impl DbMonitor {
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
-                    _ = pool.shared().alerts.signalled() => pool.alert_events(),
+                    _ = pool.shared.sink.stores.alerts.signalled() => pool.alert_events(),
                     _ = sample.tick() => {
                         pool.sample();
                         pool.alert_conditions(false);
-                        // Keeps the score gauge current.
-                        pool.performance(60);
+                        // Keeps the score gauge current (reading a report
+                        // writes no metric).
+                        pool.publish_score();
                     }
                     _ = evaluate.tick() => pool.alert_conditions(false),
                     _ = minute.tick() => {

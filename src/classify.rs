@@ -15,7 +15,8 @@ use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::pool::GetError;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What went wrong, as a closed set with stable names.
 ///
@@ -298,6 +299,111 @@ fn has_io_source(error: &tokio_postgres::Error) -> bool {
         next = e.source();
     }
     false
+}
+
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// No connection within the pool's timeout.
+#[derive(Debug)]
+pub struct GetError {
+    pub(crate) kind: ErrorKind,
+    pub(crate) pool: Arc<str>,
+    pub(crate) waited: Duration,
+    pub(crate) in_use: u32,
+    pub(crate) max_size: u32,
+    pub(crate) source: Option<ConnectError>,
+}
+
+impl GetError {
+    /// [`ErrorKind::PoolExhausted`] or [`ErrorKind::ConnectTimeout`].
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// How long the checkout waited.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+impl fmt::Display for GetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no connection from pool {:?} after {:.1?}: ",
+            &*self.pool, self.waited
+        )?;
+        match self.kind {
+            ErrorKind::PoolExhausted => write!(
+                f,
+                "pool exhausted ({} of {} connections in use)",
+                self.in_use, self.max_size
+            ),
+            _ => match &self.source {
+                Some(e) => write!(f, "could not connect ({e})"),
+                None => f.write_str("could not connect in time"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for GetError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
+
+/// The last connect failure behind a [`GetError`], as text (bb8 keeps no
+/// error for a timeout; the monitor remembers the last one it saw).
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectError(pub(crate) String);
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// What an error store keeps as a statement error's message: the server's
+/// message with quoted values masked, or the client's description.
+pub(crate) fn error_message(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => mask_message(db.message()).into_owned(),
+        None => error_chain(error),
+    }
+}
+
+/// An error and its sources, joined with `": "`, safe to log: a server
+/// error is shown as its severity, its message with quoted values masked,
+/// and its SQLSTATE, never with its `DETAIL` or `HINT` (which can carry row
+/// values, and which `DbError`'s `Display` includes).
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let describe = |e: &(dyn std::error::Error + 'static)| match e.downcast_ref::<tokio_postgres::error::DbError>() {
+        Some(db) => format!(
+            "{}: {} ({})",
+            db.severity(),
+            mask_message(db.message()),
+            db.code().code()
+        ),
+        None => e.to_string(),
+    };
+    let mut text = describe(error);
+    let mut next = error.source();
+    while let Some(e) = next {
+        let part = describe(e);
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
 }
 
 #[cfg(test)]

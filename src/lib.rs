@@ -76,33 +76,49 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-pub mod alerts;
-pub mod background;
+// The floors, from the ground up (see the README's "Architecture"):
+// imports point down only.
+
+// Vocabulary: the lexer, error kinds, metric names, alert kinds, units,
+// configuration.
+mod alert_kind;
 mod classify;
 mod config;
-pub mod layer;
-mod monitor;
 pub mod names;
+pub mod sql;
+mod units;
+// Stores: bounded, each owning its striping and counters.
+pub mod stats;
+// Funnel: events, the statement table, the per-pool sink, the request scope.
+mod funnel;
+// Sources: the bb8 and tokio-postgres wrappers.
 mod pool;
+// Engines over the stores: reports and the alert engine.
+pub mod alerts;
+pub mod report;
+// Surfaces: the tower layer and the Prometheus helper.
+pub mod layer;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
-pub mod report;
-pub mod sql;
-pub mod stats;
+// Front door: the monitor and its background task.
+pub mod background;
+mod monitor;
 
 pub use bb8;
 pub use tokio_postgres;
 
 pub use background::MonitorHandle;
-pub use classify::ErrorKind;
+pub use classify::{ErrorKind, GetError};
 pub use config::{AlertThresholds, ConfigError, MonitorConfig};
-pub use layer::{DbMonitorLayer, DbMonitorService, RequestDbStats};
+pub use funnel::scope::RequestDbStats;
+pub use layer::{DbMonitorLayer, DbMonitorService};
 pub use monitor::{DbMonitor, DbMonitorBuilder};
 pub use pool::{
-    ConnectionInfo, GetError, MakeTls, MonitorCustomizer, MonitorErrorSink, MonitoredClient, MonitoredConnection,
+    ConnectionInfo, MakeTls, MonitorCustomizer, MonitorErrorSink, MonitoredClient, MonitoredConnection,
     MonitoredManager, MonitoredPool, MonitoredStatement, MonitoredStream, MonitoredTransaction,
-    MonitoredTransactionBuilder, PoolSnapshot, QueryStats, SessionStats, ToMonitoredStatement,
+    MonitoredTransactionBuilder, PoolSnapshot, SessionStats, ToMonitoredStatement,
 };
+pub use report::QueryStats;
 
 /// Not public API: hooks for the crate's own benchmarks.
 #[doc(hidden)]
@@ -111,8 +127,8 @@ pub mod __bench {
 
     use quanta::Instant;
 
-    use crate::monitor::Outcome;
-    use crate::pool::shared::{ConnStats, PoolShared, QueryEntry};
+    use crate::funnel::{Outcome, QueryEntry, Sink};
+    use crate::pool::shared::{ConnStats, PoolShared};
     use crate::pool::{statement_ended, QueryRef};
 
     /// Runs the instrumentation of one statement, exactly as a
@@ -130,7 +146,8 @@ pub mod __bench {
     impl StatementProbe {
         /// A probe recording into a pool called `pool` of `monitor`.
         pub fn new(monitor: &crate::DbMonitor, pool: &str) -> Self {
-            let pool = Arc::new(PoolShared::new(monitor.inner.clone(), pool, Arc::new(|_| {})));
+            let sink: Sink = monitor.sink(pool);
+            let pool = Arc::new(PoolShared::new(sink, Arc::new(|_| {})));
             let conn = pool.new_connection();
             StatementProbe { pool, conn }
         }
@@ -153,7 +170,7 @@ pub mod __bench {
 
         /// The entry of `sql`, as a prepared statement holds it.
         pub fn prepare(&self, sql: &str) -> Prepared {
-            Prepared(self.pool.queries.entry(sql))
+            Prepared(self.pool.sink.queries.entry(sql))
         }
 
         /// One successful run of a prepared statement: no text lookup.
@@ -166,7 +183,7 @@ pub mod __bench {
         /// raising the evaluator's flag (already raised in a burst).
         #[inline(never)]
         pub fn alert_signal(&self) {
-            self.pool.alerts.signal();
+            self.pool.sink.stores.alerts.signal();
         }
 
         #[inline(always)]

@@ -1,24 +1,22 @@
-//! [`DbMonitor`]: the one funnel every event passes through.
+//! [`DbMonitor`]: the front door. It builds monitored pools, wiring each
+//! one's sink to the monitor's recorder, settings and notifiers.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
-use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
+use metrics::Recorder;
 
 use crate::alerts::{LogNotifier, Notifier};
 use crate::classify::ErrorKind;
 use crate::config::MonitorConfig;
+use crate::funnel::handles::Registry;
+use crate::funnel::tracked::Tracked;
+use crate::funnel::{AlertListener, Sink};
 use crate::names;
-use crate::pool::shared::stripe_of_thread;
-use crate::pool::shared::{ConnStats, PoolShared, QueryEntry};
-use crate::pool::{MakeTls, MonitoredManager, MonitoredPool, TxOutcome};
-use crate::stats::{ErrorSource, RawRecent, StatementOutcome};
-
-static METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+use crate::pool::shared::PoolShared;
+use crate::pool::{MakeTls, MonitoredManager, MonitoredPool};
 
 /// Watches one or more PostgreSQL pools: the funnel every event passes
 /// through, and the handle to everything it has recorded.
@@ -50,24 +48,21 @@ pub struct DbMonitor {
 }
 
 pub(crate) struct MonitorInner {
-    pub(crate) config: MonitorConfig,
-    recorder: Option<Arc<dyn Recorder + Send + Sync>>,
-    pub(crate) notifiers: Vec<Arc<dyn Notifier>>,
+    config: Arc<MonitorConfig>,
+    registry: Registry,
+    notifiers: usize,
+    /// Every notifier, behind one function, for the pools' sinks.
+    listener: AlertListener,
     pools: Mutex<Vec<Weak<PoolShared>>>,
-    tracked: papaya::HashMap<&'static str, Arc<TrackedMetrics>, foldhash::fast::RandomState>,
-}
-
-struct TrackedMetrics {
-    ok: Histogram,
-    failed: [OnceLock<Histogram>; ErrorKind::ALL.len()],
+    tracked: Tracked,
 }
 
 impl fmt::Debug for DbMonitor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DbMonitor")
             .field("config", &self.inner.config)
-            .field("own_recorder", &self.inner.recorder.is_some())
-            .field("notifiers", &self.inner.notifiers.len())
+            .field("own_recorder", &self.inner.registry.has_own_recorder())
+            .field("notifiers", &self.inner.notifiers)
             .finish_non_exhaustive()
     }
 }
@@ -122,16 +117,22 @@ impl DbMonitorBuilder {
         if self.log_alerts {
             notifiers.insert(0, Arc::new(LogNotifier));
         }
+        let count = notifiers.len();
+        let listener: AlertListener = Arc::new(move |event| {
+            for notifier in &notifiers {
+                notifier.notify(event);
+            }
+        });
+        let registry = Registry::new(self.recorder);
+        registry.with_recorder(names::describe_metrics);
         let inner = MonitorInner {
-            config: self.config,
-            recorder: self.recorder,
-            notifiers,
+            config: Arc::new(self.config),
+            tracked: Tracked::new(registry.clone()),
+            registry,
+            notifiers: count,
+            listener,
             pools: Mutex::new(Vec::new()),
-            tracked: papaya::HashMap::builder()
-                .hasher(foldhash::fast::RandomState::default())
-                .build(),
         };
-        inner.with_recorder(names::describe_metrics);
         DbMonitor { inner: Arc::new(inner) }
     }
 }
@@ -165,14 +166,6 @@ impl DbMonitor {
         }
     }
 
-    /// Hands an alert event to every notifier, in the order they were
-    /// added (the log first).
-    pub(crate) fn notify(&self, event: crate::alerts::AlertEvent<'_>) {
-        for notifier in &self.inner.notifiers {
-            notifier.notify(event);
-        }
-    }
-
     /// The configuration this monitor was created with.
     pub fn config(&self) -> &MonitorConfig {
         &self.inner.config
@@ -187,7 +180,17 @@ impl DbMonitor {
     /// host gone) leaves a statement waiting forever; with
     /// `tcp_user_timeout = 2s` it becomes an error in about 2 s.
     pub fn manager<Tls: MakeTls>(&self, name: &str, config: tokio_postgres::Config, tls: Tls) -> MonitoredManager<Tls> {
-        MonitoredManager::new(self.inner.clone(), name, config, tls)
+        MonitoredManager::new(self.sink(name), config, tls)
+    }
+
+    /// A sink for the events of a pool called `name`.
+    pub(crate) fn sink(&self, name: &str) -> Sink {
+        Sink::new(
+            name,
+            self.inner.config.clone(),
+            self.inner.registry.clone(),
+            self.inner.listener.clone(),
+        )
     }
 
     /// Builds a monitored pool from `manager` and a bb8 `builder` (for
@@ -241,7 +244,7 @@ impl DbMonitor {
         pools
             .iter()
             .filter_map(Weak::upgrade)
-            .map(|p| p.name.to_string())
+            .map(|p| p.name().to_string())
             .collect()
     }
 
@@ -278,318 +281,9 @@ impl DbMonitor {
         let start = Instant::now();
         let result = fut.await;
         let elapsed = start.elapsed();
-        let handles = self.inner.tracked_metrics(name);
-        match &result {
-            Ok(_) => handles.ok.record(elapsed),
-            Err(e) => {
-                let kind = ErrorKind::of_any(e);
-                handles.failed[kind.index()]
-                    .get_or_init(|| {
-                        self.inner.histogram(
-                            names::TRACKED_DURATION,
-                            vec![
-                                Label::new(names::TRACKED_OPERATION, name),
-                                Label::new(names::ERROR_TYPE, kind.as_str()),
-                            ],
-                        )
-                    })
-                    .record(elapsed);
-            }
-        }
+        let failed = result.as_ref().err().map(|e| ErrorKind::of_any(e));
+        self.inner.tracked.record(name, elapsed, failed);
         result
-    }
-}
-
-/// What a statement came to.
-pub(crate) enum Outcome<'a> {
-    /// Finished; with the row count where the method knows it.
-    Ok(Option<u64>),
-    /// Failed with this error.
-    Failed(&'a tokio_postgres::Error),
-    /// The caller dropped the future before it finished.
-    Cancelled,
-}
-
-/// Every event, born in exactly one source.
-pub(crate) enum Event<'a> {
-    /// A statement ran on a pooled connection.
-    Statement {
-        entry: &'a QueryEntry,
-        conn: &'a ConnStats,
-        /// When it ended (the statement clock).
-        end: quanta::Instant,
-        elapsed: Duration,
-        outcome: Outcome<'a>,
-    },
-    /// A transaction ended.
-    Transaction { outcome: TxOutcome, elapsed: Duration },
-    /// `connect` finished (successfully or not).
-    Connect {
-        elapsed: Duration,
-        error: Option<&'a tokio_postgres::Error>,
-    },
-    /// The pool's validity check (`test_on_check_out`) failed.
-    Invalid(&'a tokio_postgres::Error),
-    /// A connection's background task ended.
-    ConnectionClosed {
-        conn: &'a ConnStats,
-        error: Option<&'a tokio_postgres::Error>,
-    },
-    /// `get()` finished, successfully or with a timeout of this kind.
-    Checkout {
-        waited: Duration,
-        timeout: Option<ErrorKind>,
-    },
-    /// A checkout was returned after being held for `held`.
-    Return {
-        held: Duration,
-        location: &'static std::panic::Location<'static>,
-    },
-}
-
-impl MonitorInner {
-    /// The funnel: records one event of `pool` into the metrics and stores.
-    ///
-    /// Statement events are the hot path: cached handles and atomics only,
-    /// no lock, no allocation, no logging.
-    pub(crate) fn record(&self, pool: &PoolShared, event: Event<'_>) {
-        match event {
-            Event::Statement {
-                entry,
-                conn,
-                end,
-                elapsed,
-                outcome,
-            } => {
-                let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-                let slow = elapsed >= self.config.alerts.slow_query_threshold;
-                let stripe = stripe_of_thread();
-                entry.stats.record(stripe, nanos, slow, &outcome);
-                conn.record(nanos, &outcome);
-                let failed = match outcome {
-                    Outcome::Ok(_) => {
-                        entry.metrics.ok.record(elapsed);
-                        None
-                    }
-                    Outcome::Failed(error) => {
-                        let kind = ErrorKind::of(error);
-                        if kind.ends_connection() {
-                            // The background task may not have seen the end of
-                            // the stream yet; do not hand this connection out again.
-                            conn.broken.store(true, Relaxed);
-                            conn.end_reported.store(true, Relaxed);
-                        }
-                        entry
-                            .metrics
-                            .failed(kind, |labels| self.histogram(names::OPERATION_DURATION, labels))
-                            .record(elapsed);
-                        let code = error.code().map(|c| c.code());
-                        pool.error_counter(kind, code).increment(1);
-                        pool.stores.errors.record(
-                            SystemTime::now(),
-                            kind,
-                            code,
-                            ErrorSource::Statement,
-                            Some((entry.fingerprint, &entry.normalized)),
-                            crate::pool::error_message(error),
-                        );
-                        if kind.ends_connection() {
-                            pool.alerts.connection_failed();
-                        } else {
-                            pool.alerts.signal();
-                        }
-                        Some(kind)
-                    }
-                    Outcome::Cancelled => {
-                        entry.metrics.cancelled.increment(1);
-                        None
-                    }
-                };
-                let outcome_code = match (&outcome, failed) {
-                    (Outcome::Cancelled, _) => StatementOutcome::Cancelled,
-                    (_, Some(kind)) => StatementOutcome::Failed(kind),
-                    _ => StatementOutcome::Ok,
-                };
-                let route = crate::layer::record_statement(entry.fingerprint, nanos, failed.is_some(), slow);
-                pool.stores.recent.push(stripe, || RawRecent {
-                    end_ns: u64::try_from(end.saturating_duration_since(pool.clock_epoch).as_nanos())
-                        .unwrap_or(u64::MAX),
-                    duration_ns: nanos,
-                    fingerprint: entry.fingerprint,
-                    outcome: crate::stats::outcome_word(outcome_code, route),
-                });
-                if let Outcome::Cancelled = outcome {
-                    return;
-                }
-                if slow {
-                    entry.metrics.slow.increment(1);
-                    pool.stores.slow.record(
-                        SystemTime::now(),
-                        entry.fingerprint,
-                        &entry.normalized,
-                        entry.operation,
-                        entry.table.as_deref(),
-                        elapsed,
-                        failed,
-                    );
-                    pool.alerts.signal();
-                }
-            }
-            Event::Transaction { outcome, elapsed } => pool.metrics.transaction(outcome).record(elapsed),
-            Event::Connect { elapsed, error } => match error {
-                None => {
-                    pool.metrics.create_time.record(elapsed);
-                    pool.connect_succeeded();
-                    pool.alerts.connected();
-                }
-                Some(error) => {
-                    let kind = ErrorKind::of_connect(error);
-                    let code = error.code().map(|c| c.code());
-                    pool.error_counter(kind, code).increment(1);
-                    pool.connect_failed(error);
-                    let message = crate::pool::error_chain(error);
-                    pool.stores
-                        .errors
-                        .record(SystemTime::now(), kind, code, ErrorSource::Connect, None, message);
-                    pool.alerts.connection_failed();
-                }
-            },
-            Event::Invalid(error) => {
-                let kind = ErrorKind::of_connect(error);
-                let code = error.code().map(|c| c.code());
-                pool.error_counter(kind, code).increment(1);
-                let message = format!("validity check failed: {}", crate::pool::error_chain(error));
-                pool.stores
-                    .errors
-                    .record(SystemTime::now(), kind, code, ErrorSource::Connection, None, message);
-                pool.alerts.signal();
-            }
-            Event::ConnectionClosed { conn, error } => {
-                // A bare end of stream follows a failure that a statement
-                // already reported (or a clean close). So does any error once
-                // a statement has reported the connection's end: dropping the
-                // dead client can meet a reset socket. Otherwise an error with
-                // something to say (a SQLSTATE, an I/O error) is a new failure.
-                match error {
-                    Some(error) if !error.is_closed() && !conn.end_reported.load(Relaxed) => {
-                        let kind = ErrorKind::of_connect(error);
-                        let code = error.code().map(|c| c.code());
-                        pool.error_counter(kind, code).increment(1);
-                        let message = crate::pool::error_chain(error);
-                        pool.stores.errors.record(
-                            SystemTime::now(),
-                            kind,
-                            code,
-                            ErrorSource::Connection,
-                            None,
-                            message,
-                        );
-                        pool.alerts.connection_failed();
-                        tracing::warn!(
-                            pool = %pool.name,
-                            connection = conn.id,
-                            error_type = kind.as_str(),
-                            sqlstate = error.code().map(|c| c.code()),
-                            "database connection lost: {}",
-                            crate::pool::error_chain(error)
-                        );
-                    }
-                    _ => tracing::debug!(pool = %pool.name, connection = conn.id, "database connection closed"),
-                }
-            }
-            Event::Checkout { waited, timeout } => {
-                pool.metrics.wait_time.record(waited);
-                if let Some(kind) = timeout {
-                    pool.metrics.timeout(kind).increment(1);
-                    pool.error_counter(kind, None).increment(1);
-                    let message = format!(
-                        "no connection within {:.1?} ({})",
-                        waited,
-                        kind.as_str().replace('_', " ")
-                    );
-                    pool.stores
-                        .errors
-                        .record(SystemTime::now(), kind, None, ErrorSource::Checkout, None, message);
-                    pool.alerts.signal();
-                }
-            }
-            Event::Return { held, location } => {
-                pool.metrics.use_time.record(held);
-                if self.config.leak_threshold.is_some_and(|limit| held > limit) {
-                    pool.metrics.leaks.increment(1);
-                    tracing::warn!(
-                        pool = %pool.name,
-                        held_ms = held.as_millis() as u64,
-                        checked_out_at = %location,
-                        "connection held longer than the leak threshold"
-                    );
-                }
-            }
-        }
-    }
-
-    fn with_recorder<T>(&self, f: impl FnOnce(&dyn Recorder) -> T) -> T {
-        match &self.recorder {
-            Some(recorder) => f(recorder.as_ref()),
-            None => metrics::with_recorder(f),
-        }
-    }
-
-    pub(crate) fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
-        let key = Key::from_parts(name, labels);
-        self.with_recorder(|r| r.register_counter(&key, &METADATA))
-    }
-
-    pub(crate) fn gauge(&self, name: &'static str, labels: Vec<Label>) -> Gauge {
-        let key = Key::from_parts(name, labels);
-        self.with_recorder(|r| r.register_gauge(&key, &METADATA))
-    }
-
-    pub(crate) fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
-        let key = Key::from_parts(name, labels);
-        self.with_recorder(|r| r.register_histogram(&key, &METADATA))
-    }
-
-    fn tracked_metrics(&self, name: &'static str) -> Arc<TrackedMetrics> {
-        let map = self.tracked.pin();
-        if let Some(handles) = map.get(name) {
-            return handles.clone();
-        }
-        map.get_or_insert_with(name, || {
-            Arc::new(TrackedMetrics {
-                ok: self.histogram(
-                    names::TRACKED_DURATION,
-                    vec![Label::new(names::TRACKED_OPERATION, name)],
-                ),
-                failed: Default::default(),
-            })
-        })
-        .clone()
-    }
-}
-
-/// A map from label sets to handles, built lazily and capped: past `cap`
-/// distinct keys, new keys share the handle of `overflow_key`.
-pub(crate) struct CappedHandles<K, H> {
-    map: Mutex<HashMap<K, H>>,
-    cap: usize,
-}
-
-impl<K: std::hash::Hash + Eq + Clone, H: Clone> CappedHandles<K, H> {
-    pub(crate) fn new(cap: usize) -> Self {
-        CappedHandles {
-            map: Mutex::new(HashMap::new()),
-            cap,
-        }
-    }
-
-    pub(crate) fn get(&self, key: K, overflow_key: K, make: impl FnOnce(&K) -> H) -> H {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(h) = map.get(&key) {
-            return h.clone();
-        }
-        let key = if map.len() >= self.cap { overflow_key } else { key };
-        map.entry(key).or_insert_with_key(make).clone()
     }
 }
 
@@ -597,6 +291,7 @@ impl<K: std::hash::Hash + Eq + Clone, H: Clone> CappedHandles<K, H> {
 mod tests {
     use super::*;
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use std::collections::HashMap;
 
     #[tokio::test]
     async fn track_times_successes_and_classifies_failures() {

@@ -991,6 +991,12 @@ fn main_statement(sql: &str) -> (Operation, Option<String>, usize) {
     (op, table, count)
 }
 
+impl serde::Serialize for Operation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

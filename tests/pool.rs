@@ -875,6 +875,8 @@ async fn a_known_workload_gives_the_expected_comprehensive_report() {
         advice.contains("failed 8 times with constraint_violation (23505)"),
         "{advice}"
     );
+    // Reading a report writes no metric; publishing the score does.
+    pool.publish_score();
     assert_eq!(
         rec.gauge(
             "db_monitor_performance_score",

@@ -1,28 +1,8 @@
 //! Where alerts go: the [`Notifier`] trait, the default [`LogNotifier`],
 //! closures, and `()` for nothing.
 
-use super::{Alert, AlertSeverity};
-
-/// A change in an alert's life, as the notifiers hear it.
-#[derive(Clone, Copy, Debug)]
-#[non_exhaustive]
-pub enum AlertEvent<'a> {
-    /// The alert became active.
-    Fired(&'a Alert),
-    /// The alert fired again after its cooldown and is still active.
-    Repeated(&'a Alert),
-    /// The alert was resolved (by its rule, by expiry or by hand).
-    Resolved(&'a Alert),
-}
-
-impl<'a> AlertEvent<'a> {
-    /// The alert, whatever happened to it.
-    pub fn alert(&self) -> &'a Alert {
-        match *self {
-            AlertEvent::Fired(a) | AlertEvent::Repeated(a) | AlertEvent::Resolved(a) => a,
-        }
-    }
-}
+use crate::alert_kind::AlertSeverity;
+use crate::stats::alert_book::AlertEvent;
 
 /// Receives alert events.
 ///

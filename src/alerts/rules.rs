@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use super::{AlertSeverity, AlertType, Lifetime, Observation};
+use crate::alert_kind::{AlertSeverity, AlertType};
+use crate::classify::ErrorKind;
+use crate::config::AlertThresholds;
+use crate::stats::alert_book::{Lifetime, Observation};
 use crate::stats::{Degradation, ErrorRate, ErrorRecord, PoolSample, SlowQuery};
-use crate::{AlertThresholds, ErrorKind};
 
 fn event(alert_type: AlertType, key: String, severity: AlertSeverity, message: String) -> Observation {
     Observation {

@@ -399,7 +399,7 @@ impl Sender {
             .client
             .request(request)
             .await
-            .map_err(|e| crate::pool::error_chain(&e))?;
+            .map_err(|e| crate::classify::error_chain(&e))?;
         let status = response.status();
         // Read the answer so that the connection can be reused.
         let answer = response.into_body().collect().await.map_err(|e| e.to_string())?;

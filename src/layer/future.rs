@@ -16,7 +16,7 @@ use tokio::task::futures::TaskLocalFuture;
 
 use super::body::ResponseBody;
 use super::layer::LayerConfig;
-use super::scope::Scope;
+use crate::funnel::scope::Scope;
 
 /// A route's answer, being computed.
 pub(crate) type Routed = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;

@@ -59,7 +59,7 @@ impl fmt::Debug for DbMonitorLayer {
 impl DbMonitorLayer {
     /// A layer for `pool`, serving its routes under `/health/database`.
     pub fn new<Tls: MakeTls>(pool: MonitoredPool<Tls>) -> Self {
-        super::scope::layer_created();
+        crate::funnel::scope::layer_created();
         DbMonitorLayer {
             config: Arc::new(LayerConfig {
                 pool: Arc::new(pool),

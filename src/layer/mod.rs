@@ -74,14 +74,11 @@ mod future;
 #[allow(clippy::module_inception)]
 mod layer;
 mod routes;
-mod scope;
 mod service;
 
+pub use crate::funnel::scope::{RepeatedStatement, RequestDbSnapshot, RequestDbStats};
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::DbMonitorLayer;
 pub use routes::MAX_LIMIT;
-pub use scope::{RepeatedStatement, RequestDbSnapshot, RequestDbStats};
 pub use service::DbMonitorService;
-
-pub(crate) use scope::{record_statement, route_name};

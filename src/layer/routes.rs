@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::future::Routed;
 use super::layer::LayerConfig;
-use crate::pool::shared::PoolShared;
+use crate::classify::error_message;
+use crate::funnel::Event;
 use crate::pool::{MakeTls, MonitoredPool, PoolSnapshot};
 use crate::stats::MAX_WINDOW_MINUTES;
 
@@ -22,7 +23,8 @@ pub const MAX_LIMIT: usize = 1000;
 /// What the routes need of a pool, without its TLS type.
 pub(crate) trait RoutePool: Send + Sync + 'static {
     fn name(&self) -> &str;
-    fn shared(&self) -> &Arc<PoolShared>;
+    /// Active alerts.
+    fn active_alerts(&self) -> usize;
     fn json(&self, what: Read) -> serde_json::Result<Vec<u8>>;
     fn resolve_alert(&self, id: &str, by: &str) -> Option<crate::alerts::Alert>;
     fn reset_stores(&self);
@@ -51,8 +53,8 @@ impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
         MonitoredPool::name(self)
     }
 
-    fn shared(&self) -> &Arc<PoolShared> {
-        MonitoredPool::shared(self)
+    fn active_alerts(&self) -> usize {
+        self.shared.sink.stores.alerts.active().len()
     }
 
     fn json(&self, what: Read) -> serde_json::Result<Vec<u8>> {
@@ -93,9 +95,7 @@ impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
             let start = Instant::now();
             let ping = async {
                 let conn = self.get().await.map_err(|e| e.to_string())?;
-                conn.simple_query("SELECT 1")
-                    .await
-                    .map_err(|e| crate::pool::error_message(&e))?;
+                conn.simple_query("SELECT 1").await.map_err(|e| error_message(&e))?;
                 Ok::<_, String>(())
             };
             match tokio::time::timeout(timeout, ping).await {
@@ -107,27 +107,12 @@ impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
     }
 
     fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64) {
-        let shared = MonitoredPool::shared(self);
-        let entry = shared.queries.by_fingerprint(fingerprint);
-        let statement = entry.as_ref().map(|e| &*e.normalized);
-        let new = shared
-            .stores
-            .n_plus_one
-            .record(SystemTime::now(), route, fingerprint, statement, runs);
-        if let Some(entry) = &entry {
-            entry.metrics.n_plus_one(&shared.monitor).increment(1);
-        }
-        if new {
-            tracing::warn!(
-                pool = %shared.name,
-                route = route.map(|r| &**r).unwrap_or(""),
-                fingerprint = %crate::stats::hex(fingerprint),
-                runs,
-                threshold,
-                "N+1 pattern: `{}` ran {runs} times in one request",
-                statement.unwrap_or("a statement of another pool")
-            );
-        }
+        self.shared.record(Event::NPlusOne {
+            route,
+            fingerprint,
+            runs,
+            threshold,
+        });
     }
 }
 
@@ -402,7 +387,7 @@ async fn health(config: &LayerConfig) -> Response<Bytes> {
     let pool = &config.pool;
     let ping = pool.ping(config.health_timeout).await;
     let snapshot = pool.snapshot();
-    let active_alerts = pool.shared().alerts.active().len();
+    let active_alerts = pool.active_alerts();
     let healthy = ping.is_ok();
     let body = Health {
         status: if healthy { "healthy" } else { "unhealthy" },

@@ -10,7 +10,7 @@ use tower_service::Service;
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
 use super::layer::LayerConfig;
-use super::scope::{RequestDbStats, Scope};
+use crate::funnel::scope::{RequestDbStats, Scope};
 
 /// The service [`DbMonitorLayer`](super::DbMonitorLayer) wraps around
 /// `S`. Its error type is `S::Error`: monitoring never changes an outcome.

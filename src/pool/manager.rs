@@ -2,6 +2,7 @@
 //! (bb8 `CustomizeConnection`) and [`MonitorErrorSink`] (bb8 `ErrorSink`).
 
 use std::fmt;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,8 +11,8 @@ use tokio_postgres::{CancelToken, Error};
 use super::client::MonitoredClient;
 use super::shared::{Canceller, PoolShared};
 use super::MakeTls;
-use crate::classify::ErrorKind;
-use crate::monitor::{Event, MonitorInner};
+use crate::classify::{error_chain, ErrorKind};
+use crate::funnel::{Event, Sink};
 
 /// A bb8 connection manager for PostgreSQL that times every connect, keeps
 /// the error that ends each connection, and hands out [`MonitoredClient`]s.
@@ -33,14 +34,14 @@ pub struct MonitoredManager<Tls> {
 impl<Tls> fmt::Debug for MonitoredManager<Tls> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MonitoredManager")
-            .field("pool", &self.shared.name)
+            .field("pool", self.shared.name())
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
 
 impl<Tls: MakeTls> MonitoredManager<Tls> {
-    pub(crate) fn new(monitor: Arc<MonitorInner>, name: &str, config: tokio_postgres::Config, tls: Tls) -> Self {
+    pub(crate) fn new(sink: Sink, config: tokio_postgres::Config, tls: Tls) -> Self {
         let cancel_tls = tls.clone();
         let canceller: Canceller = Arc::new(move |token: CancelToken| {
             let tls = cancel_tls.clone();
@@ -53,7 +54,7 @@ impl<Tls: MakeTls> MonitoredManager<Tls> {
             }
         });
         MonitoredManager {
-            shared: Arc::new(PoolShared::new(monitor, name, canceller)),
+            shared: Arc::new(PoolShared::new(sink, canceller)),
             config,
             tls,
             setup: Vec::new(),
@@ -77,7 +78,7 @@ impl<Tls> MonitoredManager<Tls> {
 
     /// The pool's name (the `db_client_connection_pool_name` label).
     pub fn name(&self) -> &str {
-        &self.shared.name
+        self.shared.name()
     }
 
     pub(crate) fn shared(&self) -> &Arc<PoolShared> {
@@ -107,16 +108,28 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                 tokio::spawn(async move {
                     let result = connection.await;
                     if let Some(shared) = shared.upgrade() {
+                        // A bare end of stream follows a failure that a
+                        // statement already reported (or a clean close). So
+                        // does any error once a statement has reported the
+                        // connection's end: dropping the dead client can meet
+                        // a reset socket. Otherwise an error with something to
+                        // say (a SQLSTATE, an I/O error) is a new failure.
+                        let news = result
+                            .as_ref()
+                            .err()
+                            .filter(|e| !e.is_closed() && !task_stats.end_reported.load(Relaxed));
                         shared.record(Event::ConnectionClosed {
-                            conn: &task_stats,
-                            error: result.as_ref().err(),
+                            connection: task_stats.id,
+                            error: news,
                         });
                     }
                 });
+                self.shared.connect_ended(None);
                 self.shared.record(Event::Connect { elapsed, error: None });
                 Ok(MonitoredClient::new(client, stats, self.shared.clone()))
             }
             Err(error) => {
+                self.shared.connect_ended(Some(&error));
                 self.shared.record(Event::Connect {
                     elapsed,
                     error: Some(&error),
@@ -156,7 +169,7 @@ pub struct MonitorCustomizer {
 impl fmt::Debug for MonitorCustomizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MonitorCustomizer")
-            .field("pool", &self.shared.name)
+            .field("pool", self.shared.name())
             .field("setup_statements", &self.setup.len())
             .finish()
     }
@@ -199,7 +212,7 @@ pub struct MonitorErrorSink {
 impl fmt::Debug for MonitorErrorSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MonitorErrorSink")
-            .field("pool", &self.shared.name)
+            .field("pool", self.shared.name())
             .finish()
     }
 }
@@ -213,11 +226,11 @@ impl MonitorErrorSink {
 impl bb8::ErrorSink<Error> for MonitorErrorSink {
     fn sink(&self, error: Error) {
         tracing::warn!(
-            pool = %self.shared.name,
+            pool = %self.shared.name(),
             error_type = ErrorKind::of_connect(&error).as_str(),
             sqlstate = error.code().map(|c| c.code()),
             "database pool background error: {}",
-            super::error_chain(&error)
+            error_chain(&error)
         );
     }
 

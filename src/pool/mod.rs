@@ -71,32 +71,34 @@ impl<T> MakeTls for T where
 {
 }
 
-mod alerting;
 mod client;
+mod flight;
 mod manager;
 pub(crate) mod shared;
+mod statement;
+mod stream;
+mod transaction;
 
-pub(crate) use client::{statement_ended, QueryRef, TxOutcome};
-pub use client::{
-    MonitoredClient, MonitoredStatement, MonitoredStream, MonitoredTransaction, MonitoredTransactionBuilder,
-    ToMonitoredStatement,
-};
+pub use client::MonitoredClient;
+pub(crate) use flight::{statement_ended, QueryRef};
 pub use manager::{MonitorCustomizer, MonitorErrorSink, MonitoredManager};
+pub use statement::{MonitoredStatement, ToMonitoredStatement};
+pub use stream::MonitoredStream;
+pub use transaction::{MonitoredTransaction, MonitoredTransactionBuilder};
 
-use crate::classify::ErrorKind;
-use crate::monitor::Event;
-use crate::report::{ComprehensiveReport, PerformanceScore};
-use crate::sql::Operation;
-use crate::stats::{ErrorReport, PoolTrendReport, QueryPerformanceReport, RecentStatement, SlowQueryReport};
-use shared::{nanos, ConnStats, PoolShared, SessionCounts};
+use crate::classify::{error_chain, ConnectError, ErrorKind, GetError};
+use crate::funnel::{Event, PoolCounters};
+use crate::stats::PoolReading;
+use crate::units::nanos;
+use shared::{ConnStats, PoolShared, SessionCounts};
 
 /// A bb8 pool of [`MonitoredClient`]s: every checkout, statement and
 /// connection is recorded. Cheap to clone.
 ///
 /// Built by [`DbMonitor::pool`](crate::DbMonitor::pool).
 pub struct MonitoredPool<Tls: MakeTls> {
-    inner: bb8::Pool<MonitoredManager<Tls>>,
-    shared: Arc<PoolShared>,
+    pub(crate) inner: bb8::Pool<MonitoredManager<Tls>>,
+    pub(crate) shared: Arc<PoolShared>,
 }
 
 impl<Tls: MakeTls> Clone for MonitoredPool<Tls> {
@@ -111,7 +113,7 @@ impl<Tls: MakeTls> Clone for MonitoredPool<Tls> {
 impl<Tls: MakeTls> fmt::Debug for MonitoredPool<Tls> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MonitoredPool")
-            .field("name", &self.shared.name)
+            .field("name", self.shared.name())
             .finish_non_exhaustive()
     }
 }
@@ -130,7 +132,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
 
     /// The pool's name.
     pub fn name(&self) -> &str {
-        &self.shared.name
+        self.shared.name()
     }
 }
 
@@ -232,7 +234,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                 self.publish_state();
                 Err(GetError {
                     kind,
-                    pool: self.shared.name.clone(),
+                    pool: self.shared.name().clone(),
                     waited,
                     in_use,
                     max_size,
@@ -248,23 +250,45 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// Checkouts call it at most every 250 ms (it takes bb8's internal
     /// lock), timeouts always. Call it yourself to refresh an idle pool.
     pub fn publish_state(&self) {
+        self.read_state(false);
+    }
+
+    /// Reads bb8's state into the funnel: the gauges always, the trend
+    /// when `sample` (which also restarts the peak).
+    fn read_state(&self, sample: bool) {
         let state = self.inner.state();
         let s = &state.statistics;
-        let m = &self.shared.metrics;
-        m.idle.set(f64::from(state.idle_connections));
-        m.used
-            .set(f64::from(state.connections.saturating_sub(state.idle_connections)));
-        m.max.set(f64::from(self.shared.max_size.load(Relaxed)));
-        m.idle_min.set(f64::from(self.shared.min_idle.load(Relaxed)));
-        m.pending.set(s.pending_gets() as f64);
-        m.created.absolute(s.connections_created);
-        m.closed_broken.absolute(s.connections_closed_broken);
-        m.closed_invalid.absolute(s.connections_closed_invalid);
-        m.closed_max_lifetime.absolute(s.connections_closed_max_lifetime);
-        m.closed_idle_timeout.absolute(s.connections_closed_idle_timeout);
-        m.gets_direct.absolute(s.get_direct);
-        m.gets_waited.absolute(s.get_waited);
-        m.gets_timed_out.absolute(s.get_timed_out);
+        let in_use = self.shared.in_use.load(Relaxed);
+        let peak_in_use = if sample {
+            self.shared.peak_in_use.swap(in_use, Relaxed)
+        } else {
+            self.shared.peak_in_use.load(Relaxed)
+        };
+        self.shared.record(Event::PoolState {
+            reading: PoolReading {
+                at: SystemTime::now(),
+                max_size: self.shared.max_size.load(Relaxed),
+                size: state.connections,
+                idle: state.idle_connections,
+                in_use,
+                waiters: s.pending_gets(),
+                peak_in_use,
+                timed_out_total: s.get_timed_out,
+                wait_total: s.get_wait_time,
+            },
+            counters: PoolCounters {
+                idle_min: self.shared.min_idle.load(Relaxed),
+                created: s.connections_created,
+                closed_broken: s.connections_closed_broken,
+                closed_invalid: s.connections_closed_invalid,
+                closed_max_lifetime: s.connections_closed_max_lifetime,
+                closed_idle_timeout: s.connections_closed_idle_timeout,
+                gets_direct: s.get_direct,
+                gets_waited: s.get_waited,
+                gets_timed_out: s.get_timed_out,
+            },
+            sample,
+        });
     }
 
     /// bb8's own state and statistics.
@@ -290,7 +314,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             .collect();
         connections.sort_by_key(|c| c.id);
         PoolSnapshot {
-            name: self.shared.name.to_string(),
+            name: self.shared.name().to_string(),
             max_size: self.shared.max_size.load(Relaxed),
             connections: state.connections,
             idle: state.idle_connections,
@@ -302,258 +326,25 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         }
     }
 
-    /// The error store: errors in the last `minutes` (everything retained
-    /// when `None`; at most 24 hours), their classes and SQLSTATEs,
-    /// recurring patterns, and statement error rates over 5 minutes,
-    /// 15 minutes and 1 hour.
-    pub fn error_report(&self, minutes: Option<u32>) -> ErrorReport {
-        let rates = self.error_rates();
-        let minutes = minutes.map(crate::stats::clamp_minutes);
-        self.shared
-            .stores
-            .errors
-            .report(&self.shared.name, SystemTime::now(), minutes, rates)
-    }
-
-    /// Statement error rates over 5 minutes, 15 minutes and 1 hour.
-    pub(crate) fn error_rates(&self) -> Vec<crate::stats::ErrorRate> {
-        let now = std::time::Instant::now();
-        let current = self.observe_totals(now);
-        let history = &self.shared.stores.totals;
-        [5u32, 15, 60]
-            .into_iter()
-            .map(|m| crate::stats::rate(m, history.over(now, current, Duration::from_secs(60 * u64::from(m)))))
-            .collect()
-    }
-
-    /// The slow-query store: runs at or over the slow threshold in the last
-    /// `minutes` (everything retained when `None`; at most 24 hours),
-    /// grouped by statement; at most `limit` groups and `limit` recent runs.
-    pub fn slow_query_report(&self, minutes: Option<u32>, limit: usize) -> SlowQueryReport {
-        let now = std::time::Instant::now();
-        let current = self.observe_totals(now);
-        let minutes = minutes.map(crate::stats::clamp_minutes);
-        // Database time is kept per minute for the last hour.
-        let window = Duration::from_secs(60 * u64::from(minutes.unwrap_or(60).min(60)));
-        let (delta, _) = self.shared.stores.totals.over(now, current, window);
-        self.shared.stores.slow.report(
-            &self.shared.name,
-            self.shared.monitor.config.alerts.slow_query_threshold,
-            SystemTime::now(),
-            minutes,
-            limit,
-            nanos(delta.busy_ns),
-        )
-    }
-
-    /// The pool trend: the samples of the last `minutes` (every sample
-    /// retained when `None`), with peak and average utilization, waiters,
-    /// timeouts and waiting. Samples are taken by the background task
-    /// ([`DbMonitor::start`](crate::DbMonitor::start)) or [`sample`](Self::sample).
-    pub fn trend_report(&self, minutes: Option<u32>) -> PoolTrendReport {
-        let minutes = minutes.map(crate::stats::clamp_minutes);
-        self.shared
-            .stores
-            .trend
-            .report(&self.shared.name, SystemTime::now(), minutes)
-    }
-
     /// Takes a trend sample now (the background task does so every
     /// health-check interval) and publishes the pool's state.
     pub fn sample(&self) {
-        let state = self.inner.state();
-        let s = &state.statistics;
-        let in_use = self.shared.in_use.load(Relaxed);
-        let peak = self.shared.peak_in_use.swap(in_use, Relaxed);
-        self.shared.stores.trend.sample(
-            SystemTime::now(),
-            self.shared.max_size.load(Relaxed),
-            state.connections,
-            state.idle_connections,
-            in_use,
-            s.pending_gets(),
-            peak,
-            s.get_timed_out,
-            s.get_wait_time,
-        );
-        self.publish_state();
+        self.read_state(true);
     }
 
     /// Empties this pool's stores: errors, slow queries, the trend, the
-    /// per-statement counts and the error-rate history. The metrics
-    /// recorder's counters are never reset. The background task does this
-    /// every [`metrics_reset_interval`](crate::MonitorConfig::metrics_reset_interval).
+    /// recent statements, the N+1 patterns, the per-statement counts and
+    /// the error-rate history. The metrics recorder's counters are never
+    /// reset. The background task does this every
+    /// [`metrics_reset_interval`](crate::MonitorConfig::metrics_reset_interval).
     pub fn reset_stores(&self) {
-        let stores = &self.shared.stores;
-        stores.errors.clear();
-        stores.slow.clear();
-        stores.trend.clear();
-        stores.recent.clear();
-        stores.n_plus_one.clear();
-        self.shared.queries.reset_counts();
-        stores
-            .totals
-            .reset(std::time::Instant::now(), self.shared.queries.totals());
+        self.shared.sink.reset_stores();
     }
 
     /// Empties the error store only (errors and patterns; the error rates,
     /// which come from the statement counters, stay).
     pub fn reset_errors(&self) {
-        self.shared.stores.errors.clear();
-    }
-
-    /// The last statements the pool ran (at most `limit`, and at most
-    /// [`query_history`](crate::MonitorConfig::query_history) are kept),
-    /// newest first, normalized.
-    pub fn recent_statements(&self, limit: usize) -> Vec<RecentStatement> {
-        let entries = self.shared.queries.entries();
-        let by_fingerprint: std::collections::HashMap<u64, &shared::QueryEntry> =
-            entries.iter().map(|e| (e.fingerprint, &**e)).collect();
-        self.shared
-            .stores
-            .recent
-            .read(limit)
-            .iter()
-            .map(|raw| {
-                let entry = by_fingerprint.get(&raw.fingerprint);
-                crate::stats::describe_recent(
-                    raw,
-                    self.shared.epoch_wall,
-                    entry.map(|e| (&*e.normalized, e.operation, e.table.as_deref())),
-                )
-            })
-            .collect()
-    }
-
-    /// The performance score over the last `minutes` (1 to 1440): its
-    /// parts and recommendations (see [`crate::report`] for the formula).
-    /// Also sets the `db_monitor_performance_score` gauge.
-    pub fn performance(&self, minutes: u32) -> PerformanceScore {
-        self.comprehensive(minutes, 10).performance
-    }
-
-    /// Everything about the pool in one document, over the last `minutes`
-    /// (1 to 1440; the error and slow-query lists at most `limit` long).
-    pub fn comprehensive(&self, minutes: u32, limit: usize) -> ComprehensiveReport {
-        let minutes = crate::stats::clamp_minutes(minutes);
-        let queries = self.query_performance(minutes, limit);
-        let slow = self.slow_query_report(Some(minutes), limit);
-        let mut errors = self.error_report(Some(minutes));
-        errors.recent.truncate(limit);
-        let trend = self.trend_report(Some(minutes));
-        let max_size = self.shared.max_size.load(Relaxed);
-        let alerts = self.alerts();
-        let performance = crate::report::score(&crate::report::Inputs {
-            config: &self.shared.monitor.config,
-            max_size,
-            queries: &queries,
-            slow: &slow,
-            errors: &errors,
-            trend: &trend,
-            alerts: &alerts.active,
-        });
-        self.shared.metrics.score.set(performance.score);
-        ComprehensiveReport {
-            pool: self.snapshot(),
-            recent_statements: self.recent_statements(limit),
-            performance,
-            queries,
-            slow_queries: slow,
-            errors,
-            pool_trend: trend,
-            n_plus_one: self.shared.stores.n_plus_one.report(),
-            alerts,
-        }
-    }
-
-    /// Takes this minute's snapshot of the pool's totals if none was taken
-    /// yet (the background task does it every minute), and returns them.
-    pub(crate) fn observe_totals(&self, now: std::time::Instant) -> crate::stats::Totals {
-        self.shared.queries.snapshot_minute(now);
-        let current = self.shared.queries.totals();
-        self.shared.stores.totals.observe(now, current);
-        current
-    }
-
-    /// Statement performance over the last `minutes` (1 to 1440): counts,
-    /// success rate, mean, min, max, p50/p95/p99 and rows overall, by
-    /// operation, by table and by statement (at most `limit` statements,
-    /// most total time first), and the statements whose p95 has degraded.
-    ///
-    /// See [`crate::stats`] for how windows are kept and how precise the
-    /// percentiles are.
-    pub fn query_performance(&self, minutes: u32, limit: usize) -> QueryPerformanceReport {
-        let minutes = crate::stats::clamp_minutes(minutes);
-        let now = std::time::Instant::now();
-        self.observe_totals(now);
-        let config = &self.shared.monitor.config;
-        let from = now.checked_sub(Duration::from_secs(60 * u64::from(minutes)));
-        let recent_from = now.checked_sub(Duration::from_secs(5 * 60));
-        let baseline_from = now.checked_sub(Duration::from_secs(65 * 60));
-        let entries = self.shared.queries.entries();
-        let mut statements = Vec::with_capacity(entries.len());
-        let mut degraded = Vec::new();
-        for e in &entries {
-            let live = e.stats.cumulative(false);
-            let window = e.history.window(from, now, Some(&live));
-            if let Some(recent_from) = recent_from {
-                let recent = e.history.window(Some(recent_from), now, Some(&live));
-                let baseline = e.history.window(baseline_from, recent_from, None);
-                degraded.extend(crate::stats::degradation(
-                    e.fingerprint,
-                    &e.normalized,
-                    &recent,
-                    &baseline,
-                    config.degradation_factor,
-                    config.degradation_min_samples,
-                ));
-            }
-            statements.push(crate::stats::StatementWindow {
-                fingerprint: e.fingerprint,
-                statement: &e.normalized,
-                operation: e.operation,
-                table: e.table.as_deref(),
-                window,
-            });
-        }
-        crate::stats::performance_report(
-            &self.shared.name,
-            minutes,
-            config.alerts.slow_query_threshold,
-            now,
-            statements,
-            limit,
-            degraded,
-        )
-    }
-
-    /// Per-fingerprint statement counts since the pool was created, most
-    /// total time first.
-    pub fn query_stats(&self) -> Vec<QueryStats> {
-        let mut all: Vec<QueryStats> = self
-            .shared
-            .queries
-            .entries()
-            .iter()
-            .map(|e| {
-                let s = e.stats.totals();
-                QueryStats {
-                    fingerprint: e.fingerprint,
-                    normalized: e.normalized.to_string(),
-                    operation: e.operation,
-                    table: e.table.as_deref().map(str::to_owned),
-                    calls: s.calls,
-                    errors: s.errors,
-                    cancelled: s.cancelled,
-                    slow: s.slow,
-                    rows: s.rows,
-                    total_time: nanos(s.total_ns),
-                    max_time: nanos(s.max_ns),
-                }
-            })
-            .collect();
-        all.sort_by(|a, b| b.total_time.cmp(&a.total_time).then(a.fingerprint.cmp(&b.fingerprint)));
-        all
+        self.shared.sink.stores.errors.clear();
     }
 }
 
@@ -624,105 +415,6 @@ impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
     }
 }
 
-/// No connection within the pool's timeout.
-#[derive(Debug)]
-pub struct GetError {
-    kind: ErrorKind,
-    pool: Arc<str>,
-    waited: Duration,
-    in_use: u32,
-    max_size: u32,
-    source: Option<ConnectError>,
-}
-
-impl GetError {
-    /// [`ErrorKind::PoolExhausted`] or [`ErrorKind::ConnectTimeout`].
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    /// How long the checkout waited.
-    pub fn waited(&self) -> Duration {
-        self.waited
-    }
-}
-
-impl fmt::Display for GetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "no connection from pool {:?} after {:.1?}: ",
-            &*self.pool, self.waited
-        )?;
-        match self.kind {
-            ErrorKind::PoolExhausted => write!(
-                f,
-                "pool exhausted ({} of {} connections in use)",
-                self.in_use, self.max_size
-            ),
-            _ => match &self.source {
-                Some(e) => write!(f, "could not connect ({e})"),
-                None => f.write_str("could not connect in time"),
-            },
-        }
-    }
-}
-
-impl std::error::Error for GetError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as _)
-    }
-}
-
-/// The last connect failure behind a [`GetError`], as text (bb8 keeps no
-/// error for a timeout; the monitor remembers the last one it saw).
-#[derive(Debug, Clone)]
-struct ConnectError(String);
-
-impl fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConnectError {}
-
-/// What an error store keeps as a statement error's message: the server's
-/// message with quoted values masked, or the client's description.
-pub(crate) fn error_message(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => crate::classify::mask_message(db.message()).into_owned(),
-        None => error_chain(error),
-    }
-}
-
-/// An error and its sources, joined with `": "`, safe to log: a server
-/// error is shown as its severity, its message with quoted values masked,
-/// and its SQLSTATE, never with its `DETAIL` or `HINT` (which can carry row
-/// values, and which `DbError`'s `Display` includes).
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let describe = |e: &(dyn std::error::Error + 'static)| match e.downcast_ref::<tokio_postgres::error::DbError>() {
-        Some(db) => format!(
-            "{}: {} ({})",
-            db.severity(),
-            crate::classify::mask_message(db.message()),
-            db.code().code()
-        ),
-        None => e.to_string(),
-    };
-    let mut text = describe(error);
-    let mut next = error.source();
-    while let Some(e) = next {
-        let part = describe(e);
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        next = e.source();
-    }
-    text
-}
-
 /// A pool's state and its connections.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[non_exhaustive]
@@ -756,10 +448,10 @@ pub struct ConnectionInfo {
     /// Id within the pool (1, 2, …, never reused).
     pub id: u64,
     /// When it was opened.
-    #[serde(rename = "created_unix_ms", serialize_with = "crate::stats::ser_unix_ms")]
+    #[serde(rename = "created_unix_ms", serialize_with = "crate::units::ser_unix_ms")]
     pub created: SystemTime,
     /// How long it has been open.
-    #[serde(rename = "age_ms", serialize_with = "crate::stats::ser_ms")]
+    #[serde(rename = "age_ms", serialize_with = "crate::units::ser_ms")]
     pub age: Duration,
     /// Statements it has run.
     pub statements: u64,
@@ -768,12 +460,12 @@ pub struct ConnectionInfo {
     /// Statements abandoned by their caller.
     pub cancelled: u64,
     /// Time spent in statements.
-    #[serde(rename = "busy_time_ms", serialize_with = "crate::stats::ser_ms")]
+    #[serde(rename = "busy_time_ms", serialize_with = "crate::units::ser_ms")]
     pub busy_time: Duration,
     /// Times it was checked out.
     pub checkouts: u64,
     /// How long the current checkout has held it, if checked out.
-    #[serde(rename = "held_for_ms", serialize_with = "crate::stats::ser_opt_ms")]
+    #[serde(rename = "held_for_ms", serialize_with = "crate::units::ser_opt_ms")]
     pub held_for: Option<Duration>,
 }
 
@@ -808,44 +500,4 @@ pub struct SessionStats {
     pub database_time: Duration,
     /// Time since checkout.
     pub held: Duration,
-}
-
-/// Counts for one normalized statement ([`MonitoredPool::query_stats`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct QueryStats {
-    /// The fingerprint (`0` for the `other` bucket past the fingerprint cap).
-    pub fingerprint: u64,
-    /// The normalized text.
-    pub normalized: String,
-    /// The operation.
-    pub operation: Operation,
-    /// The main table.
-    pub table: Option<String>,
-    /// Runs (successes, failures and cancellations).
-    pub calls: u64,
-    /// Failed runs.
-    pub errors: u64,
-    /// Runs abandoned by their caller.
-    pub cancelled: u64,
-    /// Runs at or over the slow threshold.
-    pub slow: u64,
-    /// Rows returned or affected, where known.
-    pub rows: u64,
-    /// Total time of the runs that finished (cancelled runs add none).
-    pub total_time: Duration,
-    /// Longest run.
-    pub max_time: Duration,
-}
-
-impl QueryStats {
-    /// Mean time of the runs that finished (successfully or not).
-    pub fn mean_time(&self) -> Duration {
-        let finished = self.calls - self.cancelled;
-        if finished == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos((self.total_time.as_nanos() / u128::from(finished)) as u64)
-        }
-    }
 }

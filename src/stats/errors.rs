@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::ring::Ring;
-use super::{hex, unix_ms, Totals};
+use super::Totals;
 use crate::classify::ErrorKind;
+use crate::units::{hex, unix_ms};
 
 /// Where an error happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -114,6 +115,23 @@ struct Inner {
     patterns: HashMap<(ErrorKind, Option<u64>), ErrorPattern>,
 }
 
+/// One error, as the store takes it.
+#[derive(Debug)]
+pub(crate) struct NewError<'a> {
+    /// When it happened.
+    pub(crate) at: SystemTime,
+    /// Its class.
+    pub(crate) kind: ErrorKind,
+    /// Its SQLSTATE, if the server sent one.
+    pub(crate) sqlstate: Option<&'a str>,
+    /// Where it happened.
+    pub(crate) source: ErrorSource,
+    /// The statement's fingerprint and normalized text, for a statement.
+    pub(crate) statement: Option<(u64, &'a str)>,
+    /// The message, already masked.
+    pub(crate) message: String,
+}
+
 /// The bounded error store of one pool.
 pub(crate) struct ErrorLog {
     inner: Mutex<Inner>,
@@ -134,16 +152,15 @@ impl ErrorLog {
     /// Keeps one error. Patterns are bounded like the ring: past
     /// `capacity` distinct pairs, new pairs are not tracked (existing ones
     /// keep counting).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn record(
-        &self,
-        at: SystemTime,
-        kind: ErrorKind,
-        sqlstate: Option<&str>,
-        source: ErrorSource,
-        statement: Option<(u64, &str)>,
-        message: String,
-    ) {
+    pub(crate) fn record(&self, error: NewError<'_>) {
+        let NewError {
+            at,
+            kind,
+            sqlstate,
+            source,
+            statement,
+            message,
+        } = error;
         let at_unix_ms = unix_ms(at);
         let record = ErrorRecord {
             at_unix_ms,
@@ -270,14 +287,14 @@ mod tests {
                 ErrorKind::ConstraintViolation
             };
             let code = if i % 2 == 0 { "40P01" } else { "23505" };
-            log.record(
-                t0 + Duration::from_secs(60 * i),
+            log.record(NewError {
+                at: t0 + Duration::from_secs(60 * i),
                 kind,
-                Some(code),
-                ErrorSource::Statement,
-                Some((i % 2, "UPDATE t SET a = ? WHERE id = ?")),
-                format!("message {i}"),
-            );
+                sqlstate: Some(code),
+                source: ErrorSource::Statement,
+                statement: Some((i % 2, "UPDATE t SET a = ? WHERE id = ?")),
+                message: format!("message {i}"),
+            });
         }
         log
     }

@@ -25,17 +25,23 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod alert_book;
+pub(crate) mod counters;
 mod errors;
 pub(crate) mod histogram;
 mod nplusone;
 mod performance;
 mod recent;
 pub(crate) mod ring;
+pub(crate) mod routes;
 mod slow;
 mod totals;
 mod trend;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use crate::config::MonitorConfig;
+use crate::units::unix_ms;
 
 pub use errors::{ErrorPattern, ErrorRate, ErrorRecord, ErrorReport, ErrorSource};
 pub use nplusone::NPlusOnePattern;
@@ -46,15 +52,16 @@ pub use recent::{RecentStatement, StatementOutcome};
 pub use slow::{SlowQuery, SlowQueryGroup, SlowQueryReport, GETTING_SLOWER};
 pub use trend::{PoolSample, PoolTrendReport};
 
-pub(crate) use errors::{rate, ErrorLog};
+pub(crate) use alert_book::AlertBook;
+pub(crate) use errors::{rate, ErrorLog, NewError};
 pub(crate) use nplusone::NPlusOneLog;
 pub(crate) use performance::{
-    degradation, report as performance_report, Cumulative, StatementHistory, StatementWindow,
+    degradation, report as performance_report, Cumulative, StatementHistory, StatementWindow, Windows,
 };
 pub(crate) use recent::{describe as describe_recent, outcome_word, RawRecent, RecentRing};
-pub(crate) use slow::SlowLog;
+pub(crate) use slow::{NewSlow, SlowLog};
 pub(crate) use totals::{Totals, TotalsHistory};
-pub(crate) use trend::PoolTrend;
+pub(crate) use trend::{PoolReading, PoolTrend};
 
 /// The longest window a report covers, in minutes (24 hours).
 pub const MAX_WINDOW_MINUTES: u32 = 24 * 60;
@@ -68,36 +75,6 @@ pub(crate) fn clamp_minutes(minutes: u32) -> u32 {
 /// Unix epoch (`None`: no window, everything).
 pub(crate) fn window_start(now: SystemTime, minutes: Option<u32>) -> Option<u64> {
     minutes.map(|m| unix_ms(now).saturating_sub(u64::from(m) * 60_000))
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn unix_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-pub(crate) fn ser_unix_ms<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(unix_ms(*at))
-}
-
-pub(crate) fn ser_ms<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1e3)
-}
-
-pub(crate) fn ser_opt_ms<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_some(&(d.as_secs_f64() * 1e3)),
-        None => s.serialize_none(),
-    }
-}
-
-pub(crate) fn ser_hex<S: serde::Serializer>(fingerprint: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&hex(*fingerprint))
-}
-
-/// A fingerprint as shown in snapshots.
-pub(crate) fn hex(fingerprint: u64) -> String {
-    format!("{fingerprint:016x}")
 }
 
 /// What a store recorded since a sequence number (for the alert engine,
@@ -120,29 +97,19 @@ pub(crate) struct PoolStores {
     pub(crate) trend: PoolTrend,
     pub(crate) recent: RecentRing,
     pub(crate) n_plus_one: NPlusOneLog,
+    pub(crate) alerts: AlertBook,
 }
 
 impl PoolStores {
-    pub(crate) fn new(config: &crate::MonitorConfig) -> Self {
+    pub(crate) fn new(config: &MonitorConfig) -> Self {
         PoolStores {
             errors: ErrorLog::new(config.error_history),
             slow: SlowLog::new(config.query_history),
             totals: TotalsHistory::new(),
             trend: PoolTrend::new(config.pool_trend_samples),
-            recent: RecentRing::new(config.query_history, crate::pool::shared::stripe_count()),
+            recent: RecentRing::new(config.query_history, counters::stripe_count()),
             n_plus_one: NPlusOneLog::new(config.max_fingerprints),
+            alerts: AlertBook::new(config.alert_history),
         }
-    }
-}
-
-impl serde::Serialize for crate::ErrorKind {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for crate::sql::Operation {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
     }
 }

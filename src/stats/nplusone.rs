@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::{hex, unix_ms};
+use crate::units::{hex, unix_ms};
 
 /// A statement that ran more than the N+1 threshold within one request of
 /// a route.

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::hex;
 use super::histogram::{Histogram, BUCKETS};
 use crate::sql::Operation;
+use crate::units::hex;
 
 /// Cumulative counters of one statement at one instant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -443,17 +443,30 @@ pub(crate) struct StatementWindow<'a> {
     pub(crate) window: Window,
 }
 
+/// What a performance report is made from: every statement's window and
+/// the report's settings.
+pub(crate) struct Windows<'a> {
+    pub(crate) pool: &'a str,
+    pub(crate) window_minutes: u32,
+    pub(crate) slow_threshold: Duration,
+    pub(crate) now: Instant,
+    pub(crate) statements: Vec<StatementWindow<'a>>,
+    /// At most this many statements are listed.
+    pub(crate) limit: usize,
+    pub(crate) degraded: Vec<Degradation>,
+}
+
 /// Groups statement windows into a report.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn report(
-    pool: &str,
-    window_minutes: u32,
-    slow_threshold: Duration,
-    now: Instant,
-    statements: Vec<StatementWindow<'_>>,
-    limit: usize,
-    degraded: Vec<Degradation>,
-) -> QueryPerformanceReport {
+pub(crate) fn report(windows: Windows<'_>) -> QueryPerformanceReport {
+    let Windows {
+        pool,
+        window_minutes,
+        slow_threshold,
+        now,
+        statements,
+        limit,
+        degraded,
+    } = windows;
     let mut overall = Window::default();
     let mut by_operation: BTreeMap<&'static str, Window> = BTreeMap::new();
     let mut by_table: BTreeMap<String, Window> = BTreeMap::new();

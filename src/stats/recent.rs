@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::{hex, unix_ms};
 use crate::classify::ErrorKind;
 use crate::sql::Operation;
+use crate::units::{hex, unix_ms};
 
 /// How a recent statement ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -197,7 +197,7 @@ pub(crate) fn describe(
         table: table.map(str::to_owned),
         duration_ms: raw.duration_ns as f64 / 1e6,
         outcome: StatementOutcome::from_code(raw.outcome & u64::from(u32::MAX)),
-        route: crate::layer::route_name((raw.outcome >> 32) as u32).map(|r| r.to_string()),
+        route: super::routes::route_name((raw.outcome >> 32) as u32).map(|r| r.to_string()),
     }
 }
 

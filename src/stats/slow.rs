@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::ring::Ring;
-use super::{hex, unix_ms};
 use crate::classify::ErrorKind;
 use crate::sql::Operation;
+use crate::units::{hex, unix_ms};
 
 /// One run of a statement at or over the slow threshold.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -92,6 +92,25 @@ pub struct SlowQueryReport {
 }
 
 /// The bounded slow-query store of one pool: occurrences with their
+/// One slow run, as the store takes it.
+#[derive(Debug)]
+pub(crate) struct NewSlow<'a> {
+    /// When it ended.
+    pub(crate) at: SystemTime,
+    /// The statement's fingerprint.
+    pub(crate) fingerprint: u64,
+    /// Its normalized text.
+    pub(crate) statement: &'a str,
+    /// Its operation.
+    pub(crate) operation: Operation,
+    /// Its main table.
+    pub(crate) table: Option<&'a str>,
+    /// How long it ran.
+    pub(crate) duration: Duration,
+    /// Its failure class, if it failed.
+    pub(crate) error_type: Option<ErrorKind>,
+}
+
 /// fingerprint as a number, for grouping.
 pub(crate) struct SlowLog {
     ring: Mutex<Ring<(u64, SlowQuery)>>,
@@ -104,17 +123,17 @@ impl SlowLog {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn record(
-        &self,
-        at: SystemTime,
-        fingerprint: u64,
-        statement: &str,
-        operation: Operation,
-        table: Option<&str>,
-        duration: Duration,
-        error_type: Option<ErrorKind>,
-    ) {
+    /// Keeps one slow run.
+    pub(crate) fn record(&self, run: NewSlow<'_>) {
+        let NewSlow {
+            at,
+            fingerprint,
+            statement,
+            operation,
+            table,
+            duration,
+            error_type,
+        } = run;
         let occurrence = SlowQuery {
             at_unix_ms: unix_ms(at),
             fingerprint: hex(fingerprint),
@@ -228,25 +247,25 @@ mod tests {
         let log = SlowLog::new(100);
         // Statement 1 gets slower: 2, 2, 4, 4 seconds. Statement 2: one run of 3 s.
         for (i, secs) in [2, 2, 4, 4].into_iter().enumerate() {
-            log.record(
-                at(i as u64 * 10),
-                1,
-                "SELECT ? FROM t",
-                Operation::Select,
-                Some("t"),
-                Duration::from_secs(secs),
-                None,
-            );
+            log.record(NewSlow {
+                at: at(i as u64 * 10),
+                fingerprint: 1,
+                statement: "SELECT ? FROM t",
+                operation: Operation::Select,
+                table: Some("t"),
+                duration: Duration::from_secs(secs),
+                error_type: None,
+            });
         }
-        log.record(
-            at(50),
-            2,
-            "UPDATE u SET a = ?",
-            Operation::Update,
-            Some("u"),
-            Duration::from_secs(3),
-            Some(ErrorKind::StatementTimeout),
-        );
+        log.record(NewSlow {
+            at: at(50),
+            fingerprint: 2,
+            statement: "UPDATE u SET a = ?",
+            operation: Operation::Update,
+            table: Some("u"),
+            duration: Duration::from_secs(3),
+            error_type: Some(ErrorKind::StatementTimeout),
+        });
         let report = log.report("p", Duration::from_secs(2), at(60), None, 10, Duration::from_secs(30));
         assert_eq!(report.occurrences, 5);
         assert_eq!(report.threshold_ms, 2000.0);
@@ -268,15 +287,15 @@ mod tests {
     fn the_store_is_bounded_and_windows_and_limits_apply() {
         let log = SlowLog::new(3);
         for i in 0..5u64 {
-            log.record(
-                at(i * 60),
-                i,
-                "SELECT ?",
-                Operation::Select,
-                None,
-                Duration::from_secs(2),
-                None,
-            );
+            log.record(NewSlow {
+                at: at(i * 60),
+                fingerprint: i,
+                statement: "SELECT ?",
+                operation: Operation::Select,
+                table: None,
+                duration: Duration::from_secs(2),
+                error_type: None,
+            });
         }
         let all = log.report("p", Duration::from_secs(2), at(4 * 60), None, 10, Duration::ZERO);
         assert_eq!((all.occurrences, all.evicted), (3, 2));

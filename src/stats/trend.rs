@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::ring::Ring;
-use super::unix_ms;
+use crate::units::unix_ms;
 
 /// The pool at one sample, and what happened since the previous one.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -61,6 +61,29 @@ pub struct PoolTrendReport {
     pub samples: Vec<PoolSample>,
 }
 
+/// One reading of a pool's state, as the trend takes it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolReading {
+    /// When it was taken.
+    pub(crate) at: SystemTime,
+    /// bb8's `max_size`.
+    pub(crate) max_size: u32,
+    /// Connections bb8 counts.
+    pub(crate) size: u32,
+    /// Idle connections.
+    pub(crate) idle: u32,
+    /// Connections checked out now.
+    pub(crate) in_use: u32,
+    /// Checkouts waiting.
+    pub(crate) waiters: u64,
+    /// The most checked out at once since the previous reading.
+    pub(crate) peak_in_use: u32,
+    /// bb8's cumulative checkout timeouts.
+    pub(crate) timed_out_total: u64,
+    /// bb8's cumulative checkout wait.
+    pub(crate) wait_total: Duration,
+}
+
 /// The bounded trend of one pool.
 pub(crate) struct PoolTrend {
     ring: Mutex<Ring<PoolSample>>,
@@ -78,19 +101,18 @@ impl PoolTrend {
 
     /// Records a sample from bb8's state, the peak since the previous
     /// sample, and bb8's cumulative timeouts and wait time.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn sample(
-        &self,
-        at: SystemTime,
-        max_size: u32,
-        size: u32,
-        idle: u32,
-        in_use: u32,
-        waiters: u64,
-        peak_in_use: u32,
-        timed_out_total: u64,
-        wait_total: Duration,
-    ) {
+    pub(crate) fn sample(&self, reading: &PoolReading) {
+        let PoolReading {
+            at,
+            max_size,
+            size,
+            idle,
+            in_use,
+            waiters,
+            peak_in_use,
+            timed_out_total,
+            wait_total,
+        } = *reading;
         let (timeouts, waited) = {
             let mut previous = self.previous.lock().unwrap_or_else(|e| e.into_inner());
             let delta = (
@@ -175,10 +197,40 @@ mod tests {
     #[test]
     fn samples_carry_the_peak_and_the_interval_deltas() {
         let trend = PoolTrend::new(288);
-        trend.sample(at(0), 10, 4, 3, 1, 0, 1, 0, Duration::ZERO);
+        trend.sample(&PoolReading {
+            at: at(0),
+            max_size: 10,
+            size: 4,
+            idle: 3,
+            in_use: 1,
+            waiters: 0,
+            peak_in_use: 1,
+            timed_out_total: 0,
+            wait_total: Duration::ZERO,
+        });
         // A spike to 10 between samples, two timeouts, 1.5 s of waiting.
-        trend.sample(at(5), 10, 10, 8, 2, 3, 10, 2, Duration::from_millis(1500));
-        trend.sample(at(10), 10, 10, 9, 1, 0, 0, 2, Duration::from_millis(1500));
+        trend.sample(&PoolReading {
+            at: at(5),
+            max_size: 10,
+            size: 10,
+            idle: 8,
+            in_use: 2,
+            waiters: 3,
+            peak_in_use: 10,
+            timed_out_total: 2,
+            wait_total: Duration::from_millis(1500),
+        });
+        trend.sample(&PoolReading {
+            at: at(10),
+            max_size: 10,
+            size: 10,
+            idle: 9,
+            in_use: 1,
+            waiters: 0,
+            peak_in_use: 0,
+            timed_out_total: 2,
+            wait_total: Duration::from_millis(1500),
+        });
         let report = trend.report("p", at(10), None);
         let s = &report.samples[1];
         assert_eq!(
@@ -203,10 +255,20 @@ mod tests {
     fn the_ring_is_bounded() {
         let trend = PoolTrend::new(3);
         for m in 0..10 {
-            trend.sample(at(m), 4, 4, 4, 0, 0, 0, 0, Duration::ZERO);
+            trend.sample(&PoolReading {
+                at: at(m),
+                max_size: 4,
+                size: 4,
+                idle: 4,
+                in_use: 0,
+                waiters: 0,
+                peak_in_use: 0,
+                timed_out_total: 0,
+                wait_total: Duration::ZERO,
+            });
         }
         let report = trend.report("p", at(10), None);
         assert_eq!(report.samples.len(), 3);
-        assert_eq!(report.samples[0].at_unix_ms, crate::stats::unix_ms(at(7)));
+        assert_eq!(report.samples[0].at_unix_ms, crate::units::unix_ms(at(7)));
     }
 }

@@ -32,13 +32,18 @@
 //! # }
 //! ```
 
+mod reading;
+
 use serde::Serialize;
 
-use crate::alerts::{Alert, AlertSeverity, AlertType};
+use crate::alert_kind::{AlertSeverity, AlertType};
+use crate::classify::ErrorKind;
 use crate::config::MonitorConfig;
 use crate::pool::PoolSnapshot;
+use crate::stats::alert_book::{Alert, AlertReport};
 use crate::stats::{ErrorReport, PoolTrendReport, QueryPerformanceReport, SlowQueryReport};
-use crate::ErrorKind;
+
+pub use reading::QueryStats;
 
 /// One part of the score.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -105,7 +110,7 @@ pub struct ComprehensiveReport {
     /// statement run more than the threshold within one request.
     pub n_plus_one: Vec<crate::stats::NPlusOnePattern>,
     /// Active alerts.
-    pub alerts: crate::alerts::AlertReport,
+    pub alerts: AlertReport,
 }
 
 const LATENCY_WEIGHT: f64 = 0.40;
@@ -490,7 +495,7 @@ mod tests {
             first_seen_unix_ms: 0,
             last_seen_unix_ms: 0,
             occurrences: 5,
-            status: crate::alerts::AlertStatus::Active,
+            status: crate::stats::alert_book::AlertStatus::Active,
             resolved_unix_ms: None,
             resolved_by: None,
         }

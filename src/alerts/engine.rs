@@ -1,29 +1,21 @@
 //! The alert engine's side of a pool: reading the stores into the rules,
-//! keeping the alert book, telling the notifiers.
+//! entering what they observe into the alert book, telling the listener
+//! (the monitor's notifiers).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
-use super::{MakeTls, MonitoredPool};
-use crate::alerts::{rules, Alert, AlertEvent, AlertHistory, AlertReport, Notice, Observation};
+use super::rules;
+use crate::funnel::Event;
+use crate::pool::{MakeTls, MonitoredPool};
+use crate::stats::alert_book::{Alert, AlertEvent, Notice, Observation};
 
 impl<Tls: MakeTls> MonitoredPool<Tls> {
-    /// The active alerts, most severe first (see [`crate::alerts`]).
-    pub fn alerts(&self) -> AlertReport {
-        self.shared.alerts.report(&self.shared.name)
-    }
-
-    /// Resolved alerts, newest first: at most `limit`, and at most
-    /// [`alert_history`](crate::MonitorConfig::alert_history) are kept.
-    pub fn alert_history(&self, limit: usize) -> AlertHistory {
-        self.shared.alerts.history(&self.shared.name, limit)
-    }
-
     /// Resolves the active alert `id` by hand, recording `by` (who or what
     /// resolved it) and telling the notifiers. `None` when no active alert
     /// has that id (an unknown id, or one resolved already).
     pub fn resolve_alert(&self, id: &str, by: &str) -> Option<Alert> {
-        let notice = self.shared.alerts.resolve(id, by, SystemTime::now())?;
+        let notice = self.shared.sink.stores.alerts.resolve(id, by, SystemTime::now())?;
         let alert = match &notice {
             Notice::Resolved(alert) => alert.clone(),
             Notice::Fired(alert) | Notice::Repeated(alert) => alert.clone(),
@@ -44,21 +36,21 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
 
     /// The event rules, over the stores' records since the last reading.
     pub(crate) fn alert_events(&self) {
-        let book = &self.shared.alerts;
+        let book = &self.shared.sink.stores.alerts;
         let _evaluating = book.evaluating();
         let (errors_seq, slow_seq) = book.cursors();
-        let errors = self.shared.stores.errors.since(errors_seq);
-        let slow = self.shared.stores.slow.since(slow_seq);
+        let errors = self.shared.sink.stores.errors.since(errors_seq);
+        let slow = self.shared.sink.stores.slow.since(slow_seq);
         book.advance(errors.next, slow.next);
         if errors.missed + slow.missed > 0 {
             tracing::debug!(
-                pool = %self.shared.name,
+                pool = %self.shared.name(),
                 errors = errors.missed,
                 slow = slow.missed,
                 "records went past the stores before the alert engine read them"
             );
         }
-        let threshold = self.shared.monitor.config.alerts.slow_query_threshold;
+        let threshold = self.shared.sink.config.alerts.slow_query_threshold;
         let mut observations = rules::fold(
             errors
                 .items
@@ -73,16 +65,16 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// The condition rules (the degradation rule too when `degradation`)
     /// and the expiries.
     pub(crate) fn alert_conditions(&self, degradation: bool) {
-        let t = &self.shared.monitor.config.alerts;
-        let _evaluating = self.shared.alerts.evaluating();
+        let t = &self.shared.sink.config.alerts;
+        let _evaluating = self.shared.sink.stores.alerts.evaluating();
         let mut observations = rules::error_rates(&self.error_rates(), t);
         let state = self.inner.state();
         // A sample speaks for its whole interval: until the next one, the
         // latest sample keeps its verdict (so that a full pool seen at a
         // sample does not resolve between samples).
-        let interval = self.shared.monitor.config.health_check_interval;
-        let latest = self.shared.stores.trend.latest().filter(|s| {
-            let age_ms = crate::stats::unix_ms(SystemTime::now()).saturating_sub(s.at_unix_ms);
+        let interval = self.shared.sink.config.health_check_interval;
+        let latest = self.shared.sink.stores.trend.latest().filter(|s| {
+            let age_ms = crate::units::unix_ms(SystemTime::now()).saturating_sub(s.at_unix_ms);
             u128::from(age_ms) <= interval.as_millis() + 1000
         });
         observations.extend(rules::utilization(
@@ -98,15 +90,17 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         }
         let swept = self
             .shared
+            .sink
+            .stores
             .alerts
             .sweep(tokio::time::Instant::now(), SystemTime::now(), t);
         self.apply(observations, swept);
     }
 
     fn connection_streak(&self) -> Option<Observation> {
-        let peak = self.shared.alerts.take_streak_peak();
+        let peak = self.shared.sink.stores.alerts.take_streak_peak();
         let last = self.shared.last_connect_error();
-        rules::connection_streak(peak, last.as_deref(), &self.shared.monitor.config.alerts)
+        rules::connection_streak(peak, last.as_deref(), &self.shared.sink.config.alerts)
     }
 
     /// Enters `observations` into the book and tells the notifiers about
@@ -114,34 +108,28 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     fn apply(&self, observations: Vec<Observation>, mut notices: Vec<Notice>) {
         let now = tokio::time::Instant::now();
         let wall = SystemTime::now();
-        let t = &self.shared.monitor.config.alerts;
+        let t = &self.shared.sink.config.alerts;
         for observation in observations {
-            notices.extend(self.shared.alerts.observe(&self.shared.name, observation, now, wall, t));
+            notices.extend(
+                self.shared
+                    .sink
+                    .stores
+                    .alerts
+                    .observe(&self.shared.sink.name, observation, now, wall, t),
+            );
         }
         self.deliver(notices);
     }
 
     fn deliver(&self, notices: Vec<Notice>) {
-        let monitor = crate::DbMonitor {
-            inner: self.shared.monitor.clone(),
-        };
+        let listener = &self.shared.sink.listener;
         for notice in &notices {
-            monitor.notify(match notice {
+            listener(match notice {
                 Notice::Fired(alert) => AlertEvent::Fired(alert),
                 Notice::Repeated(alert) => AlertEvent::Repeated(alert),
                 Notice::Resolved(alert) => AlertEvent::Resolved(alert),
             });
         }
-        self.publish_alerts();
-    }
-
-    /// Sets the active-alert gauges.
-    fn publish_alerts(&self) {
-        let counts = self.shared.alerts.counts();
-        for (gauges, counts) in self.shared.metrics.alerts_active.iter().zip(counts) {
-            for (gauge, count) in gauges.iter().zip(counts) {
-                gauge.set(f64::from(count));
-            }
-        }
+        self.shared.record(Event::AlertsChanged);
     }
 }

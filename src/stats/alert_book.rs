@@ -10,10 +10,106 @@ use std::time::SystemTime;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Alert, AlertHistory, AlertReport, AlertSeverity, AlertStatus, AlertType};
-use crate::stats::ring::Ring;
-use crate::stats::unix_ms;
-use crate::AlertThresholds;
+use super::ring::Ring;
+use crate::alert_kind::{AlertSeverity, AlertType};
+use crate::config::AlertThresholds;
+use crate::units::unix_ms;
+use serde::Serialize;
+
+/// Whether an alert is still active.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlertStatus {
+    /// Firing.
+    Active,
+    /// Resolved (see [`Alert::resolved_by`]).
+    Resolved,
+}
+
+/// One alert: what fired, how often, and its state.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Alert {
+    /// Its id: 16 lowercase hexadecimal digits, unique within the process,
+    /// fixed for the alert's life, safe in a URL path.
+    pub id: String,
+    /// The pool it is about.
+    pub pool: String,
+    /// Its type.
+    pub alert_type: AlertType,
+    /// Its severity (the highest seen while active).
+    pub severity: AlertSeverity,
+    /// What it is about within its type: a fingerprint (16 hex digits), an
+    /// error type, a window (`5m`) or a fixed word (see the rules table).
+    pub key: String,
+    /// What happened, with its evidence (SQL only normalized, never a
+    /// literal or parameter). The latest occurrence's.
+    pub message: String,
+    /// When it first fired, in milliseconds since the Unix epoch.
+    pub first_seen_unix_ms: u64,
+    /// When it last fired.
+    pub last_seen_unix_ms: u64,
+    /// How many times its rule fired while it was active.
+    pub occurrences: u64,
+    /// Active or resolved.
+    pub status: AlertStatus,
+    /// When it was resolved.
+    pub resolved_unix_ms: Option<u64>,
+    /// Who or what resolved it: `rule` (a condition alert whose condition
+    /// cleared), `expiry` (an event alert not seen for `expire_after`), or
+    /// the name given to [`resolve_alert`](crate::MonitoredPool::resolve_alert).
+    pub resolved_by: Option<String>,
+}
+
+/// The active alerts of a pool and its history ([`MonitoredPool::alerts`](crate::MonitoredPool::alerts)).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct AlertReport {
+    /// The pool's name.
+    pub pool: String,
+    /// Active alerts, most severe first, then the most recently seen.
+    pub active: Vec<Alert>,
+    /// Active alerts by severity name.
+    pub active_by_severity: std::collections::BTreeMap<String, u64>,
+    /// Notifications the notifiers were given since the pool was created.
+    pub notifications: u64,
+    /// New alerts not kept because 1024 were active already.
+    pub suppressed: u64,
+}
+
+/// Resolved alerts, newest first ([`MonitoredPool::alert_history`](crate::MonitoredPool::alert_history)).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct AlertHistory {
+    /// The pool's name.
+    pub pool: String,
+    /// Resolved alerts, newest first.
+    pub resolved: Vec<Alert>,
+    /// Resolved alerts no longer kept (past `alert_history`).
+    pub evicted: u64,
+}
+
+/// A change in an alert's life, as the notifiers hear it.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum AlertEvent<'a> {
+    /// The alert became active.
+    Fired(&'a Alert),
+    /// The alert fired again after its cooldown and is still active.
+    Repeated(&'a Alert),
+    /// The alert was resolved (by its rule, by expiry or by hand).
+    Resolved(&'a Alert),
+}
+
+impl<'a> AlertEvent<'a> {
+    /// The alert, whatever happened to it.
+    pub fn alert(&self) -> &'a Alert {
+        match *self {
+            AlertEvent::Fired(a) | AlertEvent::Repeated(a) | AlertEvent::Resolved(a) => a,
+        }
+    }
+}
 
 /// At most this many alerts are active per pool; past it, new (type, key)
 /// pairs are counted in `suppressed` and not kept.

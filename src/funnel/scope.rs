@@ -1,14 +1,16 @@
 //! [`RequestDbStats`]: the database statistics of one request, kept in a
-//! task-local scope while the request's future runs.
+//! task-local scope while the request's future runs. The layer opens and
+//! reads the scope; the funnel adds each statement to it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::stats::routes::intern_route;
 
 tokio::task_local! {
     static SCOPE: Arc<Scope>;
@@ -159,49 +161,8 @@ fn record_in_scope(fingerprint: u64, nanos: u64, failed: bool, slow: bool) -> u3
         .unwrap_or(0)
 }
 
-/// Routes seen by the layer, interned so that the recent-statements ring
-/// can keep one in a number. Bounded: past the bound, routes get no id.
-struct Routes {
-    ids: HashMap<Arc<str>, u32>,
-    names: Vec<Arc<str>>,
-}
-
-const MAX_ROUTES: usize = 1024;
-
-fn routes() -> &'static Mutex<Routes> {
-    static ROUTES: OnceLock<Mutex<Routes>> = OnceLock::new();
-    ROUTES.get_or_init(|| {
-        Mutex::new(Routes {
-            ids: HashMap::new(),
-            names: Vec::new(),
-        })
-    })
-}
-
-fn intern_route(route: &str) -> u32 {
-    let mut routes = routes().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(&id) = routes.ids.get(route) {
-        return id;
-    }
-    if routes.names.len() >= MAX_ROUTES {
-        return 0;
-    }
-    let name: Arc<str> = Arc::from(route);
-    routes.names.push(name.clone());
-    let id = routes.names.len() as u32;
-    routes.ids.insert(name, id);
-    id
-}
-
-/// The route of an id from [`record_statement`].
-pub(crate) fn route_name(id: u32) -> Option<Arc<str>> {
-    let index = usize::try_from(id).ok()?.checked_sub(1)?;
-    let routes = routes().lock().unwrap_or_else(|e| e.into_inner());
-    routes.names.get(index).cloned()
-}
-
 /// The database statistics of one HTTP request that passed through
-/// [`DbMonitorLayer`](super::DbMonitorLayer).
+/// [`DbMonitorLayer`](crate::DbMonitorLayer).
 ///
 /// Every statement run on a monitored pool inside the request's future
 /// (the handler and everything it awaits) adds to it. Statements run on
@@ -251,7 +212,7 @@ impl RequestDbStats {
 #[non_exhaustive]
 pub struct RepeatedStatement {
     /// Its fingerprint.
-    #[serde(serialize_with = "crate::stats::ser_hex")]
+    #[serde(serialize_with = "crate::units::ser_hex")]
     pub fingerprint: u64,
     /// How many times it ran.
     pub runs: u64,
@@ -266,7 +227,7 @@ pub struct RequestDbSnapshot {
     /// Statements run.
     pub statements: u64,
     /// Time spent in them.
-    #[serde(serialize_with = "crate::stats::ser_ms", rename = "database_time_ms")]
+    #[serde(serialize_with = "crate::units::ser_ms", rename = "database_time_ms")]
     pub database_time: Duration,
     /// Statements that failed.
     pub errors: u64,

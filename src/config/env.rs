@@ -1,0 +1,198 @@
+//! Reading the configuration from the environment: [`ConfigError`] and
+//! the parsers that name the variable they could not use.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::MonitorConfig;
+use crate::alert_kind::AlertType;
+
+/// A configuration value that could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    variable: &'static str,
+    value: Option<String>,
+    expected: &'static str,
+}
+
+impl ConfigError {
+    pub(super) fn new(variable: &'static str, value: Option<&str>, expected: &'static str) -> Self {
+        ConfigError {
+            variable,
+            value: value.map(str::to_owned),
+            expected,
+        }
+    }
+
+    /// The variable (or setting) that was rejected.
+    pub fn variable(&self) -> &str {
+        self.variable
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}", self.variable)?;
+        if let Some(value) = &self.value {
+            write!(f, " {value:?}")?;
+        }
+        write!(f, ": expected {}", self.expected)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+const DURATION: &str = "a duration such as 30, 2.5, 500ms, 30s, 5m or 1h";
+
+/// Parses a duration: bare seconds (`30`, `2.5`) or a number with one of the
+/// units `ms`, `s`, `m`, `h`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+struct Env<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&'static str) -> Option<String>> Env<F> {
+    fn read<T>(
+        &self,
+        name: &'static str,
+        expected: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
+        target: &mut T,
+    ) -> Result<(), ConfigError> {
+        if let Some(raw) = (self.lookup)(name) {
+            *target = parse(raw.trim()).ok_or_else(|| ConfigError::new(name, Some(&raw), expected))?;
+        }
+        Ok(())
+    }
+
+    fn duration(&self, name: &'static str, target: &mut Duration) -> Result<(), ConfigError> {
+        self.read(name, DURATION, parse_duration, target)
+    }
+
+    fn ratio(&self, name: &'static str, target: &mut f64) -> Result<(), ConfigError> {
+        self.read(
+            name,
+            "a number between 0 and 1",
+            |s| s.parse::<f64>().ok().filter(|v| (0.0..=1.0).contains(v)),
+            target,
+        )
+    }
+
+    fn count<T: std::str::FromStr>(&self, name: &'static str, target: &mut T) -> Result<(), ConfigError> {
+        self.read(name, "a non-negative integer", |s| s.parse().ok(), target)
+    }
+}
+
+impl MonitorConfig {
+    /// Reads the configuration from the process environment.
+    ///
+    /// | variable | field | default |
+    /// |---|---|---|
+    /// | `DATABASE_URL` | [`database`](Self::database) | unset |
+    /// | `ASYNC_DB_POOL_SIZE` | [`pool_size`](Self::pool_size) | 20 |
+    /// | `ASYNC_DB_MAX_OVERFLOW` | [`max_overflow`](Self::max_overflow) | 30 |
+    /// | `ASYNC_DB_POOL_TIMEOUT` | [`pool_timeout`](Self::pool_timeout) | 30 s |
+    /// | `ASYNC_DB_POOL_RECYCLE` | [`pool_recycle`](Self::pool_recycle) | 3600 s |
+    /// | `ASYNC_DB_HEALTH_CHECK_INTERVAL` | [`health_check_interval`](Self::health_check_interval) | 300 s |
+    /// | `ASYNC_DB_METRICS_RESET_INTERVAL` | [`metrics_reset_interval`](Self::metrics_reset_interval) | 3600 s |
+    /// | `ASYNC_DB_LEAK_THRESHOLD` | [`leak_threshold`](Self::leak_threshold) (`0` disables) | 60 s |
+    /// | `ASYNC_DB_SLOW_QUERY_THRESHOLD` | [`AlertThresholds::slow_query_threshold`] | 2 s |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_5MIN` | [`AlertThresholds::error_rate_5min`] | 0.1 |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_15MIN` | [`AlertThresholds::error_rate_15min`] | 0.05 |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_1HOUR` | [`AlertThresholds::error_rate_1hour`] | 0.02 |
+    /// | `ASYNC_DB_ALERT_POOL_UTILIZATION` | [`AlertThresholds::pool_utilization`] | 0.9 |
+    /// | `ASYNC_DB_ALERT_CONSECUTIVE_FAILURES` | [`AlertThresholds::consecutive_failures`] | 5 |
+    /// | `ASYNC_DB_ALERT_MIN_STATEMENTS` | [`AlertThresholds::error_rate_min_statements`] | 20 |
+    /// | `ASYNC_DB_ALERT_COOLDOWN` | [`AlertThresholds::cooldown`] | 300 s |
+    /// | `ASYNC_DB_ALERT_COOLDOWN_<TYPE>` | [`AlertThresholds::cooldowns`] (`<TYPE>` as in [`AlertType::cooldown_variable`]) | unset |
+    /// | `ASYNC_DB_ALERT_CLEAR_AFTER` | [`AlertThresholds::clear_after`] | 300 s |
+    /// | `ASYNC_DB_ALERT_EXPIRE_AFTER` | [`AlertThresholds::expire_after`] | 3600 s |
+    /// | `ASYNC_DB_ALERT_EVALUATION_INTERVAL` | [`AlertThresholds::evaluation_interval`] | 10 s |
+    ///
+    /// Durations are seconds (`30`, `2.5`) or carry a unit (`500ms`, `30s`,
+    /// `5m`, `1h`).
+    ///
+    /// # Errors
+    ///
+    /// A value that does not parse, is out of range or is not valid Unicode
+    /// is an error naming the variable; nothing falls back to a default
+    /// silently. The value of `DATABASE_URL` is never repeated in the error.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let bad_unicode = std::cell::Cell::new(None);
+        let config = Self::from_lookup(|name| match std::env::var(name) {
+            Ok(value) => Some(value),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                bad_unicode.set(bad_unicode.get().or(Some(name)));
+                None
+            }
+        });
+        if let Some(name) = bad_unicode.get() {
+            return Err(ConfigError::new(name, None, "valid UTF-8"));
+        }
+        config
+    }
+
+    /// Reads the configuration through `lookup` instead of the process
+    /// environment (for tests, or another source of settings).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env).
+    pub fn from_lookup(lookup: impl Fn(&'static str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup };
+        let mut c = MonitorConfig::default();
+        if let Some(url) = (env.lookup)("DATABASE_URL") {
+            let parsed = url.parse::<tokio_postgres::Config>().map_err(|_| {
+                ConfigError::new("DATABASE_URL", None, "a PostgreSQL connection URL or key=value string")
+            })?;
+            c.database = Some(parsed);
+        }
+        env.count("ASYNC_DB_POOL_SIZE", &mut c.pool_size)?;
+        env.count("ASYNC_DB_MAX_OVERFLOW", &mut c.max_overflow)?;
+        env.duration("ASYNC_DB_POOL_TIMEOUT", &mut c.pool_timeout)?;
+        env.duration("ASYNC_DB_POOL_RECYCLE", &mut c.pool_recycle)?;
+        env.duration("ASYNC_DB_HEALTH_CHECK_INTERVAL", &mut c.health_check_interval)?;
+        env.duration("ASYNC_DB_METRICS_RESET_INTERVAL", &mut c.metrics_reset_interval)?;
+        let mut leak = c.leak_threshold.unwrap_or_default();
+        env.duration("ASYNC_DB_LEAK_THRESHOLD", &mut leak)?;
+        c.leak_threshold = (!leak.is_zero()).then_some(leak);
+        let a = &mut c.alerts;
+        env.duration("ASYNC_DB_SLOW_QUERY_THRESHOLD", &mut a.slow_query_threshold)?;
+        env.ratio("ASYNC_DB_ALERT_ERROR_RATE_5MIN", &mut a.error_rate_5min)?;
+        env.ratio("ASYNC_DB_ALERT_ERROR_RATE_15MIN", &mut a.error_rate_15min)?;
+        env.ratio("ASYNC_DB_ALERT_ERROR_RATE_1HOUR", &mut a.error_rate_1hour)?;
+        env.ratio("ASYNC_DB_ALERT_POOL_UTILIZATION", &mut a.pool_utilization)?;
+        env.count("ASYNC_DB_ALERT_CONSECUTIVE_FAILURES", &mut a.consecutive_failures)?;
+        env.count("ASYNC_DB_ALERT_MIN_STATEMENTS", &mut a.error_rate_min_statements)?;
+        env.duration("ASYNC_DB_ALERT_COOLDOWN", &mut a.cooldown)?;
+        for alert_type in AlertType::ALL {
+            let mut cooldown = a.cooldown;
+            if (env.lookup)(alert_type.cooldown_variable()).is_some() {
+                env.duration(alert_type.cooldown_variable(), &mut cooldown)?;
+                a.cooldowns.insert(alert_type, cooldown);
+            }
+        }
+        env.duration("ASYNC_DB_ALERT_CLEAR_AFTER", &mut a.clear_after)?;
+        env.duration("ASYNC_DB_ALERT_EXPIRE_AFTER", &mut a.expire_after)?;
+        env.duration("ASYNC_DB_ALERT_EVALUATION_INTERVAL", &mut a.evaluation_interval)?;
+        c.validate()?;
+        Ok(c)
+    }
+}

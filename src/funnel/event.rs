@@ -1,0 +1,123 @@
+//! The events the sources hand to the funnel: one type per thing that can
+//! happen, none of them holding a pool or an HTTP type.
+
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::table::QueryEntry;
+use crate::classify::ErrorKind;
+use crate::stats::PoolReading;
+
+/// Every event, born in exactly one source.
+pub(crate) enum Event<'a> {
+    /// A statement ended (the client wrappers).
+    Statement(StatementEnd<'a>),
+    /// A transaction ended (the transaction wrapper).
+    Transaction { outcome: TxOutcome, elapsed: Duration },
+    /// `connect` finished, successfully or not (the manager).
+    Connect {
+        elapsed: Duration,
+        error: Option<&'a tokio_postgres::Error>,
+    },
+    /// The pool's validity check (`test_on_check_out`) failed (the manager).
+    Invalid(&'a tokio_postgres::Error),
+    /// A connection's background task ended (the manager). `error` is set
+    /// only for news: an error that no statement has reported already.
+    ConnectionClosed {
+        connection: u64,
+        error: Option<&'a tokio_postgres::Error>,
+    },
+    /// `get()` finished, successfully or with a timeout of this kind.
+    Checkout {
+        waited: Duration,
+        timeout: Option<ErrorKind>,
+    },
+    /// A checkout was returned after being held for `held`.
+    Return {
+        held: Duration,
+        location: &'static Location<'static>,
+    },
+    /// One request ran one statement more than the N+1 threshold (the
+    /// layer).
+    NPlusOne {
+        route: Option<&'a Arc<str>>,
+        fingerprint: u64,
+        runs: u64,
+        threshold: u64,
+    },
+    /// The pool's state was read: to the trend (when `sample`) and the
+    /// gauges.
+    PoolState {
+        reading: PoolReading,
+        counters: PoolCounters,
+        sample: bool,
+    },
+    /// The performance score was computed (the background task).
+    Score(f64),
+    /// The active alerts changed (the alert engine).
+    AlertsChanged,
+}
+
+/// A statement that ended: its entry, when, how long, and how.
+pub(crate) struct StatementEnd<'a> {
+    pub(crate) entry: &'a QueryEntry,
+    /// When it ended (the statement clock).
+    pub(crate) end: quanta::Instant,
+    pub(crate) elapsed: Duration,
+    pub(crate) outcome: Outcome<'a>,
+}
+
+/// What a statement came to.
+#[derive(Clone, Copy)]
+pub(crate) enum Outcome<'a> {
+    /// Finished; with the row count where the method knows it.
+    Ok(Option<u64>),
+    /// Failed with this error.
+    Failed(&'a tokio_postgres::Error),
+    /// The caller dropped the future before it finished.
+    Cancelled,
+}
+
+/// How a transaction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TxOutcome {
+    Committed,
+    RolledBack,
+    /// Dropped without commit or rollback: tokio-postgres rolls it back.
+    Abandoned,
+    /// `COMMIT` or `ROLLBACK` itself failed.
+    Failed,
+}
+
+impl TxOutcome {
+    pub(crate) const ALL: [TxOutcome; 4] = [
+        TxOutcome::Committed,
+        TxOutcome::RolledBack,
+        TxOutcome::Abandoned,
+        TxOutcome::Failed,
+    ];
+
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            TxOutcome::Committed => "committed",
+            TxOutcome::RolledBack => "rolled_back",
+            TxOutcome::Abandoned => "abandoned",
+            TxOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// bb8's cumulative statistics and the pool's floor, as published.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PoolCounters {
+    pub(crate) idle_min: u32,
+    pub(crate) created: u64,
+    pub(crate) closed_broken: u64,
+    pub(crate) closed_invalid: u64,
+    pub(crate) closed_max_lifetime: u64,
+    pub(crate) closed_idle_timeout: u64,
+    pub(crate) gets_direct: u64,
+    pub(crate) gets_waited: u64,
+    pub(crate) gets_timed_out: u64,
+}

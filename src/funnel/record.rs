@@ -1,0 +1,309 @@
+//! [`record`]: one event into the metrics, the stores and the request
+//! scope, one small function per kind of event.
+//!
+//! Statements are the hot path: cached handles and atomics only, no lock,
+//! no allocation, no logging. Every other event is rare, and its function
+//! is kept out of line.
+
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::event::{Event, Outcome, PoolCounters, StatementEnd, TxOutcome};
+use super::scope;
+use super::sink::Sink;
+use crate::classify::{error_chain, error_message, ErrorKind};
+use crate::stats::counters::{stripe_of_thread, Run, RunEnd};
+use crate::stats::{outcome_word, ErrorSource, NewError, NewSlow, PoolReading, RawRecent, StatementOutcome};
+use crate::units::hex;
+
+/// Records one event of the pool behind `sink`.
+#[inline]
+pub(crate) fn record(sink: &Sink, event: Event<'_>) {
+    match event {
+        Event::Statement(end) => statement(sink, end),
+        Event::Transaction { outcome, elapsed } => transaction(sink, outcome, elapsed),
+        Event::Connect { elapsed, error } => connect(sink, elapsed, error),
+        Event::Invalid(error) => invalid(sink, error),
+        Event::ConnectionClosed { connection, error } => connection_closed(sink, connection, error),
+        Event::Checkout { waited, timeout } => checkout(sink, waited, timeout),
+        Event::Return { held, location } => checkin(sink, held, location),
+        Event::NPlusOne {
+            route,
+            fingerprint,
+            runs,
+            threshold,
+        } => n_plus_one(sink, route, fingerprint, runs, threshold),
+        Event::PoolState {
+            reading,
+            counters,
+            sample,
+        } => pool_state(sink, &reading, &counters, sample),
+        Event::Score(score) => sink.metrics.score.set(score),
+        Event::AlertsChanged => alerts_changed(sink),
+    }
+}
+
+/// A statement: its counters, histogram, request scope and recent entry;
+/// a failure or a slow run also goes to its store and wakes the alert
+/// engine.
+#[inline(always)]
+fn statement(sink: &Sink, end: StatementEnd<'_>) {
+    let StatementEnd {
+        entry,
+        end,
+        elapsed,
+        outcome,
+    } = end;
+    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    let slow = elapsed >= sink.config.alerts.slow_query_threshold;
+    let stripe = stripe_of_thread();
+    entry.stats.record(&Run {
+        stripe,
+        nanos,
+        slow,
+        end: match outcome {
+            Outcome::Ok(rows) => RunEnd::Ok(rows),
+            Outcome::Failed(_) => RunEnd::Failed,
+            Outcome::Cancelled => RunEnd::Cancelled,
+        },
+    });
+    let failed = match outcome {
+        Outcome::Ok(_) => {
+            entry.metrics.ok.record(elapsed);
+            None
+        }
+        Outcome::Failed(error) => Some(statement_failed(sink, entry, elapsed, error)),
+        Outcome::Cancelled => {
+            entry.metrics.cancelled.increment(1);
+            None
+        }
+    };
+    let outcome_code = match (&outcome, failed) {
+        (Outcome::Cancelled, _) => StatementOutcome::Cancelled,
+        (_, Some(kind)) => StatementOutcome::Failed(kind),
+        _ => StatementOutcome::Ok,
+    };
+    let route = scope::record_statement(entry.fingerprint, nanos, failed.is_some(), slow);
+    sink.stores.recent.push(stripe, || RawRecent {
+        end_ns: u64::try_from(end.saturating_duration_since(sink.clock_epoch).as_nanos()).unwrap_or(u64::MAX),
+        duration_ns: nanos,
+        fingerprint: entry.fingerprint,
+        outcome: outcome_word(outcome_code, route),
+    });
+    if slow && !matches!(outcome, Outcome::Cancelled) {
+        slow_statement(sink, entry, elapsed, failed);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn statement_failed(
+    sink: &Sink,
+    entry: &super::table::QueryEntry,
+    elapsed: Duration,
+    error: &tokio_postgres::Error,
+) -> ErrorKind {
+    let kind = ErrorKind::of(error);
+    entry
+        .metrics
+        .failed(kind, |labels| {
+            sink.registry.histogram(crate::names::OPERATION_DURATION, labels)
+        })
+        .record(elapsed);
+    let code = error.code().map(|c| c.code());
+    sink.error_counter(kind, code).increment(1);
+    sink.stores.errors.record(NewError {
+        at: SystemTime::now(),
+        kind,
+        sqlstate: code,
+        source: ErrorSource::Statement,
+        statement: Some((entry.fingerprint, &entry.normalized)),
+        message: error_message(error),
+    });
+    if kind.ends_connection() {
+        sink.stores.alerts.connection_failed();
+    } else {
+        sink.stores.alerts.signal();
+    }
+    kind
+}
+
+#[cold]
+#[inline(never)]
+fn slow_statement(sink: &Sink, entry: &super::table::QueryEntry, elapsed: Duration, failed: Option<ErrorKind>) {
+    entry.metrics.slow.increment(1);
+    sink.stores.slow.record(NewSlow {
+        at: SystemTime::now(),
+        fingerprint: entry.fingerprint,
+        statement: &entry.normalized,
+        operation: entry.operation,
+        table: entry.table.as_deref(),
+        duration: elapsed,
+        error_type: failed,
+    });
+    sink.stores.alerts.signal();
+}
+
+#[inline(never)]
+fn transaction(sink: &Sink, outcome: TxOutcome, elapsed: Duration) {
+    sink.metrics.transaction(outcome).record(elapsed);
+}
+
+#[inline(never)]
+fn connect(sink: &Sink, elapsed: Duration, error: Option<&tokio_postgres::Error>) {
+    match error {
+        None => {
+            sink.metrics.create_time.record(elapsed);
+            sink.stores.alerts.connected();
+        }
+        Some(error) => {
+            let kind = ErrorKind::of_connect(error);
+            let code = error.code().map(|c| c.code());
+            sink.error_counter(kind, code).increment(1);
+            sink.stores.errors.record(NewError {
+                at: SystemTime::now(),
+                kind,
+                sqlstate: code,
+                source: ErrorSource::Connect,
+                statement: None,
+                message: error_chain(error),
+            });
+            sink.stores.alerts.connection_failed();
+        }
+    }
+}
+
+#[inline(never)]
+fn invalid(sink: &Sink, error: &tokio_postgres::Error) {
+    let kind = ErrorKind::of_connect(error);
+    let code = error.code().map(|c| c.code());
+    sink.error_counter(kind, code).increment(1);
+    sink.stores.errors.record(NewError {
+        at: SystemTime::now(),
+        kind,
+        sqlstate: code,
+        source: ErrorSource::Connection,
+        statement: None,
+        message: format!("validity check failed: {}", error_chain(error)),
+    });
+    sink.stores.alerts.signal();
+}
+
+#[inline(never)]
+fn connection_closed(sink: &Sink, connection: u64, error: Option<&tokio_postgres::Error>) {
+    let Some(error) = error else {
+        tracing::debug!(pool = %sink.name, connection, "database connection closed");
+        return;
+    };
+    let kind = ErrorKind::of_connect(error);
+    let code = error.code().map(|c| c.code());
+    sink.error_counter(kind, code).increment(1);
+    let message = error_chain(error);
+    tracing::warn!(
+        pool = %sink.name,
+        connection,
+        error_type = kind.as_str(),
+        sqlstate = code,
+        "database connection lost: {message}"
+    );
+    sink.stores.errors.record(NewError {
+        at: SystemTime::now(),
+        kind,
+        sqlstate: code,
+        source: ErrorSource::Connection,
+        statement: None,
+        message,
+    });
+    sink.stores.alerts.connection_failed();
+}
+
+#[inline(never)]
+fn checkout(sink: &Sink, waited: Duration, timeout: Option<ErrorKind>) {
+    sink.metrics.wait_time.record(waited);
+    let Some(kind) = timeout else { return };
+    sink.metrics.timeout(kind).increment(1);
+    sink.error_counter(kind, None).increment(1);
+    sink.stores.errors.record(NewError {
+        at: SystemTime::now(),
+        kind,
+        sqlstate: None,
+        source: ErrorSource::Checkout,
+        statement: None,
+        message: format!(
+            "no connection within {:.1?} ({})",
+            waited,
+            kind.as_str().replace('_', " ")
+        ),
+    });
+    sink.stores.alerts.signal();
+}
+
+#[inline(never)]
+fn checkin(sink: &Sink, held: Duration, location: &'static Location<'static>) {
+    sink.metrics.use_time.record(held);
+    if sink.config.leak_threshold.is_some_and(|limit| held > limit) {
+        sink.metrics.leaks.increment(1);
+        tracing::warn!(
+            pool = %sink.name,
+            held_ms = held.as_millis() as u64,
+            checked_out_at = %location,
+            "connection held longer than the leak threshold"
+        );
+    }
+}
+
+#[inline(never)]
+fn n_plus_one(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64) {
+    let entry = sink.queries.by_fingerprint(fingerprint);
+    let statement = entry.as_ref().map(|e| &*e.normalized);
+    let new = sink
+        .stores
+        .n_plus_one
+        .record(SystemTime::now(), route, fingerprint, statement, runs);
+    if let Some(entry) = &entry {
+        entry.metrics.n_plus_one(&sink.registry).increment(1);
+    }
+    if new {
+        tracing::warn!(
+            pool = %sink.name,
+            route = route.map(|r| &**r).unwrap_or(""),
+            fingerprint = %hex(fingerprint),
+            runs,
+            threshold,
+            "N+1 pattern: `{}` ran {runs} times in one request",
+            statement.unwrap_or("a statement of another pool")
+        );
+    }
+}
+
+#[inline(never)]
+fn pool_state(sink: &Sink, reading: &PoolReading, counters: &PoolCounters, sample: bool) {
+    if sample {
+        sink.stores.trend.sample(reading);
+    }
+    let m = &sink.metrics;
+    m.idle.set(f64::from(reading.idle));
+    m.used.set(f64::from(reading.size.saturating_sub(reading.idle)));
+    m.max.set(f64::from(reading.max_size));
+    m.idle_min.set(f64::from(counters.idle_min));
+    m.pending.set(reading.waiters as f64);
+    m.created.absolute(counters.created);
+    m.closed_broken.absolute(counters.closed_broken);
+    m.closed_invalid.absolute(counters.closed_invalid);
+    m.closed_max_lifetime.absolute(counters.closed_max_lifetime);
+    m.closed_idle_timeout.absolute(counters.closed_idle_timeout);
+    m.gets_direct.absolute(counters.gets_direct);
+    m.gets_waited.absolute(counters.gets_waited);
+    m.gets_timed_out.absolute(counters.gets_timed_out);
+}
+
+#[inline(never)]
+fn alerts_changed(sink: &Sink) {
+    let counts = sink.stores.alerts.counts();
+    for (gauges, counts) in sink.metrics.alerts_active.iter().zip(counts) {
+        for (gauge, count) in gauges.iter().zip(counts) {
+            gauge.set(f64::from(count));
+        }
+    }
+}

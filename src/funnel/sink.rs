@@ -1,0 +1,176 @@
+//! The per-pool sink: everything the funnel writes to for one pool (its
+//! name, settings, metric handles, error counters, statement table and
+//! stores), and nothing of the pool itself.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use metrics::{Counter, Gauge, Histogram, Label};
+
+use super::event::TxOutcome;
+use super::handles::{base_labels, CappedHandles, Registry};
+use super::table::QueryTable;
+use crate::alert_kind::{AlertSeverity, AlertType};
+use crate::classify::ErrorKind;
+use crate::config::MonitorConfig;
+use crate::names;
+use crate::stats::alert_book::AlertEvent;
+use crate::stats::PoolStores;
+
+/// Hears the alert events of a pool: the monitor's notifiers, behind one
+/// function (the sink does not know the notifier types of the floor above).
+pub(crate) type AlertListener = Arc<dyn Fn(AlertEvent<'_>) + Send + Sync>;
+
+/// Where the events of one pool go.
+pub(crate) struct Sink {
+    pub(crate) name: Arc<str>,
+    pub(crate) config: Arc<MonitorConfig>,
+    pub(crate) registry: Registry,
+    pub(crate) queries: QueryTable,
+    pub(crate) metrics: PoolMetrics,
+    errors: CappedHandles<(ErrorKind, Option<Box<str>>), Counter>,
+    pub(crate) stores: PoolStores,
+    /// Who hears this pool's alert events.
+    pub(crate) listener: AlertListener,
+    /// The statement clock's origin for this pool, and the wall time then.
+    pub(crate) clock_epoch: quanta::Instant,
+    pub(crate) epoch_wall: SystemTime,
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sink").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    pub(crate) fn new(name: &str, config: Arc<MonitorConfig>, registry: Registry, listener: AlertListener) -> Self {
+        let name: Arc<str> = Arc::from(name);
+        let base = base_labels(&name);
+        Sink {
+            queries: QueryTable::new(&registry, &config, &base),
+            metrics: PoolMetrics::new(&registry, &base),
+            stores: PoolStores::new(&config),
+            errors: CappedHandles::new(config.max_status_codes),
+            listener,
+            clock_epoch: quanta::Instant::now(),
+            epoch_wall: SystemTime::now(),
+            registry,
+            config,
+            name,
+        }
+    }
+
+    /// Empties the stores (never the alert book) and zeroes the
+    /// per-statement counts; entries and their metric handles stay.
+    pub(crate) fn reset_stores(&self) {
+        let stores = &self.stores;
+        stores.errors.clear();
+        stores.slow.clear();
+        stores.trend.clear();
+        stores.recent.clear();
+        stores.n_plus_one.clear();
+        self.queries.reset_counts();
+        stores.totals.reset(std::time::Instant::now(), self.queries.totals());
+    }
+
+    /// The `db_client_errors_total` handle for `kind` and `code`, built once
+    /// per distinct pair (codes past the cap are labelled `other`).
+    pub(crate) fn error_counter(&self, kind: ErrorKind, code: Option<&str>) -> Counter {
+        let overflow = (kind, Some(Box::<str>::from("other")));
+        self.errors.get((kind, code.map(Box::from)), overflow, |(kind, code)| {
+            let mut labels = base_labels(&self.name);
+            labels.push(Label::new(names::ERROR_TYPE, kind.as_str()));
+            labels.push(Label::new(
+                names::RESPONSE_STATUS_CODE,
+                code.as_deref().unwrap_or("").to_owned(),
+            ));
+            self.registry.counter(names::ERRORS, labels)
+        })
+    }
+}
+
+/// The pool-level metric handles, registered once.
+pub(crate) struct PoolMetrics {
+    pub(crate) wait_time: Histogram,
+    pub(crate) use_time: Histogram,
+    pub(crate) create_time: Histogram,
+    timeouts_exhausted: Counter,
+    timeouts_connect: Counter,
+    pub(crate) leaks: Counter,
+    pub(crate) idle: Gauge,
+    pub(crate) used: Gauge,
+    pub(crate) max: Gauge,
+    pub(crate) idle_min: Gauge,
+    pub(crate) pending: Gauge,
+    pub(crate) created: Counter,
+    pub(crate) closed_broken: Counter,
+    pub(crate) closed_invalid: Counter,
+    pub(crate) closed_max_lifetime: Counter,
+    pub(crate) closed_idle_timeout: Counter,
+    pub(crate) gets_direct: Counter,
+    pub(crate) gets_waited: Counter,
+    pub(crate) gets_timed_out: Counter,
+    pub(crate) score: Gauge,
+    /// Active alerts, by alert type and severity index.
+    pub(crate) alerts_active: Vec<[Gauge; 4]>,
+    transactions: [Histogram; 4],
+}
+
+impl PoolMetrics {
+    fn new(m: &Registry, base: &[Label]) -> Self {
+        let with = |name: &'static str, value: &'static str| {
+            let mut labels = base.to_vec();
+            labels.push(Label::from_static_parts(name, value));
+            labels
+        };
+        PoolMetrics {
+            wait_time: m.histogram(names::CONNECTION_WAIT_TIME, base.to_vec()),
+            use_time: m.histogram(names::CONNECTION_USE_TIME, base.to_vec()),
+            create_time: m.histogram(names::CONNECTION_CREATE_TIME, base.to_vec()),
+            timeouts_exhausted: m.counter(names::CONNECTION_TIMEOUTS, with(names::REASON, "pool_exhausted")),
+            timeouts_connect: m.counter(names::CONNECTION_TIMEOUTS, with(names::REASON, "connect_timeout")),
+            leaks: m.counter(names::CONNECTION_LEAKS, base.to_vec()),
+            idle: m.gauge(names::CONNECTIONS_USAGE, with(names::STATE, "idle")),
+            used: m.gauge(names::CONNECTIONS_USAGE, with(names::STATE, "used")),
+            max: m.gauge(names::CONNECTION_MAX, base.to_vec()),
+            idle_min: m.gauge(names::CONNECTION_IDLE_MIN, base.to_vec()),
+            pending: m.gauge(names::CONNECTION_PENDING_REQUESTS, base.to_vec()),
+            created: m.counter(names::CONNECTIONS_CREATED, base.to_vec()),
+            closed_broken: m.counter(names::CONNECTIONS_CLOSED, with(names::REASON, "broken")),
+            closed_invalid: m.counter(names::CONNECTIONS_CLOSED, with(names::REASON, "invalid")),
+            closed_max_lifetime: m.counter(names::CONNECTIONS_CLOSED, with(names::REASON, "max_lifetime")),
+            closed_idle_timeout: m.counter(names::CONNECTIONS_CLOSED, with(names::REASON, "idle_timeout")),
+            gets_direct: m.counter(names::CONNECTION_GETS, with(names::RESULT, "direct")),
+            gets_waited: m.counter(names::CONNECTION_GETS, with(names::RESULT, "waited")),
+            gets_timed_out: m.counter(names::CONNECTION_GETS, with(names::RESULT, "timed_out")),
+            score: m.gauge(names::PERFORMANCE_SCORE, base.to_vec()),
+            alerts_active: AlertType::ALL
+                .iter()
+                .map(|t| {
+                    AlertSeverity::ALL.map(|s| {
+                        let mut labels = base.to_vec();
+                        labels.push(Label::from_static_parts(names::ALERT_TYPE, t.as_str()));
+                        labels.push(Label::from_static_parts(names::SEVERITY, s.as_str()));
+                        m.gauge(names::ALERTS_ACTIVE, labels)
+                    })
+                })
+                .collect(),
+            transactions: TxOutcome::ALL
+                .map(|o| m.histogram(names::TRANSACTION_DURATION, with(names::OUTCOME, o.as_str()))),
+        }
+    }
+
+    pub(crate) fn transaction(&self, outcome: TxOutcome) -> &Histogram {
+        &self.transactions[outcome as usize]
+    }
+
+    pub(crate) fn timeout(&self, kind: ErrorKind) -> &Counter {
+        if kind == ErrorKind::PoolExhausted {
+            &self.timeouts_exhausted
+        } else {
+            &self.timeouts_connect
+        }
+    }
+}

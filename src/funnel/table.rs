@@ -1,0 +1,362 @@
+//! The statement table: statement text → entry (with a per-thread cache in
+//! front), fingerprint → entry, and the metric handles of each
+//! `db_query_summary`. An entry holds what the lexer found, its handles,
+//! its counters and its per-minute history.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+
+use metrics::{Counter, Histogram, Label};
+
+use super::handles::{CappedHandles, Registry};
+use crate::classify::ErrorKind;
+use crate::config::MonitorConfig;
+use crate::names;
+use crate::sql::{self, Operation};
+use crate::stats::counters::QueryCounters;
+use crate::stats::{StatementHistory, Totals};
+
+/// Texts longer than this are not cached by text (they are fingerprinted on
+/// each run instead), so that the cache's memory stays bounded.
+const MAX_CACHED_TEXT: usize = 8 * 1024;
+
+/// Metric handles for one `db_query_summary`, shared by the fingerprints
+/// that have the same operation and table.
+pub(crate) struct SummaryMetrics {
+    labels: Vec<Label>,
+    pub(crate) ok: Histogram,
+    failed: [OnceLock<Histogram>; ErrorKind::ALL.len()],
+    pub(crate) slow: Counter,
+    pub(crate) cancelled: Counter,
+    n_plus_one: OnceLock<Counter>,
+}
+
+impl SummaryMetrics {
+    fn new(m: &Registry, base: &[Label], operation: Operation, table: Option<&str>) -> Self {
+        let summary = match table {
+            Some(t) => format!("{operation} {t}"),
+            None => operation.as_str().to_owned(),
+        };
+        let mut labels = base.to_vec();
+        labels.push(Label::from_static_parts(names::OPERATION_NAME, operation.as_str()));
+        labels.push(Label::new(names::COLLECTION_NAME, table.unwrap_or("").to_owned()));
+        labels.push(Label::new(names::QUERY_SUMMARY, summary.clone()));
+        let mut short = base.to_vec();
+        short.push(Label::new(names::QUERY_SUMMARY, summary));
+        SummaryMetrics {
+            ok: m.histogram(names::OPERATION_DURATION, labels.clone()),
+            failed: Default::default(),
+            slow: m.counter(names::SLOW_QUERIES, short.clone()),
+            cancelled: m.counter(names::OPERATIONS_CANCELLED, short),
+            n_plus_one: OnceLock::new(),
+            labels,
+        }
+    }
+
+    /// The N+1 counter, registered on the first pattern.
+    pub(crate) fn n_plus_one(&self, m: &Registry) -> &Counter {
+        self.n_plus_one.get_or_init(|| {
+            let short: Vec<Label> = self
+                .labels
+                .iter()
+                .filter(|l| l.key() != names::OPERATION_NAME && l.key() != names::COLLECTION_NAME)
+                .cloned()
+                .collect();
+            m.counter(names::N_PLUS_ONE, short)
+        })
+    }
+
+    /// The failure histogram for `kind`, registered on the first failure.
+    pub(crate) fn failed(&self, kind: ErrorKind, register: impl FnOnce(Vec<Label>) -> Histogram) -> &Histogram {
+        self.failed[kind.index()].get_or_init(|| {
+            let mut labels = self.labels.clone();
+            labels.push(Label::new(names::ERROR_TYPE, kind.as_str()));
+            register(labels)
+        })
+    }
+}
+
+/// One normalized statement: what the lexer found, its metric handles and
+/// its counters.
+pub(crate) struct QueryEntry {
+    pub(crate) fingerprint: u64,
+    pub(crate) normalized: Box<str>,
+    pub(crate) operation: Operation,
+    pub(crate) table: Option<Box<str>>,
+    pub(crate) metrics: Arc<SummaryMetrics>,
+    pub(crate) stats: QueryCounters,
+    /// Per-minute slots for the windowed reports.
+    pub(crate) history: StatementHistory,
+}
+
+/// Per pool: statement text → entry (bounded cache), fingerprint → entry
+/// (bounded, the rest in `other`), summary → metric handles (bounded).
+///
+/// In front of the shared text map, each thread keeps a small direct-mapped
+/// cache of the texts it ran last ([`L1`]): a hit there costs one hash and
+/// one comparison, with no atomic operation. The shared map (lock-free
+/// reads) answers the misses.
+pub(crate) struct QueryTable {
+    /// Distinguishes this table in the per-thread caches.
+    id: u64,
+    texts: papaya::HashMap<Arc<str>, Arc<QueryEntry>, foldhash::fast::RandomState>,
+    fingerprints: papaya::HashMap<u64, Arc<QueryEntry>, foldhash::fast::RandomState>,
+    summaries: CappedHandles<(Operation, Option<Box<str>>), Arc<SummaryMetrics>>,
+    other: Arc<QueryEntry>,
+    registry: Registry,
+    base: Vec<Label>,
+    max_texts: usize,
+    max_fingerprints: usize,
+}
+
+/// The fingerprint reported for statements counted in the `other` entry.
+pub(crate) const OTHER_FINGERPRINT: u64 = 0;
+
+/// Slots of the per-thread statement cache (a power of two).
+const L1_SLOTS: usize = 128;
+
+/// One slot of the per-thread cache: a text of one table and its entry.
+///
+/// A slot keeps its entry (and so the entry's metric handles) alive until
+/// it is overwritten, even after its pool is gone: at most `L1_SLOTS`
+/// entries per thread.
+struct L1Slot {
+    table: u64,
+    hash: u64,
+    text: Arc<str>,
+    entry: Arc<QueryEntry>,
+}
+
+/// The per-thread cache's hash of a statement text: its length and three
+/// of its 8-byte words (first, middle, last), mixed. It only picks a slot
+/// (a hit compares the whole text), so it need not see every byte, and it
+/// costs the same for a long text as for a short one.
+#[inline]
+fn l1_hash(sql: &str) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes = sql.as_bytes();
+    let n = bytes.len();
+    let word = |b: &[u8]| b.first_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w));
+    let (first, middle, last) = if n >= 8 {
+        (
+            word(bytes),
+            word(&bytes[n / 2 - 4..]),
+            bytes.last_chunk::<8>().map_or(0, |w| u64::from_le_bytes(*w)),
+        )
+    } else {
+        // Short texts: their bytes, zero-padded.
+        let mut w = [0u8; 8];
+        w[..n].copy_from_slice(bytes);
+        (u64::from_le_bytes(w), 0, 0)
+    };
+    let mut h = (n as u64 ^ first).wrapping_mul(K);
+    h = (h.rotate_left(29) ^ middle).wrapping_mul(K);
+    h = (h.rotate_left(29) ^ last).wrapping_mul(K);
+    h ^ (h >> 32)
+}
+
+thread_local! {
+    static L1: RefCell<[Option<L1Slot>; L1_SLOTS]> = const { RefCell::new([const { None }; L1_SLOTS]) };
+}
+
+static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
+
+impl QueryTable {
+    pub(crate) fn new(registry: &Registry, config: &MonitorConfig, base: &[Label]) -> Self {
+        let summaries = CappedHandles::new(config.max_query_summaries.max(1));
+        let other_metrics = summaries.get((Operation::Other, None), (Operation::Other, None), |_| {
+            Arc::new(SummaryMetrics::new(registry, base, Operation::Other, None))
+        });
+        QueryTable {
+            id: NEXT_TABLE_ID.fetch_add(1, Relaxed),
+            texts: papaya::HashMap::builder().hasher(Default::default()).build(),
+            fingerprints: papaya::HashMap::builder().hasher(Default::default()).build(),
+            summaries,
+            other: Arc::new(QueryEntry {
+                fingerprint: OTHER_FINGERPRINT,
+                normalized: "other".into(),
+                operation: Operation::Other,
+                table: None,
+                metrics: other_metrics,
+                stats: QueryCounters::default(),
+                history: Default::default(),
+            }),
+            registry: registry.clone(),
+            base: base.to_vec(),
+            max_texts: config.statement_cache_size,
+            max_fingerprints: config.max_fingerprints,
+        }
+    }
+
+    /// Runs `f` with the entry of `sql`.
+    ///
+    /// A hit in this thread's cache is one hash and one comparison; then
+    /// the shared map (lock-free); a text seen for the first time is lexed
+    /// (once per distinct text while the shared map has room, on every run
+    /// past it).
+    #[inline]
+    pub(crate) fn with_entry<R>(&self, sql: &str, f: impl FnOnce(&QueryEntry) -> R) -> R {
+        let hash = l1_hash(sql);
+        let slot = (hash as usize) & (L1_SLOTS - 1);
+        let mut f = Some(f);
+        let hit = L1.try_with(|cache| {
+            let cache = cache.try_borrow().ok()?;
+            let s = cache[slot].as_ref()?;
+            if s.table == self.id && s.hash == hash && *s.text == *sql {
+                f.take().map(|f| f(&s.entry))
+            } else {
+                None
+            }
+        });
+        if let Ok(Some(result)) = hit {
+            return result;
+        }
+        let (text, entry) = self.shared_lookup(sql);
+        if let Some(text) = text {
+            let filled = L1Slot {
+                table: self.id,
+                hash,
+                text,
+                entry: entry.clone(),
+            };
+            let _ = L1.try_with(|cache| {
+                if let Ok(mut cache) = cache.try_borrow_mut() {
+                    cache[slot] = Some(filled);
+                }
+            });
+        }
+        match f {
+            Some(f) => f(&entry),
+            // `f` is only taken by a hit, which returned above.
+            None => unreachable!("statement cache hit without a result"),
+        }
+    }
+
+    /// The entry of `sql`, owned (for what outlives one call).
+    pub(crate) fn entry(&self, sql: &str) -> Arc<QueryEntry> {
+        self.shared_lookup(sql).1
+    }
+
+    /// The entry of `sql` from the shared map, with the map's own copy of
+    /// the text when the text is (now) cached there.
+    fn shared_lookup(&self, sql: &str) -> (Option<Arc<str>>, Arc<QueryEntry>) {
+        if let Some((text, entry)) = self.texts.pin().get_key_value(sql) {
+            return (Some(text.clone()), entry.clone());
+        }
+        self.miss(sql)
+    }
+
+    /// A text not in the shared map: find its entry by fingerprint, and
+    /// cache the text while there is room.
+    #[cold]
+    fn miss(&self, sql: &str) -> (Option<Arc<str>>, Arc<QueryEntry>) {
+        let entry = self.resolve(sql);
+        let texts = self.texts.pin();
+        if sql.len() <= MAX_CACHED_TEXT && texts.len() < self.max_texts {
+            let text: Arc<str> = Arc::from(sql);
+            texts.insert(text.clone(), entry.clone());
+            return (Some(text), entry);
+        }
+        (None, entry)
+    }
+
+    /// The entry of `sql` by fingerprint, creating it if there is room.
+    fn resolve(&self, sql: &str) -> Arc<QueryEntry> {
+        let fp = sql::fingerprint(sql);
+        let fingerprints = self.fingerprints.pin();
+        if let Some(entry) = fingerprints.get(&fp) {
+            return entry.clone();
+        }
+        if fingerprints.len() >= self.max_fingerprints {
+            return self.other.clone();
+        }
+        let analysis = sql::analyze(sql);
+        let table = analysis.table.map(String::into_boxed_str);
+        let metrics = self.summary(analysis.operation, table.clone());
+        let entry = Arc::new(QueryEntry {
+            fingerprint: fp,
+            normalized: analysis.normalized.into_boxed_str(),
+            operation: analysis.operation,
+            table,
+            metrics,
+            stats: QueryCounters::default(),
+            history: Default::default(),
+        });
+        fingerprints.get_or_insert(fp, entry).clone()
+    }
+
+    /// The handles of one summary; past the cap, summaries share the
+    /// handles of `OTHER` (the `other` entry's).
+    fn summary(&self, operation: Operation, table: Option<Box<str>>) -> Arc<SummaryMetrics> {
+        self.summaries
+            .get((operation, table), (Operation::Other, None), |(op, table)| {
+                Arc::new(SummaryMetrics::new(&self.registry, &self.base, *op, table.as_deref()))
+            })
+    }
+
+    /// Zeroes every statement's counters and history (entries and their
+    /// metric handles stay).
+    pub(crate) fn reset_counts(&self) {
+        let now = std::time::Instant::now();
+        for entry in self.entries() {
+            entry.stats.reset();
+            entry.history.reset(now);
+        }
+    }
+
+    /// Takes the per-minute snapshot of every statement that is due one.
+    pub(crate) fn snapshot_minute(&self, now: std::time::Instant) {
+        for entry in self.entries() {
+            entry.history.snapshot(now, || entry.stats.cumulative(true));
+        }
+    }
+
+    /// The pool's cumulative statement totals (since creation or reset).
+    pub(crate) fn totals(&self) -> Totals {
+        let mut all = Totals::default();
+        let fingerprints = self.fingerprints.pin();
+        for entry in fingerprints.values().chain(std::iter::once(&self.other)) {
+            let t = entry.stats.totals();
+            all.statements += t.calls;
+            all.errors += t.errors;
+            all.busy_ns += t.total_ns;
+        }
+        all
+    }
+
+    /// The entry of a fingerprint.
+    pub(crate) fn by_fingerprint(&self, fingerprint: u64) -> Option<Arc<QueryEntry>> {
+        self.fingerprints.pin().get(&fingerprint).cloned()
+    }
+
+    /// Every entry, `other` last if it was used.
+    pub(crate) fn entries(&self) -> Vec<Arc<QueryEntry>> {
+        let mut all: Vec<_> = self.fingerprints.pin().values().cloned().collect();
+        if self.other.stats.totals().calls > 0 {
+            all.push(self.other.clone());
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_hash_sees_length_and_three_words_and_is_by_content() {
+        let a = "SELECT id, name FROM users WHERE id = $1";
+        let copy = String::from(a);
+        assert_eq!(l1_hash(a), l1_hash(copy.as_str()), "by content, not by address");
+        assert_ne!(l1_hash(a), l1_hash("SELECT id, name FROM users WHERE id = $2"));
+        assert_ne!(l1_hash(a), l1_hash("XELECT id, name FROM users WHERE id = $1"));
+        assert_ne!(l1_hash(a), l1_hash("SELECT id, name FROM users WHERE id = $1 "));
+        assert_ne!(l1_hash("SELECT 1"), l1_hash("SELECT 2"));
+        assert_ne!(l1_hash("BEGIN"), l1_hash("COMMIT"));
+        assert_ne!(l1_hash(""), l1_hash(" "));
+        // Every length, including those around the 8-byte word boundary.
+        let hashes: std::collections::HashSet<u64> = (0..40).map(|n| l1_hash(&"x".repeat(n))).collect();
+        assert_eq!(hashes.len(), 40);
+    }
+}

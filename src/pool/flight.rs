@@ -1,0 +1,508 @@
+//! Timing one statement: [`InFlight`] reports its outcome when it finishes
+//! or a cancellation when it is dropped first, and [`ConnCtx`] runs each
+//! client method through it. The client and transaction wrappers call the
+//! methods here with their `tokio_postgres::Client`.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use quanta::Instant;
+use tokio_postgres::types::{BorrowToSql, FromSqlOwned, ToSql, Type};
+use tokio_postgres::{CancelToken, Client, CopyInSink, CopyOutStream, Error, Row, RowStream, SimpleQueryMessage};
+
+use super::shared::{ConnStats, PoolShared};
+use super::statement::{MonitoredStatement, ToMonitoredStatement};
+use super::stream::{Counting, MonitoredStream};
+use crate::classify::ErrorKind;
+use crate::funnel::{Event, Outcome, QueryEntry, StatementEnd};
+
+/// What a connection's statements need to report: the connection, its pool,
+/// and how to cancel its running statement.
+#[derive(Clone)]
+pub(crate) struct ConnCtx {
+    pub(crate) stats: Arc<ConnStats>,
+    pub(crate) pool: Arc<PoolShared>,
+    token: CancelToken,
+}
+
+/// Records one finished (or abandoned) statement: the per-statement hot
+/// path, shared by [`InFlight`] and the overhead benchmark. The
+/// connection's own counts are this source's bookkeeping; the rest goes to
+/// the funnel.
+#[inline]
+pub(crate) fn statement_ended(
+    pool: &PoolShared,
+    conn: &ConnStats,
+    query: &QueryRef<'_>,
+    start: Instant,
+    end: Instant,
+    outcome: Outcome<'_>,
+) {
+    let elapsed = end.saturating_duration_since(start);
+    conn.record(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), &outcome);
+    if let Outcome::Failed(error) = outcome {
+        connection_error(conn, error);
+    }
+    let record = |entry: &QueryEntry| {
+        pool.record(Event::Statement(StatementEnd {
+            entry,
+            end,
+            elapsed,
+            outcome,
+        }))
+    };
+    match query {
+        QueryRef::Text(sql) => pool.sink.queries.with_entry(sql, record),
+        QueryRef::Entry(entry) => record(entry),
+        QueryRef::Owned(entry) => record(entry),
+    }
+}
+
+/// A statement failed: if the failure ends the connection, the connection
+/// is not handed out again (its background task may not have seen the end
+/// of the stream yet), and its end counts as reported.
+#[cold]
+#[inline(never)]
+fn connection_error(conn: &ConnStats, error: &Error) {
+    if ErrorKind::of(error).ends_connection() {
+        conn.broken.store(true, Relaxed);
+        conn.end_reported.store(true, Relaxed);
+    }
+}
+
+/// The statement an [`InFlight`] reports on.
+pub(crate) enum QueryRef<'a> {
+    /// SQL text, looked up when the statement ends.
+    Text(&'a str),
+    /// A known entry (prepared statements).
+    Entry(&'a QueryEntry),
+    /// A known entry owned by a stream that outlives the call.
+    Owned(Arc<QueryEntry>),
+}
+
+enum CtxRef<'a> {
+    Borrowed(&'a ConnCtx),
+    Owned(ConnCtx),
+}
+
+impl Deref for CtxRef<'_> {
+    type Target = ConnCtx;
+    fn deref(&self) -> &ConnCtx {
+        match self {
+            CtxRef::Borrowed(c) => c,
+            CtxRef::Owned(c) => c,
+        }
+    }
+}
+
+/// A statement on the wire: reports its outcome when finished, or a
+/// cancellation when dropped first.
+///
+/// A dropped statement still runs on the server, and its results would
+/// still arrive on this connection ahead of the next statement's. So
+/// cancellation marks the connection broken (bb8 closes it instead of
+/// handing it to the next caller) and sends a cancel request so that the
+/// server stops the work.
+pub(crate) struct InFlight<'a> {
+    ctx: CtxRef<'a>,
+    query: QueryRef<'a>,
+    start: Instant,
+    done: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(ctx: CtxRef<'a>, query: QueryRef<'a>) -> Self {
+        InFlight {
+            ctx,
+            query,
+            start: Instant::now(),
+            done: false,
+        }
+    }
+
+    pub(crate) fn finish(&mut self, outcome: Outcome<'_>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.report(outcome);
+    }
+
+    fn report(&self, outcome: Outcome<'_>) {
+        statement_ended(
+            &self.ctx.pool,
+            &self.ctx.stats,
+            &self.query,
+            self.start,
+            Instant::now(),
+            outcome,
+        );
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.report(Outcome::Cancelled);
+        (self.ctx.pool.canceller)(self.ctx.token.clone());
+    }
+}
+
+impl ConnCtx {
+    pub(crate) fn new(stats: Arc<ConnStats>, pool: Arc<PoolShared>, token: CancelToken) -> Self {
+        ConnCtx { stats, pool, token }
+    }
+
+    /// Runs one statement future, timing it and reporting its outcome.
+    #[inline]
+    pub(crate) async fn run<T, F>(&self, query: QueryRef<'_>, fut: F, rows: fn(&T) -> Option<u64>) -> Result<T, Error>
+    where
+        F: Future<Output = Result<T, Error>>,
+    {
+        let mut flight = InFlight::start(CtxRef::Borrowed(self), query);
+        let result = fut.await;
+        flight.finish(match &result {
+            Ok(v) => Outcome::Ok(rows(v)),
+            Err(e) => Outcome::Failed(e),
+        });
+        result
+    }
+
+    /// Starts a stream-returning statement: the clock runs until the stream
+    /// ends.
+    async fn run_stream<S, F>(
+        &self,
+        statement: &(impl ToMonitoredStatement + ?Sized),
+        fut: F,
+        counting: Counting,
+    ) -> Result<MonitoredStream<S>, Error>
+    where
+        F: Future<Output = Result<S, Error>>,
+    {
+        let entry = match statement.__prepared() {
+            Some(p) => p.entry.clone(),
+            None => self.pool.sink.queries.entry(statement.__sql()),
+        };
+        let mut flight = InFlight::start(CtxRef::Owned(self.clone()), QueryRef::Owned(entry));
+        match fut.await {
+            Ok(inner) => Ok(MonitoredStream {
+                inner,
+                flight: Some(flight),
+                rows: 0,
+                counting,
+            }),
+            Err(e) => {
+                flight.finish(Outcome::Failed(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// Records a statement that failed before it could run (a prepare).
+    fn failed(&self, query: &str, start: Instant, error: &Error) {
+        let mut flight = InFlight::start(CtxRef::Borrowed(self), QueryRef::Text(query));
+        flight.start = start;
+        flight.finish(Outcome::Failed(error));
+    }
+}
+
+// The row counters are `fn(&T) -> Option<u64>` for the method's output
+// type `T`, which is a `Vec` here.
+#[allow(clippy::ptr_arg)]
+fn row_count<T>(rows: &Vec<T>) -> Option<u64> {
+    Some(rows.len() as u64)
+}
+
+fn one_row<T>(_: &T) -> Option<u64> {
+    Some(1)
+}
+
+fn opt_row<T>(row: &Option<T>) -> Option<u64> {
+    Some(u64::from(row.is_some()))
+}
+
+fn affected(n: &u64) -> Option<u64> {
+    Some(*n)
+}
+
+pub(crate) fn unknown<T>(_: &T) -> Option<u64> {
+    None
+}
+
+#[allow(clippy::ptr_arg)]
+fn simple_rows(messages: &Vec<SimpleQueryMessage>) -> Option<u64> {
+    Some(
+        messages
+            .iter()
+            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+            .count() as u64,
+    )
+}
+
+/// Runs `$call` (an expression using `$s`, bound to either the SQL text or
+/// the prepared `Statement`) as one timed statement.
+macro_rules! dispatch {
+    ($self:ident, $stmt:ident, |$s:ident| $call:expr, $rows:expr) => {
+        match $stmt.__prepared() {
+            Some(prepared) => {
+                let $s = &prepared.statement;
+                $self.run(QueryRef::Entry(&prepared.entry), $call, $rows).await
+            }
+            None => {
+                let $s = $stmt.__sql();
+                $self.run(QueryRef::Text($s), $call, $rows).await
+            }
+        }
+    };
+}
+
+/// Like `dispatch!`, for a statement whose rows come as a stream.
+macro_rules! stream_dispatch {
+    ($self:ident, $stmt:ident, |$s:ident| $call:expr, $rows:expr) => {
+        match $stmt.__prepared() {
+            Some(prepared) => {
+                let $s = &prepared.statement;
+                $self.run_stream(prepared, $call, $rows).await
+            }
+            None => {
+                let $s = $stmt.__sql();
+                $self.run_stream($stmt, $call, $rows).await
+            }
+        }
+    };
+}
+
+/// The client methods, each written once: [`MonitoredClient`](super::MonitoredClient)
+/// and [`MonitoredTransaction`](super::MonitoredTransaction) call them with
+/// their client (a transaction's statements run on its client, as in
+/// tokio-postgres).
+impl ConnCtx {
+    pub(crate) async fn prepare_typed(
+        &self,
+        client: &Client,
+        query: &str,
+        types: &[Type],
+    ) -> Result<MonitoredStatement, Error> {
+        let start = Instant::now();
+        match client.prepare_typed(query, types).await {
+            Ok(statement) => Ok(MonitoredStatement {
+                statement,
+                sql: Arc::from(query),
+                entry: self.pool.sink.queries.entry(query),
+            }),
+            Err(e) => {
+                self.failed(query, start, &e);
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) async fn query<T>(
+        &self,
+        client: &Client,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        dispatch!(self, statement, |s| client.query(s, params), row_count)
+    }
+
+    pub(crate) async fn query_one<T>(
+        &self,
+        client: &Client,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        dispatch!(self, statement, |s| client.query_one(s, params), one_row)
+    }
+
+    pub(crate) async fn query_opt<T>(
+        &self,
+        client: &Client,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        dispatch!(self, statement, |s| client.query_opt(s, params), opt_row)
+    }
+
+    pub(crate) async fn query_raw<T, P, I>(
+        &self,
+        client: &Client,
+        statement: &T,
+        params: I,
+    ) -> Result<MonitoredStream<RowStream>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        stream_dispatch!(self, statement, |s| client.query_raw(s, params), Counting::Items)
+    }
+
+    pub(crate) async fn query_typed(
+        &self,
+        client: &Client,
+        query: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, Error> {
+        self.run(QueryRef::Text(query), client.query_typed(query, params), row_count)
+            .await
+    }
+
+    pub(crate) async fn query_typed_one(
+        &self,
+        client: &Client,
+        query: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Row, Error> {
+        self.run(QueryRef::Text(query), client.query_typed_one(query, params), one_row)
+            .await
+    }
+
+    pub(crate) async fn query_typed_opt(
+        &self,
+        client: &Client,
+        query: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Option<Row>, Error> {
+        self.run(QueryRef::Text(query), client.query_typed_opt(query, params), opt_row)
+            .await
+    }
+
+    pub(crate) async fn query_typed_raw<P, I>(
+        &self,
+        client: &Client,
+        query: &str,
+        params: I,
+    ) -> Result<MonitoredStream<RowStream>, Error>
+    where
+        P: BorrowToSql,
+        I: IntoIterator<Item = (P, Type)>,
+    {
+        self.run_stream(query, client.query_typed_raw(query, params), Counting::Items)
+            .await
+    }
+
+    pub(crate) async fn execute<T>(
+        &self,
+        client: &Client,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        dispatch!(self, statement, |s| client.execute(s, params), affected)
+    }
+
+    pub(crate) async fn execute_typed(
+        &self,
+        client: &Client,
+        query: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<u64, Error> {
+        self.run(QueryRef::Text(query), client.execute_typed(query, params), affected)
+            .await
+    }
+
+    pub(crate) async fn execute_raw<T, P, I>(&self, client: &Client, statement: &T, params: I) -> Result<u64, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        dispatch!(self, statement, |s| client.execute_raw(s, params), affected)
+    }
+
+    pub(crate) async fn copy_in<T, U>(&self, client: &Client, statement: &T) -> Result<CopyInSink<U>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+        U: bytes::Buf + 'static + Send,
+    {
+        dispatch!(self, statement, |s| client.copy_in(s), unknown)
+    }
+
+    pub(crate) async fn copy_out<T>(
+        &self,
+        client: &Client,
+        statement: &T,
+    ) -> Result<MonitoredStream<CopyOutStream>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        stream_dispatch!(self, statement, |s| client.copy_out(s), Counting::Nothing)
+    }
+
+    pub(crate) async fn simple_query(&self, client: &Client, query: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
+        self.run(QueryRef::Text(query), client.simple_query(query), simple_rows)
+            .await
+    }
+
+    pub(crate) async fn batch_execute(&self, client: &Client, query: &str) -> Result<(), Error> {
+        self.run(QueryRef::Text(query), client.batch_execute(query), unknown)
+            .await
+    }
+
+    pub(crate) async fn query_scalar<R, T>(
+        &self,
+        client: &Client,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<R>, Error>
+    where
+        R: FromSqlOwned,
+        T: ?Sized + ToMonitoredStatement,
+    {
+        dispatch!(self, statement, |s| client.query_scalar(s, params), row_count)
+    }
+
+    pub(crate) async fn query_one_scalar<R, T>(
+        &self,
+        client: &Client,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<R, Error>
+    where
+        R: FromSqlOwned,
+        T: ?Sized + ToMonitoredStatement,
+    {
+        dispatch!(self, statement, |s| client.query_one_scalar(s, params), one_row)
+    }
+
+    pub(crate) async fn query_opt_scalar<R, T>(
+        &self,
+        client: &Client,
+        statement: &T,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<R>, Error>
+    where
+        R: FromSqlOwned,
+        T: ?Sized + ToMonitoredStatement,
+    {
+        dispatch!(self, statement, |s| client.query_opt_scalar(s, params), opt_row)
+    }
+
+    pub(crate) async fn simple_query_raw(
+        &self,
+        client: &Client,
+        query: &str,
+    ) -> Result<MonitoredStream<tokio_postgres::SimpleQueryStream>, Error> {
+        self.run_stream(query, client.simple_query_raw(query), Counting::SimpleRows)
+            .await
+    }
+}

@@ -1,0 +1,96 @@
+//! [`MonitoredStream`]: a statement whose rows come as a stream, timed
+//! until the stream ends.
+
+use std::any::Any;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+use tokio_postgres::{Error, RowStream, SimpleQueryMessage};
+
+use super::flight::InFlight;
+use crate::funnel::Outcome;
+
+/// What a [`MonitoredStream`] counts as rows.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Counting {
+    /// Every item is a row.
+    Items,
+    /// Only `SimpleQueryMessage::Row` items are rows.
+    SimpleRows,
+    /// Items are not rows (copy data): the row count is unknown.
+    Nothing,
+}
+
+pin_project! {
+    /// A stream of rows (or messages, or copy data) whose statement is timed
+    /// until the stream ends, and reported as cancelled if it is dropped
+    /// before the end (which, as for any abandoned statement, retires the
+    /// connection and sends a cancel request).
+    pub struct MonitoredStream<S> {
+        #[pin]
+        pub(crate) inner: S,
+        pub(crate) flight: Option<InFlight<'static>>,
+        pub(crate) rows: u64,
+        pub(crate) counting: Counting,
+    }
+}
+
+impl<S> fmt::Debug for MonitoredStream<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitoredStream")
+            .field("rows", &self.rows)
+            .field("finished", &self.flight.is_none())
+            .finish()
+    }
+}
+
+impl MonitoredStream<RowStream> {
+    /// The number of rows affected, once the stream has ended
+    /// (see `RowStream::rows_affected`).
+    pub fn rows_affected(&self) -> Option<u64> {
+        self.inner.rows_affected()
+    }
+}
+
+impl<S, T> Stream for MonitoredStream<S>
+where
+    S: Stream<Item = Result<T, Error>>,
+    T: 'static,
+{
+    type Item = Result<T, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        let item = ready!(this.inner.poll_next(cx));
+        match &item {
+            Some(Ok(value)) => {
+                *this.rows += match this.counting {
+                    Counting::Items => 1,
+                    Counting::SimpleRows => {
+                        let message = (value as &dyn Any).downcast_ref::<SimpleQueryMessage>();
+                        u64::from(matches!(message, Some(SimpleQueryMessage::Row(_))))
+                    }
+                    Counting::Nothing => 0,
+                };
+            }
+            Some(Err(e)) => {
+                if let Some(mut flight) = this.flight.take() {
+                    flight.finish(Outcome::Failed(e));
+                }
+            }
+            None => {
+                if let Some(mut flight) = this.flight.take() {
+                    let rows = match this.counting {
+                        Counting::Nothing => None,
+                        _ => Some(*this.rows),
+                    };
+                    flight.finish(Outcome::Ok(rows));
+                }
+            }
+        }
+        Poll::Ready(item)
+    }
+}

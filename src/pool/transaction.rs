@@ -1,0 +1,314 @@
+//! [`MonitoredTransaction`] and its builder: the transaction's statements
+//! recorded like any other, and its own end and duration.
+
+use std::fmt;
+
+use quanta::Instant;
+use tokio_postgres::types::{BorrowToSql, ToSql, Type};
+use tokio_postgres::{
+    CancelToken, CopyInSink, CopyOutStream, Error, IsolationLevel, Row, RowStream, SimpleQueryMessage, Transaction,
+    TransactionBuilder,
+};
+
+use super::flight::{unknown, ConnCtx, QueryRef};
+use super::statement::{MonitoredStatement, ToMonitoredStatement};
+use super::stream::MonitoredStream;
+use crate::funnel::{Event, TxOutcome};
+
+/// Configures and starts a [`MonitoredTransaction`]; see
+/// `tokio_postgres::TransactionBuilder`.
+pub struct MonitoredTransactionBuilder<'a> {
+    pub(crate) builder: TransactionBuilder<'a>,
+    pub(crate) ctx: &'a ConnCtx,
+}
+
+impl fmt::Debug for MonitoredTransactionBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitoredTransactionBuilder").finish_non_exhaustive()
+    }
+}
+
+impl<'a> MonitoredTransactionBuilder<'a> {
+    fn map(self, f: impl FnOnce(TransactionBuilder<'a>) -> TransactionBuilder<'a>) -> Self {
+        MonitoredTransactionBuilder {
+            builder: f(self.builder),
+            ctx: self.ctx,
+        }
+    }
+
+    /// Sets the isolation level. Defaults to the server's.
+    #[must_use]
+    pub fn isolation_level(self, level: IsolationLevel) -> Self {
+        self.map(|b| b.isolation_level(level))
+    }
+
+    /// Sets the access mode. Defaults to the server's.
+    #[must_use]
+    pub fn read_only(self, read_only: bool) -> Self {
+        self.map(|b| b.read_only(read_only))
+    }
+
+    /// Sets deferrability. Defaults to the server's.
+    #[must_use]
+    pub fn deferrable(self, deferrable: bool) -> Self {
+        self.map(|b| b.deferrable(deferrable))
+    }
+
+    /// Begins the transaction (recorded as a `BEGIN` statement).
+    pub async fn start(self) -> Result<MonitoredTransaction<'a>, Error> {
+        let start = Instant::now();
+        let tx = self
+            .ctx
+            .run(QueryRef::Text("BEGIN"), self.builder.start(), unknown)
+            .await?;
+        Ok(MonitoredTransaction::new(tx, self.ctx, start))
+    }
+}
+
+/// Records how a transaction ended when it is dropped without `commit` or
+/// `rollback`.
+struct TxGuard<'a> {
+    ctx: &'a ConnCtx,
+    start: Instant,
+    done: bool,
+}
+
+impl TxGuard<'_> {
+    fn end(&mut self, outcome: TxOutcome) {
+        if !self.done {
+            self.done = true;
+            self.ctx.pool.record(Event::Transaction {
+                outcome,
+                elapsed: self.start.elapsed(),
+            });
+        }
+    }
+}
+
+impl Drop for TxGuard<'_> {
+    fn drop(&mut self) {
+        self.end(TxOutcome::Abandoned);
+    }
+}
+
+/// A transaction on a [`MonitoredClient`]: the `tokio_postgres::Transaction`
+/// methods, each statement recorded, and the transaction's own end and
+/// duration.
+pub struct MonitoredTransaction<'a> {
+    tx: Transaction<'a>,
+    ctx: &'a ConnCtx,
+    guard: TxGuard<'a>,
+}
+
+impl fmt::Debug for MonitoredTransaction<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitoredTransaction")
+            .field("pool", self.ctx.pool.name())
+            .field("connection", &self.ctx.stats.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> MonitoredTransaction<'a> {
+    pub(crate) fn new(tx: Transaction<'a>, ctx: &'a ConnCtx, start: Instant) -> Self {
+        MonitoredTransaction {
+            tx,
+            ctx,
+            guard: TxGuard {
+                ctx,
+                start,
+                done: false,
+            },
+        }
+    }
+
+    /// Prepares a statement, keeping its text and fingerprint.
+    ///
+    /// A failed prepare (a syntax error, an unknown table) is recorded
+    /// as a failed statement; a successful one is not counted as a run.
+    pub async fn prepare(&self, query: &str) -> Result<MonitoredStatement, Error> {
+        self.prepare_typed(query, &[]).await
+    }
+
+    /// Like [`prepare`](Self::prepare), with parameter types.
+    pub async fn prepare_typed(&self, query: &str, types: &[Type]) -> Result<MonitoredStatement, Error> {
+        self.ctx.prepare_typed(self.tx.client(), query, types).await
+    }
+
+    /// Runs a statement and returns its rows. See `tokio_postgres::Client::query`.
+    pub async fn query<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        self.ctx.query(self.tx.client(), statement, params).await
+    }
+
+    /// Runs a statement that returns exactly one row.
+    pub async fn query_one<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Row, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        self.ctx.query_one(self.tx.client(), statement, params).await
+    }
+
+    /// Runs a statement that returns zero or one row.
+    pub async fn query_opt<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        self.ctx.query_opt(self.tx.client(), statement, params).await
+    }
+
+    /// Runs a statement and streams its rows; the statement is timed
+    /// until the stream ends (see [`MonitoredStream`]).
+    pub async fn query_raw<T, P, I>(&self, statement: &T, params: I) -> Result<MonitoredStream<RowStream>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        self.ctx.query_raw(self.tx.client(), statement, params).await
+    }
+
+    /// Runs unprepared text with explicitly typed parameters (one round trip).
+    pub async fn query_typed(&self, query: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, Error> {
+        self.ctx.query_typed(self.tx.client(), query, params).await
+    }
+
+    /// Like [`query_typed`](Self::query_typed), for exactly one row.
+    pub async fn query_typed_one(&self, query: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Row, Error> {
+        self.ctx.query_typed_one(self.tx.client(), query, params).await
+    }
+
+    /// Like [`query_typed`](Self::query_typed), for zero or one row.
+    pub async fn query_typed_opt(
+        &self,
+        query: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Option<Row>, Error> {
+        self.ctx.query_typed_opt(self.tx.client(), query, params).await
+    }
+
+    /// Like [`query_typed`](Self::query_typed), streaming the rows.
+    pub async fn query_typed_raw<P, I>(&self, query: &str, params: I) -> Result<MonitoredStream<RowStream>, Error>
+    where
+        P: BorrowToSql,
+        I: IntoIterator<Item = (P, Type)>,
+    {
+        self.ctx.query_typed_raw(self.tx.client(), query, params).await
+    }
+
+    /// Runs a statement and returns the number of rows it affected.
+    pub async fn execute<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        self.ctx.execute(self.tx.client(), statement, params).await
+    }
+
+    /// Like [`execute`](Self::execute), with explicitly typed parameters.
+    pub async fn execute_typed(&self, query: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<u64, Error> {
+        self.ctx.execute_typed(self.tx.client(), query, params).await
+    }
+
+    /// Like [`execute`](Self::execute), with parameters from an iterator.
+    pub async fn execute_raw<T, P, I>(&self, statement: &T, params: I) -> Result<u64, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        self.ctx.execute_raw(self.tx.client(), statement, params).await
+    }
+
+    /// Starts a `COPY … FROM STDIN`. The time recorded is the time to
+    /// start the copy; the data sent through the sink is not timed.
+    pub async fn copy_in<T, U>(&self, statement: &T) -> Result<CopyInSink<U>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+        U: bytes::Buf + 'static + Send,
+    {
+        self.ctx.copy_in(self.tx.client(), statement).await
+    }
+
+    /// Starts a `COPY … TO STDOUT`; timed until the stream ends.
+    pub async fn copy_out<T>(&self, statement: &T) -> Result<MonitoredStream<CopyOutStream>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        self.ctx.copy_out(self.tx.client(), statement).await
+    }
+
+    /// Runs statements with the simple query protocol (no parameters;
+    /// never interpolate values into it).
+    pub async fn simple_query(&self, query: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
+        self.ctx.simple_query(self.tx.client(), query).await
+    }
+
+    /// Runs a batch of `;`-separated statements with the simple query
+    /// protocol, timed as one statement.
+    pub async fn batch_execute(&self, query: &str) -> Result<(), Error> {
+        self.ctx.batch_execute(self.tx.client(), query).await
+    }
+
+    /// A token to cancel the statement running on this connection.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.tx.client().cancel_token()
+    }
+
+    /// The plain transaction: the escape hatch. Statements run through it
+    /// are not recorded.
+    pub fn raw(&self) -> &Transaction<'a> {
+        &self.tx
+    }
+
+    /// Commits (recorded as a `COMMIT` statement and a committed transaction).
+    pub async fn commit(self) -> Result<(), Error> {
+        let MonitoredTransaction { tx, ctx, mut guard } = self;
+        let result = ctx.run(QueryRef::Text("COMMIT"), tx.commit(), unknown).await;
+        guard.end(if result.is_ok() {
+            TxOutcome::Committed
+        } else {
+            TxOutcome::Failed
+        });
+        result
+    }
+
+    /// Rolls back (recorded as a `ROLLBACK` statement and a rolled-back
+    /// transaction).
+    pub async fn rollback(self) -> Result<(), Error> {
+        let MonitoredTransaction { tx, ctx, mut guard } = self;
+        let result = ctx.run(QueryRef::Text("ROLLBACK"), tx.rollback(), unknown).await;
+        guard.end(if result.is_ok() {
+            TxOutcome::RolledBack
+        } else {
+            TxOutcome::Failed
+        });
+        result
+    }
+
+    /// Begins a nested transaction (a savepoint).
+    pub async fn transaction(&mut self) -> Result<MonitoredTransaction<'_>, Error> {
+        let start = Instant::now();
+        let ctx = self.ctx;
+        let tx = ctx
+            .run(QueryRef::Text("SAVEPOINT"), self.tx.transaction(), unknown)
+            .await?;
+        Ok(MonitoredTransaction::new(tx, ctx, start))
+    }
+
+    /// Begins a nested transaction with a named savepoint.
+    pub async fn savepoint<I>(&mut self, name: I) -> Result<MonitoredTransaction<'_>, Error>
+    where
+        I: Into<String>,
+    {
+        let start = Instant::now();
+        let ctx = self.ctx;
+        let tx = ctx
+            .run(QueryRef::Text("SAVEPOINT"), self.tx.savepoint(name), unknown)
+            .await?;
+        Ok(MonitoredTransaction::new(tx, ctx, start))
+    }
+}

@@ -1,0 +1,293 @@
+//! The reports users read from a pool: written here, on the engines'
+//! floor, as methods of [`MonitoredPool`]. Each reads the stores and the
+//! pool's state and computes; none writes a metric.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime};
+
+use super::{score, ComprehensiveReport, Inputs, PerformanceScore};
+use crate::funnel::{Event, QueryEntry};
+use crate::pool::{MakeTls, MonitoredPool};
+use crate::sql::Operation;
+use crate::stats::alert_book::{AlertHistory, AlertReport};
+use crate::stats::{
+    self, clamp_minutes, ErrorReport, PoolTrendReport, QueryPerformanceReport, RecentStatement, SlowQueryReport,
+};
+use crate::units::nanos;
+
+impl<Tls: MakeTls> MonitoredPool<Tls> {
+    /// The error store: errors in the last `minutes` (everything retained
+    /// when `None`; at most 24 hours), their classes and SQLSTATEs,
+    /// recurring patterns, and statement error rates over 5 minutes,
+    /// 15 minutes and 1 hour.
+    pub fn error_report(&self, minutes: Option<u32>) -> ErrorReport {
+        let rates = self.error_rates();
+        let minutes = minutes.map(clamp_minutes);
+        self.shared
+            .sink
+            .stores
+            .errors
+            .report(&self.shared.sink.name, SystemTime::now(), minutes, rates)
+    }
+
+    /// Statement error rates over 5 minutes, 15 minutes and 1 hour.
+    pub(crate) fn error_rates(&self) -> Vec<stats::ErrorRate> {
+        let now = std::time::Instant::now();
+        let current = self.observe_totals(now);
+        let history = &self.shared.sink.stores.totals;
+        [5u32, 15, 60]
+            .into_iter()
+            .map(|m| stats::rate(m, history.over(now, current, Duration::from_secs(60 * u64::from(m)))))
+            .collect()
+    }
+
+    /// The slow-query store: runs at or over the slow threshold in the last
+    /// `minutes` (everything retained when `None`; at most 24 hours),
+    /// grouped by statement; at most `limit` groups and `limit` recent runs.
+    pub fn slow_query_report(&self, minutes: Option<u32>, limit: usize) -> SlowQueryReport {
+        let now = std::time::Instant::now();
+        let current = self.observe_totals(now);
+        let minutes = minutes.map(clamp_minutes);
+        // Database time is kept per minute for the last hour.
+        let window = Duration::from_secs(60 * u64::from(minutes.unwrap_or(60).min(60)));
+        let (delta, _) = self.shared.sink.stores.totals.over(now, current, window);
+        self.shared.sink.stores.slow.report(
+            &self.shared.sink.name,
+            self.shared.sink.config.alerts.slow_query_threshold,
+            SystemTime::now(),
+            minutes,
+            limit,
+            nanos(delta.busy_ns),
+        )
+    }
+
+    /// The pool trend: the samples of the last `minutes` (every sample
+    /// retained when `None`), with peak and average utilization, waiters,
+    /// timeouts and waiting. Samples are taken by the background task
+    /// ([`DbMonitor::start`](crate::DbMonitor::start)) or [`sample`](Self::sample).
+    pub fn trend_report(&self, minutes: Option<u32>) -> PoolTrendReport {
+        let minutes = minutes.map(clamp_minutes);
+        self.shared
+            .sink
+            .stores
+            .trend
+            .report(&self.shared.sink.name, SystemTime::now(), minutes)
+    }
+
+    /// The active alerts, most severe first (see [`crate::alerts`]).
+    pub fn alerts(&self) -> AlertReport {
+        self.shared.sink.stores.alerts.report(&self.shared.sink.name)
+    }
+
+    /// Resolved alerts, newest first: at most `limit`, and at most
+    /// [`alert_history`](crate::MonitorConfig::alert_history) are kept.
+    pub fn alert_history(&self, limit: usize) -> AlertHistory {
+        self.shared.sink.stores.alerts.history(&self.shared.sink.name, limit)
+    }
+
+    /// The last statements the pool ran (at most `limit`, and at most
+    /// [`query_history`](crate::MonitorConfig::query_history) are kept),
+    /// newest first, normalized.
+    pub fn recent_statements(&self, limit: usize) -> Vec<RecentStatement> {
+        let entries = self.shared.sink.queries.entries();
+        let by_fingerprint: std::collections::HashMap<u64, &QueryEntry> =
+            entries.iter().map(|e| (e.fingerprint, &**e)).collect();
+        self.shared
+            .sink
+            .stores
+            .recent
+            .read(limit)
+            .iter()
+            .map(|raw| {
+                let entry = by_fingerprint.get(&raw.fingerprint);
+                stats::describe_recent(
+                    raw,
+                    self.shared.sink.epoch_wall,
+                    entry.map(|e| (&*e.normalized, e.operation, e.table.as_deref())),
+                )
+            })
+            .collect()
+    }
+
+    /// The performance score over the last `minutes` (1 to 1440): its
+    /// parts and recommendations (see [`crate::report`] for the formula).
+    /// Reading it writes no metric: the background task publishes the
+    /// `db_monitor_performance_score` gauge.
+    pub fn performance(&self, minutes: u32) -> PerformanceScore {
+        self.comprehensive(minutes, 10).performance
+    }
+
+    /// Computes the performance score over the last hour and sets the
+    /// `db_monitor_performance_score` gauge. The background task does this
+    /// at every sample; call it to publish the score of a pool that has
+    /// none.
+    pub fn publish_score(&self) -> PerformanceScore {
+        let performance = self.performance(60);
+        self.shared.record(Event::Score(performance.score));
+        performance
+    }
+
+    /// Everything about the pool in one document, over the last `minutes`
+    /// (1 to 1440; the error and slow-query lists at most `limit` long).
+    pub fn comprehensive(&self, minutes: u32, limit: usize) -> ComprehensiveReport {
+        let minutes = clamp_minutes(minutes);
+        let queries = self.query_performance(minutes, limit);
+        let slow = self.slow_query_report(Some(minutes), limit);
+        let mut errors = self.error_report(Some(minutes));
+        errors.recent.truncate(limit);
+        let trend = self.trend_report(Some(minutes));
+        let max_size = self.shared.max_size.load(Relaxed);
+        let alerts = self.alerts();
+        let performance = score(&Inputs {
+            config: &self.shared.sink.config,
+            max_size,
+            queries: &queries,
+            slow: &slow,
+            errors: &errors,
+            trend: &trend,
+            alerts: &alerts.active,
+        });
+        ComprehensiveReport {
+            pool: self.snapshot(),
+            recent_statements: self.recent_statements(limit),
+            performance,
+            queries,
+            slow_queries: slow,
+            errors,
+            pool_trend: trend,
+            n_plus_one: self.shared.sink.stores.n_plus_one.report(),
+            alerts,
+        }
+    }
+
+    /// Takes this minute's snapshot of the pool's totals if none was taken
+    /// yet (the background task does it every minute), and returns them.
+    pub(crate) fn observe_totals(&self, now: std::time::Instant) -> stats::Totals {
+        self.shared.sink.queries.snapshot_minute(now);
+        let current = self.shared.sink.queries.totals();
+        self.shared.sink.stores.totals.observe(now, current);
+        current
+    }
+
+    /// Statement performance over the last `minutes` (1 to 1440): counts,
+    /// success rate, mean, min, max, p50/p95/p99 and rows overall, by
+    /// operation, by table and by statement (at most `limit` statements,
+    /// most total time first), and the statements whose p95 has degraded.
+    ///
+    /// See [`crate::stats`] for how windows are kept and how precise the
+    /// percentiles are.
+    pub fn query_performance(&self, minutes: u32, limit: usize) -> QueryPerformanceReport {
+        let minutes = clamp_minutes(minutes);
+        let now = std::time::Instant::now();
+        self.observe_totals(now);
+        let config = &self.shared.sink.config;
+        let from = now.checked_sub(Duration::from_secs(60 * u64::from(minutes)));
+        let recent_from = now.checked_sub(Duration::from_secs(5 * 60));
+        let baseline_from = now.checked_sub(Duration::from_secs(65 * 60));
+        let entries = self.shared.sink.queries.entries();
+        let mut statements = Vec::with_capacity(entries.len());
+        let mut degraded = Vec::new();
+        for e in &entries {
+            let live = e.stats.cumulative(false);
+            let window = e.history.window(from, now, Some(&live));
+            if let Some(recent_from) = recent_from {
+                let recent = e.history.window(Some(recent_from), now, Some(&live));
+                let baseline = e.history.window(baseline_from, recent_from, None);
+                degraded.extend(stats::degradation(
+                    e.fingerprint,
+                    &e.normalized,
+                    &recent,
+                    &baseline,
+                    config.degradation_factor,
+                    config.degradation_min_samples,
+                ));
+            }
+            statements.push(stats::StatementWindow {
+                fingerprint: e.fingerprint,
+                statement: &e.normalized,
+                operation: e.operation,
+                table: e.table.as_deref(),
+                window,
+            });
+        }
+        stats::performance_report(stats::Windows {
+            pool: &self.shared.sink.name,
+            window_minutes: minutes,
+            slow_threshold: config.alerts.slow_query_threshold,
+            now,
+            statements,
+            limit,
+            degraded,
+        })
+    }
+
+    /// Per-fingerprint statement counts since the pool was created, most
+    /// total time first.
+    pub fn query_stats(&self) -> Vec<QueryStats> {
+        let mut all: Vec<QueryStats> = self
+            .shared
+            .sink
+            .queries
+            .entries()
+            .iter()
+            .map(|e| {
+                let s = e.stats.totals();
+                QueryStats {
+                    fingerprint: e.fingerprint,
+                    normalized: e.normalized.to_string(),
+                    operation: e.operation,
+                    table: e.table.as_deref().map(str::to_owned),
+                    calls: s.calls,
+                    errors: s.errors,
+                    cancelled: s.cancelled,
+                    slow: s.slow,
+                    rows: s.rows,
+                    total_time: nanos(s.total_ns),
+                    max_time: nanos(s.max_ns),
+                }
+            })
+            .collect();
+        all.sort_by(|a, b| b.total_time.cmp(&a.total_time).then(a.fingerprint.cmp(&b.fingerprint)));
+        all
+    }
+}
+
+/// Counts for one normalized statement ([`MonitoredPool::query_stats`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueryStats {
+    /// The fingerprint (`0` for the `other` bucket past the fingerprint cap).
+    pub fingerprint: u64,
+    /// The normalized text.
+    pub normalized: String,
+    /// The operation.
+    pub operation: Operation,
+    /// The main table.
+    pub table: Option<String>,
+    /// Runs (successes, failures and cancellations).
+    pub calls: u64,
+    /// Failed runs.
+    pub errors: u64,
+    /// Runs abandoned by their caller.
+    pub cancelled: u64,
+    /// Runs at or over the slow threshold.
+    pub slow: u64,
+    /// Rows returned or affected, where known.
+    pub rows: u64,
+    /// Total time of the runs that finished (cancelled runs add none).
+    pub total_time: Duration,
+    /// Longest run.
+    pub max_time: Duration,
+}
+
+impl QueryStats {
+    /// Mean time of the runs that finished (successfully or not).
+    pub fn mean_time(&self) -> Duration {
+        let finished = self.calls - self.cancelled;
+        if finished == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos((self.total_time.as_nanos() / u128::from(finished)) as u64)
+        }
+    }
+}

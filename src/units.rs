@@ -1,0 +1,40 @@
+//! Units shared by every floor: wall times as milliseconds since the Unix
+//! epoch, durations as milliseconds, fingerprints as 16 hexadecimal
+//! digits, and the serde helpers that write them so.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn ser_unix_ms<S: serde::Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(unix_ms(*at))
+}
+
+pub(crate) fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1e3)
+}
+
+pub(crate) fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&(d.as_secs_f64() * 1e3)),
+        None => s.serialize_none(),
+    }
+}
+
+pub(crate) fn ser_hex<S: serde::Serializer>(fingerprint: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex(*fingerprint))
+}
+
+/// A fingerprint as shown in snapshots.
+pub(crate) fn hex(fingerprint: u64) -> String {
+    format!("{fingerprint:016x}")
+}
+
+/// A `Duration` from a nanosecond counter.
+pub(crate) fn nanos(n: u64) -> Duration {
+    Duration::from_nanos(n)
+}
