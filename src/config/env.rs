@@ -112,18 +112,18 @@ impl MonitorConfig {
     /// | `ASYNC_DB_HEALTH_CHECK_INTERVAL` | [`health_check_interval`](Self::health_check_interval) | 300 s |
     /// | `ASYNC_DB_METRICS_RESET_INTERVAL` | [`metrics_reset_interval`](Self::metrics_reset_interval) | 3600 s |
     /// | `ASYNC_DB_LEAK_THRESHOLD` | [`leak_threshold`](Self::leak_threshold) (`0` disables) | 60 s |
-    /// | `ASYNC_DB_SLOW_QUERY_THRESHOLD` | [`AlertThresholds::slow_query_threshold`] | 2 s |
-    /// | `ASYNC_DB_ALERT_ERROR_RATE_5MIN` | [`AlertThresholds::error_rate_5min`] | 0.1 |
-    /// | `ASYNC_DB_ALERT_ERROR_RATE_15MIN` | [`AlertThresholds::error_rate_15min`] | 0.05 |
-    /// | `ASYNC_DB_ALERT_ERROR_RATE_1HOUR` | [`AlertThresholds::error_rate_1hour`] | 0.02 |
-    /// | `ASYNC_DB_ALERT_POOL_UTILIZATION` | [`AlertThresholds::pool_utilization`] | 0.9 |
-    /// | `ASYNC_DB_ALERT_CONSECUTIVE_FAILURES` | [`AlertThresholds::consecutive_failures`] | 5 |
-    /// | `ASYNC_DB_ALERT_MIN_STATEMENTS` | [`AlertThresholds::error_rate_min_statements`] | 20 |
-    /// | `ASYNC_DB_ALERT_COOLDOWN` | [`AlertThresholds::cooldown`] | 300 s |
-    /// | `ASYNC_DB_ALERT_COOLDOWN_<TYPE>` | [`AlertThresholds::cooldowns`] (`<TYPE>` as in [`AlertType::cooldown_variable`]) | unset |
-    /// | `ASYNC_DB_ALERT_CLEAR_AFTER` | [`AlertThresholds::clear_after`] | 300 s |
-    /// | `ASYNC_DB_ALERT_EXPIRE_AFTER` | [`AlertThresholds::expire_after`] | 3600 s |
-    /// | `ASYNC_DB_ALERT_EVALUATION_INTERVAL` | [`AlertThresholds::evaluation_interval`] | 10 s |
+    /// | `ASYNC_DB_SLOW_QUERY_THRESHOLD` | [`AlertThresholds::slow_query_threshold`](super::AlertThresholds::slow_query_threshold) | 2 s |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_5MIN` | [`AlertThresholds::error_rate_5min`](super::AlertThresholds::error_rate_5min) | 0.1 |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_15MIN` | [`AlertThresholds::error_rate_15min`](super::AlertThresholds::error_rate_15min) | 0.05 |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_1HOUR` | [`AlertThresholds::error_rate_1hour`](super::AlertThresholds::error_rate_1hour) | 0.02 |
+    /// | `ASYNC_DB_ALERT_POOL_UTILIZATION` | [`AlertThresholds::pool_utilization`](super::AlertThresholds::pool_utilization) | 0.9 |
+    /// | `ASYNC_DB_ALERT_CONSECUTIVE_FAILURES` | [`AlertThresholds::consecutive_failures`](super::AlertThresholds::consecutive_failures) | 5 |
+    /// | `ASYNC_DB_ALERT_MIN_STATEMENTS` | [`AlertThresholds::error_rate_min_statements`](super::AlertThresholds::error_rate_min_statements) | 20 |
+    /// | `ASYNC_DB_ALERT_COOLDOWN` | [`AlertThresholds::cooldown`](super::AlertThresholds::cooldown) | 300 s |
+    /// | `ASYNC_DB_ALERT_COOLDOWN_<TYPE>` | [`AlertThresholds::cooldowns`](super::AlertThresholds::cooldowns) (`<TYPE>` as in [`AlertType::cooldown_variable`]) | unset |
+    /// | `ASYNC_DB_ALERT_CLEAR_AFTER` | [`AlertThresholds::clear_after`](super::AlertThresholds::clear_after) | 300 s |
+    /// | `ASYNC_DB_ALERT_EXPIRE_AFTER` | [`AlertThresholds::expire_after`](super::AlertThresholds::expire_after) | 3600 s |
+    /// | `ASYNC_DB_ALERT_EVALUATION_INTERVAL` | [`AlertThresholds::evaluation_interval`](super::AlertThresholds::evaluation_interval) | 10 s |
     ///
     /// Durations are seconds (`30`, `2.5`) or carry a unit (`500ms`, `30s`,
     /// `5m`, `1h`).

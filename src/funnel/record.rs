@@ -112,15 +112,17 @@ fn statement_failed(
         })
         .record(elapsed);
     let code = error.code().map(|c| c.code());
-    sink.error_counter(kind, code).increment(1);
-    sink.stores.errors.record(NewError {
-        at: SystemTime::now(),
-        kind,
-        sqlstate: code,
-        source: ErrorSource::Statement,
-        statement: Some((entry.fingerprint, &entry.normalized)),
-        message: error_message(error),
-    });
+    keep_error(
+        sink,
+        NewError {
+            at: SystemTime::now(),
+            kind,
+            sqlstate: code,
+            source: ErrorSource::Statement,
+            statement: Some((entry.fingerprint, &entry.normalized)),
+            message: error_message(error),
+        },
+    );
     if kind.ends_connection() {
         sink.stores.alerts.connection_failed();
     } else {
@@ -145,6 +147,13 @@ fn slow_statement(sink: &Sink, entry: &super::table::QueryEntry, elapsed: Durati
     sink.stores.alerts.signal();
 }
 
+/// Counts an error (`db_client_errors_total`) and keeps it in the error
+/// store.
+fn keep_error(sink: &Sink, error: NewError<'_>) {
+    sink.error_counter(error.kind, error.sqlstate).increment(1);
+    sink.stores.errors.record(error);
+}
+
 #[inline(never)]
 fn transaction(sink: &Sink, outcome: TxOutcome, elapsed: Duration) {
     sink.metrics.transaction(outcome).record(elapsed);
@@ -160,15 +169,17 @@ fn connect(sink: &Sink, elapsed: Duration, error: Option<&tokio_postgres::Error>
         Some(error) => {
             let kind = ErrorKind::of_connect(error);
             let code = error.code().map(|c| c.code());
-            sink.error_counter(kind, code).increment(1);
-            sink.stores.errors.record(NewError {
-                at: SystemTime::now(),
-                kind,
-                sqlstate: code,
-                source: ErrorSource::Connect,
-                statement: None,
-                message: error_chain(error),
-            });
+            keep_error(
+                sink,
+                NewError {
+                    at: SystemTime::now(),
+                    kind,
+                    sqlstate: code,
+                    source: ErrorSource::Connect,
+                    statement: None,
+                    message: error_chain(error),
+                },
+            );
             sink.stores.alerts.connection_failed();
         }
     }
@@ -178,15 +189,17 @@ fn connect(sink: &Sink, elapsed: Duration, error: Option<&tokio_postgres::Error>
 fn invalid(sink: &Sink, error: &tokio_postgres::Error) {
     let kind = ErrorKind::of_connect(error);
     let code = error.code().map(|c| c.code());
-    sink.error_counter(kind, code).increment(1);
-    sink.stores.errors.record(NewError {
-        at: SystemTime::now(),
-        kind,
-        sqlstate: code,
-        source: ErrorSource::Connection,
-        statement: None,
-        message: format!("validity check failed: {}", error_chain(error)),
-    });
+    keep_error(
+        sink,
+        NewError {
+            at: SystemTime::now(),
+            kind,
+            sqlstate: code,
+            source: ErrorSource::Connection,
+            statement: None,
+            message: format!("validity check failed: {}", error_chain(error)),
+        },
+    );
     sink.stores.alerts.signal();
 }
 
@@ -198,7 +211,6 @@ fn connection_closed(sink: &Sink, connection: u64, error: Option<&tokio_postgres
     };
     let kind = ErrorKind::of_connect(error);
     let code = error.code().map(|c| c.code());
-    sink.error_counter(kind, code).increment(1);
     let message = error_chain(error);
     tracing::warn!(
         pool = %sink.name,
@@ -207,14 +219,17 @@ fn connection_closed(sink: &Sink, connection: u64, error: Option<&tokio_postgres
         sqlstate = code,
         "database connection lost: {message}"
     );
-    sink.stores.errors.record(NewError {
-        at: SystemTime::now(),
-        kind,
-        sqlstate: code,
-        source: ErrorSource::Connection,
-        statement: None,
-        message,
-    });
+    keep_error(
+        sink,
+        NewError {
+            at: SystemTime::now(),
+            kind,
+            sqlstate: code,
+            source: ErrorSource::Connection,
+            statement: None,
+            message,
+        },
+    );
     sink.stores.alerts.connection_failed();
 }
 
@@ -223,19 +238,21 @@ fn checkout(sink: &Sink, waited: Duration, timeout: Option<ErrorKind>) {
     sink.metrics.wait_time.record(waited);
     let Some(kind) = timeout else { return };
     sink.metrics.timeout(kind).increment(1);
-    sink.error_counter(kind, None).increment(1);
-    sink.stores.errors.record(NewError {
-        at: SystemTime::now(),
-        kind,
-        sqlstate: None,
-        source: ErrorSource::Checkout,
-        statement: None,
-        message: format!(
-            "no connection within {:.1?} ({})",
-            waited,
-            kind.as_str().replace('_', " ")
-        ),
-    });
+    keep_error(
+        sink,
+        NewError {
+            at: SystemTime::now(),
+            kind,
+            sqlstate: None,
+            source: ErrorSource::Checkout,
+            statement: None,
+            message: format!(
+                "no connection within {:.1?} ({})",
+                waited,
+                kind.as_str().replace('_', " ")
+            ),
+        },
+    );
     sink.stores.alerts.signal();
 }
 

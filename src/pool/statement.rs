@@ -14,12 +14,12 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A statement given to a [`MonitoredClient`] method: SQL text (`&str`,
+/// A statement given to a [`MonitoredClient`](super::MonitoredClient) method: SQL text (`&str`,
 /// `String`) or a [`MonitoredStatement`].
 ///
 /// Sealed: it is implemented for exactly those types. A bare
 /// `tokio_postgres::Statement` cannot tell its SQL back, so prepare through
-/// [`MonitoredClient::prepare`] instead.
+/// [`MonitoredClient::prepare`](super::MonitoredClient::prepare) instead.
 pub trait ToMonitoredStatement: sealed::Sealed + Sync {
     #[doc(hidden)]
     fn __sql(&self) -> &str;

@@ -91,7 +91,7 @@ impl Drop for TxGuard<'_> {
     }
 }
 
-/// A transaction on a [`MonitoredClient`]: the `tokio_postgres::Transaction`
+/// A transaction on a [`MonitoredClient`](super::MonitoredClient): the `tokio_postgres::Transaction`
 /// methods, each statement recorded, and the transaction's own end and
 /// duration.
 pub struct MonitoredTransaction<'a> {
