@@ -49,8 +49,8 @@ pub(crate) enum Event<'a> {
     /// The pool's state was read: to the trend (when `sample`) and the
     /// gauges.
     PoolState {
-        reading: PoolReading,
-        counters: PoolCounters,
+        reading: &'a PoolReading,
+        counters: &'a PoolCounters,
         sample: bool,
     },
     /// The performance score was computed (the background task).
@@ -65,6 +65,8 @@ pub(crate) struct StatementEnd<'a> {
     /// When it ended (the statement clock).
     pub(crate) end: quanta::Instant,
     pub(crate) elapsed: Duration,
+    /// `elapsed` in nanoseconds (saturating).
+    pub(crate) nanos: u64,
     pub(crate) outcome: Outcome<'a>,
 }
 

@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use quanta::Instant;
@@ -15,7 +14,6 @@ use tokio_postgres::{CancelToken, Client, CopyInSink, CopyOutStream, Error, Row,
 use super::shared::{ConnStats, PoolShared};
 use super::statement::{MonitoredStatement, ToMonitoredStatement};
 use super::stream::{Counting, MonitoredStream};
-use crate::classify::ErrorKind;
 use crate::funnel::{Event, Outcome, QueryEntry, StatementEnd};
 
 /// What a connection's statements need to report: the connection, its pool,
@@ -29,8 +27,8 @@ pub(crate) struct ConnCtx {
 
 /// Records one finished (or abandoned) statement: the per-statement hot
 /// path, shared by [`InFlight`] and the overhead benchmark. The
-/// connection's own counts are this source's bookkeeping; the rest goes to
-/// the funnel.
+/// connection's own counts (and whether a failure ended it) are this
+/// source's bookkeeping; the rest goes to the funnel.
 #[inline]
 pub(crate) fn statement_ended(
     pool: &PoolShared,
@@ -41,15 +39,14 @@ pub(crate) fn statement_ended(
     outcome: Outcome<'_>,
 ) {
     let elapsed = end.saturating_duration_since(start);
-    conn.record(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), &outcome);
-    if let Outcome::Failed(error) = outcome {
-        connection_error(conn, error);
-    }
+    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    conn.record(nanos, &outcome);
     let record = |entry: &QueryEntry| {
         pool.record(Event::Statement(StatementEnd {
             entry,
             end,
             elapsed,
+            nanos,
             outcome,
         }))
     };
@@ -57,18 +54,6 @@ pub(crate) fn statement_ended(
         QueryRef::Text(sql) => pool.sink.queries.with_entry(sql, record),
         QueryRef::Entry(entry) => record(entry),
         QueryRef::Owned(entry) => record(entry),
-    }
-}
-
-/// A statement failed: if the failure ends the connection, the connection
-/// is not handed out again (its background task may not have seen the end
-/// of the stream yet), and its end counts as reported.
-#[cold]
-#[inline(never)]
-fn connection_error(conn: &ConnStats, error: &Error) {
-    if ErrorKind::of(error).ends_connection() {
-        conn.broken.store(true, Relaxed);
-        conn.end_reported.store(true, Relaxed);
     }
 }
 

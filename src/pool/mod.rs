@@ -264,29 +264,31 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         } else {
             self.shared.peak_in_use.load(Relaxed)
         };
+        let reading = PoolReading {
+            at: SystemTime::now(),
+            max_size: self.shared.max_size.load(Relaxed),
+            size: state.connections,
+            idle: state.idle_connections,
+            in_use,
+            waiters: s.pending_gets(),
+            peak_in_use,
+            timed_out_total: s.get_timed_out,
+            wait_total: s.get_wait_time,
+        };
+        let counters = PoolCounters {
+            idle_min: self.shared.min_idle.load(Relaxed),
+            created: s.connections_created,
+            closed_broken: s.connections_closed_broken,
+            closed_invalid: s.connections_closed_invalid,
+            closed_max_lifetime: s.connections_closed_max_lifetime,
+            closed_idle_timeout: s.connections_closed_idle_timeout,
+            gets_direct: s.get_direct,
+            gets_waited: s.get_waited,
+            gets_timed_out: s.get_timed_out,
+        };
         self.shared.record(Event::PoolState {
-            reading: PoolReading {
-                at: SystemTime::now(),
-                max_size: self.shared.max_size.load(Relaxed),
-                size: state.connections,
-                idle: state.idle_connections,
-                in_use,
-                waiters: s.pending_gets(),
-                peak_in_use,
-                timed_out_total: s.get_timed_out,
-                wait_total: s.get_wait_time,
-            },
-            counters: PoolCounters {
-                idle_min: self.shared.min_idle.load(Relaxed),
-                created: s.connections_created,
-                closed_broken: s.connections_closed_broken,
-                closed_invalid: s.connections_closed_invalid,
-                closed_max_lifetime: s.connections_closed_max_lifetime,
-                closed_idle_timeout: s.connections_closed_idle_timeout,
-                gets_direct: s.get_direct,
-                gets_waited: s.get_waited,
-                gets_timed_out: s.get_timed_out,
-            },
+            reading: &reading,
+            counters: &counters,
             sample,
         });
     }

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio_postgres::CancelToken;
 
-use crate::classify::error_chain;
+use crate::classify::{error_chain, ErrorKind};
 use crate::funnel::{record, Event, Outcome, Sink};
 
 /// Sends a cancel request for a connection's running statement.
@@ -192,11 +192,24 @@ impl ConnStats {
         bump(&self.busy_ns, nanos);
         match outcome {
             Outcome::Ok(_) => {}
-            Outcome::Failed(_) => bump(&self.errors, 1),
+            Outcome::Failed(error) => self.failed(error),
             Outcome::Cancelled => {
                 bump(&self.cancelled, 1);
                 self.broken.store(true, Relaxed);
             }
+        }
+    }
+
+    /// A statement failed. If the failure ends the connection, the
+    /// connection is not handed out again (its background task may not have
+    /// seen the end of the stream yet), and its end counts as reported.
+    #[cold]
+    #[inline(never)]
+    fn failed(&self, error: &tokio_postgres::Error) {
+        bump(&self.errors, 1);
+        if ErrorKind::of(error).ends_connection() {
+            self.broken.store(true, Relaxed);
+            self.end_reported.store(true, Relaxed);
         }
     }
 
