@@ -8,7 +8,8 @@
 //!   (and once right away) it samples the pool into its trend
 //!   ([`MonitoredPool::sample`]), publishes bb8's `State` and
 //!   `Statistics`, so that the gauges of a pool nobody uses stay current,
-//!   and sets the performance score gauge (the last hour).
+//!   and sets the performance score gauge over the last hour
+//!   ([`MonitoredPool::publish_score`]).
 //! - Every minute it snapshots the pool's statement totals, from which the
 //!   error rates of [`MonitoredPool::error_report`] are computed, and
 //!   applies the alert engine's degradation rule.

@@ -12,7 +12,8 @@
 //!
 //! # Overview
 //!
-//! - [`DbMonitor`]: the funnel every event passes through; cheap to clone.
+//! - [`DbMonitor`]: the front door that builds monitored pools and wires
+//!   their events to a recorder and notifiers; cheap to clone.
 //! - [`MonitorConfig`]: sizes, intervals and thresholds, from the
 //!   environment with [`MonitorConfig::from_env`].
 //! - [`MonitoredPool`] / [`MonitoredConnection`] / [`MonitoredClient`]:

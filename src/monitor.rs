@@ -18,8 +18,8 @@ use crate::names;
 use crate::pool::shared::PoolShared;
 use crate::pool::{MakeTls, MonitoredManager, MonitoredPool};
 
-/// Watches one or more PostgreSQL pools: the funnel every event passes
-/// through, and the handle to everything it has recorded.
+/// Watches one or more PostgreSQL pools: builds them, wiring each pool's
+/// events to the monitor's recorder, settings and alert notifiers.
 ///
 /// Cheap to clone (an `Arc` inside); clones share everything.
 ///
