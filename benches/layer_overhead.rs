@@ -8,12 +8,16 @@
 //! cargo bench --bench layer_overhead
 //! ```
 
+#[path = "support/criterion_dir.rs"]
+mod criterion_dir;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::Criterion;
+use criterion_dir::median;
 use db_monitor::tokio_postgres::{Config, NoTls};
 use db_monitor::{DbMonitor, DbMonitorLayer, MonitorConfig};
 use futures_util::FutureExt;
@@ -27,14 +31,6 @@ fn request() -> Request<Full<Bytes>> {
 
 async fn trivial(_request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
-}
-
-/// The median of one benchmark from criterion's saved estimates, in ns.
-fn median(id: &str) -> Option<f64> {
-    let dir = std::env::var("CRITERION_HOME").unwrap_or_else(|_| "target/criterion".to_owned());
-    let text = std::fs::read_to_string(format!("{dir}/layer_overhead/{id}/new/estimates.json")).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["median"]["point_estimate"].as_f64()
 }
 
 fn main() {
@@ -73,10 +69,10 @@ fn main() {
     g.finish();
     c.final_summary();
 
-    if let (Some(bare), Some(layered)) = (median("bare"), median("layered")) {
+    if let (Some(bare), Some(layered)) = (median("layer_overhead", "bare"), median("layer_overhead", "layered")) {
         println!("bare service (median): {bare:.1} ns per request");
         println!("through DbMonitorLayer (median): {layered:.1} ns per request");
-        if let Some(quiet) = median("layered_without_server_timing") {
+        if let Some(quiet) = median("layer_overhead", "layered_without_server_timing") {
             println!("through DbMonitorLayer, Server-Timing off (median): {quiet:.1} ns per request");
         }
         println!("layer/bare latency ratio: {:.2}", layered / bare);

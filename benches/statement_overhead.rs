@@ -12,12 +12,16 @@
 //! runs this binary under `valgrind --tool=callgrind` with
 //! `--callgrind N` for two values of N and prints the slope.
 
+#[path = "support/criterion_dir.rs"]
+mod criterion_dir;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use criterion_dir::median;
 use db_monitor::__bench::StatementProbe;
 use db_monitor::{sql, DbMonitor, MonitorConfig};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -114,14 +118,6 @@ fn benches(c: &mut Criterion) {
 
     stop.store(true, Ordering::Relaxed);
     upkeep.join().unwrap();
-}
-
-/// The median of one benchmark from criterion's saved estimates, in ns.
-fn median(group: &str, id: &str) -> Option<f64> {
-    let dir = std::env::var("CRITERION_HOME").unwrap_or_else(|_| "target/criterion".to_owned());
-    let text = std::fs::read_to_string(format!("{dir}/{group}/{id}/new/estimates.json")).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["median"]["point_estimate"].as_f64()
 }
 
 fn summary() {
