@@ -1,12 +1,12 @@
 //! [`DbMonitorLayer`]: the cheap-to-clone configuration.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tower_layer::Layer;
 
-use super::routes::RoutePool;
+use super::routes::{Caches, RoutePool};
 use super::service::DbMonitorService;
 use crate::pool::{MakeTls, MonitoredPool};
 
@@ -35,6 +35,10 @@ pub(crate) struct LayerConfig {
     pub(crate) read_guard: Option<Guard>,
     pub(crate) route_of: Option<RouteOf>,
     pub(crate) health_timeout: Duration,
+    /// How long shared answers are reused.
+    pub(crate) cache_for: Duration,
+    /// The shared answers, made on the first request.
+    pub(crate) caches: OnceLock<Caches>,
     /// The exposition route: its path and the recorder's handle.
     #[cfg(feature = "prometheus")]
     pub(crate) prometheus: Option<(String, metrics_exporter_prometheus::PrometheusHandle)>,
@@ -52,6 +56,7 @@ impl fmt::Debug for DbMonitorLayer {
             .field("read_guard", &c.read_guard.is_some())
             .field("route_of", &c.route_of.is_some())
             .field("health_timeout", &c.health_timeout)
+            .field("cache_for", &c.cache_for)
             .finish()
     }
 }
@@ -70,6 +75,8 @@ impl DbMonitorLayer {
                 read_guard: None,
                 route_of: default_route_of(),
                 health_timeout: Duration::from_secs(5),
+                cache_for: Duration::from_secs(1),
+                caches: OnceLock::new(),
                 #[cfg(feature = "prometheus")]
                 prometheus: None,
             }),
@@ -86,6 +93,8 @@ impl DbMonitorLayer {
             read_guard: shared.read_guard.clone(),
             route_of: shared.route_of.clone(),
             health_timeout: shared.health_timeout,
+            cache_for: shared.cache_for,
+            caches: OnceLock::new(),
             #[cfg(feature = "prometheus")]
             prometheus: shared.prometheus.clone(),
         });
@@ -166,6 +175,25 @@ impl DbMonitorLayer {
     /// `SELECT 1` before answering 503. Defaults to 5 s.
     pub fn health_timeout(self, timeout: Duration) -> Self {
         self.with(|c| c.health_timeout = timeout)
+    }
+
+    /// Sets how long an answer of the reading routes, of the health route
+    /// and of `/metrics` is reused before it is computed again. Whatever
+    /// it is, each answer is computed once at a time and shared by the
+    /// requests that wait for it, reports and the exposition are computed
+    /// on Tokio's blocking pool (one at a time), and a mutating route
+    /// forgets every answer; so a flood of monitor requests costs the
+    /// application about what one request does. `Duration::ZERO` shares
+    /// only among requests that wait together. Defaults to 1 s.
+    pub fn cache_for(self, fresh_for: Duration) -> Self {
+        self.with(|c| c.cache_for = fresh_for)
+    }
+}
+
+impl LayerConfig {
+    /// The shared answers, made on first use with the layer's `cache_for`.
+    pub(crate) fn caches(&self) -> &Caches {
+        self.caches.get_or_init(|| Caches::new(self.cache_for))
     }
 }
 

@@ -10,6 +10,7 @@ use http::header::{HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYP
 use http::{Method, Response, StatusCode};
 use serde::Serialize;
 
+use super::cache::Shared;
 use super::future::Routed;
 use super::layer::LayerConfig;
 use crate::classify::error_message;
@@ -35,8 +36,34 @@ pub(crate) trait RoutePool: Send + Sync + 'static {
     fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64);
 }
 
+/// The shared answers of one layer: documents by route and parameters, the
+/// health verdict, the exposition (see [`Shared`]).
+pub(crate) struct Caches {
+    documents: Shared<Read, Result<Bytes, String>>,
+    health: Shared<(), (StatusCode, Bytes)>,
+    #[cfg(feature = "prometheus")]
+    exposition: Shared<(), Bytes>,
+}
+
+impl Caches {
+    pub(crate) fn new(fresh_for: Duration) -> Self {
+        Caches {
+            documents: Shared::new(fresh_for),
+            health: Shared::new(fresh_for),
+            #[cfg(feature = "prometheus")]
+            exposition: Shared::new(fresh_for),
+        }
+    }
+
+    /// Forgets what a mutating route changed.
+    fn changed(&self) {
+        self.documents.clear();
+        self.health.clear();
+    }
+}
+
 /// A reading route and its parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Read {
     Comprehensive { minutes: u32, limit: usize },
     QueryPerformance { minutes: u32, limit: usize },
@@ -154,7 +181,12 @@ pub(crate) fn exposition(
                 None,
             );
         }
-        let mut response = Response::new(Bytes::from(handle.render()));
+        let body = config
+            .caches()
+            .exposition
+            .get_blocking((), move || Bytes::from(handle.render()), Bytes::new)
+            .await;
+        let mut response = Response::new(body);
         response.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -280,16 +312,24 @@ async fn route(config: &LayerConfig, parts: &http::request::Parts, rest: &str) -
     }
     let query = Query::parse(parts.uri.query())?;
     let pool = &config.pool;
+    let caches = config.caches();
     if let Some(read) = route.read(&query)? {
-        return match pool.json(read) {
+        let reader = pool.clone();
+        let document = caches
+            .documents
+            .get_blocking(
+                read,
+                move || reader.json(read).map(Bytes::from).map_err(|e| e.to_string()),
+                || Err("the document could not be computed".to_owned()),
+            )
+            .await;
+        return match document {
             Ok(body) => Ok(json_bytes(StatusCode::OK, body)),
-            Err(e) => Err(reject(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "serialization",
-                &e.to_string(),
-                None,
-            )),
+            Err(e) => Err(reject(StatusCode::INTERNAL_SERVER_ERROR, "serialization", &e, None)),
         };
+    }
+    if route.mutates() {
+        caches.changed();
     }
     match route {
         Route::ResetAll => {
@@ -383,7 +423,15 @@ struct Health {
     active_alerts: usize,
 }
 
+/// The health answer: one ping at a time, shared by the requests that
+/// wait for it, and reused while fresh, so that a flood of health requests
+/// holds at most one pool connection.
 async fn health(config: &LayerConfig) -> Response<Bytes> {
+    let (status, body) = config.caches().health.get((), check_health(config)).await;
+    json_bytes(status, body)
+}
+
+async fn check_health(config: &LayerConfig) -> (StatusCode, Bytes) {
     let pool = &config.pool;
     let ping = pool.ping(config.health_timeout).await;
     let snapshot = pool.snapshot();
@@ -407,7 +455,7 @@ async fn health(config: &LayerConfig) -> Response<Bytes> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json(status, &body)
+    (status, json(status, &body).into_body())
 }
 
 /// The query string's `minutes` and `limit`.
@@ -500,8 +548,8 @@ fn json(status: StatusCode, value: &impl Serialize) -> Response<Bytes> {
     json_bytes(status, body)
 }
 
-fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from(body));
+fn json_bytes(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
+    let mut response = Response::new(body.into());
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
