@@ -126,8 +126,6 @@ pub use report::QueryStats;
 pub mod __bench {
     use std::sync::Arc;
 
-    use quanta::Instant;
-
     use crate::funnel::{Outcome, QueryEntry, Sink};
     use crate::pool::shared::{ConnStats, PoolShared};
     use crate::pool::{statement_ended, QueryRef};
@@ -189,13 +187,13 @@ pub mod __bench {
 
         #[inline(always)]
         fn run(&self, query: &QueryRef<'_>) {
-            let start = Instant::now();
+            let start = crate::units::now();
             statement_ended(
                 &self.pool,
                 &self.conn,
                 query,
                 start,
-                Instant::now(),
+                crate::units::now(),
                 Outcome::Ok(Some(1)),
             );
         }

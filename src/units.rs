@@ -2,6 +2,7 @@
 //! epoch, durations as milliseconds, fingerprints as 16 hexadecimal
 //! digits, and the serde helpers that write them so.
 
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
@@ -37,4 +38,14 @@ pub(crate) fn hex(fingerprint: u64) -> String {
 /// A `Duration` from a nanosecond counter.
 pub(crate) fn nanos(n: u64) -> Duration {
     Duration::from_nanos(n)
+}
+
+/// The statement clock now: quanta's clock (the TSC where it is usable),
+/// read directly rather than through `quanta::Instant::now`, which first
+/// looks for a per-thread mock clock. Instants of the statement clock are
+/// only compared with each other.
+#[inline]
+pub(crate) fn now() -> quanta::Instant {
+    static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+    CLOCK.get_or_init(quanta::Clock::new).now()
 }

@@ -54,7 +54,7 @@ impl Sink {
             stores: PoolStores::new(&config),
             errors: CappedHandles::new(config.max_status_codes),
             listener,
-            clock_epoch: quanta::Instant::now(),
+            clock_epoch: crate::units::now(),
             epoch_wall: SystemTime::now(),
             registry,
             config,

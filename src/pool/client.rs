@@ -2,6 +2,7 @@
 //! names, each one timed and classified.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -25,6 +26,13 @@ use super::transaction::{MonitoredTransaction, MonitoredTransactionBuilder};
 /// [`raw`](Self::raw) gives the plain client, whose statements are not
 /// recorded.
 pub struct MonitoredClient {
+    // Boxed: bb8 moves its connections between its idle list, the guard
+    // and back on every checkout, and a bare client with its context is
+    // over 300 bytes.
+    inner: Box<ClientParts>,
+}
+
+struct ClientParts {
     client: Client,
     ctx: ConnCtx,
 }
@@ -32,9 +40,9 @@ pub struct MonitoredClient {
 impl fmt::Debug for MonitoredClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MonitoredClient")
-            .field("pool", self.ctx.pool.name())
-            .field("connection", &self.ctx.stats.id)
-            .field("closed", &self.client.is_closed())
+            .field("pool", self.inner.ctx.pool.name())
+            .field("connection", &self.inner.ctx.stats.id)
+            .field("closed", &self.inner.client.is_closed())
             .finish()
     }
 }
@@ -43,33 +51,35 @@ impl MonitoredClient {
     pub(crate) fn new(client: Client, stats: Arc<ConnStats>, pool: Arc<PoolShared>) -> Self {
         let token = client.cancel_token();
         MonitoredClient {
-            client,
-            ctx: ConnCtx::new(stats, pool, token),
+            inner: Box::new(ClientParts {
+                client,
+                ctx: ConnCtx::new(stats, pool, token),
+            }),
         }
     }
 
     pub(crate) fn stats(&self) -> &ConnStats {
-        &self.ctx.stats
+        &self.inner.ctx.stats
     }
 
     pub(crate) fn pool(&self) -> &PoolShared {
-        &self.ctx.pool
+        &self.inner.ctx.pool
     }
 
     pub(crate) fn is_broken(&self) -> bool {
-        self.client.is_closed() || self.ctx.stats.broken.load(Relaxed)
+        self.inner.client.is_closed() || self.inner.ctx.stats.broken.load(Relaxed)
     }
 
     /// The plain `tokio_postgres::Client`: the escape hatch. Statements run
     /// through it are not recorded.
     pub fn raw(&self) -> &Client {
-        &self.client
+        &self.inner.client
     }
 
     /// This connection's id within its pool (as listed by
     /// [`MonitoredPool::snapshot`](crate::MonitoredPool::snapshot)).
     pub fn connection_id(&self) -> u64 {
-        self.ctx.stats.id
+        self.inner.ctx.stats.id
     }
 
     /// Prepares a statement, keeping its text and fingerprint.
@@ -82,31 +92,43 @@ impl MonitoredClient {
 
     /// Like [`prepare`](Self::prepare), with parameter types.
     pub async fn prepare_typed(&self, query: &str, types: &[Type]) -> Result<MonitoredStatement, Error> {
-        self.ctx.prepare_typed(&self.client, query, types).await
+        self.inner.ctx.prepare_typed(&self.inner.client, query, types).await
     }
 
     /// Runs a statement and returns its rows. See `tokio_postgres::Client::query`.
-    pub async fn query<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Error>
+    pub fn query<'a, T>(
+        &'a self,
+        statement: &'a T,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.query(&self.client, statement, params).await
+        self.inner.ctx.query(&self.inner.client, statement, params)
     }
 
     /// Runs a statement that returns exactly one row.
-    pub async fn query_one<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Row, Error>
+    pub fn query_one<'a, T>(
+        &'a self,
+        statement: &'a T,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Row, Error>> + Send + 'a
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.query_one(&self.client, statement, params).await
+        self.inner.ctx.query_one(&self.inner.client, statement, params)
     }
 
     /// Runs a statement that returns zero or one row.
-    pub async fn query_opt<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, Error>
+    pub fn query_opt<'a, T>(
+        &'a self,
+        statement: &'a T,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.query_opt(&self.client, statement, params).await
+        self.inner.ctx.query_opt(&self.inner.client, statement, params)
     }
 
     /// Runs a statement and streams its rows; the statement is timed
@@ -118,26 +140,34 @@ impl MonitoredClient {
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
-        self.ctx.query_raw(&self.client, statement, params).await
+        self.inner.ctx.query_raw(&self.inner.client, statement, params).await
     }
 
     /// Runs unprepared text with explicitly typed parameters (one round trip).
-    pub async fn query_typed(&self, query: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, Error> {
-        self.ctx.query_typed(&self.client, query, params).await
+    pub fn query_typed<'a>(
+        &'a self,
+        query: &'a str,
+        params: &'a [(&'a (dyn ToSql + Sync), Type)],
+    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
+        self.inner.ctx.query_typed(&self.inner.client, query, params)
     }
 
     /// Like [`query_typed`](Self::query_typed), for exactly one row.
-    pub async fn query_typed_one(&self, query: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Row, Error> {
-        self.ctx.query_typed_one(&self.client, query, params).await
+    pub fn query_typed_one<'a>(
+        &'a self,
+        query: &'a str,
+        params: &'a [(&'a (dyn ToSql + Sync), Type)],
+    ) -> impl Future<Output = Result<Row, Error>> + Send + 'a {
+        self.inner.ctx.query_typed_one(&self.inner.client, query, params)
     }
 
     /// Like [`query_typed`](Self::query_typed), for zero or one row.
-    pub async fn query_typed_opt(
-        &self,
-        query: &str,
-        params: &[(&(dyn ToSql + Sync), Type)],
-    ) -> Result<Option<Row>, Error> {
-        self.ctx.query_typed_opt(&self.client, query, params).await
+    pub fn query_typed_opt<'a>(
+        &'a self,
+        query: &'a str,
+        params: &'a [(&'a (dyn ToSql + Sync), Type)],
+    ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a {
+        self.inner.ctx.query_typed_opt(&self.inner.client, query, params)
     }
 
     /// Like [`query_typed`](Self::query_typed), streaming the rows.
@@ -146,20 +176,28 @@ impl MonitoredClient {
         P: BorrowToSql,
         I: IntoIterator<Item = (P, Type)>,
     {
-        self.ctx.query_typed_raw(&self.client, query, params).await
+        self.inner.ctx.query_typed_raw(&self.inner.client, query, params).await
     }
 
     /// Runs a statement and returns the number of rows it affected.
-    pub async fn execute<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Error>
+    pub fn execute<'a, T>(
+        &'a self,
+        statement: &'a T,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, Error>> + Send + 'a
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.execute(&self.client, statement, params).await
+        self.inner.ctx.execute(&self.inner.client, statement, params)
     }
 
     /// Like [`execute`](Self::execute), with explicitly typed parameters.
-    pub async fn execute_typed(&self, query: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<u64, Error> {
-        self.ctx.execute_typed(&self.client, query, params).await
+    pub fn execute_typed<'a>(
+        &'a self,
+        query: &'a str,
+        params: &'a [(&'a (dyn ToSql + Sync), Type)],
+    ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
+        self.inner.ctx.execute_typed(&self.inner.client, query, params)
     }
 
     /// Like [`execute`](Self::execute), with parameters from an iterator.
@@ -170,7 +208,7 @@ impl MonitoredClient {
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
-        self.ctx.execute_raw(&self.client, statement, params).await
+        self.inner.ctx.execute_raw(&self.inner.client, statement, params).await
     }
 
     /// Starts a `COPY … FROM STDIN`. The time recorded is the time to
@@ -180,7 +218,7 @@ impl MonitoredClient {
         T: ?Sized + ToMonitoredStatement,
         U: bytes::Buf + 'static + Send,
     {
-        self.ctx.copy_in(&self.client, statement).await
+        self.inner.ctx.copy_in(&self.inner.client, statement).await
     }
 
     /// Starts a `COPY … TO STDOUT`; timed until the stream ends.
@@ -188,24 +226,27 @@ impl MonitoredClient {
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.copy_out(&self.client, statement).await
+        self.inner.ctx.copy_out(&self.inner.client, statement).await
     }
 
     /// Runs statements with the simple query protocol (no parameters;
     /// never interpolate values into it).
-    pub async fn simple_query(&self, query: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
-        self.ctx.simple_query(&self.client, query).await
+    pub fn simple_query<'a>(
+        &'a self,
+        query: &'a str,
+    ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, Error>> + Send + 'a {
+        self.inner.ctx.simple_query(&self.inner.client, query)
     }
 
     /// Runs a batch of `;`-separated statements with the simple query
     /// protocol, timed as one statement.
-    pub async fn batch_execute(&self, query: &str) -> Result<(), Error> {
-        self.ctx.batch_execute(&self.client, query).await
+    pub fn batch_execute<'a>(&'a self, query: &'a str) -> impl Future<Output = Result<(), Error>> + Send + 'a {
+        self.inner.ctx.batch_execute(&self.inner.client, query)
     }
 
     /// A token to cancel the statement running on this connection.
     pub fn cancel_token(&self) -> CancelToken {
-        self.client.cancel_token()
+        self.inner.client.cancel_token()
     }
 
     /// Runs a statement whose single column is returned for every row.
@@ -214,7 +255,7 @@ impl MonitoredClient {
         R: FromSqlOwned,
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.query_scalar(&self.client, statement, params).await
+        self.inner.ctx.query_scalar(&self.inner.client, statement, params).await
     }
 
     /// Runs a statement returning exactly one row of one column.
@@ -223,7 +264,10 @@ impl MonitoredClient {
         R: FromSqlOwned,
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.query_one_scalar(&self.client, statement, params).await
+        self.inner
+            .ctx
+            .query_one_scalar(&self.inner.client, statement, params)
+            .await
     }
 
     /// Runs a statement returning zero or one row of one column.
@@ -236,35 +280,38 @@ impl MonitoredClient {
         R: FromSqlOwned,
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.query_opt_scalar(&self.client, statement, params).await
+        self.inner
+            .ctx
+            .query_opt_scalar(&self.inner.client, statement, params)
+            .await
     }
 
     /// Like [`simple_query`](Self::simple_query), streaming the messages;
     /// timed until the stream ends.
     pub async fn simple_query_raw(&self, query: &str) -> Result<MonitoredStream<SimpleQueryStream>, Error> {
-        self.ctx.simple_query_raw(&self.client, query).await
+        self.inner.ctx.simple_query_raw(&self.inner.client, query).await
     }
 
     /// Checks that the connection is alive with an empty query.
     pub async fn check_connection(&self) -> Result<(), Error> {
-        self.client.check_connection().await
+        self.inner.client.check_connection().await
     }
 
     /// Whether the connection to the server is closed.
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.inner.client.is_closed()
     }
 
     /// Clears the client's cache of type information.
     pub fn clear_type_cache(&self) {
-        self.client.clear_type_cache();
+        self.inner.client.clear_type_cache();
     }
 
     /// Begins a transaction (`BEGIN`, recorded as a statement). Its end and
     /// duration are recorded too; dropping it rolls back (recorded as
     /// `abandoned`).
     pub async fn transaction(&mut self) -> Result<MonitoredTransaction<'_>, Error> {
-        let MonitoredClient { client, ctx } = self;
+        let ClientParts { client, ctx } = &mut *self.inner;
         let start = Instant::now();
         let tx = ctx.run(QueryRef::Text("BEGIN"), client.transaction(), unknown).await?;
         Ok(MonitoredTransaction::new(tx, ctx, start))
@@ -273,7 +320,7 @@ impl MonitoredClient {
     /// A builder for a transaction with isolation level, read-only or
     /// deferrable settings.
     pub fn build_transaction(&mut self) -> MonitoredTransactionBuilder<'_> {
-        let MonitoredClient { client, ctx } = self;
+        let ClientParts { client, ctx } = &mut *self.inner;
         MonitoredTransactionBuilder {
             builder: client.build_transaction(),
             ctx,

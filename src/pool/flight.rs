@@ -1,12 +1,16 @@
-//! Timing one statement: [`InFlight`] reports its outcome when it finishes
-//! or a cancellation when it is dropped first, and [`ConnCtx`] runs each
-//! client method through it. The client and transaction wrappers call the
+//! Timing one statement: [`Timed`] (a statement's future) and [`InFlight`]
+//! (a stream's statement) report its outcome when it finishes or a
+//! cancellation when it is dropped first, and [`ConnCtx`] runs each client
+//! method through them. The client and transaction wrappers call the
 //! methods here with their `tokio_postgres::Client`.
 
 use std::future::Future;
 use std::ops::Deref;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
+use pin_project_lite::pin_project;
 use quanta::Instant;
 use tokio_postgres::types::{BorrowToSql, FromSqlOwned, ToSql, Type};
 use tokio_postgres::{CancelToken, Client, CopyInSink, CopyOutStream, Error, Row, RowStream, SimpleQueryMessage};
@@ -15,6 +19,7 @@ use super::shared::{ConnStats, PoolShared};
 use super::statement::{MonitoredStatement, ToMonitoredStatement};
 use super::stream::{Counting, MonitoredStream};
 use crate::funnel::{Event, Outcome, QueryEntry, StatementEnd};
+use crate::units::now;
 
 /// What a connection's statements need to report: the connection, its pool,
 /// and how to cancel its running statement.
@@ -82,6 +87,83 @@ impl Deref for CtxRef<'_> {
     }
 }
 
+pin_project! {
+    /// One statement's future, timed from its first poll to its end; if it
+    /// is dropped in between, reported as cancelled (see [`InFlight`] for
+    /// why that retires the connection and sends a cancel request).
+    ///
+    /// A named future rather than an `async` block, so that the driver's
+    /// future is not moved once more into a wrapper's state: the caller
+    /// awaits this struct with the driver's future in it.
+    pub(crate) struct Timed<'a, F, T> {
+        #[pin]
+        inner: F,
+        ctx: &'a ConnCtx,
+        query: QueryRef<'a>,
+        // Set at the first poll, taken when the outcome is reported.
+        start: Option<Instant>,
+        rows: fn(&T) -> Option<u64>,
+    }
+
+    impl<'a, F, T> PinnedDrop for Timed<'a, F, T> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(start) = this.start.take() {
+                let ctx = *this.ctx;
+                statement_ended(&ctx.pool, &ctx.stats, this.query, start, now(), Outcome::Cancelled);
+                (ctx.pool.canceller)(ctx.token.clone());
+            }
+        }
+    }
+}
+
+impl<F, T> Future for Timed<'_, F, T>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    type Output = Result<T, Error>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let start = *this.start.get_or_insert_with(now);
+        let result = ready!(this.inner.poll(cx));
+        *this.start = None;
+        let outcome = match &result {
+            Ok(value) => Outcome::Ok((this.rows)(value)),
+            Err(e) => Outcome::Failed(e),
+        };
+        statement_ended(&this.ctx.pool, &this.ctx.stats, this.query, start, now(), outcome);
+        Poll::Ready(result)
+    }
+}
+
+pin_project! {
+    /// The driver's future for a prepared statement or for text: one type
+    /// for both, so that a method returns one future.
+    #[project = EitherProj]
+    pub(crate) enum Either<P, S> {
+        Prepared { #[pin] future: P },
+        Text { #[pin] future: S },
+    }
+}
+
+impl<P, S> Future for Either<P, S>
+where
+    P: Future,
+    S: Future<Output = P::Output>,
+{
+    type Output = P::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<P::Output> {
+        match self.project() {
+            EitherProj::Prepared { future } => future.poll(cx),
+            EitherProj::Text { future } => future.poll(cx),
+        }
+    }
+}
+
 /// A statement on the wire: reports its outcome when finished, or a
 /// cancellation when dropped first.
 ///
@@ -102,7 +184,7 @@ impl<'a> InFlight<'a> {
         InFlight {
             ctx,
             query,
-            start: Instant::now(),
+            start: now(),
             done: false,
         }
     }
@@ -116,14 +198,7 @@ impl<'a> InFlight<'a> {
     }
 
     fn report(&self, outcome: Outcome<'_>) {
-        statement_ended(
-            &self.ctx.pool,
-            &self.ctx.stats,
-            &self.query,
-            self.start,
-            Instant::now(),
-            outcome,
-        );
+        statement_ended(&self.ctx.pool, &self.ctx.stats, &self.query, self.start, now(), outcome);
     }
 }
 
@@ -143,19 +218,20 @@ impl ConnCtx {
         ConnCtx { stats, pool, token }
     }
 
-    /// Runs one statement future, timing it and reporting its outcome.
+    /// `fut` timed as one statement: from its first poll to its end, or
+    /// reported as cancelled if it is dropped in between.
     #[inline]
-    pub(crate) async fn run<T, F>(&self, query: QueryRef<'_>, fut: F, rows: fn(&T) -> Option<u64>) -> Result<T, Error>
+    pub(crate) fn run<'a, T, F>(&'a self, query: QueryRef<'a>, fut: F, rows: fn(&T) -> Option<u64>) -> Timed<'a, F, T>
     where
         F: Future<Output = Result<T, Error>>,
     {
-        let mut flight = InFlight::start(CtxRef::Borrowed(self), query);
-        let result = fut.await;
-        flight.finish(match &result {
-            Ok(v) => Outcome::Ok(rows(v)),
-            Err(e) => Outcome::Failed(e),
-        });
-        result
+        Timed {
+            inner: fut,
+            ctx: self,
+            query,
+            start: None,
+            rows,
+        }
     }
 
     /// Starts a stream-returning statement: the clock runs until the stream
@@ -229,18 +305,22 @@ fn simple_rows(messages: &Vec<SimpleQueryMessage>) -> Option<u64> {
     )
 }
 
-/// Runs `$call` (an expression using `$s`, bound to either the SQL text or
-/// the prepared `Statement`) as one timed statement.
+/// `$call` (an expression using `$s`, bound to either the SQL text or the
+/// prepared `Statement`) as one timed statement: one future type for both.
 macro_rules! dispatch {
     ($self:ident, $stmt:ident, |$s:ident| $call:expr, $rows:expr) => {
         match $stmt.__prepared() {
             Some(prepared) => {
                 let $s = &prepared.statement;
-                $self.run(QueryRef::Entry(&prepared.entry), $call, $rows).await
+                $self.run(
+                    QueryRef::Entry(&prepared.entry),
+                    Either::Prepared { future: $call },
+                    $rows,
+                )
             }
             None => {
                 let $s = $stmt.__sql();
-                $self.run(QueryRef::Text($s), $call, $rows).await
+                $self.run(QueryRef::Text($s), Either::Text { future: $call }, $rows)
             }
         }
     };
@@ -273,7 +353,7 @@ impl ConnCtx {
         query: &str,
         types: &[Type],
     ) -> Result<MonitoredStatement, Error> {
-        let start = Instant::now();
+        let start = now();
         match client.prepare_typed(query, types).await {
             Ok(statement) => Ok(MonitoredStatement {
                 statement,
@@ -287,36 +367,36 @@ impl ConnCtx {
         }
     }
 
-    pub(crate) async fn query<T>(
-        &self,
-        client: &Client,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, Error>
+    pub(crate) fn query<'a, T>(
+        &'a self,
+        client: &'a Client,
+        statement: &'a T,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a
     where
         T: ?Sized + ToMonitoredStatement,
     {
         dispatch!(self, statement, |s| client.query(s, params), row_count)
     }
 
-    pub(crate) async fn query_one<T>(
-        &self,
-        client: &Client,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row, Error>
+    pub(crate) fn query_one<'a, T>(
+        &'a self,
+        client: &'a Client,
+        statement: &'a T,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Row, Error>> + Send + 'a
     where
         T: ?Sized + ToMonitoredStatement,
     {
         dispatch!(self, statement, |s| client.query_one(s, params), one_row)
     }
 
-    pub(crate) async fn query_opt<T>(
-        &self,
-        client: &Client,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>, Error>
+    pub(crate) fn query_opt<'a, T>(
+        &'a self,
+        client: &'a Client,
+        statement: &'a T,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a
     where
         T: ?Sized + ToMonitoredStatement,
     {
@@ -338,34 +418,31 @@ impl ConnCtx {
         stream_dispatch!(self, statement, |s| client.query_raw(s, params), Counting::Items)
     }
 
-    pub(crate) async fn query_typed(
-        &self,
-        client: &Client,
-        query: &str,
-        params: &[(&(dyn ToSql + Sync), Type)],
-    ) -> Result<Vec<Row>, Error> {
+    pub(crate) fn query_typed<'a>(
+        &'a self,
+        client: &'a Client,
+        query: &'a str,
+        params: &'a [(&'a (dyn ToSql + Sync), Type)],
+    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
         self.run(QueryRef::Text(query), client.query_typed(query, params), row_count)
-            .await
     }
 
-    pub(crate) async fn query_typed_one(
-        &self,
-        client: &Client,
-        query: &str,
-        params: &[(&(dyn ToSql + Sync), Type)],
-    ) -> Result<Row, Error> {
+    pub(crate) fn query_typed_one<'a>(
+        &'a self,
+        client: &'a Client,
+        query: &'a str,
+        params: &'a [(&'a (dyn ToSql + Sync), Type)],
+    ) -> impl Future<Output = Result<Row, Error>> + Send + 'a {
         self.run(QueryRef::Text(query), client.query_typed_one(query, params), one_row)
-            .await
     }
 
-    pub(crate) async fn query_typed_opt(
-        &self,
-        client: &Client,
-        query: &str,
-        params: &[(&(dyn ToSql + Sync), Type)],
-    ) -> Result<Option<Row>, Error> {
+    pub(crate) fn query_typed_opt<'a>(
+        &'a self,
+        client: &'a Client,
+        query: &'a str,
+        params: &'a [(&'a (dyn ToSql + Sync), Type)],
+    ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a {
         self.run(QueryRef::Text(query), client.query_typed_opt(query, params), opt_row)
-            .await
     }
 
     pub(crate) async fn query_typed_raw<P, I>(
@@ -382,26 +459,25 @@ impl ConnCtx {
             .await
     }
 
-    pub(crate) async fn execute<T>(
-        &self,
-        client: &Client,
-        statement: &T,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, Error>
+    pub(crate) fn execute<'a, T>(
+        &'a self,
+        client: &'a Client,
+        statement: &'a T,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, Error>> + Send + 'a
     where
         T: ?Sized + ToMonitoredStatement,
     {
         dispatch!(self, statement, |s| client.execute(s, params), affected)
     }
 
-    pub(crate) async fn execute_typed(
-        &self,
-        client: &Client,
-        query: &str,
-        params: &[(&(dyn ToSql + Sync), Type)],
-    ) -> Result<u64, Error> {
+    pub(crate) fn execute_typed<'a>(
+        &'a self,
+        client: &'a Client,
+        query: &'a str,
+        params: &'a [(&'a (dyn ToSql + Sync), Type)],
+    ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
         self.run(QueryRef::Text(query), client.execute_typed(query, params), affected)
-            .await
     }
 
     pub(crate) async fn execute_raw<T, P, I>(&self, client: &Client, statement: &T, params: I) -> Result<u64, Error>
@@ -411,7 +487,7 @@ impl ConnCtx {
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
-        dispatch!(self, statement, |s| client.execute_raw(s, params), affected)
+        dispatch!(self, statement, |s| client.execute_raw(s, params), affected).await
     }
 
     pub(crate) async fn copy_in<T, U>(&self, client: &Client, statement: &T) -> Result<CopyInSink<U>, Error>
@@ -419,7 +495,7 @@ impl ConnCtx {
         T: ?Sized + ToMonitoredStatement,
         U: bytes::Buf + 'static + Send,
     {
-        dispatch!(self, statement, |s| client.copy_in(s), unknown)
+        dispatch!(self, statement, |s| client.copy_in(s), unknown).await
     }
 
     pub(crate) async fn copy_out<T>(
@@ -433,14 +509,20 @@ impl ConnCtx {
         stream_dispatch!(self, statement, |s| client.copy_out(s), Counting::Nothing)
     }
 
-    pub(crate) async fn simple_query(&self, client: &Client, query: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
+    pub(crate) fn simple_query<'a>(
+        &'a self,
+        client: &'a Client,
+        query: &'a str,
+    ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, Error>> + Send + 'a {
         self.run(QueryRef::Text(query), client.simple_query(query), simple_rows)
-            .await
     }
 
-    pub(crate) async fn batch_execute(&self, client: &Client, query: &str) -> Result<(), Error> {
+    pub(crate) fn batch_execute<'a>(
+        &'a self,
+        client: &'a Client,
+        query: &'a str,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
         self.run(QueryRef::Text(query), client.batch_execute(query), unknown)
-            .await
     }
 
     pub(crate) async fn query_scalar<R, T>(
@@ -453,7 +535,7 @@ impl ConnCtx {
         R: FromSqlOwned,
         T: ?Sized + ToMonitoredStatement,
     {
-        dispatch!(self, statement, |s| client.query_scalar(s, params), row_count)
+        dispatch!(self, statement, |s| client.query_scalar(s, params), row_count).await
     }
 
     pub(crate) async fn query_one_scalar<R, T>(
@@ -466,7 +548,7 @@ impl ConnCtx {
         R: FromSqlOwned,
         T: ?Sized + ToMonitoredStatement,
     {
-        dispatch!(self, statement, |s| client.query_one_scalar(s, params), one_row)
+        dispatch!(self, statement, |s| client.query_one_scalar(s, params), one_row).await
     }
 
     pub(crate) async fn query_opt_scalar<R, T>(
@@ -479,7 +561,7 @@ impl ConnCtx {
         R: FromSqlOwned,
         T: ?Sized + ToMonitoredStatement,
     {
-        dispatch!(self, statement, |s| client.query_opt_scalar(s, params), opt_row)
+        dispatch!(self, statement, |s| client.query_opt_scalar(s, params), opt_row).await
     }
 
     pub(crate) async fn simple_query_raw(

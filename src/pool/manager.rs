@@ -105,8 +105,13 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                 // gone, how its connections end is nobody's concern.
                 let shared = Arc::downgrade(&self.shared);
                 let task_stats = stats.clone();
+                // The connection runs as a task of its own, polled by the
+                // runtime directly (a wrapper around it would be polled for
+                // every message); a second task waits for its end.
+                let driver = tokio::spawn(connection);
                 tokio::spawn(async move {
-                    let result = connection.await;
+                    // A join error: the runtime is shutting down.
+                    let Ok(result) = driver.await else { return };
                     if let Some(shared) = shared.upgrade() {
                         // A bare end of stream follows a failure that a
                         // statement already reported (or a clean close). So

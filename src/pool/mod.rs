@@ -15,11 +15,16 @@
 //! | connection end | its background task | a SQLSTATE or I/O error, e.g. `57P01` on server shutdown |
 
 use std::fmt;
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
+use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use pin_project_lite::pin_project;
 
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::Socket;
@@ -89,7 +94,7 @@ pub use transaction::{MonitoredTransaction, MonitoredTransactionBuilder};
 use crate::classify::{error_chain, ConnectError, ErrorKind, GetError};
 use crate::funnel::{Event, PoolCounters};
 use crate::stats::PoolReading;
-use crate::units::nanos;
+use crate::units::{nanos, now};
 use shared::{ConnStats, PoolShared, SessionCounts};
 
 /// A bb8 pool of [`MonitoredClient`]s: every checkout, statement and
@@ -151,12 +156,12 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// refusing, or rejecting the login: the last connect error is its
     /// source).
     #[track_caller]
-    pub fn get(&self) -> impl std::future::Future<Output = Result<MonitoredConnection<'_, Tls>, GetError>> + Send + '_ {
+    pub fn get(&self) -> impl Future<Output = Result<MonitoredConnection<'_, Tls>, GetError>> + Send + '_ {
         let location = Location::caller();
-        async move {
-            let start = Instant::now();
-            let result = self.inner.get().await;
-            self.checked_out(result, start, location)
+        Checkout {
+            inner: self.inner.get(),
+            start: None,
+            finish: Some(move |result, start| self.checked_out(result, start, location)),
         }
     }
 
@@ -167,24 +172,23 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     ///
     /// As [`get`](Self::get).
     #[track_caller]
-    pub fn get_owned(
-        &self,
-    ) -> impl std::future::Future<Output = Result<MonitoredConnection<'static, Tls>, GetError>> + Send + '_ {
+    pub fn get_owned(&self) -> impl Future<Output = Result<MonitoredConnection<'static, Tls>, GetError>> + Send + '_ {
         let location = Location::caller();
-        async move {
-            let start = Instant::now();
-            let result = self.inner.get_owned().await;
-            self.checked_out(result, start, location)
+        Checkout {
+            inner: self.inner.get_owned(),
+            start: None,
+            finish: Some(move |result, start| self.checked_out(result, start, location)),
         }
     }
 
     fn checked_out<'a>(
         &self,
         result: Result<bb8::PooledConnection<'a, MonitoredManager<Tls>>, bb8::RunError<tokio_postgres::Error>>,
-        start: Instant,
+        start: quanta::Instant,
         location: &'static Location<'static>,
     ) -> Result<MonitoredConnection<'a, Tls>, GetError> {
-        let waited = start.elapsed();
+        let now = now();
+        let waited = now.saturating_duration_since(start);
         match result {
             Ok(conn) => {
                 // One read-modify-write on a pool-wide counter (and a second
@@ -197,8 +201,8 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                 self.shared.record(Event::Checkout { waited, timeout: None });
                 let stats = conn.stats();
                 shared::bump(&stats.checkouts, 1);
-                let now = Instant::now();
-                let since = u64::try_from(now.duration_since(self.shared.epoch).as_nanos()).unwrap_or(u64::MAX - 1);
+                let since =
+                    u64::try_from(now.saturating_duration_since(self.shared.epoch).as_nanos()).unwrap_or(u64::MAX - 1);
                 stats.checked_out.store(since.saturating_add(1), Relaxed);
                 let start_counts = stats.counts();
                 if self.shared.publish_due(since) {
@@ -350,12 +354,41 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     }
 }
 
+pin_project! {
+    /// A checkout: bb8's `get` future, timed from its first poll, and what
+    /// to make of its result. A named future rather than an `async` block,
+    /// so that bb8's (large) future is not moved once more into a wrapper.
+    struct Checkout<F, G> {
+        #[pin]
+        inner: F,
+        start: Option<quanta::Instant>,
+        finish: Option<G>,
+    }
+}
+
+impl<F, G, R, O> Future for Checkout<F, G>
+where
+    F: Future<Output = R>,
+    G: FnOnce(R, quanta::Instant) -> O,
+{
+    type Output = O;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
+        let this = self.project();
+        let start = *this.start.get_or_insert_with(now);
+        let result = ready!(this.inner.poll(cx));
+        // Polled again after it finished: a caller's bug, as for any future.
+        let finish = this.finish.take().expect("a checkout is polled after it finished");
+        Poll::Ready(finish(result, start))
+    }
+}
+
 /// One checked-out connection. Derefs to [`MonitoredClient`]; dropping it
 /// returns the connection to the pool and records how long it was held.
 pub struct MonitoredConnection<'a, Tls: MakeTls> {
     conn: Option<bb8::PooledConnection<'a, MonitoredManager<Tls>>>,
     start_counts: SessionCounts,
-    checked_out: Instant,
+    checked_out: quanta::Instant,
     location: &'static Location<'static>,
 }
 
@@ -377,7 +410,7 @@ impl<Tls: MakeTls> MonitoredConnection<'_, Tls> {
             errors: now.errors - self.start_counts.errors,
             cancelled: now.cancelled - self.start_counts.cancelled,
             database_time: nanos(now.busy_ns - self.start_counts.busy_ns),
-            held: self.checked_out.elapsed(),
+            held: crate::units::now().saturating_duration_since(self.checked_out),
         }
     }
 
@@ -405,7 +438,7 @@ impl<Tls: MakeTls> DerefMut for MonitoredConnection<'_, Tls> {
 impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
-        let held = self.checked_out.elapsed();
+        let held = now().saturating_duration_since(self.checked_out);
         conn.stats().checked_out.store(0, Relaxed);
         conn.pool().in_use.fetch_sub(1, Relaxed);
         conn.pool().record(Event::Return {
@@ -483,7 +516,11 @@ impl ConnectionInfo {
             cancelled: c.cancelled.load(Relaxed),
             busy_time: nanos(c.busy_ns.load(Relaxed)),
             checkouts: c.checkouts.load(Relaxed),
-            held_for: (since > 0).then(|| shared.epoch.elapsed().saturating_sub(nanos(since - 1))),
+            held_for: (since > 0).then(|| {
+                now()
+                    .saturating_duration_since(shared.epoch)
+                    .saturating_sub(nanos(since - 1))
+            }),
         }
     }
 }

@@ -37,7 +37,8 @@ pub(crate) struct PoolShared {
     connections: Mutex<Vec<Weak<ConnStats>>>,
     pub(crate) consecutive_connect_failures: AtomicU32,
     last_connect_error: Mutex<Option<String>>,
-    pub(crate) epoch: Instant,
+    /// When the pool was made, on the statement clock.
+    pub(crate) epoch: quanta::Instant,
 }
 
 impl fmt::Debug for PoolShared {
@@ -63,7 +64,7 @@ impl PoolShared {
             connections: Mutex::new(Vec::new()),
             consecutive_connect_failures: AtomicU32::new(0),
             last_connect_error: Mutex::new(None),
-            epoch: Instant::now(),
+            epoch: crate::units::now(),
         }
     }
 

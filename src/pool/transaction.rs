@@ -2,6 +2,7 @@
 //! recorded like any other, and its own end and duration.
 
 use std::fmt;
+use std::future::Future;
 
 use quanta::Instant;
 use tokio_postgres::types::{BorrowToSql, ToSql, Type};
@@ -136,27 +137,39 @@ impl<'a> MonitoredTransaction<'a> {
     }
 
     /// Runs a statement and returns its rows. See `tokio_postgres::Client::query`.
-    pub async fn query<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Error>
+    pub fn query<'s, T>(
+        &'s self,
+        statement: &'s T,
+        params: &'s [&'s (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 's
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.query(self.tx.client(), statement, params).await
+        self.ctx.query(self.tx.client(), statement, params)
     }
 
     /// Runs a statement that returns exactly one row.
-    pub async fn query_one<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Row, Error>
+    pub fn query_one<'s, T>(
+        &'s self,
+        statement: &'s T,
+        params: &'s [&'s (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Row, Error>> + Send + 's
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.query_one(self.tx.client(), statement, params).await
+        self.ctx.query_one(self.tx.client(), statement, params)
     }
 
     /// Runs a statement that returns zero or one row.
-    pub async fn query_opt<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, Error>
+    pub fn query_opt<'s, T>(
+        &'s self,
+        statement: &'s T,
+        params: &'s [&'s (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 's
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.query_opt(self.tx.client(), statement, params).await
+        self.ctx.query_opt(self.tx.client(), statement, params)
     }
 
     /// Runs a statement and streams its rows; the statement is timed
@@ -172,22 +185,30 @@ impl<'a> MonitoredTransaction<'a> {
     }
 
     /// Runs unprepared text with explicitly typed parameters (one round trip).
-    pub async fn query_typed(&self, query: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Vec<Row>, Error> {
-        self.ctx.query_typed(self.tx.client(), query, params).await
+    pub fn query_typed<'s>(
+        &'s self,
+        query: &'s str,
+        params: &'s [(&'s (dyn ToSql + Sync), Type)],
+    ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 's {
+        self.ctx.query_typed(self.tx.client(), query, params)
     }
 
     /// Like [`query_typed`](Self::query_typed), for exactly one row.
-    pub async fn query_typed_one(&self, query: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<Row, Error> {
-        self.ctx.query_typed_one(self.tx.client(), query, params).await
+    pub fn query_typed_one<'s>(
+        &'s self,
+        query: &'s str,
+        params: &'s [(&'s (dyn ToSql + Sync), Type)],
+    ) -> impl Future<Output = Result<Row, Error>> + Send + 's {
+        self.ctx.query_typed_one(self.tx.client(), query, params)
     }
 
     /// Like [`query_typed`](Self::query_typed), for zero or one row.
-    pub async fn query_typed_opt(
-        &self,
-        query: &str,
-        params: &[(&(dyn ToSql + Sync), Type)],
-    ) -> Result<Option<Row>, Error> {
-        self.ctx.query_typed_opt(self.tx.client(), query, params).await
+    pub fn query_typed_opt<'s>(
+        &'s self,
+        query: &'s str,
+        params: &'s [(&'s (dyn ToSql + Sync), Type)],
+    ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 's {
+        self.ctx.query_typed_opt(self.tx.client(), query, params)
     }
 
     /// Like [`query_typed`](Self::query_typed), streaming the rows.
@@ -200,16 +221,24 @@ impl<'a> MonitoredTransaction<'a> {
     }
 
     /// Runs a statement and returns the number of rows it affected.
-    pub async fn execute<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Error>
+    pub fn execute<'s, T>(
+        &'s self,
+        statement: &'s T,
+        params: &'s [&'s (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, Error>> + Send + 's
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.execute(self.tx.client(), statement, params).await
+        self.ctx.execute(self.tx.client(), statement, params)
     }
 
     /// Like [`execute`](Self::execute), with explicitly typed parameters.
-    pub async fn execute_typed(&self, query: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> Result<u64, Error> {
-        self.ctx.execute_typed(self.tx.client(), query, params).await
+    pub fn execute_typed<'s>(
+        &'s self,
+        query: &'s str,
+        params: &'s [(&'s (dyn ToSql + Sync), Type)],
+    ) -> impl Future<Output = Result<u64, Error>> + Send + 's {
+        self.ctx.execute_typed(self.tx.client(), query, params)
     }
 
     /// Like [`execute`](Self::execute), with parameters from an iterator.
@@ -243,14 +272,17 @@ impl<'a> MonitoredTransaction<'a> {
 
     /// Runs statements with the simple query protocol (no parameters;
     /// never interpolate values into it).
-    pub async fn simple_query(&self, query: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
-        self.ctx.simple_query(self.tx.client(), query).await
+    pub fn simple_query<'s>(
+        &'s self,
+        query: &'s str,
+    ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, Error>> + Send + 's {
+        self.ctx.simple_query(self.tx.client(), query)
     }
 
     /// Runs a batch of `;`-separated statements with the simple query
     /// protocol, timed as one statement.
-    pub async fn batch_execute(&self, query: &str) -> Result<(), Error> {
-        self.ctx.batch_execute(self.tx.client(), query).await
+    pub fn batch_execute<'s>(&'s self, query: &'s str) -> impl Future<Output = Result<(), Error>> + Send + 's {
+        self.ctx.batch_execute(self.tx.client(), query)
     }
 
     /// A token to cancel the statement running on this connection.
