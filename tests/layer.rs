@@ -296,6 +296,55 @@ async fn mutating_routes_need_the_token_and_are_refused_without_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_routes_can_require_the_admin_token_while_the_health_check_stays_open() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_read_tokens", 2).await;
+    let layer = DbMonitorLayer::new(pool.clone())
+        .admin_token(TOKEN)
+        .reads_need_token(true);
+    let service = app(pool.clone(), layer);
+    for uri in [
+        "/health/database/alerts",
+        "/health/database/metrics/comprehensive",
+        "/health/database/errors?minutes=5",
+    ] {
+        let (status, headers, _) = call(&service, Method::GET, uri, None).await;
+        assert_eq!(
+            (status, &headers["www-authenticate"]),
+            (StatusCode::UNAUTHORIZED, &"Bearer".parse().unwrap()),
+            "{uri}"
+        );
+        assert_eq!(
+            call(&service, Method::GET, uri, Some("wrong")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&service, Method::GET, uri, Some(TOKEN)).await.0,
+            StatusCode::OK,
+            "{uri}"
+        );
+    }
+    assert_eq!(
+        call(&service, Method::GET, "/health/database", None).await.0,
+        StatusCode::OK,
+        "the health check needs no token"
+    );
+    // The token is asked for before the parameters are read: a stranger
+    // learns nothing about a route.
+    assert_eq!(
+        call(&service, Method::GET, "/health/database/errors?minutes=abc", None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let no_token = app(pool.clone(), DbMonitorLayer::new(pool.clone()).reads_need_token(true));
+    let (status, _, body) = call(&no_token, Method::GET, "/health/database/alerts", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(String::from_utf8_lossy(&body).contains("reading routes are disabled"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passing_requests_get_their_own_statistics_server_timing_and_n_plus_one() {
     let (monitor, _rec) = monitor(MonitorConfig::default());
     let pool = pool(&monitor, "layer_pass", 2).await;

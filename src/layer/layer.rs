@@ -33,6 +33,8 @@ pub(crate) struct LayerConfig {
     pub(crate) server_timing: bool,
     pub(crate) n_plus_one: u64,
     pub(crate) read_guard: Option<Guard>,
+    /// Whether the reading routes need the admin token.
+    pub(crate) reads_need_token: bool,
     pub(crate) route_of: Option<RouteOf>,
     pub(crate) health_timeout: Duration,
     /// How long shared answers are reused.
@@ -54,6 +56,7 @@ impl fmt::Debug for DbMonitorLayer {
             .field("server_timing", &c.server_timing)
             .field("n_plus_one", &c.n_plus_one)
             .field("read_guard", &c.read_guard.is_some())
+            .field("reads_need_token", &c.reads_need_token)
             .field("route_of", &c.route_of.is_some())
             .field("health_timeout", &c.health_timeout)
             .field("cache_for", &c.cache_for)
@@ -73,6 +76,7 @@ impl DbMonitorLayer {
                 server_timing: true,
                 n_plus_one: 10,
                 read_guard: None,
+                reads_need_token: false,
                 route_of: default_route_of(),
                 health_timeout: Duration::from_secs(5),
                 cache_for: Duration::from_secs(1),
@@ -91,6 +95,7 @@ impl DbMonitorLayer {
             server_timing: shared.server_timing,
             n_plus_one: shared.n_plus_one,
             read_guard: shared.read_guard.clone(),
+            reads_need_token: shared.reads_need_token,
             route_of: shared.route_of.clone(),
             health_timeout: shared.health_timeout,
             cache_for: shared.cache_for,
@@ -142,6 +147,15 @@ impl DbMonitorLayer {
     /// returns `false` gets 403. Everyone may read by default.
     pub fn read_guard(self, allow: impl Fn(&http::request::Parts) -> bool + Send + Sync + 'static) -> Self {
         self.with(|c| c.read_guard = Some(Arc::new(allow)))
+    }
+
+    /// Whether the reading routes (every `GET` under the prefix but the
+    /// health check on the prefix itself, and `/metrics`) need the admin
+    /// token, like the mutating routes: 401 without it, 403 when no token
+    /// is configured. The health check stays open for load balancers.
+    /// Defaults to `false`: see the README's "Who may read" for why.
+    pub fn reads_need_token(self, on: bool) -> Self {
+        self.with(|c| c.reads_need_token = on)
     }
 
     /// Sets how a request's route label is found: from its extensions and

@@ -173,13 +173,8 @@ pub(crate) fn exposition(
                 .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
             return response;
         }
-        if config.read_guard.as_ref().is_some_and(|allow| !allow(&parts)) {
-            return error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "reading these routes is not allowed for this request",
-                None,
-            );
+        if let Err(Reject(response)) = guard_read(&config, &parts) {
+            return *response;
         }
         let body = config
             .caches()
@@ -301,14 +296,9 @@ async fn route(config: &LayerConfig, parts: &http::request::Parts, rest: &str) -
         return Err(response.into());
     }
     if route.mutates() {
-        authorize(config, parts)?;
-    } else if config.read_guard.as_ref().is_some_and(|allow| !allow(parts)) {
-        return Err(reject(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "reading these routes is not allowed for this request",
-            None,
-        ));
+        authorize(config, parts, "mutating routes")?;
+    } else if route != Route::Health {
+        guard_read(config, parts)?;
     }
     let query = Query::parse(parts.uri.query())?;
     let pool = &config.pool;
@@ -372,12 +362,31 @@ struct Reset<'a> {
 }
 
 /// The admin-token check of the mutating routes.
-fn authorize(config: &LayerConfig, parts: &http::request::Parts) -> Result<(), Reject> {
+/// Whether a reading route may answer this request: with the admin token
+/// when reads need it, and as the read guard says.
+fn guard_read(config: &LayerConfig, parts: &http::request::Parts) -> Result<(), Reject> {
+    if config.reads_need_token {
+        authorize(config, parts, "reading routes")?;
+    }
+    if config.read_guard.as_ref().is_some_and(|allow| !allow(parts)) {
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "reading these routes is not allowed for this request",
+            None,
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the request carries the admin token (`what` names the routes
+/// that need it, for the answer when no token is configured).
+fn authorize(config: &LayerConfig, parts: &http::request::Parts, what: &str) -> Result<(), Reject> {
     let Some(token) = &config.admin_token else {
         return Err(reject(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "mutating routes are disabled: no admin token is configured",
+            &format!("{what} are disabled: no admin token is configured"),
             None,
         ));
     };
