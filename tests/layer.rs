@@ -296,6 +296,39 @@ async fn mutating_routes_need_the_token_and_are_refused_without_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_past_their_share_of_bytes_get_429_and_the_health_check_still_answers() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_budget", 2).await;
+    let layer = DbMonitorLayer::new(pool.clone()).max_bytes_per_second(Some(100));
+    let service = app(pool.clone(), layer);
+    // The first answer is sent whole (it is larger than a second's worth)…
+    let uri = "/health/database/metrics/comprehensive";
+    let (status, _, body) = call(&service, Method::GET, uri, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.len() > 100);
+    // …and paid for afterwards: the next documents wait.
+    let (status, headers, body) = call(&service, Method::GET, "/health/database/alerts", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry >= 1, "{retry}");
+    let json: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"], "too_many_requests");
+    assert_eq!(
+        call(&service, Method::GET, "/health/database", None).await.0,
+        StatusCode::OK,
+        "the health check is not counted"
+    );
+    // Without a limit, nothing waits.
+    let open = app(
+        pool.clone(),
+        DbMonitorLayer::new(pool.clone()).max_bytes_per_second(None),
+    );
+    for _ in 0..5 {
+        assert_eq!(call(&open, Method::GET, uri, None).await.0, StatusCode::OK);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_routes_can_require_the_admin_token_while_the_health_check_stays_open() {
     let (monitor, _rec) = monitor(MonitorConfig::default());
     let pool = pool(&monitor, "layer_read_tokens", 2).await;

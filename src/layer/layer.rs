@@ -39,6 +39,8 @@ pub(crate) struct LayerConfig {
     pub(crate) health_timeout: Duration,
     /// How long shared answers are reused.
     pub(crate) cache_for: Duration,
+    /// The bytes per second documents and the exposition may send.
+    pub(crate) max_bytes_per_second: Option<u64>,
     /// The shared answers, made on the first request.
     pub(crate) caches: OnceLock<Caches>,
     /// The exposition route: its path and the recorder's handle.
@@ -60,6 +62,7 @@ impl fmt::Debug for DbMonitorLayer {
             .field("route_of", &c.route_of.is_some())
             .field("health_timeout", &c.health_timeout)
             .field("cache_for", &c.cache_for)
+            .field("max_bytes_per_second", &c.max_bytes_per_second)
             .finish()
     }
 }
@@ -80,6 +83,7 @@ impl DbMonitorLayer {
                 route_of: default_route_of(),
                 health_timeout: Duration::from_secs(5),
                 cache_for: Duration::from_secs(1),
+                max_bytes_per_second: Some(4 << 20),
                 caches: OnceLock::new(),
                 #[cfg(feature = "prometheus")]
                 prometheus: None,
@@ -99,6 +103,7 @@ impl DbMonitorLayer {
             route_of: shared.route_of.clone(),
             health_timeout: shared.health_timeout,
             cache_for: shared.cache_for,
+            max_bytes_per_second: shared.max_bytes_per_second,
             caches: OnceLock::new(),
             #[cfg(feature = "prometheus")]
             prometheus: shared.prometheus.clone(),
@@ -202,12 +207,25 @@ impl DbMonitorLayer {
     pub fn cache_for(self, fresh_for: Duration) -> Self {
         self.with(|c| c.cache_for = fresh_for)
     }
+
+    /// Sets how many bytes per second, on average, the reading routes'
+    /// documents and `/metrics` may send; past it they answer 429 with
+    /// `Retry-After` until the average is back under it (an answer larger
+    /// than a second's worth is still sent, and paid for afterwards). The
+    /// health check and error answers are not counted. So a flood of large
+    /// documents, even cached ones, cannot take the application's
+    /// bandwidth and cores; a scraper or a person never meets the limit.
+    /// `None` removes it. Defaults to 4 MiB/s.
+    pub fn max_bytes_per_second(self, limit: Option<u64>) -> Self {
+        self.with(|c| c.max_bytes_per_second = limit)
+    }
 }
 
 impl LayerConfig {
     /// The shared answers, made on first use with the layer's `cache_for`.
     pub(crate) fn caches(&self) -> &Caches {
-        self.caches.get_or_init(|| Caches::new(self.cache_for))
+        self.caches
+            .get_or_init(|| Caches::new(self.cache_for, self.max_bytes_per_second))
     }
 }
 

@@ -70,6 +70,7 @@
 //! ```
 
 mod body;
+mod budget;
 mod cache;
 mod future;
 #[allow(clippy::module_inception)]

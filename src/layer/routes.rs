@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Method, Response, StatusCode};
 use serde::Serialize;
 
+use super::budget::Budget;
 use super::cache::Shared;
 use super::future::Routed;
 use super::layer::LayerConfig;
@@ -39,6 +40,8 @@ pub(crate) trait RoutePool: Send + Sync + 'static {
 /// The shared answers of one layer: documents by route and parameters, the
 /// health verdict, the exposition (see [`Shared`]).
 pub(crate) struct Caches {
+    /// The bytes per second documents and the exposition may send.
+    budget: Budget,
     documents: Shared<Read, Result<Bytes, String>>,
     health: Shared<(), (StatusCode, Bytes)>,
     #[cfg(feature = "prometheus")]
@@ -46,8 +49,9 @@ pub(crate) struct Caches {
 }
 
 impl Caches {
-    pub(crate) fn new(fresh_for: Duration) -> Self {
+    pub(crate) fn new(fresh_for: Duration, bytes_per_second: Option<u64>) -> Self {
         Caches {
+            budget: Budget::new(bytes_per_second),
             documents: Shared::new(fresh_for),
             health: Shared::new(fresh_for),
             #[cfg(feature = "prometheus")]
@@ -176,11 +180,15 @@ pub(crate) fn exposition(
         if let Err(Reject(response)) = guard_read(&config, &parts) {
             return *response;
         }
-        let body = config
-            .caches()
+        let caches = config.caches();
+        if !caches.budget.open() {
+            return over_budget(&caches.budget);
+        }
+        let body = caches
             .exposition
             .get_blocking((), move || Bytes::from(handle.render()), Bytes::new)
             .await;
+        caches.budget.spend(body.len());
         let mut response = Response::new(body);
         response.headers_mut().insert(
             CONTENT_TYPE,
@@ -304,6 +312,9 @@ async fn route(config: &LayerConfig, parts: &http::request::Parts, rest: &str) -
     let pool = &config.pool;
     let caches = config.caches();
     if let Some(read) = route.read(&query)? {
+        if !caches.budget.open() {
+            return Err(over_budget(&caches.budget).into());
+        }
         let reader = pool.clone();
         let document = caches
             .documents
@@ -314,7 +325,10 @@ async fn route(config: &LayerConfig, parts: &http::request::Parts, rest: &str) -
             )
             .await;
         return match document {
-            Ok(body) => Ok(json_bytes(StatusCode::OK, body)),
+            Ok(body) => {
+                caches.budget.spend(body.len());
+                Ok(json_bytes(StatusCode::OK, body))
+            }
             Err(e) => Err(reject(StatusCode::INTERNAL_SERVER_ERROR, "serialization", &e, None)),
         };
     }
@@ -362,6 +376,21 @@ struct Reset<'a> {
 }
 
 /// The admin-token check of the mutating routes.
+/// 429: the documents have sent their share of bytes for now.
+fn over_budget(budget: &Budget) -> Response<Bytes> {
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "the monitor's routes have sent their share of bytes for now (max_bytes_per_second)",
+        None,
+    );
+    let seconds = budget.retry_after().as_secs().max(1);
+    if let Ok(value) = HeaderValue::try_from(seconds.to_string()) {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    response
+}
+
 /// Whether a reading route may answer this request: with the admin token
 /// when reads need it, and as the read guard says.
 fn guard_read(config: &LayerConfig, parts: &http::request::Parts) -> Result<(), Reject> {
