@@ -10,14 +10,18 @@
 //! ```
 //!
 //! Runs once with bb8's defaults (`test_on_check_out(true)`: a round trip
-//! per checkout) and once with `test_on_check_out(false)`. Each round runs
-//! both pools back to back (alternating which goes first) and gives one
-//! paired ratio; a level's ratio is the median over its rounds, which on a
-//! 2-core machine shared with the server is far steadier than one long run
-//! (where the scheduler's placement of client and backend dominates). Ends
-//! with `monitored/raw throughput ratio: X.XXX`, the worst level's median.
+//! per checkout) and once with `test_on_check_out(false)`. In each round
+//! every task does one operation on each pool in turn (alternating which
+//! goes first) and times each; a round's ratio is the raw pool's time over
+//! the monitored pool's, and a level's ratio is the median over its rounds.
+//! Pairing the pools operation by operation on the same task is what makes
+//! the figure steady on a 2-core machine shared with the server: with
+//! whole rounds per pool, an A/A run showed 4% between two identical pools
+//! at one task (the scheduler's placement of client, connection tasks and
+//! backends). Ends with `monitored/raw throughput ratio: X.XXX`, the worst
+//! level's median.
 //! `POOL_BENCH_ROUNDS` and `POOL_BENCH_MILLIS` set the rounds per level
-//! (default 30) and the length of each run (default 200 ms);
+//! (default 30) and the length of each round (default 200 ms);
 //! `POOL_BENCH_RECORDER=noop` measures with a no-op recorder instead;
 //! `POOL_BENCH_AA=1` puts a second plain pool in the monitored pool's place
 //! (an A/A run: the method's own bias).
@@ -25,7 +29,7 @@
 #[path = "../tests/support/pg.rs"]
 mod pg;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,31 +44,56 @@ fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Runs `tasks` loops of checkout + `SELECT 1` for `length`; returns the
-/// number of completed operations.
-async fn run<F, Fut>(tasks: usize, length: Duration, op: F) -> u64
+/// Runs `tasks` loops for `length`, each doing one operation on each pool
+/// in turn (the order alternating), and returns the time spent in each
+/// pool's operations and how many pairs ran. Pairing the pools operation by
+/// operation on the same task keeps the scheduler's placement of tasks,
+/// connection tasks and backends from favouring either pool (an A/A run of
+/// whole rounds per pool showed 4% between two identical pools at one
+/// task).
+async fn run<R, RF, M, MF>(tasks: usize, length: Duration, raw_op: R, mon_op: M) -> (Duration, Duration, u64)
 where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    R: Fn() -> RF + Clone + Send + 'static,
+    RF: std::future::Future<Output = ()> + Send,
+    M: Fn() -> MF + Clone + Send + 'static,
+    MF: std::future::Future<Output = ()> + Send,
 {
-    let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     for _ in 0..tasks {
-        let (op, done, stop) = (op.clone(), done.clone(), stop.clone());
+        let (raw_op, mon_op, stop) = (raw_op.clone(), mon_op.clone(), stop.clone());
         handles.push(tokio::spawn(async move {
+            let (mut raw, mut mon, mut pairs) = (Duration::ZERO, Duration::ZERO, 0u64);
             while !stop.load(Ordering::Relaxed) {
-                op().await;
-                done.fetch_add(1, Ordering::Relaxed);
+                let t0 = Instant::now();
+                if pairs % 2 == 0 {
+                    raw_op().await;
+                    let t1 = Instant::now();
+                    mon_op().await;
+                    raw += t1 - t0;
+                    mon += t1.elapsed();
+                } else {
+                    mon_op().await;
+                    let t1 = Instant::now();
+                    raw_op().await;
+                    mon += t1 - t0;
+                    raw += t1.elapsed();
+                }
+                pairs += 1;
             }
+            (raw, mon, pairs)
         }));
     }
     tokio::time::sleep(length).await;
     stop.store(true, Ordering::Relaxed);
+    let (mut raw, mut mon, mut pairs) = (Duration::ZERO, Duration::ZERO, 0);
     for h in handles {
-        h.await.unwrap();
+        let (r, m, p) = h.await.unwrap();
+        raw += r;
+        mon += m;
+        pairs += p;
     }
-    done.load(Ordering::Relaxed)
+    (raw, mon, pairs)
 }
 
 /// Both pools' settings: `max` connections, all opened up front.
@@ -139,9 +168,9 @@ async fn compare(
     );
     let mut worst = f64::INFINITY;
     for tasks in LEVELS {
-        let (mut raw_ops, mut mon_ops) = (0u64, 0u64);
+        let (mut raw_rate, mut mon_rate) = (0.0, 0.0);
         let mut ratios = Vec::new();
-        for round in 0..rounds {
+        for _ in 0..rounds {
             let raw_op = {
                 let raw = raw.clone();
                 move || {
@@ -173,27 +202,23 @@ async fn compare(
                     }
                 }
             };
-            // Alternate which pool goes first, so drift favours neither.
-            let (r, m) = if round % 2 == 0 {
-                let r = run(tasks, length, raw_op).await;
-                (r, run(tasks, length, mon_op).await)
-            } else {
-                let m = run(tasks, length, mon_op).await;
-                (run(tasks, length, raw_op).await, m)
-            };
-            raw_ops += r;
-            mon_ops += m;
-            ratios.push(m as f64 / r.max(1) as f64);
+            let (raw_time, mon_time, pairs) = run(tasks, length, raw_op, mon_op).await;
+            // Operations per second of each pool's own time, times the
+            // tasks that ran them.
+            let rate = |time: Duration| pairs as f64 / time.as_secs_f64().max(1e-9) * tasks as f64;
+            raw_rate += rate(raw_time);
+            mon_rate += rate(mon_time);
+            ratios.push(raw_time.as_secs_f64() / mon_time.as_secs_f64().max(1e-9));
         }
         ratios.sort_by(f64::total_cmp);
         let median = ratios[ratios.len() / 2];
         worst = worst.min(median);
-        let seconds = (rounds as f64) * length.as_secs_f64();
+        let rounds = rounds as f64;
         println!(
             "{tasks:>6} {:>14.0} {:>16.0} {:>14.3} {median:>13.3}",
-            raw_ops as f64 / seconds,
-            mon_ops as f64 / seconds,
-            mon_ops as f64 / raw_ops as f64
+            raw_rate / rounds,
+            mon_rate / rounds,
+            mon_rate / raw_rate
         );
     }
     upkeep.abort();
