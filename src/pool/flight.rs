@@ -31,7 +31,7 @@ pub(crate) struct ConnCtx {
 }
 
 /// Records one finished (or abandoned) statement: the per-statement hot
-/// path, shared by [`InFlight`] and the overhead benchmark. The
+/// path, shared by [`Timed`], [`InFlight`] and the overhead benchmark. The
 /// connection's own counts (and whether a failure ended it) are this
 /// source's bookkeeping; the rest goes to the funnel.
 #[inline]
@@ -62,7 +62,7 @@ pub(crate) fn statement_ended(
     }
 }
 
-/// The statement an [`InFlight`] reports on.
+/// The statement a [`Timed`] or an [`InFlight`] reports on.
 pub(crate) enum QueryRef<'a> {
     /// SQL text, looked up when the statement ends.
     Text(&'a str),
