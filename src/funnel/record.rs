@@ -170,19 +170,7 @@ fn connect(sink: &Sink, elapsed: Duration, error: Option<&tokio_postgres::Error>
             sink.stores.alerts.connected();
         }
         Some(error) => {
-            let kind = ErrorKind::of_connect(error);
-            let code = error.code().map(|c| c.code());
-            keep_error(
-                sink,
-                NewError {
-                    at: SystemTime::now(),
-                    kind,
-                    sqlstate: code,
-                    source: ErrorSource::Connect,
-                    statement: None,
-                    message: error_chain(error),
-                },
-            );
+            keep_connection_error(sink, error, ErrorSource::Connect, error_chain(error));
             sink.stores.alerts.connection_failed();
         }
     }
@@ -190,19 +178,8 @@ fn connect(sink: &Sink, elapsed: Duration, error: Option<&tokio_postgres::Error>
 
 #[inline(never)]
 fn invalid(sink: &Sink, error: &tokio_postgres::Error) {
-    let kind = ErrorKind::of_connect(error);
-    let code = error.code().map(|c| c.code());
-    keep_error(
-        sink,
-        NewError {
-            at: SystemTime::now(),
-            kind,
-            sqlstate: code,
-            source: ErrorSource::Connection,
-            statement: None,
-            message: format!("validity check failed: {}", error_chain(error)),
-        },
-    );
+    let message = format!("validity check failed: {}", error_chain(error));
+    keep_connection_error(sink, error, ErrorSource::Connection, message);
     sink.stores.alerts.signal();
 }
 
@@ -212,28 +189,32 @@ fn connection_closed(sink: &Sink, connection: u64, error: Option<&tokio_postgres
         tracing::debug!(pool = %sink.name, connection, "database connection closed");
         return;
     };
-    let kind = ErrorKind::of_connect(error);
-    let code = error.code().map(|c| c.code());
     let message = error_chain(error);
     tracing::warn!(
         pool = %sink.name,
         connection,
-        error_type = kind.as_str(),
-        sqlstate = code,
+        error_type = ErrorKind::of_connect(error).as_str(),
+        sqlstate = error.code().map(|c| c.code()),
         "database connection lost: {message}"
     );
+    keep_connection_error(sink, error, ErrorSource::Connection, message);
+    sink.stores.alerts.connection_failed();
+}
+
+/// A failure of a connection rather than of a statement: classified as
+/// one, counted and kept.
+fn keep_connection_error(sink: &Sink, error: &tokio_postgres::Error, source: ErrorSource, message: String) {
     keep_error(
         sink,
         NewError {
             at: SystemTime::now(),
-            kind,
-            sqlstate: code,
-            source: ErrorSource::Connection,
+            kind: ErrorKind::of_connect(error),
+            sqlstate: error.code().map(|c| c.code()),
+            source,
             statement: None,
             message,
         },
     );
-    sink.stores.alerts.connection_failed();
 }
 
 #[inline(never)]
