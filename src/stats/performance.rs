@@ -395,7 +395,7 @@ pub struct Apdex {
 impl Apdex {
     fn of(w: &Window, threshold: Duration) -> Self {
         let satisfied = w.histogram.count_at_most(threshold);
-        let within_4t = w.histogram.count_at_most(threshold * 4).max(satisfied);
+        let within_4t = w.histogram.count_at_most(threshold.saturating_mul(4)).max(satisfied);
         let runs = w.histogram_count();
         Apdex {
             threshold_ms: threshold.as_secs_f64() * 1e3,
@@ -562,6 +562,16 @@ mod tests {
         assert_eq!((a.satisfied, a.tolerating, a.frustrated), (2, 2, 1));
         assert_eq!(a.score, Some(0.6));
         assert_eq!(Apdex::of(&Window::default(), Duration::from_millis(100)).score, None);
+    }
+
+    #[test]
+    fn apdex_takes_any_threshold_even_the_largest() {
+        let mut w = Window::default();
+        w.histogram.add(bucket_of(u64::MAX), 3);
+        let a = Apdex::of(&w, Duration::MAX);
+        assert_eq!((a.satisfied, a.tolerating, a.frustrated), (3, 0, 0));
+        let a = Apdex::of(&w, Duration::ZERO);
+        assert_eq!((a.satisfied, a.frustrated), (0, 3));
     }
 
     /// Cumulative counters after `runs` more runs of `ms` each.
