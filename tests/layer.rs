@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use db_monitor::tokio_postgres::NoTls;
 use db_monitor::{DbMonitorLayer, MonitorConfig, MonitoredPool, RequestDbStats};
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use support::{deadlock, monitor, pool, unique};
@@ -279,6 +279,20 @@ async fn mutating_routes_need_the_token_and_are_refused_without_one() {
     let (status, _, body) = call(&open, Method::POST, reset, Some(TOKEN)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(String::from_utf8_lossy(&body).contains("no admin token is configured"));
+
+    // An empty or blank token is no token: an empty `Bearer` cannot pass.
+    for blank in ["", "  "] {
+        let empty = app(pool.clone(), DbMonitorLayer::new(pool.clone()).admin_token(blank));
+        let request = Request::post(reset)
+            .header("authorization", HeaderValue::from_static("Bearer "))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        assert_eq!(
+            empty.clone().oneshot(request).await.unwrap().status(),
+            StatusCode::FORBIDDEN,
+            "token {blank:?}"
+        );
+    }
 
     let closed = app(
         pool.clone(),

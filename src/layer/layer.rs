@@ -129,10 +129,16 @@ impl DbMonitorLayer {
     }
 
     /// Sets the token the mutating routes (`POST`) require as
-    /// `Authorization: Bearer <token>` (compared in constant time). Without
-    /// one they are refused with 403. Unset by default.
+    /// `Authorization: Bearer <token>` (compared in constant time, without
+    /// surrounding whitespace). Without one they are refused with 403; an
+    /// empty or blank token counts as none (and is logged), so that no
+    /// empty `Authorization` header can pass. Unset by default.
     pub fn admin_token(self, token: impl Into<String>) -> Self {
-        let token = token.into();
+        let token = token.into().trim().to_owned();
+        if token.is_empty() {
+            tracing::warn!("an empty admin token was given to DbMonitorLayer: the mutating routes stay refused");
+            return self.with(|c| c.admin_token = None);
+        }
         self.with(|c| c.admin_token = Some(token))
     }
 
