@@ -73,14 +73,14 @@ pub struct AlertmanagerNotifier {
 impl fmt::Debug for AlertmanagerNotifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AlertmanagerNotifier")
-            .field("url", &self.url)
+            .field("url", &shown(&self.url))
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
 }
 
 /// Builds an [`AlertmanagerNotifier`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[must_use]
 pub struct AlertmanagerNotifierBuilder {
     url: String,
@@ -90,6 +90,31 @@ pub struct AlertmanagerNotifierBuilder {
     timeout: Duration,
     retries: u32,
     backoff: Duration,
+}
+
+impl fmt::Debug for AlertmanagerNotifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self
+            .url
+            .parse::<Uri>()
+            .map_or_else(|_| "<invalid>".to_owned(), |u| shown(&u));
+        f.debug_struct("AlertmanagerNotifierBuilder")
+            .field("url", &url)
+            .field("labels", &self.labels)
+            .field("queue", &self.queue)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("backoff", &self.backoff)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL as it may be logged: scheme, host, port and path, never the
+/// credentials of a `user:password@` or the query.
+fn shown(uri: &Uri) -> String {
+    let host = uri.host().unwrap_or("");
+    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{}://{host}{port}{}", uri.scheme_str().unwrap_or("http"), uri.path())
 }
 
 /// Why an [`AlertmanagerNotifier`] could not be built.
@@ -223,7 +248,7 @@ impl Notifier for AlertmanagerNotifier {
                 if dropped.is_power_of_two() {
                     tracing::warn!(
                         target: "db_monitor::alerts",
-                        url = %self.url,
+                        url = %shown(&self.url),
                         dropped,
                         "alertmanager queue full: alert notification dropped"
                     );
@@ -374,11 +399,11 @@ impl Sender {
             match tokio::time::timeout(self.timeout, self.post(body.clone())).await {
                 Ok(Ok(())) => return true,
                 Ok(Err(why)) => {
-                    tracing::warn!(target: "db_monitor::alerts", url = %self.url, attempt, "alertmanager: {why}");
+                    tracing::warn!(target: "db_monitor::alerts", url = %shown(&self.url), attempt, "alertmanager: {why}");
                 }
                 Err(_) => tracing::warn!(
                     target: "db_monitor::alerts",
-                    url = %self.url,
+                    url = %shown(&self.url),
                     attempt,
                     "alertmanager: no answer within {:?}",
                     self.timeout
@@ -467,6 +492,16 @@ mod tests {
         assert_eq!(endpoint("http://am/hook").unwrap().to_string(), "http://am/hook");
         assert!(matches!(endpoint("https://am:9093"), Err(WebhookError::InvalidUrl(_))));
         assert!(matches!(endpoint("not a url"), Err(WebhookError::InvalidUrl(_))));
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials_or_query() {
+        let url = "http://alerts:s3cret-pass@am:9093/api/v2/alerts?token=s3cret-query";
+        assert_eq!(shown(&url.parse().unwrap()), "http://am:9093/api/v2/alerts");
+        let builder = AlertmanagerNotifier::builder(url);
+        let debug = format!("{builder:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("http://am:9093/api/v2/alerts"), "{debug}");
     }
 
     fn alert(n: u64) -> Alert {
