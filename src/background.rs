@@ -19,7 +19,7 @@
 //!   and at each sample, its condition rules and expiries (see
 //!   [`crate::alerts`]).
 //! - Every [`metrics_reset_interval`](crate::MonitorConfig::metrics_reset_interval)
-//!   (first one interval after the start) it empties the pool's stores
+//!   (first one interval after the start; never when it is zero) it empties the pool's stores
 //!   ([`MonitoredPool::reset_stores`]); the metrics recorder is never reset.
 //!
 //! # Example
@@ -88,6 +88,19 @@ impl Drop for MonitorHandle {
     }
 }
 
+/// The longest period the task keeps (longer ones are this long).
+const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The next tick of `interval`, or never without one.
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 impl DbMonitor {
     /// Starts the background work for `pool` (see the [module
     /// docs](crate::background)) and returns its handle.
@@ -97,10 +110,15 @@ impl DbMonitor {
     /// If called outside a Tokio runtime.
     pub fn start<Tls: MakeTls>(&self, pool: &MonitoredPool<Tls>) -> MonitorHandle {
         let (stop, mut stopped) = oneshot::channel::<()>();
-        let period = self.config().health_check_interval;
-        // A zero interval would make tokio's interval panic.
-        let reset_every = self.config().metrics_reset_interval.max(Duration::from_secs(1));
-        let evaluate_every = self.config().alerts.evaluation_interval.max(Duration::from_millis(1));
+        // Whatever the fields hold (they are public, and `validate` may not
+        // have run): no zero period (tokio's interval panics on it), no
+        // period past a year (its deadline could overflow `Instant`).
+        let bounded = |d: Duration, least: Duration| d.clamp(least, YEAR);
+        let period = bounded(self.config().health_check_interval, Duration::from_secs(1));
+        let evaluate_every = bounded(self.config().alerts.evaluation_interval, Duration::from_millis(1));
+        // Zero: the stores are never emptied on a timer.
+        let reset_every = self.config().metrics_reset_interval;
+        let reset_every = (!reset_every.is_zero()).then(|| bounded(reset_every, Duration::from_secs(1)));
         let pool = pool.clone();
         let name: Arc<str> = Arc::from(pool.name());
         let task = tokio::spawn(async move {
@@ -109,8 +127,11 @@ impl DbMonitor {
             let mut minute = tokio::time::interval(Duration::from_secs(60));
             minute.set_missed_tick_behavior(MissedTickBehavior::Delay);
             // The first reset is one interval from now, not at once.
-            let mut reset = tokio::time::interval_at(tokio::time::Instant::now() + reset_every, reset_every);
-            reset.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut reset = reset_every.map(|every| {
+                let mut reset = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                reset.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                reset
+            });
             let mut evaluate = tokio::time::interval(evaluate_every);
             evaluate.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
@@ -129,7 +150,7 @@ impl DbMonitor {
                         pool.observe_totals(std::time::Instant::now());
                         pool.alert_conditions(true);
                     }
-                    _ = reset.tick() => pool.reset_stores(),
+                    _ = tick(&mut reset) => pool.reset_stores(),
                 }
             }
         });

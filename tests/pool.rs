@@ -542,6 +542,58 @@ async fn one_monitor_watches_several_named_pools_apart() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn the_background_task_takes_any_interval_and_a_zero_reset_interval_never_resets() {
+    let mut config = MonitorConfig::default();
+    // Public fields, set past `validate`: zero and the largest durations.
+    config.health_check_interval = Duration::ZERO;
+    config.metrics_reset_interval = Duration::ZERO;
+    config.alerts.evaluation_interval = Duration::MAX;
+    let (monitor, _rec) = monitor(config);
+    let pool = pool_with(
+        &monitor,
+        "odd_intervals",
+        support::pg::shared_config(),
+        2,
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    let conn = pool.get().await.unwrap();
+    assert!(conn.query("SELECT * FROM no_such_table_here", &[]).await.is_err());
+    drop(conn);
+    tokio::time::pause();
+    let background = monitor.start(&pool);
+    for _ in 0..30 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        tokio::task::yield_now().await;
+    }
+    assert!(!background.is_finished(), "the task is alive");
+    let samples = pool.trend_report(None).samples.len();
+    assert!((2..=31).contains(&samples), "sampled, at most every second: {samples}");
+    assert_eq!(pool.error_report(None).errors, 1, "a zero reset interval never resets");
+
+    let mut huge = MonitorConfig::default();
+    huge.metrics_reset_interval = Duration::MAX;
+    huge.health_check_interval = Duration::MAX;
+    let (monitor, _rec) = support::monitor(huge);
+    let pool = pool_with(
+        &monitor,
+        "huge_intervals",
+        support::pg::shared_config(),
+        1,
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+    let background_huge = monitor.start(&pool);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    tokio::task::yield_now().await;
+    assert!(!background_huge.is_finished(), "no deadline overflowed");
+    background_huge.shutdown().await;
+    background.shutdown().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn the_background_task_samples_an_idle_pool_and_stops() {
     let config = MonitorConfig::default();
     let period = config.health_check_interval;

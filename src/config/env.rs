@@ -110,7 +110,7 @@ impl MonitorConfig {
     /// | `ASYNC_DB_POOL_TIMEOUT` | [`pool_timeout`](Self::pool_timeout) | 30 s |
     /// | `ASYNC_DB_POOL_RECYCLE` | [`pool_recycle`](Self::pool_recycle) | 3600 s |
     /// | `ASYNC_DB_HEALTH_CHECK_INTERVAL` | [`health_check_interval`](Self::health_check_interval) | 300 s |
-    /// | `ASYNC_DB_METRICS_RESET_INTERVAL` | [`metrics_reset_interval`](Self::metrics_reset_interval) | 3600 s |
+    /// | `ASYNC_DB_METRICS_RESET_INTERVAL` | [`metrics_reset_interval`](Self::metrics_reset_interval) | 3600 s (`0`: never) |
     /// | `ASYNC_DB_LEAK_THRESHOLD` | [`leak_threshold`](Self::leak_threshold) (`0` disables) | 60 s |
     /// | `ASYNC_DB_SLOW_QUERY_THRESHOLD` | [`AlertThresholds::slow_query_threshold`](super::AlertThresholds::slow_query_threshold) | 2 s |
     /// | `ASYNC_DB_ALERT_ERROR_RATE_5MIN` | [`AlertThresholds::error_rate_5min`](super::AlertThresholds::error_rate_5min) | 0.1 |

@@ -63,9 +63,12 @@ pub struct MonitorConfig {
     pub pool_timeout: Duration,
     /// Maximum lifetime of a connection (`ASYNC_DB_POOL_RECYCLE`, 3600 s).
     pub pool_recycle: Duration,
-    /// Pool sampling period (`ASYNC_DB_HEALTH_CHECK_INTERVAL`, 300 s).
+    /// Pool sampling period (`ASYNC_DB_HEALTH_CHECK_INTERVAL`, 300 s; the
+    /// background task samples at most every second and at least once a
+    /// year, whatever this holds).
     pub health_check_interval: Duration,
-    /// Period of the in-process store reset (`ASYNC_DB_METRICS_RESET_INTERVAL`, 3600 s).
+    /// Period of the in-process store reset (`ASYNC_DB_METRICS_RESET_INTERVAL`,
+    /// 3600 s; `0` disables it).
     pub metrics_reset_interval: Duration,
     /// A checkout held longer than this is reported as a possible leak
     /// (`ASYNC_DB_LEAK_THRESHOLD`, 60 s; `0` disables).
