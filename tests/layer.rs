@@ -392,6 +392,31 @@ async fn reading_routes_can_require_the_admin_token_while_the_health_check_stays
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_prefix_is_refused_so_the_application_keeps_its_routes() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_root", 2).await;
+    for root in ["", "/", "//"] {
+        let service = app(pool.clone(), DbMonitorLayer::new(pool.clone()).prefix(root));
+        let (status, _, body) = call(&service, Method::GET, "/items?runs=1", None).await;
+        assert_eq!(
+            (status, &body[..]),
+            (StatusCode::OK, &b"inner saw 1 statements"[..]),
+            "prefix {root:?}"
+        );
+        assert_eq!(
+            call(&service, Method::GET, "/alerts", None).await.1.get("content-type"),
+            None,
+            "prefix {root:?}: the inner service answers"
+        );
+        assert_eq!(
+            call(&service, Method::GET, "/health/database/alerts", None).await.0,
+            StatusCode::OK,
+            "prefix {root:?}: the routes stay where they were"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passing_requests_get_their_own_statistics_server_timing_and_n_plus_one() {
     let (monitor, _rec) = monitor(MonitorConfig::default());
     let pool = pool(&monitor, "layer_pass", 2).await;

@@ -114,15 +114,24 @@ impl DbMonitorLayer {
         }
     }
 
-    /// Sets the path under which the routes are served (a leading `/`, no
-    /// trailing one; `""` or `"/"` serve them at the root). Defaults to
-    /// `/health/database`.
+    /// Sets the path under which the routes are served (a leading `/` is
+    /// added and trailing ones are dropped: `"db/"` is `/db`). The root
+    /// (`""` or `"/"`) would put every request of the application under the
+    /// layer's routes, so it is refused: the prefix stays as it was and the
+    /// refusal is logged. Defaults to `/health/database`.
     pub fn prefix(self, prefix: impl Into<String>) -> Self {
         let mut prefix = prefix.into();
         while prefix.ends_with('/') {
             prefix.pop();
         }
-        if !prefix.is_empty() && !prefix.starts_with('/') {
+        if prefix.is_empty() {
+            tracing::warn!(
+                prefix = %self.config.prefix,
+                "DbMonitorLayer::prefix: the root would take every request of the application; the prefix is unchanged"
+            );
+            return self;
+        }
+        if !prefix.starts_with('/') {
             prefix.insert(0, '/');
         }
         self.with(|c| c.prefix = prefix)
