@@ -417,6 +417,39 @@ async fn a_root_prefix_is_refused_so_the_application_keeps_its_routes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_timing_is_only_for_requests_that_may_read_the_monitor() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_timing", 2).await;
+    let guarded = app(
+        pool.clone(),
+        DbMonitorLayer::new(pool.clone()).read_guard(|parts| parts.headers.contains_key("x-internal")),
+    );
+    let (status, headers, _) = call(&guarded, Method::GET, "/items?runs=2", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get("server-timing").is_none(), "refused by the read guard");
+    let request = Request::get("/items?runs=2")
+        .header("x-internal", "1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = guarded.clone().oneshot(request).await.unwrap();
+    assert!(
+        response.headers().get("server-timing").is_some(),
+        "allowed by the read guard"
+    );
+
+    let tokened = app(
+        pool.clone(),
+        DbMonitorLayer::new(pool.clone())
+            .admin_token(TOKEN)
+            .reads_need_token(true),
+    );
+    let (_, headers, _) = call(&tokened, Method::GET, "/items?runs=1", None).await;
+    assert!(headers.get("server-timing").is_none(), "no token");
+    let (_, headers, _) = call(&tokened, Method::GET, "/items?runs=1", Some(TOKEN)).await;
+    assert!(headers.get("server-timing").is_some(), "the admin token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passing_requests_get_their_own_statistics_server_timing_and_n_plus_one() {
     let (monitor, _rec) = monitor(MonitorConfig::default());
     let pool = pool(&monitor, "layer_pass", 2).await;

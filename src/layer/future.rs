@@ -38,6 +38,7 @@ pin_project! {
             future: TaskLocalFuture<Arc<Scope>, F>,
             scope: Arc<Scope>,
             config: Arc<LayerConfig>,
+            server_timing: bool,
         },
         Routed {
             future: Routed,
@@ -59,9 +60,15 @@ impl<F, B> ResponseFuture<F, B> {
         future: TaskLocalFuture<Arc<Scope>, F>,
         scope: Arc<Scope>,
         config: Arc<LayerConfig>,
+        server_timing: bool,
     ) -> Self {
         ResponseFuture {
-            kind: Kind::Passthrough { future, scope, config },
+            kind: Kind::Passthrough {
+                future,
+                scope,
+                config,
+                server_timing,
+            },
             _body: PhantomData,
         }
     }
@@ -82,9 +89,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Passthrough { future, scope, config } => {
+            KindProj::Passthrough {
+                future,
+                scope,
+                config,
+                server_timing,
+            } => {
                 let mut response = ready!(future.poll(cx))?;
-                finish(scope, config, &mut response);
+                finish(scope, config, *server_timing, &mut response);
                 Poll::Ready(Ok(response.map(ResponseBody::inner)))
             }
             KindProj::Routed { future } => {
@@ -97,8 +109,8 @@ where
 
 /// What a finished request leaves behind: its `Server-Timing` entry and
 /// its N+1 patterns.
-fn finish<B>(scope: &Scope, config: &LayerConfig, response: &mut Response<B>) {
-    if config.server_timing {
+fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, response: &mut Response<B>) {
+    if server_timing {
         let (statements, time) = scope.totals();
         let mut value = String::with_capacity(48);
         // Milliseconds with three decimals, by integer arithmetic.

@@ -152,7 +152,13 @@ impl DbMonitorLayer {
     }
 
     /// Whether passing responses get a `Server-Timing: db;dur=…;desc="N
-    /// queries"` header. Defaults to `true`.
+    /// queries"` header. It tells the client how long its request spent in
+    /// the database and how many statements it ran, which can tell apart,
+    /// for example, an account that exists from one that does not; so it
+    /// is added only for requests that may read the monitor's routes (the
+    /// [`read_guard`](Self::read_guard) and
+    /// [`reads_need_token`](Self::reads_need_token) decide). Defaults to
+    /// `true`.
     pub fn server_timing(self, on: bool) -> Self {
         self.with(|c| c.server_timing = on)
     }

@@ -411,25 +411,15 @@ fn guard_read(config: &LayerConfig, parts: &http::request::Parts) -> Result<(), 
 /// Whether the request carries the admin token (`what` names the routes
 /// that need it, for the answer when no token is configured).
 fn authorize(config: &LayerConfig, parts: &http::request::Parts, what: &str) -> Result<(), Reject> {
-    let Some(token) = &config.admin_token else {
+    if config.admin_token.is_none() {
         return Err(reject(
             StatusCode::FORBIDDEN,
             "forbidden",
             &format!("{what} are disabled: no admin token is configured"),
             None,
         ));
-    };
-    let given = parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let ok = given.is_some_and(|given| {
-        use subtle::ConstantTimeEq;
-        bool::from(given.as_bytes().ct_eq(token.as_bytes()))
-    });
-    if ok {
+    }
+    if token_matches(config, parts) {
         return Ok(());
     }
     let mut response = error(
@@ -442,6 +432,28 @@ fn authorize(config: &LayerConfig, parts: &http::request::Parts, what: &str) -> 
         .headers_mut()
         .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     Err(response.into())
+}
+
+/// Whether the request carries the admin token (compared in constant time).
+fn token_matches(config: &LayerConfig, parts: &http::request::Parts) -> bool {
+    let Some(token) = &config.admin_token else { return false };
+    let given = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    given.is_some_and(|given| {
+        use subtle::ConstantTimeEq;
+        bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+    })
+}
+
+/// Whether this request could read the reading routes (for what a passing
+/// response may tell: `Server-Timing`).
+pub(crate) fn may_read(config: &LayerConfig, parts: &http::request::Parts) -> bool {
+    (!config.reads_need_token || token_matches(config, parts))
+        && config.read_guard.as_ref().is_none_or(|allow| allow(parts))
 }
 
 /// `GET` on the prefix itself.

@@ -76,10 +76,21 @@ where
             .as_ref()
             .and_then(|route_of| route_of(request.extensions(), request.uri()))
             .map(Arc::from);
+        // `Server-Timing` tells a client how long its request spent in the
+        // database and how many statements it ran: only to clients that
+        // may read the monitor's routes.
+        let config = &self.config;
+        let server_timing = config.server_timing
+            && ((config.read_guard.is_none() && !config.reads_need_token) || {
+                let (parts, body) = request.into_parts();
+                let allowed = super::routes::may_read(config, &parts);
+                request = Request::from_parts(parts, body);
+                allowed
+            });
         let scope = Arc::new(Scope::new(route));
         request.extensions_mut().insert(RequestDbStats(scope.clone()));
         // Statements run while the inner service builds its future count too.
         let future = scope.enter(|| self.inner.call(request));
-        ResponseFuture::passthrough(scope.wrap(future), scope, self.config.clone())
+        ResponseFuture::passthrough(scope.wrap(future), scope, self.config.clone(), server_timing)
     }
 }
