@@ -425,6 +425,25 @@ async fn without_a_background_task_evaluate_alerts_applies_the_rules() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_first_hands_what_the_alert_engine_has_not_read_to_its_rules() {
+    let (monitor, _rec) = support::monitor(MonitorConfig::default().alerts(thresholds()));
+    let pool = support::pool(&monitor, "alert_reset", 4).await;
+    let _ = deadlock(&pool).await;
+    pool.reset_stores();
+    assert_eq!(pool.error_report(None).errors, 0, "the store was emptied");
+    pool.evaluate_alerts();
+    let active = pool.alerts().active;
+    assert_eq!(active.len(), 1, "the deadlock reached the rules: {active:#?}");
+    assert_eq!(active[0].alert_type, AlertType::Deadlock);
+
+    let _ = deadlock(&pool).await;
+    pool.reset_errors();
+    pool.evaluate_alerts();
+    let seen: u64 = pool.alerts().active.iter().map(|a| a.occurrences).sum();
+    assert_eq!(seen, 2, "so did the second one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_pool_seen_at_a_sample_stays_alerted_until_a_sample_says_otherwise() {
     let (monitor, _rec) = support::monitor(MonitorConfig::default().alerts(thresholds()));
     let pool = support::pool(&monitor, "alert_sampled", 2).await;

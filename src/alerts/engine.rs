@@ -11,6 +11,28 @@ use crate::pool::{MakeTls, MonitoredPool};
 use crate::stats::alert_book::{Alert, AlertEvent, Notice, Observation};
 
 impl<Tls: MakeTls> MonitoredPool<Tls> {
+    /// Empties this pool's stores: errors, slow queries, the trend, the
+    /// recent statements, the N+1 patterns, the per-statement counts and
+    /// the error-rate history. The metrics recorder's counters are never
+    /// reset. The background task does this every
+    /// [`metrics_reset_interval`](crate::MonitorConfig::metrics_reset_interval).
+    ///
+    /// What the alert engine has not read yet is handed to its rules
+    /// first, so that a reset loses no alert.
+    pub fn reset_stores(&self) {
+        self.alert_events();
+        self.shared.sink.reset_stores();
+    }
+
+    /// Empties the error store only (errors and patterns; the error rates,
+    /// which come from the statement counters, stay). As with
+    /// [`reset_stores`](Self::reset_stores), the alert engine reads what it
+    /// has not read yet first.
+    pub fn reset_errors(&self) {
+        self.alert_events();
+        self.shared.sink.stores.errors.clear();
+    }
+
     /// Resolves the active alert `id` by hand, recording `by` (who or what
     /// resolved it) and telling the notifiers. `None` when no active alert
     /// has that id (an unknown id, or one resolved already).

@@ -337,21 +337,6 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     pub fn sample(&self) {
         self.read_state(true);
     }
-
-    /// Empties this pool's stores: errors, slow queries, the trend, the
-    /// recent statements, the N+1 patterns, the per-statement counts and
-    /// the error-rate history. The metrics recorder's counters are never
-    /// reset. The background task does this every
-    /// [`metrics_reset_interval`](crate::MonitorConfig::metrics_reset_interval).
-    pub fn reset_stores(&self) {
-        self.shared.sink.reset_stores();
-    }
-
-    /// Empties the error store only (errors and patterns; the error rates,
-    /// which come from the statement counters, stay).
-    pub fn reset_errors(&self) {
-        self.shared.sink.stores.errors.clear();
-    }
 }
 
 pin_project! {
