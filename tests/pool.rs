@@ -445,11 +445,21 @@ async fn labels_stay_bounded_past_every_cap() {
         "past every cap, nothing is lost"
     );
 
-    // Texts past the statement cache are fingerprinted on each run.
+    // Texts past the statement cache are fingerprinted on each run (and,
+    // past the fingerprint cap, counted in the other bucket).
+    let other = |stats: &[db_monitor::QueryStats]| stats.iter().find(|q| q.fingerprint == 0).map_or(0, |q| q.calls);
+    let other_before = other(&pool.query_stats());
     let texts: Vec<String> = (0..5).map(|i| format!("SELECT {i} AS literal_only")).collect();
     for sql in &texts {
         conn.query(sql.as_str(), &[]).await.unwrap();
     }
+    let stats = pool.query_stats();
+    assert_eq!(
+        stats.iter().map(|q| q.calls).sum::<u64>(),
+        17,
+        "texts past the cache are counted on every run"
+    );
+    assert_eq!(other(&stats), other_before + 5);
 
     // SQLSTATEs chosen by the caller cannot grow the label set either.
     for code in ["P0101", "P0102", "P0103", "P0104"] {

@@ -199,9 +199,20 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn every_duration_has_a_bucket(nanos in proptest::num::u64::ANY) {
-            let b = bucket_of(nanos);
-            proptest::prop_assert!(b < BUCKETS);
+        fn every_duration_falls_in_the_bucket_whose_range_holds_it(
+            // Log-uniform up to about five hours, past which the top bucket
+            // takes everything; and any value at all.
+            exp in 0u32..44,
+            bits in proptest::num::u64::ANY,
+            any in proptest::num::u64::ANY,
+        ) {
+            for nanos in [(1u64 << exp) | (bits & ((1u64 << exp) - 1)), any] {
+                let b = bucket_of(nanos);
+                let us = nanos / 1000;
+                proptest::prop_assert!(b < BUCKETS);
+                proptest::prop_assert!(lower_us(b) <= us, "{us} µs below bucket {b}");
+                proptest::prop_assert!(b == BUCKETS - 1 || us < lower_us(b + 1), "{us} µs past bucket {b}");
+            }
         }
     }
 }
