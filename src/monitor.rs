@@ -50,7 +50,7 @@ pub struct DbMonitor {
 pub(crate) struct MonitorInner {
     config: Arc<MonitorConfig>,
     registry: Registry,
-    notifiers: usize,
+    notifier_count: usize,
     /// Every notifier, behind one function, for the pools' sinks.
     listener: AlertListener,
     pools: Mutex<Vec<Weak<PoolShared>>>,
@@ -62,7 +62,7 @@ impl fmt::Debug for DbMonitor {
         f.debug_struct("DbMonitor")
             .field("config", &self.inner.config)
             .field("own_recorder", &self.inner.registry.has_own_recorder())
-            .field("notifiers", &self.inner.notifiers)
+            .field("notifiers", &self.inner.notifier_count)
             .finish_non_exhaustive()
     }
 }
@@ -129,7 +129,7 @@ impl DbMonitorBuilder {
             config: Arc::new(self.config),
             tracked: Tracked::new(registry.clone()),
             registry,
-            notifiers: count,
+            notifier_count: count,
             listener,
             pools: Mutex::new(Vec::new()),
         };
