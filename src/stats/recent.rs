@@ -137,7 +137,20 @@ impl RecentRing {
         let slot = &part.slots[n % part.slots.len()];
         // Odd while writing; the generation makes every write distinct.
         let seq = (n as u64) * 2 + 1;
-        slot.seq.store(seq, Ordering::Relaxed);
+        // Claim the slot, only while no other writer is on it: threads past
+        // the number of parts share one, and a writer paused mid-write can
+        // be lapped. One that finds the slot taken drops its entry (the
+        // ring is a sample of the latest statements); two writers on one
+        // slot would leave an entry mixing two statements.
+        let current = slot.seq.load(Ordering::Relaxed);
+        if current % 2 == 1
+            || slot
+                .seq
+                .compare_exchange(current, seq, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
         fence(Ordering::Release);
         slot.end_ns.store(entry.end_ns, Ordering::Relaxed);
         slot.duration_ns.store(entry.duration_ns, Ordering::Relaxed);
@@ -232,6 +245,45 @@ mod tests {
         assert_eq!(ring.read(2).len(), 2);
         ring.clear();
         assert!(ring.read(10).is_empty());
+    }
+
+    #[test]
+    fn writers_sharing_a_part_never_leave_a_torn_entry() {
+        // One part of two slots and eight writers: several writers meet on
+        // a slot whenever one is paused mid-write and another laps it.
+        let ring = std::sync::Arc::new(RecentRing::new(2, 1));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (1..=8u64)
+            .map(|id| {
+                let (ring, stop) = (ring.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        let v = id << 40 | i;
+                        ring.push(0, || RawRecent {
+                            end_ns: v,
+                            duration_ns: v,
+                            fingerprint: v,
+                            outcome: v,
+                        });
+                    }
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+        let mut torn = None;
+        while torn.is_none() && std::time::Instant::now() < deadline {
+            torn = ring
+                .read(2)
+                .into_iter()
+                .find(|e| e.duration_ns != e.end_ns || e.fingerprint != e.end_ns || e.outcome != e.end_ns);
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(torn, None, "an entry mixing two statements was read");
     }
 
     #[test]
