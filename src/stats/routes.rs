@@ -1,47 +1,113 @@
 //! Route interning: the routes requests ran under, each kept as a number
 //! in the recent-statements ring ([`super::RecentRing`]), which stores
 //! route ids in its entries' outcome words.
+//!
+//! A request looks its route up without a lock (the map is lock-free for
+//! readers); only a route seen for the first time takes the lock. The
+//! table is bounded: past [`SLOTS`] routes, a new route takes the slot of
+//! the oldest, whose id then resolves to nothing (a recent entry of it
+//! loses its route rather than showing another's), and the evicted route
+//! gets a new id when it comes back. So no sequence of routes, raw paths
+//! included, can leave later routes without an id.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Routes seen by the layer, interned so that the recent-statements ring
-/// can keep one in a number. Bounded: past the bound, routes get no id.
+/// Routes kept at once.
+const SLOTS: usize = 1024;
+/// Bits of an id that hold the slot (plus one: 0 is no route).
+const SLOT_BITS: u32 = 11;
+
+/// The interning table.
 struct Routes {
-    ids: HashMap<Arc<str>, u32>,
-    names: Vec<Arc<str>>,
+    /// Route → id, read without a lock.
+    ids: papaya::HashMap<Arc<str>, u32, foldhash::fast::RandomState>,
+    /// The slots, written under the lock.
+    slots: Mutex<Slots>,
 }
 
-const MAX_ROUTES: usize = 1024;
+struct Slots {
+    /// Each slot's route and the generation of its id.
+    names: Vec<Option<(Arc<str>, u32)>>,
+    /// The slot the next new route takes (the oldest).
+    next: usize,
+    generation: u32,
+}
 
-fn routes() -> &'static Mutex<Routes> {
-    static ROUTES: OnceLock<Mutex<Routes>> = OnceLock::new();
-    ROUTES.get_or_init(|| {
-        Mutex::new(Routes {
-            ids: HashMap::new(),
-            names: Vec::new(),
-        })
+fn routes() -> &'static Routes {
+    static ROUTES: OnceLock<Routes> = OnceLock::new();
+    ROUTES.get_or_init(|| Routes {
+        ids: papaya::HashMap::builder().hasher(Default::default()).build(),
+        slots: Mutex::new(Slots {
+            names: vec![None; SLOTS],
+            next: 0,
+            generation: 0,
+        }),
     })
 }
 
+/// The id of `route` (never 0).
 pub(crate) fn intern_route(route: &str) -> u32 {
-    let mut routes = routes().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(&id) = routes.ids.get(route) {
+    let routes = routes();
+    if let Some(&id) = routes.ids.pin().get(route) {
         return id;
     }
-    if routes.names.len() >= MAX_ROUTES {
-        return 0;
+    let mut slots = routes.slots.lock().unwrap_or_else(|e| e.into_inner());
+    // Another request may have interned it meanwhile.
+    if let Some(&id) = routes.ids.pin().get(route) {
+        return id;
     }
+    let slot = slots.next;
+    slots.next = (slot + 1) % SLOTS;
+    if slot == 0 {
+        // A new lap: ids from now on differ from those of the last lap.
+        slots.generation = (slots.generation + 1) & (u32::MAX >> SLOT_BITS);
+    }
+    let generation = slots.generation;
+    let id = generation << SLOT_BITS | (slot as u32 + 1);
     let name: Arc<str> = Arc::from(route);
-    routes.names.push(name.clone());
-    let id = routes.names.len() as u32;
-    routes.ids.insert(name, id);
+    if let Some((evicted, _)) = slots.names[slot].replace((name.clone(), generation)) {
+        routes.ids.pin().remove(&evicted);
+    }
+    routes.ids.pin().insert(name, id);
     id
 }
 
-/// The route of an id from [`intern_route`] (0: none).
+/// The route of an id from [`intern_route`] (0, or an id whose slot has
+/// been taken since: none).
 pub(crate) fn route_name(id: u32) -> Option<Arc<str>> {
-    let index = usize::try_from(id).ok()?.checked_sub(1)?;
-    let routes = routes().lock().unwrap_or_else(|e| e.into_inner());
-    routes.names.get(index).cloned()
+    let slot = usize::try_from(id & ((1 << SLOT_BITS) - 1)).ok()?.checked_sub(1)?;
+    let generation = id >> SLOT_BITS;
+    let slots = routes().slots.lock().unwrap_or_else(|e| e.into_inner());
+    match slots.names.get(slot)? {
+        Some((name, g)) if *g == generation => Some(name.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_number_of_routes_keeps_getting_ids_and_an_evicted_id_names_nothing() {
+        let first = intern_route("/interning-test/first");
+        assert_ne!(first, 0);
+        assert_eq!(intern_route("/interning-test/first"), first, "one id per route");
+        assert_eq!(route_name(first).as_deref(), Some("/interning-test/first"));
+        // More routes than the table holds, as raw paths would be.
+        let mut last = 0;
+        for i in 0..SLOTS + 100 {
+            last = intern_route(&format!("/interning-test/raw/{i}"));
+            assert_ne!(last, 0, "route {i} got no id");
+        }
+        assert_eq!(
+            route_name(last).as_deref(),
+            Some(format!("/interning-test/raw/{}", SLOTS + 99).as_str())
+        );
+        assert_eq!(route_name(first), None, "evicted: it names nothing, not another route");
+        let again = intern_route("/interning-test/first");
+        assert_ne!(again, first, "back with a new id");
+        assert_eq!(route_name(again).as_deref(), Some("/interning-test/first"));
+        assert_eq!(route_name(0), None);
+    }
 }
