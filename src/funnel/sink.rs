@@ -72,6 +72,7 @@ impl Sink {
         stores.recent.clear();
         stores.n_plus_one.clear();
         self.queries.reset_counts();
+        self.queries.forget_texts();
         stores.totals.reset(std::time::Instant::now(), self.queries.totals());
     }
 

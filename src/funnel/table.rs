@@ -4,7 +4,7 @@
 //! its counters and its per-minute history.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use metrics::{Counter, Histogram, Label};
@@ -20,6 +20,11 @@ use crate::stats::{StatementHistory, Totals};
 /// Texts longer than this are not cached by text (they are fingerprinted on
 /// each run instead), so that the cache's memory stays bounded.
 const MAX_CACHED_TEXT: usize = 8 * 1024;
+
+/// The bytes of text a pool's statement cache keeps at most. The texts are
+/// raw (literals included): they are kept only to find their entries
+/// again, and forgotten at every store reset.
+const MAX_CACHED_BYTES: usize = 4 << 20;
 
 /// Metric handles for one `db_query_summary`, shared by the fingerprints
 /// that have the same operation and table.
@@ -98,9 +103,12 @@ pub(crate) struct QueryEntry {
 /// one comparison, with no atomic operation. The shared map (lock-free
 /// reads) answers the misses.
 pub(crate) struct QueryTable {
-    /// Distinguishes this table in the per-thread caches.
-    id: u64,
+    /// Distinguishes this table (and its texts since the last reset) in
+    /// the per-thread caches.
+    id: AtomicU64,
     texts: papaya::HashMap<Arc<str>, Arc<QueryEntry>, foldhash::fast::RandomState>,
+    /// The bytes of the texts in `texts`.
+    text_bytes: AtomicUsize,
     fingerprints: papaya::HashMap<u64, Arc<QueryEntry>, foldhash::fast::RandomState>,
     summaries: CappedHandles<(Operation, Option<Box<str>>), Arc<SummaryMetrics>>,
     other: Arc<QueryEntry>,
@@ -169,8 +177,9 @@ impl QueryTable {
             Arc::new(SummaryMetrics::new(registry, base, Operation::Other, None))
         });
         QueryTable {
-            id: NEXT_TABLE_ID.fetch_add(1, Relaxed),
+            id: AtomicU64::new(NEXT_TABLE_ID.fetch_add(1, Relaxed)),
             texts: papaya::HashMap::builder().hasher(Default::default()).build(),
+            text_bytes: AtomicUsize::new(0),
             fingerprints: papaya::HashMap::builder().hasher(Default::default()).build(),
             summaries,
             other: Arc::new(QueryEntry {
@@ -199,11 +208,13 @@ impl QueryTable {
     pub(crate) fn with_entry<R>(&self, sql: &str, f: impl FnOnce(&QueryEntry) -> R) -> R {
         let hash = l1_hash(sql);
         let slot = (hash as usize) & (L1_SLOTS - 1);
+        // Read once: a slot filled across a reset carries the old id.
+        let id = self.id.load(Relaxed);
         let mut f = Some(f);
         let hit = L1.try_with(|cache| {
             let cache = cache.try_borrow().ok()?;
             let s = cache[slot].as_ref()?;
-            if s.table == self.id && s.hash == hash && *s.text == *sql {
+            if s.table == id && s.hash == hash && *s.text == *sql {
                 f.take().map(|f| f(&s.entry))
             } else {
                 None
@@ -215,7 +226,7 @@ impl QueryTable {
         let (text, entry) = self.shared_lookup(sql);
         if let Some(text) = text {
             let filled = L1Slot {
-                table: self.id,
+                table: id,
                 hash,
                 text,
                 entry: entry.clone(),
@@ -253,7 +264,11 @@ impl QueryTable {
     fn miss(&self, sql: &str) -> (Option<Arc<str>>, Arc<QueryEntry>) {
         let entry = self.resolve(sql);
         let texts = self.texts.pin();
-        if sql.len() <= MAX_CACHED_TEXT && texts.len() < self.max_texts {
+        let room = texts.len() < self.max_texts
+            && sql.len() <= MAX_CACHED_TEXT
+            && self.text_bytes.load(Relaxed) + sql.len() <= MAX_CACHED_BYTES;
+        if room {
+            self.text_bytes.fetch_add(sql.len(), Relaxed);
             let text: Arc<str> = Arc::from(sql);
             texts.insert(text.clone(), entry.clone());
             return (Some(text), entry);
@@ -293,6 +308,21 @@ impl QueryTable {
             .get((operation, table), (Operation::Other, None), |(op, table)| {
                 Arc::new(SummaryMetrics::new(&self.registry, &self.base, *op, table.as_deref()))
             })
+    }
+
+    /// Forgets every cached text (the entries stay): the per-thread caches
+    /// stop answering for the old texts at once, as they go by the table's
+    /// id, which changes.
+    pub(crate) fn forget_texts(&self) {
+        self.id.store(NEXT_TABLE_ID.fetch_add(1, Relaxed), Relaxed);
+        self.texts.pin().clear();
+        self.text_bytes.store(0, Relaxed);
+    }
+
+    /// The cached texts and their bytes.
+    #[cfg(test)]
+    fn cached(&self) -> (usize, usize) {
+        (self.texts.pin().len(), self.text_bytes.load(Relaxed))
     }
 
     /// Zeroes every statement's counters and history (entries and their
@@ -343,6 +373,27 @@ impl QueryTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_cache_is_bounded_by_bytes_and_forgotten_at_a_reset() {
+        let config = MonitorConfig::default().statement_cache_size(1_000_000);
+        let table = QueryTable::new(&Registry::default(), &config, &[]);
+        // 8 KiB texts, each with a literal of its own: past 4 MiB, no more.
+        let padding = "x".repeat(8 * 1024 - 64);
+        for i in 0..1_000 {
+            let sql = format!("SELECT '{padding}' AS literal_{i}, 'secret-{i}'");
+            table.with_entry(&sql, |_| ());
+        }
+        let (texts, bytes) = table.cached();
+        assert!(bytes <= MAX_CACHED_BYTES, "{bytes} bytes");
+        assert!((400..1_000).contains(&texts), "{texts} texts");
+        let kept = format!("SELECT '{padding}' AS literal_0, 'secret-0'");
+        let hits_before = table.with_entry(&kept, |e| e.fingerprint);
+        table.forget_texts();
+        assert_eq!(table.cached(), (0, 0), "a reset forgets every text");
+        // The entry stays, found again by fingerprint.
+        assert_eq!(table.with_entry(&kept, |e| e.fingerprint), hits_before);
+    }
 
     #[test]
     fn the_cache_hash_sees_length_and_three_words_and_is_by_content() {
