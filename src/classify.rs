@@ -371,7 +371,8 @@ impl fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {}
 
 /// What an error store keeps as a statement error's message: the server's
-/// message with quoted values masked, or the client's description.
+/// message with quoted values masked, or the client's description (without
+/// the cause of a conversion error, see [`error_chain`]).
 pub(crate) fn error_message(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => mask_message(db.message()).into_owned(),
@@ -379,31 +380,65 @@ pub(crate) fn error_message(error: &tokio_postgres::Error) -> String {
     }
 }
 
-/// An error and its sources, joined with `": "`, safe to log: a server
-/// error is shown as its severity, its message with quoted values masked,
-/// and its SQLSTATE, never with its `DETAIL` or `HINT` (which can carry row
-/// values, and which `DbError`'s `Display` includes).
+/// An error and its sources, joined with `": "`, safe to log:
+///
+/// - a server error is shown as its severity, its message with quoted
+///   values masked, and its SQLSTATE, never with its `DETAIL` or `HINT`
+///   (which can carry row values, and which `DbError`'s `Display` includes);
+/// - a client-side conversion error (a parameter that could not be encoded,
+///   a column that could not be decoded: `ToSql`, `FromSql`, serde's
+///   messages quote the value they met) is shown by what failed
+///   (`error deserializing column 0`), never by its cause's text.
 pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let describe = |e: &(dyn std::error::Error + 'static)| match e.downcast_ref::<tokio_postgres::error::DbError>() {
-        Some(db) => format!(
-            "{}: {} ({})",
-            db.severity(),
-            mask_message(db.message()),
-            db.code().code()
-        ),
-        None => e.to_string(),
-    };
-    let mut text = describe(error);
-    let mut next = error.source();
+    let mut text = String::new();
+    let mut next = Some(error);
     while let Some(e) = next {
-        let part = describe(e);
+        let (part, stop) = describe(e);
         if !text.ends_with(&part) {
-            text.push_str(": ");
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
             text.push_str(&part);
+        }
+        if stop {
+            break;
         }
         next = e.source();
     }
     text
+}
+
+/// One link of an error chain, and whether the chain must stop there.
+fn describe(e: &(dyn std::error::Error + 'static)) -> (String, bool) {
+    if let Some(db) = e.downcast_ref::<tokio_postgres::error::DbError>() {
+        let text = format!(
+            "{}: {} ({})",
+            db.severity(),
+            mask_message(db.message()),
+            db.code().code()
+        );
+        return (text, false);
+    }
+    if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() {
+        if let Some(cause) = conversion_cause(pg) {
+            let whole = pg.to_string();
+            let own = whole
+                .strip_suffix(&cause.to_string())
+                .map_or(whole.as_str(), |s| s.trim_end_matches([':', ' ']));
+            return (format!("{own} (its cause is not shown: it can quote the value)"), true);
+        }
+    }
+    (e.to_string(), false)
+}
+
+/// The cause of a client-side conversion error: a cause that is neither a
+/// server error, an I/O error nor another driver error.
+fn conversion_cause(error: &tokio_postgres::Error) -> Option<&(dyn std::error::Error + 'static)> {
+    let cause = error.source()?;
+    let known = cause.is::<tokio_postgres::error::DbError>()
+        || cause.is::<std::io::Error>()
+        || cause.is::<tokio_postgres::Error>();
+    (!known).then_some(cause)
 }
 
 #[cfg(test)]

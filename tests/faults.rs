@@ -5,7 +5,9 @@ mod support;
 
 use std::time::Duration;
 
+use bytes::BytesMut;
 use db_monitor::names::{CONNECTION_TIMEOUTS, CONNECTION_WAIT_TIME, ERRORS, OPERATIONS_CANCELLED, OPERATION_DURATION};
+use db_monitor::tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use db_monitor::tokio_postgres::IsolationLevel;
 use db_monitor::{ErrorKind, MonitorConfig};
 use support::pg::{shared_config, TempPostgres};
@@ -503,4 +505,72 @@ async fn a_server_restart_fails_then_recovers_without_a_new_pool() {
     }
     assert!(recovered, "the same pool should serve again after the restart");
     assert_eq!(pool.snapshot().consecutive_connect_failures, 0);
+}
+
+/// A column type whose decoding error quotes the value, as serde's do.
+#[derive(Debug)]
+struct Quoting;
+
+impl<'a> FromSql<'a> for Quoting {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Err(format!("invalid type: string {:?}", String::from_utf8_lossy(raw)).into())
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TEXT
+    }
+}
+
+/// A parameter whose encoding error quotes the value.
+#[derive(Debug)]
+struct QuotingParam(&'static str);
+
+impl ToSql for QuotingParam {
+    fn to_sql(&self, _: &Type, _: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        Err(format!("cannot send {:?}", self.0).into())
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TEXT
+    }
+
+    to_sql_checked!();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_side_conversion_errors_are_kept_without_the_value_they_quote() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "faults_conversion", 1).await;
+    let conn = pool.get().await.unwrap();
+    let decode = conn
+        .query_one_scalar::<Quoting, _>("SELECT 'decode-marker-alice@x.com'::text", &[])
+        .await
+        .unwrap_err();
+    let cause = |e: &db_monitor::tokio_postgres::Error| std::error::Error::source(e).map(|c| c.to_string());
+    assert!(
+        cause(&decode).is_some_and(|c| c.contains("decode-marker")),
+        "the caller still sees it"
+    );
+    let encode = conn
+        .query("SELECT $1::text", &[&QuotingParam("encode-marker-bob@y.com")])
+        .await
+        .unwrap_err();
+    assert!(cause(&encode).is_some_and(|c| c.contains("encode-marker")));
+    drop(conn);
+
+    let report = pool.error_report(None);
+    assert_eq!(report.errors, 2, "{report:#?}");
+    let kept = serde_json::to_string(&report).unwrap() + &serde_json::to_string(&pool.comprehensive(5, 50)).unwrap();
+    for marker in ["decode-marker", "encode-marker", "alice@x.com", "bob@y.com"] {
+        assert!(!kept.contains(marker), "{marker} was kept: {kept}");
+    }
+    let messages: Vec<&str> = report.recent.iter().map(|e| e.message.as_str()).collect();
+    assert!(
+        messages.iter().any(|m| m.starts_with("error deserializing column 0")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.starts_with("error serializing parameter 0")),
+        "{messages:?}"
+    );
 }
