@@ -12,6 +12,7 @@
 //! ```
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 
@@ -375,9 +376,29 @@ impl std::error::Error for ConnectError {}
 /// the cause of a conversion error, see [`error_chain`]).
 pub(crate) fn error_message(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
-        Some(db) => mask_message(db.message()).into_owned(),
+        Some(db) => server_message(db).into_owned(),
         None => error_chain(error),
     }
+}
+
+/// What may be shown of a server message: PostgreSQL's own text with its
+/// quoted values masked, and none of the text that the application wrote
+/// itself (PL/pgSQL's `RAISE` and `ASSERT`, which substitute values
+/// unquoted: `RAISE NOTICE 'processing %', email`), whose SQLSTATE and
+/// severity say what there is to say.
+pub(crate) fn server_message(db: &tokio_postgres::error::DbError) -> Cow<'_, str> {
+    if application_raised(db) {
+        Cow::Borrowed("(raised by the application; its text is not kept)")
+    } else {
+        mask_message(db.message())
+    }
+}
+
+/// Whether the application wrote the message: raised or asserted in
+/// PL/pgSQL (by the routine that raised it, whatever the SQLSTATE, which
+/// `RAISE … USING ERRCODE` chooses), or of class P0.
+fn application_raised(db: &tokio_postgres::error::DbError) -> bool {
+    matches!(db.routine(), Some("exec_stmt_raise" | "exec_stmt_assert")) || db.code().code().starts_with("P0")
 }
 
 /// An error and its sources, joined with `": "`, safe to log:
@@ -414,7 +435,7 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> (String, bool) {
         let text = format!(
             "{}: {} ({})",
             db.severity(),
-            mask_message(db.message()),
+            server_message(db),
             db.code().code()
         );
         return (text, false);

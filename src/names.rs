@@ -55,6 +55,10 @@ pub const CONNECTION_LEAKS: &str = "db_client_connection_leaks_total";
 /// in which one statement ran more than the N+1 threshold, by
 /// [`QUERY_SUMMARY`].
 pub const N_PLUS_ONE: &str = "db_monitor_n_plus_one_total";
+/// Counter: notices the server sent (`RAISE NOTICE`, warnings), by
+/// [`SEVERITY`] and [`RESPONSE_STATUS_CODE`] (capped like errors'). Their
+/// text is never a label, and is logged masked.
+pub const NOTICES: &str = "db_monitor_notices_total";
 /// Gauge: the pool's performance score, 0 to 100 (see [`crate::report`]).
 pub const PERFORMANCE_SCORE: &str = "db_monitor_performance_score";
 /// Gauge: active alerts by [`ALERT_TYPE`] and [`SEVERITY`] (every
@@ -214,6 +218,12 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         None,
         "Requests in which one statement ran more than the N+1 threshold.",
+    ),
+    (
+        NOTICES,
+        Kind::Counter,
+        None,
+        "Notices the server sent, by severity and SQLSTATE.",
     ),
     (
         PERFORMANCE_SCORE,

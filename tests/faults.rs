@@ -574,3 +574,139 @@ async fn client_side_conversion_errors_are_kept_without_the_value_they_quote() {
         "{messages:?}"
     );
 }
+
+/// Every log line of the process, from `log` (tokio-postgres logs through
+/// it) and from `tracing` (this crate), for a test to search.
+fn captured_logs() -> &'static std::sync::Mutex<String> {
+    use std::fmt::Write;
+    use std::sync::{Mutex, OnceLock};
+
+    static LINES: OnceLock<Mutex<String>> = OnceLock::new();
+
+    struct Log;
+    impl log::Log for Log {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            let mut lines = LINES.get().unwrap().lock().unwrap();
+            let _ = writeln!(lines, "{} {} {}", record.level(), record.target(), record.args());
+        }
+        fn flush(&self) {}
+    }
+
+    struct Trace;
+    impl tracing::Subscriber for Trace {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            struct Fields<'a>(&'a mut String);
+            impl tracing::field::Visit for Fields<'_> {
+                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                    let _ = write!(self.0, " {}={value:?}", field.name());
+                }
+            }
+            let mut lines = LINES.get().unwrap().lock().unwrap();
+            let _ = write!(lines, "{} {}", event.metadata().level(), event.metadata().target());
+            event.record(&mut Fields(&mut lines));
+            lines.push('\n');
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    LINES.get_or_init(|| {
+        log::set_boxed_logger(Box::new(Log)).expect("the only logger of this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+        tracing::subscriber::set_global_default(Trace).expect("the only subscriber of this test binary");
+        Mutex::new(String::new())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_are_counted_and_logged_masked_never_with_their_text() {
+    let logs = captured_logs();
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "faults_notices", 1).await;
+    let conn = pool.get().await.unwrap();
+    conn.batch_execute("DO $$ BEGIN RAISE NOTICE 'processing %', 'notice-marker-carol@z.com'; END $$")
+        .await
+        .unwrap();
+    conn.batch_execute("DO $$ BEGIN RAISE WARNING 'quota of % used', 'warning-marker-dan@w.com'; END $$")
+        .await
+        .unwrap();
+    drop(conn);
+    let counted = |severity: &str, code: &str| {
+        rec.counter(
+            db_monitor::names::NOTICES,
+            &[
+                ("db_client_connection_pool_name", "faults_notices"),
+                ("severity", severity),
+                ("db_response_status_code", code),
+            ],
+        )
+    };
+    assert!(eventually(Duration::from_secs(5), || counted("NOTICE", "00000") == 1).await);
+    assert_eq!(counted("WARNING", "01000"), 1);
+    // This crate's lines at any level, and anyone's at INFO and above
+    // (tokio-postgres logs every notice's text at INFO when it drives the
+    // connection; its DEBUG lines, under its own targets, carry the raw
+    // SQL it sends, which is the application's to switch off).
+    let logs = logs.lock().unwrap().clone();
+    let watched: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("db_monitor") || ["INFO ", "WARN ", "ERROR "].iter().any(|p| l.starts_with(p)))
+        .collect();
+    for marker in ["notice-marker", "warning-marker", "carol@z.com", "dan@w.com"] {
+        assert!(
+            !watched.iter().any(|l| l.contains(marker)),
+            "{marker} was logged:\n{watched:#?}"
+        );
+    }
+    assert!(
+        logs.contains("database notice"),
+        "the notices are logged, masked:\n{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_the_application_raises_keep_their_sqlstate_and_no_text() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "faults_raised", 1).await;
+    let conn = pool.get().await.unwrap();
+    let raised = [
+        "DO $$ BEGIN RAISE EXCEPTION 'user % over quota', 'raise-marker-erin@v.com'; END $$",
+        "DO $$ BEGIN RAISE EXCEPTION USING MESSAGE = 'custom-marker-frank@u.com', ERRCODE = '22012'; END $$",
+        "DO $$ BEGIN ASSERT 1 = 2, 'assert-marker-gina@t.com'; END $$",
+    ];
+    let mut codes = Vec::new();
+    for sql in raised {
+        let error = conn.batch_execute(sql).await.unwrap_err();
+        codes.push(error.code().unwrap().code().to_owned());
+    }
+    assert_eq!(codes, ["P0001", "22012", "P0004"]);
+    drop(conn);
+    let report = pool.error_report(None);
+    let kept = serde_json::to_string(&report).unwrap();
+    for marker in [
+        "raise-marker",
+        "custom-marker",
+        "assert-marker",
+        "@v.com",
+        "@u.com",
+        "@t.com",
+    ] {
+        assert!(!kept.contains(marker), "{marker} was kept: {kept}");
+    }
+    assert_eq!(report.by_sqlstate.get("P0001"), Some(&1), "{kept}");
+    assert!(report
+        .recent
+        .iter()
+        .all(|e| e.message == "(raised by the application; its text is not kept)"));
+}

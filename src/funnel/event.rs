@@ -28,6 +28,12 @@ pub(crate) enum Event<'a> {
         connection: u64,
         error: Option<&'a tokio_postgres::Error>,
     },
+    /// The server sent a notice on one of the pool's connections (the
+    /// connection's driver).
+    Notice {
+        connection: u64,
+        notice: &'a tokio_postgres::error::DbError,
+    },
     /// `get()` finished, successfully or with a timeout of this kind.
     Checkout {
         waited: Duration,

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use super::event::{Event, Outcome, PoolCounters, StatementEnd, TxOutcome};
 use super::scope;
 use super::sink::Sink;
-use crate::classify::{error_chain, error_message, ErrorKind};
+use crate::classify::{error_chain, error_message, server_message, ErrorKind};
 use crate::stats::counters::{stripe_of_thread, Run, RunEnd};
 use crate::stats::{outcome_word, ErrorSource, NewError, NewSlow, PoolReading, RawRecent, StatementOutcome};
 use crate::units::hex;
@@ -29,6 +29,7 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
         Event::Connect { elapsed, error } => connect(sink, elapsed, error),
         Event::Invalid(error) => invalid(sink, error),
         Event::ConnectionClosed { connection, error } => connection_closed(sink, connection, error),
+        Event::Notice { connection, notice } => notice_sent(sink, connection, notice),
         Event::Checkout { waited, timeout } => checkout(sink, waited, timeout),
         Event::Return { held, location } => checkin(sink, held, location),
         Event::NPlusOne {
@@ -215,6 +216,21 @@ fn keep_connection_error(sink: &Sink, error: &tokio_postgres::Error, source: Err
             message,
         },
     );
+}
+
+/// A notice: counted by severity and SQLSTATE, and logged with its
+/// message masked (tokio-postgres would log its whole text at INFO).
+#[inline(never)]
+fn notice_sent(sink: &Sink, connection: u64, notice: &tokio_postgres::error::DbError) {
+    let severity = notice.severity();
+    let code = notice.code().code();
+    sink.notice_counter(severity, code).increment(1);
+    let message = server_message(notice);
+    if severity.eq_ignore_ascii_case("WARNING") {
+        tracing::warn!(pool = %sink.name, connection, severity, sqlstate = code, "database notice: {message}");
+    } else {
+        tracing::debug!(pool = %sink.name, connection, severity, sqlstate = code, "database notice: {message}");
+    }
 }
 
 #[inline(never)]

@@ -30,6 +30,7 @@ pub(crate) struct Sink {
     pub(crate) queries: QueryTable,
     pub(crate) metrics: PoolMetrics,
     errors: CappedHandles<(ErrorKind, Option<Box<str>>), Counter>,
+    notices: CappedHandles<(Box<str>, Box<str>), Counter>,
     pub(crate) stores: PoolStores,
     /// Who hears this pool's alert events.
     pub(crate) listener: AlertListener,
@@ -53,6 +54,7 @@ impl Sink {
             metrics: PoolMetrics::new(&registry, &base),
             stores: PoolStores::new(&config),
             errors: CappedHandles::new(config.max_status_codes),
+            notices: CappedHandles::new(config.max_status_codes),
             listener,
             clock_epoch: crate::units::now(),
             epoch_wall: SystemTime::now(),
@@ -74,6 +76,19 @@ impl Sink {
         self.queries.reset_counts();
         self.queries.forget_texts();
         stores.totals.reset(std::time::Instant::now(), self.queries.totals());
+    }
+
+    /// The `db_monitor_notices_total` handle for `severity` and `code`,
+    /// built once per distinct pair (past the cap, both are `other`).
+    pub(crate) fn notice_counter(&self, severity: &str, code: &str) -> Counter {
+        let overflow = (Box::<str>::from("other"), Box::<str>::from("other"));
+        self.notices
+            .get((severity.into(), code.into()), overflow, |(severity, code)| {
+                let mut labels = base_labels(&self.name);
+                labels.push(Label::new(names::SEVERITY, severity.to_string()));
+                labels.push(Label::new(names::RESPONSE_STATUS_CODE, code.to_string()));
+                self.registry.counter(names::NOTICES, labels)
+            })
     }
 
     /// The `db_client_errors_total` handle for `kind` and `code`, built once

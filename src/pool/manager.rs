@@ -6,7 +6,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio_postgres::{CancelToken, Error};
+use std::future::Future;
+use std::sync::Weak;
+use std::task::{ready, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::{AsyncMessage, CancelToken, Error};
 
 use super::client::MonitoredClient;
 use super::shared::{Canceller, PoolShared};
@@ -105,10 +110,10 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                 // gone, how its connections end is nobody's concern.
                 let shared = Arc::downgrade(&self.shared);
                 let task_stats = stats.clone();
-                // The connection runs as a task of its own, polled by the
-                // runtime directly (a wrapper around it would be polled for
-                // every message); a second task waits for its end.
-                let driver = tokio::spawn(connection);
+                // The connection runs as a task of its own (a wrapper
+                // awaiting it would be polled for every message, on top of
+                // it); a second task waits for its end.
+                let driver = tokio::spawn(drive(connection, shared.clone(), stats.id));
                 tokio::spawn(async move {
                     // A join error: the runtime is shutting down.
                     let Ok(result) = driver.await else { return };
@@ -242,4 +247,35 @@ impl bb8::ErrorSink<Error> for MonitorErrorSink {
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<Error>> {
         Box::new(self.clone())
     }
+}
+
+/// Drives a connection as `Connection`'s own future does, but hands each
+/// notice to the funnel instead of to tokio-postgres's log line, which
+/// would write its whole text (values included) at INFO. Notifications
+/// (`LISTEN`) are dropped, as `Connection`'s future drops them: nobody
+/// listens through a pool.
+fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    shared: Weak<PoolShared>,
+    id: u64,
+) -> impl Future<Output = Result<(), Error>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    std::future::poll_fn(move |cx| loop {
+        match ready!(connection.poll_message(cx)) {
+            Some(Ok(AsyncMessage::Notice(notice))) => {
+                if let Some(shared) = shared.upgrade() {
+                    shared.record(Event::Notice {
+                        connection: id,
+                        notice: &notice,
+                    });
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(error)) => return Poll::Ready(Err(error)),
+            None => return Poll::Ready(Ok(())),
+        }
+    })
 }
