@@ -432,12 +432,7 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 /// One link of an error chain, and whether the chain must stop there.
 fn describe(e: &(dyn std::error::Error + 'static)) -> (String, bool) {
     if let Some(db) = e.downcast_ref::<tokio_postgres::error::DbError>() {
-        let text = format!(
-            "{}: {} ({})",
-            db.severity(),
-            server_message(db),
-            db.code().code()
-        );
+        let text = format!("{}: {} ({})", db.severity(), server_message(db), db.code().code());
         return (text, false);
     }
     if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() {
