@@ -375,7 +375,6 @@ struct Reset<'a> {
     reset: &'static str,
 }
 
-/// The admin-token check of the mutating routes.
 /// 429: the documents have sent their share of bytes for now.
 fn over_budget(budget: &Budget) -> Response<Bytes> {
     let mut response = error(
@@ -408,8 +407,9 @@ fn guard_read(config: &LayerConfig, parts: &http::request::Parts) -> Result<(), 
     Ok(())
 }
 
-/// Whether the request carries the admin token (`what` names the routes
-/// that need it, for the answer when no token is configured).
+/// The admin-token check: the mutating routes, and the reading ones when
+/// they need it (`what` names them, for the answer when no token is
+/// configured).
 fn authorize(config: &LayerConfig, parts: &http::request::Parts, what: &str) -> Result<(), Reject> {
     if config.admin_token.is_none() {
         return Err(reject(
