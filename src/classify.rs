@@ -436,25 +436,23 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> (String, bool) {
         return (text, false);
     }
     if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() {
-        if let Some(cause) = conversion_cause(pg) {
-            let whole = pg.to_string();
-            let own = whole
-                .strip_suffix(&cause.to_string())
-                .map_or(whole.as_str(), |s| s.trim_end_matches([':', ' ']));
-            return (format!("{own} (its cause is not shown: it can quote the value)"), true);
+        if is_conversion(pg) {
+            // The driver's own text names what failed and never holds its
+            // cause, which comes only through `source()`.
+            return (format!("{pg} (its cause is not shown: it can quote the value)"), true);
         }
     }
     (e.to_string(), false)
 }
 
-/// The cause of a client-side conversion error: a cause that is neither a
-/// server error, an I/O error nor another driver error.
-fn conversion_cause(error: &tokio_postgres::Error) -> Option<&(dyn std::error::Error + 'static)> {
-    let cause = error.source()?;
-    let known = cause.is::<tokio_postgres::error::DbError>()
-        || cause.is::<std::io::Error>()
-        || cause.is::<tokio_postgres::Error>();
-    (!known).then_some(cause)
+/// Whether a driver error is a client-side conversion error: its cause is
+/// neither a server error, an I/O error nor another driver error.
+fn is_conversion(error: &tokio_postgres::Error) -> bool {
+    error.source().is_some_and(|cause| {
+        !(cause.is::<tokio_postgres::error::DbError>()
+            || cause.is::<std::io::Error>()
+            || cause.is::<tokio_postgres::Error>())
+    })
 }
 
 #[cfg(test)]
