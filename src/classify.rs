@@ -203,92 +203,124 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// Words after which PostgreSQL quotes an identifier, which is kept: a
-/// quoted segment after any other word (`…for type integer: "abc"`,
-/// `…at or near "'secret'"`) may be input and is masked.
-const IDENTIFIER_WORDS: &[&str] = &[
-    "relation",
-    "table",
-    "column",
-    "constraint",
-    "index",
-    "schema",
-    "function",
-    "procedure",
-    "type",
-    "database",
-    "role",
-    "user",
-    "sequence",
-    "view",
-    "trigger",
-    "operator",
-    "extension",
-    "cursor",
-    "statement",
-    "savepoint",
-    "channel",
-    "tablespace",
-    "collation",
-    "domain",
-    "publication",
-    "subscription",
-    "server",
-    "policy",
-    "rule",
-];
-
-/// A server message with every quoted value replaced by `?`, keeping quoted
-/// identifiers (`relation "users" does not exist` stays as it is;
-/// `invalid input syntax for type integer: "abc"` becomes `…: "?"`).
-pub(crate) fn mask_message(message: &str) -> std::borrow::Cow<'_, str> {
-    if !message.contains(['"', '\'']) {
-        return std::borrow::Cow::Borrowed(message);
+/// A message of PostgreSQL's own with every value it may carry replaced by
+/// `?`: each quoted run (from its opening quote to the last quote of the
+/// same kind in the message, so a value that itself holds quotes cannot
+/// shift the pairing), each number (`0xe9`, `42`, `2024-01-31`; digits
+/// inside a word such as `int4` or `UTF8` stay) and each run of non-ASCII
+/// text. A quoted run that is exactly one of `names` (the schema, table,
+/// column, type or constraint the server names in its own fields, never a
+/// value) is kept:
+///
+/// - `invalid input syntax for type integer: "abc"` → `…: "?"`;
+/// - `duplicate key value violates unique constraint "users_email_key"`
+///   is kept whole when the server names that constraint;
+/// - `relation "users" does not exist` → `relation "?" does not exist`
+///   (the server names no relation there; the statement shows it).
+pub(crate) fn mask_message<'a>(message: &'a str, names: &[&str]) -> Cow<'a, str> {
+    let bytes = message.as_bytes();
+    if !bytes
+        .iter()
+        .any(|&b| b == b'"' || b == b'\'' || b.is_ascii_digit() || !b.is_ascii())
+    {
+        return Cow::Borrowed(message);
     }
     let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(open) = rest.find(['"', '\'']) {
-        let quote = rest.as_bytes()[open] as char;
-        let (before, after) = rest.split_at(open);
-        out.push_str(before);
-        let body = &after[1..];
-        // A doubled quote inside stays inside; an unterminated quote runs to the end.
-        let mut end = None;
-        let mut i = 0;
-        let bytes = body.as_bytes();
-        while i < bytes.len() {
-            if bytes[i] == quote as u8 {
-                if bytes.get(i + 1) == Some(&(quote as u8)) {
-                    i += 2;
-                    continue;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'"' || b == b'\'' {
+            let quote = b as char;
+            let body = &message[i + 1..];
+            let named = names.iter().find(|name| {
+                !name.is_empty() && body.strip_prefix(**name).is_some_and(|after| after.starts_with(quote))
+            });
+            out.push(quote);
+            match named {
+                Some(name) => {
+                    out.push_str(name);
+                    out.push(quote);
+                    i += name.len() + 2;
                 }
-                end = Some(i);
-                break;
+                None => {
+                    out.push('?');
+                    match body.rfind(quote) {
+                        Some(end) => {
+                            out.push(quote);
+                            i += end + 2;
+                        }
+                        None => i = bytes.len(),
+                    }
+                }
             }
+        } else if b.is_ascii_digit() && !(i > 0 && is_word_byte(bytes[i - 1])) {
+            i += 1;
+            while i < bytes.len()
+                && (is_word_byte(bytes[i])
+                    || (matches!(bytes[i], b'.' | b':' | b'-' | b'+')
+                        && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)))
+            {
+                i += 1;
+            }
+            out.push('?');
+        } else if !b.is_ascii() {
+            let start = i;
+            while i < bytes.len() && !bytes[i].is_ascii() {
+                i += 1;
+            }
+            // Another language's quotes (`»users«`, `「…」`): everything up
+            // to the last of them goes, as for ASCII quotes.
+            if message[start..i].contains(is_quote_mark) {
+                if let Some(last) = message[i..].rfind(is_quote_mark) {
+                    i += last;
+                    while i < bytes.len() && !bytes[i].is_ascii() {
+                        i += 1;
+                    }
+                }
+            }
+            out.push('?');
+        } else {
+            out.push(b as char);
             i += 1;
         }
-        let previous_word = before
-            .trim_end()
-            .rsplit(|c: char| !c.is_alphanumeric() && c != '_')
-            .next()
-            .unwrap_or("");
-        let keep = quote == '"' && IDENTIFIER_WORDS.iter().any(|w| w.eq_ignore_ascii_case(previous_word));
-        match end {
-            Some(end) => {
-                out.push(quote);
-                out.push_str(if keep { &body[..end] } else { "?" });
-                out.push(quote);
-                rest = &body[end + 1..];
-            }
-            None => {
-                out.push(quote);
-                out.push_str(if keep { body } else { "?" });
-                rest = "";
-            }
-        }
     }
-    out.push_str(rest);
-    std::borrow::Cow::Owned(out)
+    Cow::Owned(out)
+}
+
+/// A quotation mark of a language other than English.
+fn is_quote_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ab}' | '\u{bb}' | '\u{2018}'..='\u{201f}' | '\u{2039}' | '\u{203a}' | '\u{300c}'..='\u{300f}' | '\u{ff02}'
+    )
+}
+
+/// A byte that continues a word: a number starting right after one is part
+/// of a name (`int4`, `$1`), not a value.
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$'
+}
+
+/// A SQLSTATE (five upper-case letters or digits), kept inline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SqlStateCode([u8; 5]);
+
+impl SqlStateCode {
+    /// The label for codes past a cap; no SQLSTATE is lower case.
+    pub(crate) const OTHER: SqlStateCode = SqlStateCode(*b"other");
+
+    /// `code` as a SQLSTATE, if it is one.
+    pub(crate) fn new(code: &str) -> Option<Self> {
+        let bytes: [u8; 5] = code.as_bytes().try_into().ok()?;
+        bytes
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            .then_some(SqlStateCode(bytes))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("?????")
+    }
 }
 
 fn has_io_source(error: &tokio_postgres::Error) -> bool {
@@ -372,26 +404,73 @@ impl fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {}
 
 /// What an error store keeps as a statement error's message: the server's
-/// message with quoted values masked, or the client's description (without
-/// the cause of a conversion error, see [`error_chain`]).
-pub(crate) fn error_message(error: &tokio_postgres::Error) -> String {
+/// message as [`server_message`] shows it, or the client's description
+/// (without the cause of a conversion error, see [`error_chain`]).
+pub(crate) fn error_message(error: &tokio_postgres::Error, application_text: bool) -> Cow<'_, str> {
     match error.as_db_error() {
-        Some(db) => server_message(db).into_owned(),
-        None => error_chain(error),
+        Some(db) => server_message(db, application_text),
+        None => Cow::Owned(error_chain(error, application_text)),
     }
 }
 
-/// What may be shown of a server message: PostgreSQL's own text with its
-/// quoted values masked, and none of the text that the application wrote
-/// itself (PL/pgSQL's `RAISE` and `ASSERT`, which substitute values
-/// unquoted: `RAISE NOTICE 'processing %', email`), whose SQLSTATE and
-/// severity say what there is to say.
-pub(crate) fn server_message(db: &tokio_postgres::error::DbError) -> Cow<'_, str> {
+/// What may be shown of a server message. The rule keeps text only where
+/// its shape is known:
+///
+/// - a message of PostgreSQL's own, in English, is kept with its values
+///   masked ([`mask_message`]);
+/// - a message the application wrote (PL/pgSQL's `RAISE` and `ASSERT`,
+///   whatever SQLSTATE `RAISE … USING ERRCODE` chose, and class P0) keeps
+///   no text, since it substitutes values unquoted (`RAISE EXCEPTION 'user
+///   % over quota', email`), unless `application_text` is set
+///   ([`MonitorConfig::expose_application_messages`](crate::MonitorConfig::expose_application_messages)),
+///   and then it is masked by the same rule;
+/// - a message in another language (a server whose `lc_messages` is not
+///   English, seen from a severity that is not PostgreSQL's own word for
+///   it) keeps no text: its quotes (`»users«`) are not the ones the mask
+///   reads.
+///
+/// The SQLSTATE and severity, kept beside the message, say what kind of
+/// failure it was in every case.
+pub(crate) fn server_message(db: &tokio_postgres::error::DbError, application_text: bool) -> Cow<'_, str> {
     if application_raised(db) {
-        Cow::Borrowed("(raised by the application; its text is not kept)")
-    } else {
-        mask_message(db.message())
+        if !application_text {
+            return Cow::Borrowed("(raised by the application; its text is not kept)");
+        }
+    } else if localized(db) {
+        return Cow::Borrowed("(in the server's language, whose quoting the monitor cannot read; not kept)");
     }
+    // Only integrity violations (class 23) have the server name its objects
+    // in fields, and their messages carry names and no value: elsewhere a
+    // quoted run that happens to equal a name is still masked.
+    let names = if db.code().code().starts_with("23") {
+        [db.schema(), db.table(), db.column(), db.datatype(), db.constraint()].map(|n| n.unwrap_or(""))
+    } else {
+        [""; 5]
+    };
+    mask_message(db.message(), &names)
+}
+
+/// The severity of a server message, in PostgreSQL's own (English) word
+/// when the server sent it (`ERROR`, `NOTICE`), whatever its language.
+pub(crate) fn severity(db: &tokio_postgres::error::DbError) -> &str {
+    use tokio_postgres::error::Severity;
+    match db.parsed_severity() {
+        Some(Severity::Panic) => "PANIC",
+        Some(Severity::Fatal) => "FATAL",
+        Some(Severity::Error) => "ERROR",
+        Some(Severity::Warning) => "WARNING",
+        Some(Severity::Notice) => "NOTICE",
+        Some(Severity::Debug) => "DEBUG",
+        Some(Severity::Info) => "INFO",
+        Some(Severity::Log) => "LOG",
+        None => db.severity(),
+    }
+}
+
+/// Whether the server wrote the message in another language than English:
+/// its localized severity differs from the English one it also sends.
+fn localized(db: &tokio_postgres::error::DbError) -> bool {
+    db.parsed_severity().is_some() && severity(db) != db.severity()
 }
 
 /// Whether the application wrote the message: raised or asserted in
@@ -403,18 +482,19 @@ fn application_raised(db: &tokio_postgres::error::DbError) -> bool {
 
 /// An error and its sources, joined with `": "`, safe to log:
 ///
-/// - a server error is shown as its severity, its message with quoted
-///   values masked, and its SQLSTATE, never with its `DETAIL` or `HINT`
-///   (which can carry row values, and which `DbError`'s `Display` includes);
+/// - a server error is shown as its severity, its message as
+///   [`server_message`] shows it, and its SQLSTATE, never with its `DETAIL`
+///   or `HINT` (which can carry row values, and which `DbError`'s `Display`
+///   includes);
 /// - a client-side conversion error (a parameter that could not be encoded,
 ///   a column that could not be decoded: `ToSql`, `FromSql`, serde's
 ///   messages quote the value they met) is shown by what failed
 ///   (`error deserializing column 0`), never by its cause's text.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static), application_text: bool) -> String {
     let mut text = String::new();
     let mut next = Some(error);
     while let Some(e) = next {
-        let (part, stop) = describe(e);
+        let (part, stop) = describe(e, application_text);
         if !text.ends_with(&part) {
             if !text.is_empty() {
                 text.push_str(": ");
@@ -430,9 +510,14 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// One link of an error chain, and whether the chain must stop there.
-fn describe(e: &(dyn std::error::Error + 'static)) -> (String, bool) {
+fn describe(e: &(dyn std::error::Error + 'static), application_text: bool) -> (String, bool) {
     if let Some(db) = e.downcast_ref::<tokio_postgres::error::DbError>() {
-        let text = format!("{}: {} ({})", db.severity(), server_message(db), db.code().code());
+        let text = format!(
+            "{}: {} ({})",
+            severity(db),
+            server_message(db, application_text),
+            db.code().code()
+        );
         return (text, false);
     }
     if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() {
@@ -498,40 +583,134 @@ mod tests {
     }
 
     #[test]
-    fn quoted_values_are_masked_and_identifiers_kept() {
-        let cases = [
+    fn every_value_is_masked_and_named_objects_kept() {
+        let constraint = ["public", "users", "email", "", "users_email_key"];
+        let cases: [(&str, &[&str], &str); 14] = [
             (
                 "invalid input syntax for type integer: \"abc\"",
+                &[],
                 "invalid input syntax for type integer: \"?\"",
             ),
-            ("syntax error at or near \"'secret'\"", "syntax error at or near \"?\""),
-            ("relation \"users\" does not exist", "relation \"users\" does not exist"),
             (
-                "column \"e\" of relation \"t\" does not exist",
-                "column \"e\" of relation \"t\" does not exist",
+                "syntax error at or near \"'secret'\"",
+                &[],
+                "syntax error at or near \"?\"",
+            ),
+            // A value holding quotes cannot shift the pairing.
+            (
+                "malformed array literal: \"[\"a@x.com\",\"b@y.com\"]\"",
+                &[],
+                "malformed array literal: \"?\"",
+            ),
+            // Unquoted numbers, hex bytes included, go.
+            (
+                "invalid byte sequence for encoding \"UTF8\": 0xe9 0x20",
+                &[],
+                "invalid byte sequence for encoding \"?\": ? ?",
+            ),
+            (
+                "value too long for type character varying(10)",
+                &[],
+                "value too long for type character varying(?)",
+            ),
+            (
+                "could not determine data type of parameter $1",
+                &[],
+                "could not determine data type of parameter $1",
+            ),
+            // No word lets the value after it through.
+            (
+                "password authentication failed for user \"alice@x.com\"",
+                &[],
+                "password authentication failed for user \"?\"",
+            ),
+            (
+                "relation \"users\" does not exist",
+                &[],
+                "relation \"?\" does not exist",
             ),
             (
                 "duplicate key value violates unique constraint \"users_email_key\"",
+                &constraint,
                 "duplicate key value violates unique constraint \"users_email_key\"",
             ),
             (
-                "invalid input value for enum mood: \"sad\"\"dy\"",
-                "invalid input value for enum mood: \"?\"",
+                "null value in column \"email\" of relation \"users\" violates not-null constraint",
+                &constraint,
+                "null value in column \"email\" of relation \"users\" violates not-null constraint",
             ),
-            ("value 'x' is out of range", "value '?' is out of range"),
-            ("unterminated \"quote", "unterminated \"?"),
-            ("no quotes at all", "no quotes at all"),
-            ("\u{e9}t\u{e9} \"caf\u{e9}\" \u{fc}ber", "\u{e9}t\u{e9} \"?\" \u{fc}ber"),
+            ("value 'x' is out of range", &[], "value '?' is out of range"),
+            ("unterminated \"quote", &[], "unterminated \"?"),
+            ("no values at all", &[], "no values at all"),
+            // Non-ASCII text goes, whatever quotes it uses.
+            (
+                "Relation \u{bb}caf\u{e9}\u{ab} existiert nicht",
+                &[],
+                "Relation ? existiert nicht",
+            ),
         ];
-        for (message, masked) in cases {
-            assert_eq!(mask_message(message), masked, "{message}");
+        for (message, names, masked) in cases {
+            assert_eq!(mask_message(message, names), masked, "{message}");
         }
     }
 
+    /// Primary messages of PostgreSQL 15 that carry values: `%s` is quoted
+    /// by the server, `%d` and `%x` are printed bare.
+    const TEMPLATES: &[&str] = &[
+        "invalid input syntax for type integer: \"%s\"",
+        "invalid input syntax for type json",
+        "malformed array literal: \"%s\"",
+        "malformed record literal: \"%s\"",
+        "invalid byte sequence for encoding \"UTF8\": %x %x",
+        "value \"%s\" is out of range for type integer",
+        "date/time field value out of range: \"%s\"",
+        "invalid input value for enum mood: \"%s\"",
+        "password authentication failed for user \"%s\"",
+        "role \"%s\" does not exist",
+        "database \"%s\" does not exist",
+        "invalid value for parameter \"TimeZone\": \"%s\"",
+        "value too long for type character varying(%d)",
+        "syntax error at or near \"%s\"",
+        "unterminated quoted string at or near \"%s\"",
+        "column \"%s\" of relation \"%s\" does not exist",
+        "time zone \"%s\" not recognized",
+        "invalid hexadecimal digit: \"%s\"",
+        "array size exceeds the maximum allowed (%d)",
+        "requested character too large for encoding: %d",
+        "could not open file \"%s\": No such file or directory",
+        "invalid regular expression: parentheses () not balanced",
+        "cursor \"%s\" does not exist",
+        "prepared statement \"%s\" does not exist",
+        "savepoint \"%s\" does not exist",
+        "Relation \u{bb}%s\u{ab} existiert nicht",
+        "\u{300c}%s\u{300d} \u{306f}\u{5b58}\u{5728}\u{3057}\u{307e}\u{305b}\u{3093}",
+    ];
+
     proptest::proptest! {
         #[test]
-        fn masking_never_panics(s in ".*") {
-            let _ = mask_message(&s);
+        fn masking_never_panics(s in ".*", name in "[a-z_\"]{0,6}") {
+            let _ = mask_message(&s, &[&name]);
+        }
+
+        /// Whatever the value holds (quotes of both kinds, backslashes,
+        /// non-ASCII text, digits), no planted marker survives the mask.
+        #[test]
+        fn no_planted_value_survives_the_mask(
+            template in proptest::sample::select(TEMPLATES),
+            before in r#"[a-z "'\\$,\[\]{}\u{e9}\u{4e2d}0-9]{0,8}"#,
+            after in r#"[a-z "'\\$,\[\]{}\u{e9}\u{4e2d}0-9]{0,8}"#,
+            number in 10_000u32..u32::MAX,
+            byte in 0x80u8..,
+        ) {
+            let value = format!("{before}zqxjmarker{after}");
+            let message = template
+                .replace("%s", &value)
+                .replace("%d", &number.to_string())
+                .replace("%x", &format!("0x{byte:02x}"));
+            let masked = mask_message(&message, &[]);
+            proptest::prop_assert!(!masked.contains("zqxjmarker"), "{message:?} -> {masked:?}");
+            proptest::prop_assert!(!masked.contains(&number.to_string()), "{message:?} -> {masked:?}");
+            proptest::prop_assert!(!masked.contains(&format!("0x{byte:02x}")), "{message:?} -> {masked:?}");
         }
     }
 

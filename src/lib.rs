@@ -178,6 +178,21 @@ pub mod __bench {
             self.run(&QueryRef::Entry(&statement.0));
         }
 
+        /// One statement given as text that failed with `error`: what a
+        /// success costs, plus classifying, counting and keeping the error.
+        #[inline(never)]
+        pub fn failed(&self, sql: &str, error: &tokio_postgres::Error) {
+            let start = crate::units::now();
+            statement_ended(
+                &self.pool,
+                &self.conn,
+                &QueryRef::Text(sql),
+                start,
+                crate::units::now(),
+                Outcome::Failed(error),
+            );
+        }
+
         /// What a failing or slow statement adds for the alert engine:
         /// raising the evaluator's flag (already raised in a burst).
         #[inline(never)]

@@ -1241,6 +1241,44 @@ mod tests {
             proptest::prop_assert!(!a.normalized.contains("zqxjmarker"), "{sql:?} -> {:?}", a.normalized);
         }
 
+        /// Every quoting form PostgreSQL accepts for a constant, with a
+        /// body that holds quotes, backslashes, dollars and non-ASCII
+        /// text, in several places of a statement: no marker gets through.
+        #[test]
+        fn no_quoted_body_reaches_the_normalized_text(
+            form in 0usize..11,
+            place in 0usize..4,
+            before in r#"[a-z '"\\$\u{e9}\u{4e2d}]{0,6}"#,
+            after in r#"[a-z '"\\$\u{e9}\u{4e2d}]{0,6}"#,
+        ) {
+            let body = format!("{before}zqxjmarker{after}");
+            let doubled = body.replace('\'', "''");
+            let escaped = body.replace('\\', "\\\\").replace('\'', "\\'");
+            let literal = match form {
+                0 => format!("'{doubled}'"),
+                // Backslash escapes: each backslash and quote escaped.
+                1 => format!("E'{escaped}'"),
+                2 => format!("e'{escaped}'"),
+                3 => format!("U&'{doubled}'"),
+                4 => format!("U&'{doubled}' UESCAPE '!'"),
+                5 => format!("N'{doubled}'"),
+                6 => format!("$${}$$", body.replace('$', "")),
+                7 => format!("$q_1$${}$q_1$", body.replace('$', "")),
+                8 => format!("X'{doubled}'"),
+                9 => format!("b'{doubled}'"),
+                // A constant continued on the next line.
+                _ => format!("'x'\n'{doubled}'"),
+            };
+            let sql = match place {
+                0 => format!("SELECT {literal}"),
+                1 => format!("SELECT * FROM t WHERE a = {literal}::text AND b = 1"),
+                2 => format!("INSERT INTO t (a, b) VALUES ({literal}, {literal}) RETURNING id"),
+                _ => format!("UPDATE t SET a = text {literal} WHERE id IN (1, 2)"),
+            };
+            let a = analyze(&sql);
+            proptest::prop_assert!(!format!("{a:?}").contains("zqxjmarker"), "{sql:?} -> {:?}", a.normalized);
+        }
+
         #[test]
         fn literal_values_never_reach_the_normalized_text(n in 100_000u32..999_999, word in "[a-z]{12}") {
             let sql = format!("SELECT * FROM t WHERE a = {n} AND b = '{word}' AND c IN ({n}, {n})");

@@ -1,10 +1,14 @@
-//! The statement hot path does not allocate in the steady state.
+//! The statement hot path does not allocate in the steady state, and the
+//! failure path allocates nothing for a repeated error whose message needs
+//! no mask.
 //!
-//! A binary of its own with one test, so that nothing else allocates while
-//! the global allocator's counts are read.
+//! A binary of its own, its tests taking turns, so that nothing else
+//! allocates while the global allocator's counts are read.
+
+mod support;
 
 use std::alloc::System;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use db_monitor::__bench::StatementProbe;
 use db_monitor::{DbMonitor, MonitorConfig};
@@ -13,12 +17,20 @@ use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-#[test]
-fn recording_a_statement_allocates_nothing_once_warm() {
+/// Held by each test while it counts.
+static COUNTING: Mutex<()> = Mutex::new(());
+
+fn probe(pool: &str) -> StatementProbe {
     // A no-op recorder: what is measured is the monitor's own work (an
     // exporter may allocate storage for samples on its own schedule).
     let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder));
-    let probe = StatementProbe::new(&monitor, "allocations");
+    StatementProbe::new(&monitor, pool)
+}
+
+#[test]
+fn recording_a_statement_allocates_nothing_once_warm() {
+    let _turn = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    let probe = probe("allocations");
     let texts = [
         "SELECT id, name FROM users WHERE id = $1",
         "UPDATE users SET name = $1 WHERE id = $2",
@@ -55,4 +67,58 @@ fn recording_a_statement_allocates_nothing_once_warm() {
         probe.statement(sql);
     }
     assert_eq!(region.change().allocations, 0);
+}
+
+/// Real errors from PostgreSQL, replayed: counting one, keeping it in the
+/// error store and waking the alert engine takes no allocation when the
+/// message is PostgreSQL's own without a value (`division by zero`), and
+/// one (the masked copy) when it carries a value to mask.
+#[test]
+fn a_repeated_failure_allocates_only_its_masked_message() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (plain, masked) = runtime.block_on(async {
+        let (client, connection) = support::pg::shared_config()
+            .connect(db_monitor::tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        let plain = client.simple_query("SELECT 1/0").await.unwrap_err();
+        let masked = client.simple_query("SELECT 'x'::int").await.unwrap_err();
+        drop(client);
+        let _ = driver.await;
+        (plain, masked)
+    });
+    drop(runtime);
+
+    let _turn = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    let probe = probe("allocations_failures");
+    let sql = "SELECT a / b FROM t WHERE id = $1";
+    // Both errors are of one pattern (class, statement), which keeps the
+    // latest message: warm up with the one measured first.
+    for _ in 0..2 {
+        probe.failed(sql, &masked);
+        probe.failed(sql, &plain);
+    }
+
+    let region = Region::new(GLOBAL);
+    for _ in 0..1_000 {
+        probe.failed(sql, &plain);
+    }
+    let change = region.change();
+    assert_eq!(
+        (change.allocations, change.reallocations),
+        (0, 0),
+        "1 000 failures allocated {} times",
+        change.allocations
+    );
+
+    probe.failed(sql, &masked);
+    let region = Region::new(GLOBAL);
+    for _ in 0..1_000 {
+        probe.failed(sql, &masked);
+    }
+    assert_eq!(region.change().allocations, 1_000, "one masked message per failure");
 }

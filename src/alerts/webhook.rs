@@ -424,7 +424,7 @@ impl Sender {
             .client
             .request(request)
             .await
-            .map_err(|e| crate::classify::error_chain(&e))?;
+            .map_err(|e| crate::classify::error_chain(&e, false))?;
         let status = response.status();
         // Read the answer so that the connection can be reused.
         let answer = response.into_body().collect().await.map_err(|e| e.to_string())?;

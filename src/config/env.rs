@@ -94,6 +94,19 @@ impl<F: Fn(&'static str) -> Option<String>> Env<F> {
         )
     }
 
+    fn flag(&self, name: &'static str, target: &mut bool) -> Result<(), ConfigError> {
+        self.read(
+            name,
+            "true or false (or 1 or 0)",
+            |s| match s.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Some(true),
+                "false" | "0" | "no" | "off" => Some(false),
+                _ => None,
+            },
+            target,
+        )
+    }
+
     fn count<T: std::str::FromStr>(&self, name: &'static str, target: &mut T) -> Result<(), ConfigError> {
         self.read(name, "a non-negative integer", |s| s.parse().ok(), target)
     }
@@ -112,6 +125,7 @@ impl MonitorConfig {
     /// | `ASYNC_DB_HEALTH_CHECK_INTERVAL` | [`health_check_interval`](Self::health_check_interval) | 300 s |
     /// | `ASYNC_DB_METRICS_RESET_INTERVAL` | [`metrics_reset_interval`](Self::metrics_reset_interval) | 3600 s (`0`: never) |
     /// | `ASYNC_DB_LEAK_THRESHOLD` | [`leak_threshold`](Self::leak_threshold) (`0` disables) | 60 s |
+    /// | `ASYNC_DB_EXPOSE_APPLICATION_MESSAGES` | [`expose_application_messages`](Self::expose_application_messages) (`true`/`false`) | `false` |
     /// | `ASYNC_DB_SLOW_QUERY_THRESHOLD` | [`AlertThresholds::slow_query_threshold`](super::AlertThresholds::slow_query_threshold) | 2 s |
     /// | `ASYNC_DB_ALERT_ERROR_RATE_5MIN` | [`AlertThresholds::error_rate_5min`](super::AlertThresholds::error_rate_5min) | 0.1 |
     /// | `ASYNC_DB_ALERT_ERROR_RATE_15MIN` | [`AlertThresholds::error_rate_15min`](super::AlertThresholds::error_rate_15min) | 0.05 |
@@ -174,6 +188,10 @@ impl MonitorConfig {
         env.duration("ASYNC_DB_LEAK_THRESHOLD", &mut leak)?;
         c.leak_threshold = (!leak.is_zero()).then_some(leak);
         let a = &mut c.alerts;
+        env.flag(
+            "ASYNC_DB_EXPOSE_APPLICATION_MESSAGES",
+            &mut c.expose_application_messages,
+        )?;
         env.duration("ASYNC_DB_SLOW_QUERY_THRESHOLD", &mut a.slow_query_threshold)?;
         env.ratio("ASYNC_DB_ALERT_ERROR_RATE_5MIN", &mut a.error_rate_5min)?;
         env.ratio("ASYNC_DB_ALERT_ERROR_RATE_15MIN", &mut a.error_rate_15min)?;

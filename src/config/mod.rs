@@ -99,6 +99,16 @@ pub struct MonitorConfig {
     /// Runs needed in each of those two windows before a statement can be
     /// called degraded (20).
     pub degradation_min_samples: u64,
+    /// Keep the text of messages the application writes itself (PL/pgSQL's
+    /// `RAISE` and `ASSERT`, SQLSTATE class P0), with their quoted runs,
+    /// numbers and non-ASCII text masked, in the error store, the logs and
+    /// alert summaries (`ASYNC_DB_EXPOSE_APPLICATION_MESSAGES`, `false`).
+    ///
+    /// Off, such a message keeps its SQLSTATE and severity and no text:
+    /// `RAISE EXCEPTION 'user % over quota', email` puts the value in the
+    /// text unquoted, where no mask can find it. Turn it on only when the
+    /// application's messages never carry a value.
+    pub expose_application_messages: bool,
     /// Alert thresholds.
     pub alerts: AlertThresholds,
 }
@@ -259,6 +269,7 @@ impl Default for MonitorConfig {
             max_status_codes: 50,
             degradation_factor: 2.0,
             degradation_min_samples: 20,
+            expose_application_messages: false,
             alerts: AlertThresholds::default(),
         }
     }
@@ -286,6 +297,7 @@ impl fmt::Debug for MonitorConfig {
             .field("max_status_codes", &self.max_status_codes)
             .field("degradation_factor", &self.degradation_factor)
             .field("degradation_min_samples", &self.degradation_min_samples)
+            .field("expose_application_messages", &self.expose_application_messages)
             .field("alerts", &self.alerts)
             .finish()
     }
@@ -400,6 +412,14 @@ impl MonitorConfig {
     #[must_use]
     pub fn max_query_summaries(mut self, n: usize) -> Self {
         self.max_query_summaries = n;
+        self
+    }
+
+    /// Sets [`expose_application_messages`](Self::expose_application_messages).
+    /// Defaults to `false`: the application's own messages keep no text.
+    #[must_use]
+    pub fn expose_application_messages(mut self, expose: bool) -> Self {
+        self.expose_application_messages = expose;
         self
     }
 

@@ -2,7 +2,6 @@
 //! global one, with the labels every series carries, and capped maps of
 //! handles for label sets that are not known in advance.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -71,25 +70,44 @@ pub(crate) fn base_labels(pool: &str) -> Vec<Label> {
 
 /// A map from label sets to handles, built lazily and capped: past `cap`
 /// distinct keys, new keys share the handle of `overflow_key`.
+///
+/// A key seen before is found without a lock (a concurrent map read); only
+/// building a new handle takes one, so that the cap holds exactly.
 pub(crate) struct CappedHandles<K, H> {
-    map: Mutex<HashMap<K, H>>,
+    map: papaya::HashMap<K, H, foldhash::fast::RandomState>,
+    adding: Mutex<()>,
     cap: usize,
 }
 
-impl<K: std::hash::Hash + Eq + Clone, H: Clone> CappedHandles<K, H> {
+impl<K: std::hash::Hash + Eq + Clone + Send + Sync, H: Clone + Send + Sync> CappedHandles<K, H> {
     pub(crate) fn new(cap: usize) -> Self {
         CappedHandles {
-            map: Mutex::new(HashMap::new()),
+            map: papaya::HashMap::builder().hasher(Default::default()).build(),
+            adding: Mutex::new(()),
             cap,
         }
     }
 
     pub(crate) fn get(&self, key: K, overflow_key: K, make: impl FnOnce(&K) -> H) -> H {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = self.map.pin().get(&key) {
+            return h.clone();
+        }
+        self.add(key, overflow_key, make)
+    }
+
+    #[cold]
+    fn add(&self, key: K, overflow_key: K, make: impl FnOnce(&K) -> H) -> H {
+        let _adding = self.adding.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.map.pin();
         if let Some(h) = map.get(&key) {
             return h.clone();
         }
         let key = if map.len() >= self.cap { overflow_key } else { key };
-        map.entry(key).or_insert_with_key(make).clone()
+        if let Some(h) = map.get(&key) {
+            return h.clone();
+        }
+        let handle = make(&key);
+        map.insert(key, handle.clone());
+        handle
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use super::event::{Event, Outcome, PoolCounters, StatementEnd, TxOutcome};
 use super::scope;
 use super::sink::Sink;
-use crate::classify::{error_chain, error_message, server_message, ErrorKind};
+use crate::classify::{error_message, server_message, ErrorKind};
 use crate::stats::counters::{stripe_of_thread, Run, RunEnd};
 use crate::stats::{outcome_word, ErrorSource, NewError, NewSlow, PoolReading, RawRecent, StatementOutcome};
 use crate::units::hex;
@@ -124,7 +124,7 @@ fn statement_failed(
             sqlstate: code,
             source: ErrorSource::Statement,
             statement: Some((entry.fingerprint, &entry.normalized)),
-            message: error_message(error),
+            message: error_message(error, sink.config.expose_application_messages),
         },
     );
     if kind.ends_connection() {
@@ -171,7 +171,7 @@ fn connect(sink: &Sink, elapsed: Duration, error: Option<&tokio_postgres::Error>
             sink.stores.alerts.connected();
         }
         Some(error) => {
-            keep_connection_error(sink, error, ErrorSource::Connect, error_chain(error));
+            keep_connection_error(sink, error, ErrorSource::Connect, sink.describe(error));
             sink.stores.alerts.connection_failed();
         }
     }
@@ -179,7 +179,7 @@ fn connect(sink: &Sink, elapsed: Duration, error: Option<&tokio_postgres::Error>
 
 #[inline(never)]
 fn invalid(sink: &Sink, error: &tokio_postgres::Error) {
-    let message = format!("validity check failed: {}", error_chain(error));
+    let message = format!("validity check failed: {}", sink.describe(error));
     keep_connection_error(sink, error, ErrorSource::Connection, message);
     sink.stores.alerts.signal();
 }
@@ -190,7 +190,7 @@ fn connection_closed(sink: &Sink, connection: u64, error: Option<&tokio_postgres
         tracing::debug!(pool = %sink.name, connection, "database connection closed");
         return;
     };
-    let message = error_chain(error);
+    let message = sink.describe(error);
     tracing::warn!(
         pool = %sink.name,
         connection,
@@ -213,7 +213,7 @@ fn keep_connection_error(sink: &Sink, error: &tokio_postgres::Error, source: Err
             sqlstate: error.code().map(|c| c.code()),
             source,
             statement: None,
-            message,
+            message: message.into(),
         },
     );
 }
@@ -222,10 +222,10 @@ fn keep_connection_error(sink: &Sink, error: &tokio_postgres::Error, source: Err
 /// message masked (tokio-postgres would log its whole text at INFO).
 #[inline(never)]
 fn notice_sent(sink: &Sink, connection: u64, notice: &tokio_postgres::error::DbError) {
-    let severity = notice.severity();
+    let severity = crate::classify::severity(notice);
     let code = notice.code().code();
     sink.notice_counter(severity, code).increment(1);
-    let message = server_message(notice);
+    let message = server_message(notice, sink.config.expose_application_messages);
     if severity.eq_ignore_ascii_case("WARNING") {
         tracing::warn!(pool = %sink.name, connection, severity, sqlstate = code, "database notice: {message}");
     } else {
@@ -250,7 +250,8 @@ fn checkout(sink: &Sink, waited: Duration, timeout: Option<ErrorKind>) {
                 "no connection within {:.1?} ({})",
                 waited,
                 kind.as_str().replace('_', " ")
-            ),
+            )
+            .into(),
         },
     );
     sink.stores.alerts.signal();

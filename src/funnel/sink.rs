@@ -12,7 +12,7 @@ use super::event::TxOutcome;
 use super::handles::{base_labels, CappedHandles, Registry};
 use super::table::QueryTable;
 use crate::alert_kind::{AlertSeverity, AlertType};
-use crate::classify::ErrorKind;
+use crate::classify::{ErrorKind, SqlStateCode};
 use crate::config::MonitorConfig;
 use crate::names;
 use crate::stats::alert_book::AlertEvent;
@@ -29,8 +29,8 @@ pub(crate) struct Sink {
     pub(crate) registry: Registry,
     pub(crate) queries: QueryTable,
     pub(crate) metrics: PoolMetrics,
-    errors: CappedHandles<(ErrorKind, Option<Box<str>>), Counter>,
-    notices: CappedHandles<(Box<str>, Box<str>), Counter>,
+    errors: CappedHandles<(ErrorKind, Option<SqlStateCode>), Counter>,
+    notices: CappedHandles<(&'static str, SqlStateCode), Counter>,
     pub(crate) stores: PoolStores,
     /// Who hears this pool's alert events.
     pub(crate) listener: AlertListener,
@@ -81,26 +81,49 @@ impl Sink {
     /// The `db_monitor_notices_total` handle for `severity` and `code`,
     /// built once per distinct pair (past the cap, both are `other`).
     pub(crate) fn notice_counter(&self, severity: &str, code: &str) -> Counter {
-        let overflow = (Box::<str>::from("other"), Box::<str>::from("other"));
-        self.notices
-            .get((severity.into(), code.into()), overflow, |(severity, code)| {
-                let mut labels = base_labels(&self.name);
-                labels.push(Label::new(names::SEVERITY, severity.to_string()));
-                labels.push(Label::new(names::RESPONSE_STATUS_CODE, code.to_string()));
-                self.registry.counter(names::NOTICES, labels)
-            })
+        let severity = match severity {
+            "WARNING" => "WARNING",
+            "NOTICE" => "NOTICE",
+            "INFO" => "INFO",
+            "LOG" => "LOG",
+            "DEBUG" => "DEBUG",
+            _ => "other",
+        };
+        let code = SqlStateCode::new(code).unwrap_or(SqlStateCode::OTHER);
+        let overflow = ("other", SqlStateCode::OTHER);
+        self.notices.get((severity, code), overflow, |(severity, code)| {
+            let mut labels = base_labels(&self.name);
+            labels.push(Label::from_static_parts(names::SEVERITY, severity));
+            labels.push(Label::new(names::RESPONSE_STATUS_CODE, code.as_str().to_owned()));
+            self.registry.counter(names::NOTICES, labels)
+        })
+    }
+
+    /// The `db_monitor_cancel_requests_total` handle for `outcome`.
+    pub(crate) fn cancel_requests(&self, outcome: &'static str) -> Counter {
+        let mut labels = base_labels(&self.name);
+        labels.push(Label::from_static_parts(names::OUTCOME, outcome));
+        self.registry.counter(names::CANCEL_REQUESTS, labels)
+    }
+
+    /// An error and its sources as this pool may show them
+    /// ([`error_chain`](crate::classify::error_chain) under its settings).
+    pub(crate) fn describe(&self, error: &(dyn std::error::Error + 'static)) -> String {
+        crate::classify::error_chain(error, self.config.expose_application_messages)
     }
 
     /// The `db_client_errors_total` handle for `kind` and `code`, built once
     /// per distinct pair (codes past the cap are labelled `other`).
     pub(crate) fn error_counter(&self, kind: ErrorKind, code: Option<&str>) -> Counter {
-        let overflow = (kind, Some(Box::<str>::from("other")));
-        self.errors.get((kind, code.map(Box::from)), overflow, |(kind, code)| {
+        // A code that is no SQLSTATE is counted with the codes past the cap.
+        let code = code.map(|c| SqlStateCode::new(c).unwrap_or(SqlStateCode::OTHER));
+        let overflow = (kind, Some(SqlStateCode::OTHER));
+        self.errors.get((kind, code), overflow, |(kind, code)| {
             let mut labels = base_labels(&self.name);
             labels.push(Label::new(names::ERROR_TYPE, kind.as_str()));
             labels.push(Label::new(
                 names::RESPONSE_STATUS_CODE,
-                code.as_deref().unwrap_or("").to_owned(),
+                code.as_ref().map_or("", SqlStateCode::as_str).to_owned(),
             ));
             self.registry.counter(names::ERRORS, labels)
         })

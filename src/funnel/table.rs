@@ -86,7 +86,7 @@ impl SummaryMetrics {
 /// its counters.
 pub(crate) struct QueryEntry {
     pub(crate) fingerprint: u64,
-    pub(crate) normalized: Box<str>,
+    pub(crate) normalized: Arc<str>,
     pub(crate) operation: Operation,
     pub(crate) table: Option<Box<str>>,
     pub(crate) metrics: Arc<SummaryMetrics>,
@@ -291,7 +291,7 @@ impl QueryTable {
         let metrics = self.summary(analysis.operation, table.clone());
         let entry = Arc::new(QueryEntry {
             fingerprint: fp,
-            normalized: analysis.normalized.into_boxed_str(),
+            normalized: Arc::from(analysis.normalized),
             operation: analysis.operation,
             table,
             metrics,

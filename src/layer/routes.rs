@@ -126,7 +126,9 @@ impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
             let start = Instant::now();
             let ping = async {
                 let conn = self.get().await.map_err(|e| e.to_string())?;
-                conn.simple_query("SELECT 1").await.map_err(|e| error_message(&e))?;
+                conn.simple_query("SELECT 1")
+                    .await
+                    .map_err(|e| error_message(&e, self.shared.sink.config.expose_application_messages).into_owned())?;
                 Ok::<_, String>(())
             };
             match tokio::time::timeout(timeout, ping).await {

@@ -1,14 +1,15 @@
 //! The error store: recent errors, recurring patterns, error rates.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
 use super::ring::Ring;
 use super::Totals;
-use crate::classify::ErrorKind;
+use crate::classify::{ErrorKind, SqlStateCode};
 use crate::units::{hex, unix_ms};
 
 /// Where an error happened.
@@ -110,9 +111,64 @@ pub struct ErrorReport {
     pub evicted: u64,
 }
 
+/// One error as the ring keeps it. It owns no string: the statement's
+/// text is the statement table's, and the message is shared by the
+/// repeats of a pattern. Copying one out is two reference counts.
+#[derive(Clone)]
+struct Kept {
+    at_unix_ms: u64,
+    kind: ErrorKind,
+    sqlstate: Option<SqlStateCode>,
+    source: ErrorSource,
+    statement: Option<(u64, Arc<str>)>,
+    message: Arc<str>,
+}
+
+impl Kept {
+    fn to_record(&self) -> ErrorRecord {
+        ErrorRecord {
+            at_unix_ms: self.at_unix_ms,
+            error_type: self.kind,
+            sqlstate: self.sqlstate.map(|c| c.as_str().to_owned()),
+            source: self.source,
+            fingerprint: self.statement.as_ref().map(|(fp, _)| hex(*fp)),
+            statement: self.statement.as_ref().map(|(_, sql)| sql.to_string()),
+            message: self.message.to_string(),
+        }
+    }
+}
+
+/// A recurring (class, statement) pair, as the store keeps it.
+#[derive(Clone)]
+struct Pattern {
+    kind: ErrorKind,
+    statement: Option<(u64, Arc<str>)>,
+    sqlstate: Option<SqlStateCode>,
+    count: u64,
+    first_seen_unix_ms: u64,
+    last_seen_unix_ms: u64,
+    /// The latest message, which the next occurrence shares when it says
+    /// the same.
+    message: Arc<str>,
+}
+
+impl Pattern {
+    fn to_report(&self) -> ErrorPattern {
+        ErrorPattern {
+            error_type: self.kind,
+            fingerprint: self.statement.as_ref().map(|(fp, _)| hex(*fp)),
+            statement: self.statement.as_ref().map(|(_, sql)| sql.to_string()),
+            sqlstate: self.sqlstate.map(|c| c.as_str().to_owned()),
+            count: self.count,
+            first_seen_unix_ms: self.first_seen_unix_ms,
+            last_seen_unix_ms: self.last_seen_unix_ms,
+        }
+    }
+}
+
 struct Inner {
-    ring: Ring<ErrorRecord>,
-    patterns: HashMap<(ErrorKind, Option<u64>), ErrorPattern>,
+    ring: Ring<Kept>,
+    patterns: HashMap<(ErrorKind, Option<u64>), Pattern>,
 }
 
 /// One error, as the store takes it.
@@ -127,12 +183,17 @@ pub(crate) struct NewError<'a> {
     /// Where it happened.
     pub(crate) source: ErrorSource,
     /// The statement's fingerprint and normalized text, for a statement.
-    pub(crate) statement: Option<(u64, &'a str)>,
+    pub(crate) statement: Option<(u64, &'a Arc<str>)>,
     /// The message, already masked.
-    pub(crate) message: String,
+    pub(crate) message: Cow<'a, str>,
 }
 
 /// The bounded error store of one pool.
+///
+/// Writers and readers share one lock, held briefly by both: a writer
+/// allocates nothing under it when its pattern is known and says the same
+/// message as last time, and a reader copies what it needs (two reference
+/// counts per error) and builds its report after letting go.
 pub(crate) struct ErrorLog {
     inner: Mutex<Inner>,
     capacity: usize,
@@ -162,41 +223,48 @@ impl ErrorLog {
             message,
         } = error;
         let at_unix_ms = unix_ms(at);
-        let record = ErrorRecord {
-            at_unix_ms,
-            error_type: kind,
-            sqlstate: sqlstate.map(str::to_owned),
-            source,
-            fingerprint: statement.map(|(fp, _)| hex(fp)),
-            statement: statement.map(|(_, sql)| sql.to_owned()),
-            message,
-        };
+        let sqlstate = sqlstate.and_then(SqlStateCode::new);
+        let statement = statement.map(|(fp, sql)| (fp, Arc::clone(sql)));
+        let key = (kind, statement.as_ref().map(|(fp, _)| *fp));
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (kind, statement.map(|(fp, _)| fp));
         let known = inner.patterns.len();
-        match inner.patterns.get_mut(&key) {
+        let message = match inner.patterns.get_mut(&key) {
             Some(p) => {
                 p.count += 1;
                 p.last_seen_unix_ms = at_unix_ms;
-                p.sqlstate.clone_from(&record.sqlstate);
+                p.sqlstate = sqlstate;
+                if *p.message != *message {
+                    p.message = Arc::from(message);
+                }
+                Arc::clone(&p.message)
             }
-            None if known < self.capacity => {
-                inner.patterns.insert(
-                    key,
-                    ErrorPattern {
-                        error_type: kind,
-                        fingerprint: record.fingerprint.clone(),
-                        statement: record.statement.clone(),
-                        sqlstate: record.sqlstate.clone(),
-                        count: 1,
-                        first_seen_unix_ms: at_unix_ms,
-                        last_seen_unix_ms: at_unix_ms,
-                    },
-                );
+            None => {
+                let message: Arc<str> = Arc::from(message);
+                if known < self.capacity {
+                    inner.patterns.insert(
+                        key,
+                        Pattern {
+                            kind,
+                            statement: statement.clone(),
+                            sqlstate,
+                            count: 1,
+                            first_seen_unix_ms: at_unix_ms,
+                            last_seen_unix_ms: at_unix_ms,
+                            message: Arc::clone(&message),
+                        },
+                    );
+                }
+                message
             }
-            None => {}
-        }
-        inner.ring.push(record);
+        };
+        inner.ring.push(Kept {
+            at_unix_ms,
+            kind,
+            sqlstate,
+            source,
+            statement,
+            message,
+        });
     }
 
     pub(crate) fn clear(&self) {
@@ -208,12 +276,15 @@ impl ErrorLog {
     /// The errors recorded since sequence number `seq` that are still held,
     /// how many are not, and the sequence number to read from next.
     pub(crate) fn since(&self, seq: u64) -> super::Since<ErrorRecord> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let (missed, items) = inner.ring.since(seq);
+        let (missed, kept, next) = {
+            let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let (missed, items) = inner.ring.since(seq);
+            (missed, items.cloned().collect::<Vec<Kept>>(), inner.ring.next_seq())
+        };
         super::Since {
             missed,
-            items: items.cloned().collect(),
-            next: inner.ring.next_seq(),
+            items: kept.iter().map(Kept::to_record).collect(),
+            next,
         }
     }
 
@@ -226,14 +297,19 @@ impl ErrorLog {
         rates: Vec<ErrorRate>,
     ) -> ErrorReport {
         let since = super::window_start(now, minutes);
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let recent: Vec<ErrorRecord> = inner
-            .ring
-            .iter()
-            .rev()
-            .filter(|r| since.is_none_or(|s| r.at_unix_ms >= s))
-            .cloned()
-            .collect();
+        let (kept, patterns, evicted) = {
+            let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let kept: Vec<Kept> = inner
+                .ring
+                .iter()
+                .rev()
+                .filter(|r| since.is_none_or(|s| r.at_unix_ms >= s))
+                .cloned()
+                .collect();
+            let patterns: Vec<Pattern> = inner.patterns.values().cloned().collect();
+            (kept, patterns, inner.ring.evicted())
+        };
+        let recent: Vec<ErrorRecord> = kept.iter().map(Kept::to_record).collect();
         let mut by_type = BTreeMap::new();
         let mut by_sqlstate = BTreeMap::new();
         for r in &recent {
@@ -242,7 +318,7 @@ impl ErrorLog {
                 *by_sqlstate.entry(code.clone()).or_insert(0) += 1;
             }
         }
-        let mut patterns: Vec<ErrorPattern> = inner.patterns.values().cloned().collect();
+        let mut patterns: Vec<ErrorPattern> = patterns.iter().map(Pattern::to_report).collect();
         patterns.sort_by(|a, b| {
             b.count
                 .cmp(&a.count)
@@ -257,7 +333,7 @@ impl ErrorLog {
             rates,
             recent,
             patterns,
-            evicted: inner.ring.evicted(),
+            evicted,
         }
     }
 }
@@ -279,6 +355,7 @@ mod tests {
 
     fn log_with(capacity: usize, n: u64) -> ErrorLog {
         let log = ErrorLog::new(capacity);
+        let sql: Arc<str> = Arc::from("UPDATE t SET a = ? WHERE id = ?");
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         for i in 0..n {
             let kind = if i % 2 == 0 {
@@ -292,8 +369,8 @@ mod tests {
                 kind,
                 sqlstate: Some(code),
                 source: ErrorSource::Statement,
-                statement: Some((i % 2, "UPDATE t SET a = ? WHERE id = ?")),
-                message: format!("message {i}"),
+                statement: Some((i % 2, &sql)),
+                message: format!("message {i}").into(),
             });
         }
         log
@@ -317,6 +394,39 @@ mod tests {
         assert_eq!(deadlocks.first_seen_unix_ms, 1_000_000_000);
         assert_eq!(deadlocks.last_seen_unix_ms, 1_000_000_000 + 8 * 60_000);
         assert_eq!(deadlocks.fingerprint.as_deref(), Some("0000000000000000"));
+    }
+
+    #[test]
+    fn repeats_of_a_pattern_share_their_statement_and_message() {
+        let log = ErrorLog::new(10);
+        let sql: Arc<str> = Arc::from("SELECT ?");
+        for message in ["deadlock detected", "deadlock detected", "other words", "other words"] {
+            log.record(NewError {
+                at: SystemTime::UNIX_EPOCH,
+                kind: ErrorKind::Deadlock,
+                sqlstate: Some("40P01"),
+                source: ErrorSource::Statement,
+                statement: Some((7, &sql)),
+                message: Cow::Borrowed(message),
+            });
+        }
+        let inner = log.inner.lock().unwrap();
+        let kept: Vec<&Kept> = inner.ring.iter().collect();
+        assert!(kept.iter().all(|k| Arc::ptr_eq(&k.statement.as_ref().unwrap().1, &sql)));
+        assert!(
+            Arc::ptr_eq(&kept[0].message, &kept[1].message),
+            "a repeat allocates no message"
+        );
+        assert!(
+            !Arc::ptr_eq(&kept[1].message, &kept[2].message),
+            "a new message is kept as said"
+        );
+        assert!(Arc::ptr_eq(&kept[2].message, &kept[3].message));
+        assert_eq!(&*kept[3].message, "other words");
+        assert_eq!(
+            kept[3].sqlstate.map(|c| c.as_str().to_owned()).as_deref(),
+            Some("40P01")
+        );
     }
 
     #[test]

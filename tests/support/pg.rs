@@ -81,6 +81,12 @@ impl TempPostgres {
     /// Panics with the reason if the binaries are missing or the server
     /// does not come up.
     pub fn start(options: &[&str]) -> TempPostgres {
+        Self::start_with_env(options, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra environment variables for
+    /// the server (`LOCPATH` for a locale compiled by a test).
+    pub fn start_with_env(options: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> TempPostgres {
         let port = free_port();
         let mut command = Command::new("sh");
         command
@@ -91,6 +97,7 @@ impl TempPostgres {
             .args(options)
             .current_dir("/tmp")
             .env("LC_ALL", "C")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
