@@ -59,6 +59,10 @@ pub const N_PLUS_ONE: &str = "db_monitor_n_plus_one_total";
 /// [`SEVERITY`] and [`RESPONSE_STATUS_CODE`] (capped like errors'). Their
 /// text is never a label, and is logged masked.
 pub const NOTICES: &str = "db_monitor_notices_total";
+/// Counter: cancel requests for abandoned statements, by [`OUTCOME`]:
+/// `sent`, `failed`, `timed_out`, or `skipped` (too many in progress: the
+/// connection is retired without one).
+pub const CANCEL_REQUESTS: &str = "db_monitor_cancel_requests_total";
 /// Gauge: the pool's performance score, 0 to 100 (see [`crate::report`]).
 pub const PERFORMANCE_SCORE: &str = "db_monitor_performance_score";
 /// Gauge: active alerts by [`ALERT_TYPE`] and [`SEVERITY`] (every
@@ -92,7 +96,7 @@ pub const STATE: &str = "state";
 pub const REASON: &str = "reason";
 /// Label of [`CONNECTION_GETS`].
 pub const RESULT: &str = "result";
-/// Label of [`TRANSACTION_DURATION`].
+/// Label of [`TRANSACTION_DURATION`] and [`CANCEL_REQUESTS`].
 pub const OUTCOME: &str = "outcome";
 /// Label of [`TRACKED_DURATION`]: the name given to `track`.
 pub const TRACKED_OPERATION: &str = "operation";
@@ -224,6 +228,12 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         None,
         "Notices the server sent, by severity and SQLSTATE.",
+    ),
+    (
+        CANCEL_REQUESTS,
+        Kind::Counter,
+        None,
+        "Cancel requests for abandoned statements, by outcome.",
     ),
     (
         PERFORMANCE_SCORE,

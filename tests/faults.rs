@@ -3,13 +3,13 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use db_monitor::names::{CONNECTION_TIMEOUTS, CONNECTION_WAIT_TIME, ERRORS, OPERATIONS_CANCELLED, OPERATION_DURATION};
-use db_monitor::tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 use db_monitor::tokio_postgres::IsolationLevel;
 use db_monitor::{ErrorKind, MonitorConfig};
+use support::leaks::{captured_logs, Quoting, QuotingParam};
 use support::pg::{shared_config, TempPostgres};
 use support::{deadlock, eventually, monitor, pool, pool_with, unique};
 
@@ -426,6 +426,189 @@ async fn a_row_stream_dropped_before_its_end_counts_as_abandoned() {
     assert_eq!((entry.calls, entry.cancelled, entry.rows), (2, 1, 5));
 }
 
+/// A statement abandoned just after it was sent ends on the server at
+/// once; the cancel request sent for it arrives later. The next statement
+/// of the same checkout waits for that request to be done, so the server
+/// never cancels it instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_never_falls_on_the_next_statement_of_the_checkout() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "cancel_fence", 1).await;
+    let conn = pool.get().await.unwrap();
+    let (mut abandoned, mut cancelled_instead) = (0, 0);
+    for _ in 0..40 {
+        {
+            // Ends on the server at once, well before a cancel request (a
+            // connection of its own) could arrive.
+            let quick = conn.simple_query("SELECT 1");
+            let mut quick = std::pin::pin!(quick);
+            // One poll puts it on the wire (and may even see its answer:
+            // then it was not abandoned); the block's end abandons it.
+            if futures_util::poll!(quick.as_mut()).is_ready() {
+                continue;
+            }
+        }
+        abandoned += 1;
+        let next = conn.batch_execute("SELECT pg_sleep(0.05)").await;
+        if next.as_ref().err().and_then(|e| e.code()).map(|c| c.code()) == Some("57014") {
+            cancelled_instead += 1;
+        }
+        if abandoned == 10 {
+            break;
+        }
+    }
+    assert_eq!(abandoned, 10);
+    assert_eq!(conn.session().cancelled, 10);
+    assert_eq!(
+        cancelled_instead, 0,
+        "the next statement was cancelled in the abandoned one's place"
+    );
+}
+
+/// A row stream owns what it needs and can outlive its checkout. Its
+/// connection then does not go to the next caller, on whose statement the
+/// stream's cancel request would otherwise fall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_outliving_its_checkout_keeps_its_connection_from_the_next_caller() {
+    use futures_util::StreamExt;
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "late_stream", 1).await;
+    let conn = pool.get().await.unwrap();
+    let first_id = conn.connection_id();
+    let sql = "SELECT g FROM generate_series(1, 10000000) g";
+    let mut rows = Box::pin(conn.query_raw(sql, std::iter::empty::<i32>()).await.unwrap());
+    rows.next().await.unwrap().unwrap();
+    drop(conn);
+    let next = pool.get().await.unwrap();
+    assert_ne!(next.connection_id(), first_id, "the stream's connection was handed out");
+    drop(rows);
+    next.batch_execute("SELECT pg_sleep(0.2)")
+        .await
+        .expect("the late stream's cancel request fell on the next caller");
+}
+
+/// A loopback TCP proxy to a server. Once partitioned, it stops accepting:
+/// its listen queue (of one) fills, and the kernel drops every later SYN,
+/// so a new connection hangs in `connect` as behind a network partition.
+/// The connections already open keep working.
+struct PartitionProxy {
+    port: u16,
+    accepting: tokio::task::JoinHandle<()>,
+    _listener: Arc<tokio::net::TcpListener>,
+}
+
+impl PartitionProxy {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = Arc::new(socket.listen(1).unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let accepting = {
+            let listener = listener.clone();
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    tokio::spawn(async move {
+                        if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                }
+            })
+        };
+        PartitionProxy {
+            port,
+            accepting,
+            _listener: listener,
+        }
+    }
+
+    /// Stops accepting and fills the listen queue, so that every later
+    /// connect hangs.
+    async fn partition(&self) -> Vec<tokio::net::TcpStream> {
+        self.accepting.abort();
+        let mut queued = Vec::new();
+        while let Ok(Ok(stream)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(("127.0.0.1", self.port)),
+        )
+        .await
+        {
+            queued.push(stream);
+            assert!(queued.len() < 16, "the listen queue does not fill");
+        }
+        queued
+    }
+
+    fn config(&self, like: &db_monitor::tokio_postgres::Config) -> db_monitor::tokio_postgres::Config {
+        let mut config = db_monitor::tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(like.get_user().unwrap_or("postgres"));
+        if let Some(db) = like.get_dbname() {
+            config.dbname(db);
+        }
+        if let Some(password) = like.get_password() {
+            config.password(password);
+        }
+        config
+    }
+}
+
+/// Under a partition, each cancel request is a connection that hangs: at
+/// most four are in progress per pool, each gives up after 5 s, and the
+/// rest are counted as skipped (their connections are retired anyway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_requests_are_capped_and_time_out_under_a_partition() {
+    let shared = shared_config();
+    let target = match (shared.get_hosts().first(), shared.get_ports().first()) {
+        (Some(db_monitor::tokio_postgres::config::Host::Tcp(host)), Some(port)) => {
+            tokio::net::lookup_host((host.as_str(), *port))
+                .await
+                .unwrap()
+                .next()
+                .unwrap()
+        }
+        _ => panic!("the shared server is reached over TCP"),
+    };
+    let proxy = PartitionProxy::start(target).await;
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool_with(
+        &monitor,
+        "cancel_cap",
+        proxy.config(&shared),
+        8,
+        0,
+        Duration::from_secs(5),
+    )
+    .await;
+    let mut conns = Vec::new();
+    for _ in 0..8 {
+        let conn = pool.get().await.unwrap();
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(50), conn.batch_execute("SELECT pg_sleep(10)")).await;
+        assert!(abandoned.is_err());
+        conns.push(conn);
+    }
+    let _queued = proxy.partition().await;
+    drop(conns);
+    let outcome = |outcome: &str| {
+        rec.counter(
+            db_monitor::names::CANCEL_REQUESTS,
+            &[("db_client_connection_pool_name", "cancel_cap"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(outcome("skipped"), 4, "past four in progress, none is started");
+    assert!(
+        eventually(Duration::from_secs(8), || outcome("timed_out") == 4).await,
+        "sent {}, failed {}, timed out {}",
+        outcome("sent"),
+        outcome("failed"),
+        outcome("timed_out")
+    );
+    assert_eq!(outcome("sent") + outcome("failed"), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_connections_exhausted_on_the_server_is_too_many_connections() {
     if !support::pg::can_start_servers() {
@@ -507,36 +690,6 @@ async fn a_server_restart_fails_then_recovers_without_a_new_pool() {
     assert_eq!(pool.snapshot().consecutive_connect_failures, 0);
 }
 
-/// A column type whose decoding error quotes the value, as serde's do.
-#[derive(Debug)]
-struct Quoting;
-
-impl<'a> FromSql<'a> for Quoting {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Err(format!("invalid type: string {:?}", String::from_utf8_lossy(raw)).into())
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::TEXT
-    }
-}
-
-/// A parameter whose encoding error quotes the value.
-#[derive(Debug)]
-struct QuotingParam(&'static str);
-
-impl ToSql for QuotingParam {
-    fn to_sql(&self, _: &Type, _: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        Err(format!("cannot send {:?}", self.0).into())
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::TEXT
-    }
-
-    to_sql_checked!();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_side_conversion_errors_are_kept_without_the_value_they_quote() {
     let (monitor, _rec) = monitor(MonitorConfig::default());
@@ -573,60 +726,6 @@ async fn client_side_conversion_errors_are_kept_without_the_value_they_quote() {
         messages.iter().any(|m| m.starts_with("error serializing parameter 0")),
         "{messages:?}"
     );
-}
-
-/// Every log line of the process, from `log` (tokio-postgres logs through
-/// it) and from `tracing` (this crate), for a test to search.
-fn captured_logs() -> &'static std::sync::Mutex<String> {
-    use std::fmt::Write;
-    use std::sync::{Mutex, OnceLock};
-
-    static LINES: OnceLock<Mutex<String>> = OnceLock::new();
-
-    struct Log;
-    impl log::Log for Log {
-        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-            true
-        }
-        fn log(&self, record: &log::Record<'_>) {
-            let mut lines = LINES.get().unwrap().lock().unwrap();
-            let _ = writeln!(lines, "{} {} {}", record.level(), record.target(), record.args());
-        }
-        fn flush(&self) {}
-    }
-
-    struct Trace;
-    impl tracing::Subscriber for Trace {
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            tracing::span::Id::from_u64(1)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, event: &tracing::Event<'_>) {
-            struct Fields<'a>(&'a mut String);
-            impl tracing::field::Visit for Fields<'_> {
-                fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                    let _ = write!(self.0, " {}={value:?}", field.name());
-                }
-            }
-            let mut lines = LINES.get().unwrap().lock().unwrap();
-            let _ = write!(lines, "{} {}", event.metadata().level(), event.metadata().target());
-            event.record(&mut Fields(&mut lines));
-            lines.push('\n');
-        }
-        fn enter(&self, _: &tracing::span::Id) {}
-        fn exit(&self, _: &tracing::span::Id) {}
-    }
-
-    LINES.get_or_init(|| {
-        log::set_boxed_logger(Box::new(Log)).expect("the only logger of this test binary");
-        log::set_max_level(log::LevelFilter::Trace);
-        tracing::subscriber::set_global_default(Trace).expect("the only subscriber of this test binary");
-        Mutex::new(String::new())
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

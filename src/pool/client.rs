@@ -37,6 +37,14 @@ struct ClientParts {
     ctx: ConnCtx,
 }
 
+impl Drop for ClientParts {
+    /// The connection is retired: an abandoned statement's cancel request
+    /// is sent now, unless a stream still runs on it.
+    fn drop(&mut self) {
+        self.ctx.release(true);
+    }
+}
+
 impl fmt::Debug for MonitoredClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MonitoredClient")
@@ -67,7 +75,8 @@ impl MonitoredClient {
     }
 
     pub(crate) fn is_broken(&self) -> bool {
-        self.inner.client.is_closed() || self.inner.ctx.stats.broken.load(Relaxed)
+        let stats = &self.inner.ctx.stats;
+        self.inner.client.is_closed() || stats.broken.load(Relaxed) || stats.streams_open.load(Relaxed) > 0
     }
 
     /// The plain `tokio_postgres::Client`: the escape hatch. Statements run

@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -111,7 +112,6 @@ pin_project! {
             if let Some(start) = this.start.take() {
                 let ctx = *this.ctx;
                 statement_ended(&ctx.pool, &ctx.stats, this.query, start, now(), Outcome::Cancelled);
-                (ctx.pool.canceller)(ctx.token.clone());
             }
         }
     }
@@ -170,8 +170,9 @@ where
 /// A dropped statement still runs on the server, and its results would
 /// still arrive on this connection ahead of the next statement's. So
 /// cancellation marks the connection broken (bb8 closes it instead of
-/// handing it to the next caller) and sends a cancel request so that the
-/// server stops the work.
+/// handing it to the next caller), and once the connection has no user
+/// left a cancel request stops the work on the server (see
+/// [`ConnStats::last_user_gone`](super::shared::ConnStats::last_user_gone)).
 pub(crate) struct InFlight<'a> {
     ctx: CtxRef<'a>,
     query: QueryRef<'a>,
@@ -181,6 +182,7 @@ pub(crate) struct InFlight<'a> {
 
 impl<'a> InFlight<'a> {
     fn start(ctx: CtxRef<'a>, query: QueryRef<'a>) -> Self {
+        ctx.stats.streams_open.fetch_add(1, SeqCst);
         InFlight {
             ctx,
             query,
@@ -195,6 +197,13 @@ impl<'a> InFlight<'a> {
         }
         self.done = true;
         self.report(outcome);
+        self.let_go();
+    }
+
+    /// The stream is no longer a user of its connection.
+    fn let_go(&self) {
+        self.ctx.stats.streams_open.fetch_sub(1, SeqCst);
+        self.ctx.release(false);
     }
 
     fn report(&self, outcome: Outcome<'_>) {
@@ -209,13 +218,22 @@ impl Drop for InFlight<'_> {
         }
         self.done = true;
         self.report(Outcome::Cancelled);
-        (self.ctx.pool.canceller)(self.ctx.token.clone());
+        self.let_go();
     }
 }
 
 impl ConnCtx {
     pub(crate) fn new(stats: Arc<ConnStats>, pool: Arc<PoolShared>, token: CancelToken) -> Self {
         ConnCtx { stats, pool, token }
+    }
+
+    /// A user of the connection let go (its client when `client`, else a
+    /// stream): sends the cancel request of an abandoned statement once the
+    /// last one has.
+    pub(crate) fn release(&self, client: bool) {
+        if self.stats.last_user_gone(client) {
+            (self.pool.canceller)(self.token.clone());
+        }
     }
 
     /// `fut` timed as one statement: from its first poll to its end, or

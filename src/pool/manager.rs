@@ -45,18 +45,65 @@ impl<Tls> fmt::Debug for MonitoredManager<Tls> {
     }
 }
 
+/// Cancel requests (each a connection of its own) in progress at once per
+/// pool; past it, an abandoned statement's connection is retired without one.
+const MAX_CANCEL_REQUESTS: usize = 4;
+
+/// How long a cancel request may take, connecting included.
+const CANCEL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The [`CANCEL_REQUESTS`](crate::names::CANCEL_REQUESTS) counters of a pool.
+#[derive(Clone)]
+struct CancelCounters {
+    sent: metrics::Counter,
+    failed: metrics::Counter,
+    timed_out: metrics::Counter,
+    skipped: metrics::Counter,
+}
+
+impl CancelCounters {
+    fn new(sink: &Sink) -> Self {
+        let counter = |outcome| sink.cancel_requests(outcome);
+        CancelCounters {
+            sent: counter("sent"),
+            failed: counter("failed"),
+            timed_out: counter("timed_out"),
+            skipped: counter("skipped"),
+        }
+    }
+}
+
 impl<Tls: MakeTls> MonitoredManager<Tls> {
     pub(crate) fn new(sink: Sink, config: tokio_postgres::Config, tls: Tls) -> Self {
         let cancel_tls = tls.clone();
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CANCEL_REQUESTS));
+        let counted = CancelCounters::new(&sink);
         let canceller: Canceller = Arc::new(move |token: CancelToken| {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                // The connection is retired anyway; under a partition the
+                // requests would only pile up.
+                counted.skipped.increment(1);
+                return;
+            };
             let tls = cancel_tls.clone();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    if let Err(e) = token.cancel_query(tls).await {
-                        tracing::debug!("cancel request for an abandoned statement failed: {e}");
+            let counted = counted.clone();
+            runtime.spawn(async move {
+                let _slot = slot;
+                match tokio::time::timeout(CANCEL_TIMEOUT, token.cancel_query(tls)).await {
+                    Ok(Ok(())) => counted.sent.increment(1),
+                    Ok(Err(e)) => {
+                        counted.failed.increment(1);
+                        tracing::debug!(
+                            "cancel request for an abandoned statement failed: {}",
+                            error_chain(&e, false)
+                        );
                     }
-                });
-            }
+                    Err(_) => counted.timed_out.increment(1),
+                }
+            });
         });
         MonitoredManager {
             shared: Arc::new(PoolShared::new(sink, canceller)),
@@ -240,7 +287,7 @@ impl bb8::ErrorSink<Error> for MonitorErrorSink {
             error_type = ErrorKind::of_connect(&error).as_str(),
             sqlstate = error.code().map(|c| c.code()),
             "database pool background error: {}",
-            error_chain(&error)
+            self.shared.sink.describe(&error)
         );
     }
 

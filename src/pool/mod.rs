@@ -9,7 +9,7 @@
 //! | new connection | [`MonitorCustomizer`] | setup statements run (bb8 calls it once per connection) |
 //! | checkout | [`MonitoredPool::get`] | wait time; on timeout `pool_exhausted` or `connect_timeout` |
 //! | statement | [`MonitoredClient`] methods | duration by summary, errors by kind and SQLSTATE, slow, rows |
-//! | abandoned statement | drop of its future | counted as cancelled; the connection is retired and a cancel request sent |
+//! | abandoned statement | drop of its future | counted as cancelled; the connection is retired, and a cancel request sent once it has no user left |
 //! | transaction end | [`MonitoredTransaction`] | duration by outcome (committed, rolled back, abandoned, failed) |
 //! | return | drop of [`MonitoredConnection`] | use time; leak warning past the threshold |
 //! | connection end | its background task | a SQLSTATE or I/O error, e.g. `57P01` on server shutdown |
@@ -91,7 +91,7 @@ pub use statement::{MonitoredStatement, ToMonitoredStatement};
 pub use stream::MonitoredStream;
 pub use transaction::{MonitoredTransaction, MonitoredTransactionBuilder};
 
-use crate::classify::{error_chain, ConnectError, ErrorKind, GetError};
+use crate::classify::{ConnectError, ErrorKind, GetError};
 use crate::funnel::{Event, PoolCounters};
 use crate::stats::PoolReading;
 use crate::units::{nanos, now};
@@ -229,7 +229,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                 let (kind, source) = match error {
                     bb8::RunError::TimedOut if full && !connects_failing => (ErrorKind::PoolExhausted, None),
                     bb8::RunError::TimedOut => (ErrorKind::ConnectTimeout, self.shared.last_connect_error()),
-                    bb8::RunError::User(e) => (ErrorKind::of_connect(&e), Some(error_chain(&e))),
+                    bb8::RunError::User(e) => (ErrorKind::of_connect(&e), Some(self.shared.sink.describe(&e))),
                 };
                 self.shared.record(Event::Checkout {
                     waited,

@@ -4,13 +4,16 @@
 //! sink that its events go to.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Instant, SystemTime};
 
 use tokio_postgres::CancelToken;
 
-use crate::classify::{error_chain, ErrorKind};
+use crate::classify::ErrorKind;
 use crate::funnel::{record, Event, Outcome, Sink};
 
 /// Sends a cancel request for a connection's running statement.
@@ -117,7 +120,7 @@ impl PoolShared {
             Some(error) => {
                 self.consecutive_connect_failures.fetch_add(1, Relaxed);
                 let mut last = self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner());
-                *last = Some(error_chain(error));
+                *last = Some(self.sink.describe(error));
             }
         }
     }
@@ -161,6 +164,16 @@ pub(crate) struct ConnStats {
     /// Nanoseconds since the pool's epoch at which the current checkout
     /// began, plus one; zero when idle.
     pub(crate) checked_out: AtomicU64,
+    /// Row streams open on this connection. A stream owns what it needs
+    /// and can outlive its checkout; the connection is then not handed out
+    /// again, since the stream's cancel request would fall on the next
+    /// holder's statement.
+    pub(crate) streams_open: AtomicU32,
+    /// A statement was abandoned: its cancel request waits until the
+    /// connection has no user left (see [`ConnStats::last_user_gone`]).
+    cancel_wanted: AtomicBool,
+    /// The client was dropped (bb8 retired the connection).
+    client_gone: AtomicBool,
 }
 
 impl ConnStats {
@@ -177,6 +190,9 @@ impl ConnStats {
             broken: AtomicBool::new(false),
             end_reported: AtomicBool::new(false),
             checked_out: AtomicU64::new(0),
+            streams_open: AtomicU32::new(0),
+            cancel_wanted: AtomicBool::new(false),
+            client_gone: AtomicBool::new(false),
         }
     }
 
@@ -197,6 +213,7 @@ impl ConnStats {
             Outcome::Cancelled => {
                 bump(&self.cancelled, 1);
                 self.broken.store(true, Relaxed);
+                self.cancel_wanted.store(true, SeqCst);
             }
         }
     }
@@ -212,6 +229,24 @@ impl ConnStats {
             self.broken.store(true, Relaxed);
             self.end_reported.store(true, Relaxed);
         }
+    }
+
+    /// One user of the connection let go: its client (`client` set) or an
+    /// open stream. Whether that was the last one and a cancel request is
+    /// now due, which is then true once.
+    ///
+    /// PostgreSQL cancels whatever the backend runs when the request
+    /// arrives, and the request is not acknowledged. Sent while someone can
+    /// still run a statement on the connection (the same checkout's next
+    /// statement, or a next holder's while a stream lives on), it could
+    /// cancel that statement instead of the abandoned one. Once the
+    /// connection is retired and its last stream gone, nothing but
+    /// abandoned work can be running on it.
+    pub(crate) fn last_user_gone(&self, client: bool) -> bool {
+        if client {
+            self.client_gone.store(true, SeqCst);
+        }
+        self.client_gone.load(SeqCst) && self.streams_open.load(SeqCst) == 0 && self.cancel_wanted.swap(false, SeqCst)
     }
 
     pub(crate) fn counts(&self) -> SessionCounts {
