@@ -43,8 +43,10 @@ pub struct ErrorRecord {
     pub fingerprint: Option<String>,
     /// The statement, normalized (no literal values), for statement errors.
     pub statement: Option<String>,
-    /// The server's message with quoted values masked, or the client's
-    /// description. Never the server's `DETAIL`, which can carry row values.
+    /// The server's message with its values masked (quoted runs, numbers,
+    /// non-ASCII text; no text at all for the application's own messages
+    /// or a server in another language), or the client's description.
+    /// Never the server's `DETAIL`, which can carry row values.
     pub message: String,
 }
 
