@@ -22,7 +22,9 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use db_monitor::prometheus::{PrometheusHandle, PrometheusSetup};
 use db_monitor::tokio_postgres::{Config, NoTls};
-use db_monitor::{DbMonitor, DbMonitorLayer, ErrorKind, MonitorConfig, MonitorHandle, MonitoredPool, RequestDbStats};
+use db_monitor::{
+    DbMonitor, DbMonitorLayer, ErrorKind, MonitorConfig, MonitorHandle, MonitoredPool, RequestDbStats, ServerView,
+};
 use serde::Deserialize;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -70,6 +72,7 @@ pub(crate) async fn demo(monitor: &DbMonitor, pg: Config, metrics: Option<Promet
         .route("/orders", get(orders_n_plus_one))
         .route("/report", get(slow_report))
         .route("/transfer", post(transfer))
+        .route("/hold", post(hold))
         .with_state(App { pool: pool.clone() });
     let admin_token = std::env::var("DB_MONITOR_ADMIN_TOKEN").unwrap_or_else(|_| "demo-token".to_owned());
     let mut layer = DbMonitorLayer::new(pool.clone()).admin_token(admin_token);
@@ -193,6 +196,31 @@ async fn transfer(State(app): State<App>, Query(t): Query<Transfer>) -> Response
     }
 }
 
+#[derive(Deserialize)]
+struct HoldParams {
+    seconds: Option<f64>,
+}
+
+/// Holds account 1's row in a transaction for `?seconds=` (5 by default, at
+/// most 30): a transfer meanwhile waits on it, which the server view's lock
+/// tree shows with both routes.
+async fn hold(State(app): State<App>, Query(params): Query<HoldParams>) -> Response {
+    let seconds = params.seconds.unwrap_or(5.0).clamp(0.0, 30.0);
+    let result = async {
+        let mut conn = app.pool.get().await?;
+        let tx = conn.transaction().await?;
+        tx.execute("SELECT 1 FROM demo_accounts WHERE id = 1 FOR UPDATE", &[])
+            .await?;
+        tx.execute("SELECT pg_sleep($1)", &[&seconds]).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(())
+    };
+    match result.await {
+        Ok(()) => Json(serde_json::json!({ "held": seconds })).into_response(),
+        Err(e) => failure(e),
+    }
+}
+
 #[allow(dead_code)]
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -206,6 +234,12 @@ async fn main() -> Result<(), Error> {
         .pool_size(4)
         .max_overflow(6)
         .slow_query_threshold(Duration::from_millis(250));
+    // The server view, unless ASYNC_DB_SERVER_VIEW says otherwise.
+    let config = if std::env::var_os("ASYNC_DB_SERVER_VIEW").is_none() {
+        config.server_view(ServerView::default().interval(Duration::from_secs(2)))
+    } else {
+        config
+    };
     // Kept until the end of main: dropping it stops the throwaway server.
     let (_server, pg) = pg::example_server(config.database.as_ref());
     let monitor = DbMonitor::new(config);
@@ -225,6 +259,8 @@ async fn main() -> Result<(), Error> {
     println!("  curl '{base}/report?seconds=0.5'            a slow statement");
     println!("  curl -X POST '{base}/transfer?from=1&to=2' & curl -X POST '{base}/transfer?from=2&to=1'");
     println!("                                                   two at once can deadlock");
+    println!("  curl -X POST '{base}/hold?seconds=10' & curl -X POST '{base}/transfer?from=1&to=2'");
+    println!("                                                   a transfer blocked by another route");
     println!("  curl {base}/metrics                         Prometheus");
     println!("what the monitor saw (DbMonitorLayer):");
     for route in [
@@ -237,6 +273,9 @@ async fn main() -> Result<(), Error> {
         "/alerts",
         "/alerts/history",
         "/performance",
+        "/server/activity",
+        "/server/locks",
+        "/server/statements",
     ] {
         println!("  curl {base}/health/database{route}");
     }

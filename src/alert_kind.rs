@@ -24,11 +24,18 @@ pub enum AlertType {
     Deadlock,
     /// A statement got much slower than it was.
     PerformanceDegradation,
+    /// One of the pool's backends sits idle in a transaction (server view).
+    IdleInTransaction,
+    /// One of the pool's backends holds a transaction open too long
+    /// (server view).
+    LongTransaction,
+    /// One of the pool's backends waits on a lock too long (server view).
+    BlockedBackend,
 }
 
 impl AlertType {
     /// Every type, in declaration order.
-    pub const ALL: [AlertType; 7] = [
+    pub const ALL: [AlertType; 10] = [
         AlertType::ConnectionFailure,
         AlertType::PoolExhaustion,
         AlertType::SlowQuery,
@@ -36,6 +43,9 @@ impl AlertType {
         AlertType::TransactionTimeout,
         AlertType::Deadlock,
         AlertType::PerformanceDegradation,
+        AlertType::IdleInTransaction,
+        AlertType::LongTransaction,
+        AlertType::BlockedBackend,
     ];
 
     /// A stable `snake_case` name: the `alert_type` label and JSON value.
@@ -48,6 +58,9 @@ impl AlertType {
             AlertType::TransactionTimeout => "transaction_timeout",
             AlertType::Deadlock => "deadlock",
             AlertType::PerformanceDegradation => "performance_degradation",
+            AlertType::IdleInTransaction => "idle_in_transaction",
+            AlertType::LongTransaction => "long_transaction",
+            AlertType::BlockedBackend => "blocked_backend",
         }
     }
 
@@ -61,6 +74,9 @@ impl AlertType {
             AlertType::TransactionTimeout => "DbTransactionTimeout",
             AlertType::Deadlock => "DbDeadlock",
             AlertType::PerformanceDegradation => "DbPerformanceDegradation",
+            AlertType::IdleInTransaction => "DbIdleInTransaction",
+            AlertType::LongTransaction => "DbLongTransaction",
+            AlertType::BlockedBackend => "DbBlockedBackend",
         }
     }
 
@@ -74,6 +90,9 @@ impl AlertType {
             AlertType::TransactionTimeout => "ASYNC_DB_ALERT_COOLDOWN_TRANSACTION_TIMEOUT",
             AlertType::Deadlock => "ASYNC_DB_ALERT_COOLDOWN_DEADLOCK",
             AlertType::PerformanceDegradation => "ASYNC_DB_ALERT_COOLDOWN_PERFORMANCE_DEGRADATION",
+            AlertType::IdleInTransaction => "ASYNC_DB_ALERT_COOLDOWN_IDLE_IN_TRANSACTION",
+            AlertType::LongTransaction => "ASYNC_DB_ALERT_COOLDOWN_LONG_TRANSACTION",
+            AlertType::BlockedBackend => "ASYNC_DB_ALERT_COOLDOWN_BLOCKED_BACKEND",
         }
     }
 

@@ -121,7 +121,17 @@ impl DbMonitor {
         let reset_every = (!reset_every.is_zero()).then(|| bounded(reset_every, Duration::from_secs(1)));
         let pool = pool.clone();
         let name: Arc<str> = Arc::from(pool.name());
+        let view = self.config().server_view.clone();
         let task = tokio::spawn(async move {
+            // The server view's poller, when it is on: a branch of this
+            // task, so that it stops with it.
+            let poller = async {
+                if let Some(view) = view {
+                    crate::server::run(Arc::downgrade(&pool.shared), view).await;
+                }
+                std::future::pending::<()>().await;
+            };
+            tokio::pin!(poller);
             let mut sample = tokio::time::interval(period);
             sample.set_missed_tick_behavior(MissedTickBehavior::Delay);
             let mut minute = tokio::time::interval(Duration::from_secs(60));
@@ -137,6 +147,7 @@ impl DbMonitor {
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
+                    () = &mut poller => {}
                     _ = pool.shared.sink.stores.alerts.signalled() => pool.alert_events(),
                     _ = sample.tick() => {
                         pool.sample();

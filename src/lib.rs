@@ -94,6 +94,7 @@ pub mod stats;
 mod funnel;
 // Sources: the bb8 and tokio-postgres wrappers.
 mod pool;
+mod server;
 // Engines over the stores: reports and the alert engine.
 pub mod alerts;
 pub mod report;
@@ -110,7 +111,7 @@ pub use tokio_postgres;
 
 pub use background::MonitorHandle;
 pub use classify::{ErrorKind, GetError};
-pub use config::{AlertThresholds, ConfigError, MonitorConfig};
+pub use config::{AlertThresholds, ConfigError, MonitorConfig, ServerView};
 pub use funnel::scope::RequestDbStats;
 pub use layer::{DbMonitorLayer, DbMonitorService};
 pub use monitor::{DbMonitor, DbMonitorBuilder};

@@ -63,6 +63,15 @@ pub const NOTICES: &str = "db_monitor_notices_total";
 /// `sent`, `failed`, `timed_out`, or `skipped` (too many in progress: the
 /// connection is retired without one).
 pub const CANCEL_REQUESTS: &str = "db_monitor_cancel_requests_total";
+/// Gauge (seconds): age of the oldest transaction open on one of the
+/// pool's backends, at the server view's last sample.
+pub const SERVER_OLDEST_TRANSACTION: &str = "db_monitor_server_oldest_transaction_seconds";
+/// Gauge: the pool's backends waiting on a lock, at the server view's last
+/// sample.
+pub const SERVER_BLOCKED: &str = "db_monitor_server_blocked_backends";
+/// Gauge: the pool's backends idle in a transaction, at the server view's
+/// last sample.
+pub const SERVER_IDLE_IN_TRANSACTION: &str = "db_monitor_server_idle_in_transaction_backends";
 /// Gauge: the pool's performance score, 0 to 100 (see [`crate::report`]).
 pub const PERFORMANCE_SCORE: &str = "db_monitor_performance_score";
 /// Gauge: active alerts by [`ALERT_TYPE`] and [`SEVERITY`] (every
@@ -234,6 +243,24 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         None,
         "Cancel requests for abandoned statements, by outcome.",
+    ),
+    (
+        SERVER_OLDEST_TRANSACTION,
+        Kind::Gauge,
+        Some(Unit::Seconds),
+        "Age of the oldest transaction open on one of the pool's backends (server view).",
+    ),
+    (
+        SERVER_BLOCKED,
+        Kind::Gauge,
+        None,
+        "The pool's backends waiting on a lock (server view).",
+    ),
+    (
+        SERVER_IDLE_IN_TRANSACTION,
+        Kind::Gauge,
+        None,
+        "The pool's backends idle in a transaction (server view).",
     ),
     (
         PERFORMANCE_SCORE,

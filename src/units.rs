@@ -30,6 +30,13 @@ pub(crate) fn ser_hex<S: serde::Serializer>(fingerprint: &u64, s: S) -> Result<S
     s.serialize_str(&hex(*fingerprint))
 }
 
+pub(crate) fn ser_opt_hex<S: serde::Serializer>(fingerprint: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match fingerprint {
+        Some(fp) => ser_hex(fp, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// A fingerprint as shown in snapshots.
 pub(crate) fn hex(fingerprint: u64) -> String {
     format!("{fingerprint:016x}")

@@ -107,6 +107,16 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             t,
         ));
         observations.extend(self.connection_streak());
+        // The server view's rules, over a sample no older than three of its
+        // intervals (a poller that stopped sampling clears them).
+        if let Some(view) = &self.shared.sink.config.server_view {
+            if let Some(sample) = self.shared.sink.stores.server.latest().sample {
+                let age_ms = crate::units::unix_ms(SystemTime::now()).saturating_sub(sample.at_unix_ms);
+                if u128::from(age_ms) <= view.interval.as_millis() * 3 + 1000 {
+                    observations.extend(rules::server(&sample, t));
+                }
+            }
+        }
         if degradation {
             observations.extend(rules::degradations(&self.query_performance(5, 0).degraded));
         }

@@ -5,7 +5,9 @@
 //!
 //! Thresholds come from [`AlertThresholds`](crate::AlertThresholds) (and
 //! so from the environment). Each alert has a *key* within its type, so that
-//! one deadlocking statement and another are two alerts:
+//! one deadlocking statement and another are two alerts. The last three
+//! need the server view ([`MonitorConfig::server_view`](crate::MonitorConfig::server_view)); their message
+//! names the route and `get()` call site holding the connection:
 //!
 //! | type | fires when | key | severity | kind |
 //! |---|---|---|---|---|
@@ -18,6 +20,9 @@
 //! | [`TransactionTimeout`](AlertType::TransactionTimeout) | a statement, lock or idle-in-transaction timeout (57014, 55P03, 25P03) | the error type | medium | event |
 //! | [`Deadlock`](AlertType::Deadlock) | any deadlock (40P01) | fingerprint of the statement that was cancelled | high | event |
 //! | [`PerformanceDegradation`](AlertType::PerformanceDegradation) | a statement's p95 over the last 5 minutes is `degradation_factor` (2) times its p95 over the hour before, with `degradation_min_samples` (20) runs in each | fingerprint | medium | condition |
+//! | [`IdleInTransaction`](AlertType::IdleInTransaction) | one of the pool's backends has been idle in a transaction for `idle_in_transaction` (60 s), at the server view's last sample | `connection N` | medium | condition |
+//! | [`LongTransaction`](AlertType::LongTransaction) | one of the pool's backends has had a transaction open for `transaction_age` (300 s) | `connection N` | medium | condition |
+//! | [`BlockedBackend`](AlertType::BlockedBackend) | one of the pool's backends has waited on a lock for `blocked` (30 s); the message names its blockers' pids and, when they are the pool's, their routes | `connection N` | high | condition |
 //!
 //! # Lifecycle
 //!

@@ -7,7 +7,8 @@ use crate::alert_kind::{AlertSeverity, AlertType};
 use crate::classify::ErrorKind;
 use crate::config::AlertThresholds;
 use crate::stats::alert_book::{Lifetime, Observation};
-use crate::stats::{Degradation, ErrorRate, ErrorRecord, PoolSample, SlowQuery};
+use crate::stats::server::ServerSample;
+use crate::stats::{Degradation, ErrorRate, ErrorRecord, LockNode, PoolSample, SlowQuery};
 
 fn event(alert_type: AlertType, key: String, severity: AlertSeverity, message: String) -> Observation {
     Observation {
@@ -204,6 +205,99 @@ pub(crate) fn connection_streak(peak: u32, last_error: Option<&str>, t: &AlertTh
             ),
         )
     })
+}
+
+/// The server view's rules over its latest sample: each of the pool's
+/// backends idle in a transaction, holding one open or waiting on a lock
+/// too long is a condition of its own, keyed by its connection.
+pub(crate) fn server(sample: &ServerSample, t: &AlertThresholds) -> Vec<Observation> {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut out = Vec::new();
+    for b in &sample.backends {
+        let key = format!("connection {}", b.connection);
+        let who = holder(b.route.as_deref(), b.checkout_site.as_deref());
+        let idle = b.state.as_deref().is_some_and(|s| s.starts_with("idle in transaction"));
+        let state_age = b.state_age_ms.unwrap_or(0.0);
+        if idle && state_age >= ms(t.idle_in_transaction) {
+            out.push(condition(
+                AlertType::IdleInTransaction,
+                &key,
+                AlertSeverity::Medium,
+                format!(
+                    "{key} (pid {}) idle in transaction for {:.0} s{who} (threshold {:.0} s)",
+                    b.pid,
+                    state_age / 1000.0,
+                    t.idle_in_transaction.as_secs_f64()
+                ),
+            ));
+        }
+        if let Some(age) = b.transaction_age_ms.filter(|&a| a >= ms(t.transaction_age)) {
+            out.push(condition(
+                AlertType::LongTransaction,
+                &key,
+                AlertSeverity::Medium,
+                format!(
+                    "{key} (pid {}) has held a transaction open for {:.0} s{who} (threshold {:.0} s)",
+                    b.pid,
+                    age / 1000.0,
+                    t.transaction_age.as_secs_f64()
+                ),
+            ));
+        }
+        if b.wait_event_type.as_deref() == Some("Lock") && state_age >= ms(t.blocked) {
+            let blockers: Vec<String> = blockers_of(&sample.locks, b.pid)
+                .into_iter()
+                .map(|n| match (&n.route, n.ours) {
+                    (Some(route), _) => format!("pid {} ({route})", n.pid),
+                    (None, true) => format!("pid {} (this pool)", n.pid),
+                    (None, false) => format!("pid {}", n.pid),
+                })
+                .collect();
+            out.push(condition(
+                AlertType::BlockedBackend,
+                &key,
+                AlertSeverity::High,
+                format!(
+                    "{key} (pid {}) has waited on a lock for {:.0} s{who}, blocked by {} (threshold {:.0} s)",
+                    b.pid,
+                    state_age / 1000.0,
+                    if blockers.is_empty() {
+                        "an unknown backend".to_owned()
+                    } else {
+                        blockers.join(", ")
+                    },
+                    t.blocked.as_secs_f64()
+                ),
+            ));
+        }
+    }
+    out
+}
+
+fn holder(route: Option<&str>, site: Option<&str>) -> String {
+    match (route, site) {
+        (Some(route), Some(site)) => format!(", held by {route} at {site}"),
+        (None, Some(site)) => format!(", held at {site}"),
+        (Some(route), None) => format!(", held by {route}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// The nodes of the lock tree that block `pid` directly.
+fn blockers_of(roots: &[LockNode], pid: i32) -> Vec<&LockNode> {
+    let mut found = Vec::new();
+    fn walk<'a>(node: &'a LockNode, pid: i32, found: &mut Vec<&'a LockNode>) {
+        if node.blocking.iter().any(|n| n.pid == pid) && !found.iter().any(|f: &&LockNode| f.pid == node.pid) {
+            found.push(node);
+        }
+        for child in &node.blocking {
+            walk(child, pid, found);
+        }
+    }
+    for root in roots {
+        walk(root, pid, &mut found);
+    }
+    found
 }
 
 /// The degradation rule over the stores' degradation report.

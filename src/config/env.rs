@@ -126,6 +126,7 @@ impl MonitorConfig {
     /// | `ASYNC_DB_METRICS_RESET_INTERVAL` | [`metrics_reset_interval`](Self::metrics_reset_interval) | 3600 s (`0`: never) |
     /// | `ASYNC_DB_LEAK_THRESHOLD` | [`leak_threshold`](Self::leak_threshold) (`0` disables) | 60 s |
     /// | `ASYNC_DB_EXPOSE_APPLICATION_MESSAGES` | [`expose_application_messages`](Self::expose_application_messages) (`true`/`false`) | `false` |
+    /// | `ASYNC_DB_SERVER_VIEW` | [`server_view`](Self::server_view): its [`interval`](super::ServerView::interval), or `off` | `off` |
     /// | `ASYNC_DB_SLOW_QUERY_THRESHOLD` | [`AlertThresholds::slow_query_threshold`](super::AlertThresholds::slow_query_threshold) | 2 s |
     /// | `ASYNC_DB_ALERT_ERROR_RATE_5MIN` | [`AlertThresholds::error_rate_5min`](super::AlertThresholds::error_rate_5min) | 0.1 |
     /// | `ASYNC_DB_ALERT_ERROR_RATE_15MIN` | [`AlertThresholds::error_rate_15min`](super::AlertThresholds::error_rate_15min) | 0.05 |
@@ -138,6 +139,9 @@ impl MonitorConfig {
     /// | `ASYNC_DB_ALERT_CLEAR_AFTER` | [`AlertThresholds::clear_after`](super::AlertThresholds::clear_after) | 300 s |
     /// | `ASYNC_DB_ALERT_EXPIRE_AFTER` | [`AlertThresholds::expire_after`](super::AlertThresholds::expire_after) | 3600 s |
     /// | `ASYNC_DB_ALERT_EVALUATION_INTERVAL` | [`AlertThresholds::evaluation_interval`](super::AlertThresholds::evaluation_interval) | 10 s |
+    /// | `ASYNC_DB_ALERT_IDLE_IN_TRANSACTION` | [`AlertThresholds::idle_in_transaction`](super::AlertThresholds::idle_in_transaction) | 60 s |
+    /// | `ASYNC_DB_ALERT_TRANSACTION_AGE` | [`AlertThresholds::transaction_age`](super::AlertThresholds::transaction_age) | 300 s |
+    /// | `ASYNC_DB_ALERT_BLOCKED` | [`AlertThresholds::blocked`](super::AlertThresholds::blocked) | 30 s |
     ///
     /// Durations are seconds (`30`, `2.5`) or carry a unit (`500ms`, `30s`,
     /// `5m`, `1h`).
@@ -192,6 +196,21 @@ impl MonitorConfig {
             "ASYNC_DB_EXPOSE_APPLICATION_MESSAGES",
             &mut c.expose_application_messages,
         )?;
+        if let Some(raw) = (env.lookup)("ASYNC_DB_SERVER_VIEW") {
+            c.server_view = match raw.trim() {
+                "off" | "false" | "0" => None,
+                text => {
+                    let interval = parse_duration(text).filter(|d| !d.is_zero()).ok_or_else(|| {
+                        ConfigError::new(
+                            "ASYNC_DB_SERVER_VIEW",
+                            Some(&raw),
+                            "a poll interval such as 15s, or off",
+                        )
+                    })?;
+                    Some(super::ServerView::default().interval(interval))
+                }
+            };
+        }
         env.duration("ASYNC_DB_SLOW_QUERY_THRESHOLD", &mut a.slow_query_threshold)?;
         env.ratio("ASYNC_DB_ALERT_ERROR_RATE_5MIN", &mut a.error_rate_5min)?;
         env.ratio("ASYNC_DB_ALERT_ERROR_RATE_15MIN", &mut a.error_rate_15min)?;
@@ -210,6 +229,9 @@ impl MonitorConfig {
         env.duration("ASYNC_DB_ALERT_CLEAR_AFTER", &mut a.clear_after)?;
         env.duration("ASYNC_DB_ALERT_EXPIRE_AFTER", &mut a.expire_after)?;
         env.duration("ASYNC_DB_ALERT_EVALUATION_INTERVAL", &mut a.evaluation_interval)?;
+        env.duration("ASYNC_DB_ALERT_IDLE_IN_TRANSACTION", &mut a.idle_in_transaction)?;
+        env.duration("ASYNC_DB_ALERT_TRANSACTION_AGE", &mut a.transaction_age)?;
+        env.duration("ASYNC_DB_ALERT_BLOCKED", &mut a.blocked)?;
         c.validate()?;
         Ok(c)
     }

@@ -109,8 +109,65 @@ pub struct MonitorConfig {
     /// text unquoted, where no mask can find it. Turn it on only when the
     /// application's messages never carry a value.
     pub expose_application_messages: bool,
+    /// The server-side view: a poller of `pg_stat_activity`, the lock tree
+    /// and `pg_stat_statements` on a connection of its own
+    /// (`ASYNC_DB_SERVER_VIEW`: its interval, or `off`; off by default).
+    pub server_view: Option<ServerView>,
     /// Alert thresholds.
     pub alerts: AlertThresholds,
+}
+
+/// The server-side view's settings ([`MonitorConfig::server_view`]).
+///
+/// The poller uses one connection outside the pool (it never takes a slot
+/// from the application), made with the pool's own settings and role, and
+/// named by `application_name`. Every query it runs is bounded by
+/// `statement_timeout` and `lock_timeout`. Cycles never overlap; after a
+/// failure it reconnects with a backoff (1 s, doubling to 1 min).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ServerView {
+    /// Time between the starts of two cycles (15 s; at least 100 ms).
+    pub interval: Duration,
+    /// `statement_timeout` of the poller's queries (2 s).
+    pub statement_timeout: Duration,
+    /// `lock_timeout` of the poller's queries (100 ms, as pgwatch).
+    pub lock_timeout: Duration,
+    /// The poller's `application_name` (`db-monitor`), so that it can be
+    /// told from the application's backends.
+    pub application_name: String,
+    /// Statements read from `pg_stat_statements`, by total time (50).
+    pub top_statements: usize,
+}
+
+impl Default for ServerView {
+    fn default() -> Self {
+        ServerView {
+            interval: Duration::from_secs(15),
+            statement_timeout: Duration::from_secs(2),
+            lock_timeout: Duration::from_millis(100),
+            application_name: "db-monitor".to_owned(),
+            top_statements: 50,
+        }
+    }
+}
+
+impl ServerView {
+    /// Sets [`interval`](Self::interval).
+    #[must_use]
+    pub fn interval(mut self, d: Duration) -> Self {
+        self.interval = d;
+        self
+    }
+
+    /// Sets [`statement_timeout`](Self::statement_timeout) and
+    /// [`lock_timeout`](Self::lock_timeout).
+    #[must_use]
+    pub fn timeouts(mut self, statement: Duration, lock: Duration) -> Self {
+        self.statement_timeout = statement;
+        self.lock_timeout = lock;
+        self
+    }
 }
 
 /// Alert thresholds, each overridable by an environment variable.
@@ -154,6 +211,16 @@ pub struct AlertThresholds {
     /// expiries (`ASYNC_DB_ALERT_EVALUATION_INTERVAL`, 10 s). Event rules
     /// are applied as the events arrive.
     pub evaluation_interval: Duration,
+    /// One of the pool's backends idle in a transaction this long raises an
+    /// alert (`ASYNC_DB_ALERT_IDLE_IN_TRANSACTION`, 60 s; server view only).
+    pub idle_in_transaction: Duration,
+    /// One of the pool's backends with a transaction open this long raises
+    /// an alert (`ASYNC_DB_ALERT_TRANSACTION_AGE`, 300 s; server view only).
+    pub transaction_age: Duration,
+    /// One of the pool's backends waiting on a lock this long raises an
+    /// alert naming its blocker (`ASYNC_DB_ALERT_BLOCKED`, 30 s; server view
+    /// only).
+    pub blocked: Duration,
 }
 
 impl AlertThresholds {
@@ -244,6 +311,9 @@ impl Default for AlertThresholds {
             clear_after: Duration::from_secs(300),
             expire_after: Duration::from_secs(3600),
             evaluation_interval: Duration::from_secs(10),
+            idle_in_transaction: Duration::from_secs(60),
+            transaction_age: Duration::from_secs(300),
+            blocked: Duration::from_secs(30),
         }
     }
 }
@@ -270,6 +340,7 @@ impl Default for MonitorConfig {
             degradation_factor: 2.0,
             degradation_min_samples: 20,
             expose_application_messages: false,
+            server_view: None,
             alerts: AlertThresholds::default(),
         }
     }
@@ -298,6 +369,7 @@ impl fmt::Debug for MonitorConfig {
             .field("degradation_factor", &self.degradation_factor)
             .field("degradation_min_samples", &self.degradation_min_samples)
             .field("expose_application_messages", &self.expose_application_messages)
+            .field("server_view", &self.server_view)
             .field("alerts", &self.alerts)
             .finish()
     }
@@ -420,6 +492,13 @@ impl MonitorConfig {
     #[must_use]
     pub fn expose_application_messages(mut self, expose: bool) -> Self {
         self.expose_application_messages = expose;
+        self
+    }
+
+    /// Turns the server-side view on with `view` (off by default).
+    #[must_use]
+    pub fn server_view(mut self, view: ServerView) -> Self {
+        self.server_view = Some(view);
         self
     }
 

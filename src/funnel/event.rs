@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::table::QueryEntry;
 use crate::classify::ErrorKind;
+use crate::stats::server::ServerSample;
 use crate::stats::PoolReading;
 
 /// Every event, born in exactly one source.
@@ -63,6 +64,14 @@ pub(crate) enum Event<'a> {
     Score(f64),
     /// The active alerts changed (the alert engine).
     AlertsChanged,
+    /// The server-side poller took a sample, of which a part may have
+    /// failed.
+    ServerSample {
+        sample: Arc<ServerSample>,
+        failed: Option<&'a tokio_postgres::Error>,
+    },
+    /// A cycle of the server-side poller failed, or it could not connect.
+    ServerFailed(&'a tokio_postgres::Error),
 }
 
 /// A statement that ended: its entry, when, how long, and how.

@@ -22,5 +22,6 @@ pub(crate) mod tracked;
 
 pub(crate) use event::{Event, Outcome, PoolCounters, StatementEnd, TxOutcome};
 pub(crate) use record::record;
+pub(crate) use scope::current_route_id;
 pub(crate) use sink::{AlertListener, Sink};
 pub(crate) use table::QueryEntry;

@@ -45,6 +45,8 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
         } => pool_state(sink, reading, counters, sample),
         Event::Score(score) => sink.metrics.score.set(score),
         Event::AlertsChanged => alerts_changed(sink),
+        Event::ServerSample { sample, failed } => server_sample(sink, sample, failed),
+        Event::ServerFailed(error) => server_failed(sink, error),
     }
 }
 
@@ -323,5 +325,47 @@ fn alerts_changed(sink: &Sink) {
         for (gauge, count) in gauges.iter().zip(counts) {
             gauge.set(f64::from(count));
         }
+    }
+}
+
+/// A sample of the server-side view: kept, its gauges set, and the alert
+/// engine woken for the rules that read it.
+#[inline(never)]
+fn server_sample(sink: &Sink, sample: Arc<crate::stats::server::ServerSample>, failed: Option<&tokio_postgres::Error>) {
+    let gauges = sink.server_gauges();
+    let oldest = sample
+        .backends
+        .iter()
+        .filter_map(|b| b.transaction_age_ms)
+        .fold(0.0_f64, f64::max);
+    gauges.oldest_transaction.set(oldest / 1000.0);
+    let count =
+        |f: &dyn Fn(&crate::stats::ServerBackend) -> bool| sample.backends.iter().filter(|b| f(b)).count() as f64;
+    gauges
+        .blocked
+        .set(count(&|b| b.wait_event_type.as_deref() == Some("Lock")));
+    gauges.idle_in_transaction.set(count(&|b| {
+        b.state.as_deref().is_some_and(|s| s.starts_with("idle in transaction"))
+    }));
+    if sink.stores.server.keep(sample, failed.is_none()) {
+        tracing::info!(pool = %sink.name, "server view: sampling again");
+    }
+    if let Some(error) = failed {
+        server_failed(sink, error);
+    }
+    sink.stores.alerts.signal();
+}
+
+/// A failed cycle of the server-side poller: kept for the routes, logged
+/// once per streak of failures (then at DEBUG), never the application's
+/// concern.
+#[inline(never)]
+fn server_failed(sink: &Sink, error: &tokio_postgres::Error) {
+    let message = sink.describe(error);
+    let at = crate::units::unix_ms(SystemTime::now());
+    if sink.stores.server.failed(at, message.clone()) {
+        tracing::warn!(pool = %sink.name, "server view: a cycle failed: {message}");
+    } else {
+        tracing::debug!(pool = %sink.name, "server view: a cycle failed again: {message}");
     }
 }

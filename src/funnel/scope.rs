@@ -140,6 +140,15 @@ impl Scope {
     }
 }
 
+/// The id of the route of the request running on this task (0: none), for
+/// a checkout to remember who holds its connection.
+pub(crate) fn current_route_id() -> u32 {
+    if !LAYER_IN_USE.load(Relaxed) {
+        return 0;
+    }
+    SCOPE.try_with(|scope| scope.route_id).unwrap_or(0)
+}
+
 /// Adds a statement to the current request's statistics, if a request is
 /// running on this task; returns the request's route id (0: none).
 #[inline(always)]

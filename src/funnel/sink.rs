@@ -37,6 +37,15 @@ pub(crate) struct Sink {
     /// The statement clock's origin for this pool, and the wall time then.
     pub(crate) clock_epoch: quanta::Instant,
     pub(crate) epoch_wall: SystemTime,
+    /// The server view's gauges, registered at its first sample.
+    server: std::sync::OnceLock<ServerGauges>,
+}
+
+/// The gauges of the server-side view.
+pub(crate) struct ServerGauges {
+    pub(crate) oldest_transaction: Gauge,
+    pub(crate) blocked: Gauge,
+    pub(crate) idle_in_transaction: Gauge,
 }
 
 impl fmt::Debug for Sink {
@@ -58,6 +67,7 @@ impl Sink {
             listener,
             clock_epoch: crate::units::now(),
             epoch_wall: SystemTime::now(),
+            server: std::sync::OnceLock::new(),
             registry,
             config,
             name,
@@ -96,6 +106,19 @@ impl Sink {
             labels.push(Label::from_static_parts(names::SEVERITY, severity));
             labels.push(Label::new(names::RESPONSE_STATUS_CODE, code.as_str().to_owned()));
             self.registry.counter(names::NOTICES, labels)
+        })
+    }
+
+    /// The server view's gauges, registered on first use (a pool without
+    /// the view exports none of them).
+    pub(crate) fn server_gauges(&self) -> &ServerGauges {
+        self.server.get_or_init(|| {
+            let base = base_labels(&self.name);
+            ServerGauges {
+                oldest_transaction: self.registry.gauge(names::SERVER_OLDEST_TRANSACTION, base.clone()),
+                blocked: self.registry.gauge(names::SERVER_BLOCKED, base.clone()),
+                idle_in_transaction: self.registry.gauge(names::SERVER_IDLE_IN_TRANSACTION, base),
+            }
         })
     }
 

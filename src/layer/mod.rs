@@ -38,6 +38,9 @@
 //! | `GET /alerts/history?limit=50` | [`AlertHistory`](crate::alerts::AlertHistory) |
 //! | `POST /alerts/{id}/resolve` | the resolved [`Alert`](crate::alerts::Alert); 404 for an unknown or resolved id |
 //! | `GET /performance?minutes=60` | [`PerformanceScore`](crate::report::PerformanceScore) |
+//! | `GET /server/activity` | [`ServerActivity`](crate::report::ServerActivity) (server view) |
+//! | `GET /server/locks` | [`ServerLocks`](crate::report::ServerLocks) (server view) |
+//! | `GET /server/statements?limit=20` | [`ServerStatements`](crate::report::ServerStatements) (server view) |
 //! | `POST /metrics/comprehensive/reset` | empties every store of the pool |
 //! | `POST /errors/reset` | empties the error store |
 //!

@@ -77,6 +77,9 @@ pub(crate) enum Read {
     Alerts,
     AlertHistory { limit: usize },
     Performance { minutes: u32 },
+    ServerActivity,
+    ServerLocks,
+    ServerStatements { limit: usize },
 }
 
 impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
@@ -102,6 +105,9 @@ impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
             Read::Alerts => serde_json::to_vec(&self.alerts()),
             Read::AlertHistory { limit } => serde_json::to_vec(&self.alert_history(limit)),
             Read::Performance { minutes } => serde_json::to_vec(&self.performance(minutes)),
+            Read::ServerActivity => serde_json::to_vec(&self.server_activity()),
+            Read::ServerLocks => serde_json::to_vec(&self.server_locks()),
+            Read::ServerStatements { limit } => serde_json::to_vec(&self.server_statements(limit)),
         }
     }
 
@@ -215,6 +221,9 @@ enum Route<'a> {
     AlertHistory,
     Resolve(&'a str),
     Performance,
+    ServerActivity,
+    ServerLocks,
+    ServerStatements,
 }
 
 impl<'a> Route<'a> {
@@ -232,6 +241,9 @@ impl<'a> Route<'a> {
             ["alerts", "history"] => Route::AlertHistory,
             ["alerts", id, "resolve"] => Route::Resolve(id),
             ["performance"] => Route::Performance,
+            ["server", "activity"] => Route::ServerActivity,
+            ["server", "locks"] => Route::ServerLocks,
+            ["server", "statements"] => Route::ServerStatements,
             _ => return None,
         })
     }
@@ -266,6 +278,11 @@ impl<'a> Route<'a> {
             },
             Route::Performance => Read::Performance {
                 minutes: q.minutes()?.unwrap_or(60),
+            },
+            Route::ServerActivity => Read::ServerActivity,
+            Route::ServerLocks => Read::ServerLocks,
+            Route::ServerStatements => Read::ServerStatements {
+                limit: q.limit()?.unwrap_or(20),
             },
             Route::Health | Route::ResetAll | Route::ResetErrors | Route::Resolve(_) => return Ok(None),
         }))

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::{AsyncMessage, CancelToken, Error};
 
 use super::client::MonitoredClient;
-use super::shared::{Canceller, PoolShared};
+use super::shared::{Backend, Canceller, PoolShared, SideConnect};
 use super::MakeTls;
 use crate::classify::{error_chain, ErrorKind};
 use crate::funnel::{Event, Sink};
@@ -105,8 +105,32 @@ impl<Tls: MakeTls> MonitoredManager<Tls> {
                 }
             });
         });
+        let shared = Arc::new(PoolShared::new(sink, canceller));
+        let side_config = config.clone();
+        let side_tls = tls.clone();
+        let side: SideConnect = Arc::new(move |view: crate::config::ServerView| {
+            let mut config = side_config.clone();
+            config.application_name(&view.application_name);
+            let mut options = config.get_options().unwrap_or("").to_owned();
+            options.push_str(&format!(
+                " -c statement_timeout={} -c lock_timeout={}",
+                view.statement_timeout.as_millis().max(1),
+                view.lock_timeout.as_millis().max(1)
+            ));
+            config.options(options.trim_start());
+            let tls = side_tls.clone();
+            Box::pin(async move {
+                let (client, connection) = config.connect(tls).await?;
+                tokio::spawn(async move {
+                    // Its end shows as the next cycle's failure.
+                    let _ = connection.await;
+                });
+                Ok(client)
+            })
+        });
+        let _ = shared.side_connect.set(side);
         MonitoredManager {
-            shared: Arc::new(PoolShared::new(sink, canceller)),
+            shared,
             config,
             tls,
             setup: Vec::new(),
@@ -181,6 +205,15 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                         });
                     }
                 });
+                // Its backend, so that the server's view can be joined to
+                // this connection (not a statement of the application: not
+                // recorded).
+                let backend = client.query_opt(super::BACKEND_QUERY, &[]).await;
+                if let Ok(Some(row)) = backend {
+                    if let (Ok(pid), Ok(started_unix_ms)) = (row.try_get(0), row.try_get(1)) {
+                        let _ = stats.backend.set(Backend { pid, started_unix_ms });
+                    }
+                }
                 self.shared.connect_ended(None);
                 self.shared.record(Event::Connect { elapsed, error: None });
                 Ok(MonitoredClient::new(client, stats, self.shared.clone()))

@@ -14,6 +14,11 @@
 //! | return | drop of [`MonitoredConnection`] | use time; leak warning past the threshold |
 //! | connection end | its background task | a SQLSTATE or I/O error, e.g. `57P01` on server shutdown |
 
+/// What a new connection asks for its backend: pid and start, in
+/// milliseconds since the Unix epoch.
+pub(crate) const BACKEND_QUERY: &str = "SELECT pg_backend_pid(), (date_part('epoch', backend_start) * 1000)::int8 \
+     FROM pg_stat_activity WHERE pid = pg_backend_pid()";
+
 use std::fmt;
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
@@ -204,6 +209,8 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                 let since =
                     u64::try_from(now.saturating_duration_since(self.shared.epoch).as_nanos()).unwrap_or(u64::MAX - 1);
                 stats.checked_out.store(since.saturating_add(1), Relaxed);
+                *stats.holder.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some((crate::funnel::current_route_id(), location));
                 let start_counts = stats.counts();
                 if self.shared.publish_due(since) {
                     self.publish_state();
@@ -425,6 +432,7 @@ impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
         let Some(conn) = self.conn.take() else { return };
         let held = now().saturating_duration_since(self.checked_out);
         conn.stats().checked_out.store(0, Relaxed);
+        *conn.stats().holder.lock().unwrap_or_else(|e| e.into_inner()) = None;
         conn.pool().in_use.fetch_sub(1, Relaxed);
         conn.pool().record(Event::Return {
             held,
@@ -487,11 +495,18 @@ pub struct ConnectionInfo {
     /// How long the current checkout has held it, if checked out.
     #[serde(rename = "held_for_ms", serialize_with = "crate::units::ser_opt_ms")]
     pub held_for: Option<Duration>,
+    /// The server process behind it (`pg_backend_pid()`), once known.
+    pub backend_pid: Option<i32>,
+    /// The route of the request holding it, if checked out inside one.
+    pub held_by_route: Option<String>,
+    /// The `get()` call site holding it (`file:line`), if checked out.
+    pub held_at: Option<String>,
 }
 
 impl ConnectionInfo {
     fn of(c: &ConnStats, shared: &PoolShared) -> Self {
         let since = c.checked_out.load(Relaxed);
+        let holder = c.holder();
         ConnectionInfo {
             id: c.id,
             created: c.created,
@@ -506,6 +521,9 @@ impl ConnectionInfo {
                     .saturating_duration_since(shared.epoch)
                     .saturating_sub(nanos(since - 1))
             }),
+            backend_pid: c.backend.get().map(|b| b.pid),
+            held_by_route: holder.route,
+            held_at: holder.site,
         }
     }
 }

@@ -4,11 +4,12 @@
 //! sink that its events go to.
 
 use std::fmt;
+use std::panic::Location;
 use std::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64,
     Ordering::{Relaxed, SeqCst},
 };
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Instant, SystemTime};
 
 use tokio_postgres::CancelToken;
@@ -18,6 +19,18 @@ use crate::funnel::{record, Event, Outcome, Sink};
 
 /// Sends a cancel request for a connection's running statement.
 pub(crate) type Canceller = Arc<dyn Fn(CancelToken) + Send + Sync>;
+
+/// Opens the server view's connection: the pool's server, settings and
+/// TLS, with the view's `application_name` and timeouts; its connection
+/// task already spawned.
+pub(crate) type SideConnect = Arc<
+    dyn Fn(
+            crate::config::ServerView,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<tokio_postgres::Client, tokio_postgres::Error>> + Send>,
+        > + Send
+        + Sync,
+>;
 
 pub(crate) struct PoolShared {
     /// Where this pool's events go.
@@ -42,6 +55,8 @@ pub(crate) struct PoolShared {
     last_connect_error: Mutex<Option<String>>,
     /// When the pool was made, on the statement clock.
     pub(crate) epoch: quanta::Instant,
+    /// How the server view connects (set by the manager).
+    pub(crate) side_connect: OnceLock<SideConnect>,
 }
 
 impl fmt::Debug for PoolShared {
@@ -68,6 +83,7 @@ impl PoolShared {
             consecutive_connect_failures: AtomicU32::new(0),
             last_connect_error: Mutex::new(None),
             epoch: crate::units::now(),
+            side_connect: OnceLock::new(),
         }
     }
 
@@ -174,6 +190,27 @@ pub(crate) struct ConnStats {
     cancel_wanted: AtomicBool,
     /// The client was dropped (bb8 retired the connection).
     client_gone: AtomicBool,
+    /// The server process behind the connection, learnt when it was made.
+    pub(crate) backend: OnceLock<Backend>,
+    /// Who holds the connection now: the request's route id (0: none) and
+    /// the `get()` call site. Written at checkout and return only.
+    pub(crate) holder: Mutex<Option<(u32, &'static Location<'static>)>>,
+}
+
+/// Who holds a connection: the request's route and the `get()` call site.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Holder {
+    pub(crate) route: Option<String>,
+    pub(crate) site: Option<String>,
+}
+
+/// A backend process: its pid and start, which together name it (a pid
+/// alone is reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Backend {
+    pub(crate) pid: i32,
+    /// Milliseconds since the Unix epoch.
+    pub(crate) started_unix_ms: i64,
 }
 
 impl ConnStats {
@@ -193,6 +230,8 @@ impl ConnStats {
             streams_open: AtomicU32::new(0),
             cancel_wanted: AtomicBool::new(false),
             client_gone: AtomicBool::new(false),
+            backend: OnceLock::new(),
+            holder: Mutex::new(None),
         }
     }
 
@@ -247,6 +286,18 @@ impl ConnStats {
             self.client_gone.store(true, SeqCst);
         }
         self.client_gone.load(SeqCst) && self.streams_open.load(SeqCst) == 0 && self.cancel_wanted.swap(false, SeqCst)
+    }
+
+    /// Who holds the connection now, in words.
+    pub(crate) fn holder(&self) -> Holder {
+        let holder = *self.holder.lock().unwrap_or_else(|e| e.into_inner());
+        match holder {
+            None => Holder::default(),
+            Some((route, site)) => Holder {
+                route: crate::stats::routes::route_name(route).map(|r| r.to_string()),
+                site: Some(format!("{}:{}", site.file(), site.line())),
+            },
+        }
     }
 
     pub(crate) fn counts(&self) -> SessionCounts {

@@ -33,6 +33,7 @@
 //! ```
 
 mod reading;
+mod server;
 
 use serde::Serialize;
 
@@ -44,6 +45,7 @@ use crate::stats::alert_book::{Alert, AlertReport};
 use crate::stats::{ErrorReport, PoolTrendReport, QueryPerformanceReport, SlowQueryReport};
 
 pub use reading::QueryStats;
+pub use server::{Sampled, ServerActivity, ServerFailure, ServerLocks, ServerStatements};
 
 /// One part of the score.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -111,6 +113,29 @@ pub struct ComprehensiveReport {
     pub n_plus_one: Vec<crate::stats::NPlusOnePattern>,
     /// Active alerts.
     pub alerts: AlertReport,
+    /// The server view's last sample, summed up (absent when it is off).
+    pub server: Option<ServerSummary>,
+}
+
+/// The server view in the comprehensive document.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ServerSummary {
+    /// When the sample was taken, in milliseconds since the Unix epoch
+    /// (absent: none yet).
+    pub sampled_unix_ms: Option<u64>,
+    /// The pool's backends the server showed.
+    pub backends: usize,
+    /// Of them, running a statement.
+    pub active: usize,
+    /// Of them, idle in a transaction.
+    pub idle_in_transaction: usize,
+    /// Of them, waiting on a lock.
+    pub waiting_on_locks: usize,
+    /// Age of the oldest transaction open on one of them, in milliseconds.
+    pub oldest_transaction_ms: Option<f64>,
+    /// The poller's last failure, if its last cycle failed.
+    pub last_failure: Option<String>,
 }
 
 const LATENCY_WEIGHT: f64 = 0.40;
@@ -298,6 +323,19 @@ fn recommendations(inputs: &Inputs<'_>) -> Vec<String> {
             "{} (seen {} times): check that the server is up, reachable and not restarting",
             alert.message, alert.occurrences
         ));
+    }
+    for alert in alerts.iter() {
+        let advice = match alert.alert_type {
+            AlertType::IdleInTransaction => {
+                "commit or roll back before awaiting anything else, and set idle_in_transaction_session_timeout"
+            }
+            AlertType::LongTransaction => "keep transactions short: a long one holds locks and holds back vacuum",
+            AlertType::BlockedBackend => {
+                "find what the blocker's route does inside its transaction (GET …/server/locks)"
+            }
+            _ => continue,
+        };
+        out.push(format!("{}: {advice}", alert.message));
     }
     let window = describe_minutes(queries.window_minutes);
     if trend.timeouts > 0 || trend.max_waiters > 0 || trend.peak_utilization >= config.alerts.pool_utilization {

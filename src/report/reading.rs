@@ -157,6 +157,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             pool_trend: trend,
             n_plus_one: self.shared.sink.stores.n_plus_one.report(),
             alerts,
+            server: self.server_summary(),
         }
     }
 

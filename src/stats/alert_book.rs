@@ -637,7 +637,7 @@ mod tests {
             (500, MAX_ACTIVE as u64 - 500)
         );
         assert_eq!(book.history("p", 3).resolved.len(), 3);
-        assert_eq!(book.counts(), [[0; 4]; 7]);
+        assert_eq!(book.counts(), [[0; 4]; AlertType::ALL.len()]);
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod performance;
 mod recent;
 pub(crate) mod ring;
 pub(crate) mod routes;
+pub(crate) mod server;
 mod slow;
 mod totals;
 mod trend;
@@ -49,6 +50,7 @@ pub use performance::{
     Apdex, Degradation, GroupPerformance, LatencyStats, QueryPerformanceReport, StatementPerformance,
 };
 pub use recent::{RecentStatement, StatementOutcome};
+pub use server::{LockNode, OtherBackends, ServerBackend, ServerStatement};
 pub use slow::{SlowQuery, SlowQueryGroup, SlowQueryReport, GETTING_SLOWER};
 pub use trend::{PoolSample, PoolTrendReport};
 
@@ -98,6 +100,7 @@ pub(crate) struct PoolStores {
     pub(crate) recent: RecentRing,
     pub(crate) n_plus_one: NPlusOneLog,
     pub(crate) alerts: AlertBook,
+    pub(crate) server: server::ServerStore,
 }
 
 impl PoolStores {
@@ -110,6 +113,7 @@ impl PoolStores {
             recent: RecentRing::new(config.query_history, counters::stripe_count()),
             n_plus_one: NPlusOneLog::new(config.max_fingerprints),
             alerts: AlertBook::new(config.alert_history),
+            server: server::ServerStore::default(),
         }
     }
 }

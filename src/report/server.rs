@@ -1,0 +1,208 @@
+//! The server-side view's documents: what the last sample of the poller
+//! saw, joined to the pool's connections and the client's statements.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::pool::{MakeTls, MonitoredPool};
+use crate::stats::server::Latest;
+use crate::stats::{LockNode, OtherBackends, ServerBackend, ServerStatement};
+
+/// The poller's last failure.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ServerFailure {
+    /// When, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// What failed, masked as every server message is.
+    pub message: String,
+    /// Failed cycles and connects since the pool was created.
+    pub failures: u64,
+}
+
+/// When a document's sample was taken, and whether the view is on.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Sampled {
+    /// Whether the server view is on ([`MonitorConfig::server_view`](crate::MonitorConfig::server_view)).
+    pub enabled: bool,
+    /// When the sample was taken, in milliseconds since the Unix epoch
+    /// (absent: no sample yet).
+    pub sampled_unix_ms: Option<u64>,
+    /// How long the sample's queries took, in milliseconds.
+    pub sample_took_ms: Option<f64>,
+    /// How many queries the sample ran.
+    pub sample_queries: Option<u32>,
+    /// The poller's last failure, when the last cycle failed.
+    pub last_failure: Option<ServerFailure>,
+    /// What the poller's role may not read (it reports instead of failing).
+    pub unreadable: Vec<String>,
+}
+
+/// `GET …/server/activity`: the pool's backends and the database's others.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ServerActivity {
+    /// The pool's name.
+    pub pool: String,
+    /// When and how the sample was taken.
+    #[serde(flatten)]
+    pub sampled: Sampled,
+    /// The pool's backends, by connection id.
+    pub backends: Vec<ServerBackend>,
+    /// The database's other client backends, by application name and state.
+    pub other_backends: Vec<OtherBackends>,
+}
+
+/// `GET …/server/locks`: the blocking tree.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ServerLocks {
+    /// The pool's name.
+    pub pool: String,
+    /// When and how the sample was taken.
+    #[serde(flatten)]
+    pub sampled: Sampled,
+    /// Backends of the database waiting on a lock.
+    pub waiting: u64,
+    /// Root blockers first (backends that block and wait on no one), each
+    /// with the backends it blocks, recursively.
+    pub roots: Vec<LockNode>,
+}
+
+/// `GET …/server/statements`: `pg_stat_statements` next to the client.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ServerStatements {
+    /// The pool's name.
+    pub pool: String,
+    /// When and how the sample was taken.
+    #[serde(flatten)]
+    pub sampled: Sampled,
+    /// Whether `pg_stat_statements` could be read.
+    pub available: bool,
+    /// Why not, when it could not.
+    pub missing: Option<String>,
+    /// The top statements by total server time, each with the client's
+    /// mean next to the server's.
+    pub statements: Vec<ServerStatement>,
+}
+
+fn sampled(enabled: bool, latest: &Latest) -> Sampled {
+    let sample = latest.sample.as_deref();
+    Sampled {
+        enabled,
+        sampled_unix_ms: sample.map(|s| s.at_unix_ms),
+        sample_took_ms: sample.map(|s| s.took_ms),
+        sample_queries: sample.map(|s| s.queries),
+        last_failure: latest.failure.as_ref().map(|(at, message)| ServerFailure {
+            at_unix_ms: *at,
+            message: message.clone(),
+            failures: latest.failures,
+        }),
+        unreadable: sample.map(|s| s.unreadable.clone()).unwrap_or_default(),
+    }
+}
+
+impl<Tls: MakeTls> MonitoredPool<Tls> {
+    /// The server view summed up for the comprehensive document.
+    pub(crate) fn server_summary(&self) -> Option<super::ServerSummary> {
+        let (enabled, latest) = self.server_latest();
+        if !enabled {
+            return None;
+        }
+        let backends = latest
+            .sample
+            .as_ref()
+            .map(|s| s.backends.as_slice())
+            .unwrap_or_default();
+        let count = |f: &dyn Fn(&ServerBackend) -> bool| backends.iter().filter(|b| f(b)).count();
+        Some(super::ServerSummary {
+            sampled_unix_ms: latest.sample.as_ref().map(|s| s.at_unix_ms),
+            backends: backends.len(),
+            active: count(&|b| b.state.as_deref() == Some("active")),
+            idle_in_transaction: count(&|b| b.state.as_deref().is_some_and(|s| s.starts_with("idle in transaction"))),
+            waiting_on_locks: count(&|b| b.wait_event_type.as_deref() == Some("Lock")),
+            oldest_transaction_ms: backends.iter().filter_map(|b| b.transaction_age_ms).reduce(f64::max),
+            last_failure: latest.failure.map(|(_, message)| message),
+        })
+    }
+
+    fn server_latest(&self) -> (bool, Latest) {
+        (
+            self.shared.sink.config.server_view.is_some(),
+            self.shared.sink.stores.server.latest(),
+        )
+    }
+
+    /// The server view's last sample of the pool's backends: state, waits,
+    /// transaction and statement ages, the normalized statement, and the
+    /// route and checkout site holding each.
+    pub fn server_activity(&self) -> ServerActivity {
+        let (enabled, latest) = self.server_latest();
+        let sample = latest.sample.as_deref();
+        ServerActivity {
+            pool: self.name().to_owned(),
+            sampled: sampled(enabled, &latest),
+            backends: sample.map(|s| s.backends.clone()).unwrap_or_default(),
+            other_backends: sample.map(|s| s.others.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The server view's last lock tree.
+    pub fn server_locks(&self) -> ServerLocks {
+        let (enabled, latest) = self.server_latest();
+        let sample = latest.sample.as_deref();
+        ServerLocks {
+            pool: self.name().to_owned(),
+            sampled: sampled(enabled, &latest),
+            waiting: sample.map_or(0, |s| s.waiting),
+            roots: sample.map(|s| s.locks.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The server view's last read of `pg_stat_statements`: at most
+    /// `limit` statements by total time, with the client's calls and mean
+    /// for the same fingerprint.
+    pub fn server_statements(&self, limit: usize) -> ServerStatements {
+        let (enabled, latest) = self.server_latest();
+        let sample = latest.sample.as_deref();
+        let client: HashMap<u64, (u64, f64)> = self
+            .query_stats()
+            .into_iter()
+            .filter(|q| q.calls > q.cancelled)
+            .map(|q| (q.fingerprint, (q.calls, q.mean_time().as_secs_f64() * 1000.0)))
+            .collect();
+        let statements = sample
+            .map(|s| {
+                s.statements
+                    .top
+                    .iter()
+                    .take(limit)
+                    .map(|st| {
+                        let mut st = st.clone();
+                        if let Some(&(calls, mean)) = client.get(&st.fingerprint) {
+                            st.client_calls = Some(calls);
+                            st.client_mean_ms = Some(mean);
+                            st.difference_ms = Some(mean - st.server_mean_ms);
+                        }
+                        st
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let missing = match sample {
+            Some(s) => s.statements.missing.clone(),
+            None if enabled => Some("no sample yet".to_owned()),
+            None => Some("the server view is off (MonitorConfig::server_view)".to_owned()),
+        };
+        ServerStatements {
+            pool: self.name().to_owned(),
+            sampled: sampled(enabled, &latest),
+            available: missing.is_none(),
+            missing,
+            statements,
+        }
+    }
+}

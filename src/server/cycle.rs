@@ -1,0 +1,440 @@
+//! One cycle of the poller: its queries, and the joins of their rows to
+//! the pool's connections and to the client's fingerprints.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_postgres::{Client, Error};
+
+use crate::config::ServerView;
+use crate::pool::shared::{ConnStats, PoolShared};
+use crate::sql;
+use crate::stats::server::{LockNode, OtherBackends, ServerBackend, ServerSample, ServerStatement, StatementsPart};
+
+/// Every client backend of this database but the poller's own (a backend
+/// of another role shows no type: counted with the others). Times in
+/// milliseconds; the text is lexed at once and never kept.
+///
+/// The monitor's own statements are written so that the server's
+/// normalized text (`pg_stat_statements`) has the fingerprint of the text
+/// sent: constants only where the lexer sees literals (`date_part('epoch',
+/// …)`, not `extract(epoch …)`; a parameter, not `false`).
+const ACTIVITY: &str = "SELECT pid, (date_part('epoch', backend_start) * 1000)::int8, \
+     coalesce(application_name, ''), state, wait_event_type, wait_event, \
+     (date_part('epoch', now() - xact_start) * 1000)::float8, \
+     (date_part('epoch', now() - query_start) * 1000)::float8, \
+     (date_part('epoch', now() - state_change) * 1000)::float8, query \
+     FROM pg_stat_activity \
+     WHERE datname = current_database() AND coalesce(backend_type, 'client backend') = 'client backend' \
+     AND pid <> pg_backend_pid()";
+
+/// What each lock waiter waits for, and who blocks it.
+const WAITERS: &str = "SELECT w.pid, w.mode, pg_blocking_pids(w.pid) FROM pg_locks w \
+     WHERE NOT w.granted AND w.pid = ANY($1)";
+
+/// The modes the blockers hold on what their waiters want.
+const HELD: &str = "SELECT DISTINCT h.pid, h.mode FROM pg_locks w JOIN pg_locks h \
+     ON h.granted AND h.pid <> w.pid AND h.locktype = w.locktype \
+     AND h.database IS NOT DISTINCT FROM w.database AND h.relation IS NOT DISTINCT FROM w.relation \
+     AND h.page IS NOT DISTINCT FROM w.page AND h.tuple IS NOT DISTINCT FROM w.tuple \
+     AND h.virtualxid IS NOT DISTINCT FROM w.virtualxid \
+     AND h.transactionid IS NOT DISTINCT FROM w.transactionid \
+     AND h.classid IS NOT DISTINCT FROM w.classid AND h.objid IS NOT DISTINCT FROM w.objid \
+     AND h.objsubid IS NOT DISTINCT FROM w.objsubid \
+     WHERE NOT w.granted AND w.pid = ANY($1)";
+
+const EXTENSION: &str = "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'";
+
+/// The top statements of this database and role, without their texts.
+const TOP: &str = "SELECT queryid, calls, rows, total_exec_time, mean_exec_time \
+     FROM pg_stat_statements($2) \
+     WHERE queryid IS NOT NULL \
+     AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+     AND userid = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+     ORDER BY total_exec_time DESC LIMIT $1";
+
+/// The texts of statements not seen before.
+const TEXTS: &str = "SELECT queryid, query FROM pg_stat_statements($2) WHERE queryid = ANY($1)";
+
+/// What `pg_stat_activity` shows of a backend the role may not read.
+const HIDDEN: &str = "<insufficient privilege>";
+
+/// The normalized texts of the `queryid`s seen so far (bounded: cleared
+/// when full), so that `pg_stat_statements`' text file is read only for
+/// new ones.
+#[derive(Default)]
+pub(crate) struct Texts {
+    known: HashMap<i64, (String, u64)>,
+}
+
+const MAX_TEXTS: usize = 4096;
+
+/// The fingerprints of the monitor's own statements (the poller's and the
+/// backend-pid query), left out of the statements part.
+fn own_fingerprints() -> HashSet<u64> {
+    [ACTIVITY, WAITERS, HELD, EXTENSION, TOP, TEXTS]
+        .iter()
+        .map(|sql| sql::fingerprint(sql))
+        .chain(std::iter::once(sql::fingerprint(crate::pool::BACKEND_QUERY)))
+        .collect()
+}
+
+/// One row of `pg_stat_activity`.
+struct Row {
+    pid: i32,
+    started: Option<i64>,
+    application: String,
+    state: Option<String>,
+    wait_type: Option<String>,
+    wait_event: Option<String>,
+    xact_ms: Option<f64>,
+    query_ms: Option<f64>,
+    state_ms: Option<f64>,
+    query: Option<String>,
+}
+
+/// One cycle: the sample, and the failure of its statements part if that
+/// part could not be read (the rest of the sample stands).
+pub(crate) async fn run(
+    client: &Client,
+    pool: &PoolShared,
+    view: &ServerView,
+    texts: &mut Texts,
+) -> Result<(ServerSample, Option<Error>), Error> {
+    let began = Instant::now();
+    let at_unix_ms = crate::units::unix_ms(std::time::SystemTime::now());
+    let mut queries = 1;
+    let rows: Vec<Row> = client
+        .query(ACTIVITY, &[])
+        .await?
+        .iter()
+        .map(|r| Row {
+            pid: r.get(0),
+            started: r.get(1),
+            application: r.get(2),
+            state: r.get(3),
+            wait_type: r.get(4),
+            wait_event: r.get(5),
+            xact_ms: r.get(6),
+            query_ms: r.get(7),
+            state_ms: r.get(8),
+            query: r.get(9),
+        })
+        .collect();
+    let mut unreadable = Vec::new();
+    if rows.iter().any(|r| r.query.as_deref() == Some(HIDDEN)) {
+        unreadable.push("pg_stat_activity: the backends of other roles (pg_read_all_stats)".to_owned());
+    }
+
+    // Ours: the pid and start of one of the pool's live connections.
+    let conns: Vec<Arc<ConnStats>> = pool.live_connections();
+    let by_pid: HashMap<i32, &ConnStats> = conns
+        .iter()
+        .filter_map(|c| c.backend.get().map(|b| (b.pid, (c.as_ref(), b.started_unix_ms))))
+        .filter(|(_, (_, started))| *started != 0)
+        .map(|(pid, (c, _))| (pid, c))
+        .collect();
+    let ours = |row: &Row| -> Option<&ConnStats> {
+        let conn = by_pid.get(&row.pid)?;
+        let started = conn.backend.get()?.started_unix_ms;
+        (row.started == Some(started)).then_some(*conn)
+    };
+
+    let mut backends = Vec::new();
+    let mut others: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for row in &rows {
+        match ours(row) {
+            Some(conn) => {
+                let holder = conn.holder();
+                let analysis = row.query.as_deref().filter(|q| !q.is_empty()).map(sql::analyze);
+                backends.push(ServerBackend {
+                    pid: row.pid,
+                    backend_start_unix_ms: row.started.unwrap_or(0),
+                    connection: conn.id,
+                    state: row.state.clone(),
+                    wait_event_type: row.wait_type.clone(),
+                    wait_event: row.wait_event.clone(),
+                    transaction_age_ms: row.xact_ms,
+                    statement_age_ms: row.query_ms,
+                    state_age_ms: row.state_ms,
+                    fingerprint: analysis.as_ref().map(|a| a.fingerprint),
+                    statement: analysis.map(|a| a.normalized),
+                    route: holder.route,
+                    checkout_site: holder.site,
+                });
+            }
+            None => {
+                let application: String = row.application.chars().take(64).collect();
+                let state = row.state.clone().unwrap_or_else(|| "unknown".to_owned());
+                *others.entry((application, state)).or_insert(0) += 1;
+            }
+        }
+    }
+    backends.sort_by_key(|b| b.connection);
+
+    // The lock tree, only when someone waits on a lock.
+    let waiting: Vec<i32> = rows
+        .iter()
+        .filter(|r| r.wait_type.as_deref() == Some("Lock"))
+        .map(|r| r.pid)
+        .collect();
+    let mut locks = Vec::new();
+    if !waiting.is_empty() {
+        queries += 2;
+        let mut blocked_by: HashMap<i32, Vec<i32>> = HashMap::new();
+        let mut wants: HashMap<i32, String> = HashMap::new();
+        for r in client.query(WAITERS, &[&waiting]).await? {
+            let pid: i32 = r.get(0);
+            wants.insert(pid, r.get(1));
+            blocked_by.insert(pid, r.get(2));
+        }
+        let mut holds: HashMap<i32, String> = HashMap::new();
+        for r in client.query(HELD, &[&waiting]).await? {
+            let mode: String = r.get(1);
+            holds
+                .entry(r.get(0))
+                .and_modify(|m: &mut String| {
+                    if !m.split(", ").any(|x| x == mode) {
+                        m.push_str(", ");
+                        m.push_str(&mode);
+                    }
+                })
+                .or_insert(mode);
+        }
+        let row_of: HashMap<i32, &Row> = rows.iter().map(|r| (r.pid, r)).collect();
+        let node = |pid: i32| -> LockNode {
+            let row = row_of.get(&pid);
+            let conn = row.and_then(|r| ours(r));
+            let holder = conn.map(|c| c.holder()).unwrap_or_default();
+            LockNode {
+                pid,
+                application_name: row.map(|r| r.application.chars().take(64).collect()),
+                state: row.and_then(|r| r.state.clone()),
+                transaction_age_ms: row.and_then(|r| r.xact_ms),
+                waiting_for: wants.get(&pid).cloned(),
+                holding: holds.get(&pid).cloned(),
+                ours: conn.is_some(),
+                connection: conn.map(|c| c.id),
+                route: holder.route,
+                checkout_site: holder.site,
+                blocking: Vec::new(),
+            }
+        };
+        locks = tree(&blocked_by, node);
+    }
+
+    let (statements, failed) = statements(client, view, texts, &mut queries).await;
+    let sample = ServerSample {
+        at_unix_ms,
+        took_ms: began.elapsed().as_secs_f64() * 1000.0,
+        queries,
+        unreadable,
+        backends,
+        others: others
+            .into_iter()
+            .map(|((application_name, state), count)| OtherBackends {
+                application_name,
+                state,
+                count,
+            })
+            .collect(),
+        locks,
+        waiting: waiting.len() as u64,
+        statements,
+    };
+    Ok((sample, failed))
+}
+
+/// The blocking tree: blockers that wait on no one first (the roots), each
+/// with the backends it blocks. A cycle (a deadlock the server has not
+/// broken yet) hangs from its lowest pid.
+fn tree(blocked_by: &HashMap<i32, Vec<i32>>, node: impl Fn(i32) -> LockNode) -> Vec<LockNode> {
+    let mut blocks: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for (&waiter, blockers) in blocked_by {
+        for &blocker in blockers {
+            blocks.entry(blocker).or_default().push(waiter);
+        }
+    }
+    for waiters in blocks.values_mut() {
+        waiters.sort_unstable();
+        waiters.dedup();
+    }
+    let waits = |pid: i32| blocked_by.get(&pid).is_some_and(|b| !b.is_empty());
+    let mut roots: Vec<i32> = blocks.keys().copied().filter(|&pid| !waits(pid)).collect();
+    let mut seen: HashSet<i32> = HashSet::new();
+    fn grow(
+        pid: i32,
+        blocks: &BTreeMap<i32, Vec<i32>>,
+        seen: &mut HashSet<i32>,
+        node: &dyn Fn(i32) -> LockNode,
+    ) -> LockNode {
+        seen.insert(pid);
+        let mut this = node(pid);
+        for &waiter in blocks.get(&pid).into_iter().flatten() {
+            if !seen.contains(&waiter) {
+                this.blocking.push(grow(waiter, blocks, seen, node));
+            }
+        }
+        this
+    }
+    let mut out = Vec::new();
+    for &root in &roots {
+        out.push(grow(root, &blocks, &mut seen, &node));
+    }
+    // Blockers left unseen wait in a cycle.
+    let cycle: Vec<i32> = blocks.keys().copied().filter(|pid| !seen.contains(pid)).collect();
+    for pid in cycle {
+        if !seen.contains(&pid) {
+            roots.push(pid);
+            out.push(grow(pid, &blocks, &mut seen, &node));
+        }
+    }
+    out
+}
+
+/// The statements part: missing (and why) or the top statements; and the
+/// error when a query failed (a missing extension is no failure).
+async fn statements(
+    client: &Client,
+    view: &ServerView,
+    texts: &mut Texts,
+    queries: &mut u32,
+) -> (StatementsPart, Option<Error>) {
+    *queries += 1;
+    match client.query_one(EXTENSION, &[]).await {
+        Ok(row) if row.get::<_, i64>(0) == 0 => {
+            let missing = "pg_stat_statements is not installed in this database (CREATE EXTENSION pg_stat_statements)";
+            return (
+                StatementsPart {
+                    missing: Some(missing.to_owned()),
+                    top: Vec::new(),
+                },
+                None,
+            );
+        }
+        Ok(_) => {}
+        Err(e) => return missing(e),
+    }
+    *queries += 1;
+    let limit = i64::try_from(view.top_statements).unwrap_or(i64::MAX);
+    let top = match client.query(TOP, &[&limit, &false]).await {
+        Ok(rows) => rows,
+        Err(e) => return missing(e),
+    };
+    let unknown: Vec<i64> = top
+        .iter()
+        .map(|r| r.get::<_, i64>(0))
+        .filter(|id| !texts.known.contains_key(id))
+        .collect();
+    if !unknown.is_empty() {
+        *queries += 1;
+        match client.query(TEXTS, &[&unknown, &true]).await {
+            Ok(rows) => {
+                if texts.known.len() + rows.len() > MAX_TEXTS {
+                    texts.known.clear();
+                }
+                for r in rows {
+                    let text: String = r.get(1);
+                    let analysis = sql::analyze(&text);
+                    texts
+                        .known
+                        .insert(r.get(0), (analysis.normalized, analysis.fingerprint));
+                }
+            }
+            Err(e) => return missing(e),
+        }
+    }
+    let own = own_fingerprints();
+    let top = top
+        .iter()
+        .filter_map(|r| {
+            let queryid: i64 = r.get(0);
+            let (statement, fingerprint) = texts.known.get(&queryid)?.clone();
+            if own.contains(&fingerprint) {
+                return None;
+            }
+            Some(ServerStatement {
+                queryid,
+                statement,
+                fingerprint,
+                calls: r.get(1),
+                rows: r.get(2),
+                total_exec_time_ms: r.get(3),
+                server_mean_ms: r.get(4),
+                client_calls: None,
+                client_mean_ms: None,
+                difference_ms: None,
+            })
+        })
+        .collect();
+    (StatementsPart { missing: None, top }, None)
+}
+
+/// The statements part when `pg_stat_statements` could not be read: why,
+/// in the server's words masked, with the SQLSTATE.
+fn missing(error: Error) -> (StatementsPart, Option<Error>) {
+    let why = match error.as_db_error() {
+        Some(db) => format!("{} ({})", crate::classify::server_message(db, false), db.code().code()),
+        None => crate::classify::error_chain(&error, false),
+    };
+    let part = StatementsPart {
+        missing: Some(format!("pg_stat_statements could not be read: {why}")),
+        top: Vec::new(),
+    };
+    (part, Some(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(pid: i32) -> LockNode {
+        LockNode {
+            pid,
+            application_name: None,
+            state: None,
+            transaction_age_ms: None,
+            waiting_for: None,
+            holding: None,
+            ours: false,
+            connection: None,
+            route: None,
+            checkout_site: None,
+            blocking: Vec::new(),
+        }
+    }
+
+    fn shape(n: &LockNode) -> String {
+        if n.blocking.is_empty() {
+            n.pid.to_string()
+        } else {
+            let children: Vec<String> = n.blocking.iter().map(shape).collect();
+            format!("{}[{}]", n.pid, children.join(" "))
+        }
+    }
+
+    #[test]
+    fn a_chain_hangs_from_its_root_blocker() {
+        // 10 blocks 20, 20 blocks 30; 10 also blocks 40.
+        let blocked_by = HashMap::from([(20, vec![10]), (30, vec![20]), (40, vec![10])]);
+        let t = tree(&blocked_by, node);
+        let shapes: Vec<String> = t.iter().map(shape).collect();
+        assert_eq!(shapes, ["10[20[30] 40]"]);
+    }
+
+    #[test]
+    fn a_cycle_still_shows_every_backend_once() {
+        let blocked_by = HashMap::from([(1, vec![2]), (2, vec![1]), (3, vec![2])]);
+        let t = tree(&blocked_by, node);
+        let shapes: Vec<String> = t.iter().map(shape).collect();
+        assert_eq!(shapes, ["1[2[3]]"]);
+    }
+
+    #[test]
+    fn the_monitor_s_own_statements_are_known() {
+        let own = own_fingerprints();
+        assert!(own.contains(&sql::fingerprint(TOP)));
+        assert!(!own.contains(&sql::fingerprint("SELECT * FROM orders WHERE id = $1")));
+    }
+}
