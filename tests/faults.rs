@@ -56,6 +56,16 @@ async fn a_real_deadlock_is_classified_once() {
         .unwrap();
     assert_eq!((entry.calls, entry.errors), (4, 1));
     assert_eq!(entry.normalized, format!("UPDATE {table} SET v = v + ? WHERE id = ?"));
+    // The other side of the deadlock, from the pids in the DETAIL: the
+    // pool's other connection and where it was checked out.
+    let kept = pool.error_report(None);
+    let message = &kept.recent[0].message;
+    assert!(
+        message.starts_with("deadlock detected; the other side: connection ")
+            && message.contains("(at tests/support/mod.rs:"),
+        "{message}"
+    );
+    assert!(!message.contains("Process"), "no text of the DETAIL is kept: {message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,7 +51,16 @@ pub(crate) fn from_error(record: &ErrorRecord) -> Option<Observation> {
             AlertType::Deadlock,
             key_or("unknown"),
             AlertSeverity::High,
-            format!("deadlock detected ({code}){}", on_statement(record)),
+            format!(
+                "deadlock detected ({code}){}{}",
+                on_statement(record),
+                // The pool's connections on the other side, when known.
+                record
+                    .message
+                    .split_once("; the other side: ")
+                    .map(|(_, peers)| format!("; the other side: {peers}"))
+                    .unwrap_or_default()
+            ),
         ),
         kind @ (ErrorKind::StatementTimeout | ErrorKind::LockTimeout | ErrorKind::IdleInTransactionTimeout) => event(
             AlertType::TransactionTimeout,

@@ -47,6 +47,10 @@ pub(crate) fn statement_ended(
     let elapsed = end.saturating_duration_since(start);
     let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
     conn.record(nanos, &outcome);
+    let peers = match outcome {
+        Outcome::Failed(error) => deadlock_peers(pool, conn, error),
+        _ => None,
+    };
     let record = |entry: &QueryEntry| {
         pool.record(Event::Statement(StatementEnd {
             entry,
@@ -54,6 +58,7 @@ pub(crate) fn statement_ended(
             elapsed,
             nanos,
             outcome,
+            peers: peers.as_deref(),
         }))
     };
     match query {
@@ -61,6 +66,54 @@ pub(crate) fn statement_ended(
         QueryRef::Entry(entry) => record(entry),
         QueryRef::Owned(entry) => record(entry),
     }
+}
+
+/// For a deadlock, the other backends the server names in its `DETAIL`
+/// (`Process 123 waits for ShareLock …; blocked by process 456.`) that are
+/// this pool's connections, as "connection 3 (PUT /accounts/{id} at
+/// src/accounts.rs:42)". Only the pids are read from the `DETAIL`; none of
+/// its text is kept.
+#[cold]
+#[inline(never)]
+fn deadlock_peers(pool: &PoolShared, conn: &ConnStats, error: &Error) -> Option<String> {
+    let db = error.as_db_error()?;
+    if db.code() != &tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED {
+        return None;
+    }
+    let own = conn.backend.get().map(|b| b.pid);
+    let pids = deadlock_pids(db.detail()?);
+    let peers: Vec<String> = pool
+        .live_connections()
+        .iter()
+        .filter(|c| {
+            c.backend
+                .get()
+                .is_some_and(|b| Some(b.pid) != own && pids.contains(&b.pid))
+        })
+        .map(|c| {
+            let holder = c.holder();
+            match (holder.route, holder.site) {
+                (Some(route), Some(site)) => format!("connection {} ({route} at {site})", c.id),
+                (None, Some(site)) => format!("connection {} (at {site})", c.id),
+                _ => format!("connection {}", c.id),
+            }
+        })
+        .collect();
+    (!peers.is_empty()).then(|| peers.join(", "))
+}
+
+/// The pids in a deadlock's `DETAIL`: each number after the word
+/// `process` (PostgreSQL's English text; another language gives none).
+fn deadlock_pids(detail: &str) -> Vec<i32> {
+    let words: Vec<&str> = detail.split_whitespace().collect();
+    let mut pids: Vec<i32> = words
+        .windows(2)
+        .filter(|w| w[0].eq_ignore_ascii_case("process"))
+        .filter_map(|w| w[1].trim_end_matches(['.', ';', ',', ':']).parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// The statement a [`Timed`] or an [`InFlight`] reports on.
@@ -589,5 +642,18 @@ impl ConnCtx {
     ) -> Result<MonitoredStream<tokio_postgres::SimpleQueryStream>, Error> {
         self.run_stream(query, client.simple_query_raw(query), Counting::SimpleRows)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deadlock_pids;
+
+    #[test]
+    fn the_pids_of_a_deadlock_detail_are_read_and_nothing_else() {
+        let detail = "Process 4242 waits for ShareLock on transaction 77123; blocked by process 4343.\n\
+                      Process 4343 waits for ShareLock on transaction 77122; blocked by process 4242.";
+        assert_eq!(deadlock_pids(detail), vec![4242, 4343]);
+        assert!(deadlock_pids("Prozess 4242 wartet auf ShareLock").is_empty());
     }
 }
