@@ -83,9 +83,6 @@ pub(crate) struct StatementEnd<'a> {
     /// `elapsed` in nanoseconds (saturating).
     pub(crate) nanos: u64,
     pub(crate) outcome: Outcome<'a>,
-    /// For a deadlock: the other sides the pool knows (connection, route
-    /// and call site), which the error record names.
-    pub(crate) peers: Option<&'a str>,
 }
 
 /// What a statement came to.

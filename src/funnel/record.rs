@@ -61,7 +61,6 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
         elapsed,
         nanos,
         outcome,
-        peers,
     } = end;
     let slow = elapsed >= sink.config.alerts.slow_query_threshold;
     let stripe = stripe_of_thread();
@@ -80,7 +79,7 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
             entry.metrics.ok.record(elapsed);
             None
         }
-        Outcome::Failed(error) => Some(statement_failed(sink, entry, elapsed, error, peers)),
+        Outcome::Failed(error) => Some(statement_failed(sink, entry, elapsed, error)),
         Outcome::Cancelled => {
             entry.metrics.cancelled.increment(1);
             None
@@ -110,7 +109,6 @@ fn statement_failed(
     entry: &super::table::QueryEntry,
     elapsed: Duration,
     error: &tokio_postgres::Error,
-    peers: Option<&str>,
 ) -> ErrorKind {
     let kind = ErrorKind::of(error);
     entry
@@ -128,7 +126,7 @@ fn statement_failed(
             sqlstate: code,
             source: ErrorSource::Statement,
             statement: Some((entry.fingerprint, &entry.normalized)),
-            message: match peers {
+            message: match super::deadlock_peers::take() {
                 None => error_message(error, sink.config.expose_application_messages),
                 Some(peers) => format!(
                     "{}; the other side: {peers}",

@@ -46,11 +46,7 @@ pub(crate) fn statement_ended(
 ) {
     let elapsed = end.saturating_duration_since(start);
     let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-    conn.record(nanos, &outcome);
-    let peers = match outcome {
-        Outcome::Failed(error) => deadlock_peers(pool, conn, error),
-        _ => None,
-    };
+    conn.record(nanos, &outcome, pool);
     let record = |entry: &QueryEntry| {
         pool.record(Event::Statement(StatementEnd {
             entry,
@@ -58,7 +54,6 @@ pub(crate) fn statement_ended(
             elapsed,
             nanos,
             outcome,
-            peers: peers.as_deref(),
         }))
     };
     match query {
@@ -73,15 +68,18 @@ pub(crate) fn statement_ended(
 /// this pool's connections, as "connection 3 (PUT /accounts/{id} at
 /// src/accounts.rs:42)". Only the pids are read from the `DETAIL`; none of
 /// its text is kept.
-#[cold]
-#[inline(never)]
-fn deadlock_peers(pool: &PoolShared, conn: &ConnStats, error: &Error) -> Option<String> {
-    let db = error.as_db_error()?;
+///
+/// Handed to the funnel beside the statement's event (see
+/// [`funnel::deadlock_peers`](crate::funnel::deadlock_peers)), so that the
+/// statement's event stays as small as the hot path wants it.
+pub(crate) fn deadlock_peers(pool: &PoolShared, conn: &ConnStats, error: &Error) {
+    let Some(db) = error.as_db_error() else { return };
     if db.code() != &tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED {
-        return None;
+        return;
     }
+    let Some(detail) = db.detail() else { return };
     let own = conn.backend.get().map(|b| b.pid);
-    let pids = deadlock_pids(db.detail()?);
+    let pids = deadlock_pids(detail);
     let peers: Vec<String> = pool
         .live_connections()
         .iter()
@@ -99,7 +97,9 @@ fn deadlock_peers(pool: &PoolShared, conn: &ConnStats, error: &Error) -> Option<
             }
         })
         .collect();
-    (!peers.is_empty()).then(|| peers.join(", "))
+    if !peers.is_empty() {
+        crate::funnel::deadlock_peers::set(peers.join(", "));
+    }
 }
 
 /// The pids in a deadlock's `DETAIL`: each number after the word

@@ -243,12 +243,12 @@ impl ConnStats {
     /// statements pipelined on one client from several threads at the same
     /// instant could lose an increment here; the per-fingerprint counts,
     /// which use atomic increments, stay exact regardless.
-    pub(crate) fn record(&self, nanos: u64, outcome: &Outcome<'_>) {
+    pub(crate) fn record(&self, nanos: u64, outcome: &Outcome<'_>, pool: &PoolShared) {
         bump(&self.statements, 1);
         bump(&self.busy_ns, nanos);
         match outcome {
             Outcome::Ok(_) => {}
-            Outcome::Failed(error) => self.failed(error),
+            Outcome::Failed(error) => self.failed(error, pool),
             Outcome::Cancelled => {
                 bump(&self.cancelled, 1);
                 self.broken.store(true, Relaxed);
@@ -259,15 +259,17 @@ impl ConnStats {
 
     /// A statement failed. If the failure ends the connection, the
     /// connection is not handed out again (its background task may not have
-    /// seen the end of the stream yet), and its end counts as reported.
+    /// seen the end of the stream yet), and its end counts as reported. A
+    /// deadlock's other side is named for the funnel.
     #[cold]
     #[inline(never)]
-    fn failed(&self, error: &tokio_postgres::Error) {
+    fn failed(&self, error: &tokio_postgres::Error, pool: &PoolShared) {
         bump(&self.errors, 1);
         if ErrorKind::of(error).ends_connection() {
             self.broken.store(true, Relaxed);
             self.end_reported.store(true, Relaxed);
         }
+        super::flight::deadlock_peers(pool, self, error);
     }
 
     /// One user of the connection let go: its client (`client` set) or an
