@@ -209,8 +209,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                 let since =
                     u64::try_from(now.saturating_duration_since(self.shared.epoch).as_nanos()).unwrap_or(u64::MAX - 1);
                 stats.checked_out.store(since.saturating_add(1), Relaxed);
-                *stats.holder.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some((crate::funnel::current_route_id(), location));
+                stats.held_by(crate::funnel::current_route_id(), location);
                 let start_counts = stats.counts();
                 if self.shared.publish_due(since) {
                     self.publish_state();
@@ -432,7 +431,6 @@ impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
         let Some(conn) = self.conn.take() else { return };
         let held = now().saturating_duration_since(self.checked_out);
         conn.stats().checked_out.store(0, Relaxed);
-        *conn.stats().holder.lock().unwrap_or_else(|e| e.into_inner()) = None;
         conn.pool().in_use.fetch_sub(1, Relaxed);
         conn.pool().record(Event::Return {
             held,

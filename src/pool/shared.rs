@@ -6,7 +6,7 @@
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64,
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Relaxed, SeqCst},
 };
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -192,9 +192,14 @@ pub(crate) struct ConnStats {
     client_gone: AtomicBool,
     /// The server process behind the connection, learnt when it was made.
     pub(crate) backend: OnceLock<Backend>,
-    /// Who holds the connection now: the request's route id (0: none) and
-    /// the `get()` call site. Written at checkout and return only.
-    pub(crate) holder: Mutex<Option<(u32, &'static Location<'static>)>>,
+    /// The route id of the request that checked the connection out last
+    /// (0: none); meaningful while `checked_out` is set.
+    holder_route: AtomicU32,
+    /// The `get()` call site that checked it out last, and its address:
+    /// the lock is taken only when the site changes, so that a checkout
+    /// costs two relaxed stores and a compare.
+    holder_site: Mutex<Option<&'static Location<'static>>>,
+    holder_site_addr: AtomicUsize,
 }
 
 /// Who holds a connection: the request's route and the `get()` call site.
@@ -231,7 +236,9 @@ impl ConnStats {
             cancel_wanted: AtomicBool::new(false),
             client_gone: AtomicBool::new(false),
             backend: OnceLock::new(),
-            holder: Mutex::new(None),
+            holder_route: AtomicU32::new(0),
+            holder_site: Mutex::new(None),
+            holder_site_addr: AtomicUsize::new(0),
         }
     }
 
@@ -291,14 +298,33 @@ impl ConnStats {
     }
 
     /// Who holds the connection now, in words.
+    /// Remembers who checks the connection out: the request's route id
+    /// and the `get()` call site.
+    #[inline]
+    pub(crate) fn held_by(&self, route: u32, site: &'static Location<'static>) {
+        self.holder_route.store(route, Relaxed);
+        let addr = std::ptr::from_ref(site) as usize;
+        if self.holder_site_addr.load(Relaxed) != addr {
+            self.new_site(site, addr);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn new_site(&self, site: &'static Location<'static>, addr: usize) {
+        *self.holder_site.lock().unwrap_or_else(|e| e.into_inner()) = Some(site);
+        self.holder_site_addr.store(addr, Relaxed);
+    }
+
+    /// Who holds the connection now, in words (nobody when idle).
     pub(crate) fn holder(&self) -> Holder {
-        let holder = *self.holder.lock().unwrap_or_else(|e| e.into_inner());
-        match holder {
-            None => Holder::default(),
-            Some((route, site)) => Holder {
-                route: crate::stats::routes::route_name(route).map(|r| r.to_string()),
-                site: Some(format!("{}:{}", site.file(), site.line())),
-            },
+        if self.checked_out.load(Relaxed) == 0 {
+            return Holder::default();
+        }
+        let site = *self.holder_site.lock().unwrap_or_else(|e| e.into_inner());
+        Holder {
+            route: crate::stats::routes::route_name(self.holder_route.load(Relaxed)).map(|r| r.to_string()),
+            site: site.map(|s| format!("{}:{}", s.file(), s.line())),
         }
     }
 
