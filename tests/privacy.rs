@@ -1,7 +1,8 @@
 //! What text leaves the process, end to end on real PostgreSQL: a marker
 //! planted in literals, parameters, failing statements of every SQLSTATE
 //! class the server and the application raise, notices, slow statements
-//! and conversion errors, then looked for in every JSON route, the
+//! and conversion errors, then looked for in every JSON route (the server
+//! view's included, whose statements come from the server's text), the
 //! Prometheus exposition, every log line (this crate's at any level,
 //! anyone's at INFO and above), every alert event and every webhook body.
 
@@ -15,7 +16,9 @@ use bytes::Bytes;
 use db_monitor::alerts::{AlertEvent, AlertmanagerNotifier};
 use db_monitor::prometheus::PrometheusSetup;
 use db_monitor::tokio_postgres::NoTls;
-use db_monitor::{AlertThresholds, DbMonitor, DbMonitorLayer, MonitorConfig, MonitoredClient, MonitoredPool};
+use db_monitor::{
+    AlertThresholds, DbMonitor, DbMonitorLayer, MonitorConfig, MonitoredClient, MonitoredPool, ServerView,
+};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use support::leaks::{captured_logs, Quoting, QuotingParam};
@@ -167,6 +170,9 @@ async fn plant(pool: &MonitoredPool<NoTls>) -> Vec<String> {
     conn.query("SELECT $1::text", &[&QuotingParam("encode-zqxjmark")])
         .await
         .unwrap_err();
+    // The backend's last statement, as the server view reads it from
+    // `pg_stat_activity`, holds a literal.
+    conn.batch_execute(&format!("SELECT 'last-{MARK}'")).await.unwrap();
     codes
 }
 
@@ -203,6 +209,7 @@ async fn no_planted_value_leaves_by_any_surface() {
     let heard = events.clone();
     let (recorder, handle, _upkeep) = PrometheusSetup::new().build();
     let config = MonitorConfig::default()
+        .server_view(ServerView::default().interval(Duration::from_millis(100)))
         .slow_query_threshold(Duration::from_millis(20))
         .alerts(
             AlertThresholds::default()
@@ -259,6 +266,23 @@ async fn no_planted_value_leaves_by_any_surface() {
     assert!(pool.resolve_alert(&resolved, "test").is_some());
     assert!(eventually(Duration::from_secs(5), || bodies.lock().unwrap().len() >= 2).await);
 
+    // The server view has sampled since: its statement texts came from the
+    // server (`pg_stat_activity`), literals included, and were lexed.
+    let sampled = pool.server_activity().sampled.sampled_unix_ms;
+    assert!(
+        eventually(Duration::from_secs(5), || pool
+            .server_activity()
+            .sampled
+            .sampled_unix_ms
+            > sampled)
+        .await,
+        "the server view samples"
+    );
+    assert!(
+        pool.server_activity().backends.iter().any(|b| b.statement.is_some()),
+        "{:?}",
+        pool.server_activity()
+    );
     let pool_errors = serde_json::to_string(&pool.error_report(None)).unwrap();
     assert!(pool_errors.contains("23505"), "the errors were kept: {pool_errors}");
     for uri in [
@@ -271,6 +295,9 @@ async fn no_planted_value_leaves_by_any_surface() {
         "/health/database/alerts",
         "/health/database/alerts/history",
         "/health/database/performance",
+        "/health/database/server/activity",
+        "/health/database/server/locks",
+        "/health/database/server/statements",
         "/metrics",
     ] {
         let (status, headers, body) = get(&service, uri).await;
