@@ -20,7 +20,7 @@ mod tonic_example;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use db_monitor::MonitorConfig;
+use db_monitor::{MonitorConfig, ServerView};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -67,7 +67,8 @@ async fn the_axum_example_serves_its_endpoints_and_reports_them() {
         MonitorConfig::default()
             .pool_size(4)
             .max_overflow(4)
-            .slow_query_threshold(Duration::from_millis(250)),
+            .slow_query_threshold(Duration::from_millis(250))
+            .server_view(ServerView::default().interval(Duration::from_millis(100))),
     );
     let demo = axum_example::demo(&monitor, support::pg::shared_config(), None)
         .await
@@ -182,6 +183,33 @@ async fn the_axum_example_serves_its_endpoints_and_reports_them() {
     )
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    // The README's lock tree: a transfer blocked by a request on /hold.
+    let post = |path: &str| {
+        let (client, url) = (client.clone(), format!("{base}{path}"));
+        tokio::spawn(async move { send(&client, Method::POST, url).await })
+    };
+    let hold = post("/hold?seconds=2");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let transfer = post("/transfer?from=1&to=2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let locks = loop {
+        let locks = send(&client, Method::GET, format!("{base}/health/database/server/locks"))
+            .await
+            .json();
+        if locks["roots"][0]["blocking"][0]["route"] == "/transfer" {
+            break locks;
+        }
+        assert!(Instant::now() < deadline, "locks: {locks:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(locks["roots"][0]["route"], "/hold", "{locks:#}");
+    assert_eq!(locks["roots"][0]["ours"], true);
+    assert!(locks["roots"][0]["checkout_site"]
+        .as_str()
+        .is_some_and(|s| s.contains("axum_server.rs:")));
+    assert_eq!(hold.await.unwrap().status, StatusCode::OK);
+    assert_eq!(transfer.await.unwrap().status, StatusCode::OK);
     server.abort();
     demo.background.shutdown().await;
 }
