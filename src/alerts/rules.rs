@@ -225,9 +225,8 @@ pub(crate) fn server(sample: &ServerSample, t: &AlertThresholds) -> Vec<Observat
     for b in &sample.backends {
         let key = format!("connection {}", b.connection);
         let who = holder(b.route.as_deref(), b.checkout_site.as_deref());
-        let idle = b.state.as_deref().is_some_and(|s| s.starts_with("idle in transaction"));
         let state_age = b.state_age_ms.unwrap_or(0.0);
-        if idle && state_age >= ms(t.idle_in_transaction) {
+        if b.idle_in_transaction() && state_age >= ms(t.idle_in_transaction) {
             out.push(condition(
                 AlertType::IdleInTransaction,
                 &key,
@@ -253,7 +252,7 @@ pub(crate) fn server(sample: &ServerSample, t: &AlertThresholds) -> Vec<Observat
                 ),
             ));
         }
-        if b.wait_event_type.as_deref() == Some("Lock") && state_age >= ms(t.blocked) {
+        if b.waits_on_lock() && state_age >= ms(t.blocked) {
             let blockers: Vec<String> = blockers_of(&sample.locks, b.pid)
                 .into_iter()
                 .map(|n| match (&n.route, n.ours) {

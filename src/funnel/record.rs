@@ -340,20 +340,15 @@ fn alerts_changed(sink: &Sink) {
 #[inline(never)]
 fn server_sample(sink: &Sink, sample: Arc<crate::stats::server::ServerSample>, failed: Option<&tokio_postgres::Error>) {
     let gauges = sink.server_gauges();
-    let oldest = sample
-        .backends
-        .iter()
-        .filter_map(|b| b.transaction_age_ms)
-        .fold(0.0_f64, f64::max);
-    gauges.oldest_transaction.set(oldest / 1000.0);
-    let count =
-        |f: &dyn Fn(&crate::stats::ServerBackend) -> bool| sample.backends.iter().filter(|b| f(b)).count() as f64;
+    gauges
+        .oldest_transaction
+        .set(sample.oldest_transaction_ms().unwrap_or(0.0) / 1000.0);
     gauges
         .blocked
-        .set(count(&|b| b.wait_event_type.as_deref() == Some("Lock")));
-    gauges.idle_in_transaction.set(count(&|b| {
-        b.state.as_deref().is_some_and(|s| s.starts_with("idle in transaction"))
-    }));
+        .set(sample.count(crate::stats::ServerBackend::waits_on_lock) as f64);
+    gauges
+        .idle_in_transaction
+        .set(sample.count(crate::stats::ServerBackend::idle_in_transaction) as f64);
     if sink.stores.server.keep(sample, failed.is_none()) {
         tracing::info!(pool = %sink.name, "server view: sampling again");
     }

@@ -112,19 +112,15 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         if !enabled {
             return None;
         }
-        let backends = latest
-            .sample
-            .as_ref()
-            .map(|s| s.backends.as_slice())
-            .unwrap_or_default();
-        let count = |f: &dyn Fn(&ServerBackend) -> bool| backends.iter().filter(|b| f(b)).count();
+        let sample = latest.sample.as_deref();
+        let count = |f: fn(&ServerBackend) -> bool| sample.map_or(0, |s| s.count(f));
         Some(super::ServerSummary {
-            sampled_unix_ms: latest.sample.as_ref().map(|s| s.at_unix_ms),
-            backends: backends.len(),
-            active: count(&|b| b.state.as_deref() == Some("active")),
-            idle_in_transaction: count(&|b| b.state.as_deref().is_some_and(|s| s.starts_with("idle in transaction"))),
-            waiting_on_locks: count(&|b| b.wait_event_type.as_deref() == Some("Lock")),
-            oldest_transaction_ms: backends.iter().filter_map(|b| b.transaction_age_ms).reduce(f64::max),
+            sampled_unix_ms: sample.map(|s| s.at_unix_ms),
+            backends: sample.map_or(0, |s| s.backends.len()),
+            active: count(|b| b.state.as_deref() == Some("active")),
+            idle_in_transaction: count(ServerBackend::idle_in_transaction),
+            waiting_on_locks: count(ServerBackend::waits_on_lock),
+            oldest_transaction_ms: sample.and_then(|s| s.oldest_transaction_ms()),
             last_failure: latest.failure.map(|(_, message)| message),
         })
     }

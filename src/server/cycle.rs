@@ -57,6 +57,9 @@ const TOP: &str = "SELECT queryid, calls, rows, total_exec_time, mean_exec_time 
 /// The texts of statements not seen before.
 const TEXTS: &str = "SELECT queryid, query FROM pg_stat_statements($2) WHERE queryid = ANY($1)";
 
+/// The `wait_event_type` of a backend waiting on a heavyweight lock.
+const LOCK: &str = "Lock";
+
 /// What `pg_stat_activity` shows of a backend the role may not read.
 const HIDDEN: &str = "<insufficient privilege>";
 
@@ -129,17 +132,11 @@ pub(crate) async fn run(
 
     // Ours: the pid and start of one of the pool's live connections.
     let conns: Vec<Arc<ConnStats>> = pool.live_connections();
-    let by_pid: HashMap<i32, &ConnStats> = conns
+    let by_backend: HashMap<(i32, i64), &ConnStats> = conns
         .iter()
-        .filter_map(|c| c.backend.get().map(|b| (b.pid, (c.as_ref(), b.started_unix_ms))))
-        .filter(|(_, (_, started))| *started != 0)
-        .map(|(pid, (c, _))| (pid, c))
+        .filter_map(|c| c.backend.get().map(|b| ((b.pid, b.started_unix_ms), c.as_ref())))
         .collect();
-    let ours = |row: &Row| -> Option<&ConnStats> {
-        let conn = by_pid.get(&row.pid)?;
-        let started = conn.backend.get()?.started_unix_ms;
-        (row.started == Some(started)).then_some(*conn)
-    };
+    let ours = |row: &Row| -> Option<&ConnStats> { by_backend.get(&(row.pid, row.started?)).copied() };
 
     let mut backends = Vec::new();
     let mut others: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -176,7 +173,7 @@ pub(crate) async fn run(
     // The lock tree, only when someone waits on a lock.
     let waiting: Vec<i32> = rows
         .iter()
-        .filter(|r| r.wait_type.as_deref() == Some("Lock"))
+        .filter(|r| r.wait_type.as_deref() == Some(LOCK))
         .map(|r| r.pid)
         .collect();
     let mut locks = Vec::new();
@@ -261,7 +258,7 @@ fn tree(blocked_by: &HashMap<i32, Vec<i32>>, node: impl Fn(i32) -> LockNode) -> 
         waiters.dedup();
     }
     let waits = |pid: i32| blocked_by.get(&pid).is_some_and(|b| !b.is_empty());
-    let mut roots: Vec<i32> = blocks.keys().copied().filter(|&pid| !waits(pid)).collect();
+    let roots: Vec<i32> = blocks.keys().copied().filter(|&pid| !waits(pid)).collect();
     let mut seen: HashSet<i32> = HashSet::new();
     fn grow(
         pid: i32,
@@ -286,7 +283,6 @@ fn tree(blocked_by: &HashMap<i32, Vec<i32>>, node: impl Fn(i32) -> LockNode) -> 
     let cycle: Vec<i32> = blocks.keys().copied().filter(|pid| !seen.contains(pid)).collect();
     for pid in cycle {
         if !seen.contains(&pid) {
-            roots.push(pid);
             out.push(grow(pid, &blocks, &mut seen, &node));
         }
     }

@@ -43,6 +43,20 @@ pub struct ServerBackend {
     pub checkout_site: Option<String>,
 }
 
+impl ServerBackend {
+    /// Whether it sits idle in a transaction (aborted or not).
+    pub(crate) fn idle_in_transaction(&self) -> bool {
+        self.state
+            .as_deref()
+            .is_some_and(|s| s.starts_with("idle in transaction"))
+    }
+
+    /// Whether it waits on a heavyweight lock.
+    pub(crate) fn waits_on_lock(&self) -> bool {
+        self.wait_event_type.as_deref() == Some("Lock")
+    }
+}
+
 /// Backends of the database that are not this pool's, counted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -140,6 +154,22 @@ pub(crate) struct ServerSample {
     pub(crate) waiting: u64,
     /// The statements part.
     pub(crate) statements: StatementsPart,
+}
+
+impl ServerSample {
+    /// The pool's backends matching `f`.
+    pub(crate) fn count(&self, f: impl Fn(&ServerBackend) -> bool) -> usize {
+        self.backends.iter().filter(|b| f(b)).count()
+    }
+
+    /// Age of the oldest transaction open on one of the pool's backends,
+    /// in milliseconds.
+    pub(crate) fn oldest_transaction_ms(&self) -> Option<f64> {
+        self.backends
+            .iter()
+            .filter_map(|b| b.transaction_age_ms)
+            .reduce(f64::max)
+    }
 }
 
 /// The latest sample and the latest failure of the poller.
