@@ -11,8 +11,9 @@ use bytes::Bytes;
 use db_monitor::tokio_postgres::NoTls;
 use db_monitor::{DbMonitorLayer, MonitorConfig, MonitoredPool, RequestDbStats};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use serde_json::Value;
+use support::http::{call, get_json};
 use support::{deadlock, monitor, pool, unique};
 use tower::{service_fn, Layer, ServiceExt};
 
@@ -50,43 +51,6 @@ fn app(
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
         }
     }))
-}
-
-async fn call<S>(service: &S, method: Method, uri: &str, token: Option<&str>) -> (StatusCode, http::HeaderMap, Bytes)
-where
-    S: tower::Service<
-            Request<Full<Bytes>>,
-            Response = Response<db_monitor::layer::ResponseBody<Full<Bytes>>>,
-            Error = Infallible,
-        > + Clone,
-{
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let response = service
-        .clone()
-        .oneshot(request.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, body)
-}
-
-async fn get_json<S>(service: &S, uri: &str) -> Value
-where
-    S: tower::Service<
-            Request<Full<Bytes>>,
-            Response = Response<db_monitor::layer::ResponseBody<Full<Bytes>>>,
-            Error = Infallible,
-        > + Clone,
-{
-    let (status, headers, body) = call(service, Method::GET, uri, None).await;
-    assert_eq!(status, StatusCode::OK, "{uri}: {}", String::from_utf8_lossy(&body));
-    assert_eq!(headers["content-type"], "application/json", "{uri}");
-    serde_json::from_slice(&body).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,13 +19,14 @@ use db_monitor::tokio_postgres::NoTls;
 use db_monitor::{
     AlertThresholds, DbMonitor, DbMonitorLayer, MonitorConfig, MonitoredClient, MonitoredPool, ServerView,
 };
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use support::http::{call, LayerService};
 use support::leaks::{captured_logs, Quoting, QuotingParam};
 use support::pg::{shared_config, TempPostgres};
 use support::{eventually, pool, pool_with, unique};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tower::{service_fn, Layer, ServiceExt};
+use tower::{service_fn, Layer};
 
 /// The marker, in every value planted.
 const MARK: &str = "zqxjmark";
@@ -176,19 +177,9 @@ async fn plant(pool: &MonitoredPool<NoTls>) -> Vec<String> {
     codes
 }
 
-async fn get<S>(service: &S, uri: &str) -> (StatusCode, http::HeaderMap, String)
-where
-    S: tower::Service<
-            Request<Full<Bytes>>,
-            Response = Response<db_monitor::layer::ResponseBody<Full<Bytes>>>,
-            Error = Infallible,
-        > + Clone,
-{
-    let request = Request::get(uri).body(Full::new(Bytes::new())).unwrap();
-    let response = service.clone().oneshot(request).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    (parts.status, parts.headers, String::from_utf8_lossy(&body).into_owned())
+async fn get<S: LayerService>(service: &S, uri: &str) -> (StatusCode, http::HeaderMap, String) {
+    let (status, headers, body) = call(service, Method::GET, uri, None).await;
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn assert_clean(surface: &str, text: &str) {
