@@ -111,7 +111,9 @@ pub use tokio_postgres;
 
 pub use background::MonitorHandle;
 pub use classify::{ErrorKind, GetError};
-pub use config::{AlertThresholds, ConfigError, MonitorConfig, ServerView};
+pub use config::{
+    AlertThresholds, ConfigError, MonitorConfig, ServerView, TraceContext, TraceParent, TraceParentError,
+};
 pub use funnel::scope::RequestDbStats;
 pub use layer::{DbMonitorLayer, DbMonitorService};
 pub use monitor::{DbMonitor, DbMonitorBuilder};
@@ -127,7 +129,7 @@ pub use report::QueryStats;
 pub mod __bench {
     use std::sync::Arc;
 
-    use crate::funnel::{Outcome, QueryEntry, Sink};
+    use crate::funnel::{Outcome, QueryEntry, Rows, Sink};
     use crate::pool::shared::{ConnStats, PoolShared};
     use crate::pool::{statement_ended, QueryRef};
 
@@ -188,6 +190,7 @@ pub mod __bench {
                 &self.pool,
                 &self.conn,
                 &QueryRef::Text(sql),
+                &tracing::Span::none(),
                 start,
                 crate::units::now(),
                 Outcome::Failed(error),
@@ -208,9 +211,10 @@ pub mod __bench {
                 &self.pool,
                 &self.conn,
                 query,
+                &tracing::Span::none(),
                 start,
                 crate::units::now(),
-                Outcome::Ok(Some(1)),
+                Outcome::Ok(Rows::Returned(1)),
             );
         }
     }

@@ -47,6 +47,11 @@ pub(crate) fn nanos(n: u64) -> Duration {
     Duration::from_nanos(n)
 }
 
+/// `d` in nanoseconds, saturating at `u64::MAX`.
+pub(crate) fn saturating_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// The statement clock now: quanta's clock (the TSC where it is usable),
 /// read directly rather than through `quanta::Instant::now`, which first
 /// looks for a per-thread mock clock. Instants of the statement clock are

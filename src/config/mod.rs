@@ -27,8 +27,10 @@ use std::time::Duration;
 use crate::alert_kind::AlertType;
 
 mod env;
+mod trace;
 
 pub use env::ConfigError;
+pub use trace::{TraceContext, TraceParent, TraceParentError};
 
 /// Everything the monitor can be told. Built with [`MonitorConfig::default`]
 /// and the builder methods, or read from the environment with
@@ -113,6 +115,10 @@ pub struct MonitorConfig {
     /// and `pg_stat_statements` on a connection of its own
     /// (`ASYNC_DB_SERVER_VIEW`: its interval, or `off`; off by default).
     pub server_view: Option<ServerView>,
+    /// Where each checkout finds the current trace context, to show it to
+    /// the server (off by default; set with
+    /// [`trace_context`](Self::trace_context)).
+    pub trace_context: Option<TraceContext>,
     /// Alert thresholds.
     pub alerts: AlertThresholds,
 }
@@ -341,6 +347,7 @@ impl Default for MonitorConfig {
             degradation_min_samples: 20,
             expose_application_messages: false,
             server_view: None,
+            trace_context: None,
             alerts: AlertThresholds::default(),
         }
     }
@@ -370,6 +377,7 @@ impl fmt::Debug for MonitorConfig {
             .field("degradation_min_samples", &self.degradation_min_samples)
             .field("expose_application_messages", &self.expose_application_messages)
             .field("server_view", &self.server_view)
+            .field("trace_context", &self.trace_context)
             .field("alerts", &self.alerts)
             .finish()
     }
@@ -492,6 +500,42 @@ impl MonitorConfig {
     #[must_use]
     pub fn expose_application_messages(mut self, expose: bool) -> Self {
         self.expose_application_messages = expose;
+        self
+    }
+
+    /// Shows the trace context to the server: at each checkout, `current`
+    /// gives the trace the checkout belongs to (or `None`), and the pool
+    /// sets the connection's `application_name` to its `traceparent`
+    /// (`00-<trace id>-<span id>-01`) for as long as the checkout lasts.
+    /// `pg_stat_activity`, the server log (`%a` in `log_line_prefix`) and
+    /// the server view's activity then name the trace of each backend's
+    /// statement. A checkout outside any trace gives the connection its
+    /// own `application_name` back (`RESET`).
+    ///
+    /// The `SET` is sent ahead of the checkout's first statement, in the
+    /// same round trip (it is written to the connection before the
+    /// statement and its reply is read and dropped by the driver), so it
+    /// costs the server one tiny statement per traced checkout and the
+    /// client no wait. Prepared statements, the statement text and
+    /// `pg_stat_statements` are untouched.
+    ///
+    /// With `tracing-opentelemetry`, the current span's OpenTelemetry
+    /// context gives it:
+    ///
+    /// ```ignore
+    /// use opentelemetry::trace::TraceContextExt;
+    /// use tracing_opentelemetry::OpenTelemetrySpanExt;
+    ///
+    /// let config = MonitorConfig::default().trace_context(|| {
+    ///     let context = tracing::Span::current().context();
+    ///     let span = context.span();
+    ///     let span = span.span_context();
+    ///     TraceParent::new(span.trace_id().to_bytes(), span.span_id().to_bytes(), span.is_sampled())
+    /// });
+    /// ```
+    #[must_use]
+    pub fn trace_context(mut self, current: impl Fn() -> Option<TraceParent> + Send + Sync + 'static) -> Self {
+        self.trace_context = Some(TraceContext(std::sync::Arc::new(current)));
         self
     }
 

@@ -89,11 +89,33 @@ pub(crate) struct StatementEnd<'a> {
 #[derive(Clone, Copy)]
 pub(crate) enum Outcome<'a> {
     /// Finished; with the row count where the method knows it.
-    Ok(Option<u64>),
+    Ok(Rows),
     /// Failed with this error.
     Failed(&'a tokio_postgres::Error),
     /// The caller dropped the future before it finished.
     Cancelled,
+}
+
+/// The rows a statement's method reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rows {
+    /// Rows returned (`query`, row streams).
+    Returned(u64),
+    /// Rows the command affected (`execute`).
+    Affected(u64),
+    /// The method does not say (`batch_execute`, `COPY`).
+    Unknown,
+}
+
+impl Rows {
+    /// The count, whichever it is.
+    #[inline]
+    pub(crate) fn count(self) -> Option<u64> {
+        match self {
+            Rows::Returned(n) | Rows::Affected(n) => Some(n),
+            Rows::Unknown => None,
+        }
+    }
 }
 
 /// How a transaction ended.

@@ -8,6 +8,8 @@
 //! - [`scope`]: the request scope ([`RequestDbStats`](crate::RequestDbStats))
 //!   that the layer opens and every statement adds to.
 //! - [`tracked`]: operations timed by name.
+//! - [`span`]: the `tracing` spans of statements, transactions and failed
+//!   checkouts.
 //!
 //! The funnel never sees a pool or an HTTP type: sources keep their own
 //! bookkeeping and hand over plain events.
@@ -17,10 +19,11 @@ pub(crate) mod handles;
 mod record;
 pub(crate) mod scope;
 pub(crate) mod sink;
+pub(crate) mod span;
 pub(crate) mod table;
 pub(crate) mod tracked;
 
-pub(crate) use event::{Event, Outcome, PoolCounters, StatementEnd, TxOutcome};
+pub(crate) use event::{Event, Outcome, PoolCounters, Rows, StatementEnd, TxOutcome};
 pub(crate) use record::record;
 
 /// A deadlock's other side, as the source that saw the failure names it

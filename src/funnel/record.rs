@@ -69,7 +69,7 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
         nanos,
         slow,
         end: match outcome {
-            Outcome::Ok(rows) => RunEnd::Ok(rows),
+            Outcome::Ok(rows) => RunEnd::Ok(rows.count()),
             Outcome::Failed(_) => RunEnd::Failed,
             Outcome::Cancelled => RunEnd::Cancelled,
         },
@@ -92,7 +92,7 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
     };
     let route = scope::record_statement(entry.fingerprint, nanos, failed.is_some(), slow);
     sink.stores.recent.push(stripe, || RawRecent {
-        end_ns: u64::try_from(end.saturating_duration_since(sink.clock_epoch).as_nanos()).unwrap_or(u64::MAX),
+        end_ns: crate::units::saturating_nanos(end.saturating_duration_since(sink.clock_epoch)),
         duration_ns: nanos,
         fingerprint: entry.fingerprint,
         outcome: outcome_word(outcome_code, route),

@@ -39,6 +39,8 @@ pub(crate) struct Sink {
     pub(crate) epoch_wall: SystemTime,
     /// The server view's gauges, registered at its first sample.
     server: std::sync::OnceLock<ServerGauges>,
+    /// What this pool's spans say of the database (set by its manager).
+    pub(crate) span_target: super::span::SpanTarget,
 }
 
 /// The gauges of the server-side view.
@@ -68,6 +70,7 @@ impl Sink {
             clock_epoch: crate::units::now(),
             epoch_wall: SystemTime::now(),
             server: std::sync::OnceLock::new(),
+            span_target: Default::default(),
             registry,
             config,
             name,

@@ -26,6 +26,14 @@ const MAX_CACHED_TEXT: usize = 8 * 1024;
 /// again, and forgotten at every store reset.
 const MAX_CACHED_BYTES: usize = 4 << 20;
 
+/// `SELECT orders`: an operation and its table, the `db_query_summary`.
+fn summary_of(operation: Operation, table: Option<&str>) -> String {
+    match table {
+        Some(t) => format!("{operation} {t}"),
+        None => operation.as_str().to_owned(),
+    }
+}
+
 /// Metric handles for one `db_query_summary`, shared by the fingerprints
 /// that have the same operation and table.
 pub(crate) struct SummaryMetrics {
@@ -39,10 +47,7 @@ pub(crate) struct SummaryMetrics {
 
 impl SummaryMetrics {
     fn new(m: &Registry, base: &[Label], operation: Operation, table: Option<&str>) -> Self {
-        let summary = match table {
-            Some(t) => format!("{operation} {t}"),
-            None => operation.as_str().to_owned(),
-        };
+        let summary = summary_of(operation, table);
         let mut labels = base.to_vec();
         labels.push(Label::from_static_parts(names::OPERATION_NAME, operation.as_str()));
         labels.push(Label::new(names::COLLECTION_NAME, table.unwrap_or("").to_owned()));
@@ -89,6 +94,8 @@ pub(crate) struct QueryEntry {
     pub(crate) normalized: Arc<str>,
     pub(crate) operation: Operation,
     pub(crate) table: Option<Box<str>>,
+    /// `SELECT orders`: the operation and table, as the spans name it.
+    pub(crate) summary: Box<str>,
     pub(crate) metrics: Arc<SummaryMetrics>,
     pub(crate) stats: QueryCounters,
     /// Per-minute slots for the windowed reports.
@@ -187,6 +194,7 @@ impl QueryTable {
                 normalized: "other".into(),
                 operation: Operation::Other,
                 table: None,
+                summary: Operation::Other.as_str().into(),
                 metrics: other_metrics,
                 stats: QueryCounters::default(),
                 history: Default::default(),
@@ -293,6 +301,7 @@ impl QueryTable {
             fingerprint: fp,
             normalized: Arc::from(analysis.normalized),
             operation: analysis.operation,
+            summary: summary_of(analysis.operation, table.as_deref()).into_boxed_str(),
             table,
             metrics,
             stats: QueryCounters::default(),

@@ -12,7 +12,7 @@ use tokio_postgres::{
     CancelToken, Client, CopyInSink, CopyOutStream, Error, Row, RowStream, SimpleQueryMessage, SimpleQueryStream,
 };
 
-use super::flight::{unknown, ConnCtx, QueryRef};
+use super::flight::{unknown, ConnCtx, QueryRef, Via};
 use super::shared::{ConnStats, PoolShared};
 use super::statement::{MonitoredStatement, ToMonitoredStatement};
 use super::stream::MonitoredStream;
@@ -35,6 +35,15 @@ pub struct MonitoredClient {
 struct ClientParts {
     client: Client,
     ctx: ConnCtx,
+}
+
+impl ClientParts {
+    fn via(&self) -> Via<'_> {
+        Via {
+            client: &self.client,
+            parent: None,
+        }
+    }
 }
 
 impl Drop for ClientParts {
@@ -101,7 +110,7 @@ impl MonitoredClient {
 
     /// Like [`prepare`](Self::prepare), with parameter types.
     pub async fn prepare_typed(&self, query: &str, types: &[Type]) -> Result<MonitoredStatement, Error> {
-        self.inner.ctx.prepare_typed(&self.inner.client, query, types).await
+        self.inner.ctx.prepare_typed(self.inner.via(), query, types).await
     }
 
     /// Runs a statement and returns its rows. See `tokio_postgres::Client::query`.
@@ -113,7 +122,7 @@ impl MonitoredClient {
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.inner.ctx.query(&self.inner.client, statement, params)
+        self.inner.ctx.query(self.inner.via(), statement, params)
     }
 
     /// Runs a statement that returns exactly one row.
@@ -125,7 +134,7 @@ impl MonitoredClient {
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.inner.ctx.query_one(&self.inner.client, statement, params)
+        self.inner.ctx.query_one(self.inner.via(), statement, params)
     }
 
     /// Runs a statement that returns zero or one row.
@@ -137,7 +146,7 @@ impl MonitoredClient {
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.inner.ctx.query_opt(&self.inner.client, statement, params)
+        self.inner.ctx.query_opt(self.inner.via(), statement, params)
     }
 
     /// Runs a statement and streams its rows; the statement is timed
@@ -149,7 +158,7 @@ impl MonitoredClient {
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
-        self.inner.ctx.query_raw(&self.inner.client, statement, params).await
+        self.inner.ctx.query_raw(self.inner.via(), statement, params).await
     }
 
     /// Runs unprepared text with explicitly typed parameters (one round trip).
@@ -158,7 +167,7 @@ impl MonitoredClient {
         query: &'a str,
         params: &'a [(&'a (dyn ToSql + Sync), Type)],
     ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
-        self.inner.ctx.query_typed(&self.inner.client, query, params)
+        self.inner.ctx.query_typed(self.inner.via(), query, params)
     }
 
     /// Like [`query_typed`](Self::query_typed), for exactly one row.
@@ -167,7 +176,7 @@ impl MonitoredClient {
         query: &'a str,
         params: &'a [(&'a (dyn ToSql + Sync), Type)],
     ) -> impl Future<Output = Result<Row, Error>> + Send + 'a {
-        self.inner.ctx.query_typed_one(&self.inner.client, query, params)
+        self.inner.ctx.query_typed_one(self.inner.via(), query, params)
     }
 
     /// Like [`query_typed`](Self::query_typed), for zero or one row.
@@ -176,7 +185,7 @@ impl MonitoredClient {
         query: &'a str,
         params: &'a [(&'a (dyn ToSql + Sync), Type)],
     ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a {
-        self.inner.ctx.query_typed_opt(&self.inner.client, query, params)
+        self.inner.ctx.query_typed_opt(self.inner.via(), query, params)
     }
 
     /// Like [`query_typed`](Self::query_typed), streaming the rows.
@@ -185,7 +194,7 @@ impl MonitoredClient {
         P: BorrowToSql,
         I: IntoIterator<Item = (P, Type)>,
     {
-        self.inner.ctx.query_typed_raw(&self.inner.client, query, params).await
+        self.inner.ctx.query_typed_raw(self.inner.via(), query, params).await
     }
 
     /// Runs a statement and returns the number of rows it affected.
@@ -197,7 +206,7 @@ impl MonitoredClient {
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.inner.ctx.execute(&self.inner.client, statement, params)
+        self.inner.ctx.execute(self.inner.via(), statement, params)
     }
 
     /// Like [`execute`](Self::execute), with explicitly typed parameters.
@@ -206,7 +215,7 @@ impl MonitoredClient {
         query: &'a str,
         params: &'a [(&'a (dyn ToSql + Sync), Type)],
     ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
-        self.inner.ctx.execute_typed(&self.inner.client, query, params)
+        self.inner.ctx.execute_typed(self.inner.via(), query, params)
     }
 
     /// Like [`execute`](Self::execute), with parameters from an iterator.
@@ -217,7 +226,7 @@ impl MonitoredClient {
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
-        self.inner.ctx.execute_raw(&self.inner.client, statement, params).await
+        self.inner.ctx.execute_raw(self.inner.via(), statement, params).await
     }
 
     /// Starts a `COPY … FROM STDIN`. The time recorded is the time to
@@ -227,7 +236,7 @@ impl MonitoredClient {
         T: ?Sized + ToMonitoredStatement,
         U: bytes::Buf + 'static + Send,
     {
-        self.inner.ctx.copy_in(&self.inner.client, statement).await
+        self.inner.ctx.copy_in(self.inner.via(), statement).await
     }
 
     /// Starts a `COPY … TO STDOUT`; timed until the stream ends.
@@ -235,7 +244,7 @@ impl MonitoredClient {
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.inner.ctx.copy_out(&self.inner.client, statement).await
+        self.inner.ctx.copy_out(self.inner.via(), statement).await
     }
 
     /// Runs statements with the simple query protocol (no parameters;
@@ -244,13 +253,13 @@ impl MonitoredClient {
         &'a self,
         query: &'a str,
     ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, Error>> + Send + 'a {
-        self.inner.ctx.simple_query(&self.inner.client, query)
+        self.inner.ctx.simple_query(self.inner.via(), query)
     }
 
     /// Runs a batch of `;`-separated statements with the simple query
     /// protocol, timed as one statement.
     pub fn batch_execute<'a>(&'a self, query: &'a str) -> impl Future<Output = Result<(), Error>> + Send + 'a {
-        self.inner.ctx.batch_execute(&self.inner.client, query)
+        self.inner.ctx.batch_execute(self.inner.via(), query)
     }
 
     /// A token to cancel the statement running on this connection.
@@ -264,7 +273,7 @@ impl MonitoredClient {
         R: FromSqlOwned,
         T: ?Sized + ToMonitoredStatement,
     {
-        self.inner.ctx.query_scalar(&self.inner.client, statement, params).await
+        self.inner.ctx.query_scalar(self.inner.via(), statement, params).await
     }
 
     /// Runs a statement returning exactly one row of one column.
@@ -275,7 +284,7 @@ impl MonitoredClient {
     {
         self.inner
             .ctx
-            .query_one_scalar(&self.inner.client, statement, params)
+            .query_one_scalar(self.inner.via(), statement, params)
             .await
     }
 
@@ -291,14 +300,14 @@ impl MonitoredClient {
     {
         self.inner
             .ctx
-            .query_opt_scalar(&self.inner.client, statement, params)
+            .query_opt_scalar(self.inner.via(), statement, params)
             .await
     }
 
     /// Like [`simple_query`](Self::simple_query), streaming the messages;
     /// timed until the stream ends.
     pub async fn simple_query_raw(&self, query: &str) -> Result<MonitoredStream<SimpleQueryStream>, Error> {
-        self.inner.ctx.simple_query_raw(&self.inner.client, query).await
+        self.inner.ctx.simple_query_raw(self.inner.via(), query).await
     }
 
     /// Checks that the connection is alive with an empty query.
@@ -322,8 +331,11 @@ impl MonitoredClient {
     pub async fn transaction(&mut self) -> Result<MonitoredTransaction<'_>, Error> {
         let ClientParts { client, ctx } = &mut *self.inner;
         let start = Instant::now();
-        let tx = ctx.run(QueryRef::Text("BEGIN"), client.transaction(), unknown).await?;
-        Ok(MonitoredTransaction::new(tx, ctx, start))
+        let span = ctx.transaction_span();
+        let begun = ctx
+            .run(Some(&span), QueryRef::Known("BEGIN"), client.transaction(), unknown)
+            .await;
+        MonitoredTransaction::begun(begun, ctx, start, span)
     }
 
     /// A builder for a transaction with isolation level, read-only or

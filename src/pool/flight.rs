@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -15,11 +15,12 @@ use pin_project_lite::pin_project;
 use quanta::Instant;
 use tokio_postgres::types::{BorrowToSql, FromSqlOwned, ToSql, Type};
 use tokio_postgres::{CancelToken, Client, CopyInSink, CopyOutStream, Error, Row, RowStream, SimpleQueryMessage};
+use tracing::Span;
 
 use super::shared::{ConnStats, PoolShared};
 use super::statement::{MonitoredStatement, ToMonitoredStatement};
 use super::stream::{Counting, MonitoredStream};
-use crate::funnel::{Event, Outcome, QueryEntry, StatementEnd};
+use crate::funnel::{span, Event, Outcome, QueryEntry, Rows, StatementEnd};
 use crate::units::now;
 
 /// What a connection's statements need to report: the connection, its pool,
@@ -34,20 +35,23 @@ pub(crate) struct ConnCtx {
 /// Records one finished (or abandoned) statement: the per-statement hot
 /// path, shared by [`Timed`], [`InFlight`] and the overhead benchmark. The
 /// connection's own counts (and whether a failure ended it) are this
-/// source's bookkeeping; the rest goes to the funnel.
+/// source's bookkeeping; the rest goes to the funnel, and to the
+/// statement's span (`Span::none()` when no subscriber wants it).
 #[inline]
 pub(crate) fn statement_ended(
     pool: &PoolShared,
     conn: &ConnStats,
     query: &QueryRef<'_>,
+    span: &Span,
     start: Instant,
     end: Instant,
     outcome: Outcome<'_>,
 ) {
     let elapsed = end.saturating_duration_since(start);
-    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    let nanos = crate::units::saturating_nanos(elapsed);
     conn.record(nanos, &outcome, pool);
     let record = |entry: &QueryEntry| {
+        span::statement_done(span, &pool.sink.span_target, entry, query.operation(), &outcome);
         pool.record(Event::Statement(StatementEnd {
             entry,
             end,
@@ -57,7 +61,7 @@ pub(crate) fn statement_ended(
         }))
     };
     match query {
-        QueryRef::Text(sql) => pool.sink.queries.with_entry(sql, record),
+        QueryRef::Text(sql) | QueryRef::Known(sql) => pool.sink.queries.with_entry(sql, record),
         QueryRef::Entry(entry) => record(entry),
         QueryRef::Owned(entry) => record(entry),
     }
@@ -124,6 +128,27 @@ pub(crate) enum QueryRef<'a> {
     Entry(&'a QueryEntry),
     /// A known entry owned by a stream that outlives the call.
     Owned(Arc<QueryEntry>),
+    /// A statement the crate itself sends (`BEGIN`, `COMMIT`, …), whose
+    /// text is its operation.
+    Known(&'static str),
+}
+
+impl QueryRef<'_> {
+    /// The operation, where it is known without parsing the text.
+    fn operation(&self) -> Option<&'static str> {
+        match self {
+            QueryRef::Known(operation) => Some(operation),
+            _ => None,
+        }
+    }
+}
+
+/// The client a statement runs on, and the span its span is a child of
+/// (a transaction's; else the current span).
+#[derive(Clone, Copy)]
+pub(crate) struct Via<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) parent: Option<&'a Span>,
 }
 
 enum CtxRef<'a> {
@@ -153,10 +178,13 @@ pin_project! {
         #[pin]
         inner: F,
         ctx: &'a ConnCtx,
+        parent: Option<&'a Span>,
         query: QueryRef<'a>,
         // Set at the first poll, taken when the outcome is reported.
         start: Option<Instant>,
-        rows: fn(&T) -> Option<u64>,
+        // Opened at the first poll.
+        span: Span,
+        rows: fn(&T) -> Rows,
     }
 
     impl<'a, F, T> PinnedDrop for Timed<'a, F, T> {
@@ -164,7 +192,7 @@ pin_project! {
             let this = this.project();
             if let Some(start) = this.start.take() {
                 let ctx = *this.ctx;
-                statement_ended(&ctx.pool, &ctx.stats, this.query, start, now(), Outcome::Cancelled);
+                statement_ended(&ctx.pool, &ctx.stats, this.query, this.span, start, now(), Outcome::Cancelled);
             }
         }
     }
@@ -179,14 +207,30 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let start = *this.start.get_or_insert_with(now);
+        let start = match *this.start {
+            Some(start) => start,
+            None => {
+                let start = now();
+                *this.start = Some(start);
+                *this.span = this.ctx.open_span(*this.parent);
+                start
+            }
+        };
         let result = ready!(this.inner.poll(cx));
         *this.start = None;
         let outcome = match &result {
             Ok(value) => Outcome::Ok((this.rows)(value)),
             Err(e) => Outcome::Failed(e),
         };
-        statement_ended(&this.ctx.pool, &this.ctx.stats, this.query, start, now(), outcome);
+        statement_ended(
+            &this.ctx.pool,
+            &this.ctx.stats,
+            this.query,
+            this.span,
+            start,
+            now(),
+            outcome,
+        );
         Poll::Ready(result)
     }
 }
@@ -229,16 +273,18 @@ where
 pub(crate) struct InFlight<'a> {
     ctx: CtxRef<'a>,
     query: QueryRef<'a>,
+    span: Span,
     start: Instant,
     done: bool,
 }
 
 impl<'a> InFlight<'a> {
-    fn start(ctx: CtxRef<'a>, query: QueryRef<'a>) -> Self {
+    fn start(ctx: CtxRef<'a>, query: QueryRef<'a>, span: Span) -> Self {
         ctx.stats.streams_open.fetch_add(1, SeqCst);
         InFlight {
             ctx,
             query,
+            span,
             start: now(),
             done: false,
         }
@@ -260,7 +306,15 @@ impl<'a> InFlight<'a> {
     }
 
     fn report(&self, outcome: Outcome<'_>) {
-        statement_ended(&self.ctx.pool, &self.ctx.stats, &self.query, self.start, now(), outcome);
+        statement_ended(
+            &self.ctx.pool,
+            &self.ctx.stats,
+            &self.query,
+            &self.span,
+            self.start,
+            now(),
+            outcome,
+        );
     }
 }
 
@@ -289,18 +343,41 @@ impl ConnCtx {
         }
     }
 
-    /// `fut` timed as one statement: from its first poll to its end, or
-    /// reported as cancelled if it is dropped in between.
+    /// A statement's span, opened as it starts (see [`span::statement`]).
     #[inline]
-    pub(crate) fn run<'a, T, F>(&'a self, query: QueryRef<'a>, fut: F, rows: fn(&T) -> Option<u64>) -> Timed<'a, F, T>
+    fn open_span(&self, parent: Option<&Span>) -> Span {
+        let sink = &self.pool.sink;
+        span::statement(&sink.name, &sink.span_target, parent, || {
+            self.stats.waited_nanos.load(Relaxed)
+        })
+    }
+
+    /// A transaction's span, opened as it begins (see [`span::transaction`]).
+    pub(crate) fn transaction_span(&self) -> Span {
+        span::transaction(&self.pool.sink.name, &self.pool.sink.span_target)
+    }
+
+    /// `fut` timed as one statement (with its span a child of `parent`, or
+    /// of the current span): from its first poll to its end, or reported as
+    /// cancelled if it is dropped in between.
+    #[inline]
+    pub(crate) fn run<'a, T, F>(
+        &'a self,
+        parent: Option<&'a Span>,
+        query: QueryRef<'a>,
+        fut: F,
+        rows: fn(&T) -> Rows,
+    ) -> Timed<'a, F, T>
     where
         F: Future<Output = Result<T, Error>>,
     {
         Timed {
             inner: fut,
             ctx: self,
+            parent,
             query,
             start: None,
+            span: Span::none(),
             rows,
         }
     }
@@ -309,6 +386,7 @@ impl ConnCtx {
     /// ends.
     async fn run_stream<S, F>(
         &self,
+        parent: Option<&Span>,
         statement: &(impl ToMonitoredStatement + ?Sized),
         fut: F,
         counting: Counting,
@@ -320,7 +398,8 @@ impl ConnCtx {
             Some(p) => p.entry.clone(),
             None => self.pool.sink.queries.entry(statement.__sql()),
         };
-        let mut flight = InFlight::start(CtxRef::Owned(self.clone()), QueryRef::Owned(entry));
+        let span = self.open_span(parent);
+        let mut flight = InFlight::start(CtxRef::Owned(self.clone()), QueryRef::Owned(entry), span);
         match fut.await {
             Ok(inner) => Ok(MonitoredStream {
                 inner,
@@ -335,9 +414,10 @@ impl ConnCtx {
         }
     }
 
-    /// Records a statement that failed before it could run (a prepare).
+    /// Records a statement that failed before it could run (a prepare,
+    /// whose span is its own).
     fn failed(&self, query: &str, start: Instant, error: &Error) {
-        let mut flight = InFlight::start(CtxRef::Borrowed(self), QueryRef::Text(query));
+        let mut flight = InFlight::start(CtxRef::Borrowed(self), QueryRef::Text(query), Span::none());
         flight.start = start;
         flight.finish(Outcome::Failed(error));
     }
@@ -346,29 +426,29 @@ impl ConnCtx {
 // The row counters are `fn(&T) -> Option<u64>` for the method's output
 // type `T`, which is a `Vec` here.
 #[allow(clippy::ptr_arg)]
-fn row_count<T>(rows: &Vec<T>) -> Option<u64> {
-    Some(rows.len() as u64)
+fn row_count<T>(rows: &Vec<T>) -> Rows {
+    Rows::Returned(rows.len() as u64)
 }
 
-fn one_row<T>(_: &T) -> Option<u64> {
-    Some(1)
+fn one_row<T>(_: &T) -> Rows {
+    Rows::Returned(1)
 }
 
-fn opt_row<T>(row: &Option<T>) -> Option<u64> {
-    Some(u64::from(row.is_some()))
+fn opt_row<T>(row: &Option<T>) -> Rows {
+    Rows::Returned(u64::from(row.is_some()))
 }
 
-fn affected(n: &u64) -> Option<u64> {
-    Some(*n)
+fn affected(n: &u64) -> Rows {
+    Rows::Affected(*n)
 }
 
-pub(crate) fn unknown<T>(_: &T) -> Option<u64> {
-    None
+pub(crate) fn unknown<T>(_: &T) -> Rows {
+    Rows::Unknown
 }
 
 #[allow(clippy::ptr_arg)]
-fn simple_rows(messages: &Vec<SimpleQueryMessage>) -> Option<u64> {
-    Some(
+fn simple_rows(messages: &Vec<SimpleQueryMessage>) -> Rows {
+    Rows::Returned(
         messages
             .iter()
             .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
@@ -379,11 +459,13 @@ fn simple_rows(messages: &Vec<SimpleQueryMessage>) -> Option<u64> {
 /// `$call` (an expression using `$s`, bound to either the SQL text or the
 /// prepared `Statement`) as one timed statement: one future type for both.
 macro_rules! dispatch {
-    ($self:ident, $stmt:ident, |$s:ident| $call:expr, $rows:expr) => {
+    ($self:ident, $via:ident, $stmt:ident, |$c:ident, $s:ident| $call:expr, $rows:expr) => {{
+        let $c = $via.client;
         match $stmt.__prepared() {
             Some(prepared) => {
                 let $s = &prepared.statement;
                 $self.run(
+                    $via.parent,
                     QueryRef::Entry(&prepared.entry),
                     Either::Prepared { future: $call },
                     $rows,
@@ -391,26 +473,27 @@ macro_rules! dispatch {
             }
             None => {
                 let $s = $stmt.__sql();
-                $self.run(QueryRef::Text($s), Either::Text { future: $call }, $rows)
+                $self.run($via.parent, QueryRef::Text($s), Either::Text { future: $call }, $rows)
             }
         }
-    };
+    }};
 }
 
 /// Like `dispatch!`, for a statement whose rows come as a stream.
 macro_rules! stream_dispatch {
-    ($self:ident, $stmt:ident, |$s:ident| $call:expr, $rows:expr) => {
+    ($self:ident, $via:ident, $stmt:ident, |$c:ident, $s:ident| $call:expr, $rows:expr) => {{
+        let $c = $via.client;
         match $stmt.__prepared() {
             Some(prepared) => {
                 let $s = &prepared.statement;
-                $self.run_stream(prepared, $call, $rows).await
+                $self.run_stream($via.parent, prepared, $call, $rows).await
             }
             None => {
                 let $s = $stmt.__sql();
-                $self.run_stream($stmt, $call, $rows).await
+                $self.run_stream($via.parent, $stmt, $call, $rows).await
             }
         }
-    };
+    }};
 }
 
 /// The client methods, each written once: [`MonitoredClient`](super::MonitoredClient)
@@ -420,19 +503,28 @@ macro_rules! stream_dispatch {
 impl ConnCtx {
     pub(crate) async fn prepare_typed(
         &self,
-        client: &Client,
+        client: Via<'_>,
         query: &str,
         types: &[Type],
     ) -> Result<MonitoredStatement, Error> {
         let start = now();
-        match client.prepare_typed(query, types).await {
-            Ok(statement) => Ok(MonitoredStatement {
-                statement,
-                sql: Arc::from(query),
-                entry: self.pool.sink.queries.entry(query),
-            }),
+        let span = self.open_span(client.parent);
+        let target = &self.pool.sink.span_target;
+        match client.client.prepare_typed(query, types).await {
+            Ok(statement) => {
+                let entry = self.pool.sink.queries.entry(query);
+                span::prepare_done(&span, target, &entry, None);
+                Ok(MonitoredStatement {
+                    statement,
+                    sql: Arc::from(query),
+                    entry,
+                })
+            }
             Err(e) => {
                 self.failed(query, start, &e);
+                if !span.is_none() {
+                    span::prepare_done(&span, target, &self.pool.sink.queries.entry(query), Some(&e));
+                }
                 Err(e)
             }
         }
@@ -440,43 +532,43 @@ impl ConnCtx {
 
     pub(crate) fn query<'a, T>(
         &'a self,
-        client: &'a Client,
+        client: Via<'a>,
         statement: &'a T,
         params: &'a [&'a (dyn ToSql + Sync)],
     ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        dispatch!(self, statement, |s| client.query(s, params), row_count)
+        dispatch!(self, client, statement, |c, s| c.query(s, params), row_count)
     }
 
     pub(crate) fn query_one<'a, T>(
         &'a self,
-        client: &'a Client,
+        client: Via<'a>,
         statement: &'a T,
         params: &'a [&'a (dyn ToSql + Sync)],
     ) -> impl Future<Output = Result<Row, Error>> + Send + 'a
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        dispatch!(self, statement, |s| client.query_one(s, params), one_row)
+        dispatch!(self, client, statement, |c, s| c.query_one(s, params), one_row)
     }
 
     pub(crate) fn query_opt<'a, T>(
         &'a self,
-        client: &'a Client,
+        client: Via<'a>,
         statement: &'a T,
         params: &'a [&'a (dyn ToSql + Sync)],
     ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        dispatch!(self, statement, |s| client.query_opt(s, params), opt_row)
+        dispatch!(self, client, statement, |c, s| c.query_opt(s, params), opt_row)
     }
 
     pub(crate) async fn query_raw<T, P, I>(
         &self,
-        client: &Client,
+        client: Via<'_>,
         statement: &T,
         params: I,
     ) -> Result<MonitoredStream<RowStream>, Error>
@@ -486,39 +578,54 @@ impl ConnCtx {
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
-        stream_dispatch!(self, statement, |s| client.query_raw(s, params), Counting::Items)
+        stream_dispatch!(self, client, statement, |c, s| c.query_raw(s, params), Counting::Items)
     }
 
     pub(crate) fn query_typed<'a>(
         &'a self,
-        client: &'a Client,
+        client: Via<'a>,
         query: &'a str,
         params: &'a [(&'a (dyn ToSql + Sync), Type)],
     ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 'a {
-        self.run(QueryRef::Text(query), client.query_typed(query, params), row_count)
+        self.run(
+            client.parent,
+            QueryRef::Text(query),
+            client.client.query_typed(query, params),
+            row_count,
+        )
     }
 
     pub(crate) fn query_typed_one<'a>(
         &'a self,
-        client: &'a Client,
+        client: Via<'a>,
         query: &'a str,
         params: &'a [(&'a (dyn ToSql + Sync), Type)],
     ) -> impl Future<Output = Result<Row, Error>> + Send + 'a {
-        self.run(QueryRef::Text(query), client.query_typed_one(query, params), one_row)
+        self.run(
+            client.parent,
+            QueryRef::Text(query),
+            client.client.query_typed_one(query, params),
+            one_row,
+        )
     }
 
     pub(crate) fn query_typed_opt<'a>(
         &'a self,
-        client: &'a Client,
+        client: Via<'a>,
         query: &'a str,
         params: &'a [(&'a (dyn ToSql + Sync), Type)],
     ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 'a {
-        self.run(QueryRef::Text(query), client.query_typed_opt(query, params), opt_row)
+        self.run(
+            client.parent,
+            QueryRef::Text(query),
+            client.client.query_typed_opt(query, params),
+            opt_row,
+        )
     }
 
     pub(crate) async fn query_typed_raw<P, I>(
         &self,
-        client: &Client,
+        client: Via<'_>,
         query: &str,
         params: I,
     ) -> Result<MonitoredStream<RowStream>, Error>
@@ -526,79 +633,99 @@ impl ConnCtx {
         P: BorrowToSql,
         I: IntoIterator<Item = (P, Type)>,
     {
-        self.run_stream(query, client.query_typed_raw(query, params), Counting::Items)
-            .await
+        self.run_stream(
+            client.parent,
+            query,
+            client.client.query_typed_raw(query, params),
+            Counting::Items,
+        )
+        .await
     }
 
     pub(crate) fn execute<'a, T>(
         &'a self,
-        client: &'a Client,
+        client: Via<'a>,
         statement: &'a T,
         params: &'a [&'a (dyn ToSql + Sync)],
     ) -> impl Future<Output = Result<u64, Error>> + Send + 'a
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        dispatch!(self, statement, |s| client.execute(s, params), affected)
+        dispatch!(self, client, statement, |c, s| c.execute(s, params), affected)
     }
 
     pub(crate) fn execute_typed<'a>(
         &'a self,
-        client: &'a Client,
+        client: Via<'a>,
         query: &'a str,
         params: &'a [(&'a (dyn ToSql + Sync), Type)],
     ) -> impl Future<Output = Result<u64, Error>> + Send + 'a {
-        self.run(QueryRef::Text(query), client.execute_typed(query, params), affected)
+        self.run(
+            client.parent,
+            QueryRef::Text(query),
+            client.client.execute_typed(query, params),
+            affected,
+        )
     }
 
-    pub(crate) async fn execute_raw<T, P, I>(&self, client: &Client, statement: &T, params: I) -> Result<u64, Error>
+    pub(crate) async fn execute_raw<T, P, I>(&self, client: Via<'_>, statement: &T, params: I) -> Result<u64, Error>
     where
         T: ?Sized + ToMonitoredStatement,
         P: BorrowToSql,
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
-        dispatch!(self, statement, |s| client.execute_raw(s, params), affected).await
+        dispatch!(self, client, statement, |c, s| c.execute_raw(s, params), affected).await
     }
 
-    pub(crate) async fn copy_in<T, U>(&self, client: &Client, statement: &T) -> Result<CopyInSink<U>, Error>
+    pub(crate) async fn copy_in<T, U>(&self, client: Via<'_>, statement: &T) -> Result<CopyInSink<U>, Error>
     where
         T: ?Sized + ToMonitoredStatement,
         U: bytes::Buf + 'static + Send,
     {
-        dispatch!(self, statement, |s| client.copy_in(s), unknown).await
+        dispatch!(self, client, statement, |c, s| c.copy_in(s), unknown).await
     }
 
     pub(crate) async fn copy_out<T>(
         &self,
-        client: &Client,
+        client: Via<'_>,
         statement: &T,
     ) -> Result<MonitoredStream<CopyOutStream>, Error>
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        stream_dispatch!(self, statement, |s| client.copy_out(s), Counting::Nothing)
+        stream_dispatch!(self, client, statement, |c, s| c.copy_out(s), Counting::Nothing)
     }
 
     pub(crate) fn simple_query<'a>(
         &'a self,
-        client: &'a Client,
+        client: Via<'a>,
         query: &'a str,
     ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, Error>> + Send + 'a {
-        self.run(QueryRef::Text(query), client.simple_query(query), simple_rows)
+        self.run(
+            client.parent,
+            QueryRef::Text(query),
+            client.client.simple_query(query),
+            simple_rows,
+        )
     }
 
     pub(crate) fn batch_execute<'a>(
         &'a self,
-        client: &'a Client,
+        client: Via<'a>,
         query: &'a str,
     ) -> impl Future<Output = Result<(), Error>> + Send + 'a {
-        self.run(QueryRef::Text(query), client.batch_execute(query), unknown)
+        self.run(
+            client.parent,
+            QueryRef::Text(query),
+            client.client.batch_execute(query),
+            unknown,
+        )
     }
 
     pub(crate) async fn query_scalar<R, T>(
         &self,
-        client: &Client,
+        client: Via<'_>,
         statement: &T,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<R>, Error>
@@ -606,12 +733,12 @@ impl ConnCtx {
         R: FromSqlOwned,
         T: ?Sized + ToMonitoredStatement,
     {
-        dispatch!(self, statement, |s| client.query_scalar(s, params), row_count).await
+        dispatch!(self, client, statement, |c, s| c.query_scalar(s, params), row_count).await
     }
 
     pub(crate) async fn query_one_scalar<R, T>(
         &self,
-        client: &Client,
+        client: Via<'_>,
         statement: &T,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<R, Error>
@@ -619,12 +746,12 @@ impl ConnCtx {
         R: FromSqlOwned,
         T: ?Sized + ToMonitoredStatement,
     {
-        dispatch!(self, statement, |s| client.query_one_scalar(s, params), one_row).await
+        dispatch!(self, client, statement, |c, s| c.query_one_scalar(s, params), one_row).await
     }
 
     pub(crate) async fn query_opt_scalar<R, T>(
         &self,
-        client: &Client,
+        client: Via<'_>,
         statement: &T,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<R>, Error>
@@ -632,16 +759,21 @@ impl ConnCtx {
         R: FromSqlOwned,
         T: ?Sized + ToMonitoredStatement,
     {
-        dispatch!(self, statement, |s| client.query_opt_scalar(s, params), opt_row).await
+        dispatch!(self, client, statement, |c, s| c.query_opt_scalar(s, params), opt_row).await
     }
 
     pub(crate) async fn simple_query_raw(
         &self,
-        client: &Client,
+        client: Via<'_>,
         query: &str,
     ) -> Result<MonitoredStream<tokio_postgres::SimpleQueryStream>, Error> {
-        self.run_stream(query, client.simple_query_raw(query), Counting::SimpleRows)
-            .await
+        self.run_stream(
+            client.parent,
+            query,
+            client.client.simple_query_raw(query),
+            Counting::SimpleRows,
+        )
+        .await
     }
 }
 

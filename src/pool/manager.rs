@@ -17,6 +17,7 @@ use super::client::MonitoredClient;
 use super::shared::{Backend, Canceller, PoolShared, SideConnect};
 use super::MakeTls;
 use crate::classify::{error_chain, ErrorKind};
+use crate::funnel::span::SpanTarget;
 use crate::funnel::{Event, Sink};
 
 /// A bb8 connection manager for PostgreSQL that times every connect, keeps
@@ -42,6 +43,24 @@ impl<Tls> fmt::Debug for MonitoredManager<Tls> {
             .field("pool", self.shared.name())
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// What the spans of a pool connecting with `config` say of its database:
+/// the database (the user's name when none is set, as the server takes
+/// it), and the first host and port.
+fn span_target(config: &tokio_postgres::Config) -> SpanTarget {
+    let address = config.get_hosts().first().map(|host| match host {
+        tokio_postgres::config::Host::Tcp(name) => name.clone().into_boxed_str(),
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(path) => path.to_string_lossy().into(),
+    });
+    let namespace = config.get_dbname().or(config.get_user()).map(Into::into);
+    let port = config.get_ports().first().copied().or(Some(5432));
+    SpanTarget {
+        namespace,
+        address,
+        port,
     }
 }
 
@@ -74,7 +93,8 @@ impl CancelCounters {
 }
 
 impl<Tls: MakeTls> MonitoredManager<Tls> {
-    pub(crate) fn new(sink: Sink, config: tokio_postgres::Config, tls: Tls) -> Self {
+    pub(crate) fn new(mut sink: Sink, config: tokio_postgres::Config, tls: Tls) -> Self {
+        sink.span_target = span_target(&config);
         let cancel_tls = tls.clone();
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CANCEL_REQUESTS));
         let counted = CancelCounters::new(&sink);

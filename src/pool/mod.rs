@@ -128,6 +128,28 @@ impl<Tls: MakeTls> fmt::Debug for MonitoredPool<Tls> {
     }
 }
 
+/// Shows the checkout's trace to the server in `application_name` (or gives
+/// the connection its own back), without a round trip of its own: the
+/// `SET` is written to the connection now, ahead of the checkout's first
+/// statement, and its reply is read and dropped by the driver (a request
+/// whose receiver is gone is still read to its end).
+#[cold]
+fn show_trace(client: &MonitoredClient, current: &crate::config::TraceContext) {
+    let stats = client.stats();
+    let sql = match (current.0)() {
+        Some(parent) => {
+            stats.traced.store(true, Relaxed);
+            // Hex digits and dashes only: nothing to quote.
+            format!("SET application_name = '{parent}'")
+        }
+        None if stats.traced.swap(false, Relaxed) => "RESET application_name".to_owned(),
+        None => return,
+    };
+    let mut send = std::pin::pin!(client.raw().batch_execute(&sql));
+    // The first poll sends the request; its reply is not waited for.
+    let _ = send.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop()));
+}
+
 impl<Tls: MakeTls> MonitoredPool<Tls> {
     pub(crate) fn new(inner: bb8::Pool<MonitoredManager<Tls>>, shared: Arc<PoolShared>) -> Self {
         let config = inner.config();
@@ -210,6 +232,12 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                     u64::try_from(now.saturating_duration_since(self.shared.epoch).as_nanos()).unwrap_or(u64::MAX - 1);
                 stats.checked_out.store(since.saturating_add(1), Relaxed);
                 stats.held_by(crate::funnel::current_route_id(), location);
+                stats
+                    .waited_nanos
+                    .store(crate::units::saturating_nanos(waited), Relaxed);
+                if let Some(current) = &self.shared.sink.config.trace_context {
+                    show_trace(&conn, current);
+                }
                 let start_counts = stats.counts();
                 if self.shared.publish_due(since) {
                     self.publish_state();
@@ -241,6 +269,13 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                     waited,
                     timeout: Some(kind),
                 });
+                let sink = &self.shared.sink;
+                crate::funnel::span::checkout_failed(
+                    &sink.name,
+                    &sink.span_target,
+                    kind,
+                    crate::units::saturating_nanos(waited),
+                );
                 self.publish_state();
                 Err(GetError {
                     kind,

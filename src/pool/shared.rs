@@ -200,6 +200,12 @@ pub(crate) struct ConnStats {
     /// costs two relaxed stores and a compare.
     holder_site: Mutex<Option<&'static Location<'static>>>,
     holder_site_addr: AtomicUsize,
+    /// How long the current (or last) checkout waited for this
+    /// connection, in nanoseconds: an attribute of its statements' spans.
+    pub(crate) waited_nanos: AtomicU64,
+    /// The connection's `application_name` holds a checkout's trace
+    /// context (see [`MonitorConfig::trace_context`](crate::MonitorConfig::trace_context)).
+    pub(crate) traced: AtomicBool,
 }
 
 /// Who holds a connection: the request's route and the `get()` call site.
@@ -239,6 +245,8 @@ impl ConnStats {
             holder_route: AtomicU32::new(0),
             holder_site: Mutex::new(None),
             holder_site_addr: AtomicUsize::new(0),
+            waited_nanos: AtomicU64::new(0),
+            traced: AtomicBool::new(false),
         }
     }
 

@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 use tokio_postgres::{Error, RowStream, SimpleQueryMessage};
 
 use super::flight::InFlight;
-use crate::funnel::Outcome;
+use crate::funnel::{Outcome, Rows};
 
 /// What a [`MonitoredStream`] counts as rows.
 #[derive(Clone, Copy, Debug)]
@@ -84,8 +84,8 @@ where
             None => {
                 if let Some(mut flight) = this.flight.take() {
                     let rows = match this.counting {
-                        Counting::Nothing => None,
-                        _ => Some(*this.rows),
+                        Counting::Nothing => Rows::Unknown,
+                        _ => Rows::Returned(*this.rows),
                     };
                     flight.finish(Outcome::Ok(rows));
                 }

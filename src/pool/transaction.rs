@@ -11,10 +11,12 @@ use tokio_postgres::{
     TransactionBuilder,
 };
 
-use super::flight::{unknown, ConnCtx, QueryRef};
+use tracing::Span;
+
+use super::flight::{unknown, ConnCtx, QueryRef, Via};
 use super::statement::{MonitoredStatement, ToMonitoredStatement};
 use super::stream::MonitoredStream;
-use crate::funnel::{Event, TxOutcome};
+use crate::funnel::{span, Event, TxOutcome};
 
 /// Configures and starts a [`MonitoredTransaction`]; see
 /// `tokio_postgres::TransactionBuilder`.
@@ -58,19 +60,22 @@ impl<'a> MonitoredTransactionBuilder<'a> {
     /// Begins the transaction (recorded as a `BEGIN` statement).
     pub async fn start(self) -> Result<MonitoredTransaction<'a>, Error> {
         let start = Instant::now();
-        let tx = self
+        let span = self.ctx.transaction_span();
+        let begun = self
             .ctx
-            .run(QueryRef::Text("BEGIN"), self.builder.start(), unknown)
-            .await?;
-        Ok(MonitoredTransaction::new(tx, self.ctx, start))
+            .run(Some(&span), QueryRef::Known("BEGIN"), self.builder.start(), unknown)
+            .await;
+        MonitoredTransaction::begun(begun, self.ctx, start, span)
     }
 }
 
 /// Records how a transaction ended when it is dropped without `commit` or
-/// `rollback`.
+/// `rollback`; holds the transaction's span (its statements' parent),
+/// which closes with it.
 struct TxGuard<'a> {
     ctx: &'a ConnCtx,
     start: Instant,
+    span: Span,
     done: bool,
 }
 
@@ -78,6 +83,7 @@ impl TxGuard<'_> {
     fn end(&mut self, outcome: TxOutcome) {
         if !self.done {
             self.done = true;
+            span::transaction_done(&self.span, outcome);
             self.ctx.pool.record(Event::Transaction {
                 outcome,
                 elapsed: self.start.elapsed(),
@@ -111,16 +117,44 @@ impl fmt::Debug for MonitoredTransaction<'_> {
 }
 
 impl<'a> MonitoredTransaction<'a> {
-    pub(crate) fn new(tx: Transaction<'a>, ctx: &'a ConnCtx, start: Instant) -> Self {
-        MonitoredTransaction {
-            tx,
-            ctx,
-            guard: TxGuard {
+    /// The transaction whose `BEGIN` (or `SAVEPOINT`) came to `begun`;
+    /// `span` is its span, closed at once if it did not begin.
+    pub(crate) fn begun(
+        begun: Result<Transaction<'a>, Error>,
+        ctx: &'a ConnCtx,
+        start: Instant,
+        span: Span,
+    ) -> Result<Self, Error> {
+        match begun {
+            Ok(tx) => Ok(MonitoredTransaction {
+                tx,
                 ctx,
-                start,
-                done: false,
-            },
+                guard: TxGuard {
+                    ctx,
+                    start,
+                    span,
+                    done: false,
+                },
+            }),
+            Err(e) => {
+                span::transaction_done(&span, TxOutcome::Failed);
+                Err(e)
+            }
         }
+    }
+
+    /// The transaction's client, its statements' spans children of its own.
+    fn via(&self) -> Via<'_> {
+        Via {
+            client: self.tx.client(),
+            parent: Some(&self.guard.span),
+        }
+    }
+
+    /// A nested transaction's span, a child of this one's.
+    fn nested_span(&self) -> Span {
+        let _in_outer = self.guard.span.enter();
+        self.ctx.transaction_span()
     }
 
     /// Prepares a statement, keeping its text and fingerprint.
@@ -133,7 +167,7 @@ impl<'a> MonitoredTransaction<'a> {
 
     /// Like [`prepare`](Self::prepare), with parameter types.
     pub async fn prepare_typed(&self, query: &str, types: &[Type]) -> Result<MonitoredStatement, Error> {
-        self.ctx.prepare_typed(self.tx.client(), query, types).await
+        self.ctx.prepare_typed(self.via(), query, types).await
     }
 
     /// Runs a statement and returns its rows. See `tokio_postgres::Client::query`.
@@ -145,7 +179,7 @@ impl<'a> MonitoredTransaction<'a> {
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.query(self.tx.client(), statement, params)
+        self.ctx.query(self.via(), statement, params)
     }
 
     /// Runs a statement that returns exactly one row.
@@ -157,7 +191,7 @@ impl<'a> MonitoredTransaction<'a> {
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.query_one(self.tx.client(), statement, params)
+        self.ctx.query_one(self.via(), statement, params)
     }
 
     /// Runs a statement that returns zero or one row.
@@ -169,7 +203,7 @@ impl<'a> MonitoredTransaction<'a> {
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.query_opt(self.tx.client(), statement, params)
+        self.ctx.query_opt(self.via(), statement, params)
     }
 
     /// Runs a statement and streams its rows; the statement is timed
@@ -181,7 +215,7 @@ impl<'a> MonitoredTransaction<'a> {
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
-        self.ctx.query_raw(self.tx.client(), statement, params).await
+        self.ctx.query_raw(self.via(), statement, params).await
     }
 
     /// Runs unprepared text with explicitly typed parameters (one round trip).
@@ -190,7 +224,7 @@ impl<'a> MonitoredTransaction<'a> {
         query: &'s str,
         params: &'s [(&'s (dyn ToSql + Sync), Type)],
     ) -> impl Future<Output = Result<Vec<Row>, Error>> + Send + 's {
-        self.ctx.query_typed(self.tx.client(), query, params)
+        self.ctx.query_typed(self.via(), query, params)
     }
 
     /// Like [`query_typed`](Self::query_typed), for exactly one row.
@@ -199,7 +233,7 @@ impl<'a> MonitoredTransaction<'a> {
         query: &'s str,
         params: &'s [(&'s (dyn ToSql + Sync), Type)],
     ) -> impl Future<Output = Result<Row, Error>> + Send + 's {
-        self.ctx.query_typed_one(self.tx.client(), query, params)
+        self.ctx.query_typed_one(self.via(), query, params)
     }
 
     /// Like [`query_typed`](Self::query_typed), for zero or one row.
@@ -208,7 +242,7 @@ impl<'a> MonitoredTransaction<'a> {
         query: &'s str,
         params: &'s [(&'s (dyn ToSql + Sync), Type)],
     ) -> impl Future<Output = Result<Option<Row>, Error>> + Send + 's {
-        self.ctx.query_typed_opt(self.tx.client(), query, params)
+        self.ctx.query_typed_opt(self.via(), query, params)
     }
 
     /// Like [`query_typed`](Self::query_typed), streaming the rows.
@@ -217,7 +251,7 @@ impl<'a> MonitoredTransaction<'a> {
         P: BorrowToSql,
         I: IntoIterator<Item = (P, Type)>,
     {
-        self.ctx.query_typed_raw(self.tx.client(), query, params).await
+        self.ctx.query_typed_raw(self.via(), query, params).await
     }
 
     /// Runs a statement and returns the number of rows it affected.
@@ -229,7 +263,7 @@ impl<'a> MonitoredTransaction<'a> {
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.execute(self.tx.client(), statement, params)
+        self.ctx.execute(self.via(), statement, params)
     }
 
     /// Like [`execute`](Self::execute), with explicitly typed parameters.
@@ -238,7 +272,7 @@ impl<'a> MonitoredTransaction<'a> {
         query: &'s str,
         params: &'s [(&'s (dyn ToSql + Sync), Type)],
     ) -> impl Future<Output = Result<u64, Error>> + Send + 's {
-        self.ctx.execute_typed(self.tx.client(), query, params)
+        self.ctx.execute_typed(self.via(), query, params)
     }
 
     /// Like [`execute`](Self::execute), with parameters from an iterator.
@@ -249,7 +283,7 @@ impl<'a> MonitoredTransaction<'a> {
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
-        self.ctx.execute_raw(self.tx.client(), statement, params).await
+        self.ctx.execute_raw(self.via(), statement, params).await
     }
 
     /// Starts a `COPY … FROM STDIN`. The time recorded is the time to
@@ -259,7 +293,7 @@ impl<'a> MonitoredTransaction<'a> {
         T: ?Sized + ToMonitoredStatement,
         U: bytes::Buf + 'static + Send,
     {
-        self.ctx.copy_in(self.tx.client(), statement).await
+        self.ctx.copy_in(self.via(), statement).await
     }
 
     /// Starts a `COPY … TO STDOUT`; timed until the stream ends.
@@ -267,7 +301,7 @@ impl<'a> MonitoredTransaction<'a> {
     where
         T: ?Sized + ToMonitoredStatement,
     {
-        self.ctx.copy_out(self.tx.client(), statement).await
+        self.ctx.copy_out(self.via(), statement).await
     }
 
     /// Runs statements with the simple query protocol (no parameters;
@@ -276,13 +310,13 @@ impl<'a> MonitoredTransaction<'a> {
         &'s self,
         query: &'s str,
     ) -> impl Future<Output = Result<Vec<SimpleQueryMessage>, Error>> + Send + 's {
-        self.ctx.simple_query(self.tx.client(), query)
+        self.ctx.simple_query(self.via(), query)
     }
 
     /// Runs a batch of `;`-separated statements with the simple query
     /// protocol, timed as one statement.
     pub fn batch_execute<'s>(&'s self, query: &'s str) -> impl Future<Output = Result<(), Error>> + Send + 's {
-        self.ctx.batch_execute(self.tx.client(), query)
+        self.ctx.batch_execute(self.via(), query)
     }
 
     /// A token to cancel the statement running on this connection.
@@ -299,7 +333,9 @@ impl<'a> MonitoredTransaction<'a> {
     /// Commits (recorded as a `COMMIT` statement and a committed transaction).
     pub async fn commit(self) -> Result<(), Error> {
         let MonitoredTransaction { tx, ctx, mut guard } = self;
-        let result = ctx.run(QueryRef::Text("COMMIT"), tx.commit(), unknown).await;
+        let result = ctx
+            .run(Some(&guard.span), QueryRef::Known("COMMIT"), tx.commit(), unknown)
+            .await;
         guard.end(if result.is_ok() {
             TxOutcome::Committed
         } else {
@@ -312,7 +348,9 @@ impl<'a> MonitoredTransaction<'a> {
     /// transaction).
     pub async fn rollback(self) -> Result<(), Error> {
         let MonitoredTransaction { tx, ctx, mut guard } = self;
-        let result = ctx.run(QueryRef::Text("ROLLBACK"), tx.rollback(), unknown).await;
+        let result = ctx
+            .run(Some(&guard.span), QueryRef::Known("ROLLBACK"), tx.rollback(), unknown)
+            .await;
         guard.end(if result.is_ok() {
             TxOutcome::RolledBack
         } else {
@@ -325,10 +363,16 @@ impl<'a> MonitoredTransaction<'a> {
     pub async fn transaction(&mut self) -> Result<MonitoredTransaction<'_>, Error> {
         let start = Instant::now();
         let ctx = self.ctx;
-        let tx = ctx
-            .run(QueryRef::Text("SAVEPOINT"), self.tx.transaction(), unknown)
-            .await?;
-        Ok(MonitoredTransaction::new(tx, ctx, start))
+        let span = self.nested_span();
+        let begun = ctx
+            .run(
+                Some(&span),
+                QueryRef::Known("SAVEPOINT"),
+                self.tx.transaction(),
+                unknown,
+            )
+            .await;
+        MonitoredTransaction::begun(begun, ctx, start, span)
     }
 
     /// Begins a nested transaction with a named savepoint.
@@ -338,9 +382,15 @@ impl<'a> MonitoredTransaction<'a> {
     {
         let start = Instant::now();
         let ctx = self.ctx;
-        let tx = ctx
-            .run(QueryRef::Text("SAVEPOINT"), self.tx.savepoint(name), unknown)
-            .await?;
-        Ok(MonitoredTransaction::new(tx, ctx, start))
+        let span = self.nested_span();
+        let begun = ctx
+            .run(
+                Some(&span),
+                QueryRef::Known("SAVEPOINT"),
+                self.tx.savepoint(name),
+                unknown,
+            )
+            .await;
+        MonitoredTransaction::begun(begun, ctx, start, span)
     }
 }

@@ -309,7 +309,7 @@ impl LatencyStats {
         // One conversion for every figure, so that a percentile clamped to
         // the maximum compares equal to it.
         let ns_ms = |n: u64| n as f64 / 1e6;
-        let ms = |d: Duration| ns_ms(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let ms = |d: Duration| ns_ms(crate::units::saturating_nanos(d));
         LatencyStats {
             count: w.finished,
             errors: w.errors,

@@ -7,6 +7,7 @@ pub mod alertmanager;
 pub mod http;
 pub mod leaks;
 pub mod pg;
+pub mod spans;
 pub mod tools;
 
 use std::sync::atomic::{AtomicU32, Ordering};

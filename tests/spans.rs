@@ -1,0 +1,417 @@
+//! Spans on real PostgreSQL, read by a `tracing` layer of the test's own:
+//! every client method's span and its attributes, a real deadlock's and a
+//! real statement timeout's, a transaction over its statements, a checkout
+//! that timed out, no literal anywhere, and the trace context reaching the
+//! server.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use db_monitor::tokio_postgres::types::Type;
+use db_monitor::tokio_postgres::NoTls;
+use db_monitor::{MonitorConfig, MonitoredPool, TraceParent};
+use futures_util::{pin_mut, SinkExt, TryStreamExt};
+use support::pg::shared_config;
+use support::spans::{capture, Captured, Spans};
+use support::{pool, pool_with, unique};
+use tracing::Instrument;
+
+/// The one closed `db_monitor` span named `name` (panics unless exactly one).
+fn one(spans: &Spans, name: &str) -> Captured {
+    let mut found: Vec<Captured> = spans.monitor().into_iter().filter(|s| s.name() == name).collect();
+    assert_eq!(found.len(), 1, "spans named {name:?}: {:#?}", spans.monitor());
+    assert!(found[0].closed, "{name:?} is closed");
+    found.remove(0)
+}
+
+/// What every statement span of the pool `pool` says of its database.
+fn assert_connection_fields(span: &Captured, pool: &str) {
+    let config = shared_config();
+    assert_eq!(span.field("otel.kind"), Some("client"), "{span:?}");
+    assert_eq!(span.field("db.system.name"), Some("postgresql"));
+    assert_eq!(span.field("db.namespace"), config.get_dbname());
+    assert_eq!(span.field("db.client.connection.pool.name"), Some(pool));
+    let address = match &config.get_hosts()[0] {
+        db_monitor::tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        db_monitor::tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+    };
+    assert_eq!(span.field("server.address"), Some(address.as_str()));
+    assert_eq!(
+        span.field("server.port"),
+        Some(config.get_ports().first().copied().unwrap_or(5432).to_string().as_str())
+    );
+    let waited: f64 = span
+        .field("db_monitor.checkout.wait_ms")
+        .expect("wait")
+        .parse()
+        .unwrap();
+    assert!(waited >= 0.0);
+}
+
+/// Every client method once, each checked for its span's name, text,
+/// rows and the pool's attributes.
+#[tokio::test]
+async fn every_method_has_a_span_named_by_its_summary() {
+    let (monitor, _rec) = support::monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "spans_methods", 2).await;
+    let table = unique("span_items");
+    let conn = pool.get().await.unwrap();
+    conn.batch_execute(&format!(
+        "CREATE TABLE {table} (id int PRIMARY KEY, v text); INSERT INTO {table} SELECT g, 'v' FROM generate_series(1, 5) g"
+    ))
+    .await
+    .unwrap();
+    let (spans, _guard) = capture();
+    let select = format!("SELECT id FROM {table} WHERE id <= $1");
+    let select_name = format!("SELECT {table}");
+    let update = format!("UPDATE {table} SET v = $1 WHERE id <= $2");
+    let update_name = format!("UPDATE {table}");
+
+    // (method, span name, returned rows, affected rows)
+    let mut expected: Vec<(&str, String, Option<u64>, Option<u64>)> = Vec::new();
+    let mut check = |method: &'static str, name: &str, returned: Option<u64>, affected: Option<u64>| {
+        expected.push((method, name.to_owned(), returned, affected));
+        let span = one(&spans, name);
+        assert_connection_fields(&span, "spans_methods");
+        assert_eq!(span.field("db.query.summary"), Some(name), "{method}");
+        assert_eq!(
+            span.field("db.response.returned_rows")
+                .map(|n| n.parse::<u64>().unwrap()),
+            returned,
+            "{method}: {span:?}"
+        );
+        assert_eq!(
+            span.field("db_monitor.rows_affected")
+                .map(|n| n.parse::<u64>().unwrap()),
+            affected,
+            "{method}: {span:?}"
+        );
+        assert_eq!(span.field("error.type"), None, "{method}");
+        assert_eq!(span.field("db.operation.name"), None, "{method}: parsed, so not set");
+        let text = span.field("db.query.text").expect("text");
+        assert!(
+            !text.contains('$') || text.contains("$1") || text.contains('?'),
+            "{text}"
+        );
+        spans.clear();
+    };
+
+    let prepared = conn.prepare(&select).await.unwrap();
+    {
+        let span = one(&spans, &format!("PREPARE {select_name}"));
+        assert_eq!(span.field("db.operation.name"), Some("PREPARE"));
+        assert_eq!(
+            span.field("db.query.summary"),
+            Some(format!("PREPARE {select_name}").as_str())
+        );
+        spans.clear();
+    }
+    conn.query(&prepared, &[&3_i32]).await.unwrap();
+    check("query (prepared)", &select_name, Some(3), None);
+    conn.query(&select, &[&2_i32]).await.unwrap();
+    check("query", &select_name, Some(2), None);
+    conn.query_one(&select, &[&1_i32]).await.unwrap();
+    check("query_one", &select_name, Some(1), None);
+    conn.query_opt(&select, &[&0_i32]).await.unwrap();
+    check("query_opt", &select_name, Some(0), None);
+    let stream = conn.query_raw(&select, [4_i32]).await.unwrap();
+    let rows: Vec<_> = stream.try_collect().await.unwrap();
+    assert_eq!(rows.len(), 4);
+    check("query_raw", &select_name, Some(4), None);
+    conn.query_typed(&select, &[(&5_i32, Type::INT4)]).await.unwrap();
+    check("query_typed", &select_name, Some(5), None);
+    conn.query_typed_one(&select, &[(&1_i32, Type::INT4)]).await.unwrap();
+    check("query_typed_one", &select_name, Some(1), None);
+    conn.query_typed_opt(&select, &[(&1_i32, Type::INT4)]).await.unwrap();
+    check("query_typed_opt", &select_name, Some(1), None);
+    let stream = conn.query_typed_raw(&select, [(2_i32, Type::INT4)]).await.unwrap();
+    let rows: Vec<_> = stream.try_collect().await.unwrap();
+    assert_eq!(rows.len(), 2);
+    check("query_typed_raw", &select_name, Some(2), None);
+    conn.execute(&update, &[&"w", &2_i32]).await.unwrap();
+    check("execute", &update_name, None, Some(2));
+    conn.execute_typed(&update, &[(&"w", Type::TEXT), (&3_i32, Type::INT4)])
+        .await
+        .unwrap();
+    check("execute_typed", &update_name, None, Some(3));
+    conn.execute_raw(
+        &update,
+        [&"x" as &(dyn db_monitor::tokio_postgres::types::ToSql + Sync), &4_i32],
+    )
+    .await
+    .unwrap();
+    check("execute_raw", &update_name, None, Some(4));
+    let ids: Vec<i32> = conn.query_scalar(&select, &[&3_i32]).await.unwrap();
+    assert_eq!(ids.len(), 3);
+    check("query_scalar", &select_name, Some(3), None);
+    let _: i32 = conn.query_one_scalar(&select, &[&1_i32]).await.unwrap();
+    check("query_one_scalar", &select_name, Some(1), None);
+    let _: Option<i32> = conn.query_opt_scalar(&select, &[&0_i32]).await.unwrap();
+    check("query_opt_scalar", &select_name, Some(0), None);
+    let simple = format!("SELECT id FROM {table}");
+    conn.simple_query(&simple).await.unwrap();
+    check("simple_query", &select_name, Some(5), None);
+    let stream = conn.simple_query_raw(&simple).await.unwrap();
+    let _: Vec<_> = stream.try_collect().await.unwrap();
+    check("simple_query_raw", &select_name, Some(5), None);
+    conn.batch_execute(&format!("UPDATE {table} SET v = 'y'"))
+        .await
+        .unwrap();
+    check("batch_execute", &update_name, None, None);
+    let copy_name = format!("COPY {table}");
+    let out = conn.copy_out(&format!("COPY {table} (id, v) TO STDOUT")).await.unwrap();
+    let copied: Vec<_> = out.try_collect().await.unwrap();
+    assert!(!copied.is_empty());
+    check("copy_out", &copy_name, None, None);
+    let sink = conn
+        .copy_in::<_, bytes::Bytes>(&format!("COPY {table} (id, v) FROM STDIN"))
+        .await
+        .unwrap();
+    pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"100\tz\n")).await.unwrap();
+    sink.finish().await.unwrap();
+    check("copy_in", &copy_name, None, None);
+    assert_eq!(expected.len(), 20, "every statement method");
+    drop(conn);
+    drop(pool);
+}
+
+/// `BEGIN`, the statements, a savepoint's and `COMMIT` are children of the
+/// transaction's span, the savepoint's statements of its own span, and the
+/// transaction is a child of the request's span.
+#[tokio::test]
+async fn a_transaction_span_holds_its_statements() {
+    let (monitor, _rec) = support::monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "spans_tx", 2).await;
+    let table = unique("span_tx");
+    let mut conn = pool.get().await.unwrap();
+    conn.batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY)"))
+        .await
+        .unwrap();
+    let (spans, _guard) = capture();
+    let insert = format!("INSERT INTO {table} VALUES ($1)");
+    async {
+        let mut tx = conn.transaction().await.unwrap();
+        tx.execute(&insert, &[&1_i32]).await.unwrap();
+        let inner = tx.savepoint("sp_inner").await.unwrap();
+        inner.execute(&insert, &[&2_i32]).await.unwrap();
+        inner.commit().await.unwrap();
+        tx.commit().await.unwrap();
+        conn.query(&format!("SELECT id FROM {table}"), &[]).await.unwrap();
+        {
+            let tx = conn.transaction().await.unwrap();
+            tx.execute(&insert, &[&3_i32]).await.unwrap();
+            // Dropped: abandoned.
+        }
+    }
+    .instrument(tracing::info_span!("request"))
+    .await;
+
+    let all = spans.all();
+    let request = all.iter().find(|s| s.callsite == "request").unwrap().index;
+    let transactions: Vec<&Captured> = all.iter().filter(|s| s.name() == "transaction").collect();
+    assert_eq!(transactions.len(), 3, "{all:#?}");
+    let (outer, nested, abandoned) = (transactions[0], transactions[1], transactions[2]);
+    assert_eq!(outer.parent, Some(request));
+    assert_eq!(nested.parent, Some(outer.index));
+    assert_eq!(abandoned.parent, Some(request));
+    assert_eq!(outer.field("otel.kind"), Some("internal"));
+    assert_eq!(outer.field("db_monitor.transaction.outcome"), Some("committed"));
+    assert_eq!(nested.field("db_monitor.transaction.outcome"), Some("committed"));
+    assert_eq!(abandoned.field("db_monitor.transaction.outcome"), Some("abandoned"));
+    assert!(transactions.iter().all(|t| t.closed));
+    let children = |parent: usize| -> Vec<String> {
+        all.iter()
+            .filter(|s| s.parent == Some(parent))
+            .map(|s| s.name().to_owned())
+            .collect()
+    };
+    let insert_name = format!("INSERT {table}");
+    assert_eq!(
+        children(outer.index),
+        ["BEGIN", insert_name.as_str(), "transaction", "COMMIT"],
+        "{all:#?}"
+    );
+    assert_eq!(children(nested.index), ["SAVEPOINT", insert_name.as_str(), "COMMIT"]);
+    assert_eq!(children(abandoned.index), ["BEGIN", insert_name.as_str()]);
+    assert_eq!(
+        children(request),
+        ["transaction", format!("SELECT {table}").as_str(), "transaction"]
+    );
+    let begin = all.iter().find(|s| s.name() == "BEGIN").unwrap();
+    assert_eq!(begin.field("db.operation.name"), Some("BEGIN"), "known without parsing");
+    let commit = all.iter().find(|s| s.name() == "COMMIT").unwrap();
+    assert_eq!(commit.field("db.operation.name"), Some("COMMIT"));
+}
+
+/// A real deadlock, a real statement timeout and an abandoned statement:
+/// each span has the crate's `error.type`, the SQLSTATE and an error status.
+#[tokio::test]
+async fn failures_carry_their_kind_and_sqlstate() {
+    let (monitor, _rec) = support::monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "spans_failures", 3).await;
+    let (spans, _guard) = capture();
+
+    let (_update, error) = support::deadlock(&pool).await;
+    assert_eq!(error.code().unwrap().code(), "40P01");
+    let failed: Vec<Captured> = spans
+        .monitor()
+        .into_iter()
+        .filter(|s| s.field("error.type").is_some())
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0].field("error.type"), Some("deadlock"));
+    assert_eq!(failed[0].field("db.response.status_code"), Some("40P01"));
+    assert_eq!(failed[0].field("otel.status_code"), Some("ERROR"));
+    assert!(failed[0].name().starts_with("UPDATE deadlock_"), "{:?}", failed[0]);
+    spans.clear();
+
+    let conn = pool.get().await.unwrap();
+    conn.batch_execute("SET statement_timeout = '50ms'").await.unwrap();
+    spans.clear();
+    let error = conn.query("SELECT pg_sleep($1)", &[&2.0_f64]).await.unwrap_err();
+    assert_eq!(error.code().unwrap().code(), "57014");
+    let span = one(&spans, "SELECT");
+    assert_eq!(span.field("error.type"), Some("statement_timeout"));
+    assert_eq!(span.field("db.response.status_code"), Some("57014"));
+    assert_eq!(span.field("otel.status_code"), Some("ERROR"));
+    assert_eq!(span.field("db.query.text"), Some("SELECT pg_sleep(?)"));
+    conn.batch_execute("RESET statement_timeout").await.unwrap();
+    spans.clear();
+
+    let abandoned = conn.query("SELECT pg_sleep(5)", &[]);
+    assert!(tokio::time::timeout(Duration::from_millis(100), abandoned)
+        .await
+        .is_err());
+    let span = one(&spans, "SELECT");
+    assert_eq!(span.field("error.type"), Some("cancelled"));
+    assert_eq!(span.field("db.response.status_code"), None);
+    assert_eq!(span.field("db.query.text"), Some("SELECT pg_sleep(?)"));
+}
+
+/// A checkout that times out is a span with its `error.type` and wait; a
+/// checkout that succeeds has none.
+#[tokio::test]
+async fn a_checkout_timeout_is_a_span() {
+    let (monitor, _rec) = support::monitor(MonitorConfig::default());
+    let pool = pool_with(
+        &monitor,
+        "spans_checkout",
+        shared_config(),
+        1,
+        0,
+        Duration::from_millis(150),
+    )
+    .await;
+    let (spans, _guard) = capture();
+    let held = pool.get().await.unwrap();
+    assert!(spans.monitor().is_empty(), "a checkout that succeeds has no span");
+    let error = pool.get().await.unwrap_err();
+    assert_eq!(error.kind(), db_monitor::ErrorKind::PoolExhausted);
+    let span = one(&spans, "checkout");
+    assert_eq!(span.field("error.type"), Some("pool_exhausted"));
+    assert_eq!(span.field("otel.status_code"), Some("ERROR"));
+    assert_eq!(span.field("db.client.connection.pool.name"), Some("spans_checkout"));
+    let waited: f64 = span.field("db_monitor.checkout.wait_ms").unwrap().parse().unwrap();
+    assert!(waited >= 150.0, "{waited}");
+    drop(held);
+}
+
+/// Markers in literals, parameters and failing statements (a unique
+/// violation whose DETAIL holds the value, a conversion error quoting it)
+/// appear in no field of any span.
+#[tokio::test]
+async fn no_literal_reaches_a_span() {
+    const MARKER: &str = "zq7marker";
+    let (monitor, _rec) = support::monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "spans_literals", 2).await;
+    let table = unique("span_secret");
+    let mut conn = pool.get().await.unwrap();
+    let (spans, _guard) = capture();
+    conn.batch_execute(&format!(
+        "CREATE TABLE {table} (id int PRIMARY KEY, v text UNIQUE); INSERT INTO {table} VALUES (1, '{MARKER}')"
+    ))
+    .await
+    .unwrap();
+    let marked = format!("{MARKER}-param");
+    conn.query(
+        &format!("SELECT * FROM {table} WHERE v = '{MARKER}' OR v = $1"),
+        &[&marked],
+    )
+    .await
+    .unwrap();
+    conn.query(
+        &format!("SELECT * FROM {table} WHERE id = 424242 AND v <> E'{MARKER}'"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let _ = conn
+        .execute(&format!("INSERT INTO {table} VALUES (2, '{MARKER}')"), &[])
+        .await
+        .unwrap_err();
+    let _ = conn.query(&format!("SELECT '{MARKER}'::int"), &[]).await.unwrap_err();
+    let _ = conn.prepare(&format!("SELEC '{MARKER}'")).await.unwrap_err();
+    let tx = conn.transaction().await.unwrap();
+    tx.execute(&format!("UPDATE {table} SET v = $$ {MARKER} $$ WHERE id = 1"), &[])
+        .await
+        .unwrap();
+    let _ = tx
+        .execute(&format!("INSERT INTO {table} VALUES (1, '{MARKER}')"), &[])
+        .await
+        .unwrap_err();
+    drop(tx);
+    let all = spans.monitor();
+    assert!(all.len() >= 9, "{all:#?}");
+    for span in &all {
+        for (field, value) in &span.fields {
+            assert!(
+                !value.contains(MARKER) && !value.contains("424242"),
+                "{field} = {value:?} in {span:#?}"
+            );
+        }
+    }
+    assert!(all
+        .iter()
+        .any(|s| s.field("error.type") == Some("constraint_violation")));
+}
+
+/// With a trace context set, each checkout shows its trace to the server
+/// in `application_name` before its first statement runs, and a checkout
+/// outside any trace gives the connection its own name back.
+#[tokio::test]
+async fn the_trace_context_reaches_the_server() {
+    let current: Arc<Mutex<Option<TraceParent>>> = Arc::default();
+    let source = current.clone();
+    let config = MonitorConfig::default().trace_context(move || *source.lock().unwrap());
+    let (monitor, _rec) = support::monitor(config);
+    let pool = pool(&monitor, "spans_context", 1).await;
+    let name = |pool: MonitoredPool<NoTls>| async move {
+        let conn = pool.get().await.unwrap();
+        conn.query_one("SELECT current_setting('application_name')", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+    };
+    let own = name(pool.clone()).await;
+    assert_eq!(own, "db-monitor-tests");
+    let parent = TraceParent::new([0x3c; 16], [0x5d; 8], true).unwrap();
+    *current.lock().unwrap() = Some(parent);
+    assert_eq!(name(pool.clone()).await, parent.to_string());
+    // Seen from another session too, while the statement runs.
+    let other = pool.get().await.unwrap();
+    let pid: i32 = other.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let (watcher, connection) = shared_config().connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let seen: String = watcher
+        .query_one("SELECT application_name FROM pg_stat_activity WHERE pid = $1", &[&pid])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, parent.to_string());
+    drop(other);
+    *current.lock().unwrap() = None;
+    assert_eq!(name(pool.clone()).await, own, "reset outside a trace");
+}
