@@ -6,6 +6,7 @@
 # the slope is one operation's cost, start-up and warm-up excluded.
 #   bash benches/io_callgrind.sh            # Prometheus recorder (as installed by an application)
 #   RECORDER=noop bash benches/io_callgrind.sh
+#   SPANS=otel bash benches/io_callgrind.sh  # who wants the statement spans: none (default), filtered, registry, otel
 # A throwaway PostgreSQL is started per run unless DATABASE_URL is set.
 # ANNOTATE=DIR keeps each run's callgrind_annotate output in DIR.
 set -euo pipefail
@@ -37,7 +38,7 @@ raw_statement=$(slope raw_statement)
 monitored_statement=$(slope monitored_statement)
 raw_checkout=$(slope raw_checkout)
 monitored_checkout=$(slope monitored_checkout)
-echo "recorder: $recorder; slope between $short and $long operations"
+echo "recorder: $recorder; spans: ${SPANS:-none}; slope between $short and $long operations"
 echo "instructions per prepared statement: raw $raw_statement, monitored $monitored_statement"
 echo "instructions per checkout+statement+return: raw $raw_checkout, monitored $monitored_checkout"
 echo "added instructions per statement: $(( monitored_statement - raw_statement ))"

@@ -22,6 +22,18 @@
 //! `RECORDER` is `prometheus` (the default: a Prometheus recorder with its
 //! buckets, as an application installs it) or `noop`. The monitored arms
 //! run the monitor's background task, as an application does.
+//!
+//! `SPANS` (the environment) says who wants the statement spans:
+//!
+//! - `none` (the default): no `tracing` subscriber;
+//! - `filtered`: a subscriber that wants only WARN and above (an
+//!   application logging warnings: the spans' callsites are never
+//!   interesting);
+//! - `registry`: `tracing-subscriber`'s registry with a layer that wants
+//!   everything and does nothing (the least a recorded span costs);
+//! - `otel`: `tracing-opentelemetry` into the OpenTelemetry SDK's tracer,
+//!   whose span processor hands each finished span to an exporter that
+//!   drops it (everything but the network).
 
 #[path = "../tests/support/pg.rs"]
 mod pg;
@@ -102,10 +114,55 @@ fn main() {
             .recorder(Arc::new(prometheus))
             .build()
     };
+    let _spans = spans(&std::env::var("SPANS").unwrap_or_default());
     let (arm, _background) = runtime.block_on(setup(&arm, &config, &monitor));
     // Warm up: caches, handles, the statement table.
     measured(&runtime, &arm, 200);
     measured(&runtime, &arm, n);
+}
+
+/// Installs the subscriber `mode` names (see the module's documentation);
+/// what it returns is kept until the end.
+fn spans(mode: &str) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use tracing_subscriber::prelude::*;
+    match mode {
+        "" | "none" => None,
+        "filtered" => {
+            let layer =
+                tracing_subscriber::layer::Identity::new().with_filter(tracing::level_filters::LevelFilter::WARN);
+            tracing_subscriber::registry().with(layer).init();
+            None
+        }
+        "registry" => {
+            tracing_subscriber::registry()
+                .with(tracing_subscriber::layer::Identity::new())
+                .init();
+            None
+        }
+        "otel" => {
+            use opentelemetry::trace::TracerProvider;
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_simple_exporter(Dropping)
+                .build();
+            let tracer = provider.tracer("io_instructions");
+            tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(tracer))
+                .init();
+            Some(provider)
+        }
+        other => panic!("unknown SPANS {other:?}: none, filtered, registry, otel"),
+    }
+}
+
+/// An OpenTelemetry exporter that drops what it is given.
+#[derive(Debug)]
+struct Dropping;
+
+impl opentelemetry_sdk::trace::SpanExporter for Dropping {
+    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        black_box(batch);
+        Ok(())
+    }
 }
 
 /// A pool of one connection, opened up front.
