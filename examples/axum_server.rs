@@ -5,6 +5,12 @@
 //! cargo run --example axum_server
 //! ```
 //!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` set (an OpenTelemetry collector's
+//! OTLP/HTTP address, e.g. `http://127.0.0.1:4318`), it also exports
+//! traces: tower-http's `TraceLayer` opens a span per request, and each
+//! statement's span (and each transaction's) is its child; the trace id
+//! reaches PostgreSQL in `application_name`.
+//!
 //! With `DATABASE_URL` unset it starts a throwaway PostgreSQL from the
 //! server binaries on `PATH` (as the tests do) and removes it on exit
 //! (Ctrl-C). It listens on `BIND` (default `127.0.0.1:3000`, or a free
@@ -80,12 +86,53 @@ pub(crate) async fn demo(monitor: &DbMonitor, pg: Config, metrics: Option<Promet
         // GET /metrics: the Prometheus exposition, on the application's port.
         layer = layer.prometheus(metrics);
     }
-    let router = router.layer(layer);
+    // The request's span (tower-http), outermost: the statements' spans
+    // are its children.
+    let router = router.layer(layer).layer(tower_http::trace::TraceLayer::new_for_http());
     Ok(Demo {
         router,
         pool,
         background,
     })
+}
+
+/// Exports `tracing`'s spans over OTLP/HTTP to `endpoint` (the full URL,
+/// `…/v1/traces`) through `tracing-opentelemetry`, as this process's
+/// subscriber. The provider it returns flushes what is left when shut down.
+pub(crate) fn trace_to_otlp(endpoint: &str) -> Result<opentelemetry_sdk::trace::SdkTracerProvider, Error> {
+    use opentelemetry::trace::TracerProvider;
+    use opentelemetry_otlp::WithExportConfig;
+    use tracing_subscriber::prelude::*;
+
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .build()?;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name("axum-example")
+                .build(),
+        )
+        .build();
+    let tracer = provider.tracer("axum-example");
+    tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .try_init()?;
+    Ok(provider)
+}
+
+/// The trace of the current `tracing` span, as OpenTelemetry knows it:
+/// what [`MonitorConfig::trace_context`] shows the server.
+pub(crate) fn current_trace() -> Option<db_monitor::TraceParent> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span = span.span_context();
+    db_monitor::TraceParent::new(span.trace_id().to_bytes(), span.span_id().to_bytes(), span.is_sampled())
 }
 
 /// A database failure as a JSON answer; a deadlock is a 409 to retry.
@@ -240,6 +287,19 @@ async fn main() -> Result<(), Error> {
     } else {
         config
     };
+    // Traces, when there is a collector to send them to.
+    let tracing = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => {
+            let endpoint = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+            Some(trace_to_otlp(&endpoint)?)
+        }
+        _ => None,
+    };
+    let config = if tracing.is_some() {
+        config.trace_context(current_trace)
+    } else {
+        config
+    };
     // Kept until the end of main: dropping it stops the throwaway server.
     let (_server, pg) = pg::example_server(config.database.as_ref());
     let monitor = DbMonitor::new(config);
@@ -253,6 +313,9 @@ async fn main() -> Result<(), Error> {
     };
     let base = format!("http://{}", listener.local_addr()?);
     println!("listening on {base} (pool {:?})\n", demo.pool.name());
+    if tracing.is_some() {
+        println!("traces: OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (a span per request, its statements below it)\n");
+    }
     println!("the application:");
     println!("  curl {base}/customers/3                     one statement");
     println!("  curl {base}/orders                          an N+1 pattern (13 statements)");
@@ -288,5 +351,8 @@ async fn main() -> Result<(), Error> {
         })
         .await?;
     demo.background.shutdown().await;
+    if let Some(provider) = tracing {
+        provider.shutdown()?;
+    }
     Ok(())
 }

@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use db_monitor::tokio_postgres::types::Type;
 use db_monitor::tokio_postgres::NoTls;
-use db_monitor::{MonitorConfig, MonitoredPool, TraceParent};
+use db_monitor::{DbMonitorLayer, MonitorConfig, MonitoredPool, ServerView, TraceParent};
 use futures_util::{pin_mut, SinkExt, TryStreamExt};
+use support::http::get_json;
 use support::pg::shared_config;
 use support::spans::{capture, Captured, Spans};
 use support::{pool, pool_with, unique};
+use tower::Layer;
 use tracing::Instrument;
 
 /// The one closed `db_monitor` span named `name` (panics unless exactly one).
@@ -385,9 +387,12 @@ async fn no_literal_reaches_a_span() {
 async fn the_trace_context_reaches_the_server() {
     let current: Arc<Mutex<Option<TraceParent>>> = Arc::default();
     let source = current.clone();
-    let config = MonitorConfig::default().trace_context(move || *source.lock().unwrap());
+    let config = MonitorConfig::default()
+        .trace_context(move || *source.lock().unwrap())
+        .server_view(ServerView::default().interval(Duration::from_millis(100)));
     let (monitor, _rec) = support::monitor(config);
     let pool = pool(&monitor, "spans_context", 1).await;
+    let _background = monitor.start(&pool);
     let name = |pool: MonitoredPool<NoTls>| async move {
         let conn = pool.get().await.unwrap();
         conn.query_one("SELECT current_setting('application_name')", &[])
@@ -411,6 +416,20 @@ async fn the_trace_context_reaches_the_server() {
         .unwrap()
         .get(0);
     assert_eq!(seen, parent.to_string());
+    // The server view names the trace of the backend's checkout.
+    let service = DbMonitorLayer::new(pool.clone()).layer(tower::service_fn(|_: http::Request<_>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(bytes::Bytes::new())))
+    }));
+    let trace_id = "3c".repeat(16);
+    let mut shown = serde_json::Value::Null;
+    for _ in 0..100 {
+        shown = get_json(&service, "/health/database/server/activity").await;
+        if shown["backends"][0]["trace_id"] == trace_id.as_str() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(shown["backends"][0]["trace_id"], trace_id.as_str(), "{shown:#}");
     drop(other);
     *current.lock().unwrap() = None;
     assert_eq!(name(pool.clone()).await, own, "reset outside a trace");

@@ -159,10 +159,16 @@ pub(crate) async fn run(
                     statement: analysis.map(|a| a.normalized),
                     route: holder.route,
                     checkout_site: holder.site,
+                    trace_id: trace_id(&row.application),
                 });
             }
             None => {
-                let application: String = row.application.chars().take(64).collect();
+                // Other instances' trace contexts are one group, not one
+                // group per trace.
+                let application: String = match trace_id(&row.application) {
+                    Some(_) => "(traceparent)".to_owned(),
+                    None => row.application.chars().take(64).collect(),
+                };
                 let state = row.state.clone().unwrap_or_else(|| "unknown".to_owned());
                 *others.entry((application, state)).or_insert(0) += 1;
             }
@@ -246,6 +252,13 @@ pub(crate) async fn run(
 /// The blocking tree: blockers that wait on no one first (the roots), each
 /// with the backends it blocks. A cycle (a deadlock the server has not
 /// broken yet) hangs from its lowest pid.
+/// The trace id in a backend's `application_name`, when it holds a
+/// `traceparent` (see [`MonitorConfig::trace_context`](crate::MonitorConfig::trace_context)).
+fn trace_id(application: &str) -> Option<String> {
+    let parent: crate::config::TraceParent = application.parse().ok()?;
+    Some(parent.trace_id().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn tree(blocked_by: &HashMap<i32, Vec<i32>>, node: impl Fn(i32) -> LockNode) -> Vec<LockNode> {
     let mut blocks: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for (&waiter, blockers) in blocked_by {

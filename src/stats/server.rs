@@ -41,6 +41,10 @@ pub struct ServerBackend {
     /// The `get()` call site holding the connection (`file:line`), if
     /// checked out.
     pub checkout_site: Option<String>,
+    /// The trace of the checkout holding it, when
+    /// [`MonitorConfig::trace_context`](crate::MonitorConfig::trace_context)
+    /// shows it to the server (32 hex digits, as trace viewers search it).
+    pub trace_id: Option<String>,
 }
 
 impl ServerBackend {
