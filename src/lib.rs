@@ -161,6 +161,25 @@ pub mod __bench {
             self.run(&QueryRef::Text(sql));
         }
 
+        /// One successful statement given as text with its span opened and
+        /// completed as a client method does (`Span::none()` unless a
+        /// subscriber wants it).
+        #[inline(never)]
+        pub fn spanned(&self, sql: &str) {
+            let sink = &self.pool.sink;
+            let span = crate::funnel::span::statement(&sink.name, &sink.span_target, None, || 0);
+            let start = crate::units::now();
+            statement_ended(
+                &self.pool,
+                &self.conn,
+                &QueryRef::Text(sql),
+                &span,
+                start,
+                crate::units::now(),
+                Outcome::Ok(Rows::Returned(1)),
+            );
+        }
+
         /// Another probe on the same pool with a connection of its own, as
         /// a second task holding a second connection would be.
         pub fn second_connection(&self) -> Self {

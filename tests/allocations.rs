@@ -69,6 +69,48 @@ fn recording_a_statement_allocates_nothing_once_warm() {
     assert_eq!(region.change().allocations, 0);
 }
 
+/// A statement's span, with `tracing-subscriber`'s registry wanting it,
+/// allocates nothing of the crate's: once the registry's slab is warm, no
+/// allocation at all.
+#[test]
+fn a_statement_span_allocates_nothing_once_warm() {
+    use tracing_subscriber::prelude::*;
+
+    let _turn = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    let probe = probe("allocations_spans");
+    let texts = [
+        "SELECT id, name FROM users WHERE id = $1",
+        "UPDATE users SET name = $1 WHERE id = $2",
+    ];
+    let subscriber = tracing_subscriber::registry().with(tracing_subscriber::layer::Identity::new());
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..100 {
+            for sql in texts {
+                probe.spanned(sql);
+            }
+        }
+        let region = Region::new(GLOBAL);
+        for _ in 0..10_000 {
+            for sql in texts {
+                probe.spanned(sql);
+            }
+        }
+        let change = region.change();
+        assert_eq!(
+            (change.allocations, change.reallocations),
+            (0, 0),
+            "20 000 statements with spans allocated {} times",
+            change.allocations
+        );
+    });
+    // And without a subscriber, the same path allocates nothing either.
+    let region = Region::new(GLOBAL);
+    for sql in texts {
+        probe.spanned(sql);
+    }
+    assert_eq!(region.change().allocations, 0);
+}
+
 /// Real errors from PostgreSQL, replayed: counting one, keeping it in the
 /// error store and waking the alert engine takes no allocation when the
 /// message is PostgreSQL's own without a value (`division by zero`), and
