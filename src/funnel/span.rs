@@ -5,9 +5,18 @@
 //!
 //! A source opens a span when its operation starts ([`statement`],
 //! [`transaction`]) and hands it back when it ends ([`statement_done`],
-//! [`transaction_done`]). With no subscriber interested in the target, the
-//! open is `tracing`'s cached interest check and yields `Span::none()`;
-//! every other function here returns at once for such a span.
+//! [`transaction_done`]). With no subscriber interested in the target at
+//! INFO, opening a statement's span is one check of a cached interest
+//! ([`wanted`]) and yields no span at all (`None`: nothing to drop);
+//! a transaction's is `Span::none()`.
+//!
+//! Why the check comes before the span macro: with `tracing`'s `log`
+//! feature on (axum's default `tower-log` turns it on, so most services
+//! have it), the macro's disabled path still builds a span with metadata,
+//! records every field into it for `log` and logs its drop: about 250
+//! instructions a statement for nothing. Filter the spans by target and
+//! level (`db_monitor=info`), not by span name: the check asks about the
+//! target and level only.
 //!
 //! What a span carries is what the stores keep: the statement's normalized
 //! text (literals replaced by `?`), its summary, the crate's error kind and
@@ -60,8 +69,11 @@ pub(crate) fn statement(
     target: &SpanTarget,
     parent: Option<&Span>,
     waited_nanos: impl FnOnce() -> u64,
-) -> Span {
-    let _in_parent = parent.map(Span::enter);
+) -> Option<Span> {
+    if !wanted() {
+        return None;
+    }
+    let _in_parent = parent.filter(|p| !p.is_disabled()).map(Span::enter);
     let span = tracing::info_span!(
         target: TARGET,
         "db.statement",
@@ -82,11 +94,18 @@ pub(crate) fn statement(
         "db.response.returned_rows" = Empty,
         "db_monitor.rows_affected" = Empty,
     );
-    if !span.is_none() {
+    if !span.is_disabled() {
         connection_fields(&span, pool, target);
         span.record("db_monitor.checkout.wait_ms", waited_nanos() as f64 / 1e6);
     }
-    span
+    Some(span)
+}
+
+/// Whether a subscriber wants the crate's spans: the cached interest of
+/// one callsite (target `db_monitor`, INFO).
+#[inline(always)]
+fn wanted() -> bool {
+    tracing::span_enabled!(target: TARGET, tracing::Level::INFO)
 }
 
 /// The fields every span of a pool has.
@@ -107,13 +126,13 @@ fn connection_fields(span: &Span, pool: &str, target: &SpanTarget) {
 /// `operation` is the operation when it is known without parsing.
 #[inline]
 pub(crate) fn statement_done(
-    span: &Span,
+    span: Option<&Span>,
     target: &SpanTarget,
     entry: &QueryEntry,
     operation: Option<&'static str>,
     outcome: &Outcome<'_>,
 ) {
-    if !span.is_none() {
+    if let Some(span) = span.filter(|s| !s.is_disabled()) {
         fill_statement(span, target, entry, operation, outcome);
     }
 }
@@ -167,7 +186,7 @@ pub(crate) fn prepare_done(
     entry: &QueryEntry,
     error: Option<&tokio_postgres::Error>,
 ) {
-    if span.is_none() {
+    if span.is_disabled() {
         return;
     }
     let outcome = match error {
@@ -185,6 +204,9 @@ pub(crate) fn prepare_done(
 /// Opens a transaction's span (its statements' parent), a child of the
 /// current span.
 pub(crate) fn transaction(pool: &str, target: &SpanTarget) -> Span {
+    if !wanted() {
+        return Span::none();
+    }
     let span = tracing::info_span!(
         target: TARGET,
         "db.transaction",
@@ -199,7 +221,7 @@ pub(crate) fn transaction(pool: &str, target: &SpanTarget) -> Span {
         "db_monitor.transaction.outcome" = Empty,
         "error.type" = Empty,
     );
-    if !span.is_none() {
+    if !span.is_disabled() {
         connection_fields(&span, pool, target);
     }
     span
@@ -207,7 +229,7 @@ pub(crate) fn transaction(pool: &str, target: &SpanTarget) -> Span {
 
 /// Records how a transaction ended on its span.
 pub(crate) fn transaction_done(span: &Span, outcome: TxOutcome) {
-    if span.is_none() {
+    if span.is_disabled() {
         return;
     }
     span.record("db_monitor.transaction.outcome", outcome.as_str());
@@ -221,6 +243,9 @@ pub(crate) fn transaction_done(span: &Span, outcome: TxOutcome) {
 /// failure is known (a checkout that succeeds has none; its wait is an
 /// attribute of its statements' spans), with the wait as an attribute.
 pub(crate) fn checkout_failed(pool: &str, target: &SpanTarget, kind: ErrorKind, waited_nanos: u64) {
+    if !wanted() {
+        return;
+    }
     let span = tracing::info_span!(
         target: TARGET,
         "db.checkout",
@@ -235,7 +260,7 @@ pub(crate) fn checkout_failed(pool: &str, target: &SpanTarget, kind: ErrorKind, 
         "db_monitor.checkout.wait_ms" = waited_nanos as f64 / 1e6,
         "error.type" = kind.as_str(),
     );
-    if !span.is_none() {
+    if !span.is_disabled() {
         connection_fields(&span, pool, target);
     }
 }

@@ -36,13 +36,13 @@ pub(crate) struct ConnCtx {
 /// path, shared by [`Timed`], [`InFlight`] and the overhead benchmark. The
 /// connection's own counts (and whether a failure ended it) are this
 /// source's bookkeeping; the rest goes to the funnel, and to the
-/// statement's span (`Span::none()` when no subscriber wants it).
+/// statement's span (none when no subscriber wants it).
 #[inline]
 pub(crate) fn statement_ended(
     pool: &PoolShared,
     conn: &ConnStats,
     query: &QueryRef<'_>,
-    span: &Span,
+    span: Option<&Span>,
     start: Instant,
     end: Instant,
     outcome: Outcome<'_>,
@@ -183,7 +183,7 @@ pin_project! {
         // Set at the first poll, taken when the outcome is reported.
         start: Option<Instant>,
         // Opened at the first poll.
-        span: Span,
+        span: Option<Span>,
         rows: fn(&T) -> Rows,
     }
 
@@ -192,7 +192,7 @@ pin_project! {
             let this = this.project();
             if let Some(start) = this.start.take() {
                 let ctx = *this.ctx;
-                statement_ended(&ctx.pool, &ctx.stats, this.query, this.span, start, now(), Outcome::Cancelled);
+                statement_ended(&ctx.pool, &ctx.stats, this.query, this.span.as_ref(), start, now(), Outcome::Cancelled);
             }
         }
     }
@@ -226,7 +226,7 @@ where
             &this.ctx.pool,
             &this.ctx.stats,
             this.query,
-            this.span,
+            this.span.as_ref(),
             start,
             now(),
             outcome,
@@ -273,13 +273,13 @@ where
 pub(crate) struct InFlight<'a> {
     ctx: CtxRef<'a>,
     query: QueryRef<'a>,
-    span: Span,
+    span: Option<Span>,
     start: Instant,
     done: bool,
 }
 
 impl<'a> InFlight<'a> {
-    fn start(ctx: CtxRef<'a>, query: QueryRef<'a>, span: Span) -> Self {
+    fn start(ctx: CtxRef<'a>, query: QueryRef<'a>, span: Option<Span>) -> Self {
         ctx.stats.streams_open.fetch_add(1, SeqCst);
         InFlight {
             ctx,
@@ -310,7 +310,7 @@ impl<'a> InFlight<'a> {
             &self.ctx.pool,
             &self.ctx.stats,
             &self.query,
-            &self.span,
+            self.span.as_ref(),
             self.start,
             now(),
             outcome,
@@ -345,7 +345,7 @@ impl ConnCtx {
 
     /// A statement's span, opened as it starts (see [`span::statement`]).
     #[inline]
-    fn open_span(&self, parent: Option<&Span>) -> Span {
+    fn open_span(&self, parent: Option<&Span>) -> Option<Span> {
         let sink = &self.pool.sink;
         span::statement(&sink.name, &sink.span_target, parent, || {
             self.stats.waited_nanos.load(Relaxed)
@@ -377,7 +377,7 @@ impl ConnCtx {
             parent,
             query,
             start: None,
-            span: Span::none(),
+            span: None,
             rows,
         }
     }
@@ -417,7 +417,7 @@ impl ConnCtx {
     /// Records a statement that failed before it could run (a prepare,
     /// whose span is its own).
     fn failed(&self, query: &str, start: Instant, error: &Error) {
-        let mut flight = InFlight::start(CtxRef::Borrowed(self), QueryRef::Text(query), Span::none());
+        let mut flight = InFlight::start(CtxRef::Borrowed(self), QueryRef::Text(query), None);
         flight.start = start;
         flight.finish(Outcome::Failed(error));
     }
@@ -513,7 +513,9 @@ impl ConnCtx {
         match client.client.prepare_typed(query, types).await {
             Ok(statement) => {
                 let entry = self.pool.sink.queries.entry(query);
-                span::prepare_done(&span, target, &entry, None);
+                if let Some(span) = &span {
+                    span::prepare_done(span, target, &entry, None);
+                }
                 Ok(MonitoredStatement {
                     statement,
                     sql: Arc::from(query),
@@ -522,8 +524,8 @@ impl ConnCtx {
             }
             Err(e) => {
                 self.failed(query, start, &e);
-                if !span.is_none() {
-                    span::prepare_done(&span, target, &self.pool.sink.queries.entry(query), Some(&e));
+                if let Some(span) = &span {
+                    span::prepare_done(span, target, &self.pool.sink.queries.entry(query), Some(&e));
                 }
                 Err(e)
             }

@@ -153,7 +153,7 @@ impl<'a> MonitoredTransaction<'a> {
 
     /// A nested transaction's span, a child of this one's.
     fn nested_span(&self) -> Span {
-        let _in_outer = self.guard.span.enter();
+        let _in_outer = (!self.guard.span.is_disabled()).then(|| self.guard.span.enter());
         self.ctx.transaction_span()
     }
 
