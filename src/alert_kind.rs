@@ -31,11 +31,17 @@ pub enum AlertType {
     LongTransaction,
     /// One of the pool's backends waits on a lock too long (server view).
     BlockedBackend,
+    /// The pool is forecast to run out of connections.
+    PoolExhaustionForecast,
+    /// A statement's latency has left its own baseline.
+    LatencyAnomaly,
+    /// A statement's failure rate has left its own baseline.
+    ErrorRateAnomaly,
 }
 
 impl AlertType {
     /// Every type, in declaration order.
-    pub const ALL: [AlertType; 10] = [
+    pub const ALL: [AlertType; 13] = [
         AlertType::ConnectionFailure,
         AlertType::PoolExhaustion,
         AlertType::SlowQuery,
@@ -46,6 +52,9 @@ impl AlertType {
         AlertType::IdleInTransaction,
         AlertType::LongTransaction,
         AlertType::BlockedBackend,
+        AlertType::PoolExhaustionForecast,
+        AlertType::LatencyAnomaly,
+        AlertType::ErrorRateAnomaly,
     ];
 
     /// A stable `snake_case` name: the `alert_type` label and JSON value.
@@ -61,6 +70,9 @@ impl AlertType {
             AlertType::IdleInTransaction => "idle_in_transaction",
             AlertType::LongTransaction => "long_transaction",
             AlertType::BlockedBackend => "blocked_backend",
+            AlertType::PoolExhaustionForecast => "pool_exhaustion_forecast",
+            AlertType::LatencyAnomaly => "latency_anomaly",
+            AlertType::ErrorRateAnomaly => "error_rate_anomaly",
         }
     }
 
@@ -77,6 +89,9 @@ impl AlertType {
             AlertType::IdleInTransaction => "DbIdleInTransaction",
             AlertType::LongTransaction => "DbLongTransaction",
             AlertType::BlockedBackend => "DbBlockedBackend",
+            AlertType::PoolExhaustionForecast => "DbPoolExhaustionForecast",
+            AlertType::LatencyAnomaly => "DbLatencyAnomaly",
+            AlertType::ErrorRateAnomaly => "DbErrorRateAnomaly",
         }
     }
 
@@ -93,6 +108,9 @@ impl AlertType {
             AlertType::IdleInTransaction => "ASYNC_DB_ALERT_COOLDOWN_IDLE_IN_TRANSACTION",
             AlertType::LongTransaction => "ASYNC_DB_ALERT_COOLDOWN_LONG_TRANSACTION",
             AlertType::BlockedBackend => "ASYNC_DB_ALERT_COOLDOWN_BLOCKED_BACKEND",
+            AlertType::PoolExhaustionForecast => "ASYNC_DB_ALERT_COOLDOWN_POOL_EXHAUSTION_FORECAST",
+            AlertType::LatencyAnomaly => "ASYNC_DB_ALERT_COOLDOWN_LATENCY_ANOMALY",
+            AlertType::ErrorRateAnomaly => "ASYNC_DB_ALERT_COOLDOWN_ERROR_RATE_ANOMALY",
         }
     }
 

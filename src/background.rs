@@ -10,9 +10,13 @@
 //!   `Statistics`, so that the gauges of a pool nobody uses stay current,
 //!   and sets the performance score gauge over the last hour
 //!   ([`MonitoredPool::publish_score`]).
-//! - Every minute it snapshots the pool's statement totals, from which the
-//!   error rates of [`MonitoredPool::error_report`] are computed, and
+//! - Every minute (a history [`slot`](crate::MonitorConfig::slot)) it
+//!   snapshots the pool's statement totals, from which the error rates of
+//!   [`MonitoredPool::error_report`] are computed, observes each
+//!   statement's minute against its baseline (the anomaly detector), and
 //!   applies the alert engine's degradation rule.
+//! - Every [`forecast interval`](crate::ForecastThresholds::interval) it
+//!   samples the pool's demand into the exhaustion forecast.
 //! - As errors and slow statements are recorded, it applies the alert
 //!   engine's event rules; every
 //!   [`evaluation_interval`](crate::AlertThresholds::evaluation_interval)
@@ -122,6 +126,8 @@ impl DbMonitor {
         let pool = pool.clone();
         let name: Arc<str> = Arc::from(pool.name());
         let view = self.config().server_view.clone();
+        let slot = bounded(self.config().slot, Duration::from_millis(100));
+        let forecast_every = bounded(self.config().alerts.forecast.interval, Duration::from_millis(10));
         let task = tokio::spawn(async move {
             // The server view's poller, when it is on: a branch of this
             // task, so that it stops with it.
@@ -134,8 +140,11 @@ impl DbMonitor {
             tokio::pin!(poller);
             let mut sample = tokio::time::interval(period);
             sample.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            let mut minute = tokio::time::interval(Duration::from_secs(60));
+            let mut minute = tokio::time::interval(slot);
             minute.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut forecast = tokio::time::interval(forecast_every);
+            forecast.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut forecaster = crate::forecast::Forecaster::new(std::time::Instant::now());
             // The first reset is one interval from now, not at once.
             let mut reset = reset_every.map(|every| {
                 let mut reset = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -158,9 +167,14 @@ impl DbMonitor {
                     }
                     _ = evaluate.tick() => pool.alert_conditions(false),
                     _ = minute.tick() => {
-                        pool.observe_totals(std::time::Instant::now());
+                        let now = std::time::Instant::now();
+                        pool.observe_totals(now);
+                        pool.anomaly_tick(&mut forecaster, now);
                         pool.alert_conditions(true);
                     }
+                    _ = forecast.tick() => pool.forecast_tick(&mut forecaster),
+                    // The baselines and the forecast are the engines' own
+                    // state, not a store: a reset keeps them.
                     _ = tick(&mut reset) => pool.reset_stores(),
                 }
             }

@@ -97,6 +97,7 @@ mod pool;
 mod server;
 // Engines over the stores: reports and the alert engine.
 pub mod alerts;
+mod forecast;
 pub mod report;
 // Surfaces: the tower layer and the Prometheus helper.
 pub mod layer;
@@ -112,7 +113,8 @@ pub use tokio_postgres;
 pub use background::MonitorHandle;
 pub use classify::{ErrorKind, GetError};
 pub use config::{
-    AlertThresholds, ConfigError, MonitorConfig, ServerView, TraceContext, TraceParent, TraceParentError,
+    AlertThresholds, AnomalyThresholds, ConfigError, ForecastThresholds, MonitorConfig, ServerView, TraceContext,
+    TraceParent, TraceParentError,
 };
 pub use funnel::scope::RequestDbStats;
 pub use layer::{DbMonitorLayer, DbMonitorService};
@@ -235,6 +237,112 @@ pub mod __bench {
                 crate::units::now(),
                 Outcome::Ok(Rows::Returned(1)),
             );
+        }
+
+        /// The first half of the background task's minute for this
+        /// probe's pool at `now` (advance it a minute at a time): every
+        /// statement's history snapshot.
+        pub fn snapshot(&self, now: std::time::Instant) {
+            self.pool.sink.queries.snapshot_minute(now);
+        }
+
+        /// The second half: the anomaly detector over the slots that ended
+        /// by `now`. Returns the statements with a baseline.
+        pub fn detect(&self, forecaster: &mut Forecaster, now: std::time::Instant) -> usize {
+            crate::forecast::observe_minutes(&self.pool.sink, &mut forecaster.0, now);
+            forecaster.0.baselines_len()
+        }
+    }
+
+    /// The anomaly detector's and the forecast's state for a probe.
+    #[allow(missing_debug_implementations)]
+    pub struct Forecaster(crate::forecast::Forecaster);
+
+    impl Forecaster {
+        /// State whose first minute starts at `now`.
+        pub fn new(now: std::time::Instant) -> Self {
+            Forecaster(crate::forecast::Forecaster::new(now))
+        }
+    }
+
+    /// The anomaly detector's state per statement, in bytes.
+    pub const ANOMALY_STATE_BYTES: usize = crate::forecast::anomaly::STATE_BYTES;
+
+    /// The anomaly detector alone, on minutes the caller makes up.
+    #[allow(missing_debug_implementations)]
+    pub struct AnomalyProbe {
+        baselines: crate::forecast::anomaly::Baselines,
+        thresholds: crate::config::AnomalyThresholds,
+    }
+
+    impl AnomalyProbe {
+        /// A detector with the default thresholds.
+        pub fn new() -> Self {
+            AnomalyProbe {
+                baselines: Default::default(),
+                thresholds: Default::default(),
+            }
+        }
+
+        /// One minute of statement `fingerprint`: whether its latency and
+        /// its failure rate are anomalous now.
+        pub fn observe(
+            &mut self,
+            fingerprint: u64,
+            calls: u64,
+            errors: u64,
+            p95_ms: f64,
+            end_unix_ms: u64,
+        ) -> (bool, bool) {
+            let minute = crate::forecast::anomaly::Minute {
+                calls,
+                errors,
+                p95_ms: Some(p95_ms),
+                end_unix_ms,
+            };
+            let verdict = self.baselines.observe(fingerprint, minute, &self.thresholds);
+            (verdict.latency.is_some(), verdict.errors.is_some())
+        }
+    }
+
+    impl Default for AnomalyProbe {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// The exhaustion forecast alone, on samples the caller makes up.
+    #[allow(missing_debug_implementations)]
+    pub struct ForecastProbe {
+        forecaster: crate::forecast::pool::PoolForecaster,
+        thresholds: crate::config::ForecastThresholds,
+    }
+
+    impl ForecastProbe {
+        /// A forecast with the default thresholds.
+        pub fn new() -> Self {
+            ForecastProbe {
+                forecaster: Default::default(),
+                thresholds: Default::default(),
+            }
+        }
+
+        /// One sample at `at` seconds: the reported time to exhaustion.
+        pub fn observe(&mut self, at: f64, in_use: u32, waiters: u64, max_size: u32) -> Option<f64> {
+            let sample = crate::forecast::pool::PoolObservation {
+                at,
+                in_use,
+                waiters,
+                max_size,
+                ..Default::default()
+            };
+            self.forecaster.observe(sample, &self.thresholds).exhausted_in_seconds
+        }
+    }
+
+    impl Default for ForecastProbe {
+        fn default() -> Self {
+            Self::new()
         }
     }
 }

@@ -72,6 +72,13 @@ pub const SERVER_BLOCKED: &str = "db_monitor_server_blocked_backends";
 /// Gauge: the pool's backends idle in a transaction, at the server view's
 /// last sample.
 pub const SERVER_IDLE_IN_TRANSACTION: &str = "db_monitor_server_idle_in_transaction_backends";
+/// Gauge (seconds): when the pool is forecast to run out (connections in
+/// use plus waiting checkouts reaching its maximum); NaN while there is no
+/// forecast (see [`PoolForecast`](crate::stats::PoolForecast)).
+pub const POOL_EXHAUSTED_IN: &str = "db_monitor_pool_exhausted_in_seconds";
+/// Gauge: statements anomalous against their own baseline now, by
+/// [`ANOMALY_KIND`] (`latency` or `error_rate`).
+pub const ANOMALOUS_STATEMENTS: &str = "db_monitor_anomalous_statements";
 /// Gauge: the pool's performance score, 0 to 100 (see [`crate::report`]).
 pub const PERFORMANCE_SCORE: &str = "db_monitor_performance_score";
 /// Gauge: active alerts by [`ALERT_TYPE`] and [`SEVERITY`] (every
@@ -115,6 +122,8 @@ pub const ALERT_TYPE: &str = "alert_type";
 /// Label of [`ALERTS_ACTIVE`]: an alert's severity (`low`, `medium`,
 /// `high`, `critical`).
 pub const SEVERITY: &str = "severity";
+/// Label: the kind of an anomaly, `latency` or `error_rate`.
+pub const ANOMALY_KIND: &str = "kind";
 
 /// The kind of a metric of this crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,6 +270,18 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Gauge,
         None,
         "The pool's backends idle in a transaction (server view).",
+    ),
+    (
+        POOL_EXHAUSTED_IN,
+        Kind::Gauge,
+        Some(Unit::Seconds),
+        "When the pool is forecast to run out; NaN without a forecast.",
+    ),
+    (
+        ANOMALOUS_STATEMENTS,
+        Kind::Gauge,
+        None,
+        "Statements anomalous against their own baseline, by kind.",
     ),
     (
         PERFORMANCE_SCORE,

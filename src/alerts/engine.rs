@@ -120,6 +120,15 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         if degradation {
             observations.extend(rules::degradations(&self.query_performance(5, 0).degraded));
         }
+        // The forecast, over a sample no older than three of its intervals.
+        let stores = &self.shared.sink.stores;
+        if let Some(forecast) = stores.forecast.forecast() {
+            let age_ms = crate::units::unix_ms(SystemTime::now()).saturating_sub(forecast.sampled_unix_ms);
+            if u128::from(age_ms) <= t.forecast.interval.as_millis() * 3 + 1000 {
+                observations.extend(rules::forecast(self.shared.name(), &forecast));
+            }
+        }
+        observations.extend(rules::anomalies(&stores.forecast.anomalies()));
         let swept = self
             .shared
             .sink

@@ -5,8 +5,8 @@
 //!
 //! Thresholds come from [`AlertThresholds`](crate::AlertThresholds) (and
 //! so from the environment). Each alert has a *key* within its type, so that
-//! one deadlocking statement and another are two alerts. The last three
-//! need the server view ([`MonitorConfig::server_view`](crate::MonitorConfig::server_view)); their message
+//! one deadlocking statement and another are two alerts. The three after
+//! `PerformanceDegradation` need the server view ([`MonitorConfig::server_view`](crate::MonitorConfig::server_view)); their message
 //! names the route and `get()` call site holding the connection:
 //!
 //! | type | fires when | key | severity | kind |
@@ -23,6 +23,9 @@
 //! | [`IdleInTransaction`](AlertType::IdleInTransaction) | one of the pool's backends has been idle in a transaction for `idle_in_transaction` (60 s), at the server view's last sample | `connection N` | medium | condition |
 //! | [`LongTransaction`](AlertType::LongTransaction) | one of the pool's backends has had a transaction open for `transaction_age` (300 s) | `connection N` | medium | condition |
 //! | [`BlockedBackend`](AlertType::BlockedBackend) | one of the pool's backends has waited on a lock for `blocked` (30 s); the message names its blockers' pids and, when they are the pool's, their routes | `connection N` | high | condition |
+//! | [`PoolExhaustionForecast`](AlertType::PoolExhaustionForecast) | the pool is forecast to run out within [`forecast.horizon`](crate::ForecastThresholds::horizon) (1 h): see [`ForecastThresholds`](crate::ForecastThresholds) | the pool's name | high within 15 min, else medium | condition |
+//! | [`LatencyAnomaly`](AlertType::LatencyAnomaly) | a statement's p95 left its own baseline in `k` of its last `n` minutes: see [`AnomalyThresholds`](crate::AnomalyThresholds) | fingerprint | medium | condition |
+//! | [`ErrorRateAnomaly`](AlertType::ErrorRateAnomaly) | a statement's failure rate left its own baseline, likewise | fingerprint | medium | condition |
 //!
 //! # Lifecycle
 //!
@@ -50,6 +53,9 @@
 //! reads the stores from where it left off and applies the event rules; it
 //! applies the condition rules and the expiries every
 //! `evaluation_interval` (10 s), and the degradation rule every minute.
+//! The forecast and the anomaly detector run in the same task (the forecast
+//! every [`forecast.interval`](crate::ForecastThresholds::interval), the
+//! detector each minute); their rules read what they last concluded.
 //! Without a running background task no alert fires.
 //!
 //! Notifiers are called from the background task, one after the other,

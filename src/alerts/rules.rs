@@ -7,6 +7,7 @@ use crate::alert_kind::{AlertSeverity, AlertType};
 use crate::classify::ErrorKind;
 use crate::config::AlertThresholds;
 use crate::stats::alert_book::{Lifetime, Observation};
+use crate::stats::forecast::{PoolForecast, StatementAnomaly};
 use crate::stats::server::ServerSample;
 use crate::stats::{Degradation, ErrorRate, ErrorRecord, LockNode, PoolSample, SlowQuery};
 
@@ -306,6 +307,86 @@ fn blockers_of(roots: &[LockNode], pid: i32) -> Vec<&LockNode> {
         walk(root, pid, &mut found);
     }
     found
+}
+
+/// The forecast rule: the pool is forecast to run out (keyed by the pool;
+/// high when it is within 15 minutes).
+pub(crate) fn forecast(pool: &str, forecast: &PoolForecast) -> Option<Observation> {
+    let seconds = forecast.exhausted_in_seconds.filter(|_| forecast.state == "forecast")?;
+    let e = &forecast.evidence;
+    let little = forecast
+        .little
+        .as_ref()
+        .map(|l| {
+            format!(
+                "; Little's law: {:.1} checkouts/s × {:.0} ms held = {:.1} in use ({:.0}% of the pool)",
+                l.arrivals_per_second,
+                l.mean_hold_ms,
+                l.expected_in_use,
+                l.of_max_size * 100.0
+            )
+        })
+        .unwrap_or_default();
+    Some(condition(
+        AlertType::PoolExhaustionForecast,
+        pool,
+        if seconds <= 15.0 * 60.0 {
+            AlertSeverity::High
+        } else {
+            AlertSeverity::Medium
+        },
+        format!(
+            "pool forecast to run out in {:.0} min: demand {:.1} of {} rising {:.2} connections/min over the last {:.0} min (slope {:.1} standard errors){little}",
+            seconds / 60.0,
+            e.level,
+            e.max_size,
+            e.slope_per_minute,
+            e.window_seconds / 60.0,
+            e.slope_t.unwrap_or(0.0).min(999.0),
+        ),
+    ))
+}
+
+/// The anomaly rules: each anomalous statement a condition of its own,
+/// keyed by its fingerprint.
+pub(crate) fn anomalies(list: &[StatementAnomaly]) -> Vec<Observation> {
+    list.iter()
+        .map(|a| {
+            let (alert_type, what) = if a.kind == "latency" {
+                (
+                    AlertType::LatencyAnomaly,
+                    format!(
+                        "p95 {:.1} ms against a baseline of {:.1} ms ({:.1} deviations{})",
+                        a.current,
+                        a.baseline,
+                        a.z,
+                        a.robust_z
+                            .map(|r| format!(", {r:.1} by the median"))
+                            .unwrap_or_default()
+                    ),
+                )
+            } else {
+                (
+                    AlertType::ErrorRateAnomaly,
+                    format!(
+                        "{:.1}% of runs failing against a baseline of {:.1}% ({:.1} deviations)",
+                        a.current * 100.0,
+                        a.baseline * 100.0,
+                        a.z
+                    ),
+                )
+            };
+            condition(
+                alert_type,
+                &a.fingerprint,
+                AlertSeverity::Medium,
+                format!(
+                    "`{}`: {what}, in {} of the last {} minutes",
+                    a.statement, a.minutes, a.of_minutes
+                ),
+            )
+        })
+        .collect()
 }
 
 /// The degradation rule over the stores' degradation report.

@@ -94,6 +94,15 @@ impl<F: Fn(&'static str) -> Option<String>> Env<F> {
         )
     }
 
+    fn number(&self, name: &'static str, target: &mut f64) -> Result<(), ConfigError> {
+        self.read(
+            name,
+            "a number, zero or more",
+            |s| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0),
+            target,
+        )
+    }
+
     fn flag(&self, name: &'static str, target: &mut bool) -> Result<(), ConfigError> {
         self.read(
             name,
@@ -142,6 +151,21 @@ impl MonitorConfig {
     /// | `ASYNC_DB_ALERT_IDLE_IN_TRANSACTION` | [`AlertThresholds::idle_in_transaction`](super::AlertThresholds::idle_in_transaction) | 60 s |
     /// | `ASYNC_DB_ALERT_TRANSACTION_AGE` | [`AlertThresholds::transaction_age`](super::AlertThresholds::transaction_age) | 300 s |
     /// | `ASYNC_DB_ALERT_BLOCKED` | [`AlertThresholds::blocked`](super::AlertThresholds::blocked) | 30 s |
+    /// | `ASYNC_DB_HISTORY_SLOT` | [`slot`](Self::slot) | 60 s |
+    /// | `ASYNC_DB_ALERT_FORECAST_INTERVAL` | [`ForecastThresholds::interval`](super::ForecastThresholds::interval) | 10 s |
+    /// | `ASYNC_DB_ALERT_FORECAST_WINDOW` | [`ForecastThresholds::window`](super::ForecastThresholds::window) | 30 min |
+    /// | `ASYNC_DB_ALERT_FORECAST_HORIZON` | [`ForecastThresholds::horizon`](super::ForecastThresholds::horizon) | 1 h |
+    /// | `ASYNC_DB_ALERT_FORECAST_CONFIRMATIONS` | [`ForecastThresholds::confirmations`](super::ForecastThresholds::confirmations) | 3 |
+    /// | `ASYNC_DB_ALERT_FORECAST_MIN_T` | [`ForecastThresholds::min_t`](super::ForecastThresholds::min_t) | 4 |
+    /// | `ASYNC_DB_ALERT_ANOMALY_Z` | [`AnomalyThresholds::z`](super::AnomalyThresholds::z) | 4 |
+    /// | `ASYNC_DB_ALERT_ANOMALY_K` | [`AnomalyThresholds::k`](super::AnomalyThresholds::k) | 3 |
+    /// | `ASYNC_DB_ALERT_ANOMALY_N` | [`AnomalyThresholds::n`](super::AnomalyThresholds::n) | 5 |
+    /// | `ASYNC_DB_ALERT_ANOMALY_MIN_CALLS` | [`AnomalyThresholds::min_calls`](super::AnomalyThresholds::min_calls) | 20 |
+    /// | `ASYNC_DB_ALERT_ANOMALY_MIN_INCREASE` | [`AnomalyThresholds::min_increase`](super::AnomalyThresholds::min_increase) | 2 ms |
+    /// | `ASYNC_DB_ALERT_ANOMALY_MIN_ERROR_INCREASE` | [`AnomalyThresholds::min_error_increase`](super::AnomalyThresholds::min_error_increase) | 0.05 |
+    /// | `ASYNC_DB_ALERT_ANOMALY_WARMUP` | [`AnomalyThresholds::warmup`](super::AnomalyThresholds::warmup) | 15 |
+    /// | `ASYNC_DB_ALERT_ANOMALY_ALPHA` | [`AnomalyThresholds::alpha`](super::AnomalyThresholds::alpha) | 0.05 |
+    /// | `ASYNC_DB_ALERT_ANOMALY_RELEARN` | [`AnomalyThresholds::relearn`](super::AnomalyThresholds::relearn) | 60 |
     ///
     /// Durations are seconds (`30`, `2.5`) or carry a unit (`500ms`, `30s`,
     /// `5m`, `1h`).
@@ -232,6 +256,23 @@ impl MonitorConfig {
         env.duration("ASYNC_DB_ALERT_IDLE_IN_TRANSACTION", &mut a.idle_in_transaction)?;
         env.duration("ASYNC_DB_ALERT_TRANSACTION_AGE", &mut a.transaction_age)?;
         env.duration("ASYNC_DB_ALERT_BLOCKED", &mut a.blocked)?;
+        let f = &mut a.forecast;
+        env.duration("ASYNC_DB_ALERT_FORECAST_INTERVAL", &mut f.interval)?;
+        env.duration("ASYNC_DB_ALERT_FORECAST_WINDOW", &mut f.window)?;
+        env.duration("ASYNC_DB_ALERT_FORECAST_HORIZON", &mut f.horizon)?;
+        env.count("ASYNC_DB_ALERT_FORECAST_CONFIRMATIONS", &mut f.confirmations)?;
+        env.number("ASYNC_DB_ALERT_FORECAST_MIN_T", &mut f.min_t)?;
+        let n = &mut a.anomaly;
+        env.number("ASYNC_DB_ALERT_ANOMALY_Z", &mut n.z)?;
+        env.count("ASYNC_DB_ALERT_ANOMALY_K", &mut n.k)?;
+        env.count("ASYNC_DB_ALERT_ANOMALY_N", &mut n.n)?;
+        env.count("ASYNC_DB_ALERT_ANOMALY_MIN_CALLS", &mut n.min_calls)?;
+        env.duration("ASYNC_DB_ALERT_ANOMALY_MIN_INCREASE", &mut n.min_increase)?;
+        env.ratio("ASYNC_DB_ALERT_ANOMALY_MIN_ERROR_INCREASE", &mut n.min_error_increase)?;
+        env.count("ASYNC_DB_ALERT_ANOMALY_WARMUP", &mut n.warmup)?;
+        env.ratio("ASYNC_DB_ALERT_ANOMALY_ALPHA", &mut n.alpha)?;
+        env.count("ASYNC_DB_ALERT_ANOMALY_RELEARN", &mut n.relearn)?;
+        env.duration("ASYNC_DB_HISTORY_SLOT", &mut c.slot)?;
         c.validate()?;
         Ok(c)
     }

@@ -27,9 +27,11 @@ use std::time::Duration;
 use crate::alert_kind::AlertType;
 
 mod env;
+mod forecast;
 mod trace;
 
 pub use env::ConfigError;
+pub use forecast::{AnomalyThresholds, ForecastThresholds};
 pub use trace::{TraceContext, TraceParent, TraceParentError};
 
 /// Everything the monitor can be told. Built with [`MonitorConfig::default`]
@@ -119,6 +121,11 @@ pub struct MonitorConfig {
     /// the server (off by default; set with
     /// [`trace_context`](Self::trace_context)).
     pub trace_context: Option<TraceContext>,
+    /// The length of one slot of each statement's history
+    /// (`ASYNC_DB_HISTORY_SLOT`, 60 s; at least 100 ms): the grain of the
+    /// windowed reports within the last hour, and one observation of the
+    /// anomaly detector. Shorter only for tests and demos.
+    pub slot: Duration,
     /// Alert thresholds.
     pub alerts: AlertThresholds,
 }
@@ -227,6 +234,10 @@ pub struct AlertThresholds {
     /// alert naming its blocker (`ASYNC_DB_ALERT_BLOCKED`, 30 s; server view
     /// only).
     pub blocked: Duration,
+    /// The pool exhaustion forecast.
+    pub forecast: ForecastThresholds,
+    /// The per-statement latency and failure-rate anomalies.
+    pub anomaly: AnomalyThresholds,
 }
 
 impl AlertThresholds {
@@ -246,6 +257,20 @@ impl AlertThresholds {
     #[must_use]
     pub fn cooldown_of(mut self, alert_type: AlertType, d: Duration) -> Self {
         self.cooldowns.insert(alert_type, d);
+        self
+    }
+
+    /// Sets the [`forecast`](Self::forecast) settings.
+    #[must_use]
+    pub fn forecast(mut self, forecast: ForecastThresholds) -> Self {
+        self.forecast = forecast;
+        self
+    }
+
+    /// Sets the [`anomaly`](Self::anomaly) settings.
+    #[must_use]
+    pub fn anomaly(mut self, anomaly: AnomalyThresholds) -> Self {
+        self.anomaly = anomaly;
         self
     }
 
@@ -320,6 +345,8 @@ impl Default for AlertThresholds {
             idle_in_transaction: Duration::from_secs(60),
             transaction_age: Duration::from_secs(300),
             blocked: Duration::from_secs(30),
+            forecast: ForecastThresholds::default(),
+            anomaly: AnomalyThresholds::default(),
         }
     }
 }
@@ -348,6 +375,7 @@ impl Default for MonitorConfig {
             expose_application_messages: false,
             server_view: None,
             trace_context: None,
+            slot: Duration::from_secs(60),
             alerts: AlertThresholds::default(),
         }
     }
@@ -378,6 +406,7 @@ impl fmt::Debug for MonitorConfig {
             .field("expose_application_messages", &self.expose_application_messages)
             .field("server_view", &self.server_view)
             .field("trace_context", &self.trace_context)
+            .field("slot", &self.slot)
             .field("alerts", &self.alerts)
             .finish()
     }
@@ -417,6 +446,57 @@ impl MonitorConfig {
                 "ASYNC_DB_ALERT_EVALUATION_INTERVAL",
                 Some("0"),
                 "a positive duration",
+            ));
+        }
+        if self.slot < Duration::from_millis(100) {
+            return Err(ConfigError::new(
+                "ASYNC_DB_HISTORY_SLOT",
+                Some(&format!("{:?}", self.slot)),
+                "a duration of at least 100ms",
+            ));
+        }
+        let f = &self.alerts.forecast;
+        if f.interval.is_zero() {
+            return Err(ConfigError::new(
+                "ASYNC_DB_ALERT_FORECAST_INTERVAL",
+                Some("0"),
+                "a positive duration",
+            ));
+        }
+        if !(f.min_t.is_finite() && f.min_t >= 0.0) {
+            return Err(ConfigError::new(
+                "ASYNC_DB_ALERT_FORECAST_MIN_T",
+                Some(&f.min_t.to_string()),
+                "a number of standard errors, zero or more",
+            ));
+        }
+        let a = &self.alerts.anomaly;
+        if !(1..=32).contains(&a.n) {
+            return Err(ConfigError::new(
+                "ASYNC_DB_ALERT_ANOMALY_N",
+                Some(&a.n.to_string()),
+                "a number of minutes from 1 to 32",
+            ));
+        }
+        if a.k == 0 || a.k > a.n {
+            return Err(ConfigError::new(
+                "ASYNC_DB_ALERT_ANOMALY_K",
+                Some(&a.k.to_string()),
+                "a number of minutes from 1 to ASYNC_DB_ALERT_ANOMALY_N",
+            ));
+        }
+        if !(a.alpha > 0.0 && a.alpha <= 1.0) {
+            return Err(ConfigError::new(
+                "ASYNC_DB_ALERT_ANOMALY_ALPHA",
+                Some(&a.alpha.to_string()),
+                "a weight above 0 and at most 1",
+            ));
+        }
+        if !(a.z.is_finite() && a.z > 0.0) {
+            return Err(ConfigError::new(
+                "ASYNC_DB_ALERT_ANOMALY_Z",
+                Some(&a.z.to_string()),
+                "a positive number of deviations",
             ));
         }
         if self.alerts.consecutive_failures == 0 {
@@ -536,6 +616,13 @@ impl MonitorConfig {
     #[must_use]
     pub fn trace_context(mut self, current: impl Fn() -> Option<TraceParent> + Send + Sync + 'static) -> Self {
         self.trace_context = Some(TraceContext(std::sync::Arc::new(current)));
+        self
+    }
+
+    /// Sets [`slot`](Self::slot). Defaults to 60 s.
+    #[must_use]
+    pub fn slot(mut self, d: Duration) -> Self {
+        self.slot = d;
         self
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::table::QueryEntry;
 use crate::classify::ErrorKind;
+use crate::stats::forecast::{PoolForecast, StatementAnomaly};
 use crate::stats::server::ServerSample;
 use crate::stats::PoolReading;
 
@@ -72,6 +73,11 @@ pub(crate) enum Event<'a> {
     },
     /// A cycle of the server-side poller failed, or it could not connect.
     ServerFailed(&'a tokio_postgres::Error),
+    /// The exhaustion forecast was updated (the background task).
+    Forecast(&'a PoolForecast),
+    /// The anomaly detector observed a minute (the background task): the
+    /// statements anomalous now.
+    Anomalies(Vec<StatementAnomaly>),
 }
 
 /// A statement that ended: its entry, when, how long, and how.

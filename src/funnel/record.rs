@@ -47,6 +47,8 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
         Event::AlertsChanged => alerts_changed(sink),
         Event::ServerSample { sample, failed } => server_sample(sink, sample, failed),
         Event::ServerFailed(error) => server_failed(sink, error),
+        Event::Forecast(forecast) => forecast_updated(sink, forecast),
+        Event::Anomalies(anomalies) => anomalies_found(sink, anomalies),
     }
 }
 
@@ -323,6 +325,24 @@ fn pool_state(sink: &Sink, reading: &PoolReading, counters: &PoolCounters, sampl
     m.gets_direct.absolute(counters.gets_direct);
     m.gets_waited.absolute(counters.gets_waited);
     m.gets_timed_out.absolute(counters.gets_timed_out);
+}
+
+/// The exhaustion forecast: kept, and its gauge set (NaN without one).
+#[inline(never)]
+fn forecast_updated(sink: &Sink, forecast: &crate::stats::forecast::PoolForecast) {
+    sink.metrics
+        .exhausted_in
+        .set(forecast.exhausted_in_seconds.unwrap_or(f64::NAN));
+    sink.stores.forecast.set_forecast(forecast.clone());
+}
+
+/// The anomalous statements: kept, and counted by kind.
+#[inline(never)]
+fn anomalies_found(sink: &Sink, anomalies: Vec<crate::stats::forecast::StatementAnomaly>) {
+    let latency = anomalies.iter().filter(|a| a.kind == "latency").count();
+    sink.metrics.anomalous[0].set(latency as f64);
+    sink.metrics.anomalous[1].set((anomalies.len() - latency) as f64);
+    sink.stores.forecast.set_anomalies(anomalies);
 }
 
 #[inline(never)]

@@ -178,6 +178,9 @@ pub(crate) struct PoolMetrics {
     pub(crate) gets_waited: Counter,
     pub(crate) gets_timed_out: Counter,
     pub(crate) score: Gauge,
+    pub(crate) exhausted_in: Gauge,
+    /// Anomalous statements: by latency, by failure rate.
+    pub(crate) anomalous: [Gauge; 2],
     /// Active alerts, by alert type and severity index.
     pub(crate) alerts_active: Vec<[Gauge; 4]>,
     transactions: [Histogram; 4],
@@ -211,6 +214,9 @@ impl PoolMetrics {
             gets_waited: m.counter(names::CONNECTION_GETS, with(names::RESULT, "waited")),
             gets_timed_out: m.counter(names::CONNECTION_GETS, with(names::RESULT, "timed_out")),
             score: m.gauge(names::PERFORMANCE_SCORE, base.to_vec()),
+            exhausted_in: m.gauge(names::POOL_EXHAUSTED_IN, base.to_vec()),
+            anomalous: ["latency", "error_rate"]
+                .map(|kind| m.gauge(names::ANOMALOUS_STATEMENTS, with(names::ANOMALY_KIND, kind))),
             alerts_active: AlertType::ALL
                 .iter()
                 .map(|t| {

@@ -123,6 +123,8 @@ pub(crate) struct QueryTable {
     base: Vec<Label>,
     max_texts: usize,
     max_fingerprints: usize,
+    /// The length of a history slot.
+    slot: std::time::Duration,
 }
 
 /// The fingerprint reported for statements counted in the `other` entry.
@@ -203,6 +205,7 @@ impl QueryTable {
             base: base.to_vec(),
             max_texts: config.statement_cache_size,
             max_fingerprints: config.max_fingerprints,
+            slot: config.slot,
         }
     }
 
@@ -344,10 +347,11 @@ impl QueryTable {
         }
     }
 
-    /// Takes the per-minute snapshot of every statement that is due one.
+    /// Takes the per-slot (per-minute) snapshot of every statement that is
+    /// due one.
     pub(crate) fn snapshot_minute(&self, now: std::time::Instant) {
         for entry in self.entries() {
-            entry.history.snapshot(now, || entry.stats.cumulative(true));
+            entry.history.snapshot(now, self.slot, || entry.stats.cumulative(true));
         }
     }
 

@@ -467,6 +467,9 @@ impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
         let held = now().saturating_duration_since(self.checked_out);
         conn.stats().checked_out.store(0, Relaxed);
         conn.pool().in_use.fetch_sub(1, Relaxed);
+        conn.pool()
+            .held_nanos
+            .fetch_add(crate::units::saturating_nanos(held), Relaxed);
         conn.pool().record(Event::Return {
             held,
             location: self.location,

@@ -46,6 +46,9 @@ pub(crate) struct PoolShared {
     pub(crate) in_use: AtomicU32,
     /// The most checked out at once since the last trend sample.
     pub(crate) peak_in_use: AtomicU32,
+    /// The time checkouts were held, in nanoseconds, summed at each return
+    /// (Little's law in the exhaustion forecast).
+    pub(crate) held_nanos: AtomicU64,
     /// When the pool state was last published by a checkout (nanoseconds
     /// since `epoch`, plus one; zero: never).
     last_publish: AtomicU64,
@@ -78,6 +81,7 @@ impl PoolShared {
             last_publish: AtomicU64::new(0),
             in_use: AtomicU32::new(0),
             peak_in_use: AtomicU32::new(0),
+            held_nanos: AtomicU64::new(0),
             next_connection_id: AtomicU64::new(1),
             connections: Mutex::new(Vec::new()),
             consecutive_connect_failures: AtomicU32::new(0),

@@ -42,6 +42,7 @@ use crate::classify::ErrorKind;
 use crate::config::MonitorConfig;
 use crate::pool::PoolSnapshot;
 use crate::stats::alert_book::{Alert, AlertReport};
+use crate::stats::forecast::PoolForecast;
 use crate::stats::{ErrorReport, PoolTrendReport, QueryPerformanceReport, SlowQueryReport};
 
 pub use reading::QueryStats;
@@ -87,6 +88,9 @@ pub struct PerformanceScore {
     pub parts: ScoreParts,
     /// What to do about it, each naming its evidence.
     pub recommendations: Vec<String>,
+    /// When the pool is forecast to run out, with the evidence (absent
+    /// before the background task's first sample).
+    pub forecast: Option<PoolForecast>,
 }
 
 /// Everything the monitor knows about a pool, in one document
@@ -162,6 +166,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) errors: &'a ErrorReport,
     pub(crate) trend: &'a PoolTrendReport,
     pub(crate) alerts: &'a [Alert],
+    pub(crate) forecast: Option<PoolForecast>,
 }
 
 /// The score and recommendations from the reports of one window.
@@ -272,6 +277,7 @@ pub(crate) fn score(inputs: &Inputs<'_>) -> PerformanceScore {
         window_minutes: queries.window_minutes,
         score: (score * 10.0).round() / 10.0,
         recommendations: recommendations(inputs),
+        forecast: inputs.forecast.clone(),
         parts: ScoreParts {
             latency,
             errors: errors_part,
@@ -316,6 +322,7 @@ fn recommendations(inputs: &Inputs<'_>) -> Vec<String> {
         errors,
         trend,
         alerts,
+        ..
     } = *inputs;
     let mut out = Vec::new();
     for alert in alerts.iter().filter(|a| a.alert_type == AlertType::ConnectionFailure) {
@@ -333,6 +340,13 @@ fn recommendations(inputs: &Inputs<'_>) -> Vec<String> {
             AlertType::BlockedBackend => {
                 "find what the blocker's route does inside its transaction (GET …/server/locks)"
             }
+            AlertType::PoolExhaustionForecast => {
+                "raise ASYNC_DB_POOL_SIZE before it runs out, or find what holds connections longer (Little's law above)"
+            }
+            AlertType::LatencyAnomaly => {
+                "see what changed for it: a deploy, its plan (EXPLAIN), a lock (GET …/server/locks), the data's size"
+            }
+            AlertType::ErrorRateAnomaly => "see its errors and their SQLSTATE (GET …/errors)",
             _ => continue,
         };
         out.push(format!("{}: {advice}", alert.message));
@@ -456,6 +470,7 @@ mod tests {
             by_table: vec![],
             by_statement: vec![],
             degraded: vec![],
+            anomalies: Vec::new(),
         };
         let slow = SlowQueryReport {
             pool: "p".into(),
@@ -519,6 +534,7 @@ mod tests {
             errors: &r.2,
             trend: &r.3,
             alerts,
+            forecast: None,
         })
     }
 

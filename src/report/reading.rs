@@ -117,6 +117,21 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         self.comprehensive(minutes, 10).performance
     }
 
+    /// When the pool is forecast to run out, with the evidence: the
+    /// background task's last sample (absent before its first; see
+    /// [`ForecastThresholds`](crate::ForecastThresholds)).
+    pub fn forecast(&self) -> Option<crate::stats::PoolForecast> {
+        self.shared.sink.stores.forecast.forecast()
+    }
+
+    /// The statements anomalous now against their own baseline (the
+    /// anomaly detector's last minute; see
+    /// [`AnomalyThresholds`](crate::AnomalyThresholds)), most deviations
+    /// first.
+    pub fn anomalies(&self) -> Vec<crate::stats::StatementAnomaly> {
+        self.shared.sink.stores.forecast.anomalies()
+    }
+
     /// Computes the performance score over the last hour and sets the
     /// `db_monitor_performance_score` gauge. The background task does this
     /// at every sample; call it to publish the score of a pool that has
@@ -146,6 +161,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             errors: &errors,
             trend: &trend,
             alerts: &alerts.active,
+            forecast: self.shared.sink.stores.forecast.forecast(),
         });
         ComprehensiveReport {
             pool: self.snapshot(),
@@ -219,6 +235,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             statements,
             limit,
             degraded,
+            anomalies: self.shared.sink.stores.forecast.anomalies(),
         })
     }
 

@@ -28,6 +28,7 @@
 pub(crate) mod alert_book;
 pub(crate) mod counters;
 mod errors;
+pub(crate) mod forecast;
 pub(crate) mod histogram;
 mod nplusone;
 mod performance;
@@ -45,6 +46,7 @@ use crate::config::MonitorConfig;
 use crate::units::unix_ms;
 
 pub use errors::{ErrorPattern, ErrorRate, ErrorRecord, ErrorReport, ErrorSource};
+pub use forecast::{ForecastEvidence, LittleCheck, PoolForecast, StatementAnomaly};
 pub use nplusone::NPlusOnePattern;
 pub use performance::{
     Apdex, Degradation, GroupPerformance, LatencyStats, QueryPerformanceReport, StatementPerformance,
@@ -101,6 +103,7 @@ pub(crate) struct PoolStores {
     pub(crate) n_plus_one: NPlusOneLog,
     pub(crate) alerts: AlertBook,
     pub(crate) server: server::ServerStore,
+    pub(crate) forecast: forecast::ForecastStore,
 }
 
 impl PoolStores {
@@ -114,6 +117,7 @@ impl PoolStores {
             n_plus_one: NPlusOneLog::new(config.max_fingerprints),
             alerts: AlertBook::new(config.alert_history),
             server: server::ServerStore::default(),
+            forecast: forecast::ForecastStore::default(),
         }
     }
 }

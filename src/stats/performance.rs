@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::forecast::StatementAnomaly;
 use super::histogram::{Histogram, BUCKETS};
 use crate::sql::Operation;
 use crate::units::hex;
@@ -61,6 +62,16 @@ struct Slot {
     min_ns: u64,
     max_ns: u64,
     buckets: Vec<(u8, u32)>,
+}
+
+/// One slot of a statement's history, as the anomaly detector sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlotSummary {
+    pub(crate) end: Instant,
+    pub(crate) finished: u64,
+    pub(crate) errors: u64,
+    /// The p95 of the slot's runs (absent without any in the histogram).
+    pub(crate) p95_ns: Option<u64>,
 }
 
 /// A statement's figures over a window.
@@ -147,7 +158,6 @@ impl Default for StatementHistory {
     }
 }
 
-const MINUTE: Duration = Duration::from_secs(60);
 const FINE: Duration = Duration::from_secs(3600);
 const COARSE_SPAN: Duration = Duration::from_secs(15 * 60);
 const KEEP: Duration = Duration::from_secs(24 * 3600);
@@ -162,12 +172,12 @@ impl StatementHistory {
         }
     }
 
-    /// If a minute has passed since the last snapshot, takes one with
+    /// If a slot's length (a minute) has passed since the last snapshot, takes one with
     /// `take` (which also restarts the min/max since the last snapshot)
     /// and keeps the difference as a slot.
-    pub(crate) fn snapshot(&self, now: Instant, take: impl FnOnce() -> Cumulative) {
+    pub(crate) fn snapshot(&self, now: Instant, slot: Duration, take: impl FnOnce() -> Cumulative) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if now.saturating_duration_since(inner.last.0) < MINUTE {
+        if now.saturating_duration_since(inner.last.0) < slot {
             return;
         }
         let current = take();
@@ -268,6 +278,28 @@ impl StatementHistory {
         w
     }
 
+    /// The slots that ended in `(after, until]`, oldest first, each with
+    /// its counts and p95: what the anomaly detector observes.
+    pub(crate) fn slots_between(&self, after: Instant, until: Instant) -> Vec<SlotSummary> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .slots
+            .iter()
+            .filter(|s| s.end > after && s.end <= until)
+            .map(|s| {
+                let mut w = Window::default();
+                w.add(s);
+                w.histogram.add_sparse(&s.buckets);
+                SlotSummary {
+                    end: s.end,
+                    finished: s.finished,
+                    errors: s.errors,
+                    p95_ns: w.p95().map(crate::units::saturating_nanos),
+                }
+            })
+            .collect()
+    }
+
     /// Forgets every slot (a store reset), starting again from zero at `now`.
     pub(crate) fn reset(&self, now: Instant) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -341,6 +373,9 @@ pub struct StatementPerformance {
     /// Its figures.
     #[serde(flatten)]
     pub stats: LatencyStats,
+    /// Its anomalies now (latency, failure rate) against its own baseline,
+    /// with their deviations; empty when it is itself.
+    pub anomalies: Vec<StatementAnomaly>,
 }
 
 /// The performance of a group of statements (an operation or a table).
@@ -432,6 +467,10 @@ pub struct QueryPerformanceReport {
     /// Statements whose p95 over the last 5 minutes is at least the
     /// degradation factor times their p95 over the hour before.
     pub degraded: Vec<Degradation>,
+    /// Statements anomalous now against their own baseline (the anomaly
+    /// detector's last minute), most deviations first, whether or not they
+    /// are in `by_statement`.
+    pub anomalies: Vec<StatementAnomaly>,
 }
 
 /// What one statement contributes to a report.
@@ -454,6 +493,7 @@ pub(crate) struct Windows<'a> {
     /// At most this many statements are listed.
     pub(crate) limit: usize,
     pub(crate) degraded: Vec<Degradation>,
+    pub(crate) anomalies: Vec<StatementAnomaly>,
 }
 
 /// Groups statement windows into a report.
@@ -466,6 +506,7 @@ pub(crate) fn report(windows: Windows<'_>) -> QueryPerformanceReport {
         statements,
         limit,
         degraded,
+        anomalies,
     } = windows;
     let mut overall = Window::default();
     let mut by_operation: BTreeMap<&'static str, Window> = BTreeMap::new();
@@ -486,6 +527,11 @@ pub(crate) fn report(windows: Windows<'_>) -> QueryPerformanceReport {
                 operation: s.operation,
                 table: s.table.map(str::to_owned),
                 stats: LatencyStats::of(&s.window),
+                anomalies: anomalies
+                    .iter()
+                    .filter(|a| a.fingerprint == hex(s.fingerprint))
+                    .cloned()
+                    .collect(),
             },
         ));
     }
@@ -518,6 +564,7 @@ pub(crate) fn report(windows: Windows<'_>) -> QueryPerformanceReport {
         by_table: groups(by_table.into_iter().collect()),
         by_statement: rows.into_iter().take(limit).map(|(_, r)| r).collect(),
         degraded,
+        anomalies,
     }
 }
 
@@ -601,7 +648,7 @@ mod tests {
                 max_ns: m * 1_000_000,
                 ..c.clone()
             };
-            h.snapshot(minutes(t0, m), || extremes);
+            h.snapshot(minutes(t0, m), Duration::from_secs(60), || extremes);
         }
         let live = after(
             Cumulative {
@@ -632,7 +679,7 @@ mod tests {
         let t0 = Instant::now();
         let h = StatementHistory::starting_at(t0);
         let mut taken = 0;
-        h.snapshot(t0 + Duration::from_secs(30), || {
+        h.snapshot(t0 + Duration::from_secs(30), Duration::from_secs(60), || {
             taken += 1;
             Cumulative::default()
         });
@@ -646,7 +693,7 @@ mod tests {
         let mut c = Cumulative::default();
         for m in 1..=(26 * 60u64) {
             c = after(c, 1, 1);
-            h.snapshot(minutes(t0, m), || c.clone());
+            h.snapshot(minutes(t0, m), Duration::from_secs(60), || c.clone());
         }
         let inner = h.inner.lock().unwrap();
         let n = inner.slots.len();
