@@ -316,6 +316,7 @@ async fn main() -> Result<(), Error> {
     if tracing.is_some() {
         println!("traces: OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (a span per request, its statements below it)\n");
     }
+    println!("the dashboard:\n  {base}/health/database/dashboard\n");
     println!("the application:");
     println!("  curl {base}/customers/3                     one statement");
     println!("  curl {base}/orders                          an N+1 pattern (13 statements)");

@@ -35,6 +35,8 @@ pub(crate) struct LayerConfig {
     pub(crate) read_guard: Option<Guard>,
     /// Whether the reading routes need the admin token.
     pub(crate) reads_need_token: bool,
+    /// Whether `GET …/dashboard` is served.
+    pub(crate) dashboard: bool,
     pub(crate) route_of: Option<RouteOf>,
     pub(crate) health_timeout: Duration,
     /// How long shared answers are reused.
@@ -59,6 +61,7 @@ impl fmt::Debug for DbMonitorLayer {
             .field("n_plus_one", &c.n_plus_one)
             .field("read_guard", &c.read_guard.is_some())
             .field("reads_need_token", &c.reads_need_token)
+            .field("dashboard", &c.dashboard)
             .field("route_of", &c.route_of.is_some())
             .field("health_timeout", &c.health_timeout)
             .field("cache_for", &c.cache_for)
@@ -80,6 +83,7 @@ impl DbMonitorLayer {
                 n_plus_one: 10,
                 read_guard: None,
                 reads_need_token: false,
+                dashboard: true,
                 route_of: default_route_of(),
                 health_timeout: Duration::from_secs(5),
                 cache_for: Duration::from_secs(1),
@@ -100,6 +104,7 @@ impl DbMonitorLayer {
             n_plus_one: shared.n_plus_one,
             read_guard: shared.read_guard.clone(),
             reads_need_token: shared.reads_need_token,
+            dashboard: shared.dashboard,
             route_of: shared.route_of.clone(),
             health_timeout: shared.health_timeout,
             cache_for: shared.cache_for,
@@ -182,6 +187,18 @@ impl DbMonitorLayer {
     /// Defaults to `false`: see the README's "Who may read" for why.
     pub fn reads_need_token(self, on: bool) -> Self {
         self.with(|c| c.reads_need_token = on)
+    }
+
+    /// Whether `GET {prefix}/dashboard` serves the dashboard page (and its
+    /// stylesheet and script at `…/dashboard/app.css` and `app.js`).
+    /// Defaults to `true`. The page shows what the reading routes show and
+    /// fetches them from the browser, so the same guard protects it: the
+    /// [`read_guard`](Self::read_guard) refuses the page and its assets
+    /// like any reading route, and with
+    /// [`reads_need_token`](Self::reads_need_token) they need the token
+    /// (the page then asks for it and sends it as a bearer).
+    pub fn dashboard(self, on: bool) -> Self {
+        self.with(|c| c.dashboard = on)
     }
 
     /// Sets how a request's route label is found: from its extensions and

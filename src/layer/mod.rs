@@ -75,6 +75,7 @@
 mod body;
 mod budget;
 mod cache;
+mod dashboard;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::budget::Budget;
 use super::cache::Shared;
+use super::dashboard::Asset;
 use super::future::Routed;
 use super::layer::LayerConfig;
 use crate::classify::error_message;
@@ -80,6 +81,7 @@ pub(crate) enum Read {
     ServerActivity,
     ServerLocks,
     ServerStatements { limit: usize },
+    Series { minutes: u32 },
 }
 
 impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
@@ -108,6 +110,7 @@ impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
             Read::ServerActivity => serde_json::to_vec(&self.server_activity()),
             Read::ServerLocks => serde_json::to_vec(&self.server_locks()),
             Read::ServerStatements { limit } => serde_json::to_vec(&self.server_statements(limit)),
+            Read::Series { minutes } => serde_json::to_vec(&self.series(minutes)),
         }
     }
 
@@ -224,6 +227,8 @@ enum Route<'a> {
     ServerActivity,
     ServerLocks,
     ServerStatements,
+    Series,
+    Dashboard(Asset),
 }
 
 impl<'a> Route<'a> {
@@ -244,6 +249,10 @@ impl<'a> Route<'a> {
             ["server", "activity"] => Route::ServerActivity,
             ["server", "locks"] => Route::ServerLocks,
             ["server", "statements"] => Route::ServerStatements,
+            ["metrics", "series"] => Route::Series,
+            ["dashboard"] => Route::Dashboard(Asset::Page),
+            ["dashboard", "app.css"] => Route::Dashboard(Asset::Style),
+            ["dashboard", "app.js"] => Route::Dashboard(Asset::Script),
             _ => return None,
         })
     }
@@ -284,7 +293,12 @@ impl<'a> Route<'a> {
             Route::ServerStatements => Read::ServerStatements {
                 limit: q.limit()?.unwrap_or(20),
             },
-            Route::Health | Route::ResetAll | Route::ResetErrors | Route::Resolve(_) => return Ok(None),
+            Route::Series => Read::Series {
+                minutes: bounded(q.minutes, "minutes", 60)?.unwrap_or(60) as u32,
+            },
+            Route::Health | Route::ResetAll | Route::ResetErrors | Route::Resolve(_) | Route::Dashboard(_) => {
+                return Ok(None)
+            }
         }))
     }
 }
@@ -326,6 +340,12 @@ async fn route(config: &LayerConfig, parts: &http::request::Parts, rest: &str) -
         authorize(config, parts, "mutating routes")?;
     } else if route != Route::Health {
         guard_read(config, parts)?;
+    }
+    if let Route::Dashboard(asset) = route {
+        if !config.dashboard {
+            return Err(reject(StatusCode::NOT_FOUND, "not_found", "no such route", None));
+        }
+        return Ok(super::dashboard::serve(asset));
     }
     let query = Query::parse(parts.uri.query())?;
     let pool = &config.pool;

@@ -117,6 +117,30 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         self.comprehensive(minutes, 10).performance
     }
 
+    /// The pool's statements slot by slot (a minute) over the last
+    /// `minutes` (1 to 60): runs, failures, p50/p95/p99 and the kept
+    /// failures by kind; what the dashboard draws.
+    pub fn series(&self, minutes: u32) -> crate::stats::StatementSeries {
+        let minutes = minutes.clamp(1, 60);
+        let now = std::time::Instant::now();
+        let wall = std::time::SystemTime::now();
+        self.observe_totals(now);
+        let slot = self.shared.sink.config.slot;
+        let span = Duration::from_secs(60 * u64::from(minutes)).max(slot * 2);
+        let from = now.checked_sub(span).unwrap_or(now);
+        let windows = self
+            .shared
+            .sink
+            .queries
+            .entries()
+            .iter()
+            .flat_map(|e| e.history.slot_windows(from, now))
+            .collect();
+        let from_ms = crate::units::unix_ms(wall).saturating_sub(u64::try_from(span.as_millis()).unwrap_or(u64::MAX));
+        let errors = self.shared.sink.stores.errors.kinds_since(from_ms);
+        crate::stats::series::series(&self.shared.sink.name, minutes, slot, (now, wall), windows, errors)
+    }
+
     /// When the pool is forecast to run out, with the evidence: the
     /// background task's last sample (absent before its first; see
     /// [`ForecastThresholds`](crate::ForecastThresholds)).

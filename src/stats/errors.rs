@@ -269,6 +269,17 @@ impl ErrorLog {
         });
     }
 
+    /// When and of what kind each kept error since `from_unix_ms` was.
+    pub(crate) fn kinds_since(&self, from_unix_ms: u64) -> Vec<(u64, ErrorKind)> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .ring
+            .iter()
+            .filter(|k| k.at_unix_ms >= from_unix_ms)
+            .map(|k| (k.at_unix_ms, k.kind))
+            .collect()
+    }
+
     pub(crate) fn clear(&self) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.ring.clear();

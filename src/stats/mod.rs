@@ -35,6 +35,7 @@ mod performance;
 mod recent;
 pub(crate) mod ring;
 pub(crate) mod routes;
+pub(crate) mod series;
 pub(crate) mod server;
 mod slow;
 mod totals;
@@ -52,6 +53,7 @@ pub use performance::{
     Apdex, Degradation, GroupPerformance, LatencyStats, QueryPerformanceReport, StatementPerformance,
 };
 pub use recent::{RecentStatement, StatementOutcome};
+pub use series::{SeriesPoint, StatementSeries};
 pub use server::{LockNode, OtherBackends, ServerBackend, ServerStatement};
 pub use slow::{SlowQuery, SlowQueryGroup, SlowQueryReport, GETTING_SLOWER};
 pub use trend::{PoolSample, PoolTrendReport};

@@ -278,9 +278,9 @@ impl StatementHistory {
         w
     }
 
-    /// The slots that ended in `(after, until]`, oldest first, each with
-    /// its counts and p95: what the anomaly detector observes.
-    pub(crate) fn slots_between(&self, after: Instant, until: Instant) -> Vec<SlotSummary> {
+    /// Each slot that ended in `(after, until]`, with its end: the
+    /// per-minute series.
+    pub(crate) fn slot_windows(&self, after: Instant, until: Instant) -> Vec<(Instant, Window)> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner
             .slots
@@ -290,12 +290,21 @@ impl StatementHistory {
                 let mut w = Window::default();
                 w.add(s);
                 w.histogram.add_sparse(&s.buckets);
-                SlotSummary {
-                    end: s.end,
-                    finished: s.finished,
-                    errors: s.errors,
-                    p95_ns: w.p95().map(crate::units::saturating_nanos),
-                }
+                (s.end, w)
+            })
+            .collect()
+    }
+
+    /// The slots that ended in `(after, until]`, oldest first, each with
+    /// its counts and p95: what the anomaly detector observes.
+    pub(crate) fn slots_between(&self, after: Instant, until: Instant) -> Vec<SlotSummary> {
+        self.slot_windows(after, until)
+            .into_iter()
+            .map(|(end, w)| SlotSummary {
+                end,
+                finished: w.finished,
+                errors: w.errors,
+                p95_ns: w.p95().map(crate::units::saturating_nanos),
             })
             .collect()
     }

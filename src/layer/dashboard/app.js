@@ -1,0 +1,364 @@
+// db-monitor's dashboard: reads the layer's JSON routes from this origin
+// and draws them. No library, no inline script (the page's CSP forbids
+// both). Refreshes every N seconds, never two at once, paused while the tab
+// is hidden; says when the server stops answering.
+'use strict';
+
+(function () {
+  const SVG = 'http://www.w3.org/2000/svg';
+  const base = location.pathname.replace(/\/dashboard\/?$/, '');
+  const $ = (id) => document.getElementById(id);
+  let token = null;
+  let timer = null;
+  let busy = false;
+  let lastOk = 0;
+  let readsNeedToken = false;
+
+  // ---- formatting: every number with its unit ----
+  function ms(v) {
+    if (v == null || !isFinite(v)) return '–';
+    if (v < 1) return (v * 1000).toFixed(0) + ' µs';
+    if (v < 10) return v.toFixed(2) + ' ms';
+    if (v < 1000) return v.toFixed(0) + ' ms';
+    return (v / 1000).toFixed(v < 10000 ? 2 : 1) + ' s';
+  }
+  function count(v) {
+    if (v == null || !isFinite(v)) return '–';
+    if (v >= 1e6) return (v / 1e6).toFixed(1) + ' M';
+    if (v >= 1e4) return (v / 1e3).toFixed(1) + ' k';
+    return String(Math.round(v));
+  }
+  function pct(v) { return v == null || !isFinite(v) ? '–' : (v * 100).toFixed(v < 0.1 ? 1 : 0) + ' %'; }
+  function seconds(s) {
+    if (s == null || !isFinite(s)) return '–';
+    if (s < 90) return s.toFixed(0) + ' s';
+    if (s < 5400) return (s / 60).toFixed(0) + ' min';
+    return (s / 3600).toFixed(1) + ' h';
+  }
+  function clock(unixMs) {
+    const d = new Date(unixMs);
+    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  }
+  function hm(unixMs) {
+    const d = new Date(unixMs);
+    return String(d.getHours()).padStart(2, '0') + ':' + String(d.getMinutes()).padStart(2, '0');
+  }
+
+  // ---- DOM helpers (text only: nothing from the server becomes markup) ----
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'class') e.className = v; else e.setAttribute(k, v);
+    }
+    for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(c == null ? '' : String(c)));
+    return e;
+  }
+  function svg(tag, attrs) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    return e;
+  }
+  function fill(tbody, rows, columns, empty) {
+    const body = tbody.tagName === 'TBODY' ? tbody : tbody.querySelector('tbody');
+    body.replaceChildren();
+    if (!rows.length) {
+      body.append(el('tr', {}, el('td', { class: 'none', colspan: String(columns) }, empty)));
+      return;
+    }
+    for (const cells of rows) {
+      const tr = el('tr');
+      for (const c of cells) tr.append(c instanceof Node && c.tagName === 'TD' ? c : el('td', {}, c));
+      body.append(tr);
+    }
+  }
+  const td = (cls, ...children) => el('td', { class: cls }, ...children);
+  function card(id, value, detail, tone) {
+    const c = $(id);
+    const v = c.querySelector('[data-field="value"]');
+    v.textContent = value;
+    v.className = 'big' + (tone ? ' ' + tone : '');
+    c.querySelector('[data-field="detail"]').textContent = detail;
+  }
+
+  // ---- charts: SVG with axes, gridlines, a legend and a hover value ----
+  const W = 600, H = 210, L = 52, R = 8, T = 10, B = 22;
+
+  function niceMax(v) {
+    if (!(v > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+
+  // series: [{ name, values: [number|null], cls }]; xs: unix ms per index.
+  function chart(id, xs, series, opts) {
+    const plot = $(id).querySelector('.plot');
+    const stacked = opts.kind === 'bars';
+    let max = 0;
+    xs.forEach((_, i) => {
+      if (stacked) max = Math.max(max, series.reduce((s, se) => s + (se.values[i] || 0), 0));
+      else for (const se of series) if (se.values[i] != null) max = Math.max(max, se.values[i]);
+    });
+    if (opts.max != null) max = Math.max(max, opts.max);
+    const top = niceMax(max);
+    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': $(id).querySelector('figcaption').textContent });
+    const x = (i) => L + (xs.length <= 1 ? 0 : (i / (xs.length - 1)) * (W - L - R));
+    const y = (v) => T + (1 - v / top) * (H - T - B);
+    for (let k = 0; k <= 4; k++) {
+      const v = (top * k) / 4;
+      root.append(svg('line', { class: 'gridline', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
+      const label = svg('text', { x: L - 6, y: y(v) + 3, 'text-anchor': 'end' });
+      label.textContent = opts.format(v);
+      root.append(label);
+    }
+    root.append(svg('line', { class: 'axis', x1: L, x2: L, y1: T, y2: H - B }));
+    root.append(svg('line', { class: 'axis', x1: L, x2: W - R, y1: H - B, y2: H - B }));
+    if (xs.length) {
+      for (const i of [0, Math.floor((xs.length - 1) / 3), Math.floor((2 * (xs.length - 1)) / 3), xs.length - 1]) {
+        const label = svg('text', { x: x(i), y: H - 6, 'text-anchor': i === 0 ? 'start' : i === xs.length - 1 ? 'end' : 'middle' });
+        label.textContent = hm(xs[i]);
+        root.append(label);
+      }
+    }
+    let points = 0;
+    if (stacked) {
+      const bw = Math.max(1, (W - L - R) / Math.max(xs.length, 1) - 1);
+      xs.forEach((_, i) => {
+        let acc = 0;
+        for (const se of series) {
+          const v = se.values[i] || 0;
+          if (v > 0) {
+            root.append(svg('rect', { class: se.cls, x: x(i) - bw / 2, y: y(acc + v), width: bw, height: y(acc) - y(acc + v) }));
+            acc += v;
+            points++;
+          }
+        }
+      });
+    } else {
+      for (const se of series) {
+        let d = '';
+        se.values.forEach((v, i) => {
+          if (v == null) return;
+          d += (d && se.values[i - 1] != null ? 'L' : 'M') + x(i).toFixed(1) + ' ' + y(v).toFixed(1);
+          points++;
+        });
+        if (d) root.append(svg('path', { class: 'series ' + se.cls, d }));
+      }
+    }
+    if (!points) {
+      const t = svg('text', { class: 'empty', x: (L + W) / 2, y: H / 2, 'text-anchor': 'middle' });
+      t.textContent = opts.empty || 'nothing yet';
+      root.append(t);
+    }
+    const cursor = svg('line', { class: 'cursor', y1: T, y2: H - B, x1: -10, x2: -10 });
+    root.append(cursor);
+    const hit = svg('rect', { x: L, y: T, width: W - L - R, height: H - T - B, fill: 'transparent' });
+    root.append(hit);
+    const tip = el('div', { class: 'tip' });
+    tip.hidden = true;
+    hit.addEventListener('mousemove', (ev) => {
+      const box = root.getBoundingClientRect();
+      const fx = ((ev.clientX - box.left) / box.width) * W;
+      const i = Math.max(0, Math.min(xs.length - 1, Math.round(((fx - L) / (W - L - R)) * (xs.length - 1))));
+      if (!xs.length) return;
+      cursor.setAttribute('x1', x(i));
+      cursor.setAttribute('x2', x(i));
+      tip.replaceChildren(el('div', {}, hm(xs[i])), ...series.map((se) => el('div', {}, el('i', { class: se.cls }), se.name + ': ' + opts.format(se.values[i]))));
+      tip.hidden = false;
+      const px = (x(i) / W) * box.width;
+      tip.style.left = Math.min(px + 10, box.width - 150) + 'px';
+      tip.style.top = '4px';
+    });
+    hit.addEventListener('mouseleave', () => { tip.hidden = true; cursor.setAttribute('x1', -10); cursor.setAttribute('x2', -10); });
+    const legend = el('div', { class: 'legend' }, ...series.map((se) => el('span', {}, el('i', { class: se.cls }), se.name)));
+    plot.replaceChildren(root, tip);
+    const old = $(id).querySelector('.legend');
+    if (old) old.replaceWith(legend); else $(id).append(legend);
+    plot.dataset.points = String(points);
+  }
+
+  // ---- reading the routes ----
+  async function get(path) {
+    const headers = { Accept: 'application/json' };
+    if (token) headers.Authorization = 'Bearer ' + token;
+    const ctl = new AbortController();
+    const t = setTimeout(() => ctl.abort(), 8000);
+    try {
+      const r = await fetch(base + path, { headers, cache: 'no-store', signal: ctl.signal, credentials: 'same-origin' });
+      if (r.status === 401) { readsNeedToken = true; throw new Error('this dashboard needs the admin token to read'); }
+      if (r.status === 429) throw new Error('the monitor is busy (429)');
+      const body = await r.json();
+      if (!r.ok && path !== '') throw new Error(body.message || r.statusText);
+      return body;
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  function render(health, all, series, activity, locks) {
+    $('pool').textContent = health.pool ? '· ' + health.pool : '';
+    const up = health.status === 'healthy';
+    card('card-health', up ? 'healthy' : 'unhealthy',
+      up ? 'ping ' + ms(health.ping_ms) : (health.error || 'no answer'), up ? 'ok' : 'bad');
+    const perf = all.performance;
+    const parts = perf.parts;
+    card('card-score', perf.score.toFixed(0) + ' / 100',
+      `latency ${pct(parts.latency.score)} · errors ${pct(parts.errors.score)} · pool ${pct(parts.pool.score)} · alerts ${pct(parts.alerts.score)}`,
+      perf.score >= 80 ? 'ok' : perf.score >= 50 ? 'warn' : 'bad');
+    const bySev = all.alerts.active_by_severity || {};
+    const n = all.alerts.active.length;
+    card('card-alerts', String(n),
+      n ? ['critical', 'high', 'medium', 'low'].filter((s) => bySev[s]).map((s) => bySev[s] + ' ' + s).join(' · ') : 'none active',
+      n ? (bySev.critical || bySev.high ? 'bad' : 'warn') : 'ok');
+    card('card-pool', `${health.in_use} / ${health.max_size}`,
+      `${count(health.pending)} waiting · ${count(health.idle)} idle · ${count(health.connections)} open`,
+      health.pending > 0 ? 'bad' : health.in_use / Math.max(health.max_size, 1) >= 0.9 ? 'warn' : 'ok');
+
+    const xs = series.points.map((p) => p.end_unix_ms);
+    chart('chart-latency', xs, [
+      { name: 'p50', cls: 'c1', values: series.points.map((p) => p.p50_ms) },
+      { name: 'p95', cls: 'c2', values: series.points.map((p) => p.p95_ms) },
+      { name: 'p99', cls: 'c3', values: series.points.map((p) => p.p99_ms) },
+    ], { format: ms, empty: 'no statements in the last hour' });
+    chart('chart-statements', xs, [
+      { name: 'statements', cls: 'c1', values: series.points.map((p) => p.statements) },
+      { name: 'failed', cls: 'c3', values: series.points.map((p) => p.errors) },
+    ], { format: count, empty: 'no statements in the last hour' });
+    const kinds = [...new Set(series.points.flatMap((p) => Object.keys(p.errors_by_kind)))].sort();
+    chart('chart-errors', xs, kinds.map((k, i) => ({ name: k, cls: 'c' + ((i % 6) + 1), values: series.points.map((p) => p.errors_by_kind[k] || 0) })),
+      { kind: 'bars', format: count, empty: 'no errors in the last hour' });
+    const samples = all.pool_trend.samples;
+    chart('chart-pool', samples.map((s) => s.at_unix_ms), [
+      { name: 'in use', cls: 'c1', values: samples.map((s) => s.utilization) },
+      { name: 'peak', cls: 'c2', values: samples.map((s) => s.peak_utilization) },
+    ], { format: pct, max: 1, empty: 'no pool sample yet' });
+
+    const f = perf.forecast;
+    $('forecast-text').textContent = !f ? 'no forecast sample yet'
+      : f.state === 'forecast' ? `the pool runs out in ${seconds(f.exhausted_in_seconds)}: demand ${f.evidence.demand.toFixed(1)} of ${f.evidence.max_size}, rising ${f.evidence.slope_per_minute.toFixed(2)} connections/min over ${seconds(f.evidence.window_seconds)}`
+        : f.state === 'exhausted' ? `the pool is at its maximum now (${f.evidence.max_size})`
+          : f.state === 'gathering' ? `gathering evidence: ${seconds(f.evidence.window_seconds)} of ${seconds(f.evidence.required_seconds)}`
+            : `no exhaustion forecast (${f.state}; demand ${f.evidence.demand.toFixed(1)} of ${f.evidence.max_size})`;
+    fill($('anomalies'), all.queries.anomalies.map((a) => [
+      td('sql', a.statement), a.kind,
+      td('num', a.kind === 'latency' ? ms(a.current) : pct(a.current)),
+      td('num', a.kind === 'latency' ? ms(a.baseline) : pct(a.baseline)),
+      td('num', a.z.toFixed(1) + (a.robust_z != null ? ' / ' + a.robust_z.toFixed(1) : '')),
+      td('num', `${a.minutes} of ${a.of_minutes}`),
+    ]), 6, 'every statement is itself');
+
+    const total = all.queries.overall.total_ms || 0;
+    const degraded = new Set(all.queries.degraded.map((d) => d.fingerprint));
+    const slower = new Set(all.slow_queries.groups.filter((g) => g.getting_slower).map((g) => g.fingerprint));
+    fill($('statements'), all.queries.by_statement.map((s) => {
+      const share = total > 0 ? s.total_ms / total : 0;
+      const trend = s.anomalies.length ? 'anomalous' : degraded.has(s.fingerprint) ? 'degraded' : slower.has(s.fingerprint) ? 'getting slower' : 'steady';
+      const bar = el('span', { class: 'bar' });
+      bar.style.width = Math.round(share * 60) + 'px';
+      return [td('sql', s.statement), td('num', count(s.count)), td('num', ms(s.mean_ms)), td('num', ms(s.p95_ms)),
+        td('num', bar, pct(share)), td(trend === 'steady' ? 'muted' : 'warn', trend)];
+    }), 6, 'no statements in the last hour');
+
+    fill($('alerts'), all.alerts.active.map((a) => {
+      const button = el('button', { type: 'button' }, 'resolve');
+      button.addEventListener('click', () => resolve(a.id, button));
+      return [td('sev sev-' + a.severity, a.severity), a.alert_type, a.message,
+        td('num', `${count(a.occurrences)}× · ${clock(a.last_seen_unix_ms)}`), td('', button)];
+    }), 5, 'no active alert');
+
+    fill($('errors'), all.errors.recent.map((e) => [td('num', clock(e.at_unix_ms)), e.error_type, e.sqlstate || '–',
+      td('sql', e.statement || '–'), e.message]), 5, 'no errors in the last hour');
+    fill($('nplusone'), all.n_plus_one.map((p) => [p.route || '(no route)', td('sql', p.statement || p.fingerprint),
+      td('num', count(p.requests)), td('num', count(p.max_runs))]), 4, 'no N+1 pattern seen');
+
+    const server = all.server;
+    $('server').hidden = !server;
+    if (server) {
+      $('server-text').textContent = `${server.backends} backends of this pool · ${server.active} active · ${server.idle_in_transaction} idle in transaction · ${server.waiting_on_locks} waiting on locks` +
+        (server.oldest_transaction_ms != null ? ` · oldest transaction ${ms(server.oldest_transaction_ms)}` : '') +
+        (server.last_failure ? ` · last failure: ${server.last_failure}` : '');
+      fill($('activity'), activity ? activity.backends.map((b) => [td('num', b.pid), b.state || '–',
+        b.wait_event_type ? b.wait_event_type + ' ' + (b.wait_event || '') : '–', td('num', ms(b.transaction_age_ms)),
+        td('sql', b.statement || '–'), [b.route, b.checkout_site].filter(Boolean).join(' at ') || '–']) : [], 6, 'no backend sampled yet');
+      const tree = $('locks');
+      tree.replaceChildren();
+      const node = (n) => {
+        const li = el('li', {}, `pid ${n.pid} ${n.state || ''} ${n.holding ? 'holds ' + n.holding : ''}${n.waiting_for ? 'waits for ' + n.waiting_for : ''} ${n.route ? '(' + n.route + ')' : n.ours ? '(this pool)' : '(' + (n.application_name || 'other') + ')'}`);
+        if (n.blocking.length) li.append(el('ul', {}, ...n.blocking.map(node)));
+        return li;
+      };
+      if (locks && locks.roots.length) tree.append(...locks.roots.map(node));
+      else tree.append(el('li', { class: 'muted' }, 'nobody waits on a lock'));
+    }
+  }
+
+  async function refresh() {
+    if (busy) return;
+    busy = true;
+    clearTimeout(timer);
+    try {
+      const [health, all, series] = await Promise.all([get(''), get('/metrics/comprehensive?minutes=60&limit=10'), get('/metrics/series?minutes=60')]);
+      let activity = null, locks = null;
+      if (all.server) [activity, locks] = await Promise.all([get('/server/activity'), get('/server/locks')]);
+      render(health, all, series, activity, locks);
+      lastOk = Date.now();
+      $('updated').textContent = 'updated ' + clock(lastOk);
+      $('stale').hidden = true;
+      document.querySelector('main').classList.remove('dim');
+    } catch (err) {
+      const since = lastOk ? 'since ' + clock(lastOk) : 'yet';
+      $('stale').textContent = `The monitor did not answer (${err.message}); showing what it said ${lastOk ? 'at ' + clock(lastOk) : 'before'}. Retrying.`;
+      if (!lastOk) $('stale').textContent = `The monitor did not answer (${err.message}). Retrying.`;
+      $('stale').hidden = false;
+      $('updated').textContent = 'no answer ' + since;
+      document.querySelector('main').classList.toggle('dim', lastOk > 0);
+      if (readsNeedToken && !token) askToken();
+    } finally {
+      busy = false;
+      schedule();
+    }
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    const every = Number($('every').value);
+    if (every > 0 && !document.hidden) timer = setTimeout(refresh, every * 1000);
+  }
+
+  // ---- the admin token: asked for when needed, kept in memory only ----
+  let afterToken = null;
+  function askToken(then) {
+    afterToken = then || null;
+    $('token-input').value = '';
+    $('token-dialog').showModal();
+  }
+  $('token-save').addEventListener('click', () => {
+    token = $('token-input').value.trim() || null;
+    $('token-dialog').close();
+    const next = afterToken;
+    afterToken = null;
+    if (next) next(); else refresh();
+  });
+  $('token-cancel').addEventListener('click', () => { afterToken = null; $('token-dialog').close(); });
+  $('token-button').addEventListener('click', () => askToken());
+
+  async function resolve(id, button) {
+    if (!token) { askToken(() => resolve(id, button)); return; }
+    button.disabled = true;
+    try {
+      const r = await fetch(`${base}/alerts/${encodeURIComponent(id)}/resolve`, { method: 'POST', headers: { Authorization: 'Bearer ' + token }, cache: 'no-store' });
+      if (r.status === 401) { token = null; askToken(() => resolve(id, button)); return; }
+      if (!r.ok) { const body = await r.json().catch(() => ({})); button.textContent = body.message || 'failed'; return; }
+      refresh();
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  $('every').addEventListener('change', () => { schedule(); });
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) clearTimeout(timer);
+    else refresh();
+  });
+  refresh();
+})();

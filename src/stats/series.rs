@@ -1,0 +1,150 @@
+//! The pool's statements minute by minute (`GET …/metrics/series`): what
+//! the dashboard's charts draw. Each point is one history slot of every
+//! statement together: runs, failures, p50/p95/p99, and the failures kept
+//! in the error store by kind.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use super::performance::{LatencyStats, Window};
+use crate::classify::ErrorKind;
+use crate::units::unix_ms;
+
+/// Points a series holds at most (with one-second slots, 12 minutes).
+pub(crate) const MAX_POINTS: usize = 720;
+
+/// The pool's statements per slot over the last minutes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct StatementSeries {
+    /// The pool's name.
+    pub pool: String,
+    /// The minutes asked for (1 to 60: the history keeps one-minute slots
+    /// for an hour).
+    pub minutes: u32,
+    /// The length of one point, in seconds (the history slot, a minute).
+    pub slot_seconds: f64,
+    /// Oldest first; a point without runs has zero counts and no
+    /// percentiles.
+    pub points: Vec<SeriesPoint>,
+}
+
+/// One slot of a [`StatementSeries`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct SeriesPoint {
+    /// When the slot ended (Unix milliseconds).
+    pub end_unix_ms: u64,
+    /// Statements that finished in it.
+    pub statements: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Median, in milliseconds.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile, in milliseconds.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile, in milliseconds.
+    pub p99_ms: Option<f64>,
+    /// Failures kept in the error store in the slot, by kind (statements,
+    /// checkouts and connects; the store keeps the newest 1,000).
+    pub errors_by_kind: BTreeMap<&'static str, u64>,
+}
+
+/// Buckets every statement's slot windows (`(end, window)`) and the error
+/// store's `(at_unix_ms, kind)` into points of `slot` ending at `now`.
+pub(crate) fn series(
+    pool: &str,
+    minutes: u32,
+    slot: Duration,
+    now: (Instant, SystemTime),
+    windows: Vec<(Instant, Window)>,
+    errors: Vec<(u64, ErrorKind)>,
+) -> StatementSeries {
+    let slot = slot.max(Duration::from_millis(100));
+    let wanted = (Duration::from_secs(60 * u64::from(minutes)).as_secs_f64() / slot.as_secs_f64()).ceil();
+    let count = (wanted as usize).clamp(1, MAX_POINTS);
+    let slot_ms = u64::try_from(slot.as_millis()).unwrap_or(u64::MAX).max(1);
+    let now_ms = unix_ms(now.1);
+    let mut buckets: Vec<Window> = vec![Window::default(); count];
+    for (end, window) in windows {
+        let ago = now.0.saturating_duration_since(end);
+        let index = (ago.as_millis() / u128::from(slot_ms)) as usize;
+        if index < count {
+            buckets[count - 1 - index].merge(&window);
+        }
+    }
+    let mut kinds: Vec<BTreeMap<&'static str, u64>> = vec![BTreeMap::new(); count];
+    for (at_ms, kind) in errors {
+        let index = (now_ms.saturating_sub(at_ms) / slot_ms) as usize;
+        if index < count {
+            *kinds[count - 1 - index].entry(kind.as_str()).or_insert(0) += 1;
+        }
+    }
+    let points = buckets
+        .iter()
+        .zip(kinds)
+        .enumerate()
+        .map(|(i, (w, errors_by_kind))| {
+            let stats = LatencyStats::of(w);
+            SeriesPoint {
+                end_unix_ms: now_ms.saturating_sub(slot_ms * (count - 1 - i) as u64),
+                statements: stats.count,
+                errors: stats.errors,
+                p50_ms: stats.p50_ms,
+                p95_ms: stats.p95_ms,
+                p99_ms: stats.p99_ms,
+                errors_by_kind,
+            }
+        })
+        .collect();
+    StatementSeries {
+        pool: pool.to_owned(),
+        minutes,
+        slot_seconds: slot.as_secs_f64(),
+        points,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_and_errors_fall_in_their_minute() {
+        let now = Instant::now() + Duration::from_secs(3600);
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(10_000);
+        let window = |finished: u64| Window {
+            finished,
+            ..Window::default()
+        };
+        let windows = vec![
+            (now, window(5)),
+            (now - Duration::from_secs(30), window(2)),
+            (now - Duration::from_secs(61), window(7)),
+            (now - Duration::from_secs(3 * 60 + 1), window(100)),
+        ];
+        let errors = vec![
+            (10_000_000 - 1_000, ErrorKind::Deadlock),
+            (10_000_000 - 65_000, ErrorKind::PoolExhausted),
+            (10_000_000 - 500_000, ErrorKind::Deadlock),
+        ];
+        let s = series("p", 3, Duration::from_secs(60), (now, wall), windows, errors);
+        assert_eq!(s.points.len(), 3);
+        let counts: Vec<u64> = s.points.iter().map(|p| p.statements).collect();
+        assert_eq!(counts, [0, 7, 7], "oldest first; the 3-minute-old slot is out");
+        assert_eq!(s.points[2].errors_by_kind.get("deadlock"), Some(&1));
+        assert_eq!(s.points[1].errors_by_kind.get("pool_exhausted"), Some(&1));
+        assert_eq!(s.points[2].end_unix_ms, 10_000_000);
+        assert_eq!(s.points[0].end_unix_ms, 10_000_000 - 120_000);
+        assert!(s.points[0].p95_ms.is_none());
+    }
+
+    #[test]
+    fn a_short_slot_is_capped() {
+        let now = (Instant::now(), SystemTime::now());
+        let s = series("p", 60, Duration::from_millis(100), now, Vec::new(), Vec::new());
+        assert_eq!(s.points.len(), MAX_POINTS);
+    }
+}
