@@ -15,10 +15,11 @@ use support::http::{call, get_json, LayerService};
 use tower::{service_fn, Layer};
 
 const PAGE: &str = "/health/database/dashboard";
-const ASSETS: [(&str, &str); 3] = [
+const ASSETS: [(&str, &str); 4] = [
     (PAGE, "text/html; charset=utf-8"),
     ("/health/database/dashboard/app.css", "text/css; charset=utf-8"),
     ("/health/database/dashboard/app.js", "text/javascript; charset=utf-8"),
+    ("/health/database/dashboard/favicon.svg", "image/svg+xml"),
 ];
 
 fn app(layer: DbMonitorLayer) -> impl LayerService {

@@ -13,11 +13,13 @@ pub(crate) enum Asset {
     Page,
     Style,
     Script,
+    Icon,
 }
 
 const PAGE: &str = include_str!("dashboard/index.html");
 const STYLE: &str = include_str!("dashboard/app.css");
 const SCRIPT: &str = include_str!("dashboard/app.js");
+const ICON: &str = include_str!("dashboard/favicon.svg");
 
 /// Everything but this origin's scripts, styles and fetches is refused:
 /// no inline script or style, no other origin, no frame, no form, no
@@ -31,6 +33,7 @@ pub(crate) fn serve(asset: Asset) -> Response<Bytes> {
         Asset::Page => (PAGE, "text/html; charset=utf-8"),
         Asset::Style => (STYLE, "text/css; charset=utf-8"),
         Asset::Script => (SCRIPT, "text/javascript; charset=utf-8"),
+        Asset::Icon => (ICON, "image/svg+xml"),
     };
     let mut response = Response::new(Bytes::from_static(body.as_bytes()));
     *response.status_mut() = StatusCode::OK;
@@ -52,9 +55,11 @@ mod tests {
     fn the_page_refers_to_its_assets_and_nothing_else() {
         assert!(PAGE.contains(r#"href="dashboard/app.css""#));
         assert!(PAGE.contains(r#"src="dashboard/app.js""#));
-        for text in [PAGE, STYLE, SCRIPT] {
+        for text in [PAGE, STYLE, SCRIPT, ICON] {
             // The SVG namespace is a name, not an address to fetch.
-            let text = text.replace("'http://www.w3.org/2000/svg'", "");
+            let text = text
+                .replace("'http://www.w3.org/2000/svg'", "")
+                .replace(r#""http://www.w3.org/2000/svg""#, "");
             assert!(
                 !text.contains("http://") && !text.contains("https://"),
                 "no other origin"
@@ -64,7 +69,7 @@ mod tests {
             !PAGE.contains("<script>") && !PAGE.contains("style="),
             "no inline script or style"
         );
-        let total = PAGE.len() + STYLE.len() + SCRIPT.len();
+        let total = PAGE.len() + STYLE.len() + SCRIPT.len() + ICON.len();
         assert!(total < 100 * 1024, "{total} bytes");
     }
 }

@@ -253,6 +253,7 @@ impl<'a> Route<'a> {
             ["dashboard"] => Route::Dashboard(Asset::Page),
             ["dashboard", "app.css"] => Route::Dashboard(Asset::Style),
             ["dashboard", "app.js"] => Route::Dashboard(Asset::Script),
+            ["dashboard", "favicon.svg"] => Route::Dashboard(Asset::Icon),
             _ => return None,
         })
     }

@@ -26,6 +26,7 @@
     if (v == null || !isFinite(v)) return '–';
     if (v >= 1e6) return (v / 1e6).toFixed(1) + ' M';
     if (v >= 1e4) return (v / 1e3).toFixed(1) + ' k';
+    if (v < 10 && !Number.isInteger(v)) return v.toFixed(1);
     return String(Math.round(v));
   }
   function pct(v) { return v == null || !isFinite(v) ? '–' : (v * 100).toFixed(v < 0.1 ? 1 : 0) + ' %'; }
@@ -39,9 +40,10 @@
     const d = new Date(unixMs);
     return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
   }
-  function hm(unixMs) {
+  function hm(unixMs, withSeconds) {
     const d = new Date(unixMs);
-    return String(d.getHours()).padStart(2, '0') + ':' + String(d.getMinutes()).padStart(2, '0');
+    const two = (n) => String(n).padStart(2, '0');
+    return two(d.getHours()) + ':' + two(d.getMinutes()) + (withSeconds ? ':' + two(d.getSeconds()) : '');
   }
 
   // ---- DOM helpers (text only: nothing from the server becomes markup) ----
@@ -113,10 +115,11 @@
     }
     root.append(svg('line', { class: 'axis', x1: L, x2: L, y1: T, y2: H - B }));
     root.append(svg('line', { class: 'axis', x1: L, x2: W - R, y1: H - B, y2: H - B }));
+    const fine = xs.length > 1 && xs[xs.length - 1] - xs[0] < 10 * 60 * 1000;
     if (xs.length) {
       for (const i of [0, Math.floor((xs.length - 1) / 3), Math.floor((2 * (xs.length - 1)) / 3), xs.length - 1]) {
         const label = svg('text', { x: x(i), y: H - 6, 'text-anchor': i === 0 ? 'start' : i === xs.length - 1 ? 'end' : 'middle' });
-        label.textContent = hm(xs[i]);
+        label.textContent = hm(xs[i], fine);
         root.append(label);
       }
     }
@@ -150,7 +153,7 @@
       t.textContent = opts.empty || 'nothing yet';
       root.append(t);
     }
-    const cursor = svg('line', { class: 'cursor', y1: T, y2: H - B, x1: -10, x2: -10 });
+    const cursor = svg('line', { class: 'cursor', y1: T, y2: H - B, x1: L, x2: L, visibility: 'hidden' });
     root.append(cursor);
     const hit = svg('rect', { x: L, y: T, width: W - L - R, height: H - T - B, fill: 'transparent' });
     root.append(hit);
@@ -163,13 +166,14 @@
       if (!xs.length) return;
       cursor.setAttribute('x1', x(i));
       cursor.setAttribute('x2', x(i));
-      tip.replaceChildren(el('div', {}, hm(xs[i])), ...series.map((se) => el('div', {}, el('i', { class: se.cls }), se.name + ': ' + opts.format(se.values[i]))));
+      cursor.setAttribute('visibility', 'visible');
+      tip.replaceChildren(el('div', {}, hm(xs[i], true)), ...series.map((se) => el('div', {}, el('i', { class: se.cls }), se.name + ': ' + opts.format(se.values[i]))));
       tip.hidden = false;
       const px = (x(i) / W) * box.width;
       tip.style.left = Math.min(px + 10, box.width - 150) + 'px';
       tip.style.top = '4px';
     });
-    hit.addEventListener('mouseleave', () => { tip.hidden = true; cursor.setAttribute('x1', -10); cursor.setAttribute('x2', -10); });
+    hit.addEventListener('mouseleave', () => { tip.hidden = true; cursor.setAttribute('visibility', 'hidden'); });
     const legend = el('div', { class: 'legend' }, ...series.map((se) => el('span', {}, el('i', { class: se.cls }), se.name)));
     plot.replaceChildren(root, tip);
     const old = $(id).querySelector('.legend');

@@ -1,0 +1,185 @@
+//! The dashboard in a real browser: the axum example on real PostgreSQL
+//! after real traffic, loaded in headless Chromium (Debian's `chromium`,
+//! driven by `playwright-core`; both installed by
+//! `scripts/install-test-tools`) in light, dark and phone-width views. Every
+//! status card is filled, at least four charts have data, the console shows
+//! no CSP violation and no script error, nothing moves on a refresh, and
+//! the screenshots land in `target/dashboard-screenshots/`.
+
+// The example carries its own copy of the PostgreSQL harness.
+#![allow(clippy::duplicate_mod)]
+
+mod support;
+
+#[path = "../examples/axum_server.rs"]
+#[allow(dead_code)]
+mod axum_example;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use db_monitor::{DbMonitor, MonitorConfig, ServerView};
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+
+/// Where the screenshots go (the README names it).
+fn screenshots() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("dashboard-screenshots")
+}
+
+/// `node` and `playwright-core` next to the script, or `None` (a failure
+/// under CI).
+fn driver() -> Option<PathBuf> {
+    let node = support::tools::binary(&["node", "nodejs"])?;
+    let module = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules/playwright-core");
+    if !module.exists() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-test-tools");
+        let _ = Command::new(script).status();
+    }
+    if !module.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "playwright-core is required in CI (scripts/install-test-tools installs it)"
+        );
+        eprintln!("skipped: playwright-core is not installed (run scripts/install-test-tools)");
+        return None;
+    }
+    Some(node)
+}
+
+async fn send(base: &str, method: Method, path: &str) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let request = Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client.request(request).await.expect("request");
+    let _ = response.into_body().collect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
+    let Some(chromium) = support::tools::binary(&["chromium", "chromium-browser"]) else {
+        return;
+    };
+    let Some(node) = driver() else { return };
+
+    // One-second slots and samples, so that an hour's charts have points
+    // after a few seconds.
+    let mut config = MonitorConfig::default()
+        .pool_size(4)
+        .max_overflow(4)
+        .slot(Duration::from_secs(1))
+        .slow_query_threshold(Duration::from_millis(250))
+        .server_view(ServerView::default().interval(Duration::from_millis(500)));
+    config.health_check_interval = Duration::from_secs(1);
+    let monitor = DbMonitor::new(config);
+    let demo = axum_example::demo(&monitor, support::pg::shared_config(), None)
+        .await
+        .unwrap();
+    let pool = demo.pool.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, demo.router).await });
+
+    // Real traffic over three seconds: single statements, an N+1 route, a
+    // slow statement, transfers, and a failing statement.
+    for round in 0..3 {
+        for _ in 0..10 {
+            send(&base, Method::GET, "/customers/3").await;
+        }
+        send(&base, Method::GET, "/orders").await;
+        send(&base, Method::POST, "/transfer?from=1&to=2").await;
+        if round == 0 {
+            send(&base, Method::GET, "/report?seconds=0.3").await;
+        }
+        let conn = pool.get().await.unwrap();
+        let _ = conn.query("SELECT 1 / 0", &[]).await;
+        drop(conn);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+
+    let out = screenshots();
+    std::fs::create_dir_all(&out).unwrap();
+    let url = format!("{base}/health/database/dashboard");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/dashboard.mjs");
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new(node)
+            .arg(script)
+            .arg(&url)
+            .arg(&out)
+            .env("CHROMIUM", chromium)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "the browser script failed: {stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let views: Vec<Value> = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script's JSON");
+    assert_eq!(views.len(), 3);
+    let mut backgrounds = Vec::new();
+    for view in &views {
+        let name = view["view"].as_str().unwrap();
+        assert_eq!(
+            view["problems"],
+            serde_json::json!([]),
+            "{name}: console errors or CSP violations"
+        );
+        for card in view["cards"].as_array().unwrap() {
+            for field in ["value", "detail"] {
+                let text = card[field].as_str().unwrap();
+                assert!(
+                    !text.is_empty() && text != "–",
+                    "{name}: {} has no {field}: {card}",
+                    card["id"]
+                );
+            }
+        }
+        let with_data = view["charts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["points"].as_u64().unwrap_or(0) > 0 && c["axisLabels"].as_u64().unwrap_or(0) > 0)
+            .count();
+        assert!(
+            with_data >= 4,
+            "{name}: {with_data} charts with data: {}",
+            view["charts"]
+        );
+        assert!(view["statements"].as_u64().unwrap() > 0, "{name}: no statement rows");
+        assert!(view["errors"].as_u64().unwrap() > 0, "{name}: no error rows");
+        assert_eq!(view["moved"], false, "{name}: the layout moved on refresh");
+        assert_eq!(view["overflow"], false, "{name}: wider than the screen");
+        let tip = view["tip"].as_str().unwrap_or("");
+        assert!(tip.contains("p95"), "{name}: no hover value: {tip:?}");
+        backgrounds.push(view["bg"].as_str().unwrap().to_owned());
+    }
+    let luminance = |rgb: &str| -> u32 {
+        rgb.trim_start_matches("rgb(")
+            .trim_end_matches(')')
+            .split(',')
+            .filter_map(|v| v.trim().parse::<u32>().ok())
+            .sum()
+    };
+    assert!(luminance(&backgrounds[0]) > 600, "light: {}", backgrounds[0]);
+    assert!(luminance(&backgrounds[1]) < 150, "dark: {}", backgrounds[1]);
+    for shot in ["light", "dark", "phone"] {
+        let path = screenshots().join(format!("{shot}.png"));
+        assert!(
+            std::fs::metadata(&path).map(|m| m.len() > 10_000).unwrap_or(false),
+            "{path:?}"
+        );
+    }
+}

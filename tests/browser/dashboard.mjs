@@ -1,0 +1,67 @@
+// Loads the dashboard in headless Chromium (playwright-core driving
+// Debian's chromium) in three views, light, dark and phone width; reports
+// what it found as one JSON line and saves a screenshot of each.
+//   node dashboard.mjs URL OUTDIR
+// CHROMIUM is the browser's path. Run by tests/browser.rs.
+import { chromium } from 'playwright-core';
+
+const [url, outdir] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run', '--disable-quic'],
+});
+const views = [
+  { name: 'light', viewport: { width: 1280, height: 900 }, colorScheme: 'light' },
+  { name: 'dark', viewport: { width: 1280, height: 900 }, colorScheme: 'dark' },
+  { name: 'phone', viewport: { width: 390, height: 844 }, colorScheme: 'light', isMobile: true },
+];
+const results = [];
+try {
+  for (const view of views) {
+    const context = await browser.newContext({ viewport: view.viewport, colorScheme: view.colorScheme, isMobile: !!view.isMobile });
+    const page = await context.newPage();
+    const problems = [];
+    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(m.type() + ': ' + m.text()); });
+    page.on('pageerror', (e) => problems.push('pageerror: ' + e.message));
+    page.on('requestfailed', (r) => problems.push('requestfailed: ' + r.url()));
+    await page.goto(url, { waitUntil: 'load' });
+    await page.waitForFunction(() => (document.getElementById('updated').textContent || '').startsWith('updated'), null, { timeout: 20000 });
+    // Layout of the first render, then a second refresh: nothing may move.
+    const before = await page.evaluate(() => [...document.querySelectorAll('.card, .chart')].map((e) => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }));
+    await page.selectOption('#every', '5');
+    const first = await page.textContent('#updated');
+    await page.waitForFunction((t) => document.getElementById('updated').textContent !== t, first, { timeout: 15000 });
+    const after = await page.evaluate(() => [...document.querySelectorAll('.card, .chart')].map((e) => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }));
+    const found = await page.evaluate(() => {
+      const cards = [...document.querySelectorAll('.card')].map((c) => ({
+        id: c.id,
+        value: c.querySelector('[data-field="value"]').textContent.trim(),
+        detail: c.querySelector('[data-field="detail"]').textContent.trim(),
+      }));
+      const charts = [...document.querySelectorAll('.chart')].map((c) => ({
+        id: c.id,
+        points: Number(c.querySelector('.plot').dataset.points || 0),
+        axisLabels: c.querySelectorAll('svg text').length,
+      }));
+      const bg = getComputedStyle(document.body).backgroundColor;
+      const rows = (id) => document.querySelectorAll('#' + id + ' tbody tr').length;
+      return {
+        cards, charts, bg,
+        statements: rows('statements'), errors: rows('errors'), alerts: rows('alerts'),
+        overflow: document.documentElement.scrollWidth > window.innerWidth + 1,
+      };
+    });
+    // The hover value of the latency chart.
+    const hit = await page.$('#chart-latency svg rect[fill="transparent"]');
+    const box = await hit.boundingBox();
+    await page.mouse.move(box.x + box.width - 3, box.y + box.height / 2);
+    const tip = await page.evaluate(() => { const t = document.querySelector('#chart-latency .tip'); return t && !t.hidden ? t.textContent : null; });
+    await page.screenshot({ path: `${outdir}/${view.name}.png`, fullPage: view.name === 'light' });
+    results.push({ view: view.name, problems, moved: JSON.stringify(before) !== JSON.stringify(after), tip, ...found });
+    await context.close();
+  }
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(results));
