@@ -19,11 +19,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use bytes::Bytes;
 use db_monitor::{DbMonitor, MonitorConfig, ServerView};
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
+use http::Method;
 use serde_json::Value;
+use support::http::over_tcp;
 
 /// Where the screenshots go (the README names it).
 fn screenshots() -> PathBuf {
@@ -54,14 +53,7 @@ fn driver() -> Option<PathBuf> {
 }
 
 async fn send(base: &str, method: Method, path: &str) {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let request = Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = client.request(request).await.expect("request");
-    let _ = response.into_body().collect().await;
+    over_tcp(method, &format!("{base}{path}")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

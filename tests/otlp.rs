@@ -131,16 +131,7 @@ fn spans_of(export: ExportTraceServiceRequest) -> Vec<Received> {
 }
 
 async fn send(base: &str, method: http::Method, path: &str) -> StatusCode {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let request = Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = client.request(request).await.expect("request");
-    let status = response.status();
-    let _ = response.into_body().collect().await;
-    status
+    support::http::over_tcp(method, &format!("{base}{path}")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

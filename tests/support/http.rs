@@ -57,3 +57,18 @@ pub async fn get_json<S: LayerService>(service: &S, uri: &str) -> Value {
     assert_eq!(headers["content-type"], "application/json", "{uri}");
     serde_json::from_slice(&body).unwrap()
 }
+
+/// One request over TCP to a running server (`url` absolute), its status
+/// once the body has been read.
+pub async fn over_tcp(method: Method, url: &str) -> StatusCode {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let request = Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client.request(request).await.expect("request");
+    let status = response.status();
+    let _ = response.into_body().collect().await;
+    status
+}
