@@ -169,7 +169,7 @@ impl DbMonitor {
                     _ = minute.tick() => {
                         let now = std::time::Instant::now();
                         pool.observe_totals(now);
-                        pool.anomaly_tick(&mut forecaster, now);
+                        crate::forecast::observe_minutes(&pool.shared.sink, &mut forecaster, now);
                         pool.alert_conditions(true);
                     }
                     _ = forecast.tick() => pool.forecast_tick(&mut forecaster),

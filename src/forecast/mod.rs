@@ -73,12 +73,6 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         let forecast = f.pool.observe(observation, &self.shared.sink.config.alerts.forecast);
         self.shared.record(Event::Forecast(&forecast));
     }
-
-    /// Observes every statement's history slots since the last tick
-    /// against its baseline and publishes the anomalous statements.
-    pub(crate) fn anomaly_tick(&self, f: &mut Forecaster, now: Instant) {
-        observe_minutes(&self.shared.sink, f, now);
-    }
 }
 
 /// The anomaly detector's tick for the pool behind `sink`: every

@@ -160,7 +160,7 @@ pub(crate) fn statement_done(
     outcome: &Outcome<'_>,
 ) {
     if let Some(span) = span.filter(|s| !s.is_disabled()) {
-        fill_statement(span, target, entry, operation, outcome);
+        fill_statement(span, target, entry, operation, outcome, false);
     }
 }
 
@@ -171,17 +171,20 @@ fn fill_statement(
     entry: &QueryEntry,
     operation: Option<&'static str>,
     outcome: &Outcome<'_>,
+    prepare: bool,
 ) {
     let (Some(meta), Some(f)) = (span.metadata(), EndFields::of(span)) else {
         return;
     };
     let known = entry.fingerprint != OTHER_FINGERPRINT;
-    let name: &str = if known {
-        &entry.summary
-    } else {
-        target.namespace.as_deref().unwrap_or(SYSTEM)
+    // A prepare is named after what it prepares (rare: the one allocation).
+    let prepared = (known && prepare).then(|| format!("PREPARE {}", entry.summary));
+    let name: &str = match &prepared {
+        Some(name) => name,
+        None if known => &entry.summary,
+        None => target.namespace.as_deref().unwrap_or(SYSTEM),
     };
-    let summary = known.then_some(&*entry.summary);
+    let summary = known.then_some(name);
     let text = known.then_some(&*entry.normalized);
     let (mut returned, mut affected, mut status, mut error, mut code) = (None, None, None, None, None);
     match outcome {
@@ -231,12 +234,7 @@ pub(crate) fn prepare_done(
         Some(error) => Outcome::Failed(error),
         None => Outcome::Ok(Rows::Unknown),
     };
-    fill_statement(span, target, entry, Some("PREPARE"), &outcome);
-    if entry.fingerprint != OTHER_FINGERPRINT {
-        let name = format!("PREPARE {}", entry.summary);
-        span.record("otel.name", name.as_str());
-        span.record("db.query.summary", name.as_str());
-    }
+    fill_statement(span, target, entry, Some("PREPARE"), &outcome, true);
 }
 
 /// Opens a transaction's span (its statements' parent), a child of the

@@ -528,19 +528,21 @@ pub(crate) fn report(windows: Windows<'_>) -> QueryPerformanceReport {
             .entry(s.table.unwrap_or("").to_owned())
             .or_default()
             .merge(&s.window);
+        let fingerprint = hex(s.fingerprint);
+        let marks = anomalies
+            .iter()
+            .filter(|a| a.fingerprint == fingerprint)
+            .cloned()
+            .collect();
         rows.push((
             s.window.total_ns,
             StatementPerformance {
-                fingerprint: hex(s.fingerprint),
+                fingerprint,
                 statement: s.statement.to_owned(),
                 operation: s.operation,
                 table: s.table.map(str::to_owned),
                 stats: LatencyStats::of(&s.window),
-                anomalies: anomalies
-                    .iter()
-                    .filter(|a| a.fingerprint == hex(s.fingerprint))
-                    .cloned()
-                    .collect(),
+                anomalies: marks,
             },
         ));
     }
