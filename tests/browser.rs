@@ -22,7 +22,7 @@ use std::time::Duration;
 use db_monitor::{DbMonitor, MonitorConfig, ServerView};
 use http::Method;
 use serde_json::Value;
-use support::http::over_tcp;
+use support::http::{over_tcp, tcp_client};
 
 /// Where the screenshots go (the README names it).
 fn screenshots() -> PathBuf {
@@ -53,7 +53,7 @@ fn driver() -> Option<PathBuf> {
 }
 
 async fn send(base: &str, method: Method, path: &str) {
-    over_tcp(method, &format!("{base}{path}")).await;
+    over_tcp(&tcp_client(), method, &format!("{base}{path}")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

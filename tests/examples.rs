@@ -21,13 +21,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use db_monitor::{MonitorConfig, ServerView};
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{Method, StatusCode};
 use serde_json::Value;
-
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+use support::http::{over_tcp, tcp_client, TcpClient};
 
 struct Answer {
     status: StatusCode,
@@ -42,17 +38,9 @@ impl Answer {
     }
 }
 
-async fn send(client: &HttpClient, method: Method, url: String) -> Answer {
+async fn send(client: &TcpClient, method: Method, url: String) -> Answer {
     let start = Instant::now();
-    let request = Request::builder()
-        .method(method)
-        .uri(url)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = client.request(request).await.expect("request");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let (status, headers, body) = over_tcp(client, method, &url).await;
     Answer {
         status,
         headers,
@@ -76,7 +64,7 @@ async fn the_axum_example_serves_its_endpoints_and_reports_them() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, demo.router).await });
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client = tcp_client();
 
     let one = send(&client, Method::GET, format!("{base}/customers/3")).await;
     assert_eq!(one.status, StatusCode::OK);
@@ -221,7 +209,7 @@ async fn the_hyper_example_answers_through_the_layer() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(hyper_example::serve(listener, pool));
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client = tcp_client();
     let now = send(&client, Method::GET, format!("{base}/now")).await;
     assert_eq!(now.status, StatusCode::OK, "{:?}", now.body);
     assert!(now.headers["server-timing"]
@@ -247,7 +235,7 @@ async fn the_tonic_example_answers_a_health_check_that_touches_the_database() {
     let recent = pool.recent_statements(5);
     assert_eq!(recent[0].route.as_deref(), Some("/grpc.health.v1.Health/Check"));
     // The layer's own routes answer on the gRPC server's port too.
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client = tcp_client();
     let health = send(&client, Method::GET, format!("http://{addr}/health/database")).await;
     assert_eq!(health.json()["status"], "healthy");
     server.abort();

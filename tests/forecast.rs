@@ -58,6 +58,10 @@ async fn a_statement_made_slower_is_flagged_against_its_baseline() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (after, anomaly) = found.unwrap_or_else(|| panic!("no anomaly; before the step: {before:?}"));
+    // Read while the statement is still slow: the query performance marks
+    // it, and the gauge counts it.
+    let report = pool.query_performance(5, 10);
+    let gauge = recorded.gauge("db_monitor_anomalous_statements", &[("kind", "latency")]);
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
@@ -72,14 +76,22 @@ async fn a_statement_made_slower_is_flagged_against_its_baseline() {
         !pool.anomalies().iter().any(|a| a.statement == "SELECT ?"),
         "the steady statement is not anomalous"
     );
-    // The query performance marks it, the alert fires, the gauge counts it.
-    let report = pool.query_performance(5, 10);
     let marked = report
         .by_statement
         .iter()
         .find(|s| s.statement.contains("pg_sleep"))
         .expect("listed");
-    assert!(!marked.anomalies.is_empty() || !pool.anomalies().is_empty());
+    let mark = marked
+        .anomalies
+        .first()
+        .unwrap_or_else(|| panic!("not marked: {marked:#?}"));
+    assert_eq!(
+        (mark.kind, mark.fingerprint.as_str()),
+        ("latency", anomaly.fingerprint.as_str())
+    );
+    assert!(mark.z >= 4.0 && mark.baseline < 10.0, "{mark:?}");
+    assert!(report.anomalies.iter().any(|a| a.fingerprint == anomaly.fingerprint));
+    assert!(gauge.is_some_and(|n| n >= 1.0), "{gauge:?}");
     let fired = support::eventually(Duration::from_secs(2), || {
         pool.alerts()
             .active
@@ -88,9 +100,6 @@ async fn a_statement_made_slower_is_flagged_against_its_baseline() {
     })
     .await;
     assert!(fired, "{:#?}", pool.alerts());
-    assert!(recorded
-        .gauge("db_monitor_anomalous_statements", &[("kind", "latency")])
-        .is_some());
 }
 
 /// Holders join a pool of 8 one every 250 ms and keep their connection:

@@ -131,7 +131,10 @@ fn spans_of(export: ExportTraceServiceRequest) -> Vec<Received> {
 }
 
 async fn send(base: &str, method: http::Method, path: &str) -> StatusCode {
-    support::http::over_tcp(method, &format!("{base}{path}")).await
+    let client = support::http::tcp_client();
+    support::http::over_tcp(&client, method, &format!("{base}{path}"))
+        .await
+        .0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

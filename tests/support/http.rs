@@ -58,10 +58,17 @@ pub async fn get_json<S: LayerService>(service: &S, uri: &str) -> Value {
     serde_json::from_slice(&body).unwrap()
 }
 
-/// One request over TCP to a running server (`url` absolute), its status
-/// once the body has been read.
-pub async fn over_tcp(method: Method, url: &str) -> StatusCode {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+/// A client for servers the tests start on loopback ports.
+pub type TcpClient =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+pub fn tcp_client() -> TcpClient {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+/// One request over TCP to a running server (`url` absolute): its status,
+/// headers and body.
+pub async fn over_tcp(client: &TcpClient, method: Method, url: &str) -> (StatusCode, http::HeaderMap, Bytes) {
     let request = Request::builder()
         .method(method)
         .uri(url)
@@ -69,6 +76,7 @@ pub async fn over_tcp(method: Method, url: &str) -> StatusCode {
         .unwrap();
     let response = client.request(request).await.expect("request");
     let status = response.status();
-    let _ = response.into_body().collect().await;
-    status
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, body)
 }
