@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use db_monitor::names::{CONNECTION_TIMEOUTS, CONNECTION_WAIT_TIME, ERRORS, OPERATIONS_CANCELLED, OPERATION_DURATION};
+use db_monitor::stats::ErrorSource;
 use db_monitor::tokio_postgres::IsolationLevel;
 use db_monitor::{ErrorKind, MonitorConfig};
 use support::leaks::{captured_logs, Quoting, QuotingParam};
@@ -497,39 +498,70 @@ async fn a_stream_outliving_its_checkout_keeps_its_connection_from_the_next_call
         .expect("the late stream's cancel request fell on the next caller");
 }
 
-/// A loopback TCP proxy to a server. Once partitioned, it stops accepting:
-/// its listen queue (of one) fills, and the kernel drops every later SYN,
-/// so a new connection hangs in `connect` as behind a network partition.
-/// The connections already open keep working.
-struct PartitionProxy {
+/// A loopback TCP proxy to a server, for the faults a network makes.
+///
+/// - Once [partitioned](Self::partition), it stops accepting: its listen
+///   queue (of one) fills, and the kernel drops every later SYN, so a new
+///   connection hangs in `connect` as behind a network partition. The
+///   connections already open keep working.
+/// - Once [cut](Self::cut), it closes every connection it carries on both
+///   sides, as a crashed server or a proxy would: the client reads a bare
+///   end of stream, with no word from the server.
+struct FaultProxy {
     port: u16,
     accepting: tokio::task::JoinHandle<()>,
+    cut: Arc<tokio::sync::watch::Sender<u64>>,
     _listener: Arc<tokio::net::TcpListener>,
 }
 
-impl PartitionProxy {
-    async fn start(target: std::net::SocketAddr) -> Self {
+impl FaultProxy {
+    /// A proxy to the shared server.
+    async fn to_shared() -> Self {
+        let shared = shared_config();
+        let target = match (shared.get_hosts().first(), shared.get_ports().first()) {
+            (Some(db_monitor::tokio_postgres::config::Host::Tcp(host)), Some(port)) => {
+                tokio::net::lookup_host((host.as_str(), *port))
+                    .await
+                    .unwrap()
+                    .next()
+                    .unwrap()
+            }
+            _ => panic!("the shared server is reached over TCP"),
+        };
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let listener = Arc::new(socket.listen(1).unwrap());
         let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(tokio::sync::watch::Sender::new(0));
         let accepting = {
             let listener = listener.clone();
+            let cut = cut.clone();
             tokio::spawn(async move {
                 while let Ok((mut client, _)) = listener.accept().await {
+                    // Cut by the next cut, not by one before it.
+                    let mut cut_seen = cut.subscribe();
                     tokio::spawn(async move {
                         if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                                _ = cut_seen.changed() => {}
+                            }
                         }
                     });
                 }
             })
         };
-        PartitionProxy {
+        FaultProxy {
             port,
             accepting,
+            cut,
             _listener: listener,
         }
+    }
+
+    /// Closes every connection the proxy carries now; later ones work.
+    fn cut(&self) {
+        self.cut.send_modify(|cuts| *cuts += 1);
     }
 
     /// Stops accepting and fills the listen queue, so that every later
@@ -549,7 +581,9 @@ impl PartitionProxy {
         queued
     }
 
-    fn config(&self, like: &db_monitor::tokio_postgres::Config) -> db_monitor::tokio_postgres::Config {
+    /// A client configuration for the shared server through the proxy.
+    fn config(&self) -> db_monitor::tokio_postgres::Config {
+        let like = shared_config();
         let mut config = db_monitor::tokio_postgres::Config::new();
         config
             .host("127.0.0.1")
@@ -570,28 +604,9 @@ impl PartitionProxy {
 /// rest are counted as skipped (their connections are retired anyway).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_requests_are_capped_and_time_out_under_a_partition() {
-    let shared = shared_config();
-    let target = match (shared.get_hosts().first(), shared.get_ports().first()) {
-        (Some(db_monitor::tokio_postgres::config::Host::Tcp(host)), Some(port)) => {
-            tokio::net::lookup_host((host.as_str(), *port))
-                .await
-                .unwrap()
-                .next()
-                .unwrap()
-        }
-        _ => panic!("the shared server is reached over TCP"),
-    };
-    let proxy = PartitionProxy::start(target).await;
+    let proxy = FaultProxy::to_shared().await;
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool_with(
-        &monitor,
-        "cancel_cap",
-        proxy.config(&shared),
-        8,
-        0,
-        Duration::from_secs(5),
-    )
-    .await;
+    let pool = pool_with(&monitor, "cancel_cap", proxy.config(), 8, 0, Duration::from_secs(5)).await;
     let mut conns = Vec::new();
     for _ in 0..8 {
         let conn = pool.get().await.unwrap();
@@ -617,6 +632,35 @@ async fn cancel_requests_are_capped_and_time_out_under_a_partition() {
         outcome("timed_out")
     );
     assert_eq!(outcome("sent") + outcome("failed"), 0);
+}
+
+/// A connection that ends without a word from the server (it crashed, a
+/// proxy or the network cut it, or its reason went to a request whose
+/// caller had left) is a lost connection, kept once, and the pool goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_without_a_word_is_kept_as_lost() {
+    let proxy = FaultProxy::to_shared().await;
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool_with(&monitor, "cut", proxy.config(), 2, 1, Duration::from_secs(5)).await;
+    assert!(eventually(Duration::from_secs(5), || pool.state().idle_connections == 1).await);
+    proxy.cut();
+    let lost = [("error_type", "connection_failure"), ("db_response_status_code", "")];
+    assert!(
+        eventually(Duration::from_secs(10), || rec.counter(ERRORS, &lost) == 1).await,
+        "{}",
+        rec.dump(ERRORS)
+    );
+    let report = pool.error_report(None);
+    assert_eq!(report.errors, 1, "{report:#?}");
+    let kept = &report.recent[0];
+    assert_eq!(kept.error_type, ErrorKind::ConnectionFailure);
+    assert_eq!(kept.source, ErrorSource::Connection);
+    assert_eq!(kept.sqlstate, None);
+    assert_eq!(kept.message, "connection closed by the server without a reason");
+    // The next checkout skips the dead connection and works.
+    let conn = pool.get().await.unwrap();
+    assert_eq!(conn.query_one_scalar::<i32, _>("SELECT 1", &[]).await.unwrap(), 1);
+    assert_eq!(rec.counter(ERRORS, &[]), 1, "{}", rec.dump(ERRORS));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

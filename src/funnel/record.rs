@@ -201,7 +201,12 @@ fn connection_closed(sink: &Sink, connection: u64, error: Option<&tokio_postgres
         tracing::debug!(pool = %sink.name, connection, "database connection closed");
         return;
     };
-    let message = sink.describe(error);
+    let message = if error.is_closed() {
+        // tokio-postgres says only "connection closed".
+        "connection closed by the server without a reason".to_owned()
+    } else {
+        sink.describe(error)
+    };
     tracing::warn!(
         pool = %sink.name,
         connection,

@@ -209,16 +209,15 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                     // A join error: the runtime is shutting down.
                     let Ok(result) = driver.await else { return };
                     if let Some(shared) = shared.upgrade() {
-                        // A bare end of stream follows a failure that a
-                        // statement already reported (or a clean close). So
-                        // does any error once a statement has reported the
-                        // connection's end: dropping the dead client can meet
-                        // a reset socket. Otherwise an error with something to
-                        // say (a SQLSTATE, an I/O error) is a new failure.
-                        let news = result
-                            .as_ref()
-                            .err()
-                            .filter(|e| !e.is_closed() && !task_stats.end_reported.load(Relaxed));
+                        // A clean close ends with `Ok`. Once a statement has
+                        // reported the connection's end, any error is that
+                        // end again (dropping the dead client can meet a
+                        // reset socket). Otherwise the error is a new
+                        // failure, even a bare end of stream or a reset: the
+                        // server's reason may have gone to a request whose
+                        // caller had left (a statement's `Close` sent on
+                        // drop), or there was none (a crash, a proxy).
+                        let news = result.as_ref().err().filter(|_| !task_stats.end_reported.load(Relaxed));
                         shared.record(Event::ConnectionClosed {
                             connection: task_stats.id,
                             error: news,
@@ -227,8 +226,11 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                 });
                 // Its backend, so that the server's view can be joined to
                 // this connection (not a statement of the application: not
-                // recorded).
-                let backend = client.query_opt(super::BACKEND_QUERY, &[]).await;
+                // recorded). An unnamed statement: a named one would send a
+                // `Close` once dropped, and a connection idle with that
+                // request in flight hands the server's goodbye (`57P01`) to
+                // it rather than to its background task.
+                let backend = client.query_typed_opt(super::BACKEND_QUERY, &[]).await;
                 if let Ok(Some(row)) = backend {
                     if let (Ok(pid), Ok(started_unix_ms)) = (row.try_get(0), row.try_get(1)) {
                         let _ = stats.backend.set(Backend { pid, started_unix_ms });

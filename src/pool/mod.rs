@@ -12,7 +12,7 @@
 //! | abandoned statement | drop of its future | counted as cancelled; the connection is retired, and a cancel request sent once it has no user left |
 //! | transaction end | [`MonitoredTransaction`] | duration by outcome (committed, rolled back, abandoned, failed) |
 //! | return | drop of [`MonitoredConnection`] | use time; leak warning past the threshold |
-//! | connection end | its background task | a SQLSTATE or I/O error, e.g. `57P01` on server shutdown |
+//! | connection end | its background task | a SQLSTATE, an I/O error or a bare end of stream (`57P01` on server shutdown; a crash or a proxy says nothing), unless a statement already reported it |
 
 /// What a new connection asks for its backend: pid and start, in
 /// milliseconds since the Unix epoch.
