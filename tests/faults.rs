@@ -714,11 +714,11 @@ async fn a_server_restart_fails_then_recovers_without_a_new_pool() {
     assert_eq!((kind, code.as_deref()), (ErrorKind::AdminShutdown, Some("57P01")));
     drop(busy);
     // Idle connections learn it from their background task, with the SQLSTATE.
+    let shutdowns = [("error_type", "admin_shutdown"), ("db_response_status_code", "57P01")];
     assert!(
-        rec.counter(
-            ERRORS,
-            &[("error_type", "admin_shutdown"), ("db_response_status_code", "57P01")]
-        ) >= 2
+        eventually(Duration::from_secs(5), || rec.counter(ERRORS, &shutdowns) >= 2).await,
+        "{}",
+        rec.dump(ERRORS)
     );
 
     // While it is down, checkouts time out as connect timeouts.
