@@ -347,7 +347,7 @@ async fn no_literal_reaches_a_span() {
     .await
     .unwrap();
     conn.query(
-        &format!("SELECT * FROM {table} WHERE id = 424242 AND v <> E'{MARKER}'"),
+        &format!("SELECT * FROM {table} WHERE id = 731958246 AND v <> E'{MARKER}'"),
         &[],
     )
     .await
@@ -372,7 +372,7 @@ async fn no_literal_reaches_a_span() {
     for span in &all {
         for (field, value) in &span.fields {
             assert!(
-                !value.contains(MARKER) && !value.contains("424242"),
+                !value.contains(MARKER) && !value.contains("731958246"),
                 "{field} = {value:?} in {span:#?}"
             );
         }
