@@ -203,7 +203,7 @@ fn connection_closed(sink: &Sink, connection: u64, error: Option<&tokio_postgres
     };
     let message = if error.is_closed() {
         // tokio-postgres says only "connection closed".
-        "connection closed by the server without a reason".to_owned()
+        "connection closed without a word from the server".to_owned()
     } else {
         sink.describe(error)
     };
