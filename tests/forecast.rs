@@ -14,11 +14,11 @@ use db_monitor::{AlertThresholds, AnomalyThresholds, ForecastThresholds, Monitor
 use support::pg::shared_config;
 use support::pool_with;
 
-/// `SELECT pg_sleep($1)` at 1 ms for a baseline, then at 60 ms (a step
-/// that stays many deviations out even when a loaded machine makes the
-/// baseline noisy): the
+/// `SELECT pg_sleep($1)` at 1 ms for a baseline, then at 60 ms: the
 /// statement is flagged (its alert fires, the query performance marks it
-/// with its deviations and baseline), and other statements are not.
+/// with its deviations and baseline), and other statements are not. The
+/// step stays many deviations out even when a loaded machine makes the
+/// baseline noisy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_made_slower_is_flagged_against_its_baseline() {
     let config = MonitorConfig::default().slot(Duration::from_millis(400)).alerts(
@@ -75,9 +75,10 @@ async fn a_statement_made_slower_is_flagged_against_its_baseline() {
     // k = 2 minutes of 400 ms after the step, and the tick's delay.
     assert!(after < Duration::from_secs(3), "flagged after {after:?}");
     assert_eq!(anomaly.kind, "latency");
-    // pg_sleep(0.06) takes at least 60 ms; the baseline is the old level
-    // (1 ms, up to about 12 ms on a loaded machine), not the new one.
-    assert!(anomaly.current >= 60.0, "{anomaly:?}");
+    // pg_sleep(0.06) takes at least 60 ms (the histogram's p95 may read a
+    // few percent under); the baseline is the old level (1 ms, up to about
+    // 12 ms on a loaded machine), not the new one.
+    assert!(anomaly.current >= 50.0, "{anomaly:?}");
     assert!(anomaly.baseline < 20.0, "{anomaly:?}");
     assert!(anomaly.z >= 4.0 && anomaly.robust_z.unwrap() >= 4.0, "{anomaly:?}");
     assert!(
