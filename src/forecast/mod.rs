@@ -41,12 +41,10 @@ impl Forecaster {
             pool: pool::PoolForecaster::default(),
             baselines: anomaly::Baselines::default(),
             observed_until: now,
-            epoch: Instant::now(),
+            epoch: now,
         }
     }
-}
 
-impl Forecaster {
     /// Statements with a baseline.
     pub(crate) fn baselines_len(&self) -> usize {
         self.baselines.len()

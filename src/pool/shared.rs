@@ -309,7 +309,6 @@ impl ConnStats {
         self.client_gone.load(SeqCst) && self.streams_open.load(SeqCst) == 0 && self.cancel_wanted.swap(false, SeqCst)
     }
 
-    /// Who holds the connection now, in words.
     /// Remembers who checks the connection out: the request's route id
     /// and the `get()` call site.
     #[inline]
