@@ -120,9 +120,9 @@ pub use funnel::scope::RequestDbStats;
 pub use layer::{DbMonitorLayer, DbMonitorService};
 pub use monitor::{DbMonitor, DbMonitorBuilder};
 pub use pool::{
-    ConnectionInfo, MakeTls, MonitorCustomizer, MonitorErrorSink, MonitoredClient, MonitoredConnection,
-    MonitoredManager, MonitoredPool, MonitoredStatement, MonitoredStream, MonitoredTransaction,
-    MonitoredTransactionBuilder, PoolSnapshot, SessionStats, ToMonitoredStatement,
+    ConnectionInfo, GenericClient, MakeTls, MonitorErrorSink, MonitoredClient, MonitoredConnection, MonitoredManager,
+    MonitoredPool, MonitoredStatement, MonitoredStream, MonitoredTransaction, MonitoredTransactionBuilder,
+    PoolSnapshot, SessionStats, ToMonitoredStatement,
 };
 pub use report::QueryStats;
 

@@ -194,9 +194,40 @@ impl DbMonitor {
     }
 
     /// Builds a monitored pool from `manager` and a bb8 `builder` (for
-    /// example [`MonitorConfig::pool_builder`]), installing the monitor's
-    /// connection customizer and error sink, and opening `min_idle`
+    /// example [`MonitorConfig::pool_builder`]), opening `min_idle`
     /// connections first as `bb8::Builder::build` does.
+    ///
+    /// Everything set on the builder is kept: a `connection_customizer` of
+    /// yours runs on each new connection after the manager's
+    /// [`setup`](MonitoredManager::setup) statements (its statements are
+    /// recorded like any other), and an `error_sink` of yours stays in
+    /// place of the monitor's [`MonitorErrorSink`](crate::MonitorErrorSink)
+    /// (which only logs what is already recorded).
+    ///
+    /// ```no_run
+    /// use db_monitor::{DbMonitor, MonitorConfig, MonitoredClient};
+    /// use db_monitor::tokio_postgres::{Error, NoTls};
+    /// use std::{future::Future, pin::Pin};
+    ///
+    /// #[derive(Debug)]
+    /// struct SearchPath;
+    ///
+    /// impl bb8::CustomizeConnection<MonitoredClient, Error> for SearchPath {
+    ///     fn on_acquire<'a>(
+    ///         &'a self,
+    ///         conn: &'a mut MonitoredClient,
+    ///     ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
+    ///         Box::pin(async move { conn.batch_execute("SET search_path = app, public").await })
+    ///     }
+    /// }
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let monitor = DbMonitor::new(MonitorConfig::default());
+    /// let pg = "host=127.0.0.1 user=app dbname=app".parse()?;
+    /// let builder = monitor.config().pool_builder().connection_customizer(Box::new(SearchPath));
+    /// let pool = monitor.pool(monitor.manager("primary", pg, NoTls), builder).await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -208,8 +239,7 @@ impl DbMonitor {
         builder: bb8::Builder<MonitoredManager<Tls>>,
     ) -> Result<MonitoredPool<Tls>, tokio_postgres::Error> {
         let shared = manager.shared().clone();
-        let builder = shared.attach(builder, manager.setup_statements());
-        let pool = builder.build(manager).await?;
+        let pool = shared.attach(builder).build(manager).await?;
         Ok(self.register(MonitoredPool::new(pool, shared)))
     }
 
@@ -222,9 +252,7 @@ impl DbMonitor {
         builder: bb8::Builder<MonitoredManager<Tls>>,
     ) -> MonitoredPool<Tls> {
         let shared = manager.shared().clone();
-        let pool = shared
-            .attach(builder, manager.setup_statements())
-            .build_unchecked(manager);
+        let pool = shared.attach(builder).build_unchecked(manager);
         self.register(MonitoredPool::new(pool, shared))
     }
 

@@ -63,6 +63,18 @@ pub const NOTICES: &str = "db_monitor_notices_total";
 /// `sent`, `failed`, `timed_out`, or `skipped` (too many in progress: the
 /// connection is retired without one).
 pub const CANCEL_REQUESTS: &str = "db_monitor_cancel_requests_total";
+/// Counter: connections whose checkout ended with an abandoned statement
+/// (a dropped future, or a stream dropped before its end), by [`OUTCOME`]:
+/// `kept` (the server had finished that work within the grace, so the
+/// connection went back to the pool) or `retired` (still running: a cancel
+/// request was sent and the connection closed).
+pub const ABANDONED_CONNECTIONS: &str = "db_monitor_abandoned_connections_total";
+/// Counter: row streams their reader dropped before the end (a statement
+/// recorded as finished, with the rows read).
+pub const STREAMS_ENDED_EARLY: &str = "db_monitor_streams_ended_early_total";
+/// Counter: `prepare_cached` calls, by [`RESULT`]: `hit` (served from the
+/// connection's cache) or `miss` (prepared on the server, then kept).
+pub const PREPARED_CACHE: &str = "db_monitor_prepared_cache_total";
 /// Gauge (seconds): age of the oldest transaction open on one of the
 /// pool's backends, at the server view's last sample.
 pub const SERVER_OLDEST_TRANSACTION: &str = "db_monitor_server_oldest_transaction_seconds";
@@ -110,9 +122,10 @@ pub const RESPONSE_STATUS_CODE: &str = "db_response_status_code";
 pub const STATE: &str = "state";
 /// Label of [`CONNECTION_TIMEOUTS`] and [`CONNECTIONS_CLOSED`].
 pub const REASON: &str = "reason";
-/// Label of [`CONNECTION_GETS`].
+/// Label of [`CONNECTION_GETS`] and [`PREPARED_CACHE`].
 pub const RESULT: &str = "result";
-/// Label of [`TRANSACTION_DURATION`] and [`CANCEL_REQUESTS`].
+/// Label of [`TRANSACTION_DURATION`], [`CANCEL_REQUESTS`] and
+/// [`ABANDONED_CONNECTIONS`].
 pub const OUTCOME: &str = "outcome";
 /// Label of [`TRACKED_DURATION`]: the name given to `track`.
 pub const TRACKED_OPERATION: &str = "operation";
@@ -252,6 +265,24 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         None,
         "Cancel requests for abandoned statements, by outcome.",
+    ),
+    (
+        ABANDONED_CONNECTIONS,
+        Kind::Counter,
+        None,
+        "Connections left with an abandoned statement, by whether they were kept or retired.",
+    ),
+    (
+        STREAMS_ENDED_EARLY,
+        Kind::Counter,
+        None,
+        "Row streams dropped by their reader before the end.",
+    ),
+    (
+        PREPARED_CACHE,
+        Kind::Counter,
+        None,
+        "prepare_cached calls, by whether the connection's cache had the statement.",
     ),
     (
         SERVER_OLDEST_TRANSACTION,

@@ -129,11 +129,14 @@ impl MonitorConfig {
     /// | `DATABASE_URL` | [`database`](Self::database) | unset |
     /// | `ASYNC_DB_POOL_SIZE` | [`pool_size`](Self::pool_size) | 20 |
     /// | `ASYNC_DB_MAX_OVERFLOW` | [`max_overflow`](Self::max_overflow) | 30 |
+    /// | `ASYNC_DB_MIN_IDLE` | [`min_idle`](Self::min_idle) (`0`: lazy) | 0 |
     /// | `ASYNC_DB_POOL_TIMEOUT` | [`pool_timeout`](Self::pool_timeout) | 30 s |
     /// | `ASYNC_DB_POOL_RECYCLE` | [`pool_recycle`](Self::pool_recycle) | 3600 s |
     /// | `ASYNC_DB_HEALTH_CHECK_INTERVAL` | [`health_check_interval`](Self::health_check_interval) | 300 s |
     /// | `ASYNC_DB_METRICS_RESET_INTERVAL` | [`metrics_reset_interval`](Self::metrics_reset_interval) | 3600 s (`0`: never) |
     /// | `ASYNC_DB_LEAK_THRESHOLD` | [`leak_threshold`](Self::leak_threshold) (`0` disables) | 60 s |
+    /// | `ASYNC_DB_PREPARED_CACHE_SIZE` | [`prepared_cache_size`](Self::prepared_cache_size) (per connection; `0` keeps none) | 256 |
+    /// | `ASYNC_DB_ABANDONED_GRACE` | [`abandoned_grace`](Self::abandoned_grace) (`0` retires at once) | 100 ms |
     /// | `ASYNC_DB_EXPOSE_APPLICATION_MESSAGES` | [`expose_application_messages`](Self::expose_application_messages) (`true`/`false`) | `false` |
     /// | `ASYNC_DB_SERVER_VIEW` | [`server_view`](Self::server_view): its [`interval`](super::ServerView::interval), or `off` | `off` |
     /// | `ASYNC_DB_SLOW_QUERY_THRESHOLD` | [`AlertThresholds::slow_query_threshold`](super::AlertThresholds::slow_query_threshold) | 2 s |
@@ -208,6 +211,7 @@ impl MonitorConfig {
         }
         env.count("ASYNC_DB_POOL_SIZE", &mut c.pool_size)?;
         env.count("ASYNC_DB_MAX_OVERFLOW", &mut c.max_overflow)?;
+        env.count("ASYNC_DB_MIN_IDLE", &mut c.min_idle)?;
         env.duration("ASYNC_DB_POOL_TIMEOUT", &mut c.pool_timeout)?;
         env.duration("ASYNC_DB_POOL_RECYCLE", &mut c.pool_recycle)?;
         env.duration("ASYNC_DB_HEALTH_CHECK_INTERVAL", &mut c.health_check_interval)?;
@@ -215,6 +219,8 @@ impl MonitorConfig {
         let mut leak = c.leak_threshold.unwrap_or_default();
         env.duration("ASYNC_DB_LEAK_THRESHOLD", &mut leak)?;
         c.leak_threshold = (!leak.is_zero()).then_some(leak);
+        env.duration("ASYNC_DB_ABANDONED_GRACE", &mut c.abandoned_grace)?;
+        env.count("ASYNC_DB_PREPARED_CACHE_SIZE", &mut c.prepared_cache_size)?;
         let a = &mut c.alerts;
         env.flag(
             "ASYNC_DB_EXPOSE_APPLICATION_MESSAGES",

@@ -47,22 +47,30 @@ pub use trace::{TraceContext, TraceParent, TraceParentError};
 /// | setting | bb8 |
 /// |---|---|
 /// | `pool_size + max_overflow` | `max_size` |
-/// | `pool_size` | `min_idle` (kept open even when idle) |
+/// | `min_idle` | `min_idle` (opened at start and kept open even when idle; 0 by default) |
 /// | `pool_timeout` | `connection_timeout` (how long `get()` waits) |
 /// | `pool_recycle` | `max_lifetime` |
 ///
-/// Connections above `min_idle` are closed by bb8's reaper after its
-/// `idle_timeout` (10 minutes by default), which plays the part of
-/// SQLAlchemy's immediate overflow close.
+/// The pool is lazy, as SQLAlchemy's is: it opens a connection when a
+/// checkout finds none idle, never more than `max_size`, and none at start
+/// unless `min_idle` asks for them. (Eager pools add up: five instances
+/// each keeping 20 open fill PostgreSQL's default `max_connections` of 100
+/// before any traffic.) Connections above `min_idle` are closed by bb8's
+/// reaper after its `idle_timeout` (10 minutes by default), which plays the
+/// part of SQLAlchemy's overflow close.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct MonitorConfig {
     /// Parsed `DATABASE_URL`, if set. Its password is never printed.
     pub database: Option<tokio_postgres::Config>,
-    /// Connections kept open (`ASYNC_DB_POOL_SIZE`, 20).
+    /// Connections the pool may open in normal use (`ASYNC_DB_POOL_SIZE`,
+    /// 20), opened as checkouts need them.
     pub pool_size: u32,
     /// Extra connections allowed under load (`ASYNC_DB_MAX_OVERFLOW`, 30).
     pub max_overflow: u32,
+    /// Connections opened at start and kept open while idle
+    /// (`ASYNC_DB_MIN_IDLE`, 0: the pool is lazy).
+    pub min_idle: u32,
     /// How long a checkout waits (`ASYNC_DB_POOL_TIMEOUT`, 30 s).
     pub pool_timeout: Duration,
     /// Maximum lifetime of a connection (`ASYNC_DB_POOL_RECYCLE`, 3600 s).
@@ -77,6 +85,18 @@ pub struct MonitorConfig {
     /// A checkout held longer than this is reported as a possible leak
     /// (`ASYNC_DB_LEAK_THRESHOLD`, 60 s; `0` disables).
     pub leak_threshold: Option<Duration>,
+    /// How long the server may take to finish the work of an abandoned
+    /// statement (a future dropped before its answer, such as a request
+    /// timeout, or a row stream dropped before its end) once its checkout
+    /// is returned (`ASYNC_DB_ABANDONED_GRACE`, 100 ms).
+    ///
+    /// tokio-postgres reads and drops the rest of such a statement's
+    /// answer itself, so the connection stays in step. The pool holds it
+    /// back and pings it: when the ping answers within this time, the
+    /// server had finished and the connection goes back to the pool; when
+    /// it does not, the server is still running that statement, so a cancel
+    /// request is sent and the connection retired. `0` retires at once.
+    pub abandoned_grace: Duration,
     /// Recent statements kept (1000).
     pub query_history: usize,
     /// Errors kept (1000).
@@ -88,6 +108,10 @@ pub struct MonitorConfig {
     /// Distinct statement texts whose analysis is cached per pool (10 000).
     /// Texts beyond it are lexed on each run (no allocation).
     pub statement_cache_size: usize,
+    /// Statements each connection keeps for `prepare_cached`
+    /// (`ASYNC_DB_PREPARED_CACHE_SIZE`, 256); past it the least recently
+    /// used is closed. `0` keeps none.
+    pub prepared_cache_size: usize,
     /// Distinct fingerprints tracked per pool (1000); later ones are counted
     /// under one `other` entry.
     pub max_fingerprints: usize,
@@ -357,16 +381,19 @@ impl Default for MonitorConfig {
             database: None,
             pool_size: 20,
             max_overflow: 30,
+            min_idle: 0,
             pool_timeout: Duration::from_secs(30),
             pool_recycle: Duration::from_secs(3600),
             health_check_interval: Duration::from_secs(300),
             metrics_reset_interval: Duration::from_secs(3600),
             leak_threshold: Some(Duration::from_secs(60)),
+            abandoned_grace: Duration::from_millis(100),
             query_history: 1000,
             error_history: 1000,
             alert_history: 500,
             pool_trend_samples: 288,
             statement_cache_size: 10_000,
+            prepared_cache_size: 256,
             max_fingerprints: 1000,
             max_query_summaries: 100,
             max_status_codes: 50,
@@ -388,16 +415,19 @@ impl fmt::Debug for MonitorConfig {
             .field("database", &self.database)
             .field("pool_size", &self.pool_size)
             .field("max_overflow", &self.max_overflow)
+            .field("min_idle", &self.min_idle)
             .field("pool_timeout", &self.pool_timeout)
             .field("pool_recycle", &self.pool_recycle)
             .field("health_check_interval", &self.health_check_interval)
             .field("metrics_reset_interval", &self.metrics_reset_interval)
             .field("leak_threshold", &self.leak_threshold)
+            .field("abandoned_grace", &self.abandoned_grace)
             .field("query_history", &self.query_history)
             .field("error_history", &self.error_history)
             .field("alert_history", &self.alert_history)
             .field("pool_trend_samples", &self.pool_trend_samples)
             .field("statement_cache_size", &self.statement_cache_size)
+            .field("prepared_cache_size", &self.prepared_cache_size)
             .field("max_fingerprints", &self.max_fingerprints)
             .field("max_query_summaries", &self.max_query_summaries)
             .field("max_status_codes", &self.max_status_codes)
@@ -417,14 +447,23 @@ impl MonitorConfig {
     ///
     /// # Errors
     ///
-    /// A zero-sized pool, a zero pool timeout or health-check interval, or
-    /// zero consecutive failures, naming the variable that sets it.
+    /// A zero-sized pool, a `min_idle` above its size, a zero pool timeout
+    /// or health-check interval, or zero consecutive failures, naming the
+    /// variable that sets it.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.pool_size.checked_add(self.max_overflow).is_none_or(|n| n == 0) {
             return Err(ConfigError::new(
                 "ASYNC_DB_POOL_SIZE",
                 Some(&self.pool_size.to_string()),
                 "pool size plus overflow between 1 and 4294967295",
+            ));
+        }
+        if self.min_idle > self.pool_size.saturating_add(self.max_overflow) {
+            // bb8 would panic on it.
+            return Err(ConfigError::new(
+                "ASYNC_DB_MIN_IDLE",
+                Some(&self.min_idle.to_string()),
+                "at most the pool size plus overflow",
             ));
         }
         if self.pool_timeout.is_zero() {
@@ -513,7 +552,7 @@ impl MonitorConfig {
     pub fn pool_builder<M: bb8::ManageConnection>(&self) -> bb8::Builder<M> {
         bb8::Pool::builder()
             .max_size(self.pool_size.saturating_add(self.max_overflow).max(1))
-            .min_idle(Some(self.pool_size))
+            .min_idle(Some(self.min_idle))
             .connection_timeout(self.pool_timeout)
             .max_lifetime(Some(self.pool_recycle).filter(|d| !d.is_zero()))
     }
@@ -532,6 +571,13 @@ impl MonitorConfig {
         self
     }
 
+    /// Sets [`min_idle`](Self::min_idle). Defaults to 0 (a lazy pool).
+    #[must_use]
+    pub fn min_idle(mut self, n: u32) -> Self {
+        self.min_idle = n;
+        self
+    }
+
     /// Sets [`pool_timeout`](Self::pool_timeout). Defaults to 30 s.
     #[must_use]
     pub fn pool_timeout(mut self, d: Duration) -> Self {
@@ -544,6 +590,20 @@ impl MonitorConfig {
     #[must_use]
     pub fn leak_threshold(mut self, d: Option<Duration>) -> Self {
         self.leak_threshold = d;
+        self
+    }
+
+    /// Sets [`prepared_cache_size`](Self::prepared_cache_size). Defaults to 256.
+    #[must_use]
+    pub fn prepared_cache_size(mut self, n: usize) -> Self {
+        self.prepared_cache_size = n;
+        self
+    }
+
+    /// Sets [`abandoned_grace`](Self::abandoned_grace). Defaults to 100 ms.
+    #[must_use]
+    pub fn abandoned_grace(mut self, d: Duration) -> Self {
+        self.abandoned_grace = d;
         self
     }
 
@@ -677,6 +737,7 @@ mod tests {
             ("ASYNC_DB_HEALTH_CHECK_INTERVAL", "15s"),
             ("ASYNC_DB_METRICS_RESET_INTERVAL", "2h"),
             ("ASYNC_DB_LEAK_THRESHOLD", "0"),
+            ("ASYNC_DB_ABANDONED_GRACE", "250ms"),
             ("ASYNC_DB_SLOW_QUERY_THRESHOLD", "250ms"),
             ("ASYNC_DB_ALERT_ERROR_RATE_5MIN", "0.2"),
             ("ASYNC_DB_ALERT_ERROR_RATE_15MIN", "0.1"),
@@ -698,6 +759,7 @@ mod tests {
         assert_eq!(c.health_check_interval, Duration::from_secs(15));
         assert_eq!(c.metrics_reset_interval, Duration::from_secs(7200));
         assert_eq!(c.leak_threshold, None);
+        assert_eq!(c.abandoned_grace, Duration::from_millis(250));
         assert_eq!(c.alerts.slow_query_threshold, Duration::from_millis(250));
         assert_eq!(c.alerts.error_rate_5min, 0.2);
         assert_eq!(c.alerts.error_rate_15min, 0.1);
@@ -770,9 +832,13 @@ mod tests {
             .build()
             .unwrap();
         let _enter = rt.enter();
-        let pool = c.pool_builder::<Never>().build_unchecked(Never);
+        let pool = c.clone().pool_builder::<Never>().build_unchecked(Never);
         let cfg = pool.config();
-        assert_eq!((cfg.max_size, cfg.min_idle), (10, Some(4)));
+        // Lazy unless asked: no connection is opened at start.
+        assert_eq!((cfg.max_size, cfg.min_idle), (10, Some(0)));
+        let eager = c.min_idle(3).pool_builder::<Never>().build_unchecked(Never);
+        assert_eq!(eager.config().min_idle, Some(3));
+        let cfg = pool.config();
         assert_eq!(cfg.connection_timeout, Duration::from_secs(30));
         assert_eq!(cfg.max_lifetime, Some(Duration::from_secs(3600)));
     }

@@ -131,7 +131,8 @@ pub(crate) enum TxOutcome {
     RolledBack,
     /// Dropped without commit or rollback: tokio-postgres rolls it back.
     Abandoned,
-    /// `COMMIT` or `ROLLBACK` itself failed.
+    /// `COMMIT` or `ROLLBACK` itself failed, or the transaction was dropped
+    /// after one of its statements failed.
     Failed,
 }
 

@@ -164,6 +164,11 @@ pub(crate) struct PoolMetrics {
     timeouts_exhausted: Counter,
     timeouts_connect: Counter,
     pub(crate) leaks: Counter,
+    /// Abandoned connections kept, and retired.
+    pub(crate) abandoned: [Counter; 2],
+    pub(crate) ended_early: Counter,
+    /// `prepare_cached` hits, and misses.
+    pub(crate) prepared: [Counter; 2],
     pub(crate) idle: Gauge,
     pub(crate) used: Gauge,
     pub(crate) max: Gauge,
@@ -200,6 +205,9 @@ impl PoolMetrics {
             timeouts_exhausted: m.counter(names::CONNECTION_TIMEOUTS, with(names::REASON, "pool_exhausted")),
             timeouts_connect: m.counter(names::CONNECTION_TIMEOUTS, with(names::REASON, "connect_timeout")),
             leaks: m.counter(names::CONNECTION_LEAKS, base.to_vec()),
+            abandoned: ["kept", "retired"].map(|o| m.counter(names::ABANDONED_CONNECTIONS, with(names::OUTCOME, o))),
+            ended_early: m.counter(names::STREAMS_ENDED_EARLY, base.to_vec()),
+            prepared: ["hit", "miss"].map(|r| m.counter(names::PREPARED_CACHE, with(names::RESULT, r))),
             idle: m.gauge(names::CONNECTIONS_USAGE, with(names::STATE, "idle")),
             used: m.gauge(names::CONNECTIONS_USAGE, with(names::STATE, "used")),
             max: m.gauge(names::CONNECTION_MAX, base.to_vec()),

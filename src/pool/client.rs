@@ -47,8 +47,8 @@ impl ClientParts {
 }
 
 impl Drop for ClientParts {
-    /// The connection is retired: an abandoned statement's cancel request
-    /// is sent now, unless a stream still runs on it.
+    /// The connection is retired: an abandoned statement's cancel request,
+    /// if one is still due, is sent now, unless a stream still runs on it.
     fn drop(&mut self) {
         self.ctx.release(true);
     }
@@ -85,13 +85,95 @@ impl MonitoredClient {
 
     pub(crate) fn is_broken(&self) -> bool {
         let stats = &self.inner.ctx.stats;
-        self.inner.client.is_closed() || stats.broken.load(Relaxed) || stats.streams_open.load(Relaxed) > 0
+        self.inner.client.is_closed()
+            || stats.broken.load(Relaxed)
+            || stats.unsettled.load(Relaxed)
+            || stats.streams_open.load(Relaxed) > 0
     }
 
-    /// The plain `tokio_postgres::Client`: the escape hatch. Statements run
-    /// through it are not recorded.
+    /// Whether the checkout returning this connection should settle it
+    /// first: a statement was abandoned on it, and nothing else keeps it
+    /// from the pool (no stream open, not closed or broken).
+    pub(crate) fn needs_settling(&self) -> bool {
+        let stats = &self.inner.ctx.stats;
+        stats.unsettled.load(Relaxed)
+            && stats.streams_open.load(Relaxed) == 0
+            && !stats.broken.load(Relaxed)
+            && !self.inner.client.is_closed()
+    }
+
+    /// Settles a connection on which a statement was abandoned, before it
+    /// goes back to the pool: an empty query queued behind that work
+    /// answers once the server has finished it (tokio-postgres reads and
+    /// drops the rest of the abandoned answer in order).
+    ///
+    /// An answer within `grace` keeps the connection: no cancel request,
+    /// nothing retired. Past `grace` the server is still running the
+    /// abandoned statement (a request that timed out during a long query):
+    /// the cancel request goes out now, while nobody else can run anything
+    /// on the connection, and the connection is retired.
+    pub(crate) async fn settle(&self, grace: std::time::Duration) {
+        let ClientParts { client, ctx } = &*self.inner;
+        let metrics = &ctx.pool.sink.metrics;
+        let ping = if grace.is_zero() {
+            None
+        } else {
+            tokio::time::timeout(grace, client.simple_query("")).await.ok()
+        };
+        match ping {
+            Some(Ok(_)) => {
+                ctx.stats.settled();
+                metrics.abandoned[0].increment(1);
+            }
+            // The connection failed: its background task reports how.
+            Some(Err(_)) => ctx.stats.broken.store(true, Relaxed),
+            None => {
+                ctx.stats.broken.store(true, Relaxed);
+                if ctx.stats.take_cancel() {
+                    (ctx.pool.canceller)(ctx.token().clone());
+                }
+                metrics.abandoned[1].increment(1);
+            }
+        }
+    }
+
+    /// The plain `tokio_postgres::Client`: the escape hatch.
+    ///
+    /// What goes through it is invisible to the monitor: its statements are
+    /// not timed, counted, classified or kept (no error record, no slow
+    /// query, no span, no per-request statistics), and a future or stream
+    /// of it dropped early is not settled. The checkout itself is still
+    /// recorded. For code that must take tokio-postgres's types, prefer a
+    /// function generic over [`GenericClient`](crate::GenericClient), which
+    /// keeps the monitored types recorded.
     pub fn raw(&self) -> &Client {
         &self.inner.client
+    }
+
+    /// The plain client, mutably, for tools that take
+    /// `&mut tokio_postgres::Client`, such as refinery's migrations
+    /// (`AsyncMigrate` is implemented for `tokio_postgres::Client`).
+    ///
+    /// As with [`raw`](Self::raw), nothing run through it is recorded;
+    /// wrap the whole run in [`DbMonitor::track`](crate::DbMonitor::track)
+    /// to time it as one operation and classify its error. Do not replace
+    /// the client: the connection's bookkeeping (its cancel token, its
+    /// backend) belongs to the one it came with.
+    ///
+    /// ```no_run
+    /// # async fn run(monitor: db_monitor::DbMonitor, pool: db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let mut conn = pool.get().await?;
+    /// monitor
+    ///     .track("migrations", async {
+    ///         // e.g. `embedded::migrations::runner().run_async(conn.raw_mut()).await`
+    ///         conn.raw_mut().batch_execute("CREATE TABLE IF NOT EXISTS t (id int)").await?;
+    ///         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn raw_mut(&mut self) -> &mut Client {
+        &mut self.inner.client
     }
 
     /// This connection's id within its pool (as listed by
@@ -111,6 +193,30 @@ impl MonitoredClient {
     /// Like [`prepare`](Self::prepare), with parameter types.
     pub async fn prepare_typed(&self, query: &str, types: &[Type]) -> Result<MonitoredStatement, Error> {
         self.inner.ctx.prepare_typed(self.inner.via(), query, types).await
+    }
+
+    /// Like [`prepare`](Self::prepare), but from this connection's cache of
+    /// prepared statements (as deadpool-postgres's `prepare_cached`): the
+    /// first call for a text prepares it on the server, later calls on the
+    /// same connection reuse it without a round trip.
+    ///
+    /// The cache holds at most
+    /// [`prepared_cache_size`](crate::MonitorConfig::prepared_cache_size)
+    /// statements per connection (the least recently used is closed past
+    /// it). Hits and misses are counted
+    /// ([`PREPARED_CACHE`](crate::names::PREPARED_CACHE), and per
+    /// connection in [`ConnectionInfo`](crate::ConnectionInfo)).
+    pub async fn prepare_cached(&self, query: &str) -> Result<MonitoredStatement, Error> {
+        self.prepare_typed_cached(query, &[]).await
+    }
+
+    /// Like [`prepare_cached`](Self::prepare_cached), with parameter types
+    /// (part of the cache's key).
+    pub async fn prepare_typed_cached(&self, query: &str, types: &[Type]) -> Result<MonitoredStatement, Error> {
+        self.inner
+            .ctx
+            .prepare_typed_cached(self.inner.via(), query, types)
+            .await
     }
 
     /// Runs a statement and returns its rows. See `tokio_postgres::Client::query`.
@@ -325,9 +431,21 @@ impl MonitoredClient {
         self.inner.client.clear_type_cache();
     }
 
+    /// Empties this connection's cache of prepared statements (see
+    /// [`prepare_cached`](Self::prepare_cached)), after a schema change for
+    /// example; the statements are closed once no clone of them is left.
+    pub fn clear_prepared_cache(&self) {
+        self.inner.ctx.cache().clear();
+    }
+
+    /// Statements in this connection's `prepare_cached` cache.
+    pub fn prepared_cache_len(&self) -> usize {
+        self.inner.ctx.cache().len()
+    }
+
     /// Begins a transaction (`BEGIN`, recorded as a statement). Its end and
     /// duration are recorded too; dropping it rolls back (recorded as
-    /// `abandoned`).
+    /// `abandoned`, or `failed` when one of its statements failed).
     pub async fn transaction(&mut self) -> Result<MonitoredTransaction<'_>, Error> {
         let ClientParts { client, ctx } = &mut *self.inner;
         let start = Instant::now();

@@ -17,7 +17,8 @@ use tokio_postgres::types::{BorrowToSql, FromSqlOwned, ToSql, Type};
 use tokio_postgres::{CancelToken, Client, CopyInSink, CopyOutStream, Error, Row, RowStream, SimpleQueryMessage};
 use tracing::Span;
 
-use super::shared::{ConnStats, PoolShared};
+use super::cache::PreparedCache;
+use super::shared::{bump, ConnStats, PoolShared};
 use super::statement::{MonitoredStatement, ToMonitoredStatement};
 use super::stream::{Counting, MonitoredStream};
 use crate::funnel::{span, Event, Outcome, QueryEntry, Rows, StatementEnd};
@@ -30,6 +31,8 @@ pub(crate) struct ConnCtx {
     pub(crate) stats: Arc<ConnStats>,
     pub(crate) pool: Arc<PoolShared>,
     token: CancelToken,
+    /// The connection's `prepare_cached` statements.
+    cache: Arc<PreparedCache>,
 }
 
 /// Records one finished (or abandoned) statement: the per-statement hot
@@ -168,8 +171,8 @@ impl Deref for CtxRef<'_> {
 
 pin_project! {
     /// One statement's future, timed from its first poll to its end; if it
-    /// is dropped in between, reported as cancelled (see [`InFlight`] for
-    /// why that retires the connection and sends a cancel request).
+    /// is dropped in between, reported as cancelled, and its connection is
+    /// settled when its checkout returns (see [`InFlight`]).
     ///
     /// A named future rather than an `async` block, so that the driver's
     /// future is not moved once more into a wrapper's state: the caller
@@ -261,14 +264,19 @@ where
     }
 }
 
-/// A statement on the wire: reports its outcome when finished, or a
-/// cancellation when dropped first.
+/// A statement on the wire: reports its outcome when finished, that its
+/// reader stopped early ([`ended_early`](Self::ended_early)), or a
+/// cancellation when dropped before its stream came.
 ///
-/// A dropped statement still runs on the server, and its results would
-/// still arrive on this connection ahead of the next statement's. So
-/// cancellation marks the connection broken (bb8 closes it instead of
-/// handing it to the next caller), and once the connection has no user
-/// left a cancel request stops the work on the server (see
+/// tokio-postgres reads and drops the rest of an abandoned statement's
+/// answer itself, in order, so the connection stays in step; but the
+/// server may still be running the statement. So the connection is marked
+/// unsettled: when its checkout returns, a ping tells whether the server
+/// finished within the grace (the connection is kept) or not (a cancel
+/// request is sent and the connection retired; see
+/// [`MonitoredClient::settle`](super::MonitoredClient::settle)). A stream
+/// that outlives its checkout keeps its connection from the pool, and its
+/// cancel request waits until the connection has no user left (see
 /// [`ConnStats::last_user_gone`](super::shared::ConnStats::last_user_gone)).
 pub(crate) struct InFlight<'a> {
     ctx: CtxRef<'a>,
@@ -296,6 +304,21 @@ impl<'a> InFlight<'a> {
         }
         self.done = true;
         self.report(outcome);
+        self.let_go();
+    }
+
+    /// The reader dropped the stream before its end: the statement ran and
+    /// answered, and is recorded as finished with the rows read (and counted
+    /// as ended early); the rest of its answer is left to the settling of
+    /// its connection.
+    pub(crate) fn ended_early(&mut self, rows: Rows) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.report(Outcome::Ok(rows));
+        self.ctx.pool.sink.metrics.ended_early.increment(1);
+        self.ctx.stats.abandoned();
         self.let_go();
     }
 
@@ -331,7 +354,23 @@ impl Drop for InFlight<'_> {
 
 impl ConnCtx {
     pub(crate) fn new(stats: Arc<ConnStats>, pool: Arc<PoolShared>, token: CancelToken) -> Self {
-        ConnCtx { stats, pool, token }
+        let cache = Arc::new(PreparedCache::new(pool.sink.config.prepared_cache_size));
+        ConnCtx {
+            stats,
+            pool,
+            token,
+            cache,
+        }
+    }
+
+    /// The connection's cache of prepared statements.
+    pub(crate) fn cache(&self) -> &PreparedCache {
+        &self.cache
+    }
+
+    /// The token that cancels this connection's running statement.
+    pub(crate) fn token(&self) -> &CancelToken {
+        &self.token
     }
 
     /// A user of the connection let go (its client when `client`, else a
@@ -530,6 +569,27 @@ impl ConnCtx {
                 Err(e)
             }
         }
+    }
+
+    /// A statement from the connection's cache, prepared (and kept) on a
+    /// miss. Hits and misses are counted for the pool and the connection.
+    pub(crate) async fn prepare_typed_cached(
+        &self,
+        client: Via<'_>,
+        query: &str,
+        types: &[Type],
+    ) -> Result<MonitoredStatement, Error> {
+        let metrics = &self.pool.sink.metrics;
+        if let Some(statement) = self.cache.get(query, types) {
+            metrics.prepared[0].increment(1);
+            bump(&self.stats.prepared_hits, 1);
+            return Ok(statement);
+        }
+        metrics.prepared[1].increment(1);
+        bump(&self.stats.prepared_misses, 1);
+        let statement = self.prepare_typed(client, query, types).await?;
+        self.cache.insert(query, types, statement.clone());
+        Ok(statement)
     }
 
     pub(crate) fn query<'a, T>(

@@ -1,5 +1,5 @@
-//! [`MonitoredManager`] (bb8 `ManageConnection`), [`MonitorCustomizer`]
-//! (bb8 `CustomizeConnection`) and [`MonitorErrorSink`] (bb8 `ErrorSink`).
+//! [`MonitoredManager`] (bb8 `ManageConnection`) and [`MonitorErrorSink`]
+//! (bb8 `ErrorSink`).
 
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
@@ -159,9 +159,10 @@ impl<Tls: MakeTls> MonitoredManager<Tls> {
 }
 
 impl<Tls> MonitoredManager<Tls> {
-    /// Adds SQL that [`MonitorCustomizer`] runs on every new connection,
+    /// Adds SQL that runs on every new connection as part of its connect,
     /// before bb8 hands it out (for example
-    /// `SET statement_timeout = '5s'`). A failure is recorded and the
+    /// `SET statement_timeout = '5s'`), and before a `connection_customizer`
+    /// of your own on the bb8 builder. A failure is recorded and the
     /// connection discarded.
     ///
     /// Prefer connection parameters where they exist (`application_name`,
@@ -179,10 +180,6 @@ impl<Tls> MonitoredManager<Tls> {
 
     pub(crate) fn shared(&self) -> &Arc<PoolShared> {
         &self.shared
-    }
-
-    pub(crate) fn setup_statements(&self) -> Arc<[String]> {
-        self.setup.clone().into()
     }
 }
 
@@ -238,7 +235,14 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                 }
                 self.shared.connect_ended(None);
                 self.shared.record(Event::Connect { elapsed, error: None });
-                Ok(MonitoredClient::new(client, stats, self.shared.clone()))
+                let client = MonitoredClient::new(client, stats, self.shared.clone());
+                for sql in &self.setup {
+                    // Recorded like any statement, failures included; bb8
+                    // discards the connection.
+                    client.batch_execute(sql).await?;
+                }
+                self.shared.connection_ready();
+                Ok(client)
             }
             Err(error) => {
                 self.shared.connect_ended(Some(&error));
@@ -267,53 +271,11 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
     }
 }
 
-/// bb8's `CustomizeConnection` for monitored pools: runs the manager's
-/// [`setup`](MonitoredManager::setup) statements on each new connection.
-///
-/// bb8 calls it once per connection, right after `connect` and before the
-/// connection is first handed out; it is not a checkout hook. Installed by
-/// [`DbMonitor::pool`](crate::DbMonitor::pool).
-pub struct MonitorCustomizer {
-    shared: Arc<PoolShared>,
-    setup: Arc<[String]>,
-}
-
-impl fmt::Debug for MonitorCustomizer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MonitorCustomizer")
-            .field("pool", self.shared.name())
-            .field("setup_statements", &self.setup.len())
-            .finish()
-    }
-}
-
-impl MonitorCustomizer {
-    pub(crate) fn new(shared: Arc<PoolShared>, setup: Arc<[String]>) -> Self {
-        MonitorCustomizer { shared, setup }
-    }
-}
-
-impl bb8::CustomizeConnection<MonitoredClient, Error> for MonitorCustomizer {
-    fn on_acquire<'a>(
-        &'a self,
-        conn: &'a mut MonitoredClient,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>> {
-        Box::pin(async move {
-            for sql in self.setup.iter() {
-                // Recorded like any statement, failures included.
-                conn.batch_execute(sql).await?;
-            }
-            self.shared.connection_ready();
-            Ok(())
-        })
-    }
-}
-
 /// bb8's `ErrorSink` for monitored pools: logs the background failures bb8
 /// forwards (failed connects while replenishing, failed validity checks).
 ///
 /// Each failure was already recorded where it happened (in
-/// [`MonitoredManager`] or [`MonitorCustomizer`]), so that failures bb8
+/// [`MonitoredManager`]), so that failures bb8
 /// returns directly (from `build`) and those it forwards here are counted
 /// once each; the sink only adds the log line.
 #[derive(Clone)]

@@ -6,10 +6,11 @@
 //! | event | where | what |
 //! |---|---|---|
 //! | connect | [`MonitoredManager`] | create time, or the classified failure |
-//! | new connection | [`MonitorCustomizer`] | setup statements run (bb8 calls it once per connection) |
+//! | new connection | [`MonitoredManager`] | setup statements run, then bb8 runs your `connection_customizer`, if any |
 //! | checkout | [`MonitoredPool::get`] | wait time; on timeout `pool_exhausted` or `connect_timeout` |
 //! | statement | [`MonitoredClient`] methods | duration by summary, errors by kind and SQLSTATE, slow, rows |
-//! | abandoned statement | drop of its future | counted as cancelled; the connection is retired, and a cancel request sent once it has no user left |
+//! | abandoned statement | drop of its future | counted as cancelled; at the checkout's return the connection is pinged: kept if the server finished within [`abandoned_grace`](crate::MonitorConfig::abandoned_grace), else the statement is cancelled on the server and the connection retired |
+//! | stream ended early | drop of a [`MonitoredStream`] before its end | a finished statement with the rows read, counted as ended early; its connection settled as above |
 //! | transaction end | [`MonitoredTransaction`] | duration by outcome (committed, rolled back, abandoned, failed) |
 //! | return | drop of [`MonitoredConnection`] | use time; leak warning past the threshold |
 //! | connection end | its background task | a SQLSTATE, an I/O error or a bare end of stream (`57P01` on server shutdown; a crash or a proxy says nothing), unless a statement already reported it |
@@ -81,8 +82,10 @@ impl<T> MakeTls for T where
 {
 }
 
+mod cache;
 mod client;
 mod flight;
+mod generic;
 mod manager;
 pub(crate) mod shared;
 mod statement;
@@ -91,7 +94,8 @@ mod transaction;
 
 pub use client::MonitoredClient;
 pub(crate) use flight::{statement_ended, QueryRef};
-pub use manager::{MonitorCustomizer, MonitorErrorSink, MonitoredManager};
+pub use generic::GenericClient;
+pub use manager::{MonitorErrorSink, MonitoredManager};
 pub use statement::{MonitoredStatement, ToMonitoredStatement};
 pub use stream::MonitoredStream;
 pub use transaction::{MonitoredTransaction, MonitoredTransactionBuilder};
@@ -185,8 +189,10 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<MonitoredConnection<'_, Tls>, GetError>> + Send + '_ {
         let location = Location::caller();
+        // bb8's owned guard either way, so that a return with abandoned
+        // work can hand it to the task that settles it.
         Checkout {
-            inner: self.inner.get(),
+            inner: self.inner.get_owned(),
             start: None,
             finish: Some(move |result, start| self.checked_out(result, start, location)),
         }
@@ -210,7 +216,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
 
     fn checked_out<'a>(
         &self,
-        result: Result<bb8::PooledConnection<'a, MonitoredManager<Tls>>, bb8::RunError<tokio_postgres::Error>>,
+        result: Result<bb8::PooledConnection<'static, MonitoredManager<Tls>>, bb8::RunError<tokio_postgres::Error>>,
         start: quanta::Instant,
         location: &'static Location<'static>,
     ) -> Result<MonitoredConnection<'a, Tls>, GetError> {
@@ -247,6 +253,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                     start_counts,
                     checked_out: now,
                     location,
+                    _pool: std::marker::PhantomData,
                 })
             }
             Err(error) => {
@@ -411,11 +418,18 @@ where
 
 /// One checked-out connection. Derefs to [`MonitoredClient`]; dropping it
 /// returns the connection to the pool and records how long it was held.
+///
+/// If a statement was abandoned during the checkout (its future dropped, or
+/// a row stream dropped before its end), the connection goes back to the
+/// pool once a ping shows the server has finished that work, within
+/// [`abandoned_grace`](crate::MonitorConfig::abandoned_grace); otherwise
+/// the statement is cancelled on the server and the connection retired.
 pub struct MonitoredConnection<'a, Tls: MakeTls> {
-    conn: Option<bb8::PooledConnection<'a, MonitoredManager<Tls>>>,
+    conn: Option<bb8::PooledConnection<'static, MonitoredManager<Tls>>>,
     start_counts: SessionCounts,
     checked_out: quanta::Instant,
     location: &'static Location<'static>,
+    _pool: std::marker::PhantomData<&'a MonitoredPool<Tls>>,
 }
 
 impl<Tls: MakeTls> fmt::Debug for MonitoredConnection<'_, Tls> {
@@ -474,9 +488,31 @@ impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
             held,
             location: self.location,
         });
+        if conn.needs_settling() {
+            settle_then_return(conn);
+            return;
+        }
         // Dropping the bb8 guard returns the connection to the pool.
         drop(conn);
     }
+}
+
+/// Settles a connection with abandoned work in a task of its own, which
+/// then drops the guard: back to the pool, or retired (see
+/// [`MonitoredClient::settle`]). Outside a runtime, the guard is dropped
+/// at once and the unsettled connection retired (its cancel request, which
+/// needs a runtime too, is skipped).
+#[cold]
+#[inline(never)]
+fn settle_then_return<Tls: MakeTls>(conn: bb8::PooledConnection<'static, MonitoredManager<Tls>>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let grace = conn.pool().sink.config.abandoned_grace;
+    runtime.spawn(async move {
+        conn.settle(grace).await;
+        drop(conn);
+    });
 }
 
 /// A pool's state and its connections.
@@ -498,7 +534,7 @@ pub struct PoolSnapshot {
     /// Connect failures since the last successful connect.
     pub consecutive_connect_failures: u32,
     /// Connections that connected and ran their setup statements (counted
-    /// by [`MonitorCustomizer`]).
+    /// by [`MonitoredManager`]).
     pub connections_set_up: u64,
     /// Every live connection, by id.
     pub open_connections: Vec<ConnectionInfo>,
@@ -528,6 +564,10 @@ pub struct ConnectionInfo {
     pub busy_time: Duration,
     /// Times it was checked out.
     pub checkouts: u64,
+    /// `prepare_cached` calls its cache served.
+    pub prepared_cache_hits: u64,
+    /// `prepare_cached` calls that prepared on the server.
+    pub prepared_cache_misses: u64,
     /// How long the current checkout has held it, if checked out.
     #[serde(rename = "held_for_ms", serialize_with = "crate::units::ser_opt_ms")]
     pub held_for: Option<Duration>,
@@ -552,6 +592,8 @@ impl ConnectionInfo {
             cancelled: c.cancelled.load(Relaxed),
             busy_time: nanos(c.busy_ns.load(Relaxed)),
             checkouts: c.checkouts.load(Relaxed),
+            prepared_cache_hits: c.prepared_hits.load(Relaxed),
+            prepared_cache_misses: c.prepared_misses.load(Relaxed),
             held_for: (since > 0).then(|| {
                 now()
                     .saturating_duration_since(shared.epoch)

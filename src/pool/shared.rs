@@ -1,5 +1,5 @@
-//! The pool's own bookkeeping, shared by its manager, customizer,
-//! connections and checkouts: connection ids and counts, checkouts in use
+//! The pool's own bookkeeping, shared by its manager, connections and
+//! checkouts: connection ids and counts, checkouts in use
 //! and their peak, the connect streak, the canceller; and the funnel's
 //! sink that its events go to.
 
@@ -153,15 +153,32 @@ impl PoolShared {
             .clone()
     }
 
-    /// Adds the monitor's customizer to a bb8 builder and remembers its size.
-    pub(crate) fn attach<M>(self: &Arc<Self>, builder: bb8::Builder<M>, setup: Arc<[String]>) -> bb8::Builder<M>
+    /// Adds the monitor's error sink to a bb8 builder, unless the builder
+    /// has one of its own: bb8 holds one sink, and the monitor's only adds
+    /// a log line to what the manager has already recorded, so a sink the
+    /// application chose is kept. The builder's `connection_customizer`
+    /// is never touched (the manager runs its setup statements itself).
+    pub(crate) fn attach<M>(self: &Arc<Self>, builder: bb8::Builder<M>) -> bb8::Builder<M>
     where
-        M: bb8::ManageConnection<Connection = super::MonitoredClient, Error = tokio_postgres::Error>,
+        M: bb8::ManageConnection<Connection = super::MonitoredClient, Error = tokio_postgres::Error> + fmt::Debug,
     {
-        builder
-            .connection_customizer(Box::new(super::manager::MonitorCustomizer::new(self.clone(), setup)))
-            .error_sink(Box::new(super::manager::MonitorErrorSink::new(self.clone())))
+        if has_own_error_sink(&builder) {
+            return builder;
+        }
+        builder.error_sink(Box::new(super::manager::MonitorErrorSink::new(self.clone())))
     }
+}
+
+/// Whether a bb8 builder holds an error sink other than bb8's default.
+///
+/// bb8 gives no getter; its builder's `Debug` names the sink, and the
+/// default is `NopErrorSink` (a unit struct). A test pins this reading to
+/// the bb8 in use.
+pub(crate) fn has_own_error_sink<M>(builder: &bb8::Builder<M>) -> bool
+where
+    M: bb8::ManageConnection<Connection: fmt::Debug> + fmt::Debug,
+{
+    !format!("{builder:?}").contains("error_sink: NopErrorSink")
 }
 
 /// One pooled connection's identity and counts.
@@ -174,9 +191,19 @@ pub(crate) struct ConnStats {
     pub(crate) cancelled: AtomicU64,
     pub(crate) busy_ns: AtomicU64,
     pub(crate) checkouts: AtomicU64,
-    /// Set when the connection must not be reused (a statement was
-    /// abandoned, or failed with a connection-ending error).
+    /// `prepare_cached` calls served from the connection's cache, and not.
+    pub(crate) prepared_hits: AtomicU64,
+    pub(crate) prepared_misses: AtomicU64,
+    /// Set when the connection must not be reused (a connection-ending
+    /// error, or abandoned work the server was still running at the end of
+    /// the grace).
     pub(crate) broken: AtomicBool,
+    /// A statement was abandoned (its future dropped before its answer, or
+    /// its stream before its end): the server may still be running it. Its
+    /// checkout's return settles the connection (see
+    /// [`MonitoredClient::settle`](super::MonitoredClient::settle)); one
+    /// returned unsettled is retired.
+    pub(crate) unsettled: AtomicBool,
     /// Set when a statement reported the end of this connection (a
     /// connection-ending error): its background task's error, if any, is the
     /// same incident seen again.
@@ -239,7 +266,10 @@ impl ConnStats {
             cancelled: AtomicU64::new(0),
             busy_ns: AtomicU64::new(0),
             checkouts: AtomicU64::new(0),
+            prepared_hits: AtomicU64::new(0),
+            prepared_misses: AtomicU64::new(0),
             broken: AtomicBool::new(false),
+            unsettled: AtomicBool::new(false),
             end_reported: AtomicBool::new(false),
             checked_out: AtomicU64::new(0),
             streams_open: AtomicU32::new(0),
@@ -270,10 +300,29 @@ impl ConnStats {
             Outcome::Failed(error) => self.failed(error, pool),
             Outcome::Cancelled => {
                 bump(&self.cancelled, 1);
-                self.broken.store(true, Relaxed);
-                self.cancel_wanted.store(true, SeqCst);
+                self.abandoned();
             }
         }
+    }
+
+    /// A statement was abandoned: the connection is to be settled before
+    /// it is reused, and a cancel request is due if it is retired with
+    /// that work still running.
+    pub(crate) fn abandoned(&self) {
+        self.unsettled.store(true, Relaxed);
+        self.cancel_wanted.store(true, SeqCst);
+    }
+
+    /// The abandoned work is over (a ping answered after it): no cancel
+    /// request is due.
+    pub(crate) fn settled(&self) {
+        self.cancel_wanted.store(false, SeqCst);
+        self.unsettled.store(false, Relaxed);
+    }
+
+    /// Takes the due cancel request, if any: true once.
+    pub(crate) fn take_cancel(&self) -> bool {
+        self.cancel_wanted.swap(false, SeqCst)
     }
 
     /// A statement failed. If the failure ends the connection, the
@@ -306,7 +355,7 @@ impl ConnStats {
         if client {
             self.client_gone.store(true, SeqCst);
         }
-        self.client_gone.load(SeqCst) && self.streams_open.load(SeqCst) == 0 && self.cancel_wanted.swap(false, SeqCst)
+        self.client_gone.load(SeqCst) && self.streams_open.load(SeqCst) == 0 && self.take_cancel()
     }
 
     /// Remembers who checks the connection out: the request's route id
@@ -362,4 +411,45 @@ pub(crate) struct SessionCounts {
     pub(crate) errors: u64,
     pub(crate) cancelled: u64,
     pub(crate) busy_ns: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_own_error_sink;
+
+    #[derive(Debug)]
+    struct Never;
+
+    impl bb8::ManageConnection for Never {
+        type Connection = ();
+        type Error = std::io::Error;
+        async fn connect(&self) -> Result<(), std::io::Error> {
+            Err(std::io::ErrorKind::Unsupported.into())
+        }
+        async fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> {
+            Ok(())
+        }
+        fn has_broken(&self, _: &mut ()) -> bool {
+            false
+        }
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    struct Mine;
+
+    impl bb8::ErrorSink<std::io::Error> for Mine {
+        fn sink(&self, _: std::io::Error) {}
+        fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<std::io::Error>> {
+            Box::new(*self)
+        }
+    }
+
+    #[test]
+    fn an_error_sink_of_the_application_is_seen_on_the_builder() {
+        assert!(!has_own_error_sink(&bb8::Pool::<Never>::builder()));
+        assert!(has_own_error_sink(
+            &bb8::Pool::<Never>::builder().error_sink(Box::new(Mine))
+        ));
+        assert!(!has_own_error_sink(&bb8::Pool::<Never>::builder().max_size(3)));
+    }
 }

@@ -26,15 +26,40 @@ pub(crate) enum Counting {
 
 pin_project! {
     /// A stream of rows (or messages, or copy data) whose statement is timed
-    /// until the stream ends, and reported as cancelled if it is dropped
-    /// before the end (which, as for any abandoned statement, retires the
-    /// connection and sends a cancel request).
+    /// until the stream ends.
+    ///
+    /// Dropped before its end (the first row read, the rest not wanted),
+    /// the statement is recorded as finished with the rows read so far and
+    /// counted as ended early
+    /// ([`STREAMS_ENDED_EARLY`](crate::names::STREAMS_ENDED_EARLY)), as
+    /// tokio-postgres reads and drops the rest of the answer. The
+    /// connection goes back to the pool once the server has finished
+    /// (within [`abandoned_grace`](crate::MonitorConfig::abandoned_grace));
+    /// a statement still running then is cancelled and its connection
+    /// retired.
     pub struct MonitoredStream<S> {
         #[pin]
         pub(crate) inner: S,
         pub(crate) flight: Option<InFlight<'static>>,
         pub(crate) rows: u64,
         pub(crate) counting: Counting,
+    }
+
+    impl<S> PinnedDrop for MonitoredStream<S> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(mut flight) = this.flight.take() {
+                flight.ended_early(rows_of(*this.counting, *this.rows));
+            }
+        }
+    }
+}
+
+/// The rows a stream's statement reports, having counted `rows`.
+fn rows_of(counting: Counting, rows: u64) -> Rows {
+    match counting {
+        Counting::Nothing => Rows::Unknown,
+        _ => Rows::Returned(rows),
     }
 }
 
@@ -83,11 +108,7 @@ where
             }
             None => {
                 if let Some(mut flight) = this.flight.take() {
-                    let rows = match this.counting {
-                        Counting::Nothing => Rows::Unknown,
-                        _ => Rows::Returned(*this.rows),
-                    };
-                    flight.finish(Outcome::Ok(rows));
+                    flight.finish(Outcome::Ok(rows_of(*this.counting, *this.rows)));
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
 
 use quanta::Instant;
 use tokio_postgres::types::{BorrowToSql, ToSql, Type};
@@ -76,6 +77,10 @@ struct TxGuard<'a> {
     ctx: &'a ConnCtx,
     start: Instant,
     span: Span,
+    /// The connection's failed statements when the transaction began: a
+    /// transaction dropped after one of its own failed is `failed`, not
+    /// `abandoned`.
+    errors_before: u64,
     done: bool,
 }
 
@@ -94,7 +99,12 @@ impl TxGuard<'_> {
 
 impl Drop for TxGuard<'_> {
     fn drop(&mut self) {
-        self.end(TxOutcome::Abandoned);
+        let failed = self.ctx.stats.errors.load(Relaxed) != self.errors_before;
+        self.end(if failed {
+            TxOutcome::Failed
+        } else {
+            TxOutcome::Abandoned
+        });
     }
 }
 
@@ -133,6 +143,7 @@ impl<'a> MonitoredTransaction<'a> {
                     ctx,
                     start,
                     span,
+                    errors_before: ctx.stats.errors.load(Relaxed),
                     done: false,
                 },
             }),
@@ -168,6 +179,27 @@ impl<'a> MonitoredTransaction<'a> {
     /// Like [`prepare`](Self::prepare), with parameter types.
     pub async fn prepare_typed(&self, query: &str, types: &[Type]) -> Result<MonitoredStatement, Error> {
         self.ctx.prepare_typed(self.via(), query, types).await
+    }
+
+    /// Like [`prepare`](Self::prepare), but from the connection's cache of
+    /// prepared statements (as deadpool-postgres's `prepare_cached`): the
+    /// first call for a text prepares it on the server, later calls on the
+    /// same connection reuse it without a round trip.
+    ///
+    /// The cache holds at most
+    /// [`prepared_cache_size`](crate::MonitorConfig::prepared_cache_size)
+    /// statements per connection (the least recently used is closed past
+    /// it). Hits and misses are counted
+    /// ([`PREPARED_CACHE`](crate::names::PREPARED_CACHE), and per
+    /// connection in [`ConnectionInfo`](crate::ConnectionInfo)).
+    pub async fn prepare_cached(&self, query: &str) -> Result<MonitoredStatement, Error> {
+        self.prepare_typed_cached(query, &[]).await
+    }
+
+    /// Like [`prepare_cached`](Self::prepare_cached), with parameter types
+    /// (part of the cache's key).
+    pub async fn prepare_typed_cached(&self, query: &str, types: &[Type]) -> Result<MonitoredStatement, Error> {
+        self.ctx.prepare_typed_cached(self.via(), query, types).await
     }
 
     /// Runs a statement and returns its rows. See `tokio_postgres::Client::query`.
