@@ -6,7 +6,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use db_monitor::names::{CONNECTION_TIMEOUTS, CONNECTION_WAIT_TIME, ERRORS, OPERATIONS_CANCELLED, OPERATION_DURATION};
+use db_monitor::names::{
+    ABANDONED_CONNECTIONS, CANCEL_REQUESTS, CONNECTION_TIMEOUTS, CONNECTION_WAIT_TIME, ERRORS, OPERATIONS_CANCELLED,
+    OPERATION_DURATION, STREAMS_ENDED_EARLY,
+};
 use db_monitor::stats::ErrorSource;
 use db_monitor::tokio_postgres::IsolationLevel;
 use db_monitor::{ErrorKind, MonitorConfig};
@@ -395,8 +398,12 @@ async fn an_abandoned_statement_retires_its_connection_and_is_cancelled_on_the_s
     );
 }
 
+/// A stream dropped while the server is still sending (ten million rows)
+/// is a finished statement with the rows its reader took, and ended early;
+/// past the grace the server is still at it, so the statement is cancelled
+/// there and its connection retired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_row_stream_dropped_before_its_end_counts_as_abandoned() {
+async fn a_row_stream_dropped_while_the_server_still_sends_is_cancelled_there() {
     use futures_util::StreamExt;
     let (monitor, rec) = monitor(MonitorConfig::default());
     let pool = pool(&monitor, "stream", 1).await;
@@ -411,16 +418,21 @@ async fn a_row_stream_dropped_before_its_end_counts_as_abandoned() {
         }
     }
     drop(conn);
-    assert_eq!(rec.counter(OPERATIONS_CANCELLED, &[("db_query_summary", "SELECT")]), 1);
+    assert_eq!(rec.counter(STREAMS_ENDED_EARLY, &[]), 1);
+    assert_eq!(rec.counter(OPERATIONS_CANCELLED, &[]), 0);
     let stats = pool.query_stats();
     let entry = stats
         .iter()
         .find(|q| q.normalized == "SELECT g FROM generate_series(?, ?) g")
         .unwrap();
-    assert_eq!((entry.calls, entry.cancelled), (1, 1));
-    // The connection with ten million rows still in flight is not reused.
+    assert_eq!((entry.calls, entry.cancelled, entry.rows), (1, 0, 10));
+    // The connection with ten million rows still in flight is not reused...
     let next = pool.get().await.unwrap();
     assert_ne!(next.connection_id(), first_id);
+    // ...and the server was told to stop.
+    assert_eq!(rec.counter(ABANDONED_CONNECTIONS, &[("outcome", "retired")]), 1);
+    let sent = [("outcome", "sent")];
+    assert!(eventually(Duration::from_secs(5), || rec.counter(CANCEL_REQUESTS, &sent) == 1).await);
     // A stream read to its end is a finished statement with its row count.
     let all: Vec<_> = next
         .query_raw("SELECT g FROM generate_series(1, 5) g", std::iter::empty::<i32>())
@@ -434,7 +446,8 @@ async fn a_row_stream_dropped_before_its_end_counts_as_abandoned() {
         .iter()
         .find(|q| q.normalized == "SELECT g FROM generate_series(?, ?) g")
         .unwrap();
-    assert_eq!((entry.calls, entry.cancelled, entry.rows), (2, 1, 5));
+    assert_eq!((entry.calls, entry.cancelled, entry.rows), (2, 0, 15));
+    assert_eq!(rec.counter(STREAMS_ENDED_EARLY, &[]), 1);
 }
 
 /// A statement abandoned just after it was sent ends on the server at
@@ -623,7 +636,12 @@ async fn cancel_requests_are_capped_and_time_out_under_a_partition() {
             &[("db_client_connection_pool_name", "cancel_cap"), ("outcome", outcome)],
         )
     };
-    assert_eq!(outcome("skipped"), 4, "past four in progress, none is started");
+    // Each connection is settled past the grace, still sleeping: retired,
+    // with a cancel request.
+    assert!(
+        eventually(Duration::from_secs(2), || outcome("skipped") == 4).await,
+        "past four in progress, none is started"
+    );
     assert!(
         eventually(Duration::from_secs(8), || outcome("timed_out") == 4).await,
         "sent {}, failed {}, timed out {}",

@@ -1,0 +1,252 @@
+//! A small application written the way bb8-postgres services are written,
+//! moved onto the monitored pool: its own `connection_customizer`, a
+//! `query_raw` stream read for its first row and dropped, a per-connection
+//! statement cache (`prepare_cached`), data-access functions generic over
+//! the client, and a transaction dropped after a failed statement. Run on
+//! real PostgreSQL, it must behave as it did on tokio-postgres alone, and
+//! the monitor must say what happened.
+
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use db_monitor::names::{
+    ABANDONED_CONNECTIONS, CANCEL_REQUESTS, OPERATIONS_CANCELLED, PREPARED_CACHE, STREAMS_ENDED_EARLY,
+    TRANSACTION_DURATION,
+};
+use db_monitor::tokio_postgres::{Error, NoTls};
+use db_monitor::{GenericClient, MonitorConfig, MonitoredClient, MonitoredPool, MonitoredStatement};
+use futures_util::StreamExt;
+use support::pg::shared_config;
+use support::{eventually, monitor, unique, Recorded};
+
+/// The application's customizer: every connection searches its schema.
+#[derive(Debug)]
+struct SearchPath(String);
+
+impl db_monitor::bb8::CustomizeConnection<MonitoredClient, Error> for SearchPath {
+    fn on_acquire<'a>(
+        &'a self,
+        conn: &'a mut MonitoredClient,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
+        Box::pin(async move { conn.batch_execute(&format!("SET search_path = {}, public", self.0)).await })
+    }
+}
+
+/// The application's data access, generic over the client as such code is.
+mod store {
+    use super::*;
+
+    pub(crate) async fn story_title(db: &impl GenericClient, id: i32) -> Result<Option<String>, Error> {
+        let row = db.query_opt("SELECT title FROM stories WHERE id = $1", &[&id]).await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// The first story from `id` on: the stream is read for one row and
+    /// dropped, the rest left to the driver.
+    pub(crate) async fn first_story_from(db: &impl GenericClient, id: i32) -> Result<Option<String>, Error> {
+        let rows = db
+            .query_raw("SELECT title FROM stories WHERE id >= $1 ORDER BY id", [id])
+            .await?;
+        let mut rows = std::pin::pin!(rows);
+        Ok(match rows.next().await {
+            Some(row) => Some(row?.get(0)),
+            None => None,
+        })
+    }
+
+    pub(crate) async fn story_title_prepared(
+        db: &impl GenericClient,
+        statement: &MonitoredStatement,
+        id: i32,
+    ) -> Result<String, Error> {
+        Ok(db.query_one(statement, &[&id]).await?.get(0))
+    }
+
+    pub(crate) async fn add_story(db: &impl GenericClient, id: i32, title: &str) -> Result<u64, Error> {
+        db.execute("INSERT INTO stories (id, title) VALUES ($1, $2)", &[&id, &title])
+            .await
+    }
+}
+
+/// A pool built as the application builds it: its own bb8 builder with its
+/// customizer, two connections at most.
+async fn app_pool(config: MonitorConfig, name: &str) -> (MonitoredPool<NoTls>, std::sync::Arc<Recorded>, String) {
+    let schema = unique("adoption");
+    let (client, connection) = shared_config().connect(NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; CREATE TABLE {schema}.stories (id int PRIMARY KEY, title text NOT NULL); \
+             INSERT INTO {schema}.stories SELECT g, 'story ' || g FROM generate_series(1, 200) g"
+        ))
+        .await
+        .expect("schema");
+    let (monitor, rec) = monitor(config);
+    let builder = db_monitor::bb8::Pool::builder()
+        .max_size(2)
+        .connection_timeout(Duration::from_secs(5))
+        .connection_customizer(Box::new(SearchPath(schema.clone())));
+    let pool = monitor
+        .pool(monitor.manager(name, shared_config(), NoTls), builder)
+        .await
+        .expect("pool");
+    (pool, rec, schema)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_read_in_part_keeps_its_connection_and_sends_no_cancel() {
+    let (pool, rec, _schema) = app_pool(MonitorConfig::default(), "adoption_stream").await;
+    for i in 1..=60 {
+        let conn = pool.get().await.unwrap();
+        let title = store::first_story_from(&*conn, i).await.unwrap();
+        assert_eq!(title.as_deref(), Some(&*format!("story {i}")));
+    }
+    // The last return's settling runs in a task of its own.
+    assert!(eventually(Duration::from_secs(5), || rec.counter(ABANDONED_CONNECTIONS, &[]) == 60).await);
+    assert_eq!(rec.counter(ABANDONED_CONNECTIONS, &[("outcome", "kept")]), 60);
+    assert_eq!(rec.counter(CANCEL_REQUESTS, &[]), 0, "{}", rec.dump(CANCEL_REQUESTS));
+    assert_eq!(rec.counter(STREAMS_ENDED_EARLY, &[]), 60);
+    assert_eq!(rec.counter(OPERATIONS_CANCELLED, &[]), 0);
+    let stats = pool.inner().state().statistics;
+    assert_eq!(stats.connections_closed_broken, 0);
+    assert_eq!(stats.connections_closed_invalid, 0);
+    assert!(stats.connections_created <= 2, "{stats:?}");
+    // The statement is there, as finished, with the rows its reader took.
+    let entry = pool
+        .query_stats()
+        .into_iter()
+        .find(|q| q.normalized == "SELECT title FROM stories WHERE id >= ? ORDER BY id")
+        .expect("the statement is in the performance data");
+    assert_eq!((entry.calls, entry.cancelled, entry.errors, entry.rows), (60, 0, 0, 60));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applications_customizer_runs_on_every_connection() {
+    let (pool, _rec, schema) = app_pool(MonitorConfig::default(), "adoption_customizer").await;
+    let a = pool.get().await.unwrap();
+    let b = pool.get().await.unwrap();
+    for conn in [&a, &b] {
+        let path: String = conn.query_one_scalar("SHOW search_path", &[]).await.unwrap();
+        assert!(path.starts_with(&schema), "{path}");
+        // Unqualified names find the schema's table.
+        assert_eq!(
+            store::story_title(&**conn, 7).await.unwrap().as_deref(),
+            Some("story 7")
+        );
+    }
+    // The customizer's own statement is recorded like any other.
+    assert!(pool.query_stats().iter().any(|q| q.normalized.starts_with("SET search_path")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepare_cached_prepares_each_text_once_per_connection() {
+    let (pool, rec, _schema) = app_pool(MonitorConfig::default().prepared_cache_size(2), "adoption_cache").await;
+    let conn = pool.get().await.unwrap();
+    let sql = "SELECT title FROM stories WHERE id = $1";
+    for id in 1..=5 {
+        let statement = conn.prepare_cached(sql).await.unwrap();
+        assert_eq!(
+            store::story_title_prepared(&*conn, &statement, id).await.unwrap(),
+            format!("story {id}")
+        );
+    }
+    let on_server = "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1";
+    assert_eq!(conn.raw().query_one(on_server, &[&sql]).await.unwrap().get::<_, i64>(0), 1);
+    assert_eq!(rec.counter(PREPARED_CACHE, &[("result", "hit")]), 4);
+    assert_eq!(rec.counter(PREPARED_CACHE, &[("result", "miss")]), 1);
+    let info = pool
+        .snapshot()
+        .open_connections
+        .into_iter()
+        .find(|c| c.id == conn.connection_id())
+        .unwrap();
+    assert_eq!((info.prepared_cache_hits, info.prepared_cache_misses), (4, 1));
+
+    // Bounded: a third text evicts the least recently used, which the
+    // server then closes.
+    conn.prepare_cached(sql).await.unwrap();
+    conn.prepare_cached("SELECT 2").await.unwrap();
+    conn.prepare_cached("SELECT 3").await.unwrap();
+    assert_eq!(conn.prepared_cache_len(), 2);
+    let closed = || async {
+        // The close is sent with the next request.
+        conn.raw().query_one(on_server, &[&sql]).await.unwrap().get::<_, i64>(0)
+    };
+    assert_eq!(closed().await, 0, "the evicted statement is closed on the server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_generic_function_serves_monitored_and_raw_clients() {
+    let (pool, _rec, schema) = app_pool(MonitorConfig::default(), "adoption_generic").await;
+    let mut conn = pool.get().await.unwrap();
+    assert_eq!(store::story_title(&*conn, 3).await.unwrap().as_deref(), Some("story 3"));
+    let tx = conn.transaction().await.unwrap();
+    assert_eq!(store::add_story(&tx, 1001, "in a monitored transaction").await.unwrap(), 1);
+    assert_eq!(store::first_story_from(&tx, 1001).await.unwrap().as_deref(), Some("in a monitored transaction"));
+    tx.commit().await.unwrap();
+
+    let (mut raw, connection) = shared_config().connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    raw.batch_execute(&format!("SET search_path = {schema}")).await.unwrap();
+    assert_eq!(store::story_title(&raw, 1001).await.unwrap().as_deref(), Some("in a monitored transaction"));
+    let raw_tx = raw.transaction().await.unwrap();
+    assert_eq!(store::add_story(&raw_tx, 1002, "in a raw transaction").await.unwrap(), 1);
+    assert_eq!(store::first_story_from(&raw_tx, 1002).await.unwrap().as_deref(), Some("in a raw transaction"));
+    raw_tx.commit().await.unwrap();
+
+    // Only the monitored calls were recorded.
+    let stats = pool.query_stats();
+    let calls = |text: &str| stats.iter().find(|q| q.normalized == text).map_or(0, |q| q.calls);
+    assert_eq!(calls("SELECT title FROM stories WHERE id = ?"), 1);
+    assert_eq!(calls("INSERT INTO stories(id, title) VALUES (...)"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_dropped_after_a_failure_is_failed() {
+    let (pool, rec, _schema) = app_pool(MonitorConfig::default(), "adoption_tx").await;
+    let mut conn = pool.get().await.unwrap();
+    {
+        let tx = conn.transaction().await.unwrap();
+        let duplicate = store::add_story(&tx, 1, "again").await;
+        assert!(duplicate.is_err(), "story 1 exists");
+        // Dropped here: tokio-postgres rolls it back.
+    }
+    {
+        let tx = conn.transaction().await.unwrap();
+        store::story_title(&tx, 1).await.unwrap();
+        // Dropped with nothing failed: abandoned.
+    }
+    assert_eq!(rec.count(TRANSACTION_DURATION, &[("outcome", "failed")]), 1);
+    assert_eq!(rec.count(TRANSACTION_DURATION, &[("outcome", "abandoned")]), 1);
+    // The connection is fine afterwards.
+    assert_eq!(store::story_title(&*conn, 2).await.unwrap().as_deref(), Some("story 2"));
+}
+
+/// A request that gives up on a statement the server answers at once (its
+/// future dropped after one poll) leaves nothing running: the connection is
+/// kept, and no cancel request goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_abandoned_after_the_server_answered_keeps_its_connection() {
+    let (pool, rec, _schema) = app_pool(MonitorConfig::default(), "adoption_quick").await;
+    let conn = pool.get().await.unwrap();
+    let id = conn.connection_id();
+    let mut abandoned = 0;
+    while abandoned < 5 {
+        let quick = conn.simple_query("SELECT 1");
+        let mut quick = std::pin::pin!(quick);
+        if futures_util::poll!(quick.as_mut()).is_pending() {
+            abandoned += 1;
+        }
+    }
+    drop(conn);
+    assert!(eventually(Duration::from_secs(5), || rec.counter(ABANDONED_CONNECTIONS, &[]) == 1).await);
+    assert_eq!(rec.counter(ABANDONED_CONNECTIONS, &[("outcome", "kept")]), 1);
+    assert_eq!(rec.counter(OPERATIONS_CANCELLED, &[]), 5);
+    let again = pool.get().await.unwrap();
+    assert_eq!(again.connection_id(), id, "the connection went back to the pool");
+    assert_eq!(again.query_one_scalar::<i32, _>("SELECT 2", &[]).await.unwrap(), 2);
+    assert_eq!(rec.counter(CANCEL_REQUESTS, &[]), 0);
+}
