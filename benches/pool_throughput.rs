@@ -26,10 +26,11 @@
 //! `POOL_BENCH_AA=1` puts a second plain pool in the monitored pool's place
 //! (an A/A run: the method's own bias).
 
+#[path = "support/paired.rs"]
+mod paired;
 #[path = "../tests/support/pg.rs"]
 mod pg;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,58 +43,6 @@ const LEVELS: [usize; 3] = [1, 4, 16];
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Runs `tasks` loops for `length`, each doing one operation on each pool
-/// in turn (the order alternating), and returns the time spent in each
-/// pool's operations and how many pairs ran. Pairing the pools operation by
-/// operation on the same task keeps the scheduler's placement of tasks,
-/// connection tasks and backends from favouring either pool (an A/A run of
-/// whole rounds per pool showed 4% between two identical pools at one
-/// task).
-async fn run<R, RF, M, MF>(tasks: usize, length: Duration, raw_op: R, mon_op: M) -> (Duration, Duration, u64)
-where
-    R: Fn() -> RF + Clone + Send + 'static,
-    RF: std::future::Future<Output = ()> + Send,
-    M: Fn() -> MF + Clone + Send + 'static,
-    MF: std::future::Future<Output = ()> + Send,
-{
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut handles = Vec::new();
-    for _ in 0..tasks {
-        let (raw_op, mon_op, stop) = (raw_op.clone(), mon_op.clone(), stop.clone());
-        handles.push(tokio::spawn(async move {
-            let (mut raw, mut mon, mut pairs) = (Duration::ZERO, Duration::ZERO, 0u64);
-            while !stop.load(Ordering::Relaxed) {
-                let t0 = Instant::now();
-                if pairs % 2 == 0 {
-                    raw_op().await;
-                    let t1 = Instant::now();
-                    mon_op().await;
-                    raw += t1 - t0;
-                    mon += t1.elapsed();
-                } else {
-                    mon_op().await;
-                    let t1 = Instant::now();
-                    raw_op().await;
-                    mon += t1 - t0;
-                    raw += t1.elapsed();
-                }
-                pairs += 1;
-            }
-            (raw, mon, pairs)
-        }));
-    }
-    tokio::time::sleep(length).await;
-    stop.store(true, Ordering::Relaxed);
-    let (mut raw, mut mon, mut pairs) = (Duration::ZERO, Duration::ZERO, 0);
-    for h in handles {
-        let (r, m, p) = h.await.unwrap();
-        raw += r;
-        mon += m;
-        pairs += p;
-    }
-    (raw, mon, pairs)
 }
 
 /// Both pools' settings: `max` connections, all opened up front.
@@ -202,7 +151,7 @@ async fn compare(
                     }
                 }
             };
-            let (raw_time, mon_time, pairs) = run(tasks, length, raw_op, mon_op).await;
+            let (raw_time, mon_time, pairs) = paired::run(tasks, length, raw_op, mon_op).await;
             // Operations per second of each pool's own time, times the
             // tasks that ran them.
             let rate = |time: Duration| pairs as f64 / time.as_secs_f64().max(1e-9) * tasks as f64;

@@ -31,7 +31,10 @@ impl db_monitor::bb8::CustomizeConnection<MonitoredClient, Error> for SearchPath
         &'a self,
         conn: &'a mut MonitoredClient,
     ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
-        Box::pin(async move { conn.batch_execute(&format!("SET search_path = {}, public", self.0)).await })
+        Box::pin(async move {
+            conn.batch_execute(&format!("SET search_path = {}, public", self.0))
+                .await
+        })
     }
 }
 
@@ -100,8 +103,14 @@ async fn app_pool(config: MonitorConfig, name: &str) -> (MonitoredPool<NoTls>, s
 async fn a_stream_read_in_part_keeps_its_connection_and_sends_no_cancel() {
     let (pool, rec, _schema) = app_pool(MonitorConfig::default(), "adoption_stream").await;
     for i in 1..=60 {
-        let conn = pool.get().await.unwrap();
-        let title = store::first_story_from(&*conn, i).await.unwrap();
+        // As a web framework runs a handler: boxed as `dyn Future + Send`
+        // (axum's handlers are), on a task of its own.
+        let pool = pool.clone();
+        let handler: Pin<Box<dyn Future<Output = Option<String>> + Send>> = Box::pin(async move {
+            let conn = pool.get().await.unwrap();
+            store::first_story_from(&*conn, i).await.unwrap()
+        });
+        let title = tokio::spawn(handler).await.unwrap();
         assert_eq!(title.as_deref(), Some(&*format!("story {i}")));
     }
     // The last return's settling runs in a task of its own.
@@ -138,7 +147,10 @@ async fn the_applications_customizer_runs_on_every_connection() {
         );
     }
     // The customizer's own statement is recorded like any other.
-    assert!(pool.query_stats().iter().any(|q| q.normalized.starts_with("SET search_path")));
+    assert!(pool
+        .query_stats()
+        .iter()
+        .any(|q| q.normalized.starts_with("SET search_path")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +166,10 @@ async fn prepare_cached_prepares_each_text_once_per_connection() {
         );
     }
     let on_server = "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1";
-    assert_eq!(conn.raw().query_one(on_server, &[&sql]).await.unwrap().get::<_, i64>(0), 1);
+    assert_eq!(
+        conn.raw().query_one(on_server, &[&sql]).await.unwrap().get::<_, i64>(0),
+        1
+    );
     assert_eq!(rec.counter(PREPARED_CACHE, &[("result", "hit")]), 4);
     assert_eq!(rec.counter(PREPARED_CACHE, &[("result", "miss")]), 1);
     let info = pool
@@ -184,17 +199,32 @@ async fn one_generic_function_serves_monitored_and_raw_clients() {
     let mut conn = pool.get().await.unwrap();
     assert_eq!(store::story_title(&*conn, 3).await.unwrap().as_deref(), Some("story 3"));
     let tx = conn.transaction().await.unwrap();
-    assert_eq!(store::add_story(&tx, 1001, "in a monitored transaction").await.unwrap(), 1);
-    assert_eq!(store::first_story_from(&tx, 1001).await.unwrap().as_deref(), Some("in a monitored transaction"));
+    assert_eq!(
+        store::add_story(&tx, 1001, "in a monitored transaction").await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store::first_story_from(&tx, 1001).await.unwrap().as_deref(),
+        Some("in a monitored transaction")
+    );
     tx.commit().await.unwrap();
 
     let (mut raw, connection) = shared_config().connect(NoTls).await.unwrap();
     tokio::spawn(connection);
     raw.batch_execute(&format!("SET search_path = {schema}")).await.unwrap();
-    assert_eq!(store::story_title(&raw, 1001).await.unwrap().as_deref(), Some("in a monitored transaction"));
+    assert_eq!(
+        store::story_title(&raw, 1001).await.unwrap().as_deref(),
+        Some("in a monitored transaction")
+    );
     let raw_tx = raw.transaction().await.unwrap();
-    assert_eq!(store::add_story(&raw_tx, 1002, "in a raw transaction").await.unwrap(), 1);
-    assert_eq!(store::first_story_from(&raw_tx, 1002).await.unwrap().as_deref(), Some("in a raw transaction"));
+    assert_eq!(
+        store::add_story(&raw_tx, 1002, "in a raw transaction").await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store::first_story_from(&raw_tx, 1002).await.unwrap().as_deref(),
+        Some("in a raw transaction")
+    );
     raw_tx.commit().await.unwrap();
 
     // Only the monitored calls were recorded.

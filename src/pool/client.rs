@@ -87,7 +87,7 @@ impl MonitoredClient {
         let stats = &self.inner.ctx.stats;
         self.inner.client.is_closed()
             || stats.broken.load(Relaxed)
-            || stats.unsettled.load(Relaxed)
+            || stats.unsettled()
             || stats.streams_open.load(Relaxed) > 0
     }
 
@@ -96,11 +96,29 @@ impl MonitoredClient {
     /// from the pool (no stream open, not closed or broken).
     pub(crate) fn needs_settling(&self) -> bool {
         let stats = &self.inner.ctx.stats;
-        stats.unsettled.load(Relaxed)
+        stats.unsettled()
             && stats.streams_open.load(Relaxed) == 0
             && !stats.broken.load(Relaxed)
             && !self.inner.client.is_closed()
     }
+
+    /// Whether the settling ping answered less than
+    /// [`PING_BYPASS`](Self::PING_BYPASS) ago (then true once): bb8's
+    /// validity check on the next checkout need not ping again, as
+    /// HikariCP skips the check for a connection used within its
+    /// `aliveBypassWindowMs`.
+    pub(crate) fn pinged_just_now(&self) -> bool {
+        let ctx = &self.inner.ctx;
+        let at = ctx.stats.pinged_at.swap(0, Relaxed);
+        if at == 0 {
+            return false;
+        }
+        let now = crate::units::saturating_nanos(crate::units::now().saturating_duration_since(ctx.pool.epoch));
+        now.saturating_sub(at - 1) < crate::units::saturating_nanos(Self::PING_BYPASS)
+    }
+
+    /// How recent a settling ping stands in for the validity check.
+    pub(crate) const PING_BYPASS: std::time::Duration = std::time::Duration::from_millis(500);
 
     /// Settles a connection on which a statement was abandoned, before it
     /// goes back to the pool: an empty query queued behind that work
@@ -123,6 +141,9 @@ impl MonitoredClient {
         match ping {
             Some(Ok(_)) => {
                 ctx.stats.settled();
+                let since = crate::units::now().saturating_duration_since(ctx.pool.epoch);
+                let since = crate::units::saturating_nanos(since).saturating_add(1);
+                ctx.stats.pinged_at.store(since, Relaxed);
                 metrics.abandoned[0].increment(1);
             }
             // The connection failed: its background task reports how.

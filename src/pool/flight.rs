@@ -187,6 +187,9 @@ pin_project! {
         start: Option<Instant>,
         // Opened at the first poll.
         span: Option<Span>,
+        // The connection's abandoned statements at the first poll: an
+        // answer shows the server is past them.
+        seen: u64,
         rows: fn(&T) -> Rows,
     }
 
@@ -215,6 +218,7 @@ where
             None => {
                 let start = now();
                 *this.start = Some(start);
+                *this.seen = this.ctx.stats.abandons.load(Relaxed);
                 *this.span = this.ctx.open_span(*this.parent);
                 start
             }
@@ -225,6 +229,9 @@ where
             Ok(value) => Outcome::Ok((this.rows)(value)),
             Err(e) => Outcome::Failed(e),
         };
+        if server_answered(&outcome) {
+            this.ctx.stats.answered_after(*this.seen);
+        }
         statement_ended(
             &this.ctx.pool,
             &this.ctx.stats,
@@ -283,17 +290,34 @@ pub(crate) struct InFlight<'a> {
     query: QueryRef<'a>,
     span: Option<Span>,
     start: Instant,
+    /// As [`Timed`]'s: the connection's abandoned statements at the start.
+    seen: u64,
     done: bool,
+}
+
+/// Whether the server answered the statement (rows, or an error of its
+/// own), which it does only once it is past every statement sent before.
+/// A client-side failure (a parameter that would not encode) may never
+/// have reached it.
+#[inline]
+fn server_answered(outcome: &Outcome<'_>) -> bool {
+    match outcome {
+        Outcome::Ok(_) => true,
+        Outcome::Failed(e) => e.as_db_error().is_some(),
+        Outcome::Cancelled => false,
+    }
 }
 
 impl<'a> InFlight<'a> {
     fn start(ctx: CtxRef<'a>, query: QueryRef<'a>, span: Option<Span>) -> Self {
         ctx.stats.streams_open.fetch_add(1, SeqCst);
+        let seen = ctx.stats.abandons.load(Relaxed);
         InFlight {
             ctx,
             query,
             span,
             start: now(),
+            seen,
             done: false,
         }
     }
@@ -303,6 +327,9 @@ impl<'a> InFlight<'a> {
             return;
         }
         self.done = true;
+        if server_answered(&outcome) {
+            self.ctx.stats.answered_after(self.seen);
+        }
         self.report(outcome);
         self.let_go();
     }
@@ -417,6 +444,7 @@ impl ConnCtx {
             query,
             start: None,
             span: None,
+            seen: 0,
             rows,
         }
     }

@@ -53,7 +53,7 @@ mod sealed {
 /// ```
 pub trait GenericClient: sealed::Sealed + Sync {
     /// The stream [`query_raw`](Self::query_raw) returns.
-    type RowStream: Stream<Item = Result<Row, Error>> + Send;
+    type RowStream: Stream<Item = Result<Row, Error>> + Send + 'static;
 
     /// Runs a statement and returns its rows.
     fn query<'a, T>(
@@ -87,11 +87,11 @@ pub trait GenericClient: sealed::Sealed + Sync {
         &'a self,
         statement: &'a T,
         params: I,
-    ) -> impl Future<Output = Result<Self::RowStream, Error>> + Send + 'a
+    ) -> impl Future<Output = Result<Self::RowStream, Error>> + Send
     where
         T: ?Sized + ToMonitoredStatement,
-        P: BorrowToSql + Send + 'a,
-        I: IntoIterator<Item = P> + Send + 'a,
+        P: BorrowToSql + Send,
+        I: IntoIterator<Item = P> + Send,
         I::IntoIter: ExactSizeIterator + Send;
 
     /// Runs a statement and returns the number of rows it affected.
@@ -159,11 +159,11 @@ macro_rules! monitored {
                 &'a self,
                 statement: &'a T,
                 params: I,
-            ) -> impl Future<Output = Result<Self::RowStream, Error>> + Send + 'a
+            ) -> impl Future<Output = Result<Self::RowStream, Error>> + Send
             where
                 T: ?Sized + ToMonitoredStatement,
-                P: BorrowToSql + Send + 'a,
-                I: IntoIterator<Item = P> + Send + 'a,
+                P: BorrowToSql + Send,
+                I: IntoIterator<Item = P> + Send,
                 I::IntoIter: ExactSizeIterator + Send,
             {
                 <$ty>::query_raw(self, statement, params)
@@ -258,11 +258,11 @@ macro_rules! raw {
                 &'a self,
                 statement: &'a T,
                 params: I,
-            ) -> impl Future<Output = Result<Self::RowStream, Error>> + Send + 'a
+            ) -> impl Future<Output = Result<Self::RowStream, Error>> + Send
             where
                 T: ?Sized + ToMonitoredStatement,
-                P: BorrowToSql + Send + 'a,
-                I: IntoIterator<Item = P> + Send + 'a,
+                P: BorrowToSql + Send,
+                I: IntoIterator<Item = P> + Send,
                 I::IntoIter: ExactSizeIterator + Send,
             {
                 async move {

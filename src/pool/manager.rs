@@ -259,6 +259,10 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
         // A connection that is already closed had its end recorded by its
         // background task; only a live-looking one failing the ping is news.
         let was_open = !conn.is_closed();
+        // Settled by a ping on its return a moment ago: that was the check.
+        if was_open && conn.pinged_just_now() {
+            return Ok(());
+        }
         let result = conn.raw().simple_query("").await.map(|_| ());
         if let (Err(error), true) = (&result, was_open) {
             self.shared.record(Event::Invalid(error));

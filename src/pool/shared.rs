@@ -198,12 +198,21 @@ pub(crate) struct ConnStats {
     /// error, or abandoned work the server was still running at the end of
     /// the grace).
     pub(crate) broken: AtomicBool,
-    /// A statement was abandoned (its future dropped before its answer, or
-    /// its stream before its end): the server may still be running it. Its
-    /// checkout's return settles the connection (see
-    /// [`MonitoredClient::settle`](super::MonitoredClient::settle)); one
-    /// returned unsettled is retired.
-    pub(crate) unsettled: AtomicBool,
+    /// Statements abandoned on this connection (a future dropped before
+    /// its answer, or a stream before its end), which the server may still
+    /// be running; and how many of them are known to be over. The
+    /// connection is unsettled while the first is ahead: a statement that
+    /// began after an abandonment and then answered shows the server is
+    /// past it (it answers in order), or the checkout's return settles the
+    /// connection with a ping (see
+    /// [`MonitoredClient::settle`](super::MonitoredClient::settle)). One
+    /// that bb8 gets back unsettled is retired.
+    pub(crate) abandons: AtomicU64,
+    settled_upto: AtomicU64,
+    /// When the settling ping answered (nanoseconds since the pool's epoch,
+    /// plus one; zero: not since the last checkout): the next validity
+    /// check need not ping again.
+    pub(crate) pinged_at: AtomicU64,
     /// Set when a statement reported the end of this connection (a
     /// connection-ending error): its background task's error, if any, is the
     /// same incident seen again.
@@ -269,7 +278,9 @@ impl ConnStats {
             prepared_hits: AtomicU64::new(0),
             prepared_misses: AtomicU64::new(0),
             broken: AtomicBool::new(false),
-            unsettled: AtomicBool::new(false),
+            abandons: AtomicU64::new(0),
+            settled_upto: AtomicU64::new(0),
+            pinged_at: AtomicU64::new(0),
             end_reported: AtomicBool::new(false),
             checked_out: AtomicU64::new(0),
             streams_open: AtomicU32::new(0),
@@ -309,15 +320,38 @@ impl ConnStats {
     /// it is reused, and a cancel request is due if it is retired with
     /// that work still running.
     pub(crate) fn abandoned(&self) {
-        self.unsettled.store(true, Relaxed);
+        bump(&self.abandons, 1);
         self.cancel_wanted.store(true, SeqCst);
     }
 
-    /// The abandoned work is over (a ping answered after it): no cancel
-    /// request is due.
+    /// Whether abandoned work may still run on the connection.
+    #[inline]
+    pub(crate) fn unsettled(&self) -> bool {
+        self.abandons.load(Relaxed) > self.settled_upto.load(Relaxed)
+    }
+
+    /// A statement that began when `seen` statements had been abandoned
+    /// has answered: those are over on the server. (Cheap when nothing was
+    /// abandoned: one load and a compare.)
+    #[inline]
+    pub(crate) fn answered_after(&self, seen: u64) {
+        if seen > self.settled_upto.load(Relaxed) {
+            self.settled_through(seen);
+        }
+    }
+
+    /// Every abandoned statement is over (a ping answered after them, no
+    /// one else using the connection): no cancel request is due.
     pub(crate) fn settled(&self) {
-        self.cancel_wanted.store(false, SeqCst);
-        self.unsettled.store(false, Relaxed);
+        self.settled_through(self.abandons.load(Relaxed));
+    }
+
+    #[cold]
+    fn settled_through(&self, seen: u64) {
+        self.settled_upto.fetch_max(seen, Relaxed);
+        if seen >= self.abandons.load(Relaxed) {
+            self.cancel_wanted.store(false, SeqCst);
+        }
     }
 
     /// Takes the due cancel request, if any: true once.

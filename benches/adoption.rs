@@ -1,0 +1,293 @@
+//! An application's workload through plain bb8-postgres and through the
+//! monitored pool, side by side in one run: the drop-in measure.
+//!
+//! ```text
+//! cargo bench --bench adoption
+//! ```
+//!
+//! Each operation is one request of a service written the way bb8-postgres
+//! services are: a checkout; a `query_raw` stream read for its first row
+//! and dropped; a statement from the connection's statement cache (on the
+//! plain side the application's own cache in its connection type, on the
+//! monitored side `prepare_cached`); a text query through a function
+//! generic over the client; and every fourth request a transaction whose
+//! `INSERT` fails on a duplicate key and which is then dropped; then again
+//! with the stream alone (a request that reads one row and returns, whose
+//! connection the monitor settles with a ping on its return). Every
+//! connection gets `SET search_path` from a `connection_customizer` on both
+//! sides. The plain side runs the same generic functions on
+//! `tokio_postgres::Client`, so only the pool differs.
+//!
+//! Method as in `pool_throughput`: at 1, 4 and 16 tasks, every task does
+//! one operation on each pool in turn (alternating which goes first); a
+//! round's ratio is the plain pool's time over the monitored pool's, and
+//! a level's is the median over its rounds. Ends with
+//! `dbm/raw throughput ratio: X.XXX`, the worst level's median of both
+//! workloads.
+//! `ADOPTION_BENCH_ROUNDS` (default 30) and `ADOPTION_BENCH_MILLIS`
+//! (default 200) set the rounds per level and their length.
+
+#[path = "support/paired.rs"]
+mod paired;
+#[path = "../tests/support/pg.rs"]
+mod pg;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bb8_postgres::PostgresConnectionManager;
+use db_monitor::tokio_postgres::{Client, Error, NoTls, Statement};
+use db_monitor::{DbMonitor, GenericClient, MonitorConfig, MonitoredClient, MonitoredPool};
+use futures_util::StreamExt;
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+const LEVELS: [usize; 3] = [1, 4, 16];
+const SCHEMA: &str = "adoption_bench";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The application's data access, generic over the client.
+async fn first_story_from(db: &impl GenericClient, id: i32) -> Result<Option<String>, Error> {
+    let rows = db
+        .query_raw("SELECT title FROM stories WHERE id >= $1 ORDER BY id", [id])
+        .await?;
+    let mut rows = std::pin::pin!(rows);
+    Ok(match rows.next().await {
+        Some(row) => Some(row?.get(0)),
+        None => None,
+    })
+}
+
+async fn story_title(db: &impl GenericClient, id: i32) -> Result<Option<String>, Error> {
+    let row = db.query_opt("SELECT title FROM stories WHERE id = $1", &[&id]).await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+async fn add_story(db: &impl GenericClient, id: i32) -> Result<u64, Error> {
+    db.execute("INSERT INTO stories (id, title) VALUES ($1, 'again')", &[&id])
+        .await
+}
+
+const BY_ID: &str = "SELECT id, title FROM stories WHERE id = $1";
+
+/// The plain application's connection: tokio-postgres's client with its
+/// own statement cache, as such services keep one.
+struct CachedClient {
+    client: Client,
+    cache: Mutex<HashMap<String, Statement>>,
+}
+
+impl CachedClient {
+    async fn prepare_cached(&self, sql: &str) -> Result<Statement, Error> {
+        if let Some(statement) = self.cache.lock().unwrap().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.cache.lock().unwrap().insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
+/// bb8-postgres's manager, handing out [`CachedClient`]s.
+struct CachingManager(PostgresConnectionManager<NoTls>);
+
+impl bb8::ManageConnection for CachingManager {
+    type Connection = CachedClient;
+    type Error = Error;
+
+    async fn connect(&self) -> Result<CachedClient, Error> {
+        Ok(CachedClient {
+            client: self.0.connect().await?,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    async fn is_valid(&self, conn: &mut CachedClient) -> Result<(), Error> {
+        self.0.is_valid(&mut conn.client).await
+    }
+
+    fn has_broken(&self, conn: &mut CachedClient) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+/// The application's customizer, on both pools.
+#[derive(Debug)]
+struct SearchPath;
+
+impl bb8::CustomizeConnection<CachedClient, Error> for SearchPath {
+    fn on_acquire<'a>(
+        &'a self,
+        conn: &'a mut CachedClient,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
+        Box::pin(async move { conn.client.batch_execute(&format!("SET search_path = {SCHEMA}")).await })
+    }
+}
+
+impl bb8::CustomizeConnection<MonitoredClient, Error> for SearchPath {
+    fn on_acquire<'a>(
+        &'a self,
+        conn: &'a mut MonitoredClient,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
+        Box::pin(async move { conn.batch_execute(&format!("SET search_path = {SCHEMA}")).await })
+    }
+}
+
+/// The story a request of one side asks for: 1 to 200, in turn. Each side
+/// counts its own, so that both run the same sequence (one counter for
+/// both would hand every transaction to one side at one task, as the pairs
+/// alternate).
+fn next_id(side: &AtomicU32) -> i32 {
+    (side.fetch_add(1, Ordering::Relaxed) % 200) as i32 + 1
+}
+
+static RAW_IDS: AtomicU32 = AtomicU32::new(0);
+static MONITORED_IDS: AtomicU32 = AtomicU32::new(0);
+
+async fn raw_request(pool: bb8::Pool<CachingManager>, full: bool) {
+    let id = next_id(&RAW_IDS);
+    let conn = pool.get().await.unwrap();
+    first_story_from(&conn.client, id).await.unwrap().unwrap();
+    if !full {
+        return;
+    }
+    let statement = conn.prepare_cached(BY_ID).await.unwrap();
+    conn.client.query_one(&statement, &[&id]).await.unwrap();
+    story_title(&conn.client, id).await.unwrap().unwrap();
+    if id % 4 == 0 {
+        let mut conn = conn;
+        let tx = conn.client.transaction().await.unwrap();
+        add_story(&tx, id).await.unwrap_err();
+    }
+}
+
+async fn monitored_request(pool: MonitoredPool<NoTls>, full: bool) {
+    let id = next_id(&MONITORED_IDS);
+    let mut conn = pool.get().await.unwrap();
+    first_story_from(&*conn, id).await.unwrap().unwrap();
+    if !full {
+        return;
+    }
+    let statement = conn.prepare_cached(BY_ID).await.unwrap();
+    conn.query_one(&statement, &[&id]).await.unwrap();
+    story_title(&*conn, id).await.unwrap().unwrap();
+    if id % 4 == 0 {
+        let tx = conn.transaction().await.unwrap();
+        add_story(&tx, id).await.unwrap_err();
+    }
+}
+
+fn main() {
+    let server;
+    let config: db_monitor::tokio_postgres::Config = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => url.parse().expect("DATABASE_URL"),
+        _ => {
+            server = pg::TempPostgres::start(&["-c", "max_connections=100"]);
+            server.config()
+        }
+    };
+    let rounds = env_or("ADOPTION_BENCH_ROUNDS", 30);
+    let length = Duration::from_millis(env_or("ADOPTION_BENCH_MILLIS", 200));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let worst = rt.block_on(async {
+        let (setup, connection) = config.connect(NoTls).await.expect("connect");
+        tokio::spawn(connection);
+        setup
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}; \
+                 CREATE TABLE {SCHEMA}.stories (id int PRIMARY KEY, title text NOT NULL); \
+                 INSERT INTO {SCHEMA}.stories SELECT g, 'story ' || g FROM generate_series(1, 200) g"
+            ))
+            .await
+            .expect("schema");
+
+        let max = *LEVELS.iter().max().unwrap() as u32;
+        let raw = bb8::Pool::builder()
+            .max_size(max)
+            .connection_customizer(Box::new(SearchPath))
+            .build(CachingManager(PostgresConnectionManager::new(config.clone(), NoTls)))
+            .await
+            .expect("plain pool");
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder));
+        let builder = bb8::Pool::builder()
+            .max_size(max)
+            .connection_customizer(Box::new(SearchPath));
+        let monitored = monitor
+            .pool(monitor.manager("adoption", config.clone(), NoTls), builder)
+            .await
+            .expect("monitored pool");
+        let upkeep = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                handle.run_upkeep();
+            }
+        });
+
+        let mut worst = f64::INFINITY;
+        for (full, what) in [
+            (
+                true,
+                "the whole request (stream, cached statement, text query, a failing transaction in four)",
+            ),
+            (
+                false,
+                "the stream alone (a checkout and one query_raw read for its first row)",
+            ),
+        ] {
+            println!("\n{what}: {rounds} rounds of {} ms per level", length.as_millis());
+            println!(
+                "{:>6} {:>12} {:>12} {:>13}",
+                "tasks", "raw req/s", "dbm req/s", "median ratio"
+            );
+            for tasks in LEVELS {
+                let (mut raw_rate, mut mon_rate, mut ratios) = (0.0, 0.0, Vec::new());
+                for _ in 0..rounds {
+                    let raw_op = {
+                        let raw = raw.clone();
+                        move || raw_request(raw.clone(), full)
+                    };
+                    let mon_op = {
+                        let monitored = monitored.clone();
+                        move || monitored_request(monitored.clone(), full)
+                    };
+                    let (raw_time, mon_time, pairs) = paired::run(tasks, length, raw_op, mon_op).await;
+                    let rate = |time: Duration| pairs as f64 / time.as_secs_f64().max(1e-9) * tasks as f64;
+                    raw_rate += rate(raw_time);
+                    mon_rate += rate(mon_time);
+                    ratios.push(raw_time.as_secs_f64() / mon_time.as_secs_f64().max(1e-9));
+                }
+                ratios.sort_by(f64::total_cmp);
+                let median = ratios[ratios.len() / 2];
+                worst = worst.min(median);
+                let rounds = rounds as f64;
+                println!(
+                    "{tasks:>6} {:>12.0} {:>12.0} {median:>13.3}",
+                    raw_rate / rounds,
+                    mon_rate / rounds
+                );
+            }
+        }
+        upkeep.abort();
+        let state = monitored.state().statistics;
+        println!(
+            "monitored pool: {} connections created, {} closed broken, {} closed invalid",
+            state.connections_created, state.connections_closed_broken, state.connections_closed_invalid
+        );
+        worst
+    });
+    println!("(took {:.0} s)", started.elapsed().as_secs_f64());
+    println!("dbm/raw throughput ratio: {worst:.3}");
+}
