@@ -107,6 +107,9 @@ pub mod prometheus;
 pub mod background;
 mod monitor;
 
+#[doc = include_str!("../docs/migrating.md")]
+pub mod migrating {}
+
 pub use bb8;
 pub use tokio_postgres;
 

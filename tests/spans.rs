@@ -260,12 +260,15 @@ async fn failures_carry_their_kind_and_sqlstate() {
 
     let (_update, error) = support::deadlock(&pool).await;
     assert_eq!(error.code().unwrap().code(), "40P01");
-    let failed: Vec<Captured> = spans
+    let (transactions, failed): (Vec<Captured>, Vec<Captured>) = spans
         .monitor()
         .into_iter()
         .filter(|s| s.field("error.type").is_some())
-        .collect();
+        .partition(|s| s.name() == "transaction");
     assert_eq!(failed.len(), 1, "{failed:#?}");
+    // The deadlocked side's transaction, dropped after its failure, failed.
+    assert_eq!(transactions.len(), 1, "{transactions:#?}");
+    assert_eq!(transactions[0].field("db_monitor.transaction.outcome"), Some("failed"));
     assert_eq!(failed[0].field("error.type"), Some("deadlock"));
     assert_eq!(failed[0].field("db.response.status_code"), Some("40P01"));
     assert_eq!(failed[0].field("otel.status_code"), Some("ERROR"));
