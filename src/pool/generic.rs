@@ -197,6 +197,19 @@ macro_rules! monitored {
 monitored!(MonitoredClient);
 monitored!(MonitoredTransaction<'_>);
 
+/// `$method` of a tokio-postgres type with the statement as it takes it:
+/// a prepared statement's own `Statement`, or the text.
+macro_rules! by_statement {
+    ($ty:ty, $method:ident, $client:expr, $statement:expr, $params:expr) => {
+        async move {
+            match $statement.__prepared() {
+                Some(p) => <$ty>::$method($client, &p.statement, $params).await,
+                None => <$ty>::$method($client, $statement.__sql(), $params).await,
+            }
+        }
+    };
+}
+
 /// tokio-postgres's types: a prepared statement runs as itself, text as
 /// text; nothing is recorded.
 macro_rules! raw {
@@ -214,12 +227,7 @@ macro_rules! raw {
             where
                 T: ?Sized + ToMonitoredStatement,
             {
-                async move {
-                    match statement.__prepared() {
-                        Some(p) => <$ty>::query(self, &p.statement, params).await,
-                        None => <$ty>::query(self, statement.__sql(), params).await,
-                    }
-                }
+                by_statement!($ty, query, self, statement, params)
             }
 
             fn query_one<'a, T>(
@@ -230,12 +238,7 @@ macro_rules! raw {
             where
                 T: ?Sized + ToMonitoredStatement,
             {
-                async move {
-                    match statement.__prepared() {
-                        Some(p) => <$ty>::query_one(self, &p.statement, params).await,
-                        None => <$ty>::query_one(self, statement.__sql(), params).await,
-                    }
-                }
+                by_statement!($ty, query_one, self, statement, params)
             }
 
             fn query_opt<'a, T>(
@@ -246,12 +249,7 @@ macro_rules! raw {
             where
                 T: ?Sized + ToMonitoredStatement,
             {
-                async move {
-                    match statement.__prepared() {
-                        Some(p) => <$ty>::query_opt(self, &p.statement, params).await,
-                        None => <$ty>::query_opt(self, statement.__sql(), params).await,
-                    }
-                }
+                by_statement!($ty, query_opt, self, statement, params)
             }
 
             fn query_raw<'a, T, P, I>(
@@ -265,12 +263,7 @@ macro_rules! raw {
                 I: IntoIterator<Item = P> + Send,
                 I::IntoIter: ExactSizeIterator + Send,
             {
-                async move {
-                    match statement.__prepared() {
-                        Some(p) => <$ty>::query_raw(self, &p.statement, params).await,
-                        None => <$ty>::query_raw(self, statement.__sql(), params).await,
-                    }
-                }
+                by_statement!($ty, query_raw, self, statement, params)
             }
 
             fn execute<'a, T>(
@@ -281,12 +274,7 @@ macro_rules! raw {
             where
                 T: ?Sized + ToMonitoredStatement,
             {
-                async move {
-                    match statement.__prepared() {
-                        Some(p) => <$ty>::execute(self, &p.statement, params).await,
-                        None => <$ty>::execute(self, statement.__sql(), params).await,
-                    }
-                }
+                by_statement!($ty, execute, self, statement, params)
             }
 
             fn batch_execute<'a>(&'a self, query: &'a str) -> impl Future<Output = Result<(), Error>> + Send + 'a {
