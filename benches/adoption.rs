@@ -48,10 +48,6 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 const LEVELS: [usize; 3] = [1, 4, 16];
 const SCHEMA: &str = "adoption_bench";
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// The application's data access, generic over the client.
 async fn first_story_from(db: &impl GenericClient, id: i32) -> Result<Option<String>, Error> {
     let rows = db
@@ -192,8 +188,8 @@ fn main() {
             server.config()
         }
     };
-    let rounds = env_or("ADOPTION_BENCH_ROUNDS", 30);
-    let length = Duration::from_millis(env_or("ADOPTION_BENCH_MILLIS", 200));
+    let rounds = paired::env_or("ADOPTION_BENCH_ROUNDS", 30);
+    let length = Duration::from_millis(paired::env_or("ADOPTION_BENCH_MILLIS", 200));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -253,31 +249,21 @@ fn main() {
                 "tasks", "raw req/s", "dbm req/s", "median ratio"
             );
             for tasks in LEVELS {
-                let (mut raw_rate, mut mon_rate, mut ratios) = (0.0, 0.0, Vec::new());
-                for _ in 0..rounds {
-                    let raw_op = {
-                        let raw = raw.clone();
-                        move || raw_request(raw.clone(), full)
-                    };
-                    let mon_op = {
-                        let monitored = monitored.clone();
-                        move || monitored_request(monitored.clone(), full)
-                    };
-                    let (raw_time, mon_time, pairs) = paired::run(tasks, length, raw_op, mon_op).await;
-                    let rate = |time: Duration| pairs as f64 / time.as_secs_f64().max(1e-9) * tasks as f64;
-                    raw_rate += rate(raw_time);
-                    mon_rate += rate(mon_time);
-                    ratios.push(raw_time.as_secs_f64() / mon_time.as_secs_f64().max(1e-9));
-                }
-                ratios.sort_by(f64::total_cmp);
-                let median = ratios[ratios.len() / 2];
+                let raw_op = {
+                    let raw = raw.clone();
+                    move || raw_request(raw.clone(), full)
+                };
+                let mon_op = {
+                    let monitored = monitored.clone();
+                    move || monitored_request(monitored.clone(), full)
+                };
+                let paired::Level {
+                    raw_rate,
+                    mon_rate,
+                    median,
+                } = paired::level(tasks, rounds, length, raw_op, mon_op).await;
                 worst = worst.min(median);
-                let rounds = rounds as f64;
-                println!(
-                    "{tasks:>6} {:>12.0} {:>12.0} {median:>13.3}",
-                    raw_rate / rounds,
-                    mon_rate / rounds
-                );
+                println!("{tasks:>6} {raw_rate:>12.0} {mon_rate:>12.0} {median:>13.3}");
             }
         }
         upkeep.abort();

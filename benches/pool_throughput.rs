@@ -41,10 +41,6 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 const LEVELS: [usize; 3] = [1, 4, 16];
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Both pools' settings: `max` connections, all opened up front.
 fn sized<M: bb8::ManageConnection>(max: u32, test_on_check_out: bool) -> bb8::Builder<M> {
     bb8::Pool::builder()
@@ -117,56 +113,45 @@ async fn compare(
     );
     let mut worst = f64::INFINITY;
     for tasks in LEVELS {
-        let (mut raw_rate, mut mon_rate) = (0.0, 0.0);
-        let mut ratios = Vec::new();
-        for _ in 0..rounds {
-            let raw_op = {
+        let raw_op = {
+            let raw = raw.clone();
+            move || {
                 let raw = raw.clone();
-                move || {
-                    let raw = raw.clone();
-                    async move {
-                        let conn = raw.get().await.unwrap();
+                async move {
+                    let conn = raw.get().await.unwrap();
+                    conn.query_one("SELECT 1", &[]).await.unwrap();
+                }
+            }
+        };
+        let mon_op = {
+            let (monitored, twin, bypass) = (monitored.clone(), twin.clone(), bypass.clone());
+            move || {
+                let (monitored, twin, bypass) = (monitored.clone(), twin.clone(), bypass.clone());
+                async move {
+                    if let Some(twin) = twin {
+                        let conn = twin.get().await.unwrap();
+                        conn.query_one("SELECT 1", &[]).await.unwrap();
+                    } else if bypass.as_deref() == Some("statement") {
+                        let conn = monitored.get().await.unwrap();
+                        conn.raw().query_one("SELECT 1", &[]).await.unwrap();
+                    } else if bypass.is_some() {
+                        let conn = monitored.inner().get().await.unwrap();
+                        conn.raw().query_one("SELECT 1", &[]).await.unwrap();
+                    } else {
+                        let conn = monitored.get().await.unwrap();
                         conn.query_one("SELECT 1", &[]).await.unwrap();
                     }
                 }
-            };
-            let mon_op = {
-                let (monitored, twin, bypass) = (monitored.clone(), twin.clone(), bypass.clone());
-                move || {
-                    let (monitored, twin, bypass) = (monitored.clone(), twin.clone(), bypass.clone());
-                    async move {
-                        if let Some(twin) = twin {
-                            let conn = twin.get().await.unwrap();
-                            conn.query_one("SELECT 1", &[]).await.unwrap();
-                        } else if bypass.as_deref() == Some("statement") {
-                            let conn = monitored.get().await.unwrap();
-                            conn.raw().query_one("SELECT 1", &[]).await.unwrap();
-                        } else if bypass.is_some() {
-                            let conn = monitored.inner().get().await.unwrap();
-                            conn.raw().query_one("SELECT 1", &[]).await.unwrap();
-                        } else {
-                            let conn = monitored.get().await.unwrap();
-                            conn.query_one("SELECT 1", &[]).await.unwrap();
-                        }
-                    }
-                }
-            };
-            let (raw_time, mon_time, pairs) = paired::run(tasks, length, raw_op, mon_op).await;
-            // Operations per second of each pool's own time, times the
-            // tasks that ran them.
-            let rate = |time: Duration| pairs as f64 / time.as_secs_f64().max(1e-9) * tasks as f64;
-            raw_rate += rate(raw_time);
-            mon_rate += rate(mon_time);
-            ratios.push(raw_time.as_secs_f64() / mon_time.as_secs_f64().max(1e-9));
-        }
-        ratios.sort_by(f64::total_cmp);
-        let median = ratios[ratios.len() / 2];
+            }
+        };
+        let paired::Level {
+            raw_rate,
+            mon_rate,
+            median,
+        } = paired::level(tasks, rounds, length, raw_op, mon_op).await;
         worst = worst.min(median);
-        let rounds = rounds as f64;
         println!(
-            "{tasks:>6} {:>14.0} {:>16.0} {:>14.3} {median:>13.3}",
-            raw_rate / rounds,
-            mon_rate / rounds,
+            "{tasks:>6} {raw_rate:>14.0} {mon_rate:>16.0} {:>14.3} {median:>13.3}",
             mon_rate / raw_rate
         );
     }
@@ -184,8 +169,8 @@ fn main() {
             server.config()
         }
     };
-    let rounds = env_or("POOL_BENCH_ROUNDS", 30);
-    let length = Duration::from_millis(env_or("POOL_BENCH_MILLIS", 200));
+    let rounds = paired::env_or("POOL_BENCH_ROUNDS", 30);
+    let length = Duration::from_millis(paired::env_or("POOL_BENCH_MILLIS", 200));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

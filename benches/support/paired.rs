@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// connection tasks and backends from favouring either pool (an A/A run of
 /// whole rounds per pool showed 4% between two identical pools at one
 /// task).
-pub(crate) async fn run<R, RF, M, MF>(tasks: usize, length: Duration, raw_op: R, mon_op: M) -> (Duration, Duration, u64)
+async fn run<R, RF, M, MF>(tasks: usize, length: Duration, raw_op: R, mon_op: M) -> (Duration, Duration, u64)
 where
     R: Fn() -> RF + Clone + Send + 'static,
     RF: std::future::Future<Output = ()> + Send,
@@ -55,4 +55,43 @@ where
         pairs += p;
     }
     (raw, mon, pairs)
+}
+
+/// One level of a comparison: each pool's operations per second (of its
+/// own time, times the tasks), averaged over the rounds, and the median of
+/// the rounds' ratios (the raw pool's time over the monitored pool's).
+pub(crate) struct Level {
+    pub(crate) raw_rate: f64,
+    pub(crate) mon_rate: f64,
+    pub(crate) median: f64,
+}
+
+/// Runs `rounds` rounds of `length` at `tasks` tasks (see [`run`]).
+pub(crate) async fn level<R, RF, M, MF>(tasks: usize, rounds: u64, length: Duration, raw_op: R, mon_op: M) -> Level
+where
+    R: Fn() -> RF + Clone + Send + 'static,
+    RF: std::future::Future<Output = ()> + Send,
+    M: Fn() -> MF + Clone + Send + 'static,
+    MF: std::future::Future<Output = ()> + Send,
+{
+    let (mut raw_rate, mut mon_rate, mut ratios) = (0.0, 0.0, Vec::new());
+    for _ in 0..rounds {
+        let (raw_time, mon_time, pairs) = run(tasks, length, raw_op.clone(), mon_op.clone()).await;
+        let rate = |time: Duration| pairs as f64 / time.as_secs_f64().max(1e-9) * tasks as f64;
+        raw_rate += rate(raw_time);
+        mon_rate += rate(mon_time);
+        ratios.push(raw_time.as_secs_f64() / mon_time.as_secs_f64().max(1e-9));
+    }
+    ratios.sort_by(f64::total_cmp);
+    let rounds = rounds.max(1) as f64;
+    Level {
+        raw_rate: raw_rate / rounds,
+        mon_rate: mon_rate / rounds,
+        median: ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN),
+    }
+}
+
+/// A number from the environment variable `name`, or `default`.
+pub(crate) fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
