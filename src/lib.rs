@@ -87,6 +87,8 @@ mod classify;
 mod config;
 pub mod names;
 pub mod sql;
+#[cfg(test)]
+mod testing;
 mod units;
 // Stores: bounded, each owning its striping and counters.
 pub mod stats;

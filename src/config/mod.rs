@@ -811,21 +811,7 @@ mod tests {
 
     #[test]
     fn pool_builder_maps_size_overflow_timeout_and_recycle() {
-        #[derive(Debug)]
-        struct Never;
-        impl bb8::ManageConnection for Never {
-            type Connection = ();
-            type Error = std::io::Error;
-            async fn connect(&self) -> Result<(), std::io::Error> {
-                Err(std::io::ErrorKind::Unsupported.into())
-            }
-            async fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> {
-                Ok(())
-            }
-            fn has_broken(&self, _: &mut ()) -> bool {
-                false
-            }
-        }
+        use crate::testing::Never;
         let c = MonitorConfig::default().pool_size(4).max_overflow(6);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -450,23 +450,7 @@ pub(crate) struct SessionCounts {
 #[cfg(test)]
 mod tests {
     use super::has_own_error_sink;
-
-    #[derive(Debug)]
-    struct Never;
-
-    impl bb8::ManageConnection for Never {
-        type Connection = ();
-        type Error = std::io::Error;
-        async fn connect(&self) -> Result<(), std::io::Error> {
-            Err(std::io::ErrorKind::Unsupported.into())
-        }
-        async fn is_valid(&self, _: &mut ()) -> Result<(), std::io::Error> {
-            Ok(())
-        }
-        fn has_broken(&self, _: &mut ()) -> bool {
-            false
-        }
-    }
+    use crate::testing::Never;
 
     #[derive(Debug, Clone, Copy)]
     struct Mine;
