@@ -31,6 +31,9 @@
 mod paired;
 #[path = "../tests/support/pg.rs"]
 mod pg;
+/// The application's data access, generic over the client.
+#[path = "../tests/support/stories.rs"]
+mod stories;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,34 +44,11 @@ use std::time::{Duration, Instant};
 
 use bb8_postgres::PostgresConnectionManager;
 use db_monitor::tokio_postgres::{Client, Error, NoTls, Statement};
-use db_monitor::{DbMonitor, GenericClient, MonitorConfig, MonitoredClient, MonitoredPool};
-use futures_util::StreamExt;
+use db_monitor::{DbMonitor, MonitorConfig, MonitoredClient, MonitoredPool};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 const LEVELS: [usize; 3] = [1, 4, 16];
 const SCHEMA: &str = "adoption_bench";
-
-/// The application's data access, generic over the client.
-async fn first_story_from(db: &impl GenericClient, id: i32) -> Result<Option<String>, Error> {
-    let rows = db
-        .query_raw("SELECT title FROM stories WHERE id >= $1 ORDER BY id", [id])
-        .await?;
-    let mut rows = std::pin::pin!(rows);
-    Ok(match rows.next().await {
-        Some(row) => Some(row?.get(0)),
-        None => None,
-    })
-}
-
-async fn story_title(db: &impl GenericClient, id: i32) -> Result<Option<String>, Error> {
-    let row = db.query_opt("SELECT title FROM stories WHERE id = $1", &[&id]).await?;
-    Ok(row.map(|r| r.get(0)))
-}
-
-async fn add_story(db: &impl GenericClient, id: i32) -> Result<u64, Error> {
-    db.execute("INSERT INTO stories (id, title) VALUES ($1, 'again')", &[&id])
-        .await
-}
 
 const BY_ID: &str = "SELECT id, title FROM stories WHERE id = $1";
 
@@ -149,33 +129,33 @@ static MONITORED_IDS: AtomicU32 = AtomicU32::new(0);
 async fn raw_request(pool: bb8::Pool<CachingManager>, full: bool) {
     let id = next_id(&RAW_IDS);
     let conn = pool.get().await.unwrap();
-    first_story_from(&conn.client, id).await.unwrap().unwrap();
+    stories::first_story_from(&conn.client, id).await.unwrap().unwrap();
     if !full {
         return;
     }
     let statement = conn.prepare_cached(BY_ID).await.unwrap();
     conn.client.query_one(&statement, &[&id]).await.unwrap();
-    story_title(&conn.client, id).await.unwrap().unwrap();
+    stories::story_title(&conn.client, id).await.unwrap().unwrap();
     if id % 4 == 0 {
         let mut conn = conn;
         let tx = conn.client.transaction().await.unwrap();
-        add_story(&tx, id).await.unwrap_err();
+        stories::add_story(&tx, id, "again").await.unwrap_err();
     }
 }
 
 async fn monitored_request(pool: MonitoredPool<NoTls>, full: bool) {
     let id = next_id(&MONITORED_IDS);
     let mut conn = pool.get().await.unwrap();
-    first_story_from(&*conn, id).await.unwrap().unwrap();
+    stories::first_story_from(&*conn, id).await.unwrap().unwrap();
     if !full {
         return;
     }
     let statement = conn.prepare_cached(BY_ID).await.unwrap();
     conn.query_one(&statement, &[&id]).await.unwrap();
-    story_title(&*conn, id).await.unwrap().unwrap();
+    stories::story_title(&*conn, id).await.unwrap().unwrap();
     if id % 4 == 0 {
         let tx = conn.transaction().await.unwrap();
-        add_story(&tx, id).await.unwrap_err();
+        stories::add_story(&tx, id, "again").await.unwrap_err();
     }
 }
 

@@ -17,8 +17,7 @@ use db_monitor::names::{
     TRANSACTION_DURATION,
 };
 use db_monitor::tokio_postgres::{Error, NoTls};
-use db_monitor::{GenericClient, MonitorConfig, MonitoredClient, MonitoredPool, MonitoredStatement};
-use futures_util::StreamExt;
+use db_monitor::{MonitorConfig, MonitoredClient, MonitoredPool};
 use support::pg::shared_config;
 use support::{eventually, monitor, unique, Recorded};
 
@@ -38,41 +37,9 @@ impl db_monitor::bb8::CustomizeConnection<MonitoredClient, Error> for SearchPath
     }
 }
 
-/// The application's data access, generic over the client as such code is.
-mod store {
-    use super::*;
-
-    pub(crate) async fn story_title(db: &impl GenericClient, id: i32) -> Result<Option<String>, Error> {
-        let row = db.query_opt("SELECT title FROM stories WHERE id = $1", &[&id]).await?;
-        Ok(row.map(|r| r.get(0)))
-    }
-
-    /// The first story from `id` on: the stream is read for one row and
-    /// dropped, the rest left to the driver.
-    pub(crate) async fn first_story_from(db: &impl GenericClient, id: i32) -> Result<Option<String>, Error> {
-        let rows = db
-            .query_raw("SELECT title FROM stories WHERE id >= $1 ORDER BY id", [id])
-            .await?;
-        let mut rows = std::pin::pin!(rows);
-        Ok(match rows.next().await {
-            Some(row) => Some(row?.get(0)),
-            None => None,
-        })
-    }
-
-    pub(crate) async fn story_title_prepared(
-        db: &impl GenericClient,
-        statement: &MonitoredStatement,
-        id: i32,
-    ) -> Result<String, Error> {
-        Ok(db.query_one(statement, &[&id]).await?.get(0))
-    }
-
-    pub(crate) async fn add_story(db: &impl GenericClient, id: i32, title: &str) -> Result<u64, Error> {
-        db.execute("INSERT INTO stories (id, title) VALUES ($1, $2)", &[&id, &title])
-            .await
-    }
-}
+/// The application's data access (shared with `benches/adoption.rs`).
+#[path = "support/stories.rs"]
+mod store;
 
 /// The default settings, with a grace no loaded machine's ping misses.
 fn patient() -> MonitorConfig {
