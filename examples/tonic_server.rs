@@ -52,8 +52,9 @@ impl Health for DatabaseHealth {
 
 /// Serves the health service with `DbMonitorLayer` on `listener`.
 pub(crate) async fn serve(listener: tokio::net::TcpListener, pool: MonitoredPool<NoTls>) -> Result<(), Error> {
-    // gRPC paths are a fixed set (`/package.Service/Method`): a fine route label.
-    let layer = DbMonitorLayer::new(pool.clone()).route_label(|_, uri| Some(uri.path().to_owned()));
+    // A gRPC request is labelled with its path (`/package.Service/Method`,
+    // a fixed set) by default.
+    let layer = DbMonitorLayer::new(pool.clone());
     tonic::transport::Server::builder()
         // HTTP/1 too, so that the JSON routes answer curl.
         .accept_http1(true)

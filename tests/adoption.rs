@@ -255,3 +255,31 @@ async fn a_statement_abandoned_after_the_server_answered_keeps_its_connection() 
     assert_eq!(again.query_one_scalar::<i32, _>("SELECT 2", &[]).await.unwrap(), 2);
     assert_eq!(rec.counter(CANCEL_REQUESTS, &[]), 0);
 }
+
+/// A framework the layer cannot read routes from (here a plain tower
+/// service; axum 0.7 is the same): the first request that runs statements
+/// with no route says so once, naming the recipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_a_route_are_told_of_once() {
+    use tower::{Layer, ServiceExt};
+    let logs = support::leaks::captured_logs();
+    let (pool, _rec, _schema) = app_pool(MonitorConfig::default(), "adoption_unrouted").await;
+    let service = db_monitor::DbMonitorLayer::new(pool.clone()).layer(tower::service_fn({
+        let pool = pool.clone();
+        move |_: http::Request<String>| {
+            let pool = pool.clone();
+            async move {
+                let conn = pool.get().await.unwrap();
+                store::story_title(&*conn, 1).await.unwrap();
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            }
+        }
+    }));
+    for _ in 0..3 {
+        let request = http::Request::builder().uri("/stories/1").body(String::new()).unwrap();
+        service.clone().oneshot(request).await.unwrap();
+    }
+    let said = logs.lock().unwrap().matches("carry no route").count();
+    assert_eq!(said, 1, "{}", logs.lock().unwrap());
+    assert!(logs.lock().unwrap().contains("route_label"));
+}

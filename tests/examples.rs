@@ -118,7 +118,7 @@ async fn the_axum_example_serves_its_endpoints_and_reports_them() {
     assert_eq!(report.headers["content-type"], "application/json");
     let report = report.json();
     let n_plus_one = &report["n_plus_one"][0];
-    assert_eq!(n_plus_one["route"], "/orders");
+    assert_eq!(n_plus_one["route"], "GET /orders");
     assert_eq!(
         n_plus_one["statement"],
         "SELECT count(*), coalesce(sum(total), ?) FROM demo_orders WHERE customer = ?"
@@ -133,9 +133,9 @@ async fn the_axum_example_serves_its_endpoints_and_reports_them() {
     );
     assert!(report["errors"]["by_type"]["deadlock"].as_u64().unwrap() >= 1);
     let recent = report["recent_statements"].as_array().unwrap();
-    assert!(recent.iter().any(|r| r["route"] == "/transfer"), "{recent:#?}");
+    assert!(recent.iter().any(|r| r["route"] == "POST /transfer"), "{recent:#?}");
     assert!(
-        recent.iter().any(|r| r["route"] == "/customers/{id}"),
+        recent.iter().any(|r| r["route"] == "GET /customers/{id}"),
         "the matched route, not the path"
     );
     assert!(!report.to_string().contains("customers/3"), "no raw path");
@@ -185,13 +185,13 @@ async fn the_axum_example_serves_its_endpoints_and_reports_them() {
         let locks = send(&client, Method::GET, format!("{base}/health/database/server/locks"))
             .await
             .json();
-        if locks["roots"][0]["blocking"][0]["route"] == "/transfer" {
+        if locks["roots"][0]["blocking"][0]["route"] == "POST /transfer" {
             break locks;
         }
         assert!(Instant::now() < deadline, "locks: {locks:#}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(locks["roots"][0]["route"], "/hold", "{locks:#}");
+    assert_eq!(locks["roots"][0]["route"], "POST /hold", "{locks:#}");
     assert_eq!(locks["roots"][0]["ours"], true);
     assert!(locks["roots"][0]["checkout_site"]
         .as_str()

@@ -484,3 +484,69 @@ async fn health_is_503_when_the_database_cannot_answer() {
     assert_eq!(json["status"], "unhealthy");
     assert!(json["error"].as_str().unwrap().contains("connect"), "{json}");
 }
+
+/// With no `route_label`, a request axum routed is labelled with its
+/// method and route (GET, PATCH and DELETE of one path are three routes),
+/// and a gRPC request with its path; other requests have none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_routes_carry_the_method_and_grpc_paths_label_themselves() {
+    use axum::routing::get;
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_default_routes", 2).await;
+    let handler = |axum::extract::State(pool): axum::extract::State<MonitoredPool<NoTls>>| async move {
+        let conn = pool.get().await.unwrap();
+        conn.query_one("SELECT 1::int", &[]).await.unwrap();
+        "ok"
+    };
+    let router = axum::Router::new()
+        .route("/stories/{id}", get(handler).patch(handler).delete(handler))
+        .with_state(pool.clone())
+        .layer(DbMonitorLayer::new(pool.clone()));
+    let route_of_last = |pool: MonitoredPool<NoTls>| pool.recent_statements(1)[0].route.clone();
+    for method in [Method::GET, Method::PATCH, Method::DELETE] {
+        let request = Request::builder()
+            .method(method.clone())
+            .uri("/stories/14")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(route_of_last(pool.clone()), Some(format!("{method} /stories/{{id}}")));
+    }
+
+    // A gRPC call (as tonic sends it) outside axum: its path is the label;
+    // a path no service would have is none.
+    let grpc = DbMonitorLayer::new(pool.clone()).layer(service_fn({
+        let pool = pool.clone();
+        move |_: Request<Full<Bytes>>| {
+            let pool = pool.clone();
+            async move {
+                let conn = pool.get().await.unwrap();
+                conn.query_one("SELECT 2::int", &[]).await.unwrap();
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }
+        }
+    }));
+    for (path, label) in [
+        (
+            "/stories.v1.Stories/Get".to_owned(),
+            Some("/stories.v1.Stories/Get".to_owned()),
+        ),
+        (format!("/{}", "x".repeat(300)), None),
+    ] {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(&path)
+            .header("content-type", "application/grpc")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        grpc.clone().oneshot(request).await.unwrap();
+        assert_eq!(route_of_last(pool.clone()), label);
+    }
+    let plain = Request::builder()
+        .uri("/stories.v1.Stories/Get")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    grpc.clone().oneshot(plain).await.unwrap();
+    assert_eq!(route_of_last(pool.clone()), None, "not gRPC: no label");
+}

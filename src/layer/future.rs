@@ -128,9 +128,29 @@ fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, response:
                 .append(HeaderName::from_static("server-timing"), value);
         }
     }
+    if scope.route().is_none() {
+        unrouted(scope);
+    }
     for (fingerprint, runs) in scope.repeated_over(config.n_plus_one) {
         config
             .pool
             .n_plus_one(scope.route(), fingerprint, runs, config.n_plus_one);
+    }
+}
+
+/// Says once per process that requests run statements with no route to
+/// label them by (axum 0.7, or a framework the layer does not know), and
+/// how to give them one.
+fn unrouted(scope: &Scope) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WARNED.load(std::sync::atomic::Ordering::Relaxed) || scope.totals().0 == 0 {
+        return;
+    }
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "requests run database statements but carry no route: their statistics, N+1 patterns and \
+             errors are not joined to a route. The layer reads axum 0.8's MatchedPath and gRPC paths; \
+             on axum 0.7 or another framework set DbMonitorLayer::route_label (see its docs)"
+        );
     }
 }

@@ -84,7 +84,7 @@ impl DbMonitorLayer {
                 read_guard: None,
                 reads_need_token: false,
                 dashboard: true,
-                route_of: default_route_of(),
+                route_of: None,
                 health_timeout: Duration::from_secs(5),
                 cache_for: Duration::from_secs(1),
                 max_bytes_per_second: Some(4 << 20),
@@ -202,10 +202,15 @@ impl DbMonitorLayer {
     }
 
     /// Sets how a request's route label is found: from its extensions and
-    /// URI, e.g. `|_, uri| Some(uri.path().to_owned())` for gRPC, whose
-    /// paths are a fixed set. Never return a raw path that carries ids: it
-    /// becomes a label. Defaults to axum's `MatchedPath` when the `axum`
-    /// feature is on (it is by default), otherwise no route.
+    /// URI. Never return a raw path that carries ids: it becomes a label.
+    ///
+    /// By default, with the `axum` feature (on by default), a request axum
+    /// 0.8 routed is labelled with its method and matched route
+    /// (`GET /stories/{id}`); a gRPC request (`content-type:
+    /// application/grpc…`, as tonic sends) with its path
+    /// (`/package.Service/Method`); any other request has no route. On axum
+    /// 0.7, whose `MatchedPath` is another type, read it here:
+    /// `|ext, _| ext.get::<axum07::extract::MatchedPath>().map(|m| m.as_str().to_owned())`.
     pub fn route_label(
         self,
         route_of: impl Fn(&http::Extensions, &http::Uri) -> Option<String> + Send + Sync + 'static,
@@ -267,19 +272,26 @@ impl LayerConfig {
     }
 }
 
-#[cfg(feature = "axum")]
-fn default_route_of() -> Option<RouteOf> {
-    Some(Arc::new(|extensions, _| {
-        extensions
-            .get::<axum::extract::MatchedPath>()
-            .map(|m| m.as_str().to_owned())
-    }))
+/// The route label of a request with no [`route_label`](DbMonitorLayer::route_label):
+/// axum's matched route after the method (`GET /stories/{id}`), or the path
+/// of a gRPC request (`/package.Service/Method`, a fixed set), or none.
+pub(crate) fn default_route<B>(request: &http::Request<B>) -> Option<String> {
+    #[cfg(feature = "axum")]
+    if let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() {
+        return Some(format!("{} {}", request.method(), matched.as_str()));
+    }
+    let grpc = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
+    let path = request.uri().path();
+    // No service names a method longer than this; a longer path is not a
+    // method but a client's invention, and no label.
+    (grpc && path.len() <= MAX_GRPC_PATH).then(|| path.to_owned())
 }
 
-#[cfg(not(feature = "axum"))]
-fn default_route_of() -> Option<RouteOf> {
-    None
-}
+/// The longest gRPC path taken as a route label.
+const MAX_GRPC_PATH: usize = 256;
 
 impl<S> Layer<S> for DbMonitorLayer {
     type Service = DbMonitorService<S>;

@@ -70,12 +70,11 @@ where
             let (parts, _body) = request.into_parts();
             return ResponseFuture::routed(super::routes::respond(self.config.clone(), parts, rest));
         }
-        let route = self
-            .config
-            .route_of
-            .as_ref()
-            .and_then(|route_of| route_of(request.extensions(), request.uri()))
-            .map(Arc::from);
+        let route = match &self.config.route_of {
+            Some(route_of) => route_of(request.extensions(), request.uri()),
+            None => super::layer::default_route(&request),
+        }
+        .map(Arc::from);
         // `Server-Timing` tells a client how long its request spent in the
         // database and how many statements it ran: only to clients that
         // may read the monitor's routes.
