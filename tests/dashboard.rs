@@ -110,10 +110,17 @@ async fn the_series_gives_the_minutes_the_charts_draw() {
     let points = series["points"].as_array().unwrap();
     assert_eq!(points.len(), 5);
     // Nothing has closed a slot yet: the runs are in the open minute, which
-    // the series does not show until it ends; the error store's failures
-    // are placed by their time.
+    // is the last point, so that the charts show them from the start; the
+    // error store's failures are placed by their time.
     let last = &points[4];
+    assert_eq!(
+        (last["statements"].as_u64(), last["errors"].as_u64()),
+        (Some(6), Some(1)),
+        "{series:#}"
+    );
+    assert!(last["p95_ms"].as_f64().is_some(), "{series:#}");
     assert_eq!(last["errors_by_kind"]["other"], 1, "{series:#}");
+    assert!(points[..4].iter().all(|p| p["statements"] == 0), "{series:#}");
     for bad in ["minutes=0", "minutes=61", "minutes=x", "minutes=1&minutes=2"] {
         let (status, headers, body) = call(
             &service,

@@ -81,6 +81,10 @@ async fn every_route_answers_json_from_the_stores_without_literals() {
     let health = get_json(&service, "/health/database").await;
     assert_eq!(health["status"], "healthy");
     assert!(health["ping_ms"].as_f64().is_some());
+    assert!(
+        health["checkout_ms"].as_f64().is_some(),
+        "the checkout apart from the answer"
+    );
     let everything = get_json(&service, "/health/database/metrics/comprehensive?minutes=5&limit=50").await;
     for key in [
         "pool",

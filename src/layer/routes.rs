@@ -33,9 +33,16 @@ pub(crate) trait RoutePool: Send + Sync + 'static {
     fn reset_stores(&self);
     fn reset_errors(&self);
     fn snapshot(&self) -> PoolSnapshot;
-    fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Duration, String>> + Send + '_>>;
+    fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>>;
     /// Records an N+1 pattern seen in a request.
     fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64);
+}
+
+/// How long a health check's checkout took, and the database's answer to
+/// its `SELECT 1` alone.
+pub(crate) struct Ping {
+    checkout: Duration,
+    answer: Duration,
 }
 
 /// The shared answers of one layer: documents by route and parameters, the
@@ -130,19 +137,22 @@ impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
         MonitoredPool::snapshot(self)
     }
 
-    fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Duration, String>> + Send + '_>> {
+    fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>> {
         Box::pin(async move {
-            let start = Instant::now();
             let ping = async {
+                let start = Instant::now();
                 let conn = self.get().await.map_err(|e| e.to_string())?;
+                let checked_out = Instant::now();
                 conn.simple_query("SELECT 1")
                     .await
                     .map_err(|e| error_message(&e, self.shared.sink.config.expose_application_messages).into_owned())?;
-                Ok::<_, String>(())
+                Ok::<_, String>(Ping {
+                    checkout: checked_out - start,
+                    answer: checked_out.elapsed(),
+                })
             };
             match tokio::time::timeout(timeout, ping).await {
-                Ok(Ok(())) => Ok(start.elapsed()),
-                Ok(Err(e)) => Err(e),
+                Ok(result) => result,
                 Err(_) => Err(format!("no answer to SELECT 1 within {timeout:?}")),
             }
         })
@@ -501,8 +511,11 @@ pub(crate) fn may_read(config: &LayerConfig, parts: &http::request::Parts) -> bo
 struct Health {
     status: &'static str,
     pool: String,
-    /// Time to check a connection out and run `SELECT 1`.
+    /// The database's answer to `SELECT 1`, the round trip alone.
     ping_ms: Option<f64>,
+    /// The checkout before it: the pool's wait, bb8's validity check, and
+    /// a connect when no connection was idle.
+    checkout_ms: Option<f64>,
     error: Option<String>,
     connections: u32,
     idle: u32,
@@ -530,7 +543,8 @@ async fn check_health(config: &LayerConfig) -> (StatusCode, Bytes) {
     let body = Health {
         status: if healthy { "healthy" } else { "unhealthy" },
         pool: snapshot.name,
-        ping_ms: ping.as_ref().ok().map(|d| d.as_secs_f64() * 1e3),
+        ping_ms: ping.as_ref().ok().map(|p| p.answer.as_secs_f64() * 1e3),
+        checkout_ms: ping.as_ref().ok().map(|p| p.checkout.as_secs_f64() * 1e3),
         error: ping.err(),
         connections: snapshot.connections,
         idle: snapshot.idle,

@@ -128,17 +128,23 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         let slot = self.shared.sink.config.slot;
         let span = Duration::from_secs(60 * u64::from(minutes)).max(slot * 2);
         let from = now.checked_sub(span).unwrap_or(now);
-        let windows = self
-            .shared
-            .sink
-            .queries
-            .entries()
-            .iter()
-            .flat_map(|e| e.history.slot_windows(from, now))
-            .collect();
+        let entries = self.shared.sink.queries.entries();
+        let windows = entries.iter().flat_map(|e| e.history.slot_windows(from, now)).collect();
+        // What ran since each statement's last slot closed: the current slot.
+        let mut live = crate::stats::Window::default();
+        for e in &entries {
+            live.merge(&e.history.window(Some(now), now, Some(&e.stats.cumulative(false))));
+        }
         let from_ms = crate::units::unix_ms(wall).saturating_sub(u64::try_from(span.as_millis()).unwrap_or(u64::MAX));
         let errors = self.shared.sink.stores.errors.kinds_since(from_ms);
-        crate::stats::series::series(&self.shared.sink.name, minutes, slot, (now, wall), windows, errors)
+        crate::stats::series::series(
+            &self.shared.sink.name,
+            minutes,
+            slot,
+            (now, wall),
+            (windows, live),
+            errors,
+        )
     }
 
     /// When the pool is forecast to run out, with the evidence: the

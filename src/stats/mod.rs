@@ -62,7 +62,7 @@ pub(crate) use alert_book::AlertBook;
 pub(crate) use errors::{rate, ErrorLog, NewError};
 pub(crate) use nplusone::NPlusOneLog;
 pub(crate) use performance::{
-    degradation, report as performance_report, Cumulative, StatementHistory, StatementWindow, Windows,
+    degradation, report as performance_report, Cumulative, StatementHistory, StatementWindow, Window, Windows,
 };
 pub(crate) use recent::{describe as describe_recent, outcome_word, RawRecent, RecentRing};
 pub(crate) use slow::{NewSlow, SlowLog};

@@ -52,14 +52,20 @@ pub struct SeriesPoint {
     pub errors_by_kind: BTreeMap<&'static str, u64>,
 }
 
-/// Buckets every statement's slot windows (`(end, window)`) and the error
-/// store's `(at_unix_ms, kind)` into points of `slot` ending at `now`.
+/// Buckets every statement's slot windows (`(end, window)`), what ran
+/// since their last slot closed (`live`), and the error store's
+/// `(at_unix_ms, kind)` into points of `slot` ending at `now`.
+///
+/// The last point is the current slot so far (`live`), so that a chart
+/// shows statements from the first second; a closed slot goes to the
+/// point after the one its end falls in (it ended within a slot of the
+/// current one, and covers the slot before).
 pub(crate) fn series(
     pool: &str,
     minutes: u32,
     slot: Duration,
     now: (Instant, SystemTime),
-    windows: Vec<(Instant, Window)>,
+    (windows, live): (Vec<(Instant, Window)>, Window),
     errors: Vec<(u64, ErrorKind)>,
 ) -> StatementSeries {
     let slot = slot.max(Duration::from_millis(100));
@@ -68,9 +74,10 @@ pub(crate) fn series(
     let slot_ms = u64::try_from(slot.as_millis()).unwrap_or(u64::MAX).max(1);
     let now_ms = unix_ms(now.1);
     let mut buckets: Vec<Window> = vec![Window::default(); count];
+    buckets[count - 1].merge(&live);
     for (end, window) in windows {
         let ago = now.0.saturating_duration_since(end);
-        let index = (ago.as_millis() / u128::from(slot_ms)) as usize;
+        let index = (ago.as_millis() / u128::from(slot_ms)) as usize + 1;
         if index < count {
             buckets[count - 1 - index].merge(&window);
         }
@@ -120,20 +127,31 @@ mod tests {
             ..Window::default()
         };
         let windows = vec![
-            (now, window(5)),
+            (now - Duration::from_secs(5), window(5)),
             (now - Duration::from_secs(30), window(2)),
             (now - Duration::from_secs(61), window(7)),
-            (now - Duration::from_secs(3 * 60 + 1), window(100)),
+            (now - Duration::from_secs(2 * 60 + 1), window(100)),
         ];
         let errors = vec![
             (10_000_000 - 1_000, ErrorKind::Deadlock),
             (10_000_000 - 65_000, ErrorKind::PoolExhausted),
             (10_000_000 - 500_000, ErrorKind::Deadlock),
         ];
-        let s = series("p", 3, Duration::from_secs(60), (now, wall), windows, errors);
+        let s = series(
+            "p",
+            3,
+            Duration::from_secs(60),
+            (now, wall),
+            (windows, window(4)),
+            errors,
+        );
         assert_eq!(s.points.len(), 3);
         let counts: Vec<u64> = s.points.iter().map(|p| p.statements).collect();
-        assert_eq!(counts, [0, 7, 7], "oldest first; the 3-minute-old slot is out");
+        assert_eq!(
+            counts,
+            [7, 7, 4],
+            "oldest first; the current slot so far is last; the slot that ended 2 minutes ago is out"
+        );
         assert_eq!(s.points[2].errors_by_kind.get("deadlock"), Some(&1));
         assert_eq!(s.points[1].errors_by_kind.get("pool_exhausted"), Some(&1));
         assert_eq!(s.points[2].end_unix_ms, 10_000_000);
@@ -144,7 +162,14 @@ mod tests {
     #[test]
     fn a_short_slot_is_capped() {
         let now = (Instant::now(), SystemTime::now());
-        let s = series("p", 60, Duration::from_millis(100), now, Vec::new(), Vec::new());
+        let s = series(
+            "p",
+            60,
+            Duration::from_millis(100),
+            now,
+            (Vec::new(), Window::default()),
+            Vec::new(),
+        );
         assert_eq!(s.points.len(), MAX_POINTS);
     }
 }

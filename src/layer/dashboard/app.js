@@ -144,6 +144,10 @@
           if (v == null) return;
           d += (d && se.values[i - 1] != null ? 'L' : 'M') + x(i).toFixed(1) + ' ' + y(v).toFixed(1);
           points++;
+          // A point with no neighbour draws no line: mark it.
+          if (se.values[i - 1] == null && se.values[i + 1] == null) {
+            root.append(svg('circle', { class: 'dot ' + se.cls, cx: x(i), cy: y(v), r: 3 }));
+          }
         });
         if (d) root.append(svg('path', { class: 'series ' + se.cls, d }));
       }
@@ -203,7 +207,7 @@
     $('pool').textContent = health.pool ? '· ' + health.pool : '';
     const up = health.status === 'healthy';
     card('card-health', up ? 'healthy' : 'unhealthy',
-      up ? 'ping ' + ms(health.ping_ms) : (health.error || 'no answer'), up ? 'ok' : 'bad');
+      up ? 'database answered in ' + ms(health.ping_ms) + ' · checkout ' + ms(health.checkout_ms) : (health.error || 'no answer'), up ? 'ok' : 'bad');
     const perf = all.performance;
     const parts = perf.parts;
     card('card-score', perf.score.toFixed(0) + ' / 100',
@@ -231,7 +235,12 @@
     const kinds = [...new Set(series.points.flatMap((p) => Object.keys(p.errors_by_kind)))].sort();
     chart('chart-errors', xs, kinds.map((k, i) => ({ name: k, cls: 'c' + ((i % 6) + 1), values: series.points.map((p) => p.errors_by_kind[k] || 0) })),
       { kind: 'bars', format: count, empty: 'no errors in the last hour' });
-    const samples = all.pool_trend.samples;
+    // The trend's samples (every health-check interval) and the pool as
+    // the health check saw it just now, so that the chart has data from
+    // the start.
+    const samples = all.pool_trend.samples.slice();
+    const nowUse = health.in_use / Math.max(health.max_size, 1);
+    samples.push({ at_unix_ms: Date.now(), utilization: nowUse, peak_utilization: null });
     chart('chart-pool', samples.map((s) => s.at_unix_ms), [
       { name: 'in use', cls: 'c1', values: samples.map((s) => s.utilization) },
       { name: 'peak', cls: 'c2', values: samples.map((s) => s.peak_utilization) },
@@ -249,7 +258,7 @@
       td('num', a.kind === 'latency' ? ms(a.baseline) : pct(a.baseline)),
       td('num', a.z.toFixed(1) + (a.robust_z != null ? ' / ' + a.robust_z.toFixed(1) : '')),
       td('num', `${a.minutes} of ${a.of_minutes}`),
-    ]), 6, 'every statement is itself');
+    ]), 6, 'no statement is off its own baseline now');
 
     const total = all.queries.overall.total_ms || 0;
     const degraded = new Set(all.queries.degraded.map((d) => d.fingerprint));
