@@ -15,13 +15,18 @@ pub(crate) fn ser_unix_ms<S: serde::Serializer>(at: &SystemTime, s: S) -> Result
     s.serialize_u64(unix_ms(*at))
 }
 
+/// A duration in milliseconds, fractional.
+pub(crate) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 pub(crate) fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1e3)
+    s.serialize_f64(ms(*d))
 }
 
 pub(crate) fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
-        Some(d) => s.serialize_some(&(d.as_secs_f64() * 1e3)),
+        Some(d) => s.serialize_some(&ms(*d)),
         None => s.serialize_none(),
     }
 }

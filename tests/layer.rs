@@ -554,3 +554,54 @@ async fn default_routes_carry_the_method_and_grpc_paths_label_themselves() {
     grpc.clone().oneshot(plain).await.unwrap();
     assert_eq!(route_of_last(pool.clone()), None, "not gRPC: no label");
 }
+
+/// Each route's requests add up (requests, statements and database time
+/// per request, its p95, requests with a failure), and a failure inside a
+/// request is kept with its route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_have_their_own_table_and_errors_their_route() {
+    use axum::routing::get;
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_route_table", 2).await;
+    let three = |axum::extract::State(pool): axum::extract::State<MonitoredPool<NoTls>>| async move {
+        let conn = pool.get().await.unwrap();
+        for _ in 0..3 {
+            conn.query_one("SELECT pg_sleep(0.002)::text", &[]).await.unwrap();
+        }
+        "ok"
+    };
+    let fail = |axum::extract::State(pool): axum::extract::State<MonitoredPool<NoTls>>| async move {
+        let conn = pool.get().await.unwrap();
+        conn.query_one("SELECT 1/0", &[]).await.unwrap_err();
+        "failed"
+    };
+    let router = axum::Router::new()
+        .route("/three", get(three))
+        .route("/fail", get(fail))
+        .with_state(pool.clone())
+        .layer(DbMonitorLayer::new(pool.clone()));
+    for path in ["/three", "/three", "/three", "/three", "/fail"] {
+        let request = Request::builder().uri(path).body(axum::body::Body::empty()).unwrap();
+        router.clone().oneshot(request).await.unwrap();
+    }
+    let routes = pool.route_report();
+    assert_eq!(routes.len(), 2, "{routes:#?}");
+    let three = &routes[0];
+    assert_eq!(three.route, "GET /three", "the most database time first");
+    assert_eq!(
+        (three.requests, three.statements, three.requests_with_errors),
+        (4, 12, 0)
+    );
+    assert_eq!(three.statements_per_request, 3.0);
+    assert!(three.database_ms_per_request >= 6.0, "{three:?}");
+    assert!(three.p95_database_ms.unwrap() >= 6.0 * 0.9, "{three:?}");
+    assert_eq!(
+        (routes[1].route.as_str(), routes[1].requests_with_errors),
+        ("GET /fail", 1)
+    );
+
+    let errors = pool.error_report(None);
+    assert_eq!(errors.recent[0].route.as_deref(), Some("GET /fail"), "{errors:#?}");
+    let doc = pool.comprehensive(60, 10);
+    assert_eq!(doc.routes, routes);
+}

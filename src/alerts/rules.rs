@@ -523,6 +523,7 @@ mod tests {
             fingerprint: statement.map(|_| "00000000000000aa".to_owned()),
             statement: statement.map(str::to_owned),
             message: "ERROR: deadlock detected (40P01)".to_owned(),
+            route: None,
         }
     }
 

@@ -54,6 +54,13 @@ pub(crate) enum Event<'a> {
         runs: u64,
         threshold: u64,
     },
+    /// A request through the layer finished under `route` (the layer).
+    Request {
+        route: &'a Arc<str>,
+        statements: u64,
+        nanos: u64,
+        failed: bool,
+    },
     /// The pool's state was read: to the trend (when `sample`) and the
     /// gauges.
     PoolState {

@@ -38,6 +38,12 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
             runs,
             threshold,
         } => n_plus_one(sink, route, fingerprint, runs, threshold),
+        Event::Request {
+            route,
+            statements,
+            nanos,
+            failed,
+        } => request_done(sink, route, statements, nanos, failed),
         Event::PoolState {
             reading,
             counters,
@@ -136,6 +142,7 @@ fn statement_failed(
                 )
                 .into(),
             },
+            route: request_route(),
         },
     );
     if kind.ends_connection() {
@@ -160,6 +167,12 @@ fn slow_statement(sink: &Sink, entry: &super::table::QueryEntry, elapsed: Durati
         error_type: failed,
     });
     sink.stores.alerts.signal();
+}
+
+/// The route of the request running on this task, if any (a failure's
+/// rare path: the lookup takes the route table's lock).
+fn request_route() -> Option<Arc<str>> {
+    crate::stats::routes::route_name(super::scope::current_route_id())
 }
 
 /// Counts an error (`db_client_errors_total`) and keeps it in the error
@@ -230,6 +243,7 @@ fn keep_connection_error(sink: &Sink, error: &tokio_postgres::Error, source: Err
             source,
             statement: None,
             message: message.into(),
+            route: None,
         },
     );
 }
@@ -268,6 +282,7 @@ fn checkout(sink: &Sink, waited: Duration, timeout: Option<ErrorKind>) {
                 kind.as_str().replace('_', " ")
             )
             .into(),
+            route: request_route(),
         },
     );
     sink.stores.alerts.signal();
@@ -309,6 +324,11 @@ fn n_plus_one(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64
             statement.unwrap_or("a statement of another pool")
         );
     }
+}
+
+#[inline(never)]
+fn request_done(sink: &Sink, route: &Arc<str>, statements: u64, nanos: u64, failed: bool) {
+    sink.stores.routes.record(route, statements, nanos, failed);
 }
 
 #[inline(never)]

@@ -105,6 +105,11 @@ impl Scope {
         }
     }
 
+    /// Whether a statement of the request failed.
+    pub(crate) fn failed(&self) -> bool {
+        self.errors.load(Relaxed) > 0
+    }
+
     /// Statements so far and their time.
     pub(crate) fn totals(&self) -> (u64, Duration) {
         (

@@ -86,6 +86,7 @@ impl Sink {
         stores.trend.clear();
         stores.recent.clear();
         stores.n_plus_one.clear();
+        stores.routes.clear();
         self.queries.reset_counts();
         self.queries.forget_texts();
         stores.totals.reset(std::time::Instant::now(), self.queries.totals());

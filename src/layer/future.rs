@@ -128,8 +128,12 @@ fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, response:
                 .append(HeaderName::from_static("server-timing"), value);
         }
     }
-    if scope.route().is_none() {
-        unrouted(scope);
+    match scope.route() {
+        Some(route) => {
+            let (statements, time) = scope.totals();
+            config.pool.request_done(route, statements, time, scope.failed());
+        }
+        None => unrouted(scope),
     }
     for (fingerprint, runs) in scope.repeated_over(config.n_plus_one) {
         config

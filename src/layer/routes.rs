@@ -36,6 +36,8 @@ pub(crate) trait RoutePool: Send + Sync + 'static {
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>>;
     /// Records an N+1 pattern seen in a request.
     fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64);
+    /// Records a finished request of `route`.
+    fn request_done(&self, route: &Arc<str>, statements: u64, database_time: Duration, failed: bool);
 }
 
 /// How long a health check's checkout took, and the database's answer to
@@ -164,6 +166,15 @@ impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
             fingerprint,
             runs,
             threshold,
+        });
+    }
+
+    fn request_done(&self, route: &Arc<str>, statements: u64, database_time: Duration, failed: bool) {
+        self.shared.record(Event::Request {
+            route,
+            statements,
+            nanos: crate::units::saturating_nanos(database_time),
+            failed,
         });
     }
 }

@@ -115,6 +115,9 @@ pub struct ComprehensiveReport {
     /// N+1 patterns seen by [`DbMonitorLayer`](crate::DbMonitorLayer): one
     /// statement run more than the threshold within one request.
     pub n_plus_one: Vec<crate::stats::NPlusOnePattern>,
+    /// Requests by route, the most database time first (see
+    /// [`MonitoredPool::route_report`](crate::MonitoredPool::route_report)).
+    pub routes: Vec<crate::stats::RouteStats>,
     /// Active alerts.
     pub alerts: AlertReport,
     /// The server view's last sample, summed up (absent when it is off).

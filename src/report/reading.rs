@@ -85,6 +85,15 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         self.shared.sink.stores.alerts.history(&self.shared.sink.name, limit)
     }
 
+    /// What the database cost each route's requests through
+    /// [`DbMonitorLayer`](crate::DbMonitorLayer) since the stores were last
+    /// reset: requests, statements and database time per request, the p95
+    /// and the longest, requests with a failed statement. The most database
+    /// time first; at most 200 routes are kept.
+    pub fn route_report(&self) -> Vec<crate::stats::RouteStats> {
+        self.shared.sink.stores.routes.report()
+    }
+
     /// The last statements the pool ran (at most `limit`, and at most
     /// [`query_history`](crate::MonitorConfig::query_history) are kept),
     /// newest first, normalized.
@@ -202,6 +211,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             errors,
             pool_trend: trend,
             n_plus_one: self.shared.sink.stores.n_plus_one.report(),
+            routes: self.route_report(),
             alerts,
             server: self.server_summary(),
         }

@@ -48,6 +48,10 @@ pub struct ErrorRecord {
     /// or a server in another language), or the client's description.
     /// Never the server's `DETAIL`, which can carry row values.
     pub message: String,
+    /// The route of the request it happened in, for statement and
+    /// checkout errors inside a request through
+    /// [`DbMonitorLayer`](crate::DbMonitorLayer).
+    pub route: Option<String>,
 }
 
 /// A (class, statement) pair that keeps failing.
@@ -124,6 +128,7 @@ struct Kept {
     source: ErrorSource,
     statement: Option<(u64, Arc<str>)>,
     message: Arc<str>,
+    route: Option<Arc<str>>,
 }
 
 impl Kept {
@@ -136,6 +141,7 @@ impl Kept {
             fingerprint: self.statement.as_ref().map(|(fp, _)| hex(*fp)),
             statement: self.statement.as_ref().map(|(_, sql)| sql.to_string()),
             message: self.message.to_string(),
+            route: self.route.as_deref().map(str::to_owned),
         }
     }
 }
@@ -188,6 +194,8 @@ pub(crate) struct NewError<'a> {
     pub(crate) statement: Option<(u64, &'a Arc<str>)>,
     /// The message, already masked.
     pub(crate) message: Cow<'a, str>,
+    /// The route of the request it happened in.
+    pub(crate) route: Option<Arc<str>>,
 }
 
 /// The bounded error store of one pool.
@@ -223,6 +231,7 @@ impl ErrorLog {
             source,
             statement,
             message,
+            route,
         } = error;
         let at_unix_ms = unix_ms(at);
         let sqlstate = sqlstate.and_then(SqlStateCode::new);
@@ -266,6 +275,7 @@ impl ErrorLog {
             source,
             statement,
             message,
+            route,
         });
     }
 
@@ -384,6 +394,7 @@ mod tests {
                 source: ErrorSource::Statement,
                 statement: Some((i % 2, &sql)),
                 message: format!("message {i}").into(),
+                route: None,
             });
         }
         log
@@ -421,6 +432,7 @@ mod tests {
                 source: ErrorSource::Statement,
                 statement: Some((7, &sql)),
                 message: Cow::Borrowed(message),
+                route: None,
             });
         }
         let inner = log.inner.lock().unwrap();

@@ -33,6 +33,7 @@ pub(crate) mod histogram;
 mod nplusone;
 mod performance;
 mod recent;
+mod requests;
 pub(crate) mod ring;
 pub(crate) mod routes;
 pub(crate) mod series;
@@ -53,6 +54,7 @@ pub use performance::{
     Apdex, Degradation, GroupPerformance, LatencyStats, QueryPerformanceReport, StatementPerformance,
 };
 pub use recent::{RecentStatement, StatementOutcome};
+pub use requests::RouteStats;
 pub use series::{SeriesPoint, StatementSeries};
 pub use server::{LockNode, OtherBackends, ServerBackend, ServerStatement};
 pub use slow::{SlowQuery, SlowQueryGroup, SlowQueryReport, GETTING_SLOWER};
@@ -65,6 +67,7 @@ pub(crate) use performance::{
     degradation, report as performance_report, Cumulative, StatementHistory, StatementWindow, Window, Windows,
 };
 pub(crate) use recent::{describe as describe_recent, outcome_word, RawRecent, RecentRing};
+pub(crate) use requests::RouteLog;
 pub(crate) use slow::{NewSlow, SlowLog};
 pub(crate) use totals::{Totals, TotalsHistory};
 pub(crate) use trend::{PoolReading, PoolTrend};
@@ -103,6 +106,7 @@ pub(crate) struct PoolStores {
     pub(crate) trend: PoolTrend,
     pub(crate) recent: RecentRing,
     pub(crate) n_plus_one: NPlusOneLog,
+    pub(crate) routes: RouteLog,
     pub(crate) alerts: AlertBook,
     pub(crate) server: server::ServerStore,
     pub(crate) forecast: forecast::ForecastStore,
@@ -117,6 +121,7 @@ impl PoolStores {
             trend: PoolTrend::new(config.pool_trend_samples),
             recent: RecentRing::new(config.query_history, counters::stripe_count()),
             n_plus_one: NPlusOneLog::new(config.max_fingerprints),
+            routes: RouteLog::default(),
             alerts: AlertBook::new(config.alert_history),
             server: server::ServerStore::default(),
             forecast: forecast::ForecastStore::default(),

@@ -279,8 +279,13 @@
         td('num', `${count(a.occurrences)}× · ${clock(a.last_seen_unix_ms)}`), td('', button)];
     }), 5, 'no active alert');
 
+    fill($('routes'), all.routes.map((r) => [r.route, td('num', count(r.requests)),
+      td('num', ms(r.database_ms_per_request)), td('num', ms(r.p95_database_ms)),
+      td('num', r.statements_per_request.toFixed(1)), td('num', count(r.requests_with_errors))]), 6,
+      'no request under a route yet');
+
     fill($('errors'), all.errors.recent.map((e) => [td('num', clock(e.at_unix_ms)), e.error_type, e.sqlstate || '–',
-      td('sql', e.statement || '–'), e.message]), 5, 'no errors in the last hour');
+      e.route || '–', td('sql', e.statement || '–'), e.message]), 6, 'no errors in the last hour');
     fill($('nplusone'), all.n_plus_one.map((p) => [p.route || '(no route)', td('sql', p.statement || p.fingerprint),
       td('num', count(p.requests)), td('num', count(p.max_runs))]), 4, 'no N+1 pattern seen');
 
