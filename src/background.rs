@@ -44,6 +44,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
+use crate::layer::DbMonitorLayer;
 use crate::monitor::DbMonitor;
 use crate::pool::{MakeTls, MonitoredPool};
 
@@ -106,6 +107,31 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 }
 
 impl DbMonitor {
+    /// The layer for `pool` with the pool's background task started and
+    /// kept in it: one value to give the router.
+    ///
+    /// The task runs for as long as the layer or any service made from it
+    /// lives (the router), and stops at its next wake-up once the last is
+    /// dropped. To stop it at a moment of your choosing and wait for it,
+    /// use [`start`](Self::start) and [`DbMonitorLayer::new`] instead.
+    ///
+    /// ```no_run
+    /// # async fn run(monitor: db_monitor::DbMonitor, pool: db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>,
+    /// #              prometheus: metrics_exporter_prometheus::PrometheusHandle) {
+    /// let app: axum::Router = axum::Router::new()
+    ///     // .route(…).with_state(pool.clone())
+    ///     .layer(monitor.layer(&pool).prometheus(prometheus));
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If called outside a Tokio runtime.
+    pub fn layer<Tls: MakeTls>(&self, pool: &MonitoredPool<Tls>) -> DbMonitorLayer {
+        let handle: Arc<dyn std::any::Any + Send + Sync> = Arc::new(self.start(pool));
+        DbMonitorLayer::new(pool.clone()).keeping(handle)
+    }
+
     /// Starts the background work for `pool` (see the [module
     /// docs](crate::background)) and returns its handle.
     ///

@@ -605,3 +605,26 @@ async fn routes_have_their_own_table_and_errors_their_route() {
     let doc = pool.comprehensive(60, 10);
     assert_eq!(doc.routes, routes);
 }
+
+/// `DbMonitor::layer`: one value for the router, which keeps the pool's
+/// background task running while the layer (or a service made from it)
+/// lives, and lets it stop once the last is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitors_layer_keeps_the_background_task_while_it_lives() {
+    let mut config = MonitorConfig::default();
+    config.health_check_interval = Duration::from_secs(1);
+    let (monitor, _rec) = monitor(config);
+    let pool = pool(&monitor, "layer_keeps_background", 1).await;
+    let samples = || pool.trend_report(None).samples.len();
+    let service = app(pool.clone(), monitor.layer(&pool));
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let running = samples();
+    assert!(running >= 2, "the task samples while the layer lives: {running}");
+    get_json(&service, "/health/database").await;
+    drop(service);
+    // The task wakes up once more, sees it was let go, and stops.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stopped = samples();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(samples(), stopped, "no sample after the last service was dropped");
+}

@@ -38,6 +38,9 @@ pub(crate) struct LayerConfig {
     /// Whether `GET …/dashboard` is served.
     pub(crate) dashboard: bool,
     pub(crate) route_of: Option<RouteOf>,
+    /// What the layer keeps alive while any clone of it lives (the
+    /// background task's handle, from [`DbMonitor::layer`](crate::DbMonitor::layer)).
+    pub(crate) keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
     pub(crate) health_timeout: Duration,
     /// How long shared answers are reused.
     pub(crate) cache_for: Duration,
@@ -63,6 +66,7 @@ impl fmt::Debug for DbMonitorLayer {
             .field("reads_need_token", &c.reads_need_token)
             .field("dashboard", &c.dashboard)
             .field("route_of", &c.route_of.is_some())
+            .field("keeps_background", &c.keep.is_some())
             .field("health_timeout", &c.health_timeout)
             .field("cache_for", &c.cache_for)
             .field("max_bytes_per_second", &c.max_bytes_per_second)
@@ -85,6 +89,7 @@ impl DbMonitorLayer {
                 reads_need_token: false,
                 dashboard: true,
                 route_of: None,
+                keep: None,
                 health_timeout: Duration::from_secs(5),
                 cache_for: Duration::from_secs(1),
                 max_bytes_per_second: Some(4 << 20),
@@ -106,6 +111,7 @@ impl DbMonitorLayer {
             reads_need_token: shared.reads_need_token,
             dashboard: shared.dashboard,
             route_of: shared.route_of.clone(),
+            keep: shared.keep.clone(),
             health_timeout: shared.health_timeout,
             cache_for: shared.cache_for,
             max_bytes_per_second: shared.max_bytes_per_second,
@@ -117,6 +123,12 @@ impl DbMonitorLayer {
         DbMonitorLayer {
             config: Arc::new(config),
         }
+    }
+
+    /// Keeps `value` alive for as long as the layer or a service made from
+    /// it lives.
+    pub(crate) fn keeping(self, value: Arc<dyn std::any::Any + Send + Sync>) -> Self {
+        self.with(|c| c.keep = Some(value))
     }
 
     /// Sets the path under which the routes are served (a leading `/` is
