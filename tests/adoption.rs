@@ -283,3 +283,31 @@ async fn requests_without_a_route_are_told_of_once() {
     assert_eq!(said, 1, "{}", logs.lock().unwrap());
     assert!(logs.lock().unwrap().contains("route_label"));
 }
+
+/// LISTEN/NOTIFY through the pool: a connection kept checked out listens,
+/// and the manager's listener hears what any connection notifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_the_managers_listener() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let manager = monitor
+        .manager("adoption_notify", shared_config(), NoTls)
+        .notifications(move |n| {
+            let _ = tx.send((n.channel().to_owned(), n.payload().to_owned()));
+        });
+    let builder = db_monitor::bb8::Pool::builder().max_size(2);
+    let pool = monitor.pool(manager, builder).await.unwrap();
+    let listening = pool.get_owned().await.unwrap();
+    listening.batch_execute("LISTEN adoption_orders").await.unwrap();
+    let other = pool.get().await.unwrap();
+    assert_ne!(other.connection_id(), listening.connection_id());
+    other
+        .execute("SELECT pg_notify('adoption_orders', $1)", &[&"order 7"])
+        .await
+        .unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(
+        heard.expect("a notification within 5 s"),
+        Some(("adoption_orders".to_owned(), "order 7".to_owned()))
+    );
+}

@@ -11,7 +11,7 @@ use std::sync::Weak;
 use std::task::{ready, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_postgres::{AsyncMessage, CancelToken, Error};
+use tokio_postgres::{AsyncMessage, CancelToken, Error, Notification};
 
 use super::client::MonitoredClient;
 use super::shared::{Backend, Canceller, PoolShared, SideConnect};
@@ -35,7 +35,11 @@ pub struct MonitoredManager<Tls> {
     tls: Tls,
     shared: Arc<PoolShared>,
     setup: Vec<String>,
+    notifications: Option<Listener>,
 }
+
+/// Hears the notifications (`NOTIFY`) of the pool's connections.
+type Listener = Arc<dyn Fn(Notification) + Send + Sync>;
 
 impl<Tls> fmt::Debug for MonitoredManager<Tls> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -154,6 +158,7 @@ impl<Tls: MakeTls> MonitoredManager<Tls> {
             config,
             tls,
             setup: Vec::new(),
+            notifications: None,
         }
     }
 }
@@ -170,6 +175,42 @@ impl<Tls> MonitoredManager<Tls> {
     #[must_use]
     pub fn setup(mut self, sql: impl Into<String>) -> Self {
         self.setup.push(sql.into());
+        self
+    }
+
+    /// Hands every notification that a connection of the pool receives
+    /// (`LISTEN channel` on it, then a `NOTIFY channel, 'payload'`
+    /// anywhere) to `listener`, from the connection's background task.
+    /// Without one they are dropped, as tokio-postgres's `Connection`
+    /// future drops them.
+    ///
+    /// A `LISTEN` belongs to its connection and stays when the checkout
+    /// returns: listen on a connection you keep checked out (for example
+    /// with [`get_owned`](crate::MonitoredPool::get_owned) on a task of its
+    /// own), or `UNLISTEN` before returning it. `listener` must not block:
+    /// hand the notification on, as to a channel. The monitor keeps nothing
+    /// of a notification (its payload is the application's data).
+    ///
+    /// ```no_run
+    /// # async fn run(monitor: db_monitor::DbMonitor) -> Result<(), Box<dyn std::error::Error>> {
+    /// use db_monitor::tokio_postgres::NoTls;
+    ///
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// let pg = "host=127.0.0.1 user=app dbname=app".parse()?;
+    /// let manager = monitor.manager("primary", pg, NoTls).notifications(move |n| {
+    ///     let _ = tx.send(n);
+    /// });
+    /// let pool = monitor.pool(manager, monitor.config().pool_builder()).await?;
+    /// let listening = pool.get_owned().await?;
+    /// listening.batch_execute("LISTEN orders").await?;
+    /// while let Some(n) = rx.recv().await {
+    ///     println!("{}: {}", n.channel(), n.payload());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn notifications(mut self, listener: impl Fn(Notification) + Send + Sync + 'static) -> Self {
+        self.notifications = Some(Arc::new(listener));
         self
     }
 
@@ -201,7 +242,7 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                 // The connection runs as a task of its own (a wrapper
                 // awaiting it would be polled for every message, on top of
                 // it); a second task waits for its end.
-                let driver = tokio::spawn(drive(connection, shared.clone(), stats.id));
+                let driver = tokio::spawn(drive(connection, shared.clone(), stats.id, self.notifications.clone()));
                 tokio::spawn(async move {
                     // A join error: the runtime is shutting down.
                     let Ok(result) = driver.await else { return };
@@ -320,12 +361,13 @@ impl bb8::ErrorSink<Error> for MonitorErrorSink {
 /// Drives a connection as `Connection`'s own future does, but hands each
 /// notice to the funnel instead of to tokio-postgres's log line, which
 /// would write its whole text (values included) at INFO. Notifications
-/// (`LISTEN`) are dropped, as `Connection`'s future drops them: nobody
-/// listens through a pool.
+/// (`LISTEN`) go to the manager's listener, or are dropped as
+/// `Connection`'s future drops them.
 fn drive<S, T>(
     mut connection: tokio_postgres::Connection<S, T>,
     shared: Weak<PoolShared>,
     id: u64,
+    notifications: Option<Listener>,
 ) -> impl Future<Output = Result<(), Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -339,6 +381,11 @@ where
                         connection: id,
                         notice: &notice,
                     });
+                }
+            }
+            Some(Ok(AsyncMessage::Notification(notification))) => {
+                if let Some(listener) = &notifications {
+                    listener(notification);
                 }
             }
             Some(Ok(_)) => {}
