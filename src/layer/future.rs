@@ -107,11 +107,11 @@ where
     }
 }
 
-/// What a finished request leaves behind: its `Server-Timing` entry and
-/// its N+1 patterns.
+/// What a finished request leaves behind: its `Server-Timing` entry, its
+/// route's figures and its N+1 patterns.
 fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, response: &mut Response<B>) {
+    let (statements, time) = scope.totals();
     if server_timing {
-        let (statements, time) = scope.totals();
         let mut value = String::with_capacity(48);
         // Milliseconds with three decimals, by integer arithmetic.
         let micros = time.as_micros();
@@ -129,11 +129,9 @@ fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, response:
         }
     }
     match scope.route() {
-        Some(route) => {
-            let (statements, time) = scope.totals();
-            config.pool.request_done(route, statements, time, scope.failed());
-        }
-        None => unrouted(scope),
+        Some(route) => config.pool.request_done(route, statements, time, scope.failed()),
+        None if statements > 0 => unrouted(),
+        None => {}
     }
     for (fingerprint, runs) in scope.repeated_over(config.n_plus_one) {
         config
@@ -145,12 +143,9 @@ fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, response:
 /// Says once per process that requests run statements with no route to
 /// label them by (axum 0.7, or a framework the layer does not know), and
 /// how to give them one.
-fn unrouted(scope: &Scope) {
+fn unrouted() {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if WARNED.load(std::sync::atomic::Ordering::Relaxed) || scope.totals().0 == 0 {
-        return;
-    }
-    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+    if !WARNED.load(std::sync::atomic::Ordering::Relaxed) && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::warn!(
             "requests run database statements but carry no route: their statistics, N+1 patterns and \
              errors are not joined to a route. The layer reads axum 0.8's MatchedPath and gRPC paths; \
