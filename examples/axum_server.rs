@@ -302,7 +302,7 @@ async fn main() -> Result<(), Error> {
     };
     // Kept until the end of main: dropping it stops the throwaway server.
     let (_server, pg) = pg::example_server(config.database.as_ref());
-    let monitor = DbMonitor::new(config);
+    let monitor = DbMonitor::new(config)?;
     let demo = demo(&monitor, pg, Some(prometheus)).await?;
 
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());

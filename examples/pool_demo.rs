@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Kept until the end of main: dropping it stops the throwaway server.
     let (_server, pg) = pg::example_server(config.database.as_ref());
 
-    let monitor = DbMonitor::new(config.clone());
+    let monitor = DbMonitor::new(config.clone())?;
     let manager = monitor
         .manager("primary", pg, NoTls)
         .setup("SET application_name = 'db-monitor-demo'");

@@ -40,7 +40,7 @@
 //! let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
 //!
 //! let config = MonitorConfig::from_env()?;
-//! let monitor = DbMonitor::new(config.clone());
+//! let monitor = DbMonitor::new(config.clone())?;
 //!
 //! let mut pg: Config = "host=127.0.0.1 user=app dbname=app".parse()?;
 //! // Without these, a silently dropped network hangs a statement forever.

@@ -10,7 +10,7 @@ use metrics::Recorder;
 
 use crate::alerts::{LogNotifier, Notifier};
 use crate::classify::ErrorKind;
-use crate::config::MonitorConfig;
+use crate::config::{ConfigError, MonitorConfig};
 use crate::funnel::handles::Registry;
 use crate::funnel::tracked::Tracked;
 use crate::funnel::{AlertListener, Sink};
@@ -31,7 +31,7 @@ use crate::pool::{MakeTls, MonitoredManager, MonitoredPool};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = MonitorConfig::from_env()?;
-/// let monitor = DbMonitor::new(config.clone());
+/// let monitor = DbMonitor::new(config.clone())?;
 /// let mut pg: db_monitor::tokio_postgres::Config = "host=127.0.0.1 user=app dbname=app".parse()?;
 /// pg.keepalives_idle(std::time::Duration::from_secs(30))
 ///     .tcp_user_timeout(std::time::Duration::from_secs(10));
@@ -111,8 +111,15 @@ impl DbMonitorBuilder {
         self
     }
 
-    /// The monitor.
-    pub fn build(self) -> DbMonitor {
+    /// The monitor, once its configuration has passed
+    /// [`MonitorConfig::validate`].
+    ///
+    /// # Errors
+    ///
+    /// The first setting out of range, named (see
+    /// [`MonitorConfig::validate`]).
+    pub fn build(self) -> Result<DbMonitor, ConfigError> {
+        self.config.validate()?;
         let mut notifiers = self.notifiers;
         if self.log_alerts {
             notifiers.insert(0, Arc::new(LogNotifier));
@@ -133,7 +140,7 @@ impl DbMonitorBuilder {
             listener,
             pools: Mutex::new(Vec::new()),
         };
-        DbMonitor { inner: Arc::new(inner) }
+        Ok(DbMonitor { inner: Arc::new(inner) })
     }
 }
 
@@ -146,13 +153,24 @@ impl DbMonitor {
     ///
     /// Alerts are logged ([`LogNotifier`]); [`builder`](Self::builder)
     /// adds notifiers.
-    pub fn new(config: MonitorConfig) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// A setting out of range, named (see [`MonitorConfig::validate`]).
+    pub fn new(config: MonitorConfig) -> Result<Self, ConfigError> {
         Self::builder(config).build()
     }
 
     /// A monitor that emits through `recorder` instead of the global one
     /// (for tests, or to keep several monitors apart).
-    pub fn with_recorder(config: MonitorConfig, recorder: Arc<dyn Recorder + Send + Sync>) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_recorder(
+        config: MonitorConfig,
+        recorder: Arc<dyn Recorder + Send + Sync>,
+    ) -> Result<Self, ConfigError> {
         Self::builder(config).recorder(recorder).build()
     }
 
@@ -222,7 +240,7 @@ impl DbMonitor {
     /// }
     ///
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let monitor = DbMonitor::new(MonitorConfig::default());
+    /// let monitor = DbMonitor::new(MonitorConfig::default()).expect("a valid configuration");
     /// let pg = "host=127.0.0.1 user=app dbname=app".parse()?;
     /// let builder = monitor.config().pool_builder().connection_customizer(Box::new(SearchPath));
     /// let pool = monitor.pool(monitor.manager("primary", pg, NoTls), builder).await?;
@@ -325,7 +343,7 @@ mod tests {
     async fn track_times_successes_and_classifies_failures() {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
-        let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder));
+        let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder)).expect("a valid configuration");
         let ok: Result<u32, Box<dyn std::error::Error + Send + Sync>> = monitor.track("lookup", async { Ok(7) }).await;
         assert_eq!(ok.unwrap(), 7);
         let io: Result<(), Box<dyn std::error::Error + Send + Sync>> = monitor

@@ -72,7 +72,7 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
         .slow_query_threshold(Duration::from_millis(250))
         .server_view(ServerView::default().interval(Duration::from_millis(500)));
     config.health_check_interval = Duration::from_secs(1);
-    let monitor = DbMonitor::new(config);
+    let monitor = DbMonitor::new(config).expect("a valid configuration");
     let demo = axum_example::demo(&monitor, support::pg::shared_config(), None)
         .await
         .unwrap();

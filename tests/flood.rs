@@ -64,7 +64,7 @@ fn serve() -> String {
             let monitor = DbMonitor::builder(config)
                 .recorder(Arc::new(recorder))
                 .log_alerts(false)
-                .build();
+                .build().expect("a valid configuration");
             let demo = axum_example::demo(&monitor, support::pg::shared_config(), Some(handle))
                 .await
                 .unwrap();

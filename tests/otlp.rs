@@ -142,7 +142,7 @@ async fn one_request_exports_its_statements_under_its_span() {
     let (endpoint, received) = receiver().await;
     let provider = axum_example::trace_to_otlp(&endpoint).expect("exporter");
     let config = MonitorConfig::default().trace_context(axum_example::current_trace);
-    let monitor = DbMonitor::new(config);
+    let monitor = DbMonitor::new(config).expect("a valid configuration");
     let demo = axum_example::demo(&monitor, support::pg::shared_config(), None)
         .await
         .expect("demo");

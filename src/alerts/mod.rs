@@ -75,8 +75,9 @@
 //!             }
 //!         }
 //!     })
-//!     .build();
+//!     .build()?;
 //! # let _ = monitor;
+//! # Ok::<(), db_monitor::ConfigError>(())
 //! ```
 
 mod engine;

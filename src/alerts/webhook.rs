@@ -59,7 +59,7 @@ use super::{Alert, AlertEvent, Notifier};
 ///     .build()?;
 /// let monitor = DbMonitor::builder(MonitorConfig::from_env()?)
 ///     .notifier(alertmanager)
-///     .build();
+///     .build()?;
 /// # let _ = monitor; Ok(()) }
 /// ```
 pub struct AlertmanagerNotifier {

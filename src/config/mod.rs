@@ -29,6 +29,7 @@ use crate::alert_kind::AlertType;
 mod env;
 mod forecast;
 mod trace;
+mod validate;
 
 pub use env::ConfigError;
 pub use forecast::{AnomalyThresholds, ForecastThresholds};
@@ -443,111 +444,6 @@ impl fmt::Debug for MonitorConfig {
 }
 
 impl MonitorConfig {
-    /// Checks the values that bb8 or the monitor cannot work with.
-    ///
-    /// # Errors
-    ///
-    /// A zero-sized pool, a `min_idle` above its size, a zero pool timeout
-    /// or health-check interval, or zero consecutive failures, naming the
-    /// variable that sets it.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.pool_size.checked_add(self.max_overflow).is_none_or(|n| n == 0) {
-            return Err(ConfigError::new(
-                "ASYNC_DB_POOL_SIZE",
-                Some(&self.pool_size.to_string()),
-                "pool size plus overflow between 1 and 4294967295",
-            ));
-        }
-        if self.min_idle > self.pool_size.saturating_add(self.max_overflow) {
-            // bb8 would panic on it.
-            return Err(ConfigError::new(
-                "ASYNC_DB_MIN_IDLE",
-                Some(&self.min_idle.to_string()),
-                "at most the pool size plus overflow",
-            ));
-        }
-        if self.pool_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "ASYNC_DB_POOL_TIMEOUT",
-                Some("0"),
-                "a positive duration",
-            ));
-        }
-        if self.health_check_interval.is_zero() {
-            return Err(ConfigError::new(
-                "ASYNC_DB_HEALTH_CHECK_INTERVAL",
-                Some("0"),
-                "a positive duration",
-            ));
-        }
-        if self.alerts.evaluation_interval.is_zero() {
-            return Err(ConfigError::new(
-                "ASYNC_DB_ALERT_EVALUATION_INTERVAL",
-                Some("0"),
-                "a positive duration",
-            ));
-        }
-        if self.slot < Duration::from_millis(100) {
-            return Err(ConfigError::new(
-                "ASYNC_DB_HISTORY_SLOT",
-                Some(&format!("{:?}", self.slot)),
-                "a duration of at least 100ms",
-            ));
-        }
-        let f = &self.alerts.forecast;
-        if f.interval.is_zero() {
-            return Err(ConfigError::new(
-                "ASYNC_DB_ALERT_FORECAST_INTERVAL",
-                Some("0"),
-                "a positive duration",
-            ));
-        }
-        if !(f.min_t.is_finite() && f.min_t >= 0.0) {
-            return Err(ConfigError::new(
-                "ASYNC_DB_ALERT_FORECAST_MIN_T",
-                Some(&f.min_t.to_string()),
-                "a number of standard errors, zero or more",
-            ));
-        }
-        let a = &self.alerts.anomaly;
-        if !(1..=32).contains(&a.n) {
-            return Err(ConfigError::new(
-                "ASYNC_DB_ALERT_ANOMALY_N",
-                Some(&a.n.to_string()),
-                "a number of minutes from 1 to 32",
-            ));
-        }
-        if a.k == 0 || a.k > a.n {
-            return Err(ConfigError::new(
-                "ASYNC_DB_ALERT_ANOMALY_K",
-                Some(&a.k.to_string()),
-                "a number of minutes from 1 to ASYNC_DB_ALERT_ANOMALY_N",
-            ));
-        }
-        if !(a.alpha > 0.0 && a.alpha <= 1.0) {
-            return Err(ConfigError::new(
-                "ASYNC_DB_ALERT_ANOMALY_ALPHA",
-                Some(&a.alpha.to_string()),
-                "a weight above 0 and at most 1",
-            ));
-        }
-        if !(a.z.is_finite() && a.z > 0.0) {
-            return Err(ConfigError::new(
-                "ASYNC_DB_ALERT_ANOMALY_Z",
-                Some(&a.z.to_string()),
-                "a positive number of deviations",
-            ));
-        }
-        if self.alerts.consecutive_failures == 0 {
-            return Err(ConfigError::new(
-                "ASYNC_DB_ALERT_CONSECUTIVE_FAILURES",
-                Some("0"),
-                "a positive integer",
-            ));
-        }
-        Ok(())
-    }
-
     /// A bb8 builder sized by this configuration (see the table above).
     pub fn pool_builder<M: bb8::ManageConnection>(&self) -> bb8::Builder<M> {
         bb8::Pool::builder()

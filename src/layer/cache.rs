@@ -7,6 +7,13 @@
 //! reused until it is `fresh_for` old. Blocking work (serializing a
 //! document, rendering the exposition) runs on Tokio's blocking pool, one
 //! computation at a time across every key, never on the async workers.
+//!
+//! A blocking computation cannot be stopped once it runs, so it is owned
+//! by a task of its own rather than by the request: when the request is
+//! dropped (the client closed the connection) the computation still holds
+//! the one permit until it ends, pays the byte budget for what it made,
+//! and leaves its answer for the callers that come next. A request dropped
+//! while it waits for the permit computes nothing.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,6 +23,8 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+
+use super::budget::Budget;
 
 /// Keys kept before idle ones are forgotten (the parameters of a document
 /// make its key, so a caller could otherwise grow the map at will).
@@ -27,7 +36,7 @@ type Slot<V> = Arc<tokio::sync::Mutex<Option<(Instant, V)>>>;
 pub(crate) struct Shared<K, V> {
     slots: Mutex<HashMap<K, Slot<V>>>,
     /// One blocking computation at a time, whatever its key.
-    blocking: Semaphore,
+    blocking: Arc<Semaphore>,
     fresh_for: Duration,
 }
 
@@ -43,7 +52,7 @@ impl<K: Hash + Eq, V: Clone + Send + 'static> Shared<K, V> {
     pub(crate) fn new(fresh_for: Duration) -> Self {
         Shared {
             slots: Mutex::new(HashMap::new()),
-            blocking: Semaphore::new(1),
+            blocking: Arc::new(Semaphore::new(1)),
             fresh_for,
         }
     }
@@ -68,21 +77,46 @@ impl<K: Hash + Eq, V: Clone + Send + 'static> Shared<K, V> {
         value
     }
 
-    /// Like [`get`](Self::get), computing with `f` on the blocking pool
-    /// (one blocking computation at a time); `failed` is the answer when
-    /// `f` panics.
+    /// Like [`get`](Self::get), computing with `f` on the blocking pool,
+    /// one blocking computation at a time, within `budget`: an answer made
+    /// before is sent if the budget [takes](Budget::take) its `weigh`t, one
+    /// to make is made only if the budget is open once this call holds the
+    /// permit, and is paid for as it is made. `failed` is the answer when
+    /// `f` panics. `None`: over budget.
     pub(crate) async fn get_blocking(
         &self,
         key: K,
+        budget: &Arc<Budget>,
         f: impl FnOnce() -> V + Send + 'static,
-        failed: impl FnOnce() -> V,
-    ) -> V {
-        self.get(key, async {
-            // The semaphore is never closed.
-            let _permit = self.blocking.acquire().await;
-            tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| failed())
-        })
-        .await
+        failed: fn() -> V,
+        weigh: fn(&V) -> usize,
+    ) -> Option<V> {
+        let asked = Instant::now();
+        let mut answer = self.slot(key).lock_owned().await;
+        if let Some((at, value)) = answer.as_ref() {
+            if *at >= asked || at.elapsed() < self.fresh_for {
+                return budget.take(weigh(value)).then(|| value.clone());
+            }
+        }
+        if !budget.open() {
+            return None;
+        }
+        // The semaphore is never closed.
+        let permit = self.blocking.clone().acquire_owned().await.ok()?;
+        // The computations before this one have paid by now.
+        if !budget.open() {
+            return None;
+        }
+        let budget = budget.clone();
+        let job = tokio::spawn(async move {
+            let value = tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| failed());
+            drop(permit);
+            budget.spend(weigh(&value));
+            *answer = Some((Instant::now(), value.clone()));
+            value
+        });
+        // The job only fails if the runtime is shutting down.
+        Some(job.await.unwrap_or_else(|_| failed()))
     }
 
     /// Forgets every answer (after a change that they would not show).
@@ -161,9 +195,69 @@ mod tests {
             assert_eq!(shared.get(key, async move { key }).await, key);
         }
         assert!(shared.slots.lock().unwrap().len() <= MAX_KEYS);
-        let blocking = shared.get_blocking(5000, || 7, || 0).await;
-        assert_eq!(blocking, 7);
-        let panicked = shared.get_blocking(5001, || panic!("boom"), || 99).await;
-        assert_eq!(panicked, 99);
+        let budget = Arc::new(Budget::new(None));
+        let blocking = shared.get_blocking(5000, &budget, || 7, || 0, |_| 1).await;
+        assert_eq!(blocking, Some(7));
+        let panicked = shared.get_blocking(5001, &budget, || panic!("boom"), || 99, |_| 1).await;
+        assert_eq!(panicked, Some(99));
+    }
+
+    /// A computation that takes `ms` on a blocking thread and notes how
+    /// many ran at once.
+    fn slow(ms: u64, running: Arc<AtomicU32>, most: Arc<AtomicU32>) -> impl FnOnce() -> usize + Send + 'static {
+        move || {
+            let now = running.fetch_add(1, SeqCst) + 1;
+            most.fetch_max(now, SeqCst);
+            std::thread::sleep(Duration::from_millis(ms));
+            running.fetch_sub(1, SeqCst);
+            1000
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropped_requests_keep_one_computation_at_a_time_and_still_pay() {
+        let shared = Arc::new(Shared::<usize, usize>::new(Duration::from_secs(60)));
+        let unlimited = Arc::new(Budget::new(None));
+        let (running, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        // Twenty requests for different documents, each given up after
+        // 5 ms, while each computation takes 20 ms.
+        for key in 0..20 {
+            let request = shared.get_blocking(key, &unlimited, slow(20, running.clone(), most.clone()), || 0, |n| *n);
+            assert!(tokio::time::timeout(Duration::from_millis(5), request).await.is_err());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(most.load(SeqCst), 1, "never two computations at once");
+        assert_eq!(running.load(SeqCst), 0);
+        // The one that held the permit ran to its end and left its answer
+        // for the next caller.
+        let again = shared.get_blocking(0, &unlimited, || unreachable!(), || 0, |n| *n).await;
+        assert_eq!(again, Some(1000));
+
+        // A computation nobody waited for still pays: 1000 bytes against
+        // 100 a second leave the budget in debt.
+        let budget = Arc::new(Budget::new(Some(100)));
+        let request = shared.get_blocking(100, &budget, slow(20, running.clone(), most.clone()), || 0, |n| *n);
+        assert!(tokio::time::timeout(Duration::from_millis(5), request).await.is_err());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!budget.open(), "the dropped request's document was paid for");
+        let refused = shared.get_blocking(101, &budget, || unreachable!(), || 0, |n| *n).await;
+        assert_eq!(refused, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_cannot_all_pass_one_check() {
+        let shared = Arc::new(Shared::<usize, usize>::new(Duration::from_secs(60)));
+        // Four answers' worth a second; sixty concurrent requests for
+        // different documents.
+        let budget = Arc::new(Budget::new(Some(4000)));
+        let (running, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let answers = futures_util::future::join_all((0..60).map(|key| {
+            let (shared, budget, f) = (shared.clone(), budget.clone(), slow(1, running.clone(), most.clone()));
+            tokio::spawn(async move { shared.get_blocking(key, &budget, f, || 0, |n| *n).await })
+        }))
+        .await;
+        let served = answers.into_iter().filter(|a| a.as_ref().unwrap().is_some()).count();
+        // 4,000 bytes, one answer of debt, and what the time earned.
+        assert!((4..=8).contains(&served), "served {served} of 60 documents of 1000 bytes");
     }
 }

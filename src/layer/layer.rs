@@ -270,7 +270,11 @@ impl DbMonitorLayer {
     /// health check and error answers are not counted. So a flood of large
     /// documents, even cached ones, cannot take the application's
     /// bandwidth and cores; a scraper or a person never meets the limit.
-    /// `None` removes it. Defaults to 4 MiB/s.
+    /// A document is paid for when it is computed, even if the client
+    /// that asked for it has gone, and concurrent requests are checked one
+    /// after the other, so neither dropped nor parallel requests get past
+    /// the limit. `None` removes it; `Some(0)` is taken as one byte per
+    /// second. Defaults to 4 MiB/s.
     pub fn max_bytes_per_second(self, limit: Option<u64>) -> Self {
         self.with(|c| c.max_bytes_per_second = limit)
     }

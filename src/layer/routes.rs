@@ -51,7 +51,7 @@ pub(crate) struct Ping {
 /// health verdict, the exposition (see [`Shared`]).
 pub(crate) struct Caches {
     /// The bytes per second documents and the exposition may send.
-    budget: Budget,
+    budget: Arc<Budget>,
     documents: Shared<Read, Result<Bytes, String>>,
     health: Shared<(), (StatusCode, Bytes)>,
     #[cfg(feature = "prometheus")]
@@ -61,7 +61,7 @@ pub(crate) struct Caches {
 impl Caches {
     pub(crate) fn new(fresh_for: Duration, bytes_per_second: Option<u64>) -> Self {
         Caches {
-            budget: Budget::new(bytes_per_second),
+            budget: Arc::new(Budget::new(bytes_per_second)),
             documents: Shared::new(fresh_for),
             health: Shared::new(fresh_for),
             #[cfg(feature = "prometheus")]
@@ -213,14 +213,19 @@ pub(crate) fn exposition(
             return *response;
         }
         let caches = config.caches();
-        if !caches.budget.open() {
-            return over_budget(&caches.budget);
-        }
-        let body = caches
+        let Some(body) = caches
             .exposition
-            .get_blocking((), move || Bytes::from(handle.render()), Bytes::new)
-            .await;
-        caches.budget.spend(body.len());
+            .get_blocking(
+                (),
+                &caches.budget,
+                move || Bytes::from(handle.render()),
+                Bytes::new,
+                Bytes::len,
+            )
+            .await
+        else {
+            return over_budget(&caches.budget);
+        };
         let mut response = Response::new(body);
         response.headers_mut().insert(
             CONTENT_TYPE,
@@ -373,23 +378,19 @@ async fn route(config: &LayerConfig, parts: &http::request::Parts, rest: &str) -
     let pool = &config.pool;
     let caches = config.caches();
     if let Some(read) = route.read(&query)? {
-        if !caches.budget.open() {
-            return Err(over_budget(&caches.budget).into());
-        }
         let reader = pool.clone();
         let document = caches
             .documents
             .get_blocking(
                 read,
+                &caches.budget,
                 move || reader.json(read).map(Bytes::from).map_err(|e| e.to_string()),
                 || Err("the document could not be computed".to_owned()),
+                |document| document.as_ref().map_or(0, Bytes::len),
             )
             .await;
-        return match document {
-            Ok(body) => {
-                caches.budget.spend(body.len());
-                Ok(json_bytes(StatusCode::OK, body))
-            }
+        return match document.ok_or_else(|| over_budget(&caches.budget))? {
+            Ok(body) => Ok(json_bytes(StatusCode::OK, body)),
             Err(e) => Err(reject(StatusCode::INTERNAL_SERVER_ERROR, "serialization", &e, None)),
         };
     }

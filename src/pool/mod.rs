@@ -58,7 +58,7 @@ use tokio_postgres::Socket;
 ///     .with_no_client_auth();
 /// let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
 ///
-/// let monitor = DbMonitor::new(MonitorConfig::default());
+/// let monitor = DbMonitor::new(MonitorConfig::default())?;
 /// let pg = "host=db.internal user=app dbname=app sslmode=require".parse()?;
 /// let pool = monitor.pool(monitor.manager("primary", pg, tls), monitor.config().pool_builder()).await?;
 /// let conn = pool.get().await?;

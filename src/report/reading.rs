@@ -135,7 +135,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         let wall = std::time::SystemTime::now();
         self.observe_totals(now);
         let slot = self.shared.sink.config.slot;
-        let span = Duration::from_secs(60 * u64::from(minutes)).max(slot * 2);
+        let span = Duration::from_secs(60 * u64::from(minutes)).max(slot.saturating_mul(2));
         let from = now.checked_sub(span).unwrap_or(now);
         let entries = self.shared.sink.queries.entries();
         let windows = entries.iter().flat_map(|e| e.history.slot_windows(from, now)).collect();

@@ -96,7 +96,7 @@ pub(crate) fn series(
         .map(|(i, (w, errors_by_kind))| {
             let stats = LatencyStats::of(w);
             SeriesPoint {
-                end_unix_ms: now_ms.saturating_sub(slot_ms * (count - 1 - i) as u64),
+                end_unix_ms: now_ms.saturating_sub(slot_ms.saturating_mul((count - 1 - i) as u64)),
                 statements: stats.count,
                 errors: stats.errors,
                 p50_ms: stats.p50_ms,

@@ -137,7 +137,7 @@ pub fn monitor_with(
         registry: Registry::atomic(),
     });
     let builder = DbMonitor::builder(config).recorder(Arc::new(Handle(recorded.clone())));
-    (build(builder).build(), recorded)
+    (build(builder).build().expect("a valid configuration"), recorded)
 }
 
 /// A pool named `name` of up to `size` connections on the shared server,
