@@ -25,6 +25,18 @@
 //! - Every [`metrics_reset_interval`](crate::MonitorConfig::metrics_reset_interval)
 //!   (first one interval after the start; never when it is zero) it empties the pool's stores
 //!   ([`MonitoredPool::reset_stores`]); the metrics recorder is never reset.
+//! - Every 5 s (or every `health_check_interval`, if shorter) it publishes
+//!   the pool's gauges ([`MonitoredPool::publish_state`]), so that a
+//!   scrape sees the pool as it is when no checkout has published it.
+//! - The server view's poller, when it is on, runs as a task of its own.
+//!
+//! # When a part fails
+//!
+//! Each part above runs on its own: a panic in one (a bug, or something
+//! the server sent that the monitor did not expect) is logged, counted in
+//! `db_monitor_background_failures_total{part}`, and that part runs again
+//! at its next tick (the poller after 5 s); the other parts keep their
+//! pace.
 //!
 //! # Example
 //!
@@ -96,6 +108,62 @@ impl Drop for MonitorHandle {
 /// The longest period the task keeps (longer ones are this long).
 const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
+/// How often the pool's gauges are published at least (or every
+/// `health_check_interval`, if shorter).
+const GAUGE_PERIOD: Duration = Duration::from_secs(5);
+
+/// How long a poller that panicked waits before it starts again.
+const POLLER_RESTART: Duration = Duration::from_secs(5);
+
+/// An interval whose missed ticks are delayed, not bunched.
+fn interval(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How the poller's task ended, or never while there is none.
+async fn finished(poller: &mut Option<AbortOnDrop>) -> Result<(), tokio::task::JoinError> {
+    match poller {
+        Some(task) => (&mut task.0).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// When the poller is due to start again, or never.
+async fn restart_due(sleep: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match sleep {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs one part of the background work; a panic in it is counted and
+/// logged, and the loop goes on.
+fn guard<Tls: MakeTls>(pool: &MonitoredPool<Tls>, part: &'static str, f: &mut dyn FnMut()) {
+    let run = || {
+        #[cfg(test)]
+        tests::injected(pool.name(), part);
+        f();
+    };
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        failed(pool, part, payload.downcast_ref::<&'static str>().copied());
+    }
+}
+
+fn failed<Tls: MakeTls>(pool: &MonitoredPool<Tls>, part: &'static str, message: Option<&'static str>) {
+    pool.shared.record(crate::funnel::Event::BackgroundFailed { part, message });
+}
+
 /// The next tick of `interval`, or never without one.
 async fn tick(interval: &mut Option<tokio::time::Interval>) {
     match interval {
@@ -140,36 +208,43 @@ impl DbMonitor {
     /// If called outside a Tokio runtime.
     pub fn start<Tls: MakeTls>(&self, pool: &MonitoredPool<Tls>) -> MonitorHandle {
         let (stop, mut stopped) = oneshot::channel::<()>();
-        // Whatever the fields hold (they are public, and `validate` may not
-        // have run): no zero period (tokio's interval panics on it), no
-        // period past a year (its deadline could overflow `Instant`).
+        // The configuration was validated when the monitor was built; the
+        // bounds stay so that no period can panic tokio's interval.
         let bounded = |d: Duration, least: Duration| d.clamp(least, YEAR);
         let period = bounded(self.config().health_check_interval, Duration::from_secs(1));
+        let gauges_every = period.min(GAUGE_PERIOD);
         let evaluate_every = bounded(self.config().alerts.evaluation_interval, Duration::from_millis(1));
         // Zero: the stores are never emptied on a timer.
         let reset_every = self.config().metrics_reset_interval;
         let reset_every = (!reset_every.is_zero()).then(|| bounded(reset_every, Duration::from_secs(1)));
         let pool = pool.clone();
         let name: Arc<str> = Arc::from(pool.name());
+        #[cfg(test)]
+        let name_for_task = Arc::clone(&name);
         let view = self.config().server_view.clone();
         let slot = bounded(self.config().slot, Duration::from_millis(100));
         let forecast_every = bounded(self.config().alerts.forecast.interval, Duration::from_millis(10));
         let task = tokio::spawn(async move {
-            // The server view's poller, when it is on: a branch of this
-            // task, so that it stops with it.
-            let poller = async {
-                if let Some(view) = view {
-                    crate::server::run(Arc::downgrade(&pool.shared), view).await;
-                }
-                std::future::pending::<()>().await;
+            // The server view's poller, when it is on: a task of its own,
+            // so that a slow cycle delays nothing here and a panic in it
+            // stops only it (it is started again after a pause); aborted
+            // when this task ends.
+            let start_poller = |view: &crate::config::ServerView| {
+                let (shared, view) = (Arc::downgrade(&pool.shared), view.clone());
+                #[cfg(test)]
+                let name = Arc::clone(&name_for_task);
+                AbortOnDrop(tokio::spawn(async move {
+                    #[cfg(test)]
+                    tests::injected(&name, "poller");
+                    crate::server::run(shared, view).await;
+                }))
             };
-            tokio::pin!(poller);
-            let mut sample = tokio::time::interval(period);
-            sample.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            let mut minute = tokio::time::interval(slot);
-            minute.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            let mut forecast = tokio::time::interval(forecast_every);
-            forecast.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut poller = view.as_ref().map(start_poller);
+            let mut poller_restart: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+            let mut sample = interval(period);
+            let mut gauges = interval(gauges_every);
+            let mut minute = interval(slot);
+            let mut forecast = interval(forecast_every);
             let mut forecaster = crate::forecast::Forecaster::new(std::time::Instant::now());
             // The first reset is one interval from now, not at once.
             let mut reset = reset_every.map(|every| {
@@ -177,31 +252,46 @@ impl DbMonitor {
                 reset.set_missed_tick_behavior(MissedTickBehavior::Delay);
                 reset
             });
-            let mut evaluate = tokio::time::interval(evaluate_every);
-            evaluate.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut evaluate = interval(evaluate_every);
+            // Each part runs guarded: a panic in one is counted and logged,
+            // and that part runs again at its next tick.
+            let guarded = |part: &'static str, f: &mut dyn FnMut()| guard(&pool, part, f);
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
-                    () = &mut poller => {}
-                    _ = pool.shared.sink.stores.alerts.signalled() => pool.alert_events(),
-                    _ = sample.tick() => {
+                    ended = finished(&mut poller) => {
+                        poller = None;
+                        if matches!(ended, Err(ref e) if e.is_panic()) {
+                            failed(&pool, "poller", None);
+                            poller_restart = Some(Box::pin(tokio::time::sleep(POLLER_RESTART)));
+                        }
+                    }
+                    () = restart_due(&mut poller_restart) => {
+                        poller_restart = None;
+                        poller = view.as_ref().map(start_poller);
+                    }
+                    _ = pool.shared.sink.stores.alerts.signalled() => guarded("alerts", &mut || pool.alert_events()),
+                    _ = sample.tick() => guarded("sample", &mut || {
                         pool.sample();
                         pool.alert_conditions(false);
                         // Keeps the score gauge current (reading a report
                         // writes no metric).
                         pool.publish_score();
-                    }
-                    _ = evaluate.tick() => pool.alert_conditions(false),
-                    _ = minute.tick() => {
+                    }),
+                    // The pool's gauges as they are, a few seconds old at
+                    // most, when no checkout publishes them.
+                    _ = gauges.tick() => guarded("gauges", &mut || pool.publish_state()),
+                    _ = evaluate.tick() => guarded("evaluate", &mut || pool.alert_conditions(false)),
+                    _ = minute.tick() => guarded("minute", &mut || {
                         let now = std::time::Instant::now();
                         pool.observe_totals(now);
                         crate::forecast::observe_minutes(&pool.shared.sink, &mut forecaster, now);
                         pool.alert_conditions(true);
-                    }
-                    _ = forecast.tick() => pool.forecast_tick(&mut forecaster),
+                    }),
+                    _ = forecast.tick() => guarded("forecast", &mut || pool.forecast_tick(&mut forecaster)),
                     // The baselines and the forecast are the engines' own
                     // state, not a store: a reset keeps them.
-                    _ = tick(&mut reset) => pool.reset_stores(),
+                    _ = tick(&mut reset) => guarded("reset", &mut || pool.reset_stores()),
                 }
             }
         });
@@ -210,5 +300,73 @@ impl DbMonitor {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::*;
+    use crate::config::MonitorConfig;
+
+    /// The parts made to panic, by pool name.
+    static FAILING: Mutex<Vec<(String, &'static str)>> = Mutex::new(Vec::new());
+
+    /// Panics if `part` of `pool` is to fail.
+    pub(super) fn injected(pool: &str, part: &'static str) {
+        let failing = FAILING.lock().unwrap_or_else(|e| e.into_inner());
+        if failing.iter().any(|(p, q)| p == pool && *q == part) {
+            drop(failing);
+            panic!("injected");
+        }
+    }
+
+    /// The failures counted by part (a snapshot takes the counts).
+    fn failures(snapshotter: &metrics_util::debugging::Snapshotter) -> HashMap<String, u64> {
+        let mut by_part = HashMap::new();
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            let (DebugValue::Counter(n), true) = (value, key.key().name() == crate::names::BACKGROUND_FAILURES) else {
+                continue;
+            };
+            for label in key.key().labels().filter(|l| l.key() == "part") {
+                *by_part.entry(label.value().to_owned()).or_insert(0) += n;
+            }
+        }
+        by_part
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_part_that_panics_is_counted_and_the_others_keep_their_pace() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let mut config = MonitorConfig::default()
+            .slot(Duration::from_millis(250))
+            .server_view(crate::config::ServerView::default());
+        config.health_check_interval = Duration::from_secs(1);
+        let monitor = DbMonitor::with_recorder(config, Arc::new(recorder)).unwrap();
+        // A pool that never connects: its background work still runs.
+        let pg: tokio_postgres::Config = "host=127.0.0.1 port=9 connect_timeout=1".parse().unwrap();
+        let manager = monitor.manager("panicky", pg, tokio_postgres::NoTls);
+        let pool = monitor.pool(manager, monitor.config().pool_builder()).await.unwrap();
+        FAILING
+            .lock()
+            .unwrap()
+            .extend([("panicky".to_owned(), "minute"), ("panicky".to_owned(), "poller")]);
+        let background = monitor.start(&pool);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let failed = failures(&snapshotter);
+        let minutes = failed["minute"];
+        assert!(minutes >= 5, "the minute part failed at each of its ticks and ran again: {minutes}");
+        assert_eq!(failed["poller"], 1, "the poller failed once and waits to start again");
+        assert_eq!(failed.len(), 2, "no other part failed: {failed:?}");
+        // Sampling kept its one-second pace: three samples in 2.5 s.
+        assert_eq!(pool.trend_report(None).samples.len(), 3);
+        assert!(!background.is_finished());
+        FAILING.lock().unwrap().clear();
+        background.shutdown().await;
     }
 }

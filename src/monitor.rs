@@ -339,6 +339,17 @@ mod tests {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
     use std::collections::HashMap;
 
+    #[test]
+    fn a_setting_out_of_range_stops_the_monitor_being_built() {
+        let huge = MonitorConfig::default().slot(std::time::Duration::from_secs(u64::MAX / 4));
+        let err = DbMonitor::new(huge).unwrap_err();
+        assert_eq!(err.variable(), "ASYNC_DB_HISTORY_SLOT");
+        let mut config = MonitorConfig::default();
+        config.alerts.forecast.interval = std::time::Duration::ZERO;
+        let err = DbMonitor::builder(config).log_alerts(false).build().unwrap_err();
+        assert_eq!(err.variable(), "ASYNC_DB_ALERT_FORECAST_INTERVAL");
+    }
+
     #[tokio::test]
     async fn track_times_successes_and_classifies_failures() {
         let recorder = DebuggingRecorder::new();

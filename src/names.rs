@@ -72,6 +72,11 @@ pub const ABANDONED_CONNECTIONS: &str = "db_monitor_abandoned_connections_total"
 /// Counter: row streams their reader dropped before the end (a statement
 /// recorded as finished, with the rows read).
 pub const STREAMS_ENDED_EARLY: &str = "db_monitor_streams_ended_early_total";
+/// Counter: failures of one part of a pool's background work, by
+/// [`PART`]: `poller` (the server view), `sample`, `evaluate`, `minute`,
+/// `forecast`, `reset`, `alerts`, `gauges`. The part is logged and runs
+/// again; the others go on.
+pub const BACKGROUND_FAILURES: &str = "db_monitor_background_failures_total";
 /// Counter: `prepare_cached` calls, by [`RESULT`]: `hit` (served from the
 /// connection's cache) or `miss` (prepared on the server, then kept).
 pub const PREPARED_CACHE: &str = "db_monitor_prepared_cache_total";
@@ -127,6 +132,8 @@ pub const RESULT: &str = "result";
 /// Label of [`TRANSACTION_DURATION`], [`CANCEL_REQUESTS`] and
 /// [`ABANDONED_CONNECTIONS`].
 pub const OUTCOME: &str = "outcome";
+/// Label: the part of the background work ([`BACKGROUND_FAILURES`]).
+pub const PART: &str = "part";
 /// Label of [`TRACKED_DURATION`]: the name given to `track`.
 pub const TRACKED_OPERATION: &str = "operation";
 /// Label of [`ALERTS_ACTIVE`]: an alert's type
@@ -277,6 +284,12 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         None,
         "Row streams dropped by their reader before the end.",
+    ),
+    (
+        BACKGROUND_FAILURES,
+        Kind::Counter,
+        None,
+        "Failures of one part of the background work, by part; that part runs again.",
     ),
     (
         PREPARED_CACHE,

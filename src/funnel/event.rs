@@ -80,6 +80,12 @@ pub(crate) enum Event<'a> {
     },
     /// A cycle of the server-side poller failed, or it could not connect.
     ServerFailed(&'a tokio_postgres::Error),
+    /// One part of the background work panicked (it runs again); the
+    /// panic's message when it is a fixed string of the code.
+    BackgroundFailed {
+        part: &'static str,
+        message: Option<&'static str>,
+    },
     /// The exhaustion forecast was updated (the background task).
     Forecast(&'a PoolForecast),
     /// The anomaly detector observed a minute (the background task): the

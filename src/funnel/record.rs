@@ -53,6 +53,7 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
         Event::AlertsChanged => alerts_changed(sink),
         Event::ServerSample { sample, failed } => server_sample(sink, sample, failed),
         Event::ServerFailed(error) => server_failed(sink, error),
+        Event::BackgroundFailed { part, message } => background_failed(sink, part, message),
         Event::Forecast(forecast) => forecast_updated(sink, forecast),
         Event::Anomalies(anomalies) => anomalies_found(sink, anomalies),
     }
@@ -407,6 +408,17 @@ fn server_sample(sink: &Sink, sample: Arc<crate::stats::server::ServerSample>, f
 /// once per streak of failures (then at DEBUG), never the application's
 /// concern.
 #[inline(never)]
+#[cold]
+fn background_failed(sink: &Sink, part: &'static str, message: Option<&'static str>) {
+    let mut labels = super::handles::base_labels(&sink.name);
+    labels.push(metrics::Label::from_static_parts(crate::names::PART, part));
+    sink.registry.counter(crate::names::BACKGROUND_FAILURES, labels).increment(1);
+    // A message built at run time could hold a value: only fixed ones are
+    // repeated (the panic hook has printed the rest to stderr).
+    let message = message.unwrap_or("a panic");
+    tracing::error!(pool = %sink.name, part, "background work: {part} failed ({message}); it runs again, the other parts go on");
+}
+
 fn server_failed(sink: &Sink, error: &tokio_postgres::Error) {
     let message = sink.describe(error);
     let at = crate::units::unix_ms(SystemTime::now());

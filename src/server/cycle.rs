@@ -108,21 +108,26 @@ pub(crate) async fn run(
     let began = Instant::now();
     let at_unix_ms = crate::units::unix_ms(std::time::SystemTime::now());
     let mut queries = 1;
+    // Every column is read as what it may be (a NULL where the server can
+    // send one, a row skipped if a type is not the one asked for): no row
+    // of the server's stops the cycle.
     let rows: Vec<Row> = client
         .query(ACTIVITY, &[])
         .await?
         .iter()
-        .map(|r| Row {
-            pid: r.get(0),
-            started: r.get(1),
-            application: r.get(2),
-            state: r.get(3),
-            wait_type: r.get(4),
-            wait_event: r.get(5),
-            xact_ms: r.get(6),
-            query_ms: r.get(7),
-            state_ms: r.get(8),
-            query: r.get(9),
+        .filter_map(|r| {
+            Some(Row {
+                pid: r.try_get(0).ok()?,
+                started: nullable(r, 1),
+                application: nullable(r, 2).unwrap_or_default(),
+                state: nullable(r, 3),
+                wait_type: nullable(r, 4),
+                wait_event: nullable(r, 5),
+                xact_ms: nullable(r, 6),
+                query_ms: nullable(r, 7),
+                state_ms: nullable(r, 8),
+                query: nullable(r, 9),
+            })
         })
         .collect();
     let mut unreadable = Vec::new();
@@ -188,15 +193,19 @@ pub(crate) async fn run(
         let mut blocked_by: HashMap<i32, Vec<i32>> = HashMap::new();
         let mut wants: HashMap<i32, String> = HashMap::new();
         for r in client.query(WAITERS, &[&waiting]).await? {
-            let pid: i32 = r.get(0);
-            wants.insert(pid, r.get(1));
-            blocked_by.insert(pid, r.get(2));
+            let Ok(pid) = r.try_get::<_, i32>(0) else { continue };
+            if let Some(mode) = nullable(&r, 1) {
+                wants.insert(pid, mode);
+            }
+            blocked_by.insert(pid, nullable::<Vec<Option<i32>>>(&r, 2).into_iter().flatten().flatten().collect());
         }
         let mut holds: HashMap<i32, String> = HashMap::new();
         for r in client.query(HELD, &[&waiting]).await? {
-            let mode: String = r.get(1);
+            let (Ok(pid), Some(mode)) = (r.try_get::<_, i32>(0), nullable::<String>(&r, 1)) else {
+                continue;
+            };
             holds
-                .entry(r.get(0))
+                .entry(pid)
                 .and_modify(|m: &mut String| {
                     if !m.split(", ").any(|x| x == mode) {
                         m.push_str(", ");
@@ -227,7 +236,12 @@ pub(crate) async fn run(
         locks = tree(&blocked_by, node);
     }
 
-    let (statements, failed) = statements(client, view, texts, &mut queries).await;
+    let (statements, failed, no_text) = statements(client, view, texts, &mut queries).await;
+    if no_text > 0 {
+        unreadable.push(format!(
+            "pg_stat_statements: {no_text} of the top statements have no text (the server could not read its texts file)"
+        ));
+    }
     let sample = ServerSample {
         at_unix_ms,
         took_ms: began.elapsed().as_secs_f64() * 1000.0,
@@ -302,17 +316,24 @@ fn tree(blocked_by: &HashMap<i32, Vec<i32>>, node: impl Fn(i32) -> LockNode) -> 
     out
 }
 
-/// The statements part: missing (and why) or the top statements; and the
-/// error when a query failed (a missing extension is no failure).
+/// Column `i` of `row`, `None` when it is NULL or not a `T`.
+fn nullable<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a tokio_postgres::Row, i: usize) -> Option<T> {
+    row.try_get::<_, Option<T>>(i).ok().flatten()
+}
+
+/// The statements part: missing (and why) or the top statements; the
+/// error when a query failed (a missing extension is no failure); and how
+/// many top statements had no text (`query` is NULL when
+/// `pg_stat_statements` cannot read its texts file).
 async fn statements(
     client: &Client,
     view: &ServerView,
     texts: &mut Texts,
     queries: &mut u32,
-) -> (StatementsPart, Option<Error>) {
+) -> (StatementsPart, Option<Error>, usize) {
     *queries += 1;
     match client.query_one(EXTENSION, &[]).await {
-        Ok(row) if row.get::<_, i64>(0) == 0 => {
+        Ok(row) if nullable::<i64>(&row, 0).unwrap_or(0) == 0 => {
             let missing = "pg_stat_statements is not installed in this database (CREATE EXTENSION pg_stat_statements)";
             return (
                 StatementsPart {
@@ -320,6 +341,7 @@ async fn statements(
                     top: Vec::new(),
                 },
                 None,
+                0,
             );
         }
         Ok(_) => {}
@@ -333,7 +355,7 @@ async fn statements(
     };
     let unknown: Vec<i64> = top
         .iter()
-        .map(|r| r.get::<_, i64>(0))
+        .filter_map(|r| nullable::<i64>(r, 0))
         .filter(|id| !texts.known.contains_key(id))
         .collect();
     if !unknown.is_empty() {
@@ -343,23 +365,30 @@ async fn statements(
                 if texts.known.len() + rows.len() > MAX_TEXTS {
                     texts.known.clear();
                 }
+                // A NULL text is not kept: it is asked for again next cycle.
                 for r in rows {
-                    let text: String = r.get(1);
+                    let (Some(queryid), Some(text)) = (nullable::<i64>(&r, 0), nullable::<String>(&r, 1)) else {
+                        continue;
+                    };
                     let analysis = sql::analyze(&text);
                     texts
                         .known
-                        .insert(r.get(0), (analysis.normalized, analysis.fingerprint));
+                        .insert(queryid, (analysis.normalized, analysis.fingerprint));
                 }
             }
             Err(e) => return missing(e),
         }
     }
     let own = own_fingerprints();
+    let mut no_text = 0;
     let top = top
         .iter()
         .filter_map(|r| {
-            let queryid: i64 = r.get(0);
-            let (statement, fingerprint) = texts.known.get(&queryid)?.clone();
+            let queryid: i64 = nullable(r, 0)?;
+            let Some((statement, fingerprint)) = texts.known.get(&queryid).cloned() else {
+                no_text += 1;
+                return None;
+            };
             if own.contains(&fingerprint) {
                 return None;
             }
@@ -367,22 +396,22 @@ async fn statements(
                 queryid,
                 statement,
                 fingerprint,
-                calls: r.get(1),
-                rows: r.get(2),
-                total_exec_time_ms: r.get(3),
-                server_mean_ms: r.get(4),
+                calls: nullable(r, 1).unwrap_or(0),
+                rows: nullable(r, 2).unwrap_or(0),
+                total_exec_time_ms: nullable(r, 3).unwrap_or(0.0),
+                server_mean_ms: nullable(r, 4).unwrap_or(0.0),
                 client_calls: None,
                 client_mean_ms: None,
                 difference_ms: None,
             })
         })
         .collect();
-    (StatementsPart { missing: None, top }, None)
+    (StatementsPart { missing: None, top }, None, no_text)
 }
 
 /// The statements part when `pg_stat_statements` could not be read: why,
 /// in the server's words masked, with the SQLSTATE.
-fn missing(error: Error) -> (StatementsPart, Option<Error>) {
+fn missing(error: Error) -> (StatementsPart, Option<Error>, usize) {
     let why = match error.as_db_error() {
         Some(db) => format!("{} ({})", crate::classify::server_message(db, false), db.code().code()),
         None => crate::classify::error_chain(&error, false),
@@ -391,7 +420,7 @@ fn missing(error: Error) -> (StatementsPart, Option<Error>) {
         missing: Some(format!("pg_stat_statements could not be read: {why}")),
         top: Vec::new(),
     };
-    (part, Some(error))
+    (part, Some(error), 0)
 }
 
 #[cfg(test)]
