@@ -197,7 +197,8 @@ fn main() {
             .expect("plain pool");
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
-        let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder)).expect("a valid configuration");
+        let monitor =
+            DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder)).expect("a valid configuration");
         let builder = bb8::Pool::builder()
             .max_size(max)
             .connection_customizer(Box::new(SearchPath));

@@ -112,7 +112,8 @@ fn main() {
     }
     println!("forecast, 100 flat days (30 of 50, 3% jitter, every 10 s): {reported} of {samples} samples reported a forecast");
 
-    let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder)).expect("a valid configuration");
+    let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder))
+        .expect("a valid configuration");
     let probe = StatementProbe::new(&monitor, "tick");
     let texts: Vec<String> = (0..1000)
         .map(|i| format!("SELECT c{i} FROM bench_table WHERE id = $1"))

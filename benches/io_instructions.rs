@@ -107,12 +107,14 @@ fn main() {
     let monitor = if recorder == "noop" {
         DbMonitor::builder(MonitorConfig::default())
             .recorder(Arc::new(metrics::NoopRecorder))
-            .build().expect("a valid configuration")
+            .build()
+            .expect("a valid configuration")
     } else {
         let (prometheus, _handle, _upkeep) = PrometheusSetup::new().build();
         DbMonitor::builder(MonitorConfig::default())
             .recorder(Arc::new(prometheus))
-            .build().expect("a valid configuration")
+            .build()
+            .expect("a valid configuration")
     };
     let _spans = spans(&std::env::var("SPANS").unwrap_or_default());
     let (arm, _background) = runtime.block_on(setup(&arm, &config, &monitor));

@@ -53,7 +53,8 @@ fn main() {
         .unwrap();
     let _entered = runtime.enter();
     // A pool that never connects: the pass-through path does not touch it.
-    let monitor = DbMonitor::with_recorder(MonitorConfig::default(), std::sync::Arc::new(metrics::NoopRecorder)).expect("a valid configuration");
+    let monitor = DbMonitor::with_recorder(MonitorConfig::default(), std::sync::Arc::new(metrics::NoopRecorder))
+        .expect("a valid configuration");
     let mut pg = Config::new();
     pg.host("127.0.0.1").port(1).user("bench");
     let builder = db_monitor::bb8::Pool::builder()

@@ -74,7 +74,8 @@ async fn compare(
     let handle = recorder.handle();
     // `POOL_BENCH_RECORDER=noop` separates the monitor's own cost from the exporter's.
     let monitor = if std::env::var("POOL_BENCH_RECORDER").is_ok_and(|r| r == "noop") {
-        DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder)).expect("a valid configuration")
+        DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder))
+            .expect("a valid configuration")
     } else {
         DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder)).expect("a valid configuration")
     };

@@ -29,7 +29,8 @@ async fn main() {
         .unwrap();
 
     let config = MonitorConfig::default().server_view(ServerView::default().interval(Duration::from_millis(100)));
-    let monitor = DbMonitor::with_recorder(config, std::sync::Arc::new(metrics::NoopRecorder)).expect("a valid configuration");
+    let monitor =
+        DbMonitor::with_recorder(config, std::sync::Arc::new(metrics::NoopRecorder)).expect("a valid configuration");
     let builder = db_monitor::bb8::Pool::builder().max_size(8).min_idle(Some(8));
     let pool = monitor
         .pool(monitor.manager("bench", server.config(), NoTls), builder)

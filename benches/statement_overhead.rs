@@ -65,7 +65,8 @@ fn benches(c: &mut Criterion) {
     // fingerprint (what happens past the cache bound).
     let (uncached, h2) = probe(MonitorConfig::default().statement_cache_size(0));
     // The same with a recorder that does nothing: our share of the cost.
-    let noop_monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder)).expect("a valid configuration");
+    let noop_monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder))
+        .expect("a valid configuration");
     let noop = StatementProbe::new(&noop_monitor, "bench");
     let stop = Arc::new(AtomicBool::new(false));
     let upkeep = upkeep(vec![h1, h2], stop.clone());
@@ -158,7 +159,9 @@ fn summary() {
 fn contention() {
     for (label, recorder) in [("prometheus", None), ("no-op", Some(metrics::NoopRecorder))] {
         let monitor = match recorder {
-            Some(noop) => DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(noop)).expect("a valid configuration"),
+            Some(noop) => {
+                DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(noop)).expect("a valid configuration")
+            }
             None => DbMonitor::with_recorder(MonitorConfig::default(), prometheus().0).expect("a valid configuration"),
         };
         let probe = StatementProbe::new(&monitor, "contention");
@@ -207,7 +210,8 @@ fn main() {
         // through the Prometheus recorder or a no-op one.
         let n: u64 = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
         let probe = if args.get(i + 2).is_some_and(|a| a == "noop") {
-            let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder)).expect("a valid configuration");
+            let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder))
+                .expect("a valid configuration");
             StatementProbe::new(&monitor, "bench")
         } else {
             probe(MonitorConfig::default()).0

@@ -161,7 +161,8 @@ fn guard<Tls: MakeTls>(pool: &MonitoredPool<Tls>, part: &'static str, f: &mut dy
 }
 
 fn failed<Tls: MakeTls>(pool: &MonitoredPool<Tls>, part: &'static str, message: Option<&'static str>) {
-    pool.shared.record(crate::funnel::Event::BackgroundFailed { part, message });
+    pool.shared
+        .record(crate::funnel::Event::BackgroundFailed { part, message });
 }
 
 /// The next tick of `interval`, or never without one.
@@ -291,7 +292,12 @@ impl DbMonitor {
                     _ = forecast.tick() => guarded("forecast", &mut || pool.forecast_tick(&mut forecaster)),
                     // The baselines and the forecast are the engines' own
                     // state, not a store: a reset keeps them.
-                    _ = tick(&mut reset) => guarded("reset", &mut || pool.reset_stores()),
+                    // A sample follows at once, so that the trend is never
+                    // empty.
+                    _ = tick(&mut reset) => guarded("reset", &mut || {
+                        pool.reset_stores();
+                        pool.sample();
+                    }),
                 }
             }
         });
@@ -360,7 +366,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         let failed = failures(&snapshotter);
         let minutes = failed["minute"];
-        assert!(minutes >= 5, "the minute part failed at each of its ticks and ran again: {minutes}");
+        assert!(
+            minutes >= 5,
+            "the minute part failed at each of its ticks and ran again: {minutes}"
+        );
         assert_eq!(failed["poller"], 1, "the poller failed once and waits to start again");
         assert_eq!(failed.len(), 2, "no other part failed: {failed:?}");
         // Sampling kept its one-second pace: three samples in 2.5 s.

@@ -354,7 +354,8 @@ mod tests {
     async fn track_times_successes_and_classifies_failures() {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
-        let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder)).expect("a valid configuration");
+        let monitor =
+            DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder)).expect("a valid configuration");
         let ok: Result<u32, Box<dyn std::error::Error + Send + Sync>> = monitor.track("lookup", async { Ok(7) }).await;
         assert_eq!(ok.unwrap(), 7);
         let io: Result<(), Box<dyn std::error::Error + Send + Sync>> = monitor

@@ -23,7 +23,8 @@ static COUNTING: Mutex<()> = Mutex::new(());
 fn probe(pool: &str) -> StatementProbe {
     // A no-op recorder: what is measured is the monitor's own work (an
     // exporter may allocate storage for samples on its own schedule).
-    let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder)).expect("a valid configuration");
+    let monitor = DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(metrics::NoopRecorder))
+        .expect("a valid configuration");
     StatementProbe::new(&monitor, pool)
 }
 

@@ -64,7 +64,8 @@ fn serve() -> String {
             let monitor = DbMonitor::builder(config)
                 .recorder(Arc::new(recorder))
                 .log_alerts(false)
-                .build().expect("a valid configuration");
+                .build()
+                .expect("a valid configuration");
             let demo = axum_example::demo(&monitor, support::pg::shared_config(), Some(handle))
                 .await
                 .unwrap();

@@ -211,7 +211,8 @@ async fn no_planted_value_leaves_by_any_surface() {
         .recorder(Arc::new(recorder))
         .notifier(notifier)
         .notifier(move |event: AlertEvent<'_>| heard.lock().unwrap().push(format!("{event:?}")))
-        .build().expect("a valid configuration");
+        .build()
+        .expect("a valid configuration");
     let pool = pool(&monitor, "privacy", 3).await;
     let _background = monitor.start(&pool);
 

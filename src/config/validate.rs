@@ -91,7 +91,13 @@ impl MonitorConfig {
         let a_year = "a positive duration of at most a year";
         let up_to_a_year = "a duration of at most a year";
         duration("ASYNC_DB_POOL_TIMEOUT", self.pool_timeout, positive, YEAR, a_year)?;
-        duration("ASYNC_DB_POOL_RECYCLE", self.pool_recycle, Duration::ZERO, YEAR, up_to_a_year)?;
+        duration(
+            "ASYNC_DB_POOL_RECYCLE",
+            self.pool_recycle,
+            Duration::ZERO,
+            YEAR,
+            up_to_a_year,
+        )?;
         duration(
             "ASYNC_DB_HEALTH_CHECK_INTERVAL",
             self.health_check_interval,
@@ -200,7 +206,13 @@ impl MonitorConfig {
         number("ASYNC_DB_ALERT_ERROR_RATE_15MIN", a.error_rate_15min, 0.0, 1.0, ratio)?;
         number("ASYNC_DB_ALERT_ERROR_RATE_1HOUR", a.error_rate_1hour, 0.0, 1.0, ratio)?;
         number("ASYNC_DB_ALERT_POOL_UTILIZATION", a.pool_utilization, 0.0, 1.0, ratio)?;
-        duration("ASYNC_DB_SLOW_QUERY_THRESHOLD", a.slow_query_threshold, positive, YEAR, a_year)?;
+        duration(
+            "ASYNC_DB_SLOW_QUERY_THRESHOLD",
+            a.slow_query_threshold,
+            positive,
+            YEAR,
+            a_year,
+        )?;
         count(
             "ASYNC_DB_ALERT_CONSECUTIVE_FAILURES",
             a.consecutive_failures,
@@ -208,7 +220,13 @@ impl MonitorConfig {
             1_000_000,
             "a number of failures from 1 to 1000000",
         )?;
-        duration("ASYNC_DB_ALERT_COOLDOWN", a.cooldown, Duration::ZERO, YEAR, "a duration of at most a year")?;
+        duration(
+            "ASYNC_DB_ALERT_COOLDOWN",
+            a.cooldown,
+            Duration::ZERO,
+            YEAR,
+            "a duration of at most a year",
+        )?;
         for (&alert_type, &cooldown) in &a.cooldowns {
             duration(
                 alert_type.cooldown_variable(),
@@ -218,7 +236,13 @@ impl MonitorConfig {
                 "a duration of at most a year",
             )?;
         }
-        duration("ASYNC_DB_ALERT_CLEAR_AFTER", a.clear_after, Duration::ZERO, YEAR, "a duration of at most a year")?;
+        duration(
+            "ASYNC_DB_ALERT_CLEAR_AFTER",
+            a.clear_after,
+            Duration::ZERO,
+            YEAR,
+            "a duration of at most a year",
+        )?;
         duration("ASYNC_DB_ALERT_EXPIRE_AFTER", a.expire_after, positive, YEAR, a_year)?;
         duration(
             "ASYNC_DB_ALERT_EVALUATION_INTERVAL",
@@ -227,8 +251,20 @@ impl MonitorConfig {
             DAY,
             "a positive duration of at most a day",
         )?;
-        duration("ASYNC_DB_ALERT_IDLE_IN_TRANSACTION", a.idle_in_transaction, positive, YEAR, a_year)?;
-        duration("ASYNC_DB_ALERT_TRANSACTION_AGE", a.transaction_age, positive, YEAR, a_year)?;
+        duration(
+            "ASYNC_DB_ALERT_IDLE_IN_TRANSACTION",
+            a.idle_in_transaction,
+            positive,
+            YEAR,
+            a_year,
+        )?;
+        duration(
+            "ASYNC_DB_ALERT_TRANSACTION_AGE",
+            a.transaction_age,
+            positive,
+            YEAR,
+            a_year,
+        )?;
         duration("ASYNC_DB_ALERT_BLOCKED", a.blocked, positive, YEAR, a_year)?;
         let f = &a.forecast;
         duration(
@@ -261,7 +297,13 @@ impl MonitorConfig {
             "a number of standard errors, zero or more",
         )?;
         let n = &a.anomaly;
-        count("ASYNC_DB_ALERT_ANOMALY_N", n.n, 1, 32, "a number of minutes from 1 to 32")?;
+        count(
+            "ASYNC_DB_ALERT_ANOMALY_N",
+            n.n,
+            1,
+            32,
+            "a number of minutes from 1 to 32",
+        )?;
         count(
             "ASYNC_DB_ALERT_ANOMALY_K",
             n.k,
@@ -270,7 +312,11 @@ impl MonitorConfig {
             "a number of minutes from 1 to ASYNC_DB_ALERT_ANOMALY_N",
         )?;
         if !(n.alpha > 0.0 && n.alpha <= 1.0) {
-            return Err(fail("ASYNC_DB_ALERT_ANOMALY_ALPHA", n.alpha, "a weight above 0 and at most 1"));
+            return Err(fail(
+                "ASYNC_DB_ALERT_ANOMALY_ALPHA",
+                n.alpha,
+                "a weight above 0 and at most 1",
+            ));
         }
         if !(n.z.is_finite() && n.z > 0.0) {
             return Err(fail("ASYNC_DB_ALERT_ANOMALY_Z", n.z, "a positive number of deviations"));
@@ -317,8 +363,14 @@ mod tests {
     #[test]
     fn each_out_of_range_setting_is_named() {
         let base = MonitorConfig::default;
-        assert_eq!(rejected(base().slot(Duration::from_secs(u64::MAX / 4))), "ASYNC_DB_HISTORY_SLOT");
-        assert_eq!(rejected(base().slot(Duration::from_millis(10))), "ASYNC_DB_HISTORY_SLOT");
+        assert_eq!(
+            rejected(base().slot(Duration::from_secs(u64::MAX / 4))),
+            "ASYNC_DB_HISTORY_SLOT"
+        );
+        assert_eq!(
+            rejected(base().slot(Duration::from_millis(10))),
+            "ASYNC_DB_HISTORY_SLOT"
+        );
         let mut c = base();
         c.query_history = 0;
         assert_eq!(rejected(c), "query_history");
@@ -352,7 +404,10 @@ mod tests {
 
     #[test]
     fn the_error_shows_the_value_and_the_range() {
-        let err = MonitorConfig::default().slot(Duration::from_secs(7200)).validate().unwrap_err();
+        let err = MonitorConfig::default()
+            .slot(Duration::from_secs(7200))
+            .validate()
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid ASYNC_DB_HISTORY_SLOT \"7200s\": expected a duration from 100ms to an hour"

@@ -412,7 +412,9 @@ fn server_sample(sink: &Sink, sample: Arc<crate::stats::server::ServerSample>, f
 fn background_failed(sink: &Sink, part: &'static str, message: Option<&'static str>) {
     let mut labels = super::handles::base_labels(&sink.name);
     labels.push(metrics::Label::from_static_parts(crate::names::PART, part));
-    sink.registry.counter(crate::names::BACKGROUND_FAILURES, labels).increment(1);
+    sink.registry
+        .counter(crate::names::BACKGROUND_FAILURES, labels)
+        .increment(1);
     // A message built at run time could hold a value: only fixed ones are
     // repeated (the panic hook has printed the rest to stderr).
     let message = message.unwrap_or("a panic");

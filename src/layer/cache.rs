@@ -198,7 +198,9 @@ mod tests {
         let budget = Arc::new(Budget::new(None));
         let blocking = shared.get_blocking(5000, &budget, || 7, || 0, |_| 1).await;
         assert_eq!(blocking, Some(7));
-        let panicked = shared.get_blocking(5001, &budget, || panic!("boom"), || 99, |_| 1).await;
+        let panicked = shared
+            .get_blocking(5001, &budget, || panic!("boom"), || 99, |_| 1)
+            .await;
         assert_eq!(panicked, Some(99));
     }
 
@@ -230,7 +232,9 @@ mod tests {
         assert_eq!(running.load(SeqCst), 0);
         // The one that held the permit ran to its end and left its answer
         // for the next caller.
-        let again = shared.get_blocking(0, &unlimited, || unreachable!(), || 0, |n| *n).await;
+        let again = shared
+            .get_blocking(0, &unlimited, || unreachable!(), || 0, |n| *n)
+            .await;
         assert_eq!(again, Some(1000));
 
         // A computation nobody waited for still pays: 1000 bytes against
@@ -258,6 +262,9 @@ mod tests {
         .await;
         let served = answers.into_iter().filter(|a| a.as_ref().unwrap().is_some()).count();
         // 4,000 bytes, one answer of debt, and what the time earned.
-        assert!((4..=8).contains(&served), "served {served} of 60 documents of 1000 bytes");
+        assert!(
+            (4..=8).contains(&served),
+            "served {served} of 60 documents of 1000 bytes"
+        );
     }
 }

@@ -197,7 +197,14 @@ pub(crate) async fn run(
             if let Some(mode) = nullable(&r, 1) {
                 wants.insert(pid, mode);
             }
-            blocked_by.insert(pid, nullable::<Vec<Option<i32>>>(&r, 2).into_iter().flatten().flatten().collect());
+            blocked_by.insert(
+                pid,
+                nullable::<Vec<Option<i32>>>(&r, 2)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .collect(),
+            );
         }
         let mut holds: HashMap<i32, String> = HashMap::new();
         for r in client.query(HELD, &[&waiting]).await? {
@@ -371,9 +378,7 @@ async fn statements(
                         continue;
                     };
                     let analysis = sql::analyze(&text);
-                    texts
-                        .known
-                        .insert(queryid, (analysis.normalized, analysis.fingerprint));
+                    texts.known.insert(queryid, (analysis.normalized, analysis.fingerprint));
                 }
             }
             Err(e) => return missing(e),
