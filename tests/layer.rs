@@ -606,6 +606,30 @@ async fn routes_have_their_own_table_and_errors_their_route() {
     assert_eq!(doc.routes, routes);
 }
 
+/// A `route_label` that returns raw paths cannot grow the route table
+/// with the paths' bytes: labels are cut at 256 bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_path_labels_are_cut_so_long_paths_cannot_grow_the_tables() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_long_paths", 2).await;
+    let layer = DbMonitorLayer::new(pool.clone()).route_label(|_, uri| Some(uri.path().to_owned()));
+    let service = app(pool.clone(), layer);
+    for i in 0..50 {
+        let path = format!("/{i}/{}?runs=1", "p".repeat(60_000));
+        let (status, _, _) = call(&service, Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let routes = pool.route_report();
+    assert!(!routes.is_empty());
+    assert!(
+        routes.iter().all(|r| r.route.len() <= 256 && r.route.ends_with('…')),
+        "{:?}",
+        routes.iter().map(|r| r.route.len()).collect::<Vec<_>>()
+    );
+    let recent = pool.recent_statements(1);
+    assert!(recent[0].route.as_deref().is_some_and(|r| r.len() <= 256));
+}
+
 /// `DbMonitor::layer`: one value for the router, which keeps the pool's
 /// background task running while the layer (or a service made from it)
 /// lives, and lets it stop once the last is dropped.

@@ -223,6 +223,11 @@ impl DbMonitorLayer {
     /// (`/package.Service/Method`); any other request has no route. On axum
     /// 0.7, whose `MatchedPath` is another type, read it here:
     /// `|ext, _| ext.get::<axum07::extract::MatchedPath>().map(|m| m.as_str().to_owned())`.
+    ///
+    /// A label longer than 256 bytes is cut there (ending in `…`). A label
+    /// should come from a fixed set (the routes, not the paths): each
+    /// distinct one takes a row of the route table (at most 200, and
+    /// 64 KiB of labels) and of the metric-free interning table.
     pub fn route_label(
         self,
         route_of: impl Fn(&http::Extensions, &http::Uri) -> Option<String> + Send + Sync + 'static,
@@ -308,6 +313,24 @@ pub(crate) fn default_route<B>(request: &http::Request<B>) -> Option<String> {
 
 /// The longest gRPC path taken as a route label.
 const MAX_GRPC_PATH: usize = 256;
+
+/// The longest route label kept, in bytes: a longer one (a raw path from a
+/// `route_label`) is cut on a character boundary and ends in `…`, so that
+/// no client's path can grow the route tables.
+pub(crate) const MAX_ROUTE_LABEL: usize = 256;
+
+/// `label`, at most [`MAX_ROUTE_LABEL`] bytes.
+pub(crate) fn bounded_label(mut label: String) -> String {
+    if label.len() > MAX_ROUTE_LABEL {
+        let mut end = MAX_ROUTE_LABEL - '…'.len_utf8();
+        while !label.is_char_boundary(end) {
+            end -= 1;
+        }
+        label.truncate(end);
+        label.push('…');
+    }
+    label
+}
 
 impl<S> Layer<S> for DbMonitorLayer {
     type Service = DbMonitorService<S>;

@@ -71,7 +71,7 @@ where
             return ResponseFuture::routed(super::routes::respond(self.config.clone(), parts, rest));
         }
         let route = match &self.config.route_of {
-            Some(route_of) => route_of(request.extensions(), request.uri()),
+            Some(route_of) => route_of(request.extensions(), request.uri()).map(super::layer::bounded_label),
             None => super::layer::default_route(&request),
         }
         .map(Arc::from);

@@ -15,6 +15,9 @@ use crate::units::ms;
 /// kept go on counting).
 pub(crate) const MAX_ROUTES: usize = 200;
 
+/// The bytes of route labels kept per pool, at most.
+pub(crate) const MAX_ROUTE_BYTES: usize = 64 << 10;
+
 /// One route's requests since the stores were last reset.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -53,18 +56,29 @@ struct Agg {
 /// once at its end (foldhash: the label is hashed on every request).
 #[derive(Default)]
 pub(crate) struct RouteLog {
-    routes: Mutex<HashMap<Arc<str>, Agg, foldhash::fast::RandomState>>,
+    routes: Mutex<Routes>,
+}
+
+#[derive(Default)]
+struct Routes {
+    by_label: HashMap<Arc<str>, Agg, foldhash::fast::RandomState>,
+    /// The bytes of the labels in `by_label`.
+    bytes: usize,
 }
 
 impl RouteLog {
     /// Counts one finished request of `route`: its statements, their time,
     /// and whether one failed.
     pub(crate) fn record(&self, route: &Arc<str>, statements: u64, nanos: u64, failed: bool) {
-        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        let known = routes.len();
-        let agg = match routes.get_mut(route) {
+        let mut guard = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let routes = &mut *guard;
+        let room = routes.by_label.len() < MAX_ROUTES && routes.bytes + route.len() <= MAX_ROUTE_BYTES;
+        let agg = match routes.by_label.get_mut(route) {
             Some(agg) => agg,
-            None if known < MAX_ROUTES => routes.entry(route.clone()).or_default(),
+            None if room => {
+                routes.bytes += route.len();
+                routes.by_label.entry(route.clone()).or_default()
+            }
             None => return,
         };
         agg.requests += 1;
@@ -79,6 +93,7 @@ impl RouteLog {
     pub(crate) fn report(&self) -> Vec<RouteStats> {
         let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
         let mut list: Vec<(u64, RouteStats)> = routes
+            .by_label
             .iter()
             .map(|(route, a)| {
                 let per = |n: f64| if a.requests == 0 { 0.0 } else { n / a.requests as f64 };
@@ -101,13 +116,27 @@ impl RouteLog {
     }
 
     pub(crate) fn clear(&self) {
-        self.routes.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.routes.lock().unwrap_or_else(|e| e.into_inner()) = Routes::default();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_is_bounded_by_its_labels_bytes_too() {
+        let log = RouteLog::default();
+        for i in 0..100 {
+            log.record(&Arc::from(format!("{i:04}{}", "x".repeat(4 << 10))), 1, 1, false);
+        }
+        let kept = log.report();
+        let bytes: usize = kept.iter().map(|r| r.route.len()).sum();
+        assert!(bytes <= MAX_ROUTE_BYTES && kept.len() < 20, "{} routes, {bytes} bytes", kept.len());
+        log.clear();
+        log.record(&Arc::from("GET /after"), 1, 1, false);
+        assert_eq!(log.report().len(), 1, "a reset frees the room");
+    }
 
     #[test]
     fn requests_add_up_by_route_and_the_table_is_bounded() {
