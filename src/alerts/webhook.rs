@@ -426,17 +426,34 @@ impl Sender {
             .await
             .map_err(|e| crate::classify::error_chain(&e, false))?;
         let status = response.status();
-        // Read the answer so that the connection can be reused.
-        let answer = response.into_body().collect().await.map_err(|e| e.to_string())?;
+        // Read the answer (so that the connection can be reused) up to
+        // what is logged of it: a receiver that sends more, or never ends
+        // its body, costs no more memory or time than that.
+        let mut body = response.into_body();
+        let mut answer = Vec::new();
+        while answer.len() < MAX_ANSWER {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        let room = MAX_ANSWER - answer.len();
+                        answer.extend_from_slice(&data[..data.len().min(room)]);
+                    }
+                }
+                Some(Err(e)) => return Err(e.to_string()),
+                None => break,
+            }
+        }
         if status.is_success() {
             Ok(())
         } else {
-            let text = answer.to_bytes();
-            let text = String::from_utf8_lossy(&text[..text.len().min(200)]).into_owned();
+            let text = String::from_utf8_lossy(&answer).into_owned();
             Err(format!("answered {status}: {}", text.trim()))
         }
     }
 }
+
+/// The bytes of Alertmanager's answer read (and, on failure, logged).
+const MAX_ANSWER: usize = 200;
 
 #[derive(Serialize)]
 #[serde(transparent)]
@@ -578,6 +595,39 @@ mod tests {
         let stats = settle(&notifier).await;
         assert_eq!((stats.queued, stats.sent, stats.failed, stats.retries), (1, 0, 1, 1));
         silent.abort();
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_never_ends_is_read_no_further_than_its_start() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        // Answers 200, then sends a chunked body that never ends.
+        let endless = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                    if socket.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = format!("{:x}\r\n{}\r\n", 1 << 16, "x".repeat(1 << 16));
+                    while socket.write_all(chunk.as_bytes()).await.is_ok() {}
+                });
+            }
+        });
+        let notifier = AlertmanagerNotifier::builder(url)
+            .retries(0, Duration::from_millis(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let start = std::time::Instant::now();
+        notifier.notify(AlertEvent::Fired(&alert(1)));
+        let stats = settle(&notifier).await;
+        assert_eq!((stats.sent, stats.failed), (1, 0), "{stats:?}");
+        assert!(start.elapsed() < Duration::from_secs(4), "not read to its (missing) end");
+        endless.abort();
     }
 
     #[tokio::test]
