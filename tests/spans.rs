@@ -439,3 +439,71 @@ async fn the_trace_context_reaches_the_server() {
     *current.lock().unwrap() = None;
     assert_eq!(name(pool.clone()).await, own, "reset outside a trace");
 }
+
+/// The trace is sent as a parameter: `pg_stat_statements` keeps one entry
+/// for every traced checkout (a `SET` with a literal made one per trace),
+/// the server view lists none of the monitor's own statements, and a
+/// checkout outside a trace restores the name the connection's `setup`
+/// gave it, not the startup parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traced_checkouts_make_one_server_statement_and_keep_the_setup_name() {
+    let server = support::pg::TempPostgres::start(&["-c", "shared_preload_libraries=pg_stat_statements"]);
+    let (admin, connection) = server.config().connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute("CREATE EXTENSION pg_stat_statements")
+        .await
+        .unwrap();
+    let current: Arc<Mutex<Option<TraceParent>>> = Arc::default();
+    let source = current.clone();
+    let config = MonitorConfig::default()
+        .trace_context(move || *source.lock().unwrap())
+        .server_view(ServerView::default().interval(Duration::from_millis(100)));
+    let (monitor, _rec) = support::monitor(config);
+    let manager = monitor
+        .manager("spans_set_config", server.config(), NoTls)
+        .setup("SET application_name = 'orders-api'");
+    let builder = db_monitor::bb8::Pool::builder().max_size(2);
+    let pool = monitor.pool(manager, builder).await.unwrap();
+    let _background = monitor.start(&pool);
+    let name = |pool: MonitoredPool<NoTls>| async move {
+        let conn = pool.get().await.unwrap();
+        conn.query_one("SELECT current_setting('application_name')", &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+    };
+    assert_eq!(name(pool.clone()).await, "orders-api");
+    for i in 0..60u8 {
+        *current.lock().unwrap() = TraceParent::new([i + 1; 16], [7; 8], true);
+        let shown = name(pool.clone()).await;
+        assert_eq!(shown, current.lock().unwrap().unwrap().to_string());
+    }
+    *current.lock().unwrap() = None;
+    assert_eq!(name(pool.clone()).await, "orders-api", "the setup's name back");
+    let entries: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_statements WHERE query ILIKE '%application_name%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // The setup's SET (one literal), set_config, current_setting.
+    assert!(entries <= 4, "{entries} entries name application_name");
+    let listed = support::eventually(Duration::from_secs(5), || {
+        let statements = pool.server_statements(50);
+        statements.missing.is_none() && !statements.statements.is_empty()
+    })
+    .await;
+    assert!(listed);
+    let statements = pool.server_statements(50);
+    assert!(
+        statements
+            .statements
+            .iter()
+            .all(|s| !s.statement.contains("set_config") && !s.statement.contains("backend_start")),
+        "{:#?}",
+        statements.statements
+    );
+}

@@ -626,7 +626,10 @@ mod tests {
         notifier.notify(AlertEvent::Fired(&alert(1)));
         let stats = settle(&notifier).await;
         assert_eq!((stats.sent, stats.failed), (1, 0), "{stats:?}");
-        assert!(start.elapsed() < Duration::from_secs(4), "not read to its (missing) end");
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "not read to its (missing) end"
+        );
         endless.abort();
     }
 

@@ -546,14 +546,22 @@ impl MonitorConfig {
     /// `pg_stat_activity`, the server log (`%a` in `log_line_prefix`) and
     /// the server view's activity then name the trace of each backend's
     /// statement. A checkout outside any trace gives the connection its
-    /// own `application_name` back (`RESET`).
+    /// own `application_name` back: the one it had once its
+    /// [`setup`](crate::MonitoredManager::setup) statements ran.
     ///
-    /// The `SET` is sent ahead of the checkout's first statement, in the
-    /// same round trip (it is written to the connection before the
-    /// statement and its reply is read and dropped by the driver), so it
-    /// costs the server one tiny statement per traced checkout and the
-    /// client no wait. Prepared statements, the statement text and
-    /// `pg_stat_statements` are untouched.
+    /// The name is set with `SELECT set_config('application_name', $1,
+    /// $2)`, prepared once per connection (at its connect, with the
+    /// connection's own name read then) and sent ahead of the checkout's
+    /// first statement, in the same round trip (written to the connection
+    /// before the statement; its reply is read and dropped by the driver).
+    /// So it costs the server one tiny statement per traced checkout and
+    /// the client no wait. The trace is a parameter, so
+    /// `pg_stat_statements` keeps one entry for all of them (a `SET` with
+    /// the value written in would make one entry per trace and push the
+    /// application's statements out), and the server view leaves it out of
+    /// its statements. The application's statement texts and prepared
+    /// statements are untouched. Behind a pooler that refuses prepared
+    /// statements, the connection shows no trace.
     ///
     /// With `tracing-opentelemetry`, the current span's OpenTelemetry
     /// context gives it:

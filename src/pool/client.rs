@@ -35,6 +35,18 @@ pub struct MonitoredClient {
 struct ClientParts {
     client: Client,
     ctx: ConnCtx,
+    /// How checkouts show their trace context to the server, when the
+    /// pool has one (see [`TraceShow`]).
+    trace: Option<TraceShow>,
+}
+
+/// A connection's way of showing a checkout's trace context: the prepared
+/// [`SHOW_TRACE`](super::SHOW_TRACE), and the `application_name` the
+/// connection had once its setup ran, to restore when a checkout has no
+/// trace.
+pub(crate) struct TraceShow {
+    pub(crate) statement: tokio_postgres::Statement,
+    pub(crate) own_name: String,
 }
 
 impl ClientParts {
@@ -71,8 +83,18 @@ impl MonitoredClient {
             inner: Box::new(ClientParts {
                 client,
                 ctx: ConnCtx::new(stats, pool, token),
+                trace: None,
             }),
         }
+    }
+
+    /// Sets how this connection shows trace contexts (at its connect).
+    pub(crate) fn set_trace_show(&mut self, show: TraceShow) {
+        self.inner.trace = Some(show);
+    }
+
+    pub(crate) fn trace_show(&self) -> Option<&TraceShow> {
+        self.inner.trace.as_ref()
     }
 
     pub(crate) fn stats(&self) -> &ConnStats {
@@ -131,7 +153,7 @@ impl MonitoredClient {
     /// the cancel request goes out now, while nobody else can run anything
     /// on the connection, and the connection is retired.
     pub(crate) async fn settle(&self, grace: std::time::Duration) {
-        let ClientParts { client, ctx } = &*self.inner;
+        let ClientParts { client, ctx, .. } = &*self.inner;
         let metrics = &ctx.pool.sink.metrics;
         let ping = if grace.is_zero() {
             None
@@ -468,7 +490,7 @@ impl MonitoredClient {
     /// duration are recorded too; dropping it rolls back (recorded as
     /// `abandoned`, or `failed` when one of its statements failed).
     pub async fn transaction(&mut self) -> Result<MonitoredTransaction<'_>, Error> {
-        let ClientParts { client, ctx } = &mut *self.inner;
+        let ClientParts { client, ctx, .. } = &mut *self.inner;
         let start = Instant::now();
         let span = ctx.transaction_span();
         let begun = ctx
@@ -480,7 +502,7 @@ impl MonitoredClient {
     /// A builder for a transaction with isolation level, read-only or
     /// deferrable settings.
     pub fn build_transaction(&mut self) -> MonitoredTransactionBuilder<'_> {
-        let ClientParts { client, ctx } = &mut *self.inner;
+        let ClientParts { client, ctx, .. } = &mut *self.inner;
         MonitoredTransactionBuilder {
             builder: client.build_transaction(),
             ctx,

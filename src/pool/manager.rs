@@ -11,6 +11,7 @@ use std::sync::Weak;
 use std::task::{ready, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::types::Type;
 use tokio_postgres::{AsyncMessage, CancelToken, Error, Notification};
 
 use super::client::MonitoredClient;
@@ -276,11 +277,33 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                 }
                 self.shared.connect_ended(None);
                 self.shared.record(Event::Connect { elapsed, error: None });
-                let client = MonitoredClient::new(client, stats, self.shared.clone());
+                let mut client = MonitoredClient::new(client, stats, self.shared.clone());
                 for sql in &self.setup {
                     // Recorded like any statement, failures included; bb8
                     // discards the connection.
                     client.batch_execute(sql).await?;
+                }
+                if self.shared.sink.config.trace_context.is_some() {
+                    // The monitor's own statements, not recorded. Should the
+                    // server refuse them (a pooler without prepared
+                    // statements), the connection shows no trace and
+                    // serves as usual.
+                    let raw = client.raw();
+                    let own_name = raw
+                        .query_one(super::OWN_NAME, &[])
+                        .await
+                        .and_then(|row| row.try_get::<_, String>(0));
+                    let statement = raw.prepare_typed(super::SHOW_TRACE, &[Type::TEXT, Type::BOOL]).await;
+                    match (own_name, statement) {
+                        (Ok(own_name), Ok(statement)) => {
+                            client.set_trace_show(super::client::TraceShow { statement, own_name })
+                        }
+                        (Err(e), _) | (_, Err(e)) => tracing::debug!(
+                            pool = %self.shared.name(),
+                            "this connection cannot show trace contexts: {}",
+                            error_chain(&e, false)
+                        ),
+                    }
                 }
                 self.shared.connection_ready();
                 Ok(client)

@@ -17,6 +17,15 @@
 
 /// What a new connection asks for its backend: pid and start, in
 /// milliseconds since the Unix epoch.
+/// Shows a checkout's trace context to the server (prepared once per
+/// connection, sent without waiting at each traced checkout). Every value
+/// a parameter, so that the server's normalized text has the fingerprint of
+/// this one.
+pub(crate) const SHOW_TRACE: &str = "SELECT set_config('application_name', $1, $2)";
+
+/// Reads the connection's `application_name` once its setup has run.
+pub(crate) const OWN_NAME: &str = "SELECT current_setting('application_name')";
+
 pub(crate) const BACKEND_QUERY: &str = "SELECT pg_backend_pid(), (date_part('epoch', backend_start) * 1000)::int8 \
      FROM pg_stat_activity WHERE pid = pg_backend_pid()";
 
@@ -139,17 +148,22 @@ impl<Tls: MakeTls> fmt::Debug for MonitoredPool<Tls> {
 /// whose receiver is gone is still read to its end).
 #[cold]
 fn show_trace(client: &MonitoredClient, current: &crate::config::TraceContext) {
+    let Some(show) = client.trace_show() else { return };
     let stats = client.stats();
-    let sql = match (current.0)() {
+    let traceparent;
+    let name: &str = match (current.0)() {
         Some(parent) => {
             stats.traced.store(true, Relaxed);
-            // Hex digits and dashes only: nothing to quote.
-            format!("SET application_name = '{parent}'")
+            traceparent = parent.to_string();
+            &traceparent
         }
-        None if stats.traced.swap(false, Relaxed) => "RESET application_name".to_owned(),
+        None if stats.traced.swap(false, Relaxed) => &show.own_name,
         None => return,
     };
-    let mut send = std::pin::pin!(client.raw().batch_execute(&sql));
+    // A parameter, so that `pg_stat_statements` keeps one entry for every
+    // trace (a `SET` with a literal is one entry per value).
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&name, &false];
+    let mut send = std::pin::pin!(client.raw().query_raw(&show.statement, params));
     // The first poll sends the request; its reply is not waited for.
     let _ = send.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop()));
 }

@@ -79,7 +79,15 @@ fn own_fingerprints() -> HashSet<u64> {
     [ACTIVITY, WAITERS, HELD, EXTENSION, TOP, TEXTS]
         .iter()
         .map(|sql| sql::fingerprint(sql))
-        .chain(std::iter::once(sql::fingerprint(crate::pool::BACKEND_QUERY)))
+        .chain(
+            [
+                crate::pool::BACKEND_QUERY,
+                crate::pool::SHOW_TRACE,
+                crate::pool::OWN_NAME,
+            ]
+            .iter()
+            .map(|sql| sql::fingerprint(sql)),
+        )
         .collect()
 }
 
@@ -477,6 +485,9 @@ mod tests {
     #[test]
     fn the_monitor_s_own_statements_are_known() {
         let own = own_fingerprints();
+        // As pg_stat_statements shows them: constants numbered after the
+        // parameters.
+        assert!(own.contains(&sql::fingerprint("SELECT set_config($3, $1, $2)")));
         assert!(own.contains(&sql::fingerprint(TOP)));
         assert!(!own.contains(&sql::fingerprint("SELECT * FROM orders WHERE id = $1")));
     }

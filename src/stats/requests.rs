@@ -132,7 +132,11 @@ mod tests {
         }
         let kept = log.report();
         let bytes: usize = kept.iter().map(|r| r.route.len()).sum();
-        assert!(bytes <= MAX_ROUTE_BYTES && kept.len() < 20, "{} routes, {bytes} bytes", kept.len());
+        assert!(
+            bytes <= MAX_ROUTE_BYTES && kept.len() < 20,
+            "{} routes, {bytes} bytes",
+            kept.len()
+        );
         log.clear();
         log.record(&Arc::from("GET /after"), 1, 1, false);
         assert_eq!(log.report().len(), 1, "a reset frees the room");
