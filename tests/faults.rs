@@ -881,3 +881,108 @@ async fn messages_the_application_raises_keep_their_sqlstate_and_no_text() {
         .iter()
         .all(|e| e.message == "(raised by the application; its text is not kept)"));
 }
+
+/// The server's processes (the postmaster of `data` and its children),
+/// for signals.
+fn server_processes(data: &str) -> Vec<String> {
+    let pid_file = std::fs::read_to_string(format!("{data}/postmaster.pid")).unwrap();
+    let postmaster = pid_file.lines().next().unwrap().trim().to_owned();
+    let mut pids = vec![postmaster.clone()];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces, so read after ')'.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        if after.split_whitespace().nth(1) == Some(postmaster.as_str()) {
+            pids.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    pids
+}
+
+fn signal(pids: &[String], signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(signal)
+        .args(pids)
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pids:?}");
+}
+
+/// Processes stopped until this is dropped (a failing test too: a stopped
+/// server could never be shut down).
+struct Frozen(Vec<String>);
+
+impl Frozen {
+    fn new(pids: Vec<String>) -> Self {
+        signal(&pids, "-STOP");
+        Frozen(pids)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg("-CONT").args(&self.0).status();
+    }
+}
+
+/// With the server frozen (SIGSTOP of the postmaster and every backend,
+/// as a host that stops scheduling it), the health check answers 503
+/// within its 800 ms timeout, well inside a 1 s probe, from one
+/// connection at most, and healthy again once the server runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_server_gets_its_verdict_inside_a_probe_timeout() {
+    use tower::{Layer, ServiceExt};
+    let server = TempPostgres::start(&[]);
+    let (admin, connection) = server
+        .config()
+        .connect(db_monitor::tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let data: String = admin.query_one("SHOW data_directory", &[]).await.unwrap().get(0);
+    drop(admin);
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool_with(&monitor, "frozen", server.config(), 4, 0, Duration::from_secs(30)).await;
+    let service =
+        db_monitor::DbMonitorLayer::new(pool.clone()).layer(tower::service_fn(|_: http::Request<String>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(bytes::Bytes::new())))
+        }));
+    let health = |service: &db_monitor::layer::DbMonitorService<_>| {
+        let service = service.clone();
+        async move {
+            let request = http::Request::get("/health/database").body(String::new()).unwrap();
+            let started = std::time::Instant::now();
+            let response = service.oneshot(request).await.unwrap();
+            (response.status(), started.elapsed())
+        }
+    };
+    let (status, _) = health(&service).await;
+    assert_eq!(status, http::StatusCode::OK);
+
+    // Past the second for which a verdict is reused.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let frozen = Frozen::new(server_processes(&data));
+    // Probes in a row and at once, as several load balancers send them.
+    let mut verdicts = Vec::new();
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(health(&service), health(&service));
+        verdicts.extend([a, b]);
+        assert!(pool.state().connections <= 1, "{:?}", pool.state());
+    }
+    drop(frozen);
+    for (status, took) in &verdicts {
+        assert_eq!(*status, http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(*took < Duration::from_secs(1), "the verdict took {took:?}");
+    }
+    let mut healthy = false;
+    for _ in 0..50 {
+        if health(&service).await.0 == http::StatusCode::OK {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(healthy, "healthy again once the server runs");
+}

@@ -489,6 +489,30 @@ async fn health_is_503_when_the_database_cannot_answer() {
     assert!(json["error"].as_str().unwrap().contains("connect"), "{json}");
 }
 
+/// The health check is the monitor's own work: its checkout and
+/// `SELECT 1` are not among the application's statements or checkouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_are_not_counted_as_the_application_s_work() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_health_own", 2).await;
+    let service = app(
+        pool.clone(),
+        DbMonitorLayer::new(pool.clone()).cache_for(Duration::ZERO),
+    );
+    for _ in 0..5 {
+        let (status, _, _) = call(&service, Method::GET, "/health/database", None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let statements = pool.query_performance(60, 50);
+    assert!(statements.by_statement.is_empty(), "{statements:#?}");
+    assert!(pool.recent_statements(10).is_empty());
+    assert_eq!(
+        rec.count("db_client_connection_wait_time_seconds", &[]),
+        0,
+        "no checkout recorded"
+    );
+}
+
 /// With no `route_label`, a request axum routed is labelled with its
 /// method and route (GET, PATCH and DELETE of one path are three routes),
 /// and a gRPC request with its path; other requests have none.

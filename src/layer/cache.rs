@@ -57,27 +57,7 @@ impl<K: Hash + Eq, V: Clone + Send + 'static> Shared<K, V> {
         }
     }
 
-    /// The answer for `key`: a fresh one if there is one (or one computed
-    /// after this call began), else `make`'s, which this call computes
-    /// while later callers of the same key wait.
-    pub(crate) async fn get<F>(&self, key: K, make: F) -> V
-    where
-        F: std::future::Future<Output = V>,
-    {
-        let asked = Instant::now();
-        let slot = self.slot(key);
-        let mut answer = slot.lock().await;
-        if let Some((at, value)) = answer.as_ref() {
-            if *at >= asked || at.elapsed() < self.fresh_for {
-                return value.clone();
-            }
-        }
-        let value = make.await;
-        *answer = Some((Instant::now(), value.clone()));
-        value
-    }
-
-    /// Like [`get`](Self::get), computing with `f` on the blocking pool,
+    /// The answer for `key`, computed with `f` on the blocking pool,
     /// one blocking computation at a time, within `budget`: an answer made
     /// before is sent if the budget [takes](Budget::take) its `weigh`t, one
     /// to make is made only if the budget is open once this call holds the
@@ -119,6 +99,32 @@ impl<K: Hash + Eq, V: Clone + Send + 'static> Shared<K, V> {
         Some(job.await.unwrap_or_else(|_| failed()))
     }
 
+    /// The answer for `key`: a fresh one if there is one (or one computed
+    /// after this call began), else `make`'s, which runs while later
+    /// callers of the same key wait. `make` runs as a task of its own: a
+    /// caller that is dropped (a client that gave up) leaves it running to
+    /// its end, and its answer to the callers that come next, so that at
+    /// most one runs at a time whoever waits for it. `failed` is the answer
+    /// if the task cannot finish (the runtime is shutting down).
+    pub(crate) async fn get_spawned<F>(&self, key: K, make: F, failed: fn() -> V) -> V
+    where
+        F: std::future::Future<Output = V> + Send + 'static,
+    {
+        let asked = Instant::now();
+        let mut answer = self.slot(key).lock_owned().await;
+        if let Some((at, value)) = answer.as_ref() {
+            if *at >= asked || at.elapsed() < self.fresh_for {
+                return value.clone();
+            }
+        }
+        let job = tokio::spawn(async move {
+            let value = make.await;
+            *answer = Some((Instant::now(), value.clone()));
+            value
+        });
+        job.await.unwrap_or_else(|_| failed())
+    }
+
     /// Forgets every answer (after a change that they would not show).
     pub(crate) fn clear(&self) {
         self.slots.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -146,12 +152,11 @@ mod tests {
         let shared = Arc::new(Shared::<&str, u32>::new(Duration::from_secs(1)));
         let runs = Arc::new(AtomicU32::new(0));
         let call = |shared: Arc<Shared<&'static str, u32>>, runs: Arc<AtomicU32>| async move {
-            shared
-                .get("doc", async {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    runs.fetch_add(1, SeqCst) + 1
-                })
-                .await
+            let make = async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                runs.fetch_add(1, SeqCst) + 1
+            };
+            shared.get_spawned("doc", make, || 0).await
         };
         let answers: Vec<u32> =
             futures_util::future::join_all((0..10).map(|_| tokio::spawn(call(shared.clone(), runs.clone()))))
@@ -175,12 +180,11 @@ mod tests {
         let answers = futures_util::future::join_all((0..5).map(|_| {
             let (shared, runs) = (shared.clone(), runs.clone());
             tokio::spawn(async move {
-                shared
-                    .get(0, async {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        runs.fetch_add(1, SeqCst) + 1
-                    })
-                    .await
+                let make = async move {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    runs.fetch_add(1, SeqCst) + 1
+                };
+                shared.get_spawned(0, make, || 0).await
             })
         }))
         .await;
@@ -192,7 +196,7 @@ mod tests {
     async fn idle_keys_are_forgotten_past_the_bound() {
         let shared = Shared::<usize, usize>::new(Duration::from_secs(60));
         for key in 0..1000 {
-            assert_eq!(shared.get(key, async move { key }).await, key);
+            assert_eq!(shared.get_spawned(key, async move { key }, || 0).await, key);
         }
         assert!(shared.slots.lock().unwrap().len() <= MAX_KEYS);
         let budget = Arc::new(Budget::new(None));

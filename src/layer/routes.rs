@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -140,22 +141,40 @@ impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
     }
 
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>> {
+        // The monitor's own work: checked out from bb8 directly and run on
+        // the raw client, so that neither the checkout nor `SELECT 1` is
+        // counted among the application's (nor feeds the forecast).
+        // Bounded as a whole by `timeout`; a connection whose `SELECT 1`
+        // got no answer in time is retired rather than handed to the
+        // application with the statement still in flight.
         Box::pin(async move {
-            let ping = async {
-                let start = Instant::now();
-                let conn = self.get().await.map_err(|e| e.to_string())?;
-                let checked_out = Instant::now();
-                conn.simple_query("SELECT 1")
-                    .await
-                    .map_err(|e| error_message(&e, self.shared.sink.config.expose_application_messages).into_owned())?;
-                Ok::<_, String>(Ping {
+            let start = Instant::now();
+            let conn = match tokio::time::timeout(timeout, self.inner().get()).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(bb8::RunError::User(e))) => {
+                    return Err(format!("connect failed: {}", self.shared.sink.describe(&e)))
+                }
+                Ok(Err(bb8::RunError::TimedOut)) | Err(_) => {
+                    return Err(match self.shared.last_connect_error() {
+                        Some(e) if self.shared.consecutive_connect_failures.load(Relaxed) > 0 => {
+                            format!("no connection within {timeout:?}: connect failed: {e}")
+                        }
+                        _ => format!("no connection within {timeout:?}"),
+                    })
+                }
+            };
+            let checked_out = Instant::now();
+            let left = timeout.saturating_sub(checked_out - start);
+            match tokio::time::timeout(left, conn.raw().simple_query("SELECT 1")).await {
+                Ok(Ok(_)) => Ok(Ping {
                     checkout: checked_out - start,
                     answer: checked_out.elapsed(),
-                })
-            };
-            match tokio::time::timeout(timeout, ping).await {
-                Ok(result) => result,
-                Err(_) => Err(format!("no answer to SELECT 1 within {timeout:?}")),
+                }),
+                Ok(Err(e)) => Err(error_message(&e, self.shared.sink.config.expose_application_messages).into_owned()),
+                Err(_) => {
+                    conn.retire();
+                    Err(format!("no answer to SELECT 1 within {timeout:?}"))
+                }
             }
         })
     }
@@ -345,7 +364,7 @@ fn reject(status: StatusCode, code: &str, message: &str, parameter: Option<&str>
     error(status, code, message, parameter).into()
 }
 
-async fn route(config: &LayerConfig, parts: &http::request::Parts, rest: &str) -> Answer {
+async fn route(config: &Arc<LayerConfig>, parts: &http::request::Parts, rest: &str) -> Answer {
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let Some(route) = Route::of(&segments) else {
         return Err(reject(StatusCode::NOT_FOUND, "not_found", "no such route", None));
@@ -541,12 +560,19 @@ struct Health {
 /// The health answer: one ping at a time, shared by the requests that
 /// wait for it, and reused while fresh, so that a flood of health requests
 /// holds at most one pool connection.
-async fn health(config: &LayerConfig) -> Response<Bytes> {
-    let (status, body) = config.caches().health.get((), check_health(config)).await;
+async fn health(config: &Arc<LayerConfig>) -> Response<Bytes> {
+    let (status, body) = config
+        .caches()
+        .health
+        .get_spawned((), check_health(config.clone()), || {
+            let body = br#"{"status":"unhealthy","error":"the health check could not run"}"#;
+            (StatusCode::SERVICE_UNAVAILABLE, Bytes::from_static(body))
+        })
+        .await;
     json_bytes(status, body)
 }
 
-async fn check_health(config: &LayerConfig) -> (StatusCode, Bytes) {
+async fn check_health(config: Arc<LayerConfig>) -> (StatusCode, Bytes) {
     let pool = &config.pool;
     let ping = pool.ping(config.health_timeout).await;
     let snapshot = pool.snapshot();

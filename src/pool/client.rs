@@ -105,6 +105,12 @@ impl MonitoredClient {
         &self.inner.ctx.pool
     }
 
+    /// Marks the connection broken: bb8 closes it when it comes back
+    /// rather than handing it out again.
+    pub(crate) fn retire(&self) {
+        self.inner.ctx.stats.broken.store(true, Relaxed);
+    }
+
     pub(crate) fn is_broken(&self) -> bool {
         let stats = &self.inner.ctx.stats;
         self.inner.client.is_closed()
