@@ -366,6 +366,36 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Consumes a standard string (`'…'`, `N'…'`) starting at its opening
+    /// quote. Whether a backslash escapes the quote after it depends on the
+    /// server's `standard_conforming_strings`, which the text does not say:
+    /// where the two readings part (an odd run of backslashes before a
+    /// quote, `'O\'Brien'`), the rest of the text is taken as the literal,
+    /// so that under either setting no part of a value is read as SQL.
+    fn standard_string(&mut self) {
+        let b = self.bytes();
+        let mut i = self.pos + 1;
+        while i < b.len() {
+            match b[i] {
+                b'\\' => {
+                    let run = b[i..].iter().take_while(|&&c| c == b'\\').count();
+                    if run % 2 == 1 && b.get(i + run) == Some(&b'\'') {
+                        self.pos = b.len();
+                        return;
+                    }
+                    i += run;
+                }
+                b'\'' if b.get(i + 1) == Some(&b'\'') => i += 2,
+                b'\'' => {
+                    self.pos = i + 1;
+                    return;
+                }
+                _ => i += 1,
+            }
+        }
+        self.pos = b.len();
+    }
+
     /// Consumes a quoted run starting at the opening quote `q`; a doubled
     /// quote stays inside, and with `backslash` a backslash escapes the next
     /// byte. Unterminated runs end at the end of the text.
@@ -459,7 +489,7 @@ impl<'a> Lexer<'a> {
         let next = self.at(start + 1);
         let tok = match c {
             b'\'' => {
-                self.quoted(b'\'', false);
+                self.standard_string();
                 Tok::Literal
             }
             b'"' => {
@@ -471,7 +501,12 @@ impl<'a> Lexer<'a> {
                 self.quoted(b'\'', true);
                 Tok::Literal
             }
-            b'b' | b'B' | b'x' | b'X' | b'n' | b'N' if next == b'\'' => {
+            b'n' | b'N' if next == b'\'' => {
+                self.pos += 1;
+                self.standard_string();
+                Tok::Literal
+            }
+            b'b' | b'B' | b'x' | b'X' if next == b'\'' => {
                 self.pos += 1;
                 self.quoted(b'\'', false);
                 Tok::Literal
@@ -1024,6 +1059,22 @@ mod tests {
     }
 
     #[test]
+    fn a_backslash_before_a_quote_masks_the_rest_under_either_setting() {
+        // With standard_conforming_strings off, \' escapes the quote: the
+        // value is `O'Brien`, and `Brien` must not read as SQL.
+        let text = "SELECT * FROM t WHERE name = 'O\\'Brien' AND ssn = '123-45-6789'";
+        let n = norm(text);
+        assert_eq!(n, "SELECT * FROM t WHERE name = ?");
+        assert!(!n.contains("Brien") && !n.contains("123"));
+        assert_eq!(norm("SELECT * FROM t WHERE name = N'O\\'Brien' AND x = 1"), "SELECT * FROM t WHERE name = ?");
+        // An even run of backslashes ends the string under both settings.
+        assert_eq!(norm("SELECT 'a\\\\' AND b = 'c'"), "SELECT ? AND b = ?");
+        // Backslashes elsewhere change nothing.
+        assert_eq!(norm("SELECT * FROM t WHERE p LIKE 'a\\_b' AND id = 1"), "SELECT * FROM t WHERE p LIKE ? AND id = ?");
+        assert_eq!(norm("SELECT 'it''s', 2"), "SELECT ?, ?");
+    }
+
+    #[test]
     fn lists_collapse_to_one_group() {
         assert_eq!(
             norm("SELECT * FROM t WHERE id IN (1, 2, 3)"),
@@ -1217,6 +1268,25 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// A plain string written for `standard_conforming_strings = off`
+        /// (backslash-escaped quotes and backslashes) leaks nothing either.
+        #[test]
+        fn no_body_escaped_for_the_old_setting_reaches_the_normalized_text(
+            before in r#"[a-z '\\\u{e9}]{0,6}"#,
+            after in r#"[a-z '\\\u{e9}]{0,6}"#,
+            tail in "( AND x = 1| OR y = 'z'|)",
+        ) {
+            let body = format!("{before}zqxjmarker{after}");
+            let escaped = body.replace('\\', "\\\\").replace('\'', "\\'");
+            let sql = format!("SELECT * FROM t WHERE a = '{escaped}'{tail}");
+            let a = analyze(&sql);
+            proptest::prop_assert!(!a.normalized.contains("zqxjmarker"), "{sql:?} -> {:?}", a.normalized);
+            for word in body.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+                proptest::prop_assert!(!a.normalized.contains(word) || "SELECTFROMtWHEREaANDxORyz".contains(word),
+                    "{word:?} of {sql:?} -> {:?}", a.normalized);
+            }
+        }
+
         #[test]
         fn never_panics_on_arbitrary_text(s in ".*") {
             let a = analyze(&s);

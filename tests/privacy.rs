@@ -171,6 +171,11 @@ async fn plant(pool: &MonitoredPool<NoTls>) -> Vec<String> {
     conn.query("SELECT $1::text", &[&QuotingParam("encode-zqxjmark")])
         .await
         .unwrap_err();
+    // Under the old string syntax a backslash escapes the quote: the
+    // lexer must not read what follows it as SQL.
+    conn.batch_execute("SET standard_conforming_strings = off").await.unwrap();
+    conn.batch_execute(&format!("SELECT 'O\\'{MARK}', 'ssn'")).await.unwrap();
+    conn.batch_execute("SET standard_conforming_strings = on").await.unwrap();
     // The backend's last statement, as the server view reads it from
     // `pg_stat_activity`, holds a literal.
     conn.batch_execute(&format!("SELECT 'last-{MARK}'")).await.unwrap();
