@@ -1066,11 +1066,17 @@ mod tests {
         let n = norm(text);
         assert_eq!(n, "SELECT * FROM t WHERE name = ?");
         assert!(!n.contains("Brien") && !n.contains("123"));
-        assert_eq!(norm("SELECT * FROM t WHERE name = N'O\\'Brien' AND x = 1"), "SELECT * FROM t WHERE name = ?");
+        assert_eq!(
+            norm("SELECT * FROM t WHERE name = N'O\\'Brien' AND x = 1"),
+            "SELECT * FROM t WHERE name = ?"
+        );
         // An even run of backslashes ends the string under both settings.
         assert_eq!(norm("SELECT 'a\\\\' AND b = 'c'"), "SELECT ? AND b = ?");
         // Backslashes elsewhere change nothing.
-        assert_eq!(norm("SELECT * FROM t WHERE p LIKE 'a\\_b' AND id = 1"), "SELECT * FROM t WHERE p LIKE ? AND id = ?");
+        assert_eq!(
+            norm("SELECT * FROM t WHERE p LIKE 'a\\_b' AND id = 1"),
+            "SELECT * FROM t WHERE p LIKE ? AND id = ?"
+        );
         assert_eq!(norm("SELECT 'it''s', 2"), "SELECT ?, ?");
     }
 

@@ -173,9 +173,15 @@ async fn plant(pool: &MonitoredPool<NoTls>) -> Vec<String> {
         .unwrap_err();
     // Under the old string syntax a backslash escapes the quote: the
     // lexer must not read what follows it as SQL.
-    conn.batch_execute("SET standard_conforming_strings = off").await.unwrap();
-    conn.batch_execute(&format!("SELECT 'O\\'{MARK}', 'ssn'")).await.unwrap();
-    conn.batch_execute("SET standard_conforming_strings = on").await.unwrap();
+    conn.batch_execute("SET standard_conforming_strings = off")
+        .await
+        .unwrap();
+    conn.batch_execute(&format!("SELECT 'O\\'{MARK}', 'ssn'"))
+        .await
+        .unwrap();
+    conn.batch_execute("SET standard_conforming_strings = on")
+        .await
+        .unwrap();
     // The backend's last statement, as the server view reads it from
     // `pg_stat_activity`, holds a literal.
     conn.batch_execute(&format!("SELECT 'last-{MARK}'")).await.unwrap();
@@ -263,6 +269,27 @@ async fn no_planted_value_leaves_by_any_surface() {
     assert!(pool.resolve_alert(&resolved, "test").is_some());
     assert!(eventually(Duration::from_secs(5), || bodies.lock().unwrap().len() >= 2).await);
 
+    // Other backends whose application_name holds the marker, one holding
+    // a lock the other waits for (so both are in the lock tree too).
+    let locked = unique("privacy_locked");
+    let mut named = shared_config();
+    named.application_name(&format!("app-{MARK}"));
+    let (holder, connection) = named.connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let (waiter, connection) = named.connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    holder
+        .batch_execute(&format!("CREATE TABLE {locked} (id int)"))
+        .await
+        .unwrap();
+    holder
+        .batch_execute(&format!("BEGIN; LOCK TABLE {locked}"))
+        .await
+        .unwrap();
+    let wait = tokio::spawn(async move { waiter.batch_execute(&format!("BEGIN; LOCK TABLE {locked}")).await });
+    let seen = eventually(Duration::from_secs(5), || pool.server_locks().roots.len() == 1).await;
+    assert!(seen, "{:#?}", pool.server_locks());
+
     // The server view has sampled since: its statement texts came from the
     // server (`pg_stat_activity`), literals included, and were lexed.
     let sampled = pool.server_activity().sampled.sampled_unix_ms;
@@ -303,6 +330,8 @@ async fn no_planted_value_leaves_by_any_surface() {
         assert_clean(uri, &body);
         assert_clean(uri, &format!("{headers:?}"));
     }
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    wait.await.unwrap().unwrap();
     for (i, body) in bodies.lock().unwrap().iter().enumerate() {
         assert_clean(&format!("webhook body {i}"), body);
     }

@@ -176,6 +176,12 @@ pub struct ServerView {
     pub application_name: String,
     /// Statements read from `pg_stat_statements`, by total time (50).
     pub top_statements: usize,
+    /// Show other backends' `application_name` in the activity and lock
+    /// documents (`false`). Any client can set it to any 63 bytes, a value
+    /// included, so by default other backends are counted by state only
+    /// (their name shown as `(not shown)`), a trace context as
+    /// `(traceparent)`, and the lock tree names no application.
+    pub application_names: bool,
 }
 
 impl Default for ServerView {
@@ -186,11 +192,20 @@ impl Default for ServerView {
             lock_timeout: Duration::from_millis(100),
             application_name: "db-monitor".to_owned(),
             top_statements: 50,
+            application_names: false,
         }
     }
 }
 
 impl ServerView {
+    /// Sets [`application_names`](Self::application_names): whether other
+    /// backends' `application_name` is shown.
+    #[must_use]
+    pub fn application_names(mut self, show: bool) -> Self {
+        self.application_names = show;
+        self
+    }
+
     /// Sets [`interval`](Self::interval).
     #[must_use]
     pub fn interval(mut self, d: Duration) -> Self {

@@ -60,6 +60,10 @@ const TEXTS: &str = "SELECT queryid, query FROM pg_stat_statements($2) WHERE que
 /// The `wait_event_type` of a backend waiting on a heavyweight lock.
 const LOCK: &str = "Lock";
 
+/// The application of another backend, unless
+/// [`ServerView::application_names`] asks for it.
+const NOT_SHOWN: &str = "(not shown)";
+
 /// What `pg_stat_activity` shows of a backend the role may not read.
 const HIDDEN: &str = "<insufficient privilege>";
 
@@ -177,9 +181,10 @@ pub(crate) async fn run(
             }
             None => {
                 // Other instances' trace contexts are one group, not one
-                // group per trace.
+                // group per trace; other names only when asked for.
                 let application: String = match trace_id(&row.application) {
                     Some(_) => "(traceparent)".to_owned(),
+                    None if !view.application_names => NOT_SHOWN.to_owned(),
                     None => row.application.chars().take(64).collect(),
                 };
                 let state = row.state.clone().unwrap_or_else(|| "unknown".to_owned());
@@ -236,7 +241,9 @@ pub(crate) async fn run(
             let holder = conn.map(|c| c.holder()).unwrap_or_default();
             LockNode {
                 pid,
-                application_name: row.map(|r| r.application.chars().take(64).collect()),
+                application_name: row
+                    .filter(|_| view.application_names)
+                    .map(|r| r.application.chars().take(64).collect()),
                 state: row.and_then(|r| r.state.clone()),
                 transaction_age_ms: row.and_then(|r| r.xact_ms),
                 waiting_for: wants.get(&pid).cloned(),

@@ -65,7 +65,10 @@ impl ServerBackend {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct OtherBackends {
-    /// Their `application_name` (empty when unset; at most 64 characters).
+    /// Their `application_name` (at most 64 characters), when
+    /// [`ServerView::application_names`](crate::ServerView::application_names)
+    /// shows it; otherwise `(not shown)`, or `(traceparent)` for a trace
+    /// context.
     pub application_name: String,
     /// Their state (`unknown` when the role may not read it).
     pub state: String,
@@ -79,7 +82,9 @@ pub struct OtherBackends {
 pub struct LockNode {
     /// The backend's process id.
     pub pid: i32,
-    /// Its `application_name`, when readable.
+    /// Its `application_name`, when readable and
+    /// [`ServerView::application_names`](crate::ServerView::application_names)
+    /// shows it.
     pub application_name: Option<String>,
     /// Its state, when readable.
     pub state: Option<String>,
