@@ -13,7 +13,7 @@ use db_monitor::{DbMonitorLayer, MonitorConfig, MonitoredPool, RequestDbStats};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::Value;
-use support::http::{call, get_json};
+use support::http::{call, call_with, get_json};
 use support::{deadlock, monitor, pool, unique};
 use tower::{service_fn, Layer, ServiceExt};
 
@@ -360,6 +360,78 @@ async fn reading_routes_can_require_the_admin_token_while_the_health_check_stays
     let (status, _, body) = call(&no_token, Method::GET, "/health/database/alerts", Some(TOKEN)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(String::from_utf8_lossy(&body).contains("reading routes are disabled"));
+}
+
+/// With reads behind the token, the dashboard's page and assets (no data)
+/// still load in a browser, which sends no `Authorization` when it opens a
+/// page; its data stays guarded. `…/dashboard/` is sent to `…/dashboard`,
+/// where its relative links resolve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_loads_without_the_token_and_its_data_needs_it() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_dashboard_token", 2).await;
+    let layer = DbMonitorLayer::new(pool.clone())
+        .admin_token(TOKEN)
+        .reads_need_token(true);
+    let service = app(pool.clone(), layer);
+    for asset in [
+        "dashboard",
+        "dashboard/app.js",
+        "dashboard/app.css",
+        "dashboard/favicon.svg",
+    ] {
+        let (status, _, body) = call(&service, Method::GET, &format!("/health/database/{asset}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{asset}");
+        assert!(!body.is_empty());
+    }
+    let (status, _, _) = call(&service, Method::GET, "/health/database/metrics/series", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the data the page reads");
+    let (status, headers, _) = call(&service, Method::GET, "/health/database/dashboard/?x=1", None).await;
+    assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(headers["location"], "/health/database/dashboard?x=1");
+}
+
+/// The scheme is matched in any case (RFC 9110); wrong tokens past ten a
+/// second are refused without a comparison, for a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_scheme_is_case_insensitive_and_guessing_is_slowed() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_token_check", 2).await;
+    let layer = DbMonitorLayer::new(pool.clone())
+        .admin_token(TOKEN)
+        .reads_need_token(true);
+    let service = app(pool.clone(), layer);
+    let uri = "/health/database/alerts";
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let header = format!("{scheme} {TOKEN}");
+        assert_eq!(
+            call_with(&service, Method::GET, uri, Some(&header)).await.0,
+            StatusCode::OK,
+            "{scheme}"
+        );
+    }
+    assert_eq!(
+        call_with(&service, Method::GET, uri, Some(&format!("Basic {TOKEN}")))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        statuses.push(call(&service, Method::GET, uri, Some(&format!("guess-{i}"))).await.0);
+    }
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    let (status, headers, _) = call(&service, Method::GET, uri, Some(TOKEN)).await;
+    assert_eq!(
+        (status, &headers["retry-after"]),
+        (StatusCode::TOO_MANY_REQUESTS, &"1".parse().unwrap())
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        call(&service, Method::GET, uri, Some(TOKEN)).await.0,
+        StatusCode::OK,
+        "a second later"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

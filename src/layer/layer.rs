@@ -155,8 +155,11 @@ impl DbMonitorLayer {
     }
 
     /// Sets the token the mutating routes (`POST`) require as
-    /// `Authorization: Bearer <token>` (compared in constant time, without
-    /// surrounding whitespace). Without one they are refused with 403; an
+    /// `Authorization: Bearer <token>` (the scheme in any case; the token
+    /// without surrounding whitespace, compared in a time that tells
+    /// neither its bytes nor its length). After ten wrong tokens in a
+    /// second, token checks answer 429 for a second, so that guessing is
+    /// slowed. Without a token the mutating routes are refused with 403; an
     /// empty or blank token counts as none (and is logged), so that no
     /// empty `Authorization` header can pass. Unset by default.
     pub fn admin_token(self, token: impl Into<String>) -> Self {
@@ -195,7 +198,10 @@ impl DbMonitorLayer {
     /// Whether the reading routes (every `GET` under the prefix but the
     /// health check on the prefix itself, and `/metrics`) need the admin
     /// token, like the mutating routes: 401 without it, 403 when no token
-    /// is configured. The health check stays open for load balancers.
+    /// is configured. The health check stays open for load balancers, and
+    /// the dashboard's page and assets, which hold no data, load without
+    /// it (a browser sends no `Authorization` when it opens a page; the
+    /// page asks for the token and sends it with each read).
     /// Defaults to `false`: see the README's "Who may read" for why.
     pub fn reads_need_token(self, on: bool) -> Self {
         self.with(|c| c.reads_need_token = on)

@@ -21,6 +21,9 @@ use crate::funnel::Event;
 use crate::pool::{MakeTls, MonitoredPool, PoolSnapshot};
 use crate::stats::MAX_WINDOW_MINUTES;
 
+/// Wrong admin tokens accepted a second before token checks are refused.
+const MAX_FAILED_TOKENS_PER_SECOND: u64 = 10;
+
 /// The largest `limit` a route accepts.
 pub const MAX_LIMIT: usize = 1000;
 
@@ -53,6 +56,9 @@ pub(crate) struct Ping {
 pub(crate) struct Caches {
     /// The bytes per second documents and the exposition may send.
     budget: Arc<Budget>,
+    /// Wrong admin tokens a second (10): past them, token checks answer
+    /// 429 for a second.
+    failed_tokens: Budget,
     documents: Shared<Read, Result<Bytes, String>>,
     health: Shared<(), (StatusCode, Bytes)>,
     #[cfg(feature = "prometheus")]
@@ -63,6 +69,7 @@ impl Caches {
     pub(crate) fn new(fresh_for: Duration, bytes_per_second: Option<u64>) -> Self {
         Caches {
             budget: Arc::new(Budget::new(bytes_per_second)),
+            failed_tokens: Budget::new(Some(MAX_FAILED_TOKENS_PER_SECOND)),
             documents: Shared::new(fresh_for),
             health: Shared::new(fresh_for),
             #[cfg(feature = "prometheus")]
@@ -382,16 +389,35 @@ async fn route(config: &Arc<LayerConfig>, parts: &http::request::Parts, rest: &s
         response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
         return Err(response.into());
     }
-    if route.mutates() {
-        authorize(config, parts, "mutating routes")?;
-    } else if route != Route::Health {
-        guard_read(config, parts)?;
-    }
     if let Route::Dashboard(asset) = route {
         if !config.dashboard {
             return Err(reject(StatusCode::NOT_FOUND, "not_found", "no such route", None));
         }
+        // The page and its assets hold no data: served without the admin
+        // token (a browser sends none when it opens a page; the page asks
+        // for it and sends it with each read), under the read guard.
+        read_guard(config, parts)?;
+        // `…/dashboard/` would resolve the page's relative links one level
+        // too deep: sent to `…/dashboard`.
+        if asset == Asset::Page && rest.ends_with('/') {
+            let path = parts.uri.path().trim_end_matches('/');
+            let location = match parts.uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.to_owned(),
+            };
+            let mut response = Response::new(Bytes::new());
+            *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+            if let Ok(value) = HeaderValue::try_from(location) {
+                response.headers_mut().insert(http::header::LOCATION, value);
+            }
+            return Ok(response);
+        }
         return Ok(super::dashboard::serve(asset));
+    }
+    if route.mutates() {
+        authorize(config, parts, "mutating routes")?;
+    } else if route != Route::Health {
+        guard_read(config, parts)?;
     }
     let query = Query::parse(parts.uri.query())?;
     let pool = &config.pool;
@@ -477,6 +503,11 @@ fn guard_read(config: &LayerConfig, parts: &http::request::Parts) -> Result<(), 
     if config.reads_need_token {
         authorize(config, parts, "reading routes")?;
     }
+    read_guard(config, parts)
+}
+
+/// What the application's read guard says of this request.
+fn read_guard(config: &LayerConfig, parts: &http::request::Parts) -> Result<(), Reject> {
     if config.read_guard.as_ref().is_some_and(|allow| !allow(parts)) {
         return Err(reject(
             StatusCode::FORBIDDEN,
@@ -500,9 +531,24 @@ fn authorize(config: &LayerConfig, parts: &http::request::Parts, what: &str) -> 
             None,
         ));
     }
+    let failures = &config.caches().failed_tokens;
+    if !failures.open() {
+        // Guessing is slowed for everyone: the admin waits a second.
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many wrong admin tokens: try again in a second",
+            None,
+        );
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return Err(response.into());
+    }
     if token_matches(config, parts) {
         return Ok(());
     }
+    failures.spend(1);
     let mut response = error(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
@@ -515,19 +561,35 @@ fn authorize(config: &LayerConfig, parts: &http::request::Parts, what: &str) -> 
     Err(response.into())
 }
 
-/// Whether the request carries the admin token (compared in constant time).
+/// Whether the request carries the admin token: `Authorization: Bearer
+/// <token>`, the scheme in any case (RFC 9110), the token compared in a
+/// time that depends on neither the given token's length nor its bytes.
 fn token_matches(config: &LayerConfig, parts: &http::request::Parts) -> bool {
     let Some(token) = &config.admin_token else { return false };
     let given = parts
         .headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    given.is_some_and(|given| {
-        use subtle::ConstantTimeEq;
-        bool::from(given.as_bytes().ct_eq(token.as_bytes()))
-    })
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, given)| given.trim());
+    given.is_some_and(|given| same_secret(given.as_bytes(), token.as_bytes()))
+}
+
+/// Whether `given` is `secret`, looking at every byte of `secret` and at
+/// `given` only through it: the time taken is the same for every `given`.
+/// (`subtle`'s slice comparison returns at once on a length mismatch,
+/// which tells the secret's length.)
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    let mut same = given.len().ct_eq(&secret.len());
+    for (i, &s) in secret.iter().enumerate() {
+        // Past its end, `given` is compared as zeros: the lengths differ,
+        // so the answer is already no.
+        let g = given.get(i).copied().unwrap_or(0);
+        same &= g.ct_eq(&s);
+    }
+    bool::from(same)
 }
 
 /// Whether this request could read the reading routes (for what a passing
@@ -697,4 +759,24 @@ fn json_bytes(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn only_the_secret_itself_matches() {
+        let secret = b"s3cret-token";
+        assert!(same_secret(b"s3cret-token", secret));
+        for given in [
+            &b""[..],
+            b"s3cret-toke",
+            b"s3cret-token!",
+            b"S3cret-token",
+            b"s3cret-token\0",
+        ] {
+            assert!(!same_secret(given, secret), "{given:?}");
+        }
+    }
 }

@@ -35,9 +35,20 @@ pub async fn call<S: LayerService>(
     uri: &str,
     token: Option<&str>,
 ) -> (StatusCode, http::HeaderMap, Bytes) {
+    let authorization = token.map(|token| format!("Bearer {token}"));
+    call_with(service, method, uri, authorization.as_deref()).await
+}
+
+/// `method uri` with `authorization` as the header, as written.
+pub async fn call_with<S: LayerService>(
+    service: &S,
+    method: Method,
+    uri: &str,
+    authorization: Option<&str>,
+) -> (StatusCode, http::HeaderMap, Bytes) {
     let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
     }
     let response = service
         .clone()
