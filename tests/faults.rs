@@ -986,3 +986,43 @@ async fn a_frozen_server_gets_its_verdict_inside_a_probe_timeout() {
     }
     assert!(healthy, "healthy again once the server runs");
 }
+
+/// A storm of more constraint violations than the error store keeps is
+/// counted whole: the report's totals, its counts by class and SQLSTATE,
+/// and the series' failures by kind say how many happened; `kept` says
+/// how many records the store still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_storm_past_the_store_is_counted_whole() {
+    let mut config = MonitorConfig::default();
+    config.error_history = 50;
+    let (monitor, _rec) = monitor(config);
+    let pool = pool(&monitor, "error_storm", 2).await;
+    let table = unique("storm");
+    let conn = pool.get().await.unwrap();
+    conn.batch_execute(&format!(
+        "CREATE TABLE {table} (id int PRIMARY KEY); INSERT INTO {table} VALUES (1)"
+    ))
+    .await
+    .unwrap();
+    let insert = format!("INSERT INTO {table} VALUES (1)");
+    for _ in 0..300 {
+        conn.execute(&*insert, &[]).await.unwrap_err();
+    }
+    drop(conn);
+    for report in [pool.error_report(None), pool.error_report(Some(5))] {
+        assert_eq!(report.errors, 300, "{:?}", report.by_type);
+        assert_eq!(report.by_type["constraint_violation"], 300);
+        assert_eq!(report.by_sqlstate["23505"], 300);
+        assert_eq!((report.kept, report.recent.len()), (50, 50));
+        assert_eq!(report.evicted, 250);
+    }
+    let series = pool.series(5);
+    let charted: u64 = series
+        .points
+        .iter()
+        .filter_map(|p| p.errors_by_kind.get("constraint_violation"))
+        .sum();
+    assert_eq!(charted, 300);
+    pool.reset_stores();
+    assert_eq!(pool.error_report(None).errors, 0, "a reset starts the counts again");
+}

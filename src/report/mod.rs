@@ -502,6 +502,7 @@ mod tests {
             errors: 0,
             by_type: Default::default(),
             by_sqlstate: Default::default(),
+            kept: 0,
             rates,
             recent: vec![],
             patterns: vec![],

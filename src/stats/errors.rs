@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::error_counts::ErrorCounts;
 use super::ring::Ring;
 use super::Totals;
 use crate::classify::{ErrorKind, SqlStateCode};
@@ -97,15 +98,19 @@ pub struct ErrorRate {
 pub struct ErrorReport {
     /// The pool's name.
     pub pool: String,
-    /// The window of `recent`, `by_type` and `by_sqlstate`, in minutes
-    /// (absent: everything retained).
+    /// The window of `errors`, `by_type`, `by_sqlstate` and `recent`, in
+    /// minutes (absent: since the stores were last reset).
     pub window_minutes: Option<u32>,
-    /// Errors retained in that window.
+    /// Errors in that window, every one counted (a window past the last
+    /// hour counts whole minutes).
     pub errors: u64,
     /// Those errors by class.
     pub by_type: BTreeMap<String, u64>,
     /// Those errors by SQLSTATE.
     pub by_sqlstate: BTreeMap<String, u64>,
+    /// Of those errors, how many the store still keeps in `recent` (at
+    /// most `error_history`; the others are counted, not kept).
+    pub kept: u64,
     /// Statement error rates over 5 minutes, 15 minutes and 1 hour.
     pub rates: Vec<ErrorRate>,
     /// Those errors, newest first.
@@ -177,6 +182,8 @@ impl Pattern {
 struct Inner {
     ring: Ring<Kept>,
     patterns: HashMap<(ErrorKind, Option<u64>), Pattern>,
+    /// Every error counted, kept or not.
+    counts: ErrorCounts,
 }
 
 /// One error, as the store takes it.
@@ -215,6 +222,7 @@ impl ErrorLog {
             inner: Mutex::new(Inner {
                 ring: Ring::new(capacity),
                 patterns: HashMap::new(),
+                counts: ErrorCounts::default(),
             }),
             capacity,
         }
@@ -238,6 +246,7 @@ impl ErrorLog {
         let statement = statement.map(|(fp, sql)| (fp, Arc::clone(sql)));
         let key = (kind, statement.as_ref().map(|(fp, _)| *fp));
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.counts.add(at_unix_ms, kind, sqlstate);
         let known = inner.patterns.len();
         let message = match inner.patterns.get_mut(&key) {
             Some(p) => {
@@ -279,21 +288,19 @@ impl ErrorLog {
         });
     }
 
-    /// When and of what kind each kept error since `from_unix_ms` was.
-    pub(crate) fn kinds_since(&self, from_unix_ms: u64) -> Vec<(u64, ErrorKind)> {
+    /// The errors since `from_unix_ms` (within the last hour), kept or
+    /// not, per second and class: the second's start in Unix
+    /// milliseconds, the class, the count.
+    pub(crate) fn kinds_since(&self, from_unix_ms: u64) -> Vec<(u64, ErrorKind, u64)> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner
-            .ring
-            .iter()
-            .filter(|k| k.at_unix_ms >= from_unix_ms)
-            .map(|k| (k.at_unix_ms, k.kind))
-            .collect()
+        inner.counts.by_second(from_unix_ms)
     }
 
     pub(crate) fn clear(&self) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.ring.clear();
         inner.patterns.clear();
+        inner.counts = ErrorCounts::default();
     }
 
     /// The errors recorded since sequence number `seq` that are still held,
@@ -320,7 +327,7 @@ impl ErrorLog {
         rates: Vec<ErrorRate>,
     ) -> ErrorReport {
         let since = super::window_start(now, minutes);
-        let (kept, patterns, evicted) = {
+        let (kept, patterns, evicted, counted) = {
             let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             let kept: Vec<Kept> = inner
                 .ring
@@ -330,17 +337,9 @@ impl ErrorLog {
                 .cloned()
                 .collect();
             let patterns: Vec<Pattern> = inner.patterns.values().cloned().collect();
-            (kept, patterns, inner.ring.evicted())
+            (kept, patterns, inner.ring.evicted(), inner.counts.over(since))
         };
         let recent: Vec<ErrorRecord> = kept.iter().map(Kept::to_record).collect();
-        let mut by_type = BTreeMap::new();
-        let mut by_sqlstate = BTreeMap::new();
-        for r in &recent {
-            *by_type.entry(r.error_type.as_str().to_owned()).or_insert(0) += 1;
-            if let Some(code) = &r.sqlstate {
-                *by_sqlstate.entry(code.clone()).or_insert(0) += 1;
-            }
-        }
         let mut patterns: Vec<ErrorPattern> = patterns.iter().map(Pattern::to_report).collect();
         patterns.sort_by(|a, b| {
             b.count
@@ -350,9 +349,10 @@ impl ErrorLog {
         ErrorReport {
             pool: pool.to_owned(),
             window_minutes: minutes,
-            errors: recent.len() as u64,
-            by_type,
-            by_sqlstate,
+            errors: counted.errors,
+            by_type: counted.by_type,
+            by_sqlstate: counted.by_sqlstate,
+            kept: recent.len() as u64,
             rates,
             recent,
             patterns,

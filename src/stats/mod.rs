@@ -27,6 +27,7 @@
 
 pub(crate) mod alert_book;
 pub(crate) mod counters;
+mod error_counts;
 mod errors;
 pub(crate) mod forecast;
 pub(crate) mod histogram;

@@ -47,8 +47,9 @@ pub struct SeriesPoint {
     pub p95_ms: Option<f64>,
     /// 99th percentile, in milliseconds.
     pub p99_ms: Option<f64>,
-    /// Failures kept in the error store in the slot, by kind (statements,
-    /// checkouts and connects; the store keeps the newest 1,000).
+    /// Failures in the slot, by kind (statements, checkouts and connects),
+    /// every one counted (to the second: with slots under a second, a
+    /// second's failures go to the slot its start falls in).
     pub errors_by_kind: BTreeMap<&'static str, u64>,
 }
 
@@ -66,7 +67,7 @@ pub(crate) fn series(
     slot: Duration,
     now: (Instant, SystemTime),
     (windows, live): (Vec<(Instant, Window)>, Window),
-    errors: Vec<(u64, ErrorKind)>,
+    errors: Vec<(u64, ErrorKind, u64)>,
 ) -> StatementSeries {
     let slot = slot.max(Duration::from_millis(100));
     let wanted = (Duration::from_secs(60 * u64::from(minutes)).as_secs_f64() / slot.as_secs_f64()).ceil();
@@ -83,10 +84,10 @@ pub(crate) fn series(
         }
     }
     let mut kinds: Vec<BTreeMap<&'static str, u64>> = vec![BTreeMap::new(); count];
-    for (at_ms, kind) in errors {
+    for (at_ms, kind, n) in errors {
         let index = (now_ms.saturating_sub(at_ms) / slot_ms) as usize;
         if index < count {
-            *kinds[count - 1 - index].entry(kind.as_str()).or_insert(0) += 1;
+            *kinds[count - 1 - index].entry(kind.as_str()).or_insert(0) += n;
         }
     }
     let points = buckets
@@ -133,9 +134,9 @@ mod tests {
             (now - Duration::from_secs(2 * 60 + 1), window(100)),
         ];
         let errors = vec![
-            (10_000_000 - 1_000, ErrorKind::Deadlock),
-            (10_000_000 - 65_000, ErrorKind::PoolExhausted),
-            (10_000_000 - 500_000, ErrorKind::Deadlock),
+            (10_000_000 - 1_000, ErrorKind::Deadlock, 1),
+            (10_000_000 - 65_000, ErrorKind::PoolExhausted, 1),
+            (10_000_000 - 500_000, ErrorKind::Deadlock, 1),
         ];
         let s = series(
             "p",
