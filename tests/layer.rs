@@ -362,6 +362,30 @@ async fn reading_routes_can_require_the_admin_token_while_the_health_check_stays
     assert!(String::from_utf8_lossy(&body).contains("reading routes are disabled"));
 }
 
+/// A scrape sees the pool as it is: the connections used by a burst that
+/// has ended are idle in the exposition (the gauges are published at the
+/// scrape, not only at the checkouts, which publish at most four times a
+/// second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_sees_the_pool_as_it_is_after_traffic_stops() {
+    let (recorder, handle, _upkeep) = db_monitor::prometheus::PrometheusSetup::new().build();
+    let monitor =
+        db_monitor::DbMonitor::with_recorder(MonitorConfig::default(), std::sync::Arc::new(recorder)).unwrap();
+    let pool = pool(&monitor, "layer_fresh_gauges", 4).await;
+    let service = app(pool.clone(), DbMonitorLayer::new(pool.clone()).prometheus(handle));
+    let held: Vec<_> = futures_util::future::join_all((0..4).map(|_| pool.get())).await;
+    assert!(held.iter().all(Result::is_ok));
+    drop(held);
+    let (status, _, body) = call(&service, Method::GET, "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let used = text
+        .lines()
+        .find(|l| l.starts_with("db_client_connections_usage{") && l.contains("state=\"used\""))
+        .unwrap_or_else(|| panic!("no used gauge in:\n{text}"));
+    assert!(used.ends_with(" 0"), "{used}");
+}
+
 /// With reads behind the token, the dashboard's page and assets (no data)
 /// still load in a browser, which sends no `Authorization` when it opens a
 /// page; its data stays guarded. `…/dashboard/` is sent to `…/dashboard`,

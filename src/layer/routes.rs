@@ -37,6 +37,8 @@ pub(crate) trait RoutePool: Send + Sync + 'static {
     fn reset_stores(&self);
     fn reset_errors(&self);
     fn snapshot(&self) -> PoolSnapshot;
+    /// Publishes the pool's gauges as they are now.
+    fn publish_state(&self);
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>>;
     /// Records an N+1 pattern seen in a request.
     fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64);
@@ -147,6 +149,10 @@ impl<Tls: MakeTls> RoutePool for MonitoredPool<Tls> {
         MonitoredPool::snapshot(self)
     }
 
+    fn publish_state(&self) {
+        MonitoredPool::publish_state(self);
+    }
+
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>> {
         // The monitor's own work: checked out from bb8 directly and run on
         // the raw client, so that neither the checkout nor `SELECT 1` is
@@ -239,6 +245,8 @@ pub(crate) fn exposition(
             return *response;
         }
         let caches = config.caches();
+        // A scrape sees the pool as it is, not as the last checkout left it.
+        config.pool.publish_state();
         let Some(body) = caches
             .exposition
             .get_blocking(
