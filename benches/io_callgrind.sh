@@ -7,6 +7,7 @@
 #   bash benches/io_callgrind.sh            # Prometheus recorder (as installed by an application)
 #   RECORDER=noop bash benches/io_callgrind.sh
 #   SPANS=otel bash benches/io_callgrind.sh  # who wants the statement spans: none (default), filtered, registry, otel
+#   TRACE=on bash benches/io_callgrind.sh   # a trace context at every checkout (set_config sent ahead)
 # A throwaway PostgreSQL is started per run unless DATABASE_URL is set.
 # ANNOTATE=DIR keeps each run's callgrind_annotate output in DIR.
 set -euo pipefail
@@ -38,7 +39,7 @@ raw_statement=$(slope raw_statement)
 monitored_statement=$(slope monitored_statement)
 raw_checkout=$(slope raw_checkout)
 monitored_checkout=$(slope monitored_checkout)
-echo "recorder: $recorder; spans: ${SPANS:-none}; slope between $short and $long operations"
+echo "recorder: $recorder; spans: ${SPANS:-none}; trace context: ${TRACE:-off}; slope between $short and $long operations"
 echo "instructions per prepared statement: raw $raw_statement, monitored $monitored_statement"
 echo "instructions per checkout+statement+return: raw $raw_checkout, monitored $monitored_checkout"
 echo "added instructions per statement: $(( monitored_statement - raw_statement ))"

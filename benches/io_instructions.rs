@@ -23,6 +23,10 @@
 //! buckets, as an application installs it) or `noop`. The monitored arms
 //! run the monitor's background task, as an application does.
 //!
+//! `TRACE=on` (the environment) gives the monitored pool a trace context
+//! at every checkout ([`MonitorConfig::trace_context`]), so that each
+//! checkout sends the prepared `set_config` ahead of its statement.
+//!
 //! `SPANS` (the environment) says who wants the statement spans:
 //!
 //! - `none` (the default): no `tracing` subscriber;
@@ -104,14 +108,19 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let mut settings = MonitorConfig::default();
+    if std::env::var("TRACE").is_ok_and(|t| t == "on") {
+        let parent = db_monitor::TraceParent::new([0x4b; 16], [0x2a; 8], true);
+        settings = settings.trace_context(move || parent);
+    }
     let monitor = if recorder == "noop" {
-        DbMonitor::builder(MonitorConfig::default())
+        DbMonitor::builder(settings)
             .recorder(Arc::new(metrics::NoopRecorder))
             .build()
             .expect("a valid configuration")
     } else {
         let (prometheus, _handle, _upkeep) = PrometheusSetup::new().build();
-        DbMonitor::builder(MonitorConfig::default())
+        DbMonitor::builder(settings)
             .recorder(Arc::new(prometheus))
             .build()
             .expect("a valid configuration")

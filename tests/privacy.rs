@@ -273,7 +273,7 @@ async fn no_planted_value_leaves_by_any_surface() {
     // a lock the other waits for (so both are in the lock tree too).
     let locked = unique("privacy_locked");
     let mut named = shared_config();
-    named.application_name(&format!("app-{MARK}"));
+    named.application_name(format!("app-{MARK}"));
     let (holder, connection) = named.connect(NoTls).await.unwrap();
     tokio::spawn(connection);
     let (waiter, connection) = named.connect(NoTls).await.unwrap();

@@ -392,11 +392,15 @@ mod tests {
         let mut c = base();
         c.alerts.forecast.window = Duration::from_millis(1);
         assert_eq!(rejected(c), "ASYNC_DB_ALERT_FORECAST_WINDOW");
-        let mut view = ServerView::default();
-        view.application_name = "x".repeat(64);
+        let view = ServerView {
+            application_name: "x".repeat(64),
+            ..ServerView::default()
+        };
         assert_eq!(rejected(base().server_view(view)), "server_view.application_name");
-        let mut view = ServerView::default();
-        view.top_statements = 0;
+        let view = ServerView {
+            top_statements: 0,
+            ..ServerView::default()
+        };
         assert_eq!(rejected(base().server_view(view)), "server_view.top_statements");
         let view = ServerView::default().interval(Duration::from_millis(1));
         assert_eq!(rejected(base().server_view(view)), "ASYNC_DB_SERVER_VIEW");
