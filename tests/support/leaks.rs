@@ -49,7 +49,10 @@ pub fn captured_logs() -> &'static std::sync::Mutex<String> {
             true
         }
         fn log(&self, record: &log::Record<'_>) {
-            let mut lines = LINES.get().unwrap().lock().unwrap();
+            // A line logged by another thread while the store is being
+            // made (the logger is installed first) has nowhere to go.
+            let Some(lines) = LINES.get() else { return };
+            let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(lines, "{} {} {}", record.level(), record.target(), record.args());
         }
         fn flush(&self) {}
@@ -72,7 +75,8 @@ pub fn captured_logs() -> &'static std::sync::Mutex<String> {
                     let _ = write!(self.0, " {}={value:?}", field.name());
                 }
             }
-            let mut lines = LINES.get().unwrap().lock().unwrap();
+            let Some(lines) = LINES.get() else { return };
+            let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
             let _ = write!(lines, "{} {}", event.metadata().level(), event.metadata().target());
             event.record(&mut Fields(&mut lines));
             lines.push('\n');
