@@ -4,7 +4,8 @@
 //! `scripts/install-test-tools`) in light, dark and phone-width views. Every
 //! status card is filled, at least four charts have data, the console shows
 //! no CSP violation and no script error, nothing moves on a refresh, and
-//! the screenshots land in `target/dashboard-screenshots/`.
+//! the screenshots land in `target/dashboard-screenshots/`. A dashboard
+//! whose reads need the admin token loads, asks for it and fills in.
 
 // The example carries its own copy of the PostgreSQL harness.
 #![allow(clippy::duplicate_mod)]
@@ -50,6 +51,73 @@ fn driver() -> Option<PathBuf> {
         return None;
     }
     Some(node)
+}
+
+/// Runs the browser script on `url` (with `token` for a dashboard whose
+/// reads need it) and returns what it found in each view.
+async fn browse(node: PathBuf, chromium: PathBuf, url: String, token: Option<&'static str>) -> Vec<Value> {
+    let out = screenshots();
+    std::fs::create_dir_all(&out).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/dashboard.mjs");
+    let run = tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(node);
+        command.arg(script).arg(&url).arg(&out).env("CHROMIUM", chromium);
+        if let Some(token) = token {
+            command.env("TOKEN", token);
+        }
+        command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "the browser script failed: {stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script's JSON")
+}
+
+/// With reads behind the admin token, the page still loads in a browser
+/// (which sends no `Authorization` when it opens a page), asks for the
+/// token, and fills in once it is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_behind_the_token_loads_asks_for_it_and_fills_in() {
+    let Some(chromium) = support::tools::binary(&["chromium", "chromium-browser"]) else {
+        return;
+    };
+    let Some(node) = driver() else { return };
+    let (monitor, _rec) = support::monitor(MonitorConfig::default());
+    let pool = support::pool(&monitor, "browser_token", 2).await;
+    let conn = pool.get().await.unwrap();
+    conn.query("SELECT 1", &[]).await.unwrap();
+    let _ = conn.query("SELECT 1 / 0", &[]).await;
+    drop(conn);
+    let layer = db_monitor::DbMonitorLayer::new(pool.clone())
+        .admin_token("browser-token")
+        .reads_need_token(true);
+    let router: axum::Router = axum::Router::new().layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let views = browse(
+        node,
+        chromium,
+        format!("{base}/health/database/dashboard"),
+        Some("browser-token"),
+    )
+    .await;
+    let view = &views[0];
+    assert_eq!(view["asked"], true, "the page asked for the token: {view}");
+    assert_eq!(view["problems"], serde_json::json!([]), "after the token: {view}");
+    let health = view["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "card-health")
+        .unwrap_or_else(|| panic!("no health card: {view}"));
+    assert!(!health["value"].as_str().unwrap().is_empty(), "{health}");
+    assert!(view["statements"].as_u64().unwrap() > 0, "the data was read: {view}");
 }
 
 async fn send(base: &str, method: Method, path: &str) {
@@ -98,28 +166,7 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
 
-    let out = screenshots();
-    std::fs::create_dir_all(&out).unwrap();
-    let url = format!("{base}/health/database/dashboard");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/dashboard.mjs");
-    let run = tokio::task::spawn_blocking(move || {
-        Command::new(node)
-            .arg(script)
-            .arg(&url)
-            .arg(&out)
-            .env("CHROMIUM", chromium)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "the browser script failed: {stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let views: Vec<Value> = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script's JSON");
+    let views = browse(node, chromium, format!("{base}/health/database/dashboard"), None).await;
     assert_eq!(views.len(), 3);
     let mut backgrounds = Vec::new();
     for view in &views {

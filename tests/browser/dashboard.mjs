@@ -2,7 +2,9 @@
 // Debian's chromium) in three views, light, dark and phone width; reports
 // what it found as one JSON line and saves a screenshot of each.
 //   node dashboard.mjs URL OUTDIR
-// CHROMIUM is the browser's path. Run by tests/browser.rs.
+// CHROMIUM is the browser's path. With TOKEN set, one view of a dashboard
+// whose reads need the admin token: the page must load without it, ask
+// for it, and fill in once it is given. Run by tests/browser.rs.
 import { chromium } from 'playwright-core';
 
 const [url, outdir] = process.argv.slice(2);
@@ -11,7 +13,8 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
     '--disable-sync', '--no-first-run', '--disable-quic'],
 });
-const views = [
+const token = process.env.TOKEN;
+const views = token ? [{ name: 'token', viewport: { width: 1280, height: 900 }, colorScheme: 'light' }] : [
   { name: 'light', viewport: { width: 1280, height: 900 }, colorScheme: 'light' },
   { name: 'dark', viewport: { width: 1280, height: 900 }, colorScheme: 'dark' },
   { name: 'phone', viewport: { width: 390, height: 844 }, colorScheme: 'light', isMobile: true },
@@ -26,6 +29,15 @@ try {
     page.on('pageerror', (e) => problems.push('pageerror: ' + e.message));
     page.on('requestfailed', (r) => problems.push('requestfailed: ' + r.url()));
     await page.goto(url, { waitUntil: 'load' });
+    let asked = false;
+    if (token) {
+      await page.waitForSelector('#token-dialog[open]', { timeout: 20000 });
+      asked = true;
+      // The 401s that made the page ask are expected.
+      problems.length = 0;
+      await page.fill('#token-input', token);
+      await page.click('#token-save');
+    }
     await page.waitForFunction(() => (document.getElementById('updated').textContent || '').startsWith('updated'), null, { timeout: 20000 });
     // Layout of the first render, then a second refresh: nothing may move.
     const before = await page.evaluate(() => [...document.querySelectorAll('.card, .chart')].map((e) => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }));
@@ -52,13 +64,16 @@ try {
         overflow: document.documentElement.scrollWidth > window.innerWidth + 1,
       };
     });
-    // The hover value of the latency chart.
-    const hit = await page.$('#chart-latency svg rect[fill="transparent"]');
-    const box = await hit.boundingBox();
-    await page.mouse.move(box.x + box.width - 3, box.y + box.height / 2);
-    const tip = await page.evaluate(() => { const t = document.querySelector('#chart-latency .tip'); return t && !t.hidden ? t.textContent : null; });
-    await page.screenshot({ path: `${outdir}/${view.name}.png`, fullPage: view.name === 'light' });
-    results.push({ view: view.name, problems, moved: JSON.stringify(before) !== JSON.stringify(after), tip, ...found });
+    let tip = null;
+    if (!token) {
+      // The hover value of the latency chart.
+      const hit = await page.$('#chart-latency svg rect[fill="transparent"]');
+      const box = await hit.boundingBox();
+      await page.mouse.move(box.x + box.width - 3, box.y + box.height / 2);
+      tip = await page.evaluate(() => { const t = document.querySelector('#chart-latency .tip'); return t && !t.hidden ? t.textContent : null; });
+      await page.screenshot({ path: `${outdir}/${view.name}.png`, fullPage: view.name === 'light' });
+    }
+    results.push({ view: view.name, problems, asked, moved: JSON.stringify(before) !== JSON.stringify(after), tip, ...found });
     await context.close();
   }
 } finally {
