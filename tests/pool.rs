@@ -553,11 +553,34 @@ async fn one_monitor_watches_several_named_pools_apart() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_background_task_takes_any_interval_and_a_zero_reset_interval_never_resets() {
+    // Public fields set out of range are refused, by name, when the
+    // monitor is built.
+    for (variable, set) in [
+        (
+            "ASYNC_DB_HEALTH_CHECK_INTERVAL",
+            (|c: &mut MonitorConfig| c.health_check_interval = Duration::ZERO) as fn(&mut MonitorConfig),
+        ),
+        ("ASYNC_DB_HEALTH_CHECK_INTERVAL", |c| {
+            c.health_check_interval = Duration::MAX
+        }),
+        ("ASYNC_DB_ALERT_EVALUATION_INTERVAL", |c| {
+            c.alerts.evaluation_interval = Duration::MAX
+        }),
+        ("ASYNC_DB_METRICS_RESET_INTERVAL", |c| {
+            c.metrics_reset_interval = Duration::MAX
+        }),
+    ] {
+        let mut config = MonitorConfig::default();
+        set(&mut config);
+        let err = db_monitor::DbMonitor::new(config).unwrap_err();
+        assert_eq!(err.variable(), variable, "{err}");
+    }
+    // The extremes that pass: the shortest periods and a zero reset
+    // interval, then the longest.
     let mut config = MonitorConfig::default();
-    // Public fields, set past `validate`: zero and the largest durations.
-    config.health_check_interval = Duration::ZERO;
+    config.health_check_interval = Duration::from_nanos(1);
     config.metrics_reset_interval = Duration::ZERO;
-    config.alerts.evaluation_interval = Duration::MAX;
+    config.alerts.evaluation_interval = Duration::from_secs(24 * 3600);
     let (monitor, _rec) = monitor(config);
     let pool = pool_with(
         &monitor,
@@ -583,8 +606,8 @@ async fn the_background_task_takes_any_interval_and_a_zero_reset_interval_never_
     assert_eq!(pool.error_report(None).errors, 1, "a zero reset interval never resets");
 
     let mut huge = MonitorConfig::default();
-    huge.metrics_reset_interval = Duration::MAX;
-    huge.health_check_interval = Duration::MAX;
+    huge.metrics_reset_interval = Duration::from_secs(365 * 24 * 3600);
+    huge.health_check_interval = Duration::from_secs(24 * 3600);
     let (monitor, _rec) = support::monitor(huge);
     let pool = pool_with(
         &monitor,
