@@ -440,8 +440,9 @@ async fn the_trace_context_reaches_the_server() {
     assert_eq!(name(pool.clone()).await, own, "reset outside a trace");
 }
 
-/// The trace is sent as a parameter: `pg_stat_statements` keeps one entry
-/// for every traced checkout (a `SET` with a literal made one per trace),
+/// The trace is set by a `SELECT set_config(…)`, whose constants the server
+/// normalizes: `pg_stat_statements` keeps one entry for every traced
+/// checkout (a `SET` with a literal made one per trace),
 /// the server view lists none of the monitor's own statements, and a
 /// checkout outside a trace restores the name the connection's `setup`
 /// gave it, not the startup parameter.
@@ -462,7 +463,7 @@ async fn traced_checkouts_make_one_server_statement_and_keep_the_setup_name() {
     let (monitor, _rec) = support::monitor(config);
     let manager = monitor
         .manager("spans_set_config", server.config(), NoTls)
-        .setup("SET application_name = 'orders-api'");
+        .setup(r"SET application_name = E'orders-api''s \\ v2'");
     let builder = db_monitor::bb8::Pool::builder().max_size(2);
     let pool = monitor.pool(manager, builder).await.unwrap();
     let _background = monitor.start(&pool);
@@ -473,14 +474,15 @@ async fn traced_checkouts_make_one_server_statement_and_keep_the_setup_name() {
             .unwrap()
             .get::<_, String>(0)
     };
-    assert_eq!(name(pool.clone()).await, "orders-api");
+    let own = r"orders-api's \ v2";
+    assert_eq!(name(pool.clone()).await, own);
     for i in 0..60u8 {
         *current.lock().unwrap() = TraceParent::new([i + 1; 16], [7; 8], true);
         let shown = name(pool.clone()).await;
         assert_eq!(shown, current.lock().unwrap().unwrap().to_string());
     }
     *current.lock().unwrap() = None;
-    assert_eq!(name(pool.clone()).await, "orders-api", "the setup's name back");
+    assert_eq!(name(pool.clone()).await, own, "the setup's name back, quotes and all");
     let entries: i64 = admin
         .query_one(
             "SELECT count(*) FROM pg_stat_statements WHERE query ILIKE '%application_name%'",

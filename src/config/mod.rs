@@ -564,19 +564,18 @@ impl MonitorConfig {
     /// own `application_name` back: the one it had once its
     /// [`setup`](crate::MonitoredManager::setup) statements ran.
     ///
-    /// The name is set with `SELECT set_config('application_name', $1,
-    /// $2)`, prepared once per connection (at its connect, with the
-    /// connection's own name read then) and sent ahead of the checkout's
-    /// first statement, in the same round trip (written to the connection
-    /// before the statement; its reply is read and dropped by the driver).
-    /// So it costs the server one tiny statement per traced checkout and
-    /// the client no wait. The trace is a parameter, so
-    /// `pg_stat_statements` keeps one entry for all of them (a `SET` with
-    /// the value written in would make one entry per trace and push the
-    /// application's statements out), and the server view leaves it out of
-    /// its statements. The application's statement texts and prepared
-    /// statements are untouched. Behind a pooler that refuses prepared
-    /// statements, the connection shows no trace.
+    /// The name is set with `SELECT set_config('application_name',
+    /// '<traceparent>', false)`, sent ahead of the checkout's first
+    /// statement, in the same round trip (written to the connection before
+    /// the statement; its reply is read and dropped by the driver). So it
+    /// costs the server one tiny statement per traced checkout and the
+    /// client no wait. It is a `SELECT`, whose constants
+    /// `pg_stat_statements` keeps out of its entry, so one entry serves
+    /// every trace (a `SET` with the value written in makes one entry per
+    /// trace and pushes the application's statements out), and the server
+    /// view leaves it out of its statements. The connection's own name is
+    /// read once, at its connect. The application's statement texts and
+    /// prepared statements are untouched.
     ///
     /// With `tracing-opentelemetry`, the current span's OpenTelemetry
     /// context gives it:

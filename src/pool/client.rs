@@ -35,18 +35,10 @@ pub struct MonitoredClient {
 struct ClientParts {
     client: Client,
     ctx: ConnCtx,
-    /// How checkouts show their trace context to the server, when the
-    /// pool has one (see [`TraceShow`]).
-    trace: Option<TraceShow>,
-}
-
-/// A connection's way of showing a checkout's trace context: the prepared
-/// [`SHOW_TRACE`](super::SHOW_TRACE), and the `application_name` the
-/// connection had once its setup ran, to restore when a checkout has no
-/// trace.
-pub(crate) struct TraceShow {
-    pub(crate) statement: tokio_postgres::Statement,
-    pub(crate) own_name: String,
+    /// The `application_name` the connection had once its setup ran, to
+    /// give back after a checkout that showed its trace context there
+    /// (read at connect when the pool has a trace context).
+    own_name: Option<Box<str>>,
 }
 
 impl ClientParts {
@@ -83,18 +75,20 @@ impl MonitoredClient {
             inner: Box::new(ClientParts {
                 client,
                 ctx: ConnCtx::new(stats, pool, token),
-                trace: None,
+                own_name: None,
             }),
         }
     }
 
-    /// Sets how this connection shows trace contexts (at its connect).
-    pub(crate) fn set_trace_show(&mut self, show: TraceShow) {
-        self.inner.trace = Some(show);
+    /// Sets the connection's own `application_name` (at its connect).
+    pub(crate) fn set_own_name(&mut self, name: String) {
+        self.inner.own_name = Some(name.into_boxed_str());
     }
 
-    pub(crate) fn trace_show(&self) -> Option<&TraceShow> {
-        self.inner.trace.as_ref()
+    /// The connection's own `application_name`, when the pool shows trace
+    /// contexts.
+    pub(crate) fn own_name(&self) -> Option<&str> {
+        self.inner.own_name.as_deref()
     }
 
     pub(crate) fn stats(&self) -> &ConnStats {

@@ -11,7 +11,6 @@ use std::sync::Weak;
 use std::task::{ready, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_postgres::types::Type;
 use tokio_postgres::{AsyncMessage, CancelToken, Error, Notification};
 
 use super::client::MonitoredClient;
@@ -284,21 +283,20 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                     client.batch_execute(sql).await?;
                 }
                 if self.shared.sink.config.trace_context.is_some() {
-                    // The monitor's own statements, not recorded. Should the
-                    // server refuse them (a pooler without prepared
-                    // statements), the connection shows no trace and
-                    // serves as usual.
-                    let raw = client.raw();
-                    let own_name = raw
-                        .query_one(super::OWN_NAME, &[])
-                        .await
-                        .and_then(|row| row.try_get::<_, String>(0));
-                    let statement = raw.prepare_typed(super::SHOW_TRACE, &[Type::TEXT, Type::BOOL]).await;
-                    match (own_name, statement) {
-                        (Ok(own_name), Ok(statement)) => {
-                            client.set_trace_show(super::client::TraceShow { statement, own_name })
-                        }
-                        (Err(e), _) | (_, Err(e)) => tracing::debug!(
+                    // The name to give back outside a trace: the one the
+                    // setup left (the monitor's own statement, not
+                    // recorded; a simple query, which any pooler passes).
+                    // Without it the connection shows no trace.
+                    let own_name = client.raw().simple_query(super::OWN_NAME).await.map(|messages| {
+                        messages.iter().find_map(|m| match m {
+                            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                            _ => None,
+                        })
+                    });
+                    match own_name {
+                        Ok(Some(own_name)) => client.set_own_name(own_name),
+                        Ok(None) => {}
+                        Err(e) => tracing::debug!(
                             pool = %self.shared.name(),
                             "this connection cannot show trace contexts: {}",
                             error_chain(&e, false)

@@ -17,11 +17,11 @@
 
 /// What a new connection asks for its backend: pid and start, in
 /// milliseconds since the Unix epoch.
-/// Shows a checkout's trace context to the server (prepared once per
-/// connection, sent without waiting at each traced checkout). Every value
-/// a parameter, so that the server's normalized text has the fingerprint of
-/// this one.
-pub(crate) const SHOW_TRACE: &str = "SELECT set_config('application_name', $1, $2)";
+/// How `pg_stat_statements` shows the statement that sets a checkout's
+/// trace context, `SELECT set_config('application_name', '<traceparent>',
+/// false)`: a `SELECT`, so the server keeps its constants out of the entry
+/// (one entry for every trace; a `SET` would make one per value).
+pub(crate) const SHOW_TRACE: &str = "SELECT set_config($1, $2, $3)";
 
 /// Reads the connection's `application_name` once its setup has run.
 pub(crate) const OWN_NAME: &str = "SELECT current_setting('application_name')";
@@ -143,29 +143,47 @@ impl<Tls: MakeTls> fmt::Debug for MonitoredPool<Tls> {
 
 /// Shows the checkout's trace to the server in `application_name` (or gives
 /// the connection its own back), without a round trip of its own: the
-/// `SET` is written to the connection now, ahead of the checkout's first
+/// `set_config` is written to the connection now, ahead of the checkout's first
 /// statement, and its reply is read and dropped by the driver (a request
 /// whose receiver is gone is still read to its end).
 #[cold]
 fn show_trace(client: &MonitoredClient, current: &crate::config::TraceContext) {
-    let Some(show) = client.trace_show() else { return };
+    let Some(own_name) = client.own_name() else { return };
     let stats = client.stats();
-    let traceparent;
-    let name: &str = match (current.0)() {
+    let sql = match (current.0)() {
         Some(parent) => {
             stats.traced.store(true, Relaxed);
-            traceparent = parent.to_string();
-            &traceparent
+            // Hex digits and dashes only: nothing to quote.
+            format!("SELECT set_config('application_name', '{parent}', false)")
         }
-        None if stats.traced.swap(false, Relaxed) => &show.own_name,
+        None if stats.traced.swap(false, Relaxed) => {
+            format!(
+                "SELECT set_config('application_name', {}, false)",
+                quote_literal(own_name)
+            )
+        }
         None => return,
     };
-    // A parameter, so that `pg_stat_statements` keeps one entry for every
-    // trace (a `SET` with a literal is one entry per value).
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&name, &false];
-    let mut send = std::pin::pin!(client.raw().query_raw(&show.statement, params));
+    let mut send = std::pin::pin!(client.raw().batch_execute(&sql));
     // The first poll sends the request; its reply is not waited for.
     let _ = send.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop()));
+}
+
+/// `text` as an SQL string literal that reads the same whatever
+/// `standard_conforming_strings` says: an escape string (`E'…'`) with its
+/// quotes doubled and its backslashes escaped.
+fn quote_literal(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 3);
+    quoted.push_str("E'");
+    for c in text.chars() {
+        match c {
+            '\'' => quoted.push_str("''"),
+            '\\' => quoted.push_str("\\\\"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('\'');
+    quoted
 }
 
 impl<Tls: MakeTls> MonitoredPool<Tls> {
@@ -634,4 +652,13 @@ pub struct SessionStats {
     pub database_time: Duration,
     /// Time since checkout.
     pub held: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_name_is_quoted_for_either_string_setting() {
+        assert_eq!(super::quote_literal("orders-api"), "E'orders-api'");
+        assert_eq!(super::quote_literal(r"it's a \ name"), r"E'it''s a \\ name'");
+    }
 }
