@@ -6,114 +6,101 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// What an alert is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum AlertType {
+/// Declares [`AlertType`] from one row per variant: its doc, its
+/// `snake_case` name, its Alertmanager `alertname`, the variable of its
+/// cooldown, and the advice the performance report gives when one is
+/// active (`None`: the report advises from its figures instead). A new
+/// variant cannot be added without all five.
+macro_rules! alert_types {
+    ($(
+        $(#[doc = $doc:literal])+
+        $variant:ident => $name:literal, $alert_name:literal, $cooldown:literal, $advice:expr;
+    )+) => {
+        /// What an alert is about.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[non_exhaustive]
+        pub enum AlertType {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl AlertType {
+            /// Every type, in declaration order.
+            pub const ALL: [AlertType; [$(AlertType::$variant),+].len()] = [$(AlertType::$variant),+];
+
+            /// A stable `snake_case` name: the `alert_type` label and JSON value.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(AlertType::$variant => $name,)+
+                }
+            }
+
+            /// The name as Alertmanager's `alertname`: `DbConnectionFailure`, …
+            pub const fn alert_name(self) -> &'static str {
+                match self {
+                    $(AlertType::$variant => $alert_name,)+
+                }
+            }
+
+            /// The environment variable that sets this type's cooldown alone.
+            pub const fn cooldown_variable(self) -> &'static str {
+                match self {
+                    $(AlertType::$variant => $cooldown,)+
+                }
+            }
+
+            /// What the performance report advises while an alert of this
+            /// type is active, or `None` where it advises from its figures
+            /// (the pool's trend, the slow statements, the error patterns).
+            pub(crate) const fn advice(self) -> Option<&'static str> {
+                match self {
+                    $(AlertType::$variant => $advice,)+
+                }
+            }
+        }
+    };
+}
+
+alert_types! {
     /// Connects fail or connections are lost, or the server shut one down.
-    ConnectionFailure,
+    ConnectionFailure => "connection_failure", "DbConnectionFailure", "ASYNC_DB_ALERT_COOLDOWN_CONNECTION_FAILURE",
+        Some("check that the server is up, reachable and not restarting");
     /// Checkouts time out or the pool runs full.
-    PoolExhaustion,
+    PoolExhaustion => "pool_exhaustion", "DbPoolExhaustion", "ASYNC_DB_ALERT_COOLDOWN_POOL_EXHAUSTION", None;
     /// A statement ran longer than the slow threshold.
-    SlowQuery,
+    SlowQuery => "slow_query", "DbSlowQuery", "ASYNC_DB_ALERT_COOLDOWN_SLOW_QUERY", None;
     /// Too many statements fail.
-    HighErrorRate,
+    HighErrorRate => "high_error_rate", "DbHighErrorRate", "ASYNC_DB_ALERT_COOLDOWN_HIGH_ERROR_RATE", None;
     /// A statement, lock or idle-in-transaction timeout.
-    TransactionTimeout,
+    TransactionTimeout => "transaction_timeout", "DbTransactionTimeout", "ASYNC_DB_ALERT_COOLDOWN_TRANSACTION_TIMEOUT",
+        None;
     /// A deadlock.
-    Deadlock,
+    Deadlock => "deadlock", "DbDeadlock", "ASYNC_DB_ALERT_COOLDOWN_DEADLOCK", None;
     /// A statement got much slower than it was.
-    PerformanceDegradation,
+    PerformanceDegradation => "performance_degradation", "DbPerformanceDegradation",
+        "ASYNC_DB_ALERT_COOLDOWN_PERFORMANCE_DEGRADATION", None;
     /// One of the pool's backends sits idle in a transaction (server view).
-    IdleInTransaction,
+    IdleInTransaction => "idle_in_transaction", "DbIdleInTransaction", "ASYNC_DB_ALERT_COOLDOWN_IDLE_IN_TRANSACTION",
+        Some("commit or roll back before awaiting anything else, and set idle_in_transaction_session_timeout");
     /// One of the pool's backends holds a transaction open too long
     /// (server view).
-    LongTransaction,
+    LongTransaction => "long_transaction", "DbLongTransaction", "ASYNC_DB_ALERT_COOLDOWN_LONG_TRANSACTION",
+        Some("keep transactions short: a long one holds locks and holds back vacuum");
     /// One of the pool's backends waits on a lock too long (server view).
-    BlockedBackend,
+    BlockedBackend => "blocked_backend", "DbBlockedBackend", "ASYNC_DB_ALERT_COOLDOWN_BLOCKED_BACKEND",
+        Some("find what the blocker's route does inside its transaction (GET …/server/locks)");
     /// The pool is forecast to run out of connections.
-    PoolExhaustionForecast,
+    PoolExhaustionForecast => "pool_exhaustion_forecast", "DbPoolExhaustionForecast",
+        "ASYNC_DB_ALERT_COOLDOWN_POOL_EXHAUSTION_FORECAST",
+        Some("raise ASYNC_DB_POOL_SIZE before it runs out, or find what holds connections longer (Little's law above)");
     /// A statement's latency has left its own baseline.
-    LatencyAnomaly,
+    LatencyAnomaly => "latency_anomaly", "DbLatencyAnomaly", "ASYNC_DB_ALERT_COOLDOWN_LATENCY_ANOMALY",
+        Some("see what changed for it: a deploy, its plan (EXPLAIN), a lock (GET …/server/locks), the data's size");
     /// A statement's failure rate has left its own baseline.
-    ErrorRateAnomaly,
+    ErrorRateAnomaly => "error_rate_anomaly", "DbErrorRateAnomaly", "ASYNC_DB_ALERT_COOLDOWN_ERROR_RATE_ANOMALY",
+        Some("see its errors and their SQLSTATE (GET …/errors)");
 }
 
 impl AlertType {
-    /// Every type, in declaration order.
-    pub const ALL: [AlertType; 13] = [
-        AlertType::ConnectionFailure,
-        AlertType::PoolExhaustion,
-        AlertType::SlowQuery,
-        AlertType::HighErrorRate,
-        AlertType::TransactionTimeout,
-        AlertType::Deadlock,
-        AlertType::PerformanceDegradation,
-        AlertType::IdleInTransaction,
-        AlertType::LongTransaction,
-        AlertType::BlockedBackend,
-        AlertType::PoolExhaustionForecast,
-        AlertType::LatencyAnomaly,
-        AlertType::ErrorRateAnomaly,
-    ];
-
-    /// A stable `snake_case` name: the `alert_type` label and JSON value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AlertType::ConnectionFailure => "connection_failure",
-            AlertType::PoolExhaustion => "pool_exhaustion",
-            AlertType::SlowQuery => "slow_query",
-            AlertType::HighErrorRate => "high_error_rate",
-            AlertType::TransactionTimeout => "transaction_timeout",
-            AlertType::Deadlock => "deadlock",
-            AlertType::PerformanceDegradation => "performance_degradation",
-            AlertType::IdleInTransaction => "idle_in_transaction",
-            AlertType::LongTransaction => "long_transaction",
-            AlertType::BlockedBackend => "blocked_backend",
-            AlertType::PoolExhaustionForecast => "pool_exhaustion_forecast",
-            AlertType::LatencyAnomaly => "latency_anomaly",
-            AlertType::ErrorRateAnomaly => "error_rate_anomaly",
-        }
-    }
-
-    /// The name as Alertmanager's `alertname`: `DbConnectionFailure`, …
-    pub const fn alert_name(self) -> &'static str {
-        match self {
-            AlertType::ConnectionFailure => "DbConnectionFailure",
-            AlertType::PoolExhaustion => "DbPoolExhaustion",
-            AlertType::SlowQuery => "DbSlowQuery",
-            AlertType::HighErrorRate => "DbHighErrorRate",
-            AlertType::TransactionTimeout => "DbTransactionTimeout",
-            AlertType::Deadlock => "DbDeadlock",
-            AlertType::PerformanceDegradation => "DbPerformanceDegradation",
-            AlertType::IdleInTransaction => "DbIdleInTransaction",
-            AlertType::LongTransaction => "DbLongTransaction",
-            AlertType::BlockedBackend => "DbBlockedBackend",
-            AlertType::PoolExhaustionForecast => "DbPoolExhaustionForecast",
-            AlertType::LatencyAnomaly => "DbLatencyAnomaly",
-            AlertType::ErrorRateAnomaly => "DbErrorRateAnomaly",
-        }
-    }
-
-    /// The environment variable that sets this type's cooldown alone.
-    pub const fn cooldown_variable(self) -> &'static str {
-        match self {
-            AlertType::ConnectionFailure => "ASYNC_DB_ALERT_COOLDOWN_CONNECTION_FAILURE",
-            AlertType::PoolExhaustion => "ASYNC_DB_ALERT_COOLDOWN_POOL_EXHAUSTION",
-            AlertType::SlowQuery => "ASYNC_DB_ALERT_COOLDOWN_SLOW_QUERY",
-            AlertType::HighErrorRate => "ASYNC_DB_ALERT_COOLDOWN_HIGH_ERROR_RATE",
-            AlertType::TransactionTimeout => "ASYNC_DB_ALERT_COOLDOWN_TRANSACTION_TIMEOUT",
-            AlertType::Deadlock => "ASYNC_DB_ALERT_COOLDOWN_DEADLOCK",
-            AlertType::PerformanceDegradation => "ASYNC_DB_ALERT_COOLDOWN_PERFORMANCE_DEGRADATION",
-            AlertType::IdleInTransaction => "ASYNC_DB_ALERT_COOLDOWN_IDLE_IN_TRANSACTION",
-            AlertType::LongTransaction => "ASYNC_DB_ALERT_COOLDOWN_LONG_TRANSACTION",
-            AlertType::BlockedBackend => "ASYNC_DB_ALERT_COOLDOWN_BLOCKED_BACKEND",
-            AlertType::PoolExhaustionForecast => "ASYNC_DB_ALERT_COOLDOWN_POOL_EXHAUSTION_FORECAST",
-            AlertType::LatencyAnomaly => "ASYNC_DB_ALERT_COOLDOWN_LATENCY_ANOMALY",
-            AlertType::ErrorRateAnomaly => "ASYNC_DB_ALERT_COOLDOWN_ERROR_RATE_ANOMALY",
-        }
-    }
-
     pub(crate) const fn index(self) -> usize {
         self as usize
     }

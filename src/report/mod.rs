@@ -328,31 +328,22 @@ fn recommendations(inputs: &Inputs<'_>) -> Vec<String> {
         ..
     } = *inputs;
     let mut out = Vec::new();
-    for alert in alerts.iter().filter(|a| a.alert_type == AlertType::ConnectionFailure) {
-        out.push(format!(
-            "{} (seen {} times): check that the server is up, reachable and not restarting",
-            alert.message, alert.occurrences
-        ));
+    // Connection failures first: nothing else works without a connection.
+    let (connections, others): (Vec<_>, Vec<_>) = alerts
+        .iter()
+        .partition(|a| a.alert_type == AlertType::ConnectionFailure);
+    for alert in connections {
+        if let Some(advice) = alert.alert_type.advice() {
+            out.push(format!(
+                "{} (seen {} times): {advice}",
+                alert.message, alert.occurrences
+            ));
+        }
     }
-    for alert in alerts.iter() {
-        let advice = match alert.alert_type {
-            AlertType::IdleInTransaction => {
-                "commit or roll back before awaiting anything else, and set idle_in_transaction_session_timeout"
-            }
-            AlertType::LongTransaction => "keep transactions short: a long one holds locks and holds back vacuum",
-            AlertType::BlockedBackend => {
-                "find what the blocker's route does inside its transaction (GET …/server/locks)"
-            }
-            AlertType::PoolExhaustionForecast => {
-                "raise ASYNC_DB_POOL_SIZE before it runs out, or find what holds connections longer (Little's law above)"
-            }
-            AlertType::LatencyAnomaly => {
-                "see what changed for it: a deploy, its plan (EXPLAIN), a lock (GET …/server/locks), the data's size"
-            }
-            AlertType::ErrorRateAnomaly => "see its errors and their SQLSTATE (GET …/errors)",
-            _ => continue,
-        };
-        out.push(format!("{}: {advice}", alert.message));
+    for alert in others {
+        if let Some(advice) = alert.alert_type.advice() {
+            out.push(format!("{}: {advice}", alert.message));
+        }
     }
     let window = describe_minutes(queries.window_minutes);
     if trend.timeouts > 0 || trend.max_waiters > 0 || trend.peak_utilization >= config.alerts.pool_utilization {
