@@ -257,7 +257,7 @@ impl DbMonitor {
         builder: bb8::Builder<MonitoredManager<Tls>>,
     ) -> Result<MonitoredPool<Tls>, tokio_postgres::Error> {
         let shared = manager.shared().clone();
-        let pool = shared.attach(builder).build(manager).await?;
+        let pool = crate::pool::attach(&shared, builder).build(manager).await?;
         Ok(self.register(MonitoredPool::new(pool, shared)))
     }
 
@@ -270,7 +270,7 @@ impl DbMonitor {
         builder: bb8::Builder<MonitoredManager<Tls>>,
     ) -> MonitoredPool<Tls> {
         let shared = manager.shared().clone();
-        let pool = shared.attach(builder).build_unchecked(manager);
+        let pool = crate::pool::attach(&shared, builder).build_unchecked(manager);
         self.register(MonitoredPool::new(pool, shared))
     }
 

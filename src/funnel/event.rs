@@ -102,6 +102,10 @@ pub(crate) struct StatementEnd<'a> {
     /// `elapsed` in nanoseconds (saturating).
     pub(crate) nanos: u64,
     pub(crate) outcome: Outcome<'a>,
+    /// For a deadlock, the other side among the source's own connections,
+    /// as the source names them (`connection 3 (PUT /accounts/{id} at
+    /// src/accounts.rs:42)`).
+    pub(crate) deadlock_peers: Option<&'a str>,
 }
 
 /// What a statement came to.

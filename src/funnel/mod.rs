@@ -26,25 +26,6 @@ pub(crate) mod tracked;
 pub(crate) use event::{Event, Outcome, PoolCounters, Rows, StatementEnd, TxOutcome};
 pub(crate) use record::record;
 
-/// A deadlock's other side, as the source that saw the failure names it
-/// (the pool's connections, routes and call sites), handed to the funnel
-/// on the same thread just before the statement's event: the event itself
-/// stays as small as the statement hot path wants it.
-pub(crate) mod deadlock_peers {
-    use std::cell::RefCell;
-
-    thread_local! {
-        static PEERS: RefCell<Option<String>> = const { RefCell::new(None) };
-    }
-
-    pub(crate) fn set(peers: String) {
-        PEERS.with(|p| *p.borrow_mut() = Some(peers));
-    }
-
-    pub(crate) fn take() -> Option<String> {
-        PEERS.with(|p| p.borrow_mut().take())
-    }
-}
 pub(crate) use scope::current_route_id;
 pub(crate) use sink::{AlertListener, Sink};
 pub(crate) use table::QueryEntry;

@@ -70,6 +70,7 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
         elapsed,
         nanos,
         outcome,
+        deadlock_peers,
     } = end;
     let slow = elapsed >= sink.config.alerts.slow_query_threshold;
     let stripe = stripe_of_thread();
@@ -88,7 +89,7 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
             entry.metrics.ok.record(elapsed);
             None
         }
-        Outcome::Failed(error) => Some(statement_failed(sink, entry, elapsed, error)),
+        Outcome::Failed(error) => Some(statement_failed(sink, entry, elapsed, error, deadlock_peers)),
         Outcome::Cancelled => {
             entry.metrics.cancelled.increment(1);
             None
@@ -118,6 +119,7 @@ fn statement_failed(
     entry: &super::table::QueryEntry,
     elapsed: Duration,
     error: &tokio_postgres::Error,
+    deadlock_peers: Option<&str>,
 ) -> ErrorKind {
     let kind = ErrorKind::of(error);
     entry
@@ -135,7 +137,7 @@ fn statement_failed(
             sqlstate: code,
             source: ErrorSource::Statement,
             statement: Some((entry.fingerprint, &entry.normalized)),
-            message: match super::deadlock_peers::take() {
+            message: match deadlock_peers {
                 None => error_message(error, sink.config.expose_application_messages),
                 Some(peers) => format!(
                     "{}; the other side: {peers}",

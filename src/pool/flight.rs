@@ -52,7 +52,11 @@ pub(crate) fn statement_ended(
 ) {
     let elapsed = end.saturating_duration_since(start);
     let nanos = crate::units::saturating_nanos(elapsed);
-    conn.record(nanos, &outcome, pool);
+    conn.record(nanos, &outcome);
+    let peers = match &outcome {
+        Outcome::Failed(error) => deadlock_peers(pool, conn, error),
+        _ => None,
+    };
     let record = |entry: &QueryEntry| {
         span::statement_done(span, &pool.sink.span_target, entry, query.operation(), &outcome);
         pool.record(Event::Statement(StatementEnd {
@@ -61,6 +65,7 @@ pub(crate) fn statement_ended(
             elapsed,
             nanos,
             outcome,
+            deadlock_peers: peers.as_deref(),
         }))
     };
     match query {
@@ -76,15 +81,15 @@ pub(crate) fn statement_ended(
 /// src/accounts.rs:42)". Only the pids are read from the `DETAIL`; none of
 /// its text is kept.
 ///
-/// Handed to the funnel beside the statement's event (see
-/// [`funnel::deadlock_peers`](crate::funnel::deadlock_peers)), so that the
-/// statement's event stays as small as the hot path wants it.
-pub(crate) fn deadlock_peers(pool: &PoolShared, conn: &ConnStats, error: &Error) {
-    let Some(db) = error.as_db_error() else { return };
+/// Carried in the statement's event.
+#[cold]
+#[inline(never)]
+fn deadlock_peers(pool: &PoolShared, conn: &ConnStats, error: &Error) -> Option<String> {
+    let db = error.as_db_error()?;
     if db.code() != &tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED {
-        return;
+        return None;
     }
-    let Some(detail) = db.detail() else { return };
+    let detail = db.detail()?;
     let own = conn.backend.get().map(|b| b.pid);
     let pids = deadlock_pids(detail);
     let peers: Vec<String> = pool
@@ -104,9 +109,7 @@ pub(crate) fn deadlock_peers(pool: &PoolShared, conn: &ConnStats, error: &Error)
             }
         })
         .collect();
-    if !peers.is_empty() {
-        crate::funnel::deadlock_peers::set(peers.join(", "));
-    }
+    (!peers.is_empty()).then(|| peers.join(", "))
 }
 
 /// The pids in a deadlock's `DETAIL`: each number after the word

@@ -379,6 +379,33 @@ impl bb8::ErrorSink<Error> for MonitorErrorSink {
     }
 }
 
+/// Adds the monitor's error sink to a bb8 builder, unless the builder has
+/// one of its own: bb8 holds one sink, and the monitor's only adds a log
+/// line to what the manager has already recorded, so a sink the
+/// application chose is kept. The builder's `connection_customizer` is
+/// never touched (the manager runs its setup statements itself).
+pub(crate) fn attach<M>(shared: &Arc<PoolShared>, builder: bb8::Builder<M>) -> bb8::Builder<M>
+where
+    M: bb8::ManageConnection<Connection = MonitoredClient, Error = Error> + fmt::Debug,
+{
+    if has_own_error_sink(&builder) {
+        return builder;
+    }
+    builder.error_sink(Box::new(MonitorErrorSink::new(shared.clone())))
+}
+
+/// Whether a bb8 builder holds an error sink other than bb8's default.
+///
+/// bb8 gives no getter; its builder's `Debug` names the sink, and the
+/// default is `NopErrorSink` (a unit struct). A test pins this reading to
+/// the bb8 in use.
+fn has_own_error_sink<M>(builder: &bb8::Builder<M>) -> bool
+where
+    M: bb8::ManageConnection<Connection: fmt::Debug> + fmt::Debug,
+{
+    !format!("{builder:?}").contains("error_sink: NopErrorSink")
+}
+
 /// Drives a connection as `Connection`'s own future does, but hands each
 /// notice to the funnel instead of to tokio-postgres's log line, which
 /// would write its whole text (values included) at INFO. Notifications
@@ -414,4 +441,29 @@ where
             None => return Poll::Ready(Ok(())),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_own_error_sink;
+    use crate::testing::Never;
+
+    #[derive(Debug, Clone, Copy)]
+    struct Mine;
+
+    impl bb8::ErrorSink<std::io::Error> for Mine {
+        fn sink(&self, _: std::io::Error) {}
+        fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<std::io::Error>> {
+            Box::new(*self)
+        }
+    }
+
+    #[test]
+    fn an_error_sink_of_the_application_is_seen_on_the_builder() {
+        assert!(!has_own_error_sink(&bb8::Pool::<Never>::builder()));
+        assert!(has_own_error_sink(
+            &bb8::Pool::<Never>::builder().error_sink(Box::new(Mine))
+        ));
+        assert!(!has_own_error_sink(&bb8::Pool::<Never>::builder().max_size(3)));
+    }
 }

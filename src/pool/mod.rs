@@ -104,6 +104,7 @@ mod transaction;
 pub use client::MonitoredClient;
 pub(crate) use flight::{statement_ended, QueryRef};
 pub use generic::GenericClient;
+pub(crate) use manager::attach;
 pub use manager::{MonitorErrorSink, MonitoredManager};
 pub use statement::{MonitoredStatement, ToMonitoredStatement};
 pub use stream::MonitoredStream;

@@ -152,33 +152,6 @@ impl PoolShared {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
-
-    /// Adds the monitor's error sink to a bb8 builder, unless the builder
-    /// has one of its own: bb8 holds one sink, and the monitor's only adds
-    /// a log line to what the manager has already recorded, so a sink the
-    /// application chose is kept. The builder's `connection_customizer`
-    /// is never touched (the manager runs its setup statements itself).
-    pub(crate) fn attach<M>(self: &Arc<Self>, builder: bb8::Builder<M>) -> bb8::Builder<M>
-    where
-        M: bb8::ManageConnection<Connection = super::MonitoredClient, Error = tokio_postgres::Error> + fmt::Debug,
-    {
-        if has_own_error_sink(&builder) {
-            return builder;
-        }
-        builder.error_sink(Box::new(super::manager::MonitorErrorSink::new(self.clone())))
-    }
-}
-
-/// Whether a bb8 builder holds an error sink other than bb8's default.
-///
-/// bb8 gives no getter; its builder's `Debug` names the sink, and the
-/// default is `NopErrorSink` (a unit struct). A test pins this reading to
-/// the bb8 in use.
-pub(crate) fn has_own_error_sink<M>(builder: &bb8::Builder<M>) -> bool
-where
-    M: bb8::ManageConnection<Connection: fmt::Debug> + fmt::Debug,
-{
-    !format!("{builder:?}").contains("error_sink: NopErrorSink")
 }
 
 /// One pooled connection's identity and counts.
@@ -205,7 +178,7 @@ pub(crate) struct ConnStats {
     /// began after an abandonment and then answered shows the server is
     /// past it (it answers in order), or the checkout's return settles the
     /// connection with a ping (see
-    /// [`MonitoredClient::settle`](super::MonitoredClient::settle)). One
+    /// [`MonitoredClient::settle`](crate::MonitoredClient::settle)). One
     /// that bb8 gets back unsettled is retired.
     pub(crate) abandons: AtomicU64,
     settled_upto: AtomicU64,
@@ -303,12 +276,12 @@ impl ConnStats {
     /// statements pipelined on one client from several threads at the same
     /// instant could lose an increment here; the per-fingerprint counts,
     /// which use atomic increments, stay exact regardless.
-    pub(crate) fn record(&self, nanos: u64, outcome: &Outcome<'_>, pool: &PoolShared) {
+    pub(crate) fn record(&self, nanos: u64, outcome: &Outcome<'_>) {
         bump(&self.statements, 1);
         bump(&self.busy_ns, nanos);
         match outcome {
             Outcome::Ok(_) => {}
-            Outcome::Failed(error) => self.failed(error, pool),
+            Outcome::Failed(error) => self.failed(error),
             Outcome::Cancelled => {
                 bump(&self.cancelled, 1);
                 self.abandoned();
@@ -361,17 +334,15 @@ impl ConnStats {
 
     /// A statement failed. If the failure ends the connection, the
     /// connection is not handed out again (its background task may not have
-    /// seen the end of the stream yet), and its end counts as reported. A
-    /// deadlock's other side is named for the funnel.
+    /// seen the end of the stream yet), and its end counts as reported.
     #[cold]
     #[inline(never)]
-    fn failed(&self, error: &tokio_postgres::Error, pool: &PoolShared) {
+    fn failed(&self, error: &tokio_postgres::Error) {
         bump(&self.errors, 1);
         if ErrorKind::of(error).ends_connection() {
             self.broken.store(true, Relaxed);
             self.end_reported.store(true, Relaxed);
         }
-        super::flight::deadlock_peers(pool, self, error);
     }
 
     /// One user of the connection let go: its client (`client` set) or an
@@ -445,29 +416,4 @@ pub(crate) struct SessionCounts {
     pub(crate) errors: u64,
     pub(crate) cancelled: u64,
     pub(crate) busy_ns: u64,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::has_own_error_sink;
-    use crate::testing::Never;
-
-    #[derive(Debug, Clone, Copy)]
-    struct Mine;
-
-    impl bb8::ErrorSink<std::io::Error> for Mine {
-        fn sink(&self, _: std::io::Error) {}
-        fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<std::io::Error>> {
-            Box::new(*self)
-        }
-    }
-
-    #[test]
-    fn an_error_sink_of_the_application_is_seen_on_the_builder() {
-        assert!(!has_own_error_sink(&bb8::Pool::<Never>::builder()));
-        assert!(has_own_error_sink(
-            &bb8::Pool::<Never>::builder().error_sink(Box::new(Mine))
-        ));
-        assert!(!has_own_error_sink(&bb8::Pool::<Never>::builder().max_size(3)));
-    }
 }
