@@ -120,10 +120,52 @@ pub(crate) async fn run(
     let began = Instant::now();
     let at_unix_ms = crate::units::unix_ms(std::time::SystemTime::now());
     let mut queries = 1;
-    // Every column is read as what it may be (a NULL where the server can
-    // send one, a row skipped if a type is not the one asked for): no row
-    // of the server's stops the cycle.
-    let rows: Vec<Row> = client
+    let rows = activity(client).await?;
+    let mut unreadable = Vec::new();
+    if rows.iter().any(|r| r.query.as_deref() == Some(HIDDEN)) {
+        unreadable.push("pg_stat_activity: the backends of other roles (pg_read_all_stats)".to_owned());
+    }
+    let conns: Vec<Arc<ConnStats>> = pool.live_connections();
+    let ours = Ours::of(&conns);
+    let (backends, others) = join(&rows, &ours, view);
+
+    // The lock tree, only when someone waits on a lock.
+    let waiting: Vec<i32> = rows
+        .iter()
+        .filter(|r| r.wait_type.as_deref() == Some(LOCK))
+        .map(|r| r.pid)
+        .collect();
+    let mut locks = Vec::new();
+    if !waiting.is_empty() {
+        queries += 2;
+        locks = lock_tree(client, &waiting, &rows, &ours, view).await?;
+    }
+
+    let (statements, failed, no_text) = statements(client, view, texts, &mut queries).await;
+    if no_text > 0 {
+        unreadable.push(format!(
+            "pg_stat_statements: {no_text} of the top statements have no text (the server could not read its texts file)"
+        ));
+    }
+    let sample = ServerSample {
+        at_unix_ms,
+        took_ms: began.elapsed().as_secs_f64() * 1000.0,
+        queries,
+        unreadable,
+        backends,
+        others,
+        locks,
+        waiting: waiting.len() as u64,
+        statements,
+    };
+    Ok((sample, failed))
+}
+
+/// The rows of `pg_stat_activity`. Every column is read as what it may be
+/// (a NULL where the server can send one, a row skipped if a type is not
+/// the one asked for): no row of the server's stops the cycle.
+async fn activity(client: &Client) -> Result<Vec<Row>, Error> {
+    Ok(client
         .query(ACTIVITY, &[])
         .await?
         .iter()
@@ -141,24 +183,37 @@ pub(crate) async fn run(
                 query: nullable(r, 9),
             })
         })
-        .collect();
-    let mut unreadable = Vec::new();
-    if rows.iter().any(|r| r.query.as_deref() == Some(HIDDEN)) {
-        unreadable.push("pg_stat_activity: the backends of other roles (pg_read_all_stats)".to_owned());
+        .collect())
+}
+
+/// The pool's connections by backend: a row is ours when its pid and
+/// start are those of one of the pool's live connections (a pid alone is
+/// reused).
+struct Ours<'a> {
+    by_backend: HashMap<(i32, i64), &'a ConnStats>,
+}
+
+impl<'a> Ours<'a> {
+    fn of(conns: &'a [Arc<ConnStats>]) -> Self {
+        let by_backend = conns
+            .iter()
+            .filter_map(|c| c.backend.get().map(|b| ((b.pid, b.started_unix_ms), c.as_ref())))
+            .collect();
+        Ours { by_backend }
     }
 
-    // Ours: the pid and start of one of the pool's live connections.
-    let conns: Vec<Arc<ConnStats>> = pool.live_connections();
-    let by_backend: HashMap<(i32, i64), &ConnStats> = conns
-        .iter()
-        .filter_map(|c| c.backend.get().map(|b| ((b.pid, b.started_unix_ms), c.as_ref())))
-        .collect();
-    let ours = |row: &Row| -> Option<&ConnStats> { by_backend.get(&(row.pid, row.started?)).copied() };
+    fn get(&self, row: &Row) -> Option<&'a ConnStats> {
+        self.by_backend.get(&(row.pid, row.started?)).copied()
+    }
+}
 
+/// The pool's backends, joined to their connections, by connection id; and
+/// the database's other backends counted by application and state.
+fn join(rows: &[Row], ours: &Ours<'_>, view: &ServerView) -> (Vec<ServerBackend>, Vec<OtherBackends>) {
     let mut backends = Vec::new();
     let mut others: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for row in &rows {
-        match ours(row) {
+    for row in rows {
+        match ours.get(row) {
             Some(conn) => {
                 let holder = conn.holder();
                 let analysis = row.query.as_deref().filter(|q| !q.is_empty()).map(sql::analyze);
@@ -193,101 +248,82 @@ pub(crate) async fn run(
         }
     }
     backends.sort_by_key(|b| b.connection);
-
-    // The lock tree, only when someone waits on a lock.
-    let waiting: Vec<i32> = rows
-        .iter()
-        .filter(|r| r.wait_type.as_deref() == Some(LOCK))
-        .map(|r| r.pid)
+    let others = others
+        .into_iter()
+        .map(|((application_name, state), count)| OtherBackends {
+            application_name,
+            state,
+            count,
+        })
         .collect();
-    let mut locks = Vec::new();
-    if !waiting.is_empty() {
-        queries += 2;
-        let mut blocked_by: HashMap<i32, Vec<i32>> = HashMap::new();
-        let mut wants: HashMap<i32, String> = HashMap::new();
-        for r in client.query(WAITERS, &[&waiting]).await? {
-            let Ok(pid) = r.try_get::<_, i32>(0) else { continue };
-            if let Some(mode) = nullable(&r, 1) {
-                wants.insert(pid, mode);
-            }
-            blocked_by.insert(
-                pid,
-                nullable::<Vec<Option<i32>>>(&r, 2)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .collect(),
-            );
-        }
-        let mut holds: HashMap<i32, String> = HashMap::new();
-        for r in client.query(HELD, &[&waiting]).await? {
-            let (Ok(pid), Some(mode)) = (r.try_get::<_, i32>(0), nullable::<String>(&r, 1)) else {
-                continue;
-            };
-            holds
-                .entry(pid)
-                .and_modify(|m: &mut String| {
-                    if !m.split(", ").any(|x| x == mode) {
-                        m.push_str(", ");
-                        m.push_str(&mode);
-                    }
-                })
-                .or_insert(mode);
-        }
-        let row_of: HashMap<i32, &Row> = rows.iter().map(|r| (r.pid, r)).collect();
-        let node = |pid: i32| -> LockNode {
-            let row = row_of.get(&pid);
-            let conn = row.and_then(|r| ours(r));
-            let holder = conn.map(|c| c.holder()).unwrap_or_default();
-            LockNode {
-                pid,
-                application_name: row
-                    .filter(|_| view.application_names)
-                    .map(|r| r.application.chars().take(64).collect()),
-                state: row.and_then(|r| r.state.clone()),
-                transaction_age_ms: row.and_then(|r| r.xact_ms),
-                waiting_for: wants.get(&pid).cloned(),
-                holding: holds.get(&pid).cloned(),
-                ours: conn.is_some(),
-                connection: conn.map(|c| c.id),
-                route: holder.route,
-                checkout_site: holder.site,
-                blocking: Vec::new(),
-            }
-        };
-        locks = tree(&blocked_by, node);
-    }
-
-    let (statements, failed, no_text) = statements(client, view, texts, &mut queries).await;
-    if no_text > 0 {
-        unreadable.push(format!(
-            "pg_stat_statements: {no_text} of the top statements have no text (the server could not read its texts file)"
-        ));
-    }
-    let sample = ServerSample {
-        at_unix_ms,
-        took_ms: began.elapsed().as_secs_f64() * 1000.0,
-        queries,
-        unreadable,
-        backends,
-        others: others
-            .into_iter()
-            .map(|((application_name, state), count)| OtherBackends {
-                application_name,
-                state,
-                count,
-            })
-            .collect(),
-        locks,
-        waiting: waiting.len() as u64,
-        statements,
-    };
-    Ok((sample, failed))
+    (backends, others)
 }
 
-/// The blocking tree: blockers that wait on no one first (the roots), each
-/// with the backends it blocks. A cycle (a deadlock the server has not
-/// broken yet) hangs from its lowest pid.
+/// The lock tree of the backends `waiting` on a lock: what each waits for
+/// and who blocks it, the modes the blockers hold, each node joined to the
+/// pool's connection when it is ours.
+async fn lock_tree(
+    client: &Client,
+    waiting: &[i32],
+    rows: &[Row],
+    ours: &Ours<'_>,
+    view: &ServerView,
+) -> Result<Vec<LockNode>, Error> {
+    let mut blocked_by: HashMap<i32, Vec<i32>> = HashMap::new();
+    let mut wants: HashMap<i32, String> = HashMap::new();
+    for r in client.query(WAITERS, &[&waiting]).await? {
+        let Ok(pid) = r.try_get::<_, i32>(0) else { continue };
+        if let Some(mode) = nullable(&r, 1) {
+            wants.insert(pid, mode);
+        }
+        blocked_by.insert(
+            pid,
+            nullable::<Vec<Option<i32>>>(&r, 2)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect(),
+        );
+    }
+    let mut holds: HashMap<i32, String> = HashMap::new();
+    for r in client.query(HELD, &[&waiting]).await? {
+        let (Ok(pid), Some(mode)) = (r.try_get::<_, i32>(0), nullable::<String>(&r, 1)) else {
+            continue;
+        };
+        holds
+            .entry(pid)
+            .and_modify(|m: &mut String| {
+                if !m.split(", ").any(|x| x == mode) {
+                    m.push_str(", ");
+                    m.push_str(&mode);
+                }
+            })
+            .or_insert(mode);
+    }
+    let row_of: HashMap<i32, &Row> = rows.iter().map(|r| (r.pid, r)).collect();
+    let node = |pid: i32| -> LockNode {
+        let row = row_of.get(&pid);
+        let conn = row.and_then(|r| ours.get(r));
+        let holder = conn.map(|c| c.holder()).unwrap_or_default();
+        LockNode {
+            pid,
+            application_name: row
+                .filter(|_| view.application_names)
+                .map(|r| r.application.chars().take(64).collect()),
+            state: row.and_then(|r| r.state.clone()),
+            transaction_age_ms: row.and_then(|r| r.xact_ms),
+            waiting_for: wants.get(&pid).cloned(),
+            holding: holds.get(&pid).cloned(),
+            ours: conn.is_some(),
+            connection: conn.map(|c| c.id),
+            route: holder.route,
+            checkout_site: holder.site,
+            blocking: Vec::new(),
+        }
+    };
+    Ok(tree(&blocked_by, node))
+}
+
 /// The trace id in a backend's `application_name`, when it holds a
 /// `traceparent` (see [`MonitorConfig::trace_context`](crate::MonitorConfig::trace_context)).
 fn trace_id(application: &str) -> Option<String> {
@@ -295,6 +331,9 @@ fn trace_id(application: &str) -> Option<String> {
     Some(parent.trace_id().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// The blocking tree: blockers that wait on no one first (the roots), each
+/// with the backends it blocks. A cycle (a deadlock the server has not
+/// broken yet) hangs from its lowest pid.
 fn tree(blocked_by: &HashMap<i32, Vec<i32>>, node: impl Fn(i32) -> LockNode) -> Vec<LockNode> {
     let mut blocks: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for (&waiter, blockers) in blocked_by {
