@@ -4,10 +4,8 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tower_layer::Layer;
-
-use super::routes::{Caches, RoutePool};
-use super::service::DbMonitorService;
+use super::caches::Caches;
+use super::source::RoutePool;
 use crate::pool::{MakeTls, MonitoredPool};
 
 /// A predicate over a request's head (method, URI, headers, extensions).
@@ -303,6 +301,12 @@ impl DbMonitorLayer {
 }
 
 impl LayerConfig {
+    /// The part of `path` after the prefix, if `path` is under it.
+    pub(crate) fn ours<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let rest = path.strip_prefix(self.prefix.as_str())?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+
     /// The shared answers, made on first use with the layer's `cache_for`.
     pub(crate) fn caches(&self) -> &Caches {
         self.caches
@@ -347,15 +351,4 @@ pub(crate) fn bounded_label(mut label: String) -> String {
         label.push('…');
     }
     label
-}
-
-impl<S> Layer<S> for DbMonitorLayer {
-    type Service = DbMonitorService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        DbMonitorService {
-            inner,
-            config: self.config.clone(),
-        }
-    }
 }

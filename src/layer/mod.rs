@@ -72,19 +72,24 @@
 //! # }
 //! ```
 
+mod answer;
+mod auth;
 mod body;
 mod budget;
 mod cache;
+mod caches;
 mod dashboard;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;
+mod read;
 mod routes;
 mod service;
+mod source;
 
 pub use crate::funnel::scope::{RepeatedStatement, RequestDbSnapshot, RequestDbStats};
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::DbMonitorLayer;
-pub use routes::MAX_LIMIT;
+pub use read::MAX_LIMIT;
 pub use service::DbMonitorService;

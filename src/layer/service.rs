@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
+use tower_layer::Layer;
 use tower_service::Service;
 
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
-use super::layer::LayerConfig;
+use super::layer::{DbMonitorLayer, LayerConfig};
 use crate::funnel::scope::{RequestDbStats, Scope};
 
 /// The service [`DbMonitorLayer`](super::DbMonitorLayer) wraps around
@@ -36,11 +37,14 @@ impl<S> DbMonitorService<S> {
     }
 }
 
-impl LayerConfig {
-    /// The part of `path` after the prefix, if `path` is under it.
-    pub(crate) fn ours<'p>(&self, path: &'p str) -> Option<&'p str> {
-        let rest = path.strip_prefix(self.prefix.as_str())?;
-        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+impl<S> Layer<S> for DbMonitorLayer {
+    type Service = DbMonitorService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DbMonitorService {
+            inner,
+            config: self.config.clone(),
+        }
     }
 }
 
@@ -82,7 +86,7 @@ where
         let server_timing = config.server_timing
             && ((config.read_guard.is_none() && !config.reads_need_token) || {
                 let (parts, body) = request.into_parts();
-                let allowed = super::routes::may_read(config, &parts);
+                let allowed = super::auth::may_read(config, &parts);
                 request = Request::from_parts(parts, body);
                 allowed
             });
