@@ -129,6 +129,15 @@ impl MonitorConfig {
             HOUR,
             "a duration from 100ms to an hour",
         )?;
+        self.validate_stores()?;
+        if let Some(view) = &self.server_view {
+            validate_view(view)?;
+        }
+        self.validate_alerts()
+    }
+
+    /// The bounded stores and caches.
+    fn validate_stores(&self) -> Result<(), ConfigError> {
         let store = "a number of entries from 1 to 1000000";
         let cache = "a number of entries from 0 to 1000000";
         count("query_history", self.query_history, 1, MAX_ENTRIES, store)?;
@@ -153,48 +162,7 @@ impl MonitorConfig {
             1e6,
             "a factor from 1 to 1000000",
         )?;
-        if let Some(view) = &self.server_view {
-            duration(
-                "ASYNC_DB_SERVER_VIEW",
-                view.interval,
-                Duration::from_millis(100),
-                DAY,
-                "a poll interval from 100ms to a day, or off",
-            )?;
-            let bound = "a positive duration of at most an hour";
-            duration(
-                "server_view.statement_timeout",
-                view.statement_timeout,
-                Duration::from_millis(1),
-                HOUR,
-                bound,
-            )?;
-            duration(
-                "server_view.lock_timeout",
-                view.lock_timeout,
-                Duration::from_millis(1),
-                HOUR,
-                bound,
-            )?;
-            // PostgreSQL truncates application_name at 63 bytes and keeps
-            // printable ASCII only.
-            let name = &view.application_name;
-            if name.len() > 63 || !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                return Err(fail(
-                    "server_view.application_name",
-                    name,
-                    "at most 63 printable ASCII characters",
-                ));
-            }
-            count(
-                "server_view.top_statements",
-                view.top_statements,
-                1,
-                1000,
-                "a number of statements from 1 to 1000",
-            )?;
-        }
-        self.validate_alerts()
+        Ok(())
     }
 
     fn validate_alerts(&self) -> Result<(), ConfigError> {
@@ -266,80 +234,136 @@ impl MonitorConfig {
             a_year,
         )?;
         duration("ASYNC_DB_ALERT_BLOCKED", a.blocked, positive, YEAR, a_year)?;
-        let f = &a.forecast;
-        duration(
-            "ASYNC_DB_ALERT_FORECAST_INTERVAL",
-            f.interval,
-            positive,
-            DAY,
-            "a positive duration of at most a day",
-        )?;
-        if f.window < f.interval || f.window > YEAR {
-            return Err(fail(
-                "ASYNC_DB_ALERT_FORECAST_WINDOW",
-                format_args!("{:?}", f.window),
-                "a duration from ASYNC_DB_ALERT_FORECAST_INTERVAL to a year",
-            ));
-        }
-        duration("ASYNC_DB_ALERT_FORECAST_HORIZON", f.horizon, positive, YEAR, a_year)?;
-        count(
-            "ASYNC_DB_ALERT_FORECAST_CONFIRMATIONS",
-            f.confirmations,
-            1,
-            10_000,
-            "a number of samples from 1 to 10000",
-        )?;
-        number(
-            "ASYNC_DB_ALERT_FORECAST_MIN_T",
-            f.min_t,
-            0.0,
-            1e6,
-            "a number of standard errors, zero or more",
-        )?;
-        let n = &a.anomaly;
-        count(
-            "ASYNC_DB_ALERT_ANOMALY_N",
-            n.n,
-            1,
-            32,
-            "a number of minutes from 1 to 32",
-        )?;
-        count(
-            "ASYNC_DB_ALERT_ANOMALY_K",
-            n.k,
-            1,
-            n.n,
-            "a number of minutes from 1 to ASYNC_DB_ALERT_ANOMALY_N",
-        )?;
-        if !(n.alpha > 0.0 && n.alpha <= 1.0) {
-            return Err(fail(
-                "ASYNC_DB_ALERT_ANOMALY_ALPHA",
-                n.alpha,
-                "a weight above 0 and at most 1",
-            ));
-        }
-        if !(n.z.is_finite() && n.z > 0.0) {
-            return Err(fail("ASYNC_DB_ALERT_ANOMALY_Z", n.z, "a positive number of deviations"));
-        }
-        duration(
-            "ASYNC_DB_ALERT_ANOMALY_MIN_INCREASE",
-            n.min_increase,
-            Duration::ZERO,
-            YEAR,
-            "a duration of at most a year",
-        )?;
-        number(
-            "ASYNC_DB_ALERT_ANOMALY_MIN_ERROR_INCREASE",
-            n.min_error_increase,
-            0.0,
-            1.0,
-            ratio,
-        )?;
-        let minutes = "a number of minutes from 0 to 525600 (a year)";
-        count("ASYNC_DB_ALERT_ANOMALY_WARMUP", n.warmup, 0, 525_600, minutes)?;
-        count("ASYNC_DB_ALERT_ANOMALY_RELEARN", n.relearn, 0, 525_600, minutes)?;
-        Ok(())
+        validate_forecast(&a.forecast)?;
+        validate_anomaly(&a.anomaly)
     }
+}
+
+/// The exhaustion forecast's settings.
+fn validate_forecast(f: &super::ForecastThresholds) -> Result<(), ConfigError> {
+    let positive = Duration::from_nanos(1);
+    let a_year = "a positive duration of at most a year";
+    duration(
+        "ASYNC_DB_ALERT_FORECAST_INTERVAL",
+        f.interval,
+        positive,
+        DAY,
+        "a positive duration of at most a day",
+    )?;
+    if f.window < f.interval || f.window > YEAR {
+        return Err(fail(
+            "ASYNC_DB_ALERT_FORECAST_WINDOW",
+            format_args!("{:?}", f.window),
+            "a duration from ASYNC_DB_ALERT_FORECAST_INTERVAL to a year",
+        ));
+    }
+    duration("ASYNC_DB_ALERT_FORECAST_HORIZON", f.horizon, positive, YEAR, a_year)?;
+    count(
+        "ASYNC_DB_ALERT_FORECAST_CONFIRMATIONS",
+        f.confirmations,
+        1,
+        10_000,
+        "a number of samples from 1 to 10000",
+    )?;
+    number(
+        "ASYNC_DB_ALERT_FORECAST_MIN_T",
+        f.min_t,
+        0.0,
+        1e6,
+        "a number of standard errors, zero or more",
+    )?;
+    Ok(())
+}
+
+/// The anomaly detector's settings.
+fn validate_anomaly(n: &super::AnomalyThresholds) -> Result<(), ConfigError> {
+    let ratio = "a number between 0 and 1";
+    count(
+        "ASYNC_DB_ALERT_ANOMALY_N",
+        n.n,
+        1,
+        32,
+        "a number of minutes from 1 to 32",
+    )?;
+    count(
+        "ASYNC_DB_ALERT_ANOMALY_K",
+        n.k,
+        1,
+        n.n,
+        "a number of minutes from 1 to ASYNC_DB_ALERT_ANOMALY_N",
+    )?;
+    if !(n.alpha > 0.0 && n.alpha <= 1.0) {
+        return Err(fail(
+            "ASYNC_DB_ALERT_ANOMALY_ALPHA",
+            n.alpha,
+            "a weight above 0 and at most 1",
+        ));
+    }
+    if !(n.z.is_finite() && n.z > 0.0) {
+        return Err(fail("ASYNC_DB_ALERT_ANOMALY_Z", n.z, "a positive number of deviations"));
+    }
+    duration(
+        "ASYNC_DB_ALERT_ANOMALY_MIN_INCREASE",
+        n.min_increase,
+        Duration::ZERO,
+        YEAR,
+        "a duration of at most a year",
+    )?;
+    number(
+        "ASYNC_DB_ALERT_ANOMALY_MIN_ERROR_INCREASE",
+        n.min_error_increase,
+        0.0,
+        1.0,
+        ratio,
+    )?;
+    let minutes = "a number of minutes from 0 to 525600 (a year)";
+    count("ASYNC_DB_ALERT_ANOMALY_WARMUP", n.warmup, 0, 525_600, minutes)?;
+    count("ASYNC_DB_ALERT_ANOMALY_RELEARN", n.relearn, 0, 525_600, minutes)?;
+    Ok(())
+}
+
+/// The server view's settings.
+fn validate_view(view: &super::ServerView) -> Result<(), ConfigError> {
+    duration(
+        "ASYNC_DB_SERVER_VIEW",
+        view.interval,
+        Duration::from_millis(100),
+        DAY,
+        "a poll interval from 100ms to a day, or off",
+    )?;
+    let bound = "a positive duration of at most an hour";
+    duration(
+        "server_view.statement_timeout",
+        view.statement_timeout,
+        Duration::from_millis(1),
+        HOUR,
+        bound,
+    )?;
+    duration(
+        "server_view.lock_timeout",
+        view.lock_timeout,
+        Duration::from_millis(1),
+        HOUR,
+        bound,
+    )?;
+    // PostgreSQL truncates application_name at 63 bytes and keeps
+    // printable ASCII only.
+    let name = &view.application_name;
+    if name.len() > 63 || !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(fail(
+            "server_view.application_name",
+            name,
+            "at most 63 printable ASCII characters",
+        ));
+    }
+    count(
+        "server_view.top_statements",
+        view.top_statements,
+        1,
+        1000,
+        "a number of statements from 1 to 1000",
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
