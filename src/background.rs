@@ -208,103 +208,125 @@ impl DbMonitor {
     ///
     /// If called outside a Tokio runtime.
     pub fn start<Tls: MakeTls>(&self, pool: &MonitoredPool<Tls>) -> MonitorHandle {
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        // The configuration was validated when the monitor was built; the
-        // bounds stay so that no period can panic tokio's interval.
-        let bounded = |d: Duration, least: Duration| d.clamp(least, YEAR);
-        let period = bounded(self.config().health_check_interval, Duration::from_secs(1));
-        let gauges_every = period.min(GAUGE_PERIOD);
-        let evaluate_every = bounded(self.config().alerts.evaluation_interval, Duration::from_millis(1));
-        // Zero: the stores are never emptied on a timer.
-        let reset_every = self.config().metrics_reset_interval;
-        let reset_every = (!reset_every.is_zero()).then(|| bounded(reset_every, Duration::from_secs(1)));
-        let pool = pool.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let periods = Periods::of(self.config());
         let name: Arc<str> = Arc::from(pool.name());
-        #[cfg(test)]
-        let name_for_task = Arc::clone(&name);
         let view = self.config().server_view.clone();
-        let slot = bounded(self.config().slot, Duration::from_millis(100));
-        let forecast_every = bounded(self.config().alerts.forecast.interval, Duration::from_millis(10));
-        let task = tokio::spawn(async move {
-            // The server view's poller, when it is on: a task of its own,
-            // so that a slow cycle delays nothing here and a panic in it
-            // stops only it (it is started again after a pause); aborted
-            // when this task ends.
-            let start_poller = |view: &crate::config::ServerView| {
-                let (shared, view) = (Arc::downgrade(&pool.shared), view.clone());
-                #[cfg(test)]
-                let name = Arc::clone(&name_for_task);
-                AbortOnDrop(tokio::spawn(async move {
-                    #[cfg(test)]
-                    tests::injected(&name, "poller");
-                    crate::server::run(shared, view).await;
-                }))
-            };
-            let mut poller = view.as_ref().map(start_poller);
-            let mut poller_restart: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-            let mut sample = interval(period);
-            let mut gauges = interval(gauges_every);
-            let mut minute = interval(slot);
-            let mut forecast = interval(forecast_every);
-            let mut forecaster = crate::forecast::Forecaster::new(std::time::Instant::now());
-            // The first reset is one interval from now, not at once.
-            let mut reset = reset_every.map(|every| {
-                let mut reset = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                reset.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                reset
-            });
-            let mut evaluate = interval(evaluate_every);
-            // Each part runs guarded: a panic in one is counted and logged,
-            // and that part runs again at its next tick.
-            let guarded = |part: &'static str, f: &mut dyn FnMut()| guard(&pool, part, f);
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    ended = finished(&mut poller) => {
-                        poller = None;
-                        if matches!(ended, Err(ref e) if e.is_panic()) {
-                            failed(&pool, "poller", None);
-                            poller_restart = Some(Box::pin(tokio::time::sleep(POLLER_RESTART)));
-                        }
-                    }
-                    () = restart_due(&mut poller_restart) => {
-                        poller_restart = None;
-                        poller = view.as_ref().map(start_poller);
-                    }
-                    _ = pool.shared.sink.stores.alerts.signalled() => guarded("alerts", &mut || pool.alert_events()),
-                    _ = sample.tick() => guarded("sample", &mut || {
-                        pool.sample();
-                        pool.alert_conditions(false);
-                        // Keeps the score gauge current (reading a report
-                        // writes no metric).
-                        pool.publish_score();
-                    }),
-                    // The pool's gauges as they are, a few seconds old at
-                    // most, when no checkout publishes them.
-                    _ = gauges.tick() => guarded("gauges", &mut || pool.publish_state()),
-                    _ = evaluate.tick() => guarded("evaluate", &mut || pool.alert_conditions(false)),
-                    _ = minute.tick() => guarded("minute", &mut || {
-                        let now = std::time::Instant::now();
-                        pool.observe_totals(now);
-                        crate::forecast::observe_minutes(&pool.shared.sink, &mut forecaster, now);
-                        pool.alert_conditions(true);
-                    }),
-                    _ = forecast.tick() => guarded("forecast", &mut || pool.forecast_tick(&mut forecaster)),
-                    // The baselines and the forecast are the engines' own
-                    // state, not a store: a reset keeps them.
-                    // A sample follows at once, so that the trend is never
-                    // empty.
-                    _ = tick(&mut reset) => guarded("reset", &mut || {
-                        pool.reset_stores();
-                        pool.sample();
-                    }),
-                }
-            }
-        });
+        let task = tokio::spawn(run(pool.clone(), periods, view, stopped));
         MonitorHandle {
             pool: name,
             stop: Some(stop),
             task: Some(task),
+        }
+    }
+}
+
+/// The periods of the background work's parts.
+struct Periods {
+    sample: Duration,
+    gauges: Duration,
+    evaluate: Duration,
+    slot: Duration,
+    forecast: Duration,
+    /// `None`: the stores are never emptied on a timer.
+    reset: Option<Duration>,
+}
+
+impl Periods {
+    fn of(config: &crate::config::MonitorConfig) -> Self {
+        // The configuration was validated when the monitor was built; the
+        // bounds stay so that no period can panic tokio's interval.
+        let bounded = |d: Duration, least: Duration| d.clamp(least, YEAR);
+        let sample = bounded(config.health_check_interval, Duration::from_secs(1));
+        let reset = config.metrics_reset_interval;
+        Periods {
+            sample,
+            gauges: sample.min(GAUGE_PERIOD),
+            evaluate: bounded(config.alerts.evaluation_interval, Duration::from_millis(1)),
+            slot: bounded(config.slot, Duration::from_millis(100)),
+            forecast: bounded(config.alerts.forecast.interval, Duration::from_millis(10)),
+            reset: (!reset.is_zero()).then(|| bounded(reset, Duration::from_secs(1))),
+        }
+    }
+}
+
+/// The background task of `pool`, until `stopped`.
+async fn run<Tls: MakeTls>(
+    pool: MonitoredPool<Tls>,
+    periods: Periods,
+    view: Option<crate::config::ServerView>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    // The server view's poller, when it is on: a task of its own, so that a
+    // slow cycle delays nothing here and a panic in it stops only it (it is
+    // started again after a pause); aborted when this task ends.
+    let start_poller = |view: &crate::config::ServerView| {
+        let (shared, view) = (Arc::downgrade(&pool.shared), view.clone());
+        #[cfg(test)]
+        let name: Arc<str> = Arc::from(pool.name());
+        AbortOnDrop(tokio::spawn(async move {
+            #[cfg(test)]
+            tests::injected(&name, "poller");
+            crate::server::run(shared, view).await;
+        }))
+    };
+    let mut poller = view.as_ref().map(start_poller);
+    let mut poller_restart: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    let mut sample = interval(periods.sample);
+    let mut gauges = interval(periods.gauges);
+    let mut minute = interval(periods.slot);
+    let mut forecast = interval(periods.forecast);
+    let mut evaluate = interval(periods.evaluate);
+    let mut forecaster = crate::forecast::Forecaster::new(std::time::Instant::now());
+    // The first reset is one interval from now, not at once.
+    let mut reset = periods.reset.map(|every| {
+        let mut reset = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        reset.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        reset
+    });
+    // Each part runs guarded: a panic in one is counted and logged, and
+    // that part runs again at its next tick.
+    let guarded = |part: &'static str, f: &mut dyn FnMut()| guard(&pool, part, f);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            ended = finished(&mut poller) => {
+                poller = None;
+                if matches!(ended, Err(ref e) if e.is_panic()) {
+                    failed(&pool, "poller", None);
+                    poller_restart = Some(Box::pin(tokio::time::sleep(POLLER_RESTART)));
+                }
+            }
+            () = restart_due(&mut poller_restart) => {
+                poller_restart = None;
+                poller = view.as_ref().map(start_poller);
+            }
+            _ = pool.shared.sink.stores.alerts.signalled() => guarded("alerts", &mut || pool.alert_events()),
+            _ = sample.tick() => guarded("sample", &mut || {
+                pool.sample();
+                pool.alert_conditions(false);
+                // Keeps the score gauge current (reading a report writes
+                // no metric).
+                pool.publish_score();
+            }),
+            // The pool's gauges as they are, a few seconds old at most,
+            // when no checkout publishes them.
+            _ = gauges.tick() => guarded("gauges", &mut || pool.publish_state()),
+            _ = evaluate.tick() => guarded("evaluate", &mut || pool.alert_conditions(false)),
+            _ = minute.tick() => guarded("minute", &mut || {
+                let now = std::time::Instant::now();
+                pool.observe_totals(now);
+                crate::forecast::observe_minutes(&pool.shared.sink, &mut forecaster, now);
+                pool.alert_conditions(true);
+            }),
+            _ = forecast.tick() => guarded("forecast", &mut || pool.forecast_tick(&mut forecaster)),
+            // The baselines and the forecast are the engines' own state,
+            // not a store: a reset keeps them. A sample follows at once, so
+            // that the trend is never empty.
+            _ = tick(&mut reset) => guarded("reset", &mut || {
+                pool.reset_stores();
+                pool.sample();
+            }),
         }
     }
 }
