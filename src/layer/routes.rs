@@ -12,7 +12,7 @@ use super::auth::{authorize, guard_read, read_guard};
 use super::dashboard::Asset;
 use super::future::Routed;
 use super::layer::LayerConfig;
-use super::read::{Query, Route};
+use super::read::{Query, Read, Route};
 
 /// Answers a request under the prefix; `rest` is the path after it.
 pub(crate) fn respond(config: Arc<LayerConfig>, parts: http::request::Parts, rest: String) -> Routed {
@@ -91,29 +91,7 @@ async fn route(config: &Arc<LayerConfig>, parts: &http::request::Parts, rest: &s
         return Err(response.into());
     }
     if let Route::Dashboard(asset) = route {
-        if !config.dashboard {
-            return Err(reject(StatusCode::NOT_FOUND, "not_found", "no such route", None));
-        }
-        // The page and its assets hold no data: served without the admin
-        // token (a browser sends none when it opens a page; the page asks
-        // for it and sends it with each read), under the read guard.
-        read_guard(config, parts)?;
-        // `…/dashboard/` would resolve the page's relative links one level
-        // too deep: sent to `…/dashboard`.
-        if asset == Asset::Page && rest.ends_with('/') {
-            let path = parts.uri.path().trim_end_matches('/');
-            let location = match parts.uri.query() {
-                Some(query) => format!("{path}?{query}"),
-                None => path.to_owned(),
-            };
-            let mut response = Response::new(Bytes::new());
-            *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
-            if let Ok(value) = HeaderValue::try_from(location) {
-                response.headers_mut().insert(http::header::LOCATION, value);
-            }
-            return Ok(response);
-        }
-        return Ok(super::dashboard::serve(asset));
+        return dashboard(config, parts, asset, rest);
     }
     if route.mutates() {
         authorize(config, parts, "mutating routes")?;
@@ -122,26 +100,11 @@ async fn route(config: &Arc<LayerConfig>, parts: &http::request::Parts, rest: &s
     }
     let query = Query::parse(parts.uri.query())?;
     let pool = &config.pool;
-    let caches = config.caches();
     if let Some(read) = route.read(&query)? {
-        let reader = pool.clone();
-        let document = caches
-            .documents
-            .get_blocking(
-                read,
-                &caches.budget,
-                move || reader.json(read).map(Bytes::from).map_err(|e| e.to_string()),
-                || Err("the document could not be computed".to_owned()),
-                |document| document.as_ref().map_or(0, Bytes::len),
-            )
-            .await;
-        return match document.ok_or_else(|| over_budget(&caches.budget))? {
-            Ok(body) => Ok(json_bytes(StatusCode::OK, body)),
-            Err(e) => Err(reject(StatusCode::INTERNAL_SERVER_ERROR, "serialization", &e, None)),
-        };
+        return document(config, read).await;
     }
     if route.mutates() {
-        caches.changed();
+        config.caches().changed();
     }
     match route {
         Route::ResetAll => {
@@ -174,6 +137,53 @@ async fn route(config: &Arc<LayerConfig>, parts: &http::request::Parts, rest: &s
             )),
         },
         _ => Ok(health(config).await),
+    }
+}
+
+/// A file of the dashboard. The page and its assets hold no data: served
+/// without the admin token (a browser sends none when it opens a page; the
+/// page asks for it and sends it with each read), under the read guard.
+fn dashboard(config: &LayerConfig, parts: &http::request::Parts, asset: Asset, rest: &str) -> Answer {
+    if !config.dashboard {
+        return Err(reject(StatusCode::NOT_FOUND, "not_found", "no such route", None));
+    }
+    read_guard(config, parts)?;
+    // `…/dashboard/` would resolve the page's relative links one level too
+    // deep: sent to `…/dashboard`.
+    if asset == Asset::Page && rest.ends_with('/') {
+        let path = parts.uri.path().trim_end_matches('/');
+        let location = match parts.uri.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path.to_owned(),
+        };
+        let mut response = Response::new(Bytes::new());
+        *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+        if let Ok(value) = HeaderValue::try_from(location) {
+            response.headers_mut().insert(http::header::LOCATION, value);
+        }
+        return Ok(response);
+    }
+    Ok(super::dashboard::serve(asset))
+}
+
+/// A reading route's document: computed once at a time and shared, within
+/// the byte budget.
+async fn document(config: &LayerConfig, read: Read) -> Answer {
+    let caches = config.caches();
+    let reader = config.pool.clone();
+    let document = caches
+        .documents
+        .get_blocking(
+            read,
+            &caches.budget,
+            move || reader.json(read).map(Bytes::from).map_err(|e| e.to_string()),
+            || Err("the document could not be computed".to_owned()),
+            |document| document.as_ref().map_or(0, Bytes::len),
+        )
+        .await;
+    match document.ok_or_else(|| over_budget(&caches.budget))? {
+        Ok(body) => Ok(json_bytes(StatusCode::OK, body)),
+        Err(e) => Err(reject(StatusCode::INTERNAL_SERVER_ERROR, "serialization", &e, None)),
     }
 }
 
