@@ -61,7 +61,7 @@ async fn main() {
     let mut last = None;
     let end = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < end {
-        let sampled = pool.server_activity().sampled;
+        let sampled = pool.monitor().server_activity().sampled;
         if sampled.sampled_unix_ms != last && sampled.sampled_unix_ms.is_some() {
             last = sampled.sampled_unix_ms;
             took.push((sampled.sample_took_ms.unwrap(), sampled.sample_queries.unwrap()));
@@ -69,7 +69,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     background.shutdown().await;
-    assert_eq!(pool.server_locks().waiting, 2, "the lock queries ran");
+    assert_eq!(pool.monitor().server_locks().waiting, 2, "the lock queries ran");
 
     // The poller's statements, as the server counted them.
     let rows = admin

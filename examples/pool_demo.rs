@@ -85,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     drop((a, b));
 
     println!("\nper statement (normalized, no literal values):");
-    for q in pool.query_stats() {
+    for q in pool.monitor().query_stats() {
         println!(
             "  {:>4} runs {:>3} errors {:>2} cancelled {:>9.3} ms mean  {}",
             q.calls,
@@ -95,7 +95,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             q.normalized
         );
     }
-    pool.publish_state();
+    pool.monitor().publish_state();
     println!("\nPrometheus exposition (db_client_errors_total and the pool):");
     for line in prometheus.render().lines() {
         if line.starts_with("db_client_errors_total") || line.starts_with("db_client_connections_usage") {

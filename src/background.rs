@@ -6,13 +6,13 @@
 //!
 //! - Every [`health_check_interval`](crate::MonitorConfig::health_check_interval)
 //!   (and once right away) it samples the pool into its trend
-//!   ([`MonitoredPool::sample`]), publishes bb8's `State` and
+//!   ([`PoolMonitor::sample`]), publishes bb8's `State` and
 //!   `Statistics`, so that the gauges of a pool nobody uses stay current,
 //!   and sets the performance score gauge over the last hour
-//!   ([`MonitoredPool::publish_score`]).
+//!   ([`PoolMonitor::publish_score`]).
 //! - Every minute (a history [`slot`](crate::MonitorConfig::slot)) it
 //!   snapshots the pool's statement totals, from which the error rates of
-//!   [`MonitoredPool::error_report`] are computed, observes each
+//!   [`PoolMonitor::error_report`] are computed, observes each
 //!   statement's minute against its baseline (the anomaly detector), and
 //!   applies the alert engine's degradation rule.
 //! - Every [`forecast interval`](crate::ForecastThresholds::interval) it
@@ -24,9 +24,9 @@
 //!   [`crate::alerts`]).
 //! - Every [`metrics_reset_interval`](crate::MonitorConfig::metrics_reset_interval)
 //!   (first one interval after the start; never when it is zero) it empties the pool's stores
-//!   ([`MonitoredPool::reset_stores`]); the metrics recorder is never reset.
+//!   ([`PoolMonitor::reset_stores`]); the metrics recorder is never reset.
 //! - Every 5 s (or every `health_check_interval`, if shorter) it publishes
-//!   the pool's gauges ([`MonitoredPool::publish_state`]), so that a
+//!   the pool's gauges ([`PoolMonitor::publish_state`]), so that a
 //!   scrape sees the pool as it is when no checkout has published it.
 //! - The server view's poller, when it is on, runs as a task of its own.
 //!
@@ -58,7 +58,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::layer::DbMonitorLayer;
 use crate::monitor::DbMonitor;
-use crate::pool::{MakeTls, MonitoredPool};
+use crate::pool::PoolMonitor;
 
 /// The running background task of one pool. Dropping it stops the task
 /// (at its next wake-up); [`shutdown`](Self::shutdown) stops it and waits.
@@ -149,7 +149,7 @@ async fn restart_due(sleep: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>)
 
 /// Runs one part of the background work; a panic in it is counted and
 /// logged, and the loop goes on.
-fn guard<Tls: MakeTls>(pool: &MonitoredPool<Tls>, part: &'static str, f: &mut dyn FnMut()) {
+fn guard(pool: &PoolMonitor, part: &'static str, f: &mut dyn FnMut()) {
     let run = || {
         #[cfg(test)]
         tests::injected(pool.name(), part);
@@ -160,7 +160,7 @@ fn guard<Tls: MakeTls>(pool: &MonitoredPool<Tls>, part: &'static str, f: &mut dy
     }
 }
 
-fn failed<Tls: MakeTls>(pool: &MonitoredPool<Tls>, part: &'static str, message: Option<&'static str>) {
+fn failed(pool: &PoolMonitor, part: &'static str, message: Option<&'static str>) {
     pool.shared
         .record(crate::funnel::Event::BackgroundFailed { part, message });
 }
@@ -196,23 +196,27 @@ impl DbMonitor {
     /// # Panics
     ///
     /// If called outside a Tokio runtime.
-    pub fn layer<Tls: MakeTls>(&self, pool: &MonitoredPool<Tls>) -> DbMonitorLayer {
-        let handle: Arc<dyn std::any::Any + Send + Sync> = Arc::new(self.start(pool));
-        DbMonitorLayer::new(pool.clone()).keeping(handle)
+    pub fn layer(&self, pool: impl Into<PoolMonitor>) -> DbMonitorLayer {
+        let pool: PoolMonitor = pool.into();
+        let handle: Arc<dyn std::any::Any + Send + Sync> = Arc::new(self.start(pool.clone()));
+        DbMonitorLayer::new(pool).keeping(handle)
     }
 
-    /// Starts the background work for `pool` (see the [module
-    /// docs](crate::background)) and returns its handle.
+    /// Starts the background work for `pool` (a
+    /// [`MonitoredPool`](crate::MonitoredPool), a reference to one, or its
+    /// [`PoolMonitor`]; see the [module docs](crate::background)) and
+    /// returns its handle.
     ///
     /// # Panics
     ///
     /// If called outside a Tokio runtime.
-    pub fn start<Tls: MakeTls>(&self, pool: &MonitoredPool<Tls>) -> MonitorHandle {
+    pub fn start(&self, pool: impl Into<PoolMonitor>) -> MonitorHandle {
+        let pool: PoolMonitor = pool.into();
         let (stop, stopped) = oneshot::channel::<()>();
         let periods = Periods::of(self.config());
         let name: Arc<str> = Arc::from(pool.name());
         let view = self.config().server_view.clone();
-        let task = tokio::spawn(run(pool.clone(), periods, view, stopped));
+        let task = tokio::spawn(run(pool, periods, view, stopped));
         MonitorHandle {
             pool: name,
             stop: Some(stop),
@@ -251,8 +255,8 @@ impl Periods {
 }
 
 /// The background task of `pool`, until `stopped`.
-async fn run<Tls: MakeTls>(
-    pool: MonitoredPool<Tls>,
+async fn run(
+    pool: PoolMonitor,
     periods: Periods,
     view: Option<crate::config::ServerView>,
     mut stopped: oneshot::Receiver<()>,
@@ -395,7 +399,7 @@ mod tests {
         assert_eq!(failed["poller"], 1, "the poller failed once and waits to start again");
         assert_eq!(failed.len(), 2, "no other part failed: {failed:?}");
         // Sampling kept its one-second pace: three samples in 2.5 s.
-        assert_eq!(pool.trend_report(None).samples.len(), 3);
+        assert_eq!(pool.monitor().trend_report(None).samples.len(), 3);
         assert!(!background.is_finished());
         FAILING.lock().unwrap().clear();
         background.shutdown().await;

@@ -126,7 +126,7 @@ pub use layer::{DbMonitorLayer, DbMonitorService};
 pub use monitor::{DbMonitor, DbMonitorBuilder};
 pub use pool::{
     ConnectionInfo, GenericClient, MakeTls, MonitorErrorSink, MonitoredClient, MonitoredConnection, MonitoredManager,
-    MonitoredPool, MonitoredStatement, MonitoredStream, MonitoredTransaction, MonitoredTransactionBuilder,
+    MonitoredPool, MonitoredStatement, MonitoredStream, MonitoredTransaction, MonitoredTransactionBuilder, PoolMonitor,
     PoolSnapshot, SessionStats, ToMonitoredStatement,
 };
 pub use report::QueryStats;

@@ -279,7 +279,7 @@ impl DbMonitor {
         pools.retain(|p| p.strong_count() > 0);
         pools.push(Arc::downgrade(pool.shared()));
         drop(pools);
-        pool.publish_state();
+        pool.monitor().publish_state();
         pool
     }
 

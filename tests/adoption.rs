@@ -100,6 +100,7 @@ async fn a_stream_read_in_part_keeps_its_connection_and_sends_no_cancel() {
     assert!(stats.connections_created <= 2, "{stats:?}");
     // The statement is there, as finished, with the rows its reader took.
     let entry = pool
+        .monitor()
         .query_stats()
         .into_iter()
         .find(|q| q.normalized == "SELECT title FROM stories WHERE id >= ? ORDER BY id")
@@ -123,6 +124,7 @@ async fn the_applications_customizer_runs_on_every_connection() {
     }
     // The customizer's own statement is recorded like any other.
     assert!(pool
+        .monitor()
         .query_stats()
         .iter()
         .any(|q| q.normalized.starts_with("SET search_path")));
@@ -148,6 +150,7 @@ async fn prepare_cached_prepares_each_text_once_per_connection() {
     assert_eq!(rec.counter(PREPARED_CACHE, &[("result", "hit")]), 4);
     assert_eq!(rec.counter(PREPARED_CACHE, &[("result", "miss")]), 1);
     let info = pool
+        .monitor()
         .snapshot()
         .open_connections
         .into_iter()
@@ -203,7 +206,7 @@ async fn one_generic_function_serves_monitored_and_raw_clients() {
     raw_tx.commit().await.unwrap();
 
     // Only the monitored calls were recorded.
-    let stats = pool.query_stats();
+    let stats = pool.monitor().query_stats();
     let calls = |text: &str| stats.iter().find(|q| q.normalized == text).map_or(0, |q| q.calls);
     assert_eq!(calls("SELECT title FROM stories WHERE id = ?"), 1);
     assert_eq!(calls("INSERT INTO stories(id, title) VALUES (...)"), 1);

@@ -46,6 +46,7 @@ async fn a_real_deadlock_reaches_alertmanager_and_its_resolution_ends_it_there()
     assert!(arrived, "the alert never reached Alertmanager: {:?}", am.alerts());
     let received = ours.unwrap();
     let local = pool
+        .monitor()
         .alerts()
         .active
         .into_iter()
@@ -73,7 +74,7 @@ async fn a_real_deadlock_reaches_alertmanager_and_its_resolution_ends_it_there()
 
     // Resolved by hand: the notifier sends endsAt = now, and Alertmanager
     // (whose resolve_timeout is an hour here) stops listing it as active.
-    pool.resolve_alert(&local.id, "test").unwrap();
+    pool.monitor().resolve_alert(&local.id, "test").unwrap();
     let gone = eventually(Duration::from_secs(20), || {
         am.alerts()
             .iter()

@@ -75,6 +75,7 @@ impl Setup {
         let appeared = eventually(Duration::from_secs(10), || {
             found = self
                 .pool
+                .monitor()
                 .alerts()
                 .active
                 .into_iter()
@@ -85,7 +86,7 @@ impl Setup {
         assert!(
             appeared,
             "no active {alert_type} alert; active: {:#?}",
-            self.pool.alerts().active
+            self.pool.monitor().alerts().active
         );
         found.unwrap()
     }
@@ -94,6 +95,7 @@ impl Setup {
     async fn resolved_by_rule(&self, id: &str) -> bool {
         eventually(Duration::from_secs(10), || {
             self.pool
+                .monitor()
                 .alert_history(10)
                 .resolved
                 .iter()
@@ -165,12 +167,12 @@ async fn a_real_deadlock_fires_once_repeats_quietly_and_resolves_by_hand() {
     assert_eq!(s.heard("repeated", AlertType::Deadlock), 0);
 
     // Resolved by hand: the notifiers hear it, it moves to the history.
-    assert!(s.pool.resolve_alert("ffffffffffffffff", "test").is_none());
-    let resolved = s.pool.resolve_alert(&alert.id, "the test").expect("active");
+    assert!(s.pool.monitor().resolve_alert("ffffffffffffffff", "test").is_none());
+    let resolved = s.pool.monitor().resolve_alert(&alert.id, "the test").expect("active");
     assert_eq!(resolved.resolved_by.as_deref(), Some("the test"));
     assert_eq!(s.heard("resolved", AlertType::Deadlock), 1);
-    assert!(s.pool.alerts().active.iter().all(|a| a.id != alert.id));
-    let history = s.pool.alert_history(10);
+    assert!(s.pool.monitor().alerts().active.iter().all(|a| a.id != alert.id));
+    let history = s.pool.monitor().alert_history(10);
     assert_eq!(history.resolved[0].id, alert.id);
     assert_eq!(history.resolved[0].occurrences, 2);
     assert_eq!(s.gauge(AlertType::Deadlock, AlertSeverity::High), Some(0.0));
@@ -256,6 +258,7 @@ async fn slow_statements_fire_one_alert_per_fingerprint() {
     assert!(eventually(Duration::from_secs(2), || s.heard("fired", AlertType::SlowQuery) == 2).await);
     let slow: Vec<_> = s
         .pool
+        .monitor()
         .alerts()
         .active
         .into_iter()
@@ -296,7 +299,7 @@ async fn a_really_full_pool_fires_pool_exhaustion_timeout_and_utilization() {
     // stays.
     drop((a, b));
     assert!(s.resolved_by_rule(&utilization.id).await);
-    assert!(s.pool.alerts().active.iter().any(|a| a.id == timeout.id));
+    assert!(s.pool.monitor().alerts().active.iter().any(|a| a.id == timeout.id));
     assert_eq!(s.heard("resolved", AlertType::PoolExhaustion), 1);
 }
 
@@ -315,6 +318,7 @@ async fn failing_statements_fire_high_error_rates_with_severity_by_window() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(s
         .pool
+        .monitor()
         .alerts()
         .active
         .iter()
@@ -350,7 +354,7 @@ async fn failing_statements_fire_high_error_rates_with_severity_by_window() {
         AlertSeverity::Low
     );
     // The score counts them.
-    let score = s.pool.performance(60);
+    let score = s.pool.monitor().performance(60);
     assert!(score.parts.alerts.score < 1.0, "{:?}", score.parts.alerts);
 }
 
@@ -384,7 +388,7 @@ async fn a_stopped_server_fires_connection_failure_and_recovery_resolves_it() {
     // Connects fail in a row: high, once the streak reaches 5.
     for _ in 0..20 {
         let _ = s.pool.get().await;
-        if s.pool.alerts().active.iter().any(|a| a.key == "consecutive") {
+        if s.pool.monitor().alerts().active.iter().any(|a| a.key == "consecutive") {
             break;
         }
     }
@@ -409,7 +413,7 @@ async fn a_stopped_server_fires_connection_failure_and_recovery_resolves_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(served);
-    assert!(s.resolved_by_rule(&streak.id).await, "{:#?}", s.pool.alerts());
+    assert!(s.resolved_by_rule(&streak.id).await, "{:#?}", s.pool.monitor().alerts());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,10 +421,13 @@ async fn without_a_background_task_evaluate_alerts_applies_the_rules() {
     let (monitor, _rec) = support::monitor(MonitorConfig::default().alerts(thresholds()));
     let pool = support::pool(&monitor, "alert_manual", 4).await;
     let _ = deadlock(&pool).await;
-    assert!(pool.alerts().active.is_empty(), "nothing evaluates on its own");
-    pool.evaluate_alerts();
-    assert_eq!(pool.alerts().active.len(), 1);
-    assert_eq!(pool.alerts().active[0].alert_type, AlertType::Deadlock);
+    assert!(
+        pool.monitor().alerts().active.is_empty(),
+        "nothing evaluates on its own"
+    );
+    pool.monitor().evaluate_alerts();
+    assert_eq!(pool.monitor().alerts().active.len(), 1);
+    assert_eq!(pool.monitor().alerts().active[0].alert_type, AlertType::Deadlock);
     let _ = DbMonitor::clone(&monitor);
 }
 
@@ -429,17 +436,17 @@ async fn a_reset_first_hands_what_the_alert_engine_has_not_read_to_its_rules() {
     let (monitor, _rec) = support::monitor(MonitorConfig::default().alerts(thresholds()));
     let pool = support::pool(&monitor, "alert_reset", 4).await;
     let _ = deadlock(&pool).await;
-    pool.reset_stores();
-    assert_eq!(pool.error_report(None).errors, 0, "the store was emptied");
-    pool.evaluate_alerts();
-    let active = pool.alerts().active;
+    pool.monitor().reset_stores();
+    assert_eq!(pool.monitor().error_report(None).errors, 0, "the store was emptied");
+    pool.monitor().evaluate_alerts();
+    let active = pool.monitor().alerts().active;
     assert_eq!(active.len(), 1, "the deadlock reached the rules: {active:#?}");
     assert_eq!(active[0].alert_type, AlertType::Deadlock);
 
     let _ = deadlock(&pool).await;
-    pool.reset_errors();
-    pool.evaluate_alerts();
-    let seen: u64 = pool.alerts().active.iter().map(|a| a.occurrences).sum();
+    pool.monitor().reset_errors();
+    pool.monitor().evaluate_alerts();
+    let seen: u64 = pool.monitor().alerts().active.iter().map(|a| a.occurrences).sum();
     assert_eq!(seen, 2, "so did the second one");
 }
 
@@ -449,10 +456,10 @@ async fn a_full_pool_seen_at_a_sample_stays_alerted_until_a_sample_says_otherwis
     let pool = support::pool(&monitor, "alert_sampled", 2).await;
     let a = pool.get().await.unwrap();
     let b = pool.get().await.unwrap();
-    pool.sample();
+    pool.monitor().sample();
     drop((a, b));
-    pool.evaluate_alerts();
-    let fired = pool.alerts().active;
+    pool.monitor().evaluate_alerts();
+    let fired = pool.monitor().alerts().active;
     assert_eq!(fired.len(), 1, "{fired:#?}");
     assert!(
         fired[0].message.starts_with("pool at 100% at the last sample (2 of 2"),
@@ -461,16 +468,23 @@ async fn a_full_pool_seen_at_a_sample_stays_alerted_until_a_sample_says_otherwis
     );
     // Longer than clear_after, but the sample still speaks for its interval.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    pool.evaluate_alerts();
-    assert_eq!(pool.alerts().active.len(), 1);
+    pool.monitor().evaluate_alerts();
+    assert_eq!(pool.monitor().alerts().active.len(), 1);
     // The next sample still counts the two held at the start of its
     // interval; the one after it sees a calm pool, and clear_after later
     // the alert resolves.
-    pool.sample();
-    pool.sample();
-    pool.evaluate_alerts();
+    pool.monitor().sample();
+    pool.monitor().sample();
+    pool.monitor().evaluate_alerts();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    pool.evaluate_alerts();
-    assert!(pool.alerts().active.is_empty(), "{:#?}", pool.alerts());
-    assert_eq!(pool.alert_history(1).resolved[0].resolved_by.as_deref(), Some("rule"));
+    pool.monitor().evaluate_alerts();
+    assert!(
+        pool.monitor().alerts().active.is_empty(),
+        "{:#?}",
+        pool.monitor().alerts()
+    );
+    assert_eq!(
+        pool.monitor().alert_history(1).resolved[0].resolved_by.as_deref(),
+        Some("rule")
+    );
 }

@@ -230,9 +230,9 @@ async fn the_tonic_example_answers_a_health_check_that_touches_the_database() {
     let server = tokio::spawn(tonic_example::serve(listener, pool.clone()));
     let status = tonic_example::check(format!("http://{addr}")).await.unwrap();
     assert_eq!(status, "Serving");
-    let stats = pool.query_stats();
+    let stats = pool.monitor().query_stats();
     assert!(stats.iter().any(|q| q.normalized == "SELECT ?"), "{stats:#?}");
-    let recent = pool.recent_statements(5);
+    let recent = pool.monitor().recent_statements(5);
     assert_eq!(recent[0].route.as_deref(), Some("/grpc.health.v1.Health/Check"));
     // The layer's own routes answer on the gRPC server's port too.
     let client = tcp_client();

@@ -53,7 +53,7 @@ async fn a_real_deadlock_is_classified_once() {
         ),
         4
     );
-    let stats = pool.query_stats();
+    let stats = pool.monitor().query_stats();
     let entry = stats
         .iter()
         .find(|q| q.table.as_deref() == Some(table.as_str()) && q.operation == db_monitor::sql::Operation::Update)
@@ -62,7 +62,7 @@ async fn a_real_deadlock_is_classified_once() {
     assert_eq!(entry.normalized, format!("UPDATE {table} SET v = v + ? WHERE id = ?"));
     // The other side of the deadlock, from the pids in the DETAIL: the
     // pool's other connection and where it was checked out.
-    let kept = pool.error_report(None);
+    let kept = pool.monitor().error_report(None);
     let message = &kept.recent[0].message;
     assert!(
         message.starts_with("deadlock detected; the other side: connection ")
@@ -283,7 +283,7 @@ async fn terminating_a_busy_connection_fails_its_statement_once() {
     );
     assert_eq!(rec.counter(ERRORS, &[]), 1, "{}", rec.dump(ERRORS));
     assert_eq!(rec.count(OPERATION_DURATION, &[("error_type", "admin_shutdown")]), 1);
-    pool.publish_state();
+    pool.monitor().publish_state();
     assert_eq!(
         rec.counter("db_client_connection_closed_total", &[("reason", "broken")]),
         1
@@ -317,7 +317,7 @@ async fn a_full_pool_times_out_as_pool_exhausted() {
         Some(2.0)
     );
     drop(held);
-    pool.publish_state();
+    pool.monitor().publish_state();
     assert_eq!(
         rec.gauge("db_client_connections_usage", &[("state", "used")]),
         Some(0.0)
@@ -343,7 +343,7 @@ async fn a_refused_port_times_out_as_connect_timeout() {
             &[("error_type", "connection_failure"), ("db_response_status_code", "")]
         ) >= 1
     );
-    assert!(pool.snapshot().consecutive_connect_failures >= 1);
+    assert!(pool.monitor().snapshot().consecutive_connect_failures >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,7 +360,7 @@ async fn an_abandoned_statement_retires_its_connection_and_is_cancelled_on_the_s
     drop(conn);
 
     assert_eq!(rec.counter(OPERATIONS_CANCELLED, &[("db_query_summary", "SELECT")]), 1);
-    let stats = pool.query_stats();
+    let stats = pool.monitor().query_stats();
     let entry = stats.iter().find(|q| q.normalized == "SELECT pg_sleep(?)").unwrap();
     assert_eq!((entry.calls, entry.cancelled, entry.errors), (1, 1, 0));
     assert_eq!(
@@ -391,7 +391,7 @@ async fn an_abandoned_statement_retires_its_connection_and_is_cancelled_on_the_s
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(running, 0, "the abandoned statement is still running on the server");
-    pool.publish_state();
+    pool.monitor().publish_state();
     assert_eq!(
         rec.counter("db_client_connection_closed_total", &[("reason", "broken")]),
         1
@@ -420,7 +420,7 @@ async fn a_row_stream_dropped_while_the_server_still_sends_is_cancelled_there() 
     drop(conn);
     assert_eq!(rec.counter(STREAMS_ENDED_EARLY, &[]), 1);
     assert_eq!(rec.counter(OPERATIONS_CANCELLED, &[]), 0);
-    let stats = pool.query_stats();
+    let stats = pool.monitor().query_stats();
     let entry = stats
         .iter()
         .find(|q| q.normalized == "SELECT g FROM generate_series(?, ?) g")
@@ -441,7 +441,7 @@ async fn a_row_stream_dropped_while_the_server_still_sends_is_cancelled_there() 
         .collect()
         .await;
     assert_eq!(all.len(), 5);
-    let stats = pool.query_stats();
+    let stats = pool.monitor().query_stats();
     let entry = stats
         .iter()
         .find(|q| q.normalized == "SELECT g FROM generate_series(?, ?) g")
@@ -668,7 +668,7 @@ async fn a_connection_cut_without_a_word_is_kept_as_lost() {
         "{}",
         rec.dump(ERRORS)
     );
-    let report = pool.error_report(None);
+    let report = pool.monitor().error_report(None);
     assert_eq!(report.errors, 1, "{report:#?}");
     let kept = &report.recent[0];
     assert_eq!(kept.error_type, ErrorKind::ConnectionFailure);
@@ -759,7 +759,7 @@ async fn a_server_restart_fails_then_recovers_without_a_new_pool() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "the same pool should serve again after the restart");
-    assert_eq!(pool.snapshot().consecutive_connect_failures, 0);
+    assert_eq!(pool.monitor().snapshot().consecutive_connect_failures, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -783,9 +783,10 @@ async fn client_side_conversion_errors_are_kept_without_the_value_they_quote() {
     assert!(cause(&encode).is_some_and(|c| c.contains("encode-marker")));
     drop(conn);
 
-    let report = pool.error_report(None);
+    let report = pool.monitor().error_report(None);
     assert_eq!(report.errors, 2, "{report:#?}");
-    let kept = serde_json::to_string(&report).unwrap() + &serde_json::to_string(&pool.comprehensive(5, 50)).unwrap();
+    let kept =
+        serde_json::to_string(&report).unwrap() + &serde_json::to_string(&pool.monitor().comprehensive(5, 50)).unwrap();
     for marker in ["decode-marker", "encode-marker", "alice@x.com", "bob@y.com"] {
         assert!(!kept.contains(marker), "{marker} was kept: {kept}");
     }
@@ -863,7 +864,7 @@ async fn messages_the_application_raises_keep_their_sqlstate_and_no_text() {
     }
     assert_eq!(codes, ["P0001", "22012", "P0004"]);
     drop(conn);
-    let report = pool.error_report(None);
+    let report = pool.monitor().error_report(None);
     let kept = serde_json::to_string(&report).unwrap();
     for marker in [
         "raise-marker",
@@ -1009,20 +1010,24 @@ async fn an_error_storm_past_the_store_is_counted_whole() {
         conn.execute(&*insert, &[]).await.unwrap_err();
     }
     drop(conn);
-    for report in [pool.error_report(None), pool.error_report(Some(5))] {
+    for report in [pool.monitor().error_report(None), pool.monitor().error_report(Some(5))] {
         assert_eq!(report.errors, 300, "{:?}", report.by_type);
         assert_eq!(report.by_type["constraint_violation"], 300);
         assert_eq!(report.by_sqlstate["23505"], 300);
         assert_eq!((report.kept, report.recent.len()), (50, 50));
         assert_eq!(report.evicted, 250);
     }
-    let series = pool.series(5);
+    let series = pool.monitor().series(5);
     let charted: u64 = series
         .points
         .iter()
         .filter_map(|p| p.errors_by_kind.get("constraint_violation"))
         .sum();
     assert_eq!(charted, 300);
-    pool.reset_stores();
-    assert_eq!(pool.error_report(None).errors, 0, "a reset starts the counts again");
+    pool.monitor().reset_stores();
+    assert_eq!(
+        pool.monitor().error_report(None).errors,
+        0,
+        "a reset starts the counts again"
+    );
 }

@@ -47,12 +47,12 @@ async fn a_statement_made_slower_is_flagged_against_its_baseline() {
     }
     // The baseline: warm-up and a few normal minutes.
     tokio::time::sleep(Duration::from_millis(400 * 8)).await;
-    let before = pool.anomalies();
+    let before = pool.monitor().anomalies();
     slow.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let mut found = None;
     while started.elapsed() < Duration::from_secs(10) {
-        let anomalies = pool.anomalies();
+        let anomalies = pool.monitor().anomalies();
         if let Some(a) = anomalies.iter().find(|a| a.statement.contains("pg_sleep")) {
             found = Some((started.elapsed(), a.clone()));
             break;
@@ -60,13 +60,13 @@ async fn a_statement_made_slower_is_flagged_against_its_baseline() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (after, anomaly) = found.unwrap_or_else(|| {
-        let sleeps = pool.query_performance(1, 10);
+        let sleeps = pool.monitor().query_performance(1, 10);
         let sleeps = sleeps.by_statement.iter().find(|s| s.statement.contains("pg_sleep"));
         panic!("no anomaly; before the step: {before:?}; the statement over the last minute: {sleeps:#?}")
     });
     // Read while the statement is still slow: the query performance marks
     // it, and the gauge counts it.
-    let report = pool.query_performance(5, 10);
+    let report = pool.monitor().query_performance(5, 10);
     let gauge = recorded.gauge("db_monitor_anomalous_statements", &[("kind", "latency")]);
     stop.store(true, Ordering::Relaxed);
     for w in workers {
@@ -82,7 +82,7 @@ async fn a_statement_made_slower_is_flagged_against_its_baseline() {
     assert!(anomaly.baseline < 20.0, "{anomaly:?}");
     assert!(anomaly.z >= 4.0 && anomaly.robust_z.unwrap() >= 4.0, "{anomaly:?}");
     assert!(
-        !pool.anomalies().iter().any(|a| a.statement == "SELECT ?"),
+        !pool.monitor().anomalies().iter().any(|a| a.statement == "SELECT ?"),
         "the steady statement is not anomalous"
     );
     let marked = report
@@ -102,13 +102,14 @@ async fn a_statement_made_slower_is_flagged_against_its_baseline() {
     assert!(report.anomalies.iter().any(|a| a.fingerprint == anomaly.fingerprint));
     assert!(gauge.is_some_and(|n| n >= 1.0), "{gauge:?}");
     let fired = support::eventually(Duration::from_secs(2), || {
-        pool.alerts()
+        pool.monitor()
+            .alerts()
             .active
             .iter()
             .any(|a| a.alert_type == AlertType::LatencyAnomaly && a.message.contains("pg_sleep"))
     })
     .await;
-    assert!(fired, "{:#?}", pool.alerts());
+    assert!(fired, "{:#?}", pool.monitor().alerts());
 }
 
 /// Holders join a pool of 8 one every 250 ms and keep their connection:
@@ -131,7 +132,7 @@ async fn a_ramp_of_holders_is_forecast_before_the_first_timeout() {
     let _background = monitor.start(&pool);
     // A steady second before the ramp.
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(pool.forecast().map(|f| f.state), Some("steady"));
+    assert_eq!(pool.monitor().forecast().map(|f| f.state), Some("steady"));
     let gauge = recorded.gauge("db_monitor_pool_exhausted_in_seconds", &[]);
     assert!(gauge.is_some_and(f64::is_nan), "NaN without a forecast: {gauge:?}");
 
@@ -159,6 +160,7 @@ async fn a_ramp_of_holders_is_forecast_before_the_first_timeout() {
     while start.elapsed() < Duration::from_secs(8) && (forecast_at.is_none() || first_timeout.is_none()) {
         if forecast_at.is_none() {
             if let Some(f) = pool
+                .monitor()
                 .forecast()
                 .filter(|f| f.exhausted_in_seconds.is_some() && f.state == "forecast")
             {
@@ -186,13 +188,14 @@ async fn a_ramp_of_holders_is_forecast_before_the_first_timeout() {
         .gauge("db_monitor_pool_exhausted_in_seconds", &[])
         .is_some_and(f64::is_finite));
     let fired = support::eventually(Duration::from_secs(2), || {
-        pool.alerts()
+        pool.monitor()
+            .alerts()
             .active
             .iter()
             .any(|a| a.alert_type == AlertType::PoolExhaustionForecast && a.key == "forecast")
     })
     .await;
-    assert!(fired, "{:#?}", pool.alerts());
+    assert!(fired, "{:#?}", pool.monitor().alerts());
     for h in holders {
         h.abort();
     }

@@ -74,8 +74,8 @@ async fn every_route_answers_json_from_the_stores_without_literals() {
     assert!(duplicate.is_err());
     drop(conn);
     let _ = deadlock(&pool).await;
-    pool.sample();
-    pool.evaluate_alerts();
+    pool.monitor().sample();
+    pool.monitor().evaluate_alerts();
     let service = app(pool.clone(), DbMonitorLayer::new(pool.clone()).admin_token(TOKEN));
 
     let health = get_json(&service, "/health/database").await;
@@ -536,7 +536,10 @@ async fn passing_requests_get_their_own_statistics_server_timing_and_n_plus_one(
     );
     let ms: f64 = timing["db;dur=".len()..timing.find(";desc").unwrap()].parse().unwrap();
     assert!(ms > 0.0 && ms < 5000.0, "{ms}");
-    assert!(pool.comprehensive(5, 10).n_plus_one.is_empty(), "3 runs is no N+1 at 5");
+    assert!(
+        pool.monitor().comprehensive(5, 10).n_plus_one.is_empty(),
+        "3 runs is no N+1 at 5"
+    );
 
     // Six runs of one statement in one request: an N+1 pattern, once per
     // request, under the route.
@@ -547,12 +550,12 @@ async fn passing_requests_get_their_own_statistics_server_timing_and_n_plus_one(
             Some("\"6 queries\"")
         );
     }
-    let patterns = pool.comprehensive(5, 10).n_plus_one;
+    let patterns = pool.monitor().comprehensive(5, 10).n_plus_one;
     assert_eq!(patterns.len(), 1, "{patterns:#?}");
     assert_eq!(patterns[0].route.as_deref(), Some("/items"));
     assert_eq!(patterns[0].statement.as_deref(), Some("SELECT ?::int + ?"));
     assert_eq!((patterns[0].requests, patterns[0].max_runs), (2, 6));
-    let recent = pool.recent_statements(1);
+    let recent = pool.monitor().recent_statements(1);
     assert_eq!(recent[0].route.as_deref(), Some("/items"));
 
     // The prefix moved; the old one is the application's now.
@@ -599,9 +602,9 @@ async fn health_checks_are_not_counted_as_the_application_s_work() {
         let (status, _, _) = call(&service, Method::GET, "/health/database", None).await;
         assert_eq!(status, StatusCode::OK);
     }
-    let statements = pool.query_performance(60, 50);
+    let statements = pool.monitor().query_performance(60, 50);
     assert!(statements.by_statement.is_empty(), "{statements:#?}");
-    assert!(pool.recent_statements(10).is_empty());
+    assert!(pool.monitor().recent_statements(10).is_empty());
     assert_eq!(
         rec.count("db_client_connection_wait_time_seconds", &[]),
         0,
@@ -626,7 +629,7 @@ async fn default_routes_carry_the_method_and_grpc_paths_label_themselves() {
         .route("/stories/{id}", get(handler).patch(handler).delete(handler))
         .with_state(pool.clone())
         .layer(DbMonitorLayer::new(pool.clone()));
-    let route_of_last = |pool: MonitoredPool<NoTls>| pool.recent_statements(1)[0].route.clone();
+    let route_of_last = |pool: MonitoredPool<NoTls>| pool.monitor().recent_statements(1)[0].route.clone();
     for method in [Method::GET, Method::PATCH, Method::DELETE] {
         let request = Request::builder()
             .method(method.clone())
@@ -704,7 +707,7 @@ async fn routes_have_their_own_table_and_errors_their_route() {
         let request = Request::builder().uri(path).body(axum::body::Body::empty()).unwrap();
         router.clone().oneshot(request).await.unwrap();
     }
-    let routes = pool.route_report();
+    let routes = pool.monitor().route_report();
     assert_eq!(routes.len(), 2, "{routes:#?}");
     let three = &routes[0];
     assert_eq!(three.route, "GET /three", "the most database time first");
@@ -720,9 +723,9 @@ async fn routes_have_their_own_table_and_errors_their_route() {
         ("GET /fail", 1)
     );
 
-    let errors = pool.error_report(None);
+    let errors = pool.monitor().error_report(None);
     assert_eq!(errors.recent[0].route.as_deref(), Some("GET /fail"), "{errors:#?}");
-    let doc = pool.comprehensive(60, 10);
+    let doc = pool.monitor().comprehensive(60, 10);
     assert_eq!(doc.routes, routes);
 }
 
@@ -739,14 +742,14 @@ async fn raw_path_labels_are_cut_so_long_paths_cannot_grow_the_tables() {
         let (status, _, _) = call(&service, Method::GET, &path, None).await;
         assert_eq!(status, StatusCode::OK);
     }
-    let routes = pool.route_report();
+    let routes = pool.monitor().route_report();
     assert!(!routes.is_empty());
     assert!(
         routes.iter().all(|r| r.route.len() <= 256 && r.route.ends_with('…')),
         "{:?}",
         routes.iter().map(|r| r.route.len()).collect::<Vec<_>>()
     );
-    let recent = pool.recent_statements(1);
+    let recent = pool.monitor().recent_statements(1);
     assert!(recent[0].route.as_deref().is_some_and(|r| r.len() <= 256));
 }
 
@@ -759,7 +762,7 @@ async fn the_monitors_layer_keeps_the_background_task_while_it_lives() {
     config.health_check_interval = Duration::from_secs(1);
     let (monitor, _rec) = monitor(config);
     let pool = pool(&monitor, "layer_keeps_background", 1).await;
-    let samples = || pool.trend_report(None).samples.len();
+    let samples = || pool.monitor().trend_report(None).samples.len();
     let service = app(pool.clone(), monitor.layer(&pool));
     tokio::time::sleep(Duration::from_millis(2300)).await;
     let running = samples();

@@ -77,7 +77,7 @@ async fn accounting_is_exact_for_32_tasks_of_2000_statements() {
     );
     assert_eq!(rec.counter(ERRORS, &[]), errors as u64);
 
-    let stats = pool.query_stats();
+    let stats = pool.monitor().query_stats();
     assert_eq!(stats.iter().map(|q| q.calls).sum::<u64>(), total as u64);
     assert_eq!(stats.iter().map(|q| q.errors).sum::<u64>(), errors as u64);
     let ok = stats.iter().find(|q| q.normalized == "SELECT ?::int4").unwrap();
@@ -89,7 +89,7 @@ async fn accounting_is_exact_for_32_tasks_of_2000_statements() {
     assert_eq!((bad.calls, bad.errors), (errors as u64, errors as u64));
     assert_ne!(ok.fingerprint, bad.fingerprint);
 
-    let snapshot = pool.snapshot();
+    let snapshot = pool.monitor().snapshot();
     assert_eq!(
         snapshot.open_connections.iter().map(|c| c.statements).sum::<u64>(),
         total as u64
@@ -236,7 +236,7 @@ async fn every_client_method_is_timed_under_its_statement() {
         "the committed row and the copied rows stay; rolled back and dropped ones do not"
     );
 
-    let stats = pool.query_stats();
+    let stats = pool.monitor().query_stats();
     let calls = |normalized: &str| {
         stats
             .iter()
@@ -318,6 +318,7 @@ async fn sessions_and_connections_report_their_own_counts() {
 
     let id = conn.connection_id();
     let listed = pool
+        .monitor()
         .snapshot()
         .open_connections
         .into_iter()
@@ -327,6 +328,7 @@ async fn sessions_and_connections_report_their_own_counts() {
     assert_eq!((listed.statements, listed.errors, listed.checkouts), (3, 1, 1));
     drop(conn);
     let listed = pool
+        .monitor()
         .snapshot()
         .open_connections
         .into_iter()
@@ -436,7 +438,7 @@ async fn labels_stay_bounded_past_every_cap() {
     let summaries = rec.label_values(OPERATION_DURATION, QUERY_SUMMARY);
     assert!(summaries.len() <= 3, "{summaries:?}");
     assert!(summaries.contains(&"OTHER".to_owned()), "{summaries:?}");
-    let stats = pool.query_stats();
+    let stats = pool.monitor().query_stats();
     assert!(stats.len() <= 5, "4 fingerprints and the other bucket: {}", stats.len());
     assert!(stats.iter().any(|q| q.fingerprint == 0 && q.normalized == "other"));
     assert_eq!(
@@ -448,12 +450,12 @@ async fn labels_stay_bounded_past_every_cap() {
     // Texts past the statement cache are fingerprinted on each run (and,
     // past the fingerprint cap, counted in the other bucket).
     let other = |stats: &[db_monitor::QueryStats]| stats.iter().find(|q| q.fingerprint == 0).map_or(0, |q| q.calls);
-    let other_before = other(&pool.query_stats());
+    let other_before = other(&pool.monitor().query_stats());
     let texts: Vec<String> = (0..5).map(|i| format!("SELECT {i} AS literal_only")).collect();
     for sql in &texts {
         conn.query(sql.as_str(), &[]).await.unwrap();
     }
-    let stats = pool.query_stats();
+    let stats = pool.monitor().query_stats();
     assert_eq!(
         stats.iter().map(|q| q.calls).sum::<u64>(),
         17,
@@ -500,7 +502,7 @@ async fn bb8_state_and_statistics_are_published() {
         1
     );
     drop(conn);
-    pool.publish_state();
+    pool.monitor().publish_state();
     assert_eq!(rec.gauge(CONNECTIONS_USAGE, &[("state", "used")]), Some(0.0));
 }
 
@@ -521,7 +523,7 @@ async fn setup_statements_run_on_every_new_connection() {
     let conn = pool.get().await.unwrap();
     let timeout: String = conn.query_one_scalar("SHOW statement_timeout", &[]).await.unwrap();
     assert_eq!(timeout, "123ms");
-    assert_eq!(pool.snapshot().connections_set_up, 1);
+    assert_eq!(pool.monitor().snapshot().connections_set_up, 1);
     assert_eq!(rec.count(OPERATION_DURATION, &[("db_operation_name", "SET")]), 1);
 }
 
@@ -544,8 +546,8 @@ async fn one_monitor_watches_several_named_pools_apart() {
         )
     };
     assert_eq!((on("primary"), on("replica")), (3, 1));
-    assert_eq!(primary.query_stats()[0].calls, 3);
-    assert_eq!(replica.query_stats()[0].calls, 1);
+    assert_eq!(primary.monitor().query_stats()[0].calls, 3);
+    assert_eq!(replica.monitor().query_stats()[0].calls, 1);
     // A dropped pool is forgotten once bb8 has closed its connections.
     drop(replica);
     assert!(eventually(Duration::from_secs(5), || monitor.pool_names() == ["primary"]).await);
@@ -601,9 +603,13 @@ async fn the_background_task_takes_any_interval_and_a_zero_reset_interval_never_
         tokio::task::yield_now().await;
     }
     assert!(!background.is_finished(), "the task is alive");
-    let samples = pool.trend_report(None).samples.len();
+    let samples = pool.monitor().trend_report(None).samples.len();
     assert!((2..=31).contains(&samples), "sampled, at most every second: {samples}");
-    assert_eq!(pool.error_report(None).errors, 1, "a zero reset interval never resets");
+    assert_eq!(
+        pool.monitor().error_report(None).errors,
+        1,
+        "a zero reset interval never resets"
+    );
 
     let mut huge = MonitorConfig::default();
     huge.metrics_reset_interval = Duration::from_secs(365 * 24 * 3600);
@@ -659,14 +665,14 @@ async fn the_background_task_samples_an_idle_pool_and_stops() {
     // Let the task start and take its first sample (its first tick is a
     // timer, which fires when the runtime turns its timer driver).
     tokio::time::sleep(Duration::from_millis(1)).await;
-    assert_eq!(pool.trend_report(None).samples.len(), 1);
+    assert_eq!(pool.monitor().trend_report(None).samples.len(), 1);
     drop(held);
     tokio::time::advance(period / 2).await;
     assert_eq!(used(), Some(1.0), "nothing published between samples");
     tokio::time::advance(period).await;
     tokio::task::yield_now().await;
     assert_eq!(used(), Some(0.0), "the sampler published the returned connection");
-    let trend = pool.trend_report(None);
+    let trend = pool.monitor().trend_report(None);
     assert_eq!(trend.samples.len(), 2);
     assert_eq!((trend.samples[0].in_use, trend.samples[1].in_use), (1, 0));
     assert_eq!(
@@ -676,11 +682,11 @@ async fn the_background_task_samples_an_idle_pool_and_stops() {
     assert_eq!((trend.samples[0].max_size, trend.peak_utilization), (3, 1.0 / 3.0));
 
     // The stores are emptied every reset interval; the metrics are not.
-    assert_eq!(pool.error_report(None).errors, 1);
+    assert_eq!(pool.monitor().error_report(None).errors, 1);
     tokio::time::advance(monitor.config().metrics_reset_interval).await;
     tokio::task::yield_now().await;
-    assert_eq!(pool.error_report(None).errors, 0);
-    assert!(pool.query_stats().iter().all(|q| q.calls == 0));
+    assert_eq!(pool.monitor().error_report(None).errors, 0);
+    assert!(pool.monitor().query_stats().iter().all(|q| q.calls == 0));
     assert_eq!(
         rec.counter("db_client_errors_total", &[("error_type", "syntax_or_access")]),
         1
@@ -731,7 +737,7 @@ async fn the_error_store_keeps_masked_errors_patterns_and_rates() {
     // A checkout timeout (the only connection is held).
     assert!(pool.get().await.is_err());
 
-    let report = pool.error_report(None);
+    let report = pool.monitor().error_report(None);
     let json = serde_json::to_string(&report).unwrap();
     assert!(!json.contains("secret") && !json.contains("hunter2"), "{json}");
     assert_eq!(report.errors, 5);
@@ -767,14 +773,14 @@ async fn the_error_store_keeps_masked_errors_patterns_and_rates() {
     );
 
     // Rates: failed statements over statements, exactly as counted.
-    let statements: u64 = pool.query_stats().iter().map(|q| q.calls).sum();
+    let statements: u64 = pool.monitor().query_stats().iter().map(|q| q.calls).sum();
     assert_eq!(statements, 1 + 1 + 3 + 1 + 10);
     for rate in &report.rates {
         assert_eq!((rate.statements, rate.errors), (statements, 4));
         assert_eq!(rate.rate, Some(4.0 / statements as f64));
         assert!(rate.covered_seconds < 60.0, "the pool is younger than every window");
     }
-    assert_eq!(pool.error_report(Some(1)).errors, 5);
+    assert_eq!(pool.monitor().error_report(Some(1)).errors, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -791,7 +797,7 @@ async fn the_slow_query_store_groups_slow_runs_by_statement() {
     assert!(conn.query("SELECT pg_sleep(5), 'x'", &[]).await.is_err());
     conn.batch_execute("RESET statement_timeout").await.unwrap();
 
-    let report = pool.slow_query_report(Some(60), 10);
+    let report = pool.monitor().slow_query_report(Some(60), 10);
     assert_eq!(report.threshold_ms, 100.0);
     assert_eq!(report.occurrences, 5);
     let sleeps = report
@@ -810,7 +816,7 @@ async fn the_slow_query_store_groups_slow_runs_by_statement() {
         rec.counter("db_client_slow_queries_total", &[("db_query_summary", "SELECT")]),
         5
     );
-    assert_eq!(pool.slow_query_report(None, 1).groups.len(), 1);
+    assert_eq!(pool.monitor().slow_query_report(None, 1).groups.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -833,7 +839,7 @@ async fn query_performance_reports_percentiles_by_statement_operation_and_table(
         assert!(conn.execute(&insert, &[&id]).await.is_err()); // duplicate keys
     }
 
-    let report = pool.query_performance(60, 10);
+    let report = pool.monitor().query_performance(60, 10);
     let json = serde_json::to_value(&report).unwrap();
     assert!(json["by_statement"][0]["p95_ms"].is_number(), "flattened stats: {json}");
     assert!(report.covered_seconds < 60.0);
@@ -871,8 +877,11 @@ async fn query_performance_reports_percentiles_by_statement_operation_and_table(
     assert_eq!(by_op.stats.count, 10);
     assert_eq!(report.overall.count, 1 + 10 + 35);
     assert!(report.degraded.is_empty(), "no baseline hour yet");
-    assert_eq!(pool.query_performance(1, 10).overall.count, report.overall.count);
-    assert_eq!(pool.query_performance(5000, 1).by_statement.len(), 1);
+    assert_eq!(
+        pool.monitor().query_performance(1, 10).overall.count,
+        report.overall.count
+    );
+    assert_eq!(pool.monitor().query_performance(5000, 1).by_statement.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -895,7 +904,7 @@ async fn a_known_workload_gives_the_expected_comprehensive_report() {
         .batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY, customer int)"))
         .await
         .unwrap();
-    pool.sample(); // the trend's first sample, before the burst
+    pool.monitor().sample(); // the trend's first sample, before the burst
 
     // Known work: 3 slow statements, 40 fast ones, 8 failures (duplicates).
     let insert = format!("INSERT INTO {table} (id, customer) VALUES ($1, $2)");
@@ -914,9 +923,9 @@ async fn a_known_workload_gives_the_expected_comprehensive_report() {
     let held: Vec<_> = held.into_iter().map(Result::unwrap).collect();
     futures_util::future::join_all(held.iter().take(3).map(|c| c.query_one(&slow, &[&1_i32]))).await;
     drop(held);
-    pool.sample(); // the peak of 4 between the samples, although none is in use now
+    pool.monitor().sample(); // the peak of 4 between the samples, although none is in use now
 
-    let report = pool.comprehensive(60, 10);
+    let report = pool.monitor().comprehensive(60, 10);
     let json = serde_json::to_string(&report).unwrap();
     assert!(!json.contains("pg_sleep(0.15)"), "statements appear normalized only");
 
@@ -961,7 +970,7 @@ async fn a_known_workload_gives_the_expected_comprehensive_report() {
         "{advice}"
     );
     // Reading a report writes no metric; publishing the score does.
-    pool.publish_score();
+    pool.monitor().publish_score();
     assert_eq!(
         rec.gauge(
             "db_monitor_performance_score",
@@ -985,7 +994,7 @@ async fn recent_statements_are_kept_newest_first_with_their_outcome() {
     let abandoned = tokio::time::timeout(Duration::from_millis(50), conn.query("SELECT pg_sleep(5)", &[])).await;
     assert!(abandoned.is_err());
 
-    let recent = pool.recent_statements(100);
+    let recent = pool.monitor().recent_statements(100);
     assert!(
         recent.len() <= 6 + 1,
         "bounded by query_history (rounded up per thread stripe): {}",
@@ -1003,8 +1012,8 @@ async fn recent_statements_are_kept_newest_first_with_their_outcome() {
     assert!(recent[0].duration_ms >= 50.0);
     let json = serde_json::to_value(&recent[1]).unwrap();
     assert_eq!(json["outcome"]["failed"], "syntax_or_access");
-    assert_eq!(pool.recent_statements(2).len(), 2);
+    assert_eq!(pool.monitor().recent_statements(2).len(), 2);
     drop(conn);
-    pool.reset_stores();
-    assert!(pool.recent_statements(100).is_empty());
+    pool.monitor().reset_stores();
+    assert!(pool.monitor().recent_statements(100).is_empty());
 }

@@ -265,8 +265,8 @@ async fn no_planted_value_leaves_by_any_surface() {
         .await,
         "alerts fired and were posted"
     );
-    let resolved = pool.alerts().active[0].id.clone();
-    assert!(pool.resolve_alert(&resolved, "test").is_some());
+    let resolved = pool.monitor().alerts().active[0].id.clone();
+    assert!(pool.monitor().resolve_alert(&resolved, "test").is_some());
     assert!(eventually(Duration::from_secs(5), || bodies.lock().unwrap().len() >= 2).await);
 
     // Other backends whose application_name holds the marker, one holding
@@ -287,14 +287,18 @@ async fn no_planted_value_leaves_by_any_surface() {
         .await
         .unwrap();
     let wait = tokio::spawn(async move { waiter.batch_execute(&format!("BEGIN; LOCK TABLE {locked}")).await });
-    let seen = eventually(Duration::from_secs(5), || pool.server_locks().roots.len() == 1).await;
-    assert!(seen, "{:#?}", pool.server_locks());
+    let seen = eventually(Duration::from_secs(5), || {
+        pool.monitor().server_locks().roots.len() == 1
+    })
+    .await;
+    assert!(seen, "{:#?}", pool.monitor().server_locks());
 
     // The server view has sampled since: its statement texts came from the
     // server (`pg_stat_activity`), literals included, and were lexed.
-    let sampled = pool.server_activity().sampled.sampled_unix_ms;
+    let sampled = pool.monitor().server_activity().sampled.sampled_unix_ms;
     assert!(
         eventually(Duration::from_secs(5), || pool
+            .monitor()
             .server_activity()
             .sampled
             .sampled_unix_ms
@@ -303,11 +307,15 @@ async fn no_planted_value_leaves_by_any_surface() {
         "the server view samples"
     );
     assert!(
-        pool.server_activity().backends.iter().any(|b| b.statement.is_some()),
+        pool.monitor()
+            .server_activity()
+            .backends
+            .iter()
+            .any(|b| b.statement.is_some()),
         "{:?}",
-        pool.server_activity()
+        pool.monitor().server_activity()
     );
-    let pool_errors = serde_json::to_string(&pool.error_report(None)).unwrap();
+    let pool_errors = serde_json::to_string(&pool.monitor().error_report(None)).unwrap();
     assert!(pool_errors.contains("23505"), "the errors were kept: {pool_errors}");
     for uri in [
         "/health/database",
@@ -367,7 +375,7 @@ async fn application_messages_are_kept_only_when_asked_for() {
         )
         .await;
         drop(conn);
-        let report = pool.error_report(None);
+        let report = pool.monitor().error_report(None);
         let message = &report.recent[0].message;
         let expected = if expose {
             "quota of ? exceeded for \"?\""
@@ -433,7 +441,7 @@ async fn a_server_in_another_language_keeps_no_text() {
         .await
         .unwrap();
     drop(conn);
-    let report = pool.error_report(None);
+    let report = pool.monitor().error_report(None);
     assert_clean("the error store", &serde_json::to_string(&report).unwrap());
     assert_eq!(report.by_sqlstate.get("22P02"), Some(&1));
     assert_eq!(

@@ -96,17 +96,17 @@ async fn a_lock_chain_shows_the_routes_holding_each_backend() {
     let orders = call("/orders/1");
     // The second request queues behind the first one's lock.
     assert!(
-        eventually(Duration::from_secs(5), || pool.server_locks().waiting == 1).await,
+        eventually(Duration::from_secs(5), || pool.monitor().server_locks().waiting == 1).await,
         "{:?}",
-        pool.server_locks()
+        pool.monitor().server_locks()
     );
     let accounts = call("/accounts/1");
-    assert!(eventually(Duration::from_secs(5), || pool.server_locks().waiting == 2).await);
+    assert!(eventually(Duration::from_secs(5), || pool.monitor().server_locks().waiting == 2).await);
 
     let locks = get_json(&service, "/health/database/server/locks").await;
     assert_eq!(locks["enabled"], true);
     assert!(locks["sampled_unix_ms"].as_u64().is_some());
-    let roots = pool.server_locks().roots;
+    let roots = pool.monitor().server_locks().roots;
     assert_eq!(roots.len(), 1, "{roots:#?}");
     let root = &roots[0];
     assert_eq!(root.pid, outside_pid, "the outside session is the root blocker");
@@ -128,7 +128,7 @@ async fn a_lock_chain_shows_the_routes_holding_each_backend() {
     );
 
     // The activity document names the same routes, with no literal.
-    let activity = pool.server_activity();
+    let activity = pool.monitor().server_activity();
     let waiting: Vec<_> = activity
         .backends
         .iter()
@@ -143,7 +143,7 @@ async fn a_lock_chain_shows_the_routes_holding_each_backend() {
     outside.batch_execute("COMMIT").await.unwrap();
     assert_eq!(orders.await.unwrap(), StatusCode::OK);
     assert_eq!(accounts.await.unwrap(), StatusCode::OK);
-    assert!(eventually(Duration::from_secs(5), || pool.server_locks().waiting == 0).await);
+    assert!(eventually(Duration::from_secs(5), || pool.monitor().server_locks().waiting == 0).await);
 }
 
 /// A checkout left idle in a transaction raises its alert with the call
@@ -158,7 +158,8 @@ async fn an_idle_transaction_fires_its_alert_and_resolves_when_released() {
     let conn = pool.get().await.unwrap();
     conn.batch_execute("BEGIN; SELECT 1").await.unwrap();
     let alert = |pool: &MonitoredPool<NoTls>| {
-        pool.alerts()
+        pool.monitor()
+            .alerts()
             .active
             .into_iter()
             .find(|a| a.alert_type == AlertType::IdleInTransaction)
@@ -212,7 +213,8 @@ async fn statements_put_server_time_next_to_client_time() {
     }
     drop(conn);
     let find = |pool: &MonitoredPool<NoTls>| {
-        pool.server_statements(50)
+        pool.monitor()
+            .server_statements(50)
             .statements
             .into_iter()
             .find(|s| s.statement.contains("slow_lookup") && s.client_calls.is_some())
@@ -220,7 +222,7 @@ async fn statements_put_server_time_next_to_client_time() {
     assert!(
         eventually(Duration::from_secs(5), || find(&pool).is_some_and(|s| s.calls == 5)).await,
         "{:#?}",
-        pool.server_statements(50)
+        pool.monitor().server_statements(50)
     );
     let s = find(&pool).unwrap();
     assert_eq!(s.client_calls, Some(5));
@@ -230,7 +232,7 @@ async fn statements_put_server_time_next_to_client_time() {
         client_ms >= server_ms && client_ms < server_ms * 1.5 + 5.0,
         "server {server_ms:.1} ms, client {client_ms:.1} ms"
     );
-    let all = pool.server_statements(50).statements;
+    let all = pool.monitor().server_statements(50).statements;
     assert!(
         !all.iter().any(|s| s.statement.contains("pg_stat_activity")),
         "the monitor's own queries are left out: {all:#?}"
@@ -242,13 +244,14 @@ async fn statements_put_server_time_next_to_client_time() {
     let _background = monitor.start(&plain);
     assert!(
         eventually(Duration::from_secs(5), || plain
+            .monitor()
             .server_statements(10)
             .sampled
             .sampled_unix_ms
             .is_some())
         .await
     );
-    let document = plain.server_statements(10);
+    let document = plain.monitor().server_statements(10);
     assert!(!document.available);
     assert!(
         document.missing.as_deref().is_some_and(|m| m.contains("not installed")),
@@ -274,6 +277,7 @@ async fn a_poller_that_times_out_reports_it_and_harms_nothing() {
     let _background = monitor.start(&pool);
     assert!(
         eventually(Duration::from_secs(5), || pool
+            .monitor()
             .server_activity()
             .sampled
             .sampled_unix_ms
@@ -288,6 +292,7 @@ async fn a_poller_that_times_out_reports_it_and_harms_nothing() {
         .unwrap();
     assert!(
         eventually(Duration::from_secs(5), || pool
+            .monitor()
             .server_activity()
             .sampled
             .last_failure
@@ -295,7 +300,7 @@ async fn a_poller_that_times_out_reports_it_and_harms_nothing() {
         .await,
         "the failure is reported"
     );
-    let failure = pool.server_activity().sampled.last_failure.unwrap();
+    let failure = pool.monitor().server_activity().sampled.last_failure.unwrap();
     assert!(failure.message.contains("55P03"), "{failure:?}");
     let conn = pool.get().await.unwrap();
     assert_eq!(conn.query_one_scalar::<i32, _>("SELECT 41 + 1", &[]).await.unwrap(), 42);
@@ -303,6 +308,7 @@ async fn a_poller_that_times_out_reports_it_and_harms_nothing() {
     locker.batch_execute("ROLLBACK").await.unwrap();
     assert!(
         eventually(Duration::from_secs(5), || pool
+            .monitor()
             .server_activity()
             .sampled
             .last_failure
@@ -333,7 +339,7 @@ async fn a_role_without_privileges_still_sees_its_own_backends() {
     conn.batch_execute("BEGIN; SELECT 1").await.unwrap();
     let id = conn.connection_id();
     let seen = |pool: &MonitoredPool<NoTls>| {
-        let a = pool.server_activity();
+        let a = pool.monitor().server_activity();
         a.backends
             .iter()
             .any(|b| b.connection == id && b.state.as_deref() == Some("idle in transaction"))
@@ -341,9 +347,9 @@ async fn a_role_without_privileges_still_sees_its_own_backends() {
     assert!(
         eventually(Duration::from_secs(5), || seen(&pool)).await,
         "{:#?}",
-        pool.server_activity()
+        pool.monitor().server_activity()
     );
-    let activity = pool.server_activity();
+    let activity = pool.monitor().server_activity();
     assert!(
         activity
             .sampled

@@ -121,7 +121,7 @@ impl Running {
     /// seconds, none older than the reset interval allows, and no part of
     /// the background work has failed; the application's requests go on.
     fn assert_pace(&self, during: &str) {
-        let samples = self.pool.trend_report(None).samples;
+        let samples = self.pool.monitor().trend_report(None).samples;
         let now = now_ms();
         let newest = samples.last().map(|s| now.saturating_sub(s.at_unix_ms));
         assert!(
@@ -148,6 +148,7 @@ impl Running {
     async fn failure_reported(&self, needle: &str, during: &str) {
         let seen = eventually(Duration::from_secs(8), || {
             self.pool
+                .monitor()
                 .server_activity()
                 .sampled
                 .last_failure
@@ -157,7 +158,7 @@ impl Running {
         assert!(
             seen,
             "{during}: reported with {needle}: {:#?}",
-            self.pool.server_activity().sampled
+            self.pool.monitor().server_activity().sampled
         );
         self.assert_pace(during);
     }
@@ -166,14 +167,14 @@ impl Running {
     async fn sampling_again(&self, fault: &str) {
         let since = now_ms();
         let again = eventually(Duration::from_secs(8), || {
-            let sampled = self.pool.server_activity().sampled;
+            let sampled = self.pool.monitor().server_activity().sampled;
             sampled.last_failure.is_none() && sampled.sampled_unix_ms.is_some_and(|at| at > since)
         })
         .await;
         assert!(
             again,
             "after {fault}: sampling again: {:#?}",
-            self.pool.server_activity().sampled
+            self.pool.monitor().server_activity().sampled
         );
         self.assert_pace(fault);
     }
@@ -184,10 +185,11 @@ async fn the_server_view_failing_every_way_stops_nothing_else() {
     let (_server, admin, as_app) = server().await;
     let app = run(as_app, ServerView::default().interval(Duration::from_millis(100))).await;
     let first = eventually(Duration::from_secs(8), || {
-        app.pool.server_statements(50).missing.is_none() && app.pool.server_activity().sampled.sampled_unix_ms.is_some()
+        app.pool.monitor().server_statements(50).missing.is_none()
+            && app.pool.monitor().server_activity().sampled.sampled_unix_ms.is_some()
     })
     .await;
-    assert!(first, "{:#?}", app.pool.server_statements(50));
+    assert!(first, "{:#?}", app.pool.monitor().server_statements(50));
 
     // 1. NULL texts: pg_stat_statements cannot read its texts file, so
     // new statements come back with `query` NULL.
@@ -207,6 +209,7 @@ async fn the_server_view_failing_every_way_stops_nothing_else() {
     }
     let null_texts = eventually(Duration::from_secs(8), || {
         app.pool
+            .monitor()
             .server_activity()
             .sampled
             .unreadable
@@ -217,7 +220,7 @@ async fn the_server_view_failing_every_way_stops_nothing_else() {
     assert!(
         null_texts,
         "NULL texts are reported: {:#?}",
-        app.pool.server_activity().sampled
+        app.pool.monitor().server_activity().sampled
     );
     app.assert_pace("NULL texts");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -265,13 +268,14 @@ async fn the_server_view_failing_every_way_stops_nothing_else() {
     assert_eq!(status, StatusCode::OK);
     let fired = eventually(Duration::from_secs(5), || {
         app.pool
+            .monitor()
             .alerts()
             .active
             .iter()
             .any(|a| a.alert_type == AlertType::SlowQuery)
     })
     .await;
-    assert!(fired, "{:#?}", app.pool.alerts());
+    assert!(fired, "{:#?}", app.pool.monitor().alerts());
     app.assert_pace("the end");
     assert!(app.served_requests.load(Relaxed) > 100);
 }
@@ -288,6 +292,7 @@ async fn a_statement_timeout_of_the_poller_stops_nothing_else() {
     assert!(
         eventually(Duration::from_secs(8), || app
             .pool
+            .monitor()
             .server_activity()
             .sampled
             .sampled_unix_ms

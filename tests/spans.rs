@@ -494,12 +494,12 @@ async fn traced_checkouts_make_one_server_statement_and_keep_the_setup_name() {
     // The setup's SET (one literal), set_config, current_setting.
     assert!(entries <= 4, "{entries} entries name application_name");
     let listed = support::eventually(Duration::from_secs(5), || {
-        let statements = pool.server_statements(50);
+        let statements = pool.monitor().server_statements(50);
         statements.missing.is_none() && !statements.statements.is_empty()
     })
     .await;
     assert!(listed);
-    let statements = pool.server_statements(50);
+    let statements = pool.monitor().server_statements(50);
     assert!(
         statements
             .statements

@@ -7,10 +7,10 @@ use std::time::SystemTime;
 
 use super::rules;
 use crate::funnel::Event;
-use crate::pool::{MakeTls, MonitoredPool};
+use crate::pool::PoolMonitor;
 use crate::stats::alert_book::{Alert, AlertEvent, Notice, Observation};
 
-impl<Tls: MakeTls> MonitoredPool<Tls> {
+impl PoolMonitor {
     /// Empties this pool's stores: errors, slow queries, the trend, the
     /// recent statements, the N+1 patterns, the per-statement counts and
     /// the error-rate history. The metrics recorder's counters are never
@@ -90,7 +90,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         let t = &self.shared.sink.config.alerts;
         let _evaluating = self.shared.sink.stores.alerts.evaluating();
         let mut observations = rules::error_rates(&self.error_rates(), t);
-        let state = self.inner.state();
+        let state = self.source.status();
         // A sample speaks for its whole interval: until the next one, the
         // latest sample keeps its verdict (so that a full pool seen at a
         // sample does not resolve between samples).
@@ -102,7 +102,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         observations.extend(rules::utilization(
             self.shared.max_size.load(Relaxed),
             self.shared.in_use.load(Relaxed),
-            state.statistics.pending_gets(),
+            state.pending,
             latest.as_ref(),
             t,
         ));

@@ -38,7 +38,7 @@
 //!   [`AlertEvent::Repeated`] (which keeps an Alertmanager alert firing).
 //! - A *condition* alert resolves itself once its rule has not fired for
 //!   `clear_after` (5 min). An *event* alert stays active until it is
-//!   resolved by hand ([`MonitoredPool::resolve_alert`](crate::MonitoredPool::resolve_alert))
+//!   resolved by hand ([`PoolMonitor::resolve_alert`](crate::PoolMonitor::resolve_alert))
 //!   or until `expire_after` (1 h) has passed since it was last seen. The
 //!   notifiers hear [`AlertEvent::Resolved`]; the alert, with who or what
 //!   resolved it, goes to the history (the newest `alert_history`, 500).

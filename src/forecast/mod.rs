@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime};
 
 use crate::funnel::{Event, Sink};
-use crate::pool::{MakeTls, MonitoredPool};
+use crate::pool::PoolMonitor;
 use crate::stats::forecast::StatementAnomaly;
 use crate::units::{hex, unix_ms};
 
@@ -51,18 +51,17 @@ impl Forecaster {
     }
 }
 
-impl<Tls: MakeTls> MonitoredPool<Tls> {
+impl PoolMonitor {
     /// Samples the pool's demand into the forecast and publishes it.
     pub(crate) fn forecast_tick(&self, f: &mut Forecaster) {
-        let state = self.inner.state();
-        let s = &state.statistics;
+        let s = self.source.status();
         let in_use = self.shared.in_use.load(Relaxed);
-        let checkouts = s.get_direct + s.get_waited;
+        let checkouts = s.gets_direct + s.gets_waited;
         let observation = pool::PoolObservation {
             at: f.epoch.elapsed().as_secs_f64(),
             at_unix_ms: unix_ms(SystemTime::now()),
             in_use,
-            waiters: s.pending_gets(),
+            waiters: s.pending,
             max_size: self.shared.max_size.load(Relaxed),
             checkouts,
             returns: checkouts.saturating_sub(u64::from(in_use)),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::caches::Caches;
 use super::source::RoutePool;
-use crate::pool::{MakeTls, MonitoredPool};
+use crate::pool::PoolMonitor;
 
 /// A predicate over a request's head (method, URI, headers, extensions).
 pub(crate) type Guard = Arc<dyn Fn(&http::request::Parts) -> bool + Send + Sync>;
@@ -73,9 +73,11 @@ impl fmt::Debug for DbMonitorLayer {
 }
 
 impl DbMonitorLayer {
-    /// A layer for `pool`, serving its routes under `/health/database`.
-    pub fn new<Tls: MakeTls>(pool: MonitoredPool<Tls>) -> Self {
+    /// A layer for `pool` (a [`MonitoredPool`](crate::MonitoredPool), or
+    /// its [`PoolMonitor`]), serving its routes under `/health/database`.
+    pub fn new(pool: impl Into<PoolMonitor>) -> Self {
         crate::funnel::scope::layer_created();
+        let pool: PoolMonitor = pool.into();
         DbMonitorLayer {
             config: Arc::new(LayerConfig {
                 pool: Arc::new(pool),

@@ -220,7 +220,7 @@ impl MonitoredClient {
     }
 
     /// This connection's id within its pool (as listed by
-    /// [`MonitoredPool::snapshot`](crate::MonitoredPool::snapshot)).
+    /// [`PoolMonitor::snapshot`](crate::PoolMonitor::snapshot)).
     pub fn connection_id(&self) -> u64 {
         self.inner.ctx.stats.id
     }

@@ -95,6 +95,7 @@ mod cache;
 mod client;
 mod flight;
 mod generic;
+mod handle;
 mod manager;
 pub(crate) mod shared;
 mod statement;
@@ -111,10 +112,12 @@ pub use stream::MonitoredStream;
 pub use transaction::{MonitoredTransaction, MonitoredTransactionBuilder};
 
 use crate::classify::{ConnectError, ErrorKind, GetError};
-use crate::funnel::{Event, PoolCounters};
-use crate::stats::PoolReading;
+use crate::funnel::Event;
 use crate::units::{nanos, now};
 use shared::{ConnStats, PoolShared, SessionCounts};
+
+pub use handle::PoolMonitor;
+pub(crate) use handle::{Ping, PoolSource};
 
 /// A bb8 pool of [`MonitoredClient`]s: every checkout, statement and
 /// connection is recorded. Cheap to clone.
@@ -123,6 +126,71 @@ use shared::{ConnStats, PoolShared, SessionCounts};
 pub struct MonitoredPool<Tls: MakeTls> {
     pub(crate) inner: bb8::Pool<MonitoredManager<Tls>>,
     pub(crate) shared: Arc<PoolShared>,
+    monitor: PoolMonitor,
+}
+
+/// The bb8 pool as the monitor's source.
+struct Bb8Source<Tls: MakeTls> {
+    pool: bb8::Pool<MonitoredManager<Tls>>,
+    shared: Arc<PoolShared>,
+}
+
+impl<Tls: MakeTls> PoolSource for Bb8Source<Tls> {
+    fn status(&self) -> handle::SourceStatus {
+        handle::bb8_status(&self.pool)
+    }
+
+    fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>> {
+        // The monitor's own work: checked out from bb8 directly and run on
+        // the raw client, so that neither the checkout nor `SELECT 1` is
+        // counted among the application's (nor feeds the forecast).
+        // Bounded as a whole by `timeout`; a connection whose `SELECT 1`
+        // got no answer in time is retired rather than handed to the
+        // application with the statement still in flight.
+        let shared = &self.shared;
+        Box::pin(async move {
+            let start = std::time::Instant::now();
+            let conn = match tokio::time::timeout(timeout, self.pool.get()).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(bb8::RunError::User(e))) => return Err(format!("connect failed: {}", shared.sink.describe(&e))),
+                Ok(Err(bb8::RunError::TimedOut)) | Err(_) => {
+                    return Err(match shared.last_connect_error() {
+                        Some(e) if shared.consecutive_connect_failures.load(Relaxed) > 0 => {
+                            format!("no connection within {timeout:?}: connect failed: {e}")
+                        }
+                        _ => format!("no connection within {timeout:?}"),
+                    })
+                }
+            };
+            let checked_out = std::time::Instant::now();
+            let left = timeout.saturating_sub(checked_out - start);
+            match tokio::time::timeout(left, conn.raw().simple_query("SELECT 1")).await {
+                Ok(Ok(_)) => Ok(Ping {
+                    checkout: checked_out - start,
+                    answer: checked_out.elapsed(),
+                }),
+                Ok(Err(e)) => {
+                    Err(crate::classify::error_message(&e, shared.sink.config.expose_application_messages).into_owned())
+                }
+                Err(_) => {
+                    conn.retire();
+                    Err(format!("no answer to SELECT 1 within {timeout:?}"))
+                }
+            }
+        })
+    }
+}
+
+impl<Tls: MakeTls> From<&MonitoredPool<Tls>> for PoolMonitor {
+    fn from(pool: &MonitoredPool<Tls>) -> Self {
+        pool.monitor.clone()
+    }
+}
+
+impl<Tls: MakeTls> From<MonitoredPool<Tls>> for PoolMonitor {
+    fn from(pool: MonitoredPool<Tls>) -> Self {
+        pool.monitor
+    }
 }
 
 impl<Tls: MakeTls> Clone for MonitoredPool<Tls> {
@@ -130,6 +198,7 @@ impl<Tls: MakeTls> Clone for MonitoredPool<Tls> {
         MonitoredPool {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
+            monitor: self.monitor.clone(),
         }
     }
 }
@@ -192,7 +261,20 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         let config = inner.config();
         shared.max_size.store(config.max_size, Relaxed);
         shared.min_idle.store(config.min_idle.unwrap_or(0), Relaxed);
-        MonitoredPool { inner, shared }
+        let monitor = PoolMonitor::new(
+            shared.clone(),
+            Arc::new(Bb8Source {
+                pool: inner.clone(),
+                shared: shared.clone(),
+            }),
+        );
+        MonitoredPool { inner, shared, monitor }
+    }
+
+    /// The monitor's handle on this pool: its reports, alerts, forecast and
+    /// stores.
+    pub fn monitor(&self) -> &PoolMonitor {
+        &self.monitor
     }
 
     pub(crate) fn shared(&self) -> &Arc<PoolShared> {
@@ -279,7 +361,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                 }
                 let start_counts = stats.counts();
                 if self.shared.publish_due(since) {
-                    self.publish_state();
+                    self.monitor.publish_state();
                 }
                 Ok(MonitoredConnection {
                     conn: Some(conn),
@@ -316,7 +398,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                     kind,
                     crate::units::saturating_nanos(waited),
                 );
-                self.publish_state();
+                self.monitor.publish_state();
                 Err(GetError {
                     kind,
                     pool: self.shared.name().clone(),
@@ -329,55 +411,6 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         }
     }
 
-    /// Publishes bb8's `State` and `Statistics`: connection counts as
-    /// gauges, bb8's cumulative counters as absolute counters.
-    ///
-    /// Checkouts call it at most every 250 ms (it takes bb8's internal
-    /// lock), timeouts always. Call it yourself to refresh an idle pool.
-    pub fn publish_state(&self) {
-        self.read_state(false);
-    }
-
-    /// Reads bb8's state into the funnel: the gauges always, the trend
-    /// when `sample` (which also restarts the peak).
-    fn read_state(&self, sample: bool) {
-        let state = self.inner.state();
-        let s = &state.statistics;
-        let in_use = self.shared.in_use.load(Relaxed);
-        let peak_in_use = if sample {
-            self.shared.peak_in_use.swap(in_use, Relaxed)
-        } else {
-            self.shared.peak_in_use.load(Relaxed)
-        };
-        let reading = PoolReading {
-            at: SystemTime::now(),
-            max_size: self.shared.max_size.load(Relaxed),
-            size: state.connections,
-            idle: state.idle_connections,
-            in_use,
-            waiters: s.pending_gets(),
-            peak_in_use,
-            timed_out_total: s.get_timed_out,
-            wait_total: s.get_wait_time,
-        };
-        let counters = PoolCounters {
-            idle_min: self.shared.min_idle.load(Relaxed),
-            created: s.connections_created,
-            closed_broken: s.connections_closed_broken,
-            closed_invalid: s.connections_closed_invalid,
-            closed_max_lifetime: s.connections_closed_max_lifetime,
-            closed_idle_timeout: s.connections_closed_idle_timeout,
-            gets_direct: s.get_direct,
-            gets_waited: s.get_waited,
-            gets_timed_out: s.get_timed_out,
-        };
-        self.shared.record(Event::PoolState {
-            reading: &reading,
-            counters: &counters,
-            sample,
-        });
-    }
-
     /// bb8's own state and statistics.
     pub fn state(&self) -> bb8::State {
         self.inner.state()
@@ -388,35 +421,6 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// still recorded).
     pub fn inner(&self) -> &bb8::Pool<MonitoredManager<Tls>> {
         &self.inner
-    }
-
-    /// A snapshot of the pool: its state and every live connection.
-    pub fn snapshot(&self) -> PoolSnapshot {
-        let state = self.inner.state();
-        let mut connections: Vec<ConnectionInfo> = self
-            .shared
-            .live_connections()
-            .iter()
-            .map(|c| ConnectionInfo::of(c, &self.shared))
-            .collect();
-        connections.sort_by_key(|c| c.id);
-        PoolSnapshot {
-            name: self.shared.name().to_string(),
-            max_size: self.shared.max_size.load(Relaxed),
-            connections: state.connections,
-            idle: state.idle_connections,
-            in_use: self.shared.in_use.load(Relaxed),
-            pending: state.statistics.pending_gets(),
-            consecutive_connect_failures: self.shared.consecutive_connect_failures.load(Relaxed),
-            connections_set_up: self.shared.ready.load(Relaxed),
-            open_connections: connections,
-        }
-    }
-
-    /// Takes a trend sample now (the background task does so every
-    /// health-check interval) and publishes the pool's state.
-    pub fn sample(&self) {
-        self.read_state(true);
     }
 }
 

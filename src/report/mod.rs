@@ -24,7 +24,7 @@
 //!
 //! ```no_run
 //! # async fn run(pool: db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>) {
-//! let score = pool.performance(60);
+//! let score = pool.monitor().performance(60);
 //! println!("{:.0}/100", score.score);
 //! for advice in &score.recommendations {
 //!     println!("- {advice}");
@@ -74,7 +74,7 @@ pub struct ScoreParts {
     pub alerts: ScorePart,
 }
 
-/// The performance score of a pool ([`MonitoredPool::performance`](crate::MonitoredPool::performance)).
+/// The performance score of a pool ([`PoolMonitor::performance`](crate::PoolMonitor::performance)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct PerformanceScore {
@@ -94,7 +94,7 @@ pub struct PerformanceScore {
 }
 
 /// Everything the monitor knows about a pool, in one document
-/// ([`MonitoredPool::comprehensive`](crate::MonitoredPool::comprehensive)).
+/// ([`PoolMonitor::comprehensive`](crate::PoolMonitor::comprehensive)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct ComprehensiveReport {
@@ -116,7 +116,7 @@ pub struct ComprehensiveReport {
     /// statement run more than the threshold within one request.
     pub n_plus_one: Vec<crate::stats::NPlusOnePattern>,
     /// Requests by route, the most database time first (see
-    /// [`MonitoredPool::route_report`](crate::MonitoredPool::route_report)).
+    /// [`PoolMonitor::route_report`](crate::PoolMonitor::route_report)).
     pub routes: Vec<crate::stats::RouteStats>,
     /// Active alerts.
     pub alerts: AlertReport,

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{score, ComprehensiveReport, Inputs, PerformanceScore};
 use crate::funnel::{Event, QueryEntry};
-use crate::pool::{MakeTls, MonitoredPool};
+use crate::pool::PoolMonitor;
 use crate::sql::Operation;
 use crate::stats::alert_book::{AlertHistory, AlertReport};
 use crate::stats::{
@@ -15,7 +15,7 @@ use crate::stats::{
 };
 use crate::units::nanos;
 
-impl<Tls: MakeTls> MonitoredPool<Tls> {
+impl PoolMonitor {
     /// The error store: errors in the last `minutes` (everything retained
     /// when `None`; at most 24 hours), their classes and SQLSTATEs,
     /// recurring patterns, and statement error rates over 5 minutes,
@@ -310,7 +310,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     }
 }
 
-/// Counts for one normalized statement ([`MonitoredPool::query_stats`]).
+/// Counts for one normalized statement ([`PoolMonitor::query_stats`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct QueryStats {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::pool::{MakeTls, MonitoredPool};
+use crate::pool::PoolMonitor;
 use crate::stats::server::Latest;
 use crate::stats::{LockNode, OtherBackends, ServerBackend, ServerStatement};
 
@@ -105,7 +105,7 @@ fn sampled(enabled: bool, latest: &Latest) -> Sampled {
     }
 }
 
-impl<Tls: MakeTls> MonitoredPool<Tls> {
+impl PoolMonitor {
     /// The server view summed up for the comprehensive document.
     pub(crate) fn server_summary(&self) -> Option<super::ServerSummary> {
         let (enabled, latest) = self.server_latest();

@@ -58,11 +58,11 @@ pub struct Alert {
     pub resolved_unix_ms: Option<u64>,
     /// Who or what resolved it: `rule` (a condition alert whose condition
     /// cleared), `expiry` (an event alert not seen for `expire_after`), or
-    /// the name given to [`resolve_alert`](crate::MonitoredPool::resolve_alert).
+    /// the name given to [`resolve_alert`](crate::PoolMonitor::resolve_alert).
     pub resolved_by: Option<String>,
 }
 
-/// The active alerts of a pool and its history ([`MonitoredPool::alerts`](crate::MonitoredPool::alerts)).
+/// The active alerts of a pool and its history ([`PoolMonitor::alerts`](crate::PoolMonitor::alerts)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct AlertReport {
@@ -78,7 +78,7 @@ pub struct AlertReport {
     pub suppressed: u64,
 }
 
-/// Resolved alerts, newest first ([`MonitoredPool::alert_history`](crate::MonitoredPool::alert_history)).
+/// Resolved alerts, newest first ([`PoolMonitor::alert_history`](crate::PoolMonitor::alert_history)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct AlertHistory {

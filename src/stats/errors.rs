@@ -92,7 +92,7 @@ pub struct ErrorRate {
     pub rate: Option<f64>,
 }
 
-/// What the error store holds for one pool ([`MonitoredPool::error_report`](crate::MonitoredPool::error_report)).
+/// What the error store holds for one pool ([`PoolMonitor::error_report`](crate::PoolMonitor::error_report)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct ErrorReport {

@@ -16,11 +16,11 @@
 //!
 //! ```no_run
 //! # async fn run(pool: db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>) -> Result<(), serde_json::Error> {
-//! let last_hour = pool.query_performance(60, 20);
+//! let last_hour = pool.monitor().query_performance(60, 20);
 //! for s in &last_hour.by_statement {
 //!     println!("{:>8} runs  p95 {:>8.1?} ms  {}", s.stats.count, s.stats.p95_ms, s.statement);
 //! }
-//! let errors = pool.error_report(Some(15));
+//! let errors = pool.monitor().error_report(Some(15));
 //! println!("{}", serde_json::to_string_pretty(&errors)?);
 //! # Ok(()) }
 //! ```

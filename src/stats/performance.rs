@@ -452,7 +452,7 @@ impl Apdex {
 }
 
 /// Statement performance over a window
-/// ([`MonitoredPool::query_performance`](crate::MonitoredPool::query_performance)).
+/// ([`PoolMonitor::query_performance`](crate::PoolMonitor::query_performance)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct QueryPerformanceReport {

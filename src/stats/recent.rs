@@ -55,7 +55,7 @@ impl StatementOutcome {
     }
 }
 
-/// One recent statement ([`MonitoredPool::recent_statements`](crate::MonitoredPool::recent_statements)).
+/// One recent statement ([`PoolMonitor::recent_statements`](crate::PoolMonitor::recent_statements)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct RecentStatement {

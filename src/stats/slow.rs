@@ -68,7 +68,7 @@ pub struct SlowQueryGroup {
 pub const GETTING_SLOWER: f64 = 1.2;
 
 /// What the slow-query store holds for one pool
-/// ([`MonitoredPool::slow_query_report`](crate::MonitoredPool::slow_query_report)).
+/// ([`PoolMonitor::slow_query_report`](crate::PoolMonitor::slow_query_report)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct SlowQueryReport {

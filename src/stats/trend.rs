@@ -37,7 +37,7 @@ pub struct PoolSample {
     pub wait_time_ms: f64,
 }
 
-/// The pool trend over a window ([`MonitoredPool::trend_report`](crate::MonitoredPool::trend_report)).
+/// The pool trend over a window ([`PoolMonitor::trend_report`](crate::PoolMonitor::trend_report)).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct PoolTrendReport {

@@ -1,0 +1,183 @@
+//! [`PoolMonitor`]: what the monitor knows of one pool, on a handle that
+//! does not name the pool's type. Reports, alerts, forecasts, the layer's
+//! routes and the background task work on it; a source (the bb8 pool
+//! today) gives it the pool's state through [`PoolSource`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::shared::PoolShared;
+use super::{ConnectionInfo, PoolSnapshot};
+use crate::funnel::{Event, PoolCounters};
+use crate::stats::PoolReading;
+
+/// What the monitor reads of the pool itself: its connections, and the
+/// pool's own cumulative counts where it keeps them (zero where not).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SourceStatus {
+    /// Connections open, idle or checked out.
+    pub(crate) connections: u32,
+    /// Connections idle.
+    pub(crate) idle: u32,
+    /// Checkouts waiting for a connection.
+    pub(crate) pending: u64,
+    pub(crate) created: u64,
+    pub(crate) closed_broken: u64,
+    pub(crate) closed_invalid: u64,
+    pub(crate) closed_max_lifetime: u64,
+    pub(crate) closed_idle_timeout: u64,
+    pub(crate) gets_direct: u64,
+    pub(crate) gets_waited: u64,
+    pub(crate) gets_timed_out: u64,
+    /// The time checkouts have waited, in all.
+    pub(crate) wait_total: Duration,
+}
+
+/// How long a health check's checkout took, and the database's answer to
+/// its `SELECT 1` alone.
+pub(crate) struct Ping {
+    pub(crate) checkout: Duration,
+    pub(crate) answer: Duration,
+}
+
+/// A pool, as the monitor reads it: its state, and a health check that is
+/// the monitor's own work.
+pub(crate) trait PoolSource: Send + Sync + 'static {
+    fn status(&self) -> SourceStatus;
+    /// A checkout and `SELECT 1` within `timeout`, neither counted among
+    /// the application's.
+    fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>>;
+}
+
+/// The bb8 pool's state, as its `State` and `Statistics` give it.
+pub(crate) fn bb8_status<M: bb8::ManageConnection>(pool: &bb8::Pool<M>) -> SourceStatus {
+    {
+        let state = pool.state();
+        let s = &state.statistics;
+        SourceStatus {
+            connections: state.connections,
+            idle: state.idle_connections,
+            pending: s.pending_gets(),
+            created: s.connections_created,
+            closed_broken: s.connections_closed_broken,
+            closed_invalid: s.connections_closed_invalid,
+            closed_max_lifetime: s.connections_closed_max_lifetime,
+            closed_idle_timeout: s.connections_closed_idle_timeout,
+            gets_direct: s.get_direct,
+            gets_waited: s.get_waited,
+            gets_timed_out: s.get_timed_out,
+            wait_total: s.get_wait_time,
+        }
+    }
+}
+
+/// The monitor's handle on one pool: its reports, alerts, forecast and
+/// stores, whatever the pool's type. Cheap to clone; every clone is the same
+/// pool's. Get it with [`MonitoredPool::monitor`](crate::MonitoredPool::monitor).
+#[derive(Clone)]
+pub struct PoolMonitor {
+    pub(crate) shared: Arc<PoolShared>,
+    pub(crate) source: Arc<dyn PoolSource>,
+}
+
+impl fmt::Debug for PoolMonitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolMonitor")
+            .field("pool", self.shared.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PoolMonitor {
+    pub(crate) fn new(shared: Arc<PoolShared>, source: Arc<dyn PoolSource>) -> Self {
+        PoolMonitor { shared, source }
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        self.shared.name()
+    }
+
+    /// Publishes the pool's state: connection counts as gauges, the
+    /// pool's cumulative counters as absolute counters.
+    ///
+    /// Checkouts call it at most every 250 ms (it takes the pool's internal
+    /// lock), timeouts always, the layer's `/metrics` at each scrape and
+    /// the background task every 5 s. Call it yourself to refresh an idle
+    /// pool.
+    pub fn publish_state(&self) {
+        self.read_state(false);
+    }
+
+    /// Takes a trend sample now (the background task does so every
+    /// health-check interval) and publishes the pool's state.
+    pub fn sample(&self) {
+        self.read_state(true);
+    }
+
+    /// Reads the pool's state into the funnel: the gauges always, the
+    /// trend when `sample` (which also restarts the peak).
+    fn read_state(&self, sample: bool) {
+        let s = self.source.status();
+        let in_use = self.shared.in_use.load(Relaxed);
+        let peak_in_use = if sample {
+            self.shared.peak_in_use.swap(in_use, Relaxed)
+        } else {
+            self.shared.peak_in_use.load(Relaxed)
+        };
+        let reading = PoolReading {
+            at: SystemTime::now(),
+            max_size: self.shared.max_size.load(Relaxed),
+            size: s.connections,
+            idle: s.idle,
+            in_use,
+            waiters: s.pending,
+            peak_in_use,
+            timed_out_total: s.gets_timed_out,
+            wait_total: s.wait_total,
+        };
+        let counters = PoolCounters {
+            idle_min: self.shared.min_idle.load(Relaxed),
+            created: s.created,
+            closed_broken: s.closed_broken,
+            closed_invalid: s.closed_invalid,
+            closed_max_lifetime: s.closed_max_lifetime,
+            closed_idle_timeout: s.closed_idle_timeout,
+            gets_direct: s.gets_direct,
+            gets_waited: s.gets_waited,
+            gets_timed_out: s.gets_timed_out,
+        };
+        self.shared.record(Event::PoolState {
+            reading: &reading,
+            counters: &counters,
+            sample,
+        });
+    }
+
+    /// A snapshot of the pool: its state and every live connection.
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let s = self.source.status();
+        let mut connections: Vec<ConnectionInfo> = self
+            .shared
+            .live_connections()
+            .iter()
+            .map(|c| ConnectionInfo::of(c, &self.shared))
+            .collect();
+        connections.sort_by_key(|c| c.id);
+        PoolSnapshot {
+            name: self.shared.name().to_string(),
+            max_size: self.shared.max_size.load(Relaxed),
+            connections: s.connections,
+            idle: s.idle,
+            in_use: self.shared.in_use.load(Relaxed),
+            pending: s.pending,
+            consecutive_connect_failures: self.shared.consecutive_connect_failures.load(Relaxed),
+            connections_set_up: self.shared.ready.load(Relaxed),
+            open_connections: connections,
+        }
+    }
+}
