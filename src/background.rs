@@ -305,7 +305,7 @@ async fn run(
                 poller_restart = None;
                 poller = view.as_ref().map(start_poller);
             }
-            _ = pool.shared.sink.stores.alerts.signalled() => guarded("alerts", &mut || pool.alert_events()),
+            _ = pool.stores().alerts.signalled() => guarded("alerts", &mut || pool.alert_events()),
             _ = sample.tick() => guarded("sample", &mut || {
                 pool.sample();
                 pool.alert_conditions(false);

@@ -21,7 +21,7 @@ impl PoolMonitor {
     /// first, so that a reset loses no alert.
     pub fn reset_stores(&self) {
         self.alert_events();
-        self.shared.sink.reset_stores();
+        self.sink().reset_stores();
     }
 
     /// Empties the error store only (errors and patterns; the error rates,
@@ -30,14 +30,14 @@ impl PoolMonitor {
     /// has not read yet first.
     pub fn reset_errors(&self) {
         self.alert_events();
-        self.shared.sink.stores.errors.clear();
+        self.stores().errors.clear();
     }
 
     /// Resolves the active alert `id` by hand, recording `by` (who or what
     /// resolved it) and telling the notifiers. `None` when no active alert
     /// has that id (an unknown id, or one resolved already).
     pub fn resolve_alert(&self, id: &str, by: &str) -> Option<Alert> {
-        let notice = self.shared.sink.stores.alerts.resolve(id, by, SystemTime::now())?;
+        let notice = self.stores().alerts.resolve(id, by, SystemTime::now())?;
         let alert = match &notice {
             Notice::Resolved(alert) => alert.clone(),
             Notice::Fired(alert) | Notice::Repeated(alert) => alert.clone(),
@@ -58,11 +58,11 @@ impl PoolMonitor {
 
     /// The event rules, over the stores' records since the last reading.
     pub(crate) fn alert_events(&self) {
-        let book = &self.shared.sink.stores.alerts;
+        let book = &self.stores().alerts;
         let _evaluating = book.evaluating();
         let (errors_seq, slow_seq) = book.cursors();
-        let errors = self.shared.sink.stores.errors.since(errors_seq);
-        let slow = self.shared.sink.stores.slow.since(slow_seq);
+        let errors = self.stores().errors.since(errors_seq);
+        let slow = self.stores().slow.since(slow_seq);
         book.advance(errors.next, slow.next);
         if errors.missed + slow.missed > 0 {
             tracing::debug!(
@@ -72,7 +72,7 @@ impl PoolMonitor {
                 "records went past the stores before the alert engine read them"
             );
         }
-        let threshold = self.shared.sink.config.alerts.slow_query_threshold;
+        let threshold = self.sink().config.alerts.slow_query_threshold;
         let mut observations = rules::fold(
             errors
                 .items
@@ -87,15 +87,15 @@ impl PoolMonitor {
     /// The condition rules (the degradation rule too when `degradation`)
     /// and the expiries.
     pub(crate) fn alert_conditions(&self, degradation: bool) {
-        let t = &self.shared.sink.config.alerts;
-        let _evaluating = self.shared.sink.stores.alerts.evaluating();
+        let t = &self.sink().config.alerts;
+        let _evaluating = self.stores().alerts.evaluating();
         let mut observations = rules::error_rates(&self.error_rates(), t);
         let state = self.source.status();
         // A sample speaks for its whole interval: until the next one, the
         // latest sample keeps its verdict (so that a full pool seen at a
         // sample does not resolve between samples).
-        let interval = self.shared.sink.config.health_check_interval;
-        let latest = self.shared.sink.stores.trend.latest().filter(|s| {
+        let interval = self.sink().config.health_check_interval;
+        let latest = self.stores().trend.latest().filter(|s| {
             let age_ms = crate::units::unix_ms(SystemTime::now()).saturating_sub(s.at_unix_ms);
             u128::from(age_ms) <= interval.as_millis() + 1000
         });
@@ -109,8 +109,8 @@ impl PoolMonitor {
         observations.extend(self.connection_streak());
         // The server view's rules, over a sample no older than three of its
         // intervals (a poller that stopped sampling clears them).
-        if let Some(view) = &self.shared.sink.config.server_view {
-            if let Some(sample) = self.shared.sink.stores.server.latest().sample {
+        if let Some(view) = &self.sink().config.server_view {
+            if let Some(sample) = self.stores().server.latest().sample {
                 let age_ms = crate::units::unix_ms(SystemTime::now()).saturating_sub(sample.at_unix_ms);
                 if u128::from(age_ms) <= view.interval.as_millis() * 3 + 1000 {
                     observations.extend(rules::server(&sample, t));
@@ -121,7 +121,7 @@ impl PoolMonitor {
             observations.extend(rules::degradations(&self.query_performance(5, 0).degraded));
         }
         // The forecast, over a sample no older than three of its intervals.
-        let stores = &self.shared.sink.stores;
+        let stores = &self.sink().stores;
         if let Some(forecast) = stores.forecast.forecast() {
             let age_ms = crate::units::unix_ms(SystemTime::now()).saturating_sub(forecast.sampled_unix_ms);
             if u128::from(age_ms) <= t.forecast.interval.as_millis() * 3 + 1000 {
@@ -130,18 +130,16 @@ impl PoolMonitor {
         }
         observations.extend(rules::anomalies(&stores.forecast.anomalies()));
         let swept = self
-            .shared
-            .sink
-            .stores
+            .stores()
             .alerts
             .sweep(tokio::time::Instant::now(), SystemTime::now(), t);
         self.apply(observations, swept);
     }
 
     fn connection_streak(&self) -> Option<Observation> {
-        let peak = self.shared.sink.stores.alerts.take_streak_peak();
+        let peak = self.stores().alerts.take_streak_peak();
         let last = self.shared.last_connect_error();
-        rules::connection_streak(peak, last.as_deref(), &self.shared.sink.config.alerts)
+        rules::connection_streak(peak, last.as_deref(), &self.sink().config.alerts)
     }
 
     /// Enters `observations` into the book and tells the notifiers about
@@ -149,21 +147,19 @@ impl PoolMonitor {
     fn apply(&self, observations: Vec<Observation>, mut notices: Vec<Notice>) {
         let now = tokio::time::Instant::now();
         let wall = SystemTime::now();
-        let t = &self.shared.sink.config.alerts;
+        let t = &self.sink().config.alerts;
         for observation in observations {
             notices.extend(
-                self.shared
-                    .sink
-                    .stores
+                self.stores()
                     .alerts
-                    .observe(&self.shared.sink.name, observation, now, wall, t),
+                    .observe(&self.sink().name, observation, now, wall, t),
             );
         }
         self.deliver(notices);
     }
 
     fn deliver(&self, notices: Vec<Notice>) {
-        let listener = &self.shared.sink.listener;
+        let listener = &self.sink().listener;
         for notice in &notices {
             listener(match notice {
                 Notice::Fired(alert) => AlertEvent::Fired(alert),

@@ -67,7 +67,7 @@ impl PoolMonitor {
             returns: checkouts.saturating_sub(u64::from(in_use)),
             held_nanos: self.shared.held_nanos.load(Relaxed),
         };
-        let forecast = f.pool.observe(observation, &self.shared.sink.config.alerts.forecast);
+        let forecast = f.pool.observe(observation, &self.sink().config.alerts.forecast);
         self.shared.record(Event::Forecast(&forecast));
     }
 }

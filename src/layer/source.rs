@@ -36,7 +36,7 @@ impl RoutePool for PoolMonitor {
     }
 
     fn active_alerts(&self) -> usize {
-        self.shared.sink.stores.alerts.active().len()
+        self.stores().alerts.active().len()
     }
 
     fn json(&self, what: Read) -> serde_json::Result<Vec<u8>> {

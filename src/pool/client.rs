@@ -62,7 +62,7 @@ impl fmt::Debug for MonitoredClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MonitoredClient")
             .field("pool", self.inner.ctx.pool.name())
-            .field("connection", &self.inner.ctx.stats.id)
+            .field("connection", &self.stats().id)
             .field("closed", &self.inner.client.is_closed())
             .finish()
     }
@@ -102,7 +102,7 @@ impl MonitoredClient {
     /// Marks the connection broken: bb8 closes it when it comes back
     /// rather than handing it out again.
     pub(crate) fn retire(&self) {
-        self.inner.ctx.stats.broken.store(true, Relaxed);
+        self.stats().broken.store(true, Relaxed);
     }
 
     pub(crate) fn is_broken(&self) -> bool {
@@ -222,7 +222,7 @@ impl MonitoredClient {
     /// This connection's id within its pool (as listed by
     /// [`PoolMonitor::snapshot`](crate::PoolMonitor::snapshot)).
     pub fn connection_id(&self) -> u64 {
-        self.inner.ctx.stats.id
+        self.stats().id
     }
 
     /// Prepares a statement, keeping its text and fingerprint.

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use super::shared::PoolShared;
 use super::{ConnectionInfo, PoolSnapshot};
-use crate::funnel::{Event, PoolCounters};
-use crate::stats::PoolReading;
+use crate::funnel::{Event, PoolCounters, Sink};
+use crate::stats::{PoolReading, PoolStores};
 
 /// What the monitor reads of the pool itself: its connections, and the
 /// pool's own cumulative counts where it keeps them (zero where not).
@@ -100,6 +100,16 @@ impl PoolMonitor {
     /// The pool's name.
     pub fn name(&self) -> &str {
         self.shared.name()
+    }
+
+    /// Where the pool's events go: its settings, metric handles and stores.
+    pub(crate) fn sink(&self) -> &Sink {
+        &self.shared.sink
+    }
+
+    /// The pool's stores.
+    pub(crate) fn stores(&self) -> &PoolStores {
+        &self.shared.sink.stores
     }
 
     /// Publishes the pool's state: connection counts as gauges, the

@@ -356,7 +356,8 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                 stats
                     .waited_nanos
                     .store(crate::units::saturating_nanos(waited), Relaxed);
-                if let Some(current) = &self.shared.sink.config.trace_context {
+                let config = &self.shared.sink.config;
+                if let Some(current) = &config.trace_context {
                     show_trace(&conn, current);
                 }
                 let start_counts = stats.counts();

@@ -23,18 +23,16 @@ impl PoolMonitor {
     pub fn error_report(&self, minutes: Option<u32>) -> ErrorReport {
         let rates = self.error_rates();
         let minutes = minutes.map(clamp_minutes);
-        self.shared
-            .sink
-            .stores
+        self.stores()
             .errors
-            .report(&self.shared.sink.name, SystemTime::now(), minutes, rates)
+            .report(&self.sink().name, SystemTime::now(), minutes, rates)
     }
 
     /// Statement error rates over 5 minutes, 15 minutes and 1 hour.
     pub(crate) fn error_rates(&self) -> Vec<stats::ErrorRate> {
         let now = std::time::Instant::now();
         let current = self.observe_totals(now);
-        let history = &self.shared.sink.stores.totals;
+        let history = &self.stores().totals;
         [5u32, 15, 60]
             .into_iter()
             .map(|m| stats::rate(m, history.over(now, current, Duration::from_secs(60 * u64::from(m)))))
@@ -50,10 +48,10 @@ impl PoolMonitor {
         let minutes = minutes.map(clamp_minutes);
         // Database time is kept per minute for the last hour.
         let window = Duration::from_secs(60 * u64::from(minutes.unwrap_or(60).min(60)));
-        let (delta, _) = self.shared.sink.stores.totals.over(now, current, window);
-        self.shared.sink.stores.slow.report(
-            &self.shared.sink.name,
-            self.shared.sink.config.alerts.slow_query_threshold,
+        let (delta, _) = self.stores().totals.over(now, current, window);
+        self.stores().slow.report(
+            &self.sink().name,
+            self.sink().config.alerts.slow_query_threshold,
             SystemTime::now(),
             minutes,
             limit,
@@ -67,22 +65,20 @@ impl PoolMonitor {
     /// ([`DbMonitor::start`](crate::DbMonitor::start)) or [`sample`](Self::sample).
     pub fn trend_report(&self, minutes: Option<u32>) -> PoolTrendReport {
         let minutes = minutes.map(clamp_minutes);
-        self.shared
-            .sink
-            .stores
+        self.stores()
             .trend
-            .report(&self.shared.sink.name, SystemTime::now(), minutes)
+            .report(&self.sink().name, SystemTime::now(), minutes)
     }
 
     /// The active alerts, most severe first (see [`crate::alerts`]).
     pub fn alerts(&self) -> AlertReport {
-        self.shared.sink.stores.alerts.report(&self.shared.sink.name)
+        self.stores().alerts.report(&self.sink().name)
     }
 
     /// Resolved alerts, newest first: at most `limit`, and at most
     /// [`alert_history`](crate::MonitorConfig::alert_history) are kept.
     pub fn alert_history(&self, limit: usize) -> AlertHistory {
-        self.shared.sink.stores.alerts.history(&self.shared.sink.name, limit)
+        self.stores().alerts.history(&self.sink().name, limit)
     }
 
     /// What the database cost each route's requests through
@@ -91,19 +87,17 @@ impl PoolMonitor {
     /// and the longest, requests with a failed statement. The most database
     /// time first; at most 200 routes are kept.
     pub fn route_report(&self) -> Vec<crate::stats::RouteStats> {
-        self.shared.sink.stores.routes.report()
+        self.stores().routes.report()
     }
 
     /// The last statements the pool ran (at most `limit`, and at most
     /// [`query_history`](crate::MonitorConfig::query_history) are kept),
     /// newest first, normalized.
     pub fn recent_statements(&self, limit: usize) -> Vec<RecentStatement> {
-        let entries = self.shared.sink.queries.entries();
+        let entries = self.sink().queries.entries();
         let by_fingerprint: std::collections::HashMap<u64, &QueryEntry> =
             entries.iter().map(|e| (e.fingerprint, &**e)).collect();
-        self.shared
-            .sink
-            .stores
+        self.stores()
             .recent
             .read(limit)
             .iter()
@@ -111,7 +105,7 @@ impl PoolMonitor {
                 let entry = by_fingerprint.get(&raw.fingerprint);
                 stats::describe_recent(
                     raw,
-                    self.shared.sink.epoch_wall,
+                    self.sink().epoch_wall,
                     entry.map(|e| (&*e.normalized, e.operation, e.table.as_deref())),
                 )
             })
@@ -134,10 +128,10 @@ impl PoolMonitor {
         let now = std::time::Instant::now();
         let wall = std::time::SystemTime::now();
         self.observe_totals(now);
-        let slot = self.shared.sink.config.slot;
+        let slot = self.sink().config.slot;
         let span = Duration::from_secs(60 * u64::from(minutes)).max(slot.saturating_mul(2));
         let from = now.checked_sub(span).unwrap_or(now);
-        let entries = self.shared.sink.queries.entries();
+        let entries = self.sink().queries.entries();
         let windows = entries.iter().flat_map(|e| e.history.slot_windows(from, now)).collect();
         // What ran since each statement's last slot closed: the current slot.
         let mut live = crate::stats::Window::default();
@@ -145,22 +139,15 @@ impl PoolMonitor {
             live.merge(&e.history.window(Some(now), now, Some(&e.stats.cumulative(false))));
         }
         let from_ms = crate::units::unix_ms(wall).saturating_sub(u64::try_from(span.as_millis()).unwrap_or(u64::MAX));
-        let errors = self.shared.sink.stores.errors.kinds_since(from_ms);
-        crate::stats::series::series(
-            &self.shared.sink.name,
-            minutes,
-            slot,
-            (now, wall),
-            (windows, live),
-            errors,
-        )
+        let errors = self.stores().errors.kinds_since(from_ms);
+        crate::stats::series::series(&self.sink().name, minutes, slot, (now, wall), (windows, live), errors)
     }
 
     /// When the pool is forecast to run out, with the evidence: the
     /// background task's last sample (absent before its first; see
     /// [`ForecastThresholds`](crate::ForecastThresholds)).
     pub fn forecast(&self) -> Option<crate::stats::PoolForecast> {
-        self.shared.sink.stores.forecast.forecast()
+        self.stores().forecast.forecast()
     }
 
     /// The statements anomalous now against their own baseline (the
@@ -168,7 +155,7 @@ impl PoolMonitor {
     /// [`AnomalyThresholds`](crate::AnomalyThresholds)), most deviations
     /// first.
     pub fn anomalies(&self) -> Vec<crate::stats::StatementAnomaly> {
-        self.shared.sink.stores.forecast.anomalies()
+        self.stores().forecast.anomalies()
     }
 
     /// Computes the performance score over the last hour and sets the
@@ -193,14 +180,14 @@ impl PoolMonitor {
         let max_size = self.shared.max_size.load(Relaxed);
         let alerts = self.alerts();
         let performance = score(&Inputs {
-            config: &self.shared.sink.config,
+            config: &self.sink().config,
             max_size,
             queries: &queries,
             slow: &slow,
             errors: &errors,
             trend: &trend,
             alerts: &alerts.active,
-            forecast: self.shared.sink.stores.forecast.forecast(),
+            forecast: self.stores().forecast.forecast(),
         });
         ComprehensiveReport {
             pool: self.snapshot(),
@@ -210,7 +197,7 @@ impl PoolMonitor {
             slow_queries: slow,
             errors,
             pool_trend: trend,
-            n_plus_one: self.shared.sink.stores.n_plus_one.report(),
+            n_plus_one: self.stores().n_plus_one.report(),
             routes: self.route_report(),
             alerts,
             server: self.server_summary(),
@@ -220,9 +207,9 @@ impl PoolMonitor {
     /// Takes this minute's snapshot of the pool's totals if none was taken
     /// yet (the background task does it every minute), and returns them.
     pub(crate) fn observe_totals(&self, now: std::time::Instant) -> stats::Totals {
-        self.shared.sink.queries.snapshot_minute(now);
-        let current = self.shared.sink.queries.totals();
-        self.shared.sink.stores.totals.observe(now, current);
+        self.sink().queries.snapshot_minute(now);
+        let current = self.sink().queries.totals();
+        self.stores().totals.observe(now, current);
         current
     }
 
@@ -237,11 +224,11 @@ impl PoolMonitor {
         let minutes = clamp_minutes(minutes);
         let now = std::time::Instant::now();
         self.observe_totals(now);
-        let config = &self.shared.sink.config;
+        let config = &self.sink().config;
         let from = now.checked_sub(Duration::from_secs(60 * u64::from(minutes)));
         let recent_from = now.checked_sub(Duration::from_secs(5 * 60));
         let baseline_from = now.checked_sub(Duration::from_secs(65 * 60));
-        let entries = self.shared.sink.queries.entries();
+        let entries = self.sink().queries.entries();
         let mut statements = Vec::with_capacity(entries.len());
         let mut degraded = Vec::new();
         for e in &entries {
@@ -268,14 +255,14 @@ impl PoolMonitor {
             });
         }
         stats::performance_report(stats::Windows {
-            pool: &self.shared.sink.name,
+            pool: &self.sink().name,
             window_minutes: minutes,
             slow_threshold: config.alerts.slow_query_threshold,
             now,
             statements,
             limit,
             degraded,
-            anomalies: self.shared.sink.stores.forecast.anomalies(),
+            anomalies: self.stores().forecast.anomalies(),
         })
     }
 

@@ -126,10 +126,7 @@ impl PoolMonitor {
     }
 
     fn server_latest(&self) -> (bool, Latest) {
-        (
-            self.shared.sink.config.server_view.is_some(),
-            self.shared.sink.stores.server.latest(),
-        )
+        (self.sink().config.server_view.is_some(), self.stores().server.latest())
     }
 
     /// The server view's last sample of the pool's backends: state, waits,
