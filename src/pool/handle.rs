@@ -47,6 +47,7 @@ pub(crate) struct Ping {
 /// A pool, as the monitor reads it: its state, and a health check that is
 /// the monitor's own work.
 pub(crate) trait PoolSource: Send + Sync + 'static {
+    /// The pool's state now.
     fn status(&self) -> SourceStatus;
     /// A checkout and `SELECT 1` within `timeout`, neither counted among
     /// the application's.
@@ -55,23 +56,21 @@ pub(crate) trait PoolSource: Send + Sync + 'static {
 
 /// The bb8 pool's state, as its `State` and `Statistics` give it.
 pub(crate) fn bb8_status<M: bb8::ManageConnection>(pool: &bb8::Pool<M>) -> SourceStatus {
-    {
-        let state = pool.state();
-        let s = &state.statistics;
-        SourceStatus {
-            connections: state.connections,
-            idle: state.idle_connections,
-            pending: s.pending_gets(),
-            created: s.connections_created,
-            closed_broken: s.connections_closed_broken,
-            closed_invalid: s.connections_closed_invalid,
-            closed_max_lifetime: s.connections_closed_max_lifetime,
-            closed_idle_timeout: s.connections_closed_idle_timeout,
-            gets_direct: s.get_direct,
-            gets_waited: s.get_waited,
-            gets_timed_out: s.get_timed_out,
-            wait_total: s.get_wait_time,
-        }
+    let state = pool.state();
+    let s = &state.statistics;
+    SourceStatus {
+        connections: state.connections,
+        idle: state.idle_connections,
+        pending: s.pending_gets(),
+        created: s.connections_created,
+        closed_broken: s.connections_closed_broken,
+        closed_invalid: s.connections_closed_invalid,
+        closed_max_lifetime: s.connections_closed_max_lifetime,
+        closed_idle_timeout: s.connections_closed_idle_timeout,
+        gets_direct: s.get_direct,
+        gets_waited: s.get_waited,
+        gets_timed_out: s.get_timed_out,
+        wait_total: s.get_wait_time,
     }
 }
 

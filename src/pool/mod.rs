@@ -15,8 +15,6 @@
 //! | return | drop of [`MonitoredConnection`] | use time; leak warning past the threshold |
 //! | connection end | its background task | a SQLSTATE, an I/O error or a bare end of stream (`57P01` on server shutdown; a crash or a proxy says nothing), unless a statement already reported it |
 
-/// What a new connection asks for its backend: pid and start, in
-/// milliseconds since the Unix epoch.
 /// How `pg_stat_statements` shows the statement that sets a checkout's
 /// trace context, `SELECT set_config('application_name', '<traceparent>',
 /// false)`: a `SELECT`, so the server keeps its constants out of the entry
@@ -26,6 +24,8 @@ pub(crate) const SHOW_TRACE: &str = "SELECT set_config($1, $2, $3)";
 /// Reads the connection's `application_name` once its setup has run.
 pub(crate) const OWN_NAME: &str = "SELECT current_setting('application_name')";
 
+/// What a new connection asks for its backend: pid and start, in
+/// milliseconds since the Unix epoch.
 pub(crate) const BACKEND_QUERY: &str = "SELECT pg_backend_pid(), (date_part('epoch', backend_start) * 1000)::int8 \
      FROM pg_stat_activity WHERE pid = pg_backend_pid()";
 
