@@ -385,6 +385,32 @@ async fn no_literal_reaches_a_span() {
         .any(|s| s.field("error.type") == Some("constraint_violation")));
 }
 
+/// The connection's `application_name`, as a checkout of `pool` sees it.
+async fn application_name(pool: &MonitoredPool<NoTls>) -> String {
+    let conn = pool.get().await.unwrap();
+    conn.query_one("SELECT current_setting('application_name')", &[])
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+}
+
+/// The application's own customizer, naming each connection as it is
+/// acquired.
+#[derive(Debug)]
+struct NameOnAcquire;
+
+impl db_monitor::bb8::CustomizeConnection<db_monitor::MonitoredClient, db_monitor::tokio_postgres::Error>
+    for NameOnAcquire
+{
+    fn on_acquire<'a>(
+        &'a self,
+        conn: &'a mut db_monitor::MonitoredClient,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), db_monitor::tokio_postgres::Error>> + Send + 'a>>
+    {
+        Box::pin(async move { conn.batch_execute("SET application_name = 'from-customizer'").await })
+    }
+}
+
 /// With a trace context set, each checkout shows its trace to the server
 /// in `application_name` before its first statement runs, and a checkout
 /// outside any trace gives the connection its own name back.
@@ -398,18 +424,11 @@ async fn the_trace_context_reaches_the_server() {
     let (monitor, _rec) = support::monitor(config);
     let pool = pool(&monitor, "spans_context", 1).await;
     let _background = monitor.start(&pool);
-    let name = |pool: MonitoredPool<NoTls>| async move {
-        let conn = pool.get().await.unwrap();
-        conn.query_one("SELECT current_setting('application_name')", &[])
-            .await
-            .unwrap()
-            .get::<_, String>(0)
-    };
-    let own = name(pool.clone()).await;
+    let own = application_name(&pool).await;
     assert_eq!(own, "db-monitor-tests");
     let parent = TraceParent::new([0x3c; 16], [0x5d; 8], true).unwrap();
     *current.lock().unwrap() = Some(parent);
-    assert_eq!(name(pool.clone()).await, parent.to_string());
+    assert_eq!(application_name(&pool).await, parent.to_string());
     // Seen from another session too, while the statement runs.
     let other = pool.get().await.unwrap();
     let pid: i32 = other.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
@@ -437,7 +456,7 @@ async fn the_trace_context_reaches_the_server() {
     assert_eq!(shown["backends"][0]["trace_id"], trace_id.as_str(), "{shown:#}");
     drop(other);
     *current.lock().unwrap() = None;
-    assert_eq!(name(pool.clone()).await, own, "reset outside a trace");
+    assert_eq!(application_name(&pool).await, own, "reset outside a trace");
 }
 
 /// The trace is set by a `SELECT set_config(…)`, whose constants the server
@@ -467,22 +486,38 @@ async fn traced_checkouts_make_one_server_statement_and_keep_the_setup_name() {
     let builder = db_monitor::bb8::Pool::builder().max_size(2);
     let pool = monitor.pool(manager, builder).await.unwrap();
     let _background = monitor.start(&pool);
-    let name = |pool: MonitoredPool<NoTls>| async move {
-        let conn = pool.get().await.unwrap();
-        conn.query_one("SELECT current_setting('application_name')", &[])
-            .await
-            .unwrap()
-            .get::<_, String>(0)
-    };
     let own = r"orders-api's \ v2";
-    assert_eq!(name(pool.clone()).await, own);
+    assert_eq!(application_name(&pool).await, own);
     for i in 0..60u8 {
         *current.lock().unwrap() = TraceParent::new([i + 1; 16], [7; 8], true);
-        let shown = name(pool.clone()).await;
+        let shown = application_name(&pool).await;
         assert_eq!(shown, current.lock().unwrap().unwrap().to_string());
     }
     *current.lock().unwrap() = None;
-    assert_eq!(name(pool.clone()).await, own, "the setup's name back, quotes and all");
+    assert_eq!(
+        application_name(&pool).await,
+        own,
+        "the setup's name back, quotes and all"
+    );
+
+    // A name the application's customizer gives is the one given back.
+    let customized = db_monitor::bb8::Pool::builder()
+        .max_size(1)
+        .connection_customizer(Box::new(NameOnAcquire));
+    let manager = monitor.manager("spans_customized", server.config(), NoTls);
+    let named = monitor.pool(manager, customized).await.unwrap();
+    assert_eq!(application_name(&named).await, "from-customizer");
+    *current.lock().unwrap() = TraceParent::new([9; 16], [7; 8], true);
+    assert_eq!(
+        application_name(&named).await,
+        current.lock().unwrap().unwrap().to_string()
+    );
+    *current.lock().unwrap() = None;
+    assert_eq!(
+        application_name(&named).await,
+        "from-customizer",
+        "the customizer's name back"
+    );
     let entries: i64 = admin
         .query_one(
             "SELECT count(*) FROM pg_stat_statements WHERE query ILIKE '%application_name%'",

@@ -561,8 +561,10 @@ impl MonitorConfig {
     /// `pg_stat_activity`, the server log (`%a` in `log_line_prefix`) and
     /// the server view's activity then name the trace of each backend's
     /// statement. A checkout outside any trace gives the connection its
-    /// own `application_name` back: the one it had once its
-    /// [`setup`](crate::MonitoredManager::setup) statements ran.
+    /// own `application_name` back: the one it had before its first traced
+    /// checkout, whatever set it (the startup parameter, a
+    /// [`setup`](crate::MonitoredManager::setup) statement, your
+    /// `connection_customizer`).
     ///
     /// The name is set with `SELECT set_config('application_name',
     /// '<traceparent>', false)`, sent ahead of the checkout's first
@@ -574,7 +576,9 @@ impl MonitorConfig {
     /// every trace (a `SET` with the value written in makes one entry per
     /// trace and pushes the application's statements out), and the server
     /// view leaves it out of its statements. The connection's own name is
-    /// read once, at its connect. The application's statement texts and
+    /// kept on the server, in the setting `db_monitor.application_name`,
+    /// by one more statement in the same write when a checkout shows a
+    /// trace after none. The application's statement texts and
     /// prepared statements are untouched.
     ///
     /// With `tracing-opentelemetry`, the current span's OpenTelemetry

@@ -35,10 +35,6 @@ pub struct MonitoredClient {
 struct ClientParts {
     client: Client,
     ctx: ConnCtx,
-    /// The `application_name` the connection had once its setup ran, to
-    /// give back after a checkout that showed its trace context there
-    /// (read at connect when the pool has a trace context).
-    own_name: Option<Box<str>>,
 }
 
 impl ClientParts {
@@ -75,20 +71,8 @@ impl MonitoredClient {
             inner: Box::new(ClientParts {
                 client,
                 ctx: ConnCtx::new(stats, pool, token),
-                own_name: None,
             }),
         }
-    }
-
-    /// Sets the connection's own `application_name` (at its connect).
-    pub(crate) fn set_own_name(&mut self, name: String) {
-        self.inner.own_name = Some(name.into_boxed_str());
-    }
-
-    /// The connection's own `application_name`, when the pool shows trace
-    /// contexts.
-    pub(crate) fn own_name(&self) -> Option<&str> {
-        self.inner.own_name.as_deref()
     }
 
     pub(crate) fn stats(&self) -> &ConnStats {

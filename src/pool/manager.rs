@@ -276,32 +276,11 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                 }
                 self.shared.connect_ended(None);
                 self.shared.record(Event::Connect { elapsed, error: None });
-                let mut client = MonitoredClient::new(client, stats, self.shared.clone());
+                let client = MonitoredClient::new(client, stats, self.shared.clone());
                 for sql in &self.setup {
                     // Recorded like any statement, failures included; bb8
                     // discards the connection.
                     client.batch_execute(sql).await?;
-                }
-                if self.shared.sink.config.trace_context.is_some() {
-                    // The name to give back outside a trace: the one the
-                    // setup left (the monitor's own statement, not
-                    // recorded; a simple query, which any pooler passes).
-                    // Without it the connection shows no trace.
-                    let own_name = client.raw().simple_query(super::OWN_NAME).await.map(|messages| {
-                        messages.iter().find_map(|m| match m {
-                            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
-                            _ => None,
-                        })
-                    });
-                    match own_name {
-                        Ok(Some(own_name)) => client.set_own_name(own_name),
-                        Ok(None) => {}
-                        Err(e) => tracing::debug!(
-                            pool = %self.shared.name(),
-                            "this connection cannot show trace contexts: {}",
-                            error_chain(&e, false)
-                        ),
-                    }
                 }
                 self.shared.connection_ready();
                 Ok(client)

@@ -21,8 +21,18 @@
 /// (one entry for every trace; a `SET` would make one per value).
 pub(crate) const SHOW_TRACE: &str = "SELECT set_config($1, $2, $3)";
 
-/// Reads the connection's `application_name` once its setup has run.
-pub(crate) const OWN_NAME: &str = "SELECT current_setting('application_name')";
+/// Keeps the connection's own `application_name` on the server, in a
+/// setting of the monitor's, when a checkout first shows a trace: the name
+/// whatever set it (the startup parameter, a setup statement, the
+/// application's `connection_customizer`, or the application itself).
+/// (Its `'false'` is quoted so that the lexer masks it as the server's
+/// normalization does: the server view then knows the statement.)
+pub(crate) const SAVE_NAME: &str =
+    "SELECT set_config('db_monitor.application_name', current_setting('application_name'), 'false')";
+
+/// Gives the connection its own `application_name` back after a trace.
+pub(crate) const RESTORE_NAME: &str =
+    "SELECT set_config('application_name', current_setting('db_monitor.application_name'), 'false')";
 
 /// What a new connection asks for its backend: pid and start, in
 /// milliseconds since the Unix epoch.
@@ -218,42 +228,26 @@ impl<Tls: MakeTls> fmt::Debug for MonitoredPool<Tls> {
 /// whose receiver is gone is still read to its end).
 #[cold]
 fn show_trace(client: &MonitoredClient, current: &crate::config::TraceContext) {
-    let Some(own_name) = client.own_name() else { return };
     let stats = client.stats();
     let sql = match (current.0)() {
         Some(parent) => {
-            stats.traced.store(true, Relaxed);
+            // The first trace after none keeps the connection's name first,
+            // on the server (statements of one query run in order).
+            let first = !stats.traced.swap(true, Relaxed);
             // Hex digits and dashes only: nothing to quote.
-            format!("SELECT set_config('application_name', '{parent}', false)")
+            let show = format!("SELECT set_config('application_name', '{parent}', false)");
+            if first {
+                format!("{SAVE_NAME}; {show}")
+            } else {
+                show
+            }
         }
-        None if stats.traced.swap(false, Relaxed) => {
-            format!(
-                "SELECT set_config('application_name', {}, false)",
-                quote_literal(own_name)
-            )
-        }
+        None if stats.traced.swap(false, Relaxed) => RESTORE_NAME.to_owned(),
         None => return,
     };
     let mut send = std::pin::pin!(client.raw().batch_execute(&sql));
     // The first poll sends the request; its reply is not waited for.
     let _ = send.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop()));
-}
-
-/// `text` as an SQL string literal that reads the same whatever
-/// `standard_conforming_strings` says: an escape string (`E'…'`) with its
-/// quotes doubled and its backslashes escaped.
-fn quote_literal(text: &str) -> String {
-    let mut quoted = String::with_capacity(text.len() + 3);
-    quoted.push_str("E'");
-    for c in text.chars() {
-        match c {
-            '\'' => quoted.push_str("''"),
-            '\\' => quoted.push_str("\\\\"),
-            c => quoted.push(c),
-        }
-    }
-    quoted.push('\'');
-    quoted
 }
 
 impl<Tls: MakeTls> MonitoredPool<Tls> {
@@ -658,13 +652,4 @@ pub struct SessionStats {
     pub database_time: Duration,
     /// Time since checkout.
     pub held: Duration,
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_name_is_quoted_for_either_string_setting() {
-        assert_eq!(super::quote_literal("orders-api"), "E'orders-api'");
-        assert_eq!(super::quote_literal(r"it's a \ name"), r"E'it''s a \\ name'");
-    }
 }

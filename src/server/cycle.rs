@@ -87,7 +87,8 @@ fn own_fingerprints() -> HashSet<u64> {
             [
                 crate::pool::BACKEND_QUERY,
                 crate::pool::SHOW_TRACE,
-                crate::pool::OWN_NAME,
+                crate::pool::SAVE_NAME,
+                crate::pool::RESTORE_NAME,
             ]
             .iter()
             .map(|sql| sql::fingerprint(sql)),
