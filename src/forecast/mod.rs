@@ -56,7 +56,7 @@ impl PoolMonitor {
     pub(crate) fn forecast_tick(&self, f: &mut Forecaster) {
         let s = self.source.status();
         let in_use = self.shared.in_use.load(Relaxed);
-        let checkouts = s.gets_direct + s.gets_waited;
+        let checkouts = s.counters.gets_direct + s.counters.gets_waited;
         let observation = pool::PoolObservation {
             at: f.epoch.elapsed().as_secs_f64(),
             at_unix_ms: unix_ms(SystemTime::now()),

@@ -73,10 +73,8 @@ impl<K: Hash + Eq, V: Clone + Send + 'static> Shared<K, V> {
     ) -> Option<V> {
         let asked = Instant::now();
         let mut answer = self.slot(key).lock_owned().await;
-        if let Some((at, value)) = answer.as_ref() {
-            if *at >= asked || at.elapsed() < self.fresh_for {
-                return budget.take(weigh(value)).then(|| value.clone());
-            }
+        if let Some(value) = self.fresh(&answer, asked) {
+            return budget.take(weigh(value)).then(|| value.clone());
         }
         if !budget.open() {
             return None;
@@ -112,10 +110,8 @@ impl<K: Hash + Eq, V: Clone + Send + 'static> Shared<K, V> {
     {
         let asked = Instant::now();
         let mut answer = self.slot(key).lock_owned().await;
-        if let Some((at, value)) = answer.as_ref() {
-            if *at >= asked || at.elapsed() < self.fresh_for {
-                return value.clone();
-            }
+        if let Some(value) = self.fresh(&answer, asked) {
+            return value.clone();
         }
         let job = tokio::spawn(async move {
             let value = make.await;
@@ -123,6 +119,12 @@ impl<K: Hash + Eq, V: Clone + Send + 'static> Shared<K, V> {
             value
         });
         job.await.unwrap_or_else(|_| failed())
+    }
+
+    /// The answer kept, if it was made after `asked` or is still fresh.
+    fn fresh<'a>(&self, answer: &'a Option<(Instant, V)>, asked: Instant) -> Option<&'a V> {
+        let (at, value) = answer.as_ref()?;
+        (*at >= asked || at.elapsed() < self.fresh_for).then_some(value)
     }
 
     /// Forgets every answer (after a change that they would not show).

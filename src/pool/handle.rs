@@ -25,16 +25,11 @@ pub(crate) struct SourceStatus {
     pub(crate) idle: u32,
     /// Checkouts waiting for a connection.
     pub(crate) pending: u64,
-    pub(crate) created: u64,
-    pub(crate) closed_broken: u64,
-    pub(crate) closed_invalid: u64,
-    pub(crate) closed_max_lifetime: u64,
-    pub(crate) closed_idle_timeout: u64,
-    pub(crate) gets_direct: u64,
-    pub(crate) gets_waited: u64,
-    pub(crate) gets_timed_out: u64,
     /// The time checkouts have waited, in all.
     pub(crate) wait_total: Duration,
+    /// The pool's cumulative counts (its `idle_min` is the monitor's to
+    /// fill in).
+    pub(crate) counters: PoolCounters,
 }
 
 /// How long a health check's checkout took, and the database's answer to
@@ -62,15 +57,18 @@ pub(crate) fn bb8_status<M: bb8::ManageConnection>(pool: &bb8::Pool<M>) -> Sourc
         connections: state.connections,
         idle: state.idle_connections,
         pending: s.pending_gets(),
-        created: s.connections_created,
-        closed_broken: s.connections_closed_broken,
-        closed_invalid: s.connections_closed_invalid,
-        closed_max_lifetime: s.connections_closed_max_lifetime,
-        closed_idle_timeout: s.connections_closed_idle_timeout,
-        gets_direct: s.get_direct,
-        gets_waited: s.get_waited,
-        gets_timed_out: s.get_timed_out,
         wait_total: s.get_wait_time,
+        counters: PoolCounters {
+            idle_min: 0,
+            created: s.connections_created,
+            closed_broken: s.connections_closed_broken,
+            closed_invalid: s.connections_closed_invalid,
+            closed_max_lifetime: s.connections_closed_max_lifetime,
+            closed_idle_timeout: s.connections_closed_idle_timeout,
+            gets_direct: s.get_direct,
+            gets_waited: s.get_waited,
+            gets_timed_out: s.get_timed_out,
+        },
     }
 }
 
@@ -146,19 +144,12 @@ impl PoolMonitor {
             in_use,
             waiters: s.pending,
             peak_in_use,
-            timed_out_total: s.gets_timed_out,
+            timed_out_total: s.counters.gets_timed_out,
             wait_total: s.wait_total,
         };
         let counters = PoolCounters {
             idle_min: self.shared.min_idle.load(Relaxed),
-            created: s.created,
-            closed_broken: s.closed_broken,
-            closed_invalid: s.closed_invalid,
-            closed_max_lifetime: s.closed_max_lifetime,
-            closed_idle_timeout: s.closed_idle_timeout,
-            gets_direct: s.gets_direct,
-            gets_waited: s.gets_waited,
-            gets_timed_out: s.gets_timed_out,
+            ..s.counters
         };
         self.shared.record(Event::PoolState {
             reading: &reading,
