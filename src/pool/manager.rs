@@ -2,9 +2,9 @@
 //! (bb8 `ErrorSink`).
 
 use std::fmt;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::future::Future;
 use std::sync::Weak;
@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::{AsyncMessage, CancelToken, Error, Notification};
 
 use super::client::MonitoredClient;
-use super::shared::{Backend, Canceller, PoolShared, SideConnect};
+use super::shared::{Backend, Canceller, ConnStats, PoolShared, SideConnect};
 use super::MakeTls;
 use crate::classify::{error_chain, ErrorKind};
 use crate::funnel::span::SpanTarget;
@@ -224,6 +224,22 @@ impl<Tls> MonitoredManager<Tls> {
     }
 }
 
+/// How long a connection's end waits for its holder to report it.
+const HOLDER_GRACE: Duration = Duration::from_secs(1);
+
+/// Waits, for at most [`HOLDER_GRACE`], until the connection's holder has
+/// reported its end or let it go. A statement in flight gets the end as its
+/// own error, but records it when its task runs next, which can be after
+/// this task saw the end: without the wait the one incident would be
+/// counted twice. A holder that runs nothing meanwhile only delays the
+/// record.
+async fn holder_reports(stats: &ConnStats) {
+    let deadline = Instant::now() + HOLDER_GRACE;
+    while stats.in_use() && !stats.end_reported.load(Acquire) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
     type Connection = MonitoredClient;
     type Error = Error;
@@ -246,6 +262,9 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                 tokio::spawn(async move {
                     // A join error: the runtime is shutting down.
                     let Ok(result) = driver.await else { return };
+                    if result.is_err() {
+                        holder_reports(&task_stats).await;
+                    }
                     if let Some(shared) = shared.upgrade() {
                         // A clean close ends with `Ok`. Once a statement has
                         // reported the connection's end, any error is that
@@ -255,7 +274,7 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
                         // server's reason may have gone to a request whose
                         // caller had left (a statement's `Close` sent on
                         // drop), or there was none (a crash, a proxy).
-                        let news = result.as_ref().err().filter(|_| !task_stats.end_reported.load(Relaxed));
+                        let news = result.as_ref().err().filter(|_| !task_stats.end_reported.load(Acquire));
                         shared.record(Event::ConnectionClosed {
                             connection: task_stats.id,
                             error: news,

@@ -44,7 +44,7 @@ use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -511,7 +511,9 @@ impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
         let held = now().saturating_duration_since(self.checked_out);
-        conn.stats().checked_out.store(0, Relaxed);
+        // Release: what its statements recorded (an end reported) is seen
+        // by whoever sees the connection returned.
+        conn.stats().checked_out.store(0, Release);
         conn.pool().in_use.fetch_sub(1, Relaxed);
         conn.pool()
             .held_nanos

@@ -7,7 +7,7 @@ use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
-    Ordering::{Relaxed, SeqCst},
+    Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Instant, SystemTime};
@@ -341,7 +341,7 @@ impl ConnStats {
         bump(&self.errors, 1);
         if ErrorKind::of(error).ends_connection() {
             self.broken.store(true, Relaxed);
-            self.end_reported.store(true, Relaxed);
+            self.end_reported.store(true, Release);
         }
     }
 
@@ -379,6 +379,13 @@ impl ConnStats {
     fn new_site(&self, site: &'static Location<'static>, addr: usize) {
         *self.holder_site.lock().unwrap_or_else(|e| e.into_inner()) = Some(site);
         self.holder_site_addr.store(addr, Relaxed);
+    }
+
+    /// Whether a checkout holds the connection or a stream of it is open:
+    /// a statement in flight then gets the connection's end as its own
+    /// error (seen with `Acquire`, after what the holder recorded).
+    pub(crate) fn in_use(&self) -> bool {
+        self.checked_out.load(Acquire) != 0 || self.streams_open.load(Acquire) != 0
     }
 
     /// Who holds the connection now, in words (nobody when idle).
