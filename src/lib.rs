@@ -113,6 +113,10 @@ mod monitor;
 pub mod migrating {}
 
 pub use bb8;
+#[cfg(feature = "deadpool")]
+pub use deadpool;
+#[cfg(feature = "deadpool")]
+pub use deadpool_postgres;
 pub use tokio_postgres;
 
 pub use background::MonitorHandle;
@@ -129,6 +133,8 @@ pub use pool::{
     MonitoredPool, MonitoredStatement, MonitoredStream, MonitoredTransaction, MonitoredTransactionBuilder, PoolMonitor,
     PoolSnapshot, SessionStats, ToMonitoredStatement,
 };
+#[cfg(feature = "deadpool")]
+pub use pool::{DeadpoolManager, MonitoredDeadpool, MonitoredObject};
 pub use report::QueryStats;
 
 /// Not public API: hooks for the crate's own benchmarks.

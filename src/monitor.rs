@@ -16,7 +16,7 @@ use crate::funnel::tracked::Tracked;
 use crate::funnel::{AlertListener, Sink};
 use crate::names;
 use crate::pool::shared::PoolShared;
-use crate::pool::{MakeTls, MonitoredManager, MonitoredPool};
+use crate::pool::{MakeTls, MonitoredManager, MonitoredPool, PoolMonitor};
 
 /// Watches one or more PostgreSQL pools: builds them, wiring each pool's
 /// events to the monitor's recorder, settings and alert notifiers.
@@ -258,7 +258,9 @@ impl DbMonitor {
     ) -> Result<MonitoredPool<Tls>, tokio_postgres::Error> {
         let shared = manager.shared().clone();
         let pool = crate::pool::attach(&shared, builder).build(manager).await?;
-        Ok(self.register(MonitoredPool::new(pool, shared)))
+        let pool = MonitoredPool::new(pool, shared);
+        self.register(pool.monitor());
+        Ok(pool)
     }
 
     /// Like [`pool`](Self::pool), but returns at once and opens connections
@@ -271,16 +273,49 @@ impl DbMonitor {
     ) -> MonitoredPool<Tls> {
         let shared = manager.shared().clone();
         let pool = crate::pool::attach(&shared, builder).build_unchecked(manager);
-        self.register(MonitoredPool::new(pool, shared))
+        let pool = MonitoredPool::new(pool, shared);
+        self.register(pool.monitor());
+        pool
     }
 
-    fn register<Tls: MakeTls>(&self, pool: MonitoredPool<Tls>) -> MonitoredPool<Tls> {
+    /// Builds a monitored deadpool pool from `builder` (see
+    /// [`MonitoredManager::deadpool_builder`]). Like deadpool's own, the
+    /// pool opens connections as checkouts need them.
+    ///
+    /// ```no_run
+    /// use db_monitor::deadpool_postgres::{ManagerConfig, RecyclingMethod};
+    /// use db_monitor::tokio_postgres::NoTls;
+    /// use db_monitor::{DbMonitor, MonitorConfig};
+    ///
+    /// # fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// let monitor = DbMonitor::new(MonitorConfig::default())?;
+    /// let pg = "host=127.0.0.1 user=app dbname=app".parse()?;
+    /// let recycling = ManagerConfig { recycling_method: RecyclingMethod::Verified };
+    /// let builder = monitor.manager("primary", pg, NoTls).deadpool_builder(recycling);
+    /// let pool = monitor.deadpool(builder.max_size(16))?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// deadpool's, when its configuration is refused (no runtime for the
+    /// timeouts set).
+    #[cfg(feature = "deadpool")]
+    pub fn deadpool<Tls: MakeTls>(
+        &self,
+        builder: deadpool::managed::PoolBuilder<crate::DeadpoolManager<Tls>>,
+    ) -> Result<crate::MonitoredDeadpool<Tls>, deadpool::managed::BuildError> {
+        let pool = crate::MonitoredDeadpool::new(builder.build()?);
+        self.register(pool.monitor());
+        Ok(pool)
+    }
+
+    fn register(&self, pool: &PoolMonitor) {
         let mut pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
         pools.retain(|p| p.strong_count() > 0);
-        pools.push(Arc::downgrade(pool.shared()));
+        pools.push(Arc::downgrade(&pool.shared));
         drop(pools);
-        pool.monitor().publish_state();
-        pool
+        pool.publish_state();
     }
 
     /// Names of the pools this monitor watches (pools that were dropped

@@ -5,11 +5,13 @@
 
 use std::fmt;
 use std::future::Future;
+use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::client::MonitoredClient;
 use super::shared::PoolShared;
 use super::{ConnectionInfo, PoolSnapshot};
 use crate::funnel::{Event, PoolCounters, Sink};
@@ -47,6 +49,51 @@ pub(crate) trait PoolSource: Send + Sync + 'static {
     /// A checkout and `SELECT 1` within `timeout`, neither counted among
     /// the application's.
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>>;
+}
+
+/// A health check on a connection that `get` checks out from the pool
+/// directly, run on the raw client, so that neither the checkout nor
+/// `SELECT 1` is counted among the application's (nor feeds the forecast).
+/// Bounded as a whole by `timeout`; a connection whose `SELECT 1` got no
+/// answer in time is retired rather than handed to the application with
+/// the statement still in flight. `get` fails with what to say, or with
+/// `None` when it timed out.
+pub(crate) async fn ping<G>(
+    shared: &PoolShared,
+    timeout: Duration,
+    get: impl Future<Output = Result<G, Option<String>>>,
+) -> Result<Ping, String>
+where
+    G: Deref<Target = MonitoredClient>,
+{
+    let start = std::time::Instant::now();
+    let conn = match tokio::time::timeout(timeout, get).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(Some(failure))) => return Err(failure),
+        Ok(Err(None)) | Err(_) => {
+            return Err(match shared.last_connect_error() {
+                Some(e) if shared.consecutive_connect_failures.load(Relaxed) > 0 => {
+                    format!("no connection within {timeout:?}: connect failed: {e}")
+                }
+                _ => format!("no connection within {timeout:?}"),
+            })
+        }
+    };
+    let checked_out = std::time::Instant::now();
+    let left = timeout.saturating_sub(checked_out - start);
+    match tokio::time::timeout(left, conn.raw().simple_query("SELECT 1")).await {
+        Ok(Ok(_)) => Ok(Ping {
+            checkout: checked_out - start,
+            answer: checked_out.elapsed(),
+        }),
+        Ok(Err(e)) => {
+            Err(crate::classify::error_message(&e, shared.sink.config.expose_application_messages).into_owned())
+        }
+        Err(_) => {
+            conn.retire();
+            Err(format!("no answer to SELECT 1 within {timeout:?}"))
+        }
+    }
 }
 
 /// The bb8 pool's state, as its `State` and `Statistics` give it.

@@ -2,7 +2,7 @@
 //! (bb8 `ErrorSink`).
 
 use std::fmt;
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::Acquire;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -245,93 +245,112 @@ impl<Tls: MakeTls> bb8::ManageConnection for MonitoredManager<Tls> {
     type Error = Error;
 
     async fn connect(&self) -> Result<MonitoredClient, Error> {
+        self.open().await
+    }
+
+    async fn is_valid(&self, conn: &mut MonitoredClient) -> Result<(), Error> {
+        self.check(conn, "").await
+    }
+
+    fn has_broken(&self, conn: &mut MonitoredClient) -> bool {
+        conn.is_broken()
+    }
+}
+
+impl<Tls: MakeTls> MonitoredManager<Tls> {
+    /// Opens a connection: timed and recorded, its end watched, its
+    /// backend learnt and its setup statements run.
+    pub(crate) async fn open(&self) -> Result<MonitoredClient, Error> {
         let start = Instant::now();
         let result = self.config.connect(self.tls.clone()).await;
         let elapsed = start.elapsed();
-        match result {
-            Ok((client, connection)) => {
-                let stats = self.shared.new_connection();
-                // The task does not keep the pool alive: once the pool is
-                // gone, how its connections end is nobody's concern.
-                let shared = Arc::downgrade(&self.shared);
-                let task_stats = stats.clone();
-                // The connection runs as a task of its own (a wrapper
-                // awaiting it would be polled for every message, on top of
-                // it); a second task waits for its end.
-                let driver = tokio::spawn(drive(connection, shared.clone(), stats.id, self.notifications.clone()));
-                tokio::spawn(async move {
-                    // A join error: the runtime is shutting down.
-                    let Ok(result) = driver.await else { return };
-                    if result.is_err() {
-                        holder_reports(&task_stats).await;
-                    }
-                    if let Some(shared) = shared.upgrade() {
-                        // A clean close ends with `Ok`. Once a statement has
-                        // reported the connection's end, any error is that
-                        // end again (dropping the dead client can meet a
-                        // reset socket). Otherwise the error is a new
-                        // failure, even a bare end of stream or a reset: the
-                        // server's reason may have gone to a request whose
-                        // caller had left (a statement's `Close` sent on
-                        // drop), or there was none (a crash, a proxy).
-                        let news = result.as_ref().err().filter(|_| !task_stats.end_reported.load(Acquire));
-                        shared.record(Event::ConnectionClosed {
-                            connection: task_stats.id,
-                            error: news,
-                        });
-                    }
-                });
-                // Its backend, so that the server's view can be joined to
-                // this connection (not a statement of the application: not
-                // recorded). An unnamed statement: a named one would send a
-                // `Close` once dropped, and a connection idle with that
-                // request in flight hands the server's goodbye (`57P01`) to
-                // it rather than to its background task.
-                let backend = client.query_typed_opt(super::BACKEND_QUERY, &[]).await;
-                if let Ok(Some(row)) = backend {
-                    if let (Ok(pid), Ok(started_unix_ms)) = (row.try_get(0), row.try_get(1)) {
-                        let _ = stats.backend.set(Backend { pid, started_unix_ms });
-                    }
-                }
-                self.shared.connect_ended(None);
-                self.shared.record(Event::Connect { elapsed, error: None });
-                let client = MonitoredClient::new(client, stats, self.shared.clone());
-                for sql in &self.setup {
-                    // Recorded like any statement, failures included; bb8
-                    // discards the connection.
-                    client.batch_execute(sql).await?;
-                }
-                self.shared.connection_ready();
-                Ok(client)
-            }
+        let (client, connection) = match result {
+            Ok(opened) => opened,
             Err(error) => {
                 self.shared.connect_ended(Some(&error));
                 self.shared.record(Event::Connect {
                     elapsed,
                     error: Some(&error),
                 });
-                Err(error)
+                return Err(error);
+            }
+        };
+        let stats = self.shared.new_connection();
+        self.watch(connection, stats.clone());
+        // Its backend, so that the server's view can be joined to this
+        // connection (not a statement of the application: not recorded).
+        // An unnamed statement: a named one would send a `Close` once
+        // dropped, and a connection idle with that request in flight hands
+        // the server's goodbye (`57P01`) to it rather than to its
+        // background task.
+        let backend = client.query_typed_opt(super::BACKEND_QUERY, &[]).await;
+        if let Ok(Some(row)) = backend {
+            if let (Ok(pid), Ok(started_unix_ms)) = (row.try_get(0), row.try_get(1)) {
+                let _ = stats.backend.set(Backend { pid, started_unix_ms });
             }
         }
+        self.shared.connect_ended(None);
+        self.shared.record(Event::Connect { elapsed, error: None });
+        let client = MonitoredClient::new(client, stats, self.shared.clone());
+        for sql in &self.setup {
+            // Recorded like any statement, failures included; the pool
+            // discards the connection.
+            client.batch_execute(sql).await?;
+        }
+        self.shared.connection_ready();
+        Ok(client)
     }
 
-    async fn is_valid(&self, conn: &mut MonitoredClient) -> Result<(), Error> {
+    /// Runs a new connection as a task of its own (a wrapper awaiting it
+    /// would be polled for every message, on top of it), and a second task
+    /// that records its end.
+    fn watch<S, T>(&self, connection: tokio_postgres::Connection<S, T>, stats: Arc<ConnStats>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        // The tasks do not keep the pool alive: once the pool is gone, how
+        // its connections end is nobody's concern.
+        let shared = Arc::downgrade(&self.shared);
+        let driver = tokio::spawn(drive(connection, shared.clone(), stats.id, self.notifications.clone()));
+        tokio::spawn(async move {
+            // A join error: the runtime is shutting down.
+            let Ok(result) = driver.await else { return };
+            if result.is_err() {
+                holder_reports(&stats).await;
+            }
+            if let Some(shared) = shared.upgrade() {
+                // A clean close ends with `Ok`. Once a statement has
+                // reported the connection's end, any error is that end
+                // again (dropping the dead client can meet a reset socket).
+                // Otherwise the error is a new failure, even a bare end of
+                // stream or a reset: the server's reason may have gone to a
+                // request whose caller had left (a statement's `Close` sent
+                // on drop), or there was none (a crash, a proxy).
+                let news = result.as_ref().err().filter(|_| !stats.end_reported.load(Acquire));
+                shared.record(Event::ConnectionClosed {
+                    connection: stats.id,
+                    error: news,
+                });
+            }
+        });
+    }
+
+    /// Whether a pooled connection still works: `sql` (the empty query
+    /// for a bare round trip) answers. A failure is recorded once.
+    pub(crate) async fn check(&self, conn: &MonitoredClient, sql: &str) -> Result<(), Error> {
         // A connection that is already closed had its end recorded by its
         // background task; only a live-looking one failing the ping is news.
         let was_open = !conn.is_closed();
         // Settled by a ping on its return a moment ago: that was the check.
-        if was_open && conn.pinged_just_now() {
+        if was_open && sql.is_empty() && conn.pinged_just_now() {
             return Ok(());
         }
-        let result = conn.raw().simple_query("").await.map(|_| ());
+        let result = conn.raw().simple_query(sql).await.map(|_| ());
         if let (Err(error), true) = (&result, was_open) {
             self.shared.record(Event::Invalid(error));
         }
         result
-    }
-
-    fn has_broken(&self, conn: &mut MonitoredClient) -> bool {
-        conn.is_broken()
     }
 }
 

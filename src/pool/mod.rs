@@ -44,12 +44,9 @@ use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
-
-use pin_project_lite::pin_project;
 
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::Socket;
@@ -102,7 +99,10 @@ impl<T> MakeTls for T where
 }
 
 mod cache;
+mod checkout;
 mod client;
+#[cfg(feature = "deadpool")]
+mod deadpool;
 mod flight;
 mod generic;
 mod handle;
@@ -113,6 +113,8 @@ mod stream;
 mod transaction;
 
 pub use client::MonitoredClient;
+#[cfg(feature = "deadpool")]
+pub use deadpool::{DeadpoolManager, MonitoredDeadpool, MonitoredObject};
 pub(crate) use flight::{statement_ended, QueryRef};
 pub use generic::GenericClient;
 pub(crate) use manager::attach;
@@ -121,10 +123,10 @@ pub use statement::{MonitoredStatement, ToMonitoredStatement};
 pub use stream::MonitoredStream;
 pub use transaction::{MonitoredTransaction, MonitoredTransactionBuilder};
 
-use crate::classify::{ConnectError, ErrorKind, GetError};
-use crate::funnel::Event;
+use crate::classify::{ErrorKind, GetError};
 use crate::units::{nanos, now};
-use shared::{ConnStats, PoolShared, SessionCounts};
+use checkout::{Checkout, Held};
+use shared::{ConnStats, PoolShared};
 
 pub use handle::PoolMonitor;
 pub(crate) use handle::{Ping, PoolSource};
@@ -151,43 +153,13 @@ impl<Tls: MakeTls> PoolSource for Bb8Source<Tls> {
     }
 
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>> {
-        // The monitor's own work: checked out from bb8 directly and run on
-        // the raw client, so that neither the checkout nor `SELECT 1` is
-        // counted among the application's (nor feeds the forecast).
-        // Bounded as a whole by `timeout`; a connection whose `SELECT 1`
-        // got no answer in time is retired rather than handed to the
-        // application with the statement still in flight.
         let shared = &self.shared;
-        Box::pin(async move {
-            let start = std::time::Instant::now();
-            let conn = match tokio::time::timeout(timeout, self.pool.get()).await {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(bb8::RunError::User(e))) => return Err(format!("connect failed: {}", shared.sink.describe(&e))),
-                Ok(Err(bb8::RunError::TimedOut)) | Err(_) => {
-                    return Err(match shared.last_connect_error() {
-                        Some(e) if shared.consecutive_connect_failures.load(Relaxed) > 0 => {
-                            format!("no connection within {timeout:?}: connect failed: {e}")
-                        }
-                        _ => format!("no connection within {timeout:?}"),
-                    })
-                }
-            };
-            let checked_out = std::time::Instant::now();
-            let left = timeout.saturating_sub(checked_out - start);
-            match tokio::time::timeout(left, conn.raw().simple_query("SELECT 1")).await {
-                Ok(Ok(_)) => Ok(Ping {
-                    checkout: checked_out - start,
-                    answer: checked_out.elapsed(),
-                }),
-                Ok(Err(e)) => {
-                    Err(crate::classify::error_message(&e, shared.sink.config.expose_application_messages).into_owned())
-                }
-                Err(_) => {
-                    conn.retire();
-                    Err(format!("no answer to SELECT 1 within {timeout:?}"))
-                }
-            }
-        })
+        Box::pin(handle::ping(shared, timeout, async {
+            self.pool.get().await.map_err(|error| match error {
+                bb8::RunError::User(e) => Some(format!("connect failed: {}", shared.sink.describe(&e))),
+                bb8::RunError::TimedOut => None,
+            })
+        }))
     }
 }
 
@@ -221,35 +193,6 @@ impl<Tls: MakeTls> fmt::Debug for MonitoredPool<Tls> {
     }
 }
 
-/// Shows the checkout's trace to the server in `application_name` (or gives
-/// the connection its own back), without a round trip of its own: the
-/// `set_config` is written to the connection now, ahead of the checkout's first
-/// statement, and its reply is read and dropped by the driver (a request
-/// whose receiver is gone is still read to its end).
-#[cold]
-fn show_trace(client: &MonitoredClient, current: &crate::config::TraceContext) {
-    let stats = client.stats();
-    let sql = match (current.0)() {
-        Some(parent) => {
-            // The first trace after none keeps the connection's name first,
-            // on the server (statements of one query run in order).
-            let first = !stats.traced.swap(true, Relaxed);
-            // Hex digits and dashes only: nothing to quote.
-            let show = format!("SELECT set_config('application_name', '{parent}', false)");
-            if first {
-                format!("{SAVE_NAME}; {show}")
-            } else {
-                show
-            }
-        }
-        None if stats.traced.swap(false, Relaxed) => RESTORE_NAME.to_owned(),
-        None => return,
-    };
-    let mut send = std::pin::pin!(client.raw().batch_execute(&sql));
-    // The first poll sends the request; its reply is not waited for.
-    let _ = send.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop()));
-}
-
 impl<Tls: MakeTls> MonitoredPool<Tls> {
     pub(crate) fn new(inner: bb8::Pool<MonitoredManager<Tls>>, shared: Arc<PoolShared>) -> Self {
         let config = inner.config();
@@ -269,10 +212,6 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// stores.
     pub fn monitor(&self) -> &PoolMonitor {
         &self.monitor
-    }
-
-    pub(crate) fn shared(&self) -> &Arc<PoolShared> {
-        &self.shared
     }
 
     /// The pool's name.
@@ -300,11 +239,9 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         let location = Location::caller();
         // bb8's owned guard either way, so that a return with abandoned
         // work can hand it to the task that settles it.
-        Checkout {
-            inner: self.inner.get_owned(),
-            start: None,
-            finish: Some(move |result, start| self.checked_out(result, start, location)),
-        }
+        Checkout::new(self.inner.get_owned(), move |result, wait| {
+            self.checked_out(result, wait, location)
+        })
     }
 
     /// Like [`get`](Self::get), but the guard owns a handle to the pool
@@ -316,92 +253,36 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     #[track_caller]
     pub fn get_owned(&self) -> impl Future<Output = Result<MonitoredConnection<'static, Tls>, GetError>> + Send + '_ {
         let location = Location::caller();
-        Checkout {
-            inner: self.inner.get_owned(),
-            start: None,
-            finish: Some(move |result, start| self.checked_out(result, start, location)),
-        }
+        Checkout::new(self.inner.get_owned(), move |result, wait| {
+            self.checked_out(result, wait, location)
+        })
     }
 
     fn checked_out<'a>(
         &self,
         result: Result<bb8::PooledConnection<'static, MonitoredManager<Tls>>, bb8::RunError<tokio_postgres::Error>>,
-        start: quanta::Instant,
+        wait: checkout::Wait,
         location: &'static Location<'static>,
     ) -> Result<MonitoredConnection<'a, Tls>, GetError> {
         let now = now();
-        let waited = now.saturating_duration_since(start);
+        let waited = now.saturating_duration_since(wait.start);
         match result {
-            Ok(conn) => {
-                // One read-modify-write on a pool-wide counter (and a second
-                // only for a new peak), so that the trend can show the
-                // highest use between two samples.
-                let in_use = self.shared.in_use.fetch_add(1, Relaxed) + 1;
-                if in_use > self.shared.peak_in_use.load(Relaxed) {
-                    self.shared.peak_in_use.fetch_max(in_use, Relaxed);
-                }
-                self.shared.record(Event::Checkout { waited, timeout: None });
-                let stats = conn.stats();
-                shared::bump(&stats.checkouts, 1);
-                let since =
-                    u64::try_from(now.saturating_duration_since(self.shared.epoch).as_nanos()).unwrap_or(u64::MAX - 1);
-                stats.checked_out.store(since.saturating_add(1), Relaxed);
-                stats.held_by(crate::funnel::current_route_id(), location);
-                stats
-                    .waited_nanos
-                    .store(crate::units::saturating_nanos(waited), Relaxed);
-                let config = &self.shared.sink.config;
-                if let Some(current) = &config.trace_context {
-                    show_trace(&conn, current);
-                }
-                let start_counts = stats.counts();
-                if self.shared.publish_due(since) {
-                    self.monitor.publish_state();
-                }
-                Ok(MonitoredConnection {
-                    conn: Some(conn),
-                    start_counts,
-                    checked_out: now,
-                    location,
-                    _pool: std::marker::PhantomData,
-                })
-            }
+            Ok(conn) => Ok(MonitoredConnection {
+                held: Held::begin(&self.monitor, &conn, waited, now, location),
+                conn: Some(conn),
+                _pool: std::marker::PhantomData,
+            }),
             Err(error) => {
-                // Decided here, on the rare path, from bb8's state: a pool
-                // whose every connection is taken is exhausted, unless its
-                // connects have been failing since the last success (a
-                // database that is down or refusing fills the pool with
-                // connection attempts, not with users).
+                // Decided here, on the rare path, from bb8's state.
                 let state = self.inner.state();
-                let max_size = self.shared.max_size.load(Relaxed);
-                let in_use = state.connections.saturating_sub(state.idle_connections);
-                let connects_failing = self.shared.consecutive_connect_failures.load(Relaxed) > 0;
-                let full = state.connections >= max_size && state.idle_connections == 0;
                 let (kind, source) = match error {
-                    bb8::RunError::TimedOut if full && !connects_failing => (ErrorKind::PoolExhausted, None),
-                    bb8::RunError::TimedOut => (ErrorKind::ConnectTimeout, self.shared.last_connect_error()),
+                    bb8::RunError::TimedOut => {
+                        checkout::timed_out(&self.shared, state.connections, state.idle_connections)
+                    }
                     bb8::RunError::User(e) => (ErrorKind::of_connect(&e), Some(self.shared.sink.describe(&e))),
                 };
-                self.shared.record(Event::Checkout {
-                    waited,
-                    timeout: Some(kind),
-                });
-                let sink = &self.shared.sink;
-                crate::funnel::span::checkout_failed(
-                    &sink.name,
-                    &sink.span_target,
-                    kind,
-                    crate::units::saturating_nanos(waited),
-                );
-                self.monitor.publish_state();
-                Err(GetError {
-                    kind,
-                    pool: self.shared.name().clone(),
-                    waited,
-                    in_use,
-                    max_size,
-                    source: source.map(ConnectError),
-                })
+                let in_use = state.connections.saturating_sub(state.idle_connections);
+                Err(checkout::failed(&self.monitor, kind, source, waited, in_use))
             }
         }
     }
@@ -419,35 +300,6 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     }
 }
 
-pin_project! {
-    /// A checkout: bb8's `get` future, timed from its first poll, and what
-    /// to make of its result. A named future rather than an `async` block,
-    /// so that bb8's (large) future is not moved once more into a wrapper.
-    struct Checkout<F, G> {
-        #[pin]
-        inner: F,
-        start: Option<quanta::Instant>,
-        finish: Option<G>,
-    }
-}
-
-impl<F, G, R, O> Future for Checkout<F, G>
-where
-    F: Future<Output = R>,
-    G: FnOnce(R, quanta::Instant) -> O,
-{
-    type Output = O;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
-        let this = self.project();
-        let start = *this.start.get_or_insert_with(now);
-        let result = ready!(this.inner.poll(cx));
-        // Polled again after it finished: a caller's bug, as for any future.
-        let finish = this.finish.take().expect("a checkout is polled after it finished");
-        Poll::Ready(finish(result, start))
-    }
-}
-
 /// One checked-out connection. Derefs to [`MonitoredClient`]; dropping it
 /// returns the connection to the pool and records how long it was held.
 ///
@@ -458,9 +310,7 @@ where
 /// the statement is cancelled on the server and the connection retired.
 pub struct MonitoredConnection<'a, Tls: MakeTls> {
     conn: Option<bb8::PooledConnection<'static, MonitoredManager<Tls>>>,
-    start_counts: SessionCounts,
-    checked_out: quanta::Instant,
-    location: &'static Location<'static>,
+    held: Held,
     _pool: std::marker::PhantomData<&'a MonitoredPool<Tls>>,
 }
 
@@ -468,7 +318,7 @@ impl<Tls: MakeTls> fmt::Debug for MonitoredConnection<'_, Tls> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MonitoredConnection")
             .field("client", &self.conn.as_deref())
-            .field("checked_out_at", &format_args!("{}", self.location))
+            .field("checked_out_at", &format_args!("{}", self.held.location))
             .finish()
     }
 }
@@ -476,19 +326,12 @@ impl<Tls: MakeTls> fmt::Debug for MonitoredConnection<'_, Tls> {
 impl<Tls: MakeTls> MonitoredConnection<'_, Tls> {
     /// What this checkout (the "session") has run so far.
     pub fn session(&self) -> SessionStats {
-        let now = self.stats().counts();
-        SessionStats {
-            statements: now.statements - self.start_counts.statements,
-            errors: now.errors - self.start_counts.errors,
-            cancelled: now.cancelled - self.start_counts.cancelled,
-            database_time: nanos(now.busy_ns - self.start_counts.busy_ns),
-            held: crate::units::now().saturating_duration_since(self.checked_out),
-        }
+        self.held.session(self)
     }
 
     /// Where this connection was checked out (the caller of `get()`).
     pub fn checked_out_at(&self) -> &'static Location<'static> {
-        self.location
+        self.held.location
     }
 }
 
@@ -509,44 +352,11 @@ impl<Tls: MakeTls> DerefMut for MonitoredConnection<'_, Tls> {
 
 impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else { return };
-        let held = now().saturating_duration_since(self.checked_out);
-        // Release: what its statements recorded (an end reported) is seen
-        // by whoever sees the connection returned.
-        conn.stats().checked_out.store(0, Release);
-        conn.pool().in_use.fetch_sub(1, Relaxed);
-        conn.pool()
-            .held_nanos
-            .fetch_add(crate::units::saturating_nanos(held), Relaxed);
-        conn.pool().record(Event::Return {
-            held,
-            location: self.location,
-        });
-        if conn.needs_settling() {
-            settle_then_return(conn);
-            return;
+        if let Some(conn) = self.conn.take() {
+            // Dropping the bb8 guard returns the connection to the pool.
+            self.held.end(conn);
         }
-        // Dropping the bb8 guard returns the connection to the pool.
-        drop(conn);
     }
-}
-
-/// Settles a connection with abandoned work in a task of its own, which
-/// then drops the guard: back to the pool, or retired (see
-/// [`MonitoredClient::settle`]). Outside a runtime, the guard is dropped
-/// at once and the unsettled connection retired (its cancel request, which
-/// needs a runtime too, is skipped).
-#[cold]
-#[inline(never)]
-fn settle_then_return<Tls: MakeTls>(conn: bb8::PooledConnection<'static, MonitoredManager<Tls>>) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let grace = conn.pool().sink.config.abandoned_grace;
-    runtime.spawn(async move {
-        conn.settle(grace).await;
-        drop(conn);
-    });
 }
 
 /// A pool's state and its connections.

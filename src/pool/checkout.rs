@@ -1,0 +1,253 @@
+//! What a checkout records, whichever pool it came from: the wait, the
+//! holder, the trace shown to the server, the use time, and the settling of
+//! a connection with abandoned work before it goes back.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+
+use super::client::MonitoredClient;
+use super::shared::{self, PoolShared, SessionCounts};
+use super::{PoolMonitor, SessionStats, RESTORE_NAME, SAVE_NAME};
+use crate::classify::{ConnectError, ErrorKind, GetError};
+use crate::funnel::Event;
+use crate::units::{nanos, now};
+
+pin_project! {
+    /// A checkout: the pool's `get` future, timed from its first poll, and
+    /// what to make of its result. A named future rather than an `async`
+    /// block, so that the pool's (large) future is not moved once more into
+    /// a wrapper.
+    pub(crate) struct Checkout<F, G> {
+        #[pin]
+        inner: F,
+        start: Option<quanta::Instant>,
+        finish: Option<G>,
+    }
+}
+
+impl<F, G> Checkout<F, G> {
+    pub(crate) fn new(inner: F, finish: G) -> Self {
+        Checkout {
+            inner,
+            start: None,
+            finish: Some(finish),
+        }
+    }
+}
+
+/// How a checkout's wait went: when it began, and whether the pool had a
+/// connection at the first ask.
+#[derive(Clone, Copy)]
+pub(crate) struct Wait {
+    pub(crate) start: quanta::Instant,
+    // Counted by sources that do not count it themselves (bb8 does).
+    #[cfg_attr(not(feature = "deadpool"), allow(dead_code))]
+    pub(crate) direct: bool,
+}
+
+impl<F, G, R, O> Future for Checkout<F, G>
+where
+    F: Future<Output = R>,
+    G: FnOnce(R, Wait) -> O,
+{
+    type Output = O;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
+        let this = self.project();
+        let direct = this.start.is_none();
+        let start = *this.start.get_or_insert_with(now);
+        let result = ready!(this.inner.poll(cx));
+        // Polled again after it finished: a caller's bug, as for any future.
+        let finish = this.finish.take().expect("a checkout is polled after it finished");
+        Poll::Ready(finish(result, Wait { start, direct }))
+    }
+}
+
+/// A connection held by a checkout: when and where it was checked out,
+/// and its counts then (for [`session`](Held::session)).
+#[derive(Clone, Copy)]
+pub(crate) struct Held {
+    start_counts: SessionCounts,
+    pub(crate) checked_out: quanta::Instant,
+    pub(crate) location: &'static Location<'static>,
+}
+
+impl Held {
+    /// Records a checkout that got `conn` after `waited`.
+    pub(crate) fn begin(
+        monitor: &PoolMonitor,
+        conn: &MonitoredClient,
+        waited: Duration,
+        now: quanta::Instant,
+        location: &'static Location<'static>,
+    ) -> Held {
+        let pool = &monitor.shared;
+        // One read-modify-write on a pool-wide counter (and a second only
+        // for a new peak), so that the trend can show the highest use
+        // between two samples.
+        let in_use = pool.in_use.fetch_add(1, Relaxed) + 1;
+        if in_use > pool.peak_in_use.load(Relaxed) {
+            pool.peak_in_use.fetch_max(in_use, Relaxed);
+        }
+        pool.record(Event::Checkout { waited, timeout: None });
+        let stats = conn.stats();
+        shared::bump(&stats.checkouts, 1);
+        let since = u64::try_from(now.saturating_duration_since(pool.epoch).as_nanos()).unwrap_or(u64::MAX - 1);
+        stats.checked_out.store(since.saturating_add(1), Relaxed);
+        stats.held_by(crate::funnel::current_route_id(), location);
+        stats
+            .waited_nanos
+            .store(crate::units::saturating_nanos(waited), Relaxed);
+        if let Some(current) = &pool.sink.config.trace_context {
+            show_trace(conn, current);
+        }
+        let start_counts = stats.counts();
+        if pool.publish_due(since) {
+            monitor.publish_state();
+        }
+        Held {
+            start_counts,
+            checked_out: now,
+            location,
+        }
+    }
+
+    /// What the checkout holding `conn` has run so far.
+    pub(crate) fn session(&self, conn: &MonitoredClient) -> SessionStats {
+        let now = conn.stats().counts();
+        SessionStats {
+            statements: now.statements - self.start_counts.statements,
+            errors: now.errors - self.start_counts.errors,
+            cancelled: now.cancelled - self.start_counts.cancelled,
+            database_time: nanos(now.busy_ns - self.start_counts.busy_ns),
+            held: crate::units::now().saturating_duration_since(self.checked_out),
+        }
+    }
+
+    /// Records the return of `guard`'s connection, then lets the guard go
+    /// (back to its pool), or hands it to a task that settles abandoned
+    /// work first.
+    pub(crate) fn end<G>(&self, guard: G)
+    where
+        G: Deref<Target = MonitoredClient> + Send + 'static,
+    {
+        let conn: &MonitoredClient = &guard;
+        let held = now().saturating_duration_since(self.checked_out);
+        // Release: what its statements recorded (an end reported) is seen
+        // by whoever sees the connection returned.
+        conn.stats().checked_out.store(0, Release);
+        let pool = conn.pool();
+        pool.in_use.fetch_sub(1, Relaxed);
+        pool.held_nanos.fetch_add(crate::units::saturating_nanos(held), Relaxed);
+        pool.record(Event::Return {
+            held,
+            location: self.location,
+        });
+        if conn.needs_settling() {
+            settle_then_return(guard);
+        }
+    }
+}
+
+/// Records a checkout that got no connection and makes its error.
+pub(crate) fn failed(
+    monitor: &PoolMonitor,
+    kind: ErrorKind,
+    source: Option<String>,
+    waited: Duration,
+    in_use: u32,
+) -> GetError {
+    let pool = &monitor.shared;
+    pool.record(Event::Checkout {
+        waited,
+        timeout: Some(kind),
+    });
+    let sink = &pool.sink;
+    crate::funnel::span::checkout_failed(
+        &sink.name,
+        &sink.span_target,
+        kind,
+        crate::units::saturating_nanos(waited),
+    );
+    monitor.publish_state();
+    GetError {
+        kind,
+        pool: pool.name().clone(),
+        waited,
+        in_use,
+        max_size: pool.max_size.load(Relaxed),
+        source: source.map(ConnectError),
+    }
+}
+
+/// What a checkout that timed out waiting met: a pool whose every
+/// connection is taken is exhausted, unless its connects have been failing
+/// since the last success (a database that is down or refusing fills the
+/// pool with connection attempts, not with users). Then the last connect
+/// error, if any, is the cause.
+pub(crate) fn timed_out(pool: &PoolShared, connections: u32, idle: u32) -> (ErrorKind, Option<String>) {
+    let connects_failing = pool.consecutive_connect_failures.load(Relaxed) > 0;
+    let full = connections >= pool.max_size.load(Relaxed) && idle == 0;
+    if full && !connects_failing {
+        (ErrorKind::PoolExhausted, None)
+    } else {
+        (ErrorKind::ConnectTimeout, pool.last_connect_error())
+    }
+}
+
+/// Settles a connection with abandoned work in a task of its own, which
+/// then drops the guard: back to the pool, or retired (see
+/// [`MonitoredClient::settle`]). Outside a runtime, the guard is dropped
+/// at once and the unsettled connection retired (its cancel request, which
+/// needs a runtime too, is skipped).
+#[cold]
+#[inline(never)]
+fn settle_then_return<G>(conn: G)
+where
+    G: Deref<Target = MonitoredClient> + Send + 'static,
+{
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let grace = conn.pool().sink.config.abandoned_grace;
+    runtime.spawn(async move {
+        conn.settle(grace).await;
+        drop(conn);
+    });
+}
+
+/// Shows the checkout's trace to the server in `application_name` (or gives
+/// the connection its own back), without a round trip of its own: the
+/// `set_config` is written to the connection now, ahead of the checkout's first
+/// statement, and its reply is read and dropped by the driver (a request
+/// whose receiver is gone is still read to its end).
+#[cold]
+fn show_trace(client: &MonitoredClient, current: &crate::config::TraceContext) {
+    let stats = client.stats();
+    let sql = match (current.0)() {
+        Some(parent) => {
+            // The first trace after none keeps the connection's name first,
+            // on the server (statements of one query run in order).
+            let first = !stats.traced.swap(true, Relaxed);
+            // Hex digits and dashes only: nothing to quote.
+            let show = format!("SELECT set_config('application_name', '{parent}', false)");
+            if first {
+                format!("{SAVE_NAME}; {show}")
+            } else {
+                show
+            }
+        }
+        None if stats.traced.swap(false, Relaxed) => RESTORE_NAME.to_owned(),
+        None => return,
+    };
+    let mut send = std::pin::pin!(client.raw().batch_execute(&sql));
+    // The first poll sends the request; its reply is not waited for.
+    let _ = send.as_mut().poll(&mut Context::from_waker(std::task::Waker::noop()));
+}
