@@ -15,6 +15,7 @@ use db_monitor::tokio_postgres::IsolationLevel;
 use db_monitor::{ErrorKind, MonitorConfig};
 use support::leaks::{captured_logs, Quoting, QuotingParam};
 use support::pg::{shared_config, TempPostgres};
+use support::sources::{pool_of, TestConn, TestPool};
 use support::{deadlock, eventually, monitor, pool, pool_with, unique};
 
 fn kind_of(result: Result<impl Sized, db_monitor::tokio_postgres::Error>) -> (ErrorKind, Option<String>) {
@@ -22,10 +23,9 @@ fn kind_of(result: Result<impl Sized, db_monitor::tokio_postgres::Error>) -> (Er
     (ErrorKind::of(&err), err.code().map(|c| c.code().to_owned()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_deadlock_is_classified_once() {
+async fn a_real_deadlock_is_classified_once<P: TestPool>() {
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "deadlock", 4).await;
+    let pool = pool_of::<P>(&monitor, "deadlock", 4).await;
     let (update, error) = deadlock(&pool).await;
     assert_eq!(ErrorKind::of(&error), ErrorKind::Deadlock);
     assert_eq!(error.code().unwrap().code(), "40P01");
@@ -72,10 +72,9 @@ async fn a_real_deadlock_is_classified_once() {
     assert!(!message.contains("Process"), "no text of the DETAIL is kept: {message}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_serialization_failure_is_classified() {
+async fn a_real_serialization_failure_is_classified<P: TestPool>() {
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "serialization", 3).await;
+    let pool = pool_of::<P>(&monitor, "serialization", 3).await;
     let table = unique("serial");
     pool.get()
         .await
@@ -131,10 +130,9 @@ async fn a_real_serialization_failure_is_classified() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn statement_timeout_and_lock_timeout_are_told_apart() {
+async fn statement_timeout_and_lock_timeout_are_told_apart<P: TestPool>() {
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "timeouts", 3).await;
+    let pool = pool_of::<P>(&monitor, "timeouts", 3).await;
     let table = unique("locked");
     let conn = pool.get().await.unwrap();
     conn.batch_execute(&format!("CREATE TABLE {table} (id int)"))
@@ -181,10 +179,9 @@ async fn statement_timeout_and_lock_timeout_are_told_apart() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_in_transaction_timeout_is_kept_from_the_connection_task() {
+async fn idle_in_transaction_timeout_is_kept_from_the_connection_task<P: TestPool>() {
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "idle_tx", 2).await;
+    let pool = pool_of::<P>(&monitor, "idle_tx", 2).await;
     let mut conn = pool.get().await.unwrap();
     conn.batch_execute("SET idle_in_transaction_session_timeout = '100ms'")
         .await
@@ -216,17 +213,20 @@ async fn backend_pid(conn: &db_monitor::MonitoredClient) -> i32 {
     conn.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn terminating_an_idle_connection_records_57p01_and_the_pool_recovers() {
+async fn terminating_an_idle_connection_records_57p01_and_the_pool_recovers<P: TestPool>() {
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "terminate_idle", 2).await;
+    let pool = pool_of::<P>(&monitor, "terminate_idle", 2).await;
     let victim = pool.get().await.unwrap();
     let pid = backend_pid(&victim).await;
     let victim_id = victim.connection_id();
     drop(victim);
-    let admin = pool.inner().dedicated_connection().await.unwrap();
+    // Outside the pool, which could hand out the victim itself.
+    let (admin, connection) = shared_config()
+        .connect(db_monitor::tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
     let terminated: bool = admin
-        .raw()
         .query_one("SELECT pg_terminate_backend($1)", &[&pid])
         .await
         .unwrap()
@@ -251,10 +251,9 @@ async fn terminating_an_idle_connection_records_57p01_and_the_pool_recovers() {
     assert_eq!(rec.counter(ERRORS, &[]), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn terminating_a_busy_connection_fails_its_statement_once() {
+async fn terminating_a_busy_connection_fails_its_statement_once<P: TestPool>() {
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "terminate_busy", 3).await;
+    let pool = pool_of::<P>(&monitor, "terminate_busy", 3).await;
     let victim = pool.get().await.unwrap();
     let pid = backend_pid(&victim).await;
     let admin = pool.get().await.unwrap();
@@ -290,10 +289,9 @@ async fn terminating_a_busy_connection_fails_its_statement_once() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_pool_times_out_as_pool_exhausted() {
+async fn a_full_pool_times_out_as_pool_exhausted<P: TestPool>() {
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool_with(&monitor, "full", shared_config(), 2, 0, Duration::from_millis(200)).await;
+    let pool = P::make(&monitor, "full", shared_config(), 2, Duration::from_millis(200)).await;
     let held = (pool.get().await.unwrap(), pool.get().await.unwrap());
     let err = pool.get().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::PoolExhausted);
@@ -325,11 +323,10 @@ async fn a_full_pool_times_out_as_pool_exhausted() {
     assert!(pool.get().await.is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_port_times_out_as_connect_timeout() {
+async fn a_refused_port_times_out_as_connect_timeout<P: TestPool>() {
     let (monitor, rec) = monitor(MonitorConfig::default());
     let config = support::pg::refused_config();
-    let pool = pool_with(&monitor, "refused", config, 2, 0, Duration::from_millis(500)).await;
+    let pool = P::make(&monitor, "refused", config, 2, Duration::from_millis(500)).await;
     let err = pool.get().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectTimeout);
     let source = std::error::Error::source(&err)
@@ -346,10 +343,9 @@ async fn a_refused_port_times_out_as_connect_timeout() {
     assert!(pool.monitor().snapshot().consecutive_connect_failures >= 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_abandoned_statement_retires_its_connection_and_is_cancelled_on_the_server() {
+async fn an_abandoned_statement_retires_its_connection_and_is_cancelled_on_the_server<P: TestPool>() {
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "abandoned", 1).await;
+    let pool = pool_of::<P>(&monitor, "abandoned", 1).await;
     let conn = pool.get().await.unwrap();
     let abandoned_id = conn.connection_id();
     let abandoned_pid = backend_pid(&conn).await;
@@ -402,11 +398,10 @@ async fn an_abandoned_statement_retires_its_connection_and_is_cancelled_on_the_s
 /// is a finished statement with the rows its reader took, and ended early;
 /// past the grace the server is still at it, so the statement is cancelled
 /// there and its connection retired.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_row_stream_dropped_while_the_server_still_sends_is_cancelled_there() {
+async fn a_row_stream_dropped_while_the_server_still_sends_is_cancelled_there<P: TestPool>() {
     use futures_util::StreamExt;
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "stream", 1).await;
+    let pool = pool_of::<P>(&monitor, "stream", 1).await;
     let conn = pool.get().await.unwrap();
     let first_id = conn.connection_id();
     let sql = "SELECT g FROM generate_series(1, 10000000) g";
@@ -454,10 +449,9 @@ async fn a_row_stream_dropped_while_the_server_still_sends_is_cancelled_there() 
 /// once; the cancel request sent for it arrives later. The next statement
 /// of the same checkout waits for that request to be done, so the server
 /// never cancels it instead.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancel_request_never_falls_on_the_next_statement_of_the_checkout() {
+async fn a_cancel_request_never_falls_on_the_next_statement_of_the_checkout<P: TestPool>() {
     let (monitor, _rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "cancel_fence", 1).await;
+    let pool = pool_of::<P>(&monitor, "cancel_fence", 1).await;
     let conn = pool.get().await.unwrap();
     let (mut abandoned, mut cancelled_instead) = (0, 0);
     for _ in 0..40 {
@@ -492,11 +486,10 @@ async fn a_cancel_request_never_falls_on_the_next_statement_of_the_checkout() {
 /// A row stream owns what it needs and can outlive its checkout. Its
 /// connection then does not go to the next caller, on whose statement the
 /// stream's cancel request would otherwise fall.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_outliving_its_checkout_keeps_its_connection_from_the_next_caller() {
+async fn a_stream_outliving_its_checkout_keeps_its_connection_from_the_next_caller<P: TestPool>() {
     use futures_util::StreamExt;
     let (monitor, _rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "late_stream", 1).await;
+    let pool = pool_of::<P>(&monitor, "late_stream", 1).await;
     let conn = pool.get().await.unwrap();
     let first_id = conn.connection_id();
     let sql = "SELECT g FROM generate_series(1, 10000000) g";
@@ -681,15 +674,14 @@ async fn a_connection_cut_without_a_word_is_kept_as_lost() {
     assert_eq!(rec.counter(ERRORS, &[]), 1, "{}", rec.dump(ERRORS));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn max_connections_exhausted_on_the_server_is_too_many_connections() {
+async fn max_connections_exhausted_on_the_server_is_too_many_connections<P: TestPool>() {
     if !support::pg::can_start_servers() {
         eprintln!("skipped: needs its own server (initdb not on PATH)");
         return;
     }
     let server = TempPostgres::start(&["-c", "max_connections=3", "-c", "superuser_reserved_connections=0"]);
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool_with(&monitor, "crowded", server.config(), 6, 0, Duration::from_millis(800)).await;
+    let pool = P::make(&monitor, "crowded", server.config(), 6, Duration::from_millis(800)).await;
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(pool.get().await.unwrap());
@@ -710,17 +702,20 @@ async fn max_connections_exhausted_on_the_server_is_too_many_connections() {
     drop(held);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_restart_fails_then_recovers_without_a_new_pool() {
+async fn a_server_restart_fails_then_recovers_without_a_new_pool<P: TestPool>() {
     if !support::pg::can_start_servers() {
         eprintln!("skipped: needs its own server (initdb not on PATH)");
         return;
     }
     let server = std::sync::Arc::new(TempPostgres::start(&[]));
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool_with(&monitor, "restarted", server.config(), 3, 2, Duration::from_millis(800)).await;
+    let pool = P::make(&monitor, "restarted", server.config(), 3, Duration::from_millis(800)).await;
     let busy = pool.get().await.unwrap();
     assert_eq!(busy.query_one_scalar::<i32, _>("SELECT 1", &[]).await.unwrap(), 1);
+    // And one idle connection.
+    let idle = pool.get().await.unwrap();
+    assert_eq!(idle.query_one_scalar::<i32, _>("SELECT 1", &[]).await.unwrap(), 1);
+    drop(idle);
 
     // A statement in flight when the server goes down fails.
     let stopper = server.clone();
@@ -762,10 +757,9 @@ async fn a_server_restart_fails_then_recovers_without_a_new_pool() {
     assert_eq!(pool.monitor().snapshot().consecutive_connect_failures, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_side_conversion_errors_are_kept_without_the_value_they_quote() {
+async fn client_side_conversion_errors_are_kept_without_the_value_they_quote<P: TestPool>() {
     let (monitor, _rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "faults_conversion", 1).await;
+    let pool = pool_of::<P>(&monitor, "faults_conversion", 1).await;
     let conn = pool.get().await.unwrap();
     let decode = conn
         .query_one_scalar::<Quoting, _>("SELECT 'decode-marker-alice@x.com'::text", &[])
@@ -801,11 +795,10 @@ async fn client_side_conversion_errors_are_kept_without_the_value_they_quote() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn notices_are_counted_and_logged_masked_never_with_their_text() {
+async fn notices_are_counted_and_logged_masked_never_with_their_text<P: TestPool>() {
     let logs = captured_logs();
     let (monitor, rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "faults_notices", 1).await;
+    let pool = pool_of::<P>(&monitor, "faults_notices", 1).await;
     let conn = pool.get().await.unwrap();
     conn.batch_execute("DO $$ BEGIN RAISE NOTICE 'processing %', 'notice-marker-carol@z.com'; END $$")
         .await
@@ -847,10 +840,9 @@ async fn notices_are_counted_and_logged_masked_never_with_their_text() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_the_application_raises_keep_their_sqlstate_and_no_text() {
+async fn messages_the_application_raises_keep_their_sqlstate_and_no_text<P: TestPool>() {
     let (monitor, _rec) = monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "faults_raised", 1).await;
+    let pool = pool_of::<P>(&monitor, "faults_raised", 1).await;
     let conn = pool.get().await.unwrap();
     let raised = [
         "DO $$ BEGIN RAISE EXCEPTION 'user % over quota', 'raise-marker-erin@v.com'; END $$",
@@ -1031,3 +1023,23 @@ async fn an_error_storm_past_the_store_is_counted_whole() {
         "a reset starts the counts again"
     );
 }
+
+on_both_pools!(
+    a_real_deadlock_is_classified_once,
+    a_real_serialization_failure_is_classified,
+    statement_timeout_and_lock_timeout_are_told_apart,
+    idle_in_transaction_timeout_is_kept_from_the_connection_task,
+    terminating_an_idle_connection_records_57p01_and_the_pool_recovers,
+    terminating_a_busy_connection_fails_its_statement_once,
+    a_full_pool_times_out_as_pool_exhausted,
+    a_refused_port_times_out_as_connect_timeout,
+    an_abandoned_statement_retires_its_connection_and_is_cancelled_on_the_server,
+    a_row_stream_dropped_while_the_server_still_sends_is_cancelled_there,
+    a_cancel_request_never_falls_on_the_next_statement_of_the_checkout,
+    a_stream_outliving_its_checkout_keeps_its_connection_from_the_next_caller,
+    max_connections_exhausted_on_the_server_is_too_many_connections,
+    a_server_restart_fails_then_recovers_without_a_new_pool,
+    client_side_conversion_errors_are_kept_without_the_value_they_quote,
+    notices_are_counted_and_logged_masked_never_with_their_text,
+    messages_the_application_raises_keep_their_sqlstate_and_no_text,
+);

@@ -70,6 +70,20 @@ where
     }
 }
 
+/// A pool's guard on a connection, as a checkout gives it back.
+pub(crate) trait GiveBack: Deref<Target = MonitoredClient> + Send + 'static {
+    /// Gives the connection back to its pool, or closes it if it must not
+    /// be handed out again ([`MonitoredClient::is_broken`]).
+    fn give_back(self);
+}
+
+impl<Tls: super::MakeTls> GiveBack for bb8::PooledConnection<'static, super::MonitoredManager<Tls>> {
+    fn give_back(self) {
+        // bb8 asks `has_broken` as the guard drops.
+        drop(self);
+    }
+}
+
 /// A connection held by a checkout: when and where it was checked out,
 /// and its counts then (for [`session`](Held::session)).
 #[derive(Clone, Copy)]
@@ -131,13 +145,9 @@ impl Held {
         }
     }
 
-    /// Records the return of `guard`'s connection, then lets the guard go
-    /// (back to its pool), or hands it to a task that settles abandoned
-    /// work first.
-    pub(crate) fn end<G>(&self, guard: G)
-    where
-        G: Deref<Target = MonitoredClient> + Send + 'static,
-    {
+    /// Records the return of `guard`'s connection, then releases the
+    /// guard, or hands it to a task that settles abandoned work first.
+    pub(crate) fn end(&self, guard: impl GiveBack) {
         let conn: &MonitoredClient = &guard;
         let held = now().saturating_duration_since(self.checked_out);
         // Release: what its statements recorded (an end reported) is seen
@@ -152,6 +162,8 @@ impl Held {
         });
         if conn.needs_settling() {
             settle_then_return(guard);
+        } else {
+            guard.give_back();
         }
     }
 }
@@ -209,17 +221,16 @@ pub(crate) fn timed_out(pool: &PoolShared, connections: u32, idle: u32) -> (Erro
 /// needs a runtime too, is skipped).
 #[cold]
 #[inline(never)]
-fn settle_then_return<G>(conn: G)
-where
-    G: Deref<Target = MonitoredClient> + Send + 'static,
-{
+fn settle_then_return(conn: impl GiveBack) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        conn.retire();
+        conn.give_back();
         return;
     };
     let grace = conn.pool().sink.config.abandoned_grace;
     runtime.spawn(async move {
         conn.settle(grace).await;
-        drop(conn);
+        conn.give_back();
     });
 }
 

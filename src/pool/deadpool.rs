@@ -25,7 +25,7 @@ use deadpool::managed::{self, HookError, Metrics, Object, PoolError, RecycleErro
 use deadpool_postgres::{ManagerConfig, RecyclingMethod};
 use tokio_postgres::Error;
 
-use super::checkout::{self, Checkout, Held};
+use super::checkout::{self, Checkout, GiveBack, Held};
 use super::client::MonitoredClient;
 use super::handle::{self, Ping, PoolSource, SourceStatus};
 use super::{MakeTls, MonitoredManager, PoolMonitor, SessionStats};
@@ -351,6 +351,19 @@ impl<Tls: MakeTls> Drop for MonitoredObject<Tls> {
         if let Some(conn) = self.conn.take() {
             // Dropping deadpool's object returns the connection to the pool.
             self.held.end(conn);
+        }
+    }
+}
+
+impl<Tls: MakeTls> GiveBack for Object<DeadpoolManager<Tls>> {
+    fn give_back(self) {
+        // Retired at once, as bb8 does, rather than left idle until the
+        // recycling check of a later checkout: its slot is free now.
+        if self.is_broken() {
+            if let Some(pool) = Object::pool(&self) {
+                pool.manager().counts.closed_broken.fetch_add(1, Relaxed);
+            }
+            drop(Object::take(self));
         }
     }
 }

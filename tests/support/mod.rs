@@ -7,6 +7,7 @@ pub mod alertmanager;
 pub mod http;
 pub mod leaks;
 pub mod pg;
+pub mod sources;
 pub mod spans;
 pub mod tools;
 
@@ -188,7 +189,7 @@ pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> boo
 /// the same two rows of a new table in opposite orders. Returns the
 /// deadlocking statement as written, and the error of the side that
 /// PostgreSQL cancelled.
-pub async fn deadlock(pool: &MonitoredPool<NoTls>) -> (String, db_monitor::tokio_postgres::Error) {
+pub async fn deadlock(pool: &impl sources::TestPool) -> (String, db_monitor::tokio_postgres::Error) {
     let table = unique("deadlock");
     let setup = pool.get().await.expect("checkout");
     setup
