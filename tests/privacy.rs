@@ -16,14 +16,13 @@ use bytes::Bytes;
 use db_monitor::alerts::{AlertEvent, AlertmanagerNotifier};
 use db_monitor::prometheus::PrometheusSetup;
 use db_monitor::tokio_postgres::NoTls;
-use db_monitor::{
-    AlertThresholds, DbMonitor, DbMonitorLayer, MonitorConfig, MonitoredClient, MonitoredPool, ServerView,
-};
+use db_monitor::{AlertThresholds, DbMonitor, DbMonitorLayer, MonitorConfig, MonitoredClient, ServerView};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use support::http::{call, LayerService};
 use support::leaks::{captured_logs, Quoting, QuotingParam};
 use support::pg::{shared_config, TempPostgres};
+use support::sources::{pool_of, TestPool};
 use support::{eventually, pool, pool_with, unique};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::{service_fn, Layer};
@@ -96,7 +95,7 @@ async fn fails(conn: &MonitoredClient, sql: &str) -> String {
 }
 
 /// Plants the marker everywhere a statement can carry a value.
-async fn plant(pool: &MonitoredPool<NoTls>) -> Vec<String> {
+async fn plant(pool: &impl TestPool) -> Vec<String> {
     let table = unique("privacy");
     let conn = pool.get().await.unwrap();
     conn.batch_execute(&format!(
@@ -199,8 +198,7 @@ fn assert_clean(surface: &str, text: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_planted_value_leaves_by_any_surface() {
+async fn no_planted_value_leaves_by_any_surface<P: TestPool>() {
     let logs = captured_logs();
     let (webhook, bodies) = webhook_capture().await;
     let notifier = AlertmanagerNotifier::builder(webhook)
@@ -224,20 +222,20 @@ async fn no_planted_value_leaves_by_any_surface() {
         .notifier(move |event: AlertEvent<'_>| heard.lock().unwrap().push(format!("{event:?}")))
         .build()
         .expect("a valid configuration");
-    let pool = pool(&monitor, "privacy", 3).await;
-    let _background = monitor.start(&pool);
+    let pool = pool_of::<P>(&monitor, "privacy", 3).await;
+    let _background = monitor.start(pool.monitor().clone());
 
     // The workload runs inside a request, so its statements carry a route.
     let inner_pool = pool.clone();
-    let service = DbMonitorLayer::new(pool.clone()).prometheus(handle).layer(service_fn(
-        move |_request: Request<Full<Bytes>>| {
+    let service = DbMonitorLayer::new(pool.monitor().clone())
+        .prometheus(handle)
+        .layer(service_fn(move |_request: Request<Full<Bytes>>| {
             let pool = inner_pool.clone();
             async move {
                 let codes = plant(&pool).await;
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(codes.join(",")))))
             }
-        },
-    ));
+        }));
     let (status, headers, codes) = get(&service, "/orders/planted").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -250,7 +248,7 @@ async fn no_planted_value_leaves_by_any_surface() {
     // Connect errors, with the marker in the role and database names.
     let mut refused = shared_config();
     refused.user(format!("role_{MARK}")).dbname(format!("db_{MARK}"));
-    let refused = pool_with(&monitor, "privacy_refused", refused, 1, 0, Duration::from_millis(500)).await;
+    let refused = P::make(&monitor, "privacy_refused", refused, 1, Duration::from_millis(500)).await;
     assert!(refused.get().await.is_err());
     assert_clean(
         "the connect error's Display",
@@ -458,3 +456,5 @@ async fn a_server_in_another_language_keeps_no_text() {
     );
     let _ = std::fs::remove_dir_all(locale);
 }
+
+on_both_pools!(no_planted_value_leaves_by_any_surface);

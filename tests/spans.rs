@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use db_monitor::tokio_postgres::types::Type;
 use db_monitor::tokio_postgres::NoTls;
-use db_monitor::{DbMonitorLayer, MonitorConfig, MonitoredPool, ServerView, TraceParent};
+use db_monitor::{DbMonitorLayer, MonitorConfig, ServerView, TraceParent};
 use futures_util::{pin_mut, SinkExt, TryStreamExt};
 use support::http::get_json;
 use support::pg::shared_config;
+use support::sources::{pool_of, TestPool};
 use support::spans::{capture, Captured, Spans};
-use support::{pool, pool_with, unique};
+use support::unique;
 use tower::Layer;
 use tracing::Instrument;
 
@@ -54,10 +55,9 @@ fn assert_connection_fields(span: &Captured, pool: &str) {
 
 /// Every client method once, each checked for its span's name, text,
 /// rows and the pool's attributes.
-#[tokio::test]
-async fn every_method_has_a_span_named_by_its_summary() {
+async fn every_method_has_a_span_named_by_its_summary<P: TestPool>() {
     let (monitor, _rec) = support::monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "spans_methods", 2).await;
+    let pool = pool_of::<P>(&monitor, "spans_methods", 2).await;
     let table = unique("span_items");
     let conn = pool.get().await.unwrap();
     conn.batch_execute(&format!(
@@ -185,10 +185,9 @@ async fn every_method_has_a_span_named_by_its_summary() {
 /// `BEGIN`, the statements, a savepoint's and `COMMIT` are children of the
 /// transaction's span, the savepoint's statements of its own span, and the
 /// transaction is a child of the request's span.
-#[tokio::test]
-async fn a_transaction_span_holds_its_statements() {
+async fn a_transaction_span_holds_its_statements<P: TestPool>() {
     let (monitor, _rec) = support::monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "spans_tx", 2).await;
+    let pool = pool_of::<P>(&monitor, "spans_tx", 2).await;
     let table = unique("span_tx");
     let mut conn = pool.get().await.unwrap();
     conn.batch_execute(&format!("CREATE TABLE {table} (id int PRIMARY KEY)"))
@@ -252,10 +251,9 @@ async fn a_transaction_span_holds_its_statements() {
 
 /// A real deadlock, a real statement timeout and an abandoned statement:
 /// each span has the crate's `error.type`, the SQLSTATE and an error status.
-#[tokio::test]
-async fn failures_carry_their_kind_and_sqlstate() {
+async fn failures_carry_their_kind_and_sqlstate<P: TestPool>() {
     let (monitor, _rec) = support::monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "spans_failures", 3).await;
+    let pool = pool_of::<P>(&monitor, "spans_failures", 3).await;
     let (spans, _guard) = capture();
 
     let (_update, error) = support::deadlock(&pool).await;
@@ -300,15 +298,13 @@ async fn failures_carry_their_kind_and_sqlstate() {
 
 /// A checkout that times out is a span with its `error.type` and wait; a
 /// checkout that succeeds has none.
-#[tokio::test]
-async fn a_checkout_timeout_is_a_span() {
+async fn a_checkout_timeout_is_a_span<P: TestPool>() {
     let (monitor, _rec) = support::monitor(MonitorConfig::default());
-    let pool = pool_with(
+    let pool = P::make(
         &monitor,
         "spans_checkout",
         shared_config(),
         1,
-        0,
         Duration::from_millis(150),
     )
     .await;
@@ -329,11 +325,10 @@ async fn a_checkout_timeout_is_a_span() {
 /// Markers in literals, parameters and failing statements (a unique
 /// violation whose DETAIL holds the value, a conversion error quoting it)
 /// appear in no field of any span.
-#[tokio::test]
-async fn no_literal_reaches_a_span() {
+async fn no_literal_reaches_a_span<P: TestPool>() {
     const MARKER: &str = "zq7marker";
     let (monitor, _rec) = support::monitor(MonitorConfig::default());
-    let pool = pool(&monitor, "spans_literals", 2).await;
+    let pool = pool_of::<P>(&monitor, "spans_literals", 2).await;
     let table = unique("span_secret");
     let mut conn = pool.get().await.unwrap();
     let (spans, _guard) = capture();
@@ -386,7 +381,7 @@ async fn no_literal_reaches_a_span() {
 }
 
 /// The connection's `application_name`, as a checkout of `pool` sees it.
-async fn application_name(pool: &MonitoredPool<NoTls>) -> String {
+async fn application_name(pool: &impl TestPool) -> String {
     let conn = pool.get().await.unwrap();
     conn.query_one("SELECT current_setting('application_name')", &[])
         .await
@@ -414,16 +409,15 @@ impl db_monitor::bb8::CustomizeConnection<db_monitor::MonitoredClient, db_monito
 /// With a trace context set, each checkout shows its trace to the server
 /// in `application_name` before its first statement runs, and a checkout
 /// outside any trace gives the connection its own name back.
-#[tokio::test]
-async fn the_trace_context_reaches_the_server() {
+async fn the_trace_context_reaches_the_server<P: TestPool>() {
     let current: Arc<Mutex<Option<TraceParent>>> = Arc::default();
     let source = current.clone();
     let config = MonitorConfig::default()
         .trace_context(move || *source.lock().unwrap())
         .server_view(ServerView::default().interval(Duration::from_millis(100)));
     let (monitor, _rec) = support::monitor(config);
-    let pool = pool(&monitor, "spans_context", 1).await;
-    let _background = monitor.start(&pool);
+    let pool = pool_of::<P>(&monitor, "spans_context", 1).await;
+    let _background = monitor.start(pool.monitor().clone());
     let own = application_name(&pool).await;
     assert_eq!(own, "db-monitor-tests");
     let parent = TraceParent::new([0x3c; 16], [0x5d; 8], true).unwrap();
@@ -441,7 +435,7 @@ async fn the_trace_context_reaches_the_server() {
         .get(0);
     assert_eq!(seen, parent.to_string());
     // The server view names the trace of the backend's checkout.
-    let service = DbMonitorLayer::new(pool.clone()).layer(tower::service_fn(|_: http::Request<_>| async {
+    let service = DbMonitorLayer::new(pool.monitor().clone()).layer(tower::service_fn(|_: http::Request<_>| async {
         Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(bytes::Bytes::new())))
     }));
     let trace_id = "3c".repeat(16);
@@ -543,4 +537,47 @@ async fn traced_checkouts_make_one_server_statement_and_keep_the_setup_name() {
         "{:#?}",
         statements.statements
     );
+}
+
+on_both_pools!(
+    current_thread:
+    every_method_has_a_span_named_by_its_summary,
+    a_transaction_span_holds_its_statements,
+    failures_carry_their_kind_and_sqlstate,
+    a_checkout_timeout_is_a_span,
+    no_literal_reaches_a_span,
+    the_trace_context_reaches_the_server,
+);
+
+/// On deadpool, a name a `post_create` hook gives (deadpool's customizer)
+/// is the one a checkout outside a trace gives back.
+#[cfg(feature = "deadpool")]
+#[tokio::test]
+async fn a_deadpool_hook_keeps_its_name_after_a_trace() {
+    use db_monitor::deadpool::managed::Hook;
+    use db_monitor::deadpool_postgres::ManagerConfig;
+    let current: Arc<Mutex<Option<TraceParent>>> = Arc::default();
+    let source = current.clone();
+    let (monitor, _rec) = support::monitor(MonitorConfig::default().trace_context(move || *source.lock().unwrap()));
+    let hook = Hook::async_fn(|conn: &mut db_monitor::MonitoredClient, _| {
+        Box::pin(async move {
+            conn.batch_execute("SET application_name = 'from-hook'")
+                .await
+                .map_err(db_monitor::deadpool::managed::HookError::Backend)
+        })
+    });
+    let builder = monitor
+        .manager("spans_hook", shared_config(), NoTls)
+        .deadpool_builder(ManagerConfig::default())
+        .max_size(1)
+        .post_create(hook);
+    let pool = monitor.deadpool(builder).unwrap();
+    assert_eq!(application_name(&pool).await, "from-hook");
+    *current.lock().unwrap() = TraceParent::new([4; 16], [2; 8], true);
+    assert_eq!(
+        application_name(&pool).await,
+        current.lock().unwrap().unwrap().to_string()
+    );
+    *current.lock().unwrap() = None;
+    assert_eq!(application_name(&pool).await, "from-hook", "the hook's name back");
 }

@@ -29,7 +29,7 @@ impl TestConn for db_monitor::MonitoredObject<NoTls> {
 }
 
 /// A monitored pool, as the tests use it.
-pub trait TestPool: Sized + Send + Sync + 'static {
+pub trait TestPool: Clone + Send + Sync + 'static {
     /// Its checkout guard.
     type Conn<'a>: TestConn + 'a;
 
@@ -99,9 +99,24 @@ pub async fn pool_of<P: TestPool>(monitor: &DbMonitor, name: &str, size: u32) ->
 }
 
 /// For each generic test body `name::<P: TestPool>()`, a module `name` with
-/// a test `bb8` and (with the feature) a test `deadpool`.
+/// a test `bb8` and (with the feature) a test `deadpool`, on tokio's
+/// multi-threaded runtime (or, after `current_thread:`, its default one).
 #[macro_export]
 macro_rules! on_both_pools {
+    (current_thread: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn bb8() {
+                super::$name::<db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>>().await
+            }
+
+            #[cfg(feature = "deadpool")]
+            #[tokio::test]
+            async fn deadpool() {
+                super::$name::<db_monitor::MonitoredDeadpool<db_monitor::tokio_postgres::NoTls>>().await
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
