@@ -19,6 +19,8 @@
 #[path = "../tests/support/pg.rs"]
 mod pg;
 
+use std::future::Future;
+use std::ops::DerefMut;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -29,35 +31,74 @@ use axum::{Extension, Json, Router};
 use db_monitor::prometheus::{PrometheusHandle, PrometheusSetup};
 use db_monitor::tokio_postgres::{Config, NoTls};
 use db_monitor::{
-    DbMonitor, DbMonitorLayer, ErrorKind, MonitorConfig, MonitorHandle, MonitoredPool, RequestDbStats, ServerView,
+    DbMonitor, DbMonitorLayer, ErrorKind, GetError, MonitorConfig, MonitorHandle, MonitoredClient, MonitoredConnection,
+    MonitoredPool, PoolMonitor, RequestDbStats, ServerView,
 };
 use serde::Deserialize;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// What the demo needs of a pool: to open it, check a connection out, and
+/// the monitor's handle on it. Both monitored pools have these, so the
+/// same application serves on bb8 (this example) and on deadpool
+/// (`examples/deadpool_server.rs`).
+pub(crate) trait DemoPool: Clone + Send + Sync + 'static {
+    /// The checkout guard.
+    type Conn: DerefMut<Target = MonitoredClient> + Send;
+    /// The pool named `primary` on the server at `pg`, sized by the
+    /// monitor's configuration.
+    fn open(monitor: &DbMonitor, pg: Config) -> impl Future<Output = Result<Self, Error>> + Send;
+    /// A connection (its checkout site is the caller's).
+    #[track_caller]
+    fn checkout(&self) -> impl Future<Output = Result<Self::Conn, GetError>> + Send;
+    /// The monitor's handle on the pool.
+    fn monitor(&self) -> &PoolMonitor;
+}
+
+impl DemoPool for MonitoredPool<NoTls> {
+    type Conn = MonitoredConnection<'static, NoTls>;
+
+    async fn open(monitor: &DbMonitor, pg: Config) -> Result<Self, Error> {
+        let manager = monitor.manager("primary", pg, NoTls).setup(APPLICATION_NAME);
+        Ok(monitor.pool(manager, monitor.config().pool_builder()).await?)
+    }
+
+    #[track_caller]
+    fn checkout(&self) -> impl Future<Output = Result<Self::Conn, GetError>> + Send {
+        self.get_owned()
+    }
+
+    fn monitor(&self) -> &PoolMonitor {
+        MonitoredPool::monitor(self)
+    }
+}
+
+/// Each connection's setup statement.
+pub(crate) const APPLICATION_NAME: &str = "SET application_name = 'db-monitor-axum'";
+
 /// The running demo application: its router, its pool and the pool's
 /// background task.
-pub(crate) struct Demo {
+pub(crate) struct Demo<P> {
     pub(crate) router: Router,
-    pub(crate) pool: MonitoredPool<NoTls>,
+    pub(crate) pool: P,
     pub(crate) background: MonitorHandle,
 }
 
 #[derive(Clone)]
-struct App {
-    pool: MonitoredPool<NoTls>,
+struct App<P> {
+    pool: P,
 }
 
 /// Builds the demo on the server at `pg`: creates its schema and data,
 /// starts the monitor's background task, and mounts `DbMonitorLayer`.
 /// `metrics` is served at `/metrics` when given.
-pub(crate) async fn demo(monitor: &DbMonitor, pg: Config, metrics: Option<PrometheusHandle>) -> Result<Demo, Error> {
-    let config = monitor.config();
-    let manager = monitor
-        .manager("primary", pg, NoTls)
-        .setup("SET application_name = 'db-monitor-axum'");
-    let pool = monitor.pool(manager, config.pool_builder()).await?;
-    let conn = pool.get().await?;
+pub(crate) async fn demo<P: DemoPool>(
+    monitor: &DbMonitor,
+    pg: Config,
+    metrics: Option<PrometheusHandle>,
+) -> Result<Demo<P>, Error> {
+    let pool = P::open(monitor, pg).await?;
+    let conn = pool.checkout().await?;
     // Idempotent, so that several instances can share one database (they
     // are started one after the other).
     conn.batch_execute(
@@ -72,16 +113,16 @@ pub(crate) async fn demo(monitor: &DbMonitor, pg: Config, metrics: Option<Promet
     .await?;
     drop(conn);
 
-    let background = monitor.start(&pool);
+    let background = monitor.start(pool.monitor().clone());
     let router = Router::new()
-        .route("/customers/{id}", get(customer))
-        .route("/orders", get(orders_n_plus_one))
-        .route("/report", get(slow_report))
-        .route("/transfer", post(transfer))
-        .route("/hold", post(hold))
+        .route("/customers/{id}", get(customer::<P>))
+        .route("/orders", get(orders_n_plus_one::<P>))
+        .route("/report", get(slow_report::<P>))
+        .route("/transfer", post(transfer::<P>))
+        .route("/hold", post(hold::<P>))
         .with_state(App { pool: pool.clone() });
     let admin_token = std::env::var("DB_MONITOR_ADMIN_TOKEN").unwrap_or_else(|_| "demo-token".to_owned());
-    let mut layer = DbMonitorLayer::new(pool.clone()).admin_token(admin_token);
+    let mut layer = DbMonitorLayer::new(pool.monitor().clone()).admin_token(admin_token);
     if let Some(metrics) = metrics {
         // GET /metrics: the Prometheus exposition, on the application's port.
         layer = layer.prometheus(metrics);
@@ -148,9 +189,9 @@ fn failure(error: impl Into<Error>) -> Response {
 }
 
 /// One statement.
-async fn customer(State(app): State<App>, Path(id): Path<i32>) -> Response {
+async fn customer<P: DemoPool>(State(app): State<App<P>>, Path(id): Path<i32>) -> Response {
     let result = async {
-        let conn = app.pool.get().await?;
+        let conn = app.pool.checkout().await?;
         let row = conn
             .query_opt("SELECT name FROM demo_customers WHERE id = $1", &[&id])
             .await?;
@@ -165,9 +206,12 @@ async fn customer(State(app): State<App>, Path(id): Path<i32>) -> Response {
 
 /// The classic N+1: the customers, then one query per customer for its
 /// orders (12 runs of the same statement in one request).
-async fn orders_n_plus_one(State(app): State<App>, Extension(db): Extension<RequestDbStats>) -> Response {
+async fn orders_n_plus_one<P: DemoPool>(
+    State(app): State<App<P>>,
+    Extension(db): Extension<RequestDbStats>,
+) -> Response {
     let result = async {
-        let conn = app.pool.get().await?;
+        let conn = app.pool.checkout().await?;
         let customers = conn.query("SELECT id FROM demo_customers ORDER BY id", &[]).await?;
         let mut totals = Vec::new();
         for c in customers {
@@ -199,10 +243,10 @@ struct SlowParams {
 
 /// A slow statement (`pg_sleep`), 0.3 s unless `?seconds=` says otherwise
 /// (at most 5).
-async fn slow_report(State(app): State<App>, Query(params): Query<SlowParams>) -> Response {
+async fn slow_report<P: DemoPool>(State(app): State<App<P>>, Query(params): Query<SlowParams>) -> Response {
     let seconds = params.seconds.unwrap_or(0.3).clamp(0.0, 5.0);
     let result = async {
-        let conn = app.pool.get().await?;
+        let conn = app.pool.checkout().await?;
         conn.query_one("SELECT pg_sleep($1), count(*) FROM demo_orders", &[&seconds])
             .await?;
         Ok::<_, Error>(())
@@ -221,9 +265,9 @@ struct Transfer {
 
 /// Moves 1 from one account to another, locking the rows in the order
 /// given: two opposite transfers at once can deadlock (409).
-async fn transfer(State(app): State<App>, Query(t): Query<Transfer>) -> Response {
+async fn transfer<P: DemoPool>(State(app): State<App<P>>, Query(t): Query<Transfer>) -> Response {
     let result = async {
-        let mut conn = app.pool.get().await?;
+        let mut conn = app.pool.checkout().await?;
         conn.batch_execute("SET deadlock_timeout = '50ms'").await?;
         let tx = conn.transaction().await?;
         tx.execute(
@@ -251,10 +295,10 @@ struct HoldParams {
 /// Holds account 1's row in a transaction for `?seconds=` (5 by default, at
 /// most 30): a transfer meanwhile waits on it, which the server view's lock
 /// tree shows with both routes.
-async fn hold(State(app): State<App>, Query(params): Query<HoldParams>) -> Response {
+async fn hold<P: DemoPool>(State(app): State<App<P>>, Query(params): Query<HoldParams>) -> Response {
     let seconds = params.seconds.unwrap_or(5.0).clamp(0.0, 30.0);
     let result = async {
-        let mut conn = app.pool.get().await?;
+        let mut conn = app.pool.checkout().await?;
         let tx = conn.transaction().await?;
         tx.execute("SELECT 1 FROM demo_accounts WHERE id = 1 FOR UPDATE", &[])
             .await?;
@@ -271,10 +315,17 @@ async fn hold(State(app): State<App>, Query(params): Query<HoldParams>) -> Respo
 #[allow(dead_code)]
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    run::<MonitoredPool<NoTls>>("axum-example").await
+}
+
+/// The example's `main`, on a pool of kind `P`; `service` names it in the
+/// metrics unless `SERVICE` does.
+#[allow(dead_code)]
+pub(crate) async fn run<P: DemoPool>(service: &str) -> Result<(), Error> {
     // The application, not the library, installs the recorder: with
     // buckets for the monitor's histograms, a `service` label on every
     // series, and its upkeep. (Prometheus adds `instance` when it scrapes.)
-    let service = std::env::var("SERVICE").unwrap_or_else(|_| "axum-example".to_owned());
+    let service = std::env::var("SERVICE").unwrap_or_else(|_| service.to_owned());
     let prometheus = PrometheusSetup::new().global_label("service", service).install()?;
 
     let config = MonitorConfig::from_env()?
@@ -303,7 +354,7 @@ async fn main() -> Result<(), Error> {
     // Kept until the end of main: dropping it stops the throwaway server.
     let (_server, pg) = pg::example_server(config.database.as_ref());
     let monitor = DbMonitor::new(config)?;
-    let demo = demo(&monitor, pg, Some(prometheus)).await?;
+    let demo = demo::<P>(&monitor, pg, Some(prometheus)).await?;
 
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let listener = match tokio::net::TcpListener::bind(&bind).await {
@@ -312,7 +363,7 @@ async fn main() -> Result<(), Error> {
         Err(e) => return Err(e.into()),
     };
     let base = format!("http://{}", listener.local_addr()?);
-    println!("listening on {base} (pool {:?})\n", demo.pool.name());
+    println!("listening on {base} (pool {:?})\n", demo.pool.monitor().name());
     if tracing.is_some() {
         println!("traces: OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (a span per request, its statements below it)\n");
     }

@@ -7,12 +7,20 @@
 
 mod support;
 
+#[cfg(not(feature = "deadpool"))]
 #[path = "../examples/axum_server.rs"]
 #[allow(dead_code)]
 mod axum_example;
 #[path = "../examples/hyper_server.rs"]
 #[allow(dead_code)]
 mod hyper_example;
+// The deadpool example holds the axum example's application.
+#[cfg(feature = "deadpool")]
+#[path = "../examples/deadpool_server.rs"]
+#[allow(dead_code)]
+mod deadpool_example;
+#[cfg(feature = "deadpool")]
+use deadpool_example::axum_server as axum_example;
 #[path = "../examples/tonic_server.rs"]
 #[allow(dead_code)]
 mod tonic_example;
@@ -49,8 +57,23 @@ async fn send(client: &TcpClient, method: Method, url: String) -> Answer {
     }
 }
 
+/// The demo's tables are shared: one run of it at a time.
+static DEMO_TABLES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_axum_example_serves_its_endpoints_and_reports_them() {
+    drive_the_demo::<db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>>().await;
+}
+
+/// `examples/deadpool_server.rs`: the same application on deadpool.
+#[cfg(feature = "deadpool")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadpool_example_serves_the_same_endpoints_and_reports() {
+    drive_the_demo::<db_monitor::MonitoredDeadpool<db_monitor::tokio_postgres::NoTls>>().await;
+}
+
+async fn drive_the_demo<P: axum_example::DemoPool>() {
+    let _alone = DEMO_TABLES.lock().await;
     let (monitor, _rec) = support::monitor(
         MonitorConfig::default()
             .pool_size(4)
@@ -58,7 +81,7 @@ async fn the_axum_example_serves_its_endpoints_and_reports_them() {
             .slow_query_threshold(Duration::from_millis(250))
             .server_view(ServerView::default().interval(Duration::from_millis(100))),
     );
-    let demo = axum_example::demo(&monitor, support::pg::shared_config(), None)
+    let demo = axum_example::demo::<P>(&monitor, support::pg::shared_config(), None)
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
