@@ -13,11 +13,46 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 
 use super::client::MonitoredClient;
+use super::handle::PoolMonitor;
 use super::shared::{self, PoolShared, SessionCounts};
-use super::{PoolMonitor, SessionStats, RESTORE_NAME, SAVE_NAME};
 use crate::classify::{ConnectError, ErrorKind, GetError};
 use crate::funnel::Event;
 use crate::units::{nanos, now};
+
+/// How `pg_stat_statements` shows the statement that sets a checkout's
+/// trace context, `SELECT set_config('application_name', '<traceparent>',
+/// false)`: a `SELECT`, so the server keeps its constants out of the entry
+/// (one entry for every trace; a `SET` would make one per value).
+pub(crate) const SHOW_TRACE: &str = "SELECT set_config($1, $2, $3)";
+
+/// Keeps the connection's own `application_name` on the server, in a
+/// setting of the monitor's, when a checkout first shows a trace: the name
+/// whatever set it (the startup parameter, a setup statement, the
+/// application's `connection_customizer`, or the application itself).
+/// (Its `'false'` is quoted so that the lexer masks it as the server's
+/// normalization does: the server view then knows the statement.)
+pub(crate) const SAVE_NAME: &str =
+    "SELECT set_config('db_monitor.application_name', current_setting('application_name'), 'false')";
+
+/// Gives the connection its own `application_name` back after a trace.
+pub(crate) const RESTORE_NAME: &str =
+    "SELECT set_config('application_name', current_setting('db_monitor.application_name'), 'false')";
+
+/// What one checkout has run so far ([`MonitoredConnection::session`](crate::MonitoredConnection::session)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionStats {
+    /// Statements run.
+    pub statements: u64,
+    /// Statements that failed.
+    pub errors: u64,
+    /// Statements abandoned.
+    pub cancelled: u64,
+    /// Time spent in statements.
+    pub database_time: Duration,
+    /// Time since checkout.
+    pub held: Duration,
+}
 
 pin_project! {
     /// A checkout: the pool's `get` future, timed from its first poll, and
@@ -75,13 +110,6 @@ pub(crate) trait GiveBack: Deref<Target = MonitoredClient> + Send + 'static {
     /// Gives the connection back to its pool, or closes it if it must not
     /// be handed out again ([`MonitoredClient::is_broken`]).
     fn give_back(self);
-}
-
-impl<Tls: super::MakeTls> GiveBack for bb8::PooledConnection<'static, super::MonitoredManager<Tls>> {
-    fn give_back(self) {
-        // bb8 asks `has_broken` as the guard drops.
-        drop(self);
-    }
 }
 
 /// A connection held by a checkout: when and where it was checked out,

@@ -25,10 +25,11 @@ use deadpool::managed::{self, HookError, Metrics, Object, PoolError, RecycleErro
 use deadpool_postgres::{ManagerConfig, RecyclingMethod};
 use tokio_postgres::Error;
 
-use super::checkout::{self, Checkout, GiveBack, Held};
+use super::checkout::{self, Checkout, GiveBack, Held, SessionStats};
 use super::client::MonitoredClient;
-use super::handle::{self, Ping, PoolSource, SourceStatus};
-use super::{MakeTls, MonitoredManager, PoolMonitor, SessionStats};
+use super::handle::{self, Ping, PoolMonitor, PoolSource, SourceStatus};
+use super::manager::MonitoredManager;
+use super::MakeTls;
 use crate::classify::{ErrorKind, GetError};
 use crate::funnel::PoolCounters;
 use crate::units::now;

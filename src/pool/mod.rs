@@ -15,25 +15,6 @@
 //! | return | drop of [`MonitoredConnection`] | use time; leak warning past the threshold |
 //! | connection end | its background task | a SQLSTATE, an I/O error or a bare end of stream (`57P01` on server shutdown; a crash or a proxy says nothing), unless a statement already reported it |
 
-/// How `pg_stat_statements` shows the statement that sets a checkout's
-/// trace context, `SELECT set_config('application_name', '<traceparent>',
-/// false)`: a `SELECT`, so the server keeps its constants out of the entry
-/// (one entry for every trace; a `SET` would make one per value).
-pub(crate) const SHOW_TRACE: &str = "SELECT set_config($1, $2, $3)";
-
-/// Keeps the connection's own `application_name` on the server, in a
-/// setting of the monitor's, when a checkout first shows a trace: the name
-/// whatever set it (the startup parameter, a setup statement, the
-/// application's `connection_customizer`, or the application itself).
-/// (Its `'false'` is quoted so that the lexer masks it as the server's
-/// normalization does: the server view then knows the statement.)
-pub(crate) const SAVE_NAME: &str =
-    "SELECT set_config('db_monitor.application_name', current_setting('application_name'), 'false')";
-
-/// Gives the connection its own `application_name` back after a trace.
-pub(crate) const RESTORE_NAME: &str =
-    "SELECT set_config('application_name', current_setting('db_monitor.application_name'), 'false')";
-
 /// What a new connection asks for its backend: pid and start, in
 /// milliseconds since the Unix epoch.
 pub(crate) const BACKEND_QUERY: &str = "SELECT pg_backend_pid(), (date_part('epoch', backend_start) * 1000)::int8 \
@@ -125,7 +106,9 @@ pub use transaction::{MonitoredTransaction, MonitoredTransactionBuilder};
 
 use crate::classify::{ErrorKind, GetError};
 use crate::units::{nanos, now};
-use checkout::{Checkout, Held};
+pub use checkout::SessionStats;
+use checkout::{Checkout, GiveBack, Held};
+pub(crate) use checkout::{RESTORE_NAME, SAVE_NAME, SHOW_TRACE};
 use shared::{ConnStats, PoolShared};
 
 pub use handle::PoolMonitor;
@@ -350,6 +333,13 @@ impl<Tls: MakeTls> DerefMut for MonitoredConnection<'_, Tls> {
     }
 }
 
+impl<Tls: MakeTls> GiveBack for bb8::PooledConnection<'static, MonitoredManager<Tls>> {
+    fn give_back(self) {
+        // bb8 asks `has_broken` as the guard drops.
+        drop(self);
+    }
+}
+
 impl<Tls: MakeTls> Drop for MonitoredConnection<'_, Tls> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
@@ -448,20 +438,4 @@ impl ConnectionInfo {
             held_at: holder.site,
         }
     }
-}
-
-/// What one checkout has run so far ([`MonitoredConnection::session`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SessionStats {
-    /// Statements run.
-    pub statements: u64,
-    /// Statements that failed.
-    pub errors: u64,
-    /// Statements abandoned.
-    pub cancelled: u64,
-    /// Time spent in statements.
-    pub database_time: Duration,
-    /// Time since checkout.
-    pub held: Duration,
 }
