@@ -34,23 +34,22 @@ mod pg;
 /// The application's data access, generic over the client.
 #[path = "../tests/support/stories.rs"]
 mod stories;
+#[path = "support/workload.rs"]
+mod workload;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bb8_postgres::PostgresConnectionManager;
 use db_monitor::tokio_postgres::{Client, Error, NoTls, Statement};
 use db_monitor::{DbMonitor, MonitorConfig, MonitoredClient, MonitoredPool};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-const LEVELS: [usize; 3] = [1, 4, 16];
 const SCHEMA: &str = "adoption_bench";
-
-const BY_ID: &str = "SELECT id, title FROM stories WHERE id = $1";
 
 /// The plain application's connection: tokio-postgres's client with its
 /// own statement cache, as such services keep one.
@@ -115,25 +114,17 @@ impl bb8::CustomizeConnection<MonitoredClient, Error> for SearchPath {
     }
 }
 
-/// The story a request of one side asks for: 1 to 200, in turn. Each side
-/// counts its own, so that both run the same sequence (one counter for
-/// both would hand every transaction to one side at one task, as the pairs
-/// alternate).
-fn next_id(side: &AtomicU32) -> i32 {
-    (side.fetch_add(1, Ordering::Relaxed) % 200) as i32 + 1
-}
-
 static RAW_IDS: AtomicU32 = AtomicU32::new(0);
 static MONITORED_IDS: AtomicU32 = AtomicU32::new(0);
 
 async fn raw_request(pool: bb8::Pool<CachingManager>, full: bool) {
-    let id = next_id(&RAW_IDS);
+    let id = workload::next_id(&RAW_IDS);
     let conn = pool.get().await.unwrap();
     stories::first_story_from(&conn.client, id).await.unwrap().unwrap();
     if !full {
         return;
     }
-    let statement = conn.prepare_cached(BY_ID).await.unwrap();
+    let statement = conn.prepare_cached(workload::BY_ID).await.unwrap();
     conn.client.query_one(&statement, &[&id]).await.unwrap();
     stories::story_title(&conn.client, id).await.unwrap().unwrap();
     if id % 4 == 0 {
@@ -144,13 +135,13 @@ async fn raw_request(pool: bb8::Pool<CachingManager>, full: bool) {
 }
 
 async fn monitored_request(pool: MonitoredPool<NoTls>, full: bool) {
-    let id = next_id(&MONITORED_IDS);
+    let id = workload::next_id(&MONITORED_IDS);
     let mut conn = pool.get().await.unwrap();
     stories::first_story_from(&*conn, id).await.unwrap().unwrap();
     if !full {
         return;
     }
-    let statement = conn.prepare_cached(BY_ID).await.unwrap();
+    let statement = conn.prepare_cached(workload::BY_ID).await.unwrap();
     conn.query_one(&statement, &[&id]).await.unwrap();
     stories::story_title(&*conn, id).await.unwrap().unwrap();
     if id % 4 == 0 {
@@ -160,35 +151,8 @@ async fn monitored_request(pool: MonitoredPool<NoTls>, full: bool) {
 }
 
 fn main() {
-    let server;
-    let config: db_monitor::tokio_postgres::Config = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => url.parse().expect("DATABASE_URL"),
-        _ => {
-            server = pg::TempPostgres::start(&["-c", "max_connections=100"]);
-            server.config()
-        }
-    };
-    let rounds = paired::env_or("ADOPTION_BENCH_ROUNDS", 30);
-    let length = Duration::from_millis(paired::env_or("ADOPTION_BENCH_MILLIS", 200));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let worst = rt.block_on(async {
-        let (setup, connection) = config.connect(NoTls).await.expect("connect");
-        tokio::spawn(connection);
-        setup
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}; \
-                 CREATE TABLE {SCHEMA}.stories (id int PRIMARY KEY, title text NOT NULL); \
-                 INSERT INTO {SCHEMA}.stories SELECT g, 'story ' || g FROM generate_series(1, 200) g"
-            ))
-            .await
-            .expect("schema");
-
-        let max = *LEVELS.iter().max().unwrap() as u32;
+    workload::main(SCHEMA, |config, rounds, length| async move {
+        let max = *workload::LEVELS.iter().max().unwrap() as u32;
         let raw = bb8::Pool::builder()
             .max_size(max)
             .connection_customizer(Box::new(SearchPath))
@@ -212,41 +176,19 @@ fn main() {
                 handle.run_upkeep();
             }
         });
-
-        let mut worst = f64::INFINITY;
-        for (full, what) in [
-            (
-                true,
-                "the whole request (stream, cached statement, text query, a failing transaction in four)",
-            ),
-            (
-                false,
-                "the stream alone (a checkout and one query_raw read for its first row)",
-            ),
-        ] {
-            println!("\n{what}: {rounds} rounds of {} ms per level", length.as_millis());
-            println!(
-                "{:>6} {:>12} {:>12} {:>13}",
-                "tasks", "raw req/s", "dbm req/s", "median ratio"
-            );
-            for tasks in LEVELS {
-                let raw_op = {
-                    let raw = raw.clone();
-                    move || raw_request(raw.clone(), full)
-                };
-                let mon_op = {
-                    let monitored = monitored.clone();
-                    move || monitored_request(monitored.clone(), full)
-                };
-                let paired::Level {
-                    raw_rate,
-                    mon_rate,
-                    median,
-                } = paired::level(tasks, rounds, length, raw_op, mon_op).await;
-                worst = worst.min(median);
-                println!("{tasks:>6} {raw_rate:>12.0} {mon_rate:>12.0} {median:>13.3}");
-            }
-        }
+        let worst = workload::both_workloads(
+            rounds,
+            length,
+            |full| {
+                let raw = raw.clone();
+                move || raw_request(raw.clone(), full)
+            },
+            |full| {
+                let monitored = monitored.clone();
+                move || monitored_request(monitored.clone(), full)
+            },
+        )
+        .await;
         upkeep.abort();
         let state = monitored.state().statistics;
         println!(
@@ -255,6 +197,4 @@ fn main() {
         );
         worst
     });
-    println!("(took {:.0} s)", started.elapsed().as_secs_f64());
-    println!("dbm/raw throughput ratio: {worst:.3}");
 }

@@ -24,10 +24,12 @@ mod pg;
 /// The application's data access, generic over the client.
 #[path = "../tests/support/stories.rs"]
 mod stories;
+#[path = "support/workload.rs"]
+mod workload;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use db_monitor::deadpool::managed::{Hook, HookError};
 use db_monitor::deadpool_postgres::{self as dp, ManagerConfig, RecyclingMethod};
@@ -35,9 +37,7 @@ use db_monitor::tokio_postgres::NoTls;
 use db_monitor::{DbMonitor, MonitorConfig, MonitoredDeadpool};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-const LEVELS: [usize; 3] = [1, 4, 16];
 const SCHEMA: &str = "adoption_deadpool_bench";
-const BY_ID: &str = "SELECT id, title FROM stories WHERE id = $1";
 
 fn fast() -> ManagerConfig {
     ManagerConfig {
@@ -45,24 +45,18 @@ fn fast() -> ManagerConfig {
     }
 }
 
-/// The story a request of one side asks for: 1 to 200, in turn, counted
-/// per side (as in `adoption`).
-fn next_id(side: &AtomicU32) -> i32 {
-    (side.fetch_add(1, Ordering::Relaxed) % 200) as i32 + 1
-}
-
 static RAW_IDS: AtomicU32 = AtomicU32::new(0);
 static MONITORED_IDS: AtomicU32 = AtomicU32::new(0);
 
 async fn raw_request(pool: dp::Pool, full: bool) {
-    let id = next_id(&RAW_IDS);
+    let id = workload::next_id(&RAW_IDS);
     let mut conn = pool.get().await.unwrap();
     let client: &db_monitor::tokio_postgres::Client = &conn;
     stories::first_story_from(client, id).await.unwrap().unwrap();
     if !full {
         return;
     }
-    let statement = conn.prepare_cached(BY_ID).await.unwrap();
+    let statement = conn.prepare_cached(workload::BY_ID).await.unwrap();
     conn.query_one(&statement, &[&id]).await.unwrap();
     stories::story_title(client, id).await.unwrap().unwrap();
     if id % 4 == 0 {
@@ -72,13 +66,13 @@ async fn raw_request(pool: dp::Pool, full: bool) {
 }
 
 async fn monitored_request(pool: MonitoredDeadpool<NoTls>, full: bool) {
-    let id = next_id(&MONITORED_IDS);
+    let id = workload::next_id(&MONITORED_IDS);
     let mut conn = pool.get().await.unwrap();
     stories::first_story_from(&*conn, id).await.unwrap().unwrap();
     if !full {
         return;
     }
-    let statement = conn.prepare_cached(BY_ID).await.unwrap();
+    let statement = conn.prepare_cached(workload::BY_ID).await.unwrap();
     conn.query_one(&statement, &[&id]).await.unwrap();
     stories::story_title(&*conn, id).await.unwrap().unwrap();
     if id % 4 == 0 {
@@ -88,36 +82,9 @@ async fn monitored_request(pool: MonitoredDeadpool<NoTls>, full: bool) {
 }
 
 fn main() {
-    let server;
-    let config: db_monitor::tokio_postgres::Config = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => url.parse().expect("DATABASE_URL"),
-        _ => {
-            server = pg::TempPostgres::start(&["-c", "max_connections=100"]);
-            server.config()
-        }
-    };
-    let rounds = paired::env_or("ADOPTION_BENCH_ROUNDS", 30);
-    let length = Duration::from_millis(paired::env_or("ADOPTION_BENCH_MILLIS", 200));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let worst = rt.block_on(async {
-        let (setup, connection) = config.connect(NoTls).await.expect("connect");
-        tokio::spawn(connection);
-        setup
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}; \
-                 CREATE TABLE {SCHEMA}.stories (id int PRIMARY KEY, title text NOT NULL); \
-                 INSERT INTO {SCHEMA}.stories SELECT g, 'story ' || g FROM generate_series(1, 200) g"
-            ))
-            .await
-            .expect("schema");
+    workload::main(SCHEMA, |config, rounds, length| async move {
         let search_path = format!("SET search_path = {SCHEMA}");
-
-        let max = *LEVELS.iter().max().unwrap();
+        let max = *workload::LEVELS.iter().max().unwrap();
         let sql = search_path.clone();
         let raw = dp::Pool::builder(dp::Manager::from_config(config.clone(), NoTls, fast()))
             .max_size(max)
@@ -132,13 +99,12 @@ fn main() {
         let handle = recorder.handle();
         let monitor =
             DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder)).expect("a valid configuration");
-        let sql = search_path.clone();
         let builder = monitor
             .manager("adoption", config.clone(), NoTls)
             .deadpool_builder(fast())
             .max_size(max)
             .post_create(Hook::async_fn(move |conn: &mut db_monitor::MonitoredClient, _| {
-                let sql = sql.clone();
+                let sql = search_path.clone();
                 Box::pin(async move { conn.batch_execute(&sql).await.map_err(HookError::Backend) })
             }));
         let monitored = monitor.deadpool(builder).expect("monitored pool");
@@ -148,50 +114,25 @@ fn main() {
                 handle.run_upkeep();
             }
         });
-
-        let mut worst = f64::INFINITY;
-        for (full, what) in [
-            (
-                true,
-                "the whole request (stream, cached statement, text query, a failing transaction in four)",
-            ),
-            (
-                false,
-                "the stream alone (a checkout and one query_raw read for its first row)",
-            ),
-        ] {
-            println!("\n{what}: {rounds} rounds of {} ms per level", length.as_millis());
-            println!(
-                "{:>6} {:>12} {:>12} {:>13}",
-                "tasks", "raw req/s", "dbm req/s", "median ratio"
-            );
-            for tasks in LEVELS {
-                let raw_op = {
-                    let raw = raw.clone();
-                    move || raw_request(raw.clone(), full)
-                };
-                let mon_op = {
-                    let monitored = monitored.clone();
-                    move || monitored_request(monitored.clone(), full)
-                };
-                let paired::Level {
-                    raw_rate,
-                    mon_rate,
-                    median,
-                } = paired::level(tasks, rounds, length, raw_op, mon_op).await;
-                worst = worst.min(median);
-                println!("{tasks:>6} {raw_rate:>12.0} {mon_rate:>12.0} {median:>13.3}");
-            }
-        }
+        let worst = workload::both_workloads(
+            rounds,
+            length,
+            |full| {
+                let raw = raw.clone();
+                move || raw_request(raw.clone(), full)
+            },
+            |full| {
+                let monitored = monitored.clone();
+                move || monitored_request(monitored.clone(), full)
+            },
+        )
+        .await;
         upkeep.abort();
-        let snapshot = monitored.monitor().snapshot();
         println!(
             "monitored pool: {} connections set up; plain pool: {:?}",
-            snapshot.connections_set_up,
+            monitored.monitor().snapshot().connections_set_up,
             raw.status()
         );
         worst
     });
-    println!("(took {:.0} s)", started.elapsed().as_secs_f64());
-    println!("dbm/raw throughput ratio: {worst:.3}");
 }
