@@ -1043,3 +1043,66 @@ on_both_pools!(
     notices_are_counted_and_logged_masked_never_with_their_text,
     messages_the_application_raises_keep_their_sqlstate_and_no_text,
 );
+
+/// deadpool's `Clean` recycling (deadpool-postgres's `DISCARD`-like reset)
+/// between two checkouts of one connection: the session is reset, the
+/// monitor's statement cache survives it, the reset is not counted as the
+/// application's work, and a checkout after a traced one shows the
+/// connection's own name (the reset gave it back; the monitor knows).
+#[cfg(feature = "deadpool")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadpool_clean_recycling_resets_the_session_and_keeps_the_monitor_right() {
+    use db_monitor::deadpool_postgres::{ManagerConfig, RecyclingMethod};
+    use db_monitor::TraceParent;
+    use std::sync::Mutex;
+    let current: Arc<Mutex<Option<TraceParent>>> = Arc::default();
+    let source = current.clone();
+    let (monitor, rec) = monitor(MonitorConfig::default().trace_context(move || *source.lock().unwrap()));
+    let clean = ManagerConfig {
+        recycling_method: RecyclingMethod::Clean,
+    };
+    let builder = monitor
+        .manager("deadpool_clean", shared_config(), db_monitor::tokio_postgres::NoTls)
+        .deadpool_builder(clean)
+        .max_size(1);
+    let pool = monitor.deadpool(builder).unwrap();
+    let by_id = "SELECT $1::int + 1";
+    *current.lock().unwrap() = TraceParent::new([6; 16], [1; 8], true);
+    let first = pool.get().await.unwrap();
+    let id = first.connection_id();
+    first.batch_execute("SET work_mem = '7MB'").await.unwrap();
+    first.prepare_cached(by_id).await.unwrap();
+    let name: String = first
+        .query_one_scalar("SELECT current_setting('application_name')", &[])
+        .await
+        .unwrap();
+    assert_eq!(name, current.lock().unwrap().unwrap().to_string());
+    drop(first);
+
+    *current.lock().unwrap() = None;
+    let second = pool.get().await.unwrap();
+    assert_eq!(second.connection_id(), id, "the same connection, recycled");
+    let work_mem: String = second.query_one_scalar("SHOW work_mem", &[]).await.unwrap();
+    assert_eq!(work_mem, "4MB", "the session was reset");
+    let name: String = second
+        .query_one_scalar("SELECT current_setting('application_name')", &[])
+        .await
+        .unwrap();
+    assert_eq!(name, "db-monitor-tests", "the connection's own name");
+    let statement = second.prepare_cached(by_id).await.unwrap();
+    assert_eq!(second.query_one_scalar::<i32, _>(&statement, &[&1]).await.unwrap(), 2);
+    assert_eq!(
+        rec.counter(db_monitor::names::PREPARED_CACHE, &[("result", "hit")]),
+        1,
+        "the cache outlived the reset"
+    );
+    drop(second);
+    let stats = pool.monitor().query_stats();
+    assert!(
+        stats
+            .iter()
+            .all(|q| !q.normalized.contains("DISCARD") && !q.normalized.contains("CLOSE ALL")),
+        "{stats:#?}"
+    );
+    assert_eq!(rec.counter(ERRORS, &[]), 0, "{}", rec.dump(ERRORS));
+}
