@@ -29,6 +29,7 @@ use super::checkout::{self, Checkout, GiveBack, Held, SessionStats};
 use super::client::MonitoredClient;
 use super::handle::{self, Ping, PoolMonitor, PoolSource, SourceStatus};
 use super::manager::MonitoredManager;
+use super::shared::PoolShared;
 use super::MakeTls;
 use crate::classify::{ErrorKind, GetError};
 use crate::funnel::PoolCounters;
@@ -250,22 +251,13 @@ impl<Tls: MakeTls> MonitoredDeadpool<Tls> {
                 let shared = &self.monitor.shared;
                 let status = self.inner.status();
                 let (connections, idle) = (as_u32(status.size), as_u32(status.available));
-                let (kind, source) = match error {
-                    PoolError::Timeout(TimeoutType::Wait) => {
+                let (kind, source) = match failure(error, shared) {
+                    Err(TimeoutType::Wait) => {
                         counts.gets_timed_out.fetch_add(1, Relaxed);
                         checkout::timed_out(shared, connections, idle)
                     }
-                    PoolError::Timeout(_) => (ErrorKind::ConnectTimeout, shared.last_connect_error()),
-                    PoolError::Backend(e) => (ErrorKind::ConnectTimeout, Some(shared.sink.describe(&e))),
-                    PoolError::PostCreateHook(HookError::Backend(e)) => {
-                        (ErrorKind::of_connect(&e), Some(shared.sink.describe(&e)))
-                    }
-                    // The hook's own words are the application's: not kept.
-                    PoolError::PostCreateHook(HookError::Message(_)) => {
-                        (ErrorKind::Other, Some("a post_create hook failed".to_owned()))
-                    }
-                    PoolError::Closed => (ErrorKind::Other, Some("the pool is closed".to_owned())),
-                    PoolError::NoRuntimeSpecified => (ErrorKind::Other, Some("no runtime for timeouts".to_owned())),
+                    Err(_) => (ErrorKind::ConnectTimeout, shared.last_connect_error()),
+                    Ok((kind, cause)) => (kind, Some(cause)),
                 };
                 Err(checkout::failed(
                     &self.monitor,
@@ -403,15 +395,28 @@ impl<Tls: MakeTls> PoolSource for DeadpoolSource<Tls> {
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>> {
         let shared = self.pool.manager().manager.shared();
         Box::pin(handle::ping(shared, timeout, async {
-            self.pool.get().await.map_err(|error| match error {
-                PoolError::Backend(e) => Some(format!("connect failed: {}", shared.sink.describe(&e))),
-                PoolError::Timeout(_) => None,
-                PoolError::Closed => Some("the pool is closed".to_owned()),
-                PoolError::PostCreateHook(_) => Some("a post_create hook failed".to_owned()),
-                PoolError::NoRuntimeSpecified => Some("no runtime for timeouts".to_owned()),
+            self.pool.get().await.map_err(|error| match failure(error, shared) {
+                Err(_) => None,
+                Ok((ErrorKind::ConnectTimeout, cause)) => Some(format!("connect failed: {cause}")),
+                Ok((_, cause)) => Some(cause),
             })
         }))
     }
+}
+
+/// What a failed deadpool checkout met: its timeout (for the caller to
+/// read with the pool's state), or its kind, classified as on bb8, and what
+/// may be said of it.
+fn failure(error: PoolError<Error>, shared: &PoolShared) -> Result<(ErrorKind, String), TimeoutType> {
+    Ok(match error {
+        PoolError::Timeout(timeout) => return Err(timeout),
+        PoolError::Backend(e) => (ErrorKind::ConnectTimeout, shared.sink.describe(&e)),
+        PoolError::PostCreateHook(HookError::Backend(e)) => (ErrorKind::of_connect(&e), shared.sink.describe(&e)),
+        // The hook's own words are the application's: not kept.
+        PoolError::PostCreateHook(HookError::Message(_)) => (ErrorKind::Other, "a post_create hook failed".to_owned()),
+        PoolError::Closed => (ErrorKind::Other, "the pool is closed".to_owned()),
+        PoolError::NoRuntimeSpecified => (ErrorKind::Other, "no runtime for timeouts".to_owned()),
+    })
 }
 
 fn as_u32(n: usize) -> u32 {
