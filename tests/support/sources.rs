@@ -103,32 +103,24 @@ pub async fn pool_of<P: TestPool>(monitor: &DbMonitor, name: &str, size: u32) ->
 /// multi-threaded runtime (or, after `current_thread:`, its default one).
 #[macro_export]
 macro_rules! on_both_pools {
-    (current_thread: $($name:ident),* $(,)?) => {$(
+    (current_thread: $($name:ident),* $(,)?) => {
+        on_both_pools!(@test [tokio::test] $($name),*);
+    };
+    (@test [$test:meta] $($name:ident),*) => {$(
         mod $name {
-            #[tokio::test]
+            #[$test]
             async fn bb8() {
                 super::$name::<db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>>().await
             }
 
             #[cfg(feature = "deadpool")]
-            #[tokio::test]
+            #[$test]
             async fn deadpool() {
                 super::$name::<db_monitor::MonitoredDeadpool<db_monitor::tokio_postgres::NoTls>>().await
             }
         }
     )*};
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn bb8() {
-                super::$name::<db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>>().await
-            }
-
-            #[cfg(feature = "deadpool")]
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn deadpool() {
-                super::$name::<db_monitor::MonitoredDeadpool<db_monitor::tokio_postgres::NoTls>>().await
-            }
-        }
-    )*};
+    ($($name:ident),* $(,)?) => {
+        on_both_pools!(@test [tokio::test(flavor = "multi_thread", worker_threads = 2)] $($name),*);
+    };
 }
