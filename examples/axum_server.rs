@@ -92,7 +92,17 @@ struct App<P> {
 /// Builds the demo on the server at `pg`: creates its schema and data,
 /// starts the monitor's background task, and mounts `DbMonitorLayer`.
 /// `metrics` is served at `/metrics` when given.
-pub(crate) async fn demo<P: DemoPool>(
+#[allow(dead_code)] // the deadpool example holds this file too
+pub(crate) async fn demo(
+    monitor: &DbMonitor,
+    pg: Config,
+    metrics: Option<PrometheusHandle>,
+) -> Result<Demo<MonitoredPool<NoTls>>, Error> {
+    demo_on(monitor, pg, metrics).await
+}
+
+/// [`demo`] on a pool of kind `P`.
+pub(crate) async fn demo_on<P: DemoPool>(
     monitor: &DbMonitor,
     pg: Config,
     metrics: Option<PrometheusHandle>,
@@ -354,7 +364,7 @@ pub(crate) async fn run<P: DemoPool>(service: &str) -> Result<(), Error> {
     // Kept until the end of main: dropping it stops the throwaway server.
     let (_server, pg) = pg::example_server(config.database.as_ref());
     let monitor = DbMonitor::new(config)?;
-    let demo = demo::<P>(&monitor, pg, Some(prometheus)).await?;
+    let demo = demo_on::<P>(&monitor, pg, Some(prometheus)).await?;
 
     let bind = std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let listener = match tokio::net::TcpListener::bind(&bind).await {

@@ -141,13 +141,9 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
         .server_view(ServerView::default().interval(Duration::from_millis(500)));
     config.health_check_interval = Duration::from_secs(1);
     let monitor = DbMonitor::new(config).expect("a valid configuration");
-    let demo = axum_example::demo::<db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>>(
-        &monitor,
-        support::pg::shared_config(),
-        None,
-    )
-    .await
-    .unwrap();
+    let demo = axum_example::demo(&monitor, support::pg::shared_config(), None)
+        .await
+        .unwrap();
     let pool = demo.pool.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

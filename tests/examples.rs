@@ -81,7 +81,7 @@ async fn drive_the_demo<P: axum_example::DemoPool>() {
             .slow_query_threshold(Duration::from_millis(250))
             .server_view(ServerView::default().interval(Duration::from_millis(100))),
     );
-    let demo = axum_example::demo::<P>(&monitor, support::pg::shared_config(), None)
+    let demo = axum_example::demo_on::<P>(&monitor, support::pg::shared_config(), None)
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -66,13 +66,9 @@ fn serve() -> String {
                 .log_alerts(false)
                 .build()
                 .expect("a valid configuration");
-            let demo = axum_example::demo::<db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>>(
-                &monitor,
-                support::pg::shared_config(),
-                Some(handle),
-            )
-            .await
-            .unwrap();
+            let demo = axum_example::demo(&monitor, support::pg::shared_config(), Some(handle))
+                .await
+                .unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(format!("http://{}", listener.local_addr().unwrap())).unwrap();
             let _keep = demo.background;

@@ -143,13 +143,9 @@ async fn one_request_exports_its_statements_under_its_span() {
     let provider = axum_example::trace_to_otlp(&endpoint).expect("exporter");
     let config = MonitorConfig::default().trace_context(axum_example::current_trace);
     let monitor = DbMonitor::new(config).expect("a valid configuration");
-    let demo = axum_example::demo::<db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>>(
-        &monitor,
-        support::pg::shared_config(),
-        None,
-    )
-    .await
-    .expect("demo");
+    let demo = axum_example::demo(&monitor, support::pg::shared_config(), None)
+        .await
+        .expect("demo");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, demo.router).await });

@@ -45,13 +45,9 @@ async fn the_exposition_after_real_traffic_passes_promtool_check_metrics() {
         .max_overflow(4)
         .slow_query_threshold(Duration::from_millis(250));
     let monitor = DbMonitor::with_recorder(config, Arc::new(recorder)).expect("a valid configuration");
-    let demo = axum_example::demo::<db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>>(
-        &monitor,
-        support::pg::shared_config(),
-        Some(handle),
-    )
-    .await
-    .unwrap();
+    let demo = axum_example::demo(&monitor, support::pg::shared_config(), Some(handle))
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, demo.router).await });

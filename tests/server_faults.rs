@@ -85,9 +85,7 @@ async fn run(pg: db_monitor::tokio_postgres::Config, view: ServerView) -> Runnin
     config.health_check_interval = Duration::from_secs(1);
     config.metrics_reset_interval = RESET;
     let (monitor, recorded) = support::monitor(config);
-    let demo = axum_example::demo::<db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>>(&monitor, pg, None)
-        .await
-        .unwrap();
+    let demo = axum_example::demo(&monitor, pg, None).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = demo.router;
