@@ -924,8 +924,7 @@ impl Drop for Frozen {
 /// as a host that stops scheduling it), the health check answers 503
 /// within its 800 ms timeout, well inside a 1 s probe, from one
 /// connection at most, and healthy again once the server runs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frozen_server_gets_its_verdict_inside_a_probe_timeout() {
+async fn a_frozen_server_gets_its_verdict_inside_a_probe_timeout<P: TestPool>() {
     use tower::{Layer, ServiceExt};
     let server = TempPostgres::start(&[]);
     let (admin, connection) = server
@@ -937,11 +936,12 @@ async fn a_frozen_server_gets_its_verdict_inside_a_probe_timeout() {
     let data: String = admin.query_one("SHOW data_directory", &[]).await.unwrap().get(0);
     drop(admin);
     let (monitor, _rec) = monitor(MonitorConfig::default());
-    let pool = pool_with(&monitor, "frozen", server.config(), 4, 0, Duration::from_secs(30)).await;
-    let service =
-        db_monitor::DbMonitorLayer::new(pool.clone()).layer(tower::service_fn(|_: http::Request<String>| async {
+    let pool = P::make(&monitor, "frozen", server.config(), 4, Duration::from_secs(30)).await;
+    let service = db_monitor::DbMonitorLayer::new(pool.monitor().clone()).layer(tower::service_fn(
+        |_: http::Request<String>| async {
             Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(bytes::Bytes::new())))
-        }));
+        },
+    ));
     let health = |service: &db_monitor::layer::DbMonitorService<_>| {
         let service = service.clone();
         async move {
@@ -962,7 +962,8 @@ async fn a_frozen_server_gets_its_verdict_inside_a_probe_timeout() {
     for _ in 0..3 {
         let (a, b) = tokio::join!(health(&service), health(&service));
         verdicts.extend([a, b]);
-        assert!(pool.state().connections <= 1, "{:?}", pool.state());
+        let snapshot = pool.monitor().snapshot();
+        assert!(snapshot.connections <= 1, "{snapshot:?}");
     }
     drop(frozen);
     for (status, took) in &verdicts {
@@ -1025,6 +1026,7 @@ async fn an_error_storm_past_the_store_is_counted_whole() {
 }
 
 on_both_pools!(
+    a_frozen_server_gets_its_verdict_inside_a_probe_timeout,
     a_real_deadlock_is_classified_once,
     a_real_serialization_failure_is_classified,
     statement_timeout_and_lock_timeout_are_told_apart,
