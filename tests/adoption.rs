@@ -1,5 +1,6 @@
-//! A small application written the way bb8-postgres (and deadpool-postgres)
-//! services are written, moved onto the monitored pool (each test on both): its own `connection_customizer`, a
+//! A small application written the way bb8-postgres and deadpool-postgres
+//! services are written, moved onto the monitored pool (each test on both):
+//! its own customizer (`connection_customizer`, `post_create`), a
 //! `query_raw` stream read for its first row and dropped, a per-connection
 //! statement cache (`prepare_cached`), data-access functions generic over
 //! the client, and a transaction dropped after a failed statement. Run on
