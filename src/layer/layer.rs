@@ -23,6 +23,8 @@ pub struct DbMonitorLayer {
     pub(crate) config: Arc<LayerConfig>,
 }
 
+/// The layer's settings, and the answers it shares once it serves.
+#[derive(Clone)]
 pub(crate) struct LayerConfig {
     pub(crate) pool: Arc<dyn RoutePool>,
     /// The prefix, without a trailing slash (`/health/database`).
@@ -45,7 +47,7 @@ pub(crate) struct LayerConfig {
     /// The bytes per second documents and the exposition may send.
     pub(crate) max_bytes_per_second: Option<u64>,
     /// The shared answers, made on the first request.
-    pub(crate) caches: OnceLock<Caches>,
+    pub(crate) caches: Answers,
     /// The exposition route: its path and the recorder's handle.
     #[cfg(feature = "prometheus")]
     pub(crate) prometheus: Option<(String, metrics_exporter_prometheus::PrometheusHandle)>,
@@ -93,7 +95,7 @@ impl DbMonitorLayer {
                 health_timeout: Duration::from_millis(800),
                 cache_for: Duration::from_secs(1),
                 max_bytes_per_second: Some(4 << 20),
-                caches: OnceLock::new(),
+                caches: Answers::default(),
                 #[cfg(feature = "prometheus")]
                 prometheus: None,
             }),
@@ -101,25 +103,10 @@ impl DbMonitorLayer {
     }
 
     fn with(self, f: impl FnOnce(&mut LayerConfig)) -> Self {
-        let mut config = Arc::try_unwrap(self.config).unwrap_or_else(|shared| LayerConfig {
-            pool: shared.pool.clone(),
-            prefix: shared.prefix.clone(),
-            admin_token: shared.admin_token.clone(),
-            server_timing: shared.server_timing,
-            n_plus_one: shared.n_plus_one,
-            read_guard: shared.read_guard.clone(),
-            reads_need_token: shared.reads_need_token,
-            dashboard: shared.dashboard,
-            route_of: shared.route_of.clone(),
-            keep: shared.keep.clone(),
-            health_timeout: shared.health_timeout,
-            cache_for: shared.cache_for,
-            max_bytes_per_second: shared.max_bytes_per_second,
-            caches: OnceLock::new(),
-            #[cfg(feature = "prometheus")]
-            prometheus: shared.prometheus.clone(),
-        });
+        let mut config = Arc::unwrap_or_clone(self.config);
         f(&mut config);
+        // Answers made under the old settings are not the new layer's.
+        config.caches = Answers::default();
         DbMonitorLayer {
             config: Arc::new(config),
         }
@@ -312,7 +299,20 @@ impl LayerConfig {
     /// The shared answers, made on first use with the layer's `cache_for`.
     pub(crate) fn caches(&self) -> &Caches {
         self.caches
+            .0
             .get_or_init(|| Caches::new(self.cache_for, self.max_bytes_per_second))
+    }
+}
+
+/// The answers a layer shares, made on its first request. A copy of the
+/// settings starts without them: they belong to the layer they were made
+/// for (its freshness and byte budget).
+#[derive(Default)]
+pub(crate) struct Answers(OnceLock<Caches>);
+
+impl Clone for Answers {
+    fn clone(&self) -> Self {
+        Answers::default()
     }
 }
 
