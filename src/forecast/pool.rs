@@ -73,35 +73,9 @@ impl PoolForecaster {
     /// Takes a sample and says what the forecast is now.
     pub(crate) fn observe(&mut self, o: PoolObservation, t: &ForecastThresholds) -> PoolForecast {
         let y = o.demand();
-        let (level, trend) = match self.holt {
-            None => (y, 0.0),
-            Some((level, trend, at)) => {
-                let dt = (o.at - at).max(1e-9);
-                let predicted = level + trend * dt;
-                let new_level = ALPHA * y + (1.0 - ALPHA) * predicted;
-                let new_trend = BETA * (new_level - level) / dt + (1.0 - BETA) * trend;
-                (new_level, new_trend)
-            }
-        };
-        self.holt = Some((level, trend, o.at));
-
+        let (level, trend) = self.smooth(o);
         let window = t.window.as_secs_f64();
-        self.points.push_back(o);
-        // Keep one sample at or before the window's start, so that the
-        // span can reach the whole window.
-        while self.points.len() > 2 && o.at - self.points[1].at >= window {
-            self.points.pop_front();
-        }
-        if self.points.len() > MAX_POINTS {
-            let thinned: VecDeque<PoolObservation> = self
-                .points
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| i % 2 == 0 || *i == self.points.len() - 1)
-                .map(|(_, p)| *p)
-                .collect();
-            self.points = thinned;
-        }
+        self.keep(o, window);
         let span = o.at - self.points.front().map_or(o.at, |p| p.at);
         let (slope, slope_t) = regression(&self.points);
         let robust = robust_slope(&self.points);
@@ -154,6 +128,46 @@ impl PoolForecaster {
                 held_samples: self.held,
             },
             little: little(&self.points),
+        }
+    }
+}
+
+impl PoolForecaster {
+    /// Holt's level and trend after `o`.
+    fn smooth(&mut self, o: PoolObservation) -> (f64, f64) {
+        let y = o.demand();
+        let (level, trend) = match self.holt {
+            None => (y, 0.0),
+            Some((level, trend, at)) => {
+                let dt = (o.at - at).max(1e-9);
+                let predicted = level + trend * dt;
+                let new_level = ALPHA * y + (1.0 - ALPHA) * predicted;
+                let new_trend = BETA * (new_level - level) / dt + (1.0 - BETA) * trend;
+                (new_level, new_trend)
+            }
+        };
+        self.holt = Some((level, trend, o.at));
+        (level, trend)
+    }
+
+    /// Adds `o` to the samples, keeping those within `window` seconds (and
+    /// one at or before the window's start, so that the span can reach the
+    /// whole window), thinned by half past [`MAX_POINTS`].
+    fn keep(&mut self, o: PoolObservation, window: f64) {
+        self.points.push_back(o);
+        while self.points.len() > 2 && o.at - self.points[1].at >= window {
+            self.points.pop_front();
+        }
+        if self.points.len() > MAX_POINTS {
+            let last = self.points.len() - 1;
+            let thinned: VecDeque<PoolObservation> = self
+                .points
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 0 || *i == last)
+                .map(|(_, p)| *p)
+                .collect();
+            self.points = thinned;
         }
     }
 }

@@ -174,18 +174,32 @@ pub(crate) struct Inputs<'a> {
 
 /// The score and recommendations from the reports of one window.
 pub(crate) fn score(inputs: &Inputs<'_>) -> PerformanceScore {
-    let Inputs {
-        config,
-        max_size,
-        queries,
-        errors,
-        trend,
-        alerts,
-        ..
-    } = *inputs;
+    let parts = ScoreParts {
+        latency: latency_part(inputs.queries),
+        errors: errors_part(inputs),
+        pool: pool_part(inputs),
+        alerts: alerts_part(inputs.alerts),
+    };
+    let score = 100.0
+        * [&parts.latency, &parts.errors, &parts.pool, &parts.alerts]
+            .iter()
+            .map(|part| part.score * part.weight)
+            .sum::<f64>();
+    PerformanceScore {
+        pool: inputs.queries.pool.clone(),
+        window_minutes: inputs.queries.window_minutes,
+        score: (score * 10.0).round() / 10.0,
+        recommendations: recommendations(inputs),
+        forecast: inputs.forecast.clone(),
+        parts,
+    }
+}
+
+/// Latency: the window's Apdex.
+fn latency_part(queries: &QueryPerformanceReport) -> ScorePart {
     let window = describe_minutes(queries.window_minutes);
     let apdex = &queries.apdex;
-    let latency = ScorePart {
+    ScorePart {
         score: apdex.score.unwrap_or(1.0),
         weight: LATENCY_WEIGHT,
         evidence: match apdex.score {
@@ -195,11 +209,14 @@ pub(crate) fn score(inputs: &Inputs<'_>) -> PerformanceScore {
             ),
             None => format!("no statement finished in the last {window}"),
         },
-    };
+    }
+}
 
-    let hour = errors.rates.iter().find(|r| r.window_minutes == 60);
-    let threshold = config.alerts.error_rate_5min.max(f64::EPSILON);
-    let errors_part = match hour.and_then(|r| r.rate.map(|rate| (r, rate))) {
+/// Errors: the last hour's error rate against the 5-minute alert threshold.
+fn errors_part(inputs: &Inputs<'_>) -> ScorePart {
+    let hour = inputs.errors.rates.iter().find(|r| r.window_minutes == 60);
+    let threshold = inputs.config.alerts.error_rate_5min.max(f64::EPSILON);
+    match hour.and_then(|r| r.rate.map(|rate| (r, rate))) {
         Some((r, rate)) => ScorePart {
             score: (1.0 - rate / threshold).clamp(0.0, 1.0),
             weight: ERRORS_WEIGHT,
@@ -215,23 +232,28 @@ pub(crate) fn score(inputs: &Inputs<'_>) -> PerformanceScore {
             weight: ERRORS_WEIGHT,
             evidence: "no statement ran in the last hour".to_owned(),
         },
-    };
+    }
+}
 
-    let limit = config.alerts.pool_utilization;
+/// The pool: its peak utilization over the alert threshold, waiters and
+/// checkout timeouts.
+fn pool_part(inputs: &Inputs<'_>) -> ScorePart {
+    let trend = inputs.trend;
+    let limit = inputs.config.alerts.pool_utilization;
     let peak = trend.peak_utilization;
-    let mut pool_score = if peak <= limit || limit >= 1.0 {
+    let mut score = if peak <= limit || limit >= 1.0 {
         1.0
     } else {
         1.0 - 0.75 * ((peak - limit) / (1.0 - limit)).clamp(0.0, 1.0)
     };
     if trend.max_waiters > 0 {
-        pool_score = pool_score.min(0.5);
+        score = score.min(0.5);
     }
     if trend.timeouts > 0 {
-        pool_score = 0.0;
+        score = 0.0;
     }
-    let pool_part = ScorePart {
-        score: pool_score,
+    ScorePart {
+        score,
         weight: POOL_WEIGHT,
         evidence: if trend.samples.is_empty() {
             "no pool sample yet (the background task takes them)".to_owned()
@@ -239,15 +261,18 @@ pub(crate) fn score(inputs: &Inputs<'_>) -> PerformanceScore {
             format!(
                 "peak utilization {:.0}% of {} connections, at most {} waiting, {} checkout timeouts over {} samples",
                 peak * 100.0,
-                max_size,
+                inputs.max_size,
                 trend.max_waiters,
                 trend.timeouts,
                 trend.samples.len()
             )
         },
-    };
+    }
+}
 
-    let alerts_part = ScorePart {
+/// Alerts: each active one takes off by its severity.
+fn alerts_part(alerts: &[Alert]) -> ScorePart {
+    ScorePart {
         score: (1.0 - alerts.iter().map(|a| alert_weight(a.severity)).sum::<f64>()).max(0.0),
         weight: ALERTS_WEIGHT,
         evidence: if alerts.is_empty() {
@@ -267,25 +292,6 @@ pub(crate) fn score(inputs: &Inputs<'_>) -> PerformanceScore {
                 if alerts.len() == 1 { "" } else { "s" },
                 by_severity.join(", ")
             )
-        },
-    };
-
-    let score = 100.0
-        * (latency.score * latency.weight
-            + errors_part.score * errors_part.weight
-            + pool_part.score * pool_part.weight
-            + alerts_part.score * alerts_part.weight);
-    PerformanceScore {
-        pool: queries.pool.clone(),
-        window_minutes: queries.window_minutes,
-        score: (score * 10.0).round() / 10.0,
-        recommendations: recommendations(inputs),
-        forecast: inputs.forecast.clone(),
-        parts: ScoreParts {
-            latency,
-            errors: errors_part,
-            pool: pool_part,
-            alerts: alerts_part,
         },
     }
 }
@@ -315,20 +321,20 @@ fn advice(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// Recommendations, each naming its evidence.
+/// Recommendations, each naming its evidence: the active alerts' advice
+/// (connection failures first: nothing else works without a connection),
+/// then the pool, the slow and degraded statements, and the errors.
 fn recommendations(inputs: &Inputs<'_>) -> Vec<String> {
-    let Inputs {
-        config,
-        max_size,
-        queries,
-        slow,
-        errors,
-        trend,
-        alerts,
-        ..
-    } = *inputs;
     let mut out = Vec::new();
-    // Connection failures first: nothing else works without a connection.
+    alert_advice(inputs.alerts, &mut out);
+    let window = describe_minutes(inputs.queries.window_minutes);
+    pool_advice(inputs, &window, &mut out);
+    statement_advice(inputs, &window, &mut out);
+    error_advice(inputs, &mut out);
+    out
+}
+
+fn alert_advice(alerts: &[Alert], out: &mut Vec<String>) {
     let (connections, others): (Vec<_>, Vec<_>) = alerts
         .iter()
         .partition(|a| a.alert_type == AlertType::ConnectionFailure);
@@ -345,16 +351,25 @@ fn recommendations(inputs: &Inputs<'_>) -> Vec<String> {
             out.push(format!("{}: {advice}", alert.message));
         }
     }
-    let window = describe_minutes(queries.window_minutes);
-    if trend.timeouts > 0 || trend.max_waiters > 0 || trend.peak_utilization >= config.alerts.pool_utilization {
+}
+
+fn pool_advice(inputs: &Inputs<'_>, window: &str, out: &mut Vec<String>) {
+    let trend = inputs.trend;
+    if trend.timeouts > 0 || trend.max_waiters > 0 || trend.peak_utilization >= inputs.config.alerts.pool_utilization {
         out.push(format!(
             "pool at {:.0}% with {} waiters at peak and {} checkout timeouts in the last {window}: raise \
-             ASYNC_DB_POOL_SIZE above {max_size} or shorten transactions",
+             ASYNC_DB_POOL_SIZE above {} or shorten transactions",
             trend.peak_utilization * 100.0,
             trend.max_waiters,
-            trend.timeouts
+            trend.timeouts,
+            inputs.max_size
         ));
     }
+}
+
+/// The three slowest statements' plans, and the statements that slowed down.
+fn statement_advice(inputs: &Inputs<'_>, window: &str, out: &mut Vec<String>) {
+    let slow = inputs.slow;
     for group in slow.groups.iter().take(3) {
         out.push(format!(
             "`{}` took over {:.0} ms {} times in the last {window} (mean {:.0} ms, max {:.0} ms, {:.0}% of database \
@@ -372,21 +387,27 @@ fn recommendations(inputs: &Inputs<'_>) -> Vec<String> {
             }
         ));
     }
-    for d in &queries.degraded {
+    for d in &inputs.queries.degraded {
         out.push(format!(
             "`{}` has slowed down: p95 {:.0} ms over the last 5 minutes against {:.0} ms over the hour before \
              ({:.1}x, {} and {} runs)",
             d.statement, d.recent_p95_ms, d.baseline_p95_ms, d.factor, d.recent_samples, d.baseline_samples
         ));
     }
+}
+
+/// The last hour's error rate over its threshold, and the three statements
+/// that fail most with an error that has advice.
+fn error_advice(inputs: &Inputs<'_>, out: &mut Vec<String>) {
+    let (errors, threshold) = (inputs.errors, inputs.config.alerts.error_rate_1hour);
     if let Some(hour) = errors.rates.iter().find(|r| r.window_minutes == 60) {
-        if hour.rate.is_some_and(|r| r >= config.alerts.error_rate_1hour) {
+        if hour.rate.is_some_and(|r| r >= threshold) {
             out.push(format!(
                 "{:.1}% of statements failed in the last hour ({} of {}), over the {:.0}% threshold",
                 hour.rate.unwrap_or(0.0) * 100.0,
                 hour.errors,
                 hour.statements,
-                config.alerts.error_rate_1hour * 100.0
+                threshold * 100.0
             ));
         }
     }
@@ -407,7 +428,6 @@ fn recommendations(inputs: &Inputs<'_>) -> Vec<String> {
                 .unwrap_or_default()
         ));
     }
-    out
 }
 
 #[cfg(test)]
@@ -431,6 +451,18 @@ mod tests {
         }
     }
 
+    /// An Apdex of `(satisfied, tolerating, frustrated)`, or of nothing.
+    fn apdex_of(counts: Option<(u64, u64, u64)>) -> Apdex {
+        let (s, t, f) = counts.unwrap_or_default();
+        Apdex {
+            threshold_ms: 2000.0,
+            satisfied: s,
+            tolerating: t,
+            frustrated: f,
+            score: counts.map(|_| (s as f64 + t as f64 / 2.0) / (s + t + f) as f64),
+        }
+    }
+
     fn reports(
         apdex: Option<(u64, u64, u64)>,
         hour: Option<(u64, u64)>,
@@ -438,28 +470,12 @@ mod tests {
         waiters: u64,
         timeouts: u64,
     ) -> (QueryPerformanceReport, SlowQueryReport, ErrorReport, PoolTrendReport) {
-        let apdex = match apdex {
-            Some((s, t, f)) => Apdex {
-                threshold_ms: 2000.0,
-                satisfied: s,
-                tolerating: t,
-                frustrated: f,
-                score: Some((s as f64 + t as f64 / 2.0) / (s + t + f) as f64),
-            },
-            None => Apdex {
-                threshold_ms: 2000.0,
-                satisfied: 0,
-                tolerating: 0,
-                frustrated: 0,
-                score: None,
-            },
-        };
         let queries = QueryPerformanceReport {
             pool: "p".into(),
             window_minutes: 60,
             covered_seconds: 3600.0,
             overall: stats(),
-            apdex,
+            apdex: apdex_of(apdex),
             by_operation: vec![],
             by_table: vec![],
             by_statement: vec![],

@@ -415,29 +415,8 @@ async fn statements(
         Ok(rows) => rows,
         Err(e) => return missing(e),
     };
-    let unknown: Vec<i64> = top
-        .iter()
-        .filter_map(|r| nullable::<i64>(r, 0))
-        .filter(|id| !texts.known.contains_key(id))
-        .collect();
-    if !unknown.is_empty() {
-        *queries += 1;
-        match client.query(TEXTS, &[&unknown, &true]).await {
-            Ok(rows) => {
-                if texts.known.len() + rows.len() > MAX_TEXTS {
-                    texts.known.clear();
-                }
-                // A NULL text is not kept: it is asked for again next cycle.
-                for r in rows {
-                    let (Some(queryid), Some(text)) = (nullable::<i64>(&r, 0), nullable::<String>(&r, 1)) else {
-                        continue;
-                    };
-                    let analysis = sql::analyze(&text);
-                    texts.known.insert(queryid, (analysis.normalized, analysis.fingerprint));
-                }
-            }
-            Err(e) => return missing(e),
-        }
+    if let Err(e) = texts.learn(client, &top, queries).await {
+        return missing(e);
     }
     let own = own_fingerprints();
     let mut no_text = 0;
@@ -467,6 +446,35 @@ async fn statements(
         })
         .collect();
     (StatementsPart { missing: None, top }, None, no_text)
+}
+
+impl Texts {
+    /// Reads the normalized texts of the `top` rows' statements not yet
+    /// known (one query, only when there are any). A NULL text is not kept:
+    /// it is asked for again next cycle.
+    async fn learn(&mut self, client: &Client, top: &[tokio_postgres::Row], queries: &mut u32) -> Result<(), Error> {
+        let unknown: Vec<i64> = top
+            .iter()
+            .filter_map(|r| nullable::<i64>(r, 0))
+            .filter(|id| !self.known.contains_key(id))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        *queries += 1;
+        let rows = client.query(TEXTS, &[&unknown, &true]).await?;
+        if self.known.len() + rows.len() > MAX_TEXTS {
+            self.known.clear();
+        }
+        for r in rows {
+            let (Some(queryid), Some(text)) = (nullable::<i64>(&r, 0), nullable::<String>(&r, 1)) else {
+                continue;
+            };
+            let analysis = sql::analyze(&text);
+            self.known.insert(queryid, (analysis.normalized, analysis.fingerprint));
+        }
+        Ok(())
+    }
 }
 
 /// The statements part when `pg_stat_statements` could not be read: why,
