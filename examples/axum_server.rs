@@ -362,7 +362,7 @@ pub(crate) async fn run<P: DemoPool>(service: &str) -> Result<(), Error> {
         config
     };
     // Kept until the end of main: dropping it stops the throwaway server.
-    let (_server, pg) = pg::example_server(config.database.as_ref());
+    let (_server, pg) = pg::example_server(config.database_config());
     let monitor = DbMonitor::new(config)?;
     let demo = demo_on::<P>(&monitor, pg, Some(prometheus)).await?;
 

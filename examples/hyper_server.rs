@@ -74,7 +74,7 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, pool: MonitoredPool
 async fn main() -> Result<(), Error> {
     let config = MonitorConfig::from_env()?.pool_size(2).max_overflow(2);
     // Kept until the end of main: dropping it stops the throwaway server.
-    let (_server, pg) = pg::example_server(config.database.as_ref());
+    let (_server, pg) = pg::example_server(config.database_config());
     let monitor = DbMonitor::new(config.clone())?;
     let pool = monitor
         .pool(monitor.manager("primary", pg, NoTls), config.pool_builder())

@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .max_overflow(4)
         .slow_query_threshold(Duration::from_millis(200));
     // Kept until the end of main: dropping it stops the throwaway server.
-    let (_server, pg) = pg::example_server(config.database.as_ref());
+    let (_server, pg) = pg::example_server(config.database_config());
 
     let monitor = DbMonitor::new(config.clone())?;
     let manager = monitor

@@ -375,10 +375,10 @@ mod tests {
     async fn a_part_that_panics_is_counted_and_the_others_keep_their_pace() {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
-        let mut config = MonitorConfig::default()
+        let config = MonitorConfig::default()
             .slot(Duration::from_millis(250))
-            .server_view(crate::config::ServerView::default());
-        config.health_check_interval = Duration::from_secs(1);
+            .server_view(crate::config::ServerView::default())
+            .health_check_interval(Duration::from_secs(1));
         let monitor = DbMonitor::with_recorder(config, Arc::new(recorder)).unwrap();
         // A pool that never connects: its background work still runs.
         let pg: tokio_postgres::Config = "host=127.0.0.1 port=9 connect_timeout=1".parse().unwrap();

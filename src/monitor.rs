@@ -379,8 +379,10 @@ mod tests {
         let huge = MonitorConfig::default().slot(std::time::Duration::from_secs(u64::MAX / 4));
         let err = DbMonitor::new(huge).unwrap_err();
         assert_eq!(err.variable(), "ASYNC_DB_HISTORY_SLOT");
-        let mut config = MonitorConfig::default();
-        config.alerts.forecast.interval = std::time::Duration::ZERO;
+        let config = MonitorConfig::default().alerts(
+            crate::AlertThresholds::default()
+                .forecast(crate::ForecastThresholds::default().interval(std::time::Duration::ZERO)),
+        );
         let err = DbMonitor::builder(config).log_alerts(false).build().unwrap_err();
         assert_eq!(err.variable(), "ASYNC_DB_ALERT_FORECAST_INTERVAL");
     }

@@ -133,13 +133,13 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
 
     // One-second slots and samples, so that an hour's charts have points
     // after a few seconds.
-    let mut config = MonitorConfig::default()
+    let config = MonitorConfig::default()
         .pool_size(4)
         .max_overflow(4)
         .slot(Duration::from_secs(1))
         .slow_query_threshold(Duration::from_millis(250))
-        .server_view(ServerView::default().interval(Duration::from_millis(500)));
-    config.health_check_interval = Duration::from_secs(1);
+        .server_view(ServerView::default().interval(Duration::from_millis(500)))
+        .health_check_interval(Duration::from_secs(1));
     let monitor = DbMonitor::new(config).expect("a valid configuration");
     let demo = axum_example::demo(&monitor, support::pg::shared_config(), None)
         .await

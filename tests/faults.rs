@@ -987,8 +987,7 @@ async fn a_frozen_server_gets_its_verdict_inside_a_probe_timeout<P: TestPool>() 
 /// how many records the store still holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_storm_past_the_store_is_counted_whole() {
-    let mut config = MonitorConfig::default();
-    config.error_history = 50;
+    let config = MonitorConfig::default().error_history(50);
     let (monitor, _rec) = monitor(config);
     let pool = pool(&monitor, "error_storm", 2).await;
     let table = unique("storm");

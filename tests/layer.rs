@@ -758,8 +758,7 @@ async fn raw_path_labels_are_cut_so_long_paths_cannot_grow_the_tables() {
 /// lives, and lets it stop once the last is dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monitors_layer_keeps_the_background_task_while_it_lives() {
-    let mut config = MonitorConfig::default();
-    config.health_check_interval = Duration::from_secs(1);
+    let config = MonitorConfig::default().health_check_interval(Duration::from_secs(1));
     let (monitor, _rec) = monitor(config);
     let pool = pool(&monitor, "layer_keeps_background", 1).await;
     let samples = || pool.monitor().trend_report(None).samples.len();

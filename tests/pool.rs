@@ -14,7 +14,7 @@ use db_monitor::names::{
 use db_monitor::sql::Operation;
 use db_monitor::tokio_postgres::types::Type;
 use db_monitor::tokio_postgres::SimpleQueryMessage;
-use db_monitor::{ErrorKind, MonitorConfig};
+use db_monitor::{AlertThresholds, ErrorKind, MonitorConfig};
 use futures_util::{SinkExt, TryStreamExt};
 use support::{eventually, monitor, pool, pool_with, unique};
 
@@ -419,11 +419,11 @@ async fn track_times_an_operation_and_classifies_its_database_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labels_stay_bounded_past_every_cap() {
-    let mut config = MonitorConfig::default()
+    let config = MonitorConfig::default()
         .max_query_summaries(3)
         .max_fingerprints(4)
-        .statement_cache_size(2);
-    config.max_status_codes = 2;
+        .statement_cache_size(2)
+        .max_status_codes(2);
     let (monitor, rec) = monitor(config);
     let pool = pool(&monitor, "capped", 1).await;
     let conn = pool.get().await.unwrap();
@@ -555,34 +555,36 @@ async fn one_monitor_watches_several_named_pools_apart() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_background_task_takes_any_interval_and_a_zero_reset_interval_never_resets() {
-    // Public fields set out of range are refused, by name, when the
-    // monitor is built.
-    for (variable, set) in [
+    // Settings out of range are refused, by name, when the monitor is
+    // built.
+    let alerts = |d| AlertThresholds::default().evaluation_interval(d);
+    for (variable, config) in [
         (
             "ASYNC_DB_HEALTH_CHECK_INTERVAL",
-            (|c: &mut MonitorConfig| c.health_check_interval = Duration::ZERO) as fn(&mut MonitorConfig),
+            MonitorConfig::default().health_check_interval(Duration::ZERO),
         ),
-        ("ASYNC_DB_HEALTH_CHECK_INTERVAL", |c| {
-            c.health_check_interval = Duration::MAX
-        }),
-        ("ASYNC_DB_ALERT_EVALUATION_INTERVAL", |c| {
-            c.alerts.evaluation_interval = Duration::MAX
-        }),
-        ("ASYNC_DB_METRICS_RESET_INTERVAL", |c| {
-            c.metrics_reset_interval = Duration::MAX
-        }),
+        (
+            "ASYNC_DB_HEALTH_CHECK_INTERVAL",
+            MonitorConfig::default().health_check_interval(Duration::MAX),
+        ),
+        (
+            "ASYNC_DB_ALERT_EVALUATION_INTERVAL",
+            MonitorConfig::default().alerts(alerts(Duration::MAX)),
+        ),
+        (
+            "ASYNC_DB_METRICS_RESET_INTERVAL",
+            MonitorConfig::default().metrics_reset_interval(Duration::MAX),
+        ),
     ] {
-        let mut config = MonitorConfig::default();
-        set(&mut config);
         let err = db_monitor::DbMonitor::new(config).unwrap_err();
         assert_eq!(err.variable(), variable, "{err}");
     }
     // The extremes that pass: the shortest periods and a zero reset
     // interval, then the longest.
-    let mut config = MonitorConfig::default();
-    config.health_check_interval = Duration::from_nanos(1);
-    config.metrics_reset_interval = Duration::ZERO;
-    config.alerts.evaluation_interval = Duration::from_secs(24 * 3600);
+    let config = MonitorConfig::default()
+        .health_check_interval(Duration::from_nanos(1))
+        .metrics_reset_interval(Duration::ZERO)
+        .alerts(alerts(Duration::from_secs(24 * 3600)));
     let (monitor, _rec) = monitor(config);
     let pool = pool_with(
         &monitor,
@@ -611,9 +613,9 @@ async fn the_background_task_takes_any_interval_and_a_zero_reset_interval_never_
         "a zero reset interval never resets"
     );
 
-    let mut huge = MonitorConfig::default();
-    huge.metrics_reset_interval = Duration::from_secs(365 * 24 * 3600);
-    huge.health_check_interval = Duration::from_secs(24 * 3600);
+    let huge = MonitorConfig::default()
+        .metrics_reset_interval(Duration::from_secs(365 * 24 * 3600))
+        .health_check_interval(Duration::from_secs(24 * 3600));
     let (monitor, _rec) = support::monitor(huge);
     let pool = pool_with(
         &monitor,
@@ -634,9 +636,10 @@ async fn the_background_task_takes_any_interval_and_a_zero_reset_interval_never_
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_background_task_samples_an_idle_pool_and_stops() {
-    let config = MonitorConfig::default();
-    let period = config.health_check_interval;
-    let (monitor, rec) = monitor(config);
+    // The defaults: a sample every 300 s, a store reset every hour.
+    let period = Duration::from_secs(300);
+    let reset = Duration::from_secs(3600);
+    let (monitor, rec) = monitor(MonitorConfig::default());
     // No lifetime and no idle timeout: the hours this test advances its
     // clock by would have bb8's reaper replace connections meanwhile, and
     // the count of tasks at the end would catch a replacement half done.
@@ -700,7 +703,7 @@ async fn the_background_task_samples_an_idle_pool_and_stops() {
 
     // The stores are emptied every reset interval; the metrics are not.
     assert_eq!(pool.monitor().error_report(None).errors, 1);
-    tokio::time::advance(monitor.config().metrics_reset_interval).await;
+    tokio::time::advance(reset).await;
     tokio::task::yield_now().await;
     assert_eq!(pool.monitor().error_report(None).errors, 0);
     assert!(pool.monitor().query_stats().iter().all(|q| q.calls == 0));
@@ -999,8 +1002,7 @@ async fn a_known_workload_gives_the_expected_comprehensive_report() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recent_statements_are_kept_newest_first_with_their_outcome() {
-    let mut config = MonitorConfig::default();
-    config.query_history = 6;
+    let config = MonitorConfig::default().query_history(6);
     let (monitor, _rec) = monitor(config);
     let pool = pool(&monitor, "recent", 1).await;
     let conn = pool.get().await.unwrap();

@@ -24,11 +24,13 @@ use tower::{service_fn, Layer, ServiceExt};
 fn config() -> MonitorConfig {
     MonitorConfig::default()
         .server_view(ServerView::default().interval(Duration::from_millis(100)))
-        .alerts(
-            AlertThresholds::default()
-                .evaluation_interval(Duration::from_millis(50))
-                .clear_after(Duration::from_millis(300)),
-        )
+        .alerts(alerts())
+}
+
+fn alerts() -> AlertThresholds {
+    AlertThresholds::default()
+        .evaluation_interval(Duration::from_millis(50))
+        .clear_after(Duration::from_millis(300))
 }
 
 async fn raw_client(config: &db_monitor::tokio_postgres::Config) -> db_monitor::tokio_postgres::Client {
@@ -150,8 +152,7 @@ async fn a_lock_chain_shows_the_routes_holding_each_backend() {
 /// site, and the alert resolves once the connection is released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_transaction_fires_its_alert_and_resolves_when_released() {
-    let mut config = config();
-    config.alerts.idle_in_transaction = Duration::from_millis(300);
+    let config = config().alerts(alerts().idle_in_transaction(Duration::from_millis(300)));
     let (monitor, rec) = support::monitor(config);
     let pool = pool_with(&monitor, "server_idle", shared_config(), 2, 0, Duration::from_secs(5)).await;
     let _background = monitor.start(&pool);

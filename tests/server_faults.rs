@@ -76,14 +76,14 @@ struct Running {
 }
 
 async fn run(pg: db_monitor::tokio_postgres::Config, view: ServerView) -> Running {
-    let mut config = MonitorConfig::default()
+    let config = MonitorConfig::default()
         .pool_size(4)
         .max_overflow(0)
         .server_view(view)
         .alerts(AlertThresholds::default().evaluation_interval(Duration::from_millis(200)))
-        .slow_query_threshold(Duration::from_millis(250));
-    config.health_check_interval = Duration::from_secs(1);
-    config.metrics_reset_interval = RESET;
+        .slow_query_threshold(Duration::from_millis(250))
+        .health_check_interval(Duration::from_secs(1))
+        .metrics_reset_interval(RESET);
     let (monitor, recorded) = support::monitor(config);
     let demo = axum_example::demo(&monitor, pg, None).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -72,7 +72,7 @@ impl PoolMonitor {
                 "records went past the stores before the alert engine read them"
             );
         }
-        let threshold = self.sink().config.alerts.slow_query_threshold;
+        let threshold = self.sink().config.slow_query_threshold;
         let mut observations = rules::fold(
             errors
                 .items

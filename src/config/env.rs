@@ -121,10 +121,91 @@ impl<F: Fn(&'static str) -> Option<String>> Env<F> {
     }
 }
 
+/// The variables of one part of the configuration each.
+impl<F: Fn(&'static str) -> Option<String>> Env<F> {
+    fn pool(&self, c: &mut MonitorConfig) -> Result<(), ConfigError> {
+        self.count("ASYNC_DB_POOL_SIZE", &mut c.pool_size)?;
+        self.count("ASYNC_DB_MAX_OVERFLOW", &mut c.max_overflow)?;
+        self.count("ASYNC_DB_MIN_IDLE", &mut c.min_idle)?;
+        self.duration("ASYNC_DB_POOL_TIMEOUT", &mut c.pool_timeout)?;
+        self.duration("ASYNC_DB_POOL_RECYCLE", &mut c.pool_recycle)?;
+        self.duration("ASYNC_DB_HEALTH_CHECK_INTERVAL", &mut c.health_check_interval)?;
+        self.duration("ASYNC_DB_METRICS_RESET_INTERVAL", &mut c.metrics_reset_interval)?;
+        let mut leak = c.leak_threshold.unwrap_or_default();
+        self.duration("ASYNC_DB_LEAK_THRESHOLD", &mut leak)?;
+        c.leak_threshold = (!leak.is_zero()).then_some(leak);
+        self.duration("ASYNC_DB_ABANDONED_GRACE", &mut c.abandoned_grace)?;
+        self.count("ASYNC_DB_PREPARED_CACHE_SIZE", &mut c.prepared_cache_size)
+    }
+
+    fn server_view(&self, view: &mut Option<super::ServerView>) -> Result<(), ConfigError> {
+        let Some(raw) = (self.lookup)("ASYNC_DB_SERVER_VIEW") else {
+            return Ok(());
+        };
+        *view = match raw.trim() {
+            "off" | "false" | "0" => None,
+            text => {
+                let interval = parse_duration(text).filter(|d| !d.is_zero()).ok_or_else(|| {
+                    ConfigError::new(
+                        "ASYNC_DB_SERVER_VIEW",
+                        Some(&raw),
+                        "a poll interval such as 15s, or off",
+                    )
+                })?;
+                Some(super::ServerView::default().interval(interval))
+            }
+        };
+        Ok(())
+    }
+
+    fn alerts(&self, a: &mut super::AlertThresholds) -> Result<(), ConfigError> {
+        self.ratio("ASYNC_DB_ALERT_ERROR_RATE_5MIN", &mut a.error_rate_5min)?;
+        self.ratio("ASYNC_DB_ALERT_ERROR_RATE_15MIN", &mut a.error_rate_15min)?;
+        self.ratio("ASYNC_DB_ALERT_ERROR_RATE_1HOUR", &mut a.error_rate_1hour)?;
+        self.ratio("ASYNC_DB_ALERT_POOL_UTILIZATION", &mut a.pool_utilization)?;
+        self.count("ASYNC_DB_ALERT_CONSECUTIVE_FAILURES", &mut a.consecutive_failures)?;
+        self.count("ASYNC_DB_ALERT_MIN_STATEMENTS", &mut a.error_rate_min_statements)?;
+        self.duration("ASYNC_DB_ALERT_COOLDOWN", &mut a.cooldown)?;
+        for alert_type in AlertType::ALL {
+            let mut cooldown = a.cooldown;
+            if (self.lookup)(alert_type.cooldown_variable()).is_some() {
+                self.duration(alert_type.cooldown_variable(), &mut cooldown)?;
+                a.cooldowns.insert(alert_type, cooldown);
+            }
+        }
+        self.duration("ASYNC_DB_ALERT_CLEAR_AFTER", &mut a.clear_after)?;
+        self.duration("ASYNC_DB_ALERT_EXPIRE_AFTER", &mut a.expire_after)?;
+        self.duration("ASYNC_DB_ALERT_EVALUATION_INTERVAL", &mut a.evaluation_interval)?;
+        self.duration("ASYNC_DB_ALERT_IDLE_IN_TRANSACTION", &mut a.idle_in_transaction)?;
+        self.duration("ASYNC_DB_ALERT_TRANSACTION_AGE", &mut a.transaction_age)?;
+        self.duration("ASYNC_DB_ALERT_BLOCKED", &mut a.blocked)
+    }
+
+    fn forecast(&self, f: &mut super::ForecastThresholds) -> Result<(), ConfigError> {
+        self.duration("ASYNC_DB_ALERT_FORECAST_INTERVAL", &mut f.interval)?;
+        self.duration("ASYNC_DB_ALERT_FORECAST_WINDOW", &mut f.window)?;
+        self.duration("ASYNC_DB_ALERT_FORECAST_HORIZON", &mut f.horizon)?;
+        self.count("ASYNC_DB_ALERT_FORECAST_CONFIRMATIONS", &mut f.confirmations)?;
+        self.number("ASYNC_DB_ALERT_FORECAST_MIN_T", &mut f.min_t)
+    }
+
+    fn anomaly(&self, n: &mut super::AnomalyThresholds) -> Result<(), ConfigError> {
+        self.number("ASYNC_DB_ALERT_ANOMALY_Z", &mut n.z)?;
+        self.count("ASYNC_DB_ALERT_ANOMALY_K", &mut n.k)?;
+        self.count("ASYNC_DB_ALERT_ANOMALY_N", &mut n.n)?;
+        self.count("ASYNC_DB_ALERT_ANOMALY_MIN_CALLS", &mut n.min_calls)?;
+        self.duration("ASYNC_DB_ALERT_ANOMALY_MIN_INCREASE", &mut n.min_increase)?;
+        self.ratio("ASYNC_DB_ALERT_ANOMALY_MIN_ERROR_INCREASE", &mut n.min_error_increase)?;
+        self.count("ASYNC_DB_ALERT_ANOMALY_WARMUP", &mut n.warmup)?;
+        self.ratio("ASYNC_DB_ALERT_ANOMALY_ALPHA", &mut n.alpha)?;
+        self.count("ASYNC_DB_ALERT_ANOMALY_RELEARN", &mut n.relearn)
+    }
+}
+
 impl MonitorConfig {
     /// Reads the configuration from the process environment.
     ///
-    /// | variable | field | default |
+    /// | variable | setter | default |
     /// |---|---|---|
     /// | `DATABASE_URL` | [`database`](Self::database) | unset |
     /// | `ASYNC_DB_POOL_SIZE` | [`pool_size`](Self::pool_size) | 20 |
@@ -139,15 +220,15 @@ impl MonitorConfig {
     /// | `ASYNC_DB_ABANDONED_GRACE` | [`abandoned_grace`](Self::abandoned_grace) (`0` retires at once) | 100 ms |
     /// | `ASYNC_DB_EXPOSE_APPLICATION_MESSAGES` | [`expose_application_messages`](Self::expose_application_messages) (`true`/`false`) | `false` |
     /// | `ASYNC_DB_SERVER_VIEW` | [`server_view`](Self::server_view): its [`interval`](super::ServerView::interval), or `off` | `off` |
-    /// | `ASYNC_DB_SLOW_QUERY_THRESHOLD` | [`AlertThresholds::slow_query_threshold`](super::AlertThresholds::slow_query_threshold) | 2 s |
-    /// | `ASYNC_DB_ALERT_ERROR_RATE_5MIN` | [`AlertThresholds::error_rate_5min`](super::AlertThresholds::error_rate_5min) | 0.1 |
-    /// | `ASYNC_DB_ALERT_ERROR_RATE_15MIN` | [`AlertThresholds::error_rate_15min`](super::AlertThresholds::error_rate_15min) | 0.05 |
-    /// | `ASYNC_DB_ALERT_ERROR_RATE_1HOUR` | [`AlertThresholds::error_rate_1hour`](super::AlertThresholds::error_rate_1hour) | 0.02 |
+    /// | `ASYNC_DB_SLOW_QUERY_THRESHOLD` | [`slow_query_threshold`](Self::slow_query_threshold) | 2 s |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_5MIN` | [`AlertThresholds::error_rates`](super::AlertThresholds::error_rates) | 0.1 |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_15MIN` | [`AlertThresholds::error_rates`](super::AlertThresholds::error_rates) | 0.05 |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_1HOUR` | [`AlertThresholds::error_rates`](super::AlertThresholds::error_rates) | 0.02 |
     /// | `ASYNC_DB_ALERT_POOL_UTILIZATION` | [`AlertThresholds::pool_utilization`](super::AlertThresholds::pool_utilization) | 0.9 |
     /// | `ASYNC_DB_ALERT_CONSECUTIVE_FAILURES` | [`AlertThresholds::consecutive_failures`](super::AlertThresholds::consecutive_failures) | 5 |
     /// | `ASYNC_DB_ALERT_MIN_STATEMENTS` | [`AlertThresholds::error_rate_min_statements`](super::AlertThresholds::error_rate_min_statements) | 20 |
-    /// | `ASYNC_DB_ALERT_COOLDOWN` | [`AlertThresholds::cooldown`](super::AlertThresholds::cooldown) | 300 s |
-    /// | `ASYNC_DB_ALERT_COOLDOWN_<TYPE>` | [`AlertThresholds::cooldowns`](super::AlertThresholds::cooldowns) (`<TYPE>` as in [`AlertType::cooldown_variable`]) | unset |
+    /// | `ASYNC_DB_ALERT_COOLDOWN` | [`AlertThresholds::default_cooldown`](super::AlertThresholds::default_cooldown) | 300 s |
+    /// | `ASYNC_DB_ALERT_COOLDOWN_<TYPE>` | [`AlertThresholds::cooldown_of`](super::AlertThresholds::cooldown_of) (`<TYPE>` as in [`AlertType::cooldown_variable`]) | unset |
     /// | `ASYNC_DB_ALERT_CLEAR_AFTER` | [`AlertThresholds::clear_after`](super::AlertThresholds::clear_after) | 300 s |
     /// | `ASYNC_DB_ALERT_EXPIRE_AFTER` | [`AlertThresholds::expire_after`](super::AlertThresholds::expire_after) | 3600 s |
     /// | `ASYNC_DB_ALERT_EVALUATION_INTERVAL` | [`AlertThresholds::evaluation_interval`](super::AlertThresholds::evaluation_interval) | 10 s |
@@ -161,8 +242,8 @@ impl MonitorConfig {
     /// | `ASYNC_DB_ALERT_FORECAST_CONFIRMATIONS` | [`ForecastThresholds::confirmations`](super::ForecastThresholds::confirmations) | 3 |
     /// | `ASYNC_DB_ALERT_FORECAST_MIN_T` | [`ForecastThresholds::min_t`](super::ForecastThresholds::min_t) | 4 |
     /// | `ASYNC_DB_ALERT_ANOMALY_Z` | [`AnomalyThresholds::z`](super::AnomalyThresholds::z) | 4 |
-    /// | `ASYNC_DB_ALERT_ANOMALY_K` | [`AnomalyThresholds::k`](super::AnomalyThresholds::k) | 3 |
-    /// | `ASYNC_DB_ALERT_ANOMALY_N` | [`AnomalyThresholds::n`](super::AnomalyThresholds::n) | 5 |
+    /// | `ASYNC_DB_ALERT_ANOMALY_K` | [`AnomalyThresholds::consensus`](super::AnomalyThresholds::consensus) (`k`) | 3 |
+    /// | `ASYNC_DB_ALERT_ANOMALY_N` | [`AnomalyThresholds::consensus`](super::AnomalyThresholds::consensus) (`n`) | 5 |
     /// | `ASYNC_DB_ALERT_ANOMALY_MIN_CALLS` | [`AnomalyThresholds::min_calls`](super::AnomalyThresholds::min_calls) | 20 |
     /// | `ASYNC_DB_ALERT_ANOMALY_MIN_INCREASE` | [`AnomalyThresholds::min_increase`](super::AnomalyThresholds::min_increase) | 2 ms |
     /// | `ASYNC_DB_ALERT_ANOMALY_MIN_ERROR_INCREASE` | [`AnomalyThresholds::min_error_increase`](super::AnomalyThresholds::min_error_increase) | 0.05 |
@@ -209,75 +290,16 @@ impl MonitorConfig {
             })?;
             c.database = Some(parsed);
         }
-        env.count("ASYNC_DB_POOL_SIZE", &mut c.pool_size)?;
-        env.count("ASYNC_DB_MAX_OVERFLOW", &mut c.max_overflow)?;
-        env.count("ASYNC_DB_MIN_IDLE", &mut c.min_idle)?;
-        env.duration("ASYNC_DB_POOL_TIMEOUT", &mut c.pool_timeout)?;
-        env.duration("ASYNC_DB_POOL_RECYCLE", &mut c.pool_recycle)?;
-        env.duration("ASYNC_DB_HEALTH_CHECK_INTERVAL", &mut c.health_check_interval)?;
-        env.duration("ASYNC_DB_METRICS_RESET_INTERVAL", &mut c.metrics_reset_interval)?;
-        let mut leak = c.leak_threshold.unwrap_or_default();
-        env.duration("ASYNC_DB_LEAK_THRESHOLD", &mut leak)?;
-        c.leak_threshold = (!leak.is_zero()).then_some(leak);
-        env.duration("ASYNC_DB_ABANDONED_GRACE", &mut c.abandoned_grace)?;
-        env.count("ASYNC_DB_PREPARED_CACHE_SIZE", &mut c.prepared_cache_size)?;
-        let a = &mut c.alerts;
+        env.pool(&mut c)?;
         env.flag(
             "ASYNC_DB_EXPOSE_APPLICATION_MESSAGES",
             &mut c.expose_application_messages,
         )?;
-        if let Some(raw) = (env.lookup)("ASYNC_DB_SERVER_VIEW") {
-            c.server_view = match raw.trim() {
-                "off" | "false" | "0" => None,
-                text => {
-                    let interval = parse_duration(text).filter(|d| !d.is_zero()).ok_or_else(|| {
-                        ConfigError::new(
-                            "ASYNC_DB_SERVER_VIEW",
-                            Some(&raw),
-                            "a poll interval such as 15s, or off",
-                        )
-                    })?;
-                    Some(super::ServerView::default().interval(interval))
-                }
-            };
-        }
-        env.duration("ASYNC_DB_SLOW_QUERY_THRESHOLD", &mut a.slow_query_threshold)?;
-        env.ratio("ASYNC_DB_ALERT_ERROR_RATE_5MIN", &mut a.error_rate_5min)?;
-        env.ratio("ASYNC_DB_ALERT_ERROR_RATE_15MIN", &mut a.error_rate_15min)?;
-        env.ratio("ASYNC_DB_ALERT_ERROR_RATE_1HOUR", &mut a.error_rate_1hour)?;
-        env.ratio("ASYNC_DB_ALERT_POOL_UTILIZATION", &mut a.pool_utilization)?;
-        env.count("ASYNC_DB_ALERT_CONSECUTIVE_FAILURES", &mut a.consecutive_failures)?;
-        env.count("ASYNC_DB_ALERT_MIN_STATEMENTS", &mut a.error_rate_min_statements)?;
-        env.duration("ASYNC_DB_ALERT_COOLDOWN", &mut a.cooldown)?;
-        for alert_type in AlertType::ALL {
-            let mut cooldown = a.cooldown;
-            if (env.lookup)(alert_type.cooldown_variable()).is_some() {
-                env.duration(alert_type.cooldown_variable(), &mut cooldown)?;
-                a.cooldowns.insert(alert_type, cooldown);
-            }
-        }
-        env.duration("ASYNC_DB_ALERT_CLEAR_AFTER", &mut a.clear_after)?;
-        env.duration("ASYNC_DB_ALERT_EXPIRE_AFTER", &mut a.expire_after)?;
-        env.duration("ASYNC_DB_ALERT_EVALUATION_INTERVAL", &mut a.evaluation_interval)?;
-        env.duration("ASYNC_DB_ALERT_IDLE_IN_TRANSACTION", &mut a.idle_in_transaction)?;
-        env.duration("ASYNC_DB_ALERT_TRANSACTION_AGE", &mut a.transaction_age)?;
-        env.duration("ASYNC_DB_ALERT_BLOCKED", &mut a.blocked)?;
-        let f = &mut a.forecast;
-        env.duration("ASYNC_DB_ALERT_FORECAST_INTERVAL", &mut f.interval)?;
-        env.duration("ASYNC_DB_ALERT_FORECAST_WINDOW", &mut f.window)?;
-        env.duration("ASYNC_DB_ALERT_FORECAST_HORIZON", &mut f.horizon)?;
-        env.count("ASYNC_DB_ALERT_FORECAST_CONFIRMATIONS", &mut f.confirmations)?;
-        env.number("ASYNC_DB_ALERT_FORECAST_MIN_T", &mut f.min_t)?;
-        let n = &mut a.anomaly;
-        env.number("ASYNC_DB_ALERT_ANOMALY_Z", &mut n.z)?;
-        env.count("ASYNC_DB_ALERT_ANOMALY_K", &mut n.k)?;
-        env.count("ASYNC_DB_ALERT_ANOMALY_N", &mut n.n)?;
-        env.count("ASYNC_DB_ALERT_ANOMALY_MIN_CALLS", &mut n.min_calls)?;
-        env.duration("ASYNC_DB_ALERT_ANOMALY_MIN_INCREASE", &mut n.min_increase)?;
-        env.ratio("ASYNC_DB_ALERT_ANOMALY_MIN_ERROR_INCREASE", &mut n.min_error_increase)?;
-        env.count("ASYNC_DB_ALERT_ANOMALY_WARMUP", &mut n.warmup)?;
-        env.ratio("ASYNC_DB_ALERT_ANOMALY_ALPHA", &mut n.alpha)?;
-        env.count("ASYNC_DB_ALERT_ANOMALY_RELEARN", &mut n.relearn)?;
+        env.server_view(&mut c.server_view)?;
+        env.duration("ASYNC_DB_SLOW_QUERY_THRESHOLD", &mut c.slow_query_threshold)?;
+        env.alerts(&mut c.alerts)?;
+        env.forecast(&mut c.alerts.forecast)?;
+        env.anomaly(&mut c.alerts.anomaly)?;
         env.duration("ASYNC_DB_HISTORY_SLOT", &mut c.slot)?;
         c.validate()?;
         Ok(c)

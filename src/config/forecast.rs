@@ -14,24 +14,13 @@ use std::time::Duration;
 /// errors), the pool runs out within `horizon`, and all of this has held
 /// for `confirmations` samples in a row.
 #[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
+#[must_use]
 pub struct ForecastThresholds {
-    /// Time between two samples of the demand
-    /// (`ASYNC_DB_ALERT_FORECAST_INTERVAL`, 10 s).
-    pub interval: Duration,
-    /// The evidence a forecast needs, and the span of the regression that
-    /// checks it (`ASYNC_DB_ALERT_FORECAST_WINDOW`, 30 min: Prometheus
-    /// users learned that shorter windows give false alarms).
-    pub window: Duration,
-    /// Exhaustion further away than this is not reported
-    /// (`ASYNC_DB_ALERT_FORECAST_HORIZON`, 1 h).
-    pub horizon: Duration,
-    /// Samples in a row the forecast must hold before it is reported
-    /// (`ASYNC_DB_ALERT_FORECAST_CONFIRMATIONS`, 3).
-    pub confirmations: u32,
-    /// How many standard errors the window's slope must be above zero
-    /// (`ASYNC_DB_ALERT_FORECAST_MIN_T`, 4).
-    pub min_t: f64,
+    pub(crate) interval: Duration,
+    pub(crate) window: Duration,
+    pub(crate) horizon: Duration,
+    pub(crate) confirmations: u32,
+    pub(crate) min_t: f64,
 }
 
 impl Default for ForecastThresholds {
@@ -47,31 +36,40 @@ impl Default for ForecastThresholds {
 }
 
 impl ForecastThresholds {
-    /// Sets [`interval`](Self::interval). Defaults to 10 s.
-    #[must_use]
+    /// Sets the time between two samples of the demand
+    /// (`ASYNC_DB_ALERT_FORECAST_INTERVAL`). Defaults to 10 s.
     pub fn interval(mut self, d: Duration) -> Self {
         self.interval = d;
         self
     }
 
-    /// Sets [`window`](Self::window). Defaults to 30 min.
-    #[must_use]
+    /// Sets the evidence a forecast needs, and the span of the regression
+    /// that checks it (`ASYNC_DB_ALERT_FORECAST_WINDOW`). Defaults to 30
+    /// min: Prometheus users learned that shorter windows give false
+    /// alarms.
     pub fn window(mut self, d: Duration) -> Self {
         self.window = d;
         self
     }
 
-    /// Sets [`horizon`](Self::horizon). Defaults to 1 h.
-    #[must_use]
+    /// Sets how far away an exhaustion may be and still be reported
+    /// (`ASYNC_DB_ALERT_FORECAST_HORIZON`). Defaults to 1 h.
     pub fn horizon(mut self, d: Duration) -> Self {
         self.horizon = d;
         self
     }
 
-    /// Sets [`confirmations`](Self::confirmations). Defaults to 3.
-    #[must_use]
+    /// Sets how many samples in a row the forecast must hold before it is
+    /// reported (`ASYNC_DB_ALERT_FORECAST_CONFIRMATIONS`). Defaults to 3.
     pub fn confirmations(mut self, n: u32) -> Self {
         self.confirmations = n;
+        self
+    }
+
+    /// Sets how many standard errors the window's slope must be above
+    /// zero (`ASYNC_DB_ALERT_FORECAST_MIN_T`). Defaults to 4.
+    pub fn min_t(mut self, t: f64) -> Self {
+        self.min_t = t;
         self
     }
 }
@@ -91,36 +89,17 @@ impl ForecastThresholds {
 /// the baseline. A statement is anomalous when `k` of its last `n`
 /// observed minutes were.
 #[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
+#[must_use]
 pub struct AnomalyThresholds {
-    /// Deviations above the baseline (`ASYNC_DB_ALERT_ANOMALY_Z`, 4).
-    pub z: f64,
-    /// Anomalous minutes needed among the last `n`
-    /// (`ASYNC_DB_ALERT_ANOMALY_K`, 3).
-    pub k: u32,
-    /// The minutes the consensus looks at (`ASYNC_DB_ALERT_ANOMALY_N`, 5;
-    /// at most 32).
-    pub n: u32,
-    /// Runs a minute needs to count (`ASYNC_DB_ALERT_ANOMALY_MIN_CALLS`, 20).
-    pub min_calls: u64,
-    /// The least p95 increase over the baseline that can be an anomaly
-    /// (`ASYNC_DB_ALERT_ANOMALY_MIN_INCREASE`, 2 ms): 0.2 ms becoming 0.5
-    /// ms is no incident.
-    pub min_increase: Duration,
-    /// The least failure-rate increase over the baseline that can be an
-    /// anomaly (`ASYNC_DB_ALERT_ANOMALY_MIN_ERROR_INCREASE`, 0.05).
-    pub min_error_increase: f64,
-    /// Normal minutes a statement needs before it can be anomalous
-    /// (`ASYNC_DB_ALERT_ANOMALY_WARMUP`, 15).
-    pub warmup: u32,
-    /// The weight of a new minute in the baseline
-    /// (`ASYNC_DB_ALERT_ANOMALY_ALPHA`, 0.05: about 20 minutes of memory,
-    /// so that a drift of a few percent an hour is followed).
-    pub alpha: f64,
-    /// Anomalous minutes after which the new level is taken as the baseline
-    /// (`ASYNC_DB_ALERT_ANOMALY_RELEARN`, 60): a lasting change is news
-    /// once, not forever.
-    pub relearn: u32,
+    pub(crate) z: f64,
+    pub(crate) k: u32,
+    pub(crate) n: u32,
+    pub(crate) min_calls: u64,
+    pub(crate) min_increase: Duration,
+    pub(crate) min_error_increase: f64,
+    pub(crate) warmup: u32,
+    pub(crate) alpha: f64,
+    pub(crate) relearn: u32,
 }
 
 impl Default for AnomalyThresholds {
@@ -140,39 +119,65 @@ impl Default for AnomalyThresholds {
 }
 
 impl AnomalyThresholds {
-    /// Sets [`k`](Self::k) of [`n`](Self::n). Defaults to 3 of 5.
-    #[must_use]
+    /// Sets how many anomalous minutes (`k`, `ASYNC_DB_ALERT_ANOMALY_K`)
+    /// among the last `n` (`ASYNC_DB_ALERT_ANOMALY_N`; at most 32) make a
+    /// statement anomalous. Defaults to 3 of 5.
     pub fn consensus(mut self, k: u32, n: u32) -> Self {
         self.k = k;
         self.n = n;
         self
     }
 
-    /// Sets [`z`](Self::z). Defaults to 4.
-    #[must_use]
+    /// Sets how many deviations above the baseline make a minute anomalous
+    /// (`ASYNC_DB_ALERT_ANOMALY_Z`). Defaults to 4.
     pub fn z(mut self, z: f64) -> Self {
         self.z = z;
         self
     }
 
-    /// Sets [`min_calls`](Self::min_calls). Defaults to 20.
-    #[must_use]
+    /// Sets how many runs a minute needs to count
+    /// (`ASYNC_DB_ALERT_ANOMALY_MIN_CALLS`). Defaults to 20.
     pub fn min_calls(mut self, n: u64) -> Self {
         self.min_calls = n;
         self
     }
 
-    /// Sets [`min_increase`](Self::min_increase). Defaults to 2 ms.
-    #[must_use]
+    /// Sets the least p95 increase over the baseline that can be an
+    /// anomaly (`ASYNC_DB_ALERT_ANOMALY_MIN_INCREASE`): 0.2 ms becoming 0.5
+    /// ms is no incident. Defaults to 2 ms.
     pub fn min_increase(mut self, d: Duration) -> Self {
         self.min_increase = d;
         self
     }
 
-    /// Sets [`warmup`](Self::warmup). Defaults to 15 minutes.
-    #[must_use]
+    /// Sets the least failure-rate increase over the baseline that can be
+    /// an anomaly (`ASYNC_DB_ALERT_ANOMALY_MIN_ERROR_INCREASE`). Defaults
+    /// to 0.05.
+    pub fn min_error_increase(mut self, rate: f64) -> Self {
+        self.min_error_increase = rate;
+        self
+    }
+
+    /// Sets how many normal minutes a statement needs before it can be
+    /// anomalous (`ASYNC_DB_ALERT_ANOMALY_WARMUP`). Defaults to 15.
     pub fn warmup(mut self, minutes: u32) -> Self {
         self.warmup = minutes;
+        self
+    }
+
+    /// Sets the weight of a new minute in the baseline
+    /// (`ASYNC_DB_ALERT_ANOMALY_ALPHA`). Defaults to 0.05: about 20 minutes
+    /// of memory, so that a drift of a few percent an hour is followed.
+    pub fn alpha(mut self, alpha: f64) -> Self {
+        self.alpha = alpha;
+        self
+    }
+
+    /// Sets after how many anomalous minutes the new level is taken as the
+    /// baseline (`ASYNC_DB_ALERT_ANOMALY_RELEARN`): a lasting change is
+    /// news once, not forever. Defaults to 60.
+    pub fn relearn(mut self, minutes: u32) -> Self {
+        self.relearn = minutes;
         self
     }
 }

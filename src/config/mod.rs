@@ -11,8 +11,9 @@
 //!     "ASYNC_DB_SLOW_QUERY_THRESHOLD" => Some("500ms".to_owned()),
 //!     _ => None,
 //! })?;
-//! assert_eq!(config.pool_size, 8);
-//! assert_eq!(config.alerts.slow_query_threshold, Duration::from_millis(500));
+//! // The same settings, set in code:
+//! let same = MonitorConfig::default().pool_size(8).slow_query_threshold(Duration::from_millis(500));
+//! assert_eq!(format!("{config:?}"), format!("{same:?}"));
 //!
 //! let err = MonitorConfig::from_lookup(|name| (name == "ASYNC_DB_POOL_TIMEOUT").then(|| "soon".to_owned()))
 //!     .unwrap_err();
@@ -21,7 +22,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use crate::alert_kind::AlertType;
@@ -36,8 +36,28 @@ pub use forecast::{AnomalyThresholds, ForecastThresholds};
 pub use trace::{TraceContext, TraceParent, TraceParentError};
 
 /// Everything the monitor can be told. Built with [`MonitorConfig::default`]
-/// and the builder methods, or read from the environment with
-/// [`MonitorConfig::from_env`].
+/// and the builder methods below, or read from the environment with
+/// [`MonitorConfig::from_env`]; checked once, where the monitor is built
+/// ([`DbMonitor::new`](crate::DbMonitor::new) calls
+/// [`validate`](Self::validate)), so a setting out of range is an error
+/// that names it, never a surprise in the background task.
+///
+/// Each setting is set one way, by its method (whose doc ends with its
+/// default and names its `ASYNC_DB_*` variable when it has one); the
+/// fields are the crate's own, as bb8's `Builder` keeps them.
+///
+/// ```
+/// use std::time::Duration;
+/// use db_monitor::{AlertThresholds, MonitorConfig};
+///
+/// let config = MonitorConfig::default()
+///     .pool_size(8)
+///     .slow_query_threshold(Duration::from_millis(500))
+///     .alerts(AlertThresholds::default().pool_utilization(0.8));
+/// config.validate()?;
+/// assert!(MonitorConfig::default().pool_size(0).max_overflow(0).validate().is_err());
+/// # Ok::<(), db_monitor::ConfigError>(())
+/// ```
 ///
 /// ## Pool sizing and bb8
 ///
@@ -59,100 +79,37 @@ pub use trace::{TraceContext, TraceParent, TraceParentError};
 /// before any traffic.) Connections above `min_idle` are closed by bb8's
 /// reaper after its `idle_timeout` (10 minutes by default), which plays the
 /// part of SQLAlchemy's overflow close.
-#[derive(Clone)]
-#[non_exhaustive]
+#[derive(Clone, Debug)]
+#[must_use]
 pub struct MonitorConfig {
-    /// Parsed `DATABASE_URL`, if set. Its password is never printed.
-    pub database: Option<tokio_postgres::Config>,
-    /// Connections the pool may open in normal use (`ASYNC_DB_POOL_SIZE`,
-    /// 20), opened as checkouts need them.
-    pub pool_size: u32,
-    /// Extra connections allowed under load (`ASYNC_DB_MAX_OVERFLOW`, 30).
-    pub max_overflow: u32,
-    /// Connections opened at start and kept open while idle
-    /// (`ASYNC_DB_MIN_IDLE`, 0: the pool is lazy).
-    pub min_idle: u32,
-    /// How long a checkout waits (`ASYNC_DB_POOL_TIMEOUT`, 30 s).
-    pub pool_timeout: Duration,
-    /// Maximum lifetime of a connection (`ASYNC_DB_POOL_RECYCLE`, 3600 s).
-    pub pool_recycle: Duration,
-    /// Pool sampling period (`ASYNC_DB_HEALTH_CHECK_INTERVAL`, 300 s; the
-    /// background task samples at most every second and at least once a
-    /// year, whatever this holds).
-    pub health_check_interval: Duration,
-    /// Period of the in-process store reset (`ASYNC_DB_METRICS_RESET_INTERVAL`,
-    /// 3600 s; `0` disables it).
-    pub metrics_reset_interval: Duration,
-    /// A checkout held longer than this is reported as a possible leak
-    /// (`ASYNC_DB_LEAK_THRESHOLD`, 60 s; `0` disables).
-    pub leak_threshold: Option<Duration>,
-    /// How long the server may take to finish the work of an abandoned
-    /// statement (a future dropped before its answer, such as a request
-    /// timeout, or a row stream dropped before its end) once its checkout
-    /// is returned (`ASYNC_DB_ABANDONED_GRACE`, 100 ms).
-    ///
-    /// tokio-postgres reads and drops the rest of such a statement's
-    /// answer itself, so the connection stays in step. The pool holds it
-    /// back and pings it: when the ping answers within this time, the
-    /// server had finished and the connection goes back to the pool; when
-    /// it does not, the server is still running that statement, so a cancel
-    /// request is sent and the connection retired. `0` retires at once.
-    pub abandoned_grace: Duration,
-    /// Recent statements kept (1000).
-    pub query_history: usize,
-    /// Errors kept (1000).
-    pub error_history: usize,
-    /// Resolved alerts kept (500).
-    pub alert_history: usize,
-    /// Pool trend samples kept (288: 24 h at 5 min).
-    pub pool_trend_samples: usize,
-    /// Distinct statement texts whose analysis is cached per pool (10 000).
-    /// Texts beyond it are lexed on each run (no allocation).
-    pub statement_cache_size: usize,
-    /// Statements each connection keeps for `prepare_cached`
-    /// (`ASYNC_DB_PREPARED_CACHE_SIZE`, 256); past it the least recently
-    /// used is closed. `0` keeps none.
-    pub prepared_cache_size: usize,
-    /// Distinct fingerprints tracked per pool (1000); later ones are counted
-    /// under one `other` entry.
-    pub max_fingerprints: usize,
-    /// Distinct `db_query_summary` label values per pool (100); later ones
-    /// are labelled `other`.
-    pub max_query_summaries: usize,
-    /// Distinct `db_response_status_code` label values per pool (50); later
-    /// ones are labelled `other`.
-    pub max_status_codes: usize,
-    /// A statement is degraded when its p95 over the last 5 minutes is at
-    /// least this many times its p95 over the hour before (2.0).
-    pub degradation_factor: f64,
-    /// Runs needed in each of those two windows before a statement can be
-    /// called degraded (20).
-    pub degradation_min_samples: u64,
-    /// Keep the text of messages the application writes itself (PL/pgSQL's
-    /// `RAISE` and `ASSERT`, SQLSTATE class P0), with their quoted runs,
-    /// numbers and non-ASCII text masked, in the error store, the logs and
-    /// alert summaries (`ASYNC_DB_EXPOSE_APPLICATION_MESSAGES`, `false`).
-    ///
-    /// Off, such a message keeps its SQLSTATE and severity and no text:
-    /// `RAISE EXCEPTION 'user % over quota', email` puts the value in the
-    /// text unquoted, where no mask can find it. Turn it on only when the
-    /// application's messages never carry a value.
-    pub expose_application_messages: bool,
-    /// The server-side view: a poller of `pg_stat_activity`, the lock tree
-    /// and `pg_stat_statements` on a connection of its own
-    /// (`ASYNC_DB_SERVER_VIEW`: its interval, or `off`; off by default).
-    pub server_view: Option<ServerView>,
-    /// Where each checkout finds the current trace context, to show it to
-    /// the server (off by default; set with
-    /// [`trace_context`](Self::trace_context)).
-    pub trace_context: Option<TraceContext>,
-    /// The length of one slot of each statement's history
-    /// (`ASYNC_DB_HISTORY_SLOT`, 60 s; at least 100 ms): the grain of the
-    /// windowed reports within the last hour, and one observation of the
-    /// anomaly detector. Shorter only for tests and demos.
-    pub slot: Duration,
-    /// Alert thresholds.
-    pub alerts: AlertThresholds,
+    // tokio_postgres::Config's Debug redacts the password.
+    pub(crate) database: Option<tokio_postgres::Config>,
+    pub(crate) pool_size: u32,
+    pub(crate) max_overflow: u32,
+    pub(crate) min_idle: u32,
+    pub(crate) pool_timeout: Duration,
+    pub(crate) pool_recycle: Duration,
+    pub(crate) health_check_interval: Duration,
+    pub(crate) metrics_reset_interval: Duration,
+    pub(crate) leak_threshold: Option<Duration>,
+    pub(crate) abandoned_grace: Duration,
+    pub(crate) slow_query_threshold: Duration,
+    pub(crate) query_history: usize,
+    pub(crate) error_history: usize,
+    pub(crate) alert_history: usize,
+    pub(crate) pool_trend_samples: usize,
+    pub(crate) statement_cache_size: usize,
+    pub(crate) prepared_cache_size: usize,
+    pub(crate) max_fingerprints: usize,
+    pub(crate) max_query_summaries: usize,
+    pub(crate) max_status_codes: usize,
+    pub(crate) degradation_factor: f64,
+    pub(crate) degradation_min_samples: u64,
+    pub(crate) expose_application_messages: bool,
+    pub(crate) server_view: Option<ServerView>,
+    pub(crate) trace_context: Option<TraceContext>,
+    pub(crate) slot: Duration,
+    pub(crate) alerts: AlertThresholds,
 }
 
 /// The server-side view's settings ([`MonitorConfig::server_view`]).
@@ -163,25 +120,14 @@ pub struct MonitorConfig {
 /// `statement_timeout` and `lock_timeout`. Cycles never overlap; after a
 /// failure it reconnects with a backoff (1 s, doubling to 1 min).
 #[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
+#[must_use]
 pub struct ServerView {
-    /// Time between the starts of two cycles (15 s; at least 100 ms).
-    pub interval: Duration,
-    /// `statement_timeout` of the poller's queries (2 s).
-    pub statement_timeout: Duration,
-    /// `lock_timeout` of the poller's queries (100 ms, as pgwatch).
-    pub lock_timeout: Duration,
-    /// The poller's `application_name` (`db-monitor`), so that it can be
-    /// told from the application's backends.
-    pub application_name: String,
-    /// Statements read from `pg_stat_statements`, by total time (50).
-    pub top_statements: usize,
-    /// Show other backends' `application_name` in the activity and lock
-    /// documents (`false`). Any client can set it to any 63 bytes, a value
-    /// included, so by default other backends are counted by state only
-    /// (their name shown as `(not shown)`), a trace context as
-    /// `(traceparent)`, and the lock tree names no application.
-    pub application_names: bool,
+    pub(crate) interval: Duration,
+    pub(crate) statement_timeout: Duration,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) application_name: String,
+    pub(crate) top_statements: usize,
+    pub(crate) application_names: bool,
 }
 
 impl Default for ServerView {
@@ -198,171 +144,184 @@ impl Default for ServerView {
 }
 
 impl ServerView {
-    /// Sets [`application_names`](Self::application_names): whether other
-    /// backends' `application_name` is shown.
-    #[must_use]
+    /// Whether other backends' `application_name` is shown in the activity
+    /// and lock documents. Any client can set it to any 63 bytes, a value
+    /// included, so when it is not, other backends are counted by state
+    /// only (their name shown as `(not shown)`), a trace context as
+    /// `(traceparent)`, and the lock tree names no application. Defaults
+    /// to `false`.
     pub fn application_names(mut self, show: bool) -> Self {
         self.application_names = show;
         self
     }
 
-    /// Sets [`interval`](Self::interval).
-    #[must_use]
+    /// Sets the time between the starts of two cycles (at least 100 ms).
+    /// Defaults to 15 s.
     pub fn interval(mut self, d: Duration) -> Self {
         self.interval = d;
         self
     }
 
-    /// Sets [`statement_timeout`](Self::statement_timeout) and
-    /// [`lock_timeout`](Self::lock_timeout).
-    #[must_use]
+    /// Sets the `statement_timeout` and `lock_timeout` of the poller's
+    /// queries. Default to 2 s and 100 ms (as pgwatch).
     pub fn timeouts(mut self, statement: Duration, lock: Duration) -> Self {
         self.statement_timeout = statement;
         self.lock_timeout = lock;
         self
     }
+
+    /// Sets the poller's own `application_name`, so that it can be told
+    /// from the application's backends. Defaults to `db-monitor`.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = name.into();
+        self
+    }
+
+    /// Sets how many statements are read from `pg_stat_statements`, by
+    /// total time. Defaults to 50.
+    pub fn top_statements(mut self, n: usize) -> Self {
+        self.top_statements = n;
+        self
+    }
 }
 
-/// Alert thresholds, each overridable by an environment variable.
+/// Alert thresholds, each also read from an environment variable by
+/// [`MonitorConfig::from_env`].
 #[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
+#[must_use]
 pub struct AlertThresholds {
-    /// Error rate over 5 minutes (`ASYNC_DB_ALERT_ERROR_RATE_5MIN`, 0.1).
-    pub error_rate_5min: f64,
-    /// Error rate over 15 minutes (`ASYNC_DB_ALERT_ERROR_RATE_15MIN`, 0.05).
-    pub error_rate_15min: f64,
-    /// Error rate over 1 hour (`ASYNC_DB_ALERT_ERROR_RATE_1HOUR`, 0.02).
-    pub error_rate_1hour: f64,
-    /// A statement at or over this is slow (`ASYNC_DB_SLOW_QUERY_THRESHOLD`, 2 s).
-    pub slow_query_threshold: Duration,
-    /// Pool utilization that raises an alert (`ASYNC_DB_ALERT_POOL_UTILIZATION`, 0.9).
-    pub pool_utilization: f64,
-    /// Failed connects in a row that raise an alert
-    /// (`ASYNC_DB_ALERT_CONSECUTIVE_FAILURES`, 5).
-    pub consecutive_failures: u32,
-    /// Statements a window needs before its error rate can raise an alert
-    /// (`ASYNC_DB_ALERT_MIN_STATEMENTS`, 20), so that one failure in one
-    /// statement is no 100% alert.
-    pub error_rate_min_statements: u64,
-    /// Cooldown of every alert type without one of its own
-    /// (`ASYNC_DB_ALERT_COOLDOWN`, 300 s): after notifying about an alert,
-    /// repeats within this time only bump its count.
-    pub cooldown: Duration,
-    /// Cooldowns of single types (`ASYNC_DB_ALERT_COOLDOWN_<TYPE>`, e.g.
-    /// `ASYNC_DB_ALERT_COOLDOWN_SLOW_QUERY`; see
-    /// [`AlertType::cooldown_variable`]). Empty by default.
-    pub cooldowns: BTreeMap<AlertType, Duration>,
-    /// A condition alert (error rate, utilization, degradation, connect
-    /// failures) resolves once its rule has not fired for this long
-    /// (`ASYNC_DB_ALERT_CLEAR_AFTER`, 300 s).
-    pub clear_after: Duration,
-    /// An event alert (deadlock, slow query, timeouts) not resolved by hand
-    /// resolves this long after it was last seen
-    /// (`ASYNC_DB_ALERT_EXPIRE_AFTER`, 3600 s).
-    pub expire_after: Duration,
-    /// How often the background task applies the condition rules and the
-    /// expiries (`ASYNC_DB_ALERT_EVALUATION_INTERVAL`, 10 s). Event rules
-    /// are applied as the events arrive.
-    pub evaluation_interval: Duration,
-    /// One of the pool's backends idle in a transaction this long raises an
-    /// alert (`ASYNC_DB_ALERT_IDLE_IN_TRANSACTION`, 60 s; server view only).
-    pub idle_in_transaction: Duration,
-    /// One of the pool's backends with a transaction open this long raises
-    /// an alert (`ASYNC_DB_ALERT_TRANSACTION_AGE`, 300 s; server view only).
-    pub transaction_age: Duration,
-    /// One of the pool's backends waiting on a lock this long raises an
-    /// alert naming its blocker (`ASYNC_DB_ALERT_BLOCKED`, 30 s; server view
-    /// only).
-    pub blocked: Duration,
-    /// The pool exhaustion forecast.
-    pub forecast: ForecastThresholds,
-    /// The per-statement latency and failure-rate anomalies.
-    pub anomaly: AnomalyThresholds,
+    pub(crate) error_rate_5min: f64,
+    pub(crate) error_rate_15min: f64,
+    pub(crate) error_rate_1hour: f64,
+    pub(crate) pool_utilization: f64,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) error_rate_min_statements: u64,
+    pub(crate) cooldown: Duration,
+    pub(crate) cooldowns: BTreeMap<AlertType, Duration>,
+    pub(crate) clear_after: Duration,
+    pub(crate) expire_after: Duration,
+    pub(crate) evaluation_interval: Duration,
+    pub(crate) idle_in_transaction: Duration,
+    pub(crate) transaction_age: Duration,
+    pub(crate) blocked: Duration,
+    pub(crate) forecast: ForecastThresholds,
+    pub(crate) anomaly: AnomalyThresholds,
 }
 
 impl AlertThresholds {
-    /// The cooldown of `alert_type`: its own, or [`cooldown`](Self::cooldown).
-    pub fn cooldown(&self, alert_type: AlertType) -> Duration {
+    /// The cooldown of `alert_type`: its own, or the default one.
+    pub(crate) fn cooldown(&self, alert_type: AlertType) -> Duration {
         self.cooldowns.get(&alert_type).copied().unwrap_or(self.cooldown)
     }
 
-    /// Sets the cooldown of every type without one of its own. Defaults to 300 s.
-    #[must_use]
+    /// Sets the cooldown of every type without one of its own
+    /// (`ASYNC_DB_ALERT_COOLDOWN`): after notifying about an alert,
+    /// repeats within this time only bump its count. Defaults to 300 s.
     pub fn default_cooldown(mut self, d: Duration) -> Self {
         self.cooldown = d;
         self
     }
 
-    /// Sets the cooldown of one type. Defaults to [`cooldown`](Self::cooldown).
-    #[must_use]
+    /// Sets the cooldown of one type (`ASYNC_DB_ALERT_COOLDOWN_<TYPE>`,
+    /// e.g. `ASYNC_DB_ALERT_COOLDOWN_SLOW_QUERY`; see
+    /// [`AlertType::cooldown_variable`]). Defaults to the
+    /// [`default_cooldown`](Self::default_cooldown).
     pub fn cooldown_of(mut self, alert_type: AlertType, d: Duration) -> Self {
         self.cooldowns.insert(alert_type, d);
         self
     }
 
-    /// Sets the [`forecast`](Self::forecast) settings.
-    #[must_use]
+    /// Sets the pool exhaustion forecast's settings. Defaults to
+    /// [`ForecastThresholds::default`].
     pub fn forecast(mut self, forecast: ForecastThresholds) -> Self {
         self.forecast = forecast;
         self
     }
 
-    /// Sets the [`anomaly`](Self::anomaly) settings.
-    #[must_use]
+    /// Sets the per-statement latency and failure-rate anomalies'
+    /// settings. Defaults to [`AnomalyThresholds::default`].
     pub fn anomaly(mut self, anomaly: AnomalyThresholds) -> Self {
         self.anomaly = anomaly;
         self
     }
 
-    /// Sets [`error_rate_min_statements`](Self::error_rate_min_statements). Defaults to 20.
-    #[must_use]
+    /// Sets how many statements a window needs before its error rate can
+    /// raise an alert (`ASYNC_DB_ALERT_MIN_STATEMENTS`), so that one
+    /// failure in one statement is no 100% alert. Defaults to 20.
     pub fn error_rate_min_statements(mut self, n: u64) -> Self {
         self.error_rate_min_statements = n;
         self
     }
 
-    /// Sets [`clear_after`](Self::clear_after). Defaults to 300 s.
-    #[must_use]
+    /// Sets how long a condition alert (error rate, utilization,
+    /// degradation, connect failures) waits, its rule no longer firing,
+    /// before it resolves (`ASYNC_DB_ALERT_CLEAR_AFTER`). Defaults to 300 s.
     pub fn clear_after(mut self, d: Duration) -> Self {
         self.clear_after = d;
         self
     }
 
-    /// Sets [`expire_after`](Self::expire_after). Defaults to 3600 s.
-    #[must_use]
+    /// Sets how long after it was last seen an event alert (deadlock, slow
+    /// query, timeouts) not resolved by hand resolves
+    /// (`ASYNC_DB_ALERT_EXPIRE_AFTER`). Defaults to 3600 s.
     pub fn expire_after(mut self, d: Duration) -> Self {
         self.expire_after = d;
         self
     }
 
-    /// Sets [`evaluation_interval`](Self::evaluation_interval). Defaults to 10 s.
-    #[must_use]
+    /// Sets how often the background task applies the condition rules and
+    /// the expiries (`ASYNC_DB_ALERT_EVALUATION_INTERVAL`). Event rules are
+    /// applied as the events arrive. Defaults to 10 s.
     pub fn evaluation_interval(mut self, d: Duration) -> Self {
         self.evaluation_interval = d;
         self
     }
 
-    /// Sets [`consecutive_failures`](Self::consecutive_failures). Defaults to 5.
-    #[must_use]
+    /// Sets how many failed connects in a row raise an alert
+    /// (`ASYNC_DB_ALERT_CONSECUTIVE_FAILURES`). Defaults to 5.
     pub fn consecutive_failures(mut self, n: u32) -> Self {
         self.consecutive_failures = n;
         self
     }
 
-    /// Sets [`pool_utilization`](Self::pool_utilization). Defaults to 0.9.
-    #[must_use]
+    /// Sets the pool utilization that raises an alert
+    /// (`ASYNC_DB_ALERT_POOL_UTILIZATION`). Defaults to 0.9.
     pub fn pool_utilization(mut self, ratio: f64) -> Self {
         self.pool_utilization = ratio;
         self
     }
 
-    /// Sets the three error-rate thresholds (5 min, 15 min, 1 h).
-    /// Defaults to 0.1, 0.05 and 0.02.
-    #[must_use]
+    /// Sets the three error-rate thresholds, over 5 min, 15 min and 1 h
+    /// (`ASYNC_DB_ALERT_ERROR_RATE_5MIN`, `_15MIN`, `_1HOUR`). Defaults to
+    /// 0.1, 0.05 and 0.02.
     pub fn error_rates(mut self, five_minutes: f64, fifteen_minutes: f64, one_hour: f64) -> Self {
         self.error_rate_5min = five_minutes;
         self.error_rate_15min = fifteen_minutes;
         self.error_rate_1hour = one_hour;
+        self
+    }
+
+    /// Sets how long one of the pool's backends may stay idle in a
+    /// transaction before an alert (`ASYNC_DB_ALERT_IDLE_IN_TRANSACTION`;
+    /// server view only). Defaults to 60 s.
+    pub fn idle_in_transaction(mut self, d: Duration) -> Self {
+        self.idle_in_transaction = d;
+        self
+    }
+
+    /// Sets how long one of the pool's backends may keep a transaction
+    /// open before an alert (`ASYNC_DB_ALERT_TRANSACTION_AGE`; server view
+    /// only). Defaults to 300 s.
+    pub fn transaction_age(mut self, d: Duration) -> Self {
+        self.transaction_age = d;
+        self
+    }
+
+    /// Sets how long one of the pool's backends may wait on a lock before
+    /// an alert that names its blocker (`ASYNC_DB_ALERT_BLOCKED`; server
+    /// view only). Defaults to 30 s.
+    pub fn blocked(mut self, d: Duration) -> Self {
+        self.blocked = d;
         self
     }
 }
@@ -373,7 +332,6 @@ impl Default for AlertThresholds {
             error_rate_5min: 0.1,
             error_rate_15min: 0.05,
             error_rate_1hour: 0.02,
-            slow_query_threshold: Duration::from_secs(2),
             pool_utilization: 0.9,
             consecutive_failures: 5,
             error_rate_min_statements: 20,
@@ -404,6 +362,7 @@ impl Default for MonitorConfig {
             metrics_reset_interval: Duration::from_secs(3600),
             leak_threshold: Some(Duration::from_secs(60)),
             abandoned_grace: Duration::from_millis(100),
+            slow_query_threshold: Duration::from_secs(2),
             query_history: 1000,
             error_history: 1000,
             alert_history: 500,
@@ -424,40 +383,6 @@ impl Default for MonitorConfig {
     }
 }
 
-impl fmt::Debug for MonitorConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // tokio_postgres::Config's Debug already redacts the password.
-        f.debug_struct("MonitorConfig")
-            .field("database", &self.database)
-            .field("pool_size", &self.pool_size)
-            .field("max_overflow", &self.max_overflow)
-            .field("min_idle", &self.min_idle)
-            .field("pool_timeout", &self.pool_timeout)
-            .field("pool_recycle", &self.pool_recycle)
-            .field("health_check_interval", &self.health_check_interval)
-            .field("metrics_reset_interval", &self.metrics_reset_interval)
-            .field("leak_threshold", &self.leak_threshold)
-            .field("abandoned_grace", &self.abandoned_grace)
-            .field("query_history", &self.query_history)
-            .field("error_history", &self.error_history)
-            .field("alert_history", &self.alert_history)
-            .field("pool_trend_samples", &self.pool_trend_samples)
-            .field("statement_cache_size", &self.statement_cache_size)
-            .field("prepared_cache_size", &self.prepared_cache_size)
-            .field("max_fingerprints", &self.max_fingerprints)
-            .field("max_query_summaries", &self.max_query_summaries)
-            .field("max_status_codes", &self.max_status_codes)
-            .field("degradation_factor", &self.degradation_factor)
-            .field("degradation_min_samples", &self.degradation_min_samples)
-            .field("expose_application_messages", &self.expose_application_messages)
-            .field("server_view", &self.server_view)
-            .field("trace_context", &self.trace_context)
-            .field("slot", &self.slot)
-            .field("alerts", &self.alerts)
-            .finish()
-    }
-}
-
 impl MonitorConfig {
     /// A bb8 builder sized by this configuration (see the table above).
     pub fn pool_builder<M: bb8::ManageConnection>(&self) -> bb8::Builder<M> {
@@ -468,87 +393,187 @@ impl MonitorConfig {
             .max_lifetime(Some(self.pool_recycle).filter(|d| !d.is_zero()))
     }
 
-    /// Sets [`pool_size`](Self::pool_size). Defaults to 20.
-    #[must_use]
+    /// The database to connect to: the one given to
+    /// [`database`](Self::database), or `DATABASE_URL` as
+    /// [`from_env`](Self::from_env) read it. `None` by default.
+    pub fn database_config(&self) -> Option<&tokio_postgres::Config> {
+        self.database.as_ref()
+    }
+
+    /// Sets the database to connect to (`DATABASE_URL`). The monitor itself
+    /// connects only through the manager it is given; this is where an
+    /// application keeps the address it read with the rest. Its password
+    /// is never printed. Unset by default.
+    pub fn database(mut self, config: tokio_postgres::Config) -> Self {
+        self.database = Some(config);
+        self
+    }
+
+    /// Sets how many connections the pool may open in normal use, opened
+    /// as checkouts need them (`ASYNC_DB_POOL_SIZE`). Defaults to 20.
     pub fn pool_size(mut self, n: u32) -> Self {
         self.pool_size = n;
         self
     }
 
-    /// Sets [`max_overflow`](Self::max_overflow). Defaults to 30.
-    #[must_use]
+    /// Sets how many more connections are allowed under load
+    /// (`ASYNC_DB_MAX_OVERFLOW`). Defaults to 30.
     pub fn max_overflow(mut self, n: u32) -> Self {
         self.max_overflow = n;
         self
     }
 
-    /// Sets [`min_idle`](Self::min_idle). Defaults to 0 (a lazy pool).
-    #[must_use]
+    /// Sets how many connections are opened at start and kept open while
+    /// idle (`ASYNC_DB_MIN_IDLE`; at most the pool size plus overflow).
+    /// Defaults to 0: the pool is lazy.
     pub fn min_idle(mut self, n: u32) -> Self {
         self.min_idle = n;
         self
     }
 
-    /// Sets [`pool_timeout`](Self::pool_timeout). Defaults to 30 s.
-    #[must_use]
+    /// Sets how long a checkout waits (`ASYNC_DB_POOL_TIMEOUT`). Defaults
+    /// to 30 s.
     pub fn pool_timeout(mut self, d: Duration) -> Self {
         self.pool_timeout = d;
         self
     }
 
-    /// Sets [`leak_threshold`](Self::leak_threshold); `None` disables.
-    /// Defaults to 60 s.
-    #[must_use]
+    /// Sets the longest life of a connection (`ASYNC_DB_POOL_RECYCLE`; `0`
+    /// keeps connections for ever). Defaults to 3600 s.
+    pub fn pool_recycle(mut self, d: Duration) -> Self {
+        self.pool_recycle = d;
+        self
+    }
+
+    /// Sets the pool sampling period (`ASYNC_DB_HEALTH_CHECK_INTERVAL`;
+    /// from 1 s to a day). Defaults to 300 s.
+    pub fn health_check_interval(mut self, d: Duration) -> Self {
+        self.health_check_interval = d;
+        self
+    }
+
+    /// Sets the period of the in-process store reset
+    /// (`ASYNC_DB_METRICS_RESET_INTERVAL`; `0` disables it). The Prometheus
+    /// counters are never reset. Defaults to 3600 s.
+    pub fn metrics_reset_interval(mut self, d: Duration) -> Self {
+        self.metrics_reset_interval = d;
+        self
+    }
+
+    /// Sets how long a checkout may be held before it is reported as a
+    /// possible leak (`ASYNC_DB_LEAK_THRESHOLD`, where `0` disables);
+    /// `None` disables. Defaults to 60 s.
     pub fn leak_threshold(mut self, d: Option<Duration>) -> Self {
         self.leak_threshold = d;
         self
     }
 
-    /// Sets [`prepared_cache_size`](Self::prepared_cache_size). Defaults to 256.
-    #[must_use]
-    pub fn prepared_cache_size(mut self, n: usize) -> Self {
-        self.prepared_cache_size = n;
-        self
-    }
-
-    /// Sets [`abandoned_grace`](Self::abandoned_grace). Defaults to 100 ms.
-    #[must_use]
+    /// Sets how long the server may take to finish the work of an
+    /// abandoned statement (a future dropped before its answer, such as a
+    /// request timeout, or a row stream dropped before its end) once its
+    /// checkout is returned (`ASYNC_DB_ABANDONED_GRACE`).
+    ///
+    /// tokio-postgres reads and drops the rest of such a statement's
+    /// answer itself, so the connection stays in step. The pool holds it
+    /// back and pings it: when the ping answers within this time, the
+    /// server had finished and the connection goes back to the pool; when
+    /// it does not, the server is still running that statement, so a cancel
+    /// request is sent and the connection retired. `0` retires at once.
+    /// Defaults to 100 ms.
     pub fn abandoned_grace(mut self, d: Duration) -> Self {
         self.abandoned_grace = d;
         self
     }
 
-    /// Sets [`AlertThresholds::slow_query_threshold`]. Defaults to 2 s.
-    #[must_use]
+    /// Sets the duration from which a statement is slow: kept in the slow
+    /// statements, counted in `db_monitor_slow_queries_total`, and alerted
+    /// on (`ASYNC_DB_SLOW_QUERY_THRESHOLD`). Defaults to 2 s.
     pub fn slow_query_threshold(mut self, d: Duration) -> Self {
-        self.alerts.slow_query_threshold = d;
+        self.slow_query_threshold = d;
         self
     }
 
-    /// Sets [`statement_cache_size`](Self::statement_cache_size). Defaults to 10 000.
-    #[must_use]
+    /// Sets how many recent statements are kept. Defaults to 1000.
+    pub fn query_history(mut self, n: usize) -> Self {
+        self.query_history = n;
+        self
+    }
+
+    /// Sets how many error records are kept; totals and counts by type are
+    /// exact whatever this holds. Defaults to 1000.
+    pub fn error_history(mut self, n: usize) -> Self {
+        self.error_history = n;
+        self
+    }
+
+    /// Sets how many resolved alerts are kept. Defaults to 500.
+    pub fn alert_history(mut self, n: usize) -> Self {
+        self.alert_history = n;
+        self
+    }
+
+    /// Sets how many pool trend samples are kept. Defaults to 288 (24 h at
+    /// 5 min).
+    pub fn pool_trend_samples(mut self, n: usize) -> Self {
+        self.pool_trend_samples = n;
+        self
+    }
+
+    /// Sets how many distinct statement texts have their analysis cached
+    /// per pool; texts beyond it are lexed on each run (no allocation).
+    /// Defaults to 10 000.
     pub fn statement_cache_size(mut self, n: usize) -> Self {
         self.statement_cache_size = n;
         self
     }
 
-    /// Sets [`max_fingerprints`](Self::max_fingerprints). Defaults to 1000.
-    #[must_use]
+    /// Sets how many statements each connection keeps for `prepare_cached`
+    /// (`ASYNC_DB_PREPARED_CACHE_SIZE`); past it the least recently used is
+    /// closed. `0` keeps none. Defaults to 256.
+    pub fn prepared_cache_size(mut self, n: usize) -> Self {
+        self.prepared_cache_size = n;
+        self
+    }
+
+    /// Sets how many distinct fingerprints are tracked per pool; later
+    /// ones are counted under one `other` entry. Defaults to 1000.
     pub fn max_fingerprints(mut self, n: usize) -> Self {
         self.max_fingerprints = n;
         self
     }
 
-    /// Sets [`max_query_summaries`](Self::max_query_summaries). Defaults to 100.
-    #[must_use]
+    /// Sets how many distinct `db_query_summary` label values a pool
+    /// gives; later ones are labelled `other`. Defaults to 100.
     pub fn max_query_summaries(mut self, n: usize) -> Self {
         self.max_query_summaries = n;
         self
     }
 
-    /// Sets [`expose_application_messages`](Self::expose_application_messages).
-    /// Defaults to `false`: the application's own messages keep no text.
-    #[must_use]
+    /// Sets how many distinct `db_response_status_code` label values a
+    /// pool gives; later ones are labelled `other`. Defaults to 50.
+    pub fn max_status_codes(mut self, n: usize) -> Self {
+        self.max_status_codes = n;
+        self
+    }
+
+    /// Sets when a statement is degraded: its p95 over the last 5 minutes
+    /// is at least `factor` times its p95 over the hour before, with at
+    /// least `min_samples` runs in each window. Defaults to 2.0 and 20.
+    pub fn degradation(mut self, factor: f64, min_samples: u64) -> Self {
+        self.degradation_factor = factor;
+        self.degradation_min_samples = min_samples;
+        self
+    }
+
+    /// Keeps the text of messages the application writes itself (PL/pgSQL's
+    /// `RAISE` and `ASSERT`, SQLSTATE class P0), with their quoted runs,
+    /// numbers and non-ASCII text masked, in the error store, the logs and
+    /// alert summaries (`ASYNC_DB_EXPOSE_APPLICATION_MESSAGES`).
+    ///
+    /// Off, such a message keeps its SQLSTATE and severity and no text:
+    /// `RAISE EXCEPTION 'user % over quota', email` puts the value in the
+    /// text unquoted, where no mask can find it. Turn it on only when the
+    /// application's messages never carry a value. Defaults to `false`.
     pub fn expose_application_messages(mut self, expose: bool) -> Self {
         self.expose_application_messages = expose;
         self
@@ -595,28 +620,32 @@ impl MonitorConfig {
     ///     TraceParent::new(span.trace_id().to_bytes(), span.span_id().to_bytes(), span.is_sampled())
     /// });
     /// ```
-    #[must_use]
+    ///
+    /// Off by default.
     pub fn trace_context(mut self, current: impl Fn() -> Option<TraceParent> + Send + Sync + 'static) -> Self {
         self.trace_context = Some(TraceContext(std::sync::Arc::new(current)));
         self
     }
 
-    /// Sets [`slot`](Self::slot). Defaults to 60 s.
-    #[must_use]
+    /// Sets the length of one slot of each statement's history
+    /// (`ASYNC_DB_HISTORY_SLOT`; from 100 ms to an hour): the grain of the
+    /// windowed reports within the last hour, and one observation of the
+    /// anomaly detector. Shorter only for tests and demos. Defaults to 60 s.
     pub fn slot(mut self, d: Duration) -> Self {
         self.slot = d;
         self
     }
 
-    /// Turns the server-side view on with `view` (off by default).
-    #[must_use]
+    /// Turns the server-side view on with `view`: a poller of
+    /// `pg_stat_activity`, the lock tree and `pg_stat_statements` on a
+    /// connection of its own (`ASYNC_DB_SERVER_VIEW`: its interval, or
+    /// `off`). Off by default.
     pub fn server_view(mut self, view: ServerView) -> Self {
         self.server_view = Some(view);
         self
     }
 
     /// Sets the alert thresholds. Defaults to [`AlertThresholds::default`].
-    #[must_use]
     pub fn alerts(mut self, alerts: AlertThresholds) -> Self {
         self.alerts = alerts;
         self
@@ -682,7 +711,7 @@ mod tests {
         assert_eq!(c.metrics_reset_interval, Duration::from_secs(7200));
         assert_eq!(c.leak_threshold, None);
         assert_eq!(c.abandoned_grace, Duration::from_millis(250));
-        assert_eq!(c.alerts.slow_query_threshold, Duration::from_millis(250));
+        assert_eq!(c.slow_query_threshold, Duration::from_millis(250));
         assert_eq!(c.alerts.error_rate_5min, 0.2);
         assert_eq!(c.alerts.error_rate_15min, 0.1);
         assert_eq!(c.alerts.error_rate_1hour, 0.05);

@@ -176,7 +176,7 @@ impl MonitorConfig {
         number("ASYNC_DB_ALERT_POOL_UTILIZATION", a.pool_utilization, 0.0, 1.0, ratio)?;
         duration(
             "ASYNC_DB_SLOW_QUERY_THRESHOLD",
-            a.slow_query_threshold,
+            self.slow_query_threshold,
             positive,
             YEAR,
             a_year,

@@ -72,7 +72,7 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
         outcome,
         deadlock_peers,
     } = end;
-    let slow = elapsed >= sink.config.alerts.slow_query_threshold;
+    let slow = elapsed >= sink.config.slow_query_threshold;
     let stripe = stripe_of_thread();
     entry.stats.record(&Run {
         stripe,

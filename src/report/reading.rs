@@ -51,7 +51,7 @@ impl PoolMonitor {
         let (delta, _) = self.stores().totals.over(now, current, window);
         self.stores().slow.report(
             &self.sink().name,
-            self.sink().config.alerts.slow_query_threshold,
+            self.sink().config.slow_query_threshold,
             SystemTime::now(),
             minutes,
             limit,
@@ -257,7 +257,7 @@ impl PoolMonitor {
         stats::performance_report(stats::Windows {
             pool: &self.sink().name,
             window_minutes: minutes,
-            slow_threshold: config.alerts.slow_query_threshold,
+            slow_threshold: config.slow_query_threshold,
             now,
             statements,
             limit,
