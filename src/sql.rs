@@ -22,12 +22,20 @@
 //!
 //! let a = analyze("SELECT name FROM public.users WHERE id = 42 AND kind IN (1, 2, 3)");
 //! assert_eq!(a.normalized, "SELECT name FROM public.users WHERE id = ? AND kind IN (...)");
+//! assert_eq!(a.summary, "SELECT public.users");
+//!
+//! let b = analyze("select name from users where id = $1 and kind in ($2, $3) -- a comment");
+//! assert_eq!(b.text, "select name from users where id = $1 and kind in ($2, $3)");
 //! assert_eq!(a.operation, Operation::Select);
 //! assert_eq!(a.table.as_deref(), Some("public.users"));
 //! assert_eq!(a.fingerprint, fingerprint("select name from public.users where id=$1 and kind in ($2)"));
 //! ```
 
 use std::fmt;
+
+mod summary;
+
+pub use summary::MAX_SUMMARY_LEN;
 
 /// The longest normalized text kept for one statement, in bytes.
 ///
@@ -39,7 +47,7 @@ pub const MAX_NORMALIZED_LEN: usize = 2048;
 /// schema-qualified name gets twice that plus the dot).
 const MAX_TABLE_LEN: usize = 127;
 
-/// The kind of a SQL statement, as the value of the `db_operation_name` label.
+/// The kind of a SQL statement, as the value of `db.operation.name` in spans and the `operation` of reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Operation {
@@ -200,6 +208,9 @@ pub struct Analysis {
     pub fingerprint: u64,
     /// The normalized text: literals and parameters as `?`, lists as `(...)`.
     pub normalized: String,
+    /// The text as OpenTelemetry's `db.query.text` has it: literals as `?`
+    /// (never a value), parameters as written (`$1`), lists as written.
+    pub text: String,
     /// The operation of the main statement.
     pub operation: Operation,
     /// The main table of the main statement, if there is one
@@ -207,6 +218,11 @@ pub struct Analysis {
     pub table: Option<String>,
     /// Number of statements in the text (`;`-separated, empty ones ignored).
     pub statements: usize,
+    /// The operations and the tables they name, in the order written and
+    /// as written (`INSERT shipping_details SELECT orders`): the
+    /// `db.query.summary` of OpenTelemetry's conventions, at most
+    /// [`MAX_SUMMARY_LEN`] characters; `OTHER` when no operation is known.
+    pub summary: String,
 }
 
 /// Analyzes one statement text: normalized form, fingerprint, operation and
@@ -227,9 +243,11 @@ pub fn analyze(sql: &str) -> Analysis {
     Analysis {
         fingerprint: hash.finish(),
         normalized: out.text,
+        text: query_text(sql),
         operation,
         table,
         statements,
+        summary: summary::summarize(sql),
     }
 }
 
@@ -796,21 +814,42 @@ fn normalize(sql: &str, sink: &mut impl Sink) {
                 continue;
             }
         }
-        let class = match tok {
-            Tok::Word => Class::Word,
-            Tok::QuotedIdent => Class::Ident,
-            Tok::Literal | Tok::Param => Class::Value,
-            Tok::Open => Class::Open,
-            Tok::Close => Class::Close,
-            Tok::Comma => Class::Comma,
-            Tok::Semicolon => Class::Semicolon,
-            Tok::Dot => Class::Dot,
-            Tok::Op => Class::Op,
-        };
-        sink.emit(class, text);
+        sink.emit(class_of(tok), text);
         last_word = (tok == Tok::Word).then_some(text);
         after_list = false;
     }
+}
+
+fn class_of(tok: Tok) -> Class {
+    match tok {
+        Tok::Word => Class::Word,
+        Tok::QuotedIdent => Class::Ident,
+        Tok::Literal | Tok::Param => Class::Value,
+        Tok::Open => Class::Open,
+        Tok::Close => Class::Close,
+        Tok::Comma => Class::Comma,
+        Tok::Semicolon => Class::Semicolon,
+        Tok::Dot => Class::Dot,
+        Tok::Op => Class::Op,
+    }
+}
+
+/// The text `db.query.text` shows: literals as `?`, parameters as written
+/// (`$1`), lists kept as they are, words in their own case; comments and
+/// runs of whitespace dropped as in the normalized text.
+fn query_text(sql: &str) -> String {
+    let mut out = Normalized {
+        text: String::with_capacity(sql.len().min(MAX_NORMALIZED_LEN)),
+        last: Class::Open,
+        truncated: false,
+    };
+    let mut lexer = Lexer::new(sql);
+    while let Some((tok, text)) = lexer.next_token() {
+        // A parameter is spaced as a word and shown as written.
+        let class = if tok == Tok::Param { Class::Word } else { class_of(tok) };
+        out.emit(class, text);
+    }
+    out.text
 }
 
 // ---------------------------------------------------------------------------
@@ -1111,6 +1150,13 @@ mod tests {
     }
 
     #[test]
+    fn the_query_text_keeps_parameters_and_masks_literals() {
+        let a = analyze("UPDATE  t SET a = $1, b = 'secret' /* why */ WHERE id IN (1, 2) AND c = $2::int");
+        assert_eq!(a.text, "UPDATE t SET a = $1, b = ? WHERE id IN (?, ?) AND c = $2::int");
+        assert!(!analyze("SELECT E'sec\\'ret', $$x$$").text.contains("sec"));
+    }
+
+    #[test]
     fn comments_and_whitespace_vanish() {
         assert_eq!(
             fingerprint("SELECT /* a /* nested */ comment */ a\n  FROM t -- trailing\n WHERE x = 1"),
@@ -1287,6 +1333,8 @@ mod tests {
             let sql = format!("SELECT * FROM t WHERE a = '{escaped}'{tail}");
             let a = analyze(&sql);
             proptest::prop_assert!(!a.normalized.contains("zqxjmarker"), "{sql:?} -> {:?}", a.normalized);
+            proptest::prop_assert!(!a.summary.contains("zqxjmarker"), "{sql:?} -> {:?}", a.summary);
+            proptest::prop_assert!(!a.text.contains("zqxjmarker"), "{sql:?} -> {:?}", a.text);
             for word in body.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
                 proptest::prop_assert!(!a.normalized.contains(word) || "SELECTFROMtWHEREaANDxORyz".contains(word),
                     "{word:?} of {sql:?} -> {:?}", a.normalized);
@@ -1297,6 +1345,7 @@ mod tests {
         fn never_panics_on_arbitrary_text(s in ".*") {
             let a = analyze(&s);
             proptest::prop_assert_eq!(a.fingerprint, fingerprint(&s));
+            proptest::prop_assert!(a.summary.chars().count() <= MAX_SUMMARY_LEN);
             proptest::prop_assert!(a.normalized.len() <= MAX_NORMALIZED_LEN + 4);
         }
 
@@ -1304,6 +1353,7 @@ mod tests {
         fn never_panics_on_sql_like_text(s in r#"([ '"$();,.:\-+*/eEuU&xX0-9a-z_\\]|--|/\*|\*/|\$\$|\$a\$|\n){0,64}"#) {
             let a = analyze(&s);
             proptest::prop_assert_eq!(a.fingerprint, fingerprint(&s));
+            proptest::prop_assert!(a.summary.chars().count() <= MAX_SUMMARY_LEN);
         }
 
         #[test]
@@ -1315,6 +1365,8 @@ mod tests {
             let sql = format!("SELECT ${tag}${before}zqxjmarker{after}${tag}$ FROM t");
             let a = analyze(&sql);
             proptest::prop_assert!(!a.normalized.contains("zqxjmarker"), "{sql:?} -> {:?}", a.normalized);
+            proptest::prop_assert!(!a.summary.contains("zqxjmarker"), "{sql:?} -> {:?}", a.summary);
+            proptest::prop_assert!(!a.text.contains("zqxjmarker"), "{sql:?} -> {:?}", a.text);
         }
 
         /// Every quoting form PostgreSQL accepts for a constant, with a
