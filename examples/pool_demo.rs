@@ -96,9 +96,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         );
     }
     pool.monitor().publish_state();
-    println!("\nPrometheus exposition (db_client_errors_total and the pool):");
+    println!("\nPrometheus exposition (db_monitor_errors_total and the pool):");
     for line in prometheus.render().lines() {
-        if line.starts_with("db_client_errors_total") || line.starts_with("db_client_connections_usage") {
+        if line.starts_with("db_monitor_errors_total") || line.starts_with("db_client_connection_count") {
             println!("  {line}");
         }
     }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::funnel::span::SpanTarget;
 use crate::funnel::{Outcome, QueryEntry, Rows, Sink};
 use crate::pool::shared::{ConnStats, PoolShared};
 use crate::pool::{statement_ended, QueryRef};
@@ -22,7 +23,8 @@ pub struct Prepared(Arc<QueryEntry>);
 impl StatementProbe {
     /// A probe recording into a pool called `pool` of `monitor`.
     pub fn new(monitor: &crate::DbMonitor, pool: &str) -> Self {
-        let sink: Sink = monitor.sink(pool);
+        let target = SpanTarget::of(&tokio_postgres::Config::new(), monitor.config().span_level);
+        let sink: Sink = monitor.sink(pool, target);
         let pool = Arc::new(PoolShared::new(sink, Arc::new(|_| {})));
         let conn = pool.new_connection();
         StatementProbe { pool, conn }
@@ -41,7 +43,11 @@ impl StatementProbe {
     #[inline(never)]
     pub fn spanned(&self, sql: &str) {
         let sink = &self.pool.sink;
-        let span = crate::funnel::span::statement(&sink.name, &sink.span_target, None, || 0);
+        let span = crate::funnel::span::wanted(&sink.span_target).map(|level| {
+            sink.queries.with_entry(sql, |entry| {
+                crate::funnel::span::statement(level, &sink.name, &sink.span_target, None, 0, entry, None)
+            })
+        });
         let start = crate::units::now();
         statement_ended(
             &self.pool,

@@ -74,7 +74,12 @@ impl ErrorKind {
         ErrorKind::Other,
     ];
 
-    /// The stable snake_case name used as the `error_type` label.
+    /// The stable snake_case name used as the `error_type` label and the
+    /// spans' `error.type`. OpenTelemetry's convention prefers the SQLSTATE
+    /// there and allows a documented value of the instrumentation's own:
+    /// these names are few and stable, so rules can name them, and the
+    /// SQLSTATE is beside them as `db_response_status_code`. `other` plays
+    /// the convention's `_OTHER`.
     pub const fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Deadlock => "deadlock",

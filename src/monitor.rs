@@ -12,6 +12,7 @@ use crate::alerts::{LogNotifier, Notifier};
 use crate::classify::ErrorKind;
 use crate::config::{ConfigError, MonitorConfig};
 use crate::funnel::handles::Registry;
+use crate::funnel::span::SpanTarget;
 use crate::funnel::tracked::Tracked;
 use crate::funnel::{AlertListener, Sink};
 use crate::names;
@@ -198,13 +199,16 @@ impl DbMonitor {
     /// host gone) leaves a statement waiting forever; with
     /// `tcp_user_timeout = 2s` it becomes an error in about 2 s.
     pub fn manager<Tls: MakeTls>(&self, name: &str, config: tokio_postgres::Config, tls: Tls) -> MonitoredManager<Tls> {
-        MonitoredManager::new(self.sink(name), config, tls)
+        let sink = self.sink(name, SpanTarget::of(&config, self.inner.config.span_level));
+        MonitoredManager::new(sink, config, tls)
     }
 
-    /// A sink for the events of a pool called `name`.
-    pub(crate) fn sink(&self, name: &str) -> Sink {
+    /// A sink for the events of a pool called `name`, whose statements go
+    /// to `target`.
+    pub(crate) fn sink(&self, name: &str, target: SpanTarget) -> Sink {
         Sink::new(
             name,
+            target,
             self.inner.config.clone(),
             self.inner.registry.clone(),
             self.inner.listener.clone(),

@@ -1,11 +1,26 @@
 //! Metric names and labels, following OpenTelemetry's database client
-//! conventions in Prometheus form.
+//! conventions (v1.44) in Prometheus form.
 //!
-//! Every series also carries [`DB_SYSTEM_NAME`]`="postgresql"` and
-//! [`POOL_NAME`]`=<the pool's name>`. Labels are bounded: SQL text, messages
-//! and parameters are never labels; [`QUERY_SUMMARY`] (operation and main
-//! table, e.g. `SELECT users`) and [`RESPONSE_STATUS_CODE`] (SQLSTATE) are
-//! capped per pool, the rest reported as `other`.
+//! The convention's metrics keep its names: `db.client.operation.duration`
+//! is [`OPERATION_DURATION`], `db.client.connection.count` is
+//! [`CONNECTION_COUNT`], and so on, dots as underscores and the unit as a
+//! suffix. The crate's own metrics live under `db_monitor_*`, never in the
+//! convention's `db_client_*` namespace.
+//!
+//! Every series carries [`DB_SYSTEM_NAME`]`="postgresql"`; the statement
+//! metrics carry [`NAMESPACE`] (the database), [`SERVER_ADDRESS`] and
+//! [`SERVER_PORT`], the others [`POOL_NAME`]`=<the pool's name>`. Labels are
+//! bounded: SQL text, messages and parameters are never labels;
+//! [`QUERY_SUMMARY`] (`SELECT users`, `INSERT shipping_details SELECT
+//! orders`) and [`RESPONSE_STATUS_CODE`] (SQLSTATE) are capped per pool, the
+//! rest reported as `other`. The operation and table are not labels of
+//! their own: the convention says not to take them from the query's text,
+//! and the text is all the monitor has (they are in the summary).
+//!
+//! Units: histograms are in seconds (`_seconds`) or rows; counters and
+//! gauges count things, described with [`Unit::Count`], which adds no
+//! suffix. The convention's curly-brace units (`{connection}`, `{row}`)
+//! have no place in the `metrics` facade and are not carried.
 //!
 //! The library only emits; the application installs a recorder (see the
 //! crate docs). The monitor describes every metric once, with its unit, when
@@ -13,23 +28,36 @@
 
 use metrics::Unit;
 
-/// Histogram (seconds): duration of each statement.
-/// Labels: [`OPERATION_NAME`], [`COLLECTION_NAME`], [`QUERY_SUMMARY`], and
-/// [`ERROR_TYPE`] on failures.
+/// Histogram (seconds): duration of each statement
+/// (`db.client.operation.duration`). Labels: [`NAMESPACE`],
+/// [`SERVER_ADDRESS`], [`SERVER_PORT`], [`QUERY_SUMMARY`], and on failures
+/// [`ERROR_TYPE`] and [`RESPONSE_STATUS_CODE`] (when the failure has a
+/// SQLSTATE). Buckets: [`DURATION_BUCKETS`].
 pub const OPERATION_DURATION: &str = "db_client_operation_duration_seconds";
+/// Histogram (rows): rows each statement returned
+/// (`db.client.response.returned_rows`; statements that return rows: a
+/// query, a stream, a `RETURNING`). Labels as [`OPERATION_DURATION`]'s,
+/// without the error ones. Buckets: [`ROW_BUCKETS`].
+pub const RETURNED_ROWS: &str = "db_client_response_returned_rows";
 /// Counter: failed statements, connects and connection losses.
 /// Labels: [`ERROR_TYPE`], [`RESPONSE_STATUS_CODE`] (empty when the failure had no SQLSTATE).
-pub const ERRORS: &str = "db_client_errors_total";
+pub const ERRORS: &str = "db_monitor_errors_total";
 /// Counter: statements at or over the slow threshold. Label: [`QUERY_SUMMARY`].
-pub const SLOW_QUERIES: &str = "db_client_slow_queries_total";
+pub const SLOW_QUERIES: &str = "db_monitor_slow_queries_total";
 /// Counter: statements whose future was dropped before they finished
 /// (e.g. a cancelled HTTP request). Label: [`QUERY_SUMMARY`].
-pub const OPERATIONS_CANCELLED: &str = "db_client_operation_cancelled_total";
-/// Gauge: connections by [`STATE`] (`idle` / `used`), from bb8's `State`.
-pub const CONNECTIONS_USAGE: &str = "db_client_connections_usage";
-/// Gauge: the pool's `max_size`.
+pub const OPERATIONS_CANCELLED: &str = "db_monitor_operation_cancelled_total";
+/// Gauge: connections by [`CONNECTION_STATE`] (`idle` / `used`)
+/// (`db.client.connection.count`).
+pub const CONNECTION_COUNT: &str = "db_client_connection_count";
+/// Gauge: the pool's `max_size` (`db.client.connection.max`).
 pub const CONNECTION_MAX: &str = "db_client_connection_max";
-/// Gauge: the pool's `min_idle`.
+/// Gauge: the most idle connections the pool keeps
+/// (`db.client.connection.idle.max`). Neither bb8 nor deadpool has a bound
+/// of its own for idle connections: every open connection may be idle, so
+/// this is the pool's `max_size`.
+pub const CONNECTION_IDLE_MAX: &str = "db_client_connection_idle_max";
+/// Gauge: the pool's `min_idle` (`db.client.connection.idle.min`).
 pub const CONNECTION_IDLE_MIN: &str = "db_client_connection_idle_min";
 /// Gauge: checkouts waiting for a connection (bb8's `pending_gets`).
 pub const CONNECTION_PENDING_REQUESTS: &str = "db_client_connection_pending_requests";
@@ -42,15 +70,15 @@ pub const CONNECTION_CREATE_TIME: &str = "db_client_connection_create_time_secon
 /// Counter: checkouts that timed out, by [`REASON`] (`pool_exhausted` / `connect_timeout`).
 pub const CONNECTION_TIMEOUTS: &str = "db_client_connection_timeouts_total";
 /// Counter (absolute, from bb8's `Statistics`): connections opened.
-pub const CONNECTIONS_CREATED: &str = "db_client_connection_created_total";
+pub const CONNECTIONS_CREATED: &str = "db_monitor_connection_created_total";
 /// Counter (absolute, from bb8's `Statistics`): connections closed by
 /// [`REASON`] (`broken`, `invalid`, `max_lifetime`, `idle_timeout`).
-pub const CONNECTIONS_CLOSED: &str = "db_client_connection_closed_total";
+pub const CONNECTIONS_CLOSED: &str = "db_monitor_connection_closed_total";
 /// Counter (absolute, from bb8's `Statistics`): completed checkouts by
 /// [`RESULT`] (`direct`, `waited`, `timed_out`).
-pub const CONNECTION_GETS: &str = "db_client_connection_gets_total";
+pub const CONNECTION_GETS: &str = "db_monitor_connection_gets_total";
 /// Counter: checkouts held longer than the leak threshold.
-pub const CONNECTION_LEAKS: &str = "db_client_connection_leaks_total";
+pub const CONNECTION_LEAKS: &str = "db_monitor_connection_leaks_total";
 /// Counter: requests through [`DbMonitorLayer`](crate::DbMonitorLayer)
 /// in which one statement ran more than the N+1 threshold, by
 /// [`QUERY_SUMMARY`].
@@ -103,7 +131,7 @@ pub const PERFORMANCE_SCORE: &str = "db_monitor_performance_score";
 pub const ALERTS_ACTIVE: &str = "db_monitor_alerts_active";
 /// Histogram (seconds): duration of transactions from `BEGIN` to their end,
 /// by [`OUTCOME`] (`committed`, `rolled_back`, `abandoned`, `failed`).
-pub const TRANSACTION_DURATION: &str = "db_client_transaction_duration_seconds";
+pub const TRANSACTION_DURATION: &str = "db_monitor_transaction_duration_seconds";
 /// Histogram (seconds): duration of operations timed with
 /// [`DbMonitor::track`](crate::DbMonitor::track). Labels: [`TRACKED_OPERATION`],
 /// and [`ERROR_TYPE`] on failures.
@@ -111,20 +139,34 @@ pub const TRACKED_DURATION: &str = "db_monitor_tracked_operation_duration_second
 
 /// Label: always `postgresql`.
 pub const DB_SYSTEM_NAME: &str = "db_system_name";
-/// Label: the pool's name.
+/// Label: the pool's name (`db.client.connection.pool.name`).
 pub const POOL_NAME: &str = "db_client_connection_pool_name";
-/// Label: the statement's operation (`SELECT`, `INSERT`, …).
-pub const OPERATION_NAME: &str = "db_operation_name";
-/// Label: the statement's main table, empty when it has none.
-pub const COLLECTION_NAME: &str = "db_collection_name";
-/// Label: operation and main table (`SELECT users`), capped per pool.
+/// Label: the database the pool connects to (`db.namespace`): its name as
+/// the pool's connection settings give it (the user's name when they give
+/// none, as PostgreSQL does). The schema is not added: it would take a
+/// query on each connection, and the first schema of the default
+/// `search_path` is the user's own.
+pub const NAMESPACE: &str = "db_namespace";
+/// Label: the server's host as the pool's settings name it (the first,
+/// when they name several; a Unix socket's directory)
+/// (`server.address`).
+pub const SERVER_ADDRESS: &str = "server_address";
+/// Label: the server's port (`server.port`), when it is not PostgreSQL's
+/// default 5432.
+pub const SERVER_PORT: &str = "server_port";
+/// Label: the operations and tables of the statement in the order written
+/// (`SELECT users`, `INSERT shipping_details SELECT orders`;
+/// `db.query.summary`), capped per pool.
 pub const QUERY_SUMMARY: &str = "db_query_summary";
-/// Label: an [`ErrorKind`](crate::ErrorKind) name.
+/// Label: an [`ErrorKind`](crate::ErrorKind) name (`error.type`; see
+/// [`ErrorKind::as_str`](crate::ErrorKind::as_str) for why not the
+/// SQLSTATE).
 pub const ERROR_TYPE: &str = "error_type";
-/// Label: the SQLSTATE code, capped per pool.
+/// Label: the SQLSTATE code, capped per pool (`db.response.status_code`).
 pub const RESPONSE_STATUS_CODE: &str = "db_response_status_code";
-/// Label of [`CONNECTIONS_USAGE`]: `idle` or `used`.
-pub const STATE: &str = "state";
+/// Label of [`CONNECTION_COUNT`]: `idle` or `used`
+/// (`db.client.connection.state`).
+pub const CONNECTION_STATE: &str = "db_client_connection_state";
 /// Label of [`CONNECTION_TIMEOUTS`] and [`CONNECTIONS_CLOSED`].
 pub const REASON: &str = "reason";
 /// Label of [`CONNECTION_GETS`] and [`PREPARED_CACHE`].
@@ -157,6 +199,16 @@ pub enum Kind {
     Histogram,
 }
 
+/// Bucket bounds, in seconds, of every duration histogram of this crate:
+/// OpenTelemetry's advice for `db.client.operation.duration`.
+pub const DURATION_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
+
+/// Bucket bounds, in rows, of [`RETURNED_ROWS`]: OpenTelemetry's advice for
+/// `db.client.response.returned_rows`.
+pub const ROW_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+];
+
 /// Every metric with its kind, unit and description.
 pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
     (
@@ -168,43 +220,55 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
     (
         ERRORS,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Failed database operations, connects and connection losses, by error type and SQLSTATE.",
     ),
     (
         SLOW_QUERIES,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Statements at or over the slow-query threshold.",
     ),
     (
         OPERATIONS_CANCELLED,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Statements abandoned by their caller before they finished.",
     ),
     (
-        CONNECTIONS_USAGE,
+        RETURNED_ROWS,
+        Kind::Histogram,
+        Some(Unit::Count),
+        "The actual number of records returned by the database operation.",
+    ),
+    (
+        CONNECTION_COUNT,
         Kind::Gauge,
-        None,
-        "Connections in the pool by state (idle, used).",
+        Some(Unit::Count),
+        "The number of connections that are currently in state described by the state attribute.",
+    ),
+    (
+        CONNECTION_IDLE_MAX,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "The maximum number of idle open connections allowed.",
     ),
     (
         CONNECTION_MAX,
         Kind::Gauge,
-        None,
+        Some(Unit::Count),
         "Maximum number of connections the pool allows.",
     ),
     (
         CONNECTION_IDLE_MIN,
         Kind::Gauge,
-        None,
+        Some(Unit::Count),
         "Minimum number of idle connections the pool keeps.",
     ),
     (
         CONNECTION_PENDING_REQUESTS,
         Kind::Gauge,
-        None,
+        Some(Unit::Count),
         "Checkouts waiting for a connection.",
     ),
     (
@@ -228,73 +292,73 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
     (
         CONNECTION_TIMEOUTS,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Checkouts that timed out, by reason.",
     ),
     (
         CONNECTIONS_CREATED,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Connections opened by the pool.",
     ),
     (
         CONNECTIONS_CLOSED,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Connections closed by the pool, by reason.",
     ),
     (
         CONNECTION_GETS,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Completed checkouts by result (direct, waited, timed_out).",
     ),
     (
         CONNECTION_LEAKS,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Checkouts held longer than the leak threshold.",
     ),
     (
         N_PLUS_ONE,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Requests in which one statement ran more than the N+1 threshold.",
     ),
     (
         NOTICES,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Notices the server sent, by severity and SQLSTATE.",
     ),
     (
         CANCEL_REQUESTS,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Cancel requests for abandoned statements, by outcome.",
     ),
     (
         ABANDONED_CONNECTIONS,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Connections left with an abandoned statement, by whether they were kept or retired.",
     ),
     (
         STREAMS_ENDED_EARLY,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Row streams dropped by their reader before the end.",
     ),
     (
         BACKGROUND_FAILURES,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "Failures of one part of the background work, by part; that part runs again.",
     ),
     (
         PREPARED_CACHE,
         Kind::Counter,
-        None,
+        Some(Unit::Count),
         "prepare_cached calls, by whether the connection's cache had the statement.",
     ),
     (
@@ -306,13 +370,13 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
     (
         SERVER_BLOCKED,
         Kind::Gauge,
-        None,
+        Some(Unit::Count),
         "The pool's backends waiting on a lock (server view).",
     ),
     (
         SERVER_IDLE_IN_TRANSACTION,
         Kind::Gauge,
-        None,
+        Some(Unit::Count),
         "The pool's backends idle in a transaction (server view).",
     ),
     (
@@ -324,7 +388,7 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
     (
         ANOMALOUS_STATEMENTS,
         Kind::Gauge,
-        None,
+        Some(Unit::Count),
         "Statements anomalous against their own baseline, by kind.",
     ),
     (
@@ -333,7 +397,12 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         None,
         "Performance score of the pool over the last hour, 0 to 100.",
     ),
-    (ALERTS_ACTIVE, Kind::Gauge, None, "Active alerts by type and severity."),
+    (
+        ALERTS_ACTIVE,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "Active alerts by type and severity.",
+    ),
     (
         TRANSACTION_DURATION,
         Kind::Histogram,
@@ -366,6 +435,58 @@ pub fn describe_metrics(recorder: &dyn metrics::Recorder) {
             Kind::Counter => recorder.describe_counter(key, *unit, text),
             Kind::Gauge => recorder.describe_gauge(key, *unit, text),
             Kind::Histogram => recorder.describe_histogram(key, *unit, text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's metric table: one row per metric, named, kind and
+    /// unit as here, so that the two cannot drift.
+    #[test]
+    fn the_readme_lists_every_metric_with_its_kind_and_unit() {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("\n## Metrics\n")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("the README has a Metrics section");
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.split('|').map(str::trim).collect())
+            .collect();
+        let listed: Vec<&str> = rows.iter().map(|r| r[1].trim_matches('`')).collect();
+        let mut expected: Vec<&str> = ALL.iter().map(|(name, ..)| *name).collect();
+        let mut sorted = listed.clone();
+        sorted.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(sorted, expected, "the README's table and names::ALL differ");
+        for (name, kind, unit, _) in ALL {
+            let row = &rows[listed.iter().position(|l| l == name).unwrap()];
+            let kind_word = match kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Histogram => "histogram",
+            };
+            assert!(row[2].starts_with(kind_word), "{name}: {} is no {kind_word}", row[2]);
+            match unit {
+                Some(Unit::Seconds) => assert_eq!(row[3], "seconds", "{name}"),
+                Some(_) => assert!(!row[3].is_empty() && row[3] != "seconds", "{name}: {}", row[3]),
+                None => assert_eq!(row[3], "0–100", "{name}"),
+            }
+            if *kind == Kind::Histogram {
+                assert_eq!(
+                    name.ends_with("_seconds"),
+                    *unit == Some(Unit::Seconds),
+                    "{name}: a duration ends in _seconds"
+                );
+            }
+            if *kind == Kind::Counter {
+                assert!(name.ends_with("_total"), "{name}");
+            }
         }
     }
 }

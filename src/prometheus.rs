@@ -7,7 +7,8 @@
 //! builder:
 //!
 //! - **explicit buckets for every histogram of this crate** — OpenTelemetry's
-//!   advice for database client durations, [`DURATION_BUCKETS`] seconds —
+//!   advice: [`DURATION_BUCKETS`] seconds for the durations,
+//!   [`ROW_BUCKETS`](crate::names::ROW_BUCKETS) for the rows returned —
 //!   so that they are rendered as Prometheus histograms that aggregate
 //!   across instances (`histogram_quantile(0.95, sum by (le) (rate(…)))`),
 //!   not as per-process summaries whose quantiles cannot be summed and go
@@ -45,11 +46,7 @@ pub use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusH
 
 use crate::names;
 
-/// Bucket bounds, in seconds, for every duration histogram of this crate:
-/// OpenTelemetry's advice for `db.client.operation.duration` and the
-/// connection times, with 25 ms, 250 ms and 2.5 s added so that the default
-/// 2 s slow threshold and typical latency targets fall near a bound.
-pub const DURATION_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub use crate::names::DURATION_BUCKETS;
 
 /// A `metrics-exporter-prometheus` recorder set up for this crate.
 #[derive(Debug)]
@@ -86,8 +83,9 @@ impl PrometheusSetup {
     }
 
     /// Sets the bucket bounds (seconds, increasing) of this crate's
-    /// histograms. Defaults to [`DURATION_BUCKETS`]; an empty list keeps
-    /// the default.
+    /// duration histograms. Defaults to [`DURATION_BUCKETS`]; an empty list
+    /// keeps the default. The rows histogram keeps
+    /// [`ROW_BUCKETS`](crate::names::ROW_BUCKETS).
     pub fn buckets(mut self, bounds: &[f64]) -> Self {
         if !bounds.is_empty() {
             self.buckets = bounds.to_vec();
@@ -110,10 +108,14 @@ impl PrometheusSetup {
 
     fn finish(self) -> (PrometheusBuilder, Duration) {
         let mut builder = self.builder;
-        for (name, kind, _, _) in names::ALL {
+        for (name, kind, unit, _) in names::ALL {
             if matches!(kind, names::Kind::Histogram) {
+                let buckets = match unit {
+                    Some(metrics::Unit::Seconds) => &self.buckets[..],
+                    _ => names::ROW_BUCKETS,
+                };
                 builder = builder
-                    .set_buckets_for_metric(Matcher::Full((*name).to_owned()), &self.buckets)
+                    .set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)
                     .expect("the bucket list is never empty");
             }
         }

@@ -46,13 +46,7 @@ async fn a_real_deadlock_is_classified_once<P: TestPool>() {
         ),
         1
     );
-    assert_eq!(
-        rec.count(
-            OPERATION_DURATION,
-            &[("db_query_summary", &summary), ("db_operation_name", "UPDATE")]
-        ),
-        4
-    );
+    assert_eq!(rec.count(OPERATION_DURATION, &[("db_query_summary", &summary)]), 4);
     let stats = pool.monitor().query_stats();
     let entry = stats
         .iter()
@@ -121,11 +115,11 @@ async fn a_real_serialization_failure_is_classified<P: TestPool>() {
         1
     );
     assert_eq!(
-        rec.count("db_client_transaction_duration_seconds", &[("outcome", "committed")]),
+        rec.count("db_monitor_transaction_duration_seconds", &[("outcome", "committed")]),
         1
     );
     assert_eq!(
-        rec.count("db_client_transaction_duration_seconds", &[("outcome", "rolled_back")]),
+        rec.count("db_monitor_transaction_duration_seconds", &[("outcome", "rolled_back")]),
         1
     );
 }
@@ -284,7 +278,7 @@ async fn terminating_a_busy_connection_fails_its_statement_once<P: TestPool>() {
     assert_eq!(rec.count(OPERATION_DURATION, &[("error_type", "admin_shutdown")]), 1);
     pool.monitor().publish_state();
     assert_eq!(
-        rec.counter("db_client_connection_closed_total", &[("reason", "broken")]),
+        rec.counter("db_monitor_connection_closed_total", &[("reason", "broken")]),
         1
     );
 }
@@ -311,13 +305,13 @@ async fn a_full_pool_times_out_as_pool_exhausted<P: TestPool>() {
     assert_eq!(waits.len(), 3);
     assert!(waits.iter().any(|w| *w >= 0.2));
     assert_eq!(
-        rec.gauge("db_client_connections_usage", &[("state", "used")]),
+        rec.gauge("db_client_connection_count", &[("db_client_connection_state", "used")]),
         Some(2.0)
     );
     drop(held);
     pool.monitor().publish_state();
     assert_eq!(
-        rec.gauge("db_client_connections_usage", &[("state", "used")]),
+        rec.gauge("db_client_connection_count", &[("db_client_connection_state", "used")]),
         Some(0.0)
     );
     assert!(pool.get().await.is_ok());
@@ -389,7 +383,7 @@ async fn an_abandoned_statement_retires_its_connection_and_is_cancelled_on_the_s
     assert_eq!(running, 0, "the abandoned statement is still running on the server");
     pool.monitor().publish_state();
     assert_eq!(
-        rec.counter("db_client_connection_closed_total", &[("reason", "broken")]),
+        rec.counter("db_monitor_connection_closed_total", &[("reason", "broken")]),
         1
     );
 }

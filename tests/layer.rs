@@ -381,7 +381,7 @@ async fn a_scrape_sees_the_pool_as_it_is_after_traffic_stops() {
     let text = String::from_utf8(body.to_vec()).unwrap();
     let used = text
         .lines()
-        .find(|l| l.starts_with("db_client_connections_usage{") && l.contains("state=\"used\""))
+        .find(|l| l.starts_with("db_client_connection_count{") && l.contains("db_client_connection_state=\"used\""))
         .unwrap_or_else(|| panic!("no used gauge in:\n{text}"));
     assert!(used.ends_with(" 0"), "{used}");
 }

@@ -7,9 +7,8 @@ use std::pin::pin;
 use std::time::Duration;
 
 use db_monitor::names::{
-    CONNECTIONS_CREATED, CONNECTIONS_USAGE, CONNECTION_LEAKS, CONNECTION_MAX, CONNECTION_USE_TIME,
-    CONNECTION_WAIT_TIME, ERRORS, OPERATION_DURATION, QUERY_SUMMARY, RESPONSE_STATUS_CODE, TRACKED_DURATION,
-    TRANSACTION_DURATION,
+    CONNECTIONS_CREATED, CONNECTION_COUNT, CONNECTION_LEAKS, CONNECTION_MAX, CONNECTION_USE_TIME, CONNECTION_WAIT_TIME,
+    ERRORS, OPERATION_DURATION, QUERY_SUMMARY, RESPONSE_STATUS_CODE, TRACKED_DURATION, TRANSACTION_DURATION,
 };
 use db_monitor::sql::Operation;
 use db_monitor::tokio_postgres::types::Type;
@@ -269,26 +268,33 @@ async fn every_client_method_is_timed_under_its_statement() {
     assert_eq!(rec.count(TRANSACTION_DURATION, &[("outcome", "rolled_back")]), 2);
     assert_eq!(rec.count(TRANSACTION_DURATION, &[("outcome", "abandoned")]), 1);
 
-    let operations = rec.label_values(OPERATION_DURATION, "db_operation_name");
-    for op in [
-        "BEGIN",
-        "COMMIT",
-        "COPY",
-        "CREATE",
-        "INSERT",
-        "ROLLBACK",
-        "SAVEPOINT",
-        "SELECT",
-        "UPDATE",
+    // The summaries: operations and tables as written; no label of the
+    // operation or the table alone (the convention says not to take them
+    // from the text).
+    let summaries = rec.label_values(OPERATION_DURATION, QUERY_SUMMARY);
+    for summary in [
+        "BEGIN".to_owned(),
+        "COMMIT".to_owned(),
+        format!("COPY {table}"),
+        format!("INSERT {table}"),
+        "ROLLBACK".to_owned(),
+        "SAVEPOINT".to_owned(),
+        format!("SELECT {table}"),
+        format!("UPDATE {table}"),
     ] {
-        assert!(operations.contains(&op.to_owned()), "{op} missing from {operations:?}");
+        assert!(summaries.contains(&summary), "{summary} missing from {summaries:?}");
     }
-    assert!(rec
-        .label_values(OPERATION_DURATION, "db_collection_name")
-        .contains(&table));
+    for label in ["db_operation_name", "db_collection_name"] {
+        assert!(rec.label_values(OPERATION_DURATION, label).is_empty(), "{label}");
+    }
+    // The database the statements went to.
+    let config = support::pg::shared_config();
+    let database = config.get_dbname().or(config.get_user()).unwrap().to_owned();
+    assert_eq!(rec.label_values(OPERATION_DURATION, "db_namespace"), [database]);
+    assert!(!rec.label_values(OPERATION_DURATION, "server_address").is_empty());
     // No literal value reaches any label.
     for name in [OPERATION_DURATION, ERRORS] {
-        for label in ["db_query_summary", "db_collection_name", "db_operation_name"] {
+        for label in ["db_query_summary", "db_namespace", "server_address"] {
             for value in rec.label_values(name, label) {
                 assert!(!value.contains("secret") && !value.contains("copied"), "{value}");
             }
@@ -494,16 +500,22 @@ async fn bb8_state_and_statistics_are_published() {
         ("db_system_name", "postgresql"),
     ];
     assert_eq!(rec.gauge(CONNECTION_MAX, &labels), Some(5.0));
-    assert_eq!(rec.gauge(CONNECTIONS_USAGE, &[("state", "used")]), Some(1.0));
+    assert_eq!(
+        rec.gauge(CONNECTION_COUNT, &[("db_client_connection_state", "used")]),
+        Some(1.0)
+    );
     assert_eq!(rec.gauge("db_client_connection_idle_min", &labels), Some(2.0));
     assert!(rec.counter(CONNECTIONS_CREATED, &labels) >= 2);
     assert_eq!(
-        rec.counter("db_client_connection_gets_total", &[("result", "direct")]),
+        rec.counter("db_monitor_connection_gets_total", &[("result", "direct")]),
         1
     );
     drop(conn);
     pool.monitor().publish_state();
-    assert_eq!(rec.gauge(CONNECTIONS_USAGE, &[("state", "used")]), Some(0.0));
+    assert_eq!(
+        rec.gauge(CONNECTION_COUNT, &[("db_client_connection_state", "used")]),
+        Some(0.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,7 +536,7 @@ async fn setup_statements_run_on_every_new_connection() {
     let timeout: String = conn.query_one_scalar("SHOW statement_timeout", &[]).await.unwrap();
     assert_eq!(timeout, "123ms");
     assert_eq!(pool.monitor().snapshot().connections_set_up, 1);
-    assert_eq!(rec.count(OPERATION_DURATION, &[("db_operation_name", "SET")]), 1);
+    assert_eq!(rec.count(OPERATION_DURATION, &[("db_query_summary", "SET")]), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -662,8 +674,11 @@ async fn the_background_task_samples_an_idle_pool_and_stops() {
         .is_err());
     let used = || {
         rec.gauge(
-            CONNECTIONS_USAGE,
-            &[("db_client_connection_pool_name", "sampled"), ("state", "used")],
+            CONNECTION_COUNT,
+            &[
+                ("db_client_connection_pool_name", "sampled"),
+                ("db_client_connection_state", "used"),
+            ],
         )
     };
     assert_eq!(used(), Some(1.0));
@@ -708,7 +723,7 @@ async fn the_background_task_samples_an_idle_pool_and_stops() {
     assert_eq!(pool.monitor().error_report(None).errors, 0);
     assert!(pool.monitor().query_stats().iter().all(|q| q.calls == 0));
     assert_eq!(
-        rec.counter("db_client_errors_total", &[("error_type", "syntax_or_access")]),
+        rec.counter("db_monitor_errors_total", &[("error_type", "syntax_or_access")]),
         1
     );
 
@@ -833,7 +848,7 @@ async fn the_slow_query_store_groups_slow_runs_by_statement() {
     assert_eq!(timed_out.error_type, Some(ErrorKind::StatementTimeout));
     assert_eq!(timed_out.statement, "SELECT pg_sleep(?), ?");
     assert_eq!(
-        rec.counter("db_client_slow_queries_total", &[("db_query_summary", "SELECT")]),
+        rec.counter("db_monitor_slow_queries_total", &[("db_query_summary", "SELECT")]),
         5
     );
     assert_eq!(pool.monitor().slow_query_report(None, 1).groups.len(), 1);

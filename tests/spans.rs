@@ -70,8 +70,10 @@ async fn every_method_has_a_span_named_by_its_summary<P: TestPool>() {
     let select_name = format!("SELECT {table}");
     let update = format!("UPDATE {table} SET v = $1 WHERE id <= $2");
     let update_name = format!("UPDATE {table}");
-    let select_text = format!("SELECT id FROM {table} WHERE id <= ?");
-    let update_text = format!("UPDATE {table} SET v = ? WHERE id <= ?");
+    // Parameters as written, literals as `?` (the convention's
+    // db.query.text for parameterized text).
+    let select_text = format!("SELECT id FROM {table} WHERE id <= $1");
+    let update_text = format!("UPDATE {table} SET v = $1 WHERE id <= $2");
     let simple_text = format!("SELECT id FROM {table}");
     let batch_text = format!("UPDATE {table} SET v = ?");
     let copy_out_text = format!("COPY {table}(id, v) TO STDOUT");
@@ -98,7 +100,14 @@ async fn every_method_has_a_span_named_by_its_summary<P: TestPool>() {
         );
         assert_eq!(span.field("error.type"), None, "{method}");
         assert_eq!(span.field("db.operation.name"), None, "{method}: parsed, so not set");
-        assert_eq!(span.field("db.query.text"), Some(text), "{method}: the normalized text");
+        assert_eq!(span.field("db.query.text"), Some(text), "{method}: the masked text");
+        for known in ["otel.name", "db.query.summary", "db.query.text", "db.namespace"] {
+            assert!(
+                span.at_creation.iter().any(|f| f == known),
+                "{method}: {known} is set when the span is created, for head samplers: {:?}",
+                span.at_creation
+            );
+        }
         spans.clear();
     };
 
@@ -180,6 +189,101 @@ async fn every_method_has_a_span_named_by_its_summary<P: TestPool>() {
     assert_eq!(expected.len(), 20, "every statement method");
     drop(conn);
     drop(pool);
+}
+
+/// `span_level` sets the spans' level, or turns them off: a subscriber
+/// that takes INFO sees no statement at DEBUG, one that takes DEBUG does,
+/// and with the spans off no subscriber sees any.
+async fn the_span_level_is_a_setting<P: TestPool>() {
+    use tracing::Level;
+    for (level, subscriber, seen) in [
+        (Some(Level::DEBUG), Level::INFO, false),
+        (Some(Level::DEBUG), Level::DEBUG, true),
+        (Some(Level::INFO), Level::INFO, true),
+        (None, Level::TRACE, false),
+    ] {
+        let (monitor, _rec) = support::monitor(MonitorConfig::default().span_level(level));
+        let pool = pool_of::<P>(&monitor, "spans_level", 1).await;
+        let (spans, _guard) = support::spans::capture_at(subscriber);
+        let mut conn = pool.get().await.unwrap();
+        conn.query_one("SELECT 1", &[]).await.unwrap();
+        let tx = conn.transaction().await.unwrap();
+        tx.rollback().await.unwrap();
+        let monitor_spans = spans.monitor();
+        assert_eq!(
+            !monitor_spans.is_empty(),
+            seen,
+            "spans at {level:?}, a subscriber at {subscriber}: {monitor_spans:?}"
+        );
+        if seen {
+            assert!(monitor_spans.iter().any(|s| s.name() == "SELECT" && s.closed));
+            assert!(monitor_spans.iter().any(|s| s.name() == "transaction"));
+        }
+    }
+}
+
+/// Real statements of several operations and tables: a `WITH` query, a
+/// join and an `INSERT … SELECT` are summarized operation by operation in
+/// the order written, their text keeps its parameters, and the database
+/// is the pool's.
+async fn a_summary_names_each_operation_and_table_in_order<P: TestPool>() {
+    let (monitor, _rec) = support::monitor(MonitorConfig::default());
+    let pool = pool_of::<P>(&monitor, "spans_summary", 1).await;
+    let (a, b) = (unique("sum_a"), unique("sum_b"));
+    let conn = pool.get().await.unwrap();
+    conn.batch_execute(&format!(
+        "CREATE TABLE {a} (id int PRIMARY KEY, v text); CREATE TABLE {b} (id int, v text);
+         INSERT INTO {a} VALUES (1, 'x'), (2, 'y')"
+    ))
+    .await
+    .unwrap();
+    let (spans, _guard) = capture();
+    let cases = [
+        (
+            format!("WITH recent AS (SELECT id FROM {a} WHERE id > $1) SELECT * FROM recent"),
+            format!("SELECT {a} SELECT recent"),
+        ),
+        (
+            format!("SELECT x.v FROM {a} x JOIN {b} y ON x.id = y.id WHERE x.id = $1"),
+            format!("SELECT {a} {b}"),
+        ),
+        (
+            format!("INSERT INTO {b} SELECT id, v FROM {a} WHERE id > $1"),
+            format!("INSERT {b} SELECT {a}"),
+        ),
+    ];
+    for (sql, summary) in &cases {
+        conn.execute(sql.as_str(), &[&0_i32]).await.unwrap();
+        let span = one(&spans, summary);
+        assert_eq!(span.field("db.query.summary"), Some(summary.as_str()));
+        assert_eq!(span.field("db.query.text"), Some(sql.as_str()), "parameters as written");
+        assert_eq!(span.field("db.operation.name"), None, "not parsed from the text");
+        assert_eq!(span.field("db.collection.name"), None, "not parsed from the text");
+        let config = shared_config();
+        assert_eq!(span.field("db.namespace"), config.get_dbname().or(config.get_user()));
+        spans.clear();
+    }
+}
+
+/// A statement the server answered with a warning carries its SQLSTATE
+/// (PostgreSQL's convention: `db.response.status_code` when the response
+/// ended with a warning or an error) and is no failure; the next
+/// statement does not inherit it.
+async fn a_warning_gives_its_sqlstate_to_its_statement<P: TestPool>() {
+    let (monitor, _rec) = support::monitor(MonitorConfig::default());
+    let pool = pool_of::<P>(&monitor, "spans_warning", 1).await;
+    let conn = pool.get().await.unwrap();
+    let (spans, _guard) = capture();
+    // A warning the server writes itself (01000 is the class of warnings):
+    // a transaction ended where none is open.
+    conn.batch_execute("COMMIT").await.unwrap();
+    conn.query_one("SELECT 1", &[]).await.unwrap();
+    let commit = one(&spans, "COMMIT");
+    assert_eq!(commit.field("db.response.status_code"), Some("25P01"), "{commit:?}");
+    assert_eq!(commit.field("error.type"), None);
+    assert_eq!(commit.field("otel.status_code"), None);
+    let select = one(&spans, "SELECT");
+    assert_eq!(select.field("db.response.status_code"), None, "{select:?}");
 }
 
 /// `BEGIN`, the statements, a savepoint's and `COMMIT` are children of the
@@ -282,7 +386,7 @@ async fn failures_carry_their_kind_and_sqlstate<P: TestPool>() {
     assert_eq!(span.field("error.type"), Some("statement_timeout"));
     assert_eq!(span.field("db.response.status_code"), Some("57014"));
     assert_eq!(span.field("otel.status_code"), Some("ERROR"));
-    assert_eq!(span.field("db.query.text"), Some("SELECT pg_sleep(?)"));
+    assert_eq!(span.field("db.query.text"), Some("SELECT pg_sleep($1)"));
     conn.batch_execute("RESET statement_timeout").await.unwrap();
     spans.clear();
 
@@ -293,7 +397,9 @@ async fn failures_carry_their_kind_and_sqlstate<P: TestPool>() {
     let span = one(&spans, "SELECT");
     assert_eq!(span.field("error.type"), Some("cancelled"));
     assert_eq!(span.field("db.response.status_code"), None);
-    assert_eq!(span.field("db.query.text"), Some("SELECT pg_sleep(?)"));
+    // One statement with the one before (they differ in a literal only):
+    // its text is theirs, the first one's, and holds no value.
+    assert_eq!(span.field("db.query.text"), Some("SELECT pg_sleep($1)"));
 }
 
 /// A checkout that times out is a span with its `error.type` and wait; a
@@ -547,6 +653,9 @@ on_both_pools!(
     a_checkout_timeout_is_a_span,
     no_literal_reaches_a_span,
     the_trace_context_reaches_the_server,
+    the_span_level_is_a_setting,
+    a_warning_gives_its_sqlstate_to_its_statement,
+    a_summary_names_each_operation_and_table_in_order,
 );
 
 /// On deadpool, a name a `post_create` hook gives (deadpool's customizer)

@@ -27,7 +27,7 @@ groups:
     rules:
       - record: instance_pool:db_connection_demand:sum
         expr: |
-          sum by (instance, db_client_connection_pool_name) (db_client_connections_usage{state="used"})
+          sum by (instance, db_client_connection_pool_name) (db_client_connection_count{db_client_connection_state="used"})
           + sum by (instance, db_client_connection_pool_name) (db_client_connection_pending_requests)
       - record: instance_pool:db_connection_demand:deriv_$range
         expr: deriv(instance_pool:db_connection_demand:sum[$range])

@@ -138,6 +138,21 @@ impl<F: Fn(&'static str) -> Option<String>> Env<F> {
         self.count("ASYNC_DB_PREPARED_CACHE_SIZE", &mut c.prepared_cache_size)
     }
 
+    fn span_level(&self, level: &mut Option<tracing::Level>) -> Result<(), ConfigError> {
+        self.read(
+            "ASYNC_DB_SPAN_LEVEL",
+            "info, debug, trace or off",
+            |s| match s.to_ascii_lowercase().as_str() {
+                "off" | "none" => Some(None),
+                "error" | "warn" | "info" => Some(Some(tracing::Level::INFO)),
+                "debug" => Some(Some(tracing::Level::DEBUG)),
+                "trace" => Some(Some(tracing::Level::TRACE)),
+                _ => None,
+            },
+            level,
+        )
+    }
+
     fn server_view(&self, view: &mut Option<super::ServerView>) -> Result<(), ConfigError> {
         let Some(raw) = (self.lookup)("ASYNC_DB_SERVER_VIEW") else {
             return Ok(());
@@ -236,6 +251,7 @@ impl MonitorConfig {
     /// | `ASYNC_DB_ALERT_TRANSACTION_AGE` | [`AlertThresholds::transaction_age`](super::AlertThresholds::transaction_age) | 300 s |
     /// | `ASYNC_DB_ALERT_BLOCKED` | [`AlertThresholds::blocked`](super::AlertThresholds::blocked) | 30 s |
     /// | `ASYNC_DB_HISTORY_SLOT` | [`slot`](Self::slot) | 60 s |
+    /// | `ASYNC_DB_SPAN_LEVEL` | [`span_level`](Self::span_level) (`info`, `debug`, `trace`, `off`) | `info` |
     /// | `ASYNC_DB_ALERT_FORECAST_INTERVAL` | [`ForecastThresholds::interval`](super::ForecastThresholds::interval) | 10 s |
     /// | `ASYNC_DB_ALERT_FORECAST_WINDOW` | [`ForecastThresholds::window`](super::ForecastThresholds::window) | 30 min |
     /// | `ASYNC_DB_ALERT_FORECAST_HORIZON` | [`ForecastThresholds::horizon`](super::ForecastThresholds::horizon) | 1 h |
@@ -301,6 +317,7 @@ impl MonitorConfig {
         env.forecast(&mut c.alerts.forecast)?;
         env.anomaly(&mut c.alerts.anomaly)?;
         env.duration("ASYNC_DB_HISTORY_SLOT", &mut c.slot)?;
+        env.span_level(&mut c.span_level)?;
         c.validate()?;
         Ok(c)
     }

@@ -28,4 +28,4 @@ pub(crate) use record::record;
 
 pub(crate) use scope::current_route_id;
 pub(crate) use sink::{AlertListener, Sink};
-pub(crate) use table::QueryEntry;
+pub(crate) use table::{QueryEntry, QueryTable};

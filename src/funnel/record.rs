@@ -9,7 +9,7 @@ use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::event::{Event, Outcome, PoolCounters, StatementEnd, TxOutcome};
+use super::event::{Event, Outcome, PoolCounters, Rows, StatementEnd, TxOutcome};
 use super::scope;
 use super::sink::Sink;
 use crate::classify::{error_message, server_message, ErrorKind};
@@ -85,8 +85,11 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
         },
     });
     let failed = match outcome {
-        Outcome::Ok(_) => {
+        Outcome::Ok(rows) => {
             entry.metrics.ok.record(elapsed);
+            if let Rows::Returned(n) = rows {
+                entry.metrics.rows.record(n as f64);
+            }
             None
         }
         Outcome::Failed(error) => Some(statement_failed(sink, entry, elapsed, error, deadlock_peers)),
@@ -122,13 +125,13 @@ fn statement_failed(
     deadlock_peers: Option<&str>,
 ) -> ErrorKind {
     let kind = ErrorKind::of(error);
+    let code = error.code().map(|c| c.code());
     entry
         .metrics
-        .failed(kind, |labels| {
+        .failed(kind, code, |labels| {
             sink.registry.histogram(crate::names::OPERATION_DURATION, labels)
         })
         .record(elapsed);
-    let code = error.code().map(|c| c.code());
     keep_error(
         sink,
         NewError {
@@ -178,7 +181,7 @@ fn request_route() -> Option<Arc<str>> {
     crate::stats::routes::route_name(super::scope::current_route_id())
 }
 
-/// Counts an error (`db_client_errors_total`) and keeps it in the error
+/// Counts an error (`db_monitor_errors_total`) and keeps it in the error
 /// store.
 fn keep_error(sink: &Sink, error: NewError<'_>) {
     sink.error_counter(error.kind, error.sqlstate).increment(1);
@@ -343,6 +346,7 @@ fn pool_state(sink: &Sink, reading: &PoolReading, counters: &PoolCounters, sampl
     m.idle.set(f64::from(reading.idle));
     m.used.set(f64::from(reading.size.saturating_sub(reading.idle)));
     m.max.set(f64::from(reading.max_size));
+    m.idle_max.set(f64::from(reading.max_size));
     m.idle_min.set(f64::from(counters.idle_min));
     m.pending.set(reading.waiters as f64);
     m.created.absolute(counters.created);

@@ -10,6 +10,7 @@ use metrics::{Counter, Gauge, Histogram, Label};
 
 use super::event::TxOutcome;
 use super::handles::{base_labels, CappedHandles, Registry};
+use super::span::SpanTarget;
 use super::table::QueryTable;
 use crate::alert_kind::{AlertSeverity, AlertType};
 use crate::classify::{ErrorKind, SqlStateCode};
@@ -39,8 +40,8 @@ pub(crate) struct Sink {
     pub(crate) epoch_wall: SystemTime,
     /// The server view's gauges, registered at its first sample.
     server: std::sync::OnceLock<ServerGauges>,
-    /// What this pool's spans say of the database (set by its manager).
-    pub(crate) span_target: super::span::SpanTarget,
+    /// Where this pool's statements go (its spans' attributes).
+    pub(crate) span_target: SpanTarget,
 }
 
 /// The gauges of the server-side view.
@@ -57,11 +58,17 @@ impl fmt::Debug for Sink {
 }
 
 impl Sink {
-    pub(crate) fn new(name: &str, config: Arc<MonitorConfig>, registry: Registry, listener: AlertListener) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        target: SpanTarget,
+        config: Arc<MonitorConfig>,
+        registry: Registry,
+        listener: AlertListener,
+    ) -> Self {
         let name: Arc<str> = Arc::from(name);
         let base = base_labels(&name);
         Sink {
-            queries: QueryTable::new(&registry, &config, &base),
+            queries: QueryTable::new(&registry, &config, &base, &target.labels()),
             metrics: PoolMetrics::new(&registry, &base),
             stores: PoolStores::new(&config),
             errors: CappedHandles::new(config.max_status_codes),
@@ -70,7 +77,7 @@ impl Sink {
             clock_epoch: crate::units::now(),
             epoch_wall: SystemTime::now(),
             server: std::sync::OnceLock::new(),
-            span_target: Default::default(),
+            span_target: target,
             registry,
             config,
             name,
@@ -139,7 +146,7 @@ impl Sink {
         crate::classify::error_chain(error, self.config.expose_application_messages)
     }
 
-    /// The `db_client_errors_total` handle for `kind` and `code`, built once
+    /// The `db_monitor_errors_total` handle for `kind` and `code`, built once
     /// per distinct pair (codes past the cap are labelled `other`).
     pub(crate) fn error_counter(&self, kind: ErrorKind, code: Option<&str>) -> Counter {
         // A code that is no SQLSTATE is counted with the codes past the cap.
@@ -173,6 +180,7 @@ pub(crate) struct PoolMetrics {
     pub(crate) idle: Gauge,
     pub(crate) used: Gauge,
     pub(crate) max: Gauge,
+    pub(crate) idle_max: Gauge,
     pub(crate) idle_min: Gauge,
     pub(crate) pending: Gauge,
     pub(crate) created: Counter,
@@ -209,9 +217,10 @@ impl PoolMetrics {
             abandoned: ["kept", "retired"].map(|o| m.counter(names::ABANDONED_CONNECTIONS, with(names::OUTCOME, o))),
             ended_early: m.counter(names::STREAMS_ENDED_EARLY, base.to_vec()),
             prepared: ["hit", "miss"].map(|r| m.counter(names::PREPARED_CACHE, with(names::RESULT, r))),
-            idle: m.gauge(names::CONNECTIONS_USAGE, with(names::STATE, "idle")),
-            used: m.gauge(names::CONNECTIONS_USAGE, with(names::STATE, "used")),
+            idle: m.gauge(names::CONNECTION_COUNT, with(names::CONNECTION_STATE, "idle")),
+            used: m.gauge(names::CONNECTION_COUNT, with(names::CONNECTION_STATE, "used")),
             max: m.gauge(names::CONNECTION_MAX, base.to_vec()),
+            idle_max: m.gauge(names::CONNECTION_IDLE_MAX, base.to_vec()),
             idle_min: m.gauge(names::CONNECTION_IDLE_MIN, base.to_vec()),
             pending: m.gauge(names::CONNECTION_PENDING_REQUESTS, base.to_vec()),
             created: m.counter(names::CONNECTIONS_CREATED, base.to_vec()),

@@ -42,16 +42,19 @@ use tracing::Span;
 
 use super::event::{Outcome, Rows, TxOutcome};
 use super::table::{QueryEntry, OTHER_FINGERPRINT};
-use crate::classify::ErrorKind;
+use crate::classify::{ErrorKind, SqlStateCode};
 
 /// The target of every span here (and of the crate's log events).
 pub(crate) const TARGET: &str = "db_monitor";
+
+/// The `db.operation.name` of a prepare.
+pub(crate) const PREPARE: &str = "PREPARE";
 
 /// The `db.system.name` of PostgreSQL.
 const SYSTEM: &str = "postgresql";
 
 /// Where a pool's statements go: the attributes each of its spans carries
-/// from the start. Set once by the pool's connection manager.
+/// from the start, and the labels of its statement metrics.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct SpanTarget {
     /// `db.namespace`: the database.
@@ -60,31 +63,118 @@ pub(crate) struct SpanTarget {
     pub(crate) address: Option<Box<str>>,
     /// `server.port`.
     pub(crate) port: Option<u16>,
+    /// The level of the pool's spans; `None`: no spans.
+    pub(crate) level: Option<SpanLevel>,
+}
+
+/// The levels a pool's spans may have ([`MonitorConfig::span_level`](crate::MonitorConfig::span_level)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpanLevel {
+    Info,
+    Debug,
+    Trace,
+}
+
+impl SpanLevel {
+    /// The level of `level`; ERROR and WARN are taken as INFO, the highest
+    /// a span of the crate has.
+    pub(crate) fn of(level: tracing::Level) -> SpanLevel {
+        match level {
+            tracing::Level::TRACE => SpanLevel::Trace,
+            tracing::Level::DEBUG => SpanLevel::Debug,
+            _ => SpanLevel::Info,
+        }
+    }
+}
+
+/// One span macro per level (a callsite's level is fixed): `$level` picks
+/// the callsite.
+macro_rules! span_at {
+    ($level:expr, $($args:tt)*) => {
+        match $level {
+            SpanLevel::Info => tracing::info_span!($($args)*),
+            SpanLevel::Debug => tracing::debug_span!($($args)*),
+            SpanLevel::Trace => tracing::trace_span!($($args)*),
+        }
+    };
+}
+
+/// PostgreSQL's port, which `server_port` is not labelled with.
+const DEFAULT_PORT: u16 = 5432;
+
+impl SpanTarget {
+    /// The target of a pool connecting with `config`: the database (the
+    /// user's name when none is set, as the server takes it), and the
+    /// first host and port; its spans at `level` (none without).
+    pub(crate) fn of(config: &tokio_postgres::Config, level: Option<tracing::Level>) -> SpanTarget {
+        let address = config.get_hosts().first().map(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => name.clone().into_boxed_str(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.to_string_lossy().into(),
+        });
+        let namespace = config.get_dbname().or(config.get_user()).map(Into::into);
+        let port = config.get_ports().first().copied().or(Some(DEFAULT_PORT));
+        SpanTarget {
+            namespace,
+            address,
+            port,
+            level: level.map(SpanLevel::of),
+        }
+    }
+
+    /// The labels of the statement metrics: `db_namespace` and
+    /// `server_address` when known, `server_port` when it is not 5432.
+    pub(crate) fn labels(&self) -> Vec<metrics::Label> {
+        use crate::names;
+        let mut labels = Vec::with_capacity(3);
+        if let Some(namespace) = &self.namespace {
+            labels.push(metrics::Label::new(names::NAMESPACE, namespace.to_string()));
+        }
+        if let Some(address) = &self.address {
+            labels.push(metrics::Label::new(names::SERVER_ADDRESS, address.to_string()));
+        }
+        if let Some(port) = self.port.filter(|&p| p != DEFAULT_PORT) {
+            labels.push(metrics::Label::new(names::SERVER_PORT, port.to_string()));
+        }
+        labels
+    }
 }
 
 /// Opens a statement's span, a child of the current span (the entered
 /// `parent` when there is one, a transaction's). `waited_nanos` is how long
-/// the statement's checkout waited for its connection.
+/// the statement's checkout waited for its connection; `operation` is the
+/// operation where it is known without parsing (`PREPARE` for a prepare,
+/// named `PREPARE {summary}`).
 ///
-/// What is known at the start is given to the span macro, and what is
-/// known at the end is recorded in one call ([`statement_done`]): a
+/// Call it only when [`wanted`] (at `level`). Everything known at the start is set now,
+/// the name, summary and text included, so that a head sampler sees them;
+/// what is known at the end is recorded in one call ([`statement_done`]): a
 /// subscriber such as `tracing-opentelemetry` pays a lookup and a lock per
 /// `record` call, about 700 instructions, whatever the number of fields.
-#[inline]
 pub(crate) fn statement(
+    level: SpanLevel,
     pool: &str,
     target: &SpanTarget,
     parent: Option<&Span>,
-    waited_nanos: impl FnOnce() -> u64,
-) -> Option<Span> {
-    if !wanted() {
-        return None;
-    }
+    waited_nanos: u64,
+    entry: &QueryEntry,
+    operation: Option<&'static str>,
+) -> Span {
     let _in_parent = parent.filter(|p| !p.is_disabled()).map(Span::enter);
-    Some(tracing::info_span!(
+    let known = entry.fingerprint != OTHER_FINGERPRINT;
+    // A prepare is named after what it prepares (rare: the one allocation).
+    let prepare = operation == Some(PREPARE);
+    let prepared = (known && prepare).then(|| format!("{PREPARE} {}", entry.summary));
+    let name: &str = match &prepared {
+        Some(name) => name,
+        None if known => &entry.summary,
+        None => target.namespace.as_deref().unwrap_or(SYSTEM),
+    };
+    span_at!(
+        level,
         target: TARGET,
         "db.statement",
-        otel.name = Empty,
+        otel.name = name,
         otel.kind = "client",
         otel.status_code = Empty,
         "db.system.name" = SYSTEM,
@@ -92,31 +182,34 @@ pub(crate) fn statement(
         "server.address" = target.address.as_deref(),
         "server.port" = target.port,
         "db.client.connection.pool.name" = pool,
-        "db_monitor.checkout.wait_ms" = waited_nanos() as f64 / 1e6,
-        "db.query.summary" = Empty,
-        "db.query.text" = Empty,
-        "db.operation.name" = Empty,
+        "db_monitor.checkout.wait_ms" = waited_nanos as f64 / 1e6,
+        "db.query.summary" = known.then_some(name),
+        "db.query.text" = known.then_some(&*entry.text),
+        "db.operation.name" = operation,
         "db.response.status_code" = Empty,
         "error.type" = Empty,
         "db.response.returned_rows" = Empty,
         "db_monitor.rows_affected" = Empty,
-    ))
+    )
 }
 
-/// Whether a subscriber wants the crate's spans: the cached interest of
-/// one callsite (target `db_monitor`, INFO).
+/// The level at which a subscriber wants the spans of a pool aimed at
+/// `target`: none when its spans are off or no subscriber wants them (the
+/// cached interest of one callsite, target `db_monitor`, at the level).
 #[inline(always)]
-fn wanted() -> bool {
-    tracing::span_enabled!(target: TARGET, tracing::Level::INFO)
+pub(crate) fn wanted(target: &SpanTarget) -> Option<SpanLevel> {
+    let level = target.level?;
+    let on = match level {
+        SpanLevel::Info => tracing::span_enabled!(target: TARGET, tracing::Level::INFO),
+        SpanLevel::Debug => tracing::span_enabled!(target: TARGET, tracing::Level::DEBUG),
+        SpanLevel::Trace => tracing::span_enabled!(target: TARGET, tracing::Level::TRACE),
+    };
+    on.then_some(level)
 }
 
 /// The fields of a statement's span recorded at its end, found once.
 struct EndFields {
-    name: Field,
     status: Field,
-    summary: Field,
-    text: Field,
-    operation: Field,
     code: Field,
     error: Field,
     returned: Field,
@@ -127,17 +220,18 @@ impl EndFields {
     /// The fields of the statement callsite (the one callsite of the spans
     /// this module completes), found by name the first time.
     fn of(span: &Span) -> Option<&'static EndFields> {
-        static FIELDS: OnceLock<Option<EndFields>> = OnceLock::new();
+        static FIELDS: [OnceLock<Option<EndFields>>; 3] = [const { OnceLock::new() }; 3];
         let meta = span.metadata()?;
-        FIELDS
+        let slot = match *meta.level() {
+            tracing::Level::TRACE => 2,
+            tracing::Level::DEBUG => 1,
+            _ => 0,
+        };
+        FIELDS[slot]
             .get_or_init(|| {
                 let fields = meta.fields();
                 Some(EndFields {
-                    name: fields.field("otel.name")?,
                     status: fields.field("otel.status_code")?,
-                    summary: fields.field("db.query.summary")?,
-                    text: fields.field("db.query.text")?,
-                    operation: fields.field("db.operation.name")?,
                     code: fields.field("db.response.status_code")?,
                     error: fields.field("error.type")?,
                     returned: fields.field("db.response.returned_rows")?,
@@ -145,48 +239,26 @@ impl EndFields {
                 })
             })
             .as_ref()
-            .filter(|f| f.name.callsite() == meta.callsite())
+            .filter(|f| f.status.callsite() == meta.callsite())
     }
 }
 
-/// Completes a statement's span: its name, text and outcome.
-/// `operation` is the operation when it is known without parsing.
-#[inline]
-pub(crate) fn statement_done(
-    span: Option<&Span>,
-    target: &SpanTarget,
-    entry: &QueryEntry,
-    operation: Option<&'static str>,
-    outcome: &Outcome<'_>,
-) {
-    if let Some(span) = span.filter(|s| !s.is_disabled()) {
-        fill_statement(span, target, entry, operation, outcome, false);
-    }
-}
-
+/// Completes a statement's span with its outcome, and the SQLSTATE of a
+/// warning the server sent with it (the PostgreSQL convention's
+/// `db.response.status_code` for a response that ended with a warning).
 #[inline(never)]
-fn fill_statement(
-    span: &Span,
-    target: &SpanTarget,
-    entry: &QueryEntry,
-    operation: Option<&'static str>,
-    outcome: &Outcome<'_>,
-    prepare: bool,
-) {
+pub(crate) fn statement_done(span: &Span, outcome: &Outcome<'_>, warning: Option<SqlStateCode>) {
+    if !span.is_disabled() {
+        fill_statement(span, outcome, warning);
+    }
+}
+
+fn fill_statement(span: &Span, outcome: &Outcome<'_>, warning: Option<SqlStateCode>) {
     let (Some(meta), Some(f)) = (span.metadata(), EndFields::of(span)) else {
         return;
     };
-    let known = entry.fingerprint != OTHER_FINGERPRINT;
-    // A prepare is named after what it prepares (rare: the one allocation).
-    let prepared = (known && prepare).then(|| format!("PREPARE {}", entry.summary));
-    let name: &str = match &prepared {
-        Some(name) => name,
-        None if known => &entry.summary,
-        None => target.namespace.as_deref().unwrap_or(SYSTEM),
-    };
-    let summary = known.then_some(name);
-    let text = known.then_some(&*entry.normalized);
-    let (mut returned, mut affected, mut status, mut error, mut code) = (None, None, None, None, None);
+    let (mut returned, mut affected, mut status, mut error) = (None, None, None, None);
+    let mut code = warning.as_ref().map(SqlStateCode::as_str);
     match outcome {
         Outcome::Ok(Rows::Returned(n)) => returned = Some(*n),
         Outcome::Ok(Rows::Affected(n)) => affected = Some(*n),
@@ -205,10 +277,6 @@ fn fill_statement(
         v.as_ref().map(|v| v as &dyn Value)
     }
     let values = [
-        (&f.name, Some(&name as &dyn Value)),
-        (&f.summary, value(&summary)),
-        (&f.text, value(&text)),
-        (&f.operation, value(&operation)),
         (&f.returned, value(&returned)),
         (&f.affected, value(&affected)),
         (&f.status, value(&status)),
@@ -218,15 +286,9 @@ fn fill_statement(
     span.record_all(&meta.fields().value_set(&values));
 }
 
-/// Completes a prepare's span: named `PREPARE {summary}`, with the
-/// statement's text, and the error if it failed (the failed statement is
-/// recorded as such too).
-pub(crate) fn prepare_done(
-    span: &Span,
-    target: &SpanTarget,
-    entry: &QueryEntry,
-    error: Option<&tokio_postgres::Error>,
-) {
+/// Completes a prepare's span: the error if it failed (the failed
+/// statement is recorded as such too).
+pub(crate) fn prepare_done(span: &Span, error: Option<&tokio_postgres::Error>) {
     if span.is_disabled() {
         return;
     }
@@ -234,16 +296,17 @@ pub(crate) fn prepare_done(
         Some(error) => Outcome::Failed(error),
         None => Outcome::Ok(Rows::Unknown),
     };
-    fill_statement(span, target, entry, Some("PREPARE"), &outcome, true);
+    fill_statement(span, &outcome, None);
 }
 
 /// Opens a transaction's span (its statements' parent), a child of the
 /// current span.
 pub(crate) fn transaction(pool: &str, target: &SpanTarget) -> Span {
-    if !wanted() {
+    let Some(level) = wanted(target) else {
         return Span::none();
-    }
-    tracing::info_span!(
+    };
+    span_at!(
+        level,
         target: TARGET,
         "db.transaction",
         otel.name = "transaction",
@@ -275,10 +338,11 @@ pub(crate) fn transaction_done(span: &Span, outcome: TxOutcome) {
 /// failure is known (a checkout that succeeds has none; its wait is an
 /// attribute of its statements' spans), with the wait as an attribute.
 pub(crate) fn checkout_failed(pool: &str, target: &SpanTarget, kind: ErrorKind, waited_nanos: u64) {
-    if !wanted() {
+    let Some(level) = wanted(target) else {
         return;
-    }
-    let _closed_at_once = tracing::info_span!(
+    };
+    let _closed_at_once = span_at!(
+        level,
         target: TARGET,
         "db.checkout",
         otel.name = "checkout",

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use metrics::{Counter, Histogram, Label};
 
 use super::handles::{CappedHandles, Registry};
-use crate::classify::ErrorKind;
+use crate::classify::{ErrorKind, SqlStateCode};
 use crate::config::MonitorConfig;
 use crate::names;
 use crate::sql::{self, Operation};
@@ -26,62 +26,68 @@ const MAX_CACHED_TEXT: usize = 8 * 1024;
 /// again, and forgotten at every store reset.
 const MAX_CACHED_BYTES: usize = 4 << 20;
 
-/// `SELECT orders`: an operation and its table, the `db_query_summary`.
-fn summary_of(operation: Operation, table: Option<&str>) -> String {
-    match table {
-        Some(t) => format!("{operation} {t}"),
-        None => operation.as_str().to_owned(),
-    }
-}
+/// Failure histograms one summary keeps (by error type and SQLSTATE);
+/// past it, failures of a new pair are labelled with the code `other`.
+const MAX_FAILURE_LABELS: usize = 16;
 
 /// Metric handles for one `db_query_summary`, shared by the fingerprints
-/// that have the same operation and table.
+/// that have the same summary.
 pub(crate) struct SummaryMetrics {
+    /// The statement labels: the pool's and the database's, and the summary.
     labels: Vec<Label>,
+    /// The crate's own labels: the pool's and the summary.
+    short: Vec<Label>,
     pub(crate) ok: Histogram,
-    failed: [OnceLock<Histogram>; ErrorKind::ALL.len()],
+    /// `db_client_response_returned_rows`.
+    pub(crate) rows: Histogram,
+    failed: CappedHandles<(ErrorKind, Option<SqlStateCode>), Histogram>,
     pub(crate) slow: Counter,
     pub(crate) cancelled: Counter,
     n_plus_one: OnceLock<Counter>,
 }
 
 impl SummaryMetrics {
-    fn new(m: &Registry, base: &[Label], operation: Operation, table: Option<&str>) -> Self {
-        let summary = summary_of(operation, table);
-        let mut labels = base.to_vec();
-        labels.push(Label::from_static_parts(names::OPERATION_NAME, operation.as_str()));
-        labels.push(Label::new(names::COLLECTION_NAME, table.unwrap_or("").to_owned()));
-        labels.push(Label::new(names::QUERY_SUMMARY, summary.clone()));
+    /// `base`: the pool's labels; `target`: the database's
+    /// (`db_namespace`, `server_address`, `server_port`).
+    fn new(m: &Registry, base: &[Label], target: &[Label], summary: &str) -> Self {
         let mut short = base.to_vec();
-        short.push(Label::new(names::QUERY_SUMMARY, summary));
+        short.push(Label::new(names::QUERY_SUMMARY, summary.to_owned()));
+        let mut labels = short.clone();
+        labels.extend_from_slice(target);
         SummaryMetrics {
             ok: m.histogram(names::OPERATION_DURATION, labels.clone()),
-            failed: Default::default(),
+            rows: m.histogram(names::RETURNED_ROWS, labels.clone()),
+            failed: CappedHandles::new(MAX_FAILURE_LABELS),
             slow: m.counter(names::SLOW_QUERIES, short.clone()),
-            cancelled: m.counter(names::OPERATIONS_CANCELLED, short),
+            cancelled: m.counter(names::OPERATIONS_CANCELLED, short.clone()),
             n_plus_one: OnceLock::new(),
             labels,
+            short,
         }
     }
 
     /// The N+1 counter, registered on the first pattern.
     pub(crate) fn n_plus_one(&self, m: &Registry) -> &Counter {
-        self.n_plus_one.get_or_init(|| {
-            let short: Vec<Label> = self
-                .labels
-                .iter()
-                .filter(|l| l.key() != names::OPERATION_NAME && l.key() != names::COLLECTION_NAME)
-                .cloned()
-                .collect();
-            m.counter(names::N_PLUS_ONE, short)
-        })
+        self.n_plus_one
+            .get_or_init(|| m.counter(names::N_PLUS_ONE, self.short.clone()))
     }
 
-    /// The failure histogram for `kind`, registered on the first failure.
-    pub(crate) fn failed(&self, kind: ErrorKind, register: impl FnOnce(Vec<Label>) -> Histogram) -> &Histogram {
-        self.failed[kind.index()].get_or_init(|| {
+    /// The failure histogram for `kind` and the SQLSTATE `code` (none for
+    /// a failure without one), registered on the first such failure.
+    pub(crate) fn failed(
+        &self,
+        kind: ErrorKind,
+        code: Option<&str>,
+        register: impl FnOnce(Vec<Label>) -> Histogram,
+    ) -> Histogram {
+        let code = code.map(|c| SqlStateCode::new(c).unwrap_or(SqlStateCode::OTHER));
+        let overflow = (kind, Some(SqlStateCode::OTHER));
+        self.failed.get((kind, code), overflow, |(kind, code)| {
             let mut labels = self.labels.clone();
             labels.push(Label::new(names::ERROR_TYPE, kind.as_str()));
+            if let Some(code) = code {
+                labels.push(Label::new(names::RESPONSE_STATUS_CODE, code.as_str().to_owned()));
+            }
             register(labels)
         })
     }
@@ -92,9 +98,13 @@ impl SummaryMetrics {
 pub(crate) struct QueryEntry {
     pub(crate) fingerprint: u64,
     pub(crate) normalized: Arc<str>,
+    /// The text spans show as `db.query.text`: parameters as written,
+    /// literals as `?`.
+    pub(crate) text: Box<str>,
     pub(crate) operation: Operation,
     pub(crate) table: Option<Box<str>>,
-    /// `SELECT orders`: the operation and table, as the spans name it.
+    /// `SELECT orders`: the operations and tables in the order written
+    /// (`db.query.summary`), as the spans name it and the metrics label it.
     pub(crate) summary: Box<str>,
     pub(crate) metrics: Arc<SummaryMetrics>,
     pub(crate) stats: QueryCounters,
@@ -117,10 +127,11 @@ pub(crate) struct QueryTable {
     /// The bytes of the texts in `texts`.
     text_bytes: AtomicUsize,
     fingerprints: papaya::HashMap<u64, Arc<QueryEntry>, foldhash::fast::RandomState>,
-    summaries: CappedHandles<(Operation, Option<Box<str>>), Arc<SummaryMetrics>>,
+    summaries: CappedHandles<Box<str>, Arc<SummaryMetrics>>,
     other: Arc<QueryEntry>,
     registry: Registry,
     base: Vec<Label>,
+    target: Vec<Label>,
     max_texts: usize,
     max_fingerprints: usize,
     /// The length of a history slot.
@@ -180,10 +191,13 @@ thread_local! {
 static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl QueryTable {
-    pub(crate) fn new(registry: &Registry, config: &MonitorConfig, base: &[Label]) -> Self {
+    /// `base`: the labels of every series of the pool; `target`: the
+    /// database's, which the statement histograms carry as well.
+    pub(crate) fn new(registry: &Registry, config: &MonitorConfig, base: &[Label], target: &[Label]) -> Self {
         let summaries = CappedHandles::new(config.max_query_summaries.max(1));
-        let other_metrics = summaries.get((Operation::Other, None), (Operation::Other, None), |_| {
-            Arc::new(SummaryMetrics::new(registry, base, Operation::Other, None))
+        let other: Box<str> = Operation::Other.as_str().into();
+        let other_metrics = summaries.get(other.clone(), other, |summary| {
+            Arc::new(SummaryMetrics::new(registry, base, target, summary))
         });
         QueryTable {
             id: AtomicU64::new(NEXT_TABLE_ID.fetch_add(1, Relaxed)),
@@ -194,6 +208,7 @@ impl QueryTable {
             other: Arc::new(QueryEntry {
                 fingerprint: OTHER_FINGERPRINT,
                 normalized: "other".into(),
+                text: "other".into(),
                 operation: Operation::Other,
                 table: None,
                 summary: Operation::Other.as_str().into(),
@@ -203,6 +218,7 @@ impl QueryTable {
             }),
             registry: registry.clone(),
             base: base.to_vec(),
+            target: target.to_vec(),
             max_texts: config.statement_cache_size,
             max_fingerprints: config.max_fingerprints,
             slot: config.slot,
@@ -298,14 +314,15 @@ impl QueryTable {
             return self.other.clone();
         }
         let analysis = sql::analyze(sql);
-        let table = analysis.table.map(String::into_boxed_str);
-        let metrics = self.summary(analysis.operation, table.clone());
+        let summary = analysis.summary.into_boxed_str();
+        let metrics = self.summary(summary.clone());
         let entry = Arc::new(QueryEntry {
             fingerprint: fp,
             normalized: Arc::from(analysis.normalized),
+            text: analysis.text.into_boxed_str(),
             operation: analysis.operation,
-            summary: summary_of(analysis.operation, table.as_deref()).into_boxed_str(),
-            table,
+            summary,
+            table: analysis.table.map(String::into_boxed_str),
             metrics,
             stats: QueryCounters::default(),
             history: Default::default(),
@@ -315,11 +332,11 @@ impl QueryTable {
 
     /// The handles of one summary; past the cap, summaries share the
     /// handles of `OTHER` (the `other` entry's).
-    fn summary(&self, operation: Operation, table: Option<Box<str>>) -> Arc<SummaryMetrics> {
-        self.summaries
-            .get((operation, table), (Operation::Other, None), |(op, table)| {
-                Arc::new(SummaryMetrics::new(&self.registry, &self.base, *op, table.as_deref()))
-            })
+    fn summary(&self, summary: Box<str>) -> Arc<SummaryMetrics> {
+        let other = Operation::Other.as_str().into();
+        self.summaries.get(summary, other, |summary| {
+            Arc::new(SummaryMetrics::new(&self.registry, &self.base, &self.target, summary))
+        })
     }
 
     /// Forgets every cached text (the entries stay): the per-thread caches
@@ -390,7 +407,7 @@ mod tests {
     #[test]
     fn the_text_cache_is_bounded_by_bytes_and_forgotten_at_a_reset() {
         let config = MonitorConfig::default().statement_cache_size(1_000_000);
-        let table = QueryTable::new(&Registry::default(), &config, &[]);
+        let table = QueryTable::new(&Registry::default(), &config, &[], &[]);
         // 8 KiB texts, each with a literal of its own: past 4 MiB, no more.
         let padding = "x".repeat(8 * 1024 - 64);
         for i in 0..1_000 {

@@ -21,7 +21,7 @@ use super::cache::PreparedCache;
 use super::shared::{bump, ConnStats, PoolShared};
 use super::statement::{MonitoredStatement, ToMonitoredStatement};
 use super::stream::{Counting, MonitoredStream};
-use crate::funnel::{span, Event, Outcome, QueryEntry, Rows, StatementEnd};
+use crate::funnel::{span, Event, Outcome, QueryEntry, QueryTable, Rows, StatementEnd};
 use crate::units::now;
 
 /// What a connection's statements need to report: the connection, its pool,
@@ -57,8 +57,10 @@ pub(crate) fn statement_ended(
         Outcome::Failed(error) => deadlock_peers(pool, conn, error),
         _ => None,
     };
-    let record = |entry: &QueryEntry| {
-        span::statement_done(span, &pool.sink.span_target, entry, query.operation(), &outcome);
+    if let Some(span) = span {
+        span::statement_done(span, &outcome, conn.take_warning());
+    }
+    query.with_entry(&pool.sink.queries, |entry| {
         pool.record(Event::Statement(StatementEnd {
             entry,
             end,
@@ -67,12 +69,7 @@ pub(crate) fn statement_ended(
             outcome,
             deadlock_peers: peers.as_deref(),
         }))
-    };
-    match query {
-        QueryRef::Text(sql) | QueryRef::Known(sql) => pool.sink.queries.with_entry(sql, record),
-        QueryRef::Entry(entry) => record(entry),
-        QueryRef::Owned(entry) => record(entry),
-    }
+    })
 }
 
 /// For a deadlock, the other backends the server names in its `DETAIL`
@@ -145,6 +142,16 @@ impl QueryRef<'_> {
         match self {
             QueryRef::Known(operation) => Some(operation),
             _ => None,
+        }
+    }
+
+    /// Runs `f` with the statement's entry in `table`.
+    #[inline]
+    fn with_entry<R>(&self, table: &QueryTable, f: impl FnOnce(&QueryEntry) -> R) -> R {
+        match self {
+            QueryRef::Text(sql) | QueryRef::Known(sql) => table.with_entry(sql, f),
+            QueryRef::Entry(entry) => f(entry),
+            QueryRef::Owned(entry) => f(entry),
         }
     }
 }
@@ -222,7 +229,7 @@ where
                 let start = now();
                 *this.start = Some(start);
                 *this.seen = this.ctx.stats.abandons.load(Relaxed);
-                *this.span = this.ctx.open_span(*this.parent);
+                *this.span = this.ctx.open_span(*this.parent, this.query);
                 start
             }
         };
@@ -412,12 +419,27 @@ impl ConnCtx {
         }
     }
 
-    /// A statement's span, opened as it starts (see [`span::statement`]).
+    /// A statement's span, opened as it starts (see [`span::statement`]);
+    /// none when no subscriber wants it (one cached check).
     #[inline]
-    fn open_span(&self, parent: Option<&Span>) -> Option<Span> {
+    fn open_span(&self, parent: Option<&Span>, query: &QueryRef<'_>) -> Option<Span> {
+        span::wanted(&self.pool.sink.span_target).map(|level| self.new_span(level, parent, query, query.operation()))
+    }
+
+    #[inline(never)]
+    fn new_span(
+        &self,
+        level: span::SpanLevel,
+        parent: Option<&Span>,
+        query: &QueryRef<'_>,
+        operation: Option<&'static str>,
+    ) -> Span {
         let sink = &self.pool.sink;
-        span::statement(&sink.name, &sink.span_target, parent, || {
-            self.stats.waited_nanos.load(Relaxed)
+        let waited = self.stats.waited_nanos.load(Relaxed);
+        // A warning sent before this statement is not its own.
+        self.stats.take_warning();
+        query.with_entry(&sink.queries, |entry| {
+            span::statement(level, &sink.name, &sink.span_target, parent, waited, entry, operation)
         })
     }
 
@@ -468,8 +490,9 @@ impl ConnCtx {
             Some(p) => p.entry.clone(),
             None => self.pool.sink.queries.entry(statement.__sql()),
         };
-        let span = self.open_span(parent);
-        let mut flight = InFlight::start(CtxRef::Owned(self.clone()), QueryRef::Owned(entry), span);
+        let query = QueryRef::Owned(entry);
+        let span = self.open_span(parent, &query);
+        let mut flight = InFlight::start(CtxRef::Owned(self.clone()), query, span);
         match fut.await {
             Ok(inner) => Ok(MonitoredStream {
                 inner,
@@ -578,13 +601,13 @@ impl ConnCtx {
         types: &[Type],
     ) -> Result<MonitoredStatement, Error> {
         let start = now();
-        let span = self.open_span(client.parent);
-        let target = &self.pool.sink.span_target;
+        let span = span::wanted(&self.pool.sink.span_target)
+            .map(|level| self.new_span(level, client.parent, &QueryRef::Text(query), Some(span::PREPARE)));
         match client.client.prepare_typed(query, types).await {
             Ok(statement) => {
                 let entry = self.pool.sink.queries.entry(query);
                 if let Some(span) = &span {
-                    span::prepare_done(span, target, &entry, None);
+                    span::prepare_done(span, None);
                 }
                 Ok(MonitoredStatement {
                     statement,
@@ -595,7 +618,7 @@ impl ConnCtx {
             Err(e) => {
                 self.failed(query, start, &e);
                 if let Some(span) = &span {
-                    span::prepare_done(span, target, &self.pool.sink.queries.entry(query), Some(&e));
+                    span::prepare_done(span, Some(&e));
                 }
                 Err(e)
             }

@@ -17,7 +17,6 @@ use super::client::MonitoredClient;
 use super::shared::{Backend, Canceller, ConnStats, PoolShared, SideConnect};
 use super::MakeTls;
 use crate::classify::{error_chain, ErrorKind};
-use crate::funnel::span::SpanTarget;
 use crate::funnel::{Event, Sink};
 
 /// A bb8 connection manager for PostgreSQL that times every connect, keeps
@@ -50,24 +49,6 @@ impl<Tls> fmt::Debug for MonitoredManager<Tls> {
     }
 }
 
-/// What the spans of a pool connecting with `config` say of its database:
-/// the database (the user's name when none is set, as the server takes
-/// it), and the first host and port.
-fn span_target(config: &tokio_postgres::Config) -> SpanTarget {
-    let address = config.get_hosts().first().map(|host| match host {
-        tokio_postgres::config::Host::Tcp(name) => name.clone().into_boxed_str(),
-        #[cfg(unix)]
-        tokio_postgres::config::Host::Unix(path) => path.to_string_lossy().into(),
-    });
-    let namespace = config.get_dbname().or(config.get_user()).map(Into::into);
-    let port = config.get_ports().first().copied().or(Some(5432));
-    SpanTarget {
-        namespace,
-        address,
-        port,
-    }
-}
-
 /// Cancel requests (each a connection of its own) in progress at once per
 /// pool; past it, an abandoned statement's connection is retired without one.
 const MAX_CANCEL_REQUESTS: usize = 4;
@@ -97,8 +78,7 @@ impl CancelCounters {
 }
 
 impl<Tls: MakeTls> MonitoredManager<Tls> {
-    pub(crate) fn new(mut sink: Sink, config: tokio_postgres::Config, tls: Tls) -> Self {
-        sink.span_target = span_target(&config);
+    pub(crate) fn new(sink: Sink, config: tokio_postgres::Config, tls: Tls) -> Self {
         let cancel_tls = tls.clone();
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CANCEL_REQUESTS));
         let counted = CancelCounters::new(&sink);
@@ -312,7 +292,12 @@ impl<Tls: MakeTls> MonitoredManager<Tls> {
         // The tasks do not keep the pool alive: once the pool is gone, how
         // its connections end is nobody's concern.
         let shared = Arc::downgrade(&self.shared);
-        let driver = tokio::spawn(drive(connection, shared.clone(), stats.id, self.notifications.clone()));
+        let driver = tokio::spawn(drive(
+            connection,
+            shared.clone(),
+            Arc::downgrade(&stats),
+            self.notifications.clone(),
+        ));
         tokio::spawn(async move {
             // A join error: the runtime is shutting down.
             let Ok(result) = driver.await else { return };
@@ -427,11 +412,12 @@ where
 /// notice to the funnel instead of to tokio-postgres's log line, which
 /// would write its whole text (values included) at INFO. Notifications
 /// (`LISTEN`) go to the manager's listener, or are dropped as
-/// `Connection`'s future drops them.
+/// `Connection`'s future drops them. A warning's SQLSTATE is kept on the
+/// connection for the span of the statement it came with.
 fn drive<S, T>(
     mut connection: tokio_postgres::Connection<S, T>,
     shared: Weak<PoolShared>,
-    id: u64,
+    stats: Weak<ConnStats>,
     notifications: Option<Listener>,
 ) -> impl Future<Output = Result<(), Error>>
 where
@@ -441,9 +427,13 @@ where
     std::future::poll_fn(move |cx| loop {
         match ready!(connection.poll_message(cx)) {
             Some(Ok(AsyncMessage::Notice(notice))) => {
+                let Some(stats) = stats.upgrade() else { continue };
+                if notice.severity() == "WARNING" {
+                    stats.warned(notice.code().code());
+                }
                 if let Some(shared) = shared.upgrade() {
                     shared.record(Event::Notice {
-                        connection: id,
+                        connection: stats.id,
                         notice: &notice,
                     });
                 }

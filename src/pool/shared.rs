@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio_postgres::CancelToken;
 
-use crate::classify::ErrorKind;
+use crate::classify::{ErrorKind, SqlStateCode};
 use crate::funnel::{record, Event, Outcome, Sink};
 
 /// Sends a cancel request for a connection's running statement.
@@ -186,6 +186,10 @@ pub(crate) struct ConnStats {
     /// plus one; zero: not since the last checkout): the next validity
     /// check need not ping again.
     pub(crate) pinged_at: AtomicU64,
+    /// The SQLSTATE of the last warning the server sent on this connection
+    /// (its five bytes; zero: none since it was last taken), for the span
+    /// of the statement it came with.
+    warning: AtomicU64,
     /// Set when a statement reported the end of this connection (a
     /// connection-ending error): its background task's error, if any, is the
     /// same incident seen again.
@@ -238,6 +242,23 @@ pub(crate) struct Backend {
 }
 
 impl ConnStats {
+    /// The server sent a warning with SQLSTATE `code` on this connection.
+    pub(crate) fn warned(&self, code: &str) {
+        let mut bytes = [0u8; 8];
+        let n = code.len().min(5);
+        bytes[..n].copy_from_slice(&code.as_bytes()[..n]);
+        self.warning.store(u64::from_le_bytes(bytes), Relaxed);
+    }
+
+    /// The SQLSTATE of the warning sent since the last call, if any.
+    pub(crate) fn take_warning(&self) -> Option<SqlStateCode> {
+        let bits = self.warning.swap(0, Relaxed);
+        (bits != 0).then(|| {
+            let bytes = bits.to_le_bytes();
+            std::str::from_utf8(&bytes[..5]).ok().and_then(SqlStateCode::new)
+        })?
+    }
+
     pub(crate) fn new(id: u64) -> Self {
         ConnStats {
             id,
@@ -254,6 +275,7 @@ impl ConnStats {
             abandons: AtomicU64::new(0),
             settled_upto: AtomicU64::new(0),
             pinged_at: AtomicU64::new(0),
+            warning: AtomicU64::new(0),
             end_reported: AtomicBool::new(false),
             checked_out: AtomicU64::new(0),
             streams_open: AtomicU32::new(0),

@@ -23,6 +23,9 @@ pub struct Captured {
     pub target: String,
     /// Every field recorded, the last value of each.
     pub fields: BTreeMap<String, String>,
+    /// The fields the span had when it was created (what a head sampler
+    /// sees).
+    pub at_creation: Vec<String>,
     /// The parent's index in the capture.
     pub parent: Option<usize>,
     pub closed: bool,
@@ -69,6 +72,16 @@ pub fn capture() -> (Spans, tracing::subscriber::DefaultGuard) {
     (spans, guard)
 }
 
+/// [`capture`], keeping only spans at `level` or above.
+#[allow(dead_code)]
+pub fn capture_at(level: tracing::Level) -> (Spans, tracing::subscriber::DefaultGuard) {
+    let spans = Spans::default();
+    let filter = tracing_subscriber::filter::LevelFilter::from_level(level);
+    let subscriber = tracing_subscriber::registry().with(Capture(spans.clone()).with_filter(filter));
+    let guard = tracing::subscriber::set_default(subscriber);
+    (spans, guard)
+}
+
 struct Capture(Spans);
 
 /// Where a span is in the capture (kept in the registry's extensions, as
@@ -103,6 +116,7 @@ where
             ..Captured::default()
         };
         attrs.record(&mut Fields(&mut captured.fields));
+        captured.at_creation = captured.fields.keys().cloned().collect();
         let mut all = (self.0).0.lock().unwrap();
         captured.index = all.len();
         span.extensions_mut().insert(Slot(all.len()));
