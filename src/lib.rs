@@ -74,6 +74,10 @@
 //!   [`DbMonitorLayer::prometheus`] to serve `GET /metrics`.
 //! - `axum` (on by default): the layer labels requests with axum's
 //!   `MatchedPath`.
+//! - `otlp`: [`otlp::OtlpRecorder`], the crate's metrics under
+//!   OpenTelemetry's names into an OpenTelemetry `Meter`, for a pipeline
+//!   that exports over OTLP.
+//! - `deadpool`: deadpool-postgres as a second pool.
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -103,6 +107,8 @@ mod forecast;
 pub mod report;
 // Surfaces: the tower layer and the Prometheus helper.
 pub mod layer;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 // Front door: the monitor and its background task.

@@ -4,6 +4,11 @@
 //! to a receiver started here, which decodes what it gets with the
 //! official definitions (`opentelemetry-proto`). One request's trace holds
 //! its statements under the request's span.
+//!
+//! The metrics through the same pipeline (feature `otlp`): `OtlpRecorder`
+//! into the OpenTelemetry SDK and `opentelemetry-otlp`'s metric exporter,
+//! to the receiver: the duration histogram arrives under the convention's
+//! name, unit, attributes and bucket boundaries.
 
 // The example carries its own copy of the PostgreSQL harness.
 #![allow(clippy::duplicate_mod)]
@@ -50,9 +55,21 @@ impl Received {
 /// An OTLP/HTTP trace receiver on a loopback port: `POST /v1/traces` with
 /// a protobuf `ExportTraceServiceRequest`.
 async fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
-    let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+    receiver_of("/v1/traces", |body| {
+        ExportTraceServiceRequest::decode(body).ok().map(spans_of)
+    })
+    .await
+}
+
+/// An OTLP/HTTP receiver on a loopback port: `POST {path}`, each body
+/// decoded into what it keeps (a body that does not decode is a 400).
+async fn receiver_of<T: Send + 'static>(
+    path: &'static str,
+    decode: fn(Bytes) -> Option<Vec<T>>,
+) -> (String, Arc<Mutex<Vec<T>>>) {
+    let received: Arc<Mutex<Vec<T>>> = Arc::new(Mutex::new(Vec::new()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let url = format!("http://{}{path}", listener.local_addr().unwrap());
     let store = received.clone();
     tokio::spawn(async move {
         loop {
@@ -64,16 +81,16 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
                 let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
                     let store = store.clone();
                     async move {
-                        let ok = request.method() == http::Method::POST && request.uri().path() == "/v1/traces";
+                        let ok = request.method() == http::Method::POST && request.uri().path() == path;
                         let body = request
                             .into_body()
                             .collect()
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
-                        let status = match ExportTraceServiceRequest::decode(body) {
-                            Ok(export) if ok => {
-                                store.lock().unwrap().extend(spans_of(export));
+                        let status = match decode(body) {
+                            Some(items) if ok => {
+                                store.lock().unwrap().extend(items);
                                 StatusCode::OK
                             }
                             _ => StatusCode::BAD_REQUEST,
@@ -130,6 +147,20 @@ fn spans_of(export: ExportTraceServiceRequest) -> Vec<Received> {
     out
 }
 
+/// Flushes the SDK with `flush` (which blocks), then waits until something
+/// `done` accepts has arrived, and returns all that has.
+async fn after_flush<T: Clone + std::fmt::Debug, E: std::fmt::Debug + Send + 'static>(
+    flush: impl FnOnce() -> Result<(), E> + Send + 'static,
+    received: &Arc<Mutex<Vec<T>>>,
+    done: impl Fn(&T) -> bool,
+) -> Vec<T> {
+    tokio::task::spawn_blocking(flush).await.unwrap().expect("flush");
+    let arrived = support::eventually(Duration::from_secs(10), || received.lock().unwrap().iter().any(&done)).await;
+    let items = received.lock().unwrap().clone();
+    assert!(arrived, "{items:#?}");
+    items
+}
+
 async fn send(base: &str, method: http::Method, path: &str) -> StatusCode {
     let client = support::http::tcp_client();
     support::http::over_tcp(&client, method, &format!("{base}{path}"))
@@ -156,16 +187,7 @@ async fn one_request_exports_its_statements_under_its_span() {
         StatusCode::OK
     );
     let flushing = provider.clone();
-    tokio::task::spawn_blocking(move || flushing.force_flush())
-        .await
-        .unwrap()
-        .expect("flush");
-    let arrived = support::eventually(Duration::from_secs(10), || {
-        received.lock().unwrap().iter().any(|s| s.name == "COMMIT")
-    })
-    .await;
-    let spans = received.lock().unwrap().clone();
-    assert!(arrived, "{spans:#?}");
+    let spans = after_flush(move || flushing.force_flush(), &received, |s| s.name == "COMMIT").await;
 
     // GET /customers/3: the request's span (tower-http's), and below it the
     // statement's, in the same trace.
@@ -186,7 +208,7 @@ async fn one_request_exports_its_statements_under_its_span() {
     assert_eq!(select.attribute("db.query.summary"), Some("SELECT demo_customers"));
     assert_eq!(
         select.attribute("db.query.text"),
-        Some("SELECT name FROM demo_customers WHERE id = ?")
+        Some("SELECT name FROM demo_customers WHERE id = $1")
     );
     assert_eq!(select.attribute("db.response.returned_rows"), Some("1"));
     assert_eq!(select.attribute("db.client.connection.pool.name"), Some("primary"));
@@ -230,5 +252,161 @@ async fn one_request_exports_its_statements_under_its_span() {
         .iter()
         .filter(|s| s.parent_span_id == transaction.span_id)
         .all(|s| s.trace_id == transaction.trace_id));
+    let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+}
+
+/// A metric as received: its name, unit, and each data point's attributes
+/// with, for a histogram, its bucket bounds and count.
+#[cfg(feature = "otlp")]
+#[derive(Clone, Debug)]
+struct Metric {
+    name: String,
+    unit: String,
+    points: Vec<(BTreeMap<String, String>, Vec<f64>, u64)>,
+}
+
+#[cfg(feature = "otlp")]
+fn metrics_of(export: opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest) -> Vec<Metric> {
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    fn attributes(kvs: &[KeyValue]) -> BTreeMap<String, String> {
+        kvs.iter()
+            .map(|kv| {
+                let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(Value::StringValue(s)) => s.clone(),
+                    other => format!("{other:?}"),
+                };
+                (kv.key.clone(), value)
+            })
+            .collect()
+    }
+    let mut out = Vec::new();
+    for resource in export.resource_metrics {
+        for scope in resource.scope_metrics {
+            for metric in scope.metrics {
+                let points = match &metric.data {
+                    Some(Data::Histogram(h)) => h
+                        .data_points
+                        .iter()
+                        .map(|p| (attributes(&p.attributes), p.explicit_bounds.clone(), p.count))
+                        .collect(),
+                    Some(Data::Gauge(g)) => g
+                        .data_points
+                        .iter()
+                        .map(|p| (attributes(&p.attributes), vec![], 0))
+                        .collect(),
+                    Some(Data::Sum(s)) => s
+                        .data_points
+                        .iter()
+                        .map(|p| (attributes(&p.attributes), vec![], 0))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                out.push(Metric {
+                    name: metric.name,
+                    unit: metric.unit,
+                    points,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Statements through a pool whose monitor records into `OtlpRecorder`,
+/// exported by `opentelemetry-otlp` over OTLP/HTTP: the duration histogram
+/// arrives as `db.client.operation.duration` in `s`, with the convention's
+/// attributes (a failure's with `error.type` and `db.response.status_code`)
+/// and bucket boundaries; the connection count as a gauge with its state;
+/// the crate's own metrics under `db_monitor.*`.
+#[cfg(feature = "otlp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_arrive_over_otlp_under_the_conventions_names() {
+    use db_monitor::names::{DURATION_BUCKETS, ROW_BUCKETS};
+    use db_monitor::otlp::OtlpRecorder;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry_otlp::WithExportConfig;
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+
+    let (endpoint, received) = receiver_of("/v1/metrics", |body| {
+        ExportMetricsServiceRequest::decode(body).ok().map(metrics_of)
+    })
+    .await;
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_endpoint(&endpoint)
+        .build()
+        .expect("exporter");
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter)
+        .build();
+    let recorder = OtlpRecorder::new(provider.meter("otlp-test"));
+    let monitor =
+        DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder)).expect("a valid configuration");
+    let pool = monitor
+        .pool(
+            monitor.manager("otlp", support::pg::shared_config(), db_monitor::tokio_postgres::NoTls),
+            db_monitor::bb8::Pool::builder().max_size(2),
+        )
+        .await
+        .unwrap();
+    let conn = pool.get().await.unwrap();
+    conn.query("SELECT generate_series(1, 3)", &[]).await.unwrap();
+    assert!(conn.query("SELECT * FROM no_such_table_otlp", &[]).await.is_err());
+    drop(conn);
+    let flushing = provider.clone();
+    let metrics = after_flush(
+        move || flushing.force_flush(),
+        &received,
+        |m| m.name == "db.client.operation.duration",
+    )
+    .await;
+    let find = |name: &str| {
+        metrics
+            .iter()
+            .rev()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {metrics:#?}"))
+            .clone()
+    };
+
+    let duration = find("db.client.operation.duration");
+    assert_eq!(duration.unit, "s");
+    let ok = duration
+        .points
+        .iter()
+        .find(|(a, ..)| a.get("db.query.summary").map(String::as_str) == Some("SELECT"))
+        .unwrap_or_else(|| panic!("{duration:#?}"));
+    assert_eq!(ok.1, DURATION_BUCKETS, "the convention's advised boundaries");
+    assert_eq!(ok.2, 1);
+    let config = support::pg::shared_config();
+    let database = config.get_dbname().or(config.get_user()).unwrap();
+    assert_eq!(ok.0.get("db.system.name").map(String::as_str), Some("postgresql"));
+    assert_eq!(ok.0.get("db.namespace").map(String::as_str), Some(database));
+    assert!(ok.0.contains_key("server.address"), "{ok:?}");
+    assert!(!ok.0.contains_key("error.type"));
+    let failed = duration
+        .points
+        .iter()
+        .find(|(a, ..)| a.contains_key("error.type"))
+        .unwrap_or_else(|| panic!("{duration:#?}"));
+    assert_eq!(failed.0["error.type"], "syntax_or_access");
+    assert_eq!(failed.0["db.response.status_code"], "42P01");
+
+    let rows = find("db.client.response.returned_rows");
+    assert_eq!(rows.points[0].1, ROW_BUCKETS);
+    let count = find("db.client.connection.count");
+    let states: Vec<&str> = count
+        .points
+        .iter()
+        .filter_map(|(a, ..)| a.get("db.client.connection.state").map(String::as_str))
+        .collect();
+    assert!(states.contains(&"idle") && states.contains(&"used"), "{count:#?}");
+    find("db_monitor.errors");
+    find("db_monitor.connection_gets");
+    assert!(
+        metrics.iter().all(|m| !m.name.starts_with("db_client_")),
+        "no Prometheus name over OTLP"
+    );
     let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
 }
