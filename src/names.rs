@@ -143,9 +143,12 @@ pub const DB_SYSTEM_NAME: &str = "db_system_name";
 pub const POOL_NAME: &str = "db_client_connection_pool_name";
 /// Label: the database the pool connects to (`db.namespace`): its name as
 /// the pool's connection settings give it (the user's name when they give
-/// none, as PostgreSQL does). The schema is not added: it would take a
-/// query on each connection, and the first schema of the default
-/// `search_path` is the user's own.
+/// none, as PostgreSQL does), followed by `|` and the first schema of the
+/// `search_path` when the settings' startup options set one
+/// (`-c search_path=sales,public` gives `shop|sales`). The schema is the
+/// one given when connecting, as the convention recommends when reading
+/// the current one would take a query; a `SET search_path` later is not
+/// seen.
 pub const NAMESPACE: &str = "db_namespace";
 /// Label: the server's host as the pool's settings name it (the first,
 /// when they name several; a Unix socket's directory)

@@ -99,6 +99,26 @@ macro_rules! span_at {
     };
 }
 
+/// The first schema of a `search_path` set in the connection's startup
+/// options (`-c search_path=app,public` or `--search_path=app`), as
+/// written; none when the options set none (the schema is then the
+/// server's choice, which the monitor learns of only by asking).
+fn first_schema(options: &str) -> Option<&str> {
+    let mut words = options.split_ascii_whitespace();
+    while let Some(word) = words.next() {
+        let setting = match word {
+            "-c" => words.next()?,
+            w => w.strip_prefix("-c").or_else(|| w.strip_prefix("--")).unwrap_or(w),
+        };
+        let Some(path) = setting.strip_prefix("search_path=") else {
+            continue;
+        };
+        let first = path.split(',').next()?.trim().trim_matches('"');
+        return (!first.is_empty() && first != "$user").then_some(first);
+    }
+    None
+}
+
 /// PostgreSQL's port, which `server_port` is not labelled with.
 const DEFAULT_PORT: u16 = 5432;
 
@@ -112,7 +132,11 @@ impl SpanTarget {
             #[cfg(unix)]
             tokio_postgres::config::Host::Unix(path) => path.to_string_lossy().into(),
         });
-        let namespace = config.get_dbname().or(config.get_user()).map(Into::into);
+        let database = config.get_dbname().or(config.get_user());
+        let namespace = match (database, config.get_options().and_then(first_schema)) {
+            (Some(database), Some(schema)) => Some(format!("{database}|{schema}").into_boxed_str()),
+            (database, _) => database.map(Into::into),
+        };
         let port = config.get_ports().first().copied().or(Some(DEFAULT_PORT));
         SpanTarget {
             namespace,
@@ -356,4 +380,39 @@ pub(crate) fn checkout_failed(pool: &str, target: &SpanTarget, kind: ErrorKind, 
         "db_monitor.checkout.wait_ms" = waited_nanos as f64 / 1e6,
         "error.type" = kind.as_str(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_namespace_is_the_database_and_the_first_schema_of_the_startup_path() {
+        let namespace = |options: Option<&str>| {
+            let mut config = tokio_postgres::Config::new();
+            config.dbname("shop").user("app");
+            if let Some(options) = options {
+                config.options(options);
+            }
+            SpanTarget::of(&config, None).namespace.map(String::from)
+        };
+        assert_eq!(namespace(None).as_deref(), Some("shop"));
+        assert_eq!(
+            namespace(Some("-c search_path=sales,public")).as_deref(),
+            Some("shop|sales")
+        );
+        assert_eq!(
+            namespace(Some("--search_path=billing")).as_deref(),
+            Some("shop|billing")
+        );
+        assert_eq!(
+            namespace(Some("-csearch_path=ops -c statement_timeout=5s")).as_deref(),
+            Some("shop|ops")
+        );
+        assert_eq!(namespace(Some("-c search_path=$user,public")).as_deref(), Some("shop"));
+        assert_eq!(namespace(Some("-c statement_timeout=5s")).as_deref(), Some("shop"));
+        let mut no_db = tokio_postgres::Config::new();
+        no_db.user("app");
+        assert_eq!(SpanTarget::of(&no_db, None).namespace.as_deref(), Some("app"));
+    }
 }
