@@ -1,12 +1,12 @@
-//! Spans: every statement a `tracing` span (target `db_monitor`, level
-//! INFO) named and attributed by OpenTelemetry's database conventions; a
+//! Spans: every statement a `tracing` span (target `db_monitor`, at the
+//! pool's level: INFO unless `MonitorConfig::span_level` says otherwise) named and attributed by OpenTelemetry's database conventions; a
 //! transaction a span over its statements; a checkout that timed out a span
 //! with its `error.type`.
 //!
 //! A source opens a span when its operation starts ([`statement`],
 //! [`transaction`]) and hands it back when it ends ([`statement_done`],
 //! [`transaction_done`]). With no subscriber interested in the target at
-//! INFO, opening a statement's span is one check of a cached interest
+//! the pool's level (or the spans off), opening a statement's span is one check of a cached interest
 //! ([`wanted`]) and yields no span at all (`None`: nothing to drop);
 //! a transaction's is `Span::none()`.
 //!
@@ -18,9 +18,11 @@
 //! level (`db_monitor=info`), not by span name: the check asks about the
 //! target and level only.
 //!
-//! What a span carries is what the stores keep: the statement's normalized
-//! text (literals replaced by `?`), its summary, the crate's error kind and
-//! the SQLSTATE. Never a parameter, a literal or a server message.
+//! What a span carries is what the stores keep: the statement's text with
+//! literals as `?` and parameters as written (`$1`), its summary, the
+//! crate's error kind and the SQLSTATE (of an error, or of a warning the
+//! server sent with the statement). Never a parameter's value, a literal
+//! or a server message.
 //!
 //! # Names
 //!
