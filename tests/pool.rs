@@ -539,6 +539,30 @@ async fn setup_statements_run_on_every_new_connection() {
     assert_eq!(rec.count(OPERATION_DURATION, &[("db_query_summary", "SET")]), 1);
 }
 
+/// Statements that return rows record how many in the convention's
+/// histogram, one per statement, labelled like the duration; with
+/// `returned_rows(false)` the histogram is not there at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returned_rows_are_a_histogram_unless_turned_off() {
+    use db_monitor::names::RETURNED_ROWS;
+    for on in [true, false] {
+        let (monitor, rec) = monitor(MonitorConfig::default().returned_rows(on));
+        let pool = pool(&monitor, "rows", 1).await;
+        let conn = pool.get().await.unwrap();
+        let rows = conn.query("SELECT generate_series(1, 7)", &[]).await.unwrap();
+        assert_eq!(rows.len(), 7);
+        conn.execute("SET search_path = public", &[]).await.unwrap();
+        let recorded = rec.count(RETURNED_ROWS, &[("db_query_summary", "SELECT")]);
+        assert_eq!(recorded, usize::from(on), "returned_rows({on})");
+        assert_eq!(
+            rec.count(RETURNED_ROWS, &[("db_query_summary", "SET")]),
+            0,
+            "no rows returned"
+        );
+        assert_eq!(rec.label_values(RETURNED_ROWS, QUERY_SUMMARY).is_empty(), !on);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_monitor_watches_several_named_pools_apart() {
     let (monitor, rec) = monitor(MonitorConfig::default());

@@ -109,6 +109,7 @@ pub struct MonitorConfig {
     pub(crate) server_view: Option<ServerView>,
     pub(crate) trace_context: Option<TraceContext>,
     pub(crate) span_level: Option<tracing::Level>,
+    pub(crate) returned_rows: bool,
     pub(crate) slot: Duration,
     pub(crate) alerts: AlertThresholds,
 }
@@ -379,6 +380,7 @@ impl Default for MonitorConfig {
             server_view: None,
             trace_context: None,
             span_level: Some(tracing::Level::INFO),
+            returned_rows: true,
             slot: Duration::from_secs(60),
             alerts: AlertThresholds::default(),
         }
@@ -643,6 +645,17 @@ impl MonitorConfig {
         self
     }
 
+    /// Whether statements that return rows record how many in
+    /// `db_client_response_returned_rows`, OpenTelemetry's
+    /// `db.client.response.returned_rows` (`ASYNC_DB_RETURNED_ROWS`,
+    /// `true` or `false`). Off, the histogram is not registered at all and
+    /// a statement saves its record: about 100 instructions with the
+    /// Prometheus recorder (benches/README.md). Defaults to `true`.
+    pub fn returned_rows(mut self, on: bool) -> Self {
+        self.returned_rows = on;
+        self
+    }
+
     /// Sets the length of one slot of each statement's history
     /// (`ASYNC_DB_HISTORY_SLOT`; from 100 ms to an hour): the grain of the
     /// windowed reports within the last hour, and one observation of the
@@ -717,8 +730,17 @@ mod tests {
             ("ASYNC_DB_ALERT_CLEAR_AFTER", "2m"),
             ("ASYNC_DB_ALERT_EXPIRE_AFTER", "30m"),
             ("ASYNC_DB_ALERT_EVALUATION_INTERVAL", "5"),
+            ("ASYNC_DB_SPAN_LEVEL", "debug"),
+            ("ASYNC_DB_RETURNED_ROWS", "false"),
         ])
         .unwrap();
+        assert_eq!(c.span_level, Some(tracing::Level::DEBUG));
+        assert!(!c.returned_rows);
+        assert_eq!(from(&[("ASYNC_DB_SPAN_LEVEL", "off")]).unwrap().span_level, None);
+        assert_eq!(
+            from(&[("ASYNC_DB_SPAN_LEVEL", "loud")]).unwrap_err().variable(),
+            "ASYNC_DB_SPAN_LEVEL"
+        );
         assert_eq!(c.database.as_ref().unwrap().get_dbname(), Some("shop"));
         assert_eq!((c.pool_size, c.max_overflow), (5, 0));
         assert_eq!(c.pool_timeout, Duration::from_millis(2500));

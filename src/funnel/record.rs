@@ -87,8 +87,8 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
     let failed = match outcome {
         Outcome::Ok(rows) => {
             entry.metrics.ok.record(elapsed);
-            if let Rows::Returned(n) = rows {
-                entry.metrics.rows.record(n as f64);
+            if let (Rows::Returned(n), Some(histogram)) = (rows, &entry.metrics.rows) {
+                histogram.record(n as f64);
             }
             None
         }

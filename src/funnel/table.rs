@@ -38,8 +38,9 @@ pub(crate) struct SummaryMetrics {
     /// The crate's own labels: the pool's and the summary.
     short: Vec<Label>,
     pub(crate) ok: Histogram,
-    /// `db_client_response_returned_rows`.
-    pub(crate) rows: Histogram,
+    /// `db_client_response_returned_rows`, unless the configuration leaves
+    /// it out.
+    pub(crate) rows: Option<Histogram>,
     failed: CappedHandles<(ErrorKind, Option<SqlStateCode>), Histogram>,
     pub(crate) slow: Counter,
     pub(crate) cancelled: Counter,
@@ -49,14 +50,14 @@ pub(crate) struct SummaryMetrics {
 impl SummaryMetrics {
     /// `base`: the pool's labels; `target`: the database's
     /// (`db_namespace`, `server_address`, `server_port`).
-    fn new(m: &Registry, base: &[Label], target: &[Label], summary: &str) -> Self {
+    fn new(m: &Registry, base: &[Label], target: &[Label], summary: &str, rows: bool) -> Self {
         let mut short = base.to_vec();
         short.push(Label::new(names::QUERY_SUMMARY, summary.to_owned()));
         let mut labels = short.clone();
         labels.extend_from_slice(target);
         SummaryMetrics {
             ok: m.histogram(names::OPERATION_DURATION, labels.clone()),
-            rows: m.histogram(names::RETURNED_ROWS, labels.clone()),
+            rows: rows.then(|| m.histogram(names::RETURNED_ROWS, labels.clone())),
             failed: CappedHandles::new(MAX_FAILURE_LABELS),
             slow: m.counter(names::SLOW_QUERIES, short.clone()),
             cancelled: m.counter(names::OPERATIONS_CANCELLED, short.clone()),
@@ -132,6 +133,8 @@ pub(crate) struct QueryTable {
     registry: Registry,
     base: Vec<Label>,
     target: Vec<Label>,
+    /// Whether the summaries get a rows histogram.
+    returned_rows: bool,
     max_texts: usize,
     max_fingerprints: usize,
     /// The length of a history slot.
@@ -197,7 +200,13 @@ impl QueryTable {
         let summaries = CappedHandles::new(config.max_query_summaries.max(1));
         let other: Box<str> = Operation::Other.as_str().into();
         let other_metrics = summaries.get(other.clone(), other, |summary| {
-            Arc::new(SummaryMetrics::new(registry, base, target, summary))
+            Arc::new(SummaryMetrics::new(
+                registry,
+                base,
+                target,
+                summary,
+                config.returned_rows,
+            ))
         });
         QueryTable {
             id: AtomicU64::new(NEXT_TABLE_ID.fetch_add(1, Relaxed)),
@@ -219,6 +228,7 @@ impl QueryTable {
             registry: registry.clone(),
             base: base.to_vec(),
             target: target.to_vec(),
+            returned_rows: config.returned_rows,
             max_texts: config.statement_cache_size,
             max_fingerprints: config.max_fingerprints,
             slot: config.slot,
@@ -335,7 +345,13 @@ impl QueryTable {
     fn summary(&self, summary: Box<str>) -> Arc<SummaryMetrics> {
         let other = Operation::Other.as_str().into();
         self.summaries.get(summary, other, |summary| {
-            Arc::new(SummaryMetrics::new(&self.registry, &self.base, &self.target, summary))
+            Arc::new(SummaryMetrics::new(
+                &self.registry,
+                &self.base,
+                &self.target,
+                summary,
+                self.returned_rows,
+            ))
         })
     }
 
