@@ -193,7 +193,10 @@ fn is(word: &str, list: &[&str]) -> bool {
 /// The summary of `sql`.
 pub(super) fn summarize(sql: &str) -> String {
     let mut lexer = Lexer::new(sql);
-    let mut scan = Scan::default();
+    let mut scan = Scan {
+        at_start: true,
+        ..Scan::default()
+    };
     while let Some((tok, text)) = lexer.next_token() {
         scan.token(tok, text);
     }
@@ -224,7 +227,6 @@ struct Scan<'a> {
     full: bool,
     /// The next word begins a statement (at the start, after `;` or `(`).
     at_start: bool,
-    started: bool,
     depth: usize,
     want: Want,
     /// A table name being read (it may go on with `.name`), whether a dot
@@ -268,10 +270,6 @@ impl<'a> Scan<'a> {
     }
 
     fn token(&mut self, tok: Tok, text: &'a str) {
-        if !self.started {
-            self.started = true;
-            self.at_start = true;
-        }
         if self.name.is_some() && self.continue_name(tok, text) {
             return;
         }
