@@ -13,6 +13,9 @@
 //!   across instances (`histogram_quantile(0.95, sum by (le) (rate(…)))`),
 //!   not as per-process summaries whose quantiles cannot be summed and go
 //!   wrong after idle gaps;
+//! - **Prometheus native histograms** instead, as an option (feature
+//!   `native-histograms`, [`PrometheusSetup::native_histograms`]): the
+//!   classic buckets stay the default;
 //! - **global labels**, e.g. the instance or the service, on every series;
 //! - **the upkeep** (draining histogram buckets into their totals), which
 //!   the exporter leaves to the caller, on a thread of its own.
@@ -22,6 +25,28 @@
 //! serve `GET /metrics` from the same port as the application, or serve
 //! `handle.render()` yourself wherever you like (another port, another
 //! router).
+//!
+//! # Native histograms
+//!
+//! With the feature `native-histograms`, [`PrometheusSetup::native_histograms`]
+//! turns this crate's histograms into Prometheus native histograms
+//! (exponential buckets, one series per histogram instead of one per
+//! bound). The exporter writes those only in Prometheus's protobuf format,
+//! so:
+//!
+//! - the layer's `/metrics` answers in protobuf when the scrape asks for it
+//!   (`Accept: application/vnd.google.protobuf; …`, as Prometheus does when
+//!   native histograms are on) and in text otherwise;
+//! - a text scrape leaves the native histograms out (counters and gauges
+//!   are in both);
+//! - Prometheus must ask: `--enable-feature=native-histograms` on 2.40 to
+//!   2.x, `scrape_native_histograms: true` on 3.x;
+//! - queries change: `histogram_quantile(0.95, sum(rate(db_client_operation_duration_seconds[5m])))`,
+//!   no `_bucket` and no `by (le)`. The rules and the Grafana dashboard in
+//!   `deploy/` query the classic buckets.
+//!
+//! The feature builds the exporter's protobuf code with `protoc`
+//! (`protobuf-compiler` on Debian), which must be on the building machine.
 //!
 //! # Example
 //!
@@ -47,6 +72,8 @@ pub use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusH
 use crate::names;
 
 pub use crate::names::DURATION_BUCKETS;
+#[cfg(feature = "native-histograms")]
+pub use metrics_exporter_prometheus::NativeHistogramConfig;
 
 /// A `metrics-exporter-prometheus` recorder set up for this crate.
 #[derive(Debug)]
@@ -55,6 +82,8 @@ pub struct PrometheusSetup {
     builder: PrometheusBuilder,
     buckets: Vec<f64>,
     upkeep_every: Duration,
+    #[cfg(feature = "native-histograms")]
+    native: Option<NativeHistogramConfig>,
 }
 
 impl Default for PrometheusSetup {
@@ -71,6 +100,8 @@ impl PrometheusSetup {
             builder: PrometheusBuilder::new(),
             buckets: DURATION_BUCKETS.to_vec(),
             upkeep_every: Duration::from_secs(5),
+            #[cfg(feature = "native-histograms")]
+            native: None,
         }
     }
 
@@ -99,6 +130,25 @@ impl PrometheusSetup {
         self
     }
 
+    /// Makes this crate's histograms (the durations and the rows)
+    /// Prometheus native histograms with `config`, in place of the classic
+    /// buckets (see [Native histograms](self#native-histograms): they are
+    /// exposed in the protobuf format only). Classic buckets by default.
+    ///
+    /// ```
+    /// use db_monitor::prometheus::{NativeHistogramConfig, PrometheusSetup};
+    ///
+    /// // Buckets 1.1× apart (schema 3), at most 160 of them, as
+    /// // Prometheus's own client suggests.
+    /// let config = NativeHistogramConfig::new(1.1, 160, 1e-9).expect("valid");
+    /// let (_recorder, _handle, _upkeep) = PrometheusSetup::new().native_histograms(config).build();
+    /// ```
+    #[cfg(feature = "native-histograms")]
+    pub fn native_histograms(mut self, config: NativeHistogramConfig) -> Self {
+        self.native = Some(config);
+        self
+    }
+
     /// Changes the underlying builder (buckets of the application's own
     /// histograms, idle timeouts, …). The identity by default.
     pub fn configure(mut self, f: impl FnOnce(PrometheusBuilder) -> PrometheusBuilder) -> Self {
@@ -114,8 +164,14 @@ impl PrometheusSetup {
                     Some(metrics::Unit::Seconds) => &self.buckets[..],
                     _ => names::ROW_BUCKETS,
                 };
+                let matcher = Matcher::Full((*name).to_owned());
+                #[cfg(feature = "native-histograms")]
+                if let Some(native) = &self.native {
+                    builder = builder.set_native_histogram_for_metric(matcher, native.clone());
+                    continue;
+                }
                 builder = builder
-                    .set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)
+                    .set_buckets_for_metric(matcher, buckets)
                     .expect("the bucket list is never empty");
             }
         }
@@ -149,6 +205,77 @@ impl PrometheusSetup {
         let upkeep = Upkeep::start(handle.clone(), every);
         (recorder, handle, upkeep)
     }
+}
+
+/// The two formats of the exposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Format {
+    /// Prometheus's text format 0.0.4.
+    Text,
+    /// Prometheus's protobuf format (length-delimited `MetricFamily`
+    /// messages), the only one with native histograms.
+    #[cfg(feature = "native-histograms")]
+    Protobuf,
+}
+
+impl Format {
+    /// The format a scrape with this `Accept` header gets: protobuf when it
+    /// names `application/vnd.google.protobuf` (or `application/x-protobuf`)
+    /// with a weight above 0 and the feature is on, text otherwise.
+    pub(crate) fn negotiate(accept: Option<&[u8]>) -> Format {
+        #[cfg(feature = "native-histograms")]
+        if accept.is_some_and(asks_for_protobuf) {
+            return Format::Protobuf;
+        }
+        let _ = accept;
+        Format::Text
+    }
+
+    /// Its `Content-Type`.
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            #[cfg(feature = "native-histograms")]
+            Format::Protobuf => {
+                "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+            }
+        }
+    }
+
+    /// The exposition of `handle` in this format.
+    pub(crate) fn render(self, handle: &PrometheusHandle) -> Vec<u8> {
+        match self {
+            Format::Text => handle.render().into_bytes(),
+            #[cfg(feature = "native-histograms")]
+            Format::Protobuf => handle.render_protobuf(),
+        }
+    }
+}
+
+/// Whether a scrape's `Accept` header prefers protobuf: it names
+/// `application/vnd.google.protobuf` (or `application/x-protobuf`) with a
+/// weight above 0 and at least that of the text format (`text/plain`,
+/// `text/*` or `*/*`).
+#[cfg(feature = "native-histograms")]
+fn asks_for_protobuf(accept: &[u8]) -> bool {
+    let Ok(accept) = std::str::from_utf8(accept) else {
+        return false;
+    };
+    let (mut protobuf, mut text) = (0.0_f64, 0.0_f64);
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let weight = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(1.0, |(_, v)| v.trim().parse::<f64>().unwrap_or(0.0));
+        match media.as_str() {
+            "application/vnd.google.protobuf" | "application/x-protobuf" => protobuf = protobuf.max(weight),
+            "text/plain" | "text/*" | "*/*" => text = text.max(weight),
+            _ => {}
+        }
+    }
+    protobuf > 0.0 && protobuf >= text
 }
 
 /// The upkeep thread of a recorder; dropping this stops it.
@@ -202,5 +329,49 @@ mod tests {
         );
         assert!(text.contains("db_client_operation_duration_seconds_bucket{service=\"test\",le=\"0.001\"} 0"));
         assert!(!text.contains("quantile="), "no summaries: {text}");
+    }
+
+    #[test]
+    fn the_format_follows_the_accept_header() {
+        assert_eq!(Format::negotiate(None), Format::Text);
+        assert_eq!(Format::negotiate(Some(b"text/plain")), Format::Text);
+        let prometheus_native = b"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1";
+        let prometheus_classic = b"application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prometheus_classic)), Format::Text);
+        #[cfg(feature = "native-histograms")]
+        {
+            assert_eq!(Format::negotiate(Some(prometheus_native)), Format::Protobuf);
+            assert_eq!(Format::negotiate(Some(b"application/x-protobuf")), Format::Protobuf);
+            for text in [
+                &b"application/vnd.google.protobuf;q=0, text/plain"[..],
+                b"text/plain, application/vnd.google.protobuf;q=0.5",
+                b"application/vnd.google.protobuf;q=oops",
+                b"\xff\xfe",
+            ] {
+                assert_eq!(Format::negotiate(Some(text)), Format::Text, "{text:?}");
+            }
+        }
+        #[cfg(not(feature = "native-histograms"))]
+        assert_eq!(Format::negotiate(Some(prometheus_native)), Format::Text);
+    }
+
+    #[cfg(feature = "native-histograms")]
+    #[test]
+    fn native_histograms_leave_the_text_for_the_protobuf_exposition() {
+        let native = NativeHistogramConfig::new(1.1, 160, 1e-9).unwrap();
+        let (recorder, handle, _upkeep) = PrometheusSetup::new().native_histograms(native).build();
+        names::describe_metrics(&recorder);
+        let meta = metrics::Metadata::new("t", metrics::Level::INFO, None);
+        let key = metrics::Key::from_name(names::OPERATION_DURATION);
+        recorder.register_histogram(&key, &meta).record(0.003);
+        let key = metrics::Key::from_name(names::ERRORS);
+        recorder.register_counter(&key, &meta).increment(1);
+        let text = handle.render();
+        assert!(!text.contains(names::OPERATION_DURATION), "{text}");
+        assert!(text.contains(names::ERRORS), "{text}");
+        let proto = Format::Protobuf.render(&handle);
+        let has = |needle: &[u8]| proto.windows(needle.len()).any(|w| w == needle);
+        assert!(has(names::OPERATION_DURATION.as_bytes()));
+        assert!(has(names::ERRORS.as_bytes()));
     }
 }

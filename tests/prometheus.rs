@@ -1,8 +1,9 @@
 //! The Prometheus side: the exposition of the axum example after real
 //! traffic passes `promtool check metrics`; the alerting rules pass
 //! `promtool check rules` and their tests; the rules and the Grafana
-//! dashboard name only metrics the crate exports; and the two-instance
-//! demo answers a cross-instance query from a real Prometheus.
+//! dashboard name only metrics the crate exports; the two-instance demo
+//! answers a cross-instance query from a real Prometheus; and a real
+//! Prometheus stores the native histograms (feature `native-histograms`).
 
 // The example carries its own copy of the PostgreSQL harness.
 #![allow(clippy::duplicate_mod)]
@@ -514,4 +515,143 @@ fn the_two_instance_demo_answers_a_cross_instance_query() {
     assert!(stdout.contains("both instances present"), "{stdout}");
     assert!(stdout.contains("sum matches"), "{stdout}");
     assert!(stdout.contains(" queries run, "), "every dashboard query ran: {stdout}");
+}
+
+/// With `native_histograms`, a real Prometheus (started with native
+/// histograms on) scrapes the layer's `/metrics` in protobuf and stores the
+/// durations as native histograms: one series per histogram, no `_bucket`
+/// series, and `histogram_quantile` answers over it.
+#[cfg(feature = "native-histograms")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_stores_the_native_histograms() {
+    use db_monitor::prometheus::NativeHistogramConfig;
+    use support::daemon::Daemon;
+
+    let Some(prometheus) = support::tools::binary(&["prometheus"]) else {
+        return;
+    };
+    let native = NativeHistogramConfig::new(1.1, 160, 1e-9).unwrap();
+    let (recorder, handle, _upkeep) = PrometheusSetup::new()
+        .native_histograms(native)
+        .upkeep_every(Duration::from_millis(200))
+        .build();
+    let monitor = DbMonitor::with_recorder(MonitorConfig::default().pool_size(2), Arc::new(recorder))
+        .expect("a valid configuration");
+    let demo = axum_example::demo(&monitor, support::pg::shared_config(), Some(handle))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, demo.router).await });
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let get = |path: &str, accept: &'static str| {
+        let request = http::Request::get(format!("http://{target}{path}"))
+            .header("accept", accept)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        client.request(request)
+    };
+    const STATEMENTS: usize = 20;
+    for n in 0..STATEMENTS {
+        let response = get(&format!("/customers/{}", n % 5 + 1), "*/*").await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::OK);
+    }
+    // A text scrape still answers, without the native histograms.
+    let text = get("/metrics", "text/plain").await.unwrap();
+    assert_eq!(
+        text.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    assert_eq!(text.headers()["vary"], "accept");
+    let text = String::from_utf8(text.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(text.contains("db_client_connection_count{"), "{text}");
+    assert!(!text.contains(names::OPERATION_DURATION), "{text}");
+
+    let config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\n"
+    );
+    let prometheus = tokio::task::spawn_blocking(move || {
+        Daemon::start(
+            "prometheus",
+            &prometheus,
+            &[("prometheus.yml", &config)],
+            |dir, port| {
+                vec![
+                    format!("--config.file={}", dir.join("prometheus.yml").display()),
+                    format!("--storage.tsdb.path={}", dir.join("tsdb").display()),
+                    format!("--web.listen-address=127.0.0.1:{port}"),
+                    "--enable-feature=native-histograms".to_owned(),
+                    "--log.level=warn".to_owned(),
+                ]
+            },
+            "/-/ready",
+        )
+    })
+    .await
+    .unwrap();
+    let prometheus = Arc::new(prometheus);
+    let query = |promql: &str| {
+        let prometheus = prometheus.clone();
+        let path = format!("/api/v1/query?query={}", percent_encode(promql));
+        async move {
+            let answer = tokio::task::spawn_blocking(move || prometheus.get(&path))
+                .await
+                .unwrap();
+            match answer {
+                Some((200, body)) => {
+                    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    body["data"]["result"].as_array().cloned().unwrap_or_default()
+                }
+                other => panic!("query {other:?}"),
+            }
+        }
+    };
+    let duration = format!("{}{{job=\"app\"}}", names::OPERATION_DURATION);
+    let mut stored = Vec::new();
+    for _ in 0..60 {
+        stored = query(&duration).await;
+        if !stored.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        !stored.is_empty(),
+        "Prometheus never stored the durations; its targets: {:?}\nits log:\n{}",
+        prometheus.get("/api/v1/targets"),
+        prometheus.log()
+    );
+    for series in &stored {
+        assert!(
+            series.get("histogram").is_some() && series.get("value").is_none(),
+            "a native histogram, not a float sample: {series}"
+        );
+    }
+    let count = query(&format!("sum(histogram_count({duration}))")).await;
+    let count: f64 = count[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(
+        count >= STATEMENTS as f64,
+        "{count} observations, {STATEMENTS} statements at least"
+    );
+    let median = query(&format!("histogram_quantile(0.5, sum({duration}))")).await;
+    let median: f64 = median[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(median > 0.0 && median < 1.0, "the median statement took {median} s");
+    let buckets = query(&format!("{}_bucket", names::OPERATION_DURATION)).await;
+    assert!(buckets.is_empty(), "no classic buckets: {buckets:?}");
+    // Counters and gauges come through the protobuf scrape as well.
+    assert!(!query("db_client_connection_count{job=\"app\"}").await.is_empty());
+    server.abort();
+    demo.background.shutdown().await;
+}
+
+/// `s` with every byte but unreserved ones percent-encoded, for a query
+/// string.
+#[cfg(feature = "native-histograms")]
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -24,7 +24,7 @@ pub(crate) struct Caches {
     pub(super) documents: Shared<Read, Result<Bytes, String>>,
     pub(super) health: Shared<(), (StatusCode, Bytes)>,
     #[cfg(feature = "prometheus")]
-    pub(super) exposition: Shared<(), Bytes>,
+    pub(super) exposition: Shared<crate::prometheus::Format, Bytes>,
 }
 
 impl Caches {

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW};
+#[cfg(feature = "prometheus")]
+use http::header::{ACCEPT, CONTENT_TYPE, VARY};
 use http::{Method, Response, StatusCode};
 use serde::Serialize;
 
@@ -13,6 +15,8 @@ use super::dashboard::Asset;
 use super::future::Routed;
 use super::layer::LayerConfig;
 use super::read::{Query, Read, Route};
+#[cfg(feature = "prometheus")]
+use crate::prometheus::Format;
 
 /// Answers a request under the prefix; `rest` is the path after it.
 pub(crate) fn respond(config: Arc<LayerConfig>, parts: http::request::Parts, rest: String) -> Routed {
@@ -50,12 +54,13 @@ pub(crate) fn exposition(
         let caches = config.caches();
         // A scrape sees the pool as it is, not as the last checkout left it.
         config.pool.publish_state();
+        let format = Format::negotiate(parts.headers.get(ACCEPT).map(HeaderValue::as_bytes));
         let Some(body) = caches
             .exposition
             .get_blocking(
-                (),
+                format,
                 &caches.budget,
-                move || Bytes::from(handle.render()),
+                move || Bytes::from(format.render(&handle)),
                 Bytes::new,
                 Bytes::len,
             )
@@ -64,10 +69,9 @@ pub(crate) fn exposition(
             return over_budget(&caches.budget);
         };
         let mut response = Response::new(body);
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        );
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+        headers.insert(VARY, HeaderValue::from_static("accept"));
         response
     })
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod alertmanager;
+pub mod daemon;
 pub mod http;
 pub mod leaks;
 pub mod pg;
