@@ -324,3 +324,108 @@ impl MonitorConfig {
         Ok(c)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// The rows of `from_env`'s table: variable → its default as written.
+    fn table() -> BTreeMap<String, String> {
+        include_str!("env.rs")
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("/// | `"))
+            .filter_map(|row| {
+                let (variable, rest) = row.split_once('`')?;
+                let default = rest.trim_end_matches('|').rsplit('|').next()?.trim();
+                Some((variable.to_owned(), default.to_owned()))
+            })
+            .collect()
+    }
+
+    /// A default as a value `from_lookup` reads (`30 s` → `30s`,
+    /// `` `off` `` → `off`), or `None` for `unset`.
+    fn as_value(default: &str) -> Option<String> {
+        let value = default
+            .split([':', ';', ','])
+            .next()?
+            .split(" (")
+            .next()?
+            .replace('`', "")
+            .replace(" min", "m")
+            .replace(' ', "")
+            .to_ascii_lowercase();
+        (value != "unset").then_some(value)
+    }
+
+    #[test]
+    fn the_table_lists_every_variable_read_with_its_true_default() {
+        let asked = Mutex::new(Vec::new());
+        MonitorConfig::from_lookup(|name| {
+            asked.lock().unwrap().push(name);
+            None
+        })
+        .unwrap();
+        let table = table();
+        let per_type = "ASYNC_DB_ALERT_COOLDOWN_<TYPE>";
+        for name in asked.into_inner().unwrap() {
+            let row = if crate::alert_kind::AlertType::ALL
+                .iter()
+                .any(|t| t.cooldown_variable() == name)
+            {
+                per_type
+            } else {
+                name
+            };
+            assert!(table.contains_key(row), "{name} is read but not in from_env's table");
+        }
+        // A documented default, set explicitly, changes nothing.
+        let default = format!("{:?}", MonitorConfig::default());
+        for (variable, written) in &table {
+            let Some(value) = as_value(written) else { continue };
+            let config = MonitorConfig::from_lookup(|name| (name == variable).then(|| value.clone()))
+                .unwrap_or_else(|e| panic!("{variable}={value} (its documented default): {e}"));
+            assert_eq!(format!("{config:?}"), default, "{variable}: the table says {written}");
+        }
+    }
+
+    #[test]
+    fn the_setters_state_the_defaults_of_the_table() {
+        let table = table();
+        let sources = [include_str!("mod.rs"), include_str!("forecast.rs")];
+        let mut checked = 0;
+        for source in sources {
+            let mut block = String::new();
+            for line in source.lines().map(str::trim) {
+                if let Some(doc) = line.strip_prefix("///") {
+                    block.push_str(doc.trim());
+                    block.push(' ');
+                    continue;
+                }
+                let variables: Vec<&str> = table
+                    .keys()
+                    .filter(|v| block.contains(&format!("`{v}`")))
+                    .map(String::as_str)
+                    .collect();
+                // Blocks that name one variable (`_15MIN` counts as one more).
+                let named = block.matches("`ASYNC_DB_").count() + block.matches("`_").count();
+                let stated = variables.len() == 1 && named == 1 && as_value(&table[variables[0]]).is_some();
+                if let (true, Some((_, said))) = (stated, block.split_once("Defaults to ")) {
+                    let variable = &variables[0];
+                    let said = said.split(". ").next().unwrap_or(said).trim().trim_end_matches('.');
+                    assert_eq!(
+                        as_value(said),
+                        as_value(&table[*variable]),
+                        "the setter of {variable} says {said}, the table {}",
+                        table[*variable]
+                    );
+                    checked += 1;
+                }
+                block.clear();
+            }
+        }
+        assert!(checked >= 30, "only {checked} setters checked");
+    }
+}

@@ -1,56 +1,149 @@
 //! The tower layer: `.layer(DbMonitorLayer::new(pool))`.
 //!
-//! [`DbMonitorLayer`] wraps any `tower::Service<http::Request<B>>` (axum's
+//! [`DbMonitorLayer`] wraps any `tower::Service<http::Request<B>>`: axum's
 //! `Router::layer`, hyper 1 through hyper-util's `TowerToHyperService`,
-//! tonic's `Server::builder().layer`). For each request:
+//! tonic's `Server::builder().layer` (with `accept_http1(true)` if the JSON
+//! routes should answer curl). For each request:
 //!
-//! - **under the prefix** (`/health/database` by default) the layer
-//!   answers itself, in JSON (`application/json`), without calling the
-//!   inner service;
-//! - **every other request** goes to the inner service untouched, its
-//!   body streamed both ways. While its future runs, a [`RequestDbStats`]
-//!   is current in a task-local scope and sits in the request's
-//!   extensions: every statement the request runs on a monitored pool adds
-//!   to it (statements on tasks the handler spawns do not: a task-local
-//!   scope does not follow `tokio::spawn`). When the response is ready the
-//!   layer adds `Server-Timing: db;dur=<ms>;desc="<n> queries"` and records
-//!   each statement run more than the N+1 threshold (10) times as an N+1
-//!   pattern: counted (`db_monitor_n_plus_one_total`), logged once per
-//!   route and statement, listed in the comprehensive report.
+//! - **under the prefix** (`/health/database` by default) the layer answers
+//!   itself, in JSON (`application/json`), without calling the inner service;
+//! - **every other request** goes to the inner service untouched, its body
+//!   streamed both ways, and gets:
+//!   - a [`RequestDbStats`]: statements, database time, errors, slow ones,
+//!     statements run more than once; current in a task-local scope while its
+//!     future runs ([`RequestDbStats::current`]) and in its extensions
+//!     (`Extension<RequestDbStats>` in axum). Statements on tasks the handler
+//!     spawns are not in it: a task-local scope does not follow
+//!     `tokio::spawn`;
+//!   - `Server-Timing: db;dur=4.378;desc="13 queries"` on its response
+//!     ([`server_timing(false)`](DbMonitorLayer::server_timing) leaves it
+//!     out);
+//!   - N+1 detection: a statement run more than `n_plus_one_threshold` (10)
+//!     times in one request is counted (`db_monitor_n_plus_one_total`), logged
+//!     once per route and statement, and listed in the comprehensive report;
+//!   - its route: the method and axum's `MatchedPath` (`GET /customers/{id}`,
+//!     never `/customers/3`), a gRPC request's path, or what
+//!     [`route_label`](DbMonitorLayer::route_label) returns (cut at 256
+//!     bytes). It labels the recent statements the request ran and the errors
+//!     it met, and fills the route table
+//!     ([`PoolMonitor::route_report`](crate::PoolMonitor::route_report)).
+//!     Requests that run statements with no route (axum 0.7, another
+//!     framework) are told of once in the log, with the recipe.
 //!
-//! The service's error type is the inner service's: monitoring never
-//! changes an outcome. Its response future is a named, pin-projected type;
-//! only the layer's own routes box theirs.
+//! The service's error type is the inner service's: monitoring never changes
+//! an outcome. Its response future is a named, pin-projected type; only the
+//! layer's own routes box theirs.
 //!
 //! # Routes
 //!
-//! Relative to the prefix; `minutes` is 1 to 1440, `limit` 1 to 1000.
+//! Relative to the prefix. Every field of every answer is documented on its
+//! type.
 //!
 //! | method and path | answers |
 //! |---|---|
-//! | `GET /` | pool state and a `SELECT 1` under a timeout: 200 healthy, 503 not |
-//! | `GET /metrics/comprehensive?minutes=60&limit=20` | [`ComprehensiveReport`](crate::report::ComprehensiveReport) |
-//! | `GET /metrics/query-performance?minutes=60&limit=20` | [`QueryPerformanceReport`](crate::stats::QueryPerformanceReport) |
+//! | `GET /` | the health check: a checkout and `SELECT 1` under `health_timeout` (800 ms; not counted as the application's), the pool's state and the active alerts; 200 `healthy`, 503 `unhealthy` |
+//! | `GET /metrics/comprehensive?minutes=60&limit=20` | [`ComprehensiveReport`](crate::report::ComprehensiveReport): everything below in one document, with N+1 patterns, routes and recent statements |
+//! | `GET /metrics/query-performance?minutes=60&limit=20` | [`QueryPerformanceReport`](crate::stats::QueryPerformanceReport): per statement, operation and table, with degradation and anomalies |
 //! | `GET /metrics/pool-trends?minutes=N` | [`PoolTrendReport`](crate::stats::PoolTrendReport) (every sample kept without `minutes`) |
 //! | `GET /metrics/slow-queries?minutes=N&limit=20` | [`SlowQueryReport`](crate::stats::SlowQueryReport) |
-//! | `GET /errors?minutes=N&limit=100` | [`ErrorReport`](crate::stats::ErrorReport) |
-//! | `GET /alerts` | [`AlertReport`](crate::alerts::AlertReport) |
-//! | `GET /alerts/history?limit=50` | [`AlertHistory`](crate::alerts::AlertHistory) |
+//! | `GET /metrics/series?minutes=60` | [`StatementSeries`](crate::stats::StatementSeries): minute by minute (1 to 60), statements, failures, percentiles, failures by kind |
+//! | `GET /errors?minutes=N&limit=100` | [`ErrorReport`](crate::stats::ErrorReport): counts by kind and SQLSTATE, 5 min / 15 min / 1 h rates, patterns, the latest errors |
+//! | `GET /alerts` | [`AlertReport`](crate::alerts::AlertReport): active alerts, most severe first |
+//! | `GET /alerts/history?limit=50` | [`AlertHistory`](crate::alerts::AlertHistory): resolved alerts, newest first |
 //! | `POST /alerts/{id}/resolve` | the resolved [`Alert`](crate::alerts::Alert); 404 for an unknown or resolved id |
-//! | `GET /performance?minutes=60` | [`PerformanceScore`](crate::report::PerformanceScore) |
-//! | `GET /server/activity` | [`ServerActivity`](crate::report::ServerActivity) (server view) |
+//! | `GET /performance?minutes=60` | [`PerformanceScore`](crate::report::PerformanceScore): the score, its parts, the forecast, recommendations |
+//! | `GET /server/activity` | [`ServerActivity`](crate::report::ServerActivity) (the [server view](crate::guide::server_view)) |
 //! | `GET /server/locks` | [`ServerLocks`](crate::report::ServerLocks) (server view) |
 //! | `GET /server/statements?limit=20` | [`ServerStatements`](crate::report::ServerStatements) (server view) |
-//! | `POST /metrics/comprehensive/reset` | empties every store of the pool |
+//! | `POST /metrics/comprehensive/reset` | empties every store of the pool (never the metrics recorder) |
 //! | `POST /errors/reset` | empties the error store |
+//! | `GET /dashboard` | the [dashboard](#the-dashboard) page |
+//! | `GET /dashboard/app.css`, `GET /dashboard/app.js`, `GET /dashboard/favicon.svg` | its files |
 //!
-//! Errors are JSON too — `{"status": 400, "error": "invalid_parameter",
-//! "message": "minutes must be a whole number from 1 to 1440",
-//! "parameter": "minutes"}`: 400 for a bad parameter, 404 for an unknown
-//! path or alert, 405 with `Allow` for a wrong method, 401 for a missing or
-//! wrong admin token, 403 for a mutating route when no token is configured
-//! or a reading route the read guard refuses. No answer holds a statement's
-//! parameters or literals: SQL is shown normalized.
+//! With [`prometheus(handle)`](DbMonitorLayer::prometheus) (feature
+//! `prometheus`), `GET /metrics` on the application's port (not under the
+//! prefix; [`prometheus_at`](DbMonitorLayer::prometheus_at) for another path)
+//! serves the exposition, in Prometheus's protobuf format when the scrape
+//! asks for it and the feature `native-histograms` is on.
+//!
+//! `minutes` is 1 to 1440 and `limit` 1 to 1000 ([`MAX_LIMIT`]). Errors are
+//! JSON too: `{"status": 400, "error": "invalid_parameter", "message":
+//! "minutes must be a whole number from 1 to 1440", "parameter": "minutes"}`
+//! for a bad parameter (`abc`, `-5`, `0`, `1441`, a number too big for 64
+//! bits, the parameter given twice); 404 for an unknown path or alert; 405
+//! with `Allow` for a wrong method; 401 for a missing or wrong admin token;
+//! 403 for a mutating route when no token is set, or a reading route the read
+//! guard refuses. No answer holds a statement's parameters or literals (see
+//! [what text leaves the process](crate::guide::privacy)).
+//!
+//! # Who may read and change
+//!
+//! The reading routes are open by default, like a Prometheus exposition: the
+//! layer is mounted on services whose internal scrapers, load balancers and
+//! on-call engineers read it without credentials, and what it answers holds
+//! no value from the application. It does show the schema (table and column
+//! names in normalized statements) and the route names, so on a port the
+//! public reaches:
+//!
+//! - [`reads_need_token(true)`](DbMonitorLayer::reads_need_token) puts them
+//!   behind the admin token (the health check on the prefix itself stays open
+//!   for load balancers; the dashboard's page and files, which hold no data,
+//!   load without it and the page asks for the token);
+//! - or a [`read_guard`](DbMonitorLayer::read_guard) of your own refuses them
+//!   (403; the dashboard's files too).
+//!
+//! `POST` routes need `Authorization: Bearer <token>` when
+//! [`admin_token`](DbMonitorLayer::admin_token) is set and are refused (403)
+//! when it is not. The token is compared in a time that tells neither its
+//! bytes nor its length, and after ten wrong tokens in a second every token
+//! check answers 429 for a second.
+//!
+//! # The routes cannot starve the application
+//!
+//! Each document (a route with its parameters), the exposition and the health
+//! verdict is computed once at a time and shared by the requests that wait
+//! for it, then reused for [`cache_for`](DbMonitorLayer::cache_for) (1 s).
+//! Reports and the exposition are computed on Tokio's blocking pool, one at a
+//! time across all of them, never on the async workers; a mutating route
+//! forgets every answer. Documents and the exposition together send at most
+//! [`max_bytes_per_second`](DbMonitorLayer::max_bytes_per_second) (4 MiB/s)
+//! on average; past it they answer 429 with `Retry-After` (the health check
+//! is not counted). So a flood of health requests holds at most one pool
+//! connection (one `SELECT 1` a second), and a flood of the comprehensive
+//! report costs the application what a flood of 404s costs (`tests/flood.rs`;
+//! figures in benches/README.md).
+//!
+//! # The dashboard
+//!
+//! `GET {prefix}/dashboard` is one page that reads the JSON routes above from
+//! the browser and draws them: status cards (health with the ping, the score
+//! with its four parts, active alerts by severity, the pool in use / max with
+//! waiters), four charts of the last hour (p50/p95/p99 per minute, statements
+//! and failures per minute, failures by kind, pool utilization and its peak)
+//! with a value under the pointer, the forecast and the anomalous statements,
+//! the slowest statements, the active alerts with a resolve button, recent
+//! errors, N+1 patterns by route, and the server view when it is on.
+//!
+//! - **Refresh**: every 10 s by default (5, 30, 60 s or paused, in the page);
+//!   paused while the tab is hidden; never two fetches at once; a banner says
+//!   when the server stopped answering (the last data stays, dimmed). Cards
+//!   and charts keep their size, so nothing moves on a refresh.
+//! - **Look**: light or dark by `prefers-color-scheme`; one screen at 1280
+//!   px, one column at phone width; every number with its unit.
+//! - **Weight and safety**: the page, its stylesheet, script and icon are
+//!   compiled into the crate and weigh about 29 KB together (the tests hold
+//!   them under 100 KB). No chart library, no CDN, no font, no inline script
+//!   or style: every file is served with `Content-Security-Policy:
+//!   default-src 'none'; script-src 'self'; style-src 'self'; connect-src
+//!   'self'; img-src 'self'; base-uri 'none'; form-action 'none';
+//!   frame-ancestors 'none'`, `X-Content-Type-Options: nosniff` and
+//!   `Referrer-Policy: no-referrer`. Text from the server is set as text,
+//!   never as markup. The resolve button asks for the admin token in a
+//!   dialog, keeps it in the tab's memory and sends it only in the
+//!   `Authorization` header.
+//! - **Who may see it**: exactly who may read the JSON routes, since it shows
+//!   nothing they do not. [`dashboard(false)`](DbMonitorLayer::dashboard)
+//!   removes it (404) and leaves the JSON routes as they are.
 //!
 //! # Example
 //!

@@ -166,3 +166,80 @@ pub(super) fn bounded(value: Option<&str>, name: &str, max: usize) -> Result<Opt
         _ => Err(invalid(name, &why)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::Route;
+
+    /// The method and path of each row of the routes table in the layer's
+    /// docs (`GET /metrics/series`, `POST /alerts/{id}/resolve`, …).
+    fn documented() -> BTreeSet<(String, String)> {
+        let docs = include_str!("mod.rs");
+        let mut rows = BTreeSet::new();
+        for line in docs.lines().filter(|l| l.starts_with("//! | `")) {
+            let first = line.split('|').nth(1).expect("a first cell");
+            for route in first.split(", ") {
+                let route = route.trim().trim_matches('`');
+                let (method, path) = route.split_once(' ').expect("`METHOD /path`");
+                let path = path.split('?').next().unwrap_or(path);
+                rows.insert((method.to_owned(), path.to_owned()));
+            }
+        }
+        rows
+    }
+
+    fn method(route: Route<'_>) -> &'static str {
+        if route.mutates() {
+            "POST"
+        } else {
+            "GET"
+        }
+    }
+
+    #[test]
+    fn every_route_is_in_the_routes_table_and_every_row_is_a_route() {
+        let documented = documented();
+        assert!(documented.len() >= 20, "{documented:?}");
+        for (method_of_row, path) in &documented {
+            let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+            let route = Route::of(&segments).unwrap_or_else(|| panic!("{path} is in the table but is no route"));
+            assert_eq!(method(route), method_of_row, "{path}");
+        }
+        // Every pattern `Route::of` matches, read from its source.
+        let source = include_str!("read.rs");
+        let arms = source
+            .split("pub(super) fn of(")
+            .nth(1)
+            .and_then(|rest| rest.split("_ => return None").next())
+            .expect("Route::of's match");
+        let mut known = 0;
+        for (pattern, _) in arms
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('['))
+            .filter_map(|l| l.split_once("] =>"))
+        {
+            let segments: Vec<&str> = pattern
+                .split(", ")
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if s.starts_with('"') {
+                        s.trim_matches('"')
+                    } else {
+                        "{id}"
+                    }
+                })
+                .collect();
+            let route = Route::of(&segments).expect("its own pattern");
+            let path = format!("/{}", segments.join("/"));
+            assert!(
+                documented.contains(&(method(route).to_owned(), path.clone())),
+                "{} {path} is a route missing from the table in layer/mod.rs",
+                method(route)
+            );
+            known += 1;
+        }
+        assert_eq!(known, documented.len(), "rows and routes are one to one");
+    }
+}
