@@ -98,6 +98,10 @@ async fn main() {
         server_ms / cycles
     );
     println!("server view: cycle as the poller times it (round trips included), median {median:.2} ms");
+    // Raw `BEGIN`s stay open on a returned connection (as with plain
+    // bb8-postgres): end them, or the waiters wait for ever.
+    idle.batch_execute("ROLLBACK").await.unwrap();
+    holder.batch_execute("ROLLBACK").await.unwrap();
     drop((idle, holder));
     for w in waiters {
         let _ = w.await;

@@ -1,60 +1,65 @@
 //! PostgreSQL observability for tokio/tower services.
 //!
 //! `db-monitor` watches the database side of an async service that talks to
-//! PostgreSQL through a [bb8] pool of [tokio_postgres] clients. A
-//! [`DbMonitor`] builds an instrumented pool ([`MonitoredPool`]) that times
-//! every statement, checkout and connect, classifies every failure
-//! ([`ErrorKind`]: deadlock, serialization failure, statement or lock
-//! timeout, pool exhaustion, connection failure, too many connections,
-//! shutdown…), and emits everything through the [`metrics`] facade with
-//! OpenTelemetry's database names ([`names`]), so Prometheus and Grafana can
-//! watch one or many instances.
+//! PostgreSQL through a [bb8] pool (or deadpool-postgres, feature `deadpool`)
+//! of [tokio_postgres] clients. A [`DbMonitor`] builds an instrumented pool
+//! ([`MonitoredPool`]) that times every statement, checkout and connect,
+//! classifies every failure ([`ErrorKind`]: deadlock, serialization failure,
+//! statement or lock timeout, pool exhaustion, connection failure, too many
+//! connections, shutdown…), and emits everything through the [`metrics`]
+//! facade with OpenTelemetry's database names ([`names`]), so Prometheus and
+//! Grafana can watch one or many instances. A tower layer
+//! ([`DbMonitorLayer`]) adds per-request statistics, JSON routes, alerts and
+//! a dashboard; the application's own code does not change.
 //!
-//! # Overview
-//!
-//! - [`DbMonitor`]: the front door that builds monitored pools and wires
-//!   their events to a recorder and notifiers; cheap to clone.
-//! - [`MonitorConfig`]: sizes, intervals and thresholds, from the
-//!   environment with [`MonitorConfig::from_env`].
-//! - [`MonitoredPool`] / [`MonitoredConnection`] / [`MonitoredClient`]:
-//!   tokio-postgres's client methods under their own names, each one timed.
-//! - [`sql`]: the lexer that turns statement text into a normalized form
-//!   and a fingerprint, so that no literal value ever reaches a label.
-//! - [`DbMonitor::track`]: time any async operation by name.
-//! - [`DbMonitor::start`]: the background task (pool sampling, alert
-//!   evaluation, store resets), stopped by [`MonitorHandle::shutdown`] or
-//!   by dropping the handle.
-//! - [`alerts`]: the alert engine: seven rules, severities, cooldowns,
-//!   resolve, and notifiers (`tracing` by default, Alertmanager's webhook,
-//!   your own).
-//!
-//! # Example
+//! # Quick start
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use db_monitor::{DbMonitor, MonitorConfig};
+//! use axum::{routing::get, Router};
+//! use db_monitor::prometheus::PrometheusSetup;
 //! use db_monitor::tokio_postgres::{Config, NoTls};
+//! use db_monitor::{DbMonitor, MonitorConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! // The application installs a recorder (here Prometheus); the library only emits.
-//! let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+//! // The application installs a recorder; the library only emits.
+//! let prometheus = PrometheusSetup::new().install()?;
 //!
-//! let config = MonitorConfig::from_env()?;
+//! let config = MonitorConfig::from_env()?; // ASYNC_DB_* variables
 //! let monitor = DbMonitor::new(config.clone())?;
 //!
 //! let mut pg: Config = "host=127.0.0.1 user=app dbname=app".parse()?;
 //! // Without these, a silently dropped network hangs a statement forever.
 //! pg.keepalives_idle(Duration::from_secs(30)).tcp_user_timeout(Duration::from_secs(10));
-//!
 //! let pool = monitor.pool(monitor.manager("primary", pg, NoTls), config.pool_builder()).await?;
+//!
+//! // tokio-postgres's methods under their own names, each one timed.
 //! let conn = pool.get().await?;
 //! let rows = conn.query("SELECT id FROM orders WHERE customer = $1", &[&42_i64]).await?;
-//! println!("{} orders; {}", rows.len(), prometheus.render().lines().count());
-//! # Ok(()) }
+//! drop(conn);
+//!
+//! // The layer serves /health/database/… and /metrics, and keeps the
+//! // background task (sampling, alerts, resets) running while the router lives.
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "hello" }))
+//!     .layer(monitor.layer(&pool).prometheus(prometheus));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # let _ = rows; Ok(()) }
 //! ```
 //!
 //! The same pool works with any TLS connector that bb8-postgres accepts
 //! (`NoTls`, `tokio-postgres-rustls`, `postgres-native-tls`).
+//!
+//! # Where to read on
+//!
+//! - [`guide`]: how it works, chapter by chapter, with a table of where each
+//!   part is documented: what is recorded, what text leaves the process, the
+//!   metrics, the stores and reports, the 13 alert rules, the layer and its
+//!   routes, the dashboard, the server view, spans, forecasts, every setting.
+//! - [`migrating`]: moving an existing bb8-postgres application.
+//! - [`MonitorConfig::from_env`]: every setting, its default and its
+//!   variable.
 //!
 //! # Recorders
 //!
@@ -72,16 +77,19 @@
 //!   `metrics-exporter-prometheus` recorder with explicit buckets for this
 //!   crate's histograms, global labels and upkeep, and
 //!   [`DbMonitorLayer::prometheus`] to serve `GET /metrics`.
+//! - `native-histograms`: Prometheus native histograms
+//!   (`PrometheusSetup::native_histograms`) and the protobuf exposition they
+//!   need; builds with `protoc`.
 //! - `axum` (on by default): the layer labels requests with axum's
 //!   `MatchedPath`.
-//! - `otlp`: [`otlp::OtlpRecorder`], the crate's metrics under
-//!   OpenTelemetry's names into an OpenTelemetry `Meter`, for a pipeline
-//!   that exports over OTLP.
-//! - `deadpool`: deadpool-postgres as a second pool.
+//! - `otlp`: `otlp::OtlpRecorder`, the crate's metrics under OpenTelemetry's
+//!   names into an OpenTelemetry `Meter`, for a pipeline that exports over
+//!   OTLP.
+//! - `deadpool`: deadpool-postgres as a second pool (`MonitoredDeadpool`).
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-// The floors, from the ground up (see the README's "Architecture"):
+// The floors, from the ground up (see docs/ARCHITECTURE.md):
 // imports point down only.
 
 // Vocabulary: the lexer, error kinds, metric names, alert kinds, units,
@@ -115,6 +123,7 @@ pub mod prometheus;
 pub mod background;
 mod monitor;
 
+pub mod guide;
 #[doc = include_str!("../docs/migrating.md")]
 pub mod migrating {}
 
@@ -142,6 +151,12 @@ pub use pool::{
 #[cfg(feature = "deadpool")]
 pub use pool::{DeadpoolManager, MonitoredDeadpool, MonitoredObject};
 pub use report::QueryStats;
+
+/// The README's Rust snippets, compiled as doc tests (they use axum,
+/// Prometheus and deadpool).
+#[cfg(all(doctest, feature = "axum", feature = "prometheus", feature = "deadpool"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// Not public API: hooks for the crate's own benchmarks.
 #[doc(hidden)]

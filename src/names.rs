@@ -7,24 +7,89 @@
 //! suffix. The crate's own metrics live under `db_monitor_*`, never in the
 //! convention's `db_client_*` namespace.
 //!
-//! Every series carries [`DB_SYSTEM_NAME`]`="postgresql"`; the statement
-//! metrics carry [`NAMESPACE`] (the database), [`SERVER_ADDRESS`] and
-//! [`SERVER_PORT`], the others [`POOL_NAME`]`=<the pool's name>`. Labels are
-//! bounded: SQL text, messages and parameters are never labels;
-//! [`QUERY_SUMMARY`] (`SELECT users`, `INSERT shipping_details SELECT
-//! orders`) and [`RESPONSE_STATUS_CODE`] (SQLSTATE) are capped per pool, the
-//! rest reported as `other`. The operation and table are not labels of
-//! their own: the convention says not to take them from the query's text,
-//! and the text is all the monitor has (they are in the summary).
+//! Every series carries [`DB_SYSTEM_NAME`]`="postgresql"` and
+//! [`POOL_NAME`]`=<the pool's name>` (an extra on the statement histograms,
+//! so that two pools on one database stay apart); the statement histograms
+//! carry [`NAMESPACE`] (the database, and `|schema` when the connection's
+//! startup options set a `search_path`), [`SERVER_ADDRESS`] and
+//! [`SERVER_PORT`] (when it is not 5432).
 //!
-//! Units: histograms are in seconds (`_seconds`) or rows; counters and
-//! gauges count things, described with [`Unit::Count`], which adds no
-//! suffix. The convention's curly-brace units (`{connection}`, `{row}`)
-//! have no place in the `metrics` facade and are not carried.
+//! The library only emits; the application installs a recorder
+//! ([`prometheus::PrometheusSetup`](crate::prometheus::PrometheusSetup),
+//! [`otlp::OtlpRecorder`](crate::otlp::OtlpRecorder), its own) before the
+//! first statement (handles are cached), or gives the monitor one of its own
+//! with [`DbMonitor::with_recorder`](crate::DbMonitor::with_recorder). The
+//! monitor describes every metric once, with its unit, when it is created.
 //!
-//! The library only emits; the application installs a recorder (see the
-//! crate docs). The monitor describes every metric once, with its unit, when
-//! it is created.
+//! # The metrics
+//!
+//! | name | kind | unit | labels (besides `db_system_name`, `db_client_connection_pool_name`) |
+//! |---|---|---|---|
+//! | `db_client_operation_duration_seconds` | histogram | seconds | `db_namespace`, `server_address`, `server_port`, `db_query_summary`; on failures `error_type` and `db_response_status_code` |
+//! | `db_client_response_returned_rows` | histogram | rows | `db_namespace`, `server_address`, `server_port`, `db_query_summary` (statements that return rows) |
+//! | `db_client_connection_count` | gauge | connections | `db_client_connection_state` = `idle` / `used` |
+//! | `db_client_connection_max` | gauge | connections | |
+//! | `db_client_connection_idle_max` | gauge | connections | (the pool's maximum: neither pool bounds idle connections apart) |
+//! | `db_client_connection_idle_min` | gauge | connections | |
+//! | `db_client_connection_pending_requests` | gauge | checkouts | |
+//! | `db_client_connection_wait_time_seconds` | histogram | seconds | |
+//! | `db_client_connection_use_time_seconds` | histogram | seconds | |
+//! | `db_client_connection_create_time_seconds` | histogram | seconds | |
+//! | `db_client_connection_timeouts_total` | counter | timeouts | `reason` = `pool_exhausted` / `connect_timeout` |
+//! | `db_monitor_errors_total` | counter | errors | `error_type`, `db_response_status_code` |
+//! | `db_monitor_slow_queries_total` | counter | statements | `db_query_summary` |
+//! | `db_monitor_operation_cancelled_total` | counter | statements | `db_query_summary` |
+//! | `db_monitor_transaction_duration_seconds` | histogram | seconds | `outcome` = `committed` / `rolled_back` / `abandoned` / `failed` |
+//! | `db_monitor_connection_created_total` | counter | connections | |
+//! | `db_monitor_connection_closed_total` | counter | connections | `reason` = `broken` / `invalid` / `max_lifetime` / `idle_timeout` |
+//! | `db_monitor_connection_gets_total` | counter | checkouts | `result` = `direct` / `waited` / `timed_out` |
+//! | `db_monitor_connection_leaks_total` | counter | checkouts | |
+//! | `db_monitor_n_plus_one_total` | counter | requests | `db_query_summary` |
+//! | `db_monitor_notices_total` | counter | notices | `severity`, `db_response_status_code` (capped like errors') |
+//! | `db_monitor_cancel_requests_total` | counter | requests | `outcome` (`sent`, `failed`, `timed_out`, `skipped`) |
+//! | `db_monitor_abandoned_connections_total` | counter | connections | `outcome` = `kept` / `retired` |
+//! | `db_monitor_streams_ended_early_total` | counter | streams | |
+//! | `db_monitor_background_failures_total` | counter | failures | `part` |
+//! | `db_monitor_prepared_cache_total` | counter | calls | `result` = `hit` / `miss` |
+//! | `db_monitor_tracked_operation_duration_seconds` | histogram | seconds | `operation`, `error_type` (failures only) |
+//! | `db_monitor_alerts_active` | gauge | alerts | `alert_type`, `severity` (every combination, zeros included) |
+//! | `db_monitor_performance_score` | gauge | 0–100 | |
+//! | `db_monitor_pool_exhausted_in_seconds` | gauge | seconds | (NaN without a forecast) |
+//! | `db_monitor_anomalous_statements` | gauge | statements | `kind` = `latency` / `error_rate` |
+//! | `db_monitor_server_oldest_transaction_seconds` | gauge (server view) | seconds | |
+//! | `db_monitor_server_blocked_backends` | gauge (server view) | backends | |
+//! | `db_monitor_server_idle_in_transaction_backends` | gauge (server view) | backends | |
+//!
+//! Buckets are OpenTelemetry's advice: `[0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
+//! 1, 5, 10]` seconds for every duration, `[1, 2, 5, 10, 20, 50, 100, 200, 500,
+//! 1000, 2000, 5000, 10000]` for the rows. Units: the facade carries
+//! `seconds` (the `_seconds` suffix) and `count` (no suffix); the
+//! convention's curly-brace units (`{connection}`, `{row}`) have no place in
+//! it, so the unit column above says what is counted.
+//!
+//! `db_query_summary` is the convention's `db.query.summary`: the operations
+//! and the tables they name, in the order written and as written (`SELECT
+//! orders`, `INSERT shipping_details SELECT orders`, `SELECT SELECT orders
+//! customers` for a query over a subquery), at most 255 characters. The
+//! operation and the table are not labels of their own
+//! (`db_operation_name`, `db_collection_name`): the convention says not to
+//! take them from the query's text, and the text is all a client of
+//! tokio-postgres has.
+//!
+//! `error_type` is the crate's [error class](crate::guide::recording#error-classes) (`deadlock`,
+//! `statement_timeout`, …), not the SQLSTATE the convention prefers: the
+//! classes are few and stable, so alert rules can name them, and the
+//! SQLSTATE is beside it in `db_response_status_code`. A failure with no
+//! class of its own is `other` (the convention's `_OTHER`).
+//!
+//! Labels are bounded: at most `max_query_summaries` (100) summaries per
+//! pool, the rest `OTHER`; SQLSTATE values are capped at `max_status_codes`
+//! (50) per pool on the counters, and at 16 error type and code pairs per
+//! summary on the duration histogram, the rest `other` (PL/pgSQL `RAISE` can
+//! choose any code).
+//! Fingerprints are capped at `max_fingerprints` (1000) per pool, the rest
+//! counted under one `other` entry. Nothing is dropped past a cap, only
+//! merged.
 
 use metrics::Unit;
 
@@ -446,18 +511,14 @@ pub fn describe_metrics(recorder: &dyn metrics::Recorder) {
 mod tests {
     use super::*;
 
-    /// The README's metric table: one row per metric, named, kind and
-    /// unit as here, so that the two cannot drift.
+    /// The metric table of this module's docs: one row per metric, named,
+    /// kind and unit as here, so that the two cannot drift.
     #[test]
-    fn the_readme_lists_every_metric_with_its_kind_and_unit() {
-        let readme = include_str!("../README.md");
-        let section = readme
-            .split("\n## Metrics\n")
-            .nth(1)
-            .and_then(|s| s.split("\n## ").next())
-            .expect("the README has a Metrics section");
-        let rows: Vec<Vec<&str>> = section
+    fn the_docs_list_every_metric_with_its_kind_and_unit() {
+        let docs = include_str!("names.rs");
+        let rows: Vec<Vec<&str>> = docs
             .lines()
+            .filter_map(|l| l.strip_prefix("//! "))
             .filter(|l| l.starts_with("| `"))
             .map(|l| l.split('|').map(str::trim).collect())
             .collect();
@@ -466,7 +527,7 @@ mod tests {
         let mut sorted = listed.clone();
         sorted.sort_unstable();
         expected.sort_unstable();
-        assert_eq!(sorted, expected, "the README's table and names::ALL differ");
+        assert_eq!(sorted, expected, "the docs' table and names::ALL differ");
         for (name, kind, unit, _) in ALL {
             let row = &rows[listed.iter().position(|l| l == name).unwrap()];
             let kind_word = match kind {

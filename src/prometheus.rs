@@ -48,6 +48,59 @@
 //! The feature builds the exporter's protobuf code with `protoc`
 //! (`protobuf-compiler` on Debian), which must be on the building machine.
 //!
+//! # In the repository's `deploy/`
+//!
+//! One process has the JSON routes; ten replicas are watched with the
+//! standard tools. The files below are in the repository (not in the
+//! package) and checked in its CI.
+//!
+//! - **Alerting rules** — `deploy/prometheus/alerts.yml`, only against the
+//!   exported names, per `instance` and pool; `deploy/prometheus/alerts.test.yml`
+//!   fires and holds back each one from synthetic series (`promtool check
+//!   rules`, `promtool test rules` in CI):
+//!
+//!   | in-process alert | Prometheus rule | condition | `for` | severity |
+//!   |---|---|---|---|---|
+//!   | `ConnectionFailure` (streak) | `DbConnectionFailure` | ≥ 5 `connection_failure` / `too_many_connections` errors in 5 min | — | high |
+//!   | `ConnectionFailure` (`admin_shutdown`) | `DbServerShutdown` | any `admin_shutdown` in 5 min | — | critical |
+//!   | `PoolExhaustion` (timeout) | `DbPoolExhausted` | any `pool_exhausted` checkout timeout in 5 min | — | critical |
+//!   | `PoolExhaustion` (utilization) | `DbPoolUtilizationHigh` | `used / max ≥ 0.9` | 5 min | high |
+//!   | `SlowQuery` | `DbSlowQuery` | any slow statement in 5 min, per `db_query_summary` | — | medium |
+//!   | `HighErrorRate` | `DbHighErrorRate` (`window` = `5m` / `15m` / `1h`) | failed / all statements over 0.1 / 0.05 / 0.02, with ≥ 20 statements | — | high / medium / low |
+//!   | `TransactionTimeout` | `DbTransactionTimeout` | any statement / lock / idle-in-transaction timeout in 5 min, per `error_type` | — | medium |
+//!   | `Deadlock` | `DbDeadlock` | any `deadlock` in 5 min | — | high |
+//!   | `PerformanceDegradation` | `DbPerformanceDegradation` | p95 over 5 min ≥ 2 × p95 over the hour before, ≥ 20 runs, per `db_query_summary` | — | medium |
+//!   | `IdleInTransaction` | `DbIdleInTransaction` | `db_monitor_server_idle_in_transaction_backends > 0` | 1 min | medium |
+//!   | `LongTransaction` | `DbLongTransaction` | `db_monitor_server_oldest_transaction_seconds ≥ 300` | — | medium |
+//!   | `BlockedBackend` | `DbBlockedBackend` | `db_monitor_server_blocked_backends > 0` | 30 s | high |
+//!
+//!   The in-process engine keys alerts finer (by fingerprint) and sends them
+//!   to Alertmanager itself (`AlertmanagerNotifier`); the rules are for
+//!   fleets, where Prometheus sees every replica.
+//! - **Forecast rules** — `deploy/prometheus/forecast.yml` computes the pool
+//!   exhaustion forecast in Prometheus for a whole fleet (`deriv` and
+//!   `predict_linear` of the exported demand); `bash
+//!   deploy/prometheus/forecast-rules.sh 1h` prints it for another range, and
+//!   promtool tests check it.
+//! - **Grafana** — `deploy/grafana/db-monitor.json` (import it; pick the
+//!   Prometheus data source, then instances and pools): score and active
+//!   alerts, statements per second by operation and by summary, p50/p95/p99
+//!   by operation, the slowest summaries, errors by type, slow / cancelled /
+//!   N+1, pool utilization, connections and waiters, wait / use / create
+//!   times, checkout timeouts and closed connections. A test checks that every
+//!   metric its queries name is one the crate exports; the demo runs every
+//!   query against a real Prometheus.
+//! - **Two instances, one database** — `deploy/demo/run` starts a throwaway
+//!   PostgreSQL, two instances of the axum example on it, a real Prometheus
+//!   (scraping both every second, with the rules above) and a real
+//!   Alertmanager, drives traffic on both (reads, an N+1, slow statements,
+//!   deadlocks), and prints the statements per second of each instance and
+//!   across both, from Prometheus's HTTP API, until Ctrl-C.
+//!   `deploy/demo/run --check` (in CI, 12 s of traffic) checks that both
+//!   instances' series are there and that the cross-instance sum is their sum,
+//!   runs every dashboard query, and lists the rules that fired (here:
+//!   `DbDeadlock DbHighErrorRate DbSlowQuery`).
+//!
 //! # Example
 //!
 //! ```no_run

@@ -25,7 +25,7 @@ use http::Method;
 use serde_json::Value;
 use support::http::{over_tcp, tcp_client};
 
-/// Where the screenshots go (the README names it).
+/// Where the screenshots go (docs/dashboard.png is one of them, copied by hand).
 fn screenshots() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -195,7 +195,7 @@ async fn drive_the_demo<P: axum_example::DemoPool>() {
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 
-    // The README's lock tree: a transfer blocked by a request on /hold.
+    // The server view guide's lock tree: a transfer blocked by a request on /hold.
     let post = |path: &str| {
         let (client, url) = (client.clone(), format!("{base}{path}"));
         tokio::spawn(async move { send(&client, Method::POST, url).await })

@@ -350,7 +350,7 @@ async fn no_planted_value_leaves_by_any_surface<P: TestPool>() {
     }
     // This crate's lines at every level, and anyone's at INFO and above.
     // (tokio-postgres's own DEBUG lines carry the SQL it sends, under its
-    // own targets: see the README.)
+    // own targets: see db_monitor::guide::privacy.)
     let logs = logs.lock().unwrap().clone();
     let watched: String = logs
         .lines()

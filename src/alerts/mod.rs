@@ -61,6 +61,24 @@
 //! Notifiers are called from the background task, one after the other,
 //! and must not block: the webhook notifier only queues.
 //!
+//! # Notifiers
+//!
+//! Every change goes to the notifiers: the `tracing` log by default (`ERROR`
+//! for critical and high, `WARN` for medium, `INFO` for low and for
+//! resolutions), Alertmanager's webhook, or your own ([`Notifier`], or any
+//! `Fn(AlertEvent<'_>)`).
+//!
+//! - **Alertmanager** ([`AlertmanagerNotifier`], feature `webhook`, on by
+//!   default): `POST /api/v2/alerts` with labels `alertname` (`DbDeadlock`,
+//!   …), `alert_type`, `severity`, `pool`, `key`, `alert_id` and yours, the
+//!   message as `summary`, `startsAt`, `endsAt` on resolution,
+//!   `generatorURL`. A bounded queue (1024), batches of up to 64, 3 retries
+//!   with exponential backoff from 500 ms, a 5 s timeout per attempt: a slow or
+//!   dead receiver never blocks the monitor, and what overflows the queue or
+//!   fails every attempt is counted (`stats()`). `http://` only.
+//! - `db_monitor_alerts_active{alert_type, severity}` is published for every
+//!   combination, zeros included.
+//!
 //! # Example
 //!
 //! ```no_run

@@ -363,7 +363,7 @@ mod tests {
     #[test]
     fn the_table_lists_every_variable_read_with_its_true_default() {
         let asked = Mutex::new(Vec::new());
-        MonitorConfig::from_lookup(|name| {
+        let _read = MonitorConfig::from_lookup(|name| {
             asked.lock().unwrap().push(name);
             None
         })

@@ -613,7 +613,8 @@ impl MonitorConfig {
     /// With `tracing-opentelemetry`, the current span's OpenTelemetry
     /// context gives it:
     ///
-    /// ```ignore
+    /// ```
+    /// use db_monitor::{MonitorConfig, TraceParent};
     /// use opentelemetry::trace::TraceContextExt;
     /// use tracing_opentelemetry::OpenTelemetrySpanExt;
     ///
@@ -638,7 +639,7 @@ impl MonitorConfig {
     /// and `warn` are taken as `info`). A subscriber that takes this level
     /// for `db_monitor` gets a span per statement: through
     /// `tracing-opentelemetry` into the OpenTelemetry SDK that is about
-    /// 13,000 instructions a statement (benches/README.md), against about
+    /// 13,000 instructions a statement (the repository's benches/README.md), against about
     /// 30 for the check when no subscriber wants them. Defaults to INFO.
     pub fn span_level(mut self, level: Option<tracing::Level>) -> Self {
         self.span_level = level;
@@ -650,7 +651,7 @@ impl MonitorConfig {
     /// `db.client.response.returned_rows` (`ASYNC_DB_RETURNED_ROWS`,
     /// `true` or `false`). Off, the histogram is not registered at all and
     /// a statement saves its record: about 100 instructions with the
-    /// Prometheus recorder (benches/README.md). Defaults to `true`.
+    /// Prometheus recorder (the repository's benches/README.md). Defaults to `true`.
     pub fn returned_rows(mut self, on: bool) -> Self {
         self.returned_rows = on;
         self

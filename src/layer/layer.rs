@@ -189,7 +189,7 @@ impl DbMonitorLayer {
     /// the dashboard's page and assets, which hold no data, load without
     /// it (a browser sends no `Authorization` when it opens a page; the
     /// page asks for the token and sends it with each read).
-    /// Defaults to `false`: see the README's "Who may read" for why.
+    /// Defaults to `false`: see [Who may read and change](crate::layer#who-may-read-and-change) for why.
     pub fn reads_need_token(self, on: bool) -> Self {
         self.with(|c| c.reads_need_token = on)
     }

@@ -111,7 +111,7 @@
 //! is not counted). So a flood of health requests holds at most one pool
 //! connection (one `SELECT 1` a second), and a flood of the comprehensive
 //! report costs the application what a flood of 404s costs (`tests/flood.rs`;
-//! figures in benches/README.md).
+//! figures in the repository's benches/README.md).
 //!
 //! # The dashboard
 //!

@@ -12,6 +12,50 @@
 //! (`*_unix_ms`), durations as milliseconds (`*_ms`), fingerprints as 16
 //! hexadecimal digits, SQL only in its normalized form.
 //!
+//! # The stores
+//!
+//! | store | holds | bounded by |
+//! |---|---|---|
+//! | errors | kind, SQLSTATE, source, normalized statement, server message masked (see [what text leaves the process](crate::guide::privacy); never `DETAIL`), time; recurring (kind, statement) patterns; statement error rates over 5 min, 15 min, 1 h | `error_history` (1000) |
+//! | slow queries | runs at or over `slow_query_threshold`, grouped by statement: count, mean, max, first and last seen, share of database time, whether it is getting slower (mean of the newer half over the older half, at least 1.2) | `query_history` (1000) |
+//! | pool trend | a sample per `health_check_interval`: size, idle, in use, waiters, utilization, the peak in use since the previous sample, timeouts and waiting in the interval | `pool_trend_samples` (288) |
+//! | recent statements | the last statements: normalized text, fingerprint, operation, table, duration, outcome, time (lock-free per-thread parts; the request route joins with the tower layer) | `query_history` (1000; 0 turns it off) |
+//! | statement performance | per statement: count, errors, success rate, total, mean, min, max, p50/p95/p99, rows, over any window from 1 minute to 24 hours; grouped by operation and by table; degradation (p95 of the last 5 minutes ≥ `degradation_factor` × p95 of the hour before, with `degradation_min_samples` runs in each) | one-minute slots for the last hour, quarter hours for the rest of the day, per statement (capped by `max_fingerprints`) |
+//!
+//! Latency percentiles come from a log-linear histogram (256 buckets over
+//! microseconds, eight per power of two: within 6.25%, clamped to the window's
+//! exact minimum and maximum) rather than hdrhistogram: the hot path only
+//! increments one counter in a fixed per-thread array, and arrays merge by
+//! addition. Windows are differences between cumulative snapshots taken once
+//! a minute, so their edges are whole slots; each report gives the time it
+//! actually covers.
+//!
+//! # Reading them
+//!
+//! Every report is a method of the pool's
+//! [`PoolMonitor`](crate::PoolMonitor) (`pool.monitor()`), read on demand;
+//! the background task ([`DbMonitor::start`](crate::DbMonitor::start), or
+//! [`DbMonitor::layer`](crate::DbMonitor::layer)) samples the pool, takes
+//! the minute snapshots and resets the stores every
+//! `metrics_reset_interval` (never the metrics recorder). The JSON routes
+//! of [the layer](crate::layer) serve the same documents.
+//!
+//! ```no_run
+//! # async fn run(pool: db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>, monitor: db_monitor::DbMonitor) {
+//! let background = monitor.start(&pool);                 // sampler, minute snapshots, periodic reset
+//! let errors = pool.monitor().error_report(Some(15));    // last 15 minutes; rates over 5 min / 15 min / 1 h
+//! let slow = pool.monitor().slow_query_report(Some(60), 10);
+//! let trend = pool.monitor().trend_report(None);         // every sample retained (288 by default)
+//! let perf = pool.monitor().query_performance(60, 20);   // p50/p95/p99 by statement, operation, table
+//! let recent = pool.monitor().recent_statements(50);     // the last statements, newest first
+//! let score = pool.monitor().performance(60);            // 0-100, its parts, recommendations
+//! let everything = pool.monitor().comprehensive(60, 20); // all of the above in one document
+//! pool.monitor().reset_stores();                         // never touches the metrics recorder
+//! background.shutdown().await;                           // or drop the handle
+//! # let _ = (errors, slow, trend, perf, recent, score, everything);
+//! # }
+//! ```
+//!
 //! # Example
 //!
 //! ```no_run
