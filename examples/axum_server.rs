@@ -109,16 +109,20 @@ pub(crate) async fn demo_on<P: DemoPool>(
 ) -> Result<Demo<P>, Error> {
     let pool = P::open(monitor, pg).await?;
     let conn = pool.checkout().await?;
-    // Idempotent, so that several instances can share one database (they
-    // are started one after the other).
+    // Idempotent, so that several instances can share one database, and
+    // under an advisory lock, since `CREATE TABLE IF NOT EXISTS` is not safe
+    // against another instance starting at the same moment.
     conn.batch_execute(
-        "CREATE TABLE IF NOT EXISTS demo_customers (id int PRIMARY KEY, name text NOT NULL);
+        "BEGIN;
+         SELECT pg_advisory_xact_lock(7243);
+         CREATE TABLE IF NOT EXISTS demo_customers (id int PRIMARY KEY, name text NOT NULL);
          CREATE TABLE IF NOT EXISTS demo_orders (id serial PRIMARY KEY, customer int REFERENCES demo_customers, total int);
          CREATE TABLE IF NOT EXISTS demo_accounts (id int PRIMARY KEY, balance int NOT NULL);
          INSERT INTO demo_customers SELECT g, 'customer ' || g FROM generate_series(1, 12) g ON CONFLICT DO NOTHING;
          INSERT INTO demo_orders (customer, total) SELECT 1 + g % 12, g FROM generate_series(1, 120) g
            WHERE NOT EXISTS (SELECT 1 FROM demo_orders);
-         INSERT INTO demo_accounts VALUES (1, 1000), (2, 1000) ON CONFLICT DO NOTHING",
+         INSERT INTO demo_accounts VALUES (1, 1000), (2, 1000) ON CONFLICT DO NOTHING;
+         COMMIT",
     )
     .await?;
     drop(conn);
