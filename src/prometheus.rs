@@ -46,13 +46,15 @@
 //!   `deploy/` query the classic buckets.
 //!
 //! The feature builds the exporter's protobuf code with `protoc`
-//! (`protobuf-compiler` on Debian), which must be on the building machine.
+//! (`protobuf-compiler` and `libprotobuf-dev` on Debian), which must be on
+//! the building machine.
 //!
 //! # In the repository's `deploy/`
 //!
 //! One process has the JSON routes; ten replicas are watched with the
-//! standard tools. The files below are in the repository (not in the
-//! package) and checked in its CI.
+//! standard tools. The files below are checked in the repository's CI;
+//! the rules and the Grafana dashboard ship in the package too, the demo
+//! is in the repository only.
 //!
 //! - **Alerting rules** — `deploy/prometheus/alerts.yml`, only against the
 //!   exported names, per `instance` and pool; `deploy/prometheus/alerts.test.yml`
