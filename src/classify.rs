@@ -354,12 +354,23 @@ pub struct GetError {
     pub(crate) in_use: u32,
     pub(crate) max_size: u32,
     pub(crate) source: Option<ConnectError>,
+    pub(crate) failed_fast: bool,
 }
 
 impl GetError {
-    /// [`ErrorKind::PoolExhausted`] or [`ErrorKind::ConnectTimeout`].
+    /// [`ErrorKind::PoolExhausted`] or [`ErrorKind::ConnectTimeout`] (a
+    /// checkout that [failed fast](Self::failed_fast) included: its
+    /// [`source`](std::error::Error::source) is the connect error).
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// Whether the checkout gave up without waiting its timeout, because
+    /// the database was out of reach: a bb8 pool known down (see
+    /// [`MonitorConfig::fail_fast`](crate::MonitorConfig::fail_fast)), or
+    /// the connect that a deadpool checkout made failing.
+    pub fn failed_fast(&self) -> bool {
+        self.failed_fast
     }
 
     /// How long the checkout waited.
@@ -375,6 +386,13 @@ impl fmt::Display for GetError {
             "no connection from pool {:?} after {:.1?}: ",
             &*self.pool, self.waited
         )?;
+        if self.failed_fast {
+            f.write_str("database out of reach, not waiting")?;
+            return match &self.source {
+                Some(e) => write!(f, " (last connect: {e})"),
+                None => Ok(()),
+            };
+        }
         match self.kind {
             ErrorKind::PoolExhausted => write!(
                 f,

@@ -44,6 +44,7 @@
 //! | `db_monitor_connection_closed_total` | counter | connections | `reason` = `broken` / `invalid` / `max_lifetime` / `idle_timeout` |
 //! | `db_monitor_connection_gets_total` | counter | checkouts | `result` = `direct` / `waited` / `timed_out` |
 //! | `db_monitor_connection_leaks_total` | counter | checkouts | |
+//! | `db_monitor_connection_failed_fast_total` | counter | checkouts | (checkouts failed at once while the database was out of reach) |
 //! | `db_monitor_n_plus_one_total` | counter | requests | `db_query_summary` |
 //! | `db_monitor_notices_total` | counter | notices | `severity`, `db_response_status_code` (capped like errors') |
 //! | `db_monitor_cancel_requests_total` | counter | requests | `outcome` (`sent`, `failed`, `timed_out`, `skipped`) |
@@ -144,6 +145,9 @@ pub const CONNECTIONS_CLOSED: &str = "db_monitor_connection_closed_total";
 pub const CONNECTION_GETS: &str = "db_monitor_connection_gets_total";
 /// Counter: checkouts held longer than the leak threshold.
 pub const CONNECTION_LEAKS: &str = "db_monitor_connection_leaks_total";
+/// Counter: checkouts that failed at once, without waiting, because the
+/// database was out of reach ([`MonitorConfig::fail_fast`](crate::MonitorConfig::fail_fast)).
+pub const CONNECTION_FAILED_FAST: &str = "db_monitor_connection_failed_fast_total";
 /// Counter: requests through [`DbMonitorLayer`](crate::DbMonitorLayer)
 /// in which one statement ran more than the N+1 threshold, by
 /// [`QUERY_SUMMARY`].
@@ -386,6 +390,12 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         Some(Unit::Count),
         "Checkouts held longer than the leak threshold.",
+    ),
+    (
+        CONNECTION_FAILED_FAST,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Checkouts failed at once because the database was out of reach.",
     ),
     (
         N_PLUS_ONE,

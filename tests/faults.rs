@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use db_monitor::names::{
-    ABANDONED_CONNECTIONS, CANCEL_REQUESTS, CONNECTION_TIMEOUTS, CONNECTION_WAIT_TIME, ERRORS, OPERATIONS_CANCELLED,
-    OPERATION_DURATION, STREAMS_ENDED_EARLY,
+    ABANDONED_CONNECTIONS, CANCEL_REQUESTS, CONNECTION_FAILED_FAST, CONNECTION_TIMEOUTS, CONNECTION_WAIT_TIME, ERRORS,
+    OPERATIONS_CANCELLED, OPERATION_DURATION, STREAMS_ENDED_EARLY,
 };
 use db_monitor::stats::ErrorSource;
 use db_monitor::tokio_postgres::IsolationLevel;
@@ -317,24 +317,129 @@ async fn a_full_pool_times_out_as_pool_exhausted<P: TestPool>() {
     assert!(pool.get().await.is_ok());
 }
 
-async fn a_refused_port_times_out_as_connect_timeout<P: TestPool>() {
+/// A port that refuses: the checkout does not wait the pool's timeout
+/// for connects that keep failing; it fails once the first has, with
+/// that connect's error (bb8 by the monitor's fail-fast, deadpool by its
+/// own connect-on-demand).
+async fn a_refused_port_fails_fast_with_the_connect_error<P: TestPool>() {
     let (monitor, rec) = monitor(MonitorConfig::default());
     let config = support::pg::refused_config();
-    let pool = P::make(&monitor, "refused", config, 2, Duration::from_millis(500)).await;
-    let err = pool.get().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ConnectTimeout);
-    let source = std::error::Error::source(&err)
-        .expect("the last connect error is the source")
-        .to_string();
-    assert!(source.to_lowercase().contains("refused"), "{source}");
-    assert_eq!(rec.counter(CONNECTION_TIMEOUTS, &[("reason", "connect_timeout")]), 1);
+    let pool = P::make(&monitor, "refused", config, 2, Duration::from_secs(30)).await;
+    for attempt in 0..3 {
+        let err = pool.get().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectTimeout);
+        assert!(err.failed_fast(), "attempt {attempt}: {err}");
+        assert!(err.waited() < Duration::from_secs(5), "{:?}", err.waited());
+        let source = std::error::Error::source(&err)
+            .expect("the last connect error is the source")
+            .to_string();
+        assert!(source.to_lowercase().contains("refused"), "{source}");
+        assert!(err.to_string().contains("out of reach"), "{err}");
+    }
+    assert_eq!(rec.counter(CONNECTION_FAILED_FAST, &[]), 3);
+    assert_eq!(rec.counter(CONNECTION_TIMEOUTS, &[("reason", "connect_timeout")]), 0);
     assert!(
         rec.counter(
             ERRORS,
             &[("error_type", "connection_failure"), ("db_response_status_code", "")]
         ) >= 1
     );
-    assert!(pool.monitor().snapshot().consecutive_connect_failures >= 1);
+    let snapshot = pool.monitor().snapshot();
+    assert!(snapshot.consecutive_connect_failures >= 1);
+    assert!(snapshot.out_of_reach || snapshot.connections == 0);
+}
+
+/// Off, a bb8 checkout waits its timeout for connects that keep failing,
+/// as bb8 alone does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_fail_fast_off_a_bb8_checkout_waits_its_timeout() {
+    let (monitor, rec) = monitor(MonitorConfig::default().fail_fast(false));
+    let pool = pool_with(
+        &monitor,
+        "patient",
+        support::pg::refused_config(),
+        2,
+        0,
+        Duration::from_millis(600),
+    )
+    .await;
+    let err = pool.get().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectTimeout);
+    assert!(!err.failed_fast());
+    assert!(err.waited() >= Duration::from_millis(600), "{:?}", err.waited());
+    assert_eq!(rec.counter(CONNECTION_TIMEOUTS, &[("reason", "connect_timeout")]), 1);
+    assert_eq!(rec.counter(CONNECTION_FAILED_FAST, &[]), 0);
+}
+
+/// The server stops under a pool with a 30 s checkout timeout: a checkout
+/// waiting for a connection fails once the pool's connects fail, new
+/// checkouts fail at once with the connect error, and the pool serves
+/// again within seconds of the server's return.
+async fn a_stopped_server_fails_checkouts_at_once_and_they_recover_on_its_return<P: TestPool>() {
+    if !support::pg::can_start_servers() {
+        eprintln!("skipped: needs its own server (initdb not on PATH)");
+        return;
+    }
+    let server = Arc::new(TempPostgres::start(&[]));
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = Arc::new(P::make(&monitor, "stopped", server.config(), 2, Duration::from_secs(30)).await);
+    let held = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    assert_eq!(held.0.query_one_scalar::<i32, _>("SELECT 1", &[]).await.unwrap(), 1);
+    assert_eq!(held.1.query_one_scalar::<i32, _>("SELECT 1", &[]).await.unwrap(), 1);
+    // A checkout waiting on a full pool.
+    let waiter = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get().await.map(|_| ()) }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished());
+
+    let stopper = server.clone();
+    tokio::task::spawn_blocking(move || stopper.stop()).await.unwrap();
+    // The holders meet the shutdown and give their connections back.
+    assert!(held.0.query_one_scalar::<i32, _>("SELECT 1", &[]).await.is_err());
+    drop(held);
+    let waited = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiting checkout fails once connects fail, long before its 30 s")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(waited.kind(), ErrorKind::ConnectTimeout);
+    assert!(waited.failed_fast(), "{waited}");
+
+    // New checkouts fail at once, with the connect error.
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let err = pool.get().await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+        assert!(err.failed_fast(), "{err}");
+        let source = std::error::Error::source(&err)
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!source.is_empty(), "{err}");
+    }
+    assert!(rec.counter(CONNECTION_FAILED_FAST, &[]) >= 4);
+    assert_eq!(rec.counter(CONNECTION_TIMEOUTS, &[("reason", "connect_timeout")]), 0);
+
+    let starter = server.clone();
+    tokio::task::spawn_blocking(move || starter.start_again())
+        .await
+        .unwrap();
+    let back = std::time::Instant::now();
+    let mut recovered = None;
+    while back.elapsed() < Duration::from_secs(15) {
+        if let Ok(conn) = pool.get().await {
+            if conn.query_one_scalar::<i32, _>("SELECT 1", &[]).await.ok() == Some(1) {
+                recovered = Some(back.elapsed());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered = recovered.expect("the pool serves again after the server's return");
+    eprintln!("served again {recovered:?} after the server's return");
+    assert!(recovered < Duration::from_secs(5), "{recovered:?}");
+    assert!(!pool.monitor().snapshot().out_of_reach);
 }
 
 async fn an_abandoned_statement_retires_its_connection_and_is_cancelled_on_the_server<P: TestPool>() {
@@ -728,9 +833,10 @@ async fn a_server_restart_fails_then_recovers_without_a_new_pool<P: TestPool>() 
         rec.dump(ERRORS)
     );
 
-    // While it is down, checkouts time out as connect timeouts.
+    // While it is down, checkouts fail as connect timeouts, at once.
     let err = pool.get().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectTimeout);
+    assert!(err.failed_fast(), "{err}");
     assert!(rec.counter(ERRORS, &[("error_type", "connection_failure")]) >= 1);
 
     let starter = server.clone();
@@ -1027,7 +1133,8 @@ on_both_pools!(
     terminating_an_idle_connection_records_57p01_and_the_pool_recovers,
     terminating_a_busy_connection_fails_its_statement_once,
     a_full_pool_times_out_as_pool_exhausted,
-    a_refused_port_times_out_as_connect_timeout,
+    a_refused_port_fails_fast_with_the_connect_error,
+    a_stopped_server_fails_checkouts_at_once_and_they_recover_on_its_return,
     an_abandoned_statement_retires_its_connection_and_is_cancelled_on_the_server,
     a_row_stream_dropped_while_the_server_still_sends_is_cancelled_there,
     a_cancel_request_never_falls_on_the_next_statement_of_the_checkout,

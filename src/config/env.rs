@@ -252,6 +252,7 @@ impl MonitorConfig {
     /// | `ASYNC_DB_ALERT_BLOCKED` | [`AlertThresholds::blocked`](super::AlertThresholds::blocked) | 30 s |
     /// | `ASYNC_DB_HISTORY_SLOT` | [`slot`](Self::slot) | 60 s |
     /// | `ASYNC_DB_RETURNED_ROWS` | [`returned_rows`](Self::returned_rows) (`true`/`false`) | `true` |
+    /// | `ASYNC_DB_FAIL_FAST` | [`fail_fast`](Self::fail_fast) (`true`/`false`) | `true` |
     /// | `ASYNC_DB_SPAN_LEVEL` | [`span_level`](Self::span_level) (`info`, `debug`, `trace`, `off`) | `info` |
     /// | `ASYNC_DB_ALERT_FORECAST_INTERVAL` | [`ForecastThresholds::interval`](super::ForecastThresholds::interval) | 10 s |
     /// | `ASYNC_DB_ALERT_FORECAST_WINDOW` | [`ForecastThresholds::window`](super::ForecastThresholds::window) | 30 min |
@@ -320,6 +321,7 @@ impl MonitorConfig {
         env.duration("ASYNC_DB_HISTORY_SLOT", &mut c.slot)?;
         env.span_level(&mut c.span_level)?;
         env.flag("ASYNC_DB_RETURNED_ROWS", &mut c.returned_rows)?;
+        env.flag("ASYNC_DB_FAIL_FAST", &mut c.fail_fast)?;
         c.validate()?;
         Ok(c)
     }

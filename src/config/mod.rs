@@ -110,6 +110,7 @@ pub struct MonitorConfig {
     pub(crate) trace_context: Option<TraceContext>,
     pub(crate) span_level: Option<tracing::Level>,
     pub(crate) returned_rows: bool,
+    pub(crate) fail_fast: bool,
     pub(crate) slot: Duration,
     pub(crate) alerts: AlertThresholds,
 }
@@ -381,6 +382,7 @@ impl Default for MonitorConfig {
             trace_context: None,
             span_level: Some(tracing::Level::INFO),
             returned_rows: true,
+            fail_fast: true,
             slot: Duration::from_secs(60),
             alerts: AlertThresholds::default(),
         }
@@ -654,6 +656,26 @@ impl MonitorConfig {
     /// Prometheus recorder (the repository's benches/README.md). Defaults to `true`.
     pub fn returned_rows(mut self, on: bool) -> Self {
         self.returned_rows = on;
+        self
+    }
+
+    /// Whether a bb8 checkout fails at once while the database is known to
+    /// be out of reach (`ASYNC_DB_FAIL_FAST`, `true` or `false`): no
+    /// connection of the pool is open and connects have failed since the
+    /// last success. The checkout's [`GetError`](crate::GetError) then
+    /// carries the connect error's class and text, and
+    /// [`failed_fast`](crate::GetError::failed_fast) is true; checkouts
+    /// already waiting fail as soon as the pool is known down. Meanwhile a
+    /// task probes the server (a connect every 0.5 s, backing off to 2 s),
+    /// and the first that succeeds puts its connection in the pool.
+    ///
+    /// Off, a checkout waits bb8's `connection_timeout` (30 s by default)
+    /// for connects that keep failing, which is bb8's own behaviour.
+    /// deadpool-postgres fails at once by itself: a deadpool checkout
+    /// connects when no connection is idle and returns that connect's
+    /// error. Defaults to `true`.
+    pub fn fail_fast(mut self, on: bool) -> Self {
+        self.fail_fast = on;
         self
     }
 

@@ -36,10 +36,12 @@ pub(crate) enum Event<'a> {
         connection: u64,
         notice: &'a tokio_postgres::error::DbError,
     },
-    /// `get()` finished, successfully or with a timeout of this kind.
+    /// `get()` finished, successfully or with a failure of this kind
+    /// (a timeout, or a connect error's class when it `failed_fast`).
     Checkout {
         waited: Duration,
         timeout: Option<ErrorKind>,
+        failed_fast: bool,
     },
     /// A checkout was returned after being held for `held`.
     Return {

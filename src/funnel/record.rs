@@ -30,7 +30,11 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
         Event::Invalid(error) => invalid(sink, error),
         Event::ConnectionClosed { connection, error } => connection_closed(sink, connection, error),
         Event::Notice { connection, notice } => notice_sent(sink, connection, notice),
-        Event::Checkout { waited, timeout } => checkout(sink, waited, timeout),
+        Event::Checkout {
+            waited,
+            timeout,
+            failed_fast,
+        } => checkout(sink, waited, timeout, failed_fast),
         Event::Return { held, location } => checkin(sink, held, location),
         Event::NPlusOne {
             route,
@@ -270,10 +274,20 @@ fn notice_sent(sink: &Sink, connection: u64, notice: &tokio_postgres::error::DbE
 }
 
 #[inline(never)]
-fn checkout(sink: &Sink, waited: Duration, timeout: Option<ErrorKind>) {
+fn checkout(sink: &Sink, waited: Duration, timeout: Option<ErrorKind>, failed_fast: bool) {
     sink.metrics.wait_time.record(waited);
     let Some(kind) = timeout else { return };
-    sink.metrics.timeout(kind).increment(1);
+    let message = if failed_fast {
+        sink.metrics.failed_fast.increment(1);
+        "no connection: database out of reach, not waiting".to_owned()
+    } else {
+        sink.metrics.timeout(kind).increment(1);
+        format!(
+            "no connection within {:.1?} ({})",
+            waited,
+            kind.as_str().replace('_', " ")
+        )
+    };
     keep_error(
         sink,
         NewError {
@@ -282,12 +296,7 @@ fn checkout(sink: &Sink, waited: Duration, timeout: Option<ErrorKind>) {
             sqlstate: None,
             source: ErrorSource::Checkout,
             statement: None,
-            message: format!(
-                "no connection within {:.1?} ({})",
-                waited,
-                kind.as_str().replace('_', " ")
-            )
-            .into(),
+            message: message.into(),
             route: request_route(),
         },
     );

@@ -172,6 +172,7 @@ pub(crate) struct PoolMetrics {
     timeouts_exhausted: Counter,
     timeouts_connect: Counter,
     pub(crate) leaks: Counter,
+    pub(crate) failed_fast: Counter,
     /// Abandoned connections kept, and retired.
     pub(crate) abandoned: [Counter; 2],
     pub(crate) ended_early: Counter,
@@ -214,6 +215,7 @@ impl PoolMetrics {
             timeouts_exhausted: m.counter(names::CONNECTION_TIMEOUTS, with(names::REASON, "pool_exhausted")),
             timeouts_connect: m.counter(names::CONNECTION_TIMEOUTS, with(names::REASON, "connect_timeout")),
             leaks: m.counter(names::CONNECTION_LEAKS, base.to_vec()),
+            failed_fast: m.counter(names::CONNECTION_FAILED_FAST, base.to_vec()),
             abandoned: ["kept", "retired"].map(|o| m.counter(names::ABANDONED_CONNECTIONS, with(names::OUTCOME, o))),
             ended_early: m.counter(names::STREAMS_ENDED_EARLY, base.to_vec()),
             prepared: ["hit", "miss"].map(|r| m.counter(names::PREPARED_CACHE, with(names::RESULT, r))),

@@ -59,20 +59,47 @@ pin_project! {
     /// what to make of its result. A named future rather than an `async`
     /// block, so that the pool's (large) future is not moved once more into
     /// a wrapper.
-    pub(crate) struct Checkout<F, G> {
+    ///
+    /// A checkout that [watches](Checkout::watching) its pool ends at once,
+    /// with `down`'s answer, when the pool is [known
+    /// down](PoolShared::known_down) as it starts or while it waits.
+    pub(crate) struct Checkout<'a, F, G, D> {
         #[pin]
         inner: F,
         start: Option<quanta::Instant>,
         finish: Option<G>,
+        watch: Option<&'a PoolShared>,
+        down: Option<D>,
+        // Set while waiting on a watched pool.
+        #[pin]
+        notified: Option<tokio::sync::futures::Notified<'a>>,
     }
 }
 
-impl<F, G> Checkout<F, G> {
+impl<F, G, O> Checkout<'static, F, G, fn(Wait) -> O> {
     pub(crate) fn new(inner: F, finish: G) -> Self {
         Checkout {
             inner,
             start: None,
             finish: Some(finish),
+            watch: None,
+            down: None,
+            notified: None,
+        }
+    }
+}
+
+impl<'a, F, G, D> Checkout<'a, F, G, D> {
+    /// A checkout that gives up as soon as `pool` (if any) is known down,
+    /// with `down`'s answer.
+    pub(crate) fn watching(inner: F, pool: Option<&'a PoolShared>, finish: G, down: D) -> Self {
+        Checkout {
+            inner,
+            start: None,
+            finish: Some(finish),
+            watch: pool,
+            down: Some(down),
+            notified: None,
         }
     }
 }
@@ -87,22 +114,51 @@ pub(crate) struct Wait {
     pub(crate) direct: bool,
 }
 
-impl<F, G, R, O> Future for Checkout<F, G>
+impl<'a, F, G, D, R, O> Future for Checkout<'a, F, G, D>
 where
     F: Future<Output = R>,
     G: FnOnce(R, Wait) -> O,
+    D: FnOnce(Wait) -> O,
 {
     type Output = O;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
-        let this = self.project();
+        let mut this = self.project();
         let direct = this.start.is_none();
         let start = *this.start.get_or_insert_with(now);
-        let result = ready!(this.inner.poll(cx));
-        // Polled again after it finished: a caller's bug, as for any future.
-        let finish = this.finish.take().expect("a checkout is polled after it finished");
-        Poll::Ready(finish(result, Wait { start, direct }))
+        let wait = Wait { start, direct };
+        let watch = *this.watch;
+        if direct && watch.is_some_and(PoolShared::known_down) {
+            return Poll::Ready(gave_up(this.down, wait));
+        }
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            // Polled again after it finished: a caller's bug, as for any future.
+            let finish = this.finish.take().expect("a checkout is polled after it finished");
+            return Poll::Ready(finish(result, wait));
+        }
+        let Some(pool) = watch else { return Poll::Pending };
+        // Waiting: also for word that the pool is down. Registered before
+        // the state is read, so that no word is missed in between.
+        loop {
+            if this.notified.is_none() {
+                this.notified.set(Some(pool.down.notified()));
+            }
+            let mut notified = this.notified.as_mut().as_pin_mut().expect("set above");
+            notified.as_mut().enable();
+            if pool.known_down() {
+                return Poll::Ready(gave_up(this.down, wait));
+            }
+            ready!(notified.poll(cx));
+            // Woken: look again, with a fresh registration.
+            this.notified.set(None);
+        }
     }
+}
+
+#[cold]
+fn gave_up<O>(down: &mut Option<impl FnOnce(Wait) -> O>, wait: Wait) -> O {
+    let down = down.take().expect("a checkout is polled after it finished");
+    down(wait)
 }
 
 /// A pool's guard on a connection, as a checkout gives it back.
@@ -138,7 +194,11 @@ impl Held {
         if in_use > pool.peak_in_use.load(Relaxed) {
             pool.peak_in_use.fetch_max(in_use, Relaxed);
         }
-        pool.record(Event::Checkout { waited, timeout: None });
+        pool.record(Event::Checkout {
+            waited,
+            timeout: None,
+            failed_fast: false,
+        });
         let stats = conn.stats();
         shared::bump(&stats.checkouts, 1);
         let since = u64::try_from(now.saturating_duration_since(pool.epoch).as_nanos()).unwrap_or(u64::MAX - 1);
@@ -196,18 +256,21 @@ impl Held {
     }
 }
 
-/// Records a checkout that got no connection and makes its error.
+/// Records a checkout that got no connection and makes its error
+/// (`failed_fast`: it did not wait, the database being out of reach).
 pub(crate) fn failed(
     monitor: &PoolMonitor,
     kind: ErrorKind,
     source: Option<String>,
     waited: Duration,
     in_use: u32,
+    failed_fast: bool,
 ) -> GetError {
     let pool = &monitor.shared;
     pool.record(Event::Checkout {
         waited,
         timeout: Some(kind),
+        failed_fast,
     });
     let sink = &pool.sink;
     crate::funnel::span::checkout_failed(
@@ -224,6 +287,7 @@ pub(crate) fn failed(
         in_use,
         max_size: pool.max_size.load(Relaxed),
         source: source.map(ConnectError),
+        failed_fast,
     }
 }
 

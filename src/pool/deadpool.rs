@@ -251,6 +251,9 @@ impl<Tls: MakeTls> MonitoredDeadpool<Tls> {
                 let shared = &self.monitor.shared;
                 let status = self.inner.status();
                 let (connections, idle) = (as_u32(status.size), as_u32(status.available));
+                // deadpool connects for the checkout when nothing is idle,
+                // and gives that connect's error at once: a fast failure.
+                let fast = matches!(error, PoolError::Backend(_));
                 let (kind, source) = match failure(error, shared) {
                     Err(TimeoutType::Wait) => {
                         counts.gets_timed_out.fetch_add(1, Relaxed);
@@ -265,6 +268,7 @@ impl<Tls: MakeTls> MonitoredDeadpool<Tls> {
                     source,
                     waited,
                     connections.saturating_sub(idle),
+                    fast,
                 ))
             }
         }

@@ -223,6 +223,7 @@ impl PoolMonitor {
             in_use: self.shared.in_use.load(Relaxed),
             pending: s.pending,
             consecutive_connect_failures: self.shared.consecutive_connect_failures.load(Relaxed),
+            out_of_reach: self.shared.known_down(),
             connections_set_up: self.shared.ready.load(Relaxed),
             open_connections: connections,
         }

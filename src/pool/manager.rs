@@ -292,6 +292,7 @@ impl<Tls: MakeTls> MonitoredManager<Tls> {
         // The tasks do not keep the pool alive: once the pool is gone, how
         // its connections end is nobody's concern.
         let shared = Arc::downgrade(&self.shared);
+        self.shared.link_opened();
         let driver = tokio::spawn(drive(
             connection,
             shared.clone(),
@@ -300,7 +301,11 @@ impl<Tls: MakeTls> MonitoredManager<Tls> {
         ));
         tokio::spawn(async move {
             // A join error: the runtime is shutting down.
-            let Ok(result) = driver.await else { return };
+            let joined = driver.await;
+            if let Some(shared) = shared.upgrade() {
+                shared.link_closed();
+            }
+            let Ok(result) = joined else { return };
             if result.is_err() {
                 holder_reports(&stats).await;
             }

@@ -122,6 +122,9 @@ pub struct MonitoredPool<Tls: MakeTls> {
     pub(crate) inner: bb8::Pool<MonitoredManager<Tls>>,
     pub(crate) shared: Arc<PoolShared>,
     monitor: PoolMonitor,
+    // Counts the application's handles: the probe for a database out of
+    // reach stops once the last one is gone.
+    handles: Arc<()>,
 }
 
 /// The bb8 pool as the monitor's source.
@@ -164,6 +167,7 @@ impl<Tls: MakeTls> Clone for MonitoredPool<Tls> {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
             monitor: self.monitor.clone(),
+            handles: self.handles.clone(),
         }
     }
 }
@@ -188,7 +192,12 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                 shared: shared.clone(),
             }),
         );
-        MonitoredPool { inner, shared, monitor }
+        MonitoredPool {
+            inner,
+            shared,
+            monitor,
+            handles: Arc::new(()),
+        }
     }
 
     /// The monitor's handle on this pool: its reports, alerts, forecast and
@@ -210,21 +219,31 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// The wait is recorded; the returned guard records the use time when
     /// dropped and remembers where it was checked out (for leak warnings).
     ///
+    /// While the database is known to be out of reach (no connection of the
+    /// pool open, connects failing since the last success), the checkout
+    /// fails at once instead of waiting for connects that keep failing, and
+    /// a waiting one fails as soon as that is known; a task probes for the
+    /// server's return meanwhile. See
+    /// [`MonitorConfig::fail_fast`](crate::MonitorConfig::fail_fast).
+    ///
     /// # Errors
     ///
     /// A [`GetError`] when no connection came within the timeout: of kind
     /// [`ErrorKind::PoolExhausted`] if every connection was checked out,
     /// [`ErrorKind::ConnectTimeout`] otherwise (the database is down,
     /// refusing, or rejecting the login: the last connect error is its
-    /// source).
+    /// source), also when it [failed fast](GetError::failed_fast).
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<MonitoredConnection<'_, Tls>, GetError>> + Send + '_ {
         let location = Location::caller();
         // bb8's owned guard either way, so that a return with abandoned
         // work can hand it to the task that settles it.
-        Checkout::new(self.inner.get_owned(), move |result, wait| {
-            self.checked_out(result, wait, location)
-        })
+        Checkout::watching(
+            self.inner.get_owned(),
+            self.watch(),
+            move |result, wait| self.checked_out(result, wait, location),
+            move |wait| Err(self.failed_fast(wait)),
+        )
     }
 
     /// Like [`get`](Self::get), but the guard owns a handle to the pool
@@ -236,9 +255,67 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     #[track_caller]
     pub fn get_owned(&self) -> impl Future<Output = Result<MonitoredConnection<'static, Tls>, GetError>> + Send + '_ {
         let location = Location::caller();
-        Checkout::new(self.inner.get_owned(), move |result, wait| {
-            self.checked_out(result, wait, location)
-        })
+        Checkout::watching(
+            self.inner.get_owned(),
+            self.watch(),
+            move |result, wait| self.checked_out(result, wait, location),
+            move |wait| Err(self.failed_fast(wait)),
+        )
+    }
+
+    /// The pool a checkout watches for being known down, if it fails fast.
+    fn watch(&self) -> Option<&PoolShared> {
+        self.shared.sink.config.fail_fast.then_some(&*self.shared)
+    }
+
+    /// Records a checkout that gave up because the database is out of
+    /// reach, and makes sure a probe is looking for its return.
+    #[cold]
+    fn failed_fast(&self, wait: checkout::Wait) -> GetError {
+        let waited = now().saturating_duration_since(wait.start);
+        self.probe();
+        let source = self.shared.last_connect_error();
+        let in_use = self.shared.in_use.load(Relaxed);
+        checkout::failed(&self.monitor, ErrorKind::ConnectTimeout, source, waited, in_use, true)
+    }
+
+    /// Starts the probe for the server's return, unless one runs: a connect
+    /// (with the pool's setup and customizer, as bb8 opens any) every
+    /// 0.5 s, backing off to 2 s, until one succeeds and its connection
+    /// joins the pool, a connection opens otherwise, or the application's
+    /// last handle on the pool is gone. Outside a runtime, nothing.
+    fn probe(&self) {
+        const FIRST: Duration = Duration::from_millis(500);
+        const MOST: Duration = Duration::from_secs(2);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.shared.probing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.inner.clone();
+        let shared = self.shared.clone();
+        let handles = Arc::downgrade(&self.handles);
+        let connect_timeout = self.inner.config().connection_timeout;
+        runtime.spawn(async move {
+            let mut pause = FIRST;
+            loop {
+                tokio::time::sleep(pause).await;
+                if handles.strong_count() == 0 || !shared.known_down() {
+                    break;
+                }
+                match tokio::time::timeout(connect_timeout, pool.dedicated_connection()).await {
+                    Ok(Ok(conn)) => {
+                        // Full (another connect won the race): dropped.
+                        let _ = pool.add(conn);
+                        break;
+                    }
+                    // Recorded as connect failures by the manager.
+                    Ok(Err(_)) | Err(_) => pause = (pause * 2).min(MOST),
+                }
+            }
+            shared.probing.store(false, std::sync::atomic::Ordering::Release);
+        });
     }
 
     fn checked_out<'a>(
@@ -265,7 +342,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
                     bb8::RunError::User(e) => (ErrorKind::of_connect(&e), Some(self.shared.sink.describe(&e))),
                 };
                 let in_use = state.connections.saturating_sub(state.idle_connections);
-                Err(checkout::failed(&self.monitor, kind, source, waited, in_use))
+                Err(checkout::failed(&self.monitor, kind, source, waited, in_use, false))
             }
         }
     }
@@ -367,6 +444,10 @@ pub struct PoolSnapshot {
     pub pending: u64,
     /// Connect failures since the last successful connect.
     pub consecutive_connect_failures: u32,
+    /// Whether the database is out of reach as the pool knows it: no
+    /// connection open and connects failing since the last success (a bb8
+    /// checkout then [fails fast](crate::MonitorConfig::fail_fast)).
+    pub out_of_reach: bool,
     /// Connections that connected and ran their setup statements (counted
     /// by [`MonitoredManager`]).
     pub connections_set_up: u64,

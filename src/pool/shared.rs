@@ -56,6 +56,14 @@ pub(crate) struct PoolShared {
     connections: Mutex<Vec<Weak<ConnStats>>>,
     pub(crate) consecutive_connect_failures: AtomicU32,
     last_connect_error: Mutex<Option<String>>,
+    /// Connections whose link to the server is open (connected, their
+    /// background task not ended), whoever holds them.
+    open: AtomicU32,
+    /// Woken when the pool becomes known down (see
+    /// [`known_down`](Self::known_down)): checkouts waiting then fail.
+    pub(crate) down: tokio::sync::Notify,
+    /// A task probes for the server's return (see `pool::probe`).
+    pub(crate) probing: AtomicBool,
     /// When the pool was made, on the statement clock.
     pub(crate) epoch: quanta::Instant,
     /// How the server view connects (set by the manager).
@@ -86,6 +94,9 @@ impl PoolShared {
             connections: Mutex::new(Vec::new()),
             consecutive_connect_failures: AtomicU32::new(0),
             last_connect_error: Mutex::new(None),
+            open: AtomicU32::new(0),
+            down: tokio::sync::Notify::new(),
+            probing: AtomicBool::new(false),
             epoch: crate::units::now(),
             side_connect: OnceLock::new(),
         }
@@ -133,14 +144,20 @@ impl PoolShared {
     }
 
     /// Counts a connect: a success ends the streak of failures, a failure
-    /// extends it and is remembered as the last connect error.
+    /// extends it and is remembered as the last connect error (and wakes
+    /// the waiting checkouts if that leaves the pool known down).
     pub(crate) fn connect_ended(&self, error: Option<&tokio_postgres::Error>) {
         match error {
             None => self.consecutive_connect_failures.store(0, Relaxed),
             Some(error) => {
+                {
+                    let mut last = self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner());
+                    *last = Some(self.sink.describe(error));
+                }
                 self.consecutive_connect_failures.fetch_add(1, Relaxed);
-                let mut last = self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner());
-                *last = Some(self.sink.describe(error));
+                if self.known_down() {
+                    self.down.notify_waiters();
+                }
             }
         }
     }
@@ -151,6 +168,29 @@ impl PoolShared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// A connection's link to the server opened.
+    pub(crate) fn link_opened(&self) {
+        self.open.fetch_add(1, Relaxed);
+    }
+
+    /// A connection's link to the server ended (its background task did).
+    pub(crate) fn link_closed(&self) {
+        let _ = self.open.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+        if self.known_down() {
+            self.down.notify_waiters();
+        }
+    }
+
+    /// Whether the database is known to be out of reach: no connection of
+    /// the pool is open and connects have failed since the last success.
+    /// A checkout then can only wait for a connect that is failing, so it
+    /// fails at once instead (when [`fail_fast`](crate::MonitorConfig::fail_fast)
+    /// is on). A pool with an open connection, even a busy one, is not
+    /// down: that connection may come back.
+    pub(crate) fn known_down(&self) -> bool {
+        self.open.load(Relaxed) == 0 && self.consecutive_connect_failures.load(Relaxed) > 0
     }
 }
 
