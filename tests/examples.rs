@@ -225,6 +225,94 @@ async fn drive_the_demo<P: axum_example::DemoPool>() {
     demo.background.shutdown().await;
 }
 
+/// The pool held full by the example's `/hold` (two requests hold its two
+/// connections, two more wait for one): `/ready` turns 503 with
+/// `Retry-After` once checkouts have waited without a pause for the set
+/// time, while the liveness check stays 200 (it pings on a connection of
+/// its own); both are 200 once the holds are over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_turns_while_the_pool_is_held_full_and_liveness_stays_up() {
+    let _alone = DEMO_TABLES.lock().await;
+    let (monitor, _rec) = support::monitor(
+        MonitorConfig::default().pool_size(2).max_overflow(0).readiness(
+            db_monitor::Readiness::default()
+                .saturated_for(Duration::from_secs(1))
+                .retry_after(Duration::from_secs(2)),
+        ),
+    );
+    let demo = axum_example::demo_on::<db_monitor::MonitoredPool<db_monitor::tokio_postgres::NoTls>>(
+        &monitor,
+        support::pg::shared_config(),
+        None,
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, demo.router).await });
+    let client = tcp_client();
+    let ready = format!("{base}/health/database/ready");
+    let live = format!("{base}/health/database");
+
+    let before = send(&client, Method::GET, ready.clone()).await;
+    assert_eq!(
+        before.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&before.body)
+    );
+    assert_eq!(before.json()["status"], "ready");
+
+    let holds: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, url) = (client.clone(), format!("{base}/hold?seconds=2"));
+            tokio::spawn(async move { send(&client, Method::POST, url).await })
+        })
+        .collect();
+    let started = Instant::now();
+    let unready = loop {
+        let answer = send(&client, Method::GET, ready.clone()).await;
+        if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+            break answer;
+        }
+        assert_eq!(answer.status, StatusCode::OK);
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "still ready: {}",
+            answer.json()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "unready after {waited:?}, before the 1 s"
+    );
+    let body = unready.json();
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["reasons"][0]["reason"], "saturated", "{body:#}");
+    assert!(body["load"]["waiting"].as_u64().unwrap() >= 1, "{body:#}");
+    assert_eq!(unready.headers["retry-after"], "2");
+
+    let liveness = send(&client, Method::GET, live.clone()).await;
+    assert_eq!(
+        liveness.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&liveness.body)
+    );
+    assert_eq!(liveness.json()["status"], "healthy");
+
+    for hold in holds {
+        assert_eq!(hold.await.unwrap().status, StatusCode::OK);
+    }
+    let after = send(&client, Method::GET, ready).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.json());
+    assert_eq!(send(&client, Method::GET, live).await.status, StatusCode::OK);
+    server.abort();
+    demo.background.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hyper_example_answers_through_the_layer() {
     let (monitor, _rec) = support::monitor(MonitorConfig::default());

@@ -138,6 +138,13 @@ impl<F: Fn(&'static str) -> Option<String>> Env<F> {
         self.count("ASYNC_DB_PREPARED_CACHE_SIZE", &mut c.prepared_cache_size)
     }
 
+    fn readiness(&self, r: &mut super::Readiness) -> Result<(), ConfigError> {
+        self.duration("ASYNC_DB_READY_SATURATED_FOR", &mut r.saturated_for)?;
+        self.duration("ASYNC_DB_READY_WAIT_P95", &mut r.wait_p95)?;
+        self.duration("ASYNC_DB_READY_EXHAUSTION_WITHIN", &mut r.exhaustion_within)?;
+        self.duration("ASYNC_DB_READY_RETRY_AFTER", &mut r.retry_after)
+    }
+
     fn span_level(&self, level: &mut Option<tracing::Level>) -> Result<(), ConfigError> {
         self.read(
             "ASYNC_DB_SPAN_LEVEL",
@@ -253,6 +260,10 @@ impl MonitorConfig {
     /// | `ASYNC_DB_HISTORY_SLOT` | [`slot`](Self::slot) | 60 s |
     /// | `ASYNC_DB_RETURNED_ROWS` | [`returned_rows`](Self::returned_rows) (`true`/`false`) | `true` |
     /// | `ASYNC_DB_FAIL_FAST` | [`fail_fast`](Self::fail_fast) (`true`/`false`) | `true` |
+    /// | `ASYNC_DB_READY_SATURATED_FOR` | [`Readiness::saturated_for`](super::Readiness::saturated_for) | 10 s |
+    /// | `ASYNC_DB_READY_WAIT_P95` | [`Readiness::wait_p95`](super::Readiness::wait_p95) | 1 s |
+    /// | `ASYNC_DB_READY_EXHAUSTION_WITHIN` | [`Readiness::exhaustion_within`](super::Readiness::exhaustion_within) (`0` never) | 60 s |
+    /// | `ASYNC_DB_READY_RETRY_AFTER` | [`Readiness::retry_after`](super::Readiness::retry_after) | 5 s |
     /// | `ASYNC_DB_SPAN_LEVEL` | [`span_level`](Self::span_level) (`info`, `debug`, `trace`, `off`) | `info` |
     /// | `ASYNC_DB_ALERT_FORECAST_INTERVAL` | [`ForecastThresholds::interval`](super::ForecastThresholds::interval) | 10 s |
     /// | `ASYNC_DB_ALERT_FORECAST_WINDOW` | [`ForecastThresholds::window`](super::ForecastThresholds::window) | 30 min |
@@ -322,6 +333,7 @@ impl MonitorConfig {
         env.span_level(&mut c.span_level)?;
         env.flag("ASYNC_DB_RETURNED_ROWS", &mut c.returned_rows)?;
         env.flag("ASYNC_DB_FAIL_FAST", &mut c.fail_fast)?;
+        env.readiness(&mut c.readiness)?;
         c.validate()?;
         Ok(c)
     }
@@ -396,7 +408,11 @@ mod tests {
     #[test]
     fn the_setters_state_the_defaults_of_the_table() {
         let table = table();
-        let sources = [include_str!("mod.rs"), include_str!("forecast.rs")];
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("forecast.rs"),
+            include_str!("serving.rs"),
+        ];
         let mut checked = 0;
         for source in sources {
             let mut block = String::new();

@@ -28,11 +28,13 @@ use crate::alert_kind::AlertType;
 
 mod env;
 mod forecast;
+mod serving;
 mod trace;
 mod validate;
 
 pub use env::ConfigError;
 pub use forecast::{AnomalyThresholds, ForecastThresholds};
+pub use serving::Readiness;
 pub use trace::{TraceContext, TraceParent, TraceParentError};
 
 /// Everything the monitor can be told. Built with [`MonitorConfig::default`]
@@ -111,6 +113,7 @@ pub struct MonitorConfig {
     pub(crate) span_level: Option<tracing::Level>,
     pub(crate) returned_rows: bool,
     pub(crate) fail_fast: bool,
+    pub(crate) readiness: Readiness,
     pub(crate) slot: Duration,
     pub(crate) alerts: AlertThresholds,
 }
@@ -383,6 +386,7 @@ impl Default for MonitorConfig {
             span_level: Some(tracing::Level::INFO),
             returned_rows: true,
             fail_fast: true,
+            readiness: Readiness::default(),
             slot: Duration::from_secs(60),
             alerts: AlertThresholds::default(),
         }
@@ -694,6 +698,13 @@ impl MonitorConfig {
     /// `off`). Off by default.
     pub fn server_view(mut self, view: ServerView) -> Self {
         self.server_view = Some(view);
+        self
+    }
+
+    /// Sets when the pool reports itself unready (the layer's
+    /// `{prefix}/ready`). Defaults to [`Readiness::default`].
+    pub fn readiness(mut self, readiness: Readiness) -> Self {
+        self.readiness = readiness;
         self
     }
 

@@ -235,8 +235,42 @@ impl MonitorConfig {
         )?;
         duration("ASYNC_DB_ALERT_BLOCKED", a.blocked, positive, YEAR, a_year)?;
         validate_forecast(&a.forecast)?;
-        validate_anomaly(&a.anomaly)
+        validate_anomaly(&a.anomaly)?;
+        validate_readiness(&self.readiness)
     }
+}
+
+/// When the pool is unready.
+fn validate_readiness(r: &super::Readiness) -> Result<(), ConfigError> {
+    let a_day = "a positive duration of at most a day";
+    duration(
+        "ASYNC_DB_READY_SATURATED_FOR",
+        r.saturated_for,
+        Duration::from_nanos(1),
+        DAY,
+        a_day,
+    )?;
+    duration(
+        "ASYNC_DB_READY_WAIT_P95",
+        r.wait_p95,
+        Duration::from_nanos(1),
+        DAY,
+        a_day,
+    )?;
+    duration(
+        "ASYNC_DB_READY_EXHAUSTION_WITHIN",
+        r.exhaustion_within,
+        Duration::ZERO,
+        DAY,
+        "a duration of at most a day (0: never)",
+    )?;
+    duration(
+        "ASYNC_DB_READY_RETRY_AFTER",
+        r.retry_after,
+        Duration::from_secs(1),
+        DAY,
+        "a duration from 1 s to a day",
+    )
 }
 
 /// The exhaustion forecast's settings.

@@ -39,10 +39,14 @@ pub(crate) enum Event<'a> {
     /// `get()` finished, successfully or with a failure of this kind
     /// (a timeout, or a connect error's class when it `failed_fast`).
     Checkout {
+        at: quanta::Instant,
         waited: Duration,
         timeout: Option<ErrorKind>,
         failed_fast: bool,
     },
+    /// A checkout began to wait for a connection at `at` (`Some`), or
+    /// stopped waiting (`None`: served, failed, or dropped).
+    Waiting(Option<quanta::Instant>),
     /// A checkout was returned after being held for `held`.
     Return {
         held: Duration,

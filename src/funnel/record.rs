@@ -31,10 +31,13 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
         Event::ConnectionClosed { connection, error } => connection_closed(sink, connection, error),
         Event::Notice { connection, notice } => notice_sent(sink, connection, notice),
         Event::Checkout {
+            at,
             waited,
             timeout,
             failed_fast,
-        } => checkout(sink, waited, timeout, failed_fast),
+        } => checkout(sink, at, waited, timeout, failed_fast),
+        Event::Waiting(Some(at)) => sink.stores.load.wait_began(at),
+        Event::Waiting(None) => sink.stores.load.wait_ended(),
         Event::Return { held, location } => checkin(sink, held, location),
         Event::NPlusOne {
             route,
@@ -274,8 +277,9 @@ fn notice_sent(sink: &Sink, connection: u64, notice: &tokio_postgres::error::DbE
 }
 
 #[inline(never)]
-fn checkout(sink: &Sink, waited: Duration, timeout: Option<ErrorKind>, failed_fast: bool) {
+fn checkout(sink: &Sink, at: quanta::Instant, waited: Duration, timeout: Option<ErrorKind>, failed_fast: bool) {
     sink.metrics.wait_time.record(waited);
+    sink.stores.load.ended(at, waited, timeout.is_none());
     let Some(kind) = timeout else { return };
     let message = if failed_fast {
         sink.metrics.failed_fast.increment(1);

@@ -41,7 +41,8 @@
 //!
 //! | method and path | answers |
 //! |---|---|
-//! | `GET /` | the health check: a checkout and `SELECT 1` under `health_timeout` (800 ms; not counted as the application's), the pool's state and the active alerts; 200 `healthy`, 503 `unhealthy` |
+//! | `GET /` | the health check (liveness): a checkout and `SELECT 1` under `health_timeout` (800 ms; not counted as the application's; on a pool with no connection idle at its maximum, a connection of the check's own), the pool's state and the active alerts; 200 `healthy`, 503 `unhealthy` |
+//! | `GET /ready` | [`ReadinessReport`](crate::report::ReadinessReport): whether this instance can serve database work in time, from the pool's live load (no query); 200 `ready`, 503 `not_ready` with `Retry-After` (see [readiness](#liveness-and-readiness)) |
 //! | `GET /metrics/comprehensive?minutes=60&limit=20` | [`ComprehensiveReport`](crate::report::ComprehensiveReport): everything below in one document, with N+1 patterns, routes and recent statements |
 //! | `GET /metrics/query-performance?minutes=60&limit=20` | [`QueryPerformanceReport`](crate::stats::QueryPerformanceReport): per statement, operation and table, with degradation and anomalies |
 //! | `GET /metrics/pool-trends?minutes=N` | [`PoolTrendReport`](crate::stats::PoolTrendReport) (every sample kept without `minutes`) |
@@ -76,6 +77,32 @@
 //! guard refuses. No answer holds a statement's parameters or literals (see
 //! [what text leaves the process](crate::guide::privacy)).
 //!
+//! # Liveness and readiness
+//!
+//! The two checks answer different questions, for different callers:
+//!
+//! | check | asks | fails when | a failure should |
+//! |---|---|---|---|
+//! | liveness, `GET {prefix}` | can this process reach its database at all? | the health check's checkout or `SELECT 1` fails or takes over 800 ms | alert a human; restarting the process rarely helps a database outage, so do not wire it to a liveness probe that restarts |
+//! | readiness, `GET {prefix}/ready` | can this instance serve database work *in time*, now? | the database is out of reach; checkouts have waited without a pause for 10 s (the pool saturated); the last 10 s of checkout waits have a p95 over 1 s; or the pool's exhaustion is forecast within 60 s | take traffic away from this instance (a Kubernetes `readinessProbe`, a load balancer's health check) until it answers 200 again |
+//!
+//! Readiness runs no query: it reads the pool's live load (checkouts
+//! waiting and the last ten seconds of checkouts, kept with atomics by
+//! every checkout), so a probe every second costs the database nothing and
+//! answers even when the pool is full. Its document says why it is
+//! unready, with the figures; its `Retry-After` (5 s) says when to ask
+//! again. Each bound is a setting ([`Readiness`](crate::Readiness),
+//! `ASYNC_DB_READY_*`). Both checks stay open under
+//! [`reads_need_token`](DbMonitorLayer::reads_need_token): probes carry no
+//! token.
+//!
+//! ```yaml
+//! readinessProbe:
+//!   httpGet: { path: /health/database/ready, port: 8080 }
+//!   periodSeconds: 2
+//!   failureThreshold: 1
+//! ```
+//!
 //! # Who may read and change
 //!
 //! The reading routes are open by default, like a Prometheus exposition: the
@@ -86,8 +113,8 @@
 //! public reaches:
 //!
 //! - [`reads_need_token(true)`](DbMonitorLayer::reads_need_token) puts them
-//!   behind the admin token (the health check on the prefix itself stays open
-//!   for load balancers; the dashboard's page and files, which hold no data,
+//!   behind the admin token (the health check on the prefix itself and
+//!   `…/ready` stay open for load balancers and probes; the dashboard's page and files, which hold no data,
 //!   load without it and the page asks for the token);
 //! - or a [`read_guard`](DbMonitorLayer::read_guard) of your own refuses them
 //!   (403; the dashboard's files too).

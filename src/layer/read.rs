@@ -28,6 +28,7 @@ pub(crate) enum Read {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Route<'a> {
     Health,
+    Ready,
     Comprehensive,
     ResetAll,
     QueryPerformance,
@@ -50,6 +51,7 @@ impl<'a> Route<'a> {
     pub(super) fn of(segments: &[&'a str]) -> Option<Self> {
         Some(match *segments {
             [] => Route::Health,
+            ["ready"] => Route::Ready,
             ["metrics", "comprehensive"] => Route::Comprehensive,
             ["metrics", "comprehensive", "reset"] => Route::ResetAll,
             ["metrics", "query-performance"] => Route::QueryPerformance,
@@ -112,9 +114,12 @@ impl<'a> Route<'a> {
             Route::Series => Read::Series {
                 minutes: bounded(q.minutes, "minutes", 60)?.unwrap_or(60) as u32,
             },
-            Route::Health | Route::ResetAll | Route::ResetErrors | Route::Resolve(_) | Route::Dashboard(_) => {
-                return Ok(None)
-            }
+            Route::Health
+            | Route::Ready
+            | Route::ResetAll
+            | Route::ResetErrors
+            | Route::Resolve(_)
+            | Route::Dashboard(_) => return Ok(None),
         }))
     }
 }

@@ -99,7 +99,7 @@ async fn route(config: &Arc<LayerConfig>, parts: &http::request::Parts, rest: &s
     }
     if route.mutates() {
         authorize(config, parts, "mutating routes")?;
-    } else if route != Route::Health {
+    } else if !matches!(route, Route::Health | Route::Ready) {
         guard_read(config, parts)?;
     }
     let query = Query::parse(parts.uri.query())?;
@@ -140,8 +140,24 @@ async fn route(config: &Arc<LayerConfig>, parts: &http::request::Parts, rest: &s
                 None,
             )),
         },
+        Route::Ready => Ok(ready(config)),
         _ => Ok(health(config).await),
     }
+}
+
+/// The readiness answer: computed from the pool's live load, no query, so
+/// answered at once; 503 with `Retry-After` when unready.
+fn ready(config: &LayerConfig) -> Response<Bytes> {
+    let report = config.pool.readiness();
+    if report.is_ready() {
+        return json(StatusCode::OK, &report);
+    }
+    let mut response = json(StatusCode::SERVICE_UNAVAILABLE, &report);
+    let seconds = report.retry_after.as_secs().max(1);
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 /// A file of the dashboard. The page and its assets hold no data: served

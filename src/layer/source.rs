@@ -20,6 +20,8 @@ pub(crate) trait RoutePool: Send + Sync + 'static {
     fn reset_stores(&self);
     fn reset_errors(&self);
     fn snapshot(&self) -> PoolSnapshot;
+    /// Whether the pool can serve in time (no query).
+    fn readiness(&self) -> crate::report::ReadinessReport;
     /// Publishes the pool's gauges as they are now (at a scrape).
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     fn publish_state(&self);
@@ -33,6 +35,10 @@ pub(crate) trait RoutePool: Send + Sync + 'static {
 impl RoutePool for PoolMonitor {
     fn name(&self) -> &str {
         PoolMonitor::name(self)
+    }
+
+    fn readiness(&self) -> crate::report::ReadinessReport {
+        PoolMonitor::readiness(self)
     }
 
     fn active_alerts(&self) -> usize {

@@ -58,7 +58,8 @@ pin_project! {
     /// A checkout: the pool's `get` future, timed from its first poll, and
     /// what to make of its result. A named future rather than an `async`
     /// block, so that the pool's (large) future is not moved once more into
-    /// a wrapper.
+    /// a wrapper. While it waits (its first poll found no connection), the
+    /// pool's load counts it.
     ///
     /// A checkout that [watches](Checkout::watching) its pool ends at once,
     /// with `down`'s answer, when the pool is [known
@@ -66,38 +67,46 @@ pin_project! {
     pub(crate) struct Checkout<'a, F, G, D> {
         #[pin]
         inner: F,
+        pool: &'a PoolShared,
         start: Option<quanta::Instant>,
         finish: Option<G>,
-        watch: Option<&'a PoolShared>,
+        fail_fast: bool,
+        waiting: bool,
         down: Option<D>,
         // Set while waiting on a watched pool.
         #[pin]
         notified: Option<tokio::sync::futures::Notified<'a>>,
     }
-}
 
-impl<F, G, O> Checkout<'static, F, G, fn(Wait) -> O> {
-    pub(crate) fn new(inner: F, finish: G) -> Self {
-        Checkout {
-            inner,
-            start: None,
-            finish: Some(finish),
-            watch: None,
-            down: None,
-            notified: None,
+    impl<'a, F, G, D> PinnedDrop for Checkout<'a, F, G, D> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.waiting {
+                this.pool.record(Event::Waiting(None));
+            }
         }
     }
 }
 
+impl<'a, F, G, O> Checkout<'a, F, G, fn(Wait) -> O> {
+    pub(crate) fn new(inner: F, pool: &'a PoolShared, finish: G) -> Self {
+        Checkout::watching(inner, pool, false, finish, |_| {
+            unreachable!("a checkout that does not watch never gives up")
+        })
+    }
+}
+
 impl<'a, F, G, D> Checkout<'a, F, G, D> {
-    /// A checkout that gives up as soon as `pool` (if any) is known down,
-    /// with `down`'s answer.
-    pub(crate) fn watching(inner: F, pool: Option<&'a PoolShared>, finish: G, down: D) -> Self {
+    /// A checkout that gives up as soon as `pool` is known down, with
+    /// `down`'s answer, if `fail_fast`.
+    pub(crate) fn watching(inner: F, pool: &'a PoolShared, fail_fast: bool, finish: G, down: D) -> Self {
         Checkout {
             inner,
+            pool,
             start: None,
             finish: Some(finish),
-            watch: pool,
+            fail_fast,
+            waiting: false,
             down: Some(down),
             notified: None,
         }
@@ -127,16 +136,23 @@ where
         let direct = this.start.is_none();
         let start = *this.start.get_or_insert_with(now);
         let wait = Wait { start, direct };
-        let watch = *this.watch;
-        if direct && watch.is_some_and(PoolShared::known_down) {
+        let pool: &PoolShared = this.pool;
+        if direct && *this.fail_fast && pool.known_down() {
             return Poll::Ready(gave_up(this.down, wait));
         }
         if let Poll::Ready(result) = this.inner.poll(cx) {
+            stop_waiting(pool, this.waiting);
             // Polled again after it finished: a caller's bug, as for any future.
             let finish = this.finish.take().expect("a checkout is polled after it finished");
             return Poll::Ready(finish(result, wait));
         }
-        let Some(pool) = watch else { return Poll::Pending };
+        if !*this.waiting {
+            *this.waiting = true;
+            pool.record(Event::Waiting(Some(start)));
+        }
+        if !*this.fail_fast {
+            return Poll::Pending;
+        }
         // Waiting: also for word that the pool is down. Registered before
         // the state is read, so that no word is missed in between.
         loop {
@@ -146,12 +162,20 @@ where
             let mut notified = this.notified.as_mut().as_pin_mut().expect("set above");
             notified.as_mut().enable();
             if pool.known_down() {
+                stop_waiting(pool, this.waiting);
                 return Poll::Ready(gave_up(this.down, wait));
             }
             ready!(notified.poll(cx));
             // Woken: look again, with a fresh registration.
             this.notified.set(None);
         }
+    }
+}
+
+/// A checkout that waited stops waiting.
+fn stop_waiting(pool: &PoolShared, waiting: &mut bool) {
+    if std::mem::take(waiting) {
+        pool.record(Event::Waiting(None));
     }
 }
 
@@ -195,6 +219,7 @@ impl Held {
             pool.peak_in_use.fetch_max(in_use, Relaxed);
         }
         pool.record(Event::Checkout {
+            at: now,
             waited,
             timeout: None,
             failed_fast: false,
@@ -268,6 +293,7 @@ pub(crate) fn failed(
 ) -> GetError {
     let pool = &monitor.shared;
     pool.record(Event::Checkout {
+        at: now(),
         waited,
         timeout: Some(kind),
         failed_fast,

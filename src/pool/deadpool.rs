@@ -217,7 +217,7 @@ impl<Tls: MakeTls> MonitoredDeadpool<Tls> {
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<MonitoredObject<Tls>, GetError>> + Send + '_ {
         let location = Location::caller();
-        Checkout::new(self.inner.get(), move |result, wait| {
+        Checkout::new(self.inner.get(), &self.monitor.shared, move |result, wait| {
             self.checked_out(result, wait, location)
         })
     }
@@ -397,13 +397,27 @@ impl<Tls: MakeTls> PoolSource for DeadpoolSource<Tls> {
     }
 
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>> {
-        let shared = self.pool.manager().manager.shared();
-        Box::pin(handle::ping(shared, timeout, async {
-            self.pool.get().await.map_err(|error| match failure(error, shared) {
-                Err(_) => None,
-                Ok((ErrorKind::ConnectTimeout, cause)) => Some(format!("connect failed: {cause}")),
-                Ok((_, cause)) => Some(cause),
-            })
+        let manager = &self.pool.manager().manager;
+        let shared = manager.shared();
+        let status = self.pool.status();
+        let full = status.available == 0 && status.size >= status.max_size;
+        Box::pin(handle::ping(shared, timeout, async move {
+            if full {
+                return manager
+                    .open()
+                    .await
+                    .map(|conn| handle::PingConn::Own(Box::new(conn)))
+                    .map_err(|e| Some(format!("connect failed: {}", shared.sink.describe(&e))));
+            }
+            self.pool
+                .get()
+                .await
+                .map(handle::PingConn::Pooled)
+                .map_err(|error| match failure(error, shared) {
+                    Err(_) => None,
+                    Ok((ErrorKind::ConnectTimeout, cause)) => Some(format!("connect failed: {cause}")),
+                    Ok((_, cause)) => Some(cause),
+                })
         }))
     }
 }

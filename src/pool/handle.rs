@@ -96,6 +96,26 @@ where
     }
 }
 
+/// The connection a health check pings: the pool's, or, when the pool
+/// has none idle and is at its maximum, one of the check's own (closed
+/// once dropped), so that a saturated pool does not read as a database
+/// out of reach.
+pub(crate) enum PingConn<P> {
+    Pooled(P),
+    Own(Box<MonitoredClient>),
+}
+
+impl<P: Deref<Target = MonitoredClient>> Deref for PingConn<P> {
+    type Target = MonitoredClient;
+
+    fn deref(&self) -> &MonitoredClient {
+        match self {
+            PingConn::Pooled(conn) => conn,
+            PingConn::Own(conn) => conn,
+        }
+    }
+}
+
 /// The bb8 pool's state, as its `State` and `Statistics` give it.
 pub(crate) fn bb8_status<M: bb8::ManageConnection>(pool: &bb8::Pool<M>) -> SourceStatus {
     let state = pool.state();
@@ -203,6 +223,18 @@ impl PoolMonitor {
             counters: &counters,
             sample,
         });
+    }
+
+    /// The pool's load over the last seconds: checkouts waiting now and
+    /// since when, and the last ten seconds' checkouts and their waits.
+    pub fn load(&self) -> crate::stats::PoolLoad {
+        self.shared.sink.stores.load.read(crate::units::now())
+    }
+
+    /// Whether the database is out of reach as the pool knows it: no
+    /// connection open, connects failing since the last success.
+    pub fn out_of_reach(&self) -> bool {
+        self.shared.known_down()
     }
 
     /// A snapshot of the pool: its state and every live connection.

@@ -140,11 +140,26 @@ impl<Tls: MakeTls> PoolSource for Bb8Source<Tls> {
 
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>> {
         let shared = &self.shared;
-        Box::pin(handle::ping(shared, timeout, async {
-            self.pool.get().await.map_err(|error| match error {
-                bb8::RunError::User(e) => Some(format!("connect failed: {}", shared.sink.describe(&e))),
-                bb8::RunError::TimedOut => None,
-            })
+        let state = self.pool.state();
+        let full = state.idle_connections == 0 && state.connections >= shared.max_size.load(Relaxed);
+        let describe = |e: tokio_postgres::Error| Some(format!("connect failed: {}", shared.sink.describe(&e)));
+        Box::pin(handle::ping(shared, timeout, async move {
+            if full {
+                return self
+                    .pool
+                    .dedicated_connection()
+                    .await
+                    .map(|conn| handle::PingConn::Own(Box::new(conn)))
+                    .map_err(describe);
+            }
+            self.pool
+                .get()
+                .await
+                .map(handle::PingConn::Pooled)
+                .map_err(|error| match error {
+                    bb8::RunError::User(e) => describe(e),
+                    bb8::RunError::TimedOut => None,
+                })
         }))
     }
 }
@@ -240,7 +255,8 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         // work can hand it to the task that settles it.
         Checkout::watching(
             self.inner.get_owned(),
-            self.watch(),
+            &self.shared,
+            self.shared.sink.config.fail_fast,
             move |result, wait| self.checked_out(result, wait, location),
             move |wait| Err(self.failed_fast(wait)),
         )
@@ -257,15 +273,11 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         let location = Location::caller();
         Checkout::watching(
             self.inner.get_owned(),
-            self.watch(),
+            &self.shared,
+            self.shared.sink.config.fail_fast,
             move |result, wait| self.checked_out(result, wait, location),
             move |wait| Err(self.failed_fast(wait)),
         )
-    }
-
-    /// The pool a checkout watches for being known down, if it fails fast.
-    fn watch(&self) -> Option<&PoolShared> {
-        self.shared.sink.config.fail_fast.then_some(&*self.shared)
     }
 
     /// Records a checkout that gave up because the database is out of

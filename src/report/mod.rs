@@ -33,6 +33,7 @@
 //! ```
 
 mod reading;
+mod ready;
 mod server;
 
 use serde::Serialize;
@@ -46,6 +47,7 @@ use crate::stats::forecast::PoolForecast;
 use crate::stats::{ErrorReport, PoolTrendReport, QueryPerformanceReport, SlowQueryReport};
 
 pub use reading::QueryStats;
+pub use ready::{NotReady, ReadinessReport};
 pub use server::{Sampled, ServerActivity, ServerFailure, ServerLocks, ServerStatements};
 
 /// One part of the score.
