@@ -141,7 +141,7 @@ pub use config::{
     TraceContext, TraceParent, TraceParentError,
 };
 pub use funnel::scope::RequestDbStats;
-pub use layer::{DbMonitorLayer, DbMonitorService};
+pub use layer::{DbMonitorLayer, DbMonitorService, ShedLayer};
 pub use monitor::{DbMonitor, DbMonitorBuilder};
 pub use pool::{
     ConnectionInfo, GenericClient, MakeTls, MonitorErrorSink, MonitoredClient, MonitoredConnection, MonitoredManager,

@@ -45,6 +45,7 @@
 //! | `db_monitor_connection_gets_total` | counter | checkouts | `result` = `direct` / `waited` / `timed_out` |
 //! | `db_monitor_connection_leaks_total` | counter | checkouts | |
 //! | `db_monitor_connection_failed_fast_total` | counter | checkouts | (checkouts failed at once while the database was out of reach) |
+//! | `db_monitor_requests_shed_total` | counter | requests | (answered 503 by a `ShedLayer` before their handler ran) |
 //! | `db_monitor_n_plus_one_total` | counter | requests | `db_query_summary` |
 //! | `db_monitor_notices_total` | counter | notices | `severity`, `db_response_status_code` (capped like errors') |
 //! | `db_monitor_cancel_requests_total` | counter | requests | `outcome` (`sent`, `failed`, `timed_out`, `skipped`) |
@@ -148,6 +149,10 @@ pub const CONNECTION_LEAKS: &str = "db_monitor_connection_leaks_total";
 /// Counter: checkouts that failed at once, without waiting, because the
 /// database was out of reach ([`MonitorConfig::fail_fast`](crate::MonitorConfig::fail_fast)).
 pub const CONNECTION_FAILED_FAST: &str = "db_monitor_connection_failed_fast_total";
+/// Counter: requests a [`ShedLayer`](crate::layer::ShedLayer) answered with
+/// 503 before their handler ran, the pool's expected checkout wait being
+/// over their budget.
+pub const REQUESTS_SHED: &str = "db_monitor_requests_shed_total";
 /// Counter: requests through [`DbMonitorLayer`](crate::DbMonitorLayer)
 /// in which one statement ran more than the N+1 threshold, by
 /// [`QUERY_SUMMARY`].
@@ -396,6 +401,12 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         Some(Unit::Count),
         "Checkouts failed at once because the database was out of reach.",
+    ),
+    (
+        REQUESTS_SHED,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Requests answered 503 before their handler ran, the expected checkout wait being over their budget.",
     ),
     (
         N_PLUS_ONE,

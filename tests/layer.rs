@@ -774,3 +774,85 @@ async fn the_monitors_layer_keeps_the_background_task_while_it_lives() {
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(samples(), stopped, "no sample after the last service was dropped");
 }
+
+/// One request through any service whose body is collectable: its
+/// status, headers and body.
+async fn send_any<S, B>(service: &S, uri: &str) -> (StatusCode, http::HeaderMap, Bytes)
+where
+    S: tower::Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible> + Clone,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    use http_body_util::BodyExt;
+    let request = Request::get(uri).body(Full::new(Bytes::new())).unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("a body").to_bytes();
+    (parts.status, parts.headers, body)
+}
+
+/// A `ShedLayer` inside the monitor's layer: with the pool free nothing is
+/// shed; with both its connections held and a request already waiting for
+/// one, new requests get 503 with `Retry-After` at once (not after the
+/// pool's 5 s timeout), counted; the monitor's routes are never shed; once
+/// the pool is free again requests pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shedding_answers_503_at_once_while_the_queue_cannot_serve_in_time() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, &unique("shed"), 2).await;
+    let budget = Duration::from_millis(200);
+    let work = service_fn({
+        let pool = pool.clone();
+        move |_: Request<Full<Bytes>>| {
+            let pool = pool.clone();
+            async move {
+                let conn = pool.get().await.expect("checkout");
+                conn.query_one("SELECT 1", &[]).await.expect("statement");
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"done"))))
+            }
+        }
+    });
+    let service = DbMonitorLayer::new(pool.clone()).layer(db_monitor::ShedLayer::new(&pool).budget(budget).layer(work));
+    for _ in 0..30 {
+        assert_eq!(send_any(&service, "/work").await.0, StatusCode::OK);
+    }
+    assert_eq!(rec.counter(db_monitor::names::REQUESTS_SHED, &[]), 0);
+
+    let held = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    let waiting = tokio::spawn({
+        let service = service.clone();
+        async move { send_any(&service, "/work").await.0 }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while pool.monitor().load().waiting == 0 {
+        assert!(std::time::Instant::now() < deadline, "the request never waited");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The queue has not moved for longer than the budget.
+    tokio::time::sleep(budget + Duration::from_millis(50)).await;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let (status, headers, body) = send_any(&service, "/work").await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        assert!(started.elapsed() < budget, "shed after {:?}", started.elapsed());
+        assert_eq!(headers["retry-after"], "1");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "overloaded");
+    }
+    assert_eq!(rec.counter(db_monitor::names::REQUESTS_SHED, &[]), 3);
+    // The monitor's own routes are outside it.
+    let (status, _, body) = send_any(&service, "/health/database/ready").await;
+    assert_eq!(status, StatusCode::OK);
+    let ready: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(ready["load"]["requests_shed"], 3, "{ready:#}");
+
+    drop(held);
+    assert_eq!(waiting.await.unwrap(), StatusCode::OK, "the queued request is served");
+    assert_eq!(send_any(&service, "/work").await.0, StatusCode::OK);
+    assert_eq!(rec.counter(db_monitor::names::REQUESTS_SHED, &[]), 3);
+}

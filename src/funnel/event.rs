@@ -47,6 +47,8 @@ pub(crate) enum Event<'a> {
     /// A checkout began to wait for a connection at `at` (`Some`), or
     /// stopped waiting (`None`: served, failed, or dropped).
     Waiting(Option<quanta::Instant>),
+    /// A request was answered 503 before its handler ran.
+    Shed,
     /// A checkout was returned after being held for `held`.
     Return {
         held: Duration,

@@ -38,6 +38,10 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
         } => checkout(sink, at, waited, timeout, failed_fast),
         Event::Waiting(Some(at)) => sink.stores.load.wait_began(at),
         Event::Waiting(None) => sink.stores.load.wait_ended(),
+        Event::Shed => {
+            sink.metrics.shed.increment(1);
+            sink.stores.load.shed();
+        }
         Event::Return { held, location } => checkin(sink, held, location),
         Event::NPlusOne {
             route,

@@ -173,6 +173,7 @@ pub(crate) struct PoolMetrics {
     timeouts_connect: Counter,
     pub(crate) leaks: Counter,
     pub(crate) failed_fast: Counter,
+    pub(crate) shed: Counter,
     /// Abandoned connections kept, and retired.
     pub(crate) abandoned: [Counter; 2],
     pub(crate) ended_early: Counter,
@@ -216,6 +217,7 @@ impl PoolMetrics {
             timeouts_connect: m.counter(names::CONNECTION_TIMEOUTS, with(names::REASON, "connect_timeout")),
             leaks: m.counter(names::CONNECTION_LEAKS, base.to_vec()),
             failed_fast: m.counter(names::CONNECTION_FAILED_FAST, base.to_vec()),
+            shed: m.counter(names::REQUESTS_SHED, base.to_vec()),
             abandoned: ["kept", "retired"].map(|o| m.counter(names::ABANDONED_CONNECTIONS, with(names::OUTCOME, o))),
             ended_early: m.counter(names::STREAMS_ENDED_EARLY, base.to_vec()),
             prepared: ["hit", "miss"].map(|r| m.counter(names::PREPARED_CACHE, with(names::RESULT, r))),

@@ -205,6 +205,7 @@ mod layer;
 mod read;
 mod routes;
 mod service;
+mod shed;
 mod source;
 
 pub use crate::funnel::scope::{RepeatedStatement, RequestDbSnapshot, RequestDbStats};
@@ -213,3 +214,4 @@ pub use future::ResponseFuture;
 pub use layer::DbMonitorLayer;
 pub use read::MAX_LIMIT;
 pub use service::DbMonitorService;
+pub use shed::{ShedFuture, ShedLayer, ShedService};

@@ -231,6 +231,23 @@ impl PoolMonitor {
         self.shared.sink.stores.load.read(crate::units::now())
     }
 
+    /// The wait a checkout starting now can expect, as a
+    /// [`ShedLayer`](crate::ShedLayer) judges it: zero while no checkout
+    /// waits (one atomic read); otherwise the longer of its place in the
+    /// queue over the last ten seconds' rate of service
+    /// ([`PoolLoad::expected_wait`](crate::stats::PoolLoad::expected_wait))
+    /// and the time since a checkout was last served. `None` when checkouts
+    /// wait and none was served in the window.
+    #[inline]
+    pub fn expected_wait(&self) -> Option<Duration> {
+        self.shared.sink.stores.load.expected_wait(crate::units::now())
+    }
+
+    /// Counts a request shed before its handler ran.
+    pub(crate) fn shed(&self) {
+        self.shared.record(Event::Shed);
+    }
+
     /// Whether the database is out of reach as the pool knows it: no
     /// connection open, connects failing since the last success.
     pub fn out_of_reach(&self) -> bool {

@@ -125,6 +125,7 @@ mod tests {
             failed: 0,
             served_per_second: 10.0,
             wait_p95: Some(Duration::from_millis(2)),
+            requests_shed: 0,
         }
     }
 

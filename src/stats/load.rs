@@ -49,6 +49,9 @@ pub struct PoolLoad {
     /// included), if any checkout ended in it.
     #[serde(rename = "wait_p95_ms", serialize_with = "crate::units::ser_opt_ms")]
     pub wait_p95: Option<Duration>,
+    /// Requests shed since the pool was made (by a
+    /// [`ShedLayer`](crate::layer::ShedLayer)), not only in the window.
+    pub requests_shed: u64,
 }
 
 impl PoolLoad {
@@ -57,12 +60,17 @@ impl PoolLoad {
     /// pool has been serving (`None`, without end, when it served none in
     /// the window).
     pub fn expected_wait(&self) -> Option<Duration> {
-        if self.waiting == 0 {
-            return Some(Duration::ZERO);
-        }
-        (self.served_per_second > 0.0)
-            .then(|| Duration::from_secs_f64(f64::from(self.waiting + 1) / self.served_per_second))
+        expected_wait(self.waiting, self.served_per_second)
     }
+}
+
+/// `waiting` checkouts ahead, served at `per_second`: see
+/// [`PoolLoad::expected_wait`].
+fn expected_wait(waiting: u32, per_second: f64) -> Option<Duration> {
+    if waiting == 0 {
+        return Some(Duration::ZERO);
+    }
+    (per_second > 0.0).then(|| Duration::from_secs_f64(f64::from(waiting + 1) / per_second))
 }
 
 struct Slot {
@@ -81,6 +89,11 @@ pub(crate) struct CheckoutLoad {
     /// since `epoch` (plus one) at which the first of this run of waits
     /// began (high bits).
     waiting: AtomicU64,
+    /// Requests shed, in all.
+    shed: AtomicU64,
+    /// The millisecond since `epoch` (plus one) at which a checkout was
+    /// last served.
+    last_served: AtomicU64,
 }
 
 impl Default for CheckoutLoad {
@@ -94,6 +107,8 @@ impl Default for CheckoutLoad {
                 waits: std::array::from_fn(|_| AtomicU32::new(0)),
             })),
             waiting: AtomicU64::new(0),
+            shed: AtomicU64::new(0),
+            last_served: AtomicU64::new(0),
         }
     }
 }
@@ -106,7 +121,15 @@ impl CheckoutLoad {
     /// A checkout ended at `at` after waiting `waited`: served, or failed.
     #[inline]
     pub(crate) fn ended(&self, at: quanta::Instant, waited: Duration, served: bool) {
-        let second = self.since_epoch(at).as_secs() + 1;
+        let since = self.since_epoch(at);
+        if served {
+            // Written once a millisecond at most: the line stays shared.
+            let ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX - 1) + 1;
+            if self.last_served.load(Relaxed) != ms {
+                self.last_served.store(ms, Relaxed);
+            }
+        }
+        let second = since.as_secs() + 1;
         let slot = &self.slots[(second % SLOTS as u64) as usize];
         if slot.second.load(Relaxed) != second {
             self.turn(slot, second);
@@ -153,18 +176,59 @@ impl CheckoutLoad {
         });
     }
 
+    /// A request was shed.
+    pub(crate) fn shed(&self) {
+        self.shed.fetch_add(1, Relaxed);
+    }
+
+    /// The slots of the window ending at `age`, and the window's length.
+    fn window(&self, age: Duration) -> (impl Iterator<Item = &Slot>, Duration) {
+        let now = age.as_secs() + 1;
+        let first = now.saturating_sub(WINDOW_SECONDS - 1).max(1);
+        let slots = self
+            .slots
+            .iter()
+            .filter(move |slot| (first..=now).contains(&slot.second.load(Relaxed)));
+        // The whole seconds before this one, and this one so far.
+        let length =
+            age.min(Duration::from_secs(WINDOW_SECONDS - 1) + Duration::from_nanos(u64::from(age.subsec_nanos())));
+        (slots, length)
+    }
+
+    /// The wait a checkout starting at `at` can expect: none while no
+    /// checkout waits (one atomic read); otherwise the longer of its place
+    /// in the queue over the window's rate of service
+    /// ([`PoolLoad::expected_wait`]) and the time since a checkout was
+    /// last served (a queue that has not moved for that long will not
+    /// serve a newcomer sooner, whatever the rate was before it stalled).
+    #[inline]
+    pub(crate) fn expected_wait(&self, at: quanta::Instant) -> Option<Duration> {
+        let waiting = self.waiting.load(Relaxed) & COUNT_MASK;
+        if waiting == 0 {
+            return Some(Duration::ZERO);
+        }
+        let age = self.since_epoch(at);
+        let (slots, window) = self.window(age);
+        let served: u64 = slots.map(|slot| u64::from(slot.served.load(Relaxed))).sum();
+        let seconds = window.as_secs_f64();
+        let per_second = if seconds > 0.0 { served as f64 / seconds } else { 0.0 };
+        let queue = expected_wait(u32::try_from(waiting).unwrap_or(u32::MAX), per_second)?;
+        let last = self.last_served.load(Relaxed);
+        let stalled = if last == 0 {
+            age
+        } else {
+            age.saturating_sub(Duration::from_millis(last - 1))
+        };
+        Some(queue.max(stalled))
+    }
+
     /// The load at `at`.
     pub(crate) fn read(&self, at: quanta::Instant) -> PoolLoad {
         let age = self.since_epoch(at);
-        let now = age.as_secs() + 1;
-        let first = now.saturating_sub(WINDOW_SECONDS - 1).max(1);
         let mut waits = Histogram::default();
         let (mut served, mut failed) = (0u64, 0u64);
-        for slot in self.slots.iter() {
-            let second = slot.second.load(Relaxed);
-            if second < first || second > now {
-                continue;
-            }
+        let (slots, window) = self.window(age);
+        for slot in slots {
             served += u64::from(slot.served.load(Relaxed));
             failed += u64::from(slot.failed.load(Relaxed));
             for (index, count) in slot.waits.iter().enumerate() {
@@ -174,9 +238,6 @@ impl CheckoutLoad {
                 }
             }
         }
-        // The whole seconds before this one, and this one so far.
-        let window =
-            age.min(Duration::from_secs(WINDOW_SECONDS - 1) + Duration::from_nanos(u64::from(age.subsec_nanos())));
         let word = self.waiting.load(Relaxed);
         let waiting = u32::try_from(word & COUNT_MASK).unwrap_or(u32::MAX);
         let since = word >> COUNT_BITS;
@@ -190,6 +251,7 @@ impl CheckoutLoad {
             failed,
             served_per_second: if seconds > 0.0 { served as f64 / seconds } else { 0.0 },
             wait_p95: waits.quantile(0.95, None, None),
+            requests_shed: self.shed.load(Relaxed),
         }
     }
 }
@@ -283,8 +345,21 @@ mod tests {
         let read = load.read(at(&load, 4_000));
         let expected = read.expected_wait().unwrap();
         assert!((expected.as_secs_f64() - 0.4).abs() < 0.01, "{expected:?}");
+        // Served up to 3.9 s: at 4 s the queue, not the stall, decides.
+        assert_eq!(
+            load.expected_wait(at(&load, 4_000)),
+            Some(expected),
+            "the quick read agrees"
+        );
+        // Nothing served since 3.9 s: by 5 s the stall is the longer.
+        let stalled = load.expected_wait(at(&load, 5_000)).unwrap();
+        assert!(
+            stalled >= Duration::from_millis(1_099) && stalled <= Duration::from_millis(1_101),
+            "{stalled:?}"
+        );
         // Waiting and nothing served: no end in sight.
         let stuck = load.read(at(&load, 40_000));
         assert_eq!(stuck.expected_wait(), None);
+        assert_eq!(load.expected_wait(at(&load, 40_000)), None);
     }
 }
