@@ -98,6 +98,9 @@ alert_types! {
     /// A statement's failure rate has left its own baseline.
     ErrorRateAnomaly => "error_rate_anomaly", "DbErrorRateAnomaly", "ASYNC_DB_ALERT_COOLDOWN_ERROR_RATE_ANOMALY",
         Some("see its errors and their SQLSTATE (GET …/errors)");
+    /// A route's objective burns its error budget too fast.
+    ObjectiveBurn => "objective_burn", "DbObjectiveBurn", "ASYNC_DB_ALERT_COOLDOWN_OBJECTIVE_BURN",
+        Some("see which statements the route runs and which take its time or fail (GET …/objectives, …/metrics/query-performance)");
 }
 
 impl AlertType {

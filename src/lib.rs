@@ -137,8 +137,8 @@ pub use tokio_postgres;
 pub use background::MonitorHandle;
 pub use classify::{ErrorKind, GetError};
 pub use config::{
-    AlertThresholds, AnomalyThresholds, ConfigError, ForecastThresholds, MonitorConfig, Readiness, ServerView,
-    TraceContext, TraceParent, TraceParentError,
+    AlertThresholds, AnomalyThresholds, ConfigError, ForecastThresholds, MonitorConfig, Objective, Readiness,
+    ServerView, TraceContext, TraceParent, TraceParentError,
 };
 pub use funnel::scope::RequestDbStats;
 pub use layer::{DbMonitorLayer, DbMonitorService, ShedLayer};

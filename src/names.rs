@@ -46,6 +46,9 @@
 //! | `db_monitor_connection_leaks_total` | counter | checkouts | |
 //! | `db_monitor_connection_failed_fast_total` | counter | checkouts | (checkouts failed at once while the database was out of reach) |
 //! | `db_monitor_requests_shed_total` | counter | requests | (answered 503 by a `ShedLayer` before their handler ran) |
+//! | `db_monitor_objective_requests_total` | counter | requests | `http_route` (routes with an objective only) |
+//! | `db_monitor_objective_requests_slow_total` | counter | requests | `http_route` (database time at or over the route's latency bound) |
+//! | `db_monitor_objective_requests_failed_total` | counter | requests | `http_route` (a statement failed) |
 //! | `db_monitor_n_plus_one_total` | counter | requests | `db_query_summary` |
 //! | `db_monitor_notices_total` | counter | notices | `severity`, `db_response_status_code` (capped like errors') |
 //! | `db_monitor_cancel_requests_total` | counter | requests | `outcome` (`sent`, `failed`, `timed_out`, `skipped`) |
@@ -153,6 +156,14 @@ pub const CONNECTION_FAILED_FAST: &str = "db_monitor_connection_failed_fast_tota
 /// 503 before their handler ran, the pool's expected checkout wait being
 /// over their budget.
 pub const REQUESTS_SHED: &str = "db_monitor_requests_shed_total";
+/// Counter: requests of a route with an [`Objective`](crate::Objective),
+/// by [`HTTP_ROUTE`].
+pub const OBJECTIVE_REQUESTS: &str = "db_monitor_objective_requests_total";
+/// Counter: those whose database time was at or over the objective's
+/// latency bound, by [`HTTP_ROUTE`].
+pub const OBJECTIVE_REQUESTS_SLOW: &str = "db_monitor_objective_requests_slow_total";
+/// Counter: those in which a statement failed, by [`HTTP_ROUTE`].
+pub const OBJECTIVE_REQUESTS_FAILED: &str = "db_monitor_objective_requests_failed_total";
 /// Counter: requests through [`DbMonitorLayer`](crate::DbMonitorLayer)
 /// in which one statement ran more than the N+1 threshold, by
 /// [`QUERY_SUMMARY`].
@@ -246,6 +257,9 @@ pub const RESPONSE_STATUS_CODE: &str = "db_response_status_code";
 pub const CONNECTION_STATE: &str = "db_client_connection_state";
 /// Label of [`CONNECTION_TIMEOUTS`] and [`CONNECTIONS_CLOSED`].
 pub const REASON: &str = "reason";
+/// Label of the objective counters: the route as the layer names it
+/// (OpenTelemetry's `http.route`), only for routes with an objective.
+pub const HTTP_ROUTE: &str = "http_route";
 /// Label of [`CONNECTION_GETS`] and [`PREPARED_CACHE`].
 pub const RESULT: &str = "result";
 /// Label of [`TRANSACTION_DURATION`], [`CANCEL_REQUESTS`] and
@@ -407,6 +421,24 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         Some(Unit::Count),
         "Requests answered 503 before their handler ran, the expected checkout wait being over their budget.",
+    ),
+    (
+        OBJECTIVE_REQUESTS,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Requests of routes with an objective.",
+    ),
+    (
+        OBJECTIVE_REQUESTS_SLOW,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Requests of routes with an objective whose database time reached the latency bound.",
+    ),
+    (
+        OBJECTIVE_REQUESTS_FAILED,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Requests of routes with an objective in which a statement failed.",
     ),
     (
         N_PLUS_ONE,

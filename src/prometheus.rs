@@ -126,6 +126,9 @@ pub use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusH
 
 use crate::names;
 
+mod rules;
+pub use rules::objective_rules;
+
 pub use crate::names::DURATION_BUCKETS;
 #[cfg(feature = "native-histograms")]
 pub use metrics_exporter_prometheus::NativeHistogramConfig;

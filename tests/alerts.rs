@@ -488,3 +488,131 @@ async fn a_full_pool_seen_at_a_sample_stays_alerted_until_a_sample_says_otherwis
         Some("rule")
     );
 }
+
+/// A statement with a slow threshold of its own: it alone fires the slow
+/// alert at its threshold, while another statement as slow stays under the
+/// pool's threshold, and its slow record carries the threshold it was held
+/// to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_s_own_threshold_fires_the_slow_alert_for_it_only() {
+    let s = setup(
+        "alert_own_threshold",
+        MonitorConfig::default()
+            .alerts(thresholds())
+            .slow_query_threshold(Duration::from_secs(2))
+            .slow_statement("SELECT pg_sleep($1), 'strict'", Duration::from_millis(50)),
+        support::pg::shared_config(),
+        2,
+    )
+    .await;
+    let conn = s.pool.get().await.unwrap();
+    // Literals do not matter: the same normalized statement twice.
+    conn.query("SELECT pg_sleep(0.1), 'strict'", &[]).await.unwrap();
+    conn.query("SELECT pg_sleep(0.06), 'other literal'", &[]).await.unwrap();
+    // Another statement, as slow, held to the pool's 2 s.
+    conn.query("SELECT pg_sleep(0.1)", &[]).await.unwrap();
+    let alert = s.active(AlertType::SlowQuery, |a| a.occurrences == 2).await;
+    assert!(alert.message.contains("`SELECT pg_sleep(?), ?`"), "{}", alert.message);
+    assert!(alert.message.ends_with("(slow threshold 50 ms)"), "{}", alert.message);
+    let slow = s.pool.monitor().slow_query_report(None, 10);
+    assert_eq!(slow.recent.len(), 2, "{slow:#?}");
+    assert!(slow.recent.iter().all(|r| r.threshold_ms == 50.0), "{slow:#?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let slow_alerts = s
+        .pool
+        .monitor()
+        .alerts()
+        .active
+        .into_iter()
+        .filter(|a| a.alert_type == AlertType::SlowQuery)
+        .count();
+    assert_eq!(slow_alerts, 1);
+}
+
+/// Two routes with latency objectives behind the layer; a statement of one
+/// of them is slowed past its bound. Its objective burns its budget over
+/// the last hour and the last 5 minutes, so its fast-burn alert fires
+/// (critical), and the other route's does not; `…/objectives` and the
+/// performance document show both, and the counters count by route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_burning_its_objective_pages_and_the_other_route_does_not() {
+    use http::{Request, Response};
+    use http_body_util::Full;
+    use tower::{Layer, ServiceExt};
+    let s = setup(
+        "alert_objectives",
+        MonitorConfig::default()
+            .alerts(thresholds())
+            .objective(db_monitor::Objective::route("GET /login").latency(Duration::from_millis(30), 0.99))
+            .objective(
+                db_monitor::Objective::route("GET /search")
+                    .latency(Duration::from_millis(30), 0.99)
+                    .success(0.999),
+            ),
+        support::pg::shared_config(),
+        2,
+    )
+    .await;
+    let pool = s.pool.clone();
+    let work = tower::service_fn(move |request: Request<Full<bytes::Bytes>>| {
+        let pool = pool.clone();
+        async move {
+            let conn = pool.get().await.expect("checkout");
+            let sql = if request.uri().path() == "/login" {
+                "SELECT pg_sleep(0.05)" // the slowed statement: past 30 ms
+            } else {
+                "SELECT 1"
+            };
+            conn.query(sql, &[]).await.expect("statement");
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::new())))
+        }
+    });
+    let service = db_monitor::DbMonitorLayer::new(s.pool.clone())
+        .route_label(|_, uri| Some(format!("GET {}", uri.path())))
+        .layer(work);
+    for path in ["/login", "/search", "/login", "/search", "/login", "/search"] {
+        let request = Request::get(path).body(Full::new(bytes::Bytes::new())).unwrap();
+        assert!(service.clone().oneshot(request).await.unwrap().status().is_success());
+    }
+    let page = s.active(AlertType::ObjectiveBurn, |_| true).await;
+    assert_eq!(page.key, "GET /login latency");
+    assert_eq!(page.severity, AlertSeverity::Critical);
+    assert!(
+        page.message.contains("burns its error budget 100.0x"),
+        "{}",
+        page.message
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let burning: Vec<_> = s
+        .pool
+        .monitor()
+        .alerts()
+        .active
+        .into_iter()
+        .filter(|a| a.alert_type == AlertType::ObjectiveBurn)
+        .map(|a| a.key)
+        .collect();
+    assert_eq!(burning, ["GET /login latency"]);
+
+    let statuses = s.pool.monitor().objectives();
+    let of = |route: &str, objective: &str| {
+        statuses
+            .iter()
+            .find(|o| o.route == route && o.objective == objective)
+            .unwrap_or_else(|| panic!("{route} {objective}: {statuses:#?}"))
+    };
+    let login = of("GET /login", "latency");
+    assert_eq!((login.requests, login.bad, login.compliance), (3, 3, Some(0.0)));
+    assert!((login.budget_remaining.unwrap() + 99.0).abs() < 1e-6, "{login:#?}");
+    let search = of("GET /search", "latency");
+    assert_eq!(
+        (search.requests, search.bad, search.budget_remaining),
+        (3, 0, Some(1.0))
+    );
+    assert_eq!(of("GET /search", "success").bad, 0);
+    assert_eq!(s.pool.monitor().performance(60).objectives, statuses);
+    let counted = |name: &str, route: &str| s.rec.counter(name, &[("http_route", route)]);
+    assert_eq!(counted(db_monitor::names::OBJECTIVE_REQUESTS, "GET /login"), 3);
+    assert_eq!(counted(db_monitor::names::OBJECTIVE_REQUESTS_SLOW, "GET /login"), 3);
+    assert_eq!(counted(db_monitor::names::OBJECTIVE_REQUESTS_SLOW, "GET /search"), 0);
+}

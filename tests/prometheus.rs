@@ -655,3 +655,76 @@ fn percent_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The objective rules generated from a declaration pass `promtool check
+/// rules`, and `promtool test rules` with series of two routes: the one
+/// whose requests miss their latency bound one time in five pages and
+/// opens a ticket; the other, and the first's success objective, stay quiet.
+#[test]
+fn the_generated_objective_rules_check_and_fire_for_the_burning_route_only() {
+    use db_monitor::{prometheus::objective_rules, MonitorConfig, Objective};
+    let config = MonitorConfig::default()
+        .objective(
+            Objective::route("GET /login")
+                .latency(Duration::from_millis(50), 0.99)
+                .success(0.999),
+        )
+        .objective(Objective::route("GET /\"quoted\"").latency(Duration::from_millis(200), 0.95));
+    let rules = objective_rules(&config);
+    let Some(promtool) = promtool() else { return };
+    let dir = std::env::temp_dir().join(format!("db-monitor-objectives-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("objectives.yml"), &rules).unwrap();
+    let labels = r#"instance="a:9", db_client_connection_pool_name="main""#;
+    let page_labels = |severity: &str| {
+        format!(
+            "          - exp_labels: {{severity: {severity}, alert_type: objective_burn, objective: latency, http_route: \"GET /login\", instance: \"a:9\", db_client_connection_pool_name: main}}\n            \
+             exp_annotations:\n              \
+             summary: \"Route GET /login burns its latency objective's error budget on pool main of a:9\"\n              \
+             description: \"{}x the rate its target allows, over the last {}.\"\n",
+            if severity == "critical" { "14.4" } else { "6" },
+            if severity == "critical" { "1h and the last 5m" } else { "6h and the last 30m" },
+        )
+    };
+    let test = format!(
+        r#"rule_files: [objectives.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'db_monitor_objective_requests_total{{{labels}, http_route="GET /login"}}'
+        values: '0+100x120'
+      - series: 'db_monitor_objective_requests_slow_total{{{labels}, http_route="GET /login"}}'
+        values: '0+20x120'
+      - series: 'db_monitor_objective_requests_failed_total{{{labels}, http_route="GET /login"}}'
+        values: '0+0x120'
+      - series: 'db_monitor_objective_requests_total{{{labels}, http_route="GET /\"quoted\""}}'
+        values: '0+100x120'
+      - series: 'db_monitor_objective_requests_slow_total{{{labels}, http_route="GET /\"quoted\""}}'
+        values: '0+1x120'
+      - series: 'db_monitor_objective_requests_failed_total{{{labels}, http_route="GET /\"quoted\""}}'
+        values: '0+0x120'
+    alert_rule_test:
+      - eval_time: 70m
+        alertname: DbObjectiveBurn
+        exp_alerts:
+{critical}{medium}"#,
+        critical = page_labels("critical"),
+        medium = page_labels("medium"),
+    );
+    std::fs::write(dir.join("objectives.test.yml"), test).unwrap();
+    for args in [
+        ["check", "rules", "objectives.yml"],
+        ["test", "rules", "objectives.test.yml"],
+    ] {
+        let output = Command::new(&promtool).args(args).current_dir(&dir).output().unwrap();
+        assert!(
+            output.status.success(),
+            "promtool {}: {}{}\n{rules}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

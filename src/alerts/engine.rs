@@ -72,13 +72,12 @@ impl PoolMonitor {
                 "records went past the stores before the alert engine read them"
             );
         }
-        let threshold = self.sink().config.slow_query_threshold;
         let mut observations = rules::fold(
             errors
                 .items
                 .iter()
                 .filter_map(rules::from_error)
-                .chain(slow.items.iter().map(|q| rules::from_slow(q, threshold))),
+                .chain(slow.items.iter().map(rules::from_slow)),
         );
         observations.extend(self.connection_streak());
         self.apply(observations, Vec::new());
@@ -129,6 +128,7 @@ impl PoolMonitor {
             }
         }
         observations.extend(rules::anomalies(&stores.forecast.anomalies()));
+        observations.extend(rules::objectives(&stores.objectives.statuses(SystemTime::now())));
         let swept = self
             .stores()
             .alerts

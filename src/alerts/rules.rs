@@ -9,7 +9,59 @@ use crate::config::AlertThresholds;
 use crate::stats::alert_book::{Lifetime, Observation};
 use crate::stats::forecast::{PoolForecast, StatementAnomaly};
 use crate::stats::server::ServerSample;
-use crate::stats::{Degradation, ErrorRate, ErrorRecord, LockNode, PoolSample, SlowQuery};
+use crate::stats::{Degradation, ErrorRate, ErrorRecord, LockNode, ObjectiveStatus, PoolSample, SlowQuery};
+
+/// The burn rates that page: over the long and the short window (1 h, 5 min).
+pub(crate) const PAGE_BURN: f64 = 14.4;
+/// The burn rates that open a ticket: over 6 h and 30 min.
+pub(crate) const TICKET_BURN: f64 = 6.0;
+
+/// The multiwindow, multi-burn-rate rule of the SRE workbook over each
+/// route objective: a page when its budget burns at 14.4 times the
+/// allowed rate over both the last hour and the last 5 minutes, else a
+/// ticket at 6 times over both 6 hours and 30 minutes.
+pub(crate) fn objectives(statuses: &[ObjectiveStatus]) -> Vec<Observation> {
+    let over = |rate: Option<f64>, bound: f64| rate.is_some_and(|r| r >= bound);
+    statuses
+        .iter()
+        .filter_map(|s| {
+            let b = &s.burn_rates;
+            let what = match s.bound_ms {
+                Some(bound) => format!("{}% of requests under {bound:.0} ms of database time", s.target * 100.0),
+                None => format!("{}% of requests without a failed statement", s.target * 100.0),
+            };
+            let (severity, message) = if over(b.one_hour, PAGE_BURN) && over(b.five_minutes, PAGE_BURN) {
+                (
+                    AlertSeverity::Critical,
+                    format!(
+                        "{}: the objective ({what}) burns its error budget {:.1}x as fast as allowed over the last hour, {:.1}x over 5 min",
+                        s.route,
+                        b.one_hour.unwrap_or_default(),
+                        b.five_minutes.unwrap_or_default()
+                    ),
+                )
+            } else if over(b.six_hours, TICKET_BURN) && over(b.thirty_minutes, TICKET_BURN) {
+                (
+                    AlertSeverity::Medium,
+                    format!(
+                        "{}: the objective ({what}) burns its error budget {:.1}x as fast as allowed over 6 h, {:.1}x over 30 min",
+                        s.route,
+                        b.six_hours.unwrap_or_default(),
+                        b.thirty_minutes.unwrap_or_default()
+                    ),
+                )
+            } else {
+                return None;
+            };
+            Some(condition(
+                AlertType::ObjectiveBurn,
+                &format!("{} {}", s.route, s.objective),
+                severity,
+                message,
+            ))
+        })
+        .collect()
+}
 
 fn event(alert_type: AlertType, key: String, severity: AlertSeverity, message: String) -> Observation {
     Observation {
@@ -91,16 +143,14 @@ pub(crate) fn from_error(record: &ErrorRecord) -> Option<Observation> {
 }
 
 /// The slow-query rule: one alert per fingerprint.
-pub(crate) fn from_slow(query: &SlowQuery, threshold: Duration) -> Observation {
+pub(crate) fn from_slow(query: &SlowQuery) -> Observation {
     event(
         AlertType::SlowQuery,
         query.fingerprint.clone(),
         AlertSeverity::Medium,
         format!(
             "`{}` took {:.0} ms (slow threshold {:.0} ms)",
-            query.statement,
-            query.duration_ms,
-            threshold.as_secs_f64() * 1e3
+            query.statement, query.duration_ms, query.threshold_ms
         ),
     )
 }
@@ -604,5 +654,34 @@ mod tests {
             (folded[1].alert_type, folded[1].count),
             (AlertType::TransactionTimeout, 1)
         );
+    }
+
+    fn burning(route: &str, rates: [Option<f64>; 4]) -> ObjectiveStatus {
+        let statuses = crate::stats::objectives::ObjectiveBook::new(&[
+            crate::config::Objective::route(route).latency(Duration::from_millis(50), 0.99)
+        ])
+        .statuses(std::time::SystemTime::now());
+        let mut status = statuses.into_iter().next().unwrap();
+        status.burn_rates.five_minutes = rates[0];
+        status.burn_rates.thirty_minutes = rates[1];
+        status.burn_rates.one_hour = rates[2];
+        status.burn_rates.six_hours = rates[3];
+        status
+    }
+
+    #[test]
+    fn objectives_page_on_both_short_windows_and_ticket_on_both_long_ones() {
+        let page = objectives(&[burning("GET /a", [Some(20.0), Some(15.0), Some(14.4), Some(3.0)])]);
+        assert_eq!(page.len(), 1);
+        assert_eq!(
+            (page[0].severity, page[0].key.as_str()),
+            (AlertSeverity::Critical, "GET /a latency")
+        );
+        assert!(page[0].message.contains("14.4x"), "{}", page[0].message);
+        // The hour burns, the last 5 minutes do not (it is over): nothing.
+        assert!(objectives(&[burning("GET /a", [Some(1.0), Some(2.0), Some(20.0), Some(5.0)])]).is_empty());
+        let ticket = objectives(&[burning("GET /b", [Some(1.0), Some(7.0), Some(8.0), Some(6.5)])]);
+        assert_eq!(ticket[0].severity, AlertSeverity::Medium);
+        assert!(objectives(&[burning("GET /b", [None, None, None, None])]).is_empty());
     }
 }

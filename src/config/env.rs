@@ -46,7 +46,7 @@ const DURATION: &str = "a duration such as 30, 2.5, 500ms, 30s, 5m or 1h";
 
 /// Parses a duration: bare seconds (`30`, `2.5`) or a number with one of the
 /// units `ms`, `s`, `m`, `h`.
-fn parse_duration(text: &str) -> Option<Duration> {
+pub(super) fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -260,6 +260,8 @@ impl MonitorConfig {
     /// | `ASYNC_DB_HISTORY_SLOT` | [`slot`](Self::slot) | 60 s |
     /// | `ASYNC_DB_RETURNED_ROWS` | [`returned_rows`](Self::returned_rows) (`true`/`false`) | `true` |
     /// | `ASYNC_DB_FAIL_FAST` | [`fail_fast`](Self::fail_fast) (`true`/`false`) | `true` |
+    /// | `ASYNC_DB_OBJECTIVES` | [`objective`](Self::objective), for each (`ROUTE = 99% < 50ms, 99.9% ok; …`) | unset |
+    /// | `ASYNC_DB_SLOW_STATEMENTS` | [`slow_fingerprint`](Self::slow_fingerprint), for each (`0123456789abcdef=5s, …`) | unset |
     /// | `ASYNC_DB_READY_SATURATED_FOR` | [`Readiness::saturated_for`](super::Readiness::saturated_for) | 10 s |
     /// | `ASYNC_DB_READY_WAIT_P95` | [`Readiness::wait_p95`](super::Readiness::wait_p95) | 1 s |
     /// | `ASYNC_DB_READY_EXHAUSTION_WITHIN` | [`Readiness::exhaustion_within`](super::Readiness::exhaustion_within) (`0` never) | 60 s |
@@ -334,6 +336,20 @@ impl MonitorConfig {
         env.flag("ASYNC_DB_RETURNED_ROWS", &mut c.returned_rows)?;
         env.flag("ASYNC_DB_FAIL_FAST", &mut c.fail_fast)?;
         env.readiness(&mut c.readiness)?;
+        env.read(
+            "ASYNC_DB_OBJECTIVES",
+            "objectives such as `GET /login = 99% < 50ms, 99.9% ok`, separated by `;`",
+            super::objectives::parse_objectives,
+            &mut c.objectives,
+        )?;
+        let mut slow = Vec::new();
+        env.read(
+            "ASYNC_DB_SLOW_STATEMENTS",
+            "FINGERPRINT=DURATION pairs such as `0123456789abcdef=5s`, separated by `,`",
+            super::objectives::parse_slow_statements,
+            &mut slow,
+        )?;
+        c.slow_statements.extend(slow);
         c.validate()?;
         Ok(c)
     }

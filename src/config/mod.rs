@@ -28,12 +28,14 @@ use crate::alert_kind::AlertType;
 
 mod env;
 mod forecast;
+mod objectives;
 mod serving;
 mod trace;
 mod validate;
 
 pub use env::ConfigError;
 pub use forecast::{AnomalyThresholds, ForecastThresholds};
+pub use objectives::Objective;
 pub use serving::Readiness;
 pub use trace::{TraceContext, TraceParent, TraceParentError};
 
@@ -114,6 +116,8 @@ pub struct MonitorConfig {
     pub(crate) returned_rows: bool,
     pub(crate) fail_fast: bool,
     pub(crate) readiness: Readiness,
+    pub(crate) objectives: Vec<Objective>,
+    pub(crate) slow_statements: BTreeMap<u64, Duration>,
     pub(crate) slot: Duration,
     pub(crate) alerts: AlertThresholds,
 }
@@ -387,6 +391,8 @@ impl Default for MonitorConfig {
             returned_rows: true,
             fail_fast: true,
             readiness: Readiness::default(),
+            objectives: Vec::new(),
+            slow_statements: BTreeMap::new(),
             slot: Duration::from_secs(60),
             alerts: AlertThresholds::default(),
         }
@@ -705,6 +711,34 @@ impl MonitorConfig {
     /// `{prefix}/ready`). Defaults to [`Readiness::default`].
     pub fn readiness(mut self, readiness: Readiness) -> Self {
         self.readiness = readiness;
+        self
+    }
+
+    /// Adds an objective for a route (`ASYNC_DB_OBJECTIVES`, as
+    /// `ROUTE = 99% < 50ms, 99.9% ok`, objectives separated by `;`). A
+    /// second objective for the same route replaces the first. None by
+    /// default.
+    pub fn objective(mut self, objective: Objective) -> Self {
+        self.objectives.retain(|o| o.route != objective.route);
+        self.objectives.push(objective);
+        self
+    }
+
+    /// Sets the slow threshold of one statement, given by its text (any
+    /// text of the same normalized form: literals and parameters do not
+    /// matter), in place of [`slow_query_threshold`](Self::slow_query_threshold):
+    /// a report query may take 5 s where the rest may not take 200 ms. The
+    /// slow store, `db_monitor_slow_queries_total`, the slow-query alert
+    /// and the score use it for that statement.
+    pub fn slow_statement(self, sql: &str, threshold: Duration) -> Self {
+        self.slow_fingerprint(crate::sql::fingerprint(sql), threshold)
+    }
+
+    /// As [`slow_statement`](Self::slow_statement), by the statement's
+    /// fingerprint as the reports show it (`ASYNC_DB_SLOW_STATEMENTS`, as
+    /// `0123456789abcdef=5s, …`). None by default.
+    pub fn slow_fingerprint(mut self, fingerprint: u64, threshold: Duration) -> Self {
+        self.slow_statements.insert(fingerprint, threshold);
         self
     }
 

@@ -236,8 +236,69 @@ impl MonitorConfig {
         duration("ASYNC_DB_ALERT_BLOCKED", a.blocked, positive, YEAR, a_year)?;
         validate_forecast(&a.forecast)?;
         validate_anomaly(&a.anomaly)?;
-        validate_readiness(&self.readiness)
+        validate_readiness(&self.readiness)?;
+        validate_objectives(&self.objectives)?;
+        if self.slow_statements.len() > MAX_OBJECTIVES * 100 {
+            return Err(fail(
+                "ASYNC_DB_SLOW_STATEMENTS",
+                self.slow_statements.len(),
+                "at most 10000 statements",
+            ));
+        }
+        for threshold in self.slow_statements.values() {
+            duration(
+                "ASYNC_DB_SLOW_STATEMENTS",
+                *threshold,
+                positive,
+                YEAR,
+                "thresholds that are positive durations of at most a year",
+            )?;
+        }
+        Ok(())
     }
+}
+
+/// The most objectives a monitor takes (each is a few labelled series).
+const MAX_OBJECTIVES: usize = 100;
+
+/// The objectives: a route each, named once, with a target in (0, 1) and
+/// a positive bound of at most a day.
+fn validate_objectives(objectives: &[super::Objective]) -> Result<(), ConfigError> {
+    const NAME: &str = "ASYNC_DB_OBJECTIVES";
+    if objectives.len() > MAX_OBJECTIVES {
+        return Err(fail(NAME, objectives.len(), "at most 100 objectives"));
+    }
+    for (i, o) in objectives.iter().enumerate() {
+        if o.route.is_empty() || o.route.len() > 200 || o.route.chars().any(char::is_control) {
+            return Err(fail(
+                NAME,
+                &o.route,
+                "a route name of 1 to 200 bytes, without control characters",
+            ));
+        }
+        if objectives[..i].iter().any(|p| p.route == o.route) {
+            return Err(fail(NAME, &o.route, "each route once"));
+        }
+        if o.latency.is_none() && o.success.is_none() {
+            return Err(fail(NAME, o, "a latency or a success target for each route"));
+        }
+        let targets = o.latency.map(|(_, t)| t).into_iter().chain(o.success);
+        for target in targets {
+            if !(target > 0.0 && target < 1.0) {
+                return Err(fail(NAME, o, "targets above 0% and below 100%"));
+            }
+        }
+        if let Some((bound, _)) = o.latency {
+            duration(
+                NAME,
+                bound,
+                Duration::from_nanos(1),
+                DAY,
+                "latency bounds that are positive durations of at most a day",
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// When the pool is unready.

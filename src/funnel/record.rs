@@ -83,7 +83,7 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
         outcome,
         deadlock_peers,
     } = end;
-    let slow = elapsed >= sink.config.slow_query_threshold;
+    let slow = elapsed >= entry.slow;
     let stripe = stripe_of_thread();
     entry.stats.record(&Run {
         stripe,
@@ -182,6 +182,7 @@ fn slow_statement(sink: &Sink, entry: &super::table::QueryEntry, elapsed: Durati
         table: entry.table.as_deref(),
         duration: elapsed,
         error_type: failed,
+        threshold: entry.slow,
     });
     sink.stores.alerts.signal();
 }
@@ -352,6 +353,19 @@ fn n_plus_one(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64
 #[inline(never)]
 fn request_done(sink: &Sink, route: &Arc<str>, statements: u64, nanos: u64, failed: bool) {
     sink.stores.routes.record(route, statements, nanos, failed);
+    let objectives = &sink.stores.objectives;
+    if let Some(index) = objectives.index(route) {
+        let slow = objectives.record(index, SystemTime::now(), crate::units::nanos(nanos), failed);
+        if let Some([requests, slow_requests, failed_requests]) = sink.objectives.get(index) {
+            requests.increment(1);
+            if slow {
+                slow_requests.increment(1);
+            }
+            if failed {
+                failed_requests.increment(1);
+            }
+        }
+    }
 }
 
 #[inline(never)]

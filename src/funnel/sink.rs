@@ -42,6 +42,9 @@ pub(crate) struct Sink {
     server: std::sync::OnceLock<ServerGauges>,
     /// Where this pool's statements go (its spans' attributes).
     pub(crate) span_target: SpanTarget,
+    /// Per declared objective (in the order of the objective store): its
+    /// requests, slow ones and failed ones.
+    pub(crate) objectives: Vec<[Counter; 3]>,
 }
 
 /// The gauges of the server-side view.
@@ -70,6 +73,20 @@ impl Sink {
         Sink {
             queries: QueryTable::new(&registry, &config, &base, &target.labels()),
             metrics: PoolMetrics::new(&registry, &base),
+            objectives: config
+                .objectives
+                .iter()
+                .map(|o| {
+                    let mut labels = base.clone();
+                    labels.push(Label::new(names::HTTP_ROUTE, o.route.clone()));
+                    [
+                        names::OBJECTIVE_REQUESTS,
+                        names::OBJECTIVE_REQUESTS_SLOW,
+                        names::OBJECTIVE_REQUESTS_FAILED,
+                    ]
+                    .map(|name| registry.counter(name, labels.clone()))
+                })
+                .collect(),
             stores: PoolStores::new(&config),
             errors: CappedHandles::new(config.max_status_codes),
             notices: CappedHandles::new(config.max_status_codes),
@@ -94,6 +111,7 @@ impl Sink {
         stores.recent.clear();
         stores.n_plus_one.clear();
         stores.routes.clear();
+        stores.objectives.clear();
         self.queries.reset_counts();
         self.queries.forget_texts();
         stores.totals.reset(std::time::Instant::now(), self.queries.totals());

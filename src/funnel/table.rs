@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use metrics::{Counter, Histogram, Label};
 
@@ -111,6 +112,9 @@ pub(crate) struct QueryEntry {
     pub(crate) stats: QueryCounters,
     /// Per-minute slots for the windowed reports.
     pub(crate) history: StatementHistory,
+    /// Its slow threshold: its own if one is set
+    /// ([`MonitorConfig::slow_statement`]), else the pool's.
+    pub(crate) slow: Duration,
 }
 
 /// Per pool: statement text → entry (bounded cache), fingerprint → entry
@@ -137,6 +141,8 @@ pub(crate) struct QueryTable {
     returned_rows: bool,
     max_texts: usize,
     max_fingerprints: usize,
+    slow: Duration,
+    slow_statements: std::collections::BTreeMap<u64, Duration>,
     /// The length of a history slot.
     slot: std::time::Duration,
 }
@@ -224,6 +230,7 @@ impl QueryTable {
                 metrics: other_metrics,
                 stats: QueryCounters::default(),
                 history: Default::default(),
+                slow: config.slow_query_threshold,
             }),
             registry: registry.clone(),
             base: base.to_vec(),
@@ -231,6 +238,8 @@ impl QueryTable {
             returned_rows: config.returned_rows,
             max_texts: config.statement_cache_size,
             max_fingerprints: config.max_fingerprints,
+            slow: config.slow_query_threshold,
+            slow_statements: config.slow_statements.clone(),
             slot: config.slot,
         }
     }
@@ -336,6 +345,7 @@ impl QueryTable {
             metrics,
             stats: QueryCounters::default(),
             history: Default::default(),
+            slow: self.slow_statements.get(&fp).copied().unwrap_or(self.slow),
         });
         fingerprints.get_or_insert(fp, entry).clone()
     }

@@ -22,6 +22,7 @@ pub(crate) enum Read {
     ServerLocks,
     ServerStatements { limit: usize },
     Series { minutes: u32 },
+    Objectives,
 }
 
 /// The routes, by path.
@@ -44,6 +45,7 @@ pub(super) enum Route<'a> {
     ServerLocks,
     ServerStatements,
     Series,
+    Objectives,
     Dashboard(Asset),
 }
 
@@ -67,6 +69,7 @@ impl<'a> Route<'a> {
             ["server", "locks"] => Route::ServerLocks,
             ["server", "statements"] => Route::ServerStatements,
             ["metrics", "series"] => Route::Series,
+            ["objectives"] => Route::Objectives,
             ["dashboard"] => Route::Dashboard(Asset::Page),
             ["dashboard", "app.css"] => Route::Dashboard(Asset::Style),
             ["dashboard", "app.js"] => Route::Dashboard(Asset::Script),
@@ -114,6 +117,7 @@ impl<'a> Route<'a> {
             Route::Series => Read::Series {
                 minutes: bounded(q.minutes, "minutes", 60)?.unwrap_or(60) as u32,
             },
+            Route::Objectives => Read::Objectives,
             Route::Health
             | Route::Ready
             | Route::ResetAll

@@ -63,6 +63,7 @@ impl RoutePool for PoolMonitor {
             Read::ServerLocks => serde_json::to_vec(&self.server_locks()),
             Read::ServerStatements { limit } => serde_json::to_vec(&self.server_statements(limit)),
             Read::Series { minutes } => serde_json::to_vec(&self.series(minutes)),
+            Read::Objectives => serde_json::to_vec(&self.objectives()),
         }
     }
 

@@ -146,11 +146,14 @@ where
             let finish = this.finish.take().expect("a checkout is polled after it finished");
             return Poll::Ready(finish(result, wait));
         }
-        if !*this.waiting {
+        // Pending with a connection free (bb8's validity ping, a connect
+        // for a pool with room) is not waiting for the pool; with every
+        // connection taken, or connects failing, it is.
+        if !*this.waiting && pool.must_wait() {
             *this.waiting = true;
             pool.record(Event::Waiting(Some(start)));
         }
-        if !*this.fail_fast {
+        if !*this.fail_fast || !*this.waiting {
             return Poll::Pending;
         }
         // Waiting: also for word that the pool is down. Registered before

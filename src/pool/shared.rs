@@ -183,6 +183,16 @@ impl PoolShared {
         }
     }
 
+    /// Whether a checkout that did not get a connection at once waits for
+    /// the pool: every connection is checked out, or connects are failing.
+    /// (Otherwise it is in bb8's validity ping, or opening a connection
+    /// for a pool with room.) Read on a checkout's first pending poll.
+    pub(crate) fn must_wait(&self) -> bool {
+        self.in_use.load(Relaxed) >= self.max_size.load(Relaxed)
+            || self.consecutive_connect_failures.load(Relaxed) > 0
+            || self.open.load(Relaxed) == 0
+    }
+
     /// Whether the database is known to be out of reach: no connection of
     /// the pool is open and connects have failed since the last success.
     /// A checkout then can only wait for a connect that is failing, so it

@@ -93,6 +93,10 @@ pub struct PerformanceScore {
     /// When the pool is forecast to run out, with the evidence (absent
     /// before the background task's first sample).
     pub forecast: Option<PoolForecast>,
+    /// Each route objective's compliance, remaining budget and burn rates
+    /// (over the last 24 hours, whatever the window; see
+    /// [`Objective`](crate::Objective)).
+    pub objectives: Vec<crate::stats::ObjectiveStatus>,
 }
 
 /// Everything the monitor knows about a pool, in one document
@@ -172,6 +176,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) trend: &'a PoolTrendReport,
     pub(crate) alerts: &'a [Alert],
     pub(crate) forecast: Option<PoolForecast>,
+    pub(crate) objectives: Vec<crate::stats::ObjectiveStatus>,
 }
 
 /// The score and recommendations from the reports of one window.
@@ -193,6 +198,7 @@ pub(crate) fn score(inputs: &Inputs<'_>) -> PerformanceScore {
         score: (score * 10.0).round() / 10.0,
         recommendations: recommendations(inputs),
         forecast: inputs.forecast.clone(),
+        objectives: inputs.objectives.clone(),
         parts,
     }
 }
@@ -548,6 +554,7 @@ mod tests {
             trend: &r.3,
             alerts,
             forecast: None,
+            objectives: Vec::new(),
         })
     }
 

@@ -143,6 +143,14 @@ impl PoolMonitor {
         crate::stats::series::series(&self.sink().name, minutes, slot, (now, wall), (windows, live), errors)
     }
 
+    /// Each route objective as its requests met it over the last 24 hours:
+    /// compliance, the error budget left, and the burn rates the
+    /// [`ObjectiveBurn`](crate::alerts::AlertType::ObjectiveBurn) alert
+    /// reads (see [`Objective`](crate::Objective)).
+    pub fn objectives(&self) -> Vec<crate::stats::ObjectiveStatus> {
+        self.stores().objectives.statuses(SystemTime::now())
+    }
+
     /// When the pool is forecast to run out, with the evidence: the
     /// background task's last sample (absent before its first; see
     /// [`ForecastThresholds`](crate::ForecastThresholds)).
@@ -188,6 +196,7 @@ impl PoolMonitor {
             trend: &trend,
             alerts: &alerts.active,
             forecast: self.stores().forecast.forecast(),
+            objectives: self.objectives(),
         });
         ComprehensiveReport {
             pool: self.snapshot(),

@@ -124,7 +124,7 @@ impl CheckoutLoad {
         let since = self.since_epoch(at);
         if served {
             // Written once a millisecond at most: the line stays shared.
-            let ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX - 1) + 1;
+            let ms = since.as_secs().saturating_mul(1000) + u64::from(since.subsec_millis()) + 1;
             if self.last_served.load(Relaxed) != ms {
                 self.last_served.store(ms, Relaxed);
             }

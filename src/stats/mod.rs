@@ -19,6 +19,7 @@
 //! | errors | kind, SQLSTATE, source, normalized statement, server message masked (see [what text leaves the process](crate::guide::privacy); never `DETAIL`), time; recurring (kind, statement) patterns; statement error rates over 5 min, 15 min, 1 h | `error_history` (1000) |
 //! | slow queries | runs at or over `slow_query_threshold`, grouped by statement: count, mean, max, first and last seen, share of database time, whether it is getting slower (mean of the newer half over the older half, at least 1.2) | `query_history` (1000) |
 //! | load | checkouts waiting now and since when without a pause; the checkouts ended in the last 10 s, served and failed, and their waits (one-second slots) | 16 slots (never reset: it forgets by itself) |
+//! | objectives | per route with an [`Objective`](crate::Objective): requests per minute, those over the latency bound and those with a failed statement | 24 hours of minutes per route |
 //! | pool trend | a sample per `health_check_interval`: size, idle, in use, waiters, utilization, the peak in use since the previous sample, timeouts and waiting in the interval | `pool_trend_samples` (288) |
 //! | recent statements | the last statements: normalized text, fingerprint, operation, table, duration, outcome, time (lock-free per-thread parts; the request route joins with the tower layer) | `query_history` (1000; 0 turns it off) |
 //! | statement performance | per statement: count, errors, success rate, total, mean, min, max, p50/p95/p99, rows, over any window from 1 minute to 24 hours; grouped by operation and by table; degradation (p95 of the last 5 minutes ≥ `degradation_factor` × p95 of the hour before, with `degradation_min_samples` runs in each) | one-minute slots for the last hour, quarter hours for the rest of the day, per statement (capped by `max_fingerprints`) |
@@ -78,6 +79,7 @@ pub(crate) mod forecast;
 pub(crate) mod histogram;
 mod load;
 mod nplusone;
+pub(crate) mod objectives;
 mod performance;
 mod recent;
 mod requests;
@@ -98,6 +100,7 @@ pub use errors::{ErrorPattern, ErrorRate, ErrorRecord, ErrorReport, ErrorSource}
 pub use forecast::{ForecastEvidence, LittleCheck, PoolForecast, StatementAnomaly};
 pub use load::PoolLoad;
 pub use nplusone::NPlusOnePattern;
+pub use objectives::{BurnRates, ObjectiveStatus};
 pub use performance::{
     Apdex, Degradation, GroupPerformance, LatencyStats, QueryPerformanceReport, StatementPerformance,
 };
@@ -159,6 +162,7 @@ pub(crate) struct PoolStores {
     pub(crate) server: server::ServerStore,
     pub(crate) forecast: forecast::ForecastStore,
     pub(crate) load: load::CheckoutLoad,
+    pub(crate) objectives: objectives::ObjectiveBook,
 }
 
 impl PoolStores {
@@ -175,6 +179,7 @@ impl PoolStores {
             server: server::ServerStore::default(),
             forecast: forecast::ForecastStore::default(),
             load: load::CheckoutLoad::default(),
+            objectives: objectives::ObjectiveBook::new(&config.objectives),
         }
     }
 }

@@ -30,6 +30,10 @@ pub struct SlowQuery {
     pub duration_ms: f64,
     /// Its error class, if it failed (a `statement_timeout` is also slow).
     pub error_type: Option<ErrorKind>,
+    /// The slow threshold it was held to, in milliseconds: its own if one
+    /// is set ([`MonitorConfig::slow_statement`](crate::MonitorConfig::slow_statement)),
+    /// else the pool's.
+    pub threshold_ms: f64,
 }
 
 /// The slow runs of one statement within the report's window.
@@ -109,6 +113,8 @@ pub(crate) struct NewSlow<'a> {
     pub(crate) duration: Duration,
     /// Its failure class, if it failed.
     pub(crate) error_type: Option<ErrorKind>,
+    /// The threshold it was held to.
+    pub(crate) threshold: Duration,
 }
 
 /// fingerprint as a number, for grouping.
@@ -133,6 +139,7 @@ impl SlowLog {
             table,
             duration,
             error_type,
+            threshold,
         } = run;
         let occurrence = SlowQuery {
             at_unix_ms: unix_ms(at),
@@ -142,6 +149,7 @@ impl SlowLog {
             table: table.map(str::to_owned),
             duration_ms: duration.as_secs_f64() * 1e3,
             error_type,
+            threshold_ms: threshold.as_secs_f64() * 1e3,
         };
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         ring.push((fingerprint, occurrence));
@@ -248,6 +256,7 @@ mod tests {
         // Statement 1 gets slower: 2, 2, 4, 4 seconds. Statement 2: one run of 3 s.
         for (i, secs) in [2, 2, 4, 4].into_iter().enumerate() {
             log.record(NewSlow {
+                threshold: Duration::from_millis(100),
                 at: at(i as u64 * 10),
                 fingerprint: 1,
                 statement: "SELECT ? FROM t",
@@ -258,6 +267,7 @@ mod tests {
             });
         }
         log.record(NewSlow {
+            threshold: Duration::from_millis(100),
             at: at(50),
             fingerprint: 2,
             statement: "UPDATE u SET a = ?",
@@ -288,6 +298,7 @@ mod tests {
         let log = SlowLog::new(3);
         for i in 0..5u64 {
             log.record(NewSlow {
+                threshold: Duration::from_millis(100),
                 at: at(i * 60),
                 fingerprint: i,
                 statement: "SELECT ?",
