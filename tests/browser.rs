@@ -139,7 +139,12 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
         .slot(Duration::from_secs(1))
         .slow_query_threshold(Duration::from_millis(250))
         .server_view(ServerView::default().interval(Duration::from_millis(500)))
-        .health_check_interval(Duration::from_secs(1));
+        .health_check_interval(Duration::from_secs(1))
+        .objective(
+            db_monitor::Objective::route("GET /customers/{id}")
+                .latency(Duration::from_millis(50), 0.99)
+                .success(0.999),
+        );
     let monitor = DbMonitor::new(config).expect("a valid configuration");
     let demo = axum_example::demo(&monitor, support::pg::shared_config(), None)
         .await
@@ -198,6 +203,10 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
             view["charts"]
         );
         assert!(view["statements"].as_u64().unwrap() > 0, "{name}: no statement rows");
+        assert_eq!(
+            view["objectives"], 2,
+            "{name}: the objective's latency and success rows"
+        );
         assert!(view["errors"].as_u64().unwrap() > 0, "{name}: no error rows");
         assert_eq!(view["moved"], false, "{name}: the layout moved on refresh");
         assert_eq!(view["overflow"], false, "{name}: wider than the screen");

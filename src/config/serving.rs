@@ -10,7 +10,8 @@ use std::time::Duration;
 ///
 /// The pool is not ready while any of these holds:
 /// - the database is out of reach (no connection open, connects failing);
-/// - checkouts have been waiting without a pause for [`saturated_for`](Self::saturated_for);
+/// - checkouts have been pending without a pause for [`saturated_for`](Self::saturated_for),
+///   and every connection is checked out (the pool saturated);
 /// - the 95th percentile of the last ten seconds' checkout waits is over
 ///   [`wait_p95`](Self::wait_p95) (with at least ten checkouts in them);
 /// - the exhaustion forecast is due within [`exhaustion_within`](Self::exhaustion_within).
@@ -35,9 +36,9 @@ impl Default for Readiness {
 }
 
 impl Readiness {
-    /// Sets how long checkouts may wait without a pause (some checkout
-    /// waiting at every moment: the pool saturated) before the pool is
-    /// unready (`ASYNC_DB_READY_SATURATED_FOR`). Defaults to 10 s.
+    /// Sets how long checkouts may be pending without a pause (some
+    /// checkout pending at every moment) while every connection is checked
+    /// out (the pool saturated) before the pool is unready (`ASYNC_DB_READY_SATURATED_FOR`). Defaults to 10 s.
     pub fn saturated_for(mut self, d: Duration) -> Self {
         self.saturated_for = d;
         self

@@ -11,7 +11,7 @@
 //! | Prometheus, Grafana and Alertmanager; native histograms | [`prometheus`](crate::prometheus) |
 //! | metrics over OTLP | [`otlp`](crate::otlp) (feature `otlp`) |
 //! | the stores and the reports read from them | [`stats`](crate::stats), [`report`](crate::report) (the score) |
-//! | alerts: the 13 rules, their lifecycle, notifiers | [`alerts`](crate::alerts) |
+//! | alerts: the 14 rules, their lifecycle, notifiers | [`alerts`](crate::alerts) |
 //! | the tower layer, its routes, who may read them, the dashboard | [`layer`](crate::layer) |
 //! | abandoned statements and streams read in part | [`abandoned`] |
 //! | the server view (`pg_stat_activity`, locks, `pg_stat_statements`) | [`server_view`] |

@@ -85,7 +85,7 @@
 //! | check | asks | fails when | a failure should |
 //! |---|---|---|---|
 //! | liveness, `GET {prefix}` | can this process reach its database at all? | the health check's checkout or `SELECT 1` fails or takes over 800 ms | alert a human; restarting the process rarely helps a database outage, so do not wire it to a liveness probe that restarts |
-//! | readiness, `GET {prefix}/ready` | can this instance serve database work *in time*, now? | the database is out of reach; checkouts have waited without a pause for 10 s (the pool saturated); the last 10 s of checkout waits have a p95 over 1 s; or the pool's exhaustion is forecast within 60 s | take traffic away from this instance (a Kubernetes `readinessProbe`, a load balancer's health check) until it answers 200 again |
+//! | readiness, `GET {prefix}/ready` | can this instance serve database work *in time*, now? | the database is out of reach; every connection is checked out and checkouts have been pending without a pause for 10 s (the pool saturated); the last 10 s of checkout waits have a p95 over 1 s; or the pool's exhaustion is forecast within 60 s | take traffic away from this instance (a Kubernetes `readinessProbe`, a load balancer's health check) until it answers 200 again |
 //!
 //! Readiness runs no query: it reads the pool's live load (checkouts
 //! waiting and the last ten seconds of checkouts, kept with atomics by

@@ -146,14 +146,16 @@ where
             let finish = this.finish.take().expect("a checkout is polled after it finished");
             return Poll::Ready(finish(result, wait));
         }
-        // Pending with a connection free (bb8's validity ping, a connect
-        // for a pool with room) is not waiting for the pool; with every
-        // connection taken, or connects failing, it is.
-        if !*this.waiting && pool.must_wait() {
+        if !*this.waiting {
             *this.waiting = true;
             pool.record(Event::Waiting(Some(start)));
         }
-        if !*this.fail_fast || !*this.waiting {
+        // Word that the pool is down matters to a checkout waiting for the
+        // pool (every connection taken, or connects failing), not to one
+        // in bb8's validity ping or opening a connection for a pool with
+        // room: only the first registers, so that the common pending poll
+        // takes no lock.
+        if !*this.fail_fast || (this.notified.is_none() && !pool.must_wait()) {
             return Poll::Pending;
         }
         // Waiting: also for word that the pool is down. Registered before

@@ -186,7 +186,7 @@ impl PoolShared {
     /// Whether a checkout that did not get a connection at once waits for
     /// the pool: every connection is checked out, or connects are failing.
     /// (Otherwise it is in bb8's validity ping, or opening a connection
-    /// for a pool with room.) Read on a checkout's first pending poll.
+    /// for a pool with room.)
     pub(crate) fn must_wait(&self) -> bool {
         self.in_use.load(Relaxed) >= self.max_size.load(Relaxed)
             || self.consecutive_connect_failures.load(Relaxed) > 0

@@ -128,6 +128,8 @@ pub struct ComprehensiveReport {
     pub alerts: AlertReport,
     /// The server view's last sample, summed up (absent when it is off).
     pub server: Option<ServerSummary>,
+    /// Whether the pool can serve in time now, as `…/ready` answers.
+    pub readiness: ReadinessReport,
 }
 
 /// The server view in the comprehensive document.

@@ -208,6 +208,7 @@ impl PoolMonitor {
             pool_trend: trend,
             n_plus_one: self.stores().n_plus_one.report(),
             routes: self.route_report(),
+            readiness: self.readiness(),
             alerts,
             server: self.server_summary(),
         }

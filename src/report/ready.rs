@@ -59,7 +59,9 @@ impl PoolMonitor {
         let config = &self.sink().config.readiness;
         let load = self.load();
         let exhausted_in = self.stores().forecast.forecast().and_then(|f| f.exhausted_in_seconds);
-        let reasons = reasons(&load, self.out_of_reach(), exhausted_in, config);
+        let snapshot = self.snapshot();
+        let full = snapshot.in_use >= snapshot.max_size;
+        let reasons = reasons(&load, full, self.out_of_reach(), exhausted_in, config);
         ReadinessReport {
             pool: self.name().to_owned(),
             status: if reasons.is_empty() { "ready" } else { "not_ready" },
@@ -71,8 +73,15 @@ impl PoolMonitor {
     }
 }
 
-/// What makes a pool with this load, reach and forecast unready.
-fn reasons(load: &PoolLoad, out_of_reach: bool, exhausted_in: Option<f64>, config: &Readiness) -> Vec<NotReady> {
+/// What makes a pool with this load, reach and forecast unready (`full`:
+/// every connection is checked out now).
+fn reasons(
+    load: &PoolLoad,
+    full: bool,
+    out_of_reach: bool,
+    exhausted_in: Option<f64>,
+    config: &Readiness,
+) -> Vec<NotReady> {
     let mut reasons = Vec::new();
     if out_of_reach {
         reasons.push(NotReady {
@@ -80,11 +89,13 @@ fn reasons(load: &PoolLoad, out_of_reach: bool, exhausted_in: Option<f64>, confi
             detail: "no connection is open and connects are failing".to_owned(),
         });
     }
-    if let Some(waiting_for) = load.waiting_for.filter(|w| *w >= config.saturated_for) {
+    // Checkouts pending without a pause on a pool with a connection free
+    // are in bb8's validity ping or connecting: busy, not saturated.
+    if let Some(waiting_for) = load.waiting_for.filter(|w| full && *w >= config.saturated_for) {
         reasons.push(NotReady {
             reason: "saturated",
             detail: format!(
-                "checkouts have waited without a pause for {:.1?} (bound {:?}; {} waiting)",
+                "every connection is taken and checkouts have been pending without a pause for {:.1?} (bound {:?}; {} pending)",
                 waiting_for, config.saturated_for, load.waiting
             ),
         });
@@ -130,7 +141,7 @@ mod tests {
     }
 
     fn why(load: &PoolLoad, out: bool, exhausted_in: Option<f64>) -> Vec<&'static str> {
-        reasons(load, out, exhausted_in, &Readiness::default())
+        reasons(load, true, out, exhausted_in, &Readiness::default())
             .into_iter()
             .map(|r| r.reason)
             .collect()
@@ -150,6 +161,11 @@ mod tests {
         assert!(why(&saturated, false, None).is_empty(), "under 10 s");
         saturated.waiting_for = Some(Duration::from_secs(10));
         assert_eq!(why(&saturated, false, None), ["saturated"]);
+        let config = Readiness::default();
+        assert!(
+            reasons(&saturated, false, false, None, &config).is_empty(),
+            "a connection free: pending checkouts are pinging, not waiting"
+        );
 
         let mut slow = load();
         slow.wait_p95 = Some(Duration::from_millis(1500));
@@ -160,7 +176,7 @@ mod tests {
         assert_eq!(why(&load(), true, None), ["database_out_of_reach"]);
         assert_eq!(why(&load(), false, Some(45.0)), ["exhaustion_forecast"]);
         let never = Readiness::default().exhaustion_within(Duration::ZERO);
-        assert!(reasons(&load(), false, Some(1.0), &never).is_empty());
+        assert!(reasons(&load(), true, false, Some(1.0), &never).is_empty());
     }
 
     #[test]

@@ -33,10 +33,11 @@ pub struct PoolLoad {
     /// The time the counts cover (up to 10 s; less for a young pool).
     #[serde(rename = "window_ms", serialize_with = "crate::units::ser_ms")]
     pub window: Duration,
-    /// Checkouts waiting for a connection now.
+    /// Checkouts not yet served now: waiting for a connection, or in the
+    /// pool's validity check of one.
     pub waiting: u32,
-    /// How long checkouts have been waiting without a pause (some checkout
-    /// waiting at every moment), if one is waiting now.
+    /// How long checkouts have been pending without a pause (some checkout
+    /// pending at every moment), if one is pending now.
     #[serde(rename = "waiting_for_ms", serialize_with = "crate::units::ser_opt_ms")]
     pub waiting_for: Option<Duration>,
     /// Checkouts that got a connection in the window.

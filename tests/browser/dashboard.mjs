@@ -61,6 +61,7 @@ try {
       return {
         cards, charts, bg,
         statements: rows('statements'), errors: rows('errors'), alerts: rows('alerts'),
+        objectives: document.getElementById('objectives').hidden ? 0 : rows('objectives-table'),
         overflow: document.documentElement.scrollWidth > window.innerWidth + 1,
       };
     });

@@ -29,6 +29,7 @@
     if (v < 10 && !Number.isInteger(v)) return v.toFixed(1);
     return String(Math.round(v));
   }
+  function share(v) { return v == null || !isFinite(v) ? '–' : +(v * 100).toFixed(2) + ' %'; }
   function pct(v) { return v == null || !isFinite(v) ? '–' : (v * 100).toFixed(v < 0.1 ? 1 : 0) + ' %'; }
   function seconds(s) {
     if (s == null || !isFinite(s)) return '–';
@@ -221,6 +222,20 @@
     card('card-pool', `${health.in_use} / ${health.max_size}`,
       `${count(health.pending)} waiting · ${count(health.idle)} idle · ${count(health.connections)} open`,
       health.pending > 0 ? 'bad' : health.in_use / Math.max(health.max_size, 1) >= 0.9 ? 'warn' : 'ok');
+
+    const ready = all.readiness, load = ready.load;
+    card('card-ready', ready.status === 'ready' ? 'ready' : 'not ready',
+      (ready.reasons.length ? ready.reasons.map((r) => r.reason.replace(/_/g, ' ')).join(' · ') + ' · ' : '') +
+      `${count(load.waiting)} waiting · wait p95 ${ms(load.wait_p95_ms)} · ${load.served_per_second.toFixed(1)}/s · ${count(load.requests_shed)} shed`,
+      ready.status === 'ready' ? (load.waiting > 0 ? 'warn' : 'ok') : 'bad');
+    const objectives = perf.objectives || [];
+    $('objectives').hidden = !objectives.length;
+    const burn = (v) => td(v == null ? 'num muted' : v >= 14.4 ? 'num bad' : v >= 6 ? 'num warn' : 'num', v == null ? '–' : v.toFixed(1) + '×');
+    fill($('objectives-table'), objectives.map((o) => [o.route,
+      (o.objective === 'latency' ? `${share(o.target)} under ${ms(o.bound_ms)}` : `${share(o.target)} without a failure`),
+      td('num', share(o.compliance)), td(o.budget_remaining != null && o.budget_remaining < 0 ? 'num bad' : 'num', share(o.budget_remaining)),
+      burn(o.burn_rates.five_minutes), burn(o.burn_rates.one_hour), burn(o.burn_rates.six_hours), td('num', count(o.requests))]),
+    8, 'no objective declared');
 
     const xs = series.points.map((p) => p.end_unix_ms);
     chart('chart-latency', xs, [
