@@ -4,6 +4,8 @@
 # callgrind counts benches/io_instructions.rs's `measured` alone
 # (--toggle-collect) for the raw and the monitored arm, each at two lengths;
 # the slope is one operation's cost, start-up and warm-up excluded.
+# A third arm reads through a ReplicaSet of two replicas: what the replica
+# choice adds per checkout.
 #   bash benches/io_callgrind.sh            # Prometheus recorder (as installed by an application)
 #   RECORDER=noop bash benches/io_callgrind.sh
 #   SPANS=otel bash benches/io_callgrind.sh  # who wants the statement spans: none (default), filtered, registry, otel
@@ -39,8 +41,11 @@ raw_statement=$(slope raw_statement)
 monitored_statement=$(slope monitored_statement)
 raw_checkout=$(slope raw_checkout)
 monitored_checkout=$(slope monitored_checkout)
+replica_checkout=$(slope replica_checkout)
 echo "recorder: $recorder; spans: ${SPANS:-none}; trace context: ${TRACE:-off}; slope between $short and $long operations"
 echo "instructions per prepared statement: raw $raw_statement, monitored $monitored_statement"
 echo "instructions per checkout+statement+return: raw $raw_checkout, monitored $monitored_checkout"
 echo "added instructions per statement: $(( monitored_statement - raw_statement ))"
 echo "added instructions per checkout+statement: $(( monitored_checkout - raw_checkout ))"
+echo "instructions per replica-set read (checkout+statement+return): $replica_checkout"
+echo "added by the replica choice: $(( replica_checkout - monitored_checkout ))"

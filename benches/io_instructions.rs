@@ -17,7 +17,10 @@
 //! - `monitored_statement`: the same through a `MonitoredConnection`;
 //! - `raw_checkout`: checkout from a bb8-postgres pool, `query_one("SELECT 1")`,
 //!   return;
-//! - `monitored_checkout`: the same through a `MonitoredPool`.
+//! - `monitored_checkout`: the same through a `MonitoredPool`;
+//! - `replica_checkout`: the same through [`ReplicaSet::read`](db_monitor::ReplicaSet::read)
+//!   over two replicas (monitored pools on the same server): the
+//!   difference to `monitored_checkout` is what the replica choice adds.
 //!
 //! `RECORDER` is `prometheus` (the default: a Prometheus recorder with its
 //! buckets, as an application installs it) or `noop`. The monitored arms
@@ -64,6 +67,7 @@ enum Arm {
     ),
     RawCheckout(bb8::Pool<PostgresConnectionManager<NoTls>>),
     MonitoredCheckout(db_monitor::MonitoredPool<NoTls>),
+    ReplicaCheckout(db_monitor::ReplicaSet<NoTls>),
 }
 
 /// The operations counted: only this function is collected.
@@ -84,6 +88,10 @@ fn measured(runtime: &Runtime, arm: &Arm, n: u64) {
                 }
                 Arm::MonitoredCheckout(pool) => {
                     let conn = pool.get().await.unwrap();
+                    black_box(conn.query_one("SELECT 1", &[]).await.unwrap());
+                }
+                Arm::ReplicaCheckout(set) => {
+                    let conn = set.read().await.unwrap();
                     black_box(conn.query_one("SELECT 1", &[]).await.unwrap());
                 }
             }
@@ -217,6 +225,21 @@ async fn setup(arm: &str, config: &Config, monitor: &DbMonitor) -> (Arm, Option<
             let background = monitor.start(&pool);
             (Arm::MonitoredCheckout(pool), Some(background))
         }
-        other => panic!("unknown arm {other:?}: raw_statement, monitored_statement, raw_checkout, monitored_checkout"),
+        "replica_checkout" => {
+            let mut pools = Vec::new();
+            for name in ["primary", "replica-1", "replica-2"] {
+                let pool = monitor
+                    .pool(monitor.manager(name, config.clone(), NoTls), one())
+                    .await
+                    .unwrap();
+                pools.push(pool);
+            }
+            let background = monitor.start(&pools[1]);
+            let primary = pools.remove(0);
+            (Arm::ReplicaCheckout(db_monitor::ReplicaSet::new(primary, pools)), Some(background))
+        }
+        other => panic!(
+            "unknown arm {other:?}: raw_statement, monitored_statement, raw_checkout, monitored_checkout, replica_checkout"
+        ),
     }
 }

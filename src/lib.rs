@@ -146,7 +146,7 @@ pub use monitor::{DbMonitor, DbMonitorBuilder};
 pub use pool::{
     ConnectionInfo, GenericClient, MakeTls, MonitorErrorSink, MonitoredClient, MonitoredConnection, MonitoredManager,
     MonitoredPool, MonitoredStatement, MonitoredStream, MonitoredTransaction, MonitoredTransactionBuilder, PoolMonitor,
-    PoolSnapshot, SessionStats, ToMonitoredStatement,
+    PoolSnapshot, ReplicaConnection, ReplicaReport, ReplicaSet, ReplicaStatus, SessionStats, ToMonitoredStatement,
 };
 #[cfg(feature = "deadpool")]
 pub use pool::{DeadpoolManager, MonitoredDeadpool, MonitoredObject};

@@ -46,6 +46,7 @@
 //! | `db_monitor_connection_leaks_total` | counter | checkouts | |
 //! | `db_monitor_connection_failed_fast_total` | counter | checkouts | (checkouts failed at once while the database was out of reach) |
 //! | `db_monitor_requests_shed_total` | counter | requests | (answered 503 by a `ShedLayer` before their handler ran) |
+//! | `db_monitor_replica_reads_total` | counter | checkouts | (reads a `ReplicaSet` sent to this pool) |
 //! | `db_monitor_objective_requests_total` | counter | requests | `http_route` (routes with an objective only) |
 //! | `db_monitor_objective_requests_slow_total` | counter | requests | `http_route` (database time at or over the route's latency bound) |
 //! | `db_monitor_objective_requests_failed_total` | counter | requests | `http_route` (a statement failed) |
@@ -156,6 +157,8 @@ pub const CONNECTION_FAILED_FAST: &str = "db_monitor_connection_failed_fast_tota
 /// 503 before their handler ran, the pool's expected checkout wait being
 /// over their budget.
 pub const REQUESTS_SHED: &str = "db_monitor_requests_shed_total";
+/// Counter: reads a [`ReplicaSet`](crate::ReplicaSet) sent to this pool.
+pub const REPLICA_READS: &str = "db_monitor_replica_reads_total";
 /// Counter: requests of a route with an [`Objective`](crate::Objective),
 /// by [`HTTP_ROUTE`].
 pub const OBJECTIVE_REQUESTS: &str = "db_monitor_objective_requests_total";
@@ -421,6 +424,12 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Counter,
         Some(Unit::Count),
         "Requests answered 503 before their handler ran, the expected checkout wait being over their budget.",
+    ),
+    (
+        REPLICA_READS,
+        Kind::Counter,
+        Some(Unit::Count),
+        "Reads a replica set sent to this pool.",
     ),
     (
         OBJECTIVE_REQUESTS,

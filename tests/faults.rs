@@ -16,7 +16,7 @@ use db_monitor::{ErrorKind, MonitorConfig};
 use support::leaks::{captured_logs, Quoting, QuotingParam};
 use support::pg::{shared_config, TempPostgres};
 use support::sources::{pool_of, TestConn, TestPool};
-use support::{deadlock, eventually, monitor, pool, pool_with, unique};
+use support::{deadlock, eventually, monitor, pool, pool_with, server_processes, unique, Frozen};
 
 fn kind_of(result: Result<impl Sized, db_monitor::tokio_postgres::Error>) -> (ErrorKind, Option<String>) {
     let err = result.err().expect("the statement should have failed");
@@ -977,49 +977,6 @@ async fn messages_the_application_raises_keep_their_sqlstate_and_no_text<P: Test
 
 /// The server's processes (the postmaster of `data` and its children),
 /// for signals.
-fn server_processes(data: &str) -> Vec<String> {
-    let pid_file = std::fs::read_to_string(format!("{data}/postmaster.pid")).unwrap();
-    let postmaster = pid_file.lines().next().unwrap().trim().to_owned();
-    let mut pids = vec![postmaster.clone()];
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid …`; comm may hold spaces, so read after ')'.
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        if after.split_whitespace().nth(1) == Some(postmaster.as_str()) {
-            pids.push(entry.file_name().to_string_lossy().into_owned());
-        }
-    }
-    pids
-}
-
-fn signal(pids: &[String], signal: &str) {
-    let status = std::process::Command::new("kill")
-        .arg(signal)
-        .args(pids)
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pids:?}");
-}
-
-/// Processes stopped until this is dropped (a failing test too: a stopped
-/// server could never be shut down).
-struct Frozen(Vec<String>);
-
-impl Frozen {
-    fn new(pids: Vec<String>) -> Self {
-        signal(&pids, "-STOP");
-        Frozen(pids)
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill").arg("-CONT").args(&self.0).status();
-    }
-}
-
 /// With the server frozen (SIGSTOP of the postmaster and every backend,
 /// as a host that stops scheduling it), the health check answers 503
 /// within its 800 ms timeout, well inside a 1 s probe, from one

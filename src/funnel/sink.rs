@@ -192,6 +192,7 @@ pub(crate) struct PoolMetrics {
     pub(crate) leaks: Counter,
     pub(crate) failed_fast: Counter,
     pub(crate) shed: Counter,
+    pub(crate) replica_reads: Counter,
     /// Abandoned connections kept, and retired.
     pub(crate) abandoned: [Counter; 2],
     pub(crate) ended_early: Counter,
@@ -236,6 +237,7 @@ impl PoolMetrics {
             leaks: m.counter(names::CONNECTION_LEAKS, base.to_vec()),
             failed_fast: m.counter(names::CONNECTION_FAILED_FAST, base.to_vec()),
             shed: m.counter(names::REQUESTS_SHED, base.to_vec()),
+            replica_reads: m.counter(names::REPLICA_READS, base.to_vec()),
             abandoned: ["kept", "retired"].map(|o| m.counter(names::ABANDONED_CONNECTIONS, with(names::OUTCOME, o))),
             ended_early: m.counter(names::STREAMS_ENDED_EARLY, base.to_vec()),
             prepared: ["hit", "miss"].map(|r| m.counter(names::PREPARED_CACHE, with(names::RESULT, r))),

@@ -38,6 +38,8 @@ pub(crate) struct LayerConfig {
     /// Whether `GET …/dashboard` is served.
     pub(crate) dashboard: bool,
     pub(crate) route_of: Option<RouteOf>,
+    /// The replica set whose report `…/replicas` serves.
+    pub(crate) replicas: Option<Arc<dyn Fn() -> crate::pool::ReplicaReport + Send + Sync>>,
     /// What the layer keeps alive while any clone of it lives (the
     /// background task's handle, from [`DbMonitor::layer`](crate::DbMonitor::layer)).
     pub(crate) keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
@@ -91,6 +93,7 @@ impl DbMonitorLayer {
                 reads_need_token: false,
                 dashboard: true,
                 route_of: None,
+                replicas: None,
                 keep: None,
                 health_timeout: Duration::from_millis(800),
                 cache_for: Duration::from_secs(1),
@@ -226,6 +229,14 @@ impl DbMonitorLayer {
         route_of: impl Fn(&http::Extensions, &http::Uri) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.with(|c| c.route_of = Some(Arc::new(route_of)))
+    }
+
+    /// Serves `set`'s [`ReplicaReport`](crate::ReplicaReport) at
+    /// `GET {prefix}/replicas` (`null` without a set), and shows it on the
+    /// dashboard: each replica's health, load and reads.
+    pub fn replicas<Tls: crate::MakeTls>(self, set: &crate::ReplicaSet<Tls>) -> Self {
+        let set = set.clone();
+        self.with(|c| c.replicas = Some(Arc::new(move || set.report())))
     }
 
     /// Serves the Prometheus exposition of `handle` at `GET /metrics`

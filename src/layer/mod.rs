@@ -54,6 +54,7 @@
 //! | `POST /alerts/{id}/resolve` | the resolved [`Alert`](crate::alerts::Alert); 404 for an unknown or resolved id |
 //! | `GET /performance?minutes=60` | [`PerformanceScore`](crate::report::PerformanceScore): the score, its parts, the forecast, recommendations |
 //! | `GET /objectives` | [`ObjectiveStatus`](crate::stats::ObjectiveStatus) for each route [objective](crate::Objective): compliance and the error budget left over 24 h, burn rates over 5 min, 30 min, 1 h, 6 h |
+//! | `GET /replicas` | [`ReplicaReport`](crate::ReplicaReport) of the [replica set](crate::ReplicaSet) given to [`replicas`](DbMonitorLayer::replicas): each replica's health, load and reads; `null` without one |
 //! | `GET /server/activity` | [`ServerActivity`](crate::report::ServerActivity) (the [server view](crate::guide::server_view)) |
 //! | `GET /server/locks` | [`ServerLocks`](crate::report::ServerLocks) (server view) |
 //! | `GET /server/statements?limit=20` | [`ServerStatements`](crate::report::ServerStatements) (server view) |

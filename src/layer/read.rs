@@ -46,6 +46,7 @@ pub(super) enum Route<'a> {
     ServerStatements,
     Series,
     Objectives,
+    Replicas,
     Dashboard(Asset),
 }
 
@@ -70,6 +71,7 @@ impl<'a> Route<'a> {
             ["server", "statements"] => Route::ServerStatements,
             ["metrics", "series"] => Route::Series,
             ["objectives"] => Route::Objectives,
+            ["replicas"] => Route::Replicas,
             ["dashboard"] => Route::Dashboard(Asset::Page),
             ["dashboard", "app.css"] => Route::Dashboard(Asset::Style),
             ["dashboard", "app.js"] => Route::Dashboard(Asset::Script),
@@ -120,6 +122,7 @@ impl<'a> Route<'a> {
             Route::Objectives => Read::Objectives,
             Route::Health
             | Route::Ready
+            | Route::Replicas
             | Route::ResetAll
             | Route::ResetErrors
             | Route::Resolve(_)

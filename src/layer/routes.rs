@@ -141,6 +141,8 @@ async fn route(config: &Arc<LayerConfig>, parts: &http::request::Parts, rest: &s
             )),
         },
         Route::Ready => Ok(ready(config)),
+        // `null` without a set: the dashboard asks either way.
+        Route::Replicas => Ok(json(StatusCode::OK, &config.replicas.as_ref().map(|report| report()))),
         _ => Ok(health(config).await),
     }
 }

@@ -215,3 +215,48 @@ pub async fn deadlock(pool: &impl sources::TestPool) -> (String, db_monitor::tok
     assert_eq!(failures.len(), 1, "exactly one side of a deadlock fails");
     (update, failures.remove(0))
 }
+
+/// The postmaster of the server whose data directory is `data`, and its
+/// children.
+pub fn server_processes(data: &str) -> Vec<String> {
+    let pid_file = std::fs::read_to_string(format!("{data}/postmaster.pid")).unwrap();
+    let postmaster = pid_file.lines().next().unwrap().trim().to_owned();
+    let mut pids = vec![postmaster.clone()];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces, so read after ')'.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        if after.split_whitespace().nth(1) == Some(postmaster.as_str()) {
+            pids.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    pids
+}
+
+fn signal(pids: &[String], signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(signal)
+        .args(pids)
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pids:?}");
+}
+
+/// Processes stopped until this is dropped (a failing test too: a stopped
+/// server could never be shut down).
+pub struct Frozen(Vec<String>);
+
+impl Frozen {
+    pub fn new(pids: Vec<String>) -> Self {
+        signal(&pids, "-STOP");
+        Frozen(pids)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg("-CONT").args(&self.0).status();
+    }
+}

@@ -204,7 +204,13 @@
     }
   }
 
-  function render(health, all, series, activity, locks) {
+  function render(health, all, series, activity, locks, replicas) {
+    $('replicas').hidden = !replicas;
+    if (replicas) {
+      $('replicas-text').textContent = `primary ${replicas.primary} · ${count(replicas.primary_reads)} reads sent to the primary with no replica healthy`;
+      fill($('replicas-table'), replicas.replicas.map((r) => [r.pool, td(r.healthy ? 'ok' : 'bad', r.healthy ? 'healthy' : 'skipped'),
+        td('num', ms(r.load_ms)), td('num', count(r.in_flight)), td('num', count(r.reads)), r.last_failure || '–']), 6, 'no replica');
+    }
     $('pool').textContent = health.pool ? '· ' + health.pool : '';
     const up = health.status === 'healthy';
     card('card-health', up ? 'healthy' : 'unhealthy',
@@ -330,10 +336,11 @@
     busy = true;
     clearTimeout(timer);
     try {
-      const [health, all, series] = await Promise.all([get(''), get('/metrics/comprehensive?minutes=60&limit=10'), get('/metrics/series?minutes=60')]);
+      const [health, all, series, replicas] = await Promise.all([get(''), get('/metrics/comprehensive?minutes=60&limit=10'),
+        get('/metrics/series?minutes=60'), get('/replicas')]);
       let activity = null, locks = null;
       if (all.server) [activity, locks] = await Promise.all([get('/server/activity'), get('/server/locks')]);
-      render(health, all, series, activity, locks);
+      render(health, all, series, activity, locks, replicas);
       lastOk = Date.now();
       $('updated').textContent = 'updated ' + clock(lastOk);
       $('stale').hidden = true;
