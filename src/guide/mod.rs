@@ -13,6 +13,10 @@
 //! | the stores and the reports read from them | [`stats`](crate::stats), [`report`](crate::report) (the score) |
 //! | alerts: the 14 rules, their lifecycle, notifiers | [`alerts`](crate::alerts) |
 //! | the tower layer, its routes, who may read them, the dashboard | [`layer`](crate::layer) |
+//! | liveness and readiness; shedding load | [`layer`](crate::layer#liveness-and-readiness), [`Readiness`](crate::Readiness), [`ShedLayer`](crate::ShedLayer) |
+//! | failing fast while the database is out of reach | [`MonitorConfig::fail_fast`](crate::MonitorConfig::fail_fast) |
+//! | objectives per route and their burn-rate alerts | [`Objective`](crate::Objective), [`prometheus::objective_rules`](crate::prometheus::objective_rules) |
+//! | reads balanced over replicas | [`ReplicaSet`](crate::ReplicaSet) |
 //! | abandoned statements and streams read in part | [`abandoned`] |
 //! | the server view (`pg_stat_activity`, locks, `pg_stat_statements`) | [`server_view`] |
 //! | spans and the trace context shown to the server | [`spans`] |
