@@ -144,5 +144,8 @@ async fn reads_leave_a_frozen_replica_within_seconds_and_come_back_after() {
     assert_eq!(served["primary"], "primary");
     assert_eq!(served["replicas"][1]["pool"], "replica-b");
     assert!(served["replicas"][1]["reads"].as_u64().unwrap() > 0, "{served:#}");
-    assert_eq!(get(db_monitor::DbMonitorLayer::new(set.primary().clone())).await, serde_json::Value::Null);
+    assert_eq!(
+        get(db_monitor::DbMonitorLayer::new(set.primary().clone())).await,
+        serde_json::Value::Null
+    );
 }

@@ -134,13 +134,15 @@ impl Load {
     /// peak), a lower one decays in.
     fn observe(&self, now: u64, sample: Duration) {
         let sample = sample.as_nanos() as f64;
-        let current = self.ewma(now);
-        let next = if sample > current {
+        let elapsed = now.saturating_sub(self.at.load(Relaxed)) as f64;
+        let w = (-elapsed / DECAY.as_nanos() as f64).exp();
+        let stored = f64::from_bits(self.ewma.load(Relaxed));
+        // Above the load as it reads now: the new peak. Otherwise the
+        // sample weighs in by the time since the last one.
+        let next = if sample > stored * w {
             sample
         } else {
-            let elapsed = now.saturating_sub(self.at.load(Relaxed)) as f64;
-            let w = (-elapsed / DECAY.as_nanos() as f64).exp();
-            current * w + sample * (1.0 - w)
+            stored * w + sample * (1.0 - w)
         };
         self.ewma.store(next.to_bits(), Relaxed);
         self.at.store(now, Relaxed);
