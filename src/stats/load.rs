@@ -156,7 +156,9 @@ impl CheckoutLoad {
 
     /// A checkout began to wait at `at`.
     pub(crate) fn wait_began(&self, at: quanta::Instant) {
-        let ms = u64::try_from(self.since_epoch(at).as_millis()).unwrap_or(u64::MAX >> COUNT_BITS);
+        let since = self.since_epoch(at);
+        // Not `as_millis`: a 128-bit division on a checkout's path.
+        let ms = since.as_secs().saturating_mul(1000) + u64::from(since.subsec_millis());
         let _ = self.waiting.fetch_update(Relaxed, Relaxed, |word| {
             let count = word & COUNT_MASK;
             let since = if count == 0 {
