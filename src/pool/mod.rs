@@ -252,16 +252,7 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// source), also when it [failed fast](GetError::failed_fast).
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<MonitoredConnection<'_, Tls>, GetError>> + Send + '_ {
-        let location = Location::caller();
-        // bb8's owned guard either way, so that a return with abandoned
-        // work can hand it to the task that settles it.
-        Checkout::watching(
-            self.inner.get_owned(),
-            &self.shared,
-            self.shared.sink.config.fail_fast,
-            move |result, wait| self.checked_out(result, wait, location),
-            move |wait| Err(self.failed_fast(wait)),
-        )
+        self.checkout(Location::caller())
     }
 
     /// Like [`get`](Self::get), but the guard owns a handle to the pool
@@ -272,7 +263,16 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     /// As [`get`](Self::get).
     #[track_caller]
     pub fn get_owned(&self) -> impl Future<Output = Result<MonitoredConnection<'static, Tls>, GetError>> + Send + '_ {
-        let location = Location::caller();
+        self.checkout(Location::caller())
+    }
+
+    /// The checkout behind [`get`](Self::get) and
+    /// [`get_owned`](Self::get_owned): bb8's owned guard either way, so that
+    /// a return with abandoned work can hand it to the task that settles it.
+    fn checkout<'c>(
+        &self,
+        location: &'static Location<'static>,
+    ) -> impl Future<Output = Result<MonitoredConnection<'c, Tls>, GetError>> + Send + '_ {
         Checkout::watching(
             self.inner.get_owned(),
             &self.shared,

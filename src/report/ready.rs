@@ -2,6 +2,7 @@
 //! the pool's live load, its reach and its forecast (the layer's
 //! `{prefix}/ready`).
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -59,8 +60,9 @@ impl PoolMonitor {
         let config = &self.sink().config.readiness;
         let load = self.load();
         let exhausted_in = self.stores().forecast.forecast().and_then(|f| f.exhausted_in_seconds);
-        let snapshot = self.snapshot();
-        let full = snapshot.in_use >= snapshot.max_size;
+        // Two atomics, not a snapshot (which lists every connection).
+        let shared = &self.shared;
+        let full = shared.in_use.load(Relaxed) >= shared.max_size.load(Relaxed);
         let reasons = reasons(&load, full, self.out_of_reach(), exhausted_in, config);
         ReadinessReport {
             pool: self.name().to_owned(),
