@@ -856,3 +856,20 @@ async fn shedding_answers_503_at_once_while_the_queue_cannot_serve_in_time() {
     assert_eq!(send_any(&service, "/work").await.0, StatusCode::OK);
     assert_eq!(rec.counter(db_monitor::names::REQUESTS_SHED, &[]), 3);
 }
+
+/// A checkout dropped while it waits (a request timing out, a client
+/// leaving) stops counting as waiting: the load, and so readiness and
+/// shedding, do not see a queue that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_checkout_dropped_leaves_the_load() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, &unique("dropped_wait"), 1).await;
+    let held = pool.get().await.unwrap();
+    let gave_up = tokio::time::timeout(Duration::from_millis(200), pool.get()).await;
+    assert!(gave_up.is_err(), "the pool was full");
+    let load = pool.monitor().load();
+    assert_eq!((load.waiting, load.waiting_for), (0, None), "{load:?}");
+    assert_eq!(pool.monitor().expected_wait(), Some(Duration::ZERO));
+    drop(held);
+    assert!(pool.get().await.is_ok());
+}
