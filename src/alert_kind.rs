@@ -101,6 +101,11 @@ alert_types! {
     /// A route's objective burns its error budget too fast.
     ObjectiveBurn => "objective_burn", "DbObjectiveBurn", "ASYNC_DB_ALERT_COOLDOWN_OBJECTIVE_BURN",
         Some("see which statements the route runs and which take its time or fail (GET …/objectives, …/metrics/query-performance)");
+    /// The monitored pools can open more connections than the server
+    /// allows, or its free connections are few (server view, elected
+    /// poller).
+    ConnectionBudget => "connection_budget", "DbConnectionBudget", "ASYNC_DB_ALERT_COOLDOWN_CONNECTION_BUDGET",
+        Some("lower the pools' maximum sizes, or put a connection pooler (PgBouncer) in front (GET …/server/connections)");
 }
 
 impl AlertType {

@@ -28,6 +28,8 @@
 //! - Every 5 s (or every `health_check_interval`, if shorter) it publishes
 //!   the pool's gauges ([`PoolMonitor::publish_state`]), so that a
 //!   scrape sees the pool as it is when no checkout has published it.
+//! - Every second it logs, once each, the statements running past their
+//!   slow threshold ([`PoolMonitor::running_statements`]), while they run.
 //! - The server view's poller, when it is on, runs as a task of its own.
 //!
 //! # When a part fails
@@ -114,6 +116,9 @@ const GAUGE_PERIOD: Duration = Duration::from_secs(5);
 
 /// How long a poller that panicked waits before it starts again.
 const POLLER_RESTART: Duration = Duration::from_secs(5);
+
+/// How often statements running past their threshold are looked for.
+const RUNNING_EVERY: Duration = Duration::from_secs(1);
 
 /// An interval whose missed ticks are delayed, not bunched.
 fn interval(period: Duration) -> tokio::time::Interval {
@@ -281,6 +286,9 @@ async fn run(
     let mut minute = interval(periods.slot);
     let mut forecast = interval(periods.forecast);
     let mut evaluate = interval(periods.evaluate);
+    // Statements running past their slow threshold, logged once each.
+    let mut running = interval(RUNNING_EVERY);
+    let mut logged = std::collections::HashSet::new();
     let mut forecaster = crate::forecast::Forecaster::new(std::time::Instant::now());
     // The first reset is one interval from now, not at once.
     let mut reset = periods.reset.map(|every| {
@@ -317,6 +325,7 @@ async fn run(
             // when no checkout publishes them.
             _ = gauges.tick() => guarded("gauges", &mut || pool.publish_state()),
             _ = evaluate.tick() => guarded("evaluate", &mut || pool.alert_conditions(false)),
+            _ = running.tick() => guarded("running", &mut || pool.log_running(&mut logged)),
             _ = minute.tick() => guarded("minute", &mut || {
                 let now = std::time::Instant::now();
                 pool.observe_totals(now);

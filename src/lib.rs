@@ -55,7 +55,7 @@
 //!
 //! - [`guide`]: how it works, chapter by chapter, with a table of where each
 //!   part is documented: what is recorded, what text leaves the process, the
-//!   metrics, the stores and reports, the 14 alert rules, the layer and its
+//!   metrics, the stores and reports, the 15 alert rules, the layer and its
 //!   routes, the dashboard, the server view, spans, forecasts, every setting.
 //! - [`migrating`]: moving an existing bb8-postgres application.
 //! - [`MonitorConfig::from_env`]: every setting, its default and its

@@ -65,6 +65,8 @@
 //! | `db_monitor_server_oldest_transaction_seconds` | gauge (server view) | seconds | |
 //! | `db_monitor_server_blocked_backends` | gauge (server view) | backends | |
 //! | `db_monitor_server_idle_in_transaction_backends` | gauge (server view) | backends | |
+//! | `db_monitor_server_load_sessions` | gauge (server view) | sessions | `wait_event_type` = `CPU`, `Lock`, `LWLock`, `IO`, `IPC`, `Client`, `Timeout`, `BufferPin`, `Activity`, `Extension`, `other` |
+//! | `db_monitor_server_connections` | gauge (server view, elected poller) | connections | `state` = `available` / `used` / `committed` |
 //!
 //! Buckets are OpenTelemetry's advice: `[0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
 //! 1, 5, 10]` seconds for every duration, `[1, 2, 5, 10, 20, 50, 100, 200, 500,
@@ -205,6 +207,15 @@ pub const SERVER_BLOCKED: &str = "db_monitor_server_blocked_backends";
 /// Gauge: the pool's backends idle in a transaction, at the server view's
 /// last sample.
 pub const SERVER_IDLE_IN_TRANSACTION: &str = "db_monitor_server_idle_in_transaction_backends";
+/// Gauge: the database load of the pool's backends, average active
+/// sessions over the last 60 samples of the load sampler, by
+/// [`WAIT_EVENT_TYPE`] (`CPU`: active, waiting on nothing).
+pub const SERVER_LOAD: &str = "db_monitor_server_load_sessions";
+/// Gauge: the server's connection budget at the elected poller's last
+/// cycle, by [`CONNECTION_BUDGET_STATE`]: `available` (`max_connections`
+/// less the reserved ones), `used` (client backends open), `committed`
+/// (what the monitored pools can open, one poller each included).
+pub const SERVER_CONNECTIONS: &str = "db_monitor_server_connections";
 /// Gauge (seconds): when the pool is forecast to run out (connections in
 /// use plus waiting checkouts reaching its maximum); NaN while there is no
 /// forecast (see [`PoolForecast`](crate::stats::PoolForecast)).
@@ -270,6 +281,10 @@ pub const RESULT: &str = "result";
 pub const OUTCOME: &str = "outcome";
 /// Label: the part of the background work ([`BACKGROUND_FAILURES`]).
 pub const PART: &str = "part";
+/// Label: a wait event type of [`SERVER_LOAD`].
+pub const WAIT_EVENT_TYPE: &str = "wait_event_type";
+/// Label: which figure of [`SERVER_CONNECTIONS`].
+pub const CONNECTION_BUDGET_STATE: &str = "state";
 /// Label of [`TRACKED_DURATION`]: the name given to `track`.
 pub const TRACKED_OPERATION: &str = "operation";
 /// Label of [`ALERTS_ACTIVE`]: an alert's type
@@ -508,6 +523,18 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Gauge,
         Some(Unit::Count),
         "The pool's backends idle in a transaction (server view).",
+    ),
+    (
+        SERVER_LOAD,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "The pool's database load: average active sessions over the last 60 samples, by wait event type (server view).",
+    ),
+    (
+        SERVER_CONNECTIONS,
+        Kind::Gauge,
+        Some(Unit::Count),
+        "The server's connection budget: available, used, committed by the monitored pools (server view).",
     ),
     (
         POOL_EXHAUSTED_IN,

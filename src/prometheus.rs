@@ -75,6 +75,7 @@
 //!   | `IdleInTransaction` | `DbIdleInTransaction` | `db_monitor_server_idle_in_transaction_backends > 0` | 1 min | medium |
 //!   | `LongTransaction` | `DbLongTransaction` | `db_monitor_server_oldest_transaction_seconds ≥ 300` | — | medium |
 //!   | `BlockedBackend` | `DbBlockedBackend` | `db_monitor_server_blocked_backends > 0` | 30 s | high |
+//!   | `ConnectionBudget` | `DbConnectionBudget` (`reason` = `overcommitted` / `free`) | `db_monitor_server_connections{state="committed"} > …{state="available"}`; `available - used < 5` | — | high |
 //!
 //!   The in-process engine keys alerts finer (by fingerprint) and sends them
 //!   to Alertmanager itself (`AlertmanagerNotifier`); the rules are for

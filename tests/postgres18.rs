@@ -40,7 +40,10 @@ fn suite_binary(dir: &Path, suite: &str) -> Option<PathBuf> {
 fn on_postgres18(suite: &str) {
     let ci = std::env::var_os("CI").is_some();
     let Some(bin) = support::pg::postgres18_bin() else {
-        assert!(!ci, "PostgreSQL 18 is required in CI (scripts/install-test-tools installs it)");
+        assert!(
+            !ci,
+            "PostgreSQL 18 is required in CI (scripts/install-test-tools installs it)"
+        );
         eprintln!("skipped: PostgreSQL 18 is not installed (run scripts/install-test-tools)");
         return;
     };
@@ -59,7 +62,16 @@ fn on_postgres18(suite: &str) {
         .expect("could not run the suite");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let tail = |s: &str| s.lines().rev().take(80).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    let tail = |s: &str| {
+        s.lines()
+            .rev()
+            .take(80)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert!(
         output.status.success(),
         "{suite} on PostgreSQL 18 failed ({}):\n{}\n--- stderr ---\n{}",

@@ -362,3 +362,375 @@ async fn a_role_without_privileges_still_sees_its_own_backends() {
     assert!(activity.other_backends.iter().any(|o| o.state == "unknown"));
     conn.batch_execute("ROLLBACK").await.unwrap();
 }
+
+/// The same marker as the privacy suite's: no value of it may leave.
+const MARK: &str = "zqxjmark";
+
+/// The load sampler: a request blocked on a row lock counts as its
+/// route's `Lock` wait, a CPU-bound statement as its route's `CPU`; the
+/// route answers the same, and the gauge by wait type follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_shows_each_route_by_wait_event() {
+    let view = ServerView::default()
+        .interval(Duration::from_millis(500))
+        .load_interval(Duration::from_millis(100));
+    let (monitor, rec) = support::monitor(MonitorConfig::default().server_view(view));
+    let pool = pool_with(&monitor, "server_load", shared_config(), 4, 0, Duration::from_secs(10)).await;
+    let _background = monitor.start(&pool);
+    let table = unique("load");
+    let outside = raw_client(&shared_config()).await;
+    outside
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (id int PRIMARY KEY, v int); INSERT INTO {table} VALUES (1, 0)"
+        ))
+        .await
+        .unwrap();
+    outside
+        .batch_execute(&format!("BEGIN; UPDATE {table} SET v = 1 WHERE id = 1"))
+        .await
+        .unwrap();
+    let inner_pool = pool.clone();
+    let update = format!("UPDATE {table} SET v = v + 1 WHERE id = 1");
+    let service = DbMonitorLayer::new(pool.clone())
+        .route_label(|_, uri| {
+            Some(
+                if uri.path().starts_with("/orders/") {
+                    "PUT /orders/{id}"
+                } else {
+                    "GET /report"
+                }
+                .to_owned(),
+            )
+        })
+        .layer(service_fn(move |request: Request<Full<Bytes>>| {
+            let pool = inner_pool.clone();
+            let update = update.clone();
+            async move {
+                let conn = pool.get().await.unwrap();
+                if request.uri().path().starts_with("/orders/") {
+                    conn.execute(update.as_str(), &[]).await.unwrap();
+                } else {
+                    // On CPU until the timeout ends it.
+                    conn.batch_execute("SET statement_timeout = '3s'").await.unwrap();
+                    let _ = conn
+                        .query("SELECT count(*) FROM pg_class a, pg_class b, pg_class c", &[])
+                        .await;
+                    conn.batch_execute("RESET statement_timeout").await.unwrap();
+                }
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }
+        }));
+    let call = |method: http::Method, uri: &'static str| {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            service.oneshot(request).await.unwrap().status()
+        })
+    };
+    let orders = call(http::Method::PUT, "/orders/1");
+    let report = call(http::Method::GET, "/report");
+    let load_of = |route: &str, wait: &str| {
+        pool.monitor()
+            .server_load(5)
+            .total
+            .iter()
+            .filter(|s| s.route == route && s.wait_event_type == wait)
+            .map(|s| s.average_active_sessions)
+            .sum::<f64>()
+    };
+    let seen = eventually(Duration::from_secs(10), || {
+        load_of("PUT /orders/{id}", "Lock") > 0.0 && load_of("GET /report", "CPU") > 0.0
+    })
+    .await;
+    assert!(seen, "{:#?}", pool.monitor().server_load(5));
+    let lock = pool
+        .monitor()
+        .server_load(5)
+        .total
+        .into_iter()
+        .find(|s| s.route == "PUT /orders/{id}")
+        .unwrap();
+    assert_eq!(
+        (lock.wait_event_type.as_str(), lock.wait_event.as_str()),
+        ("Lock", "transactionid")
+    );
+    assert!(
+        rec.gauge(db_monitor::names::SERVER_LOAD, &[("wait_event_type", "Lock")])
+            .is_some_and(|g| g > 0.0),
+        "the gauge by wait type"
+    );
+    outside.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(orders.await.unwrap(), StatusCode::OK);
+    assert_eq!(report.await.unwrap(), StatusCode::OK);
+
+    let document = get_json(&service, "/health/database/server/load?minutes=5").await;
+    assert_eq!(document["enabled"], true);
+    let routes: Vec<&str> = document["by_route"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(
+        routes.contains(&"PUT /orders/{id}") && routes.contains(&"GET /report"),
+        "{document:#}"
+    );
+    assert!(document["minutes"][0]["samples"].as_u64().unwrap() > 0);
+    let (status, _, body) = support::http::call(
+        &service,
+        http::Method::GET,
+        "/health/database/server/load?minutes=61",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&body));
+    outside.batch_execute(&format!("DROP TABLE {table}")).await.unwrap();
+}
+
+/// A statement still running past its slow threshold is listed with its
+/// route and call site, and logged once, before it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_running_past_its_threshold_is_listed_and_logged_before_it_ends() {
+    let logs = support::leaks::captured_logs();
+    let (monitor, _rec) = support::monitor(MonitorConfig::default().slow_query_threshold(Duration::from_millis(300)));
+    let pool = pool_with(
+        &monitor,
+        "server_running",
+        shared_config(),
+        2,
+        0,
+        Duration::from_secs(5),
+    )
+    .await;
+    let _background = monitor.start(&pool);
+    let inner_pool = pool.clone();
+    let service = DbMonitorLayer::new(pool.clone())
+        .route_label(|_, _| Some("GET /sleepy".to_owned()))
+        .layer(service_fn(move |_request: Request<Full<Bytes>>| {
+            let pool = inner_pool.clone();
+            async move {
+                let conn = pool.get().await.unwrap();
+                conn.query("SELECT pg_sleep(3)", &[]).await.unwrap();
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }
+        }));
+    let request = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            service
+                .oneshot(Request::get("/sleepy").body(Full::new(Bytes::new())).unwrap())
+                .await
+        })
+    };
+    let listed = eventually(Duration::from_secs(2), || {
+        !pool.monitor().running_statements().statements.is_empty()
+    })
+    .await;
+    assert!(listed, "{:#?}", pool.monitor().running_statements());
+    let running = &pool.monitor().running_statements().statements[0];
+    assert_eq!(running.route.as_deref(), Some("GET /sleepy"));
+    assert_eq!(running.statement, "SELECT pg_sleep(?)");
+    assert!(running
+        .checkout_site
+        .as_deref()
+        .is_some_and(|s| s.contains("tests/server.rs")));
+    assert!(
+        running.running_ms >= 300.0 && running.threshold_ms == 300.0,
+        "{running:?}"
+    );
+    let document = get_json(&service, "/health/database/metrics/running").await;
+    assert_eq!(document["statements"][0]["route"], "GET /sleepy");
+    let logged = |logs: &str| {
+        logs.lines()
+            .filter(|l| l.contains("statement still running past its slow threshold") && l.contains("server_running"))
+            .count()
+    };
+    let in_log = eventually(Duration::from_secs(2), || logged(&logs.lock().unwrap()) == 1).await;
+    assert!(in_log, "logged while it runs");
+    assert!(!request.is_finished(), "the statement has not ended");
+    let line = logs
+        .lock()
+        .unwrap()
+        .lines()
+        .find(|l| l.contains("statement still running"))
+        .unwrap()
+        .to_owned();
+    assert!(line.contains("GET /sleepy") && line.contains("pg_sleep(?)"), "{line}");
+    assert_eq!(request.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert!(pool.monitor().running_statements().statements.is_empty());
+    assert_eq!(logged(&logs.lock().unwrap()), 1, "logged once");
+}
+
+/// Two instances (one pool name) whose maximums exceed a small
+/// `max_connections`: one poller is elected, it reads the budget with
+/// both instances in it, and the budget alert fires; too few free
+/// connections fire it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_alert_fires_when_the_pools_can_open_more_than_the_server_allows() {
+    let server = TempPostgres::start(&["-c", "max_connections=12"]);
+    let config = MonitorConfig::default()
+        .server_view(ServerView::default().interval(Duration::from_millis(100)))
+        .alerts(alerts());
+    let (first, _) = support::monitor(config.clone());
+    let (second, _) = support::monitor(config);
+    let a = pool_with(&first, "budget", server.config(), 6, 0, Duration::from_secs(5)).await;
+    let b = pool_with(&second, "budget", server.config(), 6, 0, Duration::from_secs(5)).await;
+    let _a = first.start(&a);
+    let _b = second.start(&b);
+    let both = || [&a, &b].map(|p| p.monitor().server_connections());
+    let elected = eventually(Duration::from_secs(10), || {
+        let [x, y] = both();
+        let leaders = [&x, &y]
+            .iter()
+            .filter(|c| c.budget.as_ref().is_some_and(|b| b.instances.len() == 2))
+            .count();
+        let followers = [&x, &y]
+            .iter()
+            .filter(|c| {
+                c.sampled
+                    .poller
+                    .as_ref()
+                    .is_some_and(|p| !p.leader && p.leader_pid.is_some())
+            })
+            .count();
+        leaders == 1 && followers == 1
+    })
+    .await;
+    assert!(elected, "{:#?}", both());
+    let (leader, follower) = if a.monitor().server_connections().budget.is_some() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let budget = leader.monitor().server_connections().budget.unwrap();
+    assert_eq!(
+        (budget.max_connections, budget.available, budget.committed),
+        (12, 12 - budget.reserved, 14)
+    );
+    assert!(budget.instances.iter().all(|i| i.pool_max == 6));
+    assert_eq!(budget.instances.iter().filter(|i| i.this_instance).count(), 1);
+    let leader_pid = leader.monitor().server_connections().sampled.poller.unwrap().pid;
+    assert_eq!(
+        follower
+            .monitor()
+            .server_connections()
+            .sampled
+            .poller
+            .unwrap()
+            .leader_pid,
+        leader_pid
+    );
+
+    let active = |key: &str| {
+        leader
+            .monitor()
+            .alerts()
+            .active
+            .into_iter()
+            .find(|x| x.alert_type == AlertType::ConnectionBudget && x.key == key)
+    };
+    assert!(eventually(Duration::from_secs(5), || active("overcommitted").is_some()).await);
+    let alert = active("overcommitted").unwrap();
+    assert!(alert.message.contains("can open 14 connections"), "{}", alert.message);
+    assert!(active("free").is_none(), "{budget:#?}");
+    // Taking connections until fewer than 5 are free fires the other rule.
+    let mut held = Vec::new();
+    for _ in 0..(budget.free - 4).max(1) {
+        held.push(raw_client(&server.config()).await);
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || active("free").is_some()).await,
+        "{:#?}",
+        leader.monitor().server_connections().budget
+    );
+    drop(held);
+    assert!(follower
+        .monitor()
+        .alerts()
+        .active
+        .iter()
+        .all(|x| x.alert_type != AlertType::ConnectionBudget));
+}
+
+/// A slow statement gets its generic plan on PostgreSQL 16 and later (this
+/// suite runs on 18 too: tests/postgres18.rs): a sequential scan over a
+/// large table flagged, the planner's estimate beside the client's rows,
+/// and no literal anywhere. On 15 the report says plans need 16.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_statement_gets_a_generic_plan_without_a_value() {
+    let server = TempPostgres::start(&[]);
+    let admin = raw_client(&server.config()).await;
+    admin
+        .batch_execute(
+            "CREATE TABLE big (id int, note text); \
+             INSERT INTO big SELECT g, 'n' || g FROM generate_series(1, 100000) g; ANALYZE big",
+        )
+        .await
+        .unwrap();
+    let version = support::pg::server_version(&admin).await;
+    let config = MonitorConfig::default()
+        .slow_query_threshold(Duration::from_millis(1))
+        .server_view(ServerView::default().interval(Duration::from_millis(100)));
+    let (monitor, _rec) = support::monitor(config);
+    let pool = pool_with(&monitor, "server_plans", server.config(), 2, 0, Duration::from_secs(5)).await;
+    let _background = monitor.start(&pool);
+    let sql = format!("SELECT count(*) FROM big WHERE note = '{MARK}' AND id > 7");
+    let conn = pool.get().await.unwrap();
+    for _ in 0..3 {
+        conn.query(sql.as_str(), &[]).await.unwrap();
+    }
+    drop(conn);
+    if version < 160_000 {
+        let said = eventually(Duration::from_secs(10), || {
+            pool.monitor()
+                .slow_query_report(None, 20)
+                .plans_unavailable
+                .is_some_and(|why| why.contains("PostgreSQL 16"))
+        })
+        .await;
+        assert!(said, "{:#?}", pool.monitor().slow_query_report(None, 20));
+        return;
+    }
+    let planned = || {
+        pool.monitor()
+            .slow_query_report(None, 20)
+            .groups
+            .into_iter()
+            .find(|g| g.statement.contains("big"))
+            .and_then(|g| g.plan.clone().map(|p| (g, p)))
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || planned().is_some()).await,
+        "{:#?}",
+        pool.monitor().slow_query_report(None, 20)
+    );
+    let (group, plan) = planned().unwrap();
+    assert_eq!(plan.failed, None);
+    assert_eq!(plan.explained, "SELECT count(*) FROM big WHERE note = $1 AND id > $2");
+    assert!(
+        plan.nodes
+            .iter()
+            .any(|n| n.node_type == "Seq Scan" && n.relation.as_deref() == Some("public.big")),
+        "{plan:#?}"
+    );
+    assert_eq!(plan.large_seq_scans.len(), 1, "{plan:#?}");
+    assert_eq!(plan.large_seq_scans[0].relation, "public.big");
+    assert!(plan.large_seq_scans[0].table_rows >= 90_000);
+    assert!(plan.estimated_rows.is_some());
+    assert_eq!(group.client_rows_per_call, Some(1.0));
+    let report = serde_json::to_string(&pool.monitor().slow_query_report(None, 20)).unwrap();
+    assert!(!report.contains(MARK) && !report.contains("'"), "{report}");
+    let everything = serde_json::to_string(&pool.monitor().comprehensive(60, 20)).unwrap();
+    assert!(!everything.contains(MARK), "{everything}");
+    let advice = pool.monitor().performance(60).recommendations;
+    assert!(
+        advice
+            .iter()
+            .any(|r| r.contains("scans public.big (") && r.contains("sequentially")),
+        "{advice:#?}"
+    );
+}

@@ -253,7 +253,7 @@ async fn the_server_view_failing_every_way_stops_nothing_else() {
     // 4. The poller's backend terminated: it reconnects.
     let terminated = admin
         .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'db-monitor'",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'db-monitor [pool max %]'",
             &[],
         )
         .await

@@ -27,6 +27,7 @@
 //! | [`LatencyAnomaly`](AlertType::LatencyAnomaly) | a statement's p95 left its own baseline in `k` of its last `n` minutes: see [`AnomalyThresholds`](crate::AnomalyThresholds) | fingerprint | medium | condition |
 //! | [`ErrorRateAnomaly`](AlertType::ErrorRateAnomaly) | a statement's failure rate left its own baseline, likewise | fingerprint | medium | condition |
 //! | [`ObjectiveBurn`](AlertType::ObjectiveBurn) | a route's [`Objective`](crate::Objective) burns its error budget at 14.4 times the rate its target allows over both the last hour and the last 5 minutes (page), or at 6 times over both the last 6 hours and the last 30 minutes (ticket): the SRE workbook's multiwindow, multi-burn-rate alert | `ROUTE latency` / `ROUTE success` | critical (page) / medium (ticket) | condition |
+//! | [`ConnectionBudget`](AlertType::ConnectionBudget) | the monitored instances' pools (their maximums, one poller each) can open more connections than the server allows (`max_connections` less the reserved ones), or fewer than [`min_free_connections`](crate::ServerView::min_free_connections) (5) are free, at the elected poller's last cycle | `overcommitted` / `free` | high | condition |
 //!
 //! # Lifecycle
 //!

@@ -267,12 +267,52 @@ pub(crate) fn connection_streak(peak: u32, last_error: Option<&str>, t: &AlertTh
     })
 }
 
+/// The connection budget's rules: the monitored pools can open more than
+/// the server allows; the free connections are under the bound.
+fn connection_budget(b: &crate::stats::ConnectionBudget) -> Vec<Observation> {
+    let mut out = Vec::new();
+    if b.committed > b.available {
+        out.push(condition(
+            AlertType::ConnectionBudget,
+            "overcommitted",
+            AlertSeverity::High,
+            format!(
+                "the pools of {} monitored instance(s) can open {} connections (their maximums, one poller each); \
+                 the server allows {} (max_connections {} less {} reserved)",
+                b.instances.len(),
+                b.committed,
+                b.available,
+                b.max_connections,
+                b.reserved
+            ),
+        ));
+    }
+    if b.free < b.min_free {
+        out.push(condition(
+            AlertType::ConnectionBudget,
+            "free",
+            AlertSeverity::High,
+            format!(
+                "{} of the server's {} connections are free ({} open; threshold {})",
+                b.free.max(0),
+                b.available,
+                b.used,
+                b.min_free
+            ),
+        ));
+    }
+    out
+}
+
 /// The server view's rules over its latest sample: each of the pool's
 /// backends idle in a transaction, holding one open or waiting on a lock
 /// too long is a condition of its own, keyed by its connection.
 pub(crate) fn server(sample: &ServerSample, t: &AlertThresholds) -> Vec<Observation> {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut out = Vec::new();
+    if let Some(budget) = &sample.budget {
+        out.extend(connection_budget(budget));
+    }
     for b in &sample.backends {
         let key = format!("connection {}", b.connection);
         let who = holder(b.route.as_deref(), b.checkout_site.as_deref());

@@ -138,6 +138,10 @@ pub struct ServerView {
     pub(crate) application_name: String,
     pub(crate) top_statements: usize,
     pub(crate) application_names: bool,
+    pub(crate) load_interval: Duration,
+    pub(crate) elect: bool,
+    pub(crate) plans: bool,
+    pub(crate) min_free_connections: u32,
 }
 
 impl Default for ServerView {
@@ -149,6 +153,10 @@ impl Default for ServerView {
             application_name: "db-monitor".to_owned(),
             top_statements: 50,
             application_names: false,
+            load_interval: Duration::from_secs(1),
+            elect: true,
+            plans: true,
+            min_free_connections: 5,
         }
     }
 }
@@ -181,9 +189,54 @@ impl ServerView {
     }
 
     /// Sets the poller's own `application_name`, so that it can be told
-    /// from the application's backends. Defaults to `db-monitor`.
+    /// from the application's backends. The poller adds its pool's maximum
+    /// (`db-monitor [pool max 10]`, cut to PostgreSQL's 63 bytes), which
+    /// the other instances' connection budget reads. Defaults to
+    /// `db-monitor`.
     pub fn application_name(mut self, name: impl Into<String>) -> Self {
         self.application_name = name.into();
+        self
+    }
+
+    /// Sets how often the pool's own backends are sampled for the database
+    /// load by route and wait event (`GET …/server/load`): one cheap query
+    /// of `pg_stat_activity` filtered by the pool's backend pids, on the
+    /// poller's connection, apart from the slower server-wide cycle; none
+    /// while the pool has no connection. Zero turns it off. Defaults to 1 s.
+    pub fn load_interval(mut self, d: Duration) -> Self {
+        self.load_interval = d;
+        self
+    }
+
+    /// Whether the instances of a fleet (the pools of one name on one
+    /// database and role) elect one poller for the server-wide queries
+    /// (`pg_stat_statements`, the lock tree, every backend, the connection
+    /// budget): each poller tries a session-level `pg_try_advisory_lock`
+    /// every cycle, the holder runs them, and a new holder takes over
+    /// within one cycle when the old one's connection ends. The others
+    /// still read their own backends (activity, load) and their slow
+    /// statements' plans, but show no lock tree, statements or budget:
+    /// those are in the holder's documents (`poller.leader_pid` names
+    /// it). Defaults to `true`.
+    pub fn elect(mut self, elect: bool) -> Self {
+        self.elect = elect;
+        self
+    }
+
+    /// Whether slow statements get their generic plan (`EXPLAIN
+    /// (GENERIC_PLAN, FORMAT JSON)`, PostgreSQL 16 and later) on the
+    /// poller's connection: placeholders only, never a value, at most one
+    /// plan per statement an hour and six a minute. Defaults to `true`.
+    pub fn plans(mut self, plans: bool) -> Self {
+        self.plans = plans;
+        self
+    }
+
+    /// Sets the free connections of the server (`max_connections` less
+    /// the reserved ones and every backend) under which the connection
+    /// budget alert fires. Defaults to 5.
+    pub fn min_free_connections(mut self, n: u32) -> Self {
+        self.min_free_connections = n;
         self
     }
 

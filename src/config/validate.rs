@@ -458,6 +458,15 @@ fn validate_view(view: &super::ServerView) -> Result<(), ConfigError> {
         1000,
         "a number of statements from 1 to 1000",
     )?;
+    if !view.load_interval.is_zero() {
+        duration(
+            "server_view.load_interval",
+            view.load_interval,
+            Duration::from_millis(100),
+            HOUR,
+            "a sampling interval from 100ms to an hour, or zero (off)",
+        )?;
+    }
     Ok(())
 }
 

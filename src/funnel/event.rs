@@ -88,6 +88,16 @@ pub(crate) enum Event<'a> {
         sample: Arc<ServerSample>,
         failed: Option<&'a tokio_postgres::Error>,
     },
+    /// The load sampler read the pool's active backends.
+    LoadSample {
+        at_unix_ms: u64,
+        active: Vec<crate::stats::db_load::ActiveBackend>,
+    },
+    /// The poller read the generic plan of a slow statement.
+    Plan {
+        fingerprint: u64,
+        plan: crate::stats::plans::StatementPlan,
+    },
     /// A cycle of the server-side poller failed, or it could not connect.
     ServerFailed(&'a tokio_postgres::Error),
     /// One part of the background work panicked (it runs again); the

@@ -65,6 +65,8 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
         Event::AlertsChanged => alerts_changed(sink),
         Event::ServerSample { sample, failed } => server_sample(sink, sample, failed),
         Event::ServerFailed(error) => server_failed(sink, error),
+        Event::LoadSample { at_unix_ms, active } => load_sample(sink, at_unix_ms, active),
+        Event::Plan { fingerprint, plan } => sink.stores.plans.keep(fingerprint, plan),
         Event::BackgroundFailed { part, message } => background_failed(sink, part, message),
         Event::Forecast(forecast) => forecast_updated(sink, forecast),
         Event::Anomalies(anomalies) => anomalies_found(sink, anomalies),
@@ -433,6 +435,15 @@ fn server_sample(sink: &Sink, sample: Arc<crate::stats::server::ServerSample>, f
     gauges
         .idle_in_transaction
         .set(sample.count(crate::stats::ServerBackend::idle_in_transaction) as f64);
+    if let Some(budget) = &sample.budget {
+        for (gauge, value) in gauges
+            .connections
+            .iter()
+            .zip([budget.available, budget.used, budget.committed])
+        {
+            gauge.set(value as f64);
+        }
+    }
     if sink.stores.server.keep(sample, failed.is_none()) {
         tracing::info!(pool = %sink.name, "server view: sampling again");
     }
@@ -440,6 +451,15 @@ fn server_sample(sink: &Sink, sample: Arc<crate::stats::server::ServerSample>, f
         server_failed(sink, error);
     }
     sink.stores.alerts.signal();
+}
+
+/// A sample of the load sampler: kept, and the load gauges set.
+#[inline(never)]
+fn load_sample(sink: &Sink, at_unix_ms: u64, active: Vec<crate::stats::db_load::ActiveBackend>) {
+    let average = sink.stores.db_load.add(at_unix_ms, active);
+    for (gauge, value) in sink.server_gauges().load.iter().zip(average) {
+        gauge.set(value);
+    }
 }
 
 /// A failed cycle of the server-side poller: kept for the routes, logged

@@ -52,6 +52,10 @@ pub(crate) struct ServerGauges {
     pub(crate) oldest_transaction: Gauge,
     pub(crate) blocked: Gauge,
     pub(crate) idle_in_transaction: Gauge,
+    /// By [`WAIT_TYPES`](crate::stats::db_load::WAIT_TYPES).
+    pub(crate) load: Vec<Gauge>,
+    /// `available`, `used`, `committed`.
+    pub(crate) connections: [Gauge; 3],
 }
 
 impl fmt::Debug for Sink {
@@ -146,7 +150,20 @@ impl Sink {
             ServerGauges {
                 oldest_transaction: self.registry.gauge(names::SERVER_OLDEST_TRANSACTION, base.clone()),
                 blocked: self.registry.gauge(names::SERVER_BLOCKED, base.clone()),
-                idle_in_transaction: self.registry.gauge(names::SERVER_IDLE_IN_TRANSACTION, base),
+                idle_in_transaction: self.registry.gauge(names::SERVER_IDLE_IN_TRANSACTION, base.clone()),
+                load: crate::stats::db_load::WAIT_TYPES
+                    .iter()
+                    .map(|t| {
+                        let mut labels = base.clone();
+                        labels.push(Label::from_static_parts(names::WAIT_EVENT_TYPE, t));
+                        self.registry.gauge(names::SERVER_LOAD, labels)
+                    })
+                    .collect(),
+                connections: ["available", "used", "committed"].map(|state| {
+                    let mut labels = base.clone();
+                    labels.push(Label::from_static_parts(names::CONNECTION_BUDGET_STATE, state));
+                    self.registry.gauge(names::SERVER_CONNECTIONS, labels)
+                }),
             }
         })
     }

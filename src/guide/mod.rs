@@ -11,7 +11,7 @@
 //! | Prometheus, Grafana and Alertmanager; native histograms | [`prometheus`](crate::prometheus) |
 //! | metrics over OTLP | [`otlp`](crate::otlp) (feature `otlp`) |
 //! | the stores and the reports read from them | [`stats`](crate::stats), [`report`](crate::report) (the score) |
-//! | alerts: the 14 rules, their lifecycle, notifiers | [`alerts`](crate::alerts) |
+//! | alerts: the 15 rules, their lifecycle, notifiers | [`alerts`](crate::alerts) |
 //! | the tower layer, its routes, who may read them, the dashboard | [`layer`](crate::layer) |
 //! | liveness and readiness; shedding load | [`layer`](crate::layer#liveness-and-readiness), [`Readiness`](crate::Readiness), [`ShedLayer`](crate::ShedLayer) |
 //! | failing fast while the database is out of reach | [`MonitorConfig::fail_fast`](crate::MonitorConfig::fail_fast) |

@@ -58,6 +58,9 @@
 //! | `GET /server/activity` | [`ServerActivity`](crate::report::ServerActivity) (the [server view](crate::guide::server_view)) |
 //! | `GET /server/locks` | [`ServerLocks`](crate::report::ServerLocks) (server view) |
 //! | `GET /server/statements?limit=20` | [`ServerStatements`](crate::report::ServerStatements) (server view) |
+//! | `GET /server/load?minutes=15` | [`ServerLoad`](crate::report::ServerLoad) (server view): the pool's database load per minute (1 to 60) as average active sessions by route and wait event |
+//! | `GET /server/connections` | [`ServerConnections`](crate::report::ServerConnections) (server view): the connection budget, and which poller of the fleet reads the server |
+//! | `GET /metrics/running` | [`RunningStatements`](crate::report::RunningStatements): statements running now past their slow threshold, with route and call site |
 //! | `POST /metrics/comprehensive/reset` | empties every store of the pool (never the metrics recorder) |
 //! | `POST /errors/reset` | empties the error store |
 //! | `GET /dashboard` | the [dashboard](#the-dashboard) page |

@@ -21,6 +21,9 @@ pub(crate) enum Read {
     ServerActivity,
     ServerLocks,
     ServerStatements { limit: usize },
+    ServerLoad { minutes: usize },
+    ServerConnections,
+    Running,
     Series { minutes: u32 },
     Objectives,
 }
@@ -44,6 +47,9 @@ pub(super) enum Route<'a> {
     ServerActivity,
     ServerLocks,
     ServerStatements,
+    ServerLoad,
+    ServerConnections,
+    Running,
     Series,
     Objectives,
     Replicas,
@@ -69,6 +75,9 @@ impl<'a> Route<'a> {
             ["server", "activity"] => Route::ServerActivity,
             ["server", "locks"] => Route::ServerLocks,
             ["server", "statements"] => Route::ServerStatements,
+            ["server", "load"] => Route::ServerLoad,
+            ["server", "connections"] => Route::ServerConnections,
+            ["metrics", "running"] => Route::Running,
             ["metrics", "series"] => Route::Series,
             ["objectives"] => Route::Objectives,
             ["replicas"] => Route::Replicas,
@@ -116,6 +125,11 @@ impl<'a> Route<'a> {
             Route::ServerStatements => Read::ServerStatements {
                 limit: q.limit()?.unwrap_or(20),
             },
+            Route::ServerLoad => Read::ServerLoad {
+                minutes: bounded(q.minutes, "minutes", crate::stats::db_load::MINUTES)?.unwrap_or(15),
+            },
+            Route::ServerConnections => Read::ServerConnections,
+            Route::Running => Read::Running,
             Route::Series => Read::Series {
                 minutes: bounded(q.minutes, "minutes", 60)?.unwrap_or(60) as u32,
             },

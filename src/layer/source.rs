@@ -62,6 +62,9 @@ impl RoutePool for PoolMonitor {
             Read::ServerActivity => serde_json::to_vec(&self.server_activity()),
             Read::ServerLocks => serde_json::to_vec(&self.server_locks()),
             Read::ServerStatements { limit } => serde_json::to_vec(&self.server_statements(limit)),
+            Read::ServerLoad { minutes } => serde_json::to_vec(&self.server_load(minutes)),
+            Read::ServerConnections => serde_json::to_vec(&self.server_connections()),
+            Read::Running => serde_json::to_vec(&self.running_statements()),
             Read::Series { minutes } => serde_json::to_vec(&self.series(minutes)),
             Read::Objectives => serde_json::to_vec(&self.objectives()),
         }

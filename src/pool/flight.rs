@@ -137,6 +137,16 @@ pub(crate) enum QueryRef<'a> {
 }
 
 impl QueryRef<'_> {
+    /// The statement's fingerprint (a text is looked up in `table`).
+    #[inline]
+    fn fingerprint(&self, table: &QueryTable) -> u64 {
+        match self {
+            QueryRef::Entry(entry) => entry.fingerprint,
+            QueryRef::Owned(entry) => entry.fingerprint,
+            QueryRef::Text(_) | QueryRef::Known(_) => self.with_entry(table, |entry| entry.fingerprint),
+        }
+    }
+
     /// The operation, where it is known without parsing the text.
     fn operation(&self) -> Option<&'static str> {
         match self {
@@ -200,6 +210,8 @@ pin_project! {
         // The connection's abandoned statements at the first poll: an
         // answer shows the server is past them.
         seen: u64,
+        // The connection's running-statement mark (zero: another one is).
+        running: u64,
         rows: fn(&T) -> Rows,
     }
 
@@ -208,6 +220,7 @@ pin_project! {
             let this = this.project();
             if let Some(start) = this.start.take() {
                 let ctx = *this.ctx;
+                ctx.stats.statement_done(*this.running);
                 statement_ended(&ctx.pool, &ctx.stats, this.query, this.span.as_ref(), start, now(), Outcome::Cancelled);
             }
         }
@@ -230,11 +243,13 @@ where
                 *this.start = Some(start);
                 *this.seen = this.ctx.stats.abandons.load(Relaxed);
                 *this.span = this.ctx.open_span(*this.parent, this.query);
+                *this.running = this.ctx.began(start, this.query);
                 start
             }
         };
         let result = ready!(this.inner.poll(cx));
         *this.start = None;
+        this.ctx.stats.statement_done(*this.running);
         let outcome = match &result {
             Ok(value) => Outcome::Ok((this.rows)(value)),
             Err(e) => Outcome::Failed(e),
@@ -302,6 +317,8 @@ pub(crate) struct InFlight<'a> {
     start: Instant,
     /// As [`Timed`]'s: the connection's abandoned statements at the start.
     seen: u64,
+    /// As [`Timed`]'s: the connection's running-statement mark.
+    running: u64,
     done: bool,
 }
 
@@ -322,12 +339,15 @@ impl<'a> InFlight<'a> {
     fn start(ctx: CtxRef<'a>, query: QueryRef<'a>, span: Option<Span>) -> Self {
         ctx.stats.streams_open.fetch_add(1, SeqCst);
         let seen = ctx.stats.abandons.load(Relaxed);
+        let start = now();
+        let running = ctx.began(start, &query);
         InFlight {
             ctx,
             query,
             span,
-            start: now(),
+            start,
             seen,
+            running,
             done: false,
         }
     }
@@ -366,6 +386,7 @@ impl<'a> InFlight<'a> {
     }
 
     fn report(&self, outcome: Outcome<'_>) {
+        self.ctx.stats.statement_done(self.running);
         statement_ended(
             &self.ctx.pool,
             &self.ctx.stats,
@@ -401,6 +422,15 @@ impl ConnCtx {
     }
 
     /// The connection's cache of prepared statements.
+    /// Marks the statement `query` that began at `start` as the
+    /// connection's running one (if no other is); the mark.
+    #[inline]
+    fn began(&self, start: Instant, query: &QueryRef<'_>) -> u64 {
+        let since = crate::units::saturating_nanos(start.saturating_duration_since(self.pool.epoch));
+        self.stats
+            .statement_began(since, query.fingerprint(&self.pool.sink.queries))
+    }
+
     pub(crate) fn cache(&self) -> &PreparedCache {
         &self.cache
     }
@@ -470,6 +500,7 @@ impl ConnCtx {
             start: None,
             span: None,
             seen: 0,
+            running: 0,
             rows,
         }
     }

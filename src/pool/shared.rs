@@ -273,6 +273,12 @@ pub(crate) struct ConnStats {
     /// The connection's `application_name` holds a checkout's trace
     /// context (see [`MonitorConfig::trace_context`](crate::MonitorConfig::trace_context)).
     pub(crate) traced: AtomicBool,
+    /// The statement running on the connection (the first one sent, when
+    /// several are pipelined), for the running statements' list: when it
+    /// began (nanoseconds since the pool's epoch, plus one; zero: none)
+    /// and its fingerprint.
+    running_since: AtomicU64,
+    running_fingerprint: AtomicU64,
 }
 
 /// Who holds a connection: the request's route and the `get()` call site.
@@ -337,6 +343,8 @@ impl ConnStats {
             holder_site_addr: AtomicUsize::new(0),
             waited_nanos: AtomicU64::new(0),
             traced: AtomicBool::new(false),
+            running_since: AtomicU64::new(0),
+            running_fingerprint: AtomicU64::new(0),
         }
     }
 
@@ -461,6 +469,48 @@ impl ConnStats {
     }
 
     /// Who holds the connection now, in words (nobody when idle).
+    /// A statement with `fingerprint` began at `since` (nanoseconds since
+    /// the pool's epoch): it is the connection's running statement unless
+    /// another one is. The mark to hand to [`statement_done`](Self::statement_done)
+    /// (zero: not the running one).
+    #[inline]
+    pub(crate) fn statement_began(&self, since: u64, fingerprint: u64) -> u64 {
+        let mark = since.saturating_add(1);
+        if self.running_since.compare_exchange(0, mark, Relaxed, Relaxed).is_ok() {
+            self.running_fingerprint.store(fingerprint, Relaxed);
+            mark
+        } else {
+            0
+        }
+    }
+
+    /// The statement marked `mark` by [`statement_began`](Self::statement_began)
+    /// ended.
+    #[inline]
+    pub(crate) fn statement_done(&self, mark: u64) {
+        if mark != 0 {
+            let _ = self.running_since.compare_exchange(mark, 0, Relaxed, Relaxed);
+        }
+    }
+
+    /// The running statement: when it began (nanoseconds since the pool's
+    /// epoch) and its fingerprint. A statement that began while this was
+    /// read is not shown.
+    pub(crate) fn running(&self) -> Option<(u64, u64)> {
+        let mark = self.running_since.load(Acquire);
+        let fingerprint = self.running_fingerprint.load(Acquire);
+        (mark != 0 && self.running_since.load(Acquire) == mark).then(|| (mark - 1, fingerprint))
+    }
+
+    /// The route of the request holding the connection, if any (no lock
+    /// of the connection's, and no call site: the load sampler's join).
+    pub(crate) fn holder_route(&self) -> Option<Arc<str>> {
+        if self.checked_out.load(Relaxed) == 0 {
+            return None;
+        }
+        crate::stats::routes::route_name(self.holder_route.load(Relaxed))
+    }
+
     pub(crate) fn holder(&self) -> Holder {
         if self.checked_out.load(Relaxed) == 0 {
             return Holder::default();

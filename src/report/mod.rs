@@ -34,6 +34,7 @@
 
 mod reading;
 mod ready;
+mod running;
 mod server;
 
 use serde::Serialize;
@@ -48,7 +49,10 @@ use crate::stats::{ErrorReport, PoolTrendReport, QueryPerformanceReport, SlowQue
 
 pub use reading::QueryStats;
 pub use ready::{NotReady, ReadinessReport};
-pub use server::{Sampled, ServerActivity, ServerFailure, ServerLocks, ServerStatements};
+pub use running::{RunningStatement, RunningStatements};
+pub use server::{
+    LoadShare, Sampled, ServerActivity, ServerConnections, ServerFailure, ServerLoad, ServerLocks, ServerStatements,
+};
 
 /// One part of the score.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -381,9 +385,24 @@ fn pool_advice(inputs: &Inputs<'_>, window: &str, out: &mut Vec<String>) {
 fn statement_advice(inputs: &Inputs<'_>, window: &str, out: &mut Vec<String>) {
     let slow = inputs.slow;
     for group in slow.groups.iter().take(3) {
+        // What its generic plan shows, when the server view read one.
+        let scans: Vec<String> = group
+            .plan
+            .iter()
+            .flat_map(|p| &p.large_seq_scans)
+            .map(|s| format!("{} ({} rows)", s.relation, s.table_rows))
+            .collect();
+        let look = if scans.is_empty() {
+            "look at its plan with EXPLAIN (ANALYZE, BUFFERS)".to_owned()
+        } else {
+            format!(
+                "its plan scans {} sequentially: an index on the columns it filters by may serve it",
+                scans.join(", ")
+            )
+        };
         out.push(format!(
             "`{}` took over {:.0} ms {} times in the last {window} (mean {:.0} ms, max {:.0} ms, {:.0}% of database \
-             time){}: look at its plan with EXPLAIN (ANALYZE, BUFFERS)",
+             time){}: {look}",
             group.statement,
             slow.threshold_ms,
             group.count,
@@ -501,6 +520,7 @@ mod tests {
             groups: vec![],
             recent: vec![],
             evicted: 0,
+            plans_unavailable: None,
         };
         let rates = hour
             .map(|(statements, errors)| {
@@ -675,6 +695,8 @@ mod tests {
             share_of_database_time: 0.62,
             trend: Some(1.5),
             getting_slower: true,
+            plan: None,
+            client_rows_per_call: None,
         });
         errors.patterns.push(ErrorPattern {
             error_type: ErrorKind::Deadlock,

@@ -49,14 +49,30 @@ impl PoolMonitor {
         // Database time is kept per minute for the last hour.
         let window = Duration::from_secs(60 * u64::from(minutes.unwrap_or(60).min(60)));
         let (delta, _) = self.stores().totals.over(now, current, window);
-        self.stores().slow.report(
+        let mut report = self.stores().slow.report(
             &self.sink().name,
             self.sink().config.slow_query_threshold,
             SystemTime::now(),
             minutes,
             limit,
             nanos(delta.busy_ns),
-        )
+        );
+        // Each group's plan, and the rows the client saw beside its estimate.
+        for group in &mut report.groups {
+            let Ok(fingerprint) = u64::from_str_radix(&group.fingerprint, 16) else {
+                continue;
+            };
+            group.plan = self.stores().plans.get(fingerprint);
+            group.client_rows_per_call = self.sink().queries.by_fingerprint(fingerprint).and_then(|e| {
+                let t = e.stats.totals();
+                (t.calls > 0).then(|| t.rows as f64 / t.calls as f64)
+            });
+        }
+        report.plans_unavailable = match &self.sink().config.server_view {
+            None => Some("plans are read by the server view, which is off (MonitorConfig::server_view)".to_owned()),
+            Some(_) => self.stores().plans.why_unavailable(),
+        };
+        report
     }
 
     /// The pool trend: the samples of the last `minutes` (every sample

@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use crate::pool::PoolMonitor;
 use crate::stats::server::Latest;
-use crate::stats::{LockNode, OtherBackends, ServerBackend, ServerStatement};
+use crate::stats::{
+    ConnectionBudget, LoadMinute, LoadSlice, LockNode, OtherBackends, PollerRole, ServerBackend, ServerStatement,
+};
 
 /// The poller's last failure.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -38,6 +40,53 @@ pub struct Sampled {
     pub last_failure: Option<ServerFailure>,
     /// What the poller's role may not read (it reports instead of failing).
     pub unreadable: Vec<String>,
+    /// Which poller of the fleet read the server-wide parts (absent: no
+    /// sample yet).
+    pub poller: Option<PollerRole>,
+}
+
+/// `GET …/server/load`: the pool's database load by route and wait event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ServerLoad {
+    /// The pool's name.
+    pub pool: String,
+    /// Whether the load sampler runs (the server view is on and its
+    /// [`load_interval`](crate::ServerView::load_interval) is not zero).
+    pub enabled: bool,
+    /// The minutes covered, with samples, oldest first.
+    pub minutes: Vec<LoadMinute>,
+    /// The slices over all those minutes, heaviest first.
+    pub total: Vec<LoadSlice>,
+    /// The average active sessions over all those minutes by wait event
+    /// type, heaviest first.
+    pub by_wait_event_type: Vec<LoadShare>,
+    /// The same by route, heaviest first.
+    pub by_route: Vec<LoadShare>,
+}
+
+/// The load of one wait event type or one route.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct LoadShare {
+    /// The wait event type or the route.
+    pub name: String,
+    /// Its average active sessions.
+    pub average_active_sessions: f64,
+}
+
+/// `GET …/server/connections`: the connection budget.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ServerConnections {
+    /// The pool's name.
+    pub pool: String,
+    /// When and how the sample was taken.
+    #[serde(flatten)]
+    pub sampled: Sampled,
+    /// The budget, read by the elected poller (absent on the others: see
+    /// `poller.leader_pid`).
+    pub budget: Option<ConnectionBudget>,
 }
 
 /// `GET …/server/activity`: the pool's backends and the database's others.
@@ -102,7 +151,29 @@ fn sampled(enabled: bool, latest: &Latest) -> Sampled {
             failures: latest.failures,
         }),
         unreadable: sample.map(|s| s.unreadable.clone()).unwrap_or_default(),
+        poller: sample.map(|s| s.poller.clone()),
     }
+}
+
+/// Sums of `slices` by `key`, heaviest first.
+fn sums(slices: &[LoadSlice], key: fn(&LoadSlice) -> &str) -> Vec<LoadShare> {
+    let mut sums: HashMap<&str, f64> = HashMap::new();
+    for slice in slices {
+        *sums.entry(key(slice)).or_insert(0.0) += slice.average_active_sessions;
+    }
+    let mut out: Vec<LoadShare> = sums
+        .into_iter()
+        .map(|(name, average_active_sessions)| LoadShare {
+            name: name.to_owned(),
+            average_active_sessions,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.average_active_sessions
+            .total_cmp(&a.average_active_sessions)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    out
 }
 
 impl PoolMonitor {
@@ -140,6 +211,42 @@ impl PoolMonitor {
             sampled: sampled(enabled, &latest),
             backends: sample.map(|s| s.backends.clone()).unwrap_or_default(),
             other_backends: sample.map(|s| s.others.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// The database load of the pool's backends over the last `minutes`
+    /// (1 to 60): average active sessions per minute by route and wait
+    /// event, from the load sampler (see
+    /// [`ServerView::load_interval`](crate::ServerView::load_interval)).
+    pub fn server_load(&self, minutes: usize) -> ServerLoad {
+        let enabled = self
+            .sink()
+            .config
+            .server_view
+            .as_ref()
+            .is_some_and(|v| !v.load_interval.is_zero());
+        let minutes = self
+            .stores()
+            .db_load
+            .minutes(minutes.clamp(1, crate::stats::db_load::MINUTES));
+        let total = crate::stats::db_load::total(&minutes);
+        ServerLoad {
+            pool: self.name().to_owned(),
+            enabled,
+            by_wait_event_type: sums(&total, |s| &s.wait_event_type),
+            by_route: sums(&total, |s| &s.route),
+            minutes,
+            total,
+        }
+    }
+
+    /// The server's connection budget at the elected poller's last cycle.
+    pub fn server_connections(&self) -> ServerConnections {
+        let (enabled, latest) = self.server_latest();
+        ServerConnections {
+            pool: self.name().to_owned(),
+            sampled: sampled(enabled, &latest),
+            budget: latest.sample.as_deref().and_then(|s| s.budget.clone()),
         }
     }
 

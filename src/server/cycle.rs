@@ -12,22 +12,37 @@ use crate::pool::shared::{ConnStats, PoolShared};
 use crate::sql;
 use crate::stats::server::{LockNode, OtherBackends, ServerBackend, ServerSample, ServerStatement, StatementsPart};
 
-/// Every client backend of this database but the poller's own (a backend
-/// of another role shows no type: counted with the others). Times in
+/// The columns of `pg_stat_activity` the view reads. Times in
 /// milliseconds; the text is lexed at once and never kept.
 ///
 /// The monitor's own statements are written so that the server's
 /// normalized text (`pg_stat_statements`) has the fingerprint of the text
 /// sent: constants only where the lexer sees literals (`date_part('epoch',
 /// …)`, not `extract(epoch …)`; a parameter, not `false`).
-const ACTIVITY: &str = "SELECT pid, (date_part('epoch', backend_start) * 1000)::int8, \
-     coalesce(application_name, ''), state, wait_event_type, wait_event, \
-     (date_part('epoch', now() - xact_start) * 1000)::float8, \
-     (date_part('epoch', now() - query_start) * 1000)::float8, \
-     (date_part('epoch', now() - state_change) * 1000)::float8, query \
-     FROM pg_stat_activity \
-     WHERE datname = current_database() AND coalesce(backend_type, 'client backend') = 'client backend' \
-     AND pid <> pg_backend_pid()";
+macro_rules! activity {
+    ($where:literal) => {
+        concat!(
+            "SELECT pid, (date_part('epoch', backend_start) * 1000)::int8, \
+             coalesce(application_name, ''), state, wait_event_type, wait_event, \
+             (date_part('epoch', now() - xact_start) * 1000)::float8, \
+             (date_part('epoch', now() - query_start) * 1000)::float8, \
+             (date_part('epoch', now() - state_change) * 1000)::float8, query \
+             FROM pg_stat_activity WHERE ",
+            $where
+        )
+    };
+}
+
+/// Every client backend of this database but the poller's own (a backend
+/// of another role shows no type: counted with the others).
+const ACTIVITY: &str = activity!(
+    "datname = current_database() AND coalesce(backend_type, 'client backend') = 'client backend' \
+     AND pid <> pg_backend_pid()"
+);
+
+/// The pool's own backends, by pid (`$1`): the load sampler's query, and
+/// a follower's activity (see [`ServerView::elect`](crate::ServerView::elect)).
+pub(crate) const ACTIVITY_OWN: &str = activity!("pid = ANY($1)");
 
 /// What each lock waiter waits for, and who blocks it.
 const WAITERS: &str = "SELECT w.pid, w.mode, pg_blocking_pids(w.pid) FROM pg_locks w \
@@ -62,7 +77,7 @@ const LOCK: &str = "Lock";
 
 /// The application of another backend, unless
 /// [`ServerView::application_names`] asks for it.
-const NOT_SHOWN: &str = "(not shown)";
+pub(crate) const NOT_SHOWN: &str = "(not shown)";
 
 /// What `pg_stat_activity` shows of a backend the role may not read.
 const HIDDEN: &str = "<insufficient privilege>";
@@ -80,54 +95,94 @@ const MAX_TEXTS: usize = 4096;
 /// The fingerprints of the monitor's own statements (the poller's and the
 /// backend-pid query), left out of the statements part.
 fn own_fingerprints() -> HashSet<u64> {
-    [ACTIVITY, WAITERS, HELD, EXTENSION, TOP, TEXTS]
+    [
+        ACTIVITY,
+        ACTIVITY_OWN,
+        WAITERS,
+        HELD,
+        EXTENSION,
+        TOP,
+        TEXTS,
+        super::election::TRY_LOCK,
+        super::election::HOLDER,
+        super::budget::LIMITS,
+        super::budget::BACKENDS,
+        super::plans::TABLE_ROWS,
+        super::plans::VERSION,
+    ]
+    .iter()
+    .map(|sql| sql::fingerprint(sql))
+    .chain(
+        [
+            crate::pool::BACKEND_QUERY,
+            crate::pool::SHOW_TRACE,
+            crate::pool::SAVE_NAME,
+            crate::pool::RESTORE_NAME,
+        ]
         .iter()
-        .map(|sql| sql::fingerprint(sql))
-        .chain(
-            [
-                crate::pool::BACKEND_QUERY,
-                crate::pool::SHOW_TRACE,
-                crate::pool::SAVE_NAME,
-                crate::pool::RESTORE_NAME,
-            ]
-            .iter()
-            .map(|sql| sql::fingerprint(sql)),
-        )
-        .collect()
+        .map(|sql| sql::fingerprint(sql)),
+    )
+    .collect()
 }
 
 /// One row of `pg_stat_activity`.
-struct Row {
-    pid: i32,
-    started: Option<i64>,
-    application: String,
-    state: Option<String>,
-    wait_type: Option<String>,
-    wait_event: Option<String>,
-    xact_ms: Option<f64>,
-    query_ms: Option<f64>,
-    state_ms: Option<f64>,
-    query: Option<String>,
+pub(crate) struct Row {
+    pub(crate) pid: i32,
+    pub(crate) started: Option<i64>,
+    pub(crate) application: String,
+    pub(crate) state: Option<String>,
+    pub(crate) wait_type: Option<String>,
+    pub(crate) wait_event: Option<String>,
+    pub(crate) xact_ms: Option<f64>,
+    pub(crate) query_ms: Option<f64>,
+    pub(crate) state_ms: Option<f64>,
+    pub(crate) query: Option<String>,
 }
 
 /// One cycle: the sample, and the failure of its statements part if that
-/// part could not be read (the rest of the sample stands).
+/// part could not be read (the rest of the sample stands). The elected
+/// poller (or every poller, without an election) reads the server-wide
+/// parts; the others read their own backends only.
 pub(crate) async fn run(
     client: &Client,
     pool: &PoolShared,
     view: &ServerView,
     texts: &mut Texts,
+    election: &mut super::election::Election,
 ) -> Result<(ServerSample, Option<Error>), Error> {
     let began = Instant::now();
     let at_unix_ms = crate::units::unix_ms(std::time::SystemTime::now());
-    let mut queries = 1;
-    let rows = activity(client).await?;
+    let mut queries = 0;
+    let poller = election.role(client, pool.name(), view.elect, &mut queries).await?;
+    let conns: Vec<Arc<ConnStats>> = pool.live_connections();
+    let ours = Ours::of(&conns);
+    if !poller.leader {
+        queries += 1;
+        let rows = own_activity(client, &conns).await?;
+        let (backends, _) = join(&rows, &ours, view);
+        let sample = ServerSample {
+            at_unix_ms,
+            took_ms: began.elapsed().as_secs_f64() * 1000.0,
+            queries,
+            backends,
+            statements: StatementsPart {
+                missing: Some(format!(
+                    "read by the elected poller{} (ServerView::elect)",
+                    poller.leader_pid.map(|p| format!(", pid {p}")).unwrap_or_default()
+                )),
+                top: Vec::new(),
+            },
+            poller,
+            ..ServerSample::default()
+        };
+        return Ok((sample, None));
+    }
+    queries += 1;
+    let rows = activity(client, ACTIVITY, &[]).await?;
     let mut unreadable = Vec::new();
     if rows.iter().any(|r| r.query.as_deref() == Some(HIDDEN)) {
         unreadable.push("pg_stat_activity: the backends of other roles (pg_read_all_stats)".to_owned());
     }
-    let conns: Vec<Arc<ConnStats>> = pool.live_connections();
-    let ours = Ours::of(&conns);
     let (backends, others) = join(&rows, &ours, view);
 
     // The lock tree, only when someone waits on a lock.
@@ -142,6 +197,8 @@ pub(crate) async fn run(
         locks = lock_tree(client, &waiting, &rows, &ours, view).await?;
     }
 
+    queries += 2;
+    let budget = super::budget::read(client, view).await?;
     let (statements, failed, no_text) = statements(client, view, texts, &mut queries).await;
     if no_text > 0 {
         unreadable.push(format!(
@@ -158,16 +215,31 @@ pub(crate) async fn run(
         locks,
         waiting: waiting.len() as u64,
         statements,
+        poller,
+        budget: Some(budget),
     };
     Ok((sample, failed))
+}
+
+/// The rows of the pool's own backends (none asked for without one).
+pub(crate) async fn own_activity(client: &Client, conns: &[Arc<ConnStats>]) -> Result<Vec<Row>, Error> {
+    let pids: Vec<i32> = conns.iter().filter_map(|c| c.backend.get().map(|b| b.pid)).collect();
+    if pids.is_empty() {
+        return Ok(Vec::new());
+    }
+    activity(client, ACTIVITY_OWN, &[&pids]).await
 }
 
 /// The rows of `pg_stat_activity`. Every column is read as what it may be
 /// (a NULL where the server can send one, a row skipped if a type is not
 /// the one asked for): no row of the server's stops the cycle.
-async fn activity(client: &Client) -> Result<Vec<Row>, Error> {
+async fn activity(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Row>, Error> {
     Ok(client
-        .query(ACTIVITY, &[])
+        .query(sql, params)
         .await?
         .iter()
         .filter_map(|r| {
@@ -190,12 +262,12 @@ async fn activity(client: &Client) -> Result<Vec<Row>, Error> {
 /// The pool's connections by backend: a row is ours when its pid and
 /// start are those of one of the pool's live connections (a pid alone is
 /// reused).
-struct Ours<'a> {
+pub(crate) struct Ours<'a> {
     by_backend: HashMap<(i32, i64), &'a ConnStats>,
 }
 
 impl<'a> Ours<'a> {
-    fn of(conns: &'a [Arc<ConnStats>]) -> Self {
+    pub(crate) fn of(conns: &'a [Arc<ConnStats>]) -> Self {
         let by_backend = conns
             .iter()
             .filter_map(|c| c.backend.get().map(|b| ((b.pid, b.started_unix_ms), c.as_ref())))
@@ -203,7 +275,7 @@ impl<'a> Ours<'a> {
         Ours { by_backend }
     }
 
-    fn get(&self, row: &Row) -> Option<&'a ConnStats> {
+    pub(crate) fn get(&self, row: &Row) -> Option<&'a ConnStats> {
         self.by_backend.get(&(row.pid, row.started?)).copied()
     }
 }
@@ -477,13 +549,19 @@ impl Texts {
     }
 }
 
+/// A failure of the poller's, in the server's words masked, with the
+/// SQLSTATE.
+pub(crate) fn masked(error: &Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", crate::classify::server_message(db, false), db.code().code()),
+        None => crate::classify::error_chain(error, false),
+    }
+}
+
 /// The statements part when `pg_stat_statements` could not be read: why,
 /// in the server's words masked, with the SQLSTATE.
 fn missing(error: Error) -> (StatementsPart, Option<Error>, usize) {
-    let why = match error.as_db_error() {
-        Some(db) => format!("{} ({})", crate::classify::server_message(db, false), db.code().code()),
-        None => crate::classify::error_chain(&error, false),
-    };
+    let why = masked(&error);
     let part = StatementsPart {
         missing: Some(format!("pg_stat_statements could not be read: {why}")),
         top: Vec::new(),

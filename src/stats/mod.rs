@@ -19,6 +19,7 @@
 //! | errors | kind, SQLSTATE, source, normalized statement, server message masked (see [what text leaves the process](crate::guide::privacy); never `DETAIL`), time; recurring (kind, statement) patterns; statement error rates over 5 min, 15 min, 1 h | `error_history` (1000) |
 //! | slow queries | runs at or over `slow_query_threshold`, grouped by statement: count, mean, max, first and last seen, share of database time, whether it is getting slower (mean of the newer half over the older half, at least 1.2) | `query_history` (1000) |
 //! | load | checkouts waiting now and since when without a pause; the checkouts ended in the last 10 s, served and failed, and their waits (one-second slots) | 16 slots (never reset: it forgets by itself) |
+//! | database load | the pool's active backends sampled once a second (server view), per minute as average active sessions per route × wait event type and event (`CPU`: waiting on nothing) | 60 minutes, 256 slices a minute (never reset) |
 //! | objectives | per route with an [`Objective`](crate::Objective): requests per minute, those over the latency bound and those with a failed statement | 24 hours of minutes per route |
 //! | pool trend | a sample per `health_check_interval`: size, idle, in use, waiters, utilization, the peak in use since the previous sample, timeouts and waiting in the interval | `pool_trend_samples` (288) |
 //! | recent statements | the last statements: normalized text, fingerprint, operation, table, duration, outcome, time (lock-free per-thread parts; the request route joins with the tower layer) | `query_history` (1000; 0 turns it off) |
@@ -73,6 +74,7 @@
 
 pub(crate) mod alert_book;
 pub(crate) mod counters;
+pub(crate) mod db_load;
 mod error_counts;
 mod errors;
 pub(crate) mod forecast;
@@ -81,6 +83,7 @@ mod load;
 mod nplusone;
 pub(crate) mod objectives;
 mod performance;
+pub(crate) mod plans;
 mod recent;
 mod requests;
 pub(crate) mod ring;
@@ -96,6 +99,7 @@ use std::time::SystemTime;
 use crate::config::MonitorConfig;
 use crate::units::unix_ms;
 
+pub use db_load::{LoadMinute, LoadSlice};
 pub use errors::{ErrorPattern, ErrorRate, ErrorRecord, ErrorReport, ErrorSource};
 pub use forecast::{ForecastEvidence, LittleCheck, PoolForecast, StatementAnomaly};
 pub use load::PoolLoad;
@@ -104,10 +108,14 @@ pub use objectives::{BurnRates, ObjectiveStatus};
 pub use performance::{
     Apdex, Degradation, GroupPerformance, LatencyStats, QueryPerformanceReport, StatementPerformance,
 };
+pub use plans::{PlanNode, SeqScan, StatementPlan, LARGE_TABLE_ROWS};
 pub use recent::{RecentStatement, StatementOutcome};
 pub use requests::RouteStats;
 pub use series::{SeriesPoint, StatementSeries};
-pub use server::{LockNode, OtherBackends, ServerBackend, ServerStatement};
+pub use server::{
+    BackendsByApplication, ConnectionBudget, LockNode, MonitoredInstance, OtherBackends, PollerRole, ServerBackend,
+    ServerStatement,
+};
 pub use slow::{SlowQuery, SlowQueryGroup, SlowQueryReport, GETTING_SLOWER};
 pub use trend::{PoolSample, PoolTrendReport};
 
@@ -160,6 +168,11 @@ pub(crate) struct PoolStores {
     pub(crate) routes: RouteLog,
     pub(crate) alerts: AlertBook,
     pub(crate) server: server::ServerStore,
+    /// The database load of the pool's backends (the server view's
+    /// sampler); kept across a reset, as the server view's sample is.
+    pub(crate) db_load: db_load::LoadStore,
+    /// Generic plans of slow statements (the server view's poller).
+    pub(crate) plans: plans::PlanStore,
     pub(crate) forecast: forecast::ForecastStore,
     pub(crate) load: load::CheckoutLoad,
     pub(crate) objectives: objectives::ObjectiveBook,
@@ -177,6 +190,8 @@ impl PoolStores {
             routes: RouteLog::default(),
             alerts: AlertBook::new(config.alert_history),
             server: server::ServerStore::default(),
+            db_load: db_load::LoadStore::default(),
+            plans: plans::PlanStore::default(),
             forecast: forecast::ForecastStore::default(),
             load: load::CheckoutLoad::default(),
             objectives: objectives::ObjectiveBook::new(&config.objectives),

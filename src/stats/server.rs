@@ -142,6 +142,89 @@ pub(crate) struct StatementsPart {
     pub(crate) top: Vec<ServerStatement>,
 }
 
+/// Which poller of a fleet runs the server-wide queries (see
+/// [`ServerView::elect`](crate::ServerView::elect)).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PollerRole {
+    /// Whether the pollers elect one (otherwise each runs them).
+    pub election: bool,
+    /// Whether this instance's poller runs them: it holds the election's
+    /// advisory lock, or there is no election.
+    pub leader: bool,
+    /// This poller's backend pid.
+    pub pid: Option<i32>,
+    /// The backend pid of the poller holding the lock, when another does.
+    pub leader_pid: Option<i32>,
+    /// That poller's `application_name` (the monitor's own, naming its
+    /// pool's maximum), when readable.
+    pub leader_application_name: Option<String>,
+}
+
+/// The server's connection budget (read by the elected poller): what
+/// `max_connections` allows, what is open, and what the monitored pools
+/// can open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ConnectionBudget {
+    /// `max_connections`.
+    pub max_connections: i64,
+    /// `superuser_reserved_connections` plus `reserved_connections`
+    /// (PostgreSQL 16 and later).
+    pub reserved: i64,
+    /// `max_connections` less the reserved ones: what ordinary roles may
+    /// open.
+    pub available: i64,
+    /// Client backends open on the server now, every database.
+    pub used: i64,
+    /// `available - used`.
+    pub free: i64,
+    /// Under how many free connections the budget alert fires
+    /// ([`ServerView::min_free_connections`](crate::ServerView::min_free_connections)).
+    pub min_free: i64,
+    /// What the monitored instances can open: each pool's maximum, and one
+    /// for its poller.
+    pub committed: i64,
+    /// The monitored instances (this one included), from their pollers'
+    /// `application_name`.
+    pub instances: Vec<MonitoredInstance>,
+    /// Every client backend, counted by application and client address.
+    pub by_application: Vec<BackendsByApplication>,
+}
+
+/// A monitored instance seen on the server: its poller and its pool's
+/// maximum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MonitoredInstance {
+    /// Its poller's backend pid.
+    pub poller_pid: i32,
+    /// Its poller's `application_name`, less the pool's maximum.
+    pub application_name: String,
+    /// Its client address (`local` for a Unix socket).
+    pub client_addr: String,
+    /// Its pool's maximum size.
+    pub pool_max: i64,
+    /// Whether it is this instance.
+    pub this_instance: bool,
+}
+
+/// Client backends of one application and client address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct BackendsByApplication {
+    /// Their `application_name` (at most 64 characters), as
+    /// [`OtherBackends::application_name`] shows it: `(not shown)` unless
+    /// [`ServerView::application_names`](crate::ServerView::application_names)
+    /// asks for it, except for the monitor's own pollers.
+    pub application_name: String,
+    /// Their client address (`local` for a Unix socket, `(not shown)`
+    /// when the role may not read it).
+    pub client_addr: String,
+    /// How many.
+    pub count: i64,
+}
+
 /// One sample of the server-side view.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct ServerSample {
@@ -163,6 +246,10 @@ pub(crate) struct ServerSample {
     pub(crate) waiting: u64,
     /// The statements part.
     pub(crate) statements: StatementsPart,
+    /// Who runs the server-wide queries.
+    pub(crate) poller: PollerRole,
+    /// The connection budget (the leader's sample only).
+    pub(crate) budget: Option<ConnectionBudget>,
 }
 
 impl ServerSample {

@@ -66,6 +66,12 @@ pub struct SlowQueryGroup {
     pub trend: Option<f64>,
     /// Whether `trend` is at least [`GETTING_SLOWER`].
     pub getting_slower: bool,
+    /// Its generic plan, when the server view has read one (see
+    /// [`ServerView::plans`](crate::ServerView::plans)).
+    pub plan: Option<super::StatementPlan>,
+    /// The rows the client saw per run of the statement (every run, slow
+    /// or not), beside the plan's estimate.
+    pub client_rows_per_call: Option<f64>,
 }
 
 /// The `trend` from which a statement counts as getting slower.
@@ -93,6 +99,9 @@ pub struct SlowQueryReport {
     pub recent: Vec<SlowQuery>,
     /// Slow runs dropped because the store was full.
     pub evicted: u64,
+    /// Why the groups have no plans, when none can be read (the server
+    /// view is off, plans are off, or the server is older than 16).
+    pub plans_unavailable: Option<String>,
 }
 
 /// The bounded slow-query store of one pool: occurrences with their
@@ -222,6 +231,8 @@ impl SlowLog {
                     },
                     trend,
                     getting_slower: trend.is_some_and(|t| t >= GETTING_SLOWER),
+                    plan: None,
+                    client_rows_per_call: None,
                 };
                 (total, group)
             })
@@ -236,6 +247,7 @@ impl SlowLog {
             groups: groups.into_iter().take(limit).map(|(_, g)| g).collect(),
             recent: in_window.iter().rev().take(limit).map(|(_, q)| q.clone()).collect(),
             evicted: ring.evicted(),
+            plans_unavailable: None,
         }
     }
 }

@@ -222,8 +222,12 @@ impl TempPostgres {
                         if let Ok(major) = version {
                             // Set by tests/postgres18.rs: the suite must
                             // run on the server it was asked for.
-                            if let Some(expected) = std::env::var("DB_MONITOR_EXPECT_SERVER").ok() {
-                                assert_eq!(major.to_string(), expected, "the server started is not PostgreSQL {expected}");
+                            if let Ok(expected) = std::env::var("DB_MONITOR_EXPECT_SERVER") {
+                                assert_eq!(
+                                    major.to_string(),
+                                    expected,
+                                    "the server started is not PostgreSQL {expected}"
+                                );
                             }
                             return true;
                         }
@@ -272,7 +276,9 @@ pub fn postgres18_bin() -> Option<PathBuf> {
 
 /// The server's `server_version_num` (150000 for 15.0).
 pub async fn server_version(client: &tokio_postgres::Client) -> i32 {
-    let row = client.query_one("SELECT current_setting('server_version_num')::int4", &[]).await;
+    let row = client
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])
+        .await;
     row.expect("server_version_num").get(0)
 }
 
