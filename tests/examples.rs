@@ -351,3 +351,127 @@ async fn the_tonic_example_answers_a_health_check_that_touches_the_database() {
     assert_eq!(health.json()["status"], "healthy");
     server.abort();
 }
+
+/// One instance of the example program (its binary, built by `cargo
+/// test`), killed when dropped.
+struct Instance {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Instance {
+    /// Starts the example on `database` with a server view every 500 ms.
+    fn start(binary: &std::path::Path, database: &str) -> Instance {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let child = std::process::Command::new(binary)
+            .env("DATABASE_URL", database)
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("ASYNC_DB_SERVER_VIEW", "500ms")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the example program");
+        Instance {
+            child,
+            base: format!("http://127.0.0.1:{port}/health/database"),
+        }
+    }
+
+    /// Its poller's role, once it has one.
+    async fn poller(&self, client: &TcpClient) -> Option<Value> {
+        let url = format!("{}/server/connections", self.base);
+        let request = http::Request::get(url).body(http_body_util::Full::new(Bytes::new())).ok()?;
+        let response = client.request(request).await.ok()?;
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.ok()?.to_bytes();
+        let document: Value = serde_json::from_slice(&body).ok()?;
+        Some(document).filter(|d| !d["poller"].is_null())
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two instances of the example on one server elect one poller for the
+/// server-wide queries; when the holder's process is killed, the other
+/// takes over within a cycle or two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_elect_one_poller_and_the_other_takes_over_when_the_holder_is_killed() {
+    let binary = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("examples/axum_server"))
+        .unwrap();
+    if !binary.exists() {
+        assert!(std::env::var_os("CI").is_none(), "{} is not built", binary.display());
+        eprintln!("skipped: {} is not built (cargo test builds it)", binary.display());
+        return;
+    }
+    let server = support::pg::TempPostgres::start(&[]);
+    let database = format!("postgres://postgres@127.0.0.1:{}/postgres", server.port());
+    let client = tcp_client();
+    let role = |d: &Value| (d["poller"]["leader"].as_bool(), d["poller"]["pid"].as_i64());
+    let mut first = Instance::start(&binary, &database);
+    let mut leader = None;
+    for _ in 0..300 {
+        if let Some(d) = first.poller(&client).await {
+            if role(&d).0 == Some(true) {
+                leader = role(&d).1;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leader = leader.expect("the first instance leads");
+    let second = Instance::start(&binary, &database);
+    let mut follows = None;
+    for _ in 0..300 {
+        if let Some(d) = second.poller(&client).await {
+            follows = Some(d.clone());
+            if d["poller"]["leader_pid"].as_i64() == Some(leader) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let follows = follows.expect("the second instance answers");
+    assert_eq!(follows["poller"]["leader"], false, "{follows:#}");
+    assert_eq!(follows["poller"]["leader_pid"].as_i64(), Some(leader), "{follows:#}");
+    assert!(follows["budget"].is_null(), "a follower reads no budget");
+    // The holder's budget counts both instances' pools (10 each) and pollers.
+    let mut budget = Value::Null;
+    for _ in 0..100 {
+        budget = first.poller(&client).await.map(|d| d["budget"].clone()).unwrap_or_default();
+        if budget["instances"].as_array().map(Vec::len) == Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(budget["instances"].as_array().map(Vec::len), Some(2), "{budget:#}");
+    assert_eq!(budget["committed"], 22, "{budget:#}");
+
+    // The holder's process dies: its session, and with it the lock, ends.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let killed = Instant::now();
+    let mut took = None;
+    while killed.elapsed() < Duration::from_secs(10) {
+        if let Some(d) = second.poller(&client).await {
+            if role(&d).0 == Some(true) && d["budget"]["instances"].as_array().is_some() {
+                took = Some(killed.elapsed());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = took.expect("the second instance takes over");
+    println!("the second instance took over {took:?} after the holder was killed");
+    // One cycle is 500 ms; the sample shows it at the end of the cycle.
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
