@@ -163,7 +163,8 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
         send(&base, Method::GET, "/orders").await;
         send(&base, Method::POST, "/transfer?from=1&to=2").await;
         if round == 0 {
-            send(&base, Method::GET, "/report?seconds=0.3").await;
+            // Long enough for the load sampler (once a second) to see it.
+            send(&base, Method::GET, "/report?seconds=1.2").await;
         }
         let conn = pool.get().await.unwrap();
         let _ = conn.query("SELECT 1 / 0", &[]).await;
@@ -208,6 +209,15 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
             "{name}: the objective's latency and success rows"
         );
         assert!(view["errors"].as_u64().unwrap() > 0, "{name}: no error rows");
+        let load = view["charts"].as_array().unwrap().iter().find(|c| c["id"] == "chart-load");
+        assert!(
+            load.is_some_and(|c| c["points"].as_u64().unwrap_or(0) > 0),
+            "{name}: the load chart is empty: {load:?}"
+        );
+        let budget = view["budget"].as_str().unwrap_or("");
+        assert!(budget.contains("connections open"), "{name}: the budget: {budget:?}");
+        let poller = view["poller"].as_str().unwrap_or("");
+        assert!(poller.contains("reads the server"), "{name}: the poller: {poller:?}");
         assert_eq!(view["moved"], false, "{name}: the layout moved on refresh");
         assert_eq!(view["overflow"], false, "{name}: wider than the screen");
         let tip = view["tip"].as_str().unwrap_or("");

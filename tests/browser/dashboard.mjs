@@ -40,11 +40,11 @@ try {
     }
     await page.waitForFunction(() => (document.getElementById('updated').textContent || '').startsWith('updated'), null, { timeout: 20000 });
     // Layout of the first render, then a second refresh: nothing may move.
-    const before = await page.evaluate(() => [...document.querySelectorAll('.card, .chart')].map((e) => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }));
+    const before = await page.evaluate(() => [...document.querySelectorAll('.cards .card, .charts .chart')].map((e) => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }));
     await page.selectOption('#every', '5');
     const first = await page.textContent('#updated');
     await page.waitForFunction((t) => document.getElementById('updated').textContent !== t, first, { timeout: 15000 });
-    const after = await page.evaluate(() => [...document.querySelectorAll('.card, .chart')].map((e) => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }));
+    const after = await page.evaluate(() => [...document.querySelectorAll('.cards .card, .charts .chart')].map((e) => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; }));
     const found = await page.evaluate(() => {
       const cards = [...document.querySelectorAll('.card')].map((c) => ({
         id: c.id,
@@ -62,6 +62,7 @@ try {
         cards, charts, bg,
         statements: rows('statements'), errors: rows('errors'), alerts: rows('alerts'),
         objectives: document.getElementById('objectives').hidden ? 0 : rows('objectives-table'),
+        budget: document.getElementById('budget-text').textContent, poller: document.getElementById('poller-text').textContent,
         overflow: document.documentElement.scrollWidth > window.innerWidth + 1,
       };
     });

@@ -204,7 +204,56 @@
     }
   }
 
-  function render(health, all, series, activity, locks, replicas) {
+  // The load chart's route, kept across refreshes.
+  let loadRoute = '';
+  const WAITS = ['CPU', 'Lock', 'LWLock', 'IO', 'IPC', 'Client', 'Timeout', 'BufferPin', 'Activity', 'Extension', 'other'];
+
+  function renderServer(load, connections, slow) {
+    const poller = connections && connections.poller;
+    $('poller-text').textContent = !poller ? 'no sample yet'
+      : !poller.election ? 'every instance reads the server (no election)'
+        : poller.leader ? `this instance's poller (pid ${poller.pid}) reads the server for the fleet`
+          : `the poller of pid ${poller.leader_pid ?? '?'} reads the server for the fleet; this instance reads its own backends`;
+    // The route picker: every route seen in the window, the choice kept.
+    const picker = $('load-route');
+    const routes = load ? load.by_route.map((r) => r.name) : [];
+    const known = [...picker.options].map((o) => o.value);
+    if (routes.some((r) => !known.includes(r)) || known.length !== routes.length + 1) {
+      picker.replaceChildren(el('option', { value: '' }, 'every route'), ...routes.map((r) => el('option', { value: r }, r)));
+    }
+    picker.value = routes.includes(loadRoute) ? loadRoute : '';
+    // Every minute of the last hour, empty ones included.
+    const byStart = new Map((load ? load.minutes : []).map((m) => [m.start_unix_ms, m]));
+    const now = Math.floor(Date.now() / 60000) * 60000;
+    const starts = Array.from({ length: 60 }, (_, i) => now - (59 - i) * 60000);
+    const minutes = starts.map((t) => byStart.get(t) || { start_unix_ms: t, slices: [] });
+    const waits = WAITS.filter((w) => minutes.some((m) => m.slices.some((s) => s.wait_event_type === w)));
+    const sessions = (v) => v == null ? '–' : v.toFixed(v < 10 ? 2 : 0);
+    chart('chart-load', starts, waits.map((w, i) => ({
+      name: w, cls: 'c' + ((i % 6) + 1),
+      values: minutes.map((m) => m.slices.filter((s) => s.wait_event_type === w && (!picker.value || s.route === picker.value))
+        .reduce((sum, s) => sum + s.average_active_sessions, 0)),
+    })), { kind: 'bars', format: sessions, empty: load && load.enabled ? 'no active session sampled yet' : 'the load sampler is off' });
+    const mostly = (route) => {
+      const top = (load ? load.total : []).filter((s) => s.route === route)[0];
+      return top ? `${top.wait_event_type} ${top.wait_event === top.wait_event_type ? '' : top.wait_event}` : '–';
+    };
+    fill($('load-routes'), (load ? load.by_route : []).slice(0, 8).map((r) => [r.name, td('num', sessions(r.average_active_sessions)), mostly(r.name)]),
+      3, 'no active session sampled yet');
+    const b = connections && connections.budget;
+    $('budget-text').textContent = !b ? (poller && !poller.leader ? 'read by the elected poller' : 'no budget read yet')
+      : `${b.used} of ${b.available} connections open (max_connections ${b.max_connections}, ${b.reserved} reserved) · ${b.free} free · the monitored pools can open ${b.committed} (${b.instances.map((i) => `${i.application_name} at ${i.client_addr}: ${i.pool_max}${i.this_instance ? ', this one' : ''}`).join('; ')})`;
+    $('budget-text').className = b && (b.committed > b.available || b.free < b.min_free) ? 'bad' : 'muted';
+    fill($('budget'), b ? b.by_application.map((a) => [a.application_name, a.client_addr, td('num', count(a.count))]) : [], 3, 'no budget read');
+    const planned = slow ? slow.groups.filter((g) => g.plan) : [];
+    $('plans-text').textContent = slow && slow.plans_unavailable ? slow.plans_unavailable : '';
+    fill($('plans'), planned.map((g) => [td('sql', g.statement),
+      g.plan.failed ? td('bad', g.plan.failed) : td('sql plan', g.plan.nodes.slice(0, 6).map((n) => '  '.repeat(n.depth) + n.node_type + (n.relation ? ' on ' + n.relation : '')).join('\n')),
+      g.plan.large_seq_scans.length ? td('warn', g.plan.large_seq_scans.map((s) => `${s.relation} (${count(s.table_rows)} rows)`).join(', ')) : '–',
+      td('num', `${count(g.plan.estimated_rows)} / ${count(g.client_rows_per_call)}`)]), 4, 'no plan read yet');
+  }
+
+  function render(health, all, series, activity, locks, replicas, running) {
     $('replicas').hidden = !replicas;
     if (replicas) {
       $('replicas-text').textContent = `primary ${replicas.primary} · ${count(replicas.primary_reads)} reads sent to the primary with no replica healthy`;
@@ -300,6 +349,9 @@
         td('num', `${count(a.occurrences)}× · ${clock(a.last_seen_unix_ms)}`), td('', button)];
     }), 5, 'no active alert');
 
+    fill($('running'), running ? running.statements.map((r) => [td('sql', r.statement), td('num bad', ms(r.running_ms)),
+      td('num', ms(r.threshold_ms)), r.route || '–', r.checkout_site || '–']) : [], 5, 'no statement is running past its threshold');
+
     fill($('routes'), all.routes.map((r) => [r.route, td('num', count(r.requests)),
       td('num', ms(r.database_ms_per_request)), td('num', ms(r.p95_database_ms)),
       td('num', r.statements_per_request.toFixed(1)), td('num', count(r.requests_with_errors))]), 6,
@@ -336,11 +388,15 @@
     busy = true;
     clearTimeout(timer);
     try {
-      const [health, all, series, replicas] = await Promise.all([get(''), get('/metrics/comprehensive?minutes=60&limit=10'),
-        get('/metrics/series?minutes=60'), get('/replicas')]);
-      let activity = null, locks = null;
-      if (all.server) [activity, locks] = await Promise.all([get('/server/activity'), get('/server/locks')]);
-      render(health, all, series, activity, locks, replicas);
+      const [health, all, series, replicas, running] = await Promise.all([get(''), get('/metrics/comprehensive?minutes=60&limit=10'),
+        get('/metrics/series?minutes=60'), get('/replicas'), get('/metrics/running')]);
+      let activity = null, locks = null, load = null, connections = null;
+      if (all.server) {
+        [activity, locks, load, connections] = await Promise.all([get('/server/activity'), get('/server/locks'),
+          get('/server/load?minutes=60'), get('/server/connections')]);
+      }
+      render(health, all, series, activity, locks, replicas, running);
+      if (all.server) renderServer(load, connections, all.slow_queries);
       lastOk = Date.now();
       $('updated').textContent = 'updated ' + clock(lastOk);
       $('stale').hidden = true;
@@ -396,6 +452,7 @@
   }
 
   $('every').addEventListener('change', () => { schedule(); });
+  $('load-route').addEventListener('change', () => { loadRoute = $('load-route').value; refresh(); });
   document.addEventListener('visibilitychange', () => {
     if (document.hidden) clearTimeout(timer);
     else refresh();
