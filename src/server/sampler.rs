@@ -1,8 +1,9 @@
-//! The load sampler: the pool's own backends, read once a second (one
-//! query filtered by their pids), each active one counted under the route
-//! of the request holding it and its wait event (`CPU` when it waits on
-//! nothing).
+//! The load sampler: the pool's own backends in use, read once a second
+//! (one query filtered by their pids, none when no connection is in use),
+//! each active one counted under the route of the request holding it and
+//! its wait event (`CPU` when it waits on nothing).
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use tokio_postgres::{Client, Error};
@@ -10,9 +11,16 @@ use tokio_postgres::{Client, Error};
 use crate::pool::shared::PoolShared;
 use crate::stats::db_load::{ActiveBackend, NO_ROUTE};
 
-/// One sample: the pool's active backends.
+/// One sample: the pool's active backends. Only connections checked out
+/// or running a statement (a stream that outlived its checkout) can be
+/// active on the server: with none, the sample is empty and costs no
+/// query.
 pub(crate) async fn sample(client: &Client, pool: &PoolShared) -> Result<Vec<ActiveBackend>, Error> {
-    let conns = pool.live_connections();
+    let conns: Vec<_> = pool
+        .live_connections()
+        .into_iter()
+        .filter(|c| c.checked_out.load(Relaxed) != 0 || c.running().is_some())
+        .collect();
     let rows = super::cycle::own_activity(client, &conns).await?;
     let ours = super::cycle::Ours::of(&conns);
     let cpu: Arc<str> = Arc::from("CPU");
