@@ -27,8 +27,14 @@ use db_monitor::{DbMonitor, MonitorConfig, ServerView};
 /// The poller's statements by part, told apart by their texts as the
 /// server normalized them.
 const PARTS: [(&str, &str); 6] = [
-    ("activity (leader)", "FROM pg_stat_activity WHERE datname = current_database"),
-    ("own backends (follower, sampler)", "FROM pg_stat_activity WHERE pid = ANY"),
+    (
+        "activity (leader)",
+        "FROM pg_stat_activity WHERE datname = current_database",
+    ),
+    (
+        "own backends (follower, sampler)",
+        "FROM pg_stat_activity WHERE pid = ANY",
+    ),
     ("election", "pg_try_advisory_lock|FROM pg_locks l "),
     ("lock tree", "FROM pg_locks w"),
     ("connection budget", "coalesce\\(current_setting|client_port"),
@@ -71,13 +77,20 @@ async fn phase(admin: &Client, title: &str, unit: &str, secs: u64) -> (f64, f64)
     let (mut calls, mut ms) = (0, 0.0);
     for (name, n, t) in &parts {
         if *n > 0 {
-            println!("  {name:34} {:6.2} queries, {:.4} ms of server time each", *n as f64 / units, t / units);
+            println!(
+                "  {name:34} {:6.2} queries, {:.4} ms of server time each",
+                *n as f64 / units,
+                t / units
+            );
         }
         calls += n;
         ms += t;
     }
     let (per_queries, per_ms) = (calls as f64 / units, ms / units);
-    println!("  {:34} {per_queries:6.2} queries, {per_ms:.4} ms of server time each", "in all");
+    println!(
+        "  {:34} {per_queries:6.2} queries, {per_ms:.4} ms of server time each",
+        "in all"
+    );
     (per_queries, per_ms)
 }
 
@@ -141,12 +154,22 @@ async fn main() {
             took.get(took.len() / 2).copied().unwrap_or(0.0)
         }
     });
-    let (leader_queries, leader_ms) =
-        phase(&admin, "the leader's cycles (8 connections, 2 waiting on a lock)", PARTS[0].0, 10).await;
+    let (leader_queries, leader_ms) = phase(
+        &admin,
+        "the leader's cycles (8 connections, 2 waiting on a lock)",
+        PARTS[0].0,
+        10,
+    )
+    .await;
     let median = timing.await.unwrap();
     println!("  the leader's cycle as it times it (round trips included): median {median:.2} ms");
     assert_eq!(pool.monitor().server_locks().waiting, 2, "the lock queries ran");
-    assert!(pool.monitor().server_activity().sampled.poller.is_some_and(|p| p.leader));
+    assert!(pool
+        .monitor()
+        .server_activity()
+        .sampled
+        .poller
+        .is_some_and(|p| p.leader));
 
     // 2. A follower beside it (another instance of the pool "bench").
     let second = monitor(ServerView::default().interval(every).load_interval(Duration::ZERO));

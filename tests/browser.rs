@@ -209,7 +209,11 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
             "{name}: the objective's latency and success rows"
         );
         assert!(view["errors"].as_u64().unwrap() > 0, "{name}: no error rows");
-        let load = view["charts"].as_array().unwrap().iter().find(|c| c["id"] == "chart-load");
+        let load = view["charts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "chart-load");
         assert!(
             load.is_some_and(|c| c["points"].as_u64().unwrap_or(0) > 0),
             "{name}: the load chart is empty: {load:?}"

@@ -382,9 +382,14 @@ impl Instance {
     /// Its poller's role, once it has one.
     async fn poller(&self, client: &TcpClient) -> Option<Value> {
         let url = format!("{}/server/connections", self.base);
-        let request = http::Request::get(url).body(http_body_util::Full::new(Bytes::new())).ok()?;
+        let request = http::Request::get(url)
+            .body(http_body_util::Full::new(Bytes::new()))
+            .ok()?;
         let response = client.request(request).await.ok()?;
-        let body = http_body_util::BodyExt::collect(response.into_body()).await.ok()?.to_bytes();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .ok()?
+            .to_bytes();
         let document: Value = serde_json::from_slice(&body).ok()?;
         Some(document).filter(|d| !d["poller"].is_null())
     }
@@ -447,7 +452,11 @@ async fn two_instances_elect_one_poller_and_the_other_takes_over_when_the_holder
     // The holder's budget counts both instances' pools (10 each) and pollers.
     let mut budget = Value::Null;
     for _ in 0..100 {
-        budget = first.poller(&client).await.map(|d| d["budget"].clone()).unwrap_or_default();
+        budget = first
+            .poller(&client)
+            .await
+            .map(|d| d["budget"].clone())
+            .unwrap_or_default();
         if budget["instances"].as_array().map(Vec::len) == Some(2) {
             break;
         }

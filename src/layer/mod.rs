@@ -153,8 +153,12 @@
 //! waiters), four charts of the last hour (p50/p95/p99 per minute, statements
 //! and failures per minute, failures by kind, pool utilization and its peak)
 //! with a value under the pointer, the forecast and the anomalous statements,
-//! the slowest statements, the active alerts with a resolve button, recent
-//! errors, N+1 patterns by route, and the server view when it is on.
+//! the slowest statements, the statements running past their threshold,
+//! the active alerts with a resolve button, recent errors, N+1 patterns by
+//! route, and the server view when it is on (who polls for the fleet, the
+//! database load by wait type with a route picker and the heaviest routes,
+//! the connection budget, the slow statements' plans, the backends and the
+//! lock tree).
 //!
 //! - **Refresh**: every 10 s by default (5, 30, 60 s or paused, in the page);
 //!   paused while the tab is hidden; never two fetches at once; a banner says
