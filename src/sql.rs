@@ -1489,4 +1489,13 @@ mod tests {
         }
         assert_eq!(generic_text("SELECT 'x'"), None);
     }
+
+    #[test]
+    fn postgresql_18_s_squashed_lists_have_the_client_s_fingerprint() {
+        // pg_stat_statements 1.12 (PostgreSQL 18) writes a list of
+        // constants as its first element and a comment.
+        let server = fingerprint("SELECT * FROM t WHERE id IN ($1 /*, ... */)");
+        assert_eq!(server, fingerprint("SELECT * FROM t WHERE id IN (1, 2, 3)"));
+        assert_eq!(server, fingerprint("select * from t where id in ($1, $2)"));
+    }
 }

@@ -421,16 +421,16 @@ impl ConnCtx {
         }
     }
 
-    /// The connection's cache of prepared statements.
     /// Marks the statement `query` that began at `start` as the
     /// connection's running one (if no other is); the mark.
     #[inline]
     fn began(&self, start: Instant, query: &QueryRef<'_>) -> u64 {
         let since = crate::units::saturating_nanos(start.saturating_duration_since(self.pool.epoch));
         self.stats
-            .statement_began(since, query.fingerprint(&self.pool.sink.queries))
+            .statement_began(since, || query.fingerprint(&self.pool.sink.queries))
     }
 
+    /// The connection's cache of prepared statements.
     pub(crate) fn cache(&self) -> &PreparedCache {
         &self.cache
     }

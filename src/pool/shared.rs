@@ -469,15 +469,15 @@ impl ConnStats {
     }
 
     /// Who holds the connection now, in words (nobody when idle).
-    /// A statement with `fingerprint` began at `since` (nanoseconds since
-    /// the pool's epoch): it is the connection's running statement unless
-    /// another one is. The mark to hand to [`statement_done`](Self::statement_done)
-    /// (zero: not the running one).
+    /// A statement began at `since` (nanoseconds since the pool's epoch):
+    /// it is the connection's running statement unless another one is
+    /// (then its `fingerprint` is not looked up). The mark to hand to
+    /// [`statement_done`](Self::statement_done) (zero: not the running one).
     #[inline]
-    pub(crate) fn statement_began(&self, since: u64, fingerprint: u64) -> u64 {
+    pub(crate) fn statement_began(&self, since: u64, fingerprint: impl FnOnce() -> u64) -> u64 {
         let mark = since.saturating_add(1);
         if self.running_since.compare_exchange(0, mark, Relaxed, Relaxed).is_ok() {
-            self.running_fingerprint.store(fingerprint, Relaxed);
+            self.running_fingerprint.store(fingerprint(), Relaxed);
             mark
         } else {
             0
