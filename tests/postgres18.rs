@@ -63,19 +63,24 @@ fn on_postgres18(suite: &str) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let tail = |s: &str| {
-        s.lines()
-            .rev()
-            .take(80)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    };
+    // Each panic's place and the start of its message (a long message's
+    // end is all a tail would show).
+    let panics = |s: &str| {
+        let lines: Vec<&str> = s.lines().collect();
+        let mut out = Vec::new();
+        for (i, _) in lines.iter().enumerate().filter(|(_, l)| l.contains("panicked at")) {
+            out.extend_from_slice(&lines[i..lines.len().min(i + 6)]);
+        }
+        out.join("\n")
     };
     assert!(
         output.status.success(),
-        "{suite} on PostgreSQL 18 failed ({}):\n{}\n--- stderr ---\n{}",
+        "{suite} on PostgreSQL 18 failed ({}):\n--- panics ---\n{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
         output.status,
+        panics(&format!("{stdout}\n{stderr}")),
         tail(&stdout),
         tail(&stderr)
     );
