@@ -273,7 +273,9 @@ async fn no_planted_value_leaves_by_any_surface<P: TestPool>() {
     // a lock the other waits for (so both are in the lock tree too).
     let locked = unique("privacy_locked");
     let mut named = shared_config();
-    named.application_name(format!("app-{MARK}"));
+    // Named like a monitor's poller, so that the connection budget counts
+    // them as instances (whose names it must not show either).
+    named.application_name(format!("app-{MARK} [pool max 3]"));
     let (holder, connection) = named.connect(NoTls).await.unwrap();
     tokio::spawn(connection);
     let (waiter, connection) = named.connect(NoTls).await.unwrap();
@@ -321,6 +323,17 @@ async fn no_planted_value_leaves_by_any_surface<P: TestPool>() {
             .any(|b| b.statement.is_some()),
         "{:?}",
         pool.monitor().server_activity()
+    );
+    let budget = pool.monitor().server_connections().budget;
+    let masked = budget
+        .iter()
+        .flat_map(|b| &b.instances)
+        .filter(|i| i.application_name == "(not shown)" && i.pool_max == 3)
+        .count();
+    // Two of this run's (the other pool kind's run may add its own two).
+    assert!(
+        masked >= 2,
+        "the backends named like pollers count, unnamed: {budget:#?}"
     );
     let pool_errors = serde_json::to_string(&pool.monitor().error_report(None)).unwrap();
     assert!(pool_errors.contains("23505"), "the errors were kept: {pool_errors}");

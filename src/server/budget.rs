@@ -66,14 +66,21 @@ pub(crate) async fn read(client: &Client, view: &ServerView) -> Result<Connectio
         let poller: Option<i32> = row.try_get::<_, Option<i32>>(3).ok().flatten();
         let shown = match (poller, parse(&application)) {
             (Some(pid), Some((name, pool_max))) => {
+                // Any client may name itself so: the name is shown when it
+                // is this poller's own, or when names are asked for.
+                let name: String = if view.application_names || name == view.application_name {
+                    name.chars().take(40).collect()
+                } else {
+                    super::cycle::NOT_SHOWN.to_owned()
+                };
                 instances.push(MonitoredInstance {
                     poller_pid: pid,
-                    application_name: name.chars().take(64).collect(),
+                    application_name: name.clone(),
                     client_addr: address.clone(),
                     pool_max,
                     this_instance: Some(pid) == own_pid,
                 });
-                application.chars().take(64).collect()
+                format!("{name}{TAG}{pool_max}]")
             }
             _ if view.application_names => application.chars().take(64).collect(),
             _ => super::cycle::NOT_SHOWN.to_owned(),

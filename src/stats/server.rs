@@ -199,7 +199,11 @@ pub struct ConnectionBudget {
 pub struct MonitoredInstance {
     /// Its poller's backend pid.
     pub poller_pid: i32,
-    /// Its poller's `application_name`, less the pool's maximum.
+    /// Its poller's `application_name`, less the pool's maximum: shown
+    /// when it is this instance's configured name or
+    /// [`ServerView::application_names`](crate::ServerView::application_names)
+    /// asks for names (any client may name itself like a poller), else
+    /// `(not shown)`.
     pub application_name: String,
     /// Its client address (`local` for a Unix socket).
     pub client_addr: String,
@@ -216,7 +220,8 @@ pub struct BackendsByApplication {
     /// Their `application_name` (at most 64 characters), as
     /// [`OtherBackends::application_name`] shows it: `(not shown)` unless
     /// [`ServerView::application_names`](crate::ServerView::application_names)
-    /// asks for it, except for the monitor's own pollers.
+    /// asks for it; a poller's as its [`MonitoredInstance`] shows it, with
+    /// its pool's maximum.
     pub application_name: String,
     /// Their client address (`local` for a Unix socket, `(not shown)`
     /// when the role may not read it).
