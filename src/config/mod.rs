@@ -200,9 +200,10 @@ impl ServerView {
 
     /// Sets how often the pool's own backends are sampled for the database
     /// load by route and wait event (`GET …/server/load`): one cheap query
-    /// of `pg_stat_activity` filtered by the pool's backend pids, on the
-    /// poller's connection, apart from the slower server-wide cycle; none
-    /// while the pool has no connection. Zero turns it off. Defaults to 1 s.
+    /// of `pg_stat_activity` filtered by the pids of the connections in
+    /// use, on the poller's connection, apart from the slower server-wide
+    /// cycle; none while no connection is in use. Zero turns it off.
+    /// Defaults to 1 s.
     pub fn load_interval(mut self, d: Duration) -> Self {
         self.load_interval = d;
         self
