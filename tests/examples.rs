@@ -433,7 +433,13 @@ async fn two_instances_elect_one_poller_and_the_other_takes_over_when_the_holder
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let leader = leader.expect("the first instance leads");
+    let leader = leader.unwrap_or_else(|| {
+        panic!(
+            "the first instance leads: {} answered no poller (a stale binary? `cargo test` builds the examples, \
+             `cargo test --test examples` alone does not)",
+            binary.display()
+        )
+    });
     let second = Instance::start(&binary, &database);
     let mut follows = None;
     for _ in 0..300 {
