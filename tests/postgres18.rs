@@ -39,6 +39,15 @@ fn suite_binary(dir: &Path, suite: &str) -> Option<PathBuf> {
 
 fn on_postgres18(suite: &str) {
     let ci = std::env::var_os("CI").is_some();
+    // Missing: the install script (once), as the other tools' tests do.
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if support::pg::postgres18_bin().is_none() {
+        INSTALLED.get_or_init(|| {
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-test-tools");
+            let status = Command::new(script).status();
+            eprintln!("PostgreSQL 18 missing; {script}: {status:?}");
+        });
+    }
     let Some(bin) = support::pg::postgres18_bin() else {
         assert!(
             !ci,

@@ -117,7 +117,9 @@ impl Planner {
             queries += 1;
             let plan = match explain(client, &text).await {
                 Ok(explained) => {
-                    let nodes = nodes(&explained).unwrap_or_default();
+                    let read = nodes(&explained);
+                    let failed = read.is_none().then(|| "the server's plan could not be read".to_owned());
+                    let nodes = read.unwrap_or_default();
                     let scanned: Vec<String> = nodes
                         .iter()
                         .filter(|n| n.node_type == "Seq Scan")
@@ -146,7 +148,7 @@ impl Planner {
                         total_cost: nodes.first().map(|n| n.total_cost),
                         nodes,
                         large_seq_scans,
-                        failed: None,
+                        failed,
                     }
                 }
                 Err(error) if error.as_db_error().is_some() => StatementPlan {
