@@ -104,6 +104,12 @@ impl Setup {
         .await
     }
 
+    /// The active alerts of `alert_type` now.
+    fn active_of(&self, alert_type: AlertType) -> Vec<Alert> {
+        let active = self.pool.monitor().alerts().active;
+        active.into_iter().filter(|a| a.alert_type == alert_type).collect()
+    }
+
     fn heard(&self, what: &str, alert_type: AlertType) -> usize {
         let heard = self.heard.lock().unwrap();
         heard.iter().filter(|h| h.0 == what && h.1 == alert_type).count()
@@ -256,14 +262,7 @@ async fn slow_statements_fire_one_alert_per_fingerprint() {
     s.active(AlertType::SlowQuery, |a| a.message.contains("pg_sleep(?), ?"))
         .await;
     assert!(eventually(Duration::from_secs(2), || s.heard("fired", AlertType::SlowQuery) == 2).await);
-    let slow: Vec<_> = s
-        .pool
-        .monitor()
-        .alerts()
-        .active
-        .into_iter()
-        .filter(|a| a.alert_type == AlertType::SlowQuery)
-        .collect();
+    let slow = s.active_of(AlertType::SlowQuery);
     assert_eq!(slow.len(), 2, "{slow:#?}");
 }
 
@@ -316,13 +315,7 @@ async fn failing_statements_fire_high_error_rates_with_severity_by_window() {
     // One failure in one statement is no alert.
     assert!(conn.query("SELECT 1 / 0", &[]).await.is_err());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(s
-        .pool
-        .monitor()
-        .alerts()
-        .active
-        .iter()
-        .all(|a| a.alert_type != AlertType::HighErrorRate));
+    assert!(s.active_of(AlertType::HighErrorRate).is_empty());
     // 11 of 30 fail: over every window's threshold with enough statements.
     for i in 0..29 {
         let sql = if i % 3 == 0 { "SELECT 1 / 0" } else { "SELECT 1" };
@@ -518,14 +511,7 @@ async fn a_statement_s_own_threshold_fires_the_slow_alert_for_it_only() {
     assert_eq!(slow.recent.len(), 2, "{slow:#?}");
     assert!(slow.recent.iter().all(|r| r.threshold_ms == 50.0), "{slow:#?}");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let slow_alerts = s
-        .pool
-        .monitor()
-        .alerts()
-        .active
-        .into_iter()
-        .filter(|a| a.alert_type == AlertType::SlowQuery)
-        .count();
+    let slow_alerts = s.active_of(AlertType::SlowQuery).len();
     assert_eq!(slow_alerts, 1);
 }
 
@@ -584,12 +570,8 @@ async fn a_route_burning_its_objective_pages_and_the_other_route_does_not() {
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     let burning: Vec<_> = s
-        .pool
-        .monitor()
-        .alerts()
-        .active
+        .active_of(AlertType::ObjectiveBurn)
         .into_iter()
-        .filter(|a| a.alert_type == AlertType::ObjectiveBurn)
         .map(|a| a.key)
         .collect();
     assert_eq!(burning, ["GET /login latency"]);

@@ -39,6 +39,23 @@ async fn raw_client(config: &db_monitor::tokio_postgres::Config) -> db_monitor::
     client
 }
 
+/// An outside session that made `table` (`id`, `v`) with one row and
+/// holds that row in an open transaction.
+async fn holding_a_row(table: &str) -> db_monitor::tokio_postgres::Client {
+    let outside = raw_client(&shared_config()).await;
+    outside
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (id int PRIMARY KEY, v int); INSERT INTO {table} VALUES (1, 0)"
+        ))
+        .await
+        .unwrap();
+    outside
+        .batch_execute(&format!("BEGIN; UPDATE {table} SET v = 1 WHERE id = 1"))
+        .await
+        .unwrap();
+    outside
+}
+
 async fn pid(client: &db_monitor::tokio_postgres::Client) -> i32 {
     client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0)
 }
@@ -52,17 +69,7 @@ async fn a_lock_chain_shows_the_routes_holding_each_backend() {
     let pool = pool_with(&monitor, "server_locks", shared_config(), 4, 0, Duration::from_secs(5)).await;
     let _background = monitor.start(&pool);
     let table = unique("chain");
-    let outside = raw_client(&shared_config()).await;
-    outside
-        .batch_execute(&format!(
-            "CREATE TABLE {table} (id int PRIMARY KEY, v int); INSERT INTO {table} VALUES (1, 0)"
-        ))
-        .await
-        .unwrap();
-    outside
-        .batch_execute(&format!("BEGIN; UPDATE {table} SET v = 1 WHERE id = 1"))
-        .await
-        .unwrap();
+    let outside = holding_a_row(&table).await;
     let outside_pid = pid(&outside).await;
 
     let inner_pool = pool.clone();
@@ -378,17 +385,7 @@ async fn the_load_shows_each_route_by_wait_event() {
     let pool = pool_with(&monitor, "server_load", shared_config(), 4, 0, Duration::from_secs(10)).await;
     let _background = monitor.start(&pool);
     let table = unique("load");
-    let outside = raw_client(&shared_config()).await;
-    outside
-        .batch_execute(&format!(
-            "CREATE TABLE {table} (id int PRIMARY KEY, v int); INSERT INTO {table} VALUES (1, 0)"
-        ))
-        .await
-        .unwrap();
-    outside
-        .batch_execute(&format!("BEGIN; UPDATE {table} SET v = 1 WHERE id = 1"))
-        .await
-        .unwrap();
+    let outside = holding_a_row(&table).await;
     let inner_pool = pool.clone();
     let update = format!("UPDATE {table} SET v = v + 1 WHERE id = 1");
     let service = DbMonitorLayer::new(pool.clone())
