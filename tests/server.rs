@@ -731,3 +731,58 @@ async fn a_slow_statement_gets_a_generic_plan_without_a_value() {
         "{advice:#?}"
     );
 }
+
+/// What applications do with statements they stop waiting for: a stream
+/// read in part and dropped, and a statement whose future is dropped (a
+/// timed-out request). Both are listed while they run and leave the
+/// running list when dropped; a cached statement is listed by its text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_dropped_early_leave_the_running_list() {
+    use futures_util::StreamExt;
+
+    let (monitor, _rec) = support::monitor(MonitorConfig::default().slow_query_threshold(Duration::from_millis(1)));
+    let pool = pool_with(
+        &monitor,
+        "server_dropped",
+        shared_config(),
+        2,
+        0,
+        Duration::from_secs(5),
+    )
+    .await;
+    let running = || pool.monitor().running_statements().statements;
+    let conn = pool.get().await.unwrap();
+
+    // A stream read in part: the statement runs until the stream ends.
+    let mut stream = Box::pin(
+        conn.query_raw("SELECT g FROM generate_series(1, 100000) g", std::iter::empty::<i32>())
+            .await
+            .unwrap(),
+    );
+    let _first = stream.next().await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(running().len(), 1, "{:#?}", running());
+    assert_eq!(running()[0].statement, "SELECT g FROM generate_series(?, ?) g");
+    drop(stream);
+    assert!(running().is_empty(), "{:#?}", running());
+
+    // A cached statement whose future is dropped before its answer.
+    let sleep = conn.prepare_cached("SELECT pg_sleep(1)").await.unwrap();
+    let timed_out = tokio::time::timeout(Duration::from_millis(200), conn.query(&sleep, &[])).await;
+    assert!(timed_out.is_err());
+    assert!(running().is_empty(), "{:#?}", running());
+    drop(conn);
+
+    // The next statement on the connection is listed by itself.
+    let conn = pool.get().await.unwrap();
+    let long = conn.query("SELECT pg_sleep(0.3)", &[]);
+    let watch = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        running()
+    };
+    let (result, seen) = tokio::join!(long, watch);
+    result.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0].statement, "SELECT pg_sleep(?)");
+    assert!(running().is_empty());
+}
