@@ -88,6 +88,9 @@ pin_project! {
     }
 }
 
+// Only deadpool's checkouts do not watch for the pool going down (it
+// fails fast by itself).
+#[cfg(feature = "deadpool")]
 impl<'a, F, G, O> Checkout<'a, F, G, fn(Wait) -> O> {
     pub(crate) fn new(inner: F, pool: &'a PoolShared, finish: G) -> Self {
         Checkout::watching(inner, pool, false, finish, |_| {
