@@ -247,11 +247,13 @@ impl<Tls: MakeTls> MonitoredManager<Tls> {
         let (client, connection) = match result {
             Ok(opened) => opened,
             Err(error) => {
-                self.shared.connect_ended(Some(&error));
+                // Recorded before the streak grows: that may wake checkouts
+                // to fail fast, and what they report must already be kept.
                 self.shared.record(Event::Connect {
                     elapsed,
                     error: Some(&error),
                 });
+                self.shared.connect_ended(Some(&error));
                 return Err(error);
             }
         };
