@@ -66,7 +66,7 @@
 //! | `db_monitor_server_blocked_backends` | gauge (server view) | backends | |
 //! | `db_monitor_server_idle_in_transaction_backends` | gauge (server view) | backends | |
 //! | `db_monitor_server_load_sessions` | gauge (server view) | sessions | `wait_event_type` = `CPU`, `Lock`, `LWLock`, `IO`, `IPC`, `Client`, `Timeout`, `BufferPin`, `Activity`, `Extension`, `other` |
-//! | `db_monitor_server_connections` | gauge (server view, elected poller) | connections | `state` = `available` / `used` / `committed` |
+//! | `db_monitor_server_connections` | gauge (server view, elected poller) | connections | `state` = `available` / `used` / `committed` (NaN on an instance that is not the elected poller) |
 //!
 //! Buckets are OpenTelemetry's advice: `[0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
 //! 1, 5, 10]` seconds for every duration, `[1, 2, 5, 10, 20, 50, 100, 200, 500,
@@ -214,7 +214,9 @@ pub const SERVER_LOAD: &str = "db_monitor_server_load_sessions";
 /// Gauge: the server's connection budget at the elected poller's last
 /// cycle, by [`CONNECTION_BUDGET_STATE`]: `available` (`max_connections`
 /// less the reserved ones), `used` (client backends open), `committed`
-/// (what the monitored pools can open, one poller each included).
+/// (what the monitored pools can open, one poller each included). NaN on
+/// an instance that is not the elected poller (a follower, or one whose
+/// cycle failed), so that no rule reads zeros as a full server.
 pub const SERVER_CONNECTIONS: &str = "db_monitor_server_connections";
 /// Gauge (seconds): when the pool is forecast to run out (connections in
 /// use plus waiting checkouts reaching its maximum); NaN while there is no
@@ -534,7 +536,7 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         SERVER_CONNECTIONS,
         Kind::Gauge,
         Some(Unit::Count),
-        "The server's connection budget: available, used, committed by the monitored pools (server view).",
+        "The server's connection budget: available, used, committed by the monitored pools (server view, elected poller; NaN elsewhere).",
     ),
     (
         POOL_EXHAUSTED_IN,

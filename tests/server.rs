@@ -572,8 +572,8 @@ async fn the_budget_alert_fires_when_the_pools_can_open_more_than_the_server_all
     let config = MonitorConfig::default()
         .server_view(ServerView::default().interval(Duration::from_millis(100)))
         .alerts(alerts());
-    let (first, _) = support::monitor(config.clone());
-    let (second, _) = support::monitor(config);
+    let (first, first_rec) = support::monitor(config.clone());
+    let (second, second_rec) = support::monitor(config);
     let a = pool_with(&first, "budget", server.config(), 6, 0, Duration::from_secs(5)).await;
     let b = pool_with(&second, "budget", server.config(), 6, 0, Duration::from_secs(5)).await;
     let _a = first.start(&a);
@@ -598,10 +598,10 @@ async fn the_budget_alert_fires_when_the_pools_can_open_more_than_the_server_all
     })
     .await;
     assert!(elected, "{:#?}", both());
-    let (leader, follower) = if a.monitor().server_connections().budget.is_some() {
-        (&a, &b)
+    let ((leader, leader_rec), (follower, follower_rec)) = if a.monitor().server_connections().budget.is_some() {
+        ((&a, &first_rec), (&b, &second_rec))
     } else {
-        (&b, &a)
+        ((&b, &second_rec), (&a, &first_rec))
     };
     let budget = leader.monitor().server_connections().budget.unwrap();
     assert_eq!(
@@ -610,6 +610,19 @@ async fn the_budget_alert_fires_when_the_pools_can_open_more_than_the_server_all
     );
     assert!(budget.instances.iter().all(|i| i.pool_max == 6));
     assert_eq!(budget.instances.iter().filter(|i| i.this_instance).count(), 1);
+    // The gauges: the leader's figures; the follower's NaN (compared as
+    // false by the Prometheus rule), never zeros that read as a full server.
+    let gauge = |rec: &support::Recorded, state: &str| {
+        rec.gauge(
+            "db_monitor_server_connections",
+            &[("db_client_connection_pool_name", "budget"), ("state", state)],
+        )
+    };
+    assert_eq!(gauge(leader_rec, "committed"), Some(14.0));
+    for state in ["available", "used", "committed"] {
+        let value = gauge(follower_rec, state);
+        assert!(value.is_some_and(f64::is_nan), "the follower's {state}: {value:?}");
+    }
     let leader_pid = leader.monitor().server_connections().sampled.poller.unwrap().pid;
     assert_eq!(
         follower

@@ -435,14 +435,16 @@ fn server_sample(sink: &Sink, sample: Arc<crate::stats::server::ServerSample>, f
     gauges
         .idle_in_transaction
         .set(sample.count(crate::stats::ServerBackend::idle_in_transaction) as f64);
-    if let Some(budget) = &sample.budget {
-        for (gauge, value) in gauges
-            .connections
-            .iter()
-            .zip([budget.available, budget.used, budget.committed])
-        {
-            gauge.set(value as f64);
-        }
+    // Only the elected poller reads the budget; every other sample (a
+    // follower's, one that lost the election, a failed cycle) sets NaN,
+    // which PromQL compares as false: no stale figure, no zeros that read
+    // as a full server.
+    let budget = sample
+        .budget
+        .as_ref()
+        .map_or([f64::NAN; 3], |b| [b.available, b.used, b.committed].map(|n| n as f64));
+    for (gauge, value) in gauges.connections.iter().zip(budget) {
+        gauge.set(value);
     }
     if sink.stores.server.keep(sample, failed.is_none()) {
         tracing::info!(pool = %sink.name, "server view: sampling again");

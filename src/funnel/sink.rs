@@ -159,10 +159,15 @@ impl Sink {
                         self.registry.gauge(names::SERVER_LOAD, labels)
                     })
                     .collect(),
+                // NaN (no budget: this instance is not the elected poller,
+                // or has not read it yet) until a budget is read: zeros
+                // would read as a server with no connection free.
                 connections: ["available", "used", "committed"].map(|state| {
                     let mut labels = base.clone();
                     labels.push(Label::from_static_parts(names::CONNECTION_BUDGET_STATE, state));
-                    self.registry.gauge(names::SERVER_CONNECTIONS, labels)
+                    let gauge = self.registry.gauge(names::SERVER_CONNECTIONS, labels);
+                    gauge.set(f64::NAN);
+                    gauge
                 }),
             }
         })

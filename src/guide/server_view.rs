@@ -77,7 +77,9 @@
 //!   maximums plus a poller each), and when fewer than
 //!   [`min_free_connections`](crate::ServerView::min_free_connections) (5)
 //!   are free; `db_monitor_server_connections{state}` carries the figures to
-//!   Prometheus (`DbConnectionBudget` in the shipped rules).
+//!   Prometheus (`DbConnectionBudget` in the shipped rules). Only the
+//!   elected poller reads the budget: the other instances export NaN, which
+//!   compares false, so a fleet raises the alert once.
 //! - **Plans of slow statements** ([`ServerView::plans`](crate::ServerView::plans), on by
 //!   default; PostgreSQL 16 and later): after each cycle the poller reads
 //!   `EXPLAIN (GENERIC_PLAN, FORMAT JSON, VERBOSE)` of the slowest
