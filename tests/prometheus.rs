@@ -444,10 +444,18 @@ fn the_rules_and_the_dashboard_name_only_exported_metrics() {
     let dashboard: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(deploy("grafana/db-monitor.json")).unwrap()).unwrap();
     let mut exprs = Vec::new();
+    let mut shown = BTreeSet::new();
     for panel in dashboard["panels"].as_array().unwrap() {
+        let mut own: Vec<String> = Vec::new();
         for target in panel["targets"].as_array().unwrap() {
-            exprs.push(target["expr"].as_str().unwrap().to_owned());
+            own.push(target["expr"].as_str().unwrap().to_owned());
         }
+        assert!(
+            shown.insert(own.clone()),
+            "two panels show the same queries (the second is {}): {own:?}",
+            panel["title"]
+        );
+        exprs.extend(own);
     }
     for variable in dashboard["templating"]["list"].as_array().unwrap() {
         if let Some(query) = variable["query"]["query"].as_str() {
@@ -474,6 +482,8 @@ fn the_rules_and_the_dashboard_name_only_exported_metrics() {
         "db_client_connection_create_time_seconds_bucket",
         "db_monitor_alerts_active",
         "db_monitor_performance_score",
+        "db_monitor_server_load_sessions",
+        "db_monitor_server_connections",
     ] {
         assert!(used.contains(needed), "the dashboard shows no {needed}");
     }
