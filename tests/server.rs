@@ -16,6 +16,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use support::http::get_json;
 use support::pg::{shared_config, TempPostgres};
+use support::sources::TestPool;
 use support::{eventually, pool_with, unique};
 use tower::{service_fn, Layer, ServiceExt};
 
@@ -376,19 +377,19 @@ const MARK: &str = "zqxjmark";
 /// The load sampler: a request blocked on a row lock counts as its
 /// route's `Lock` wait, a CPU-bound statement as its route's `CPU`; the
 /// route answers the same, and the gauge by wait type follows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_load_shows_each_route_by_wait_event() {
+async fn the_load_shows_each_route_by_wait_event<P: TestPool>() {
     let view = ServerView::default()
         .interval(Duration::from_millis(500))
         .load_interval(Duration::from_millis(100));
     let (monitor, rec) = support::monitor(MonitorConfig::default().server_view(view));
-    let pool = pool_with(&monitor, "server_load", shared_config(), 4, 0, Duration::from_secs(10)).await;
-    let _background = monitor.start(&pool);
+    let name = unique("server_load");
+    let pool = P::make(&monitor, &name, shared_config(), 4, Duration::from_secs(10)).await;
+    let _background = monitor.start(pool.monitor().clone());
     let table = unique("load");
     let outside = holding_a_row(&table).await;
     let inner_pool = pool.clone();
     let update = format!("UPDATE {table} SET v = v + 1 WHERE id = 1");
-    let service = DbMonitorLayer::new(pool.clone())
+    let service = DbMonitorLayer::new(pool.monitor().clone())
         .route_label(|_, uri| {
             Some(
                 if uri.path().starts_with("/orders/") {
@@ -456,8 +457,14 @@ async fn the_load_shows_each_route_by_wait_event() {
         ("Lock", "transactionid")
     );
     assert!(
-        rec.gauge(db_monitor::names::SERVER_LOAD, &[("wait_event_type", "Lock")])
-            .is_some_and(|g| g > 0.0),
+        rec.gauge(
+            db_monitor::names::SERVER_LOAD,
+            &[
+                ("db_client_connection_pool_name", name.as_str()),
+                ("wait_event_type", "Lock")
+            ]
+        )
+        .is_some_and(|g| g > 0.0),
         "the gauge by wait type"
     );
     outside.batch_execute("ROLLBACK").await.unwrap();
@@ -490,22 +497,14 @@ async fn the_load_shows_each_route_by_wait_event() {
 
 /// A statement still running past its slow threshold is listed with its
 /// route and call site, and logged once, before it ends.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_statement_running_past_its_threshold_is_listed_and_logged_before_it_ends() {
+async fn a_statement_running_past_its_threshold_is_listed_and_logged_before_it_ends<P: TestPool>() {
     let logs = support::leaks::captured_logs();
     let (monitor, _rec) = support::monitor(MonitorConfig::default().slow_query_threshold(Duration::from_millis(300)));
-    let pool = pool_with(
-        &monitor,
-        "server_running",
-        shared_config(),
-        2,
-        0,
-        Duration::from_secs(5),
-    )
-    .await;
-    let _background = monitor.start(&pool);
+    let name = unique("server_running");
+    let pool = P::make(&monitor, &name, shared_config(), 2, Duration::from_secs(5)).await;
+    let _background = monitor.start(pool.monitor().clone());
     let inner_pool = pool.clone();
-    let service = DbMonitorLayer::new(pool.clone())
+    let service = DbMonitorLayer::new(pool.monitor().clone())
         .route_label(|_, _| Some("GET /sleepy".to_owned()))
         .layer(service_fn(move |_request: Request<Full<Bytes>>| {
             let pool = inner_pool.clone();
@@ -543,7 +542,7 @@ async fn a_statement_running_past_its_threshold_is_listed_and_logged_before_it_e
     assert_eq!(document["statements"][0]["route"], "GET /sleepy");
     let logged = |logs: &str| {
         logs.lines()
-            .filter(|l| l.contains("statement still running past its slow threshold") && l.contains("server_running"))
+            .filter(|l| l.contains("statement still running past its slow threshold") && l.contains(name.as_str()))
             .count()
     };
     let in_log = eventually(Duration::from_secs(2), || logged(&logs.lock().unwrap()) == 1).await;
@@ -553,7 +552,7 @@ async fn a_statement_running_past_its_threshold_is_listed_and_logged_before_it_e
         .lock()
         .unwrap()
         .lines()
-        .find(|l| l.contains("statement still running"))
+        .find(|l| l.contains("statement still running") && l.contains(name.as_str()))
         .unwrap()
         .to_owned();
     assert!(line.contains("GET /sleepy") && line.contains("pg_sleep(?)"), "{line}");
@@ -561,6 +560,11 @@ async fn a_statement_running_past_its_threshold_is_listed_and_logged_before_it_e
     assert!(pool.monitor().running_statements().statements.is_empty());
     assert_eq!(logged(&logs.lock().unwrap()), 1, "logged once");
 }
+
+on_both_pools!(
+    the_load_shows_each_route_by_wait_event,
+    a_statement_running_past_its_threshold_is_listed_and_logged_before_it_ends,
+);
 
 /// Two instances (one pool name) whose maximums exceed a small
 /// `max_connections`: one poller is elected, it reads the budget with
