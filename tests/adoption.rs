@@ -347,7 +347,51 @@ async fn notifications_reach_the_managers_listener() {
     );
 }
 
+/// A generic data-access function's statement in a monitored transaction,
+/// blocked on a row another session holds: listed as running (its text
+/// normalized, the application's call site) while it waits past the
+/// threshold, and gone from the list once it ends.
+async fn a_generic_functions_statement_in_a_transaction_is_listed_while_it_runs<P: AppPool>() {
+    let config = patient().slow_query_threshold(Duration::from_millis(100));
+    let (pool, _rec, schema) = app_pool::<P>(config, &unique("adoption_running")).await;
+    let (outside, connection) = shared_config().connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    outside
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM {schema}.stories WHERE id = 5 FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let tx = conn.transaction().await.unwrap();
+    let running = || pool.monitor().running_statements().statements;
+    let update = store::rename_story(&tx, 5, "renamed");
+    let watch = async {
+        let listed = eventually(Duration::from_secs(5), || !running().is_empty()).await;
+        let seen = running();
+        outside.batch_execute("ROLLBACK").await.unwrap();
+        (listed, seen)
+    };
+    let (updated, (listed, seen)) = tokio::join!(update, watch);
+    assert_eq!(updated.unwrap(), 1);
+    assert!(listed, "never listed");
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0].statement, "UPDATE stories SET title = ? WHERE id = ?");
+    assert!(
+        seen[0]
+            .checkout_site
+            .as_deref()
+            .is_some_and(|s| s.contains("tests/adoption.rs")),
+        "{seen:#?}"
+    );
+    assert!(seen[0].running_ms >= 100.0, "{seen:#?}");
+    assert!(running().is_empty(), "{:#?}", running());
+    tx.commit().await.unwrap();
+    assert_eq!(store::story_title(&*conn, 5).await.unwrap().as_deref(), Some("renamed"));
+}
+
 on_both_pools!(
+    a_generic_functions_statement_in_a_transaction_is_listed_while_it_runs,
     a_stream_read_in_part_keeps_its_connection_and_sends_no_cancel,
     the_applications_customizer_runs_on_every_connection,
     prepare_cached_prepares_each_text_once_per_connection,

@@ -38,3 +38,8 @@ pub(crate) async fn add_story(db: &impl GenericClient, id: i32, title: &str) -> 
     db.execute("INSERT INTO stories (id, title) VALUES ($1, $2)", &[&id, &title])
         .await
 }
+
+pub(crate) async fn rename_story(db: &impl GenericClient, id: i32, title: &str) -> Result<u64, Error> {
+    db.execute("UPDATE stories SET title = $2 WHERE id = $1", &[&id, &title])
+        .await
+}
