@@ -87,10 +87,13 @@
 //!   promtool tests check it.
 //! - **Grafana** — `deploy/grafana/db-monitor.json` (import it; pick the
 //!   Prometheus data source, then instances and pools): score and active
-//!   alerts, statements per second by operation and by summary, p50/p95/p99
-//!   by operation, the slowest summaries, errors by type, slow / cancelled /
+//!   alerts, statements per second and time in statements by summary,
+//!   p50/p95/p99, the slowest summaries, errors by type, slow / cancelled /
 //!   N+1, pool utilization, connections and waiters, wait / use / create
-//!   times, checkout timeouts and closed connections. A test checks that every
+//!   times, checkout timeouts and closed connections, alerts by type and
+//!   severity, the server view (oldest transaction, backends blocked and idle
+//!   in a transaction, database load by wait type, the connection budget),
+//!   forecasts and anomalous statements. A test checks that every
 //!   metric its queries name is one the crate exports; the demo runs every
 //!   query against a real Prometheus.
 //! - **Two instances, one database** — `deploy/demo/run` starts a throwaway
