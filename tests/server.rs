@@ -656,11 +656,20 @@ async fn the_budget_alert_fires_when_the_pools_can_open_more_than_the_server_all
     for _ in 0..(budget.free - 4).max(1) {
         held.push(raw_client(&server.config()).await);
     }
+    // Any client may name itself like a poller: one advertising a maximum
+    // no pool has is no instance (and overflows no sum).
+    held[0]
+        .batch_execute("SET application_name = 'x [pool max 9223372036854775807]'")
+        .await
+        .unwrap();
     assert!(
         eventually(Duration::from_secs(5), || active("free").is_some()).await,
         "{:#?}",
         leader.monitor().server_connections().budget
     );
+    let budget = leader.monitor().server_connections().budget.unwrap();
+    assert_eq!((budget.instances.len(), budget.committed), (2, 14), "{budget:#?}");
+    assert!(leader.monitor().server_connections().sampled.last_failure.is_none());
     let budget_alerts = |pool: &MonitoredPool<NoTls>| {
         pool.monitor()
             .alerts()

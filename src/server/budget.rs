@@ -36,12 +36,14 @@ pub(crate) fn advertised(name: &str, pool_max: u32) -> String {
     format!("{}{tag}", &name[..cut])
 }
 
-/// The configured name and the pool maximum of an advertised name.
+/// The configured name and the pool maximum of an advertised name. A
+/// maximum past `u32` (any client may name itself so) is no poller's: the
+/// budget's sums cannot overflow.
 pub(crate) fn parse(application: &str) -> Option<(&str, i64)> {
     let rest = application.strip_suffix(']')?;
     let at = rest.rfind(TAG)?;
-    let max = rest[at + TAG.len()..].parse().ok()?;
-    Some((&rest[..at], max))
+    let max: u32 = rest[at + TAG.len()..].parse().ok()?;
+    Some((&rest[..at], i64::from(max)))
 }
 
 /// Reads the budget (two queries). Each pool of an instance has a poller
@@ -124,7 +126,16 @@ mod tests {
         assert_eq!(parse(&name).map(|(_, max)| max), Some(4_000_000_000));
         let multibyte = "é".repeat(40);
         assert!(advertised(&multibyte, 5).len() <= 63);
-        for other in ["", "psql", "app [pool max x]", "app [pool max 3", "[pool max 3]"] {
+        for other in [
+            "",
+            "psql",
+            "app [pool max x]",
+            "app [pool max 3",
+            "[pool max 3]",
+            "app [pool max -3]",
+            "app [pool max 4294967296]",
+            "app [pool max 9223372036854775807]",
+        ] {
             assert_eq!(parse(other), None, "{other}");
         }
     }
