@@ -335,6 +335,61 @@ async fn no_planted_value_leaves_by_any_surface<P: TestPool>() {
         masked >= 2,
         "the backends named like pollers count, unnamed: {budget:#?}"
     );
+    // A pool whose election a session named with the marker holds (as
+    // another instance's poller would): the follower names the holder as
+    // the budget does, without the marker.
+    let follower_name = unique("privacy_follower");
+    let (squatter, connection) = named.connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let took: bool = squatter
+        .query_one(
+            "SELECT pg_try_advisory_lock($1, hashtext(current_user || '/' || $2))",
+            &[&0x6462_6d6f_i32, &follower_name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(took, "the election's lock, taken first");
+    let follower = pool_of::<P>(&monitor, &follower_name, 1).await;
+    let _follower_background = monitor.start(follower.monitor().clone());
+    let follows = eventually(Duration::from_secs(10), || {
+        follower
+            .monitor()
+            .server_connections()
+            .sampled
+            .poller
+            .is_some_and(|p| !p.leader && p.leader_application_name.is_some())
+    })
+    .await;
+    assert!(follows, "{:#?}", follower.monitor().server_connections());
+    assert_eq!(
+        follower
+            .monitor()
+            .server_connections()
+            .sampled
+            .poller
+            .and_then(|p| p.leader_application_name)
+            .as_deref(),
+        Some("(not shown) [pool max 3]")
+    );
+    for (surface, document) in [
+        (
+            "the follower's connections",
+            serde_json::to_string(&follower.monitor().server_connections()),
+        ),
+        (
+            "the follower's activity",
+            serde_json::to_string(&follower.monitor().server_activity()),
+        ),
+        (
+            "the follower's statements",
+            serde_json::to_string(&follower.monitor().server_statements(1000)),
+        ),
+    ] {
+        assert_clean(surface, &document.unwrap());
+    }
+    drop(squatter);
+
     let pool_errors = serde_json::to_string(&pool.monitor().error_report(None)).unwrap();
     assert!(pool_errors.contains("23505"), "the errors were kept: {pool_errors}");
     // The slow statements' generic plans are read (PostgreSQL 16 and

@@ -628,15 +628,13 @@ async fn the_budget_alert_fires_when_the_pools_can_open_more_than_the_server_all
         assert!(value.is_some_and(f64::is_nan), "the follower's {state}: {value:?}");
     }
     let leader_pid = leader.monitor().server_connections().sampled.poller.unwrap().pid;
+    let seen_by_follower = follower.monitor().server_connections().sampled.poller.unwrap();
+    assert_eq!(seen_by_follower.leader_pid, leader_pid);
+    // The leader's name as the budget shows it: its configured name is
+    // this instance's own, so it is shown.
     assert_eq!(
-        follower
-            .monitor()
-            .server_connections()
-            .sampled
-            .poller
-            .unwrap()
-            .leader_pid,
-        leader_pid
+        seen_by_follower.leader_application_name.as_deref(),
+        Some("db-monitor [pool max 6]")
     );
 
     let active = |key: &str| {

@@ -46,6 +46,29 @@ pub(crate) fn parse(application: &str) -> Option<(&str, i64)> {
     Some((&rest[..at], i64::from(max)))
 }
 
+/// A poller's configured name as the documents show it: when it is this
+/// instance's own, or when names are asked for
+/// ([`ServerView::application_names`]); any client may name itself like
+/// a poller.
+fn poller_name(name: &str, view: &ServerView) -> String {
+    if view.application_names || name == view.application_name {
+        name.chars().take(40).collect()
+    } else {
+        super::cycle::NOT_SHOWN.to_owned()
+    }
+}
+
+/// An `application_name` as the documents show it: a poller's with its
+/// name shown as [`poller_name`] allows and its maximum; any other only
+/// when names are asked for.
+pub(crate) fn shown(application: &str, view: &ServerView) -> String {
+    match parse(application) {
+        Some((name, pool_max)) => format!("{}{TAG}{pool_max}]", poller_name(name, view)),
+        None if view.application_names => application.chars().take(64).collect(),
+        None => super::cycle::NOT_SHOWN.to_owned(),
+    }
+}
+
 /// Reads the budget (two queries). Each pool of an instance has a poller
 /// of its own, so it counts as an instance.
 pub(crate) async fn read(client: &Client, view: &ServerView) -> Result<ConnectionBudget, Error> {
@@ -66,28 +89,16 @@ pub(crate) async fn read(client: &Client, view: &ServerView) -> Result<Connectio
         let count: i64 = row.try_get::<_, Option<i64>>(2).ok().flatten().unwrap_or(0);
         used += count;
         let poller: Option<i32> = row.try_get::<_, Option<i32>>(3).ok().flatten();
-        let shown = match (poller, parse(&application)) {
-            (Some(pid), Some((name, pool_max))) => {
-                // Any client may name itself so: the name is shown when it
-                // is this poller's own, or when names are asked for.
-                let name: String = if view.application_names || name == view.application_name {
-                    name.chars().take(40).collect()
-                } else {
-                    super::cycle::NOT_SHOWN.to_owned()
-                };
-                instances.push(MonitoredInstance {
-                    poller_pid: pid,
-                    application_name: name.clone(),
-                    client_addr: address.clone(),
-                    pool_max,
-                    this_instance: Some(pid) == own_pid,
-                });
-                format!("{name}{TAG}{pool_max}]")
-            }
-            _ if view.application_names => application.chars().take(64).collect(),
-            _ => super::cycle::NOT_SHOWN.to_owned(),
-        };
-        *by_application.entry((shown, address)).or_insert(0) += count;
+        if let (Some(pid), Some((name, pool_max))) = (poller, parse(&application)) {
+            instances.push(MonitoredInstance {
+                poller_pid: pid,
+                application_name: poller_name(name, view),
+                client_addr: address.clone(),
+                pool_max,
+                this_instance: Some(pid) == own_pid,
+            });
+        }
+        *by_application.entry((shown(&application, view), address)).or_insert(0) += count;
     }
     let reserved = superuser + reserved_16;
     let available = max_connections - reserved;
@@ -115,6 +126,17 @@ pub(crate) async fn read(client: &Client, view: &ServerView) -> Result<Connectio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_this_instances_poller_name_is_shown_unless_names_are_asked_for() {
+        let view = ServerView::default();
+        assert_eq!(shown("db-monitor [pool max 8]", &view), "db-monitor [pool max 8]");
+        assert_eq!(shown("secret-42 [pool max 8]", &view), "(not shown) [pool max 8]");
+        assert_eq!(shown("secret-42", &view), "(not shown)");
+        let names = view.application_names(true);
+        assert_eq!(shown("secret-42 [pool max 8]", &names), "secret-42 [pool max 8]");
+        assert_eq!(shown("secret-42", &names), "secret-42");
+    }
 
     #[test]
     fn an_advertised_name_fits_and_reads_back() {

@@ -153,7 +153,7 @@ pub(crate) async fn run(
     let began = Instant::now();
     let at_unix_ms = crate::units::unix_ms(std::time::SystemTime::now());
     let mut queries = 0;
-    let poller = election.role(client, pool.name(), view.elect, &mut queries).await?;
+    let poller = election.role(client, pool.name(), view, &mut queries).await?;
     let conns: Vec<Arc<ConnStats>> = pool.live_connections();
     let ours = Ours::of(&conns);
     if !poller.leader {

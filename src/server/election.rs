@@ -6,6 +6,7 @@
 
 use tokio_postgres::{Client, Error};
 
+use crate::config::ServerView;
 use crate::stats::PollerRole;
 
 /// The advisory lock's first key (`dbmo`); the second is the `hashtext`
@@ -35,16 +36,17 @@ pub(crate) struct Election {
 
 impl Election {
     /// This cycle's role: the holder keeps the lock without a query; the
-    /// others try it, and name who holds it when they fail. `queries` is
+    /// others try it, and name who holds it when they fail (its
+    /// `application_name` shown as the budget shows it). `queries` is
     /// counted up by the queries run.
     pub(crate) async fn role(
         &mut self,
         client: &Client,
         pool: &str,
-        elect: bool,
+        view: &ServerView,
         queries: &mut u32,
     ) -> Result<PollerRole, Error> {
-        if !elect {
+        if !view.elect {
             return Ok(PollerRole {
                 election: false,
                 leader: true,
@@ -78,7 +80,7 @@ impl Election {
             leader_application_name: holder
                 .as_ref()
                 .and_then(|r| r.try_get::<_, Option<String>>(1).ok().flatten())
-                .map(|name| name.chars().take(64).collect()),
+                .map(|name| super::budget::shown(&name, view)),
         })
     }
 }
