@@ -157,7 +157,10 @@ pub struct PollerRole {
     /// The backend pid of the poller holding the lock, when another does.
     pub leader_pid: Option<i32>,
     /// That poller's `application_name` (the monitor's own, naming its
-    /// pool's maximum), when readable.
+    /// pool's maximum), when readable; its configured name is shown only
+    /// when it is this instance's own or
+    /// [`application_names`](crate::ServerView::application_names) is on
+    /// (otherwise `(not shown) [pool max N]`), as in the budget.
     pub leader_application_name: Option<String>,
 }
 
