@@ -47,7 +47,9 @@ pub struct RunningStatement {
 impl PoolMonitor {
     /// Statements running now past their slow threshold (the pool's, or
     /// their own: [`MonitorConfig::slow_statement`](crate::MonitorConfig::slow_statement)),
-    /// longest first, with the route and call site holding each.
+    /// longest first, with the route and call site holding each. A
+    /// connection lists one statement: with several pipelined on it (their
+    /// futures polled at once), the first.
     pub fn running_statements(&self) -> RunningStatements {
         let mut report = self.running_past().0;
         report.statements.sort_by(|a, b| b.running_ms.total_cmp(&a.running_ms));
