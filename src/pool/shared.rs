@@ -468,7 +468,6 @@ impl ConnStats {
         self.checked_out.load(Acquire) != 0 || self.streams_open.load(Acquire) != 0
     }
 
-    /// Who holds the connection now, in words (nobody when idle).
     /// A statement began at `since` (nanoseconds since the pool's epoch):
     /// it is the connection's running statement unless another one is
     /// (then its `fingerprint` is not looked up). The mark to hand to
@@ -511,6 +510,7 @@ impl ConnStats {
         crate::stats::routes::route_name(self.holder_route.load(Relaxed))
     }
 
+    /// Who holds the connection now, in words (nobody when idle).
     pub(crate) fn holder(&self) -> Holder {
         if self.checked_out.load(Relaxed) == 0 {
             return Holder::default();
