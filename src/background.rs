@@ -120,13 +120,6 @@ const POLLER_RESTART: Duration = Duration::from_secs(5);
 /// How often statements running past their threshold are looked for.
 const RUNNING_EVERY: Duration = Duration::from_secs(1);
 
-/// An interval whose missed ticks are delayed, not bunched.
-fn interval(period: Duration) -> tokio::time::Interval {
-    let mut interval = tokio::time::interval(period);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    interval
-}
-
 /// A task aborted when its handle is dropped.
 struct AbortOnDrop(JoinHandle<()>);
 
@@ -281,13 +274,13 @@ async fn run(
     };
     let mut poller = view.as_ref().map(start_poller);
     let mut poller_restart: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-    let mut sample = interval(periods.sample);
-    let mut gauges = interval(periods.gauges);
-    let mut minute = interval(periods.slot);
-    let mut forecast = interval(periods.forecast);
-    let mut evaluate = interval(periods.evaluate);
+    let mut sample = crate::units::ticks(periods.sample);
+    let mut gauges = crate::units::ticks(periods.gauges);
+    let mut minute = crate::units::ticks(periods.slot);
+    let mut forecast = crate::units::ticks(periods.forecast);
+    let mut evaluate = crate::units::ticks(periods.evaluate);
     // Statements running past their slow threshold, logged once each.
-    let mut running = interval(RUNNING_EVERY);
+    let mut running = crate::units::ticks(RUNNING_EVERY);
     let mut logged = std::collections::HashSet::new();
     let mut forecaster = crate::forecast::Forecaster::new(std::time::Instant::now());
     // The first reset is one interval from now, not at once.

@@ -66,3 +66,11 @@ pub(crate) fn now() -> quanta::Instant {
     static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
     CLOCK.get_or_init(quanta::Clock::new).now()
 }
+
+/// A Tokio interval whose late ticks are delayed, not bunched: a tick
+/// that runs longer than the period delays the next, and no burst follows.
+pub(crate) fn ticks(period: Duration) -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks
+}

@@ -183,8 +183,7 @@ impl<Tls: MakeTls> ReplicaSet<Tls> {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let weak = Arc::downgrade(&inner);
             let task = runtime.spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut tick = crate::units::ticks(Duration::from_secs(1));
                 loop {
                     tick.tick().await;
                     let Some(inner) = weak.upgrade() else { return };

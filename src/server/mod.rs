@@ -18,20 +18,11 @@ mod sampler;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::time::MissedTickBehavior;
-
 use crate::config::ServerView;
 use crate::funnel::Event;
 use crate::pool::shared::PoolShared;
 
 pub(crate) use cycle::Texts;
-
-/// An interval whose late ticks are delayed, not bunched.
-fn ticks(period: Duration) -> tokio::time::Interval {
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    ticks
-}
 
 /// Runs the poller of `pool` until the pool is gone (or, as a branch of
 /// the background task, until the task stops).
@@ -87,7 +78,7 @@ async fn cycles(
     interval: Duration,
     texts: &mut Texts,
 ) {
-    let mut ticks = ticks(interval);
+    let mut ticks = crate::units::ticks(interval);
     let mut election = election::Election::default();
     let mut planner = plans::Planner::default();
     loop {
@@ -121,7 +112,7 @@ async fn load(pool: &Weak<PoolShared>, client: &tokio_postgres::Client, period: 
     if period.is_zero() {
         return std::future::pending().await;
     }
-    let mut ticks = ticks(period);
+    let mut ticks = crate::units::ticks(period);
     loop {
         ticks.tick().await;
         let Some(shared) = pool.upgrade() else { return };
