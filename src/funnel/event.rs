@@ -53,6 +53,7 @@ pub(crate) enum Event<'a> {
     ReplicaChosen,
     /// A checkout was returned after being held for `held`.
     Return {
+        at: quanta::Instant,
         held: Duration,
         location: &'static Location<'static>,
     },

@@ -43,7 +43,7 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
             sink.metrics.shed.increment(1);
             sink.stores.load.shed();
         }
-        Event::Return { held, location } => checkin(sink, held, location),
+        Event::Return { at, held, location } => checkin(sink, at, held, location),
         Event::NPlusOne {
             route,
             fingerprint,
@@ -316,8 +316,9 @@ fn checkout(sink: &Sink, at: quanta::Instant, waited: Duration, timeout: Option<
 }
 
 #[inline(never)]
-fn checkin(sink: &Sink, held: Duration, location: &'static Location<'static>) {
+fn checkin(sink: &Sink, at: quanta::Instant, held: Duration, location: &'static Location<'static>) {
     sink.metrics.use_time.record(held);
+    sink.stores.load.returned(at, held);
     if sink.config.leak_threshold.is_some_and(|limit| held > limit) {
         sink.metrics.leaks.increment(1);
         tracing::warn!(

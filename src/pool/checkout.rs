@@ -270,7 +270,8 @@ impl Held {
     /// guard, or hands it to a task that settles abandoned work first.
     pub(crate) fn end(&self, guard: impl GiveBack) {
         let conn: &MonitoredClient = &guard;
-        let held = now().saturating_duration_since(self.checked_out);
+        let at = now();
+        let held = at.saturating_duration_since(self.checked_out);
         // Release: what its statements recorded (an end reported) is seen
         // by whoever sees the connection returned.
         conn.stats().checked_out.store(0, Release);
@@ -278,6 +279,7 @@ impl Held {
         pool.in_use.fetch_sub(1, Relaxed);
         pool.held_nanos.fetch_add(crate::units::saturating_nanos(held), Relaxed);
         pool.record(Event::Return {
+            at,
             held,
             location: self.location,
         });

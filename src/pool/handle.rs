@@ -49,6 +49,10 @@ pub(crate) trait PoolSource: Send + Sync + 'static {
     /// A checkout and `SELECT 1` within `timeout`, neither counted among
     /// the application's.
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>>;
+    /// Starts a probe for the server's return while no connection is open
+    /// and connects fail, if the source has one (deadpool's next checkout
+    /// connects by itself).
+    fn probe(&self) {}
 }
 
 /// A health check on a connection that `get` checks out from the pool
@@ -228,19 +232,32 @@ impl PoolMonitor {
     /// The pool's load over the last seconds: checkouts waiting now and
     /// since when, and the last ten seconds' checkouts and their waits.
     pub fn load(&self) -> crate::stats::PoolLoad {
-        self.shared.sink.stores.load.read(crate::units::now())
+        self.shared
+            .sink
+            .stores
+            .load
+            .read(crate::units::now(), self.shared.room())
     }
 
     /// The wait a checkout starting now can expect, as a
-    /// [`ShedLayer`](crate::ShedLayer) judges it: zero while no checkout
-    /// waits (one atomic read); otherwise the longer of its place in the
-    /// queue over the last ten seconds' rate of service
-    /// ([`PoolLoad::expected_wait`](crate::stats::PoolLoad::expected_wait))
-    /// and the time since a checkout was last served. `None` when checkouts
-    /// wait and none was served in the window.
+    /// [`ShedLayer`](crate::ShedLayer) judges it: zero while no checkout is
+    /// queued for a connection (pending checkouts the pool's free room can
+    /// serve, such as a burst pinging idle connections, are not); otherwise
+    /// the longer of its place in the queue over the pool's capacity (its
+    /// checked-out connections over their mean hold time, or its rate of
+    /// service if higher;
+    /// [`PoolLoad::expected_wait`](crate::stats::PoolLoad::expected_wait))
+    /// and the time the queue has not moved (since a checkout was last
+    /// served, or since checkouts began to pend if later). `None` when
+    /// checkouts are queued and nothing was served or given back in the
+    /// last ten seconds.
     #[inline]
     pub fn expected_wait(&self) -> Option<Duration> {
-        self.shared.sink.stores.load.expected_wait(crate::units::now())
+        self.shared
+            .sink
+            .stores
+            .load
+            .expected_wait(crate::units::now(), self.shared.room())
     }
 
     /// Counts a request shed before its handler ran.
@@ -249,8 +266,15 @@ impl PoolMonitor {
     }
 
     /// Whether the database is out of reach as the pool knows it: no
-    /// connection open, connects failing since the last success.
+    /// connection open, and connects failing since the last success, the
+    /// last of them within 5 s. Asking starts the pool's probe for the
+    /// server's return when no connection is open and connects have been
+    /// failing, so that a pool nobody checks out from (an instance taken
+    /// out of service) does not stay out of reach on old evidence.
     pub fn out_of_reach(&self) -> bool {
+        if self.shared.down_streak() {
+            self.source.probe();
+        }
         self.shared.known_down()
     }
 

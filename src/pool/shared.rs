@@ -10,7 +10,7 @@ use std::sync::atomic::{
     Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio_postgres::CancelToken;
 
@@ -31,6 +31,12 @@ pub(crate) type SideConnect = Arc<
         > + Send
         + Sync,
 >;
+
+/// How long a failed connect is evidence that the database is out of
+/// reach ([`PoolShared::known_down`]). The probe for the server's return
+/// connects at least every 2 s, so that a database still down stays
+/// known down.
+pub(crate) const DOWN_EVIDENCE: Duration = Duration::from_secs(5);
 
 pub(crate) struct PoolShared {
     /// Where this pool's events go.
@@ -55,6 +61,9 @@ pub(crate) struct PoolShared {
     next_connection_id: AtomicU64,
     connections: Mutex<Vec<Weak<ConnStats>>>,
     pub(crate) consecutive_connect_failures: AtomicU32,
+    /// When the last connect failed (milliseconds since `epoch`, plus one;
+    /// zero: never): a streak this old is no evidence of now.
+    last_connect_failure: AtomicU64,
     last_connect_error: Mutex<Option<String>>,
     /// Connections whose link to the server is open (connected, their
     /// background task not ended), whoever holds them.
@@ -93,6 +102,7 @@ impl PoolShared {
             next_connection_id: AtomicU64::new(1),
             connections: Mutex::new(Vec::new()),
             consecutive_connect_failures: AtomicU32::new(0),
+            last_connect_failure: AtomicU64::new(0),
             last_connect_error: Mutex::new(None),
             open: AtomicU32::new(0),
             down: tokio::sync::Notify::new(),
@@ -154,6 +164,7 @@ impl PoolShared {
                     let mut last = self.last_connect_error.lock().unwrap_or_else(|e| e.into_inner());
                     *last = Some(self.sink.describe(error));
                 }
+                self.last_connect_failure.store(self.millis_since_epoch() + 1, Relaxed);
                 self.consecutive_connect_failures.fetch_add(1, Relaxed);
                 if self.known_down() {
                     self.down.notify_waiters();
@@ -183,6 +194,22 @@ impl PoolShared {
         }
     }
 
+    /// The pool's room for a pending checkout, and its connections checked
+    /// out, now.
+    #[inline]
+    pub(crate) fn room(&self) -> crate::stats::Room {
+        let in_use = self.in_use.load(Relaxed);
+        crate::stats::Room {
+            free: self.max_size.load(Relaxed).saturating_sub(in_use),
+            in_use,
+        }
+    }
+
+    /// Connections checked out now, and checkouts pending for one.
+    pub(crate) fn busy(&self) -> u64 {
+        u64::from(self.in_use.load(Relaxed)) + u64::from(self.sink.stores.load.pending())
+    }
+
     /// Whether a checkout that did not get a connection at once waits for
     /// the pool: every connection is checked out, or connects are failing.
     /// (Otherwise it is in bb8's validity ping, or opening a connection
@@ -194,13 +221,31 @@ impl PoolShared {
     }
 
     /// Whether the database is known to be out of reach: no connection of
-    /// the pool is open and connects have failed since the last success.
-    /// A checkout then can only wait for a connect that is failing, so it
-    /// fails at once instead (when [`fail_fast`](crate::MonitorConfig::fail_fast)
-    /// is on). A pool with an open connection, even a busy one, is not
-    /// down: that connection may come back.
+    /// the pool is open, connects have failed since the last success, and
+    /// the last of them failed within [`DOWN_EVIDENCE`]. A checkout then
+    /// can only wait for a connect that is failing, so it fails at once
+    /// instead (when [`fail_fast`](crate::MonitorConfig::fail_fast) is on).
+    /// A pool with an open connection, even a busy one, is not down: that
+    /// connection may come back. Nor is a pool whose failures are older
+    /// (one connect refused in a spike, long before its last connection
+    /// closed): its next checkout connects, and that is the evidence.
+    #[inline]
     pub(crate) fn known_down(&self) -> bool {
+        self.down_streak() && {
+            let last = self.last_connect_failure.load(Relaxed);
+            last > 0 && self.millis_since_epoch() < last - 1 + DOWN_EVIDENCE.as_millis() as u64
+        }
+    }
+
+    /// No connection is open and the connects since the last success
+    /// failed, however long ago: what the probe looks for an end to.
+    pub(crate) fn down_streak(&self) -> bool {
         self.open.load(Relaxed) == 0 && self.consecutive_connect_failures.load(Relaxed) > 0
+    }
+
+    fn millis_since_epoch(&self) -> u64 {
+        let since = crate::units::now().saturating_duration_since(self.epoch);
+        since.as_secs().saturating_mul(1000) + u64::from(since.subsec_millis())
     }
 }
 

@@ -34,8 +34,13 @@ pub struct PoolLoad {
     #[serde(rename = "window_ms", serialize_with = "crate::units::ser_ms")]
     pub window: Duration,
     /// Checkouts not yet served now: waiting for a connection, or in the
-    /// pool's validity check of one.
+    /// pool's validity check of one, or opening one for a pool with room.
     pub waiting: u32,
+    /// Of those, the checkouts queued for a connection: the pending ones
+    /// that the pool's free room (connections neither checked out nor
+    /// being handed out) cannot serve. A burst on an idle pool pings its
+    /// connections and queues nothing.
+    pub queued: u32,
     /// How long checkouts have been pending without a pause (some checkout
     /// pending at every moment), if one is pending now.
     #[serde(rename = "waiting_for_ms", serialize_with = "crate::units::ser_opt_ms")]
@@ -44,8 +49,19 @@ pub struct PoolLoad {
     pub served: u64,
     /// Checkouts that failed in the window (timed out, or failed fast).
     pub failed: u64,
-    /// Checkouts served per second over the window.
+    /// Checkouts served per second over the window: the demand met, which
+    /// on a pool with room is no measure of what it could serve.
     pub served_per_second: f64,
+    /// Connections given back per second over the window.
+    pub returned_per_second: f64,
+    /// The mean time a connection was held by the checkouts that gave it
+    /// back in the window, if any did.
+    #[serde(rename = "mean_hold_ms", serialize_with = "crate::units::ser_opt_ms")]
+    pub mean_hold: Option<Duration>,
+    /// The rate at which the pool can hand connections to a queue: its
+    /// checked-out connections over their mean hold time, or the rate it
+    /// served at, whichever is higher (Little's law: `in use / hold`).
+    pub capacity_per_second: f64,
     /// The 95th percentile of the window's checkout waits (failures
     /// included), if any checkout ended in it.
     #[serde(rename = "wait_p95_ms", serialize_with = "crate::units::ser_opt_ms")]
@@ -56,22 +72,44 @@ pub struct PoolLoad {
 }
 
 impl PoolLoad {
-    /// The wait a checkout starting now can expect: none while no checkout
-    /// waits; otherwise its place in the queue over the rate at which the
-    /// pool has been serving (`None`, without end, when it served none in
-    /// the window).
+    /// The wait a checkout starting now can expect: none while nothing is
+    /// [queued](Self::queued) (a checkout in its validity ping is not);
+    /// otherwise its place in the queue over the pool's
+    /// [capacity](Self::capacity_per_second) (`None`, without end, when
+    /// nothing was served or given back in the window).
     pub fn expected_wait(&self) -> Option<Duration> {
-        expected_wait(self.waiting, self.served_per_second)
+        expected_wait(self.queued, self.capacity_per_second)
     }
 }
 
-/// `waiting` checkouts ahead, served at `per_second`: see
+/// `queued` checkouts ahead, served at `per_second`: see
 /// [`PoolLoad::expected_wait`].
-fn expected_wait(waiting: u32, per_second: f64) -> Option<Duration> {
-    if waiting == 0 {
+fn expected_wait(queued: u32, per_second: f64) -> Option<Duration> {
+    if queued == 0 {
         return Some(Duration::ZERO);
     }
-    (per_second > 0.0).then(|| Duration::from_secs_f64(f64::from(waiting + 1) / per_second))
+    (per_second > 0.0).then(|| Duration::from_secs_f64(f64::from(queued + 1) / per_second))
+}
+
+/// The rate at which `in_use` connections held `mean_hold` each come back,
+/// or `served`, whichever is higher.
+fn capacity(served_per_second: f64, in_use: u32, mean_hold: Option<Duration>) -> f64 {
+    let cycling = match mean_hold {
+        Some(hold) if !hold.is_zero() && in_use > 0 => f64::from(in_use) / hold.as_secs_f64(),
+        _ => 0.0,
+    };
+    served_per_second.max(cycling)
+}
+
+/// What the pool is doing now, beside its load: the room it has for a
+/// pending checkout without a queue, and its connections checked out.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Room {
+    /// Connections neither checked out nor being handed out: the pool's
+    /// size less those checked out (idle, or not yet opened).
+    pub(crate) free: u32,
+    /// Connections checked out now.
+    pub(crate) in_use: u32,
 }
 
 struct Slot {
@@ -79,6 +117,9 @@ struct Slot {
     second: AtomicU64,
     served: AtomicU32,
     failed: AtomicU32,
+    /// Connections given back, and the microseconds they were held.
+    returned: AtomicU32,
+    held_us: AtomicU64,
     waits: [AtomicU32; BUCKETS],
 }
 
@@ -105,6 +146,8 @@ impl Default for CheckoutLoad {
                 second: AtomicU64::new(0),
                 served: AtomicU32::new(0),
                 failed: AtomicU32::new(0),
+                returned: AtomicU32::new(0),
+                held_us: AtomicU64::new(0),
                 waits: std::array::from_fn(|_| AtomicU32::new(0)),
             })),
             waiting: AtomicU64::new(0),
@@ -119,6 +162,27 @@ impl CheckoutLoad {
         at.saturating_duration_since(self.epoch)
     }
 
+    /// The slot of the second of `since`, emptied first if it still
+    /// counts an older one.
+    #[inline]
+    fn slot(&self, since: Duration) -> &Slot {
+        let second = since.as_secs() + 1;
+        let slot = &self.slots[(second % SLOTS as u64) as usize];
+        if slot.second.load(Relaxed) != second {
+            self.turn(slot, second);
+        }
+        slot
+    }
+
+    /// A connection held `held` was given back at `at`.
+    #[inline]
+    pub(crate) fn returned(&self, at: quanta::Instant, held: Duration) {
+        let slot = self.slot(self.since_epoch(at));
+        slot.returned.fetch_add(1, Relaxed);
+        let us = held.as_secs().saturating_mul(1_000_000) + u64::from(held.subsec_micros());
+        slot.held_us.fetch_add(us, Relaxed);
+    }
+
     /// A checkout ended at `at` after waiting `waited`: served, or failed.
     #[inline]
     pub(crate) fn ended(&self, at: quanta::Instant, waited: Duration, served: bool) {
@@ -130,11 +194,7 @@ impl CheckoutLoad {
                 self.last_served.store(ms, Relaxed);
             }
         }
-        let second = since.as_secs() + 1;
-        let slot = &self.slots[(second % SLOTS as u64) as usize];
-        if slot.second.load(Relaxed) != second {
-            self.turn(slot, second);
-        }
+        let slot = self.slot(since);
         let count = if served { &slot.served } else { &slot.failed };
         count.fetch_add(1, Relaxed);
         slot.waits[bucket_of(crate::units::saturating_nanos(waited))].fetch_add(1, Relaxed);
@@ -149,6 +209,8 @@ impl CheckoutLoad {
         }
         slot.served.store(0, Relaxed);
         slot.failed.store(0, Relaxed);
+        slot.returned.store(0, Relaxed);
+        slot.held_us.store(0, Relaxed);
         for count in &slot.waits {
             count.store(0, Relaxed);
         }
@@ -179,6 +241,11 @@ impl CheckoutLoad {
         });
     }
 
+    /// Checkouts pending now.
+    pub(crate) fn pending(&self) -> u32 {
+        u32::try_from(self.waiting.load(Relaxed) & COUNT_MASK).unwrap_or(u32::MAX)
+    }
+
     /// A request was shed.
     pub(crate) fn shed(&self) {
         self.shed.fetch_add(1, Relaxed);
@@ -198,25 +265,30 @@ impl CheckoutLoad {
         (slots, length)
     }
 
-    /// The wait a checkout starting at `at` can expect: none while no
-    /// checkout waits (one atomic read); otherwise the longer of its place
-    /// in the queue over the window's rate of service
-    /// ([`PoolLoad::expected_wait`]) and the time since a checkout was
-    /// last served (a queue that has not moved for that long will not
-    /// serve a newcomer sooner, whatever the rate was before it stalled).
+    /// The wait a checkout starting at `at` can expect, with the pool's
+    /// `room` now: none while no checkout is queued (one atomic read while
+    /// none is pending); otherwise the longer of its place in the queue
+    /// over the pool's capacity ([`PoolLoad::expected_wait`]) and the time
+    /// the queue has not moved: since a checkout was last served, or since
+    /// checkouts began to pend if that is later (a quiet gap before a burst
+    /// is no stall).
     #[inline]
-    pub(crate) fn expected_wait(&self, at: quanta::Instant) -> Option<Duration> {
-        let waiting = self.waiting.load(Relaxed) & COUNT_MASK;
-        if waiting == 0 {
+    pub(crate) fn expected_wait(&self, at: quanta::Instant, room: Room) -> Option<Duration> {
+        let word = self.waiting.load(Relaxed);
+        let pending = word & COUNT_MASK;
+        if pending <= u64::from(room.free) {
             return Some(Duration::ZERO);
         }
+        self.expected_wait_queued(at, word, room)
+    }
+
+    #[cold]
+    fn expected_wait_queued(&self, at: quanta::Instant, word: u64, room: Room) -> Option<Duration> {
         let age = self.since_epoch(at);
-        let (slots, window) = self.window(age);
-        let served: u64 = slots.map(|slot| u64::from(slot.served.load(Relaxed))).sum();
-        let seconds = window.as_secs_f64();
-        let per_second = if seconds > 0.0 { served as f64 / seconds } else { 0.0 };
-        let queue = expected_wait(u32::try_from(waiting).unwrap_or(u32::MAX), per_second)?;
-        let last = self.last_served.load(Relaxed);
+        let totals = self.totals(age);
+        let queued = queued(word, room);
+        let queue = expected_wait(queued, totals.capacity(room.in_use))?;
+        let last = self.last_served.load(Relaxed).max(word >> COUNT_BITS);
         let stalled = if last == 0 {
             age
         } else {
@@ -225,37 +297,85 @@ impl CheckoutLoad {
         Some(queue.max(stalled))
     }
 
-    /// The load at `at`.
-    pub(crate) fn read(&self, at: quanta::Instant) -> PoolLoad {
-        let age = self.since_epoch(at);
-        let mut waits = Histogram::default();
-        let (mut served, mut failed) = (0u64, 0u64);
+    /// The window's counts at `age`.
+    fn totals(&self, age: Duration) -> Totals {
         let (slots, window) = self.window(age);
+        let mut totals = Totals {
+            window,
+            ..Totals::default()
+        };
         for slot in slots {
-            served += u64::from(slot.served.load(Relaxed));
-            failed += u64::from(slot.failed.load(Relaxed));
+            totals.served += u64::from(slot.served.load(Relaxed));
+            totals.failed += u64::from(slot.failed.load(Relaxed));
+            totals.returned += u64::from(slot.returned.load(Relaxed));
+            totals.held_us += slot.held_us.load(Relaxed);
             for (index, count) in slot.waits.iter().enumerate() {
                 let count = count.load(Relaxed);
                 if count > 0 {
-                    waits.add(index, u64::from(count));
+                    totals.waits.add(index, u64::from(count));
                 }
             }
         }
+        totals
+    }
+
+    /// The load at `at`, with the pool's `room` then.
+    pub(crate) fn read(&self, at: quanta::Instant, room: Room) -> PoolLoad {
+        let age = self.since_epoch(at);
+        let totals = self.totals(age);
         let word = self.waiting.load(Relaxed);
         let waiting = u32::try_from(word & COUNT_MASK).unwrap_or(u32::MAX);
         let since = word >> COUNT_BITS;
         let waiting_for = (waiting > 0 && since > 0).then(|| age.saturating_sub(Duration::from_millis(since - 1)));
-        let seconds = window.as_secs_f64();
         PoolLoad {
-            window,
+            window: totals.window,
             waiting,
+            queued: queued(word, room),
             waiting_for,
-            served,
-            failed,
-            served_per_second: if seconds > 0.0 { served as f64 / seconds } else { 0.0 },
-            wait_p95: waits.quantile(0.95, None, None),
+            served: totals.served,
+            failed: totals.failed,
+            served_per_second: totals.per_second(totals.served),
+            returned_per_second: totals.per_second(totals.returned),
+            mean_hold: totals.mean_hold(),
+            capacity_per_second: totals.capacity(room.in_use),
+            wait_p95: totals.waits.quantile(0.95, None, None),
             requests_shed: self.shed.load(Relaxed),
         }
+    }
+}
+
+/// The pending checkouts of the `waiting` word that `room` cannot serve.
+fn queued(word: u64, room: Room) -> u32 {
+    u32::try_from((word & COUNT_MASK).saturating_sub(u64::from(room.free))).unwrap_or(u32::MAX)
+}
+
+/// A window's counts, summed over its slots.
+#[derive(Default)]
+struct Totals {
+    window: Duration,
+    served: u64,
+    failed: u64,
+    returned: u64,
+    held_us: u64,
+    waits: Histogram,
+}
+
+impl Totals {
+    fn per_second(&self, count: u64) -> f64 {
+        let seconds = self.window.as_secs_f64();
+        if seconds > 0.0 {
+            count as f64 / seconds
+        } else {
+            0.0
+        }
+    }
+
+    fn mean_hold(&self) -> Option<Duration> {
+        (self.returned > 0).then(|| Duration::from_micros(self.held_us / self.returned))
+    }
+
+    fn capacity(&self, in_use: u32) -> f64 {
+        capacity(self.per_second(self.served), in_use, self.mean_hold())
     }
 }
 
@@ -265,6 +385,19 @@ mod tests {
 
     fn at(load: &CheckoutLoad, ms: u64) -> quanta::Instant {
         load.epoch + Duration::from_millis(ms)
+    }
+
+    /// A full pool of 4: no room, all checked out.
+    const FULL: Room = Room { free: 0, in_use: 4 };
+
+    impl CheckoutLoad {
+        fn read_at(&self, ms: u64) -> PoolLoad {
+            self.read(at(self, ms), FULL)
+        }
+
+        fn expected_at(&self, ms: u64) -> Option<Duration> {
+            self.expected_wait(at(self, ms), FULL)
+        }
     }
 
     #[test]
@@ -281,7 +414,7 @@ mod tests {
                 load.ended(at(&load, second * 1000 + i * 10), waited, true);
             }
         }
-        let read = load.read(at(&load, 14_999));
+        let read = load.read_at(14_999);
         assert!(
             read.window > Duration::from_millis(9_900) && read.window <= Duration::from_secs(10),
             "{read:?}"
@@ -293,7 +426,7 @@ mod tests {
         // The 95th of 100 is the last of the quick ones, or the first slow.
         assert!(p95 < Duration::from_millis(220), "{p95:?}");
         // Ten seconds later with nothing new: empty.
-        let quiet = load.read(at(&load, 30_000));
+        let quiet = load.read_at(30_000);
         assert_eq!((quiet.served, quiet.wait_p95), (0, None));
         assert_eq!(quiet.expected_wait(), Some(Duration::ZERO));
     }
@@ -304,7 +437,7 @@ mod tests {
         for i in 0..10 {
             load.ended(at(&load, i * 100), Duration::from_millis(1), i % 2 == 0);
         }
-        let read = load.read(at(&load, 2_000));
+        let read = load.read_at(2_000);
         assert_eq!((read.served, read.failed), (5, 5));
         assert_eq!(read.window, Duration::from_secs(2));
         assert!((read.served_per_second - 2.5).abs() < 1e-9);
@@ -313,26 +446,23 @@ mod tests {
     #[test]
     fn waiting_runs_from_the_first_waiter_until_none_is_left() {
         let load = CheckoutLoad::default();
-        assert_eq!(load.read(at(&load, 0)).waiting_for, None);
+        assert_eq!(load.read_at(0).waiting_for, None);
         load.wait_began(at(&load, 1_000));
         load.wait_began(at(&load, 3_000));
         load.wait_ended();
         // One still waits: the run began at 1 s.
-        let read = load.read(at(&load, 5_000));
+        let read = load.read_at(5_000);
         assert_eq!(read.waiting, 1);
         assert_eq!(read.waiting_for, Some(Duration::from_secs(4)));
         load.wait_ended();
-        assert_eq!(load.read(at(&load, 5_000)).waiting_for, None);
+        assert_eq!(load.read_at(5_000).waiting_for, None);
         // A new run starts afresh.
         load.wait_began(at(&load, 6_000));
-        assert_eq!(
-            load.read(at(&load, 6_500)).waiting_for,
-            Some(Duration::from_millis(500))
-        );
+        assert_eq!(load.read_at(6_500).waiting_for, Some(Duration::from_millis(500)));
         // More ends than begins never wraps.
         load.wait_ended();
         load.wait_ended();
-        assert_eq!(load.read(at(&load, 7_000)).waiting, 0);
+        assert_eq!(load.read_at(7_000).waiting, 0);
     }
 
     #[test]
@@ -345,24 +475,64 @@ mod tests {
             load.wait_began(at(&load, 3_900));
         }
         // 40 served in 4 s: 10 a second; a fourth in the queue waits 0.4 s.
-        let read = load.read(at(&load, 4_000));
+        let read = load.read_at(4_000);
         let expected = read.expected_wait().unwrap();
         assert!((expected.as_secs_f64() - 0.4).abs() < 0.01, "{expected:?}");
         // Served up to 3.9 s: at 4 s the queue, not the stall, decides.
-        assert_eq!(
-            load.expected_wait(at(&load, 4_000)),
-            Some(expected),
-            "the quick read agrees"
-        );
+        assert_eq!(load.expected_at(4_000), Some(expected), "the quick read agrees");
         // Nothing served since 3.9 s: by 5 s the stall is the longer.
-        let stalled = load.expected_wait(at(&load, 5_000)).unwrap();
+        let stalled = load.expected_at(5_000).unwrap();
         assert!(
             stalled >= Duration::from_millis(1_099) && stalled <= Duration::from_millis(1_101),
             "{stalled:?}"
         );
         // Waiting and nothing served: no end in sight.
-        let stuck = load.read(at(&load, 40_000));
+        let stuck = load.read_at(40_000);
         assert_eq!(stuck.expected_wait(), None);
-        assert_eq!(load.expected_wait(at(&load, 40_000)), None);
+        assert_eq!(load.expected_at(40_000), None);
+    }
+
+    #[test]
+    fn a_burst_on_an_idle_pool_after_a_quiet_gap_queues_nothing() {
+        let load = CheckoutLoad::default();
+        // Ten checkouts in the first second, then 1.5 s of quiet.
+        for i in 0..10 {
+            load.ended(at(&load, i * 10), Duration::from_micros(100), true);
+            load.returned(at(&load, i * 10 + 2), Duration::from_millis(2));
+        }
+        // A burst of 8 on a pool of 8 idle connections: all 8 in their
+        // validity ping, none checked out yet.
+        for _ in 0..8 {
+            load.wait_began(at(&load, 1_600));
+        }
+        let idle = Room { free: 8, in_use: 0 };
+        assert_eq!(load.expected_wait(at(&load, 1_601), idle), Some(Duration::ZERO));
+        assert_eq!(load.read(at(&load, 1_601), idle).queued, 0);
+        // A ninth finds every connection taken: it queues, but the queue
+        // began at 1.6 s, not at the last checkout 1.5 s before.
+        load.wait_began(at(&load, 1_602));
+        let busy = Room { free: 0, in_use: 8 };
+        let read = load.read(at(&load, 1_603), busy);
+        assert_eq!((read.waiting, read.queued), (9, 9));
+        // 8 connections held 2 ms each come back at 4,000 a second.
+        assert!(read.capacity_per_second > 3_000.0, "{read:?}");
+        let expected = load.expected_wait(at(&load, 1_603), busy).unwrap();
+        assert!(expected <= Duration::from_millis(4), "{expected:?}");
+    }
+
+    #[test]
+    fn capacity_is_the_connections_in_use_over_their_hold() {
+        let load = CheckoutLoad::default();
+        // Demand of 2 a second, each holding 100 ms: the pool could serve
+        // far more than it was asked to.
+        for i in 0..8 {
+            load.ended(at(&load, i * 500), Duration::ZERO, true);
+            load.returned(at(&load, i * 500 + 100), Duration::from_millis(100));
+        }
+        let room = Room { free: 0, in_use: 4 };
+        let read = load.read(at(&load, 4_000), room);
+        assert!((read.served_per_second - 2.0).abs() < 0.01, "{read:?}");
+        assert_eq!(read.mean_hold, Some(Duration::from_millis(100)));
+        assert!((read.capacity_per_second - 40.0).abs() < 0.01, "{read:?}");
     }
 }

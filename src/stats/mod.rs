@@ -103,6 +103,7 @@ pub use db_load::{LoadMinute, LoadSlice};
 pub use errors::{ErrorPattern, ErrorRate, ErrorRecord, ErrorReport, ErrorSource};
 pub use forecast::{ForecastEvidence, LittleCheck, PoolForecast, StatementAnomaly};
 pub use load::PoolLoad;
+pub(crate) use load::Room;
 pub use nplusone::NPlusOnePattern;
 pub use objectives::{BurnRates, ObjectiveStatus};
 pub use performance::{
