@@ -26,7 +26,7 @@ use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
@@ -133,11 +133,16 @@ pub struct MonitoredPool<Tls: MakeTls> {
 struct Bb8Source<Tls: MakeTls> {
     pool: bb8::Pool<MonitoredManager<Tls>>,
     shared: Arc<PoolShared>,
+    handles: Weak<()>,
 }
 
 impl<Tls: MakeTls> PoolSource for Bb8Source<Tls> {
     fn status(&self) -> handle::SourceStatus {
         handle::bb8_status(&self.pool)
+    }
+
+    fn probe(&self) {
+        probe(&self.pool, &self.shared, self.handles.clone());
     }
 
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>> {
@@ -202,18 +207,20 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         let config = inner.config();
         shared.max_size.store(config.max_size, Relaxed);
         shared.min_idle.store(config.min_idle.unwrap_or(0), Relaxed);
+        let handles = Arc::new(());
         let monitor = PoolMonitor::new(
             shared.clone(),
             Arc::new(Bb8Source {
                 pool: inner.clone(),
                 shared: shared.clone(),
+                handles: Arc::downgrade(&handles),
             }),
         );
         MonitoredPool {
             inner,
             shared,
             monitor,
-            handles: Arc::new(()),
+            handles,
         }
     }
 
@@ -293,43 +300,9 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         checkout::failed(&self.monitor, ErrorKind::ConnectTimeout, source, waited, in_use, true)
     }
 
-    /// Starts the probe for the server's return, unless one runs: a connect
-    /// (with the pool's setup and customizer, as bb8 opens any) every
-    /// 0.5 s, backing off to 2 s, until one succeeds and its connection
-    /// joins the pool, a connection opens otherwise, or the application's
-    /// last handle on the pool is gone. Outside a runtime, nothing.
+    /// Starts the probe for the server's return, unless one runs.
     fn probe(&self) {
-        const FIRST: Duration = Duration::from_millis(500);
-        const MOST: Duration = Duration::from_secs(2);
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        if self.shared.probing.swap(true, std::sync::atomic::Ordering::AcqRel) {
-            return;
-        }
-        let pool = self.inner.clone();
-        let shared = self.shared.clone();
-        let handles = Arc::downgrade(&self.handles);
-        let connect_timeout = self.inner.config().connection_timeout;
-        runtime.spawn(async move {
-            let mut pause = FIRST;
-            loop {
-                tokio::time::sleep(pause).await;
-                if handles.strong_count() == 0 || !shared.known_down() {
-                    break;
-                }
-                match tokio::time::timeout(connect_timeout, pool.dedicated_connection()).await {
-                    Ok(Ok(conn)) => {
-                        // Full (another connect won the race): dropped.
-                        let _ = pool.add(conn);
-                        break;
-                    }
-                    // Recorded as connect failures by the manager.
-                    Ok(Err(_)) | Err(_) => pause = (pause * 2).min(MOST),
-                }
-            }
-            shared.probing.store(false, std::sync::atomic::Ordering::Release);
-        });
+        probe(&self.inner, &self.shared, Arc::downgrade(&self.handles));
     }
 
     fn checked_out<'a>(
@@ -372,6 +345,48 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     pub fn inner(&self) -> &bb8::Pool<MonitoredManager<Tls>> {
         &self.inner
     }
+}
+
+/// Starts the probe for the server's return, unless one runs: a connect
+/// (with the pool's setup and customizer, as bb8 opens any) every 0.5 s,
+/// backing off to 2 s, while no connection is open and connects keep
+/// failing; until one succeeds and its connection joins the pool, a
+/// connection opens otherwise, or the application's last handle on the pool
+/// (`handles`) is gone. Started by a checkout that failed fast and by a
+/// readiness check that finds the pool down, so that a pool taken out of
+/// service (no checkouts) still learns of the server's return. Outside a
+/// runtime, nothing.
+fn probe<Tls: MakeTls>(pool: &bb8::Pool<MonitoredManager<Tls>>, shared: &Arc<PoolShared>, handles: Weak<()>) {
+    const FIRST: Duration = Duration::from_millis(500);
+    const MOST: Duration = Duration::from_secs(2);
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if shared.probing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
+    let pool = pool.clone();
+    let shared = shared.clone();
+    let connect_timeout = pool.config().connection_timeout;
+    runtime.spawn(async move {
+        let mut pause = FIRST;
+        loop {
+            tokio::time::sleep(pause).await;
+            if handles.strong_count() == 0 || !shared.down_streak() {
+                break;
+            }
+            match tokio::time::timeout(connect_timeout, pool.dedicated_connection()).await {
+                Ok(Ok(conn)) => {
+                    // Full (another connect won the race): dropped.
+                    let _ = pool.add(conn);
+                    break;
+                }
+                // Recorded as connect failures by the manager.
+                Ok(Err(_)) | Err(_) => pause = (pause * 2).min(MOST),
+            }
+        }
+        shared.probing.store(false, std::sync::atomic::Ordering::Release);
+    });
 }
 
 /// One checked-out connection. Derefs to [`MonitoredClient`]; dropping it
