@@ -142,7 +142,8 @@ impl<F: Fn(&'static str) -> Option<String>> Env<F> {
         self.duration("ASYNC_DB_READY_SATURATED_FOR", &mut r.saturated_for)?;
         self.duration("ASYNC_DB_READY_WAIT_P95", &mut r.wait_p95)?;
         self.duration("ASYNC_DB_READY_EXHAUSTION_WITHIN", &mut r.exhaustion_within)?;
-        self.duration("ASYNC_DB_READY_RETRY_AFTER", &mut r.retry_after)
+        self.duration("ASYNC_DB_READY_RETRY_AFTER", &mut r.retry_after)?;
+        self.flag("ASYNC_DB_READY_OUT_OF_REACH", &mut r.out_of_reach_unready)
     }
 
     fn span_level(&self, level: &mut Option<tracing::Level>) -> Result<(), ConfigError> {
@@ -266,6 +267,7 @@ impl MonitorConfig {
     /// | `ASYNC_DB_READY_WAIT_P95` | [`Readiness::wait_p95`](super::Readiness::wait_p95) | 1 s |
     /// | `ASYNC_DB_READY_EXHAUSTION_WITHIN` | [`Readiness::exhaustion_within`](super::Readiness::exhaustion_within) (`0` never) | 60 s |
     /// | `ASYNC_DB_READY_RETRY_AFTER` | [`Readiness::retry_after`](super::Readiness::retry_after) | 5 s |
+    /// | `ASYNC_DB_READY_OUT_OF_REACH` | [`Readiness::out_of_reach_unready`](super::Readiness::out_of_reach_unready) (`true`/`false`) | `false` |
     /// | `ASYNC_DB_SPAN_LEVEL` | [`span_level`](Self::span_level) (`info`, `debug`, `trace`, `off`) | `info` |
     /// | `ASYNC_DB_ALERT_FORECAST_INTERVAL` | [`ForecastThresholds::interval`](super::ForecastThresholds::interval) | 10 s |
     /// | `ASYNC_DB_ALERT_FORECAST_WINDOW` | [`ForecastThresholds::window`](super::ForecastThresholds::window) | 30 min |

@@ -22,6 +22,7 @@ pub struct Readiness {
     pub(crate) wait_p95: Duration,
     pub(crate) exhaustion_within: Duration,
     pub(crate) retry_after: Duration,
+    pub(crate) out_of_reach_unready: bool,
 }
 
 impl Default for Readiness {
@@ -31,6 +32,7 @@ impl Default for Readiness {
             wait_p95: Duration::from_secs(1),
             exhaustion_within: Duration::from_secs(60),
             retry_after: Duration::from_secs(5),
+            out_of_reach_unready: false,
         }
     }
 }
@@ -62,6 +64,22 @@ impl Readiness {
     /// (`ASYNC_DB_READY_RETRY_AFTER`). Defaults to 5 s.
     pub fn retry_after(mut self, d: Duration) -> Self {
         self.retry_after = d;
+        self
+    }
+
+    /// Sets whether the database being out of reach makes this instance
+    /// unready (`ASYNC_DB_READY_OUT_OF_REACH`, `true`/`false`). Defaults to
+    /// `false`: that reason is every instance's at once, so taking each
+    /// out of the load balancer for it turns a database outage into a
+    /// total one (every request refused at the balancer, none answered
+    /// with the application's own error or fallback), and a partial one
+    /// (some instances cut off) into a total one too. The report still
+    /// lists it, among its [shared
+    /// reasons](crate::report::ReadinessReport::shared_reasons). Turn it
+    /// on where another pool of instances, on another database, can take
+    /// the traffic.
+    pub fn out_of_reach_unready(mut self, on: bool) -> Self {
+        self.out_of_reach_unready = on;
         self
     }
 }

@@ -89,7 +89,18 @@
 //! | check | asks | fails when | a failure should |
 //! |---|---|---|---|
 //! | liveness, `GET {prefix}` | can this process reach its database at all? | the health check's checkout or `SELECT 1` fails or takes over 800 ms | alert a human; restarting the process rarely helps a database outage, so do not wire it to a liveness probe that restarts |
-//! | readiness, `GET {prefix}/ready` | can this instance serve database work *in time*, now? | the database is out of reach; every connection is checked out and checkouts have been pending without a pause for 10 s (the pool saturated); the last 10 s of checkout waits have a p95 over 1 s; or the pool's exhaustion is forecast within 60 s | take traffic away from this instance (a Kubernetes `readinessProbe`, a load balancer's health check) until it answers 200 again |
+//! | readiness, `GET {prefix}/ready` | can this instance serve database work *in time*, now? | every connection is checked out and checkouts have been pending without a pause for 10 s (the pool saturated); the last 10 s of checkout waits have a p95 over 1 s; or the pool's exhaustion is forecast within 60 s | take traffic away from this instance (a Kubernetes `readinessProbe`, a load balancer's health check) until it answers 200 again |
+//!
+//! Readiness counts what is this instance's own. The database out of reach
+//! is every instance's at once: if it made each unready, a load balancer
+//! would take them all out together and an outage of the database (or of
+//! one network path) would become a total outage of the service, refused
+//! at the balancer before the application could answer with its own error
+//! or fallback (the "deep health check" failure). So it is listed among the
+//! report's `shared_reasons` and does not count, unless
+//! [`Readiness::out_of_reach_unready`](crate::Readiness::out_of_reach_unready)
+//! says it should (where another set of instances, on another database,
+//! can take the traffic).
 //!
 //! Readiness runs no query: it reads the pool's live load (checkouts
 //! waiting and the last ten seconds of checkouts, kept with atomics by

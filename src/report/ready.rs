@@ -24,8 +24,16 @@ pub struct ReadinessReport {
     pub pool: String,
     /// `ready` or `not_ready`.
     pub status: &'static str,
-    /// What makes it unready (empty when ready).
+    /// What makes it unready (empty when ready): this instance's own
+    /// conditions (its pool saturated, its checkouts slow, its pool
+    /// forecast to run out), and a shared one where configured to count.
     pub reasons: Vec<NotReady>,
+    /// Conditions every instance on the same database shares (the
+    /// database out of reach), listed but not counted: taking every
+    /// instance out of service at once for them would turn an outage of
+    /// the database into one of the whole service at the load balancer.
+    /// [`Readiness::out_of_reach_unready`] counts them.
+    pub shared_reasons: Vec<NotReady>,
     /// The pool's load over the last seconds.
     pub load: PoolLoad,
     /// Seconds until the forecast exhaustion, when one is forecast.
@@ -63,11 +71,12 @@ impl PoolMonitor {
         // Two atomics, not a snapshot (which lists every connection).
         let shared = &self.shared;
         let full = shared.in_use.load(Relaxed) >= shared.max_size.load(Relaxed);
-        let reasons = reasons(&load, full, self.out_of_reach(), exhausted_in, config);
+        let (reasons, shared_reasons) = reasons(&load, full, self.out_of_reach(), exhausted_in, config);
         ReadinessReport {
             pool: self.name().to_owned(),
             status: if reasons.is_empty() { "ready" } else { "not_ready" },
             reasons,
+            shared_reasons,
             load,
             exhausted_in_seconds: exhausted_in,
             retry_after: config.retry_after,
@@ -76,20 +85,27 @@ impl PoolMonitor {
 }
 
 /// What makes a pool with this load, reach and forecast unready (`full`:
-/// every connection is checked out now).
+/// every connection is checked out now), and the shared conditions that
+/// do not count.
 fn reasons(
     load: &PoolLoad,
     full: bool,
     out_of_reach: bool,
     exhausted_in: Option<f64>,
     config: &Readiness,
-) -> Vec<NotReady> {
+) -> (Vec<NotReady>, Vec<NotReady>) {
     let mut reasons = Vec::new();
+    let mut shared = Vec::new();
     if out_of_reach {
-        reasons.push(NotReady {
+        let reason = NotReady {
             reason: "database_out_of_reach",
             detail: "no connection is open and connects are failing".to_owned(),
-        });
+        };
+        if config.out_of_reach_unready {
+            reasons.push(reason);
+        } else {
+            shared.push(reason);
+        }
     }
     // Checkouts pending without a pause on a pool with a connection free
     // are in bb8's validity ping or connecting: busy, not saturated.
@@ -122,7 +138,7 @@ fn reasons(
             detail: format!("the pool is forecast to run out in {seconds:.0} s (bound {within:.0} s)"),
         });
     }
-    reasons
+    (reasons, shared)
 }
 
 #[cfg(test)]
@@ -133,20 +149,34 @@ mod tests {
         PoolLoad {
             window: Duration::from_secs(10),
             waiting: 0,
+            queued: 0,
             waiting_for: None,
             served: 100,
             failed: 0,
             served_per_second: 10.0,
+            returned_per_second: 10.0,
+            mean_hold: Some(Duration::from_millis(5)),
+            capacity_per_second: 10.0,
             wait_p95: Some(Duration::from_millis(2)),
             requests_shed: 0,
         }
     }
 
     fn why(load: &PoolLoad, out: bool, exhausted_in: Option<f64>) -> Vec<&'static str> {
-        reasons(load, true, out, exhausted_in, &Readiness::default())
+        let config = Readiness::default().out_of_reach_unready(true);
+        reasons(load, true, out, exhausted_in, &config)
+            .0
             .into_iter()
             .map(|r| r.reason)
             .collect()
+    }
+
+    #[test]
+    fn the_database_out_of_reach_is_shared_and_does_not_count_by_default() {
+        let (own, shared) = reasons(&load(), false, true, None, &Readiness::default());
+        assert!(own.is_empty(), "{own:?}");
+        assert_eq!(shared.len(), 1);
+        assert_eq!(shared[0].reason, "database_out_of_reach");
     }
 
     #[test]
@@ -165,7 +195,7 @@ mod tests {
         assert_eq!(why(&saturated, false, None), ["saturated"]);
         let config = Readiness::default();
         assert!(
-            reasons(&saturated, false, false, None, &config).is_empty(),
+            reasons(&saturated, false, false, None, &config).0.is_empty(),
             "a connection free: pending checkouts are pinging, not waiting"
         );
 
@@ -178,7 +208,7 @@ mod tests {
         assert_eq!(why(&load(), true, None), ["database_out_of_reach"]);
         assert_eq!(why(&load(), false, Some(45.0)), ["exhaustion_forecast"]);
         let never = Readiness::default().exhaustion_within(Duration::ZERO);
-        assert!(reasons(&load(), true, false, Some(1.0), &never).is_empty());
+        assert!(reasons(&load(), true, false, Some(1.0), &never).0.is_empty());
     }
 
     #[test]
