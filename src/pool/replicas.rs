@@ -25,8 +25,13 @@ const DECAY: Duration = Duration::from_secs(10);
 /// A replica's load is a peak-EWMA of what its reads cost (the checkout's
 /// wait plus the mean time of the statements run on it; a slower sample
 /// counts at once, a faster one decays in over about 10 s), times one
-/// more than the reads it has in flight. Two healthy replicas are drawn at
-/// random and the lighter one serves. A health task pings every replica
+/// more than its pool's busy connections: checked out (by these reads or
+/// by any other work on that pool) or waited for. A replica with no read
+/// measured yet (new, or back from a failed health check) is not taken
+/// for free: it costs what the costliest measured replica does, or 10 ms
+/// when none is measured (as tower's peak-EWMA starts an endpoint at a
+/// default round trip), so that a cold or busy replica is not flooded.
+/// Two healthy replicas are drawn at random and the lighter one serves. A health task pings every replica
 /// each second (the health check's own checkout and `SELECT 1`, bounded by
 /// half a second); one that fails, or whose database is out of reach, is
 /// skipped until a ping answers again, and then starts with a fresh load.
@@ -105,7 +110,13 @@ struct Load {
     at: AtomicU64,
     epoch: quanta::Instant,
     pending: AtomicU64,
+    /// Whether a read has been measured since it was made or reset.
+    sampled: AtomicBool,
 }
+
+/// What a replica with no read measured costs when no other replica has
+/// one either, in nanoseconds.
+const UNMEASURED: f64 = 10e6;
 
 impl Load {
     fn new() -> Self {
@@ -114,6 +125,7 @@ impl Load {
             at: AtomicU64::new(0),
             epoch: crate::units::now(),
             pending: AtomicU64::new(0),
+            sampled: AtomicBool::new(false),
         }
     }
 
@@ -125,9 +137,17 @@ impl Load {
         ewma * (-elapsed / DECAY.as_nanos() as f64).exp()
     }
 
-    /// The cost of sending one more read here.
-    fn cost(&self, now: u64) -> f64 {
-        (self.ewma(now) + 1.0) * (self.pending.load(Relaxed) + 1) as f64
+    /// The EWMA decayed to now, if a read was measured.
+    fn measured(&self, now: u64) -> Option<f64> {
+        self.sampled.load(Relaxed).then(|| self.ewma(now))
+    }
+
+    /// The cost of sending one more read here, with `busy` connections of
+    /// its pool checked out or waited for, and `unmeasured` its read's
+    /// cost if none was measured.
+    fn cost(&self, now: u64, busy: u64, unmeasured: f64) -> f64 {
+        let read = self.measured(now).unwrap_or(unmeasured);
+        (read + 1.0) * (self.pending.load(Relaxed).max(busy) + 1) as f64
     }
 
     /// A read that cost `sample`: a higher one is taken at once (the
@@ -146,11 +166,13 @@ impl Load {
         };
         self.ewma.store(next.to_bits(), Relaxed);
         self.at.store(now, Relaxed);
+        self.sampled.store(true, Relaxed);
     }
 
     fn reset(&self) {
         self.ewma.store(0f64.to_bits(), Relaxed);
         self.at.store(self.now(), Relaxed);
+        self.sampled.store(false, Relaxed);
     }
 
     fn now(&self) -> u64 {
@@ -272,7 +294,14 @@ impl<Tls: MakeTls> ReplicaSet<Tls> {
         }
         let (a, b) = (nth_healthy(a)?, nth_healthy(b)?);
         let now = replicas[a].load.now();
-        let (ca, cb) = (replicas[a].load.cost(now), replicas[b].load.cost(now));
+        let unmeasured = replicas
+            .iter()
+            .filter(|r| r.healthy.load(Relaxed))
+            .filter_map(|r| r.load.measured(now))
+            .reduce(f64::max)
+            .unwrap_or(UNMEASURED);
+        let cost = |r: &Replica<Tls>| r.load.cost(now, r.pool.shared.busy(), unmeasured);
+        let (ca, cb) = (cost(&replicas[a]), cost(&replicas[b]));
         Some(if cb < ca { b } else { a })
     }
 
@@ -300,6 +329,7 @@ impl<Tls: MakeTls> ReplicaSet<Tls> {
                         pool: r.pool.name().to_owned(),
                         healthy: r.healthy.load(Relaxed),
                         load_ms: r.load.ewma(now) / 1e6,
+                        measured: r.load.sampled.load(Relaxed),
                         in_flight: r.load.pending.load(Relaxed),
                         reads: r.reads.load(Relaxed),
                         last_failure: r.last_failure.lock().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -417,6 +447,9 @@ pub struct ReplicaStatus {
     /// Its peak-EWMA of a read's cost (wait and mean statement time), in
     /// milliseconds, decayed to now.
     pub load_ms: f64,
+    /// Whether a read has been measured since it was added or came back
+    /// healthy (until then it is costed as the costliest measured one).
+    pub measured: bool,
     /// Reads checked out from it and not yet returned.
     pub in_flight: u64,
     /// Reads sent to it.
@@ -447,11 +480,28 @@ mod tests {
     }
 
     #[test]
-    fn the_cost_grows_with_the_reads_in_flight() {
+    fn the_cost_grows_with_the_reads_in_flight_and_the_pools_busy_connections() {
         let load = Load::new();
         load.observe(0, Duration::from_millis(2));
-        let one = load.cost(0);
+        let one = load.cost(0, 0, UNMEASURED);
         load.pending.store(3, Relaxed);
-        assert!((load.cost(0) / one - 4.0).abs() < 1e-9);
+        assert!((load.cost(0, 0, UNMEASURED) / one - 4.0).abs() < 1e-9);
+        // Its pool busy with other work as well: the larger count counts.
+        assert!((load.cost(0, 7, UNMEASURED) / one - 8.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_replica_with_no_read_measured_is_not_free() {
+        let cold = Load::new();
+        let warm = Load::new();
+        warm.observe(0, Duration::from_millis(1));
+        // Costed as the costliest measured replica, not as zero: with its
+        // connections held by other work it loses to an idle warm one.
+        assert!(cold.cost(0, 2, 1e6) > warm.cost(0, 0, 1e6));
+        // Idle, it ties with the warm one and is tried.
+        assert!((cold.cost(0, 0, 1e6) - warm.cost(0, 0, 1e6)).abs() < 1.0);
+        // Back from a failure: unmeasured again.
+        warm.reset();
+        assert!(warm.measured(0).is_none());
     }
 }
