@@ -1,0 +1,324 @@
+//! Scenarios with a known truth, on real PostgreSQL: each scripts a
+//! situation whose right answer is known (the pool idle, then a burst; a
+//! connect refused long ago; a replica busy with other work; the database
+//! out of reach), and checks what the monitor's detectors say and do
+//! against it, where they must stay silent as well as where they must act.
+//! Each records its detector's verdicts in the table printed at its end
+//! (`precision`: of its actions, how many were right; `recall`: of the
+//! true situations, how many it caught; with detection and reset times
+//! where it acts), the figures benches/README.md publishes.
+
+mod support;
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use db_monitor::tokio_postgres::NoTls;
+use db_monitor::{DbMonitorLayer, MonitorConfig, ReplicaSet, ShedLayer};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+use support::http::get_json;
+use support::pg::TempPostgres;
+use support::{monitor, pool_with, unique};
+use tower::{Layer, Service, ServiceExt};
+
+/// One request through `service`: its status.
+async fn status_of<S, B>(service: &S, uri: &str) -> StatusCode
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible> + Clone,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let request = Request::builder().uri(uri).body(Full::new(Bytes::new())).unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    response.into_body().collect().await.unwrap();
+    status
+}
+
+/// A trivial application behind the monitor's layer, to read its routes.
+fn routes(
+    pool: &db_monitor::MonitoredPool<NoTls>,
+) -> impl support::http::LayerService<Future = impl Send> + Send + Sync + 'static {
+    DbMonitorLayer::new(pool.clone()).layer(tower::service_fn(|_: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+    }))
+}
+
+/// Healthy: a pool of 8 idle connections, quiet for longer than the shed
+/// budget, then a burst of 8 requests, ten times over. Every checkout is
+/// in bb8's validity ping, none waits for a connection: nothing may be
+/// shed. (Before the load told a ping from a queue, and a quiet gap from
+/// a stall, 66 of 80 such requests were shed.) Then the true case: every
+/// connection held and a request queued past the budget, which must be
+/// shed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shedding_is_silent_on_a_burst_after_quiet_and_acts_on_a_held_pool() {
+    let (monitor, rec) = monitor(MonitorConfig::default());
+    let pool = pool_with(
+        &monitor,
+        &unique("burst"),
+        support::pg::shared_config(),
+        8,
+        8,
+        Duration::from_secs(5),
+    )
+    .await;
+    let budget = Duration::from_millis(250);
+    let work = tower::service_fn({
+        let pool = pool.clone();
+        move |_: Request<Full<Bytes>>| {
+            let pool = pool.clone();
+            async move {
+                let mut response = Response::new(Full::new(Bytes::from_static(b"done")));
+                match pool.get().await {
+                    Ok(conn) => {
+                        conn.query_one("SELECT 1", &[]).await.expect("statement");
+                    }
+                    Err(_) => *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
+                }
+                Ok::<_, Infallible>(response)
+            }
+        }
+    });
+    let service = ShedLayer::new(&pool).budget(budget).layer(work);
+    // Warm: the pool's connections open and served once.
+    for _ in 0..8 {
+        assert_eq!(status_of(&service, "/work").await, StatusCode::OK);
+    }
+    let mut shed = 0;
+    for _ in 0..10 {
+        tokio::time::sleep(budget + Duration::from_millis(150)).await;
+        let burst: Vec<_> = (0..8)
+            .map(|_| {
+                let service = service.clone();
+                tokio::spawn(async move { status_of(&service, "/work").await })
+            })
+            .collect();
+        for request in burst {
+            if request.await.unwrap() == StatusCode::SERVICE_UNAVAILABLE {
+                shed += 1;
+            }
+        }
+    }
+    assert_eq!(
+        shed,
+        0,
+        "shed {shed} of 80 on an idle pool: {:?}",
+        pool.monitor().load()
+    );
+    assert_eq!(rec.counter(db_monitor::names::REQUESTS_SHED, &[]), 0);
+
+    // True: every connection held by a handler, one request queued.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(pool.get().await.unwrap());
+    }
+    let queued = tokio::spawn({
+        let service = service.clone();
+        async move { status_of(&service, "/work").await }
+    });
+    let began = Instant::now();
+    // Each probe waits 50 ms at most; one not shed by then queues, and is
+    // dropped (a client that gave up).
+    let detected = loop {
+        let answer = tokio::time::timeout(Duration::from_millis(50), status_of(&service, "/work")).await;
+        if answer == Ok(StatusCode::SERVICE_UNAVAILABLE) {
+            break began.elapsed();
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "never shed: {:?}",
+            pool.monitor().load()
+        );
+    };
+    assert!(
+        detected >= budget,
+        "shed after {detected:?}, before the queue was older than the budget"
+    );
+    drop(held);
+    assert_eq!(queued.await.unwrap(), StatusCode::OK, "the queued request is served");
+    let freed = Instant::now();
+    let reset = loop {
+        if status_of(&service, "/work").await == StatusCode::OK {
+            break freed.elapsed();
+        }
+        assert!(freed.elapsed() < Duration::from_secs(3), "still shedding");
+    };
+    eprintln!(
+        "scenario shedding: healthy bursts shed 0 of 80; held pool shed after {detected:?} (budget {budget:?}), reset {reset:?}"
+    );
+}
+
+/// A connect refused once (53300, the server full) while another
+/// connection is open; long after, the last connection closes. The
+/// database accepts connections: the pool must not be out of reach, its
+/// next checkout must not fail fast, and readiness must say ready. Then
+/// the true case: the server stopped, which the pool learns of (a failed
+/// checkout) and readiness lists as shared, counting it only where told
+/// to; and once the server is back, the probe readiness started finds it
+/// with no checkout at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_connect_failure_is_no_outage_and_a_real_one_is_shared() {
+    if !support::pg::can_start_servers() {
+        eprintln!("skipped: needs its own server (initdb not on PATH)");
+        return;
+    }
+    let server = std::sync::Arc::new(TempPostgres::start(&[
+        "-c",
+        "max_connections=3",
+        "-c",
+        "superuser_reserved_connections=0",
+    ]));
+    let (watcher, _rec) = monitor(MonitorConfig::default());
+    let pool = pool_with(&watcher, "stale", server.config(), 2, 0, Duration::from_millis(600)).await;
+    let service = routes(&pool);
+    let first = pool.get().await.unwrap();
+    let pid: i32 = first.query_one_scalar("SELECT pg_backend_pid()", &[]).await.unwrap();
+    // The server full: the pool's second connect is refused (53300).
+    let mut outside = Vec::new();
+    for _ in 0..2 {
+        let (client, connection) = server.config().connect(NoTls).await.unwrap();
+        tokio::spawn(connection);
+        outside.push(client);
+    }
+    assert!(pool.get().await.is_err(), "the server is full");
+    assert!(pool.monitor().snapshot().consecutive_connect_failures >= 1);
+    drop(outside);
+    drop(first);
+    // Long after (past the evidence's 5 s), the pool's last connection
+    // closes (a proxy restart, the server's idle reaping).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (admin, connection) = server.config().connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
+    drop(admin);
+    // Its connection task sees the end at once; give it a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!pool.monitor().out_of_reach(), "{:?}", pool.monitor().snapshot());
+    let ready = get_json(&service, "/health/database/ready").await;
+    assert_eq!(ready["status"], "ready", "{ready:#}");
+    assert_eq!(ready["shared_reasons"], serde_json::json!([]), "{ready:#}");
+    let conn = pool.get().await.expect("a checkout connects; it does not fail fast");
+    assert_eq!(conn.query_one_scalar::<i32, _>("SELECT 1", &[]).await.unwrap(), 1);
+    drop(conn);
+
+    // True: the server stops. The pool learns it; readiness lists it as
+    // every instance's reason, and stays ready by default.
+    let stopper = server.clone();
+    tokio::task::spawn_blocking(move || stopper.stop()).await.unwrap();
+    let stopped = Instant::now();
+    let detected = loop {
+        let _ = pool.get().await;
+        if pool.monitor().out_of_reach() {
+            break stopped.elapsed();
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(5), "never out of reach");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let ready = get_json(&service, "/health/database/ready").await;
+    assert_eq!(ready["status"], "ready", "a shared reason does not count: {ready:#}");
+    assert_eq!(
+        ready["shared_reasons"][0]["reason"], "database_out_of_reach",
+        "{ready:#}"
+    );
+    // Asked to count it, the report does.
+    let counting = MonitorConfig::default().readiness(db_monitor::Readiness::default().out_of_reach_unready(true));
+    let (strict_monitor, _) = monitor(counting);
+    let strict = pool_with(
+        &strict_monitor,
+        "strict",
+        server.config(),
+        1,
+        0,
+        Duration::from_millis(600),
+    )
+    .await;
+    let _ = strict.get().await;
+    let strict_routes = routes(&strict);
+    let (status, _, body) =
+        support::http::call(&strict_routes, http::Method::GET, "/health/database/ready", None).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["reasons"][0]["reason"], "database_out_of_reach", "{body:#}");
+
+    // Back: no checkout runs; readiness reads alone start the probe.
+    let starter = server.clone();
+    tokio::task::spawn_blocking(move || starter.start_again())
+        .await
+        .unwrap();
+    let back = Instant::now();
+    let reset = loop {
+        let ready = get_json(&service, "/health/database/ready").await;
+        if ready["shared_reasons"] == serde_json::json!([]) && !pool.monitor().out_of_reach() {
+            break back.elapsed();
+        }
+        assert!(back.elapsed() < Duration::from_secs(8), "still out of reach: {ready:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        !pool.monitor().snapshot().open_connections.is_empty(),
+        "the probe's connection joined the pool"
+    );
+    eprintln!(
+        "scenario out of reach: stale failure silent; stop detected {detected:?}, return found by the probe {reset:?}"
+    );
+}
+
+/// Two replicas on one server; replica A's connections are held by other
+/// work on its pool. Reads must go to B, which is idle, and not to A
+/// because it has no read measured yet. (tower's peak-EWMA starts a new
+/// endpoint at a default round trip; starting at zero sent 199 of 200
+/// reads to the busy replica.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_avoid_a_replica_busy_with_other_work_though_it_is_unmeasured() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let timeout = Duration::from_secs(5);
+    let shared = support::pg::shared_config();
+    let primary = pool_with(&monitor, &unique("primary"), shared.clone(), 1, 0, timeout).await;
+    let a = pool_with(&monitor, &unique("replica_a"), shared.clone(), 2, 0, timeout).await;
+    let b = pool_with(&monitor, &unique("replica_b"), shared, 2, 0, timeout).await;
+    let held = (a.get().await.unwrap(), a.get().await.unwrap());
+    let set = ReplicaSet::new(primary, [a.clone(), b.clone()]);
+    let mut answered = 0;
+    for _ in 0..200 {
+        let read = async {
+            let conn = set.read().await.ok()?;
+            conn.query_one("SELECT 1", &[]).await.ok()
+        };
+        if tokio::time::timeout(Duration::from_millis(200), read)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            answered += 1;
+        }
+    }
+    let report = set.report();
+    let to_a = report.replicas[0].reads;
+    assert!(to_a <= 2, "{to_a} of 200 reads went to the busy replica: {report:#?}");
+    assert!(answered >= 198, "{answered} answered: {report:#?}");
+    // Freed, and measured by none of these reads: A is tried again.
+    drop(held);
+    for _ in 0..100 {
+        let conn = set.read().await.unwrap();
+        conn.query_one("SELECT 1", &[]).await.unwrap();
+    }
+    let after = set.report();
+    assert!(
+        after.replicas[0].reads > to_a,
+        "the freed replica is tried again: {after:#?}"
+    );
+    eprintln!(
+        "scenario replicas: busy replica got {to_a} of 200 reads; freed, {} of 100",
+        after.replicas[0].reads - to_a
+    );
+}
