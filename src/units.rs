@@ -67,6 +67,21 @@ pub(crate) fn now() -> quanta::Instant {
     CLOCK.get_or_init(quanta::Clock::new).now()
 }
 
+/// `at` in nanoseconds on a process-wide scale on which instants from any
+/// pool compare: from the first call, offset by 2^62 ns (146 years) so
+/// that instants read before it compare too.
+#[inline]
+pub(crate) fn since_start(at: quanta::Instant) -> u64 {
+    const ORIGIN: u64 = 1 << 62;
+    static START: OnceLock<quanta::Instant> = OnceLock::new();
+    let start = *START.get_or_init(now);
+    if at >= start {
+        ORIGIN.saturating_add(saturating_nanos(at.saturating_duration_since(start)))
+    } else {
+        ORIGIN.saturating_sub(saturating_nanos(start.saturating_duration_since(at)))
+    }
+}
+
 /// A Tokio interval whose late ticks are delayed, not bunched: a tick
 /// that runs longer than the period delays the next, and no burst follows.
 pub(crate) fn ticks(period: Duration) -> tokio::time::Interval {

@@ -31,6 +31,16 @@ const SLOTS: usize = 32;
 pub(crate) struct Scope {
     statements: AtomicU64,
     busy_ns: AtomicU64,
+    /// The union of the statements' intervals, kept as the time covered
+    /// before the current block of overlapping statements, and that block
+    /// (nanoseconds on [`since_start`](crate::units::since_start)'s
+    /// scale); with the first statement's start, which caps the union at
+    /// the span from it to the last end. Statements end in order on one
+    /// task, so plain loads and stores do.
+    covered_before: AtomicU64,
+    block_start: AtomicU64,
+    block_end: AtomicU64,
+    first_start: AtomicU64,
     errors: AtomicU64,
     slow: AtomicU64,
     /// Fingerprint (0: free) and how often it ran, open addressing.
@@ -47,6 +57,10 @@ impl Scope {
         Scope {
             statements: AtomicU64::new(0),
             busy_ns: AtomicU64::new(0),
+            covered_before: AtomicU64::new(0),
+            block_start: AtomicU64::new(0),
+            block_end: AtomicU64::new(0),
+            first_start: AtomicU64::new(u64::MAX),
             errors: AtomicU64::new(0),
             slow: AtomicU64::new(0),
             fingerprints: std::array::from_fn(|_| (AtomicU64::new(0), AtomicU32::new(0))),
@@ -56,9 +70,10 @@ impl Scope {
         }
     }
 
-    fn record(&self, fingerprint: u64, nanos: u64, failed: bool, slow: bool) {
+    fn record(&self, fingerprint: u64, end: u64, nanos: u64, failed: bool, slow: bool) {
         self.statements.fetch_add(1, Relaxed);
         self.busy_ns.fetch_add(nanos, Relaxed);
+        self.cover(end.saturating_sub(nanos), end);
         if failed {
             self.errors.fetch_add(1, Relaxed);
         }
@@ -84,6 +99,32 @@ impl Scope {
         self.other.fetch_add(1, Relaxed);
     }
 
+    /// Adds the interval `start..end` to the union. A statement that began
+    /// before the current block ended (pipelined behind it, or run
+    /// concurrently) joins it; one that began after closes it.
+    fn cover(&self, start: u64, end: u64) {
+        if start < self.first_start.load(Relaxed) {
+            self.first_start.store(start, Relaxed);
+        }
+        let (block_start, block_end) = (self.block_start.load(Relaxed), self.block_end.load(Relaxed));
+        if block_end == 0 || start >= block_end {
+            self.covered_before
+                .store(self.covered_before.load(Relaxed) + (block_end - block_start), Relaxed);
+            self.block_start.store(start, Relaxed);
+        } else if start < block_start {
+            self.block_start.store(start, Relaxed);
+        }
+        self.block_end.store(end.max(block_end), Relaxed);
+    }
+
+    /// The time in which at least one of the request's statements ran.
+    fn database_time(&self) -> Duration {
+        let (start, end) = (self.block_start.load(Relaxed), self.block_end.load(Relaxed));
+        let union = self.covered_before.load(Relaxed) + end.saturating_sub(start);
+        let span = end.saturating_sub(self.first_start.load(Relaxed));
+        Duration::from_nanos(union.min(span))
+    }
+
     pub(crate) fn snapshot(&self) -> RequestDbSnapshot {
         let mut repeated: Vec<(u64, u64)> = self
             .fingerprints
@@ -95,7 +136,8 @@ impl Scope {
         RequestDbSnapshot {
             route: self.route.as_deref().map(str::to_owned),
             statements: self.statements.load(Relaxed),
-            database_time: Duration::from_nanos(self.busy_ns.load(Relaxed)),
+            database_time: self.database_time(),
+            summed_statement_time: Duration::from_nanos(self.busy_ns.load(Relaxed)),
             errors: self.errors.load(Relaxed),
             slow: self.slow.load(Relaxed),
             repeated: repeated
@@ -110,12 +152,9 @@ impl Scope {
         self.errors.load(Relaxed) > 0
     }
 
-    /// Statements so far and their time.
+    /// Statements so far, and the time in which at least one ran.
     pub(crate) fn totals(&self) -> (u64, Duration) {
-        (
-            self.statements.load(Relaxed),
-            Duration::from_nanos(self.busy_ns.load(Relaxed)),
-        )
+        (self.statements.load(Relaxed), self.database_time())
     }
 
     /// The fingerprints run more than `runs` times, with their runs.
@@ -157,19 +196,19 @@ pub(crate) fn current_route_id() -> u32 {
 /// Adds a statement to the current request's statistics, if a request is
 /// running on this task; returns the request's route id (0: none).
 #[inline(always)]
-pub(crate) fn record_statement(fingerprint: u64, nanos: u64, failed: bool, slow: bool) -> u32 {
+pub(crate) fn record_statement(fingerprint: u64, end: quanta::Instant, nanos: u64, failed: bool, slow: bool) -> u32 {
     if !LAYER_IN_USE.load(Relaxed) {
         return 0;
     }
-    record_in_scope(fingerprint, nanos, failed, slow)
+    record_in_scope(fingerprint, end, nanos, failed, slow)
 }
 
 #[cold]
 #[inline(never)]
-fn record_in_scope(fingerprint: u64, nanos: u64, failed: bool, slow: bool) -> u32 {
+fn record_in_scope(fingerprint: u64, end: quanta::Instant, nanos: u64, failed: bool, slow: bool) -> u32 {
     SCOPE
         .try_with(|scope| {
-            scope.record(fingerprint, nanos, failed, slow);
+            scope.record(fingerprint, crate::units::since_start(end), nanos, failed, slow);
             scope.route_id
         })
         .unwrap_or(0)
@@ -240,9 +279,16 @@ pub struct RequestDbSnapshot {
     pub route: Option<String>,
     /// Statements run.
     pub statements: u64,
-    /// Time spent in them.
+    /// The time in which at least one of them ran: the union of their
+    /// intervals, so that statements pipelined on one connection or run
+    /// concurrently count once, and it never exceeds the request's span.
     #[serde(serialize_with = "crate::units::ser_ms", rename = "database_time_ms")]
     pub database_time: Duration,
+    /// Their durations summed: over the database time when they overlapped
+    /// (each pipelined statement's duration includes its wait behind the
+    /// ones before it).
+    #[serde(serialize_with = "crate::units::ser_ms", rename = "summed_statement_time_ms")]
+    pub summed_statement_time: Duration,
     /// Statements that failed.
     pub errors: u64,
     /// Statements at or over the slow threshold.
@@ -250,4 +296,46 @@ pub struct RequestDbSnapshot {
     /// Statements run more than once, most runs first (at most 32 distinct
     /// statements are told apart per request).
     pub repeated: Vec<RepeatedStatement>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The union of `intervals` (start, end in ms), recorded in the order
+    /// of their ends, as statements end.
+    fn union(mut intervals: Vec<(u64, u64)>) -> Duration {
+        intervals.sort_by_key(|&(_, end)| end);
+        let scope = Scope::new(None);
+        for (start, end) in intervals {
+            scope.record(1, end * 1_000_000, (end - start) * 1_000_000, false, false);
+        }
+        scope.totals().1
+    }
+
+    #[test]
+    fn database_time_is_the_union_of_the_statements_intervals() {
+        let ms = Duration::from_millis;
+        // One after another: the sum.
+        assert_eq!(union(vec![(0, 10), (12, 20), (30, 31)]), ms(19));
+        // Pipelined: three sent at once, each answered after the one
+        // before; their durations sum to 60 ms, the request waited 30.
+        assert_eq!(union(vec![(100, 110), (100, 120), (100, 130)]), ms(30));
+        // A short statement inside a long one ending later.
+        assert_eq!(union(vec![(5, 6), (0, 10)]), ms(10));
+        // A long one spanning two earlier blocks: never over the span.
+        assert_eq!(union(vec![(0, 2), (5, 6), (1, 10)]), ms(10));
+        assert_eq!(union(vec![]), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_summed_time_is_kept_and_named_apart() {
+        let scope = Scope::new(None);
+        for end in [10, 20, 30] {
+            scope.record(1, end * 1_000_000, end * 1_000_000, false, false);
+        }
+        let snapshot = scope.snapshot();
+        assert_eq!(snapshot.database_time, Duration::from_millis(30));
+        assert_eq!(snapshot.summed_statement_time, Duration::from_millis(60));
+    }
 }
