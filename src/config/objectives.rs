@@ -8,9 +8,13 @@ use std::time::Duration;
 
 /// An objective for one route, over the requests that pass through
 /// [`DbMonitorLayer`](crate::DbMonitorLayer) under that route (its name as
-/// the layer records it: `GET /users/{id}`): the share of requests whose
-/// time in the database stays under a bound, and the share whose
-/// statements all succeed. Alerts on it burn its error budget at the
+/// the layer records it: `GET /users/{id}`): the share of requests
+/// answered within a bound, and the share answered without going wrong.
+/// Each request counts as the layer sees it end, whatever its statements
+/// did: a 5xx answer (the database out of reach, a checkout that timed
+/// out, a request shed) or a request dropped before its answer (a client
+/// that gave up) is bad for both; it need not have run a statement.
+/// Alerts on it burn its error budget at the
 /// rates of Google's SRE workbook (see [`crate::alerts`]); the `…/objectives`
 /// document and the dashboard show its compliance and remaining budget.
 ///
@@ -45,15 +49,17 @@ impl Objective {
         }
     }
 
-    /// The share `target` (0.99: 99 %) of the route's requests spends less
-    /// than `bound` in the database (all its statements, summed).
+    /// The share `target` (0.99: 99 %) of the route's requests is answered
+    /// in less than `bound` (from the layer's call to the response's
+    /// head), and not dropped before it.
     pub fn latency(mut self, bound: Duration, target: f64) -> Self {
         self.latency = Some((bound, target));
         self
     }
 
-    /// The share `target` (0.999: 99.9 %) of the route's requests has no
-    /// statement fail.
+    /// The share `target` (0.999: 99.9 %) of the route's requests is
+    /// answered without a 5xx status and without a failed statement, and
+    /// not dropped before its answer.
     pub fn success(mut self, target: f64) -> Self {
         self.success = Some(target);
         self

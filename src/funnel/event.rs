@@ -71,6 +71,11 @@ pub(crate) enum Event<'a> {
         statements: u64,
         nanos: u64,
         failed: bool,
+        /// The request as its client saw it: how long until it was
+        /// answered (or dropped), and whether it went wrong (a 5xx
+        /// answer, a failed statement, or dropped before its answer).
+        elapsed: Duration,
+        bad: bool,
     },
     /// The pool's state was read: to the trend (when `sample`) and the
     /// gauges.

@@ -55,7 +55,9 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
             statements,
             nanos,
             failed,
-        } => request_done(sink, route, statements, nanos, failed),
+            elapsed,
+            bad,
+        } => request_done(sink, route, statements, nanos, failed, elapsed, bad),
         Event::PoolState {
             reading,
             counters,
@@ -117,7 +119,7 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
         (_, Some(kind)) => StatementOutcome::Failed(kind),
         _ => StatementOutcome::Ok,
     };
-    let route = scope::record_statement(entry.fingerprint, nanos, failed.is_some(), slow);
+    let route = scope::record_statement(entry.fingerprint, end, nanos, failed.is_some(), slow);
     sink.stores.recent.push(stripe, || RawRecent {
         end_ns: crate::units::saturating_nanos(end.saturating_duration_since(sink.clock_epoch)),
         duration_ns: nanos,
@@ -355,11 +357,20 @@ fn n_plus_one(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64
 }
 
 #[inline(never)]
-fn request_done(sink: &Sink, route: &Arc<str>, statements: u64, nanos: u64, failed: bool) {
+fn request_done(
+    sink: &Sink,
+    route: &Arc<str>,
+    statements: u64,
+    nanos: u64,
+    failed: bool,
+    elapsed: Duration,
+    bad: bool,
+) {
     sink.stores.routes.record(route, statements, nanos, failed);
     let objectives = &sink.stores.objectives;
     if let Some(index) = objectives.index(route) {
-        let slow = objectives.record(index, SystemTime::now(), crate::units::nanos(nanos), failed);
+        let failed = bad;
+        let slow = objectives.record(index, SystemTime::now(), elapsed, failed);
         if let Some([requests, slow_requests, failed_requests]) = sink.objectives.get(index) {
             requests.increment(1);
             if slow {

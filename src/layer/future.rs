@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
@@ -28,6 +29,18 @@ pin_project! {
         kind: Kind<F>,
         _body: PhantomData<fn() -> B>,
     }
+
+    impl<F, B> PinnedDrop for ResponseFuture<F, B> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before its answer: a client that gave up, or a
+            // timeout around the service. The request still counts.
+            if let KindProj::Passthrough { scope, config, done, .. } = this.project().kind.project() {
+                if !*done {
+                    dropped(scope, config);
+                }
+            }
+        }
+    }
 }
 
 pin_project! {
@@ -39,6 +52,8 @@ pin_project! {
             scope: Arc<Scope>,
             config: Arc<LayerConfig>,
             server_timing: bool,
+            start: quanta::Instant,
+            done: bool,
         },
         Routed {
             future: Routed,
@@ -68,6 +83,8 @@ impl<F, B> ResponseFuture<F, B> {
                 scope,
                 config,
                 server_timing,
+                start: crate::units::now(),
+                done: false,
             },
             _body: PhantomData,
         }
@@ -94,9 +111,21 @@ where
                 scope,
                 config,
                 server_timing,
+                start,
+                done,
             } => {
-                let mut response = ready!(future.poll(cx))?;
-                finish(scope, config, *server_timing, &mut response);
+                let result = ready!(future.poll(cx));
+                *done = true;
+                let elapsed = crate::units::now().saturating_duration_since(*start);
+                let mut response = match result {
+                    Ok(response) => response,
+                    Err(error) => {
+                        // The service failed: no answer, a bad request.
+                        request_done(scope, config, elapsed, true);
+                        return Poll::Ready(Err(error));
+                    }
+                };
+                finish(scope, config, *server_timing, elapsed, &mut response);
                 Poll::Ready(Ok(response.map(ResponseBody::inner)))
             }
             KindProj::Routed { future } => {
@@ -108,8 +137,8 @@ where
 }
 
 /// What a finished request leaves behind: its `Server-Timing` entry, its
-/// route's figures and its N+1 patterns.
-fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, response: &mut Response<B>) {
+/// route's figures and objectives, and its N+1 patterns.
+fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, elapsed: Duration, response: &mut Response<B>) {
     let (statements, time) = scope.totals();
     if server_timing {
         let mut value = String::with_capacity(48);
@@ -128,16 +157,34 @@ fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, response:
                 .append(HeaderName::from_static("server-timing"), value);
         }
     }
-    match scope.route() {
-        Some(route) => config.pool.request_done(route, statements, time, scope.failed()),
-        None if statements > 0 => unrouted(),
-        None => {}
-    }
+    let bad = response.status().is_server_error();
+    request_done(scope, config, elapsed, bad);
     for (fingerprint, runs) in scope.repeated_over(config.n_plus_one) {
         config
             .pool
             .n_plus_one(scope.route(), fingerprint, runs, config.n_plus_one);
     }
+}
+
+/// Records the request with its route: its statements, and whether it
+/// went bad (`bad`, or a statement failed).
+fn request_done(scope: &Scope, config: &LayerConfig, elapsed: Duration, bad: bool) {
+    let (statements, time) = scope.totals();
+    let failed = scope.failed();
+    match scope.route() {
+        Some(route) => config
+            .pool
+            .request_done(route, (statements, time, failed), elapsed, bad || failed),
+        None if statements > 0 => unrouted(),
+        None => {}
+    }
+}
+
+/// A request dropped before its answer: bad, and as slow as can be for
+/// its latency objective (it never got an answer).
+#[cold]
+fn dropped(scope: &Scope, config: &LayerConfig) {
+    request_done(scope, config, Duration::MAX, true);
 }
 
 /// Says once per process that requests run statements with no route to

@@ -28,8 +28,10 @@ pub(crate) trait RoutePool: Send + Sync + 'static {
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>>;
     /// Records an N+1 pattern seen in a request.
     fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64);
-    /// Records a finished request of `route`.
-    fn request_done(&self, route: &Arc<str>, statements: u64, database_time: Duration, failed: bool);
+    /// Records a finished request of `route`: its statements, their time
+    /// and whether one failed; and the request itself, `elapsed` until it
+    /// was answered or dropped, and whether it went `bad`.
+    fn request_done(&self, route: &Arc<str>, db: (u64, Duration, bool), elapsed: Duration, bad: bool);
 }
 
 impl RoutePool for PoolMonitor {
@@ -103,12 +105,15 @@ impl RoutePool for PoolMonitor {
         });
     }
 
-    fn request_done(&self, route: &Arc<str>, statements: u64, database_time: Duration, failed: bool) {
+    fn request_done(&self, route: &Arc<str>, db: (u64, Duration, bool), elapsed: Duration, bad: bool) {
+        let (statements, database_time, failed) = db;
         self.shared.record(Event::Request {
             route,
             statements,
             nanos: crate::units::saturating_nanos(database_time),
             failed,
+            elapsed,
+            bad,
         });
     }
 }

@@ -102,14 +102,18 @@ impl ObjectiveBook {
         self.routes.iter().position(|r| r.objective.route == route)
     }
 
-    /// Counts a request of objective `index` at `at` that spent
-    /// `database_time` and had a statement fail or not; says whether it
-    /// was over the latency bound.
-    pub(crate) fn record(&self, index: usize, at: SystemTime, database_time: Duration, failed: bool) -> bool {
+    /// Counts a request of objective `index` at `at` answered after
+    /// `elapsed`, gone wrong (`failed`) or not; says whether it missed the
+    /// latency bound (a failed request misses it too).
+    pub(crate) fn record(&self, index: usize, at: SystemTime, elapsed: Duration, failed: bool) -> bool {
         let Some(route) = self.routes.get(index) else {
             return false;
         };
-        let slow = route.objective.latency.is_some_and(|(bound, _)| database_time >= bound);
+        // A request that went wrong was not answered well in time either.
+        let slow = route
+            .objective
+            .latency
+            .is_some_and(|(bound, _)| failed || elapsed >= bound);
         let minute = minute_of(at);
         let mut minutes = route.minutes.lock().unwrap_or_else(|e| e.into_inner());
         if minutes.back().is_none_or(|m| m.at < minute) {
