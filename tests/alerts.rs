@@ -23,10 +23,13 @@ struct Setup {
     _background: MonitorHandle,
 }
 
+/// Quick to evaluate and to clear; error rates judged at once (the
+/// scenario suite checks the default's minute of evidence).
 fn thresholds() -> AlertThresholds {
     AlertThresholds::default()
         .evaluation_interval(Duration::from_millis(50))
         .clear_after(Duration::from_millis(300))
+        .error_rate_evidence(Duration::ZERO)
 }
 
 /// A pool with a running background task and a notifier that remembers.

@@ -16,6 +16,28 @@ pub(crate) const PAGE_BURN: f64 = 14.4;
 /// The burn rates that open a ticket: over 6 h and 30 min.
 pub(crate) const TICKET_BURN: f64 = 6.0;
 
+/// The highest share of bad requests a page, and a ticket, may wait for:
+/// a target's budget burns at most `1 / (1 - target)` times as fast as
+/// allowed (every request bad), so below 93.06 % no page could ever fire
+/// at 14.4x, and below 83.3 % no ticket at 6x. Their bounds are capped at
+/// these shares instead (with a 90 % target a page fires when 90 % of
+/// requests are bad, a burn of 9x).
+pub(crate) const PAGE_CAP: f64 = 0.9;
+pub(crate) const TICKET_CAP: f64 = 0.75;
+
+/// The burn rate at which an objective of `target` alerts: `burn`, or the
+/// burn at which `cap` of its requests are bad if that is lower (a target
+/// whose budget cannot burn `burn` times as fast).
+pub(crate) fn burn_bound(burn: f64, target: f64, cap: f64) -> f64 {
+    let budget = 1.0 - target;
+    if budget * burn > cap {
+        // Rounded, so that the rules read 9x rather than 9.000000000000002x.
+        (cap / budget * 1000.0).round() / 1000.0
+    } else {
+        burn
+    }
+}
+
 /// The multiwindow, multi-burn-rate rule of the SRE workbook over each
 /// route objective: a page when its budget burns at 14.4 times the
 /// allowed rate over both the last hour and the last 5 minutes, else a
@@ -30,7 +52,11 @@ pub(crate) fn objectives(statuses: &[ObjectiveStatus]) -> Vec<Observation> {
                 Some(bound) => format!("{}% of requests under {bound:.0} ms of database time", s.target * 100.0),
                 None => format!("{}% of requests without a failed statement", s.target * 100.0),
             };
-            let (severity, message) = if over(b.one_hour, PAGE_BURN) && over(b.five_minutes, PAGE_BURN) {
+            let (page, ticket) = (
+                burn_bound(PAGE_BURN, s.target, PAGE_CAP),
+                burn_bound(TICKET_BURN, s.target, TICKET_CAP),
+            );
+            let (severity, message) = if over(b.one_hour, page) && over(b.five_minutes, page) {
                 (
                     AlertSeverity::Critical,
                     format!(
@@ -40,7 +66,7 @@ pub(crate) fn objectives(statuses: &[ObjectiveStatus]) -> Vec<Observation> {
                         b.five_minutes.unwrap_or_default()
                     ),
                 )
-            } else if over(b.six_hours, TICKET_BURN) && over(b.thirty_minutes, TICKET_BURN) {
+            } else if over(b.six_hours, ticket) && over(b.thirty_minutes, ticket) {
                 (
                     AlertSeverity::Medium,
                     format!(
@@ -175,7 +201,17 @@ pub(crate) fn fold(observations: impl IntoIterator<Item = Observation>) -> Vec<O
     folded
 }
 
-/// The error-rate rule over the 5 min, 15 min and 1 h rates.
+/// The time a window's rate must cover before it is judged: the 5 min
+/// window's `evidence`, and as many times more for a longer window as it
+/// is longer. A process 20 s old has no hour's rate to speak of, and its
+/// first statements (a migration, a warm-up against a database still
+/// starting) are no evidence of one.
+pub(crate) fn evidence_needed(window_minutes: u32, evidence: Duration) -> f64 {
+    evidence.as_secs_f64() * f64::from(window_minutes) / 5.0
+}
+
+/// The error-rate rule over the 5 min, 15 min and 1 h rates, each once
+/// it covers enough time ([`evidence_needed`]) and statements.
 pub(crate) fn error_rates(rates: &[ErrorRate], t: &AlertThresholds) -> Vec<Observation> {
     rates
         .iter()
@@ -187,7 +223,10 @@ pub(crate) fn error_rates(rates: &[ErrorRate], t: &AlertThresholds) -> Vec<Obser
                 _ => return None,
             };
             let rate = r.rate?;
-            if r.statements < t.error_rate_min_statements || rate <= threshold {
+            if r.statements < t.error_rate_min_statements
+                || rate <= threshold
+                || r.covered_seconds < evidence_needed(r.window_minutes, t.error_rate_evidence)
+            {
                 return None;
             }
             Some(condition(
@@ -519,6 +558,52 @@ mod tests {
     }
 
     #[test]
+    fn an_error_rate_needs_time_covered_before_it_fires() {
+        let t = AlertThresholds::default();
+        // 20 s after start: 50 of 100 statements failed, in every window.
+        let young: Vec<ErrorRate> = [5, 15, 60]
+            .into_iter()
+            .map(|minutes| ErrorRate {
+                covered_seconds: 20.0,
+                ..rate(minutes, 100, 50)
+            })
+            .collect();
+        assert!(error_rates(&young, &t).is_empty(), "no window has evidence yet");
+        // 90 s: the 5 min window speaks (60 s), the longer ones not yet
+        // (180 s, 12 min).
+        let older: Vec<ErrorRate> = young
+            .iter()
+            .map(|r| ErrorRate {
+                covered_seconds: 90.0,
+                ..r.clone()
+            })
+            .collect();
+        let fired = error_rates(&older, &t);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert!(
+            fired[0].message.contains("90.0 s (of a 5 min window)"),
+            "{}",
+            fired[0].message
+        );
+    }
+
+    #[test]
+    fn a_low_target_pages_and_tickets_at_a_capped_bound() {
+        // 99.9 %: the workbook's 14.4x and 6x stand.
+        assert_eq!(burn_bound(PAGE_BURN, 0.999, PAGE_CAP), PAGE_BURN);
+        assert_eq!(burn_bound(TICKET_BURN, 0.999, TICKET_CAP), TICKET_BURN);
+        // 90 %: at most 10x is possible; the page waits for 90 % bad (9x),
+        // the ticket's 6x (60 % bad) stands.
+        assert_eq!(burn_bound(PAGE_BURN, 0.9, PAGE_CAP), 9.0);
+        assert_eq!(burn_bound(TICKET_BURN, 0.9, TICKET_CAP), TICKET_BURN);
+        // 80 %: both capped, and both reachable.
+        for (burn, cap) in [(PAGE_BURN, PAGE_CAP), (TICKET_BURN, TICKET_CAP)] {
+            let bound = burn_bound(burn, 0.8, cap);
+            assert!(bound < 1.0 / 0.2, "{bound}");
+        }
+    }
+
+    #[test]
     fn error_rates_fire_over_their_threshold_only() {
         // 5 min, threshold 10%: 9.9% under, 10% at, 10.1% over.
         assert!(fired(&[rate(5, 1000, 99)]).is_empty());
@@ -723,5 +808,15 @@ mod tests {
         let ticket = objectives(&[burning("GET /b", [Some(1.0), Some(7.0), Some(8.0), Some(6.5)])]);
         assert_eq!(ticket[0].severity, AlertSeverity::Medium);
         assert!(objectives(&[burning("GET /b", [None, None, None, None])]).is_empty());
+    }
+
+    #[test]
+    fn an_objective_with_a_low_target_pages_when_every_request_is_bad() {
+        // 80 %: every request bad burns its budget 5x, never 14.4x.
+        let mut status = burning("GET /low", [Some(5.0), Some(5.0), Some(5.0), Some(5.0)]);
+        status.target = 0.8;
+        let fired = objectives(&[status]);
+        assert_eq!(fired.len(), 1, "an outage of a low-target route alerts");
+        assert_eq!(fired[0].severity, AlertSeverity::Critical);
     }
 }

@@ -188,6 +188,7 @@ impl<F: Fn(&'static str) -> Option<String>> Env<F> {
         self.ratio("ASYNC_DB_ALERT_POOL_UTILIZATION", &mut a.pool_utilization)?;
         self.count("ASYNC_DB_ALERT_CONSECUTIVE_FAILURES", &mut a.consecutive_failures)?;
         self.count("ASYNC_DB_ALERT_MIN_STATEMENTS", &mut a.error_rate_min_statements)?;
+        self.duration("ASYNC_DB_ALERT_ERROR_RATE_EVIDENCE", &mut a.error_rate_evidence)?;
         self.duration("ASYNC_DB_ALERT_COOLDOWN", &mut a.cooldown)?;
         for alert_type in AlertType::ALL {
             let mut cooldown = a.cooldown;
@@ -250,6 +251,7 @@ impl MonitorConfig {
     /// | `ASYNC_DB_ALERT_POOL_UTILIZATION` | [`AlertThresholds::pool_utilization`](super::AlertThresholds::pool_utilization) | 0.9 |
     /// | `ASYNC_DB_ALERT_CONSECUTIVE_FAILURES` | [`AlertThresholds::consecutive_failures`](super::AlertThresholds::consecutive_failures) | 5 |
     /// | `ASYNC_DB_ALERT_MIN_STATEMENTS` | [`AlertThresholds::error_rate_min_statements`](super::AlertThresholds::error_rate_min_statements) | 20 |
+    /// | `ASYNC_DB_ALERT_ERROR_RATE_EVIDENCE` | [`AlertThresholds::error_rate_evidence`](super::AlertThresholds::error_rate_evidence) | 60 s |
     /// | `ASYNC_DB_ALERT_COOLDOWN` | [`AlertThresholds::default_cooldown`](super::AlertThresholds::default_cooldown) | 300 s |
     /// | `ASYNC_DB_ALERT_COOLDOWN_<TYPE>` | [`AlertThresholds::cooldown_of`](super::AlertThresholds::cooldown_of) (`<TYPE>` as in [`AlertType::cooldown_variable`]) | unset |
     /// | `ASYNC_DB_ALERT_CLEAR_AFTER` | [`AlertThresholds::clear_after`](super::AlertThresholds::clear_after) | 300 s |

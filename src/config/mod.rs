@@ -260,6 +260,7 @@ pub struct AlertThresholds {
     pub(crate) pool_utilization: f64,
     pub(crate) consecutive_failures: u32,
     pub(crate) error_rate_min_statements: u64,
+    pub(crate) error_rate_evidence: Duration,
     pub(crate) cooldown: Duration,
     pub(crate) cooldowns: BTreeMap<AlertType, Duration>,
     pub(crate) clear_after: Duration,
@@ -314,6 +315,18 @@ impl AlertThresholds {
     /// failure in one statement is no 100% alert. Defaults to 20.
     pub fn error_rate_min_statements(mut self, n: u64) -> Self {
         self.error_rate_min_statements = n;
+        self
+    }
+
+    /// Sets how much time the 5 min window's error rate must cover before
+    /// it can raise an alert (`ASYNC_DB_ALERT_ERROR_RATE_EVIDENCE`); the
+    /// longer windows need as many times more as they are longer (the
+    /// 15 min window three times, the hour's twelve). Defaults to 60 s:
+    /// no error-rate alert in a process's first minute, and none "over
+    /// the last hour" that rests on its first 20 s. `0` judges every
+    /// window at once.
+    pub fn error_rate_evidence(mut self, d: Duration) -> Self {
+        self.error_rate_evidence = d;
         self
     }
 
@@ -399,6 +412,7 @@ impl Default for AlertThresholds {
             pool_utilization: 0.9,
             consecutive_failures: 5,
             error_rate_min_statements: 20,
+            error_rate_evidence: Duration::from_secs(60),
             cooldown: Duration::from_secs(300),
             cooldowns: BTreeMap::new(),
             clear_after: Duration::from_secs(300),

@@ -213,6 +213,13 @@ impl MonitorConfig {
         )?;
         duration("ASYNC_DB_ALERT_EXPIRE_AFTER", a.expire_after, positive, YEAR, a_year)?;
         duration(
+            "ASYNC_DB_ALERT_ERROR_RATE_EVIDENCE",
+            a.error_rate_evidence,
+            Duration::ZERO,
+            Duration::from_secs(300),
+            "a duration of at most the 5 min window (0: judge at once)",
+        )?;
+        duration(
             "ASYNC_DB_ALERT_EVALUATION_INTERVAL",
             a.evaluation_interval,
             positive,

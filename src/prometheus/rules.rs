@@ -24,6 +24,10 @@ const WINDOWS: [&str; 4] = ["5m", "30m", "1h", "6h"];
 /// - per objective, alert `DbObjectiveBurn` with `severity: critical` (the
 ///   page: 14.4 times the allowed rate over 1 h and over 5 min) and with
 ///   `severity: medium` (the ticket: 6 times over 6 h and over 30 min).
+///   A target too low for its budget ever to burn that fast (below
+///   93.06 % for the page, 83.3 % for the ticket) has its bound capped
+///   instead, at 90 % (page) and 75 % (ticket) of requests bad: a rule
+///   that could never fire would not be one.
 ///   Both may fire at once, as in the SRE workbook: route the ticket
 ///   away while the page fires (an Alertmanager inhibit rule).
 ///
@@ -68,9 +72,16 @@ pub fn objective_rules(config: &MonitorConfig) -> String {
     for o in &config.objectives {
         for (objective, target) in targets(o) {
             let budget = 1.0 - target;
+            use crate::alerts::rules::{burn_bound, PAGE_BURN, PAGE_CAP, TICKET_BURN, TICKET_CAP};
             for (severity, burn, long, short, what) in [
-                ("critical", crate::alerts::rules::PAGE_BURN, "1h", "5m", "page"),
-                ("medium", crate::alerts::rules::TICKET_BURN, "6h", "30m", "ticket"),
+                ("critical", burn_bound(PAGE_BURN, target, PAGE_CAP), "1h", "5m", "page"),
+                (
+                    "medium",
+                    burn_bound(TICKET_BURN, target, TICKET_CAP),
+                    "6h",
+                    "30m",
+                    "ticket",
+                ),
             ] {
                 let series = |window: &str| {
                     format!(
@@ -79,7 +90,7 @@ pub fn objective_rules(config: &MonitorConfig) -> String {
                         promql_string(&o.route)
                     )
                 };
-                let bound = burn * budget;
+                let bound = (burn * budget * 1e6).round() / 1e6;
                 let _ = write!(
                     out,
                     "      # {route}: {objective} {percent}% ({what}).\n      \
