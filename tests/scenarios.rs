@@ -322,3 +322,191 @@ async fn reads_avoid_a_replica_busy_with_other_work_though_it_is_unmeasured() {
         after.replicas[0].reads - to_a
     );
 }
+
+/// Pipelined statements: three sleeps of 100 ms sent at once on one
+/// connection run one after another on the server, so the request spends
+/// about 300 ms in the database, while their durations (each including
+/// its wait behind the others) sum to about 600 ms. `Server-Timing` and
+/// the route's database time must give the union, never more than the
+/// request's own duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_time_of_pipelined_statements_never_exceeds_the_request() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = support::pool(&monitor, &unique("pipelined"), 2).await;
+    let handler = tower::service_fn({
+        let pool = pool.clone();
+        move |_: Request<Full<Bytes>>| {
+            let pool = pool.clone();
+            async move {
+                let conn = pool.get().await.expect("checkout");
+                let sleep = "SELECT pg_sleep(0.1)";
+                let (a, b, c) = tokio::join!(
+                    conn.execute(sleep, &[]),
+                    conn.execute(sleep, &[]),
+                    conn.execute(sleep, &[])
+                );
+                let stats = db_monitor::RequestDbStats::current().expect("in a request").snapshot();
+                assert!(a.is_ok() && b.is_ok() && c.is_ok());
+                let body = format!(
+                    "{} {}",
+                    stats.database_time.as_micros(),
+                    stats.summed_statement_time.as_micros()
+                );
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+            }
+        }
+    });
+    let service = DbMonitorLayer::new(pool.clone()).layer(handler);
+    let started = Instant::now();
+    let request = Request::builder()
+        .uri("/pipelined")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    let wall = started.elapsed();
+    let timing = response.headers()["server-timing"].to_str().unwrap().to_owned();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let dur: f64 = timing
+        .split(';')
+        .find_map(|part| part.strip_prefix("dur="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{timing}"));
+    let (union, summed) = body.split_once(' ').unwrap();
+    let (union, summed): (f64, f64) = (
+        union.parse::<f64>().unwrap() / 1e3,
+        summed.parse::<f64>().unwrap() / 1e3,
+    );
+    eprintln!("scenario pipelined: wall {wall:?}, Server-Timing {dur} ms, union {union} ms, summed {summed} ms");
+    assert!(
+        dur <= wall.as_secs_f64() * 1e3,
+        "Server-Timing {dur} ms over the request's {wall:?}"
+    );
+    assert!(dur >= 290.0, "the three sleeps ran one after another: {dur} ms");
+    assert!(
+        summed >= 1.8 * union,
+        "the summed time counts the waits: {summed} vs {union}"
+    );
+}
+
+/// The database out of reach: every request of a route with objectives is
+/// answered 503 by its handler, having run no statement; then requests cut
+/// by a client's timeout. Both must count against the objectives (before
+/// they counted statements, and an outage read as 100 % compliant).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objectives_count_an_outage_and_dropped_requests_as_bad() {
+    let config = MonitorConfig::default().objective(
+        db_monitor::Objective::route("GET /orders")
+            .latency(Duration::from_millis(500), 0.99)
+            .success(0.999),
+    );
+    let (monitor, _rec) = monitor(config);
+    let pool = pool_with(
+        &monitor,
+        &unique("outage"),
+        support::pg::refused_config(),
+        2,
+        0,
+        Duration::from_millis(300),
+    )
+    .await;
+    let handler = tower::service_fn({
+        let pool = pool.clone();
+        move |request: Request<Full<Bytes>>| {
+            let pool = pool.clone();
+            async move {
+                if request.uri().query() == Some("hang") {
+                    std::future::pending::<()>().await;
+                }
+                let status = match pool.get().await {
+                    Ok(_) => StatusCode::OK,
+                    Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                let mut response = Response::new(Full::new(Bytes::new()));
+                *response.status_mut() = status;
+                Ok::<_, Infallible>(response)
+            }
+        }
+    });
+    let service = DbMonitorLayer::new(pool.clone())
+        .route_label(|_, _| Some("GET /orders".to_owned()))
+        .layer(handler);
+    for _ in 0..50 {
+        assert_eq!(status_of(&service, "/orders").await, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let statuses = pool.monitor().objectives();
+    for status in &statuses {
+        assert_eq!(status.requests, 50, "{status:?}");
+        assert_eq!(status.bad, 50, "{status:?}");
+        assert_eq!(status.compliance, Some(0.0), "{status:?}");
+    }
+    // Cut by the client after 50 ms, with no answer.
+    for _ in 0..10 {
+        let cut = tokio::time::timeout(Duration::from_millis(50), status_of(&service, "/orders?hang")).await;
+        assert!(cut.is_err());
+    }
+    for status in pool.monitor().objectives() {
+        assert_eq!((status.requests, status.bad), (60, 60), "{status:?}");
+    }
+    eprintln!("scenario objectives: 50 of 50 refused and 10 of 10 dropped requests counted bad on both objectives");
+}
+
+/// Start-up: a burst of failing statements in a process's first seconds
+/// (a migration, a warm-up against a database still starting) is no
+/// evidence of an error rate "over the last hour": with the defaults no
+/// error-rate alert fires in the first minute. With the evidence set to
+/// 2 s, the same storm fires the 5 min window's alert once 2 s are
+/// covered, and the longer windows not before theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_storm_at_start_needs_time_covered_before_it_alerts() {
+    use db_monitor::alerts::AlertType;
+    let storm = |pool: db_monitor::MonitoredPool<NoTls>| async move {
+        let conn = pool.get().await.unwrap();
+        for i in 0..30 {
+            let sql = if i % 3 == 0 { "SELECT 1 / 0" } else { "SELECT 1" };
+            let _ = conn.query(sql, &[]).await;
+        }
+    };
+    let error_rates = |pool: &db_monitor::MonitoredPool<NoTls>| {
+        pool.monitor().evaluate_alerts();
+        let mut keys: Vec<String> = pool
+            .monitor()
+            .alerts()
+            .active
+            .iter()
+            .filter(|a| a.alert_type == AlertType::HighErrorRate)
+            .map(|a| a.key.clone())
+            .collect();
+        keys.sort();
+        keys
+    };
+    let (watcher, _rec) = monitor(MonitorConfig::default());
+    let pool = support::pool(&watcher, &unique("storm"), 2).await;
+    storm(pool.clone()).await;
+    assert_eq!(
+        error_rates(&pool),
+        Vec::<String>::new(),
+        "no evidence in the first seconds"
+    );
+
+    let quick = MonitorConfig::default()
+        .alerts(db_monitor::AlertThresholds::default().error_rate_evidence(Duration::from_secs(2)));
+    let (watcher, _rec) = monitor(quick);
+    let pool = support::pool(&watcher, &unique("storm_quick"), 2).await;
+    let started = Instant::now();
+    storm(pool.clone()).await;
+    assert_eq!(error_rates(&pool), Vec::<String>::new());
+    let detected = loop {
+        if error_rates(&pool) == ["5m"] {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:#?}",
+            pool.monitor().alerts()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(detected >= Duration::from_secs(2), "{detected:?}");
+    eprintln!("scenario start-up storm: silent with the default minute; with 2 s of evidence the 5 min alert after {detected:?}");
+}
