@@ -4,10 +4,14 @@
 //!
 //! # When it runs
 //!
-//! - Every [`health_check_interval`](crate::MonitorConfig::health_check_interval)
-//!   (and once right away) it samples the pool into its trend
-//!   ([`PoolMonitor::sample`]), publishes bb8's `State` and
-//!   `Statistics`, so that the gauges of a pool nobody uses stay current,
+//! - Every second it reads the pool's own counts (connections checked
+//!   out, the most at once, checkouts pending and queued), kept by the
+//!   checkout path with atomics, into the next trend sample.
+//! - Every minute, or every
+//!   [`health_check_interval`](crate::MonitorConfig::health_check_interval)
+//!   if shorter (and once right away), it samples the pool into its trend
+//!   ([`PoolMonitor::sample`]: the seconds read since the last sample,
+//!   with bb8's `State` and `Statistics`), publishes the pool's gauges,
 //!   and sets the performance score gauge over the last hour
 //!   ([`PoolMonitor::publish_score`]).
 //! - Every minute (a history [`slot`](crate::MonitorConfig::slot)) it
@@ -119,6 +123,9 @@ const POLLER_RESTART: Duration = Duration::from_secs(5);
 
 /// How often statements running past their threshold are looked for.
 const RUNNING_EVERY: Duration = Duration::from_secs(1);
+/// How often the pool's own counts are read into the trend.
+const SECOND: Duration = Duration::from_secs(1);
+use crate::units::TREND_EVERY;
 
 /// A task aborted when its handle is dropped.
 struct AbortOnDrop(JoinHandle<()>);
@@ -239,7 +246,7 @@ impl Periods {
         // The configuration was validated when the monitor was built; the
         // bounds stay so that no period can panic tokio's interval.
         let bounded = |d: Duration, least: Duration| d.clamp(least, YEAR);
-        let sample = bounded(config.health_check_interval, Duration::from_secs(1));
+        let sample = bounded(config.health_check_interval, Duration::from_secs(1)).min(TREND_EVERY);
         let reset = config.metrics_reset_interval;
         Periods {
             sample,
@@ -281,6 +288,7 @@ async fn run(
     let mut evaluate = crate::units::ticks(periods.evaluate);
     // Statements running past their slow threshold, logged once each.
     let mut running = crate::units::ticks(RUNNING_EVERY);
+    let mut second = crate::units::ticks(SECOND);
     let mut logged = std::collections::HashSet::new();
     let mut forecaster = crate::forecast::Forecaster::new(std::time::Instant::now());
     // The first reset is one interval from now, not at once.
@@ -319,6 +327,7 @@ async fn run(
             _ = gauges.tick() => guarded("gauges", &mut || pool.publish_state()),
             _ = evaluate.tick() => guarded("evaluate", &mut || pool.alert_conditions(false)),
             _ = running.tick() => guarded("running", &mut || pool.log_running(&mut logged)),
+            _ = second.tick() => guarded("second", &mut || pool.read_second()),
             _ = minute.tick() => guarded("minute", &mut || {
                 let now = std::time::Instant::now();
                 pool.observe_totals(now);

@@ -67,6 +67,11 @@ pub(crate) fn now() -> quanta::Instant {
     CLOCK.get_or_init(quanta::Clock::new).now()
 }
 
+/// The longest between two pool trend samples, whatever the
+/// `health_check_interval`: a pool chart of five-minute points hides a
+/// saturation of a minute.
+pub(crate) const TREND_EVERY: Duration = Duration::from_secs(60);
+
 /// `at` in nanoseconds on a process-wide scale on which instants from any
 /// pool compare: from the first call, offset by 2^62 ns (146 years) so
 /// that instants read before it compare too.

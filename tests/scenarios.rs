@@ -510,3 +510,55 @@ async fn an_error_storm_at_start_needs_time_covered_before_it_alerts() {
     assert!(detected >= Duration::from_secs(2), "{detected:?}");
     eprintln!("scenario start-up storm: silent with the default minute; with 2 s of evidence the 5 min alert after {detected:?}");
 }
+
+/// The pool saturated for 10 s between two trend samples (every
+/// connection held, checkouts queued behind them): the next sample must
+/// show it (peak 100 %, the queue, the seconds it lasted), where a sample
+/// of the moment showed 0 %; and an idle stretch shows no waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_trend_shows_a_saturation_of_ten_seconds_between_samples() {
+    let (watcher, _rec) = monitor(MonitorConfig::default());
+    let pool = pool_with(
+        &watcher,
+        &unique("saturated"),
+        support::pg::shared_config(),
+        4,
+        0,
+        Duration::from_secs(30),
+    )
+    .await;
+    let background = watcher.start(&pool);
+    // Idle for 3 s: read each second, nothing waits.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    pool.monitor().sample();
+    let idle = pool.monitor().trend_report(None).samples.last().cloned().unwrap();
+    assert_eq!((idle.waiting_seconds, idle.peak_in_use), (0, 0), "{idle:?}");
+    assert!(idle.seconds >= 2, "{idle:?}");
+    // Saturated for 10 s: four held, two queued.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(pool.get().await.unwrap());
+    }
+    let queued: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.get().await.map(|_| ()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    drop(held);
+    for waiter in queued {
+        waiter.await.unwrap().unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The sample after it, taken when all is calm again.
+    pool.monitor().sample();
+    let sample = pool.monitor().trend_report(None).samples.last().cloned().unwrap();
+    eprintln!("scenario saturation: {sample:?}");
+    assert_eq!(sample.in_use, 0, "calm at the sample: {sample:?}");
+    assert_eq!(sample.peak_utilization, 1.0, "{sample:?}");
+    assert!(sample.waiters >= 2, "{sample:?}");
+    assert!((8..=11).contains(&sample.waiting_seconds), "{sample:?}");
+    assert!(sample.utilization > 0.5, "the mean over the interval: {sample:?}");
+    background.shutdown().await;
+}

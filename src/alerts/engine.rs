@@ -93,7 +93,7 @@ impl PoolMonitor {
         // A sample speaks for its whole interval: until the next one, the
         // latest sample keeps its verdict (so that a full pool seen at a
         // sample does not resolve between samples).
-        let interval = self.sink().config.health_check_interval;
+        let interval = self.sink().config.health_check_interval.min(crate::units::TREND_EVERY);
         let latest = self.stores().trend.latest().filter(|s| {
             let age_ms = crate::units::unix_ms(SystemTime::now()).saturating_sub(s.at_unix_ms);
             u128::from(age_ms) <= interval.as_millis() + 1000

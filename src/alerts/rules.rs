@@ -645,6 +645,8 @@ mod tests {
             in_use,
             waiters,
             utilization: f64::from(in_use) / 10.0,
+            waiting_seconds: 0,
+            seconds: 0,
             peak_in_use,
             peak_utilization: f64::from(peak_in_use) / 10.0,
             timeouts: 0,

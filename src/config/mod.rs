@@ -444,7 +444,7 @@ impl Default for MonitorConfig {
             query_history: 1000,
             error_history: 1000,
             alert_history: 500,
-            pool_trend_samples: 288,
+            pool_trend_samples: 1440,
             statement_cache_size: 10_000,
             prepared_cache_size: 256,
             max_fingerprints: 1000,
@@ -529,8 +529,10 @@ impl MonitorConfig {
         self
     }
 
-    /// Sets the pool sampling period (`ASYNC_DB_HEALTH_CHECK_INTERVAL`;
-    /// from 1 s to a day). Defaults to 300 s.
+    /// Sets the period of the pool's trend samples and the score gauge
+    /// (`ASYNC_DB_HEALTH_CHECK_INTERVAL`; from 1 s to a day), one minute at
+    /// most: each sample sums the pool's own counts read every second
+    /// since the one before. Defaults to 300 s (so a sample a minute).
     pub fn health_check_interval(mut self, d: Duration) -> Self {
         self.health_check_interval = d;
         self
@@ -596,8 +598,8 @@ impl MonitorConfig {
         self
     }
 
-    /// Sets how many pool trend samples are kept. Defaults to 288 (24 h at
-    /// 5 min).
+    /// Sets how many pool trend samples are kept. Defaults to 1440 (24 h
+    /// at one a minute).
     pub fn pool_trend_samples(mut self, n: usize) -> Self {
         self.pool_trend_samples = n;
         self
@@ -838,7 +840,7 @@ mod tests {
         assert_eq!(c.alerts, AlertThresholds::default());
         assert_eq!(
             (c.query_history, c.error_history, c.alert_history, c.pool_trend_samples),
-            (1000, 1000, 500, 288)
+            (1000, 1000, 500, 1440)
         );
     }
 

@@ -49,6 +49,8 @@ pub(crate) enum Event<'a> {
     Waiting(Option<quanta::Instant>),
     /// A request was answered 503 before its handler ran.
     Shed,
+    /// The background task's reading of the pool's own counts, each second.
+    PoolSecond(crate::stats::PoolSecond),
     /// A replica set sent a read to this pool.
     ReplicaChosen,
     /// A checkout was returned after being held for `held`.

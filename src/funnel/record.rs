@@ -39,6 +39,7 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
         Event::Waiting(Some(at)) => sink.stores.load.wait_began(at),
         Event::Waiting(None) => sink.stores.load.wait_ended(),
         Event::ReplicaChosen => sink.metrics.replica_reads.increment(1),
+        Event::PoolSecond(reading) => sink.stores.trend.second(reading),
         Event::Shed => {
             sink.metrics.shed.increment(1);
             sink.stores.load.shed();

@@ -197,6 +197,23 @@ impl PoolMonitor {
         self.read_state(true);
     }
 
+    /// Reads the pool's own counts (connections checked out, the most at
+    /// once since the last reading, checkouts pending and queued) into the
+    /// next trend sample: the background task does, each second.
+    pub(crate) fn read_second(&self) {
+        let in_use = self.shared.in_use.load(Relaxed);
+        let peak_in_use = self.shared.peak_in_use.swap(in_use, Relaxed);
+        let load = &self.shared.sink.stores.load;
+        let pending = load.pending();
+        let queued = pending.saturating_sub(self.shared.room().free);
+        self.shared.record(Event::PoolSecond(crate::stats::PoolSecond {
+            in_use,
+            peak_in_use,
+            pending: u64::from(pending),
+            queued: u64::from(queued),
+        }));
+    }
+
     /// Reads the pool's state into the funnel: the gauges always, the
     /// trend when `sample` (which also restarts the peak).
     fn read_state(&self, sample: bool) {

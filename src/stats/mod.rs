@@ -21,7 +21,7 @@
 //! | load | checkouts waiting now and since when without a pause; the checkouts ended in the last 10 s, served and failed, and their waits (one-second slots) | 16 slots (never reset: it forgets by itself) |
 //! | database load | the pool's active backends sampled once a second (server view), per minute as average active sessions per route × wait event type and event (`CPU`: waiting on nothing) | 60 minutes, 256 slices a minute (never reset) |
 //! | objectives | per route with an [`Objective`](crate::Objective): requests per minute, those over the latency bound and those with a failed statement | 24 hours of minutes per route |
-//! | pool trend | a sample per `health_check_interval`: size, idle, in use, waiters, utilization, the peak in use since the previous sample, timeouts and waiting in the interval | `pool_trend_samples` (288) |
+//! | pool trend | a sample a minute (or per `health_check_interval`, if shorter), summing the pool's own counts read each second: size, idle, in use, the most waiters, mean utilization, the peak in use, the seconds with checkouts queued, timeouts and waiting in the interval | `pool_trend_samples` (1440) |
 //! | recent statements | the last statements: normalized text, fingerprint, operation, table, duration, outcome, time (lock-free per-thread parts; the request route joins with the tower layer) | `query_history` (1000; 0 turns it off) |
 //! | statement performance | per statement: count, errors, success rate, total, mean, min, max, p50/p95/p99, rows, over any window from 1 minute to 24 hours; grouped by operation and by table; degradation (p95 of the last 5 minutes ≥ `degradation_factor` × p95 of the hour before, with `degradation_min_samples` runs in each) | one-minute slots for the last hour, quarter hours for the rest of the day, per statement (capped by `max_fingerprints`) |
 //!
@@ -48,7 +48,7 @@
 //! let background = monitor.start(&pool);                 // sampler, minute snapshots, periodic reset
 //! let errors = pool.monitor().error_report(Some(15));    // last 15 minutes; rates over 5 min / 15 min / 1 h
 //! let slow = pool.monitor().slow_query_report(Some(60), 10);
-//! let trend = pool.monitor().trend_report(None);         // every sample retained (288 by default)
+//! let trend = pool.monitor().trend_report(None);         // every sample retained (1440 by default)
 //! let perf = pool.monitor().query_performance(60, 20);   // p50/p95/p99 by statement, operation, table
 //! let recent = pool.monitor().recent_statements(50);     // the last statements, newest first
 //! let score = pool.monitor().performance(60);            // 0-100, its parts, recommendations
@@ -130,7 +130,7 @@ pub(crate) use recent::{describe as describe_recent, outcome_word, RawRecent, Re
 pub(crate) use requests::RouteLog;
 pub(crate) use slow::{NewSlow, SlowLog};
 pub(crate) use totals::{Totals, TotalsHistory};
-pub(crate) use trend::{PoolReading, PoolTrend};
+pub(crate) use trend::{PoolReading, PoolSecond, PoolTrend};
 
 /// The longest window a report covers, in minutes (24 hours).
 pub const MAX_WINDOW_MINUTES: u32 = 24 * 60;

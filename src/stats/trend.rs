@@ -1,4 +1,7 @@
-//! The pool trend: one sample per health-check interval in a bounded ring.
+//! The pool trend: one sample a minute (or per health-check interval, if
+//! shorter) in a bounded ring, each summing the second-by-second readings
+//! of the checkout path's own counts taken since the one before, so that
+//! a saturation of a few seconds between two samples is not missed.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -22,10 +25,18 @@ pub struct PoolSample {
     pub idle: u32,
     /// Connections checked out at the sample.
     pub in_use: u32,
-    /// Checkouts waiting at the sample.
+    /// The most checkouts pending at once over the interval (read each
+    /// second, and at the sample).
     pub waiters: u64,
-    /// `in_use / max_size` at the sample.
+    /// The mean of `in_use / max_size` over the interval, read each second
+    /// (at the sample alone when no second was read, as without a
+    /// background task).
     pub utilization: f64,
+    /// Seconds of the interval in which checkouts were queued for a
+    /// connection (every connection checked out and more pending).
+    pub waiting_seconds: u32,
+    /// Seconds read over the interval.
+    pub seconds: u32,
     /// The most connections checked out at once since the previous sample,
     /// so that a spike between samples is not missed.
     pub peak_in_use: u32,
@@ -84,11 +95,35 @@ pub(crate) struct PoolReading {
     pub(crate) wait_total: Duration,
 }
 
+/// The seconds read since the previous sample.
+#[derive(Default)]
+struct Seconds {
+    count: u32,
+    in_use_sum: u64,
+    peak_in_use: u32,
+    waiters: u64,
+    queued: u32,
+}
+
+/// One second's reading of the pool's own counts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolSecond {
+    /// Connections checked out now.
+    pub(crate) in_use: u32,
+    /// The most checked out at once since the previous reading.
+    pub(crate) peak_in_use: u32,
+    /// Checkouts pending now.
+    pub(crate) pending: u64,
+    /// Of them, those queued for a connection (not in a ping).
+    pub(crate) queued: u64,
+}
+
 /// The bounded trend of one pool.
 pub(crate) struct PoolTrend {
     ring: Mutex<Ring<PoolSample>>,
     /// bb8's cumulative (timeouts, wait time) at the previous sample.
     previous: Mutex<(u64, Duration)>,
+    seconds: Mutex<Seconds>,
 }
 
 impl PoolTrend {
@@ -96,7 +131,18 @@ impl PoolTrend {
         PoolTrend {
             ring: Mutex::new(Ring::new(capacity)),
             previous: Mutex::new((0, Duration::ZERO)),
+            seconds: Mutex::new(Seconds::default()),
         }
+    }
+
+    /// Adds one second's reading to the next sample.
+    pub(crate) fn second(&self, reading: PoolSecond) {
+        let mut s = self.seconds.lock().unwrap_or_else(|e| e.into_inner());
+        s.count += 1;
+        s.in_use_sum += u64::from(reading.in_use);
+        s.peak_in_use = s.peak_in_use.max(reading.peak_in_use).max(reading.in_use);
+        s.waiters = s.waiters.max(reading.pending);
+        s.queued += u32::from(reading.queued > 0);
     }
 
     /// Records a sample from bb8's state, the peak since the previous
@@ -129,15 +175,23 @@ impl PoolTrend {
                 f64::from(n) / f64::from(max_size)
             }
         };
-        let peak_in_use = peak_in_use.max(in_use);
+        let seconds = std::mem::take(&mut *self.seconds.lock().unwrap_or_else(|e| e.into_inner()));
+        let peak_in_use = peak_in_use.max(in_use).max(seconds.peak_in_use);
+        let utilization = if seconds.count > 0 && max_size > 0 {
+            seconds.in_use_sum as f64 / f64::from(seconds.count) / f64::from(max_size)
+        } else {
+            ratio(in_use)
+        };
         let sample = PoolSample {
             at_unix_ms: unix_ms(at),
             max_size,
             size,
             idle,
             in_use,
-            waiters,
-            utilization: ratio(in_use),
+            waiters: waiters.max(seconds.waiters),
+            utilization,
+            waiting_seconds: seconds.queued,
+            seconds: seconds.count,
             peak_in_use,
             peak_utilization: ratio(peak_in_use),
             timeouts,
@@ -183,6 +237,7 @@ impl PoolTrend {
 
     pub(crate) fn clear(&self) {
         self.ring.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.seconds.lock().unwrap_or_else(|e| e.into_inner()) = Seconds::default();
     }
 }
 
@@ -270,5 +325,51 @@ mod tests {
         let report = trend.report("p", at(10), None);
         assert_eq!(report.samples.len(), 3);
         assert_eq!(report.samples[0].at_unix_ms, crate::units::unix_ms(at(7)));
+    }
+
+    #[test]
+    fn a_sample_sums_the_seconds_read_since_the_one_before() {
+        let trend = PoolTrend::new(10);
+        // A minute of 4 of 8 in use, with 10 s saturated and queued.
+        for second in 0..60 {
+            let saturated = (20..30).contains(&second);
+            trend.second(PoolSecond {
+                in_use: if saturated { 8 } else { 4 },
+                peak_in_use: if saturated { 8 } else { 4 },
+                pending: if saturated { 3 } else { 0 },
+                queued: if saturated { 3 } else { 0 },
+            });
+        }
+        // Read at the minute, the pool quiet again.
+        trend.sample(&PoolReading {
+            at: at(1),
+            max_size: 8,
+            size: 8,
+            idle: 8,
+            in_use: 0,
+            waiters: 0,
+            peak_in_use: 0,
+            timed_out_total: 0,
+            wait_total: Duration::ZERO,
+        });
+        let s = trend.latest().unwrap();
+        assert_eq!((s.peak_in_use, s.peak_utilization), (8, 1.0));
+        assert_eq!((s.waiters, s.waiting_seconds, s.seconds), (3, 10, 60));
+        let mean = (50.0 * 4.0 + 10.0 * 8.0) / 60.0 / 8.0;
+        assert!((s.utilization - mean).abs() < 1e-9, "{s:?}");
+        // The next sample starts afresh.
+        trend.sample(&PoolReading {
+            at: at(2),
+            max_size: 8,
+            size: 8,
+            idle: 8,
+            in_use: 0,
+            waiters: 0,
+            peak_in_use: 0,
+            timed_out_total: 0,
+            wait_total: Duration::ZERO,
+        });
+        let s = trend.latest().unwrap();
+        assert_eq!((s.peak_in_use, s.waiting_seconds, s.seconds), (0, 0, 0));
     }
 }
