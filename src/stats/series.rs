@@ -14,6 +14,10 @@ use crate::units::unix_ms;
 
 /// Points a series holds at most (with one-second slots, 12 minutes).
 pub(crate) const MAX_POINTS: usize = 720;
+/// The runs a partial point needs before its percentiles are given.
+const PARTIAL_PERCENTILES: u64 = 20;
+/// The time a partial point must cover before its rate is given.
+const PARTIAL_RATE: Duration = Duration::from_secs(5);
 
 /// The pool's statements per slot over the last minutes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -39,9 +43,19 @@ pub struct SeriesPoint {
     pub end_unix_ms: u64,
     /// Statements that finished in it.
     pub statements: u64,
+    /// The time the point covers, in seconds: a whole slot, but for the
+    /// last point, the current slot so far.
+    pub covered_seconds: f64,
+    /// Whether the point is the current slot, still filling: its counts
+    /// are not a whole slot's, so compare its rate, not its count.
+    pub partial: bool,
+    /// `statements` over `covered_seconds`, per minute (absent for a
+    /// partial point of under 5 s, too short to say).
+    pub statements_per_minute: Option<f64>,
     /// Of which failed.
     pub errors: u64,
-    /// Median, in milliseconds.
+    /// Median, in milliseconds (absent without runs, and for a partial
+    /// point with fewer than 20: too few to stand beside a whole slot's).
     pub p50_ms: Option<f64>,
     /// 95th percentile, in milliseconds.
     pub p95_ms: Option<f64>,
@@ -58,9 +72,10 @@ pub struct SeriesPoint {
 /// `(at_unix_ms, kind)` into points of `slot` ending at `now`.
 ///
 /// The last point is the current slot so far (`live`), so that a chart
-/// shows statements from the first second; a closed slot goes to the
-/// point after the one its end falls in (it ended within a slot of the
-/// current one, and covers the slot before).
+/// shows statements from the first second, marked partial with the time
+/// it covers (since the newest slot closed, or a whole slot if none has);
+/// a closed slot goes to the point after the one its end falls in (it
+/// ended within a slot of the current one, and covers the slot before).
 pub(crate) fn series(
     pool: &str,
     minutes: u32,
@@ -76,6 +91,11 @@ pub(crate) fn series(
     let now_ms = unix_ms(now.1);
     let mut buckets: Vec<Window> = vec![Window::default(); count];
     buckets[count - 1].merge(&live);
+    let live_covers = windows
+        .iter()
+        .map(|(end, _)| now.0.saturating_duration_since(*end))
+        .min()
+        .map_or(slot, |since| since.min(slot));
     for (end, window) in windows {
         let ago = now.0.saturating_duration_since(end);
         let index = (ago.as_millis() / u128::from(slot_ms)) as usize + 1;
@@ -96,13 +116,20 @@ pub(crate) fn series(
         .enumerate()
         .map(|(i, (w, errors_by_kind))| {
             let stats = LatencyStats::of(w);
+            let partial = i == count - 1;
+            let covered = if partial { live_covers } else { slot };
+            let said = !partial || stats.count >= PARTIAL_PERCENTILES;
             SeriesPoint {
                 end_unix_ms: now_ms.saturating_sub(slot_ms.saturating_mul((count - 1 - i) as u64)),
                 statements: stats.count,
+                covered_seconds: covered.as_secs_f64(),
+                partial,
+                statements_per_minute: (!partial || covered >= PARTIAL_RATE)
+                    .then(|| stats.count as f64 * 60.0 / covered.as_secs_f64()),
                 errors: stats.errors,
-                p50_ms: stats.p50_ms,
-                p95_ms: stats.p95_ms,
-                p99_ms: stats.p99_ms,
+                p50_ms: stats.p50_ms.filter(|_| said),
+                p95_ms: stats.p95_ms.filter(|_| said),
+                p99_ms: stats.p99_ms.filter(|_| said),
                 errors_by_kind,
             }
         })
@@ -158,6 +185,31 @@ mod tests {
         assert_eq!(s.points[2].end_unix_ms, 10_000_000);
         assert_eq!(s.points[0].end_unix_ms, 10_000_000 - 120_000);
         assert!(s.points[0].p95_ms.is_none());
+        // The current slot covers the 5 s since the newest slot closed.
+        assert!(s.points[2].partial && !s.points[1].partial);
+        assert_eq!(s.points[2].covered_seconds, 5.0);
+        assert_eq!(s.points[2].statements_per_minute, Some(48.0));
+    }
+
+    #[test]
+    fn the_current_minute_is_partial_and_compares_by_its_rate() {
+        let now = Instant::now() + Duration::from_secs(3600);
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(10_000);
+        let window = |finished: u64| Window {
+            finished,
+            ..Window::default()
+        };
+        // 650 a minute, steadily; the current minute 17.5 s in.
+        let windows = vec![
+            (now - Duration::from_millis(17_500), window(650)),
+            (now - Duration::from_millis(77_500), window(650)),
+        ];
+        let s = series("p", 3, Duration::from_secs(60), (now, wall), (windows, window(190)), Vec::new());
+        let last = s.points.last().unwrap();
+        assert_eq!(last.statements, 190, "the count so far");
+        let rate = last.statements_per_minute.unwrap();
+        assert!((rate - 651.4).abs() < 0.1, "no drop in the rate: {rate}");
+        assert_eq!(s.points[1].statements_per_minute, Some(650.0));
     }
 
     #[test]

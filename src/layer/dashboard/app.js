@@ -293,19 +293,22 @@
     8, 'no objective declared');
 
     const xs = series.points.map((p) => p.end_unix_ms);
+    // Counts as a rate per minute: the last point is the current minute so
+    // far, and its count alone would read as a drop.
+    const perMinute = (p, n) => (p.partial && p.statements_per_minute == null ? null : (n * 60) / p.covered_seconds);
     chart('chart-latency', xs, [
       { name: 'p50', cls: 'c1', values: series.points.map((p) => p.p50_ms) },
       { name: 'p95', cls: 'c2', values: series.points.map((p) => p.p95_ms) },
       { name: 'p99', cls: 'c3', values: series.points.map((p) => p.p99_ms) },
     ], { format: ms, empty: 'no statements in the last hour' });
     chart('chart-statements', xs, [
-      { name: 'statements', cls: 'c1', values: series.points.map((p) => p.statements) },
-      { name: 'failed', cls: 'c3', values: series.points.map((p) => p.errors) },
+      { name: 'statements', cls: 'c1', values: series.points.map((p) => perMinute(p, p.statements)) },
+      { name: 'failed', cls: 'c3', values: series.points.map((p) => perMinute(p, p.errors)) },
     ], { format: count, empty: 'no statements in the last hour' });
     const kinds = [...new Set(series.points.flatMap((p) => Object.keys(p.errors_by_kind)))].sort();
-    chart('chart-errors', xs, kinds.map((k, i) => ({ name: k, cls: 'c' + ((i % 6) + 1), values: series.points.map((p) => p.errors_by_kind[k] || 0) })),
+    chart('chart-errors', xs, kinds.map((k, i) => ({ name: k, cls: 'c' + ((i % 6) + 1), values: series.points.map((p) => perMinute(p, p.errors_by_kind[k] || 0)) })),
       { kind: 'bars', format: count, empty: 'no errors in the last hour' });
-    // The trend's samples (every health-check interval) and the pool as
+    // The trend's samples (a minute each) and the pool as
     // the health check saw it just now, so that the chart has data from
     // the start.
     const samples = all.pool_trend.samples.slice();
