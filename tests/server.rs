@@ -246,6 +246,39 @@ async fn statements_put_server_time_next_to_client_time() {
         !all.iter().any(|s| s.statement.contains("pg_stat_activity")),
         "the monitor's own queries are left out: {all:#?}"
     );
+    assert_eq!(s.rows_sharing_fingerprint, 1);
+    assert!(s.difference_ms.is_some(), "one server row, one client row: compared");
+
+    // The same statement with a literal and with a parameter: two rows on
+    // the server, one on the client. The client's figures cover both, so
+    // no difference is computed against either (it read -2,168 ms when
+    // the client's mix was set against one variant).
+    let conn = pool.get().await.unwrap();
+    for _ in 0..3 {
+        conn.execute("SELECT pg_sleep(0.05)", &[]).await.unwrap();
+        conn.execute("SELECT pg_sleep($1)", &[&0.001_f64]).await.unwrap();
+    }
+    drop(conn);
+    let variants = |pool: &MonitoredPool<NoTls>| {
+        pool.monitor()
+            .server_statements(50)
+            .statements
+            .into_iter()
+            .filter(|s| s.statement.contains("pg_sleep") && !s.statement.contains("slow_lookup"))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || variants(&pool).len() == 2
+            && variants(&pool).iter().all(|s| s.calls == 3 && s.client_calls.is_some()))
+        .await,
+        "{:#?}",
+        variants(&pool)
+    );
+    for variant in variants(&pool) {
+        assert_eq!(variant.rows_sharing_fingerprint, 2, "{variant:#?}");
+        assert_eq!(variant.client_calls, Some(6), "{variant:#?}");
+        assert_eq!(variant.difference_ms, None, "{variant:#?}");
+    }
 
     // The shared server has no pg_stat_statements.
     let (monitor, _rec) = support::monitor(config());

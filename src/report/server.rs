@@ -276,16 +276,21 @@ impl PoolMonitor {
             .collect();
         let statements = sample
             .map(|s| {
+                let mut sharing: HashMap<u64, u32> = HashMap::new();
+                for st in &s.statements.top {
+                    *sharing.entry(st.fingerprint).or_insert(0) += 1;
+                }
                 s.statements
                     .top
                     .iter()
                     .take(limit)
                     .map(|st| {
                         let mut st = st.clone();
+                        st.rows_sharing_fingerprint = sharing.get(&st.fingerprint).copied().unwrap_or(1);
                         if let Some(&(calls, mean)) = client.get(&st.fingerprint) {
                             st.client_calls = Some(calls);
                             st.client_mean_ms = Some(mean);
-                            st.difference_ms = Some(mean - st.server_mean_ms);
+                            st.difference_ms = (st.rows_sharing_fingerprint == 1).then(|| mean - st.server_mean_ms);
                         }
                         st
                     })

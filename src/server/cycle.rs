@@ -514,6 +514,7 @@ async fn statements(
                 client_calls: None,
                 client_mean_ms: None,
                 difference_ms: None,
+                rows_sharing_fingerprint: 1,
             })
         })
         .collect();

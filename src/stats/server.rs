@@ -129,8 +129,16 @@ pub struct ServerStatement {
     pub client_calls: Option<u64>,
     /// Mean time the client measured, in milliseconds.
     pub client_mean_ms: Option<f64>,
-    /// `client_mean_ms - server_mean_ms`: network, pool and client time.
+    /// `client_mean_ms - server_mean_ms`: network, pool and client time;
+    /// only where this row is the only one of its fingerprint.
     pub difference_ms: Option<f64>,
+    /// The server's rows read with this fingerprint, this one included.
+    /// Over 1 (the same statement with a literal and with a parameter,
+    /// which the server keeps apart and the crate's normalization does
+    /// not; or run by other users or databases), the client's figures
+    /// cover them all, and no difference is computed: it would compare
+    /// one variant with a mix of them.
+    pub rows_sharing_fingerprint: u32,
 }
 
 /// What one sample read from `pg_stat_statements`.
