@@ -562,3 +562,110 @@ async fn the_pool_trend_shows_a_saturation_of_ten_seconds_between_samples() {
     assert!(sample.utilization > 0.5, "the mean over the interval: {sample:?}");
     background.shutdown().await;
 }
+
+/// Healthy: steady load well under capacity for 8 s (four workers on a
+/// pool of eight, each request a checkout and a 5 ms statement), with the
+/// background task evaluating every 100 ms and a forecast every 200 ms.
+/// Every detector must stay silent: nothing shed, ready at every read, no
+/// alert, no anomaly, no exhaustion forecast, no queue in the trend, and
+/// `Server-Timing` within each request's own time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_load_under_capacity_raises_nothing() {
+    let thresholds = db_monitor::AlertThresholds::default()
+        .evaluation_interval(Duration::from_millis(100))
+        .forecast(db_monitor::ForecastThresholds::default().interval(Duration::from_millis(200)));
+    let (watcher, _rec) = monitor(MonitorConfig::default().alerts(thresholds));
+    let pool = pool_with(
+        &watcher,
+        &unique("steady"),
+        support::pg::shared_config(),
+        8,
+        0,
+        Duration::from_secs(5),
+    )
+    .await;
+    let background = watcher.start(&pool);
+    let work = tower::service_fn({
+        let pool = pool.clone();
+        move |_: Request<Full<Bytes>>| {
+            let pool = pool.clone();
+            async move {
+                let conn = pool.get().await.expect("checkout");
+                conn.execute("SELECT pg_sleep(0.005)", &[]).await.expect("statement");
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }
+        }
+    });
+    let service = DbMonitorLayer::new(pool.clone()).layer(ShedLayer::new(&pool).layer(work));
+    let until = Instant::now() + Duration::from_secs(8);
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                let (mut requests, mut wrong) = (0u32, Vec::new());
+                while Instant::now() < until {
+                    let started = Instant::now();
+                    let request = Request::builder().uri("/work").body(Full::new(Bytes::new())).unwrap();
+                    let response = service.clone().oneshot(request).await.unwrap();
+                    let took = started.elapsed();
+                    requests += 1;
+                    if response.status() != StatusCode::OK {
+                        wrong.push(format!("status {}", response.status()));
+                    }
+                    let timing = response.headers()["server-timing"].to_str().unwrap().to_owned();
+                    let dur: f64 = timing
+                        .split(';')
+                        .find_map(|p| p.strip_prefix("dur="))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap();
+                    if dur > took.as_secs_f64() * 1e3 {
+                        wrong.push(format!("Server-Timing {dur} ms over {took:?}"));
+                    }
+                }
+                (requests, wrong)
+            })
+        })
+        .collect();
+    let (mut unready, mut reads) = (Vec::new(), 0);
+    while Instant::now() < until {
+        let ready = pool.monitor().readiness();
+        reads += 1;
+        if !ready.is_ready() {
+            unready.push(format!("{:?}", ready.reasons));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (mut requests, mut wrong) = (0, Vec::new());
+    for worker in workers {
+        let (n, w) = worker.await.unwrap();
+        requests += n;
+        wrong.extend(w);
+    }
+    pool.monitor().sample();
+    pool.monitor().evaluate_alerts();
+    let trend = pool.monitor().trend_report(None);
+    let alerts = pool.monitor().alerts().active;
+    eprintln!(
+        "scenario steady: {requests} requests, {} shed, {} of {reads} readiness reads unready, {} alerts, {} anomalies, forecast {:?}",
+        pool.monitor().load().requests_shed,
+        unready.len(),
+        alerts.len(),
+        pool.monitor().anomalies().len(),
+        pool.monitor().forecast().map(|f| f.state)
+    );
+    assert!(requests > 100, "{requests}");
+    assert!(wrong.is_empty(), "{wrong:?}");
+    assert_eq!(pool.monitor().load().requests_shed, 0);
+    assert!(unready.is_empty(), "{unready:?}");
+    assert!(alerts.is_empty(), "{alerts:#?}");
+    assert!(pool.monitor().anomalies().is_empty());
+    assert!(
+        pool.monitor()
+            .forecast()
+            .is_none_or(|f| f.exhausted_in_seconds.is_none()),
+        "{:?}",
+        pool.monitor().forecast()
+    );
+    assert!(trend.samples.iter().all(|s| s.waiting_seconds == 0), "{trend:#?}");
+    background.shutdown().await;
+}
