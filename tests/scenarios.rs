@@ -517,7 +517,8 @@ async fn an_error_storm_at_start_needs_time_covered_before_it_alerts() {
 /// of the moment showed 0 %; and an idle stretch shows no waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_trend_shows_a_saturation_of_ten_seconds_between_samples() {
-    let (watcher, _rec) = monitor(MonitorConfig::default());
+    let readiness = db_monitor::Readiness::default().saturated_for(Duration::from_secs(3));
+    let (watcher, _rec) = monitor(MonitorConfig::default().readiness(readiness));
     let pool = pool_with(
         &watcher,
         &unique("saturated"),
@@ -545,11 +546,34 @@ async fn the_pool_trend_shows_a_saturation_of_ten_seconds_between_samples() {
             tokio::spawn(async move { pool.get().await.map(|_| ()) })
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Readiness (saturated after 3 s here) reads the same pool.
+    let held_at = Instant::now();
+    let mut unready_after = None;
+    while held_at.elapsed() < Duration::from_secs(10) {
+        let ready = pool.monitor().readiness();
+        if unready_after.is_none() && !ready.is_ready() {
+            assert_eq!(ready.reasons[0].reason, "saturated", "{ready:?}");
+            unready_after = Some(held_at.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let unready_after = unready_after.expect("a pool saturated for 10 s is unready");
+    assert!(unready_after >= Duration::from_secs(3), "{unready_after:?}");
     drop(held);
     for waiter in queued {
         waiter.await.unwrap().unwrap();
     }
+    let released = Instant::now();
+    while !pool.monitor().readiness().is_ready() {
+        assert!(
+            released.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            pool.monitor().readiness()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ready_after = released.elapsed();
+    eprintln!("scenario readiness: saturated (bound 3 s) unready after {unready_after:?}, ready {ready_after:?} after release");
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The sample after it, taken when all is calm again.
     pool.monitor().sample();
@@ -574,7 +598,10 @@ async fn steady_load_under_capacity_raises_nothing() {
     let thresholds = db_monitor::AlertThresholds::default()
         .evaluation_interval(Duration::from_millis(100))
         .forecast(db_monitor::ForecastThresholds::default().interval(Duration::from_millis(200)));
-    let (watcher, _rec) = monitor(MonitorConfig::default().alerts(thresholds));
+    let objective = db_monitor::Objective::route("GET /work")
+        .latency(Duration::from_millis(500), 0.99)
+        .success(0.999);
+    let (watcher, _rec) = monitor(MonitorConfig::default().alerts(thresholds).objective(objective));
     let pool = pool_with(
         &watcher,
         &unique("steady"),
@@ -596,7 +623,9 @@ async fn steady_load_under_capacity_raises_nothing() {
             }
         }
     });
-    let service = DbMonitorLayer::new(pool.clone()).layer(ShedLayer::new(&pool).layer(work));
+    let service = DbMonitorLayer::new(pool.clone())
+        .route_label(|_, _| Some("GET /work".to_owned()))
+        .layer(ShedLayer::new(&pool).layer(work));
     let until = Instant::now() + Duration::from_secs(8);
     let workers: Vec<_> = (0..4)
         .map(|_| {
@@ -667,5 +696,160 @@ async fn steady_load_under_capacity_raises_nothing() {
         pool.monitor().forecast()
     );
     assert!(trend.samples.iter().all(|s| s.waiting_seconds == 0), "{trend:#?}");
+    for objective in pool.monitor().objectives() {
+        assert_eq!(objective.requests, u64::from(requests), "{objective:?}");
+        assert_eq!(objective.bad, 0, "{objective:?}");
+    }
+    background.shutdown().await;
+}
+
+/// The alert rules against faults whose start and end are known: each
+/// alert must be silent before its fault, fire within its detection time
+/// after the fault begins, and clear within its reset time after it ends
+/// (a condition, `clear_after` after its rule stops firing; an event,
+/// `expire_after` after it). Times are printed for the ground-truth table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_fire_on_their_faults_and_clear_after_them() {
+    use db_monitor::alerts::AlertType;
+    if !support::pg::can_start_servers() {
+        eprintln!("skipped: needs its own server (initdb not on PATH)");
+        return;
+    }
+    let server = std::sync::Arc::new(TempPostgres::start(&[]));
+    let thresholds = db_monitor::AlertThresholds::default()
+        .evaluation_interval(Duration::from_millis(100))
+        .clear_after(Duration::from_secs(1))
+        .expire_after(Duration::from_secs(3))
+        .consecutive_failures(3)
+        .error_rate_evidence(Duration::from_secs(2));
+    let config = MonitorConfig::default()
+        .alerts(thresholds)
+        .slow_query_threshold(Duration::from_millis(200));
+    let (watcher, _rec) = monitor(config);
+    let pool = std::sync::Arc::new(pool_with(&watcher, "faults", server.config(), 3, 0, Duration::from_secs(2)).await);
+    let background = watcher.start(&*pool);
+    let active = |pool: &db_monitor::MonitoredPool<NoTls>, kind: AlertType| {
+        pool.monitor().alerts().active.iter().any(|a| a.alert_type == kind)
+    };
+    // Waits up to `limit` for `kind` to be active (`on`) or not.
+    let until = |pool: std::sync::Arc<db_monitor::MonitoredPool<NoTls>>, kind: AlertType, on: bool, limit: Duration| async move {
+        let began = Instant::now();
+        loop {
+            if active(&pool, kind) == on {
+                return began.elapsed();
+            }
+            assert!(
+                began.elapsed() < limit,
+                "{kind:?} still {}: {:#?}",
+                !on,
+                pool.monitor().alerts()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let mut table = Vec::new();
+    let conn = pool.get().await.unwrap();
+    for _ in 0..25 {
+        conn.execute("SELECT 1", &[]).await.unwrap();
+    }
+    drop(conn);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        pool.monitor().alerts().active.is_empty(),
+        "healthy: {:#?}",
+        pool.monitor().alerts()
+    );
+
+    // A slow statement (an event alert).
+    let conn = pool.get().await.unwrap();
+    conn.execute("SELECT pg_sleep(0.3)", &[]).await.unwrap();
+    drop(conn);
+    let detect = until(pool.clone(), AlertType::SlowQuery, true, Duration::from_secs(3)).await;
+    let reset = until(pool.clone(), AlertType::SlowQuery, false, Duration::from_secs(6)).await;
+    table.push(("slow_query", detect, reset));
+
+    // Every connection held, a checkout waiting (a condition).
+    let held: Vec<_> = vec![
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+    ];
+    let waiter = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.get().await.map(|_| ()) }
+    });
+    let detect = until(pool.clone(), AlertType::PoolExhaustion, true, Duration::from_secs(3)).await;
+    drop(held);
+    let _ = waiter.await.unwrap();
+    let reset = until(pool.clone(), AlertType::PoolExhaustion, false, Duration::from_secs(5)).await;
+    table.push(("pool_exhaustion", detect, reset));
+
+    // A deadlock (an event).
+    let _ = support::deadlock(&*pool).await;
+    let detect = until(pool.clone(), AlertType::Deadlock, true, Duration::from_secs(3)).await;
+    let reset = until(pool.clone(), AlertType::Deadlock, false, Duration::from_secs(6)).await;
+    table.push(("deadlock", detect, reset));
+
+    // An error storm: 11 of 30 fail; then 400 that succeed bring the rate
+    // under the 5 min threshold.
+    let conn = pool.get().await.unwrap();
+    for i in 0..30 {
+        let sql = if i % 3 == 0 { "SELECT 1 / 0" } else { "SELECT 1" };
+        let _ = conn.query(sql, &[]).await;
+    }
+    let detect = until(pool.clone(), AlertType::HighErrorRate, true, Duration::from_secs(5)).await;
+    for _ in 0..400 {
+        conn.execute("SELECT 1", &[]).await.unwrap();
+    }
+    drop(conn);
+    let storm_over = Instant::now();
+    let keys = |pool: &db_monitor::MonitoredPool<NoTls>| {
+        pool.monitor()
+            .alerts()
+            .active
+            .iter()
+            .filter(|a| a.alert_type == AlertType::HighErrorRate)
+            .map(|a| a.key.clone())
+            .collect::<Vec<_>>()
+    };
+    while keys(&pool).contains(&"5m".to_owned()) {
+        assert!(
+            storm_over.elapsed() < Duration::from_secs(5),
+            "{:#?}",
+            pool.monitor().alerts()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    table.push(("high_error_rate (5 min)", detect, storm_over.elapsed()));
+
+    // The server stopped, then back (a condition).
+    let stopper = server.clone();
+    let stopped = Instant::now();
+    tokio::task::spawn_blocking(move || stopper.stop()).await.unwrap();
+    let _ = pool.get().await;
+    until(
+        pool.clone(),
+        AlertType::ConnectionFailure,
+        true,
+        Duration::from_secs(15),
+    )
+    .await;
+    let detect = stopped.elapsed();
+    let starter = server.clone();
+    tokio::task::spawn_blocking(move || starter.start_again())
+        .await
+        .unwrap();
+    let reset = until(
+        pool.clone(),
+        AlertType::ConnectionFailure,
+        false,
+        Duration::from_secs(10),
+    )
+    .await;
+    table.push(("connection_failure", detect, reset));
+
+    for (alert, detect, reset) in &table {
+        eprintln!("scenario alert {alert}: detected after {detect:?}, cleared {reset:?} after the fault ended");
+    }
     background.shutdown().await;
 }

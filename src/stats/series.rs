@@ -204,7 +204,14 @@ mod tests {
             (now - Duration::from_millis(17_500), window(650)),
             (now - Duration::from_millis(77_500), window(650)),
         ];
-        let s = series("p", 3, Duration::from_secs(60), (now, wall), (windows, window(190)), Vec::new());
+        let s = series(
+            "p",
+            3,
+            Duration::from_secs(60),
+            (now, wall),
+            (windows, window(190)),
+            Vec::new(),
+        );
         let last = s.points.last().unwrap();
         assert_eq!(last.statements, 190, "the count so far");
         let rate = last.statements_per_minute.unwrap();
