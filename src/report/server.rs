@@ -290,7 +290,7 @@ impl PoolMonitor {
                         if let Some(&(calls, mean)) = client.get(&st.fingerprint) {
                             st.client_calls = Some(calls);
                             st.client_mean_ms = Some(mean);
-                            st.difference_ms = (st.rows_sharing_fingerprint == 1).then(|| mean - st.server_mean_ms);
+                            st.difference_ms = (st.rows_sharing_fingerprint == 1).then_some(mean - st.server_mean_ms);
                         }
                         st
                     })
