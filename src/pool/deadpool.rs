@@ -103,7 +103,11 @@ impl<Tls: MakeTls> managed::Manager for DeadpoolManager<Tls> {
     type Error = Error;
 
     async fn create(&self) -> Result<MonitoredClient, Error> {
-        let client = self.manager.open().await?;
+        // Boxed: deadpool's `get` future holds this one inline, and every
+        // checkout moves `get` by value; unboxed, the connect's state made
+        // it 8.7 KB (plain deadpool-postgres: 1.6 KB). A connect is rare
+        // enough to pay for the box.
+        let client = Box::pin(self.manager.open()).await?;
         self.counts.created.fetch_add(1, Relaxed);
         Ok(client)
     }
@@ -116,13 +120,21 @@ impl<Tls: MakeTls> managed::Manager for DeadpoolManager<Tls> {
             self.counts.closed_broken.fetch_add(1, Relaxed);
             return Err(RecycleError::message("connection closed or retired"));
         }
+        // Its age at its last recycle, which needs no clock read (deadpool
+        // reads one for `recycled` itself): a connection past its lifetime
+        // serves at most one more checkout.
         let lifetime = self.manager.shared().sink.config.pool_recycle;
-        if !lifetime.is_zero() && metrics.age() >= lifetime {
+        let age = metrics
+            .recycled
+            .map_or(Duration::ZERO, |at| at.saturating_duration_since(metrics.created));
+        if !lifetime.is_zero() && age >= lifetime {
             self.counts.closed_max_lifetime.fetch_add(1, Relaxed);
             return Err(RecycleError::message("connection past its lifetime"));
         }
         if let Some(sql) = self.recycling.query() {
-            if let Err(error) = self.manager.check(conn, sql).await {
+            // Boxed for the same reason, on the verified and clean methods
+            // only.
+            if let Err(error) = Box::pin(self.manager.check(conn, sql)).await {
                 self.counts.closed_invalid.fetch_add(1, Relaxed);
                 return Err(RecycleError::Backend(error));
             }
