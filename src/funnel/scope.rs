@@ -54,6 +54,11 @@ pub(crate) struct Scope {
 impl Scope {
     pub(crate) fn new(route: Option<Arc<str>>) -> Self {
         let route_id = route.as_deref().map_or(0, intern_route);
+        Scope::interned(route, route_id)
+    }
+
+    /// A scope for `route`, whose interned id is `route_id` (0: none).
+    pub(crate) fn interned(route: Option<Arc<str>>, route_id: u32) -> Self {
         Scope {
             statements: AtomicU64::new(0),
             busy_ns: AtomicU64::new(0),

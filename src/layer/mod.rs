@@ -220,6 +220,7 @@ mod cache;
 mod caches;
 mod dashboard;
 mod future;
+mod labels;
 #[allow(clippy::module_inception)]
 mod layer;
 mod read;

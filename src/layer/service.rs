@@ -10,6 +10,7 @@ use tower_service::Service;
 
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
+use super::labels::Labels;
 use super::layer::{DbMonitorLayer, LayerConfig};
 use crate::funnel::scope::{RequestDbStats, Scope};
 
@@ -19,6 +20,8 @@ use crate::funnel::scope::{RequestDbStats, Scope};
 pub struct DbMonitorService<S> {
     pub(crate) inner: S,
     pub(crate) config: Arc<LayerConfig>,
+    /// The route labels this service's requests have had.
+    labels: Arc<Labels>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for DbMonitorService<S> {
@@ -44,6 +47,7 @@ impl<S> Layer<S> for DbMonitorLayer {
         DbMonitorService {
             inner,
             config: self.config.clone(),
+            labels: Arc::default(),
         }
     }
 }
@@ -75,10 +79,11 @@ where
             return ResponseFuture::routed(super::routes::respond(self.config.clone(), parts, rest));
         }
         let route = match &self.config.route_of {
-            Some(route_of) => route_of(request.extensions(), request.uri()).map(super::layer::bounded_label),
-            None => super::layer::default_route(&request),
-        }
-        .map(Arc::from);
+            Some(route_of) => {
+                Route::Made(route_of(request.extensions(), request.uri()).map(super::layer::bounded_label))
+            }
+            None => default_route(&self.labels, &request),
+        };
         // `Server-Timing` tells a client how long its request spent in the
         // database and how many statements it ran: only to clients that
         // may read the monitor's routes.
@@ -90,10 +95,38 @@ where
                 request = Request::from_parts(parts, body);
                 allowed
             });
-        let scope = Arc::new(Scope::new(route));
+        let scope = Arc::new(match route {
+            Route::Made(route) => Scope::new(route.map(Arc::from)),
+            Route::Known(route, id) => Scope::interned(Some(route), id),
+        });
         request.extensions_mut().insert(RequestDbStats(scope.clone()));
         // Statements run while the inner service builds its future count too.
         let future = scope.enter(|| self.inner.call(request));
         ResponseFuture::passthrough(scope.wrap(future), scope, self.config.clone(), server_timing)
     }
+}
+
+/// A request's route label: made for it, or known with its id.
+enum Route {
+    Made(Option<String>),
+    Known(Arc<str>, u32),
+}
+
+/// The route of a request with no `route_label`: axum's matched route
+/// after the method, from this service's labels; otherwise as
+/// [`default_route`](super::layer::default_route) makes it.
+#[inline]
+fn default_route<B>(labels: &Labels, request: &Request<B>) -> Route {
+    #[cfg(feature = "axum")]
+    if let Some(matched) = request.extensions().get::<axum::extract::MatchedPath>() {
+        let method = request.method();
+        let made = || Some(super::layer::bounded_label(format!("{method} {}", matched.as_str())));
+        return match labels.get(method, matched.as_str(), made) {
+            Some((label, id)) => Route::Known(label, id),
+            None => Route::Made(None),
+        };
+    }
+    #[cfg(not(feature = "axum"))]
+    let _ = labels;
+    Route::Made(super::layer::default_route(request))
 }

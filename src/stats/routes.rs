@@ -10,6 +10,7 @@
 //! gets a new id when it comes back. So no sequence of routes, raw paths
 //! included, can leave later routes without an id.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Routes kept at once.
@@ -45,6 +46,24 @@ fn routes() -> &'static Routes {
     })
 }
 
+/// Routes interned for the first time (or again after eviction), in all.
+static INTERNED: AtomicU64 = AtomicU64::new(0);
+
+/// How many routes have been interned anew so far: an id obtained when
+/// this read `then` still names its route while fewer than [`SLOTS`] have
+/// been since ([`id_current`]), since only a new route evicts one, the
+/// oldest.
+pub(crate) fn interned() -> u64 {
+    INTERNED.load(Relaxed)
+}
+
+/// Whether an id obtained when [`interned`] read `then` still names its
+/// route.
+#[inline]
+pub(crate) fn id_current(then: u64) -> bool {
+    interned().wrapping_sub(then) < SLOTS as u64
+}
+
 /// The id of `route` (never 0).
 pub(crate) fn intern_route(route: &str) -> u32 {
     let routes = routes();
@@ -58,6 +77,7 @@ pub(crate) fn intern_route(route: &str) -> u32 {
     }
     let slot = slots.next;
     slots.next = (slot + 1) % SLOTS;
+    INTERNED.fetch_add(1, Relaxed);
     if slot == 0 {
         // A new lap: ids from now on differ from those of the last lap.
         slots.generation = (slots.generation + 1) & (u32::MAX >> SLOT_BITS);
@@ -109,5 +129,20 @@ mod tests {
         assert_ne!(again, first, "back with a new id");
         assert_eq!(route_name(again).as_deref(), Some("/interning-test/first"));
         assert_eq!(route_name(0), None);
+    }
+
+    #[test]
+    fn an_id_is_current_until_a_lap_of_new_routes() {
+        let then = interned();
+        assert!(id_current(then));
+        for i in 0..SLOTS - 1 {
+            intern_route(&format!("/current-test/{i}"));
+        }
+        // Other tests intern routes too: at least SLOTS - 1 since `then`.
+        let now = interned();
+        assert!(now.wrapping_sub(then) >= SLOTS as u64 - 1);
+        assert_eq!(id_current(then), now.wrapping_sub(then) < SLOTS as u64);
+        intern_route("/current-test/one-more");
+        assert!(!id_current(then), "a whole lap since: it may name another");
     }
 }
