@@ -1,7 +1,6 @@
 //! [`ResponseFuture`]: the inner service's future inside the request's
 //! scope, or one of the layer's routes.
 
-use std::fmt::Write;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -52,7 +51,8 @@ pin_project! {
             scope: Arc<Scope>,
             config: Arc<LayerConfig>,
             server_timing: bool,
-            start: quanta::Instant,
+            // Read only when a route has an objective.
+            start: Option<quanta::Instant>,
             done: bool,
         },
         Routed {
@@ -77,13 +77,14 @@ impl<F, B> ResponseFuture<F, B> {
         config: Arc<LayerConfig>,
         server_timing: bool,
     ) -> Self {
+        let start = config.pool.times_requests().then(crate::units::now);
         ResponseFuture {
             kind: Kind::Passthrough {
                 future,
                 scope,
                 config,
+                start,
                 server_timing,
-                start: crate::units::now(),
                 done: false,
             },
             _body: PhantomData,
@@ -116,7 +117,9 @@ where
             } => {
                 let result = ready!(future.poll(cx));
                 *done = true;
-                let elapsed = crate::units::now().saturating_duration_since(*start);
+                let elapsed = start.map_or(Duration::ZERO, |start| {
+                    crate::units::now().saturating_duration_since(start)
+                });
                 let mut response = match result {
                     Ok(response) => response,
                     Err(error) => {
@@ -139,19 +142,9 @@ where
 /// What a finished request leaves behind: its `Server-Timing` entry, its
 /// route's figures and objectives, and its N+1 patterns.
 fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, elapsed: Duration, response: &mut Response<B>) {
-    let (statements, time) = scope.totals();
     if server_timing {
-        let mut value = String::with_capacity(48);
-        // Milliseconds with three decimals, by integer arithmetic.
-        let micros = time.as_micros();
-        let _ = write!(
-            value,
-            "db;dur={}.{:03};desc=\"{statements} {}\"",
-            micros / 1000,
-            micros % 1000,
-            if statements == 1 { "query" } else { "queries" }
-        );
-        if let Ok(value) = HeaderValue::try_from(value) {
+        let (statements, time) = scope.totals();
+        if let Some(value) = server_timing_value(statements, time) {
             response
                 .headers_mut()
                 .append(HeaderName::from_static("server-timing"), value);
@@ -163,6 +156,66 @@ fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, elapsed: 
         config
             .pool
             .n_plus_one(scope.route(), fingerprint, runs, config.n_plus_one);
+    }
+}
+
+/// `db;dur=4.378;desc="13 queries"` (milliseconds with three decimals),
+/// written into a buffer on the stack: no `core::fmt`, one allocation (the
+/// header's own).
+fn server_timing_value(statements: u64, time: Duration) -> Option<HeaderValue> {
+    let mut out = Buf::default();
+    let micros = crate::units::saturating_nanos(time) / 1000;
+    out.push(b"db;dur=");
+    out.number(micros / 1000);
+    let fraction = micros % 1000;
+    out.push(&[
+        b'.',
+        b'0' + (fraction / 100) as u8,
+        b'0' + (fraction / 10 % 10) as u8,
+        b'0' + (fraction % 10) as u8,
+    ]);
+    out.push(b";desc=\"");
+    out.number(statements);
+    out.push(if statements == 1 { b" query\"" } else { b" queries\"" });
+    HeaderValue::from_bytes(out.bytes()).ok()
+}
+
+/// A small buffer on the stack (a `Server-Timing` value is under 64 bytes:
+/// two numbers of at most 20 digits and 29 fixed bytes).
+struct Buf {
+    bytes: [u8; 80],
+    len: usize,
+}
+
+impl Default for Buf {
+    fn default() -> Self {
+        Buf { bytes: [0; 80], len: 0 }
+    }
+}
+
+impl Buf {
+    fn push(&mut self, bytes: &[u8]) {
+        let end = (self.len + bytes.len()).min(self.bytes.len());
+        self.bytes[self.len..end].copy_from_slice(&bytes[..end - self.len]);
+        self.len = end;
+    }
+
+    fn number(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[at..]);
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -198,5 +251,32 @@ fn unrouted() {
              errors are not joined to a route. The layer reads axum 0.8's MatchedPath and gRPC paths; \
              on axum 0.7 or another framework set DbMonitorLayer::route_label (see its docs)"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_timing_value_is_written_by_hand_as_by_format() {
+        for (statements, time) in [
+            (0, Duration::ZERO),
+            (1, Duration::from_micros(4_378)),
+            (13, Duration::from_micros(4_378)),
+            (2, Duration::from_nanos(999)),
+            (u64::MAX, Duration::from_secs(u64::MAX / 1_000_000_000)),
+            (7, Duration::from_micros(123_456_007)),
+        ] {
+            let micros = crate::units::saturating_nanos(time) / 1000;
+            let expected = format!(
+                "db;dur={}.{:03};desc=\"{statements} {}\"",
+                micros / 1000,
+                micros % 1000,
+                if statements == 1 { "query" } else { "queries" }
+            );
+            let value = server_timing_value(statements, time).unwrap();
+            assert_eq!(value.to_str().unwrap(), expected);
+        }
     }
 }

@@ -28,6 +28,9 @@ pub(crate) trait RoutePool: Send + Sync + 'static {
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>>;
     /// Records an N+1 pattern seen in a request.
     fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64);
+    /// Whether a request's own duration is needed (a route has an
+    /// objective): otherwise the layer reads no clock for it.
+    fn times_requests(&self) -> bool;
     /// Records a finished request of `route`: its statements, their time
     /// and whether one failed; and the request itself, `elapsed` until it
     /// was answered or dropped, and whether it went `bad`.
@@ -103,6 +106,10 @@ impl RoutePool for PoolMonitor {
             runs,
             threshold,
         });
+    }
+
+    fn times_requests(&self) -> bool {
+        !self.stores().objectives.is_empty()
     }
 
     fn request_done(&self, route: &Arc<str>, db: (u64, Duration, bool), elapsed: Duration, bad: bool) {

@@ -84,6 +84,11 @@ pub(crate) struct ObjectiveBook {
 }
 
 impl ObjectiveBook {
+    /// Whether any route has an objective.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
     pub(crate) fn new(objectives: &[Objective]) -> Self {
         ObjectiveBook {
             routes: objectives
