@@ -19,7 +19,9 @@
 //! Arms: `plain` is bb8-postgres (or deadpool-postgres) as an application
 //! uses it; `monitored` is the same application on the monitor's pool with
 //! `DbMonitorLayer` on the router, the monitor's background task running
-//! and its Prometheus recorder installed, as the README sets it up.
+//! and its Prometheus recorder installed, as the README sets it up;
+//! `layered` is `plain` with a layer that does nothing on the router, which
+//! shows what axum adds for any `Router::layer`.
 //!
 //! Two measures, each printed as a table:
 //!
@@ -263,6 +265,16 @@ const POOL_SIZE: u32 = 16;
 
 /// The router of `arm` on `pool`, and what must live as long as it.
 async fn build(arm: &str, pool: &str, pg: Config) -> Result<(Router, Box<dyn std::any::Any + Send>), Error> {
+    // `layered`: the plain service with a layer that does nothing, on the
+    // router as DbMonitorLayer goes: what axum itself adds for any
+    // `Router::layer` (each route's service wrapped, boxed and cloned per
+    // request), the part of the monitored arm's cost that is not the
+    // monitor's.
+    if let Some(plain) = arm.strip_prefix("layered") {
+        let _ = plain;
+        let (router, keep) = Box::pin(build("plain", pool, pg)).await?;
+        return Ok((router.layer(tower::layer::layer_fn(|inner| inner)), keep));
+    }
     match (arm, pool) {
         ("plain", "bb8") => {
             let manager = bb8_postgres::PostgresConnectionManager::new(pg, NoTls);
@@ -517,7 +529,11 @@ fn count(exe: &std::path::Path, url: &str, arm: &str, pool: &str, path: &str, re
         "--tool=callgrind".to_owned(),
         format!("--callgrind-out-file={}", out.display()),
     ];
-    let args = [arm, pool, &(WARM_UP + requests).to_string(), url, "0"].map(str::to_owned);
+    // A multi-threaded runtime with one worker, as services run: glibc's
+    // allocator and system calls take their multi-threaded paths, as in a
+    // service (on a current-thread runtime a plain service would be
+    // single-threaded and pay less for each).
+    let args = [arm, pool, &(WARM_UP + requests).to_string(), url, "1"].map(str::to_owned);
     let (mut child, port) = start(exe, &wrap, &args, &[("BACKGROUND", "off")]);
     let client = |n: u64| {
         let status = Command::new(exe)
@@ -555,8 +571,8 @@ fn instructions(exe: &std::path::Path, url: &str, pools: &[&str]) {
     println!(
         "instructions per request (callgrind, the whole server process, slope between {short} and {long} requests)"
     );
-    println!("| pool | endpoint | plain | monitored | added |");
-    println!("|---|---|---|---|---|");
+    println!("| pool | endpoint | plain | monitored | added | of which a no-op layer |");
+    println!("|---|---|---|---|---|---|");
     for pool in pools {
         for path in ENDPOINTS {
             let slope = |arm: &str| {
@@ -566,11 +582,12 @@ fn instructions(exe: &std::path::Path, url: &str, pools: &[&str]) {
                 );
                 b.saturating_sub(a) as f64 / (long - short) as f64
             };
-            let (plain, monitored) = (slope("plain"), slope("monitored"));
+            let (plain, monitored, layered) = (slope("plain"), slope("monitored"), slope("layered"));
             println!(
-                "| {pool} | {path} | {plain:.0} | {monitored:.0} | {:+.0} ({:+.1} %) |",
+                "| {pool} | {path} | {plain:.0} | {monitored:.0} | {:+.0} ({:+.1} %) | {:+.0} |",
                 monitored - plain,
-                (monitored / plain - 1.0) * 100.0
+                (monitored / plain - 1.0) * 100.0,
+                layered - plain
             );
         }
     }

@@ -47,6 +47,9 @@ pub(crate) struct Scope {
     fingerprints: [(AtomicU64, AtomicU32); SLOTS],
     /// Runs of fingerprints that found no free slot.
     other: AtomicU64,
+    /// The most runs of one fingerprint so far, so that a request with no
+    /// repeat past the N+1 threshold skips the table at its end.
+    most_runs: AtomicU32,
     route: Option<Arc<str>>,
     route_id: u32,
 }
@@ -70,6 +73,7 @@ impl Scope {
             slow: AtomicU64::new(0),
             fingerprints: std::array::from_fn(|_| (AtomicU64::new(0), AtomicU32::new(0))),
             other: AtomicU64::new(0),
+            most_runs: AtomicU32::new(0),
             route,
             route_id,
         }
@@ -97,7 +101,10 @@ impl Scope {
                         .compare_exchange(0, fingerprint, Relaxed, Relaxed)
                         .map_or_else(|now| now == fingerprint, |_| true))
             {
-                count.fetch_add(1, Relaxed);
+                let runs = count.fetch_add(1, Relaxed) + 1;
+                if runs > self.most_runs.load(Relaxed) {
+                    self.most_runs.store(runs, Relaxed);
+                }
                 return;
             }
         }
@@ -164,7 +171,9 @@ impl Scope {
 
     /// The fingerprints run more than `runs` times, with their runs.
     pub(crate) fn repeated_over(&self, runs: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.fingerprints
+        // None repeated that often: nothing to look through.
+        let none = u64::from(self.most_runs.load(Relaxed)) <= runs;
+        self.fingerprints[..if none { 0 } else { SLOTS }]
             .iter()
             .map(|(fp, count)| (fp.load(Relaxed), u64::from(count.load(Relaxed))))
             .filter(move |&(fp, count)| fp != 0 && count > runs)

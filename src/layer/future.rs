@@ -145,9 +145,7 @@ fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, elapsed: 
     if server_timing {
         let (statements, time) = scope.totals();
         if let Some(value) = server_timing_value(statements, time) {
-            response
-                .headers_mut()
-                .append(HeaderName::from_static("server-timing"), value);
+            response.headers_mut().append(SERVER_TIMING, value);
         }
     }
     let bad = response.status().is_server_error();
@@ -158,6 +156,10 @@ fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, elapsed: 
             .n_plus_one(scope.route(), fingerprint, runs, config.n_plus_one);
     }
 }
+
+/// The header's name, made once (`from_static` checks its bytes at every
+/// call).
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
 /// `db;dur=4.378;desc="13 queries"` (milliseconds with three decimals),
 /// written into a buffer on the stack: no `core::fmt`, one allocation (the
