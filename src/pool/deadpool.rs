@@ -168,6 +168,13 @@ impl<Tls: MakeTls> managed::Manager for DeadpoolManager<Tls> {
 /// # Ok(()) }
 /// ```
 pub struct MonitoredDeadpool<Tls: MakeTls> {
+    // One `Arc`, so that a clone per request (axum's `State`) costs one
+    // count, as deadpool's own `Pool` does, not one per part.
+    parts: Arc<Parts<Tls>>,
+}
+
+/// What a [`MonitoredDeadpool`] and its clones share.
+struct Parts<Tls: MakeTls> {
     inner: managed::Pool<DeadpoolManager<Tls>>,
     monitor: PoolMonitor,
 }
@@ -175,8 +182,7 @@ pub struct MonitoredDeadpool<Tls: MakeTls> {
 impl<Tls: MakeTls> Clone for MonitoredDeadpool<Tls> {
     fn clone(&self) -> Self {
         MonitoredDeadpool {
-            inner: self.inner.clone(),
-            monitor: self.monitor.clone(),
+            parts: self.parts.clone(),
         }
     }
 }
@@ -185,20 +191,20 @@ impl<Tls: MakeTls> fmt::Debug for MonitoredDeadpool<Tls> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MonitoredDeadpool")
             .field("name", &self.name())
-            .field("status", &self.inner.status())
+            .field("status", &self.parts.inner.status())
             .finish_non_exhaustive()
     }
 }
 
 impl<Tls: MakeTls> From<&MonitoredDeadpool<Tls>> for PoolMonitor {
     fn from(pool: &MonitoredDeadpool<Tls>) -> Self {
-        pool.monitor.clone()
+        pool.parts.monitor.clone()
     }
 }
 
 impl<Tls: MakeTls> From<MonitoredDeadpool<Tls>> for PoolMonitor {
     fn from(pool: MonitoredDeadpool<Tls>) -> Self {
-        pool.monitor
+        pool.parts.monitor.clone()
     }
 }
 
@@ -208,8 +214,10 @@ impl<Tls: MakeTls> MonitoredDeadpool<Tls> {
         shared.max_size.store(max_size(&inner.status()), Relaxed);
         let source = Arc::new(DeadpoolSource { pool: inner.clone() });
         MonitoredDeadpool {
-            monitor: PoolMonitor::new(shared, source),
-            inner,
+            parts: Arc::new(Parts {
+                monitor: PoolMonitor::new(shared, source),
+                inner,
+            }),
         }
     }
 
@@ -229,9 +237,11 @@ impl<Tls: MakeTls> MonitoredDeadpool<Tls> {
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<MonitoredObject<Tls>, GetError>> + Send + '_ {
         let location = Location::caller();
-        Checkout::new(self.inner.get(), &self.monitor.shared, move |result, wait| {
-            self.checked_out(result, wait, location)
-        })
+        Checkout::new(
+            self.parts.inner.get(),
+            &self.parts.monitor.shared,
+            move |result, wait| self.checked_out(result, wait, location),
+        )
     }
 
     fn checked_out(
@@ -242,7 +252,7 @@ impl<Tls: MakeTls> MonitoredDeadpool<Tls> {
     ) -> Result<MonitoredObject<Tls>, GetError> {
         let now = now();
         let waited = now.saturating_duration_since(wait.start);
-        let counts = &self.inner.manager().counts;
+        let counts = &self.parts.inner.manager().counts;
         counts
             .wait_nanos
             .fetch_add(crate::units::saturating_nanos(waited), Relaxed);
@@ -255,13 +265,13 @@ impl<Tls: MakeTls> MonitoredDeadpool<Tls> {
                 };
                 gets.fetch_add(1, Relaxed);
                 Ok(MonitoredObject {
-                    held: Held::begin(&self.monitor, &conn, waited, now, location),
+                    held: Held::begin(&self.parts.monitor, &conn, waited, now, location),
                     conn: Some(conn),
                 })
             }
             Err(error) => {
-                let shared = &self.monitor.shared;
-                let status = self.inner.status();
+                let shared = &self.parts.monitor.shared;
+                let status = self.parts.inner.status();
                 let (connections, idle) = (as_u32(status.size), as_u32(status.available));
                 // deadpool connects for the checkout when nothing is idle,
                 // and gives that connect's error at once: a fast failure.
@@ -275,7 +285,7 @@ impl<Tls: MakeTls> MonitoredDeadpool<Tls> {
                     Ok((kind, cause)) => (kind, Some(cause)),
                 };
                 Err(checkout::failed(
-                    &self.monitor,
+                    &self.parts.monitor,
                     kind,
                     source,
                     waited,
@@ -289,24 +299,24 @@ impl<Tls: MakeTls> MonitoredDeadpool<Tls> {
     /// The monitor's handle on this pool: its reports, alerts, forecast and
     /// stores.
     pub fn monitor(&self) -> &PoolMonitor {
-        &self.monitor
+        &self.parts.monitor
     }
 
     /// The pool's name.
     pub fn name(&self) -> &str {
-        self.monitor.name()
+        self.parts.monitor.name()
     }
 
     /// deadpool's own status.
     pub fn status(&self) -> deadpool::Status {
-        self.inner.status()
+        self.parts.inner.status()
     }
 
     /// The underlying deadpool pool: the escape hatch (for `resize`,
     /// `retain`, `close`). Checkouts through it bypass the checkout
     /// metrics (statements on its connections are still recorded).
     pub fn inner(&self) -> &managed::Pool<DeadpoolManager<Tls>> {
-        &self.inner
+        &self.parts.inner
     }
 }
 

@@ -121,11 +121,18 @@ pub(crate) use handle::{Ping, PoolSource};
 ///
 /// Built by [`DbMonitor::pool`](crate::DbMonitor::pool).
 pub struct MonitoredPool<Tls: MakeTls> {
-    pub(crate) inner: bb8::Pool<MonitoredManager<Tls>>,
-    pub(crate) shared: Arc<PoolShared>,
+    // One `Arc`, so that a clone per request (axum's `State`) costs one
+    // count, as bb8's own `Pool` does, not one per part.
+    parts: Arc<Parts<Tls>>,
+}
+
+/// What a [`MonitoredPool`] and its clones share.
+struct Parts<Tls: MakeTls> {
+    inner: bb8::Pool<MonitoredManager<Tls>>,
+    shared: Arc<PoolShared>,
     monitor: PoolMonitor,
-    // Counts the application's handles: the probe for a database out of
-    // reach stops once the last one is gone.
+    // Held while the application holds a handle: the probe for a database
+    // out of reach stops once the last one is gone.
     handles: Arc<()>,
 }
 
@@ -173,23 +180,20 @@ impl<Tls: MakeTls> PoolSource for Bb8Source<Tls> {
 
 impl<Tls: MakeTls> From<&MonitoredPool<Tls>> for PoolMonitor {
     fn from(pool: &MonitoredPool<Tls>) -> Self {
-        pool.monitor.clone()
+        pool.parts.monitor.clone()
     }
 }
 
 impl<Tls: MakeTls> From<MonitoredPool<Tls>> for PoolMonitor {
     fn from(pool: MonitoredPool<Tls>) -> Self {
-        pool.monitor
+        pool.parts.monitor.clone()
     }
 }
 
 impl<Tls: MakeTls> Clone for MonitoredPool<Tls> {
     fn clone(&self) -> Self {
         MonitoredPool {
-            inner: self.inner.clone(),
-            shared: self.shared.clone(),
-            monitor: self.monitor.clone(),
-            handles: self.handles.clone(),
+            parts: self.parts.clone(),
         }
     }
 }
@@ -197,7 +201,7 @@ impl<Tls: MakeTls> Clone for MonitoredPool<Tls> {
 impl<Tls: MakeTls> fmt::Debug for MonitoredPool<Tls> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MonitoredPool")
-            .field("name", self.shared.name())
+            .field("name", self.parts.shared.name())
             .finish_non_exhaustive()
     }
 }
@@ -217,26 +221,33 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
             }),
         );
         MonitoredPool {
-            inner,
-            shared,
-            monitor,
-            handles,
+            parts: Arc::new(Parts {
+                inner,
+                shared,
+                monitor,
+                handles,
+            }),
         }
     }
 
     /// The monitor's handle on this pool: its reports, alerts, forecast and
     /// stores.
     pub fn monitor(&self) -> &PoolMonitor {
-        &self.monitor
+        &self.parts.monitor
     }
 
     /// The pool's name.
     pub fn name(&self) -> &str {
-        self.shared.name()
+        self.parts.shared.name()
     }
 }
 
 impl<Tls: MakeTls> MonitoredPool<Tls> {
+    /// The pool's shared state (for the replica set's cost).
+    pub(crate) fn shared(&self) -> &Arc<PoolShared> {
+        &self.parts.shared
+    }
+
     /// Checks out a connection, waiting up to the pool's
     /// `connection_timeout`.
     ///
@@ -281,9 +292,9 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         location: &'static Location<'static>,
     ) -> impl Future<Output = Result<MonitoredConnection<'c, Tls>, GetError>> + Send + '_ {
         Checkout::watching(
-            self.inner.get_owned(),
-            &self.shared,
-            self.shared.sink.config.fail_fast,
+            self.parts.inner.get_owned(),
+            &self.parts.shared,
+            self.parts.shared.sink.config.fail_fast,
             move |result, wait| self.checked_out(result, wait, location),
             move |wait| Err(self.failed_fast(wait)),
         )
@@ -295,14 +306,25 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
     fn failed_fast(&self, wait: checkout::Wait) -> GetError {
         let waited = now().saturating_duration_since(wait.start);
         self.probe();
-        let source = self.shared.last_connect_error();
-        let in_use = self.shared.in_use.load(Relaxed);
-        checkout::failed(&self.monitor, ErrorKind::ConnectTimeout, source, waited, in_use, true)
+        let source = self.parts.shared.last_connect_error();
+        let in_use = self.parts.shared.in_use.load(Relaxed);
+        checkout::failed(
+            &self.parts.monitor,
+            ErrorKind::ConnectTimeout,
+            source,
+            waited,
+            in_use,
+            true,
+        )
     }
 
     /// Starts the probe for the server's return, unless one runs.
     fn probe(&self) {
-        probe(&self.inner, &self.shared, Arc::downgrade(&self.handles));
+        probe(
+            &self.parts.inner,
+            &self.parts.shared,
+            Arc::downgrade(&self.parts.handles),
+        );
     }
 
     fn checked_out<'a>(
@@ -315,35 +337,42 @@ impl<Tls: MakeTls> MonitoredPool<Tls> {
         let waited = now.saturating_duration_since(wait.start);
         match result {
             Ok(conn) => Ok(MonitoredConnection {
-                held: Held::begin(&self.monitor, &conn, waited, now, location),
+                held: Held::begin(&self.parts.monitor, &conn, waited, now, location),
                 conn: Some(conn),
                 _pool: std::marker::PhantomData,
             }),
             Err(error) => {
                 // Decided here, on the rare path, from bb8's state.
-                let state = self.inner.state();
+                let state = self.parts.inner.state();
                 let (kind, source) = match error {
                     bb8::RunError::TimedOut => {
-                        checkout::timed_out(&self.shared, state.connections, state.idle_connections)
+                        checkout::timed_out(&self.parts.shared, state.connections, state.idle_connections)
                     }
-                    bb8::RunError::User(e) => (ErrorKind::of_connect(&e), Some(self.shared.sink.describe(&e))),
+                    bb8::RunError::User(e) => (ErrorKind::of_connect(&e), Some(self.parts.shared.sink.describe(&e))),
                 };
                 let in_use = state.connections.saturating_sub(state.idle_connections);
-                Err(checkout::failed(&self.monitor, kind, source, waited, in_use, false))
+                Err(checkout::failed(
+                    &self.parts.monitor,
+                    kind,
+                    source,
+                    waited,
+                    in_use,
+                    false,
+                ))
             }
         }
     }
 
     /// bb8's own state and statistics.
     pub fn state(&self) -> bb8::State {
-        self.inner.state()
+        self.parts.inner.state()
     }
 
     /// The underlying bb8 pool: the escape hatch. Checkouts through it
     /// bypass the checkout metrics (statements on its connections are
     /// still recorded).
     pub fn inner(&self) -> &bb8::Pool<MonitoredManager<Tls>> {
-        &self.inner
+        &self.parts.inner
     }
 }
 

@@ -255,7 +255,7 @@ impl<Tls: MakeTls> ReplicaSet<Tls> {
         };
         let replica = &self.inner.replicas[index];
         replica.reads.fetch_add(1, Relaxed);
-        replica.pool.shared.record(Event::ReplicaChosen);
+        replica.pool.shared().record(Event::ReplicaChosen);
         replica.load.pending.fetch_add(1, Relaxed);
         let pending = Pending(&replica.load);
         let start = crate::units::now();
@@ -300,7 +300,7 @@ impl<Tls: MakeTls> ReplicaSet<Tls> {
             .filter_map(|r| r.load.measured(now))
             .reduce(f64::max)
             .unwrap_or(UNMEASURED);
-        let cost = |r: &Replica<Tls>| r.load.cost(now, r.pool.shared.busy(), unmeasured);
+        let cost = |r: &Replica<Tls>| r.load.cost(now, r.pool.shared().busy(), unmeasured);
         let (ca, cb) = (cost(&replicas[a]), cost(&replicas[b]));
         Some(if cb < ca { b } else { a })
     }
