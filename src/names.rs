@@ -26,7 +26,7 @@
 //! | name | kind | unit | labels (besides `db_system_name`, `db_client_connection_pool_name`) |
 //! |---|---|---|---|
 //! | `db_client_operation_duration_seconds` | histogram | seconds | `db_namespace`, `server_address`, `server_port`, `db_query_summary`; on failures `error_type` and `db_response_status_code` |
-//! | `db_client_response_returned_rows` | histogram | rows | `db_namespace`, `server_address`, `server_port`, `db_query_summary` (statements that return rows) |
+//! | `db_client_response_returned_rows` | histogram | rows | `db_namespace`, `server_address`, `server_port`, `db_query_summary` (statements that return rows; with `MonitorConfig::returned_rows` on) |
 //! | `db_client_connection_count` | gauge | connections | `db_client_connection_state` = `idle` / `used` |
 //! | `db_client_connection_max` | gauge | connections | |
 //! | `db_client_connection_idle_max` | gauge | connections | (the pool's maximum: neither pool bounds idle connections apart) |
@@ -110,7 +110,9 @@ pub const OPERATION_DURATION: &str = "db_client_operation_duration_seconds";
 /// Histogram (rows): rows each statement returned
 /// (`db.client.response.returned_rows`; statements that return rows: a
 /// query, a stream, a `RETURNING`). Labels as [`OPERATION_DURATION`]'s,
-/// without the error ones. Buckets: [`ROW_BUCKETS`].
+/// without the error ones. Buckets: [`ROW_BUCKETS`]. Recorded only with
+/// [`MonitorConfig::returned_rows`](crate::MonitorConfig::returned_rows)
+/// on (off by default: its cost per statement).
 pub const RETURNED_ROWS: &str = "db_client_response_returned_rows";
 /// Counter: failed statements, connects and connection losses.
 /// Labels: [`ERROR_TYPE`], [`RESPONSE_STATUS_CODE`] (empty when the failure had no SQLSTATE).

@@ -341,8 +341,8 @@ async fn metrics_arrive_over_otlp_under_the_conventions_names() {
         .with_periodic_exporter(exporter)
         .build();
     let recorder = OtlpRecorder::new(provider.meter("otlp-test"));
-    let monitor =
-        DbMonitor::with_recorder(MonitorConfig::default(), Arc::new(recorder)).expect("a valid configuration");
+    let monitor = DbMonitor::with_recorder(MonitorConfig::default().returned_rows(true), Arc::new(recorder))
+        .expect("a valid configuration");
     let pool = monitor
         .pool(
             monitor.manager("otlp", support::pg::shared_config(), db_monitor::tokio_postgres::NoTls),

@@ -44,7 +44,8 @@ async fn the_exposition_after_real_traffic_passes_promtool_check_metrics() {
     let config = MonitorConfig::default()
         .pool_size(4)
         .max_overflow(4)
-        .slow_query_threshold(Duration::from_millis(250));
+        .slow_query_threshold(Duration::from_millis(250))
+        .returned_rows(true);
     let monitor = DbMonitor::with_recorder(config, Arc::new(recorder)).expect("a valid configuration");
     let demo = axum_example::demo(&monitor, support::pg::shared_config(), Some(handle))
         .await

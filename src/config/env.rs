@@ -261,7 +261,7 @@ impl MonitorConfig {
     /// | `ASYNC_DB_ALERT_TRANSACTION_AGE` | [`AlertThresholds::transaction_age`](super::AlertThresholds::transaction_age) | 300 s |
     /// | `ASYNC_DB_ALERT_BLOCKED` | [`AlertThresholds::blocked`](super::AlertThresholds::blocked) | 30 s |
     /// | `ASYNC_DB_HISTORY_SLOT` | [`slot`](Self::slot) | 60 s |
-    /// | `ASYNC_DB_RETURNED_ROWS` | [`returned_rows`](Self::returned_rows) (`true`/`false`) | `true` |
+    /// | `ASYNC_DB_RETURNED_ROWS` | [`returned_rows`](Self::returned_rows) (`true`/`false`) | `false` |
     /// | `ASYNC_DB_FAIL_FAST` | [`fail_fast`](Self::fail_fast) (`true`/`false`) | `true` |
     /// | `ASYNC_DB_OBJECTIVES` | [`objective`](Self::objective), for each (`ROUTE = 99% < 50ms, 99.9% ok; …`) | unset |
     /// | `ASYNC_DB_SLOW_STATEMENTS` | [`slow_fingerprint`](Self::slow_fingerprint), for each (`0123456789abcdef=5s, …`) | unset |
