@@ -441,7 +441,7 @@ fn blockers_of(roots: &[LockNode], pid: i32) -> Vec<&LockNode> {
 /// The forecast rule: the pool is forecast to run out (keyed by the pool;
 /// high when it is within 15 minutes).
 pub(crate) fn forecast(pool: &str, forecast: &PoolForecast) -> Option<Observation> {
-    let seconds = forecast.exhausted_in_seconds.filter(|_| forecast.state == "forecast")?;
+    let seconds = forecast.reported_seconds()?;
     let e = &forecast.evidence;
     let little = forecast
         .little

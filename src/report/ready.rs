@@ -67,16 +67,10 @@ impl PoolMonitor {
     pub fn readiness(&self) -> ReadinessReport {
         let config = &self.sink().config.readiness;
         let load = self.load();
-        // A forecast of the future only: the forecast's "exhausted" is the
-        // demand at its last sample (up to an interval old), a present the
-        // live load judges better (`saturated`); kept, it held a pool
-        // unready for seconds after its saturation had ended.
-        let exhausted_in = self
-            .stores()
-            .forecast
-            .forecast()
-            .filter(|f| f.state == "forecast")
-            .and_then(|f| f.exhausted_in_seconds);
+        // A forecast of the future only (the live load judges the present:
+        // `saturated`); the forecast's `exhausted` held a pool unready for
+        // seconds after its saturation had ended.
+        let exhausted_in = self.stores().forecast.forecast().and_then(|f| f.reported_seconds());
         // Two atomics, not a snapshot (which lists every connection).
         let shared = &self.shared;
         let full = shared.in_use.load(Relaxed) >= shared.max_size.load(Relaxed);

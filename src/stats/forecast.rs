@@ -27,6 +27,16 @@ pub struct PoolForecast {
     pub little: Option<LittleCheck>,
 }
 
+impl PoolForecast {
+    /// Seconds until exhaustion while a forecast is reported (`state`
+    /// `forecast`): not the `exhausted` state's 0, which is the demand at
+    /// the last sample (up to an interval old), a present that the live
+    /// load judges better.
+    pub(crate) fn reported_seconds(&self) -> Option<f64> {
+        self.exhausted_in_seconds.filter(|_| self.state == "forecast")
+    }
+}
+
 /// The evidence of a [`PoolForecast`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
