@@ -270,8 +270,7 @@ async fn build(arm: &str, pool: &str, pg: Config) -> Result<(Router, Box<dyn std
     // `Router::layer` (each route's service wrapped, boxed and cloned per
     // request), the part of the monitored arm's cost that is not the
     // monitor's.
-    if let Some(plain) = arm.strip_prefix("layered") {
-        let _ = plain;
+    if arm == "layered" {
         let (router, keep) = Box::pin(build("plain", pool, pg)).await?;
         return Ok((router.layer(tower::layer::layer_fn(|inner| inner)), keep));
     }
@@ -521,20 +520,43 @@ fn start(exe: &std::path::Path, wrap: &[String], args: &[String], env: &[(&str, 
 /// Requests served before callgrind's counts are zeroed.
 const WARM_UP: u64 = 100;
 
-/// The server's instructions serving `requests` of `path`, by callgrind.
-fn count(exe: &std::path::Path, url: &str, arm: &str, pool: &str, path: &str, requests: u64) -> u64 {
-    let out = std::env::temp_dir().join(format!("service-{}-{arm}-{pool}-{requests}.out", std::process::id()));
-    let wrap = vec![
+/// The arguments that run a program under callgrind, writing to `out`.
+fn callgrind(out: &std::path::Path) -> Vec<String> {
+    vec![
         "valgrind".to_owned(),
         "--tool=callgrind".to_owned(),
         format!("--callgrind-out-file={}", out.display()),
-    ];
+    ]
+}
+
+/// Zeroes the counts of the callgrind run `pid`.
+fn zero(pid: u32) {
+    let zeroed = Command::new("callgrind_control")
+        .args(["--zero", &pid.to_string()])
+        .output()
+        .expect("callgrind_control");
+    assert!(zeroed.status.success(), "callgrind_control --zero failed");
+}
+
+/// The total instructions callgrind wrote to `out`, which is then removed.
+fn totals(out: &std::path::Path) -> u64 {
+    let text = std::fs::read_to_string(out).expect("callgrind's output");
+    let _ = std::fs::remove_file(out);
+    text.lines()
+        .find_map(|l| l.strip_prefix("summary: ").or_else(|| l.strip_prefix("totals: ")))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("callgrind's totals")
+}
+
+/// The server's instructions serving `requests` of `path`, by callgrind.
+fn count(exe: &std::path::Path, url: &str, arm: &str, pool: &str, path: &str, requests: u64) -> u64 {
+    let out = std::env::temp_dir().join(format!("service-{}-{arm}-{pool}-{requests}.out", std::process::id()));
     // A multi-threaded runtime with one worker, as services run: glibc's
     // allocator and system calls take their multi-threaded paths, as in a
     // service (on a current-thread runtime a plain service would be
     // single-threaded and pay less for each).
     let args = [arm, pool, &(WARM_UP + requests).to_string(), url, "1"].map(str::to_owned);
-    let (mut child, port) = start(exe, &wrap, &args, &[("BACKGROUND", "off")]);
+    let (mut child, port) = start(exe, &callgrind(&out), &args, &[("BACKGROUND", "off")]);
     let client = |n: u64| {
         let status = Command::new(exe)
             .args(["client", &port.to_string(), path, &n.to_string()])
@@ -546,19 +568,10 @@ fn count(exe: &std::path::Path, url: &str, arm: &str, pool: &str, path: &str, re
     // clock's calibration done, which varies from run to run by a million
     // instructions under valgrind), then counted from zero.
     client(WARM_UP);
-    let zeroed = Command::new("callgrind_control")
-        .args(["--zero", &child.id().to_string()])
-        .output()
-        .expect("callgrind_control");
-    assert!(zeroed.status.success(), "callgrind_control --zero failed");
+    zero(child.id());
     client(requests);
     assert!(child.wait().expect("the server").success());
-    let text = std::fs::read_to_string(&out).expect("callgrind's output");
-    let _ = std::fs::remove_file(&out);
-    text.lines()
-        .find_map(|l| l.strip_prefix("summary: ").or_else(|| l.strip_prefix("totals: ")))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("callgrind's totals")
+    totals(&out)
 }
 
 fn instructions(exe: &std::path::Path, url: &str, pools: &[&str]) {
@@ -687,30 +700,16 @@ fn throughput(exe: &std::path::Path, url: &str, pools: &[&str]) {
 fn background_per_second(exe: &std::path::Path, url: &str, pool: &str) -> f64 {
     let run = |seconds: u64| {
         let out = std::env::temp_dir().join(format!("service-{}-idle-{pool}-{seconds}.out", std::process::id()));
-        let wrap = vec![
-            "valgrind".to_owned(),
-            "--tool=callgrind".to_owned(),
-            format!("--callgrind-out-file={}", out.display()),
-        ];
         let args = ["monitored", pool, "0", url, "0"].map(str::to_owned);
         let seconds_text = seconds.to_string();
-        let (mut child, _port) = start(exe, &wrap, &args, &[("SERVE_FOR", &seconds_text)]);
+        let (mut child, _port) = start(exe, &callgrind(&out), &args, &[("SERVE_FOR", &seconds_text)]);
         // Counted from a second after the start: the clock's calibration
         // and the pool's first connects vary by a million instructions
         // from run to run under valgrind.
         std::thread::sleep(std::time::Duration::from_secs(1));
-        let zeroed = Command::new("callgrind_control")
-            .args(["--zero", &child.id().to_string()])
-            .output()
-            .expect("callgrind_control");
-        assert!(zeroed.status.success(), "callgrind_control --zero failed");
+        zero(child.id());
         assert!(child.wait().expect("the server").success());
-        let text = std::fs::read_to_string(&out).expect("callgrind's output");
-        let _ = std::fs::remove_file(&out);
-        text.lines()
-            .find_map(|l| l.strip_prefix("summary: "))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .expect("callgrind's totals")
+        totals(&out)
     };
     let (short, long) = (run(5), run(25));
     long.saturating_sub(short) as f64 / 20.0
