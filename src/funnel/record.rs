@@ -426,12 +426,13 @@ fn anomalies_found(sink: &Sink, anomalies: Vec<crate::stats::forecast::Statement
 
 #[inline(never)]
 fn alerts_changed(sink: &Sink) {
-    let counts = sink.stores.alerts.counts();
-    for (gauges, counts) in sink.metrics.alerts_active.iter().zip(counts) {
-        for (gauge, count) in gauges.iter().zip(counts) {
-            gauge.set(f64::from(count));
+    sink.stores.alerts.publish_counts(|counts| {
+        for (gauges, counts) in sink.metrics.alerts_active.iter().zip(counts) {
+            for (gauge, count) in gauges.iter().zip(counts) {
+                gauge.set(f64::from(*count));
+            }
         }
-    }
+    });
 }
 
 /// A sample of the server-side view: kept, its gauges set, and the alert

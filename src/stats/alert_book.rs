@@ -371,14 +371,20 @@ impl AlertBook {
         active
     }
 
-    /// How many alerts are active, by type and severity.
-    pub(crate) fn counts(&self) -> [[u32; AlertSeverity::ALL.len()]; AlertType::ALL.len()] {
+    /// Hands `publish` how many alerts are active, by type and severity,
+    /// while the book is locked: two callers racing (the background task's
+    /// evaluation and a resolution by hand) publish in the order they read,
+    /// so a count read before a change is never published after it.
+    pub(crate) fn publish_counts(
+        &self,
+        publish: impl FnOnce(&[[u32; AlertSeverity::ALL.len()]; AlertType::ALL.len()]),
+    ) {
         let inner = self.lock();
         let mut counts = [[0; AlertSeverity::ALL.len()]; AlertType::ALL.len()];
         for entry in inner.active.values() {
             counts[entry.alert.alert_type.index()][entry.alert.severity.index()] += 1;
         }
-        counts
+        publish(&counts);
     }
 
     pub(crate) fn report(&self, pool: &str) -> AlertReport {
