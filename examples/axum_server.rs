@@ -343,8 +343,7 @@ pub(crate) async fn run<P: DemoPool>(service: &str) -> Result<(), Error> {
     let prometheus = PrometheusSetup::new().global_label("service", service).install()?;
 
     let config = MonitorConfig::from_env()?
-        .pool_size(4)
-        .max_overflow(6)
+        .max_size(10)
         .slow_query_threshold(Duration::from_millis(250));
     // An objective for the customer route, unless ASYNC_DB_OBJECTIVES
     // declares others: 99 % of its requests under 50 ms of database time,

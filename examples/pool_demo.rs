@@ -29,8 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .install_recorder()?;
 
     let config = MonitorConfig::from_env()?
-        .pool_size(4)
-        .max_overflow(4)
+        .max_size(8)
         .slow_query_threshold(Duration::from_millis(200));
     // Kept until the end of main: dropping it stops the throwaway server.
     let (_server, pg) = pg::example_server(config.database_config());

@@ -75,7 +75,7 @@ pub(crate) async fn check(url: String) -> Result<String, Error> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let config = MonitorConfig::from_env()?.pool_size(2).max_overflow(2);
+    let config = MonitorConfig::from_env()?.max_size(4);
     // Kept until the end of main: dropping it stops the throwaway server.
     let (_server, pg) = pg::example_server(config.database_config());
     let monitor = DbMonitor::new(config.clone())?;

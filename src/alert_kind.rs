@@ -91,7 +91,7 @@ alert_types! {
     /// The pool is forecast to run out of connections.
     PoolExhaustionForecast => "pool_exhaustion_forecast", "DbPoolExhaustionForecast",
         "ASYNC_DB_ALERT_COOLDOWN_POOL_EXHAUSTION_FORECAST",
-        Some("raise ASYNC_DB_POOL_SIZE before it runs out, or find what holds connections longer (Little's law above)");
+        Some("raise ASYNC_DB_MAX_SIZE before it runs out, or find what holds connections longer (Little's law above)");
     /// A statement's latency has left its own baseline.
     LatencyAnomaly => "latency_anomaly", "DbLatencyAnomaly", "ASYNC_DB_ALERT_COOLDOWN_LATENCY_ANOMALY",
         Some("see what changed for it: a deploy, its plan (EXPLAIN), a lock (GET …/server/locks), the data's size");

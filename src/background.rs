@@ -62,7 +62,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::layer::DbMonitorLayer;
+use crate::layer::{DbMonitorLayer, Deferred};
 use crate::monitor::DbMonitor;
 use crate::pool::PoolMonitor;
 
@@ -184,9 +184,11 @@ impl DbMonitor {
     /// The layer for `pool` with the pool's background task started and
     /// kept in it: one value to give the router.
     ///
-    /// The task runs for as long as the layer or any service made from it
-    /// lives (the router), and stops at its next wake-up once the last is
-    /// dropped. To stop it at a moment of your choosing and wait for it,
+    /// The task starts at once when this is called inside a Tokio runtime,
+    /// else on the layer's first request (a router is often built before
+    /// its runtime starts). It runs for as long as the layer or any service
+    /// made from it lives (the router), and stops at its next wake-up once
+    /// the last is dropped. To stop it at a moment of your choosing and wait for it,
     /// use [`start`](Self::start) and [`DbMonitorLayer::new`] instead.
     ///
     /// ```no_run
@@ -197,14 +199,11 @@ impl DbMonitor {
     ///     .layer(monitor.layer(&pool).prometheus(prometheus));
     /// # }
     /// ```
-    ///
-    /// # Panics
-    ///
-    /// If called outside a Tokio runtime.
     pub fn layer(&self, pool: impl Into<PoolMonitor>) -> DbMonitorLayer {
         let pool: PoolMonitor = pool.into();
-        let handle: Arc<dyn std::any::Any + Send + Sync> = Arc::new(self.start(pool.clone()));
-        DbMonitorLayer::new(pool).keeping(handle)
+        let (monitor, watched) = (self.clone(), pool.clone());
+        let background = Deferred::new(move || Box::new(monitor.start(watched.clone())));
+        DbMonitorLayer::new(pool).keeping(background)
     }
 
     /// Starts the background work for `pool` (a

@@ -413,6 +413,116 @@ impl std::error::Error for GetError {
     }
 }
 
+/// A handler's one database error: a checkout's ([`GetError`]) or a
+/// statement's (`tokio_postgres::Error`), both converted by `?`.
+///
+/// With the `axum` feature it is an `IntoResponse`: the status its
+/// [`kind`](Self::kind) calls for ([`status`](Self::status)) and a JSON body
+/// naming the class only, `{"error":"deadlock"}`. No message, SQLSTATE
+/// detail or parameter is in the answer; the monitor has recorded the
+/// failure already.
+///
+/// ```
+/// use db_monitor::{DbError, MonitoredClient};
+///
+/// async fn count(conn: &MonitoredClient) -> Result<i64, DbError> {
+///     Ok(conn.query_one("SELECT count(*) FROM orders", &[]).await?.get(0))
+/// }
+/// ```
+#[derive(Debug)]
+pub struct DbError {
+    kind: ErrorKind,
+    source: DbErrorSource,
+}
+
+#[derive(Debug)]
+enum DbErrorSource {
+    Checkout(GetError),
+    Statement(tokio_postgres::Error),
+}
+
+impl DbError {
+    /// The failure's class.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status an answer to this failure carries: 409 to retry
+    /// (deadlock, serialization failure) or for a conflicting write
+    /// (constraint violation), 503 while the database cannot serve (no
+    /// connection in time, too many connections, a connection lost or shut
+    /// down), 504 for a statement or lock timeout, 500 otherwise.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self.kind {
+            ErrorKind::Deadlock | ErrorKind::SerializationFailure | ErrorKind::ConstraintViolation => {
+                StatusCode::CONFLICT
+            }
+            ErrorKind::PoolExhausted
+            | ErrorKind::ConnectTimeout
+            | ErrorKind::TooManyConnections
+            | ErrorKind::ConnectionFailure
+            | ErrorKind::AdminShutdown => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::StatementTimeout | ErrorKind::LockTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::IdleInTransactionTimeout | ErrorKind::SyntaxOrAccess | ErrorKind::Other => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The checkout's error, when the checkout failed.
+    pub fn as_checkout(&self) -> Option<&GetError> {
+        match &self.source {
+            DbErrorSource::Checkout(e) => Some(e),
+            DbErrorSource::Statement(_) => None,
+        }
+    }
+
+    /// The statement's error, when a statement failed.
+    pub fn as_statement(&self) -> Option<&tokio_postgres::Error> {
+        match &self.source {
+            DbErrorSource::Statement(e) => Some(e),
+            DbErrorSource::Checkout(_) => None,
+        }
+    }
+}
+
+impl From<GetError> for DbError {
+    fn from(e: GetError) -> Self {
+        DbError {
+            kind: e.kind(),
+            source: DbErrorSource::Checkout(e),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        DbError {
+            kind: ErrorKind::of(&e),
+            source: DbErrorSource::Statement(e),
+        }
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            DbErrorSource::Checkout(e) => e.fmt(f),
+            DbErrorSource::Statement(e) => write!(f, "{} ({})", e, self.kind.as_str()),
+        }
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.source {
+            DbErrorSource::Checkout(e) => Some(e),
+            DbErrorSource::Statement(e) => Some(e),
+        }
+    }
+}
+
 /// The last connect failure behind a [`GetError`], as text (bb8 keeps no
 /// error for a timeout; the monitor remembers the last one it saw).
 #[derive(Debug, Clone)]

@@ -15,38 +15,39 @@
 //! # Quick start
 //!
 //! ```no_run
-//! use std::time::Duration;
-//! use axum::{routing::get, Router};
+//! use axum::{extract::State, routing::get, Router};
 //! use db_monitor::prometheus::PrometheusSetup;
-//! use db_monitor::tokio_postgres::{Config, NoTls};
-//! use db_monitor::{DbMonitor, MonitorConfig};
+//! use db_monitor::tokio_postgres::NoTls;
+//! use db_monitor::{DbError, DbMonitor, MonitoredPool};
+//!
+//! // tokio-postgres's methods under their own names, each one timed; a
+//! // failed checkout or statement is a `DbError` (an axum answer).
+//! async fn orders(State(pool): State<MonitoredPool<NoTls>>) -> Result<String, DbError> {
+//!     let conn = pool.get().await?;
+//!     let rows = conn.query("SELECT id FROM orders WHERE customer = $1", &[&42_i64]).await?;
+//!     Ok(format!("{} orders", rows.len()))
+//! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! // The application installs a recorder; the library only emits.
 //! let prometheus = PrometheusSetup::new().install()?;
-//!
-//! let config = MonitorConfig::from_env()?; // ASYNC_DB_* variables
-//! let monitor = DbMonitor::new(config.clone())?;
-//!
-//! let mut pg: Config = "host=127.0.0.1 user=app dbname=app".parse()?;
-//! // Without these, a silently dropped network hangs a statement forever.
-//! pg.keepalives_idle(Duration::from_secs(30)).tcp_user_timeout(Duration::from_secs(10));
-//! let pool = monitor.pool(monitor.manager("primary", pg, NoTls), config.pool_builder()).await?;
-//!
-//! // tokio-postgres's methods under their own names, each one timed.
-//! let conn = pool.get().await?;
-//! let rows = conn.query("SELECT id FROM orders WHERE customer = $1", &[&42_i64]).await?;
-//! drop(conn);
+//! let monitor = DbMonitor::from_env()?; // DATABASE_URL and the ASYNC_DB_* variables
+//! let pool = monitor.connect(NoTls).await?;
 //!
 //! // The layer serves /health/database/… and /metrics, and keeps the
 //! // background task (sampling, alerts, resets) running while the router lives.
-//! let app: Router = Router::new()
-//!     .route("/", get(|| async { "hello" }))
+//! let app = Router::new()
+//!     .route("/orders", get(orders))
+//!     .with_state(pool.clone())
 //!     .layer(monitor.layer(&pool).prometheus(prometheus));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await?;
-//! # let _ = rows; Ok(()) }
+//! # Ok(()) }
 //! ```
+//!
+//! [`DbMonitor::manager`] and [`DbMonitor::pool`] build a pool of another
+//! name, address or builder (customizers, several pools, deadpool with the
+//! `deadpool` feature).
 //!
 //! The same pool works with any TLS connector that bb8-postgres accepts
 //! (`NoTls`, `tokio-postgres-rustls`, `postgres-native-tls`).
@@ -135,14 +136,14 @@ pub use deadpool_postgres;
 pub use tokio_postgres;
 
 pub use background::MonitorHandle;
-pub use classify::{ErrorKind, GetError};
+pub use classify::{DbError, ErrorKind, GetError};
 pub use config::{
     AlertThresholds, AnomalyThresholds, ConfigError, ForecastThresholds, MonitorConfig, Objective, Readiness,
     ServerView, TraceContext, TraceParent, TraceParentError,
 };
 pub use funnel::scope::RequestDbStats;
 pub use layer::{DbMonitorLayer, DbMonitorService, ShedLayer};
-pub use monitor::{DbMonitor, DbMonitorBuilder};
+pub use monitor::{ConnectError, DbMonitor, DbMonitorBuilder};
 pub use pool::{
     ConnectionInfo, GenericClient, MakeTls, MonitorErrorSink, MonitoredClient, MonitoredConnection, MonitoredManager,
     MonitoredPool, MonitoredStatement, MonitoredStream, MonitoredTransaction, MonitoredTransactionBuilder, PoolMonitor,

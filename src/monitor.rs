@@ -27,16 +27,12 @@ use crate::pool::{MakeTls, MonitoredManager, MonitoredPool, PoolMonitor};
 /// # Example
 ///
 /// ```no_run
-/// use db_monitor::{DbMonitor, MonitorConfig};
+/// use db_monitor::DbMonitor;
 /// use db_monitor::tokio_postgres::NoTls;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let config = MonitorConfig::from_env()?;
-/// let monitor = DbMonitor::new(config.clone())?;
-/// let mut pg: db_monitor::tokio_postgres::Config = "host=127.0.0.1 user=app dbname=app".parse()?;
-/// pg.keepalives_idle(std::time::Duration::from_secs(30))
-///     .tcp_user_timeout(std::time::Duration::from_secs(10));
-/// let pool = monitor.pool(monitor.manager("primary", pg, NoTls), config.pool_builder()).await?;
+/// let monitor = DbMonitor::from_env()?;     // DATABASE_URL, ASYNC_DB_*
+/// let pool = monitor.connect(NoTls).await?; // a bb8 pool, named `primary`
 ///
 /// let conn = pool.get().await?;
 /// let row = conn.query_one("SELECT count(*) FROM users WHERE active = $1", &[&true]).await?;
@@ -146,6 +142,52 @@ impl DbMonitorBuilder {
 }
 
 impl DbMonitor {
+    /// A monitor configured from the process environment
+    /// ([`MonitorConfig::from_env`]: `DATABASE_URL` and every `ASYNC_DB_*`
+    /// variable), emitting through the global `metrics` recorder: the one
+    /// call of the quick start. [`connect`](Self::connect) then opens the
+    /// pool to `DATABASE_URL`.
+    ///
+    /// # Errors
+    ///
+    /// The first variable that does not parse or is out of range, named.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::new(MonitorConfig::from_env()?)
+    }
+
+    /// Opens a bb8 pool, named `primary`, to the configured database
+    /// ([`MonitorConfig::database`], which [`from_env`](Self::from_env)
+    /// reads from `DATABASE_URL`), sized and timed by the configuration
+    /// ([`MonitorConfig::pool_builder`]). As
+    /// [`pool`](Self::pool) does, it opens
+    /// [`min_idle`](MonitorConfig::min_idle) connections first (none by
+    /// default: the first checkout connects).
+    ///
+    /// Unless the address sets them, TCP keepalives start after 30 s idle
+    /// and `tcp_user_timeout` is 10 s: without them a silently dropped
+    /// network leaves a statement waiting for ever.
+    ///
+    /// For a pool of several, another name, a customizer or deadpool, use
+    /// [`manager`](Self::manager) and [`pool`](Self::pool) (or
+    /// [`deadpool`](Self::deadpool)).
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError::Config`] naming `DATABASE_URL` when no database is
+    /// configured; [`ConnectError::Database`] when a connection of
+    /// `min_idle` fails to open (recorded as well).
+    pub async fn connect<Tls: MakeTls>(&self, tls: Tls) -> Result<MonitoredPool<Tls>, ConnectError> {
+        let config = self.inner.config.database_config().cloned().ok_or_else(|| {
+            ConnectError::Config(ConfigError::unset(
+                "DATABASE_URL",
+                "a PostgreSQL connection URL (or MonitorConfig::database) to connect to",
+            ))
+        })?;
+        let manager = self.manager("primary", with_dead_peer_timeouts(config), tls);
+        let builder = self.inner.config.pool_builder();
+        self.pool(manager, builder).await.map_err(ConnectError::Database)
+    }
+
     /// A monitor that emits through the globally installed `metrics`
     /// recorder.
     ///
@@ -418,5 +460,53 @@ mod tests {
         }
         assert_eq!(seen.get("operation=lookup"), Some(&1));
         assert_eq!(seen.get("operation=lookup,error_type=connection_failure"), Some(&1));
+    }
+}
+
+/// `config` with TCP keepalives after 30 s idle and a 10 s
+/// `tcp_user_timeout`, unless it sets them (tokio-postgres's defaults: 2 h,
+/// and none).
+fn with_dead_peer_timeouts(mut config: tokio_postgres::Config) -> tokio_postgres::Config {
+    if config.get_keepalives_idle() == std::time::Duration::from_secs(2 * 60 * 60) {
+        config.keepalives_idle(std::time::Duration::from_secs(30));
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(std::time::Duration::from_secs(10));
+    }
+    config
+}
+
+/// Why [`DbMonitor::connect`] opened no pool.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// No database to connect to (`DATABASE_URL` unset), or a setting out
+    /// of range.
+    Config(ConfigError),
+    /// A connection failed to open.
+    Database(tokio_postgres::Error),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Config(e) => e.fmt(f),
+            ConnectError::Database(e) => write!(f, "could not open the pool: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectError::Config(e) => Some(e),
+            ConnectError::Database(e) => Some(e),
+        }
+    }
+}
+
+impl From<ConfigError> for ConnectError {
+    fn from(e: ConfigError) -> Self {
+        ConnectError::Config(e)
     }
 }

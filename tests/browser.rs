@@ -134,8 +134,7 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
     // One-second slots and samples, so that an hour's charts have points
     // after a few seconds.
     let config = MonitorConfig::default()
-        .pool_size(4)
-        .max_overflow(4)
+        .max_size(8)
         .slot(Duration::from_secs(1))
         .slow_query_threshold(Duration::from_millis(250))
         .server_view(ServerView::default().interval(Duration::from_millis(500)))

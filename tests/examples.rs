@@ -76,8 +76,7 @@ async fn drive_the_demo<P: axum_example::DemoPool>() {
     let _alone = DEMO_TABLES.lock().await;
     let (monitor, _rec) = support::monitor(
         MonitorConfig::default()
-            .pool_size(4)
-            .max_overflow(4)
+            .max_size(8)
             .slow_query_threshold(Duration::from_millis(250))
             .server_view(ServerView::default().interval(Duration::from_millis(100))),
     );
@@ -234,7 +233,7 @@ async fn drive_the_demo<P: axum_example::DemoPool>() {
 async fn readiness_turns_while_the_pool_is_held_full_and_liveness_stays_up() {
     let _alone = DEMO_TABLES.lock().await;
     let (monitor, _rec) = support::monitor(
-        MonitorConfig::default().pool_size(2).max_overflow(0).readiness(
+        MonitorConfig::default().max_size(2).readiness(
             db_monitor::Readiness::default()
                 .saturated_for(Duration::from_secs(1))
                 .retry_after(Duration::from_secs(2)),

@@ -60,7 +60,7 @@ fn serve() -> String {
             .unwrap();
         runtime.block_on(async move {
             let (recorder, handle, _upkeep) = PrometheusSetup::new().build();
-            let config = MonitorConfig::default().pool_size(4).max_overflow(4);
+            let config = MonitorConfig::default().max_size(8);
             let monitor = DbMonitor::builder(config)
                 .recorder(Arc::new(recorder))
                 .log_alerts(false)

@@ -42,8 +42,7 @@ async fn the_exposition_after_real_traffic_passes_promtool_check_metrics() {
     let Some(promtool) = promtool() else { return };
     let (recorder, handle, _upkeep) = PrometheusSetup::new().global_label("service", "promtool-test").build();
     let config = MonitorConfig::default()
-        .pool_size(4)
-        .max_overflow(4)
+        .max_size(8)
         .slow_query_threshold(Duration::from_millis(250))
         .returned_rows(true);
     let monitor = DbMonitor::with_recorder(config, Arc::new(recorder)).expect("a valid configuration");
@@ -546,7 +545,7 @@ async fn a_real_prometheus_stores_the_native_histograms() {
         .native_histograms(native)
         .upkeep_every(Duration::from_millis(200))
         .build();
-    let monitor = DbMonitor::with_recorder(MonitorConfig::default().pool_size(2), Arc::new(recorder))
+    let monitor = DbMonitor::with_recorder(MonitorConfig::default().max_size(2), Arc::new(recorder))
         .expect("a valid configuration");
     let demo = axum_example::demo(&monitor, support::pg::shared_config(), Some(handle))
         .await

@@ -77,8 +77,7 @@ struct Running {
 
 async fn run(pg: db_monitor::tokio_postgres::Config, view: ServerView) -> Running {
     let config = MonitorConfig::default()
-        .pool_size(4)
-        .max_overflow(0)
+        .max_size(4)
         .server_view(view)
         .alerts(AlertThresholds::default().evaluation_interval(Duration::from_millis(200)))
         .slow_query_threshold(Duration::from_millis(250))

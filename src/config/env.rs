@@ -13,6 +13,8 @@ pub struct ConfigError {
     variable: &'static str,
     value: Option<String>,
     expected: &'static str,
+    /// The setting is needed and was not given at all.
+    unset: bool,
 }
 
 impl ConfigError {
@@ -21,6 +23,15 @@ impl ConfigError {
             variable,
             value: value.map(str::to_owned),
             expected,
+            unset: false,
+        }
+    }
+
+    /// `variable` is needed here and was not set.
+    pub(crate) fn unset(variable: &'static str, expected: &'static str) -> Self {
+        ConfigError {
+            unset: true,
+            ..ConfigError::new(variable, None, expected)
         }
     }
 
@@ -32,6 +43,9 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unset {
+            return write!(f, "{} is not set: expected {}", self.variable, self.expected);
+        }
         write!(f, "invalid {}", self.variable)?;
         if let Some(value) = &self.value {
             write!(f, " {value:?}")?;
@@ -123,9 +137,46 @@ impl<F: Fn(&'static str) -> Option<String>> Env<F> {
 
 /// The variables of one part of the configuration each.
 impl<F: Fn(&'static str) -> Option<String>> Env<F> {
+    /// `ASYNC_DB_MAX_SIZE`, or its aliases in SQLAlchemy's words: the pool
+    /// size plus the overflow. Both at once would be two answers to one
+    /// question, so that is refused.
+    fn max_size(&self, c: &mut MonitorConfig) -> Result<(), ConfigError> {
+        let (mut pool_size, mut overflow) = (None, None);
+        self.read(
+            "ASYNC_DB_POOL_SIZE",
+            "a non-negative integer",
+            |s| s.parse().ok().map(Some),
+            &mut pool_size,
+        )?;
+        self.read(
+            "ASYNC_DB_MAX_OVERFLOW",
+            "a non-negative integer",
+            |s| s.parse().ok().map(Some),
+            &mut overflow,
+        )?;
+        if (self.lookup)("ASYNC_DB_MAX_SIZE").is_some() {
+            if let Some(alias) = [("ASYNC_DB_POOL_SIZE", pool_size), ("ASYNC_DB_MAX_OVERFLOW", overflow)]
+                .into_iter()
+                .find_map(|(name, value)| value.map(|_| name))
+            {
+                return Err(ConfigError::new(
+                    alias,
+                    None,
+                    "unset while ASYNC_DB_MAX_SIZE is set (it is an older alias of ASYNC_DB_MAX_SIZE)",
+                ));
+            }
+            return self.count("ASYNC_DB_MAX_SIZE", &mut c.max_size);
+        }
+        if pool_size.is_some() || overflow.is_some() {
+            let (pool_size, overflow): (u32, u32) = (pool_size.unwrap_or(c.max_size), overflow.unwrap_or(0));
+            c.max_size = pool_size.saturating_add(overflow);
+            c.overflow = overflow;
+        }
+        Ok(())
+    }
+
     fn pool(&self, c: &mut MonitorConfig) -> Result<(), ConfigError> {
-        self.count("ASYNC_DB_POOL_SIZE", &mut c.pool_size)?;
-        self.count("ASYNC_DB_MAX_OVERFLOW", &mut c.max_overflow)?;
+        self.max_size(c)?;
         self.count("ASYNC_DB_MIN_IDLE", &mut c.min_idle)?;
         self.duration("ASYNC_DB_POOL_TIMEOUT", &mut c.pool_timeout)?;
         self.duration("ASYNC_DB_POOL_RECYCLE", &mut c.pool_recycle)?;
@@ -232,8 +283,7 @@ impl MonitorConfig {
     /// | variable | setter | default |
     /// |---|---|---|
     /// | `DATABASE_URL` | [`database`](Self::database) | unset |
-    /// | `ASYNC_DB_POOL_SIZE` | [`pool_size`](Self::pool_size) | 20 |
-    /// | `ASYNC_DB_MAX_OVERFLOW` | [`max_overflow`](Self::max_overflow) | 30 |
+    /// | `ASYNC_DB_MAX_SIZE` | [`max_size`](Self::max_size) (aliases: `ASYNC_DB_POOL_SIZE` plus `ASYNC_DB_MAX_OVERFLOW`) | 10 |
     /// | `ASYNC_DB_MIN_IDLE` | [`min_idle`](Self::min_idle) (`0`: lazy) | 0 |
     /// | `ASYNC_DB_POOL_TIMEOUT` | [`pool_timeout`](Self::pool_timeout) | 30 s |
     /// | `ASYNC_DB_POOL_RECYCLE` | [`pool_recycle`](Self::pool_recycle) | 3600 s |

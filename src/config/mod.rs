@@ -7,12 +7,12 @@
 //! use db_monitor::MonitorConfig;
 //!
 //! let config = MonitorConfig::from_lookup(|name| match name {
-//!     "ASYNC_DB_POOL_SIZE" => Some("8".to_owned()),
+//!     "ASYNC_DB_MAX_SIZE" => Some("8".to_owned()),
 //!     "ASYNC_DB_SLOW_QUERY_THRESHOLD" => Some("500ms".to_owned()),
 //!     _ => None,
 //! })?;
 //! // The same settings, set in code:
-//! let same = MonitorConfig::default().pool_size(8).slow_query_threshold(Duration::from_millis(500));
+//! let same = MonitorConfig::default().max_size(8).slow_query_threshold(Duration::from_millis(500));
 //! assert_eq!(format!("{config:?}"), format!("{same:?}"));
 //!
 //! let err = MonitorConfig::from_lookup(|name| (name == "ASYNC_DB_POOL_TIMEOUT").then(|| "soon".to_owned()))
@@ -55,30 +55,35 @@ pub use trace::{TraceContext, TraceParent, TraceParentError};
 /// use db_monitor::{AlertThresholds, MonitorConfig};
 ///
 /// let config = MonitorConfig::default()
-///     .pool_size(8)
+///     .max_size(8)
 ///     .slow_query_threshold(Duration::from_millis(500))
 ///     .alerts(AlertThresholds::default().pool_utilization(0.8));
 /// config.validate()?;
-/// assert!(MonitorConfig::default().pool_size(0).max_overflow(0).validate().is_err());
+/// assert!(MonitorConfig::default().max_size(0).validate().is_err());
 /// # Ok::<(), db_monitor::ConfigError>(())
 /// ```
 ///
-/// ## Pool sizing and bb8
+/// ## Pool sizing
 ///
-/// The variables follow SQLAlchemy's pool (`pool_size` connections kept,
-/// `max_overflow` more under load). bb8 has no overflow, so
-/// [`pool_builder`](MonitorConfig::pool_builder) maps them as:
+/// The pool is sized in bb8's and deadpool's own terms;
+/// [`pool_builder`](MonitorConfig::pool_builder) (bb8) and
+/// [`deadpool_builder`](crate::MonitoredManager::deadpool_builder) map the
+/// settings as:
 ///
-/// | setting | bb8 |
-/// |---|---|
-/// | `pool_size + max_overflow` | `max_size` |
-/// | `min_idle` | `min_idle` (opened at start and kept open even when idle; 0 by default) |
-/// | `pool_timeout` | `connection_timeout` (how long `get()` waits) |
-/// | `pool_recycle` | `max_lifetime` |
+/// | setting | bb8 | deadpool |
+/// |---|---|---|
+/// | `max_size` (10, bb8's default) | `max_size` | `max_size` |
+/// | `min_idle` (0) | `min_idle` (opened at start and kept open even when idle) | (none: deadpool opens connections only on demand) |
+/// | `pool_timeout` (30 s) | `connection_timeout` (how long `get()` waits) | `wait` and `create` timeouts |
+/// | `pool_recycle` (3600 s) | `max_lifetime` | checked when a connection is recycled |
 ///
-/// The pool is lazy, as SQLAlchemy's is: it opens a connection when a
-/// checkout finds none idle, never more than `max_size`, and none at start
-/// unless `min_idle` asks for them. (Eager pools add up: five instances
+/// `ASYNC_DB_POOL_SIZE` and `ASYNC_DB_MAX_OVERFLOW` (SQLAlchemy's words: so
+/// many connections kept, so many more under load) are read as aliases:
+/// the pool's `max_size` is their sum, as bb8 has no overflow.
+///
+/// The pool is lazy: it opens a connection when a checkout finds none
+/// idle, never more than `max_size`, and none at start unless `min_idle`
+/// asks for them. (Eager pools add up: five instances
 /// each keeping 20 open fill PostgreSQL's default `max_connections` of 100
 /// before any traffic.) Connections above `min_idle` are closed by bb8's
 /// reaper after its `idle_timeout` (10 minutes by default), which plays the
@@ -88,8 +93,10 @@ pub use trace::{TraceContext, TraceParent, TraceParentError};
 pub struct MonitorConfig {
     // tokio_postgres::Config's Debug redacts the password.
     pub(crate) database: Option<tokio_postgres::Config>,
-    pub(crate) pool_size: u32,
-    pub(crate) max_overflow: u32,
+    pub(crate) max_size: u32,
+    /// The part of `max_size` that [`max_overflow`](Self::max_overflow)
+    /// set (0 unless that alias was used).
+    pub(crate) overflow: u32,
     pub(crate) min_idle: u32,
     pub(crate) pool_timeout: Duration,
     pub(crate) pool_recycle: Duration,
@@ -431,8 +438,8 @@ impl Default for MonitorConfig {
     fn default() -> Self {
         MonitorConfig {
             database: None,
-            pool_size: 20,
-            max_overflow: 30,
+            max_size: 10,
+            overflow: 0,
             min_idle: 0,
             pool_timeout: Duration::from_secs(30),
             pool_recycle: Duration::from_secs(3600),
@@ -471,7 +478,7 @@ impl MonitorConfig {
     /// A bb8 builder sized by this configuration (see the table above).
     pub fn pool_builder<M: bb8::ManageConnection>(&self) -> bb8::Builder<M> {
         bb8::Pool::builder()
-            .max_size(self.pool_size.saturating_add(self.max_overflow).max(1))
+            .max_size(self.max_size.max(1))
             .min_idle(Some(self.min_idle))
             .connection_timeout(self.pool_timeout)
             .max_lifetime(Some(self.pool_recycle).filter(|d| !d.is_zero()))
@@ -493,22 +500,36 @@ impl MonitorConfig {
         self
     }
 
-    /// Sets how many connections the pool may open in normal use, opened
-    /// as checkouts need them (`ASYNC_DB_POOL_SIZE`). Defaults to 20.
-    pub fn pool_size(mut self, n: u32) -> Self {
-        self.pool_size = n;
+    /// Sets the most connections the pool opens, as checkouts need them
+    /// (`ASYNC_DB_MAX_SIZE`; bb8's and deadpool's `max_size`). Defaults to
+    /// 10, bb8's default.
+    pub fn max_size(mut self, n: u32) -> Self {
+        self.max_size = n;
+        self.overflow = 0;
         self
     }
 
-    /// Sets how many more connections are allowed under load
-    /// (`ASYNC_DB_MAX_OVERFLOW`). Defaults to 30.
+    /// SQLAlchemy's name, kept as an alias (`ASYNC_DB_POOL_SIZE`): sets
+    /// [`max_size`](Self::max_size) to `n` plus what
+    /// [`max_overflow`](Self::max_overflow) gave.
+    #[deprecated(since = "0.1.0", note = "use `max_size`, bb8's and deadpool's own name")]
+    pub fn pool_size(mut self, n: u32) -> Self {
+        self.max_size = n.saturating_add(self.overflow);
+        self
+    }
+
+    /// SQLAlchemy's name, kept as an alias (`ASYNC_DB_MAX_OVERFLOW`): adds
+    /// `n` to [`max_size`](Self::max_size) in place of what an earlier call
+    /// added (bb8 and deadpool have no overflow).
+    #[deprecated(since = "0.1.0", note = "use `max_size`, bb8's and deadpool's own name")]
     pub fn max_overflow(mut self, n: u32) -> Self {
-        self.max_overflow = n;
+        self.max_size = self.max_size.saturating_sub(self.overflow).saturating_add(n);
+        self.overflow = n;
         self
     }
 
     /// Sets how many connections are opened at start and kept open while
-    /// idle (`ASYNC_DB_MIN_IDLE`; at most the pool size plus overflow).
+    /// idle (`ASYNC_DB_MIN_IDLE`; at most [`max_size`](Self::max_size)).
     /// Defaults to 0: the pool is lazy.
     pub fn min_idle(mut self, n: u32) -> Self {
         self.min_idle = n;
@@ -837,7 +858,7 @@ mod tests {
     #[test]
     fn empty_environment_gives_the_documented_defaults() {
         let c = from(&[]).unwrap();
-        assert_eq!((c.pool_size, c.max_overflow), (20, 30));
+        assert_eq!((c.max_size, c.min_idle), (10, 0));
         assert_eq!(c.pool_timeout, Duration::from_secs(30));
         assert_eq!(c.pool_recycle, Duration::from_secs(3600));
         assert_eq!(c.health_check_interval, Duration::from_secs(300));
@@ -853,8 +874,8 @@ mod tests {
     fn every_variable_is_read() {
         let c = from(&[
             ("DATABASE_URL", "postgres://app:secret@127.0.0.1:5433/shop"),
-            ("ASYNC_DB_POOL_SIZE", "5"),
-            ("ASYNC_DB_MAX_OVERFLOW", "0"),
+            ("ASYNC_DB_MAX_SIZE", "5"),
+            ("ASYNC_DB_MIN_IDLE", "2"),
             ("ASYNC_DB_POOL_TIMEOUT", "2.5"),
             ("ASYNC_DB_POOL_RECYCLE", "10m"),
             ("ASYNC_DB_HEALTH_CHECK_INTERVAL", "15s"),
@@ -885,7 +906,7 @@ mod tests {
             "ASYNC_DB_SPAN_LEVEL"
         );
         assert_eq!(c.database.as_ref().unwrap().get_dbname(), Some("shop"));
-        assert_eq!((c.pool_size, c.max_overflow), (5, 0));
+        assert_eq!((c.max_size, c.min_idle), (5, 2));
         assert_eq!(c.pool_timeout, Duration::from_millis(2500));
         assert_eq!(c.pool_recycle, Duration::from_secs(600));
         assert_eq!(c.health_check_interval, Duration::from_secs(15));
@@ -910,6 +931,8 @@ mod tests {
     #[test]
     fn malformed_values_name_their_variable() {
         let cases: &[(&'static str, &str)] = &[
+            ("ASYNC_DB_MAX_SIZE", "twenty"),
+            ("ASYNC_DB_MAX_SIZE", "0"),
             ("ASYNC_DB_POOL_SIZE", "twenty"),
             ("ASYNC_DB_POOL_SIZE", "-1"),
             ("ASYNC_DB_MAX_OVERFLOW", "1.5"),
@@ -931,7 +954,46 @@ mod tests {
             assert!(err.to_string().contains(name), "{err}");
         }
         let both_zero = from(&[("ASYNC_DB_POOL_SIZE", "0"), ("ASYNC_DB_MAX_OVERFLOW", "0")]).unwrap_err();
-        assert_eq!(both_zero.variable(), "ASYNC_DB_POOL_SIZE");
+        assert_eq!(both_zero.variable(), "ASYNC_DB_MAX_SIZE");
+        let too_many_idle = from(&[("ASYNC_DB_MAX_SIZE", "2"), ("ASYNC_DB_MIN_IDLE", "3")]).unwrap_err();
+        assert_eq!(too_many_idle.variable(), "ASYNC_DB_MIN_IDLE");
+    }
+
+    #[test]
+    fn the_sqlalchemy_sizes_are_aliases_of_max_size_and_never_beside_it() {
+        let sum = |vars: &[(&'static str, &str)]| from(vars).map(|c| c.max_size);
+        assert_eq!(
+            sum(&[("ASYNC_DB_POOL_SIZE", "20"), ("ASYNC_DB_MAX_OVERFLOW", "30")]),
+            Ok(50)
+        );
+        assert_eq!(sum(&[("ASYNC_DB_POOL_SIZE", "4")]), Ok(4));
+        // The overflow alone adds to the default size.
+        assert_eq!(sum(&[("ASYNC_DB_MAX_OVERFLOW", "5")]), Ok(15));
+        let both = from(&[("ASYNC_DB_MAX_SIZE", "8"), ("ASYNC_DB_MAX_OVERFLOW", "2")]).unwrap_err();
+        assert_eq!(both.variable(), "ASYNC_DB_MAX_OVERFLOW");
+        assert!(both.to_string().contains("ASYNC_DB_MAX_SIZE"), "{both}");
+        // In code, in either order; max_size replaces both.
+        #[allow(deprecated)]
+        {
+            assert_eq!(MonitorConfig::default().pool_size(4).max_overflow(6).max_size, 10);
+            assert_eq!(MonitorConfig::default().max_overflow(6).pool_size(4).max_size, 10);
+            assert_eq!(
+                MonitorConfig::default()
+                    .max_overflow(6)
+                    .max_overflow(2)
+                    .pool_size(4)
+                    .max_size,
+                6
+            );
+            assert_eq!(
+                MonitorConfig::default()
+                    .max_overflow(6)
+                    .max_size(3)
+                    .pool_size(4)
+                    .max_size,
+                4
+            );
+        }
     }
 
     #[test]
@@ -942,9 +1004,9 @@ mod tests {
     }
 
     #[test]
-    fn pool_builder_maps_size_overflow_timeout_and_recycle() {
+    fn pool_builder_maps_size_timeout_and_recycle() {
         use crate::testing::Never;
-        let c = MonitorConfig::default().pool_size(4).max_overflow(6);
+        let c = MonitorConfig::default().max_size(10);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

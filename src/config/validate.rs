@@ -73,20 +73,12 @@ impl MonitorConfig {
     /// `server_view.top_statements`), with the value and what was expected.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = Duration::from_nanos(1);
-        if self.pool_size.checked_add(self.max_overflow).is_none_or(|n| n == 0) {
-            return Err(fail(
-                "ASYNC_DB_POOL_SIZE",
-                self.pool_size,
-                "pool size plus overflow between 1 and 4294967295",
-            ));
+        if self.max_size == 0 {
+            return Err(fail("ASYNC_DB_MAX_SIZE", self.max_size, "at least 1"));
         }
-        if self.min_idle > self.pool_size.saturating_add(self.max_overflow) {
+        if self.min_idle > self.max_size {
             // bb8 would panic on it.
-            return Err(fail(
-                "ASYNC_DB_MIN_IDLE",
-                self.min_idle,
-                "at most the pool size plus overflow",
-            ));
+            return Err(fail("ASYNC_DB_MIN_IDLE", self.min_idle, "at most ASYNC_DB_MAX_SIZE"));
         }
         let a_year = "a positive duration of at most a year";
         let up_to_a_year = "a duration of at most a year";

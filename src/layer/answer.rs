@@ -88,3 +88,18 @@ pub(super) fn json_bytes(status: StatusCode, body: impl Into<Bytes>) -> Response
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
+
+/// A handler's database error as an answer: its status and
+/// `{"error":"<class>"}`, nothing of its message.
+#[cfg(feature = "axum")]
+impl axum::response::IntoResponse for crate::classify::DbError {
+    fn into_response(self) -> axum::response::Response {
+        let body = format!("{{\"error\":\"{}\"}}", self.kind().as_str());
+        let mut response = axum::response::Response::new(axum::body::Body::from(body));
+        *response.status_mut() = self.status();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    }
+}

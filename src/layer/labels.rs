@@ -4,6 +4,8 @@
 //! /users/{id}`), its interned id and the `Arc` every store shares are
 //! made at its first request and reused; a request costs a method and a
 //! string comparison instead of a `format!`, an allocation and a hash.
+// Only axum's matched routes are cached.
+#![cfg_attr(not(feature = "axum"), allow(dead_code))]
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};

@@ -41,8 +41,10 @@ pub(crate) struct LayerConfig {
     /// The replica set whose report `…/replicas` serves.
     pub(crate) replicas: Option<Arc<dyn Fn() -> crate::pool::ReplicaReport + Send + Sync>>,
     /// What the layer keeps alive while any clone of it lives (the
-    /// background task's handle, from [`DbMonitor::layer`](crate::DbMonitor::layer)).
-    pub(crate) keep: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// background task's handle, from [`DbMonitor::layer`](crate::DbMonitor::layer)),
+    /// started on the first request when the layer was made outside a
+    /// runtime.
+    pub(crate) keep: Option<Arc<Deferred>>,
     pub(crate) health_timeout: Duration,
     /// How long shared answers are reused.
     pub(crate) cache_for: Duration,
@@ -117,8 +119,8 @@ impl DbMonitorLayer {
 
     /// Keeps `value` alive for as long as the layer or a service made from
     /// it lives.
-    pub(crate) fn keeping(self, value: Arc<dyn std::any::Any + Send + Sync>) -> Self {
-        self.with(|c| c.keep = Some(value))
+    pub(crate) fn keeping(self, value: Deferred) -> Self {
+        self.with(|c| c.keep = Some(Arc::new(value)))
     }
 
     /// Sets the path under which the routes are served (a leading `/` is
@@ -364,4 +366,37 @@ pub(crate) fn bounded_label(mut label: String) -> String {
         label.push('…');
     }
     label
+}
+
+/// A value made once, inside a Tokio runtime: at once when there is one,
+/// else by the first request (which always runs in one). The background
+/// task cannot be spawned outside a runtime, and a router is often built
+/// before one starts.
+pub(crate) struct Deferred {
+    made: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    #[allow(clippy::type_complexity)]
+    make: Box<dyn Fn() -> Box<dyn std::any::Any + Send + Sync> + Send + Sync>,
+}
+
+impl Deferred {
+    /// Makes the value now if a runtime is running here, else on the first
+    /// [`ensure`](Self::ensure) called inside one.
+    pub(crate) fn new(make: impl Fn() -> Box<dyn std::any::Any + Send + Sync> + Send + Sync + 'static) -> Self {
+        let deferred = Deferred {
+            made: std::sync::OnceLock::new(),
+            make: Box::new(make),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            deferred.ensure();
+        }
+        deferred
+    }
+
+    /// Makes the value unless it is made (one atomic load once it is).
+    #[inline]
+    pub(crate) fn ensure(&self) {
+        if self.made.get().is_none() {
+            self.made.get_or_init(|| (self.make)());
+        }
+    }
 }

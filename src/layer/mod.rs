@@ -233,6 +233,7 @@ pub use crate::funnel::scope::{RepeatedStatement, RequestDbSnapshot, RequestDbSt
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::DbMonitorLayer;
+pub(crate) use layer::Deferred;
 pub use read::MAX_LIMIT;
 pub use service::DbMonitorService;
 pub use shed::{ShedFuture, ShedLayer, ShedService};

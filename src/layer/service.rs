@@ -65,6 +65,9 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        if let Some(keep) = &self.config.keep {
+            keep.ensure();
+        }
         #[cfg(feature = "prometheus")]
         if let Some((path, handle)) = &self.config.prometheus {
             if request.uri().path() == path {
@@ -109,6 +112,7 @@ where
 /// A request's route label: made for it, or known with its id.
 enum Route {
     Made(Option<String>),
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     Known(Arc<str>, u32),
 }
 

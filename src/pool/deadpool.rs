@@ -69,9 +69,8 @@ impl<Tls: MakeTls> fmt::Debug for DeadpoolManager<Tls> {
 
 impl<Tls: MakeTls> MonitoredManager<Tls> {
     /// A deadpool builder for this manager's pool, sized and timed by the
-    /// monitor's configuration: `max_size` is
-    /// [`pool_size`](crate::MonitorConfig::pool_size) plus
-    /// [`max_overflow`](crate::MonitorConfig::max_overflow), and both the
+    /// monitor's configuration: its
+    /// [`max_size`](crate::MonitorConfig::max_size), and both the
     /// wait for a free slot and a connect time out after
     /// [`pool_timeout`](crate::MonitorConfig::pool_timeout) (deadpool's own
     /// default waits forever). Connections are recycled by `config`'s
@@ -83,7 +82,7 @@ impl<Tls: MakeTls> MonitoredManager<Tls> {
     /// Build it with [`DbMonitor::deadpool`](crate::DbMonitor::deadpool).
     pub fn deadpool_builder(self, config: ManagerConfig) -> managed::PoolBuilder<DeadpoolManager<Tls>> {
         let monitor = &self.shared().sink.config;
-        let max_size = monitor.pool_size.saturating_add(monitor.max_overflow).max(1);
+        let max_size = monitor.max_size.max(1);
         let timeout = Some(monitor.pool_timeout);
         let manager = DeadpoolManager {
             manager: self,

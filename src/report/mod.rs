@@ -372,7 +372,7 @@ fn pool_advice(inputs: &Inputs<'_>, window: &str, out: &mut Vec<String>) {
     if trend.timeouts > 0 || trend.max_waiters > 0 || trend.peak_utilization >= inputs.config.alerts.pool_utilization {
         out.push(format!(
             "pool at {:.0}% with {} waiters at peak and {} checkout timeouts in the last {window}: raise \
-             ASYNC_DB_POOL_SIZE above {} or shorten transactions",
+             ASYNC_DB_MAX_SIZE above {} or shorten transactions",
             trend.peak_utilization * 100.0,
             trend.max_waiters,
             trend.timeouts,
@@ -674,7 +674,7 @@ mod tests {
         assert_eq!(s.score, 85.0);
         assert_eq!(
             s.recommendations[0],
-            "pool at 100% with 12 waiters at peak and 2 checkout timeouts in the last hour: raise ASYNC_DB_POOL_SIZE \
+            "pool at 100% with 12 waiters at peak and 2 checkout timeouts in the last hour: raise ASYNC_DB_MAX_SIZE \
              above 20 or shorten transactions"
         );
     }

@@ -643,7 +643,7 @@ mod tests {
             (500, MAX_ACTIVE as u64 - 500)
         );
         assert_eq!(book.history("p", 3).resolved.len(), 3);
-        assert_eq!(book.counts(), [[0; 4]; AlertType::ALL.len()]);
+        book.publish_counts(|counts| assert_eq!(counts, &[[0; 4]; AlertType::ALL.len()]));
     }
 
     #[test]

@@ -53,6 +53,7 @@ static INTERNED: AtomicU64 = AtomicU64::new(0);
 /// this read `then` still names its route while fewer than [`SLOTS`] have
 /// been since ([`id_current`]), since only a new route evicts one, the
 /// oldest.
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
 pub(crate) fn interned() -> u64 {
     INTERNED.load(Relaxed)
 }
@@ -60,6 +61,7 @@ pub(crate) fn interned() -> u64 {
 /// Whether an id obtained when [`interned`] read `then` still names its
 /// route.
 #[inline]
+#[cfg_attr(not(feature = "axum"), allow(dead_code))]
 pub(crate) fn id_current(then: u64) -> bool {
     interned().wrapping_sub(then) < SLOTS as u64
 }
