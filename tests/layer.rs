@@ -612,6 +612,41 @@ async fn health_checks_are_not_counted_as_the_application_s_work() {
     );
 }
 
+/// A flood of the health route costs the database one ping per second of
+/// reuse, however many clients ask: 64 at once, for 2 s, make at most a
+/// ping at the start and one a second after (with a second's margin for a
+/// late answer on a loaded machine). (tests/flood.rs counted them from
+/// the exposition, where the monitor's own pings are not: it could not
+/// fail. Without the reuse this counts over a thousand.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_the_health_route_pings_the_database_once_a_second() {
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_health_flood", 2).await;
+    let service = app(pool.clone(), DbMonitorLayer::new(pool.clone()));
+    // Each ping checks a connection out of bb8 (the monitor does not
+    // record its own statements); nothing else checks out here.
+    let pings = || pool.inner().state().statistics.get_started;
+    let before = pings();
+    let started = std::time::Instant::now();
+    let flood = (0..64).map(|_| async {
+        let mut answered = 0;
+        while started.elapsed() < Duration::from_secs(2) {
+            let (status, _, _) = call(&service, Method::GET, "/health/database", None).await;
+            assert_eq!(status, StatusCode::OK);
+            answered += 1;
+        }
+        answered
+    });
+    let answered: u32 = futures_util::future::join_all(flood).await.into_iter().sum();
+    let seconds = started.elapsed().as_secs_f64().ceil() as u64;
+    let during = pings() - before;
+    assert!(answered >= 64, "every client was answered: {answered}");
+    assert!(
+        (1..=seconds + 2).contains(&during),
+        "{during} pings for {answered} answers over {seconds} s"
+    );
+}
+
 /// With no `route_label`, a request axum routed is labelled with its
 /// method and route (GET, PATCH and DELETE of one path are three routes),
 /// and a gRPC request with its path; other requests have none.
