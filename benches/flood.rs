@@ -21,7 +21,6 @@
 #![allow(clippy::duplicate_mod)]
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 #[path = "../examples/axum_server.rs"]
