@@ -5,7 +5,10 @@
 //! cargo run --example axum_server
 //! ```
 //!
-//! With `OTEL_EXPORTER_OTLP_ENDPOINT` set (an OpenTelemetry collector's
+//! It logs to the terminal (`RUST_LOG`, `info` by default): the monitor's
+//! alerts as they fire and resolve, and statements running past their
+//! threshold. Built with `--features otlp` and run with
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` set (an OpenTelemetry collector's
 //! OTLP/HTTP address, e.g. `http://127.0.0.1:4318`), it also exports
 //! traces: tower-http's `TraceLayer` opens a span per request, and each
 //! statement's span (and each transaction's) is its child; the trace id
@@ -16,6 +19,9 @@
 //! (Ctrl-C). It listens on `BIND` (default `127.0.0.1:3000`, or a free
 //! port when that one is taken) and prints the routes to try.
 
+#[cfg(feature = "otlp")]
+#[path = "otlp_traces.rs"]
+pub(crate) mod otlp_traces;
 #[path = "../tests/support/pg.rs"]
 mod pg;
 
@@ -151,43 +157,12 @@ pub(crate) async fn demo_on<P: DemoPool>(
     })
 }
 
-/// Exports `tracing`'s spans over OTLP/HTTP to `endpoint` (the full URL,
-/// `…/v1/traces`) through `tracing-opentelemetry`, as this process's
-/// subscriber. The provider it returns flushes what is left when shut down.
-pub(crate) fn trace_to_otlp(endpoint: &str) -> Result<opentelemetry_sdk::trace::SdkTracerProvider, Error> {
-    use opentelemetry::trace::TracerProvider;
-    use opentelemetry_otlp::WithExportConfig;
-    use tracing_subscriber::prelude::*;
-
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_endpoint(endpoint)
-        .build()?;
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(
-            opentelemetry_sdk::Resource::builder()
-                .with_service_name("axum-example")
-                .build(),
-        )
-        .build();
-    let tracer = provider.tracer("axum-example");
-    tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
-        .try_init()?;
-    Ok(provider)
-}
-
-/// The trace of the current `tracing` span, as OpenTelemetry knows it:
-/// what [`MonitorConfig::trace_context`] shows the server.
-pub(crate) fn current_trace() -> Option<db_monitor::TraceParent> {
-    use opentelemetry::trace::TraceContextExt;
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-
-    let context = tracing::Span::current().context();
-    let span = context.span();
-    let span = span.span_context();
-    db_monitor::TraceParent::new(span.trace_id().to_bytes(), span.span_id().to_bytes(), span.is_sampled())
+/// The terminal's log: `RUST_LOG`'s filter, `info` when it is unset.
+fn terminal_log() -> impl tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync {
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt::layer().with_filter(filter)
 }
 
 /// A database failure as a JSON answer; a deadlock is a 409 to retry.
@@ -363,18 +338,38 @@ pub(crate) async fn run<P: DemoPool>(service: &str) -> Result<(), Error> {
     } else {
         config
     };
-    // Traces, when there is a collector to send them to.
-    let tracing = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => {
-            let endpoint = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
-            Some(trace_to_otlp(&endpoint)?)
+    // Logs to the terminal (RUST_LOG, `info` by default: the monitor's
+    // alerts and the statements running past their threshold), and traces
+    // when there is a collector to send them to.
+    let terminal = terminal_log();
+    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .map(|e| format!("{}/v1/traces", e.trim_end_matches('/')));
+    #[cfg(feature = "otlp")]
+    let (tracing, config) = match endpoint {
+        Some(endpoint) => (
+            Some(otlp_traces::trace_to_otlp_beside(&endpoint, terminal)?),
+            config.trace_context(otlp_traces::current_trace),
+        ),
+        None => {
+            tracing_subscriber::util::SubscriberInitExt::try_init(tracing_subscriber::layer::SubscriberExt::with(
+                tracing_subscriber::registry(),
+                terminal,
+            ))?;
+            (None, config)
         }
-        _ => None,
     };
-    let config = if tracing.is_some() {
-        config.trace_context(current_trace)
-    } else {
-        config
+    #[cfg(not(feature = "otlp"))]
+    let tracing: Option<()> = {
+        if endpoint.is_some() {
+            eprintln!("OTEL_EXPORTER_OTLP_ENDPOINT is set, but this build has no exporter: add `--features otlp`");
+        }
+        tracing_subscriber::util::SubscriberInitExt::try_init(tracing_subscriber::layer::SubscriberExt::with(
+            tracing_subscriber::registry(),
+            terminal,
+        ))?;
+        None
     };
     // Kept until the end of main: dropping it stops the throwaway server.
     let (_server, pg) = pg::example_server(config.database_config());
@@ -428,6 +423,7 @@ pub(crate) async fn run<P: DemoPool>(service: &str) -> Result<(), Error> {
         })
         .await?;
     demo.background.shutdown().await;
+    #[cfg(feature = "otlp")]
     if let Some(provider) = tracing {
         provider.shutdown()?;
     }

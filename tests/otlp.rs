@@ -15,6 +15,9 @@
 
 mod support;
 
+#[path = "../examples/otlp_traces.rs"]
+mod otlp_traces;
+
 #[path = "../examples/axum_server.rs"]
 #[allow(dead_code)]
 mod axum_example;
@@ -171,8 +174,8 @@ async fn send(base: &str, method: http::Method, path: &str) -> StatusCode {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_request_exports_its_statements_under_its_span() {
     let (endpoint, received) = receiver().await;
-    let provider = axum_example::trace_to_otlp(&endpoint).expect("exporter");
-    let config = MonitorConfig::default().trace_context(axum_example::current_trace);
+    let provider = otlp_traces::trace_to_otlp(&endpoint).expect("exporter");
+    let config = MonitorConfig::default().trace_context(otlp_traces::current_trace);
     let monitor = DbMonitor::new(config).expect("a valid configuration");
     let demo = axum_example::demo(&monitor, support::pg::shared_config(), None)
         .await
