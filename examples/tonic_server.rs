@@ -3,7 +3,7 @@
 //! layer's JSON routes answering on the same port.
 //!
 //! ```text
-//! cargo run --example tonic_server
+//! cargo run --example tonic_server --features tonic
 //! ```
 //!
 //! With `DATABASE_URL` unset it starts a throwaway PostgreSQL from the

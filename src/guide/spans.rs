@@ -87,7 +87,7 @@
 //! [`MonitorConfig::trace_context`](crate::MonitorConfig::trace_context).
 //!
 //! **The whole recipe** is in the axum example: `OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
-//! cargo run --example axum_server` exports OTLP/HTTP to a collector
+//! cargo run --example axum_server --features otlp` exports OTLP/HTTP to a collector
 //! (Jaeger, Tempo, the OpenTelemetry Collector): `tracing_subscriber::registry()
 //! .with(tracing_opentelemetry::layer().with_tracer(tracer))`, tower-http's
 //! `TraceLayer` outermost, `DbMonitorLayer` inside it, and the trace context
