@@ -58,7 +58,8 @@
 //!   part is documented: what is recorded, what text leaves the process, the
 //!   metrics, the stores and reports, the 15 alert rules, the layer and its
 //!   routes, the dashboard, the server view, spans, forecasts, every setting.
-//! - [`migrating`]: moving an existing bb8-postgres application.
+//! - [`migrating`]: moving an existing bb8-postgres application (and, with
+//!   the `deadpool` feature, a deadpool-postgres one).
 //! - [`MonitorConfig::from_env`]: every setting, its default and its
 //!   variable.
 //!
@@ -126,6 +127,8 @@ mod monitor;
 
 pub mod guide;
 #[doc = include_str!("../docs/migrating.md")]
+#[cfg_attr(feature = "deadpool", doc = "")]
+#[cfg_attr(feature = "deadpool", doc = include_str!("../docs/migrating-deadpool.md"))]
 pub mod migrating {}
 
 pub use bb8;
