@@ -225,6 +225,7 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
         assert_eq!(view["overflow"], false, "{name}: wider than the screen");
         let tip = view["tip"].as_str().unwrap_or("");
         assert!(tip.contains("p95"), "{name}: no hover value: {tip:?}");
+        read_as_an_operator(name, view);
         backgrounds.push(view["bg"].as_str().unwrap().to_owned());
     }
     let luminance = |rgb: &str| -> u32 {
@@ -242,5 +243,85 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
             std::fs::metadata(&path).map(|m| m.len() > 10_000).unwrap_or(false),
             "{path:?}"
         );
+    }
+}
+
+/// What an operator reads on a young process's dashboard: its data
+/// across the width, on one time axis for every chart, 24-hour times,
+/// latency percentiles apart on a log axis, a score detail that names what
+/// lost points, no empty plans table where plans cannot be read, the
+/// server view within a screen or two, text of a readable size, and a
+/// resolve button on screen.
+fn read_as_an_operator(name: &str, view: &Value) {
+    let charts = view["charts"].as_array().unwrap();
+    let chart = |id: &str| {
+        charts
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("{name}: no {id}"))
+    };
+    // A process a few seconds old: its first point is in the left part of
+    // the plot, not in a strip at the right edge of an hour.
+    let latency = chart("chart-latency");
+    let first = latency["firstAt"].as_f64().unwrap_or(1.0);
+    assert!(
+        first < 0.5,
+        "{name}: the first latency point at {first:.2} of the width: {latency}"
+    );
+    // One time axis: the same labels under every time chart.
+    for id in ["chart-statements", "chart-errors", "chart-pool", "chart-load"] {
+        assert_eq!(chart(id)["times"], latency["times"], "{name}: {id}'s time axis");
+    }
+    for time in latency["times"].as_array().unwrap() {
+        let time = time.as_str().unwrap();
+        assert!(!time.contains('M'), "{name}: a 12-hour time {time}");
+    }
+    for when in view["errorTimes"].as_array().unwrap() {
+        let when = when.as_str().unwrap();
+        let digits = when
+            .split(':')
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()));
+        assert!(digits && when.len() == 8, "{name}: the errors table's time {when:?}");
+    }
+    // A log axis: no "0 µs" at its foot, decades up it.
+    let values = latency["values"].as_array().unwrap();
+    assert!(
+        !values.iter().any(|v| v.as_str().unwrap().starts_with("0 ")),
+        "{name}: {values:?}"
+    );
+    let score = view["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "card-score")
+        .unwrap();
+    let detail = score["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("points lost to ") || detail == "no points lost",
+        "{name}: the score's detail {detail:?}"
+    );
+    if !view["plansText"].as_str().unwrap().is_empty() {
+        assert_eq!(
+            view["plansShown"], false,
+            "{name}: an empty plans table under {}",
+            view["plansText"]
+        );
+    }
+    let (top, height) = (
+        view["serverTop"].as_f64().unwrap(),
+        view["viewportHeight"].as_f64().unwrap(),
+    );
+    if name != "phone" {
+        assert!(
+            top < 1.5 * height,
+            "{name}: the server view starts at {top} px of a {height} px screen"
+        );
+    }
+    for c in charts.iter().filter(|c| c["axisLabels"].as_u64().unwrap_or(0) > 0) {
+        let smallest = c["smallestText"].as_f64().unwrap();
+        assert!(smallest >= 9.0, "{name}: {} has text {smallest:.1} px high", c["id"]);
+    }
+    for (i, shown) in view["resolveButtons"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(shown, true, "{name}: resolve button {i} is off the screen");
     }
 }

@@ -412,11 +412,13 @@ pub(crate) fn server(sample: &ServerSample, t: &AlertThresholds) -> Vec<Observat
     out
 }
 
+/// Whose the backend's connection is: the request that checked it out.
+/// ("held by" read as the holder of the lock a blocked backend waits on.)
 fn holder(route: Option<&str>, site: Option<&str>) -> String {
     match (route, site) {
-        (Some(route), Some(site)) => format!(", held by {route} at {site}"),
-        (None, Some(site)) => format!(", held at {site}"),
-        (Some(route), None) => format!(", held by {route}"),
+        (Some(route), Some(site)) => format!(", its connection checked out by {route} at {site}"),
+        (None, Some(site)) => format!(", its connection checked out at {site}"),
+        (Some(route), None) => format!(", its connection checked out by {route}"),
         (None, None) => String::new(),
     }
 }

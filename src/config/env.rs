@@ -283,7 +283,9 @@ impl MonitorConfig {
     /// | variable | setter | default |
     /// |---|---|---|
     /// | `DATABASE_URL` | [`database`](Self::database) | unset |
-    /// | `ASYNC_DB_MAX_SIZE` | [`max_size`](Self::max_size) (aliases: `ASYNC_DB_POOL_SIZE` plus `ASYNC_DB_MAX_OVERFLOW`) | 10 |
+    /// | `ASYNC_DB_MAX_SIZE` | [`max_size`](Self::max_size) | 10 |
+    /// | `ASYNC_DB_POOL_SIZE` | an older alias: `max_size` is it plus `ASYNC_DB_MAX_OVERFLOW` (refused beside `ASYNC_DB_MAX_SIZE`) | unset |
+    /// | `ASYNC_DB_MAX_OVERFLOW` | an older alias, added to `ASYNC_DB_POOL_SIZE` (or to the default size) | unset |
     /// | `ASYNC_DB_MIN_IDLE` | [`min_idle`](Self::min_idle) (`0`: lazy) | 0 |
     /// | `ASYNC_DB_POOL_TIMEOUT` | [`pool_timeout`](Self::pool_timeout) | 30 s |
     /// | `ASYNC_DB_POOL_RECYCLE` | [`pool_recycle`](Self::pool_recycle) | 3600 s |

@@ -414,11 +414,21 @@ impl AlertBook {
     }
 }
 
-/// A process-unique id: a counter through a bijective mix (so ids are not
-/// consecutive), as 16 hexadecimal digits.
+/// An alert's id: a counter from a random start of this process, through a
+/// bijective mix (so ids are not consecutive), as 16 hexadecimal digits.
+/// Unique within the process; two processes' ids meet by chance only
+/// (the first alert of every process had the same id).
 fn next_id() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let mut x = NEXT.fetch_add(1, Relaxed);
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        // std's hasher keys are random per process.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    });
+    let mut x = start.wrapping_add(NEXT.fetch_add(1, Relaxed));
     // splitmix64's finalizer: a bijection on u64.
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -1,5 +1,6 @@
 // Loads the dashboard in headless Chromium (playwright-core driving
-// Debian's chromium) in three views, light, dark and phone width; reports
+// Debian's chromium) in three views, light and dark at 1400 px and a
+// phone's 390 px; reports
 // what it found as one JSON line and saves a screenshot of each.
 //   node dashboard.mjs URL OUTDIR
 // CHROMIUM is the browser's path. With TOKEN set, one view of a dashboard
@@ -15,8 +16,8 @@ const browser = await chromium.launch({
 });
 const token = process.env.TOKEN;
 const views = token ? [{ name: 'token', viewport: { width: 1280, height: 900 }, colorScheme: 'light' }] : [
-  { name: 'light', viewport: { width: 1280, height: 900 }, colorScheme: 'light' },
-  { name: 'dark', viewport: { width: 1280, height: 900 }, colorScheme: 'dark' },
+  { name: 'light', viewport: { width: 1400, height: 900 }, colorScheme: 'light' },
+  { name: 'dark', viewport: { width: 1400, height: 900 }, colorScheme: 'dark' },
   { name: 'phone', viewport: { width: 390, height: 844 }, colorScheme: 'light', isMobile: true },
 ];
 const results = [];
@@ -51,11 +52,25 @@ try {
         value: c.querySelector('[data-field="value"]').textContent.trim(),
         detail: c.querySelector('[data-field="detail"]').textContent.trim(),
       }));
-      const charts = [...document.querySelectorAll('.chart')].map((c) => ({
-        id: c.id,
-        points: Number(c.querySelector('.plot').dataset.points || 0),
-        axisLabels: c.querySelectorAll('svg text').length,
-      }));
+      const charts = [...document.querySelectorAll('.chart')].map((c) => {
+        const root = c.querySelector('svg');
+        const texts = [...c.querySelectorAll('svg text:not(.empty)')];
+        // Where the first data point sits across the plot (0 left, 1 right).
+        const xs = [...c.querySelectorAll('svg path.series')].map((p) => Number((p.getAttribute('d').match(/^M([\d.]+)/) || [])[1]))
+          .concat([...c.querySelectorAll('svg circle, svg rect[class]')].map((e) => Number(e.getAttribute('cx') ?? e.getAttribute('x'))))
+          .filter((x) => isFinite(x));
+        const width = root ? root.viewBox.baseVal.width : 1;
+        return {
+          id: c.id,
+          points: Number(c.querySelector('.plot').dataset.points || 0),
+          axisLabels: texts.length,
+          firstAt: xs.length ? Math.min(...xs) / width : null,
+          // The time labels under the axis, left to right.
+          times: texts.filter((t) => /^\d\d:\d\d/.test(t.textContent)).map((t) => t.textContent),
+          values: texts.filter((t) => !/^\d\d:\d\d/.test(t.textContent)).map((t) => t.textContent),
+          smallestText: Math.min(...texts.map((t) => t.getBoundingClientRect().height)),
+        };
+      });
       const bg = getComputedStyle(document.body).backgroundColor;
       const rows = (id) => document.querySelectorAll('#' + id + ' tbody tr').length;
       return {
@@ -64,12 +79,20 @@ try {
         objectives: document.getElementById('objectives').hidden ? 0 : rows('objectives-table'),
         budget: document.getElementById('budget-text').textContent, poller: document.getElementById('poller-text').textContent,
         overflow: document.documentElement.scrollWidth > window.innerWidth + 1,
+        errorTimes: [...document.querySelectorAll('#errors tbody tr td:first-child')].map((t) => t.textContent),
+        plansText: document.getElementById('plans-text').textContent,
+        plansShown: !document.getElementById('plans').hidden,
+        serverTop: document.getElementById('server').getBoundingClientRect().top + window.scrollY,
+        viewportHeight: window.innerHeight,
+        // Every resolve button within the screen's width.
+        resolveButtons: [...document.querySelectorAll('#alerts button')].map((b) => b.getBoundingClientRect().right <= window.innerWidth),
       };
     });
     let tip = null;
     if (!token) {
       // The hover value of the latency chart.
       const hit = await page.$('#chart-latency svg rect[fill="transparent"]');
+      await hit.scrollIntoViewIfNeeded();
       const box = await hit.boundingBox();
       await page.mouse.move(box.x + box.width - 3, box.y + box.height / 2);
       tip = await page.evaluate(() => { const t = document.querySelector('#chart-latency .tip'); return t && !t.hidden ? t.textContent : null; });

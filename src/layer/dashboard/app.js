@@ -37,10 +37,8 @@
     if (s < 5400) return (s / 60).toFixed(0) + ' min';
     return (s / 3600).toFixed(1) + ' h';
   }
-  function clock(unixMs) {
-    const d = new Date(unixMs);
-    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
-  }
+  // Times are 24-hour everywhere, tables and charts alike.
+  function clock(unixMs) { return hm(unixMs, true); }
   function hm(unixMs, withSeconds) {
     const d = new Date(unixMs);
     const two = (n) => String(n).padStart(2, '0');
@@ -84,7 +82,11 @@
   }
 
   // ---- charts: SVG with axes, gridlines, a legend and a hover value ----
-  const W = 600, H = 210, L = 52, R = 8, T = 10, B = 22;
+  // Drawn at the plot's own size in pixels, so that text is 10 px on a
+  // phone as on a desktop. Every time chart of the page shares one window
+  // (opts.window, unix ms): the last hour, or from the first data when the
+  // process is younger, so that a new process's data fills the width.
+  const L = 52, R = 8, T = 10, B = 22;
 
   function niceMax(v) {
     if (!(v > 0)) return 1;
@@ -94,21 +96,50 @@
   }
 
   // series: [{ name, values: [number|null], cls }]; xs: unix ms per index.
+  // opts: format, window [t0, t1], kind 'bars' (stacked; barsStart when
+  // xs are the slots' starts, not their ends), log (a logarithmic value
+  // axis), max, empty.
   function chart(id, xs, series, opts) {
     const plot = $(id).querySelector('.plot');
+    const W = Math.max(240, Math.round(plot.clientWidth || 600));
+    const H = Math.max(120, Math.round(plot.clientHeight || 210));
     const stacked = opts.kind === 'bars';
-    let max = 0;
+    const [t0, t1] = opts.window || [xs[0] || 0, xs[xs.length - 1] || 1];
+    const span = Math.max(t1 - t0, 1);
+    // A bar is as wide as the spacing of the points (a minute, or the
+    // slot the monitor was configured with).
+    const step = xs.length > 1 ? Math.min(...xs.slice(1).map((t, i) => t - xs[i]).filter((d) => d > 0), 3600000) : 60000;
+    // Only what falls in the window is drawn and scaled (the series
+    // reaches back a whole hour; a bar, what overlaps the window).
+    const from = opts.barsStart ? 0 : -step;
+    const outside = (t) => (stacked ? t + from + step <= t0 || t + from > t1 : t < t0 || t - step > t1);
+    series = series.map((se) => ({ ...se, values: se.values.map((v, i) => (outside(xs[i]) ? null : v)) }));
+    let max = 0, minPositive = Infinity;
     xs.forEach((_, i) => {
       if (stacked) max = Math.max(max, series.reduce((s, se) => s + (se.values[i] || 0), 0));
-      else for (const se of series) if (se.values[i] != null) max = Math.max(max, se.values[i]);
+      else for (const se of series) {
+        const v = se.values[i];
+        if (v != null) { max = Math.max(max, v); if (v > 0) minPositive = Math.min(minPositive, v); }
+      }
     });
     if (opts.max != null) max = Math.max(max, opts.max);
-    const top = niceMax(max);
-    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': $(id).querySelector('figcaption').textContent });
-    const x = (i) => L + (xs.length <= 1 ? 0 : (i / (xs.length - 1)) * (W - L - R));
-    const y = (v) => T + (1 - v / top) * (H - T - B);
-    for (let k = 0; k <= 4; k++) {
-      const v = (top * k) / 4;
+    const log = opts.log && max > 0;
+    // A log axis from the decade below the least value to the one above
+    // the greatest: p50 stays readable under a p99 a hundred times higher.
+    // Nothing at or below zero is drawn on it.
+    if (log) series = series.map((se) => ({ ...se, values: se.values.map((v) => (v > 0 ? v : null)) }));
+    const lo = log ? Math.pow(10, Math.floor(Math.log10(minPositive))) : 0;
+    const hi = log ? Math.max(Math.pow(10, Math.ceil(Math.log10(max))), lo * 10) : niceMax(max);
+    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': $(id).querySelector('figcaption').textContent });
+    const xAt = (t) => L + ((t - t0) / span) * (W - L - R);
+    const x = (i) => xAt(xs[i]);
+    const y = log
+      ? (v) => T + (1 - (Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (H - T - B)
+      : (v) => T + (1 - v / hi) * (H - T - B);
+    const ticks = log
+      ? Array.from({ length: Math.round(Math.log10(hi / lo)) + 1 }, (_, k) => lo * Math.pow(10, k))
+      : [0, 1, 2, 3, 4].map((k) => (hi * k) / 4);
+    for (const v of ticks) {
       root.append(svg('line', { class: 'gridline', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
       const label = svg('text', { x: L - 6, y: y(v) + 3, 'text-anchor': 'end' });
       label.textContent = opts.format(v);
@@ -116,23 +147,25 @@
     }
     root.append(svg('line', { class: 'axis', x1: L, x2: L, y1: T, y2: H - B }));
     root.append(svg('line', { class: 'axis', x1: L, x2: W - R, y1: H - B, y2: H - B }));
-    const fine = xs.length > 1 && xs[xs.length - 1] - xs[0] < 10 * 60 * 1000;
-    if (xs.length) {
-      for (const i of [0, Math.floor((xs.length - 1) / 3), Math.floor((2 * (xs.length - 1)) / 3), xs.length - 1]) {
-        const label = svg('text', { x: x(i), y: H - 6, 'text-anchor': i === 0 ? 'start' : i === xs.length - 1 ? 'end' : 'middle' });
-        label.textContent = hm(xs[i], fine);
-        root.append(label);
-      }
+    const fine = span < 10 * 60 * 1000;
+    for (let k = 0; k <= 3; k++) {
+      const t = t0 + (span * k) / 3;
+      const label = svg('text', { x: xAt(t), y: H - 6, 'text-anchor': k === 0 ? 'start' : k === 3 ? 'end' : 'middle' });
+      label.textContent = hm(t, fine);
+      root.append(label);
     }
     let points = 0;
     if (stacked) {
-      const bw = Math.max(1, (W - L - R) / Math.max(xs.length, 1) - 1);
+      // A bar covers its slot: the one that ends at its time (the series'
+      // points), or the one that starts there (opts.barsStart: the load's
+      // minutes); the part in the window is drawn.
       xs.forEach((_, i) => {
         let acc = 0;
         for (const se of series) {
           const v = se.values[i] || 0;
           if (v > 0) {
-            root.append(svg('rect', { class: se.cls, x: x(i) - bw / 2, y: y(acc + v), width: bw, height: y(acc) - y(acc + v) }));
+            const left = Math.max(L, xAt(xs[i] + from)), right = Math.min(W - R, xAt(xs[i] + from + step) - 1);
+            root.append(svg('rect', { class: se.cls, x: left, y: y(acc + v), width: Math.max(1, right - left), height: y(acc) - y(acc + v) }));
             acc += v;
             points++;
           }
@@ -166,9 +199,10 @@
     tip.hidden = true;
     hit.addEventListener('mousemove', (ev) => {
       const box = root.getBoundingClientRect();
-      const fx = ((ev.clientX - box.left) / box.width) * W;
-      const i = Math.max(0, Math.min(xs.length - 1, Math.round(((fx - L) / (W - L - R)) * (xs.length - 1))));
       if (!xs.length) return;
+      const t = t0 + ((((ev.clientX - box.left) / box.width) * W - L) / (W - L - R)) * span;
+      let i = 0;
+      xs.forEach((xt, k) => { if (Math.abs(xt - t) < Math.abs(xs[i] - t)) i = k; });
       cursor.setAttribute('x1', x(i));
       cursor.setAttribute('x2', x(i));
       cursor.setAttribute('visibility', 'visible');
@@ -184,6 +218,17 @@
     const old = $(id).querySelector('.legend');
     if (old) old.replaceWith(legend); else $(id).append(legend);
     plot.dataset.points = String(points);
+  }
+
+  // The window the time charts share: the last hour, or from the earliest
+  // of `starts` (unix ms, nulls skipped) when that is later, with a little
+  // room before it; at least the last 10 seconds.
+  let chartWindow = [Date.now() - 3600000, Date.now()];
+  function windowOf(starts) {
+    const now = Date.now();
+    const known = starts.filter((t) => t != null);
+    const first = Math.min(known.length ? Math.min(...known) : now, now - 10000);
+    return [Math.max(now - 3600000, first - (now - first) * 0.03), now];
   }
 
   // ---- reading the routes ----
@@ -222,10 +267,11 @@
       picker.replaceChildren(el('option', { value: '' }, 'every route'), ...routes.map((r) => el('option', { value: r }, r)));
     }
     picker.value = routes.includes(loadRoute) ? loadRoute : '';
-    // Every minute of the last hour, empty ones included.
+    // Every minute of the charts' window, empty ones included.
     const byStart = new Map((load ? load.minutes : []).map((m) => [m.start_unix_ms, m]));
     const now = Math.floor(Date.now() / 60000) * 60000;
-    const starts = Array.from({ length: 60 }, (_, i) => now - (59 - i) * 60000);
+    const first = Math.floor(chartWindow[0] / 60000) * 60000;
+    const starts = Array.from({ length: Math.max(1, (now - first) / 60000 + 1) }, (_, i) => first + i * 60000);
     const minutes = starts.map((t) => byStart.get(t) || { start_unix_ms: t, slices: [] });
     const waits = WAITS.filter((w) => minutes.some((m) => m.slices.some((s) => s.wait_event_type === w)));
     const sessions = (v) => v == null ? '–' : v.toFixed(v < 10 ? 2 : 0);
@@ -233,7 +279,7 @@
       name: w, cls: 'c' + ((i % 6) + 1),
       values: minutes.map((m) => m.slices.filter((s) => s.wait_event_type === w && (!picker.value || s.route === picker.value))
         .reduce((sum, s) => sum + s.average_active_sessions, 0)),
-    })), { kind: 'bars', format: sessions, empty: load && load.enabled ? 'no active session sampled yet' : 'the load sampler is off' });
+    })), { kind: 'bars', barsStart: true, format: sessions, window: chartWindow, empty: load && load.enabled ? 'no active session sampled yet' : 'the load sampler is off' });
     const mostly = (route) => {
       const top = (load ? load.total : []).filter((s) => s.route === route)[0];
       return top ? `${top.wait_event_type} ${top.wait_event === top.wait_event_type ? '' : top.wait_event}` : '–';
@@ -247,6 +293,7 @@
     fill($('budget'), b ? b.by_application.map((a) => [a.application_name, a.client_addr, td('num', count(a.count))]) : [], 3, 'no budget read');
     const planned = slow ? slow.groups.filter((g) => g.plan) : [];
     $('plans-text').textContent = slow && slow.plans_unavailable ? slow.plans_unavailable : '';
+    $('plans').hidden = !!(slow && slow.plans_unavailable);
     fill($('plans'), planned.map((g) => [td('sql', g.statement),
       g.plan.failed ? td('bad', g.plan.failed) : td('sql plan', g.plan.nodes.slice(0, 6).map((n) => '  '.repeat(n.depth) + n.node_type + (n.relation ? ' on ' + n.relation : '')).join('\n')),
       g.plan.large_seq_scans.length ? td('warn', g.plan.large_seq_scans.map((s) => `${s.relation} (${count(s.table_rows)} rows)`).join(', ')) : '–',
@@ -266,19 +313,25 @@
       up ? 'database answered in ' + ms(health.ping_ms) + ' · checkout ' + ms(health.checkout_ms) : (health.error || 'no answer'), up ? 'ok' : 'bad');
     const perf = all.performance;
     const parts = perf.parts;
+    // What each part took off the 100 ("alerts 0 %" read as "no alerts").
+    const lost = ['latency', 'errors', 'pool', 'alerts'].map((k) => [k, (1 - parts[k].score) * parts[k].weight * 100])
+      .filter(([, v]) => v >= 0.5);
     card('card-score', perf.score.toFixed(0) + ' / 100',
-      `latency ${pct(parts.latency.score)} · errors ${pct(parts.errors.score)} · pool ${pct(parts.pool.score)} · alerts ${pct(parts.alerts.score)}`,
+      lost.length ? 'points lost to ' + lost.map(([k, v]) => `${k} ${v.toFixed(0)}`).join(' · ') : 'no points lost',
       perf.score >= 80 ? 'ok' : perf.score >= 50 ? 'warn' : 'bad');
     const bySev = all.alerts.active_by_severity || {};
     const n = all.alerts.active.length;
     card('card-alerts', String(n),
       n ? ['critical', 'high', 'medium', 'low'].filter((s) => bySev[s]).map((s) => bySev[s] + ' ' + s).join(' · ') : 'none active',
       n ? (bySev.critical || bySev.high ? 'bad' : 'warn') : 'ok');
-    card('card-pool', `${health.in_use} / ${health.max_size}`,
-      `${count(health.pending)} waiting · ${count(health.idle)} idle · ${count(health.connections)} open`,
-      health.pending > 0 ? 'bad' : health.in_use / Math.max(health.max_size, 1) >= 0.9 ? 'warn' : 'ok');
-
+    // Waiting as the load counts it (checkouts queued beyond the free
+    // room), not bb8's pending, which counts a checkout in its validity
+    // ping beside an idle connection.
     const ready = all.readiness, load = ready.load;
+    card('card-pool', `${health.in_use} / ${health.max_size} in use`,
+      `${count(load.waiting)} waiting · ${count(health.idle)} idle · ${count(health.connections)} open`,
+      load.waiting > 0 ? 'bad' : health.in_use / Math.max(health.max_size, 1) >= 0.9 ? 'warn' : 'ok');
+
     card('card-ready', ready.status === 'ready' ? 'ready' : 'not ready',
       (ready.reasons.length ? ready.reasons.map((r) => r.reason.replace(/_/g, ' ')).join(' · ') + ' · ' : '') +
       `${count(load.waiting)} waiting · wait p95 ${ms(load.wait_p95_ms)} · ${load.served_per_second.toFixed(1)}/s · ${count(load.requests_shed)} shed`,
@@ -293,6 +346,13 @@
     8, 'no objective declared');
 
     const xs = series.points.map((p) => p.end_unix_ms);
+    const samples = all.pool_trend.samples.slice();
+    // The series fills its window with empty slots, before this process
+    // started too: the window starts at the first slot with statements.
+    const active = series.points.find((p) => p.statements > 0);
+    chartWindow = windowOf([active ? active.end_unix_ms - 1000 * active.covered_seconds : null,
+      samples.length ? samples[0].at_unix_ms : null]);
+    const window = chartWindow;
     // Counts as a rate per minute: the last point is the current minute so
     // far, and its count alone would read as a drop.
     const perMinute = (p, n) => (p.partial && p.statements_per_minute == null ? null : (n * 60) / p.covered_seconds);
@@ -300,24 +360,23 @@
       { name: 'p50', cls: 'c1', values: series.points.map((p) => p.p50_ms) },
       { name: 'p95', cls: 'c2', values: series.points.map((p) => p.p95_ms) },
       { name: 'p99', cls: 'c3', values: series.points.map((p) => p.p99_ms) },
-    ], { format: ms, empty: 'no statements in the last hour' });
+    ], { format: ms, log: true, window, empty: 'no statements in the last hour' });
     chart('chart-statements', xs, [
       { name: 'statements', cls: 'c1', values: series.points.map((p) => perMinute(p, p.statements)) },
       { name: 'failed', cls: 'c3', values: series.points.map((p) => perMinute(p, p.errors)) },
-    ], { format: count, empty: 'no statements in the last hour' });
+    ], { format: count, window, empty: 'no statements in the last hour' });
     const kinds = [...new Set(series.points.flatMap((p) => Object.keys(p.errors_by_kind)))].sort();
     chart('chart-errors', xs, kinds.map((k, i) => ({ name: k, cls: 'c' + ((i % 6) + 1), values: series.points.map((p) => perMinute(p, p.errors_by_kind[k] || 0)) })),
-      { kind: 'bars', format: count, empty: 'no errors in the last hour' });
+      { kind: 'bars', format: count, window, empty: 'no errors in the last hour' });
     // The trend's samples (a minute each) and the pool as
     // the health check saw it just now, so that the chart has data from
     // the start.
-    const samples = all.pool_trend.samples.slice();
     const nowUse = health.in_use / Math.max(health.max_size, 1);
     samples.push({ at_unix_ms: Date.now(), utilization: nowUse, peak_utilization: null });
     chart('chart-pool', samples.map((s) => s.at_unix_ms), [
       { name: 'in use', cls: 'c1', values: samples.map((s) => s.utilization) },
       { name: 'peak', cls: 'c2', values: samples.map((s) => s.peak_utilization) },
-    ], { format: pct, max: 1, empty: 'no pool sample yet' });
+    ], { format: pct, max: 1, window, empty: 'no pool sample yet' });
 
     const f = perf.forecast;
     $('forecast-text').textContent = !f ? 'no forecast sample yet'
@@ -348,8 +407,10 @@
     fill($('alerts'), all.alerts.active.map((a) => {
       const button = el('button', { type: 'button' }, 'resolve');
       button.addEventListener('click', () => resolve(a.id, button));
-      return [td('sev sev-' + a.severity, a.severity), a.alert_type, a.message,
-        td('num', `${count(a.occurrences)}× · ${clock(a.last_seen_unix_ms)}`), td('', button)];
+      // The button first: on a phone the message wraps and nothing
+      // scrolls it out of reach.
+      return [td('', button), td('sev sev-' + a.severity, a.severity), a.alert_type, td('message', a.message),
+        td('num', `${count(a.occurrences)}× · ${clock(a.last_seen_unix_ms)}`)];
     }), 5, 'no active alert');
 
     fill($('running'), running ? running.statements.map((r) => [td('sql', r.statement), td('num bad', ms(r.running_ms)),
@@ -367,6 +428,7 @@
 
     const server = all.server;
     $('server').hidden = !server;
+    $('jump-server').hidden = !server;
     if (server) {
       $('server-text').textContent = `${server.backends} backends of this pool · ${server.active} active · ${server.idle_in_transaction} idle in transaction · ${server.waiting_on_locks} waiting on locks` +
         (server.oldest_transaction_ms != null ? ` · oldest transaction ${ms(server.oldest_transaction_ms)}` : '') +
