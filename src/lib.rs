@@ -149,8 +149,9 @@ pub use layer::{DbMonitorLayer, DbMonitorService, ShedLayer};
 pub use monitor::{ConnectError, DbMonitor, DbMonitorBuilder};
 pub use pool::{
     ConnectionInfo, GenericClient, MakeTls, MonitorErrorSink, MonitoredClient, MonitoredConnection, MonitoredManager,
-    MonitoredPool, MonitoredStatement, MonitoredStream, MonitoredTransaction, MonitoredTransactionBuilder, PoolMonitor,
-    PoolSnapshot, ReplicaConnection, ReplicaReport, ReplicaSet, ReplicaStatus, SessionStats, ToMonitoredStatement,
+    MonitoredPool, MonitoredPortal, MonitoredStatement, MonitoredStream, MonitoredTransaction,
+    MonitoredTransactionBuilder, PoolMonitor, PoolSnapshot, ReplicaConnection, ReplicaReport, ReplicaSet,
+    ReplicaStatus, SessionStats, ToMonitoredStatement,
 };
 #[cfg(feature = "deadpool")]
 pub use pool::{DeadpoolManager, MonitoredDeadpool, MonitoredObject};

@@ -1075,3 +1075,85 @@ async fn recent_statements_are_kept_newest_first_with_their_outcome() {
     pool.monitor().reset_stores();
     assert!(pool.monitor().recent_statements(100).is_empty());
 }
+
+/// A result read in pages through a portal, and binary COPY both ways with
+/// tokio-postgres's own `binary_copy` types: every page and the copy are
+/// runs of their statements, with their rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_pages_and_binary_copy_are_recorded_with_their_rows() {
+    use db_monitor::tokio_postgres::binary_copy::BinaryCopyInWriter;
+
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "portals", 2).await;
+    let table = unique("paged");
+    let mut conn = pool.get().await.unwrap();
+    conn.batch_execute(&format!("CREATE TABLE {table} (id int, name text)"))
+        .await
+        .unwrap();
+
+    // Binary COPY in: tokio-postgres's writer over the monitored sink.
+    let sink = conn
+        .copy_in(&format!("COPY {table} (id, name) FROM STDIN BINARY"))
+        .await
+        .unwrap();
+    let writer = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::TEXT]);
+    let mut writer = std::pin::pin!(writer);
+    for id in 0..10_i32 {
+        writer.as_mut().write(&[&id, &format!("name {id}")]).await.unwrap();
+    }
+    assert_eq!(writer.finish().await.unwrap(), 10);
+
+    // Pages of 4, 4 and 2 rows, then none.
+    let select = format!("SELECT id FROM {table} ORDER BY id");
+    let tx = conn.transaction().await.unwrap();
+    let portal = tx.bind(select.as_str(), &[]).await.unwrap();
+    let mut pages = Vec::new();
+    loop {
+        let page = tx.query_portal(&portal, 4).await.unwrap();
+        pages.push(page.len());
+        if page.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(pages, [4, 4, 2, 0]);
+    let streamed: Vec<_> = tx
+        .query_portal_raw(&tx.bind(select.as_str(), &[]).await.unwrap(), 3)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(streamed.len(), 3);
+    tx.commit().await.unwrap();
+
+    // Binary COPY out, read as rows.
+    let rows: Vec<_> = conn
+        .copy_out_binary(
+            &format!("COPY {table} (id, name) TO STDOUT BINARY"),
+            &[Type::INT4, Type::TEXT],
+        )
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows[9].get::<i32>(0), 9);
+    assert_eq!(rows[9].get::<&str>(1), "name 9");
+    drop(conn);
+
+    let stats = pool.monitor().query_stats();
+    let of = |normalized: &str| {
+        stats
+            .iter()
+            .find(|s| s.normalized == normalized)
+            .unwrap_or_else(|| panic!("no {normalized}: {stats:#?}"))
+    };
+    // Two binds and five pages (4, 4, 2, 0 rows; then 3 streamed).
+    let paged = of(&format!("SELECT id FROM {table} ORDER BY id"));
+    assert_eq!((paged.calls, paged.rows), (7, 13));
+    let copied = of(&format!("COPY {table}(id, name) TO STDOUT BINARY"));
+    assert_eq!((copied.calls, copied.rows), (1, 10));
+    let copy_in = of(&format!("COPY {table}(id, name) FROM STDIN BINARY"));
+    assert_eq!(copy_in.calls, 1);
+}

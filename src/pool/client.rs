@@ -380,6 +380,20 @@ impl MonitoredClient {
         self.inner.ctx.copy_out(self.inner.via(), statement).await
     }
 
+    /// Starts a binary `COPY … TO STDOUT` read as rows of `types`
+    /// (tokio-postgres's `BinaryCopyOutStream` over [`copy_out`](Self::copy_out)'s
+    /// stream); timed until the stream ends, each row counted.
+    pub async fn copy_out_binary<T>(
+        &self,
+        statement: &T,
+        types: &[Type],
+    ) -> Result<MonitoredStream<tokio_postgres::binary_copy::BinaryCopyOutStream>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        self.inner.ctx.copy_out_binary(self.inner.via(), statement, types).await
+    }
+
     /// Runs statements with the simple query protocol (no parameters;
     /// never interpolate values into it).
     pub fn simple_query<'a>(

@@ -13,6 +13,7 @@ use std::task::{ready, Context, Poll};
 
 use pin_project_lite::pin_project;
 use quanta::Instant;
+use tokio_postgres::binary_copy::BinaryCopyOutStream;
 use tokio_postgres::types::{BorrowToSql, FromSqlOwned, ToSql, Type};
 use tokio_postgres::{CancelToken, Client, CopyInSink, CopyOutStream, Error, Row, RowStream, SimpleQueryMessage};
 use tracing::Span;
@@ -507,7 +508,7 @@ impl ConnCtx {
 
     /// Starts a stream-returning statement: the clock runs until the stream
     /// ends.
-    async fn run_stream<S, F>(
+    pub(crate) async fn run_stream<S, F>(
         &self,
         parent: Option<&Span>,
         statement: &(impl ToMonitoredStatement + ?Sized),
@@ -550,7 +551,7 @@ impl ConnCtx {
 // The row counters are `fn(&T) -> Option<u64>` for the method's output
 // type `T`, which is a `Vec` here.
 #[allow(clippy::ptr_arg)]
-fn row_count<T>(rows: &Vec<T>) -> Rows {
+pub(crate) fn row_count<T>(rows: &Vec<T>) -> Rows {
     Rows::Returned(rows.len() as u64)
 }
 
@@ -842,6 +843,24 @@ impl ConnCtx {
         T: ?Sized + ToMonitoredStatement,
     {
         stream_dispatch!(self, client, statement, |c, s| c.copy_out(s), Counting::Nothing)
+    }
+
+    pub(crate) async fn copy_out_binary<T>(
+        &self,
+        client: Via<'_>,
+        statement: &T,
+        types: &[Type],
+    ) -> Result<MonitoredStream<BinaryCopyOutStream>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        stream_dispatch!(
+            self,
+            client,
+            statement,
+            |c, s| async { Ok(BinaryCopyOutStream::new(c.copy_out(s).await?, types)) },
+            Counting::Items
+        )
     }
 
     pub(crate) fn simple_query<'a>(

@@ -104,7 +104,7 @@ pub use manager::{MonitorErrorSink, MonitoredManager};
 pub use replicas::{ReplicaConnection, ReplicaReport, ReplicaSet, ReplicaStatus};
 pub use statement::{MonitoredStatement, ToMonitoredStatement};
 pub use stream::MonitoredStream;
-pub use transaction::{MonitoredTransaction, MonitoredTransactionBuilder};
+pub use transaction::{MonitoredPortal, MonitoredTransaction, MonitoredTransactionBuilder};
 
 use crate::classify::{ErrorKind, GetError};
 use crate::units::{nanos, now};

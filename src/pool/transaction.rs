@@ -8,15 +8,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use quanta::Instant;
 use tokio_postgres::types::{BorrowToSql, ToSql, Type};
 use tokio_postgres::{
-    CancelToken, CopyInSink, CopyOutStream, Error, IsolationLevel, Row, RowStream, SimpleQueryMessage, Transaction,
-    TransactionBuilder,
+    CancelToken, CopyInSink, CopyOutStream, Error, IsolationLevel, Portal, Row, RowStream, SimpleQueryMessage,
+    Transaction, TransactionBuilder,
 };
 
 use tracing::Span;
 
-use super::flight::{unknown, ConnCtx, QueryRef, Via};
+use super::flight::{row_count, unknown, ConnCtx, QueryRef, Via};
 use super::statement::{MonitoredStatement, ToMonitoredStatement};
-use super::stream::MonitoredStream;
+use super::stream::{Counting, MonitoredStream};
 use crate::funnel::{span, Event, TxOutcome};
 
 /// Configures and starts a [`MonitoredTransaction`]; see
@@ -328,12 +328,87 @@ impl<'a> MonitoredTransaction<'a> {
         self.ctx.copy_in(self.via(), statement).await
     }
 
+    /// Binds `statement` and `params` to a portal, to read its rows a page
+    /// at a time with [`query_portal`](Self::query_portal). See
+    /// `tokio_postgres::Transaction::bind`.
+    ///
+    /// The bind is a round trip in which the server plans the statement:
+    /// it is recorded as a run of the statement, with no rows; each page
+    /// is another, with its rows.
+    pub async fn bind<T>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) -> Result<MonitoredPortal, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        self.bind_raw(statement, params.iter().copied()).await
+    }
+
+    /// Like [`bind`](Self::bind), with the parameters as an iterator. See
+    /// `tokio_postgres::Transaction::bind_raw`.
+    pub async fn bind_raw<T, P, I>(&self, statement: &T, params: I) -> Result<MonitoredPortal, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+        P: BorrowToSql,
+        I: IntoIterator<Item = P>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let statement = match statement.__prepared() {
+            Some(prepared) => prepared.clone(),
+            None => self.prepare(statement.__sql()).await?,
+        };
+        let via = self.via();
+        let bound = self.tx.bind_raw(&statement.statement, params);
+        let portal = self
+            .ctx
+            .run(via.parent, QueryRef::Entry(&statement.entry), bound, unknown)
+            .await?;
+        Ok(MonitoredPortal { portal, statement })
+    }
+
+    /// Reads up to `max_rows` more rows of `portal` (0: all that are left),
+    /// recorded as a run of its statement with the rows it returned. See
+    /// `tokio_postgres::Transaction::query_portal`.
+    pub async fn query_portal(&self, portal: &MonitoredPortal, max_rows: i32) -> Result<Vec<Row>, Error> {
+        let via = self.via();
+        let page = self.tx.query_portal(&portal.portal, max_rows);
+        self.ctx
+            .run(via.parent, QueryRef::Entry(&portal.statement.entry), page, row_count)
+            .await
+    }
+
+    /// Like [`query_portal`](Self::query_portal), streaming the page; timed
+    /// until the stream ends (see [`MonitoredStream`]).
+    pub async fn query_portal_raw(
+        &self,
+        portal: &MonitoredPortal,
+        max_rows: i32,
+    ) -> Result<MonitoredStream<RowStream>, Error> {
+        let via = self.via();
+        let page = self.tx.query_portal_raw(&portal.portal, max_rows);
+        self.ctx
+            .run_stream(via.parent, &portal.statement, page, Counting::Items)
+            .await
+    }
+
     /// Starts a `COPY … TO STDOUT`; timed until the stream ends.
     pub async fn copy_out<T>(&self, statement: &T) -> Result<MonitoredStream<CopyOutStream>, Error>
     where
         T: ?Sized + ToMonitoredStatement,
     {
         self.ctx.copy_out(self.via(), statement).await
+    }
+
+    /// Starts a binary `COPY … TO STDOUT` read as rows of `types`
+    /// (tokio-postgres's `BinaryCopyOutStream` over [`copy_out`](Self::copy_out)'s
+    /// stream); timed until the stream ends, each row counted.
+    pub async fn copy_out_binary<T>(
+        &self,
+        statement: &T,
+        types: &[Type],
+    ) -> Result<MonitoredStream<tokio_postgres::binary_copy::BinaryCopyOutStream>, Error>
+    where
+        T: ?Sized + ToMonitoredStatement,
+    {
+        self.ctx.copy_out_binary(self.via(), statement, types).await
     }
 
     /// Runs statements with the simple query protocol (no parameters;
@@ -424,5 +499,35 @@ impl<'a> MonitoredTransaction<'a> {
             )
             .await;
         MonitoredTransaction::begun(begun, ctx, start, span)
+    }
+}
+
+/// A portal bound by [`MonitoredTransaction::bind`]: tokio-postgres's
+/// [`Portal`] and the statement it runs, whose runs its pages are.
+#[derive(Clone)]
+pub struct MonitoredPortal {
+    portal: Portal,
+    statement: MonitoredStatement,
+}
+
+impl fmt::Debug for MonitoredPortal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitoredPortal")
+            .field("statement", &self.statement)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MonitoredPortal {
+    /// tokio-postgres's portal. Pages read through it directly
+    /// (`Transaction::query_portal` on [`MonitoredTransaction::raw`]) are
+    /// not recorded.
+    pub fn portal(&self) -> &Portal {
+        &self.portal
+    }
+
+    /// The statement the portal runs.
+    pub fn statement(&self) -> &MonitoredStatement {
+        &self.statement
     }
 }
