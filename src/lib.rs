@@ -151,7 +151,7 @@ pub use pool::{
     ConnectionInfo, GenericClient, MakeTls, MonitorErrorSink, MonitoredClient, MonitoredConnection, MonitoredManager,
     MonitoredPool, MonitoredPortal, MonitoredStatement, MonitoredStream, MonitoredTransaction,
     MonitoredTransactionBuilder, PoolMonitor, PoolSnapshot, ReplicaConnection, ReplicaReport, ReplicaSet,
-    ReplicaStatus, SessionStats, ToMonitoredStatement,
+    ReplicaStatus, SessionStats, StatementCache, StatementCaches, ToMonitoredStatement,
 };
 #[cfg(feature = "deadpool")]
 pub use pool::{DeadpoolManager, MonitoredDeadpool, MonitoredObject};

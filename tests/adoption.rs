@@ -399,3 +399,39 @@ on_both_pools!(
     a_transaction_dropped_after_a_failure_is_failed,
     a_statement_abandoned_after_the_server_answered_keeps_its_connection,
 );
+
+/// Code written for deadpool-postgres's statement caches keeps working:
+/// `client.statement_cache.size()`, `.remove(query, types)` and `.clear()`
+/// on a connection, `pool.manager().statement_caches.clear()` across the
+/// pool (after a schema change, as deadpool's docs suggest).
+#[cfg(feature = "deadpool")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadpool_s_statement_cache_names_reach_the_monitored_caches() {
+    let (pool, _rec, _schema) = app_pool::<db_monitor::MonitoredDeadpool<NoTls>>(patient(), "adoption_caches").await;
+    let (a, b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    let first = "SELECT title FROM stories WHERE id = $1";
+    for conn in [&a, &b] {
+        conn.prepare_cached(first).await.unwrap();
+        conn.prepare_cached("SELECT count(*) FROM stories").await.unwrap();
+        assert_eq!(conn.statement_cache.size(), 2);
+    }
+    assert!(a.statement_cache.remove(first, &[]).is_some());
+    assert!(a.statement_cache.remove(first, &[]).is_none(), "removed once");
+    assert_eq!((a.statement_cache.size(), b.statement_cache.size()), (1, 2));
+    a.statement_cache.clear();
+    assert_eq!(a.statement_cache.size(), 0);
+    pool.manager()
+        .statement_caches
+        .remove("SELECT count(*) FROM stories", &[]);
+    assert_eq!(b.statement_cache.size(), 1);
+    pool.manager().statement_caches.clear();
+    assert_eq!(b.statement_cache.size(), 0);
+    assert_eq!(b.prepared_cache_len(), 0, "the same cache under the crate's own name");
+    // Prepared again after the clear, and run.
+    let title: String = b
+        .query_one(&b.prepare_cached(first).await.unwrap(), &[&3_i32])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(title, "story 3");
+}

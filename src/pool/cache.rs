@@ -2,7 +2,7 @@
 //! `prepare_cached`, bounded, the least recently used evicted first.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio_postgres::types::Type;
 
@@ -88,6 +88,20 @@ impl PreparedCache {
         self.lock().len
     }
 
+    /// Forgets the statement prepared from `sql` with `types`, and returns
+    /// it.
+    pub(crate) fn remove(&self, sql: &str, types: &[Type]) -> Option<MonitoredStatement> {
+        let mut inner = self.lock();
+        let list = inner.by_text.get_mut(sql)?;
+        let at = list.iter().position(|c| &*c.types == types)?;
+        let removed = list.swap_remove(at);
+        if list.is_empty() {
+            inner.by_text.remove(sql);
+        }
+        inner.len -= 1;
+        Some(removed.statement)
+    }
+
     /// Forgets every statement.
     pub(crate) fn clear(&self) {
         let mut inner = self.lock();
@@ -118,5 +132,83 @@ impl Inner {
             }
             self.len -= 1;
         }
+    }
+}
+
+/// One connection's `prepare_cached` statements, under deadpool-postgres's
+/// name and methods (`client.statement_cache.size()`, `.clear()`,
+/// `.remove(query, types)`), so that code written for deadpool-postgres
+/// keeps working on a monitored connection.
+#[derive(Clone)]
+pub struct StatementCache(pub(crate) Arc<PreparedCache>);
+
+impl StatementCache {
+    /// Statements cached now.
+    pub fn size(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Forgets every statement (after a schema change, for example); each
+    /// is closed on the server once no clone of it is left.
+    pub fn clear(&self) {
+        self.0.clear();
+    }
+
+    /// Forgets the statement prepared from `query` with parameter `types`
+    /// (`&[]` for `prepare_cached`), and returns it.
+    pub fn remove(&self, query: &str, types: &[Type]) -> Option<MonitoredStatement> {
+        self.0.remove(query, types)
+    }
+}
+
+impl std::fmt::Debug for StatementCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatementCache").field("size", &self.size()).finish()
+    }
+}
+
+/// Every live connection's [`StatementCache`] of one pool, under
+/// deadpool-postgres's name (`pool.manager().statement_caches.clear()`).
+#[derive(Clone, Default)]
+pub struct StatementCaches(Arc<Mutex<Vec<std::sync::Weak<PreparedCache>>>>);
+
+impl StatementCaches {
+    #[cfg_attr(not(feature = "deadpool"), allow(dead_code))]
+    pub(crate) fn attach(&self, cache: &Arc<PreparedCache>) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|c| c.strong_count() > 0);
+        list.push(Arc::downgrade(cache));
+    }
+
+    fn each(&self, mut f: impl FnMut(&PreparedCache)) {
+        let list: Vec<_> = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
+        for cache in list {
+            f(&cache);
+        }
+    }
+
+    /// Empties every connection's cache.
+    pub fn clear(&self) {
+        self.each(PreparedCache::clear);
+    }
+
+    /// Forgets the statement prepared from `query` with `types` on every
+    /// connection.
+    pub fn remove(&self, query: &str, types: &[Type]) {
+        self.each(|c| {
+            c.remove(query, types);
+        });
+    }
+}
+
+impl std::fmt::Debug for StatementCaches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatementCaches").finish_non_exhaustive()
     }
 }

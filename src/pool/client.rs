@@ -12,6 +12,7 @@ use tokio_postgres::{
     CancelToken, Client, CopyInSink, CopyOutStream, Error, Row, RowStream, SimpleQueryMessage, SimpleQueryStream,
 };
 
+use super::cache::StatementCache;
 use super::flight::{unknown, ConnCtx, QueryRef, Via};
 use super::shared::{ConnStats, PoolShared};
 use super::statement::{MonitoredStatement, ToMonitoredStatement};
@@ -30,6 +31,10 @@ pub struct MonitoredClient {
     // and back on every checkout, and a bare client with its context is
     // over 300 bytes.
     inner: Box<ClientParts>,
+    /// This connection's [`prepare_cached`](Self::prepare_cached)
+    /// statements, under deadpool-postgres's name and methods
+    /// (`statement_cache.size()`, `.clear()`, `.remove(query, types)`).
+    pub statement_cache: StatementCache,
 }
 
 struct ClientParts {
@@ -67,11 +72,10 @@ impl fmt::Debug for MonitoredClient {
 impl MonitoredClient {
     pub(crate) fn new(client: Client, stats: Arc<ConnStats>, pool: Arc<PoolShared>) -> Self {
         let token = client.cancel_token();
+        let ctx = ConnCtx::new(stats, pool, token);
         MonitoredClient {
-            inner: Box::new(ClientParts {
-                client,
-                ctx: ConnCtx::new(stats, pool, token),
-            }),
+            statement_cache: StatementCache(ctx.cache().clone()),
+            inner: Box::new(ClientParts { client, ctx }),
         }
     }
 

@@ -25,6 +25,7 @@ use deadpool::managed::{self, HookError, Metrics, Object, PoolError, RecycleErro
 use deadpool_postgres::{ManagerConfig, RecyclingMethod};
 use tokio_postgres::Error;
 
+use super::cache::StatementCaches;
 use super::checkout::{self, Checkout, GiveBack, Held, SessionStats};
 use super::client::MonitoredClient;
 use super::handle::{self, Ping, PoolMonitor, PoolSource, SourceStatus};
@@ -43,6 +44,10 @@ pub struct DeadpoolManager<Tls: MakeTls> {
     manager: MonitoredManager<Tls>,
     recycling: RecyclingMethod,
     counts: Arc<Counts>,
+    /// Every live connection's statement cache, under deadpool-postgres's
+    /// name: `pool.manager().statement_caches.clear()` after a schema
+    /// change.
+    pub statement_caches: StatementCaches,
 }
 
 /// What deadpool does not count itself.
@@ -88,6 +93,7 @@ impl<Tls: MakeTls> MonitoredManager<Tls> {
             manager: self,
             recycling: config.recycling_method,
             counts: Arc::default(),
+            statement_caches: StatementCaches::default(),
         };
         managed::Pool::builder(manager)
             .max_size(usize::try_from(max_size).unwrap_or(usize::MAX))
@@ -107,6 +113,7 @@ impl<Tls: MakeTls> managed::Manager for DeadpoolManager<Tls> {
         // it 8.7 KB (plain deadpool-postgres: 1.6 KB). A connect is rare
         // enough to pay for the box.
         let client = Box::pin(self.manager.open()).await?;
+        self.statement_caches.attach(&client.statement_cache.0);
         self.counts.created.fetch_add(1, Relaxed);
         Ok(client)
     }
@@ -309,6 +316,12 @@ impl<Tls: MakeTls> MonitoredDeadpool<Tls> {
     /// deadpool's own status.
     pub fn status(&self) -> deadpool::Status {
         self.parts.inner.status()
+    }
+
+    /// The pool's manager, as deadpool's `Pool::manager` gives it: its
+    /// [`statement_caches`](DeadpoolManager::statement_caches).
+    pub fn manager(&self) -> &DeadpoolManager<Tls> {
+        self.parts.inner.manager()
     }
 
     /// The underlying deadpool pool: the escape hatch (for `resize`,

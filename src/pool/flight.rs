@@ -432,7 +432,7 @@ impl ConnCtx {
     }
 
     /// The connection's cache of prepared statements.
-    pub(crate) fn cache(&self) -> &PreparedCache {
+    pub(crate) fn cache(&self) -> &Arc<PreparedCache> {
         &self.cache
     }
 

@@ -80,6 +80,7 @@ impl<T> MakeTls for T where
 }
 
 mod cache;
+pub use cache::{StatementCache, StatementCaches};
 mod checkout;
 mod client;
 #[cfg(feature = "deadpool")]
