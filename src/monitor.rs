@@ -461,6 +461,20 @@ mod tests {
         assert_eq!(seen.get("operation=lookup"), Some(&1));
         assert_eq!(seen.get("operation=lookup,error_type=connection_failure"), Some(&1));
     }
+
+    #[test]
+    fn dead_peer_timeouts_are_added_unless_the_address_sets_them() {
+        let bare = with_dead_peer_timeouts("host=db user=app".parse().unwrap());
+        assert_eq!(bare.get_keepalives_idle(), std::time::Duration::from_secs(30));
+        assert_eq!(bare.get_tcp_user_timeout(), Some(&std::time::Duration::from_secs(10)));
+        let set = with_dead_peer_timeouts(
+            "postgres://app@db/app?keepalives_idle=5&tcp_user_timeout=2"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(set.get_keepalives_idle(), std::time::Duration::from_secs(5));
+        assert_eq!(set.get_tcp_user_timeout(), Some(&std::time::Duration::from_secs(2)));
+    }
 }
 
 /// `config` with TCP keepalives after 30 s idle and a 10 s
