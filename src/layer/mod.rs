@@ -153,7 +153,7 @@
 //! on average; past it they answer 429 with `Retry-After` (the health check
 //! is not counted). So a flood of health requests holds at most one pool
 //! connection (one `SELECT 1` a second), and a flood of the comprehensive
-//! report costs the application what a flood of 404s costs (`tests/flood.rs`;
+//! report costs the application what a flood of 404s costs (`benches/flood.rs`;
 //! figures in the repository's benches/README.md).
 //!
 //! # The dashboard
