@@ -910,14 +910,16 @@ async fn query_performance_reports_percentiles_by_statement_operation_and_table(
     let s = &sleep.stats;
     assert_eq!((s.count, s.errors, s.success_rate), (10, 0, Some(1.0)));
     let (p50, min, max) = (s.p50_ms.unwrap(), s.min_ms.unwrap(), s.max_ms.unwrap());
+    // A sleep's floor holds under any load; a ceiling would not (a p50
+    // under 80 ms and "the sleeps took longest" both failed beside two
+    // busy loops), so the order is checked on the report's own figures.
     assert!(min >= 20.0 && min <= p50 && p50 <= max, "{s:?}");
-    // Generous: other tests load the same two cores meanwhile.
-    assert!(p50 < 20.0 * 4.0, "{s:?}");
     assert!(s.p95_ms.unwrap() <= max && s.p99_ms.unwrap() <= max);
     assert!((s.mean_ms.unwrap() - s.total_ms / 10.0).abs() < 1e-9);
-    assert_eq!(
-        report.by_statement[0].statement, "SELECT pg_sleep(?)",
-        "most total time first"
+    let totals: Vec<f64> = report.by_statement.iter().map(|s| s.stats.total_ms).collect();
+    assert!(
+        totals.windows(2).all(|w| w[0] >= w[1]),
+        "most total time first: {totals:?}"
     );
 
     let inserts = report
