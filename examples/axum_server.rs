@@ -317,9 +317,8 @@ pub(crate) async fn run<P: DemoPool>(service: &str) -> Result<(), Error> {
     let service = std::env::var("SERVICE").unwrap_or_else(|_| service.to_owned());
     let prometheus = PrometheusSetup::new().global_label("service", service).install()?;
 
-    let config = MonitorConfig::from_env()?
-        .max_size(10)
-        .slow_query_threshold(Duration::from_millis(250));
+    // The pool's size from ASYNC_DB_MAX_SIZE (10 by default).
+    let config = MonitorConfig::from_env()?.slow_query_threshold(Duration::from_millis(250));
     // An objective for the customer route, unless ASYNC_DB_OBJECTIVES
     // declares others: 99 % of its requests under 50 ms of database time,
     // 99.9 % without a failed statement.
