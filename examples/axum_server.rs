@@ -37,7 +37,7 @@ use axum::{Extension, Json, Router};
 use db_monitor::prometheus::{PrometheusHandle, PrometheusSetup};
 use db_monitor::tokio_postgres::{Config, NoTls};
 use db_monitor::{
-    DbMonitor, DbMonitorLayer, ErrorKind, GetError, MonitorConfig, MonitorHandle, MonitoredClient, MonitoredConnection,
+    DbError, DbMonitor, DbMonitorLayer, GetError, MonitorConfig, MonitorHandle, MonitoredClient, MonitoredConnection,
     MonitoredPool, Objective, PoolMonitor, RequestDbStats, ServerView,
 };
 use serde::Deserialize;
@@ -165,31 +165,21 @@ fn terminal_log() -> impl tracing_subscriber::Layer<tracing_subscriber::Registry
     tracing_subscriber::fmt::layer().with_filter(filter)
 }
 
-/// A database failure as a JSON answer; a deadlock is a 409 to retry.
-fn failure(error: impl Into<Error>) -> Response {
-    let error: Error = error.into();
-    let kind = ErrorKind::of_any(&error);
-    let status = match kind {
-        ErrorKind::Deadlock | ErrorKind::SerializationFailure => StatusCode::CONFLICT,
-        ErrorKind::PoolExhausted | ErrorKind::ConnectTimeout => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    (status, Json(serde_json::json!({ "error": kind.as_str() }))).into_response()
-}
-
-/// One statement.
+/// One statement. A failure answers as the crate's `DbError` does: its
+/// class as JSON, a deadlock a 409 to retry, a pool out of connections a
+/// 503.
 async fn customer<P: DemoPool>(State(app): State<App<P>>, Path(id): Path<i32>) -> Response {
     let result = async {
         let conn = app.pool.checkout().await?;
         let row = conn
             .query_opt("SELECT name FROM demo_customers WHERE id = $1", &[&id])
             .await?;
-        Ok::<_, Error>(row.map(|r| r.get::<_, String>(0)))
+        Ok::<_, DbError>(row.map(|r| r.get::<_, String>(0)))
     };
     match result.await {
         Ok(Some(name)) => Json(serde_json::json!({ "id": id, "name": name })).into_response(),
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
-        Err(e) => failure(e),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -213,7 +203,7 @@ async fn orders_n_plus_one<P: DemoPool>(
                 .await?;
             totals.push(serde_json::json!({ "customer": id, "orders": row.get::<_, i64>(0) }));
         }
-        Ok::<_, Error>(totals)
+        Ok::<_, DbError>(totals)
     };
     match result.await {
         Ok(totals) => Json(serde_json::json!({
@@ -221,7 +211,7 @@ async fn orders_n_plus_one<P: DemoPool>(
             "statements_in_this_request": db.snapshot().statements,
         }))
         .into_response(),
-        Err(e) => failure(e),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -238,11 +228,11 @@ async fn slow_report<P: DemoPool>(State(app): State<App<P>>, Query(params): Quer
         let conn = app.pool.checkout().await?;
         conn.query_one("SELECT pg_sleep($1), count(*) FROM demo_orders", &[&seconds])
             .await?;
-        Ok::<_, Error>(())
+        Ok::<_, DbError>(())
     };
     match result.await {
         Ok(()) => Json(serde_json::json!({ "slept": seconds })).into_response(),
-        Err(e) => failure(e),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -268,11 +258,11 @@ async fn transfer<P: DemoPool>(State(app): State<App<P>>, Query(t): Query<Transf
         tx.execute("UPDATE demo_accounts SET balance = balance + 1 WHERE id = $1", &[&t.to])
             .await?;
         tx.commit().await?;
-        Ok::<_, Error>(())
+        Ok::<_, DbError>(())
     };
     match result.await {
         Ok(()) => Json(serde_json::json!({ "moved": 1 })).into_response(),
-        Err(e) => failure(e),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -293,11 +283,11 @@ async fn hold<P: DemoPool>(State(app): State<App<P>>, Query(params): Query<HoldP
             .await?;
         tx.execute("SELECT pg_sleep($1)", &[&seconds]).await?;
         tx.commit().await?;
-        Ok::<_, Error>(())
+        Ok::<_, DbError>(())
     };
     match result.await {
         Ok(()) => Json(serde_json::json!({ "held": seconds })).into_response(),
-        Err(e) => failure(e),
+        Err(e) => e.into_response(),
     }
 }
 
