@@ -42,6 +42,10 @@
 //!    vary with the machine's load; the instruction counts do not.
 //!
 //! A throwaway PostgreSQL is started unless `DATABASE_URL` is set.
+//!
+//! To look at one case: `POOLS=deadpool ENDPOINTS=/db` (comma-separated
+//! lists) run only those, `IDLE=0` skips the idle background's count, and
+//! `PROFILES=dir` keeps callgrind's files there for `callgrind_annotate`.
 
 #[path = "../tests/support/pg.rs"]
 mod pg;
@@ -431,7 +435,7 @@ fn orchestrate() {
     };
     setup(&url);
     let exe = std::env::current_exe().expect("this program");
-    let pools = ["bb8", "deadpool"];
+    let pools = chosen("POOLS", &["bb8", "deadpool"]);
     if std::env::var("CALLGRIND").as_deref() != Ok("0") {
         instructions(&exe, &url, &pools);
     }
@@ -439,6 +443,19 @@ fn orchestrate() {
         throughput(&exe, &url, &pools);
     }
     drop(server);
+}
+
+/// The names of `all` listed in the environment variable `var`
+/// (comma-separated), or all of them when it is unset.
+fn chosen(var: &str, all: &[&'static str]) -> Vec<&'static str> {
+    match std::env::var(var) {
+        Ok(list) if !list.is_empty() => {
+            let picked: Vec<_> = all.iter().copied().filter(|name| list.split(',').any(|l| l == *name)).collect();
+            assert!(!picked.is_empty(), "{var}={list} names none of {all:?}");
+            picked
+        }
+        _ => all.to_vec(),
+    }
 }
 
 fn url_of(config: &Config) -> String {
@@ -538,10 +555,19 @@ fn zero(pid: u32) {
     assert!(zeroed.status.success(), "callgrind_control --zero failed");
 }
 
-/// The total instructions callgrind wrote to `out`, which is then removed.
+/// The total instructions callgrind wrote to `out`, which is then removed,
+/// or moved into the directory `PROFILES` names (for `callgrind_annotate`).
 fn totals(out: &std::path::Path) -> u64 {
     let text = std::fs::read_to_string(out).expect("callgrind's output");
-    let _ = std::fs::remove_file(out);
+    match std::env::var_os("PROFILES") {
+        Some(dir) => {
+            let name = out.file_name().expect("a file name").to_string_lossy().replace('/', "");
+            std::fs::rename(out, std::path::Path::new(&dir).join(name)).expect("PROFILES is a directory");
+        }
+        None => {
+            let _ = std::fs::remove_file(out);
+        }
+    }
     text.lines()
         .find_map(|l| l.strip_prefix("summary: ").or_else(|| l.strip_prefix("totals: ")))
         .and_then(|n| n.trim().parse().ok())
@@ -550,7 +576,11 @@ fn totals(out: &std::path::Path) -> u64 {
 
 /// The server's instructions serving `requests` of `path`, by callgrind.
 fn count(exe: &std::path::Path, url: &str, arm: &str, pool: &str, path: &str, requests: u64) -> u64 {
-    let out = std::env::temp_dir().join(format!("service-{}-{arm}-{pool}-{requests}.out", std::process::id()));
+    let out = std::env::temp_dir().join(format!(
+        "service-{}-{arm}-{pool}-{}-{requests}.out",
+        std::process::id(),
+        path.trim_start_matches('/')
+    ));
     // A multi-threaded runtime with one worker, as services run: glibc's
     // allocator and system calls take their multi-threaded paths, as in a
     // service (on a current-thread runtime a plain service would be
@@ -587,7 +617,7 @@ fn instructions(exe: &std::path::Path, url: &str, pools: &[&str]) {
     println!("| pool | endpoint | plain | monitored | added | of which a no-op layer |");
     println!("|---|---|---|---|---|---|");
     for pool in pools {
-        for path in ENDPOINTS {
+        for path in chosen("ENDPOINTS", &ENDPOINTS) {
             let slope = |arm: &str| {
                 let (a, b) = (
                     count(exe, url, arm, pool, path, short),
@@ -603,6 +633,9 @@ fn instructions(exe: &std::path::Path, url: &str, pools: &[&str]) {
                 layered - plain
             );
         }
+    }
+    if std::env::var("IDLE").as_deref() == Ok("0") {
+        return;
     }
     for pool in pools {
         println!(

@@ -33,7 +33,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use db_monitor::prometheus::{PrometheusHandle, PrometheusSetup};
 use db_monitor::tokio_postgres::{Config, NoTls};
 use db_monitor::{
@@ -142,7 +142,10 @@ pub(crate) async fn demo_on<P: DemoPool>(
         .route("/hold", post(hold::<P>))
         .with_state(App { pool: pool.clone() });
     let admin_token = std::env::var("DB_MONITOR_ADMIN_TOKEN").unwrap_or_else(|_| "demo-token".to_owned());
-    let mut layer = DbMonitorLayer::new(pool.monitor().clone()).admin_token(admin_token);
+    // `Server-Timing` (off by default): the demo's clients are its operators.
+    let mut layer = DbMonitorLayer::new(pool.monitor().clone())
+        .admin_token(admin_token)
+        .server_timing(true);
     if let Some(metrics) = metrics {
         // GET /metrics: the Prometheus exposition, on the application's port.
         layer = layer.prometheus(metrics);
@@ -187,7 +190,7 @@ async fn customer<P: DemoPool>(State(app): State<App<P>>, Path(id): Path<i32>) -
 /// orders (12 runs of the same statement in one request).
 async fn orders_n_plus_one<P: DemoPool>(
     State(app): State<App<P>>,
-    Extension(db): Extension<RequestDbStats>,
+    db: RequestDbStats,
 ) -> Response {
     let result = async {
         let conn = app.pool.checkout().await?;

@@ -322,10 +322,7 @@ async fn the_hyper_example_answers_through_the_layer() {
     let client = tcp_client();
     let now = send(&client, Method::GET, format!("{base}/now")).await;
     assert_eq!(now.status, StatusCode::OK, "{:?}", now.body);
-    assert!(now.headers["server-timing"]
-        .to_str()
-        .unwrap()
-        .ends_with("desc=\"1 query\""));
+    assert!(now.headers.get("server-timing").is_none(), "off by default");
     let health = send(&client, Method::GET, format!("{base}/health/database")).await;
     assert_eq!(health.json()["status"], "healthy");
     server.abort();

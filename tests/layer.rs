@@ -11,7 +11,7 @@ use bytes::Bytes;
 use db_monitor::tokio_postgres::NoTls;
 use db_monitor::{DbMonitorLayer, MonitorConfig, MonitoredPool, RequestDbStats};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use support::http::{call, call_with, get_json};
 use support::{deadlock, monitor, pool, unique};
@@ -46,9 +46,17 @@ fn app(
                     .expect("statement");
             }
             let current = RequestDbStats::current().expect("a request scope").snapshot();
-            assert_eq!(from_extensions.expect("in the extensions").snapshot(), current);
+            if let Some(from_extensions) = &from_extensions {
+                assert_eq!(from_extensions.snapshot(), current);
+            }
             let body = format!("inner saw {} statements", current.statements);
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            if from_extensions.is_some() {
+                response
+                    .headers_mut()
+                    .insert("x-in-extensions", HeaderValue::from_static("1"));
+            }
+            Ok::<_, Infallible>(response)
         }
     }))
 }
@@ -487,9 +495,18 @@ async fn a_root_prefix_is_refused_so_the_application_keeps_its_routes() {
 async fn server_timing_is_only_for_requests_that_may_read_the_monitor() {
     let (monitor, _rec) = monitor(MonitorConfig::default());
     let pool = pool(&monitor, "layer_timing", 2).await;
+    // Off by default, as the request's extension is.
+    let default = app(pool.clone(), DbMonitorLayer::new(pool.clone()));
+    let (status, headers, body) = call(&default, Method::GET, "/items?runs=2", None).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"inner saw 2 statements"[..]));
+    assert!(headers.get("server-timing").is_none(), "off by default");
+    assert!(headers.get("x-in-extensions").is_none(), "not in the extensions by default");
+
     let guarded = app(
         pool.clone(),
-        DbMonitorLayer::new(pool.clone()).read_guard(|parts| parts.headers.contains_key("x-internal")),
+        DbMonitorLayer::new(pool.clone())
+            .server_timing(true)
+            .read_guard(|parts| parts.headers.contains_key("x-internal")),
     );
     let (status, headers, _) = call(&guarded, Method::GET, "/items?runs=2", None).await;
     assert_eq!(status, StatusCode::OK);
@@ -507,6 +524,7 @@ async fn server_timing_is_only_for_requests_that_may_read_the_monitor() {
     let tokened = app(
         pool.clone(),
         DbMonitorLayer::new(pool.clone())
+            .server_timing(true)
             .admin_token(TOKEN)
             .reads_need_token(true),
     );
@@ -521,6 +539,8 @@ async fn passing_requests_get_their_own_statistics_server_timing_and_n_plus_one(
     let (monitor, _rec) = monitor(MonitorConfig::default());
     let pool = pool(&monitor, "layer_pass", 2).await;
     let layer = DbMonitorLayer::new(pool.clone())
+        .server_timing(true)
+        .request_extension(true)
         .prefix("/db/")
         .n_plus_one_threshold(5)
         .route_label(|_, uri| Some(uri.path().to_owned()));
@@ -529,6 +549,7 @@ async fn passing_requests_get_their_own_statistics_server_timing_and_n_plus_one(
     let (status, headers, body) = call(&service, Method::GET, "/items?runs=3", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, "inner saw 3 statements", "the inner body passes untouched");
+    assert!(headers.get("x-in-extensions").is_some(), "in the extensions when asked for");
     let timing = headers["server-timing"].to_str().unwrap();
     assert!(
         timing.starts_with("db;dur=") && timing.ends_with(";desc=\"3 queries\""),
@@ -711,6 +732,44 @@ async fn default_routes_carry_the_method_and_grpc_paths_label_themselves() {
         .unwrap();
     grpc.clone().oneshot(plain).await.unwrap();
     assert_eq!(route_of_last(pool.clone()), None, "not gRPC: no label");
+}
+
+/// An axum handler takes `RequestDbStats` as an extractor (from the
+/// request's scope: no extension needed), or `Option<RequestDbStats>`;
+/// outside the layer the first is a 500 that says why, the second `None`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_handlers_take_request_db_stats_as_an_extractor() {
+    use axum::routing::get;
+    let (monitor, _rec) = monitor(MonitorConfig::default());
+    let pool = pool(&monitor, "layer_extractor", 2).await;
+    let two = |axum::extract::State(pool): axum::extract::State<MonitoredPool<NoTls>>, db: RequestDbStats| async move {
+        let conn = pool.get().await.unwrap();
+        for _ in 0..2 {
+            conn.query_one("SELECT 1::int", &[]).await.unwrap();
+        }
+        format!("{} statements", db.snapshot().statements)
+    };
+    let maybe = |db: Option<RequestDbStats>| async move { format!("{}", db.is_some()) };
+    let routes = || {
+        axum::Router::new()
+            .route("/two", get(two))
+            .route("/maybe", get(maybe))
+            .with_state(pool.clone())
+    };
+    let text = |router: axum::Router, path: &'static str| async move {
+        let request = Request::builder().uri(path).body(axum::body::Body::empty()).unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    };
+    let layered = routes().layer(DbMonitorLayer::new(pool.clone()));
+    assert_eq!(text(layered.clone(), "/two").await, (StatusCode::OK, "2 statements".to_owned()));
+    assert_eq!(text(layered, "/maybe").await, (StatusCode::OK, "true".to_owned()));
+    let (status, body) = text(routes(), "/two").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("did not pass through DbMonitorLayer"), "{body}");
+    assert_eq!(text(routes(), "/maybe").await, (StatusCode::OK, "false".to_owned()));
 }
 
 /// Each route's requests add up (requests, statements and database time

@@ -356,7 +356,7 @@ async fn database_time_of_pipelined_statements_never_exceeds_the_request() {
             }
         }
     });
-    let service = DbMonitorLayer::new(pool.clone()).layer(handler);
+    let service = DbMonitorLayer::new(pool.clone()).server_timing(true).layer(handler);
     let started = Instant::now();
     let request = Request::builder()
         .uri("/pipelined")
@@ -626,6 +626,7 @@ async fn steady_load_under_capacity_raises_nothing() {
         }
     });
     let service = DbMonitorLayer::new(pool.clone())
+        .server_timing(true)
         .route_label(|_, _| Some("GET /work".to_owned()))
         .layer(ShedLayer::new(&pool).layer(work));
     let until = Instant::now() + Duration::from_secs(8);

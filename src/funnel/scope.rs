@@ -236,8 +236,10 @@ fn record_in_scope(fingerprint: u64, end: quanta::Instant, nanos: u64, failed: b
 /// tasks the handler spawns are not counted here (they are in the pool's
 /// stores as usual): a task-local scope does not follow `tokio::spawn`.
 ///
-/// Handlers find it in the request's extensions (in axum,
-/// `Extension<RequestDbStats>`), or with [`RequestDbStats::current`].
+/// Handlers find it with [`RequestDbStats::current`], in axum by taking
+/// `RequestDbStats` (or `Option<RequestDbStats>`) as an extractor, and in
+/// the request's extensions when the layer's `request_extension(true)`
+/// puts it there.
 ///
 /// # Example
 ///

@@ -20,8 +20,9 @@
 //! | the pool's database, host and port (its connection settings) | the statement histograms' `db_namespace`, `server_address`, `server_port`; spans' `db.namespace`, `server.address`, `server.port` | as the settings give them, as OpenTelemetry's convention asks: the operator's configuration, not the application's data |
 //!
 //! Parameters are never read. The SQLSTATE, severity, error class, durations
-//! and counts are kept as they are. `Server-Timing` tells a client its own
-//! request's database time and statement count (see [the layer](crate::layer)).
+//! and counts are kept as they are. `Server-Timing`, when switched on,
+//! tells a client its own request's database time and statement count (see
+//! [the layer](crate::layer)).
 //!
 //! Outside the monitor: tokio-postgres logs each statement's SQL at `DEBUG`
 //! under its own `tokio_postgres` target; filter that target out if your

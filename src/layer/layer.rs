@@ -31,6 +31,9 @@ pub(crate) struct LayerConfig {
     pub(crate) prefix: String,
     pub(crate) admin_token: Option<String>,
     pub(crate) server_timing: bool,
+    /// Whether each passing request gets its `RequestDbStats` in its
+    /// extensions.
+    pub(crate) request_extension: bool,
     pub(crate) n_plus_one: u64,
     pub(crate) read_guard: Option<Guard>,
     /// Whether the reading routes need the admin token.
@@ -65,6 +68,7 @@ impl fmt::Debug for DbMonitorLayer {
             .field("prefix", &c.prefix)
             .field("admin_token", &c.admin_token.as_ref().map(|_| "<set>"))
             .field("server_timing", &c.server_timing)
+            .field("request_extension", &c.request_extension)
             .field("n_plus_one", &c.n_plus_one)
             .field("read_guard", &c.read_guard.is_some())
             .field("reads_need_token", &c.reads_need_token)
@@ -89,7 +93,8 @@ impl DbMonitorLayer {
                 pool: Arc::new(pool),
                 prefix: "/health/database".to_owned(),
                 admin_token: None,
-                server_timing: true,
+                server_timing: false,
+                request_extension: false,
                 n_plus_one: 10,
                 read_guard: None,
                 reads_need_token: false,
@@ -170,9 +175,25 @@ impl DbMonitorLayer {
     /// is added only for requests that may read the monitor's routes (the
     /// [`read_guard`](Self::read_guard) and
     /// [`reads_need_token`](Self::reads_need_token) decide). Defaults to
-    /// `true`.
+    /// `false`: the header costs about 770 instructions a request (its
+    /// value, an allocation, and its insert into the response's headers;
+    /// benches/README.md), and what it tells is the application's to give.
     pub fn server_timing(self, on: bool) -> Self {
         self.with(|c| c.server_timing = on)
+    }
+
+    /// Whether each passing request also carries its [`RequestDbStats`]
+    /// in its extensions (`request.extensions().get::<RequestDbStats>()`,
+    /// or axum's `Extension<RequestDbStats>`). Defaults to `false`:
+    /// handlers get it without that from [`RequestDbStats::current`] or, in
+    /// axum, by taking `RequestDbStats` as an extractor; the insert costs
+    /// about 1,000 instructions a request (a boxed value and, as often as
+    /// not, the extensions' map grown).
+    ///
+    /// [`RequestDbStats`]: crate::RequestDbStats
+    /// [`RequestDbStats::current`]: crate::RequestDbStats::current
+    pub fn request_extension(self, on: bool) -> Self {
+        self.with(|c| c.request_extension = on)
     }
 
     /// Sets how many runs of one statement in one request make an N+1

@@ -11,13 +11,13 @@
 //!   streamed both ways, and gets:
 //!   - a [`RequestDbStats`]: statements, database time, errors, slow ones,
 //!     statements run more than once; current in a task-local scope while its
-//!     future runs ([`RequestDbStats::current`]) and in its extensions
-//!     (`Extension<RequestDbStats>` in axum). Statements on tasks the handler
-//!     spawns are not in it: a task-local scope does not follow
-//!     `tokio::spawn`;
-//!   - `Server-Timing: db;dur=4.378;desc="13 queries"` on its response
-//!     ([`server_timing(false)`](DbMonitorLayer::server_timing) leaves it
-//!     out);
+//!     future runs ([`RequestDbStats::current`]; in axum, take
+//!     `RequestDbStats` as an extractor), and in its extensions when
+//!     [`request_extension(true)`](DbMonitorLayer::request_extension) asks
+//!     for it. Statements on tasks the handler spawns are not in it: a
+//!     task-local scope does not follow `tokio::spawn`;
+//!   - with [`server_timing(true)`](DbMonitorLayer::server_timing),
+//!     `Server-Timing: db;dur=4.378;desc="13 queries"` on its response;
 //!   - N+1 detection: a statement run more than `n_plus_one_threshold` (10)
 //!     times in one request is counted (`db_monitor_n_plus_one_total`), logged
 //!     once per route and statement, and listed in the comprehensive report;
@@ -195,11 +195,11 @@
 //! # Example
 //!
 //! ```no_run
-//! use axum::{routing::get, Extension, Router};
+//! use axum::{routing::get, Router};
 //! use db_monitor::{DbMonitorLayer, MonitoredPool, RequestDbStats};
 //! use db_monitor::tokio_postgres::NoTls;
 //!
-//! async fn orders(Extension(db): Extension<RequestDbStats>) -> String {
+//! async fn orders(db: RequestDbStats) -> String {
 //!     format!("{} statements so far", db.snapshot().statements)
 //! }
 //!

@@ -102,7 +102,9 @@ where
             Route::Made(route) => Scope::new(route.map(Arc::from)),
             Route::Known(route, id) => Scope::interned(Some(route), id),
         });
-        request.extensions_mut().insert(RequestDbStats(scope.clone()));
+        if config.request_extension {
+            request.extensions_mut().insert(RequestDbStats(scope.clone()));
+        }
         // Statements run while the inner service builds its future count too.
         let future = scope.enter(|| self.inner.call(request));
         ResponseFuture::passthrough(scope.wrap(future), scope, self.config.clone(), server_timing)
@@ -133,4 +135,39 @@ fn default_route<B>(labels: &Labels, request: &Request<B>) -> Route {
     #[cfg(not(feature = "axum"))]
     let _ = labels;
     Route::Made(super::layer::default_route(request))
+}
+
+/// `RequestDbStats` as an axum extractor: the statistics of the request
+/// whose handler takes it (from the request's scope, or its extensions).
+/// A handler outside [`DbMonitorLayer`] gets 500 with the reason as text;
+/// take `Option<RequestDbStats>` where that can happen.
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestDbStats {
+    type Rejection = (http::StatusCode, &'static str);
+
+    async fn from_request_parts(parts: &mut http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        of_request(parts).ok_or((
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "RequestDbStats: this request did not pass through DbMonitorLayer",
+        ))
+    }
+}
+
+/// `Option<RequestDbStats>` as an axum extractor: `None` outside
+/// [`DbMonitorLayer`].
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for RequestDbStats {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(of_request(parts))
+    }
+}
+
+#[cfg(feature = "axum")]
+fn of_request(parts: &http::request::Parts) -> Option<RequestDbStats> {
+    RequestDbStats::current().or_else(|| parts.extensions.get::<RequestDbStats>().cloned())
 }
