@@ -1,7 +1,8 @@
-//! [`RequestDbStats`]: the database statistics of one request, kept in a
-//! task-local scope while the request's future runs. The layer opens and
+//! [`RequestDbStats`]: the database statistics of one request, current on
+//! the thread while the request's future is polled. The layer opens and
 //! reads the scope; the funnel adds each statement to it.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
@@ -12,12 +13,47 @@ use serde::Serialize;
 
 use crate::stats::routes::intern_route;
 
-tokio::task_local! {
-    static SCOPE: Arc<Scope>;
+thread_local! {
+    /// The scope of the request whose future is being polled on this
+    /// thread. A request's scope is moved in for each poll and back out
+    /// after it (as tokio's `task_local!` does, without the wrapping future
+    /// and the clone it needs): statements on the request's task see it,
+    /// statements on tasks it spawned do not.
+    static CURRENT: RefCell<Option<Arc<Scope>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the scope in `slot` current on this thread: the scope is
+/// moved in and, with whatever was current before (an outer layer's
+/// request), moved back when `f` returns or unwinds.
+pub(crate) fn within<R>(slot: &mut Option<Arc<Scope>>, f: impl FnOnce() -> R) -> R {
+    struct Back<'a>(&'a mut Option<Arc<Scope>>);
+    impl Drop for Back<'_> {
+        fn drop(&mut self) {
+            let _ = CURRENT.try_with(|current| std::mem::swap(&mut *current.borrow_mut(), self.0));
+        }
+    }
+    if CURRENT
+        .try_with(|current| std::mem::swap(&mut *current.borrow_mut(), slot))
+        .is_err()
+    {
+        // The thread is being torn down: run without a scope.
+        return f();
+    }
+    let _back = Back(slot);
+    f()
+}
+
+/// `f` of the current scope, if there is one.
+#[inline]
+fn with_current<R>(f: impl FnOnce(&Arc<Scope>) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|current| current.try_borrow().ok().and_then(|scope| scope.as_ref().map(f)))
+        .ok()
+        .flatten()
 }
 
 /// Set once a layer has been made: until then statements skip the
-/// task-local lookup altogether.
+/// scope lookup altogether.
 static LAYER_IN_USE: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn layer_created() {
@@ -183,19 +219,6 @@ impl Scope {
         self.route.as_ref()
     }
 
-    /// Runs `f` with this scope current (for the synchronous part of a
-    /// service's `call`).
-    pub(crate) fn enter<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
-        SCOPE.sync_scope(self.clone(), f)
-    }
-
-    /// `fut` with this scope current whenever it is polled.
-    pub(crate) fn wrap<F: std::future::Future>(
-        self: &Arc<Self>,
-        fut: F,
-    ) -> tokio::task::futures::TaskLocalFuture<Arc<Scope>, F> {
-        SCOPE.scope(self.clone(), fut)
-    }
 }
 
 /// The id of the route of the request running on this task (0: none), for
@@ -204,7 +227,7 @@ pub(crate) fn current_route_id() -> u32 {
     if !LAYER_IN_USE.load(Relaxed) {
         return 0;
     }
-    SCOPE.try_with(|scope| scope.route_id).unwrap_or(0)
+    with_current(|scope| scope.route_id).unwrap_or(0)
 }
 
 /// Adds a statement to the current request's statistics, if a request is
@@ -220,12 +243,11 @@ pub(crate) fn record_statement(fingerprint: u64, end: quanta::Instant, nanos: u6
 #[cold]
 #[inline(never)]
 fn record_in_scope(fingerprint: u64, end: quanta::Instant, nanos: u64, failed: bool, slow: bool) -> u32 {
-    SCOPE
-        .try_with(|scope| {
-            scope.record(fingerprint, crate::units::since_start(end), nanos, failed, slow);
-            scope.route_id
-        })
-        .unwrap_or(0)
+    with_current(|scope| {
+        scope.record(fingerprint, crate::units::since_start(end), nanos, failed, slow);
+        scope.route_id
+    })
+    .unwrap_or(0)
 }
 
 /// The database statistics of one HTTP request that passed through
@@ -267,7 +289,7 @@ impl RequestDbStats {
     /// The statistics of the request whose future is running on this
     /// task, if any.
     pub fn current() -> Option<RequestDbStats> {
-        SCOPE.try_with(|scope| RequestDbStats(scope.clone())).ok()
+        with_current(|scope| RequestDbStats(scope.clone()))
     }
 
     /// What the request did in the database so far.

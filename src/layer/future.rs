@@ -12,11 +12,10 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::Response;
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 
 use super::body::ResponseBody;
 use super::layer::LayerConfig;
-use crate::funnel::scope::Scope;
+use crate::funnel::scope::{within, Scope};
 
 /// A route's answer, being computed.
 pub(crate) type Routed = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
@@ -32,10 +31,15 @@ pin_project! {
     impl<F, B> PinnedDrop for ResponseFuture<F, B> {
         fn drop(this: Pin<&mut Self>) {
             // Dropped before its answer: a client that gave up, or a
-            // timeout around the service. The request still counts.
-            if let KindProj::Passthrough { scope, config, done, .. } = this.project().kind.project() {
+            // timeout around the service. The inner future is dropped in
+            // the request's scope (the statements it abandons are the
+            // request's), and the request still counts.
+            if let KindProj::Passthrough { mut future, scope, config, done, .. } = this.project().kind.project() {
                 if !*done {
-                    dropped(scope, config);
+                    within(scope, || future.set(None));
+                    if let Some(scope) = scope.as_deref() {
+                        dropped(scope, config);
+                    }
                 }
             }
         }
@@ -46,9 +50,12 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F> {
         Passthrough {
+            // `None` once dropped early.
             #[pin]
-            future: TaskLocalFuture<Arc<Scope>, F>,
-            scope: Arc<Scope>,
+            future: Option<F>,
+            // The request's scope: current on the thread while `future` is
+            // polled (and `None` here then).
+            scope: Option<Arc<Scope>>,
             config: Arc<LayerConfig>,
             server_timing: bool,
             // Read only when a route has an objective.
@@ -72,15 +79,15 @@ impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
 
 impl<F, B> ResponseFuture<F, B> {
     pub(crate) fn passthrough(
-        future: TaskLocalFuture<Arc<Scope>, F>,
-        scope: Arc<Scope>,
+        future: F,
+        scope: Option<Arc<Scope>>,
         config: Arc<LayerConfig>,
         server_timing: bool,
     ) -> Self {
         let start = config.pool.times_requests().then(crate::units::now);
         ResponseFuture {
             kind: Kind::Passthrough {
-                future,
+                future: Some(future),
                 scope,
                 config,
                 start,
@@ -115,8 +122,16 @@ where
                 start,
                 done,
             } => {
-                let result = ready!(future.poll(cx));
+                let Some(future) = future.as_pin_mut() else {
+                    // Never: it is dropped only with the response future.
+                    return Poll::Pending;
+                };
+                let result = ready!(within(scope, || future.poll(cx)));
                 *done = true;
+                let Some(scope) = scope.as_deref() else {
+                    // Never: the scope is moved back after each poll.
+                    return Poll::Ready(result.map(|response| response.map(ResponseBody::inner)));
+                };
                 let elapsed = start.map_or(Duration::ZERO, |start| {
                     crate::units::now().saturating_duration_since(start)
                 });

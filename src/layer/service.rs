@@ -12,7 +12,7 @@ use super::body::ResponseBody;
 use super::future::ResponseFuture;
 use super::labels::Labels;
 use super::layer::{DbMonitorLayer, LayerConfig};
-use crate::funnel::scope::{RequestDbStats, Scope};
+use crate::funnel::scope::{within, RequestDbStats, Scope};
 
 /// The service [`DbMonitorLayer`](super::DbMonitorLayer) wraps around
 /// `S`. Its error type is `S::Error`: monitoring never changes an outcome.
@@ -106,8 +106,9 @@ where
             request.extensions_mut().insert(RequestDbStats(scope.clone()));
         }
         // Statements run while the inner service builds its future count too.
-        let future = scope.enter(|| self.inner.call(request));
-        ResponseFuture::passthrough(scope.wrap(future), scope, self.config.clone(), server_timing)
+        let mut scope = Some(scope);
+        let future = within(&mut scope, || self.inner.call(request));
+        ResponseFuture::passthrough(future, scope, self.config.clone(), server_timing)
     }
 }
 
