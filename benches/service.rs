@@ -450,7 +450,11 @@ fn orchestrate() {
 fn chosen(var: &str, all: &[&'static str]) -> Vec<&'static str> {
     match std::env::var(var) {
         Ok(list) if !list.is_empty() => {
-            let picked: Vec<_> = all.iter().copied().filter(|name| list.split(',').any(|l| l == *name)).collect();
+            let picked: Vec<_> = all
+                .iter()
+                .copied()
+                .filter(|name| list.split(',').any(|l| l == *name))
+                .collect();
             assert!(!picked.is_empty(), "{var}={list} names none of {all:?}");
             picked
         }

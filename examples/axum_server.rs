@@ -188,10 +188,7 @@ async fn customer<P: DemoPool>(State(app): State<App<P>>, Path(id): Path<i32>) -
 
 /// The classic N+1: the customers, then one query per customer for its
 /// orders (12 runs of the same statement in one request).
-async fn orders_n_plus_one<P: DemoPool>(
-    State(app): State<App<P>>,
-    db: RequestDbStats,
-) -> Response {
+async fn orders_n_plus_one<P: DemoPool>(State(app): State<App<P>>, db: RequestDbStats) -> Response {
     let result = async {
         let conn = app.pool.checkout().await?;
         let customers = conn.query("SELECT id FROM demo_customers ORDER BY id", &[]).await?;

@@ -500,7 +500,10 @@ async fn server_timing_is_only_for_requests_that_may_read_the_monitor() {
     let (status, headers, body) = call(&default, Method::GET, "/items?runs=2", None).await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"inner saw 2 statements"[..]));
     assert!(headers.get("server-timing").is_none(), "off by default");
-    assert!(headers.get("x-in-extensions").is_none(), "not in the extensions by default");
+    assert!(
+        headers.get("x-in-extensions").is_none(),
+        "not in the extensions by default"
+    );
 
     let guarded = app(
         pool.clone(),
@@ -549,7 +552,10 @@ async fn passing_requests_get_their_own_statistics_server_timing_and_n_plus_one(
     let (status, headers, body) = call(&service, Method::GET, "/items?runs=3", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, "inner saw 3 statements", "the inner body passes untouched");
-    assert!(headers.get("x-in-extensions").is_some(), "in the extensions when asked for");
+    assert!(
+        headers.get("x-in-extensions").is_some(),
+        "in the extensions when asked for"
+    );
     let timing = headers["server-timing"].to_str().unwrap();
     assert!(
         timing.starts_with("db;dur=") && timing.ends_with(";desc=\"3 queries\""),
@@ -764,7 +770,10 @@ async fn axum_handlers_take_request_db_stats_as_an_extractor() {
         (status, String::from_utf8(body.to_vec()).unwrap())
     };
     let layered = routes().layer(DbMonitorLayer::new(pool.clone()));
-    assert_eq!(text(layered.clone(), "/two").await, (StatusCode::OK, "2 statements".to_owned()));
+    assert_eq!(
+        text(layered.clone(), "/two").await,
+        (StatusCode::OK, "2 statements".to_owned())
+    );
     assert_eq!(text(layered, "/maybe").await, (StatusCode::OK, "true".to_owned()));
     let (status, body) = text(routes(), "/two").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);

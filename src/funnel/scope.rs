@@ -218,7 +218,6 @@ impl Scope {
     pub(crate) fn route(&self) -> Option<&Arc<str>> {
         self.route.as_ref()
     }
-
 }
 
 /// The id of the route of the request running on this task (0: none), for

@@ -160,10 +160,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestDbStats {
 impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for RequestDbStats {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(parts: &mut http::request::Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
         Ok(of_request(parts))
     }
 }
