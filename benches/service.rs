@@ -46,6 +46,8 @@
 //! To look at one case: `POOLS=deadpool ENDPOINTS=/db` (comma-separated
 //! lists) run only those, `IDLE=0` skips the idle background's count, and
 //! `PROFILES=dir` keeps callgrind's files there for `callgrind_annotate`.
+//! The monitored arm reads its settings from the environment
+//! (`ASYNC_DB_HOLD_TIMES=true` prices that option).
 
 #[path = "../tests/support/pg.rs"]
 mod pg;
@@ -335,11 +337,13 @@ fn background(monitor: &db_monitor::DbMonitor, pool: &db_monitor::PoolMonitor) -
     (std::env::var("BACKGROUND").as_deref() != Ok("off")).then(|| monitor.start(pool.clone()))
 }
 
-/// The monitor as the README sets it up, with its Prometheus recorder.
+/// The monitor as the README sets it up, with its Prometheus recorder;
+/// its settings from the environment (`ASYNC_DB_HOLD_TIMES=true`, …), the
+/// defaults otherwise.
 fn monitor() -> Result<(db_monitor::DbMonitor, db_monitor::prometheus::PrometheusHandle), Error> {
     let handle = db_monitor::prometheus::PrometheusSetup::new().install()?;
     Ok((
-        db_monitor::DbMonitor::new(db_monitor::MonitorConfig::default())?,
+        db_monitor::DbMonitor::new(db_monitor::MonitorConfig::from_env()?)?,
         handle,
     ))
 }

@@ -34,6 +34,7 @@
 //! | `db_client_connection_pending_requests` | gauge | checkouts | |
 //! | `db_client_connection_wait_time_seconds` | histogram | seconds | |
 //! | `db_client_connection_use_time_seconds` | histogram | seconds | |
+//! | `db_monitor_connection_held_idle_seconds` | histogram | seconds | (the part of a checkout's hold with no statement running; with `MonitorConfig::hold_times` on) |
 //! | `db_client_connection_create_time_seconds` | histogram | seconds | |
 //! | `db_client_connection_timeouts_total` | counter | timeouts | `reason` = `pool_exhausted` / `connect_timeout` |
 //! | `db_monitor_errors_total` | counter | errors | `error_type`, `db_response_status_code` |
@@ -140,6 +141,9 @@ pub const CONNECTION_PENDING_REQUESTS: &str = "db_client_connection_pending_requ
 pub const CONNECTION_WAIT_TIME: &str = "db_client_connection_wait_time_seconds";
 /// Histogram (seconds): time a connection was held by one checkout.
 pub const CONNECTION_USE_TIME: &str = "db_client_connection_use_time_seconds";
+/// Histogram (seconds): the part of one checkout's hold in which none of
+/// its statements ran (with [`MonitorConfig::hold_times`](crate::MonitorConfig::hold_times) on).
+pub const CONNECTION_HELD_IDLE: &str = "db_monitor_connection_held_idle_seconds";
 /// Histogram (seconds): time to open a connection (TCP, TLS, startup, setup).
 pub const CONNECTION_CREATE_TIME: &str = "db_client_connection_create_time_seconds";
 /// Counter: checkouts that timed out, by [`REASON`] (`pool_exhausted` / `connect_timeout`).
@@ -395,6 +399,12 @@ pub(crate) const ALL: &[(&str, Kind, Option<Unit>, &str)] = &[
         Kind::Histogram,
         Some(Unit::Seconds),
         "Time a connection was held by one checkout.",
+    ),
+    (
+        CONNECTION_HELD_IDLE,
+        Kind::Histogram,
+        Some(Unit::Seconds),
+        "Time a checkout held its connection with no statement running.",
     ),
     (
         CONNECTION_CREATE_TIME,

@@ -296,13 +296,28 @@ async fn a_really_full_pool_fires_pool_exhaustion_timeout_and_utilization() {
         "{}",
         utilization.message
     );
+    // Both connections are held with no statement running while the third
+    // checkout queued: the pool starved by its holders, named by a call
+    // site of theirs (one connection each; no request holds them).
+    let held_idle = s.active(AlertType::PoolExhaustion, |a| a.key == "held_idle").await;
+    assert!(
+        held_idle
+            .message
+            .contains("while 2 of the 2 checked-out connections run no statement")
+            && held_idle
+                .message
+                .contains("1 held idle by a checkout outside any request at tests/alerts.rs:"),
+        "{}",
+        held_idle.message
+    );
     // Utilization is a condition: once the pool is free again and
-    // clear_after has passed, it resolves itself; the timeout (an event)
-    // stays.
+    // clear_after has passed, it resolves itself (as does held_idle); the
+    // timeout (an event) stays.
     drop((a, b));
     assert!(s.resolved_by_rule(&utilization.id).await);
+    assert!(s.resolved_by_rule(&held_idle.id).await);
     assert!(s.pool.monitor().alerts().active.iter().any(|a| a.id == timeout.id));
-    assert_eq!(s.heard("resolved", AlertType::PoolExhaustion), 1);
+    assert_eq!(s.heard("resolved", AlertType::PoolExhaustion), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -193,6 +193,7 @@ async fn bad_input_gets_a_json_4xx_naming_what_was_wrong() {
         ("/health/database/metrics/slow-queries?limit=0", "limit"),
         ("/health/database/metrics/slow-queries?limit=1001", "limit"),
         ("/health/database/alerts/history?limit=%31", "limit"),
+        ("/health/database/metrics/holders?limit=x", "limit"),
         ("/health/database/performance?minutes=5&minutes=6", "minutes"),
     ];
     for (uri, parameter) in bad {
@@ -830,6 +831,96 @@ async fn routes_have_their_own_table_and_errors_their_route() {
     assert_eq!(errors.recent[0].route.as_deref(), Some("GET /fail"), "{errors:#?}");
     let doc = pool.monitor().comprehensive(60, 10);
     assert_eq!(doc.routes, routes);
+}
+
+/// Where the pool's time goes: a route that holds its connection across a
+/// 200 ms await (a slow HTTP call, say) shows at least 200 ms held idle per
+/// checkout, at its own `get()` call site; a route that only runs a
+/// statement spends its hold in it; a checkout outside any request has no
+/// route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holds_split_into_statement_time_and_idle_by_route_and_call_site() {
+    use axum::extract::State;
+    use axum::routing::get;
+    // Off by default: nothing kept.
+    let held_idle = "db_monitor_connection_held_idle_seconds";
+    let (quiet, quiet_rec) = monitor(MonitorConfig::default());
+    let quiet_pool = pool(&quiet, "layer_holds_off", 1).await;
+    drop(quiet_pool.get().await.unwrap());
+    assert!(quiet_pool.monitor().hold_report(10).holders.is_empty());
+    assert_eq!(quiet_rec.count(held_idle, &[]), 0, "no histogram either");
+
+    let (monitor, rec) = monitor(MonitorConfig::default().hold_times(true));
+    let pool = pool(&monitor, "layer_holds", 2).await;
+    let awaits = |State(pool): State<MonitoredPool<NoTls>>| async move {
+        let conn = pool.get().await.unwrap();
+        conn.query_one("SELECT 1::int", &[]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        conn.query_one("SELECT 2::int", &[]).await.unwrap();
+        "ok"
+    };
+    let busy = |State(pool): State<MonitoredPool<NoTls>>| async move {
+        let conn = pool.get().await.unwrap();
+        conn.query_one("SELECT pg_sleep(0.05)::text", &[]).await.unwrap();
+        "ok"
+    };
+    let router = axum::Router::new()
+        .route("/awaits", get(awaits))
+        .route("/busy", get(busy))
+        .with_state(pool.clone())
+        .layer(DbMonitorLayer::new(pool.clone()));
+    for path in ["/awaits", "/busy", "/awaits", "/busy", "/awaits", "/busy"] {
+        let request = Request::builder().uri(path).body(axum::body::Body::empty()).unwrap();
+        assert_eq!(router.clone().oneshot(request).await.unwrap().status(), StatusCode::OK);
+    }
+    drop(pool.get().await.unwrap());
+
+    let report = pool.monitor().hold_report(10);
+    assert_eq!(report.holders.len(), 3, "{report:#?}");
+    let awaits = &report.holders[0];
+    assert_eq!(
+        awaits.route.as_deref(),
+        Some("GET /awaits"),
+        "the most idle first: {report:#?}"
+    );
+    assert_eq!(awaits.checkouts, 3);
+    assert!(awaits.call_site.starts_with("tests/layer.rs:"), "{awaits:?}");
+    assert!(awaits.held_idle_ms_per_checkout >= 199.0, "{awaits:?}");
+    assert!(awaits.in_statements_ms_per_checkout > 0.0, "{awaits:?}");
+    let parts = awaits.in_statements_ms_per_checkout + awaits.held_idle_ms_per_checkout;
+    assert!((parts - awaits.held_ms_per_checkout).abs() < 0.01, "{awaits:?}");
+    assert!(
+        awaits.max_held_idle_ms >= 199.0 && awaits.held_idle_seconds >= 0.597,
+        "{awaits:?}"
+    );
+
+    let busy = report
+        .holders
+        .iter()
+        .find(|h| h.route.as_deref() == Some("GET /busy"))
+        .expect("the busy route");
+    assert_eq!(busy.checkouts, 3);
+    assert_ne!(busy.call_site, awaits.call_site);
+    assert!(busy.in_statements_ms_per_checkout >= 50.0, "{busy:?}");
+    let outside = report.holders.iter().find(|h| h.route.is_none()).expect("no route");
+    assert_eq!(outside.checkouts, 1);
+    // One sample a checkout, three of them past 199 ms.
+    let samples = rec.samples(held_idle, &[]);
+    assert_eq!(samples.len(), 7, "{samples:?}");
+    assert_eq!(samples.iter().filter(|&&s| s >= 0.199).count(), 3, "{samples:?}");
+
+    // The same, as the route serves it.
+    let request = Request::builder()
+        .uri("/health/database/metrics/holders?limit=1")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let document: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(document["holders"][0]["route"], "GET /awaits", "{document}");
+    assert_eq!(document["holders"].as_array().unwrap().len(), 1);
+    assert_eq!(document["not_kept"], 0);
 }
 
 /// A `route_label` that returns raw paths cannot grow the route table

@@ -419,6 +419,7 @@ async fn no_planted_value_leaves_by_any_surface<P: TestPool>() {
         "/health/database/server/load?minutes=60",
         "/health/database/server/connections",
         "/health/database/metrics/running",
+        "/health/database/metrics/holders?limit=1000",
         "/metrics",
     ] {
         let (status, headers, body) = get(&service, uri).await;

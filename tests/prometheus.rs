@@ -44,7 +44,8 @@ async fn the_exposition_after_real_traffic_passes_promtool_check_metrics() {
     let config = MonitorConfig::default()
         .max_size(8)
         .slow_query_threshold(Duration::from_millis(250))
-        .returned_rows(true);
+        .returned_rows(true)
+        .hold_times(true);
     let monitor = DbMonitor::with_recorder(config, Arc::new(recorder)).expect("a valid configuration");
     let demo = axum_example::demo(&monitor, support::pg::shared_config(), Some(handle))
         .await
@@ -284,6 +285,12 @@ fn conventions_hold(text: &str) {
         ),
         (
             "db_client_connection_use_time_seconds",
+            "histogram",
+            POOL,
+            Some(DURATION),
+        ),
+        (
+            "db_monitor_connection_held_idle_seconds",
             "histogram",
             POOL,
             Some(DURATION),

@@ -856,3 +856,145 @@ async fn alerts_fire_on_their_faults_and_clear_after_them() {
     }
     background.shutdown().await;
 }
+
+/// Where the pool's time goes: handlers that keep their connection across
+/// a slow await (an HTTP call, say) starve the pool without loading the
+/// database. Healthy for this detector: the pool full of statements that
+/// run (a busy database) with a checkout queued; the `held_idle` alert
+/// must stay silent there (the utilization one may fire). Fault: both
+/// connections held idle across a 600 ms await, two requests queued:
+/// `held_idle` fires, naming the route and call site, and clears once
+/// nothing queues. The hold report splits each hold the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_holders_starving_the_pool_are_named_and_a_busy_database_is_not_blamed_on_them() {
+    use db_monitor::alerts::AlertType;
+    let thresholds = db_monitor::AlertThresholds::default()
+        .evaluation_interval(Duration::from_millis(100))
+        .clear_after(Duration::from_secs(1));
+    let (watcher, _rec) = monitor(MonitorConfig::default().alerts(thresholds).hold_times(true));
+    let pool = pool_with(
+        &watcher,
+        &unique("holders"),
+        support::pg::shared_config(),
+        2,
+        0,
+        Duration::from_secs(10),
+    )
+    .await;
+    let background = watcher.start(&pool);
+    let work = tower::service_fn({
+        let pool = pool.clone();
+        move |request: Request<Full<Bytes>>| {
+            let pool = pool.clone();
+            async move {
+                let conn = pool.get().await.expect("checkout");
+                if request.uri().path() == "/awaits" {
+                    conn.execute("SELECT 1", &[]).await.expect("statement");
+                    tokio::time::sleep(Duration::from_millis(600)).await;
+                    conn.execute("SELECT 1", &[]).await.expect("statement");
+                } else {
+                    conn.execute("SELECT pg_sleep(0.6)", &[]).await.expect("statement");
+                }
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }
+        }
+    });
+    let service = DbMonitorLayer::new(pool.clone())
+        .route_label(|_, uri| Some(format!("GET {}", uri.path())))
+        .layer(work);
+    let held_idle = |pool: &db_monitor::MonitoredPool<NoTls>| {
+        pool.monitor()
+            .alerts()
+            .active
+            .into_iter()
+            .find(|a| a.alert_type == AlertType::PoolExhaustion && a.key == "held_idle")
+    };
+    let burst = |path: &'static str, n: usize| {
+        (0..n)
+            .map(|_| {
+                let service = service.clone();
+                tokio::spawn(async move { status_of(&service, path).await })
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // A busy database: three statements of 600 ms on two connections.
+    let busy = burst("/busy", 3);
+    let mut looked = 0;
+    while !busy.iter().all(|task| task.is_finished()) {
+        assert!(
+            held_idle(&pool).is_none(),
+            "a busy database blamed on idle holders: {:#?}",
+            pool.monitor().alerts()
+        );
+        looked += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for task in busy {
+        assert_eq!(task.await.unwrap(), StatusCode::OK);
+    }
+    assert!(held_idle(&pool).is_none());
+
+    // Idle holders: four requests, each holding its connection 600 ms
+    // between two statements, on two connections.
+    let started = Instant::now();
+    let awaits = burst("/awaits", 4);
+    let alert = loop {
+        if let Some(alert) = held_idle(&pool) {
+            break alert;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "no held_idle alert: {:#?}",
+            pool.monitor().alerts()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let detect = started.elapsed();
+    assert!(
+        alert
+            .message
+            .contains("held idle by GET /awaits at tests/scenarios.rs:"),
+        "{}",
+        alert.message
+    );
+    for task in awaits {
+        assert_eq!(task.await.unwrap(), StatusCode::OK);
+    }
+    let ended = Instant::now();
+    while held_idle(&pool).is_some() {
+        assert!(
+            ended.elapsed() < Duration::from_secs(5),
+            "held_idle still active: {:#?}",
+            pool.monitor().alerts()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reset = ended.elapsed();
+
+    let report = pool.monitor().hold_report(10);
+    let awaiting = report
+        .holders
+        .iter()
+        .find(|h| h.route.as_deref() == Some("GET /awaits"))
+        .expect("the awaiting route");
+    assert_eq!(awaiting.checkouts, 4);
+    assert!(awaiting.held_idle_ms_per_checkout >= 599.0, "{awaiting:?}");
+    let busy = report
+        .holders
+        .iter()
+        .find(|h| h.route.as_deref() == Some("GET /busy"))
+        .expect("the busy route");
+    assert!(busy.in_statements_ms_per_checkout >= 600.0, "{busy:?}");
+    assert_eq!(
+        report.holders[0].route.as_deref(),
+        Some("GET /awaits"),
+        "the most idle first"
+    );
+    eprintln!(
+        "scenario held_idle: silent over {looked} looks at a busy database; detected after {detect:?}, \
+         cleared {reset:?} after the last idle holder returned; {:.0} ms held idle per checkout",
+        awaiting.held_idle_ms_per_checkout
+    );
+    background.shutdown().await;
+}

@@ -105,6 +105,7 @@ impl PoolMonitor {
             latest.as_ref(),
             t,
         ));
+        observations.extend(self.held_idle());
         observations.extend(self.connection_streak());
         // The server view's rules, over a sample no older than three of its
         // intervals (a poller that stopped sampling clears them).
@@ -134,6 +135,33 @@ impl PoolMonitor {
             .alerts
             .sweep(tokio::time::Instant::now(), SystemTime::now(), t);
         self.apply(observations, swept);
+    }
+
+    /// The held-idle rule over the checked-out connections now, read only
+    /// while checkouts queue.
+    fn held_idle(&self) -> Option<Observation> {
+        let queued = self.load().queued;
+        if queued == 0 {
+            return None;
+        }
+        let now = crate::units::saturating_nanos(crate::units::now().saturating_duration_since(self.shared.epoch));
+        let held: Vec<rules::HeldConnection> = self
+            .shared
+            .live_connections()
+            .iter()
+            .filter_map(|c| {
+                // Nanoseconds since the pool's epoch, plus one (0: idle).
+                let since = c.checked_out.load(Relaxed).checked_sub(1)?;
+                let holder = c.holder();
+                Some(rules::HeldConnection {
+                    route: holder.route,
+                    site: holder.site,
+                    held_for: std::time::Duration::from_nanos(now.saturating_sub(since)),
+                    running: c.running().is_some(),
+                })
+            })
+            .collect();
+        rules::held_idle(queued, &held, &self.sink().config.alerts)
     }
 
     fn connection_streak(&self) -> Option<Observation> {

@@ -15,6 +15,7 @@
 //! | | the server shut a connection down (`admin_shutdown`, 57P01/57P02/57P03) | `admin_shutdown` | critical | event |
 //! | [`PoolExhaustion`](AlertType::PoolExhaustion) | a checkout timed out with every connection in use (`pool_exhausted`) | `timeout` | critical | event |
 //! | | utilization at or over `pool_utilization` (0.9) at a trend sample (the peak since the previous one; its verdict holds until the next sample), or at an evaluation while checkouts wait | `utilization` | high | condition |
+//! | | checkouts queue for a connection while `held_idle_share` (0.5) or more of the checked-out ones run no statement (each checked out for 50 ms at least): the pool starved by its holders, not by the database; the message names the route and call site holding the most of them idle | `held_idle` | high | condition |
 //! | [`SlowQuery`](AlertType::SlowQuery) | a statement ran at least `slow_query_threshold` (2 s) | fingerprint | medium | event |
 //! | [`HighErrorRate`](AlertType::HighErrorRate) | the share of failed statements over 5 min / 15 min / 1 h is over `error_rate_5min` (0.1) / `error_rate_15min` (0.05) / `error_rate_1hour` (0.02), with at least `error_rate_min_statements` (20) statements in the window | `5m` / `15m` / `1h` | high / medium / low | condition |
 //! | [`TransactionTimeout`](AlertType::TransactionTimeout) | a statement, lock or idle-in-transaction timeout (57014, 55P03, 25P03) | the error type | medium | event |

@@ -287,6 +287,69 @@ pub(crate) fn utilization(
     ))
 }
 
+/// A checked-out connection as the held-idle rule reads it: who holds it,
+/// for how long so far, and whether a statement runs on it now.
+pub(crate) struct HeldConnection {
+    pub(crate) route: Option<String>,
+    pub(crate) site: Option<String>,
+    pub(crate) held_for: Duration,
+    pub(crate) running: bool,
+}
+
+/// How long a connection must have been checked out before the held-idle
+/// rule counts it idle: a checkout that has not sent its first statement
+/// yet is no idle holder.
+pub(crate) const HELD_IDLE_MIN: Duration = Duration::from_millis(50);
+
+impl HeldConnection {
+    fn idle(&self) -> bool {
+        !self.running && self.held_for >= HELD_IDLE_MIN
+    }
+}
+
+/// The holders' starvation rule: checkouts queue for a connection while
+/// `held_idle_share` or more of the checked-out ones run no statement
+/// (their handlers keep them across other awaits). Names the route and
+/// call site holding the most of them idle.
+pub(crate) fn held_idle(queued: u32, held: &[HeldConnection], t: &AlertThresholds) -> Option<Observation> {
+    let idle: Vec<&HeldConnection> = held.iter().filter(|c| c.idle()).collect();
+    if queued == 0 || idle.is_empty() {
+        return None;
+    }
+    let share = idle.len() as f64 / held.len() as f64;
+    if share < t.held_idle_share {
+        return None;
+    }
+    let mut by_holder: std::collections::BTreeMap<(Option<&str>, Option<&str>), usize> = Default::default();
+    for c in &idle {
+        *by_holder.entry((c.route.as_deref(), c.site.as_deref())).or_default() += 1;
+    }
+    // The most; of equals, the first in order (a stable message).
+    let ((route, site), most) = by_holder.into_iter().fold(
+        ((None, None), 0),
+        |best, (key, n)| if n > best.1 { (key, n) } else { best },
+    );
+    let whose = match (route, site) {
+        (Some(route), Some(site)) => format!("{route} at {site}"),
+        (None, Some(site)) => format!("a checkout outside any request at {site}"),
+        (Some(route), None) => route.to_owned(),
+        (None, None) => "an unknown holder".to_owned(),
+    };
+    Some(condition(
+        AlertType::PoolExhaustion,
+        "held_idle",
+        AlertSeverity::High,
+        format!(
+            "{queued} checkouts wait while {} of the {} checked-out connections run no statement ({:.0}%, threshold \
+             {:.0}%): the pool is starved by its holders, not by the database; {most} held idle by {whose}",
+            idle.len(),
+            held.len(),
+            share * 100.0,
+            t.held_idle_share * 100.0
+        ),
+    ))
+}
+
 /// The connection-failure rule over the longest failure streak since the
 /// last evaluation.
 pub(crate) fn connection_streak(peak: u32, last_error: Option<&str>, t: &AlertThresholds) -> Option<Observation> {
@@ -674,6 +737,60 @@ mod tests {
         let o = utilization(10, 10, 3, None, &t).unwrap();
         assert!(o.message.contains("3 checkouts waiting"), "{}", o.message);
         assert!(utilization(0, 0, 3, None, &t).is_none());
+    }
+
+    #[test]
+    fn held_idle_fires_while_checkouts_queue_behind_idle_holders_and_names_the_most() {
+        let t = AlertThresholds::default();
+        let held = |route: &str, site: &str, idle: bool| HeldConnection {
+            route: Some(route.to_owned()),
+            site: Some(site.to_owned()),
+            held_for: Duration::from_secs(1),
+            running: !idle,
+        };
+        let pool = vec![
+            held("GET /report", "src/report.rs:42", true),
+            held("GET /report", "src/report.rs:42", true),
+            held("POST /pay", "src/pay.rs:7", true),
+            held("GET /items", "src/items.rs:3", false),
+        ];
+        let fired = held_idle(2, &pool, &t).expect("3 of 4 idle, 2 queued");
+        assert_eq!(
+            (fired.alert_type, fired.key.as_str()),
+            (AlertType::PoolExhaustion, "held_idle")
+        );
+        assert!(
+            fired.message.contains("2 checkouts wait while 3 of the 4"),
+            "{}",
+            fired.message
+        );
+        assert!(
+            fired
+                .message
+                .ends_with("2 held idle by GET /report at src/report.rs:42"),
+            "{}",
+            fired.message
+        );
+        assert!(held_idle(0, &pool, &t).is_none(), "nothing queues");
+        let busy = vec![
+            held("GET /items", "src/items.rs:3", false),
+            held("GET /items", "src/items.rs:3", false),
+            held("GET /report", "src/report.rs:42", true),
+        ];
+        assert!(held_idle(5, &busy, &t).is_none(), "the database is what they wait on");
+        assert!(held_idle(5, &[], &t).is_none());
+        assert!(
+            held_idle(5, &busy, &t.clone().held_idle_share(0.3)).is_some(),
+            "its threshold"
+        );
+        // Just checked out, no statement sent yet: not idle.
+        let fresh: Vec<HeldConnection> = (0..2)
+            .map(|_| HeldConnection {
+                held_for: HELD_IDLE_MIN / 2,
+                ..held("GET /items", "src/items.rs:3", true)
+            })
+            .collect();
+        assert!(held_idle(5, &fresh, &t).is_none(), "not held long enough");
     }
 
     #[test]

@@ -237,6 +237,7 @@ impl<F: Fn(&'static str) -> Option<String>> Env<F> {
         self.ratio("ASYNC_DB_ALERT_ERROR_RATE_15MIN", &mut a.error_rate_15min)?;
         self.ratio("ASYNC_DB_ALERT_ERROR_RATE_1HOUR", &mut a.error_rate_1hour)?;
         self.ratio("ASYNC_DB_ALERT_POOL_UTILIZATION", &mut a.pool_utilization)?;
+        self.ratio("ASYNC_DB_ALERT_HELD_IDLE_SHARE", &mut a.held_idle_share)?;
         self.count("ASYNC_DB_ALERT_CONSECUTIVE_FAILURES", &mut a.consecutive_failures)?;
         self.count("ASYNC_DB_ALERT_MIN_STATEMENTS", &mut a.error_rate_min_statements)?;
         self.duration("ASYNC_DB_ALERT_ERROR_RATE_EVIDENCE", &mut a.error_rate_evidence)?;
@@ -301,6 +302,7 @@ impl MonitorConfig {
     /// | `ASYNC_DB_ALERT_ERROR_RATE_15MIN` | [`AlertThresholds::error_rates`](super::AlertThresholds::error_rates) | 0.05 |
     /// | `ASYNC_DB_ALERT_ERROR_RATE_1HOUR` | [`AlertThresholds::error_rates`](super::AlertThresholds::error_rates) | 0.02 |
     /// | `ASYNC_DB_ALERT_POOL_UTILIZATION` | [`AlertThresholds::pool_utilization`](super::AlertThresholds::pool_utilization) | 0.9 |
+    /// | `ASYNC_DB_ALERT_HELD_IDLE_SHARE` | [`AlertThresholds::held_idle_share`](super::AlertThresholds::held_idle_share) | 0.5 |
     /// | `ASYNC_DB_ALERT_CONSECUTIVE_FAILURES` | [`AlertThresholds::consecutive_failures`](super::AlertThresholds::consecutive_failures) | 5 |
     /// | `ASYNC_DB_ALERT_MIN_STATEMENTS` | [`AlertThresholds::error_rate_min_statements`](super::AlertThresholds::error_rate_min_statements) | 20 |
     /// | `ASYNC_DB_ALERT_ERROR_RATE_EVIDENCE` | [`AlertThresholds::error_rate_evidence`](super::AlertThresholds::error_rate_evidence) | 60 s |
@@ -314,6 +316,7 @@ impl MonitorConfig {
     /// | `ASYNC_DB_ALERT_BLOCKED` | [`AlertThresholds::blocked`](super::AlertThresholds::blocked) | 30 s |
     /// | `ASYNC_DB_HISTORY_SLOT` | [`slot`](Self::slot) | 60 s |
     /// | `ASYNC_DB_RETURNED_ROWS` | [`returned_rows`](Self::returned_rows) (`true`/`false`) | `false` |
+    /// | `ASYNC_DB_HOLD_TIMES` | [`hold_times`](Self::hold_times) (`true`/`false`) | `false` |
     /// | `ASYNC_DB_FAIL_FAST` | [`fail_fast`](Self::fail_fast) (`true`/`false`) | `true` |
     /// | `ASYNC_DB_OBJECTIVES` | [`objective`](Self::objective), for each (`ROUTE = 99% < 50ms, 99.9% ok; …`) | unset |
     /// | `ASYNC_DB_SLOW_STATEMENTS` | [`slow_fingerprint`](Self::slow_fingerprint), for each (`0123456789abcdef=5s, …`) | unset |
@@ -390,6 +393,7 @@ impl MonitorConfig {
         env.duration("ASYNC_DB_HISTORY_SLOT", &mut c.slot)?;
         env.span_level(&mut c.span_level)?;
         env.flag("ASYNC_DB_RETURNED_ROWS", &mut c.returned_rows)?;
+        env.flag("ASYNC_DB_HOLD_TIMES", &mut c.hold_times)?;
         env.flag("ASYNC_DB_FAIL_FAST", &mut c.fail_fast)?;
         env.readiness(&mut c.readiness)?;
         env.read(

@@ -121,6 +121,7 @@ pub struct MonitorConfig {
     pub(crate) trace_context: Option<TraceContext>,
     pub(crate) span_level: Option<tracing::Level>,
     pub(crate) returned_rows: bool,
+    pub(crate) hold_times: bool,
     pub(crate) fail_fast: bool,
     pub(crate) readiness: Readiness,
     pub(crate) objectives: Vec<Objective>,
@@ -265,6 +266,7 @@ pub struct AlertThresholds {
     pub(crate) error_rate_15min: f64,
     pub(crate) error_rate_1hour: f64,
     pub(crate) pool_utilization: f64,
+    pub(crate) held_idle_share: f64,
     pub(crate) consecutive_failures: u32,
     pub(crate) error_rate_min_statements: u64,
     pub(crate) error_rate_evidence: Duration,
@@ -375,6 +377,16 @@ impl AlertThresholds {
         self
     }
 
+    /// Sets the share of the checked-out connections that, held with no
+    /// statement running while checkouts queue for one, raises the
+    /// `held_idle` pool-exhaustion alert: the pool starved by its holders
+    /// (handlers keeping their connection across other awaits), not by the
+    /// database (`ASYNC_DB_ALERT_HELD_IDLE_SHARE`). Defaults to 0.5.
+    pub fn held_idle_share(mut self, ratio: f64) -> Self {
+        self.held_idle_share = ratio;
+        self
+    }
+
     /// Sets the three error-rate thresholds, over 5 min, 15 min and 1 h
     /// (`ASYNC_DB_ALERT_ERROR_RATE_5MIN`, `_15MIN`, `_1HOUR`). Defaults to
     /// 0.1, 0.05 and 0.02.
@@ -417,6 +429,7 @@ impl Default for AlertThresholds {
             error_rate_15min: 0.05,
             error_rate_1hour: 0.02,
             pool_utilization: 0.9,
+            held_idle_share: 0.5,
             consecutive_failures: 5,
             error_rate_min_statements: 20,
             error_rate_evidence: Duration::from_secs(60),
@@ -464,6 +477,7 @@ impl Default for MonitorConfig {
             trace_context: None,
             span_level: Some(tracing::Level::INFO),
             returned_rows: false,
+            hold_times: false,
             fail_fast: true,
             readiness: Readiness::default(),
             objectives: Vec::new(),
@@ -765,6 +779,23 @@ impl MonitorConfig {
         self
     }
 
+    /// Whether each checkout's hold is split into the time its statements
+    /// ran and the time the connection was held idle (the handler keeping
+    /// it between statements, or across other awaits), by the route of its
+    /// request and its `get()` call site: the hold report
+    /// ([`PoolMonitor::hold_report`](crate::PoolMonitor::hold_report),
+    /// `GET …/metrics/holders`) and
+    /// `db_monitor_connection_held_idle_seconds` (`ASYNC_DB_HOLD_TIMES`,
+    /// `true` or `false`). Defaults to `false`: it costs about 300
+    /// instructions a checkout (a lock and a map lookup, and a histogram
+    /// record; benches/README.md), past what a request already costs. The
+    /// `held_idle` pool-exhaustion alert, which reads the checked-out
+    /// connections as it evaluates, does not depend on it.
+    pub fn hold_times(mut self, on: bool) -> Self {
+        self.hold_times = on;
+        self
+    }
+
     /// Whether a bb8 checkout fails at once while the database is known to
     /// be out of reach (`ASYNC_DB_FAIL_FAST`, `true` or `false`): no
     /// connection of the pool is open and connects have failed since the
@@ -896,10 +927,12 @@ mod tests {
             ("ASYNC_DB_ALERT_EVALUATION_INTERVAL", "5"),
             ("ASYNC_DB_SPAN_LEVEL", "debug"),
             ("ASYNC_DB_RETURNED_ROWS", "true"),
+            ("ASYNC_DB_HOLD_TIMES", "true"),
         ])
         .unwrap();
         assert_eq!(c.span_level, Some(tracing::Level::DEBUG));
         assert!(c.returned_rows);
+        assert!(c.hold_times);
         assert_eq!(from(&[("ASYNC_DB_SPAN_LEVEL", "off")]).unwrap().span_level, None);
         assert_eq!(
             from(&[("ASYNC_DB_SPAN_LEVEL", "loud")]).unwrap_err().variable(),

@@ -166,6 +166,7 @@ impl MonitorConfig {
         number("ASYNC_DB_ALERT_ERROR_RATE_15MIN", a.error_rate_15min, 0.0, 1.0, ratio)?;
         number("ASYNC_DB_ALERT_ERROR_RATE_1HOUR", a.error_rate_1hour, 0.0, 1.0, ratio)?;
         number("ASYNC_DB_ALERT_POOL_UTILIZATION", a.pool_utilization, 0.0, 1.0, ratio)?;
+        number("ASYNC_DB_ALERT_HELD_IDLE_SHARE", a.held_idle_share, 0.0, 1.0, ratio)?;
         duration(
             "ASYNC_DB_SLOW_QUERY_THRESHOLD",
             self.slow_query_threshold,

@@ -53,10 +53,14 @@ pub(crate) enum Event<'a> {
     PoolSecond(crate::stats::PoolSecond),
     /// A replica set sent a read to this pool.
     ReplicaChosen,
-    /// A checkout was returned after being held for `held`.
+    /// A checkout was returned after being held for `held`, of which its
+    /// statements ran for `busy` (summed), by the request of route id
+    /// `route` (0: none) from the `get()` at `location`.
     Return {
         at: quanta::Instant,
         held: Duration,
+        busy: Duration,
+        route: u32,
         location: &'static Location<'static>,
     },
     /// One request ran one statement more than the N+1 threshold (the

@@ -44,7 +44,13 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
             sink.metrics.shed.increment(1);
             sink.stores.load.shed();
         }
-        Event::Return { at, held, location } => checkin(sink, at, held, location),
+        Event::Return {
+            at,
+            held,
+            busy,
+            route,
+            location,
+        } => checkin(sink, at, held, busy, route, location),
         Event::NPlusOne {
             route,
             fingerprint,
@@ -319,9 +325,20 @@ fn checkout(sink: &Sink, at: quanta::Instant, waited: Duration, timeout: Option<
 }
 
 #[inline(never)]
-fn checkin(sink: &Sink, at: quanta::Instant, held: Duration, location: &'static Location<'static>) {
+fn checkin(
+    sink: &Sink,
+    at: quanta::Instant,
+    held: Duration,
+    busy: Duration,
+    route: u32,
+    location: &'static Location<'static>,
+) {
     sink.metrics.use_time.record(held);
     sink.stores.load.returned(at, held);
+    if let Some(held_idle) = &sink.metrics.held_idle {
+        held_idle.record(held.saturating_sub(busy));
+        sink.stores.holds.record(route, location, held, busy);
+    }
     if sink.config.leak_threshold.is_some_and(|limit| held > limit) {
         sink.metrics.leaks.increment(1);
         tracing::warn!(

@@ -76,7 +76,7 @@ impl Sink {
         let base = base_labels(&name);
         Sink {
             queries: QueryTable::new(&registry, &config, &base, &target.labels()),
-            metrics: PoolMetrics::new(&registry, &base),
+            metrics: PoolMetrics::new(&registry, &base, config.hold_times),
             objectives: config
                 .objectives
                 .iter()
@@ -115,6 +115,7 @@ impl Sink {
         stores.recent.clear();
         stores.n_plus_one.clear();
         stores.routes.clear();
+        stores.holds.clear();
         stores.objectives.clear();
         self.queries.reset_counts();
         self.queries.forget_texts();
@@ -208,6 +209,8 @@ impl Sink {
 pub(crate) struct PoolMetrics {
     pub(crate) wait_time: Histogram,
     pub(crate) use_time: Histogram,
+    /// With `hold_times` on only.
+    pub(crate) held_idle: Option<Histogram>,
     pub(crate) create_time: Histogram,
     timeouts_exhausted: Counter,
     timeouts_connect: Counter,
@@ -244,7 +247,7 @@ pub(crate) struct PoolMetrics {
 }
 
 impl PoolMetrics {
-    fn new(m: &Registry, base: &[Label]) -> Self {
+    fn new(m: &Registry, base: &[Label], hold_times: bool) -> Self {
         let with = |name: &'static str, value: &'static str| {
             let mut labels = base.to_vec();
             labels.push(Label::from_static_parts(name, value));
@@ -253,6 +256,7 @@ impl PoolMetrics {
         PoolMetrics {
             wait_time: m.histogram(names::CONNECTION_WAIT_TIME, base.to_vec()),
             use_time: m.histogram(names::CONNECTION_USE_TIME, base.to_vec()),
+            held_idle: hold_times.then(|| m.histogram(names::CONNECTION_HELD_IDLE, base.to_vec())),
             create_time: m.histogram(names::CONNECTION_CREATE_TIME, base.to_vec()),
             timeouts_exhausted: m.counter(names::CONNECTION_TIMEOUTS, with(names::REASON, "pool_exhausted")),
             timeouts_connect: m.counter(names::CONNECTION_TIMEOUTS, with(names::REASON, "connect_timeout")),

@@ -14,7 +14,7 @@
 //! | `prepare_cached` | `MonitoredClient` / `MonitoredTransaction` | `db_monitor_prepared_cache_total{result="hit"|"miss"}`; per connection in the snapshot |
 //! | transaction | `commit` / `rollback` / drop | duration by outcome: `committed`, `rolled_back`, `abandoned`, `failed` (also dropped after a failed statement) |
 //! | checkout | `MonitoredPool::get` | wait time; on timeout `pool_exhausted` (every connection taken, connects not failing) or `connect_timeout` (with the last connect error as source) |
-//! | return | drop of `MonitoredConnection` | use time; a leak warning (log and counter) past `leak_threshold`, naming the `get()` call site |
+//! | return | drop of `MonitoredConnection` | use time; a leak warning (log and counter) past `leak_threshold`, naming the `get()` call site; with [`hold_times`](crate::MonitorConfig::hold_times) on, the hold split into time in statements and time held idle, by route and call site ([`PoolMonitor::hold_report`](crate::PoolMonitor::hold_report), `db_monitor_connection_held_idle_seconds`) |
 //! | connect | `MonitoredManager` | create time, or the classified failure |
 //! | connection end | the connection's background task | its error with SQLSTATE (e.g. `57P01` when the server shuts down, `25P03` for an idle-in-transaction timeout), or a `connection_failure` when it ended without a word (a crash, a proxy or the network cut it) |
 //! | bb8 `State` / `Statistics` | `PoolMonitor::publish_state`: on a checkout at most every 250 ms, on every timeout, at each scrape of the layer's `/metrics`, every 5 s from the background task, or when called | gauges and absolute counters |

@@ -60,6 +60,7 @@
 //! | `GET /server/statements?limit=20` | [`ServerStatements`](crate::report::ServerStatements) (server view) |
 //! | `GET /server/load?minutes=15` | [`ServerLoad`](crate::report::ServerLoad) (server view): the pool's database load per minute (1 to 60) as average active sessions by route and wait event |
 //! | `GET /server/connections` | [`ServerConnections`](crate::report::ServerConnections) (server view): the connection budget, and which poller of the fleet reads the server |
+//! | `GET /metrics/holders?limit=20` | [`HoldReport`](crate::stats::HoldReport): checkouts by route and `get()` call site, each hold split into time in statements and time held idle, the most idle first |
 //! | `GET /metrics/running` | [`RunningStatements`](crate::report::RunningStatements): statements running now past their slow threshold, with route and call site |
 //! | `POST /metrics/comprehensive/reset` | empties every store of the pool (never the metrics recorder) |
 //! | `POST /errors/reset` | empties the error store |

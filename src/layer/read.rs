@@ -24,6 +24,7 @@ pub(crate) enum Read {
     ServerLoad { minutes: usize },
     ServerConnections,
     Running,
+    Holders { limit: usize },
     Series { minutes: u32 },
     Objectives,
 }
@@ -50,6 +51,7 @@ pub(super) enum Route<'a> {
     ServerLoad,
     ServerConnections,
     Running,
+    Holders,
     Series,
     Objectives,
     Replicas,
@@ -78,6 +80,7 @@ impl<'a> Route<'a> {
             ["server", "load"] => Route::ServerLoad,
             ["server", "connections"] => Route::ServerConnections,
             ["metrics", "running"] => Route::Running,
+            ["metrics", "holders"] => Route::Holders,
             ["metrics", "series"] => Route::Series,
             ["objectives"] => Route::Objectives,
             ["replicas"] => Route::Replicas,
@@ -130,6 +133,9 @@ impl<'a> Route<'a> {
             },
             Route::ServerConnections => Read::ServerConnections,
             Route::Running => Read::Running,
+            Route::Holders => Read::Holders {
+                limit: q.limit()?.unwrap_or(20),
+            },
             Route::Series => Read::Series {
                 minutes: bounded(q.minutes, "minutes", 60)?.unwrap_or(60) as u32,
             },

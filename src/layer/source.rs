@@ -70,6 +70,7 @@ impl RoutePool for PoolMonitor {
             Read::ServerLoad { minutes } => serde_json::to_vec(&self.server_load(minutes)),
             Read::ServerConnections => serde_json::to_vec(&self.server_connections()),
             Read::Running => serde_json::to_vec(&self.running_statements()),
+            Read::Holders { limit } => serde_json::to_vec(&self.hold_report(limit)),
             Read::Series { minutes } => serde_json::to_vec(&self.series(minutes)),
             Read::Objectives => serde_json::to_vec(&self.objectives()),
         }

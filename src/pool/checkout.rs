@@ -205,6 +205,9 @@ pub(crate) trait GiveBack: Deref<Target = MonitoredClient> + Send + 'static {
 #[derive(Clone, Copy)]
 pub(crate) struct Held {
     start_counts: SessionCounts,
+    /// The route id of the request that checked the connection out (0:
+    /// none).
+    route: u32,
     pub(crate) checked_out: quanta::Instant,
     pub(crate) location: &'static Location<'static>,
 }
@@ -236,7 +239,8 @@ impl Held {
         shared::bump(&stats.checkouts, 1);
         let since = u64::try_from(now.saturating_duration_since(pool.epoch).as_nanos()).unwrap_or(u64::MAX - 1);
         stats.checked_out.store(since.saturating_add(1), Relaxed);
-        stats.held_by(crate::funnel::current_route_id(), location);
+        let route = crate::funnel::current_route_id();
+        stats.held_by(route, location);
         stats
             .waited_nanos
             .store(crate::units::saturating_nanos(waited), Relaxed);
@@ -249,6 +253,7 @@ impl Held {
         }
         Held {
             start_counts,
+            route,
             checked_out: now,
             location,
         }
@@ -272,6 +277,12 @@ impl Held {
         let conn: &MonitoredClient = &guard;
         let at = now();
         let held = at.saturating_duration_since(self.checked_out);
+        let busy = nanos(
+            conn.stats()
+                .busy_ns
+                .load(Relaxed)
+                .wrapping_sub(self.start_counts.busy_ns),
+        );
         // Release: what its statements recorded (an end reported) is seen
         // by whoever sees the connection returned.
         conn.stats().checked_out.store(0, Release);
@@ -281,6 +292,8 @@ impl Held {
         pool.record(Event::Return {
             at,
             held,
+            busy,
+            route: self.route,
             location: self.location,
         });
         if conn.needs_settling() {

@@ -128,6 +128,9 @@ pub struct ComprehensiveReport {
     /// Requests by route, the most database time first (see
     /// [`PoolMonitor::route_report`](crate::PoolMonitor::route_report)).
     pub routes: Vec<crate::stats::RouteStats>,
+    /// Checkouts by route and call site, the most time held idle first
+    /// (see [`PoolMonitor::hold_report`](crate::PoolMonitor::hold_report)).
+    pub holders: Vec<crate::stats::HoldStats>,
     /// Active alerts.
     pub alerts: AlertReport,
     /// The server view's last sample, summed up (absent when it is off).

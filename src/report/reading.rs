@@ -106,6 +106,19 @@ impl PoolMonitor {
         self.stores().routes.report()
     }
 
+    /// Where the pool's time goes: every checkout returned since the
+    /// stores were last reset, by the route of its request and its `get()`
+    /// call site, its hold split into the time its statements ran and the
+    /// time the connection was held idle (the handler keeping it between
+    /// statements or across other awaits, which starves other requests
+    /// without loading the database). At most `limit` pairs, the most
+    /// connection-seconds held idle first; at most 200 pairs are kept.
+    /// Empty unless [`MonitorConfig::hold_times`](crate::MonitorConfig::hold_times)
+    /// is on.
+    pub fn hold_report(&self, limit: usize) -> crate::stats::HoldReport {
+        self.stores().holds.report(limit)
+    }
+
     /// The last statements the pool ran (at most `limit`, and at most
     /// [`query_history`](crate::MonitorConfig::query_history) are kept),
     /// newest first, normalized.
@@ -224,6 +237,7 @@ impl PoolMonitor {
             pool_trend: trend,
             n_plus_one: self.stores().n_plus_one.report(),
             routes: self.route_report(),
+            holders: self.hold_report(limit).holders,
             readiness: self.readiness(),
             alerts,
             server: self.server_summary(),

@@ -79,6 +79,7 @@ mod error_counts;
 mod errors;
 pub(crate) mod forecast;
 pub(crate) mod histogram;
+mod holds;
 mod load;
 mod nplusone;
 pub(crate) mod objectives;
@@ -102,6 +103,7 @@ use crate::units::unix_ms;
 pub use db_load::{LoadMinute, LoadSlice};
 pub use errors::{ErrorPattern, ErrorRate, ErrorRecord, ErrorReport, ErrorSource};
 pub use forecast::{ForecastEvidence, LittleCheck, PoolForecast, StatementAnomaly};
+pub use holds::{HoldReport, HoldStats};
 pub use load::PoolLoad;
 pub(crate) use load::Room;
 pub use nplusone::NPlusOnePattern;
@@ -167,6 +169,8 @@ pub(crate) struct PoolStores {
     pub(crate) recent: RecentRing,
     pub(crate) n_plus_one: NPlusOneLog,
     pub(crate) routes: RouteLog,
+    /// Checkouts' holds by route and call site.
+    pub(crate) holds: holds::HoldLog,
     pub(crate) alerts: AlertBook,
     pub(crate) server: server::ServerStore,
     /// The database load of the pool's backends (the server view's
@@ -189,6 +193,7 @@ impl PoolStores {
             recent: RecentRing::new(config.query_history, counters::stripe_count()),
             n_plus_one: NPlusOneLog::new(config.max_fingerprints),
             routes: RouteLog::default(),
+            holds: holds::HoldLog::default(),
             alerts: AlertBook::new(config.alert_history),
             server: server::ServerStore::default(),
             db_load: db_load::LoadStore::default(),
