@@ -786,9 +786,10 @@ impl MonitorConfig {
     /// ([`PoolMonitor::hold_report`](crate::PoolMonitor::hold_report),
     /// `GET …/metrics/holders`) and
     /// `db_monitor_connection_held_idle_seconds` (`ASYNC_DB_HOLD_TIMES`,
-    /// `true` or `false`). Defaults to `false`: it costs about 300
-    /// instructions a checkout (a lock and a map lookup, and a histogram
-    /// record; benches/README.md), past what a request already costs. The
+    /// `true` or `false`). Defaults to `false`: it costs 300 to 400
+    /// instructions a checkout (a lock and a map lookup, about 130, and a
+    /// histogram record; benches/README.md), past what a request already
+    /// costs. The
     /// `held_idle` pool-exhaustion alert, which reads the checked-out
     /// connections as it evaluates, does not depend on it.
     pub fn hold_times(mut self, on: bool) -> Self {
