@@ -307,8 +307,12 @@ pub(crate) async fn run<P: DemoPool>(service: &str) -> Result<(), Error> {
     let service = std::env::var("SERVICE").unwrap_or_else(|_| service.to_owned());
     let prometheus = PrometheusSetup::new().global_label("service", service).install()?;
 
-    // The pool's size from ASYNC_DB_MAX_SIZE (10 by default).
-    let config = MonitorConfig::from_env()?.slow_query_threshold(Duration::from_millis(250));
+    // The pool's size from ASYNC_DB_MAX_SIZE (10 by default); each hold
+    // split by route and call site (the dashboard's "who holds the
+    // connections"; off by default for its cost).
+    let config = MonitorConfig::from_env()?
+        .slow_query_threshold(Duration::from_millis(250))
+        .hold_times(true);
     // An objective for the customer route, unless ASYNC_DB_OBJECTIVES
     // declares others: 99 % of its requests under 50 ms of database time,
     // 99.9 % without a failed statement.

@@ -137,6 +137,7 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
         .max_size(8)
         .slot(Duration::from_secs(1))
         .slow_query_threshold(Duration::from_millis(250))
+        .hold_times(true)
         .server_view(ServerView::default().interval(Duration::from_millis(500)))
         .health_check_interval(Duration::from_secs(1))
         .objective(
@@ -208,6 +209,14 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
             "{name}: the objective's latency and success rows"
         );
         assert!(view["errors"].as_u64().unwrap() > 0, "{name}: no error rows");
+        let holder = &view["holder"];
+        assert!(
+            holder[0]
+                .as_str()
+                .is_some_and(|r| r.starts_with("GET ") || r.starts_with("POST "))
+                && holder[1].as_str().is_some_and(|s| s.contains(".rs:")),
+            "{name}: who holds the connections: {holder}"
+        );
         let load = view["charts"]
             .as_array()
             .unwrap()

@@ -998,3 +998,90 @@ async fn idle_holders_starving_the_pool_are_named_and_a_busy_database_is_not_bla
     );
     background.shutdown().await;
 }
+
+/// Serial reads: three independent 40 ms reads in a row could take 40 ms
+/// together; flagged under their route with about 80 ms to save. Where it
+/// must stay silent: the same three sent together (pipelined on one
+/// connection), three 5 ms reads (under the floor), and reads with a
+/// write between them (the later ones may need it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_reads_are_flagged_and_concurrent_short_or_dependent_ones_are_not() {
+    let (watcher, _rec) = monitor(MonitorConfig::default());
+    let pool = pool_with(
+        &watcher,
+        &unique("serial"),
+        support::pg::shared_config(),
+        2,
+        0,
+        Duration::from_secs(10),
+    )
+    .await;
+    let work = tower::service_fn({
+        let pool = pool.clone();
+        move |request: Request<Full<Bytes>>| {
+            let pool = pool.clone();
+            async move {
+                let conn = pool.get().await.expect("checkout");
+                let reads = [
+                    "SELECT pg_sleep(0.04) AS customer",
+                    "SELECT pg_sleep(0.04) AS orders",
+                    "SELECT pg_sleep(0.04) AS stock",
+                ];
+                match request.uri().path() {
+                    "/serial" => {
+                        for sql in reads {
+                            conn.execute(sql, &[]).await.expect("read");
+                        }
+                    }
+                    "/together" => {
+                        let (a, b, c) = tokio::join!(
+                            conn.execute(reads[0], &[]),
+                            conn.execute(reads[1], &[]),
+                            conn.execute(reads[2], &[])
+                        );
+                        assert!(a.is_ok() && b.is_ok() && c.is_ok());
+                    }
+                    "/short" => {
+                        for sql in ["SELECT pg_sleep(0.005) AS customer", "SELECT pg_sleep(0.005) AS orders"] {
+                            conn.execute(sql, &[]).await.expect("read");
+                        }
+                    }
+                    _ => {
+                        conn.execute(reads[0], &[]).await.expect("read");
+                        conn.execute("SET statement_timeout = 0", &[]).await.expect("write");
+                        conn.execute(reads[1], &[]).await.expect("read");
+                    }
+                }
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }
+        }
+    });
+    let service = DbMonitorLayer::new(pool.clone())
+        .route_label(|_, uri| Some(format!("GET {}", uri.path())))
+        .layer(work);
+    for path in ["/together", "/short", "/written", "/serial", "/together", "/serial"] {
+        assert_eq!(status_of(&service, path).await, StatusCode::OK);
+    }
+    let patterns = pool.monitor().serial_reads();
+    assert_eq!(patterns.len(), 1, "only the serial route: {patterns:#?}");
+    let serial = &patterns[0];
+    assert_eq!(serial.route.as_deref(), Some("GET /serial"));
+    assert_eq!((serial.requests, serial.max_reads), (2, 3));
+    assert_eq!(serial.statements.len(), 3, "{serial:?}");
+    assert!(
+        serial.statements[0]
+            .as_deref()
+            .is_some_and(|s| s.starts_with("SELECT pg_sleep(?)")),
+        "normalized: {serial:?}"
+    );
+    // Two of the three reads could have run beside the longest: at least
+    // 2 × 40 ms.
+    assert!(serial.max_saving_ms >= 79.9, "{serial:?}");
+    let doc = pool.monitor().comprehensive(5, 10);
+    assert_eq!(doc.serial_reads, patterns);
+    eprintln!(
+        "scenario serial_reads: flagged GET /serial (2 of 2 requests, {:.0} ms to save at most); silent on \
+         /together, /short and /written",
+        serial.max_saving_ms
+    );
+}

@@ -71,6 +71,12 @@ pub(crate) enum Event<'a> {
         runs: u64,
         threshold: u64,
     },
+    /// One request ran reads one after another that could have run
+    /// together (the layer).
+    SerialReads {
+        route: Option<&'a Arc<str>>,
+        run: &'a crate::funnel::scope::SerialRun,
+    },
     /// A request through the layer finished under `route` (the layer).
     Request {
         route: &'a Arc<str>,

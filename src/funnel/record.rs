@@ -57,6 +57,7 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
             runs,
             threshold,
         } => n_plus_one(sink, route, fingerprint, runs, threshold),
+        Event::SerialReads { route, run } => serial_reads(sink, route, run),
         Event::Request {
             route,
             statements,
@@ -126,7 +127,8 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
         (_, Some(kind)) => StatementOutcome::Failed(kind),
         _ => StatementOutcome::Ok,
     };
-    let route = scope::record_statement(entry.fingerprint, end, nanos, failed.is_some(), slow);
+    let read = entry.operation == crate::sql::Operation::Select;
+    let route = scope::record_statement(entry.fingerprint, end, nanos, failed.is_some(), slow, read);
     sink.stores.recent.push(stripe, || RawRecent {
         end_ns: crate::units::saturating_nanos(end.saturating_duration_since(sink.clock_epoch)),
         duration_ns: nanos,
@@ -370,6 +372,40 @@ fn n_plus_one(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64
             threshold,
             "N+1 pattern: `{}` ran {runs} times in one request",
             statement.unwrap_or("a statement of another pool")
+        );
+    }
+}
+
+#[inline(never)]
+fn serial_reads(sink: &Sink, route: Option<&Arc<str>>, run: &scope::SerialRun) {
+    let saving = Duration::from_nanos(run.saving_ns());
+    let fingerprints = run.fingerprints;
+    let statements = || -> Vec<Option<String>> {
+        fingerprints
+            .iter()
+            .filter(|&&fp| fp != 0)
+            .map(|&fp| sink.queries.by_fingerprint(fp).map(|e| e.normalized.to_string()))
+            .collect()
+    };
+    let new = sink
+        .stores
+        .serial
+        .record(SystemTime::now(), route, fingerprints, run.reads, saving, statements);
+    if new {
+        let texts: Vec<String> = statements()
+            .into_iter()
+            .map(|s| s.unwrap_or_else(|| "a statement of another pool".to_owned()))
+            .collect();
+        tracing::warn!(
+            pool = %sink.name,
+            route = route.map(|r| &**r).unwrap_or(""),
+            reads = run.reads,
+            saving_ms = saving.as_millis() as u64,
+            "serial reads: {} reads ran one after another in one request; run together they would have taken \
+             {} ms less: {}",
+            run.reads,
+            saving.as_millis(),
+            texts.join(" · ")
         );
     }
 }

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -88,6 +88,55 @@ pub(crate) struct Scope {
     most_runs: AtomicU32,
     route: Option<Arc<str>>,
     route_id: u32,
+    /// Reads this long or longer (nanoseconds) are looked at for runs of
+    /// serial reads; `u64::MAX`: none.
+    serial_each: u64,
+    /// Whether a run of serial reads is open: a write then closes it (and
+    /// takes the lock only then).
+    serial_open: AtomicBool,
+    serial: Mutex<SerialRuns>,
+}
+
+/// Reads of one request that ran one after another, none overlapping the
+/// one before: the current run and the one that could have saved most.
+#[derive(Default)]
+struct SerialRuns {
+    current: SerialRun,
+    best: SerialRun,
+}
+
+/// Consecutive reads of one request, each over the floor, that did not
+/// overlap: run together they would have taken as long as the longest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SerialRun {
+    /// The reads in the run.
+    pub(crate) reads: u32,
+    /// Their durations summed, and the longest (nanoseconds).
+    pub(crate) summed_ns: u64,
+    pub(crate) longest_ns: u64,
+    /// When the last one ended (nanoseconds on `since_start`'s scale).
+    end: u64,
+    /// The first four distinct statements (0: none).
+    pub(crate) fingerprints: [u64; 4],
+}
+
+impl SerialRun {
+    /// What running the reads together would have saved.
+    pub(crate) fn saving_ns(&self) -> u64 {
+        self.summed_ns - self.longest_ns
+    }
+
+    fn push(&mut self, fingerprint: u64, nanos: u64, end: u64) {
+        self.reads += 1;
+        self.summed_ns = self.summed_ns.saturating_add(nanos);
+        self.longest_ns = self.longest_ns.max(nanos);
+        self.end = end;
+        if !self.fingerprints.contains(&fingerprint) {
+            if let Some(free) = self.fingerprints.iter_mut().find(|f| **f == 0) {
+                *free = fingerprint;
+            }
+        }
+    }
 }
 
 impl Scope {
@@ -112,10 +161,58 @@ impl Scope {
             most_runs: AtomicU32::new(0),
             route,
             route_id,
+            serial_each: u64::MAX,
+            serial_open: AtomicBool::new(false),
+            serial: Mutex::default(),
         }
     }
 
-    fn record(&self, fingerprint: u64, end: u64, nanos: u64, failed: bool, slow: bool) {
+    /// Looks at reads of `each` or longer for runs of serial reads.
+    pub(crate) fn serial_reads_over(mut self, each: Duration) -> Self {
+        self.serial_each = crate::units::saturating_nanos(each);
+        self
+    }
+
+    /// A read of `nanos` ending at `end`, over the floor: it extends the
+    /// current run if it began after the run's last read ended, else (it
+    /// ran beside it) it begins a run of its own.
+    #[cold]
+    fn serial_read(&self, fingerprint: u64, end: u64, nanos: u64) {
+        let mut runs = self.serial.lock().unwrap_or_else(|e| e.into_inner());
+        let runs = &mut *runs;
+        if runs.current.reads > 0 && end.saturating_sub(nanos) < runs.current.end {
+            runs.current = SerialRun::default();
+        }
+        runs.current.push(fingerprint.max(1), nanos, end);
+        self.serial_open.store(true, Relaxed);
+        if runs.current.reads >= 2 && runs.current.saving_ns() > runs.best.saving_ns() {
+            runs.best = runs.current;
+        }
+    }
+
+    /// A write ends the current run: what came before it may be what it
+    /// needed.
+    #[cold]
+    fn serial_break(&self) {
+        self.serial.lock().unwrap_or_else(|e| e.into_inner()).current = SerialRun::default();
+        self.serial_open.store(false, Relaxed);
+    }
+
+    /// The run of serial reads that could have saved most, if two or more
+    /// reads ran one after another.
+    pub(crate) fn serial_run(&self) -> Option<SerialRun> {
+        let best = self.serial.lock().unwrap_or_else(|e| e.into_inner()).best;
+        (best.reads >= 2).then_some(best)
+    }
+
+    fn record(&self, fingerprint: u64, end: u64, nanos: u64, failed: bool, slow: bool, read: bool) {
+        if read {
+            if nanos >= self.serial_each {
+                self.serial_read(fingerprint, end, nanos);
+            }
+        } else if self.serial_open.load(Relaxed) {
+            self.serial_break();
+        }
         self.statements.fetch_add(1, Relaxed);
         self.busy_ns.fetch_add(nanos, Relaxed);
         self.cover(end.saturating_sub(nanos), end);
@@ -232,18 +329,25 @@ pub(crate) fn current_route_id() -> u32 {
 /// Adds a statement to the current request's statistics, if a request is
 /// running on this task; returns the request's route id (0: none).
 #[inline(always)]
-pub(crate) fn record_statement(fingerprint: u64, end: quanta::Instant, nanos: u64, failed: bool, slow: bool) -> u32 {
+pub(crate) fn record_statement(
+    fingerprint: u64,
+    end: quanta::Instant,
+    nanos: u64,
+    failed: bool,
+    slow: bool,
+    read: bool,
+) -> u32 {
     if !LAYER_IN_USE.load(Relaxed) {
         return 0;
     }
-    record_in_scope(fingerprint, end, nanos, failed, slow)
+    record_in_scope(fingerprint, end, nanos, failed, slow, read)
 }
 
 #[cold]
 #[inline(never)]
-fn record_in_scope(fingerprint: u64, end: quanta::Instant, nanos: u64, failed: bool, slow: bool) -> u32 {
+fn record_in_scope(fingerprint: u64, end: quanta::Instant, nanos: u64, failed: bool, slow: bool, read: bool) -> u32 {
     with_current(|scope| {
-        scope.record(fingerprint, crate::units::since_start(end), nanos, failed, slow);
+        scope.record(fingerprint, crate::units::since_start(end), nanos, failed, slow, read);
         scope.route_id
     })
     .unwrap_or(0)
@@ -345,7 +449,7 @@ mod tests {
         intervals.sort_by_key(|&(_, end)| end);
         let scope = Scope::new(None);
         for (start, end) in intervals {
-            scope.record(1, end * 1_000_000, (end - start) * 1_000_000, false, false);
+            scope.record(1, end * 1_000_000, (end - start) * 1_000_000, false, false, true);
         }
         scope.totals().1
     }
@@ -366,10 +470,49 @@ mod tests {
     }
 
     #[test]
+    fn serial_reads_are_runs_of_reads_over_the_floor_that_did_not_overlap() {
+        let ms = |n: u64| n * 1_000_000;
+        let scope = Scope::new(None).serial_reads_over(Duration::from_millis(30));
+        // (fingerprint, start, end in ms, read)
+        let run = |scope: &Scope, statements: &[(u64, u64, u64, bool)]| {
+            for &(fp, start, end, read) in statements {
+                scope.record(fp, ms(end), ms(end - start), false, false, read);
+            }
+        };
+        // Three 40 ms reads one after another: 80 ms to save.
+        run(&scope, &[(1, 0, 40, true), (2, 41, 81, true), (3, 82, 122, true)]);
+        let best = scope.serial_run().expect("a run");
+        assert_eq!((best.reads, best.saving_ns()), (3, ms(80)));
+        assert_eq!(best.fingerprints, [1, 2, 3, 0]);
+
+        // The same three sent together (pipelined): each overlaps the one
+        // before, no run of two.
+        let together = Scope::new(None).serial_reads_over(Duration::from_millis(30));
+        run(&together, &[(1, 0, 40, true), (2, 0, 80, true), (3, 0, 120, true)]);
+        assert_eq!(together.serial_run(), None);
+
+        // Under the floor, or with a write between: none.
+        let short = Scope::new(None).serial_reads_over(Duration::from_millis(30));
+        run(&short, &[(1, 0, 10, true), (2, 11, 21, true), (3, 22, 32, true)]);
+        assert_eq!(short.serial_run(), None);
+        let written = Scope::new(None).serial_reads_over(Duration::from_millis(30));
+        run(&written, &[(1, 0, 40, true), (9, 41, 42, false), (2, 43, 83, true)]);
+        assert_eq!(written.serial_run(), None);
+        // Fast reads between do not break a run.
+        let mixed = Scope::new(None).serial_reads_over(Duration::from_millis(30));
+        run(&mixed, &[(1, 0, 40, true), (7, 41, 42, true), (2, 43, 83, true)]);
+        assert_eq!(mixed.serial_run().map(|r| r.reads), Some(2));
+        // Off by default.
+        let off = Scope::new(None);
+        run(&off, &[(1, 0, 40, true), (2, 41, 81, true)]);
+        assert_eq!(off.serial_run(), None);
+    }
+
+    #[test]
     fn the_summed_time_is_kept_and_named_apart() {
         let scope = Scope::new(None);
         for end in [10, 20, 30] {
-            scope.record(1, end * 1_000_000, end * 1_000_000, false, false);
+            scope.record(1, end * 1_000_000, end * 1_000_000, false, false, true);
         }
         let snapshot = scope.snapshot();
         assert_eq!(snapshot.database_time, Duration::from_millis(30));

@@ -116,6 +116,7 @@ impl Sink {
         stores.n_plus_one.clear();
         stores.routes.clear();
         stores.holds.clear();
+        stores.serial.clear();
         stores.objectives.clear();
         self.queries.reset_counts();
         self.queries.forget_texts();

@@ -170,6 +170,13 @@ fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, elapsed: 
             .pool
             .n_plus_one(scope.route(), fingerprint, runs, config.n_plus_one);
     }
+    if let Some(run) = scope.serial_run() {
+        let saving = run.saving_ns();
+        if saving >= crate::units::saturating_nanos(config.serial_saving) && saving.saturating_mul(10) >= run.summed_ns
+        {
+            config.pool.serial_reads(scope.route(), &run);
+        }
+    }
 }
 
 /// The header's name, made once (`from_static` checks its bytes at every

@@ -35,6 +35,9 @@ pub(crate) struct LayerConfig {
     /// extensions.
     pub(crate) request_extension: bool,
     pub(crate) n_plus_one: u64,
+    /// The serial-reads floors: each read, and the saving.
+    pub(crate) serial_each: Duration,
+    pub(crate) serial_saving: Duration,
     pub(crate) read_guard: Option<Guard>,
     /// Whether the reading routes need the admin token.
     pub(crate) reads_need_token: bool,
@@ -70,6 +73,7 @@ impl fmt::Debug for DbMonitorLayer {
             .field("server_timing", &c.server_timing)
             .field("request_extension", &c.request_extension)
             .field("n_plus_one", &c.n_plus_one)
+            .field("serial_reads", &(c.serial_each, c.serial_saving))
             .field("read_guard", &c.read_guard.is_some())
             .field("reads_need_token", &c.reads_need_token)
             .field("dashboard", &c.dashboard)
@@ -96,6 +100,8 @@ impl DbMonitorLayer {
                 server_timing: false,
                 request_extension: false,
                 n_plus_one: 10,
+                serial_each: Duration::from_millis(30),
+                serial_saving: Duration::from_millis(50),
                 read_guard: None,
                 reads_need_token: false,
                 dashboard: true,
@@ -200,6 +206,25 @@ impl DbMonitorLayer {
     /// pattern (more than this many). Defaults to 10.
     pub fn n_plus_one_threshold(self, runs: u64) -> Self {
         self.with(|c| c.n_plus_one = runs)
+    }
+
+    /// Sets the floors of serial-reads detection: reads of one request
+    /// that ran one after another (each began after the one before ended,
+    /// no write between them), each taking `each` or longer, are flagged
+    /// when running them together would have saved `saving` or more (their
+    /// durations summed less the longest) and at least a tenth of their
+    /// time: Sentry's "consecutive DB queries" rule, with a lower saving
+    /// floor (Sentry's is 100 ms: three 40 ms reads that could take 40 ms
+    /// take 120). Counted by route and statements
+    /// ([`PoolMonitor::serial_reads`](crate::PoolMonitor::serial_reads)),
+    /// and logged once per pattern. Defaults to 30 ms and 50 ms;
+    /// `Duration::MAX` for `each` looks at no read. A statement under the
+    /// floor costs the check one compare.
+    pub fn serial_reads(self, each: Duration, saving: Duration) -> Self {
+        self.with(|c| {
+            c.serial_each = each;
+            c.serial_saving = saving;
+        })
     }
 
     /// Guards the reading routes (`GET`): a request for which `allow`

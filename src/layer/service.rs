@@ -98,10 +98,13 @@ where
                 request = Request::from_parts(parts, body);
                 allowed
             });
-        let scope = Arc::new(match route {
-            Route::Made(route) => Scope::new(route.map(Arc::from)),
-            Route::Known(route, id) => Scope::interned(Some(route), id),
-        });
+        let scope = Arc::new(
+            match route {
+                Route::Made(route) => Scope::new(route.map(Arc::from)),
+                Route::Known(route, id) => Scope::interned(Some(route), id),
+            }
+            .serial_reads_over(config.serial_each),
+        );
         if config.request_extension {
             request.extensions_mut().insert(RequestDbStats(scope.clone()));
         }

@@ -28,6 +28,8 @@ pub(crate) trait RoutePool: Send + Sync + 'static {
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>>;
     /// Records an N+1 pattern seen in a request.
     fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64);
+    /// Records a run of serial reads seen in a request.
+    fn serial_reads(&self, route: Option<&Arc<str>>, run: &crate::funnel::scope::SerialRun);
     /// Whether a request's own duration is needed (a route has an
     /// objective): otherwise the layer reads no clock for it.
     fn times_requests(&self) -> bool;
@@ -107,6 +109,10 @@ impl RoutePool for PoolMonitor {
             runs,
             threshold,
         });
+    }
+
+    fn serial_reads(&self, route: Option<&Arc<str>>, run: &crate::funnel::scope::SerialRun) {
+        self.shared.record(Event::SerialReads { route, run });
     }
 
     fn times_requests(&self) -> bool {

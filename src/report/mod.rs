@@ -131,6 +131,9 @@ pub struct ComprehensiveReport {
     /// Checkouts by route and call site, the most time held idle first
     /// (see [`PoolMonitor::hold_report`](crate::PoolMonitor::hold_report)).
     pub holders: Vec<crate::stats::HoldStats>,
+    /// Reads run one after another that could have run together, by route
+    /// (see [`PoolMonitor::serial_reads`](crate::PoolMonitor::serial_reads)).
+    pub serial_reads: Vec<crate::stats::SerialReadsPattern>,
     /// Active alerts.
     pub alerts: AlertReport,
     /// The server view's last sample, summed up (absent when it is off).

@@ -106,6 +106,14 @@ impl PoolMonitor {
         self.stores().routes.report()
     }
 
+    /// Reads that requests through [`DbMonitorLayer`](crate::DbMonitorLayer)
+    /// ran one after another where they could have run together (see
+    /// [`DbMonitorLayer::serial_reads`](crate::DbMonitorLayer::serial_reads)),
+    /// by route and statements, the most time they could have saved first.
+    pub fn serial_reads(&self) -> Vec<crate::stats::SerialReadsPattern> {
+        self.stores().serial.report()
+    }
+
     /// Where the pool's time goes: every checkout returned since the
     /// stores were last reset, by the route of its request and its `get()`
     /// call site, its hold split into the time its statements ran and the
@@ -238,6 +246,7 @@ impl PoolMonitor {
             n_plus_one: self.stores().n_plus_one.report(),
             routes: self.route_report(),
             holders: self.hold_report(limit).holders,
+            serial_reads: self.serial_reads(),
             readiness: self.readiness(),
             alerts,
             server: self.server_summary(),

@@ -89,6 +89,7 @@ mod recent;
 mod requests;
 pub(crate) mod ring;
 pub(crate) mod routes;
+mod serial;
 pub(crate) mod series;
 pub(crate) mod server;
 mod slow;
@@ -114,6 +115,7 @@ pub use performance::{
 pub use plans::{PlanNode, SeqScan, StatementPlan, LARGE_TABLE_ROWS};
 pub use recent::{RecentStatement, StatementOutcome};
 pub use requests::RouteStats;
+pub use serial::SerialReadsPattern;
 pub use series::{SeriesPoint, StatementSeries};
 pub use server::{
     BackendsByApplication, ConnectionBudget, LockNode, MonitoredInstance, OtherBackends, PollerRole, ServerBackend,
@@ -171,6 +173,8 @@ pub(crate) struct PoolStores {
     pub(crate) routes: RouteLog,
     /// Checkouts' holds by route and call site.
     pub(crate) holds: holds::HoldLog,
+    /// Serial reads by route and statements (the layer).
+    pub(crate) serial: serial::SerialLog,
     pub(crate) alerts: AlertBook,
     pub(crate) server: server::ServerStore,
     /// The database load of the pool's backends (the server view's
@@ -194,6 +198,7 @@ impl PoolStores {
             n_plus_one: NPlusOneLog::new(config.max_fingerprints),
             routes: RouteLog::default(),
             holds: holds::HoldLog::default(),
+            serial: serial::SerialLog::new(config.max_fingerprints),
             alerts: AlertBook::new(config.alert_history),
             server: server::ServerStore::default(),
             db_load: db_load::LoadStore::default(),

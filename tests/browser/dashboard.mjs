@@ -76,6 +76,8 @@ try {
       return {
         cards, charts, bg,
         statements: rows('statements'), errors: rows('errors'), alerts: rows('alerts'),
+        // The first holder's route and call site (the empty table's hint otherwise).
+        holder: [...document.querySelectorAll('#holders tbody tr:first-child td')].slice(0, 2).map((t) => t.textContent),
         objectives: document.getElementById('objectives').hidden ? 0 : rows('objectives-table'),
         budget: document.getElementById('budget-text').textContent, poller: document.getElementById('poller-text').textContent,
         overflow: document.documentElement.scrollWidth > window.innerWidth + 1,

@@ -421,6 +421,12 @@
       td('num', r.statements_per_request.toFixed(1)), td('num', count(r.requests_with_errors))]), 6,
       'no request under a route yet');
 
+    fill($('holders'), (all.holders || []).map((h) => [h.route || '(no request)', h.call_site,
+      td('num', count(h.checkouts)), td('num', ms(h.held_ms_per_checkout)), td('num', ms(h.in_statements_ms_per_checkout)),
+      td('num' + (h.held_idle_share >= 0.5 ? ' bad' : ''), ms(h.held_idle_ms_per_checkout)),
+      td('num', `${Math.round(h.held_idle_share * 100)}%`), td('num', ms(h.held_idle_seconds * 1000))]), 8,
+      'no hold recorded: MonitorConfig::hold_times (ASYNC_DB_HOLD_TIMES=true) splits each route\'s holds');
+
     fill($('errors'), all.errors.recent.map((e) => [td('num', clock(e.at_unix_ms)), e.error_type, e.sqlstate || '–',
       e.route || '–', td('sql', e.statement || '–'), e.message]), 6, 'no errors in the last hour');
     fill($('nplusone'), all.n_plus_one.map((p) => [p.route || '(no route)', td('sql', p.statement || p.fingerprint),
