@@ -94,6 +94,9 @@ pub(crate) struct Scope {
     /// Whether a run of serial reads is open: a write then closes it (and
     /// takes the lock only then).
     serial_open: AtomicBool,
+    /// Whether any read was over the floor: the request's end takes the
+    /// lock only then.
+    serial_seen: AtomicBool,
     serial: Mutex<SerialRuns>,
 }
 
@@ -163,6 +166,7 @@ impl Scope {
             route_id,
             serial_each: u64::MAX,
             serial_open: AtomicBool::new(false),
+            serial_seen: AtomicBool::new(false),
             serial: Mutex::default(),
         }
     }
@@ -185,6 +189,7 @@ impl Scope {
         }
         runs.current.push(fingerprint.max(1), nanos, end);
         self.serial_open.store(true, Relaxed);
+        self.serial_seen.store(true, Relaxed);
         if runs.current.reads >= 2 && runs.current.saving_ns() > runs.best.saving_ns() {
             runs.best = runs.current;
         }
@@ -201,6 +206,9 @@ impl Scope {
     /// The run of serial reads that could have saved most, if two or more
     /// reads ran one after another.
     pub(crate) fn serial_run(&self) -> Option<SerialRun> {
+        if !self.serial_seen.load(Relaxed) {
+            return None;
+        }
         let best = self.serial.lock().unwrap_or_else(|e| e.into_inner()).best;
         (best.reads >= 2).then_some(best)
     }

@@ -21,6 +21,11 @@
 //!   - N+1 detection: a statement run more than `n_plus_one_threshold` (10)
 //!     times in one request is counted (`db_monitor_n_plus_one_total`), logged
 //!     once per route and statement, and listed in the comprehensive report;
+//!   - serial reads: reads that ran one after another where running them
+//!     together would have saved time (each over 30 ms, saving 50 ms;
+//!     [`serial_reads`](DbMonitorLayer::serial_reads)), counted by route
+//!     and statements ([`PoolMonitor::serial_reads`](crate::PoolMonitor::serial_reads))
+//!     and logged once per pattern;
 //!   - its route: the method and axum's `MatchedPath` (`GET /customers/{id}`,
 //!     never `/customers/3`), a gRPC request's path, or what
 //!     [`route_label`](DbMonitorLayer::route_label) returns (cut at 256
