@@ -47,7 +47,9 @@
 //! lists) run only those, `IDLE=0` skips the idle background's count, and
 //! `PROFILES=dir` keeps callgrind's files there for `callgrind_annotate`.
 //! The monitored arm reads its settings from the environment
-//! (`ASYNC_DB_HOLD_TIMES=true` prices that option).
+//! (`ASYNC_DB_HOLD_TIMES=true` prices that option);
+//! `REDUNDANT_STATEMENTS=true` turns the layer's redundant-statement check
+//! on.
 
 #[path = "../tests/support/pg.rs"]
 mod pg;
@@ -301,7 +303,7 @@ async fn build(arm: &str, pool: &str, pg: Config) -> Result<(Router, Box<dyn std
             let manager = monitor.manager("bench", pg, NoTls);
             let pool = monitor.pool(manager, bb8::Pool::builder().max_size(POOL_SIZE)).await?;
             let background = background(&monitor, pool.monitor());
-            let layer = db_monitor::DbMonitorLayer::new(pool.clone());
+            let layer = layer(&pool);
             Ok((router(pool).layer(layer), Box::new((keep, background))))
         }
         ("monitored", "deadpool") => {
@@ -321,11 +323,19 @@ async fn build(arm: &str, pool: &str, pg: Config) -> Result<(Router, Box<dyn std
                 .create_timeout(None);
             let pool = monitor.deadpool(builder)?;
             let background = background(&monitor, pool.monitor());
-            let layer = db_monitor::DbMonitorLayer::new(pool.clone());
+            let layer = layer(&pool);
             Ok((router(pool).layer(layer), Box::new((keep, background))))
         }
         other => Err(format!("unknown arm and pool: {other:?}").into()),
     }
+}
+
+/// The layer as the README puts it on the router; with
+/// `REDUNDANT_STATEMENTS=true`, looking for redundant statements too (to
+/// price that option).
+fn layer(pool: &(impl Clone + Into<db_monitor::PoolMonitor>)) -> db_monitor::DbMonitorLayer {
+    let redundant = std::env::var("REDUNDANT_STATEMENTS").as_deref() == Ok("true");
+    db_monitor::DbMonitorLayer::new(pool.clone()).redundant_statements(redundant)
 }
 
 /// The monitor's background task, unless `BACKGROUND=off`: its work is

@@ -1085,3 +1085,87 @@ async fn serial_reads_are_flagged_and_concurrent_short_or_dependent_ones_are_not
         serial.max_saving_ms
     );
 }
+
+/// Redundant statements: one request sending the same statement twice
+/// with the same parameters (its answer could have been kept) is flagged,
+/// by text or prepared; with different parameters it is not, nor is
+/// anything when the layer does not look (the default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_repeated_with_the_same_parameters_is_flagged_and_with_others_it_is_not() {
+    let (watcher, _rec) = monitor(MonitorConfig::default());
+    let pool = pool_with(
+        &watcher,
+        &unique("redundant"),
+        support::pg::shared_config(),
+        2,
+        0,
+        Duration::from_secs(10),
+    )
+    .await;
+    let work = tower::service_fn({
+        let pool = pool.clone();
+        move |request: Request<Full<Bytes>>| {
+            let pool = pool.clone();
+            async move {
+                let conn = pool.get().await.expect("checkout");
+                let (first, second): (i32, i32) = if request.uri().path() == "/vary" {
+                    (7, 8)
+                } else {
+                    (7, 7)
+                };
+                if request.uri().path() == "/prepared" {
+                    let statement = conn.prepare("SELECT $1::int AS account").await.expect("prepare");
+                    conn.query_one(&statement, &[&first]).await.expect("read");
+                    conn.query_one(&statement, &[&second]).await.expect("read");
+                } else {
+                    conn.query_one("SELECT $1::int AS customer", &[&first])
+                        .await
+                        .expect("read");
+                    conn.query_opt("SELECT $1::int AS customer", &[&second])
+                        .await
+                        .expect("read");
+                }
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }
+        }
+    });
+    let label = |_: &http::Extensions, uri: &http::Uri| Some(format!("GET {}", uri.path()));
+    let quiet = DbMonitorLayer::new(pool.clone()).route_label(label).layer(work.clone());
+    assert_eq!(status_of(&quiet, "/repeat").await, StatusCode::OK);
+    assert!(pool.monitor().redundant_statements().is_empty(), "off by default");
+
+    let service = DbMonitorLayer::new(pool.clone())
+        .redundant_statements(true)
+        .route_label(label)
+        .layer(work);
+    for path in ["/vary", "/repeat", "/prepared", "/vary", "/repeat"] {
+        assert_eq!(status_of(&service, path).await, StatusCode::OK);
+    }
+    let mut found: Vec<(Option<String>, Option<String>, u64, u64)> = pool
+        .monitor()
+        .redundant_statements()
+        .into_iter()
+        .map(|p| (p.route, p.statement, p.requests, p.max_runs))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            (
+                Some("GET /prepared".to_owned()),
+                Some("SELECT ?::int AS account".to_owned()),
+                1,
+                2
+            ),
+            (
+                Some("GET /repeat".to_owned()),
+                Some("SELECT ?::int AS customer".to_owned()),
+                2,
+                2
+            ),
+        ],
+        "not GET /vary"
+    );
+    assert_eq!(pool.monitor().comprehensive(5, 10).redundant_statements.len(), 2);
+    eprintln!("scenario redundant: flagged GET /repeat (2 of 2) and GET /prepared (1 of 1); silent on GET /vary and with the check off");
+}

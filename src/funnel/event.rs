@@ -71,6 +71,13 @@ pub(crate) enum Event<'a> {
         runs: u64,
         threshold: u64,
     },
+    /// One request sent one statement `runs` times with the same
+    /// parameters (the layer).
+    Redundant {
+        route: Option<&'a Arc<str>>,
+        fingerprint: u64,
+        runs: u64,
+    },
     /// One request ran reads one after another that could have run
     /// together (the layer).
     SerialReads {

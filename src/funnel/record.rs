@@ -58,6 +58,11 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
             threshold,
         } => n_plus_one(sink, route, fingerprint, runs, threshold),
         Event::SerialReads { route, run } => serial_reads(sink, route, run),
+        Event::Redundant {
+            route,
+            fingerprint,
+            runs,
+        } => redundant(sink, route, fingerprint, runs),
         Event::Request {
             route,
             statements,
@@ -371,6 +376,26 @@ fn n_plus_one(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64
             runs,
             threshold,
             "N+1 pattern: `{}` ran {runs} times in one request",
+            statement.unwrap_or("a statement of another pool")
+        );
+    }
+}
+
+#[inline(never)]
+fn redundant(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64) {
+    let entry = sink.queries.by_fingerprint(fingerprint);
+    let statement = entry.as_ref().map(|e| &*e.normalized);
+    let new = sink
+        .stores
+        .redundant
+        .record(SystemTime::now(), route, fingerprint, statement, runs);
+    if new {
+        tracing::warn!(
+            pool = %sink.name,
+            route = route.map(|r| &**r).unwrap_or(""),
+            fingerprint = %hex(fingerprint),
+            runs,
+            "redundant statement: `{}` ran {runs} times with the same parameters in one request",
             statement.unwrap_or("a statement of another pool")
         );
     }

@@ -60,6 +60,38 @@ pub(crate) fn layer_created() {
     LAYER_IN_USE.store(true, Relaxed);
 }
 
+/// Set once a layer looks for redundant statements: until then statements
+/// skip hashing their parameters altogether.
+static PARAMS_WANTED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn params_wanted_somewhere() {
+    PARAMS_WANTED.store(true, Relaxed);
+}
+
+/// Whether a statement should note its parameters' hash (one load when no
+/// layer looks for redundant statements).
+#[inline(always)]
+pub(crate) fn params_wanted() -> bool {
+    PARAMS_WANTED.load(Relaxed)
+}
+
+/// Distinct (statement, parameters) pairs noted per request; more are not.
+const PARAM_PAIRS: usize = 64;
+
+/// Notes that the statement `fingerprint` was sent with parameters whose
+/// hash `hash` makes (only in a request whose layer looks for redundant
+/// statements). The hash is compared within the request, never kept past
+/// it and never shown.
+#[cold]
+#[inline(never)]
+pub(crate) fn note_params(fingerprint: impl FnOnce() -> u64, hash: impl FnOnce() -> u64) {
+    with_current(|scope| {
+        if scope.repeats_wanted {
+            scope.note_params(fingerprint(), hash());
+        }
+    });
+}
+
 /// Distinct fingerprints counted per request; more are counted together.
 const SLOTS: usize = 32;
 
@@ -98,6 +130,11 @@ pub(crate) struct Scope {
     /// lock only then.
     serial_seen: AtomicBool,
     serial: Mutex<SerialRuns>,
+    /// Whether statements note their parameters' hash, to find the same
+    /// statement sent twice with the same parameters.
+    repeats_wanted: bool,
+    /// (fingerprint, parameters' hash, runs); at most [`PARAM_PAIRS`].
+    params: Mutex<Vec<(u64, u64, u32)>>,
 }
 
 /// Reads of one request that ran one after another, none overlapping the
@@ -168,7 +205,41 @@ impl Scope {
             serial_open: AtomicBool::new(false),
             serial_seen: AtomicBool::new(false),
             serial: Mutex::default(),
+            repeats_wanted: false,
+            params: Mutex::default(),
         }
+    }
+
+    /// Looks for the same statement sent twice with the same parameters.
+    pub(crate) fn redundant_statements(mut self, on: bool) -> Self {
+        self.repeats_wanted = on;
+        self
+    }
+
+    fn note_params(&self, fingerprint: u64, hash: u64) {
+        let mut pairs = self.params.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, _, runs)) = pairs.iter_mut().find(|(fp, h, _)| (*fp, *h) == (fingerprint, hash)) {
+            *runs = runs.saturating_add(1);
+        } else if pairs.len() < PARAM_PAIRS {
+            pairs.push((fingerprint, hash, 1));
+        }
+    }
+
+    /// The statements sent more than once with the same parameters, with
+    /// the most runs of one parameter set.
+    pub(crate) fn redundant(&self) -> Vec<(u64, u64)> {
+        if !self.repeats_wanted {
+            return Vec::new();
+        }
+        let pairs = self.params.lock().unwrap_or_else(|e| e.into_inner());
+        let mut found: Vec<(u64, u64)> = Vec::new();
+        for &(fp, _, runs) in pairs.iter().filter(|(_, _, runs)| *runs > 1) {
+            match found.iter_mut().find(|(f, _)| *f == fp) {
+                Some((_, most)) => *most = (*most).max(u64::from(runs)),
+                None => found.push((fp, u64::from(runs))),
+            }
+        }
+        found
     }
 
     /// Looks at reads of `each` or longer for runs of serial reads.
@@ -514,6 +585,23 @@ mod tests {
         let off = Scope::new(None);
         run(&off, &[(1, 0, 40, true), (2, 41, 81, true)]);
         assert_eq!(off.serial_run(), None);
+    }
+
+    #[test]
+    fn redundant_statements_are_pairs_of_statement_and_parameters_seen_twice() {
+        let scope = Scope::new(None).redundant_statements(true);
+        scope.note_params(1, 10);
+        scope.note_params(1, 11);
+        scope.note_params(2, 20);
+        assert!(scope.redundant().is_empty(), "other parameters, other statements");
+        scope.note_params(1, 11);
+        scope.note_params(1, 11);
+        scope.note_params(1, 10);
+        assert_eq!(scope.redundant(), vec![(1, 3)], "the most runs of one parameter set");
+        let off = Scope::new(None);
+        off.note_params(1, 10);
+        off.note_params(1, 10);
+        assert!(off.redundant().is_empty(), "off by default");
     }
 
     #[test]

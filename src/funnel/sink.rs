@@ -117,6 +117,7 @@ impl Sink {
         stores.routes.clear();
         stores.holds.clear();
         stores.serial.clear();
+        stores.redundant.clear();
         stores.objectives.clear();
         self.queries.reset_counts();
         self.queries.forget_texts();

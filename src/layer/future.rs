@@ -170,6 +170,9 @@ fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, elapsed: 
             .pool
             .n_plus_one(scope.route(), fingerprint, runs, config.n_plus_one);
     }
+    for (fingerprint, runs) in scope.redundant() {
+        config.pool.redundant(scope.route(), fingerprint, runs);
+    }
     if let Some(run) = scope.serial_run() {
         let saving = run.saving_ns();
         if saving >= crate::units::saturating_nanos(config.serial_saving) && saving.saturating_mul(10) >= run.summed_ns

@@ -38,6 +38,8 @@ pub(crate) struct LayerConfig {
     /// The serial-reads floors: each read, and the saving.
     pub(crate) serial_each: Duration,
     pub(crate) serial_saving: Duration,
+    /// Whether statements sent twice with the same parameters are looked for.
+    pub(crate) redundant: bool,
     pub(crate) read_guard: Option<Guard>,
     /// Whether the reading routes need the admin token.
     pub(crate) reads_need_token: bool,
@@ -74,6 +76,7 @@ impl fmt::Debug for DbMonitorLayer {
             .field("request_extension", &c.request_extension)
             .field("n_plus_one", &c.n_plus_one)
             .field("serial_reads", &(c.serial_each, c.serial_saving))
+            .field("redundant_statements", &c.redundant)
             .field("read_guard", &c.read_guard.is_some())
             .field("reads_need_token", &c.reads_need_token)
             .field("dashboard", &c.dashboard)
@@ -102,6 +105,7 @@ impl DbMonitorLayer {
                 n_plus_one: 10,
                 serial_each: Duration::from_millis(30),
                 serial_saving: Duration::from_millis(50),
+                redundant: false,
                 read_guard: None,
                 reads_need_token: false,
                 dashboard: true,
@@ -225,6 +229,24 @@ impl DbMonitorLayer {
             c.serial_each = each;
             c.serial_saving = saving;
         })
+    }
+
+    /// Whether to look for redundant statements: one statement sent twice
+    /// or more with the same parameters within one request (its answer
+    /// could have been kept). `query`, `query_one`, `query_opt` and
+    /// `execute` hash their parameters' `Debug` forms for it; the hashes
+    /// are compared within the request and never kept or shown. Counted by
+    /// route and statement
+    /// ([`PoolMonitor::redundant_statements`](crate::PoolMonitor::redundant_statements))
+    /// and logged once per pattern. Defaults to `false`: formatting and
+    /// hashing the parameters costs about 600 instructions a statement
+    /// (the statement's table lookup included), past the cost budget of a
+    /// request (benches/README.md). Off, a statement pays one load.
+    pub fn redundant_statements(self, on: bool) -> Self {
+        if on {
+            crate::funnel::scope::params_wanted_somewhere();
+        }
+        self.with(|c| c.redundant = on)
     }
 
     /// Guards the reading routes (`GET`): a request for which `allow`

@@ -21,6 +21,10 @@
 //!   - N+1 detection: a statement run more than `n_plus_one_threshold` (10)
 //!     times in one request is counted (`db_monitor_n_plus_one_total`), logged
 //!     once per route and statement, and listed in the comprehensive report;
+//!   - with [`redundant_statements(true)`](DbMonitorLayer::redundant_statements),
+//!     statements sent twice or more with the same parameters (compared by
+//!     a hash of their parameters, never kept), counted by route
+//!     ([`PoolMonitor::redundant_statements`](crate::PoolMonitor::redundant_statements));
 //!   - serial reads: reads that ran one after another where running them
 //!     together would have saved time (each over 30 ms, saving 50 ms;
 //!     [`serial_reads`](DbMonitorLayer::serial_reads)), counted by route

@@ -103,7 +103,8 @@ where
                 Route::Made(route) => Scope::new(route.map(Arc::from)),
                 Route::Known(route, id) => Scope::interned(Some(route), id),
             }
-            .serial_reads_over(config.serial_each),
+            .serial_reads_over(config.serial_each)
+            .redundant_statements(config.redundant),
         );
         if config.request_extension {
             request.extensions_mut().insert(RequestDbStats(scope.clone()));

@@ -28,6 +28,9 @@ pub(crate) trait RoutePool: Send + Sync + 'static {
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>>;
     /// Records an N+1 pattern seen in a request.
     fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64);
+    /// Records a statement a request sent `runs` times with the same
+    /// parameters.
+    fn redundant(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64);
     /// Records a run of serial reads seen in a request.
     fn serial_reads(&self, route: Option<&Arc<str>>, run: &crate::funnel::scope::SerialRun);
     /// Whether a request's own duration is needed (a route has an
@@ -108,6 +111,14 @@ impl RoutePool for PoolMonitor {
             fingerprint,
             runs,
             threshold,
+        });
+    }
+
+    fn redundant(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64) {
+        self.shared.record(Event::Redundant {
+            route,
+            fingerprint,
+            runs,
         });
     }
 

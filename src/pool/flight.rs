@@ -581,6 +581,28 @@ fn simple_rows(messages: &Vec<SimpleQueryMessage>) -> Rows {
     )
 }
 
+/// A hash of `params` as their `Debug` forms give them, compared within one
+/// request and never kept or shown (a hash of a low-entropy value could be
+/// reversed by trying values).
+fn params_hash(params: &[&(dyn ToSql + Sync)]) -> u64 {
+    use std::fmt::Write as _;
+    use std::hash::{BuildHasher, Hasher};
+    struct Feed<'a, H>(&'a mut H);
+    impl<H: Hasher> std::fmt::Write for Feed<'_, H> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.write(s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut hasher = foldhash::fast::FixedState::with_seed(0x6462_6d6f_6e69_746f).build_hasher();
+    hasher.write_usize(params.len());
+    for param in params {
+        let _ = write!(Feed(&mut hasher), "{param:?}");
+        hasher.write_u8(0xff);
+    }
+    hasher.finish()
+}
+
 /// `$call` (an expression using `$s`, bound to either the SQL text or the
 /// prepared `Statement`) as one timed statement: one future type for both.
 macro_rules! dispatch {
@@ -678,6 +700,19 @@ impl ConnCtx {
         Ok(statement)
     }
 
+    /// Notes the statement's parameters, hashed, for the request's
+    /// redundant-statement check (nothing unless a layer looks for them).
+    #[inline(always)]
+    fn note_params<T: ?Sized + ToMonitoredStatement>(&self, statement: &T, params: &[&(dyn ToSql + Sync)]) {
+        if crate::funnel::scope::params_wanted() {
+            let fingerprint = || match statement.__prepared() {
+                Some(prepared) => prepared.entry.fingerprint,
+                None => self.pool.sink.queries.with_entry(statement.__sql(), |e| e.fingerprint),
+            };
+            crate::funnel::scope::note_params(fingerprint, || params_hash(params));
+        }
+    }
+
     pub(crate) fn query<'a, T>(
         &'a self,
         client: Via<'a>,
@@ -687,6 +722,7 @@ impl ConnCtx {
     where
         T: ?Sized + ToMonitoredStatement,
     {
+        self.note_params(statement, params);
         dispatch!(self, client, statement, |c, s| c.query(s, params), row_count)
     }
 
@@ -699,6 +735,7 @@ impl ConnCtx {
     where
         T: ?Sized + ToMonitoredStatement,
     {
+        self.note_params(statement, params);
         dispatch!(self, client, statement, |c, s| c.query_one(s, params), one_row)
     }
 
@@ -711,6 +748,7 @@ impl ConnCtx {
     where
         T: ?Sized + ToMonitoredStatement,
     {
+        self.note_params(statement, params);
         dispatch!(self, client, statement, |c, s| c.query_opt(s, params), opt_row)
     }
 
@@ -799,6 +837,7 @@ impl ConnCtx {
     where
         T: ?Sized + ToMonitoredStatement,
     {
+        self.note_params(statement, params);
         dispatch!(self, client, statement, |c, s| c.execute(s, params), affected)
     }
 

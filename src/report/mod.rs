@@ -134,6 +134,9 @@ pub struct ComprehensiveReport {
     /// Reads run one after another that could have run together, by route
     /// (see [`PoolMonitor::serial_reads`](crate::PoolMonitor::serial_reads)).
     pub serial_reads: Vec<crate::stats::SerialReadsPattern>,
+    /// Statements sent more than once with the same parameters in one
+    /// request (see [`PoolMonitor::redundant_statements`](crate::PoolMonitor::redundant_statements)).
+    pub redundant_statements: Vec<crate::stats::NPlusOnePattern>,
     /// Active alerts.
     pub alerts: AlertReport,
     /// The server view's last sample, summed up (absent when it is off).

@@ -106,6 +106,15 @@ impl PoolMonitor {
         self.stores().routes.report()
     }
 
+    /// Statements that one request sent more than once with the same
+    /// parameters, by route (with
+    /// [`DbMonitorLayer::redundant_statements`](crate::DbMonitorLayer::redundant_statements)
+    /// on; empty otherwise). Each is an [`NPlusOnePattern`](crate::stats::NPlusOnePattern):
+    /// its runs are runs with one parameter set.
+    pub fn redundant_statements(&self) -> Vec<crate::stats::NPlusOnePattern> {
+        self.stores().redundant.report()
+    }
+
     /// Reads that requests through [`DbMonitorLayer`](crate::DbMonitorLayer)
     /// ran one after another where they could have run together (see
     /// [`DbMonitorLayer::serial_reads`](crate::DbMonitorLayer::serial_reads)),
@@ -247,6 +256,7 @@ impl PoolMonitor {
             routes: self.route_report(),
             holders: self.hold_report(limit).holders,
             serial_reads: self.serial_reads(),
+            redundant_statements: self.redundant_statements(),
             readiness: self.readiness(),
             alerts,
             server: self.server_summary(),

@@ -173,6 +173,9 @@ pub(crate) struct PoolStores {
     pub(crate) routes: RouteLog,
     /// Checkouts' holds by route and call site.
     pub(crate) holds: holds::HoldLog,
+    /// Statements sent twice with the same parameters in one request, by
+    /// route (the layer; N+1's shape).
+    pub(crate) redundant: NPlusOneLog,
     /// Serial reads by route and statements (the layer).
     pub(crate) serial: serial::SerialLog,
     pub(crate) alerts: AlertBook,
@@ -199,6 +202,7 @@ impl PoolStores {
             routes: RouteLog::default(),
             holds: holds::HoldLog::default(),
             serial: serial::SerialLog::new(config.max_fingerprints),
+            redundant: NPlusOneLog::new(config.max_fingerprints),
             alerts: AlertBook::new(config.alert_history),
             server: server::ServerStore::default(),
             db_load: db_load::LoadStore::default(),
