@@ -152,12 +152,13 @@ impl PoolMonitor {
             .filter_map(|c| {
                 // Nanoseconds since the pool's epoch, plus one (0: idle).
                 let since = c.checked_out.load(Relaxed).checked_sub(1)?;
+                let quiet_since = since.max(c.last_end.load(Relaxed));
                 let holder = c.holder();
                 Some(rules::HeldConnection {
                     route: holder.route,
                     site: holder.site,
-                    held_for: std::time::Duration::from_nanos(now.saturating_sub(since)),
                     running: c.running().is_some(),
+                    idle_for: std::time::Duration::from_nanos(now.saturating_sub(quiet_since)),
                 })
             })
             .collect();

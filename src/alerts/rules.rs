@@ -288,22 +288,24 @@ pub(crate) fn utilization(
 }
 
 /// A checked-out connection as the held-idle rule reads it: who holds it,
-/// for how long so far, and whether a statement runs on it now.
+/// whether a statement runs on it now, and how long it has been held
+/// without one (since its checkout or its last statement's end, whichever
+/// is later).
 pub(crate) struct HeldConnection {
     pub(crate) route: Option<String>,
     pub(crate) site: Option<String>,
-    pub(crate) held_for: Duration,
     pub(crate) running: bool,
+    pub(crate) idle_for: Duration,
 }
 
-/// How long a connection must have been checked out before the held-idle
-/// rule counts it idle: a checkout that has not sent its first statement
-/// yet is no idle holder.
+/// How long a connection must have been held with no statement before the
+/// held-idle rule counts it idle: a checkout that has not sent its first
+/// statement yet, or is on its way back after its last, is no idle holder.
 pub(crate) const HELD_IDLE_MIN: Duration = Duration::from_millis(50);
 
 impl HeldConnection {
     fn idle(&self) -> bool {
-        !self.running && self.held_for >= HELD_IDLE_MIN
+        !self.running && self.idle_for >= HELD_IDLE_MIN
     }
 }
 
@@ -745,8 +747,8 @@ mod tests {
         let held = |route: &str, site: &str, idle: bool| HeldConnection {
             route: Some(route.to_owned()),
             site: Some(site.to_owned()),
-            held_for: Duration::from_secs(1),
             running: !idle,
+            idle_for: Duration::from_secs(1),
         };
         let pool = vec![
             held("GET /report", "src/report.rs:42", true),
@@ -783,14 +785,14 @@ mod tests {
             held_idle(5, &busy, &t.clone().held_idle_share(0.3)).is_some(),
             "its threshold"
         );
-        // Just checked out, no statement sent yet: not idle.
+        // Just checked out, or just past a statement: not idle yet.
         let fresh: Vec<HeldConnection> = (0..2)
             .map(|_| HeldConnection {
-                held_for: HELD_IDLE_MIN / 2,
+                idle_for: HELD_IDLE_MIN / 2,
                 ..held("GET /items", "src/items.rs:3", true)
             })
             .collect();
-        assert!(held_idle(5, &fresh, &t).is_none(), "not held long enough");
+        assert!(held_idle(5, &fresh, &t).is_none(), "not idle long enough");
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub(crate) fn statement_ended(
     let elapsed = end.saturating_duration_since(start);
     let nanos = crate::units::saturating_nanos(elapsed);
     conn.record(nanos, &outcome);
+    conn.last_end.store(
+        crate::units::saturating_nanos(end.saturating_duration_since(pool.epoch)),
+        Relaxed,
+    );
     let peers = match &outcome {
         Outcome::Failed(error) => deadlock_peers(pool, conn, error),
         _ => None,

@@ -324,6 +324,10 @@ pub(crate) struct ConnStats {
     /// and its fingerprint.
     running_since: AtomicU64,
     running_fingerprint: AtomicU64,
+    /// When the connection's last statement ended (nanoseconds since the
+    /// pool's epoch): with the checkout's start, how long a holder has
+    /// kept it without a statement.
+    pub(crate) last_end: AtomicU64,
 }
 
 /// Who holds a connection: the request's route and the `get()` call site.
@@ -390,6 +394,7 @@ impl ConnStats {
             traced: AtomicBool::new(false),
             running_since: AtomicU64::new(0),
             running_fingerprint: AtomicU64::new(0),
+            last_end: AtomicU64::new(0),
         }
     }
 
