@@ -357,14 +357,26 @@ fn checkin(
     }
 }
 
-#[inline(never)]
-fn n_plus_one(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64) {
+/// Keeps one request's repeats of `fingerprint` in `log` (N+1 patterns, or
+/// statements repeated with the same parameters): the statement's entry,
+/// and whether the (route, statement) pair is new there.
+fn keep_repeats(
+    sink: &Sink,
+    log: &crate::stats::NPlusOneLog,
+    route: Option<&Arc<str>>,
+    fingerprint: u64,
+    runs: u64,
+) -> (Option<Arc<super::QueryEntry>>, bool) {
     let entry = sink.queries.by_fingerprint(fingerprint);
     let statement = entry.as_ref().map(|e| &*e.normalized);
-    let new = sink
-        .stores
-        .n_plus_one
-        .record(SystemTime::now(), route, fingerprint, statement, runs);
+    let new = log.record(SystemTime::now(), route, fingerprint, statement, runs);
+    (entry, new)
+}
+
+#[inline(never)]
+fn n_plus_one(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64) {
+    let (entry, new) = keep_repeats(sink, &sink.stores.n_plus_one, route, fingerprint, runs);
+    let statement = entry.as_ref().map(|e| &*e.normalized);
     if let Some(entry) = &entry {
         entry.metrics.n_plus_one(&sink.registry).increment(1);
     }
@@ -383,12 +395,8 @@ fn n_plus_one(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64
 
 #[inline(never)]
 fn redundant(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64) {
-    let entry = sink.queries.by_fingerprint(fingerprint);
+    let (entry, new) = keep_repeats(sink, &sink.stores.redundant, route, fingerprint, runs);
     let statement = entry.as_ref().map(|e| &*e.normalized);
-    let new = sink
-        .stores
-        .redundant
-        .record(SystemTime::now(), route, fingerprint, statement, runs);
     if new {
         tracing::warn!(
             pool = %sink.name,
