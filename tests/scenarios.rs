@@ -38,6 +38,19 @@ where
     status
 }
 
+/// A pool of two connections on the shared server, waiting up to 10 s.
+async fn pool_of_two(watcher: &db_monitor::DbMonitor, name: &str) -> db_monitor::MonitoredPool<NoTls> {
+    pool_with(
+        watcher,
+        &unique(name),
+        support::pg::shared_config(),
+        2,
+        0,
+        Duration::from_secs(10),
+    )
+    .await
+}
+
 /// A trivial application behind the monitor's layer, to read its routes.
 fn routes(
     pool: &db_monitor::MonitoredPool<NoTls>,
@@ -872,15 +885,7 @@ async fn idle_holders_starving_the_pool_are_named_and_a_busy_database_is_not_bla
         .evaluation_interval(Duration::from_millis(100))
         .clear_after(Duration::from_secs(1));
     let (watcher, _rec) = monitor(MonitorConfig::default().alerts(thresholds).hold_times(true));
-    let pool = pool_with(
-        &watcher,
-        &unique("holders"),
-        support::pg::shared_config(),
-        2,
-        0,
-        Duration::from_secs(10),
-    )
-    .await;
+    let pool = pool_of_two(&watcher, "holders").await;
     let background = watcher.start(&pool);
     let work = tower::service_fn({
         let pool = pool.clone();
@@ -1007,15 +1012,7 @@ async fn idle_holders_starving_the_pool_are_named_and_a_busy_database_is_not_bla
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_reads_are_flagged_and_concurrent_short_or_dependent_ones_are_not() {
     let (watcher, _rec) = monitor(MonitorConfig::default());
-    let pool = pool_with(
-        &watcher,
-        &unique("serial"),
-        support::pg::shared_config(),
-        2,
-        0,
-        Duration::from_secs(10),
-    )
-    .await;
+    let pool = pool_of_two(&watcher, "serial").await;
     let work = tower::service_fn({
         let pool = pool.clone();
         move |request: Request<Full<Bytes>>| {
@@ -1093,15 +1090,7 @@ async fn serial_reads_are_flagged_and_concurrent_short_or_dependent_ones_are_not
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_repeated_with_the_same_parameters_is_flagged_and_with_others_it_is_not() {
     let (watcher, _rec) = monitor(MonitorConfig::default());
-    let pool = pool_with(
-        &watcher,
-        &unique("redundant"),
-        support::pg::shared_config(),
-        2,
-        0,
-        Duration::from_secs(10),
-    )
-    .await;
+    let pool = pool_of_two(&watcher, "redundant").await;
     let work = tower::service_fn({
         let pool = pool.clone();
         move |request: Request<Full<Bytes>>| {
