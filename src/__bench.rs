@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::funnel::span::SpanTarget;
 use crate::funnel::{Outcome, QueryEntry, Rows, Sink};
 use crate::pool::shared::{ConnStats, PoolShared};
-use crate::pool::{statement_ended, QueryRef};
+use crate::pool::{statement_ended, QueryRef, Times};
 
 /// Runs the instrumentation of one statement, exactly as a
 /// `MonitoredClient` method does around its I/O, with no I/O.
@@ -54,8 +54,12 @@ impl StatementProbe {
             &self.conn,
             &QueryRef::Text(sql),
             span.as_ref(),
-            start,
-            crate::units::now(),
+            Times {
+                sent: start,
+                behind: false,
+                first_row: None,
+                end: crate::units::now(),
+            },
             Outcome::Ok(Rows::Returned(1)),
         );
     }
@@ -90,8 +94,12 @@ impl StatementProbe {
             &self.conn,
             &QueryRef::Text(sql),
             None,
-            start,
-            crate::units::now(),
+            Times {
+                sent: start,
+                behind: false,
+                first_row: None,
+                end: crate::units::now(),
+            },
             Outcome::Failed(error),
         );
     }
@@ -111,8 +119,12 @@ impl StatementProbe {
             &self.conn,
             query,
             None,
-            start,
-            crate::units::now(),
+            Times {
+                sent: start,
+                behind: false,
+                first_row: None,
+                end: crate::units::now(),
+            },
             Outcome::Ok(Rows::Returned(1)),
         );
     }

@@ -1158,3 +1158,131 @@ async fn a_statement_repeated_with_the_same_parameters_is_flagged_and_with_other
     assert_eq!(pool.monitor().comprehensive(5, 10).redundant_statements.len(), 2);
     eprintln!("scenario redundant: flagged GET /repeat (2 of 2) and GET /prepared (1 of 1); silent on GET /vary and with the check off");
 }
+
+/// The latency split against a script whose parts are known: a checkout
+/// that waits 200 ms for the only connection, two statements pipelined
+/// behind a 100 ms sleep, and a stream whose first rows come at once and
+/// whose last comes 200 ms later. Each part must show where it is, and
+/// only there: the checkout's second statement waited for nothing, a
+/// statement run alone queued behind nothing, a collecting `query` has no
+/// first row of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_latency_split_shows_the_wait_the_queue_and_the_first_row_where_they_are() {
+    let (watcher, _rec) = monitor(MonitorConfig::default());
+    let pool = pool_with(
+        &watcher,
+        &unique("split"),
+        support::pg::shared_config(),
+        1,
+        0,
+        Duration::from_secs(10),
+    )
+    .await;
+    // The connection made first: no connect inside any wait below.
+    drop(pool.get().await.expect("checkout"));
+
+    let held = pool.get().await.expect("checkout");
+    let waiter = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let conn = pool.get().await.expect("checkout");
+            conn.execute("SELECT 1 AS after_wait", &[]).await.expect("read");
+            conn.execute("SELECT 1 AS second_of_checkout", &[]).await.expect("read");
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(held);
+    waiter.await.expect("the waiting task");
+
+    let conn = pool.get().await.expect("checkout");
+    // Prepared: one round trip each, answered in the order sent.
+    let ahead = conn.prepare("SELECT pg_sleep(0.1) AS ahead").await.expect("prepare");
+    let behind = conn.prepare("SELECT 1 AS behind").await.expect("prepare");
+    let (ahead, behind) = tokio::join!(conn.execute(&ahead, &[]), conn.execute(&behind, &[]));
+    assert!(ahead.is_ok() && behind.is_ok());
+    // As text: each is prepared, then run, in two round trips; the short
+    // one's second goes out before the sleep's and overtakes it.
+    let (ahead, overtaking) = tokio::join!(
+        conn.execute("SELECT pg_sleep(0.1) AS text_ahead", &[]),
+        conn.execute("SELECT 1 AS overtaking", &[])
+    );
+    assert!(ahead.is_ok() && overtaking.is_ok());
+    conn.execute("SELECT 1 AS alone", &[]).await.expect("read");
+    // 99 rows of 1 kB fill the server's send buffer (8 kB) and go out at
+    // once; the last row follows its 200 ms sleep.
+    let streamed = "SELECT repeat('x', 1000) AS streamed, pg_sleep(CASE WHEN g = 100 THEN 0.2 ELSE 0 END) \
+                    FROM generate_series(1, 100) g";
+    let stream = conn
+        .query_raw(streamed, std::iter::empty::<i32>())
+        .await
+        .expect("stream");
+    let rows: Vec<_> = futures_util::TryStreamExt::try_collect(stream).await.expect("rows");
+    assert_eq!(rows.len(), 100);
+    let collected = streamed.replace("AS streamed", "AS collected");
+    assert_eq!(conn.query(&collected, &[]).await.expect("rows").len(), 100);
+    drop(conn);
+
+    let stats = pool.monitor().query_stats();
+    let split = |name: &str| {
+        let q = stats
+            .iter()
+            .find(|q| q.normalized.contains(name))
+            .unwrap_or_else(|| panic!("{name} not recorded: {stats:#?}"));
+        q.split().expect("finished runs")
+    };
+    let (after_wait, second) = (split("after_wait"), split("second_of_checkout"));
+    assert!(after_wait.checkout_wait_ms >= 190.0, "{after_wait:?}");
+    assert_eq!(
+        second.checkout_wait_ms, 0.0,
+        "a checkout's wait is its first statement's"
+    );
+    let (ahead, behind, alone) = (split("AS ahead"), split("AS behind"), split("AS alone"));
+    assert!(ahead.checkout_wait_ms < 150.0, "the pool had the connection: {ahead:?}");
+    assert_eq!(ahead.queued_ms, 0.0, "nothing ran before it: {ahead:?}");
+    assert!(
+        behind.queued_ms >= 90.0 && behind.queued_ms <= behind.last_row_ms,
+        "behind the 100 ms sleep: {behind:?}"
+    );
+    assert_eq!(alone.queued_ms, 0.0, "run alone: {alone:?}");
+    let overtaking = split("AS overtaking");
+    // Which of the two runs first depends on the order of polls: either
+    // way the queue is the truth (all its time behind the sleep, or none).
+    assert!(
+        if overtaking.last_row_ms < 90.0 {
+            overtaking.queued_ms == 0.0
+        } else {
+            overtaking.queued_ms >= 90.0 && overtaking.queued_ms <= overtaking.last_row_ms
+        },
+        "{overtaking:?}"
+    );
+    let (streamed, collected) = (split("AS streamed"), split("AS collected"));
+    let first = streamed.first_row_ms.expect("a streamed first row");
+    assert!(
+        streamed.first_row_runs == 1 && first < 150.0 && streamed.last_row_ms >= 190.0,
+        "{streamed:?}"
+    );
+    assert_eq!(collected.first_row_ms, None, "query collects: no first row of its own");
+    assert!(collected.last_row_ms >= 190.0, "{collected:?}");
+    assert!([&after_wait, &second, &ahead, &behind, &alone, &streamed, &collected]
+        .iter()
+        .all(|s| s.first_row_ms.is_none() || s.first_row_runs > 0));
+
+    // The query-performance report's window shows the same split.
+    let report = pool.monitor().query_performance(5, 50);
+    let windowed = report
+        .by_statement
+        .iter()
+        .find(|s| s.statement.contains("AS behind"))
+        .and_then(|s| s.split.clone())
+        .expect("behind in the report");
+    assert!(
+        (windowed.queued_ms - behind.queued_ms).abs() < 1e-6,
+        "{windowed:?} against {behind:?}"
+    );
+    eprintln!(
+        "scenario latency_split: checkout wait {:.1} ms on the first statement (0 on the second); queued {:.1} ms \
+         behind a 100 ms sleep (0 alone, 0 ahead); first row {first:.1} ms, last {:.1} ms (a collecting query: \
+         none)",
+        after_wait.checkout_wait_ms, behind.queued_ms, streamed.last_row_ms
+    );
+}

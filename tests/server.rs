@@ -248,6 +248,11 @@ async fn statements_put_server_time_next_to_client_time() {
     );
     assert_eq!(s.rows_sharing_fingerprint, 1);
     assert!(s.difference_ms.is_some(), "one server row, one client row: compared");
+    // The client's split beside the server's mean: its last row is the
+    // client's mean; nothing was pipelined.
+    let split = s.client_split.as_ref().expect("the client's split");
+    assert!((split.last_row_ms - client_ms).abs() < 1e-6, "{split:?}");
+    assert_eq!(split.queued_ms, 0.0, "{split:?}");
 
     // The same statement with a literal and with a parameter: two rows on
     // the server, one on the client. The client's figures cover both, so

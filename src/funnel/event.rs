@@ -147,6 +147,9 @@ pub(crate) struct StatementEnd<'a> {
     /// `elapsed` in nanoseconds (saturating).
     pub(crate) nanos: u64,
     pub(crate) outcome: Outcome<'a>,
+    /// Its latency split's parts (the checkout's wait, the queue, the
+    /// first row).
+    pub(crate) split: crate::stats::counters::RunSplit,
     /// For a deadlock, the other side among the source's own connections,
     /// as the source names them (`connection 3 (PUT /accounts/{id} at
     /// src/accounts.rs:42)`).

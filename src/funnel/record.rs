@@ -99,6 +99,7 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
         elapsed,
         nanos,
         outcome,
+        split,
         deadlock_peers,
     } = end;
     let slow = elapsed >= entry.slow;
@@ -112,6 +113,7 @@ fn statement(sink: &Sink, end: StatementEnd<'_>) {
             Outcome::Failed(_) => RunEnd::Failed,
             Outcome::Cancelled => RunEnd::Cancelled,
         },
+        split,
     });
     let failed = match outcome {
         Outcome::Ok(rows) => {

@@ -8,7 +8,7 @@
 //!
 //! | event | source | recorded as |
 //! |---|---|---|
-//! | statement | [`MonitoredClient`](crate::MonitoredClient) / [`MonitoredTransaction`](crate::MonitoredTransaction) methods (same names as tokio-postgres) | duration by operation, table and summary; errors by kind and SQLSTATE; slow count; rows |
+//! | statement | [`MonitoredClient`](crate::MonitoredClient) / [`MonitoredTransaction`](crate::MonitoredTransaction) methods (same names as tokio-postgres) | duration by operation, table and summary; errors by kind and SQLSTATE; slow count; rows; its latency split, per statement: the checkout's wait (charged to the checkout's first statement), the time queued behind the connection's earlier statements, and for streams the time to the first row ([`LatencySplit`](crate::stats::LatencySplit), in the query-performance report and beside the server's mean in the server view) |
 //! | abandoned statement (its future dropped: a cancelled request) | drop guard | `cancelled` count; the connection is kept once the server is past it, else cancelled on the server and retired (see [abandoned statements](super::abandoned)) |
 //! | stream dropped before its end | `MonitoredStream` drop | a finished statement with the rows read; `db_monitor_streams_ended_early_total` |
 //! | `prepare_cached` | `MonitoredClient` / `MonitoredTransaction` | `db_monitor_prepared_cache_total{result="hit"|"miss"}`; per connection in the snapshot |

@@ -241,9 +241,9 @@ impl Held {
         stats.checked_out.store(since.saturating_add(1), Relaxed);
         let route = crate::funnel::current_route_id();
         stats.held_by(route, location);
-        stats
-            .waited_nanos
-            .store(crate::units::saturating_nanos(waited), Relaxed);
+        let waited = crate::units::saturating_nanos(waited);
+        stats.waited_nanos.store(waited, Relaxed);
+        stats.unclaimed_wait.store(waited, Relaxed);
         if let Some(current) = &pool.sink.config.trace_context {
             show_trace(conn, current);
         }

@@ -23,6 +23,7 @@ use super::shared::{bump, ConnStats, PoolShared};
 use super::statement::{MonitoredStatement, ToMonitoredStatement};
 use super::stream::{Counting, MonitoredStream};
 use crate::funnel::{span, Event, Outcome, QueryEntry, QueryTable, Rows, StatementEnd};
+use crate::stats::counters::RunSplit;
 use crate::units::now;
 
 /// What a connection's statements need to report: the connection, its pool,
@@ -41,23 +42,42 @@ pub(crate) struct ConnCtx {
 /// connection's own counts (and whether a failure ended it) are this
 /// source's bookkeeping; the rest goes to the funnel, and to the
 /// statement's span (none when no subscriber wants it).
+///
+/// `times`: when it was sent (and whether behind another statement), when
+/// its first row came (streams), when it ended.
 #[inline]
 pub(crate) fn statement_ended(
     pool: &PoolShared,
     conn: &ConnStats,
     query: &QueryRef<'_>,
     span: Option<&Span>,
-    start: Instant,
-    end: Instant,
+    times: Times,
     outcome: Outcome<'_>,
 ) {
+    let Times {
+        sent: start,
+        behind,
+        first_row,
+        end,
+    } = times;
     let elapsed = end.saturating_duration_since(start);
     let nanos = crate::units::saturating_nanos(elapsed);
     conn.record(nanos, &outcome);
-    conn.last_end.store(
-        crate::units::saturating_nanos(end.saturating_duration_since(pool.epoch)),
-        Relaxed,
-    );
+    let since_epoch = |at: Instant| crate::units::saturating_nanos(at.saturating_duration_since(pool.epoch));
+    let split = if matches!(outcome, Outcome::Cancelled) {
+        RunSplit::default()
+    } else {
+        RunSplit {
+            wait_ns: conn.claim_wait(),
+            queued_ns: if behind {
+                queued(conn.last_end.load(Relaxed), since_epoch(start), nanos)
+            } else {
+                0
+            },
+            first_row_ns: first_row.map(|at| crate::units::saturating_nanos(at.saturating_duration_since(start))),
+        }
+    };
+    conn.last_end.store(since_epoch(end), Relaxed);
     let peers = match &outcome {
         Outcome::Failed(error) => deadlock_peers(pool, conn, error),
         _ => None,
@@ -72,9 +92,21 @@ pub(crate) fn statement_ended(
             elapsed,
             nanos,
             outcome,
+            split,
             deadlock_peers: peers.as_deref(),
         }))
     })
+}
+
+/// The time a statement sent at `sent` (nanoseconds since the pool's
+/// epoch) behind a running one spent queued, of its `nanos`: until the end
+/// of the last statement recorded on its connection. None if that ended
+/// before it was sent: the statement ahead is still running, overtaken
+/// (statements given as text take two round trips, and a later one's
+/// second may go first).
+#[inline]
+fn queued(last_end: u64, sent: u64, nanos: u64) -> u64 {
+    last_end.saturating_sub(sent).min(nanos)
 }
 
 /// For a deadlock, the other backends the server names in its `DETAIL`
@@ -126,6 +158,33 @@ fn deadlock_pids(detail: &str) -> Vec<i32> {
     pids.sort_unstable();
     pids.dedup();
     pids
+}
+
+/// A statement's times, as [`statement_ended`] records them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Times {
+    /// When it was sent (its first poll).
+    pub(crate) sent: Instant,
+    /// Whether another statement was running on its connection then
+    /// (pipelined, or a stream not read to its end): it waited behind it.
+    pub(crate) behind: bool,
+    /// When a stream's first row (or message, or copy data) came.
+    pub(crate) first_row: Option<Instant>,
+    pub(crate) end: Instant,
+}
+
+impl Times {
+    /// Sent at `sent` with the connection's running-statement mark
+    /// `running` (zero: another statement was running), ended now.
+    #[inline]
+    fn ended_now(sent: Instant, running: u64, first_row: Option<Instant>) -> Self {
+        Times {
+            sent,
+            behind: running == 0,
+            first_row,
+            end: now(),
+        }
+    }
 }
 
 /// The statement a [`Timed`] or an [`InFlight`] reports on.
@@ -217,6 +276,9 @@ pin_project! {
         seen: u64,
         // The connection's running-statement mark (zero: another one is).
         running: u64,
+        // Its answer, held for one poll while the statement ahead of it,
+        // answered in the same instant, is recorded first (see `poll`).
+        parked: Option<Result<T, Error>>,
         rows: fn(&T) -> Rows,
     }
 
@@ -226,7 +288,14 @@ pin_project! {
             if let Some(start) = this.start.take() {
                 let ctx = *this.ctx;
                 ctx.stats.statement_done(*this.running);
-                statement_ended(&ctx.pool, &ctx.stats, this.query, this.span.as_ref(), start, now(), Outcome::Cancelled);
+                let times = Times::ended_now(start, *this.running, None);
+                // Dropped while its answer was held: it finished.
+                let outcome = match this.parked.as_ref() {
+                    Some(Ok(value)) => Outcome::Ok((this.rows)(value)),
+                    Some(Err(e)) => Outcome::Failed(e),
+                    None => Outcome::Cancelled,
+                };
+                statement_ended(&ctx.pool, &ctx.stats, this.query, this.span.as_ref(), times, outcome);
             }
         }
     }
@@ -252,7 +321,24 @@ where
                 start
             }
         };
-        let result = ready!(this.inner.poll(cx));
+        let result = match this.parked.take() {
+            Some(result) => result,
+            None => {
+                let result = ready!(this.inner.poll(cx));
+                // Sent behind a statement that is not recorded yet: both
+                // answers came before either future was polled again
+                // (`join!` polls in turns, and may poll this one first).
+                // Held for one poll, so that the one ahead, polled in the
+                // meantime, is recorded first and this one's queue ends
+                // at its end.
+                if *this.running == 0 && this.ctx.ahead_unrecorded(start) {
+                    *this.parked = Some(result);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                result
+            }
+        };
         *this.start = None;
         this.ctx.stats.statement_done(*this.running);
         let outcome = match &result {
@@ -267,8 +353,7 @@ where
             &this.ctx.stats,
             this.query,
             this.span.as_ref(),
-            start,
-            now(),
+            Times::ended_now(start, *this.running, None),
             outcome,
         );
         Poll::Ready(result)
@@ -324,6 +409,8 @@ pub(crate) struct InFlight<'a> {
     seen: u64,
     /// As [`Timed`]'s: the connection's running-statement mark.
     running: u64,
+    /// When the first row (or message, or copy data) came.
+    first_row: Option<Instant>,
     done: bool,
 }
 
@@ -353,7 +440,16 @@ impl<'a> InFlight<'a> {
             start,
             seen,
             running,
+            first_row: None,
             done: false,
+        }
+    }
+
+    /// The stream's first item came (later calls change nothing).
+    #[inline]
+    pub(crate) fn first_item(&mut self) {
+        if self.first_row.is_none() {
+            self.first_row = Some(now());
         }
     }
 
@@ -397,8 +493,7 @@ impl<'a> InFlight<'a> {
             &self.ctx.stats,
             &self.query,
             self.span.as_ref(),
-            self.start,
-            now(),
+            Times::ended_now(self.start, self.running, self.first_row),
             outcome,
         );
     }
@@ -433,6 +528,14 @@ impl ConnCtx {
         let since = crate::units::saturating_nanos(start.saturating_duration_since(self.pool.epoch));
         self.stats
             .statement_began(since, || query.fingerprint(&self.pool.sink.queries))
+    }
+
+    /// Whether no statement has ended on the connection since `sent`: the
+    /// one running then (a statement sent behind it asks) is not recorded.
+    #[inline]
+    fn ahead_unrecorded(&self, sent: Instant) -> bool {
+        let since = crate::units::saturating_nanos(sent.saturating_duration_since(self.pool.epoch));
+        self.stats.last_end.load(Relaxed) < since
     }
 
     /// The connection's cache of prepared statements.
@@ -506,6 +609,7 @@ impl ConnCtx {
             span: None,
             seen: 0,
             running: 0,
+            parked: None,
             rows,
         }
     }
@@ -988,7 +1092,17 @@ impl ConnCtx {
 
 #[cfg(test)]
 mod tests {
-    use super::deadlock_pids;
+    use super::{deadlock_pids, queued};
+
+    #[test]
+    fn a_statement_is_queued_until_the_one_ahead_ended_and_never_longer_than_it_ran() {
+        // Sent at 1,000, ran 500; the one ahead ended at 1,300.
+        assert_eq!(queued(1_300, 1_000, 500), 300);
+        // The one ahead not recorded: overtaken, still running.
+        assert_eq!(queued(900, 1_000, 500), 0);
+        // A clock's step past its own end: capped at its time.
+        assert_eq!(queued(2_000, 1_000, 500), 500);
+    }
 
     #[test]
     fn the_pids_of_a_deadlock_detail_are_read_and_nothing_else() {

@@ -98,7 +98,7 @@ mod transaction;
 pub use client::MonitoredClient;
 #[cfg(feature = "deadpool")]
 pub use deadpool::{DeadpoolManager, MonitoredDeadpool, MonitoredObject};
-pub(crate) use flight::{statement_ended, QueryRef};
+pub(crate) use flight::{statement_ended, QueryRef, Times};
 pub use generic::GenericClient;
 pub(crate) use manager::attach;
 pub use manager::{MonitorErrorSink, MonitoredManager};

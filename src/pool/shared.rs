@@ -315,6 +315,9 @@ pub(crate) struct ConnStats {
     /// How long the current (or last) checkout waited for this
     /// connection, in nanoseconds: an attribute of its statements' spans.
     pub(crate) waited_nanos: AtomicU64,
+    /// The same wait, until the checkout's first statement to finish
+    /// claims it for its latency split (see [`LatencySplit`](crate::stats::LatencySplit)).
+    pub(crate) unclaimed_wait: AtomicU64,
     /// The connection's `application_name` holds a checkout's trace
     /// context (see [`MonitorConfig::trace_context`](crate::MonitorConfig::trace_context)).
     pub(crate) traced: AtomicBool,
@@ -391,11 +394,23 @@ impl ConnStats {
             holder_site: Mutex::new(None),
             holder_site_addr: AtomicUsize::new(0),
             waited_nanos: AtomicU64::new(0),
+            unclaimed_wait: AtomicU64::new(0),
             traced: AtomicBool::new(false),
             running_since: AtomicU64::new(0),
             running_fingerprint: AtomicU64::new(0),
             last_end: AtomicU64::new(0),
         }
+    }
+
+    /// The checkout's wait, for the first statement that finishes after
+    /// it (zero for the others).
+    #[inline]
+    pub(crate) fn claim_wait(&self) -> u64 {
+        let wait = self.unclaimed_wait.load(Relaxed);
+        if wait != 0 {
+            self.unclaimed_wait.store(0, Relaxed);
+        }
+        wait
     }
 
     /// Counts one statement of this connection.

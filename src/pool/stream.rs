@@ -92,14 +92,22 @@ where
         let item = ready!(this.inner.poll_next(cx));
         match &item {
             Some(Ok(value)) => {
-                *this.rows += match this.counting {
-                    Counting::Items => 1,
+                let (row, first) = match this.counting {
+                    Counting::Items => (1, *this.rows == 0),
                     Counting::SimpleRows => {
                         let message = (value as &dyn Any).downcast_ref::<SimpleQueryMessage>();
-                        u64::from(matches!(message, Some(SimpleQueryMessage::Row(_))))
+                        let row = matches!(message, Some(SimpleQueryMessage::Row(_)));
+                        (u64::from(row), row && *this.rows == 0)
                     }
-                    Counting::Nothing => 0,
+                    // Copy data: its first piece is the first "row".
+                    Counting::Nothing => (0, true),
                 };
+                *this.rows += row;
+                if first {
+                    if let Some(flight) = this.flight.as_mut() {
+                        flight.first_item();
+                    }
+                }
             }
             Some(Err(e)) => {
                 if let Some(mut flight) = this.flight.take() {

@@ -348,6 +348,10 @@ impl PoolMonitor {
                     rows: s.rows,
                     total_time: nanos(s.total_ns),
                     max_time: nanos(s.max_ns),
+                    checkout_wait: nanos(s.split.wait_ns),
+                    queued: nanos(s.split.queued_ns),
+                    first_row: nanos(s.split.first_row_ns),
+                    first_row_runs: s.split.first_rows,
                 }
             })
             .collect();
@@ -382,9 +386,35 @@ pub struct QueryStats {
     pub total_time: Duration,
     /// Longest run.
     pub max_time: Duration,
+    /// The checkout waits charged to it: each checkout's wait goes to the
+    /// first statement that finished on its connection (see
+    /// [`LatencySplit`](crate::stats::LatencySplit)).
+    pub checkout_wait: Duration,
+    /// Time its runs spent behind their connection's earlier statements.
+    pub queued: Duration,
+    /// Time to the first row, summed over the `first_row_runs` streamed
+    /// runs that had one.
+    pub first_row: Duration,
+    /// The streamed runs behind `first_row`.
+    pub first_row_runs: u64,
 }
 
 impl QueryStats {
+    /// Where its time went, as means per finished run (none without
+    /// one).
+    pub fn split(&self) -> Option<crate::stats::LatencySplit> {
+        crate::stats::LatencySplit::of(
+            self.calls - self.cancelled,
+            crate::units::saturating_nanos(self.total_time),
+            &crate::stats::SplitSums {
+                wait_ns: crate::units::saturating_nanos(self.checkout_wait),
+                queued_ns: crate::units::saturating_nanos(self.queued),
+                first_row_ns: crate::units::saturating_nanos(self.first_row),
+                first_rows: self.first_row_runs,
+            },
+        )
+    }
+
     /// Mean time of the runs that finished (successfully or not).
     pub fn mean_time(&self) -> Duration {
         let finished = self.calls - self.cancelled;

@@ -268,11 +268,16 @@ impl PoolMonitor {
     pub fn server_statements(&self, limit: usize) -> ServerStatements {
         let (enabled, latest) = self.server_latest();
         let sample = latest.sample.as_deref();
-        let client: HashMap<u64, (u64, f64)> = self
+        let client: HashMap<u64, (u64, f64, Option<crate::stats::LatencySplit>)> = self
             .query_stats()
             .into_iter()
             .filter(|q| q.calls > q.cancelled)
-            .map(|q| (q.fingerprint, (q.calls, q.mean_time().as_secs_f64() * 1000.0)))
+            .map(|q| {
+                (
+                    q.fingerprint,
+                    (q.calls, q.mean_time().as_secs_f64() * 1000.0, q.split()),
+                )
+            })
             .collect();
         let statements = sample
             .map(|s| {
@@ -287,10 +292,12 @@ impl PoolMonitor {
                     .map(|st| {
                         let mut st = st.clone();
                         st.rows_sharing_fingerprint = sharing.get(&st.fingerprint).copied().unwrap_or(1);
-                        if let Some(&(calls, mean)) = client.get(&st.fingerprint) {
-                            st.client_calls = Some(calls);
-                            st.client_mean_ms = Some(mean);
-                            st.difference_ms = (st.rows_sharing_fingerprint == 1).then_some(mean - st.server_mean_ms);
+                        if let Some((calls, mean, split)) = client.get(&st.fingerprint) {
+                            let alone = st.rows_sharing_fingerprint == 1;
+                            st.client_calls = Some(*calls);
+                            st.client_mean_ms = Some(*mean);
+                            st.difference_ms = alone.then_some(mean - st.server_mean_ms);
+                            st.client_split = split.clone();
                         }
                         st
                     })

@@ -513,6 +513,7 @@ async fn statements(
                 server_mean_ms: nullable(r, 4).unwrap_or(0.0),
                 client_calls: None,
                 client_mean_ms: None,
+                client_split: None,
                 difference_ms: None,
                 rows_sharing_fingerprint: 1,
             })

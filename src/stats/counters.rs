@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 use super::histogram::{bucket_of, BUCKETS};
+use super::performance::SplitSums;
 
 /// One statement run, as the counters take it.
 #[derive(Clone, Copy, Debug)]
@@ -19,6 +20,20 @@ pub(crate) struct Run {
     pub(crate) slow: bool,
     /// How it ended.
     pub(crate) end: RunEnd,
+    /// Its latency split's parts.
+    pub(crate) split: RunSplit,
+}
+
+/// The parts of one run's time that the latency split shows (see
+/// [`LatencySplit`](super::LatencySplit)); zero where they do not apply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RunSplit {
+    /// The checkout's wait, charged to the first statement after it.
+    pub(crate) wait_ns: u64,
+    /// Time behind the connection's earlier statements.
+    pub(crate) queued_ns: u64,
+    /// Time to the first row, for a stream that had one.
+    pub(crate) first_row_ns: Option<u64>,
 }
 
 /// How a run ended, as the counters count it.
@@ -41,6 +56,11 @@ struct Stripe {
     total_ns: AtomicU64,
     max_ns: AtomicU64,
     rows: AtomicU64,
+    /// The latency split's sums (see [`RunSplit`]).
+    wait_ns: AtomicU64,
+    queued_ns: AtomicU64,
+    first_row_ns: AtomicU64,
+    first_rows: AtomicU64,
     /// Shortest and longest run since the last minute snapshot.
     window_min_ns: AtomicU64,
     window_max_ns: AtomicU64,
@@ -49,6 +69,16 @@ struct Stripe {
 }
 
 impl Stripe {
+    /// The latency split's sums.
+    fn split(&self) -> SplitSums {
+        SplitSums {
+            wait_ns: self.wait_ns.load(Relaxed),
+            queued_ns: self.queued_ns.load(Relaxed),
+            first_row_ns: self.first_row_ns.load(Relaxed),
+            first_rows: self.first_rows.load(Relaxed),
+        }
+    }
+
     /// Runs that finished: the histogram's count.
     fn finished(&self) -> u64 {
         self.buckets.iter().map(|b| b.load(Relaxed)).sum()
@@ -64,6 +94,10 @@ impl Default for Stripe {
             total_ns: AtomicU64::new(0),
             max_ns: AtomicU64::new(0),
             rows: AtomicU64::new(0),
+            wait_ns: AtomicU64::new(0),
+            queued_ns: AtomicU64::new(0),
+            first_row_ns: AtomicU64::new(0),
+            first_rows: AtomicU64::new(0),
             window_min_ns: AtomicU64::new(u64::MAX),
             window_max_ns: AtomicU64::new(0),
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -92,6 +126,7 @@ pub(crate) struct CounterTotals {
     pub(crate) total_ns: u64,
     pub(crate) max_ns: u64,
     pub(crate) rows: u64,
+    pub(crate) split: SplitSums,
 }
 
 /// Stripes per statement: the machine's parallelism as a power of two, at
@@ -160,6 +195,19 @@ impl QueryCounters {
         if run.slow {
             s.slow.fetch_add(1, Relaxed);
         }
+        // Most runs have no part to add but the first statement's wait: a
+        // checkout's later statements, nothing pipelined, no stream.
+        let split = &run.split;
+        if split.wait_ns != 0 {
+            s.wait_ns.fetch_add(split.wait_ns, Relaxed);
+        }
+        if split.queued_ns != 0 {
+            s.queued_ns.fetch_add(split.queued_ns, Relaxed);
+        }
+        if let Some(first) = split.first_row_ns {
+            s.first_row_ns.fetch_add(first, Relaxed);
+            s.first_rows.fetch_add(1, Relaxed);
+        }
         match run.end {
             RunEnd::Ok(Some(rows)) => {
                 s.rows.fetch_add(rows, Relaxed);
@@ -175,7 +223,18 @@ impl QueryCounters {
     /// may keep part of its counts).
     pub(crate) fn reset(&self) {
         for s in self.stripes.iter() {
-            let counters = [&s.errors, &s.cancelled, &s.slow, &s.total_ns, &s.max_ns, &s.rows];
+            let counters = [
+                &s.errors,
+                &s.cancelled,
+                &s.slow,
+                &s.total_ns,
+                &s.max_ns,
+                &s.rows,
+                &s.wait_ns,
+                &s.queued_ns,
+                &s.first_row_ns,
+                &s.first_rows,
+            ];
             for c in counters.into_iter().chain([&s.window_max_ns]).chain(s.buckets.iter()) {
                 c.store(0, Relaxed);
             }
@@ -193,6 +252,7 @@ impl QueryCounters {
             c.errors += s.errors.load(Relaxed);
             c.total_ns += s.total_ns.load(Relaxed);
             c.rows += s.rows.load(Relaxed);
+            c.split.add(&s.split());
             let (min, max) = if take_extremes {
                 (
                     s.window_min_ns.swap(u64::MAX, Relaxed),
@@ -221,6 +281,7 @@ impl QueryCounters {
             t.total_ns += s.total_ns.load(Relaxed);
             t.max_ns = t.max_ns.max(s.max_ns.load(Relaxed));
             t.rows += s.rows.load(Relaxed);
+            t.split.add(&s.split());
         }
         t
     }

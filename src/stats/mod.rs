@@ -110,7 +110,7 @@ pub(crate) use load::Room;
 pub use nplusone::NPlusOnePattern;
 pub use objectives::{BurnRates, ObjectiveStatus};
 pub use performance::{
-    Apdex, Degradation, GroupPerformance, LatencyStats, QueryPerformanceReport, StatementPerformance,
+    Apdex, Degradation, GroupPerformance, LatencySplit, LatencyStats, QueryPerformanceReport, StatementPerformance,
 };
 pub use plans::{PlanNode, SeqScan, StatementPlan, LARGE_TABLE_ROWS};
 pub use recent::{RecentStatement, StatementOutcome};
@@ -128,7 +128,8 @@ pub(crate) use alert_book::AlertBook;
 pub(crate) use errors::{rate, ErrorLog, NewError};
 pub(crate) use nplusone::NPlusOneLog;
 pub(crate) use performance::{
-    degradation, report as performance_report, Cumulative, StatementHistory, StatementWindow, Window, Windows,
+    degradation, report as performance_report, Cumulative, SplitSums, StatementHistory, StatementWindow, Window,
+    Windows,
 };
 pub(crate) use recent::{describe as describe_recent, outcome_word, RawRecent, RecentRing};
 pub(crate) use requests::RouteLog;

@@ -23,6 +23,90 @@ use super::histogram::{Histogram, BUCKETS};
 use crate::sql::Operation;
 use crate::units::hex;
 
+/// The parts of a statement's runs' time that the latency split shows
+/// ([`LatencySplit`]), summed over runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SplitSums {
+    /// Checkout waits charged to the statement (each checkout's wait to
+    /// the first statement run after it).
+    pub(crate) wait_ns: u64,
+    /// Time spent behind the connection's earlier statements.
+    pub(crate) queued_ns: u64,
+    /// Time to the first row, over the streamed runs that had one.
+    pub(crate) first_row_ns: u64,
+    /// The streamed runs behind `first_row_ns`.
+    pub(crate) first_rows: u64,
+}
+
+impl SplitSums {
+    pub(crate) fn add(&mut self, other: &SplitSums) {
+        self.wait_ns = self.wait_ns.saturating_add(other.wait_ns);
+        self.queued_ns = self.queued_ns.saturating_add(other.queued_ns);
+        self.first_row_ns = self.first_row_ns.saturating_add(other.first_row_ns);
+        self.first_rows = self.first_rows.saturating_add(other.first_rows);
+    }
+
+    /// What was added since `earlier`.
+    fn since(&self, earlier: &SplitSums) -> SplitSums {
+        SplitSums {
+            wait_ns: self.wait_ns.saturating_sub(earlier.wait_ns),
+            queued_ns: self.queued_ns.saturating_sub(earlier.queued_ns),
+            first_row_ns: self.first_row_ns.saturating_sub(earlier.first_row_ns),
+            first_rows: self.first_rows.saturating_sub(earlier.first_rows),
+        }
+    }
+}
+
+/// Where a statement's time went, as its callers saw it: means over the
+/// runs that finished in the window.
+///
+/// A caller first waits for a connection (`checkout_wait_ms`), then sends
+/// the statement; if the connection's earlier statements have not been
+/// answered and read yet (pipelined statements, or a stream of rows not
+/// read to its end), it waits behind them (`queued_ms`); then its rows
+/// come, the first after `first_row_ms` and the last after `last_row_ms`
+/// from the send. `last_row_ms` is the run's whole time (the report's
+/// `mean_ms`), which includes `queued_ms` and not `checkout_wait_ms`;
+/// beside the server's own mean (the server view's
+/// [`server_mean_ms`](crate::stats::ServerStatement::server_mean_ms)), the
+/// difference is the network, the connection's queue and the client.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct LatencySplit {
+    /// The wait for a connection, per run, in milliseconds: each checkout's
+    /// wait is charged to the first statement run on its connection (so
+    /// the later statements of one checkout add none).
+    pub checkout_wait_ms: f64,
+    /// The time spent behind the connection's earlier statements, per run,
+    /// in milliseconds: counted for a statement sent while another one ran
+    /// on its connection, until that one ended.
+    pub queued_ms: f64,
+    /// From the send to the first row, in milliseconds, over the runs whose
+    /// rows came as a stream (`query_raw` and the other stream methods)
+    /// and had at least one; absent without such runs (the collecting
+    /// methods, `query` and `query_one`, see their rows at the end only).
+    pub first_row_ms: Option<f64>,
+    /// The runs behind `first_row_ms`.
+    pub first_row_runs: u64,
+    /// From the send to the last row (the run's end), per run, in
+    /// milliseconds.
+    pub last_row_ms: f64,
+}
+
+impl LatencySplit {
+    /// The split of `finished` runs that took `total_ns`; none without runs.
+    pub(crate) fn of(finished: u64, total_ns: u64, sums: &SplitSums) -> Option<Self> {
+        let per = |ns: u64, n: u64| ns as f64 / 1e6 / n as f64;
+        (finished > 0).then(|| LatencySplit {
+            checkout_wait_ms: per(sums.wait_ns, finished),
+            queued_ms: per(sums.queued_ns, finished),
+            first_row_ms: (sums.first_rows > 0).then(|| per(sums.first_row_ns, sums.first_rows)),
+            first_row_runs: sums.first_rows,
+            last_row_ms: per(total_ns, finished),
+        })
+    }
+}
+
 /// Cumulative counters of one statement at one instant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Cumulative {
@@ -30,6 +114,7 @@ pub(crate) struct Cumulative {
     pub(crate) errors: u64,
     pub(crate) total_ns: u64,
     pub(crate) rows: u64,
+    pub(crate) split: SplitSums,
     /// Shortest and longest run since the previous snapshot.
     pub(crate) min_ns: u64,
     pub(crate) max_ns: u64,
@@ -43,6 +128,7 @@ impl Default for Cumulative {
             errors: 0,
             total_ns: 0,
             rows: 0,
+            split: SplitSums::default(),
             min_ns: u64::MAX,
             max_ns: 0,
             buckets: Box::new([0; BUCKETS]),
@@ -59,6 +145,7 @@ struct Slot {
     errors: u64,
     total_ns: u64,
     rows: u64,
+    split: SplitSums,
     min_ns: u64,
     max_ns: u64,
     buckets: Vec<(u8, u32)>,
@@ -81,6 +168,7 @@ pub(crate) struct Window {
     pub(crate) errors: u64,
     pub(crate) total_ns: u64,
     pub(crate) rows: u64,
+    pub(crate) split: SplitSums,
     pub(crate) min_ns: Option<u64>,
     pub(crate) max_ns: Option<u64>,
     pub(crate) histogram: Histogram,
@@ -98,6 +186,7 @@ impl Window {
         self.errors += slot.errors;
         self.total_ns += slot.total_ns;
         self.rows += slot.rows;
+        self.split.add(&slot.split);
         if slot.min_ns != u64::MAX {
             self.min_ns = Some(self.min_ns.map_or(slot.min_ns, |m| m.min(slot.min_ns)));
         }
@@ -112,6 +201,7 @@ impl Window {
         self.errors += other.errors;
         self.total_ns += other.total_ns;
         self.rows += other.rows;
+        self.split.add(&other.split);
         self.min_ns = match (self.min_ns, other.min_ns) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -198,6 +288,7 @@ impl StatementHistory {
                 errors: current.errors.saturating_sub(last.errors),
                 total_ns: current.total_ns.saturating_sub(last.total_ns),
                 rows: current.rows.saturating_sub(last.rows),
+                split: current.split.since(&last.split),
                 min_ns: current.min_ns,
                 max_ns: current.max_ns,
                 buckets: histogram.sparse(),
@@ -232,6 +323,7 @@ impl StatementHistory {
                 a.errors += b.errors;
                 a.total_ns += b.total_ns;
                 a.rows += b.rows;
+                a.split.add(&b.split);
                 a.min_ns = a.min_ns.min(b.min_ns);
                 a.max_ns = a.max_ns.max(b.max_ns);
                 a.buckets = histogram.sparse();
@@ -264,6 +356,7 @@ impl StatementHistory {
                 errors: current.errors.saturating_sub(last.errors),
                 total_ns: current.total_ns.saturating_sub(last.total_ns),
                 rows: current.rows.saturating_sub(last.rows),
+                split: current.split.since(&last.split),
                 min_ns: current.min_ns,
                 max_ns: current.max_ns,
                 buckets: Vec::new(),
@@ -382,6 +475,9 @@ pub struct StatementPerformance {
     /// Its figures.
     #[serde(flatten)]
     pub stats: LatencyStats,
+    /// Where its time went: the checkout's wait, the queue behind the
+    /// connection's earlier statements, the first and the last row.
+    pub split: Option<LatencySplit>,
     /// Its anomalies now (latency, failure rate) against its own baseline,
     /// with their deviations; empty when it is itself.
     pub anomalies: Vec<StatementAnomaly>,
@@ -542,6 +638,7 @@ pub(crate) fn report(windows: Windows<'_>) -> QueryPerformanceReport {
                 operation: s.operation,
                 table: s.table.map(str::to_owned),
                 stats: LatencyStats::of(&s.window),
+                split: LatencySplit::of(s.window.finished, s.window.total_ns, &s.window.split),
                 anomalies: marks,
             },
         ));
@@ -730,6 +827,7 @@ mod tests {
             errors: 0,
             total_ns: finished * ns,
             rows: 0,
+            split: SplitSums::default(),
             min_ns: ns,
             max_ns: ns,
             buckets: Vec::new(),
@@ -742,5 +840,35 @@ mod tests {
         assert!((d.factor - 4.0).abs() < 0.5, "{}", d.factor);
         assert!(degradation(1, "SELECT ?", &recent, &baseline, 5.0, 20).is_none());
         assert!(degradation(1, "SELECT ?", &recent, &baseline, 2.0, 31).is_none());
+    }
+
+    #[test]
+    fn the_split_of_a_window_is_its_slots_and_live_part_added_and_a_mean_per_run() {
+        let t = Instant::now();
+        let history = StatementHistory::starting_at(t);
+        let mut first = Cumulative {
+            finished: 4,
+            total_ns: 40_000_000,
+            ..Cumulative::default()
+        };
+        first.split = SplitSums {
+            wait_ns: 8_000_000,
+            queued_ns: 2_000_000,
+            first_row_ns: 0,
+            first_rows: 0,
+        };
+        history.snapshot(t + Duration::from_secs(60), Duration::from_secs(60), || first.clone());
+        let mut live = first.clone();
+        live.finished += 1;
+        live.total_ns += 10_000_000;
+        live.split.first_row_ns += 3_000_000;
+        live.split.first_rows += 1;
+        let w = history.window(None, t + Duration::from_secs(90), Some(&live));
+        let split = LatencySplit::of(w.finished, w.total_ns, &w.split).expect("runs");
+        assert_eq!(split.checkout_wait_ms, 8.0 / 5.0);
+        assert_eq!(split.queued_ms, 2.0 / 5.0);
+        assert_eq!((split.first_row_ms, split.first_row_runs), (Some(3.0), 1));
+        assert_eq!(split.last_row_ms, 10.0);
+        assert!(LatencySplit::of(0, 0, &SplitSums::default()).is_none());
     }
 }

@@ -129,6 +129,10 @@ pub struct ServerStatement {
     pub client_calls: Option<u64>,
     /// Mean time the client measured, in milliseconds.
     pub client_mean_ms: Option<f64>,
+    /// Where the client's time went (the checkout's wait, the queue behind
+    /// the connection's earlier statements, the first and the last row),
+    /// beside `server_mean_ms`; the client's figures, as `client_mean_ms`.
+    pub client_split: Option<super::LatencySplit>,
     /// `client_mean_ms - server_mean_ms`: network, pool and client time;
     /// only where this row is the only one of its fingerprint.
     pub difference_ms: Option<f64>,
