@@ -49,7 +49,7 @@
 //! The monitored arm reads its settings from the environment
 //! (`ASYNC_DB_HOLD_TIMES=true` prices that option);
 //! `REDUNDANT_STATEMENTS=true` turns the layer's redundant-statement check
-//! on.
+//! on, `SQL_COMMENTS=true` its route comments.
 
 #[path = "../tests/support/pg.rs"]
 mod pg;
@@ -331,11 +331,15 @@ async fn build(arm: &str, pool: &str, pg: Config) -> Result<(Router, Box<dyn std
 }
 
 /// The layer as the README puts it on the router; with
-/// `REDUNDANT_STATEMENTS=true`, looking for redundant statements too (to
-/// price that option).
+/// `REDUNDANT_STATEMENTS=true`, looking for redundant statements too, and
+/// with `SQL_COMMENTS=true`, tagging statements with their route (to price
+/// those options).
 fn layer(pool: &(impl Clone + Into<db_monitor::PoolMonitor>)) -> db_monitor::DbMonitorLayer {
     let redundant = std::env::var("REDUNDANT_STATEMENTS").as_deref() == Ok("true");
-    db_monitor::DbMonitorLayer::new(pool.clone()).redundant_statements(redundant)
+    let comments = std::env::var("SQL_COMMENTS").as_deref() == Ok("true");
+    db_monitor::DbMonitorLayer::new(pool.clone())
+        .redundant_statements(redundant)
+        .sql_comments(comments)
 }
 
 /// The monitor's background task, unless `BACKGROUND=off`: its work is

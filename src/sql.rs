@@ -1110,6 +1110,44 @@ impl serde::Serialize for Operation {
     }
 }
 
+/// The [sqlcommenter](https://google.github.io/sqlcommenter/spec/)
+/// comment that tags a statement with the route of its request:
+/// `/*route='GET%20%2Fusers%2F%7Bid%7D'*/`. Every byte of the route but
+/// letters, digits and `-_.~` is percent-encoded, so the comment can
+/// neither end early nor hold a quote.
+pub(crate) fn route_comment(route: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(route.len() * 3 + 12);
+    out.push_str("/*route='");
+    for b in route.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+    out.push_str("'*/");
+    out
+}
+
+/// `sql` with `comment` appended, after its text and before a final `;`
+/// (where sqlcommenter puts it); none when the text has a comment of its
+/// own (sqlcommenter leaves those alone; a `--` inside a string counts
+/// too, which only leaves such a statement untagged).
+pub(crate) fn tagged(sql: &str, comment: &str) -> Option<String> {
+    if sql.contains("/*") || sql.contains("--") {
+        return None;
+    }
+    let body = sql.trim_end().trim_end_matches(';').trim_end();
+    let mut out = String::with_capacity(body.len() + 1 + comment.len());
+    out.push_str(body);
+    out.push(' ');
+    out.push_str(comment);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1497,5 +1535,30 @@ mod tests {
         let server = fingerprint("SELECT * FROM t WHERE id IN ($1 /*, ... */)");
         assert_eq!(server, fingerprint("SELECT * FROM t WHERE id IN (1, 2, 3)"));
         assert_eq!(server, fingerprint("select * from t where id in ($1, $2)"));
+    }
+
+    #[test]
+    fn a_route_comment_is_encoded_so_that_it_cannot_end_early_and_tags_once() {
+        assert_eq!(
+            super::route_comment("GET /users/{id}"),
+            "/*route='GET%20%2Fusers%2F%7Bid%7D'*/"
+        );
+        let hostile = super::route_comment("x'*/; DROP TABLE t; --");
+        assert_eq!(hostile.matches("*/").count(), 1, "{hostile}");
+        assert!(!hostile[9..hostile.len() - 3].contains('\''), "{hostile}");
+        let c = "/*route='a'*/";
+        assert_eq!(
+            super::tagged("SELECT 1 ;\n", c).as_deref(),
+            Some("SELECT 1 /*route='a'*/")
+        );
+        assert_eq!(super::tagged("SELECT 1 /* mine */", c), None);
+        assert_eq!(super::tagged("SELECT 1 -- mine", c), None);
+        // The fingerprint ignores comments: a tagged statement is the same
+        // statement.
+        let tagged = super::tagged("SELECT * FROM t WHERE id = $1", c).unwrap();
+        assert_eq!(
+            super::fingerprint(&tagged),
+            super::fingerprint("SELECT * FROM t WHERE id = $1")
+        );
     }
 }

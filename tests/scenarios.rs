@@ -1286,3 +1286,131 @@ async fn the_latency_split_shows_the_wait_the_queue_and_the_first_row_where_they
         after_wait.checkout_wait_ms, behind.queued_ms, streamed.last_row_ms
     );
 }
+
+/// Tags other tools read: with `sql_comments` on, the server sees each
+/// statement with its request's route as a sqlcommenter comment (in
+/// `pg_stat_activity`, text and prepared alike), while
+/// `pg_stat_statements` and the monitor still count one statement; each
+/// route prepares its own variant once per connection. Off (another layer
+/// on the same pool), nothing is added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_comments_reach_the_server_and_leave_its_statement_groups_whole() {
+    let server = TempPostgres::start(&["-c", "shared_preload_libraries=pg_stat_statements"]);
+    let (outside, connection) = server.config().connect(NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    outside
+        .batch_execute("CREATE EXTENSION pg_stat_statements")
+        .await
+        .expect("the extension");
+    let (watcher, _rec) = monitor(MonitorConfig::default());
+    let pool = pool_with(
+        &watcher,
+        &unique("comments"),
+        server.config(),
+        1,
+        0,
+        Duration::from_secs(10),
+    )
+    .await;
+    let work = tower::service_fn({
+        let pool = pool.clone();
+        move |_: Request<Full<Bytes>>| {
+            let pool = pool.clone();
+            async move {
+                let conn = pool.get().await.expect("checkout");
+                conn.execute("SELECT pg_sleep(0.3) AS tagged_sleep", &[])
+                    .await
+                    .expect("sleep");
+                let cached = conn.prepare_cached("SELECT $1::int AS cached").await.expect("prepare");
+                let row = conn.query_one(&cached, &[&7_i32]).await.expect("read");
+                assert_eq!(row.get::<_, i32>(0), 7);
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+            }
+        }
+    });
+    let label = |_: &http::Extensions, uri: &http::Uri| Some(format!("GET {}", uri.path()));
+    let tagged = DbMonitorLayer::new(pool.clone())
+        .route_label(label)
+        .sql_comments(true)
+        .layer(work.clone());
+    let untagged = DbMonitorLayer::new(pool.clone()).route_label(label).layer(work);
+
+    // What the server shows while each request's sleep runs.
+    async fn seen_while<F: std::future::Future<Output = StatusCode>>(
+        outside: &db_monitor::tokio_postgres::Client,
+        request: F,
+    ) -> String {
+        let watch = async {
+            for _ in 0..100 {
+                let rows = outside
+                    .query(
+                        "SELECT query FROM pg_stat_activity WHERE query LIKE '%AS tagged_sleep%' \
+                         AND pid <> pg_backend_pid()",
+                        &[],
+                    )
+                    .await
+                    .expect("pg_stat_activity");
+                if let Some(row) = rows.first() {
+                    return row.get::<_, String>(0);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            String::new()
+        };
+        let (status, seen) = tokio::join!(request, watch);
+        assert_eq!(status, StatusCode::OK);
+        seen
+    }
+    let on_a = seen_while(&outside, status_of(&tagged, "/a")).await;
+    assert_eq!(on_a, "SELECT pg_sleep(0.3) AS tagged_sleep /*route='GET%20%2Fa'*/");
+    let on_b = seen_while(&outside, status_of(&tagged, "/b")).await;
+    assert!(on_b.ends_with("/*route='GET%20%2Fb'*/"), "{on_b}");
+    let plain = seen_while(&outside, status_of(&untagged, "/plain")).await;
+    assert_eq!(plain, "SELECT pg_sleep(0.3) AS tagged_sleep", "off: nothing added");
+    assert_eq!(status_of(&tagged, "/a").await, StatusCode::OK);
+
+    // The prepared statement: one variant per route on the one connection
+    // (a, b, the untagged one; the second /a hits its variant).
+    let info = &pool.monitor().snapshot().open_connections[0];
+    assert_eq!(
+        (info.prepared_cache_misses, info.prepared_cache_hits),
+        (3, 1),
+        "{info:?}"
+    );
+    // The server keeps one row per statement, whatever the comments.
+    let rows = outside
+        .query(
+            "SELECT query, calls FROM pg_stat_statements WHERE query LIKE '%AS tagged_sleep%' \
+             OR query LIKE '%AS cached%' ORDER BY query",
+            &[],
+        )
+        .await
+        .expect("pg_stat_statements");
+    let calls: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
+    // Its text is the first one it saw: the prepared statement's, tagged
+    // in the first route that prepared it.
+    let cached: String = rows[0].get(0);
+    assert_eq!(cached, "SELECT $1::int AS cached /*route='GET%20%2Fa'*/");
+    assert_eq!(
+        calls,
+        vec![4, 4],
+        "one row each: {:?}",
+        rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>()
+    );
+    // And so does the monitor, under the text as written.
+    let stats = pool.monitor().query_stats();
+    let ours: Vec<_> = stats
+        .iter()
+        .filter(|q| q.normalized.contains("tagged_sleep") || q.normalized.contains("AS cached"))
+        .map(|q| (q.normalized.clone(), q.calls))
+        .collect();
+    assert_eq!(ours.len(), 2, "{ours:?}");
+    assert!(
+        ours.iter().all(|(text, calls)| *calls == 4 && !text.contains("route")),
+        "{ours:?}"
+    );
+    eprintln!(
+        "scenario sql_comments: pg_stat_activity showed the route on 2 of 2 tagged requests and on none of the \
+         untagged one; pg_stat_statements kept one row per statement (4 calls each)"
+    );
+}

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -75,6 +75,44 @@ pub(crate) fn params_wanted() -> bool {
     PARAMS_WANTED.load(Relaxed)
 }
 
+/// Set once a layer tags statements with their route: until then
+/// statements skip the scope lookup for it.
+static COMMENTS_WANTED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn comments_wanted_somewhere() {
+    COMMENTS_WANTED.store(true, Relaxed);
+}
+
+/// The SQL comment that tags the statements of the request running on this
+/// task (`/*route='GET%20%2Fusers%2F%7Bid%7D'*/`), made once per request;
+/// none outside a request, without a route, or where its layer does not
+/// tag (one load when no layer does).
+#[inline(always)]
+pub(crate) fn sql_comment() -> Option<Arc<str>> {
+    if !COMMENTS_WANTED.load(Relaxed) {
+        return None;
+    }
+    current_comment()
+}
+
+#[cold]
+#[inline(never)]
+fn current_comment() -> Option<Arc<str>> {
+    with_current(|scope| {
+        if !scope.comments_wanted {
+            return None;
+        }
+        let route = scope.route.as_deref()?;
+        Some(
+            scope
+                .comment
+                .get_or_init(|| crate::sql::route_comment(route).into())
+                .clone(),
+        )
+    })
+    .flatten()
+}
+
 /// Distinct (statement, parameters) pairs noted per request; more are not.
 const PARAM_PAIRS: usize = 64;
 
@@ -135,6 +173,10 @@ pub(crate) struct Scope {
     repeats_wanted: bool,
     /// (fingerprint, parameters' hash, runs); at most [`PARAM_PAIRS`].
     params: Mutex<Vec<(u64, u64, u32)>>,
+    /// Whether statements carry the request's route as a SQL comment, and
+    /// that comment, made at the first statement.
+    comments_wanted: bool,
+    comment: OnceLock<Arc<str>>,
 }
 
 /// Reads of one request that ran one after another, none overlapping the
@@ -207,12 +249,20 @@ impl Scope {
             serial: Mutex::default(),
             repeats_wanted: false,
             params: Mutex::default(),
+            comments_wanted: false,
+            comment: OnceLock::new(),
         }
     }
 
     /// Looks for the same statement sent twice with the same parameters.
     pub(crate) fn redundant_statements(mut self, on: bool) -> Self {
         self.repeats_wanted = on;
+        self
+    }
+
+    /// Tags the request's statements with its route, as a SQL comment.
+    pub(crate) fn sql_comments(mut self, on: bool) -> Self {
+        self.comments_wanted = on;
         self
     }
 

@@ -40,6 +40,8 @@ pub(crate) struct LayerConfig {
     pub(crate) serial_saving: Duration,
     /// Whether statements sent twice with the same parameters are looked for.
     pub(crate) redundant: bool,
+    /// Whether statements carry their request's route as a SQL comment.
+    pub(crate) sql_comments: bool,
     pub(crate) read_guard: Option<Guard>,
     /// Whether the reading routes need the admin token.
     pub(crate) reads_need_token: bool,
@@ -77,6 +79,7 @@ impl fmt::Debug for DbMonitorLayer {
             .field("n_plus_one", &c.n_plus_one)
             .field("serial_reads", &(c.serial_each, c.serial_saving))
             .field("redundant_statements", &c.redundant)
+            .field("sql_comments", &c.sql_comments)
             .field("read_guard", &c.read_guard.is_some())
             .field("reads_need_token", &c.reads_need_token)
             .field("dashboard", &c.dashboard)
@@ -106,6 +109,7 @@ impl DbMonitorLayer {
                 serial_each: Duration::from_millis(30),
                 serial_saving: Duration::from_millis(50),
                 redundant: false,
+                sql_comments: false,
                 read_guard: None,
                 reads_need_token: false,
                 dashboard: true,
@@ -247,6 +251,37 @@ impl DbMonitorLayer {
             crate::funnel::scope::params_wanted_somewhere();
         }
         self.with(|c| c.redundant = on)
+    }
+
+    /// Whether the statements of a request carry its route as a SQL
+    /// comment in the [sqlcommenter](https://google.github.io/sqlcommenter/spec/)
+    /// format, `SELECT … /*route='GET%20%2Fusers%2F%7Bid%7D'*/`, so that
+    /// what reads the server's statement texts (`pg_stat_activity`, the
+    /// server's log, pganalyze, Datadog DBM, `pg_stat_monitor`, Cloud SQL
+    /// Query Insights) can tell which route sent them.
+    ///
+    /// - **What is tagged**: statements given as text to `query`,
+    ///   `query_one`, `query_opt` and `execute`, and `prepare` and
+    ///   `prepare_cached` (a prepared statement keeps the route it was
+    ///   prepared in; `prepare_cached` keeps one variant per route and
+    ///   statement on each connection, so the cache holds more entries).
+    ///   Statements with a comment of their own are left alone, as are the
+    ///   stream, `_typed`, `execute_raw`, `simple_query` and
+    ///   `batch_execute` methods, and statements outside a request or
+    ///   without a route.
+    /// - **What it says**: the route label only, percent-encoded (no
+    ///   parameter or literal); the same label the route's metrics carry.
+    ///   `pg_stat_statements` ignores comments: a statement from two
+    ///   routes is still one row there, and the monitor records it as
+    ///   written.
+    /// - **Cost**: off (the default), one load a statement. On, the text is
+    ///   copied with its comment and the statement's future boxed (an
+    ///   allocation each), and the server parses the longer text.
+    pub fn sql_comments(self, on: bool) -> Self {
+        if on {
+            crate::funnel::scope::comments_wanted_somewhere();
+        }
+        self.with(|c| c.sql_comments = on)
     }
 
     /// Guards the reading routes (`GET`): a request for which `allow`

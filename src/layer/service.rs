@@ -104,7 +104,8 @@ where
                 Route::Known(route, id) => Scope::interned(Some(route), id),
             }
             .serial_reads_over(config.serial_each)
-            .redundant_statements(config.redundant),
+            .redundant_statements(config.redundant)
+            .sql_comments(config.sql_comments),
         );
         if config.request_extension {
             request.extensions_mut().insert(RequestDbStats(scope.clone()));

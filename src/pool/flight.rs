@@ -364,16 +364,20 @@ pin_project! {
     /// The driver's future for a prepared statement or for text: one type
     /// for both, so that a method returns one future.
     #[project = EitherProj]
-    pub(crate) enum Either<P, S> {
+    pub(crate) enum Either<P, S, G> {
         Prepared { #[pin] future: P },
         Text { #[pin] future: S },
+        // Text tagged with its request's route: a boxed future that owns
+        // the tagged text (opt-in, and it allocates the text anyway).
+        Tagged { #[pin] future: G },
     }
 }
 
-impl<P, S> Future for Either<P, S>
+impl<P, S, G> Future for Either<P, S, G>
 where
     P: Future,
     S: Future<Output = P::Output>,
+    G: Future<Output = P::Output>,
 {
     type Output = P::Output;
 
@@ -382,8 +386,19 @@ where
         match self.project() {
             EitherProj::Prepared { future } => future.poll(cx),
             EitherProj::Text { future } => future.poll(cx),
+            EitherProj::Tagged { future } => future.poll(cx),
         }
     }
+}
+
+/// A future boxed as the tagged text's variant of [`Either`].
+pub(crate) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The text of `sql` tagged with the current request's route, when its
+/// layer tags statements ([`DbMonitorLayer::sql_comments`](crate::DbMonitorLayer::sql_comments)).
+#[inline]
+pub(crate) fn tagged_text(sql: &str) -> Option<String> {
+    crate::funnel::scope::sql_comment().and_then(|comment| crate::sql::tagged(sql, &comment))
 }
 
 /// A statement on the wire: reports its outcome when finished, that its
@@ -714,7 +729,8 @@ fn params_hash(params: &[&(dyn ToSql + Sync)]) -> u64 {
 /// `$call` (an expression using `$s`, bound to either the SQL text or the
 /// prepared `Statement`) as one timed statement: one future type for both.
 macro_rules! dispatch {
-    ($self:ident, $via:ident, $stmt:ident, |$c:ident, $s:ident| $call:expr, $rows:expr) => {{
+    // Parameters as an iterator (not `Send`): the text is sent untagged.
+    (untagged $self:ident, $via:ident, $stmt:ident, |$c:ident, $s:ident| $call:expr, $rows:expr) => {{
         let $c = $via.client;
         match $stmt.__prepared() {
             Some(prepared) => {
@@ -728,7 +744,39 @@ macro_rules! dispatch {
             }
             None => {
                 let $s = $stmt.__sql();
-                $self.run($via.parent, QueryRef::Text($s), Either::Text { future: $call }, $rows)
+                let untagged: Either<_, _, Boxed<'_, _>> = Either::Text { future: $call };
+                $self.run($via.parent, QueryRef::Text($s), untagged, $rows)
+            }
+        }
+    }};
+    ($self:ident, $via:ident, $stmt:ident, |$c:ident, $s:ident| $call:expr, $rows:expr) => {{
+        let $c = $via.client;
+        match $stmt.__prepared() {
+            Some(prepared) => {
+                let $s = &prepared.statement;
+                $self.run(
+                    $via.parent,
+                    QueryRef::Entry(&prepared.entry),
+                    Either::Prepared { future: $call },
+                    $rows,
+                )
+            }
+            None => {
+                let sql = $stmt.__sql();
+                match tagged_text(sql) {
+                    None => {
+                        let $s = sql;
+                        $self.run($via.parent, QueryRef::Text(sql), Either::Text { future: $call }, $rows)
+                    }
+                    Some(tagged) => {
+                        // Recorded under the text as written; sent tagged.
+                        let future: Boxed<'_, _> = Box::pin(async move {
+                            let $s = tagged.as_str();
+                            $call.await
+                        });
+                        $self.run($via.parent, QueryRef::Text(sql), Either::Tagged { future }, $rows)
+                    }
+                }
             }
         }
     }};
@@ -762,10 +810,24 @@ impl ConnCtx {
         query: &str,
         types: &[Type],
     ) -> Result<MonitoredStatement, Error> {
+        let tagged = tagged_text(query);
+        self.prepare_sent(client, query, tagged.as_deref().unwrap_or(query), types)
+            .await
+    }
+
+    /// Prepares `query`, sent as `sent` (the same text, or tagged with the
+    /// request's route).
+    async fn prepare_sent(
+        &self,
+        client: Via<'_>,
+        query: &str,
+        sent: &str,
+        types: &[Type],
+    ) -> Result<MonitoredStatement, Error> {
         let start = now();
         let span = span::wanted(&self.pool.sink.span_target)
             .map(|level| self.new_span(level, client.parent, &QueryRef::Text(query), Some(span::PREPARE)));
-        match client.client.prepare_typed(query, types).await {
+        match client.client.prepare_typed(sent, types).await {
             Ok(statement) => {
                 let entry = self.pool.sink.queries.entry(query);
                 if let Some(span) = &span {
@@ -796,15 +858,19 @@ impl ConnCtx {
         types: &[Type],
     ) -> Result<MonitoredStatement, Error> {
         let metrics = &self.pool.sink.metrics;
-        if let Some(statement) = self.cache.get(query, types) {
+        // Tagged, the cache holds one variant per route (keyed by the text
+        // as sent).
+        let tagged = tagged_text(query);
+        let sent = tagged.as_deref().unwrap_or(query);
+        if let Some(statement) = self.cache.get(sent, types) {
             metrics.prepared[0].increment(1);
             bump(&self.stats.prepared_hits, 1);
             return Ok(statement);
         }
         metrics.prepared[1].increment(1);
         bump(&self.stats.prepared_misses, 1);
-        let statement = self.prepare_typed(client, query, types).await?;
-        self.cache.insert(query, types, statement.clone());
+        let statement = self.prepare_sent(client, query, sent, types).await?;
+        self.cache.insert(sent, types, statement.clone());
         Ok(statement)
     }
 
@@ -970,7 +1036,7 @@ impl ConnCtx {
         I: IntoIterator<Item = P>,
         I::IntoIter: ExactSizeIterator,
     {
-        dispatch!(self, client, statement, |c, s| c.execute_raw(s, params), affected).await
+        dispatch!(untagged self, client, statement, |c, s| c.execute_raw(s, params), affected).await
     }
 
     pub(crate) async fn copy_in<T, U>(&self, client: Via<'_>, statement: &T) -> Result<CopyInSink<U>, Error>
