@@ -583,6 +583,9 @@ async fn passing_requests_get_their_own_statistics_server_timing_and_n_plus_one(
     assert_eq!(patterns[0].route.as_deref(), Some("/items"));
     assert_eq!(patterns[0].statement.as_deref(), Some("SELECT ?::int + ?"));
     assert_eq!((patterns[0].requests, patterns[0].max_runs), (2, 6));
+    // Where the handler took its connection.
+    let site = patterns[0].checkout_site.as_deref().unwrap_or_default();
+    assert!(site.starts_with("tests/layer.rs:"), "{site:?}");
     let recent = pool.monitor().recent_statements(1);
     assert_eq!(recent[0].route.as_deref(), Some("/items"));
 

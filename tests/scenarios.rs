@@ -1066,6 +1066,13 @@ async fn serial_reads_are_flagged_and_concurrent_short_or_dependent_ones_are_not
     assert_eq!((serial.requests, serial.max_reads), (2, 3));
     assert_eq!(serial.statements.len(), 3, "{serial:?}");
     assert!(
+        serial
+            .checkout_site
+            .as_deref()
+            .is_some_and(|s| s.starts_with("tests/scenarios.rs:")),
+        "the handler's checkout: {serial:?}"
+    );
+    assert!(
         serial.statements[0]
             .as_deref()
             .is_some_and(|s| s.starts_with("SELECT pg_sleep(?)")),
@@ -1156,6 +1163,13 @@ async fn a_statement_repeated_with_the_same_parameters_is_flagged_and_with_other
         "not GET /vary"
     );
     assert_eq!(pool.monitor().comprehensive(5, 10).redundant_statements.len(), 2);
+    assert!(
+        pool.monitor().redundant_statements().iter().all(|p| p
+            .checkout_site
+            .as_deref()
+            .is_some_and(|s| s.starts_with("tests/scenarios.rs:"))),
+        "each names the handler's checkout"
+    );
     eprintln!("scenario redundant: flagged GET /repeat (2 of 2) and GET /prepared (1 of 1); silent on GET /vary and with the check off");
 }
 

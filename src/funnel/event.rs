@@ -9,7 +9,7 @@ use super::table::QueryEntry;
 use crate::classify::ErrorKind;
 use crate::stats::forecast::{PoolForecast, StatementAnomaly};
 use crate::stats::server::ServerSample;
-use crate::stats::PoolReading;
+use crate::stats::{Origin, PoolReading};
 
 /// Every event, born in exactly one source.
 pub(crate) enum Event<'a> {
@@ -66,7 +66,7 @@ pub(crate) enum Event<'a> {
     /// One request ran one statement more than the N+1 threshold (the
     /// layer).
     NPlusOne {
-        route: Option<&'a Arc<str>>,
+        origin: Origin<'a>,
         fingerprint: u64,
         runs: u64,
         threshold: u64,
@@ -74,14 +74,14 @@ pub(crate) enum Event<'a> {
     /// One request sent one statement `runs` times with the same
     /// parameters (the layer).
     Redundant {
-        route: Option<&'a Arc<str>>,
+        origin: Origin<'a>,
         fingerprint: u64,
         runs: u64,
     },
     /// One request ran reads one after another that could have run
     /// together (the layer).
     SerialReads {
-        route: Option<&'a Arc<str>>,
+        origin: Origin<'a>,
         run: &'a crate::funnel::scope::SerialRun,
     },
     /// A request through the layer finished under `route` (the layer).

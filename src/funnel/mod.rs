@@ -26,6 +26,6 @@ pub(crate) mod tracked;
 pub(crate) use event::{Event, Outcome, PoolCounters, Rows, StatementEnd, TxOutcome};
 pub(crate) use record::record;
 
-pub(crate) use scope::current_route_id;
+pub(crate) use scope::checkout_began;
 pub(crate) use sink::{AlertListener, Sink};
 pub(crate) use table::{QueryEntry, QueryTable};

@@ -14,7 +14,7 @@ use super::scope;
 use super::sink::Sink;
 use crate::classify::{error_message, server_message, ErrorKind};
 use crate::stats::counters::{stripe_of_thread, Run, RunEnd};
-use crate::stats::{outcome_word, ErrorSource, NewError, NewSlow, PoolReading, RawRecent, StatementOutcome};
+use crate::stats::{outcome_word, ErrorSource, NewError, NewSlow, Origin, PoolReading, RawRecent, StatementOutcome};
 use crate::units::hex;
 
 /// Records one event of the pool behind `sink`.
@@ -52,17 +52,17 @@ pub(crate) fn record(sink: &Sink, event: Event<'_>) {
             location,
         } => checkin(sink, at, held, busy, route, location),
         Event::NPlusOne {
-            route,
+            origin,
             fingerprint,
             runs,
             threshold,
-        } => n_plus_one(sink, route, fingerprint, runs, threshold),
-        Event::SerialReads { route, run } => serial_reads(sink, route, run),
+        } => n_plus_one(sink, origin, fingerprint, runs, threshold),
+        Event::SerialReads { origin, run } => serial_reads(sink, origin, run),
         Event::Redundant {
-            route,
+            origin,
             fingerprint,
             runs,
-        } => redundant(sink, route, fingerprint, runs),
+        } => redundant(sink, origin, fingerprint, runs),
         Event::Request {
             route,
             statements,
@@ -365,19 +365,20 @@ fn checkin(
 fn keep_repeats(
     sink: &Sink,
     log: &crate::stats::NPlusOneLog,
-    route: Option<&Arc<str>>,
+    origin: Origin<'_>,
     fingerprint: u64,
     runs: u64,
 ) -> (Option<Arc<super::QueryEntry>>, bool) {
     let entry = sink.queries.by_fingerprint(fingerprint);
     let statement = entry.as_ref().map(|e| &*e.normalized);
-    let new = log.record(SystemTime::now(), route, fingerprint, statement, runs);
+    let new = log.record(SystemTime::now(), origin, fingerprint, statement, runs);
     (entry, new)
 }
 
 #[inline(never)]
-fn n_plus_one(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64) {
-    let (entry, new) = keep_repeats(sink, &sink.stores.n_plus_one, route, fingerprint, runs);
+fn n_plus_one(sink: &Sink, origin: Origin<'_>, fingerprint: u64, runs: u64, threshold: u64) {
+    let (entry, new) = keep_repeats(sink, &sink.stores.n_plus_one, origin, fingerprint, runs);
+    let route = origin.route;
     let statement = entry.as_ref().map(|e| &*e.normalized);
     if let Some(entry) = &entry {
         entry.metrics.n_plus_one(&sink.registry).increment(1);
@@ -386,6 +387,7 @@ fn n_plus_one(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64
         tracing::warn!(
             pool = %sink.name,
             route = route.map(|r| &**r).unwrap_or(""),
+            checkout_site = origin.site_name().as_deref().unwrap_or(""),
             fingerprint = %hex(fingerprint),
             runs,
             threshold,
@@ -396,13 +398,15 @@ fn n_plus_one(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64
 }
 
 #[inline(never)]
-fn redundant(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64) {
-    let (entry, new) = keep_repeats(sink, &sink.stores.redundant, route, fingerprint, runs);
+fn redundant(sink: &Sink, origin: Origin<'_>, fingerprint: u64, runs: u64) {
+    let (entry, new) = keep_repeats(sink, &sink.stores.redundant, origin, fingerprint, runs);
+    let route = origin.route;
     let statement = entry.as_ref().map(|e| &*e.normalized);
     if new {
         tracing::warn!(
             pool = %sink.name,
             route = route.map(|r| &**r).unwrap_or(""),
+            checkout_site = origin.site_name().as_deref().unwrap_or(""),
             fingerprint = %hex(fingerprint),
             runs,
             "redundant statement: `{}` ran {runs} times with the same parameters in one request",
@@ -412,7 +416,8 @@ fn redundant(sink: &Sink, route: Option<&Arc<str>>, fingerprint: u64, runs: u64)
 }
 
 #[inline(never)]
-fn serial_reads(sink: &Sink, route: Option<&Arc<str>>, run: &scope::SerialRun) {
+fn serial_reads(sink: &Sink, origin: Origin<'_>, run: &scope::SerialRun) {
+    let route = origin.route;
     let saving = Duration::from_nanos(run.saving_ns());
     let fingerprints = run.fingerprints;
     let statements = || -> Vec<Option<String>> {
@@ -425,7 +430,7 @@ fn serial_reads(sink: &Sink, route: Option<&Arc<str>>, run: &scope::SerialRun) {
     let new = sink
         .stores
         .serial
-        .record(SystemTime::now(), route, fingerprints, run.reads, saving, statements);
+        .record(SystemTime::now(), origin, fingerprints, run.reads, saving, statements);
     if new {
         let texts: Vec<String> = statements()
             .into_iter()
@@ -434,6 +439,7 @@ fn serial_reads(sink: &Sink, route: Option<&Arc<str>>, run: &scope::SerialRun) {
         tracing::warn!(
             pool = %sink.name,
             route = route.map(|r| &**r).unwrap_or(""),
+            checkout_site = origin.site_name().as_deref().unwrap_or(""),
             reads = run.reads,
             saving_ms = saving.as_millis() as u64,
             "serial reads: {} reads ran one after another in one request; run together they would have taken \

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -177,6 +178,9 @@ pub(crate) struct Scope {
     /// that comment, made at the first statement.
     comments_wanted: bool,
     comment: OnceLock<Arc<str>>,
+    /// The `get()` call site of the request's first checkout: where its
+    /// patterns (N+1, redundant, serial reads) are said to come from.
+    site: OnceLock<&'static Location<'static>>,
 }
 
 /// Reads of one request that ran one after another, none overlapping the
@@ -251,6 +255,7 @@ impl Scope {
             params: Mutex::default(),
             comments_wanted: false,
             comment: OnceLock::new(),
+            site: OnceLock::new(),
         }
     }
 
@@ -444,15 +449,40 @@ impl Scope {
     pub(crate) fn route(&self) -> Option<&Arc<str>> {
         self.route.as_ref()
     }
+
+    /// Where the request's patterns come from: its route and its first
+    /// checkout's call site.
+    pub(crate) fn origin(&self) -> crate::stats::Origin<'_> {
+        crate::stats::Origin {
+            route: self.route.as_ref(),
+            site: self.site.get().copied(),
+        }
+    }
 }
 
-/// The id of the route of the request running on this task (0: none), for
-/// a checkout to remember who holds its connection.
+/// The id of the route of the request running on this task (0: none).
 pub(crate) fn current_route_id() -> u32 {
     if !LAYER_IN_USE.load(Relaxed) {
         return 0;
     }
     with_current(|scope| scope.route_id).unwrap_or(0)
+}
+
+/// A checkout at `site` began: the route id of the request running on this
+/// task (0: none), for the checkout to remember who holds its connection;
+/// the request keeps its first checkout's site.
+#[inline]
+pub(crate) fn checkout_began(site: &'static Location<'static>) -> u32 {
+    if !LAYER_IN_USE.load(Relaxed) {
+        return 0;
+    }
+    with_current(|scope| {
+        if scope.site.get().is_none() {
+            let _ = scope.site.set(site);
+        }
+        scope.route_id
+    })
+    .unwrap_or(0)
 }
 
 /// Adds a statement to the current request's statistics, if a request is

@@ -168,16 +168,16 @@ fn finish<B>(scope: &Scope, config: &LayerConfig, server_timing: bool, elapsed: 
     for (fingerprint, runs) in scope.repeated_over(config.n_plus_one) {
         config
             .pool
-            .n_plus_one(scope.route(), fingerprint, runs, config.n_plus_one);
+            .n_plus_one(scope.origin(), fingerprint, runs, config.n_plus_one);
     }
     for (fingerprint, runs) in scope.redundant() {
-        config.pool.redundant(scope.route(), fingerprint, runs);
+        config.pool.redundant(scope.origin(), fingerprint, runs);
     }
     if let Some(run) = scope.serial_run() {
         let saving = run.saving_ns();
         if saving >= crate::units::saturating_nanos(config.serial_saving) && saving.saturating_mul(10) >= run.summed_ns
         {
-            config.pool.serial_reads(scope.route(), &run);
+            config.pool.serial_reads(scope.origin(), &run);
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::read::Read;
 use crate::funnel::Event;
 use crate::pool::{Ping, PoolMonitor, PoolSnapshot};
+use crate::stats::Origin;
 
 /// What the routes need of a pool, without its TLS type.
 pub(crate) trait RoutePool: Send + Sync + 'static {
@@ -27,12 +28,12 @@ pub(crate) trait RoutePool: Send + Sync + 'static {
     fn publish_state(&self);
     fn ping(&self, timeout: Duration) -> Pin<Box<dyn Future<Output = Result<Ping, String>> + Send + '_>>;
     /// Records an N+1 pattern seen in a request.
-    fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64);
+    fn n_plus_one(&self, origin: Origin<'_>, fingerprint: u64, runs: u64, threshold: u64);
     /// Records a statement a request sent `runs` times with the same
     /// parameters.
-    fn redundant(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64);
+    fn redundant(&self, origin: Origin<'_>, fingerprint: u64, runs: u64);
     /// Records a run of serial reads seen in a request.
-    fn serial_reads(&self, route: Option<&Arc<str>>, run: &crate::funnel::scope::SerialRun);
+    fn serial_reads(&self, origin: Origin<'_>, run: &crate::funnel::scope::SerialRun);
     /// Whether a request's own duration is needed (a route has an
     /// objective): otherwise the layer reads no clock for it.
     fn times_requests(&self) -> bool;
@@ -105,25 +106,25 @@ impl RoutePool for PoolMonitor {
         self.source.ping(timeout)
     }
 
-    fn n_plus_one(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64, threshold: u64) {
+    fn n_plus_one(&self, origin: Origin<'_>, fingerprint: u64, runs: u64, threshold: u64) {
         self.shared.record(Event::NPlusOne {
-            route,
+            origin,
             fingerprint,
             runs,
             threshold,
         });
     }
 
-    fn redundant(&self, route: Option<&Arc<str>>, fingerprint: u64, runs: u64) {
+    fn redundant(&self, origin: Origin<'_>, fingerprint: u64, runs: u64) {
         self.shared.record(Event::Redundant {
-            route,
+            origin,
             fingerprint,
             runs,
         });
     }
 
-    fn serial_reads(&self, route: Option<&Arc<str>>, run: &crate::funnel::scope::SerialRun) {
-        self.shared.record(Event::SerialReads { route, run });
+    fn serial_reads(&self, origin: Origin<'_>, run: &crate::funnel::scope::SerialRun) {
+        self.shared.record(Event::SerialReads { origin, run });
     }
 
     fn times_requests(&self) -> bool {

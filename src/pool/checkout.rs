@@ -239,7 +239,7 @@ impl Held {
         shared::bump(&stats.checkouts, 1);
         let since = u64::try_from(now.saturating_duration_since(pool.epoch).as_nanos()).unwrap_or(u64::MAX - 1);
         stats.checked_out.store(since.saturating_add(1), Relaxed);
-        let route = crate::funnel::current_route_id();
+        let route = crate::funnel::checkout_began(location);
         stats.held_by(route, location);
         let waited = crate::units::saturating_nanos(waited);
         stats.waited_nanos.store(waited, Relaxed);

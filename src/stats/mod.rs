@@ -125,6 +125,22 @@ pub use slow::{SlowQuery, SlowQueryGroup, SlowQueryReport, GETTING_SLOWER};
 pub use trend::{PoolSample, PoolTrendReport};
 
 pub(crate) use alert_book::AlertBook;
+
+/// Where a request's pattern (N+1, redundant statement, serial reads)
+/// came from: the request's route and its first checkout's `get()` call
+/// site.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Origin<'a> {
+    pub(crate) route: Option<&'a std::sync::Arc<str>>,
+    pub(crate) site: Option<&'static std::panic::Location<'static>>,
+}
+
+impl Origin<'_> {
+    /// The call site as reports show it: `src/handlers.rs:42`.
+    pub(crate) fn site_name(&self) -> Option<String> {
+        self.site.map(|s| format!("{}:{}", s.file(), s.line()))
+    }
+}
 pub(crate) use errors::{rate, ErrorLog, NewError};
 pub(crate) use nplusone::NPlusOneLog;
 pub(crate) use performance::{

@@ -19,6 +19,11 @@ pub struct NPlusOnePattern {
     pub fingerprint: String,
     /// The statement, normalized (`None` if it ran on another pool).
     pub statement: Option<String>,
+    /// The `get()` call site of the first checkout of the first request
+    /// it was seen in (`src/orders.rs:42`): where the handler took its
+    /// connection. `None` when that request checked out on another pool
+    /// or none.
+    pub checkout_site: Option<String>,
     /// Requests in which it happened.
     pub requests: u64,
     /// The most runs in one of them.
@@ -54,11 +59,12 @@ impl NPlusOneLog {
     pub(crate) fn record(
         &self,
         at: SystemTime,
-        route: Option<&Arc<str>>,
+        origin: super::Origin<'_>,
         fingerprint: u64,
         statement: Option<&str>,
         runs: u64,
     ) -> bool {
+        let route = origin.route;
         let at = unix_ms(at);
         let mut patterns = self.patterns.lock().unwrap_or_else(|e| e.into_inner());
         let known = patterns.len();
@@ -77,6 +83,7 @@ impl NPlusOneLog {
                         route: route.map(|r| r.to_string()),
                         fingerprint: hex(fingerprint),
                         statement: statement.map(str::to_owned),
+                        checkout_site: origin.site_name(),
                         requests: 1,
                         max_runs: runs,
                         last_runs: runs,
@@ -116,12 +123,20 @@ mod tests {
     fn patterns_count_requests_per_route_and_statement_and_stay_bounded() {
         let log = NPlusOneLog::new(2);
         let users: Arc<str> = Arc::from("/users");
+        let site = std::panic::Location::caller();
+        let at_users = crate::stats::Origin {
+            route: Some(&users),
+            site: Some(site),
+        };
         let now = SystemTime::now();
-        assert!(log.record(now, Some(&users), 7, Some("SELECT * FROM orders WHERE user_id = ?"), 12));
-        assert!(!log.record(now, Some(&users), 7, None, 30));
-        assert!(!log.record(now, Some(&users), 7, None, 15));
-        assert!(log.record(now, None, 7, None, 11), "another route is another pattern");
-        assert!(!log.record(now, Some(&users), 8, None, 11), "past the capacity");
+        assert!(log.record(now, at_users, 7, Some("SELECT * FROM orders WHERE user_id = ?"), 12));
+        assert!(!log.record(now, at_users, 7, None, 30));
+        assert!(!log.record(now, at_users, 7, None, 15));
+        assert!(
+            log.record(now, crate::stats::Origin::default(), 7, None, 11),
+            "another route is another pattern"
+        );
+        assert!(!log.record(now, at_users, 8, None, 11), "past the capacity");
         let report = log.report();
         assert_eq!(report.len(), 2);
         assert_eq!(
@@ -129,6 +144,10 @@ mod tests {
             (3, 30, 15)
         );
         assert_eq!(report[0].route.as_deref(), Some("/users"));
+        assert_eq!(
+            report[0].checkout_site,
+            Some(format!("{}:{}", site.file(), site.line()))
+        );
         assert_eq!(report[0].fingerprint, "0000000000000007");
         log.clear();
         assert!(log.report().is_empty());

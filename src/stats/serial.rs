@@ -21,6 +21,10 @@ pub struct SerialReadsPattern {
     /// The statements of the run, normalized, in the order they first ran
     /// (at most four; `None` for a statement of another pool).
     pub statements: Vec<Option<String>>,
+    /// The `get()` call site of the first checkout of the first request
+    /// it was seen in (`src/orders.rs:42`): where the handler took its
+    /// connection.
+    pub checkout_site: Option<String>,
     /// Requests in which it happened.
     pub requests: u64,
     /// The most reads in one run.
@@ -60,7 +64,7 @@ impl SerialLog {
     pub(crate) fn record(
         &self,
         at: SystemTime,
-        route: Option<&Arc<str>>,
+        origin: super::Origin<'_>,
         fingerprints: [u64; 4],
         reads: u32,
         saving: Duration,
@@ -68,6 +72,7 @@ impl SerialLog {
     ) -> bool {
         let at = unix_ms(at);
         let saving = ms(saving);
+        let route = origin.route;
         let mut patterns = self.patterns.lock().unwrap_or_else(|e| e.into_inner());
         let known = patterns.len();
         match patterns.get_mut(&(route.cloned(), fingerprints)) {
@@ -85,6 +90,7 @@ impl SerialLog {
                     SerialReadsPattern {
                         route: route.map(|r| r.to_string()),
                         statements: statements(),
+                        checkout_site: origin.site_name(),
                         requests: 1,
                         max_reads: reads,
                         last_saving_ms: saving,
@@ -126,25 +132,24 @@ mod tests {
         let route: Arc<str> = Arc::from("GET /page");
         let fps = [1, 2, 3, 0];
         let text = || vec![Some("SELECT a".to_owned()), None, Some("SELECT c".to_owned())];
-        assert!(log.record(SystemTime::now(), Some(&route), fps, 3, Duration::from_millis(80), text));
-        assert!(!log.record(
-            SystemTime::now(),
-            Some(&route),
-            fps,
-            2,
-            Duration::from_millis(40),
-            Vec::new
-        ));
+        let site = std::panic::Location::caller();
+        let origin = crate::stats::Origin {
+            route: Some(&route),
+            site: Some(site),
+        };
+        assert!(log.record(SystemTime::now(), origin, fps, 3, Duration::from_millis(80), text));
+        assert!(!log.record(SystemTime::now(), origin, fps, 2, Duration::from_millis(40), Vec::new));
         let report = log.report();
         assert_eq!(report.len(), 1);
         let p = &report[0];
         assert_eq!((p.requests, p.max_reads), (2, 3));
         assert_eq!((p.last_saving_ms, p.max_saving_ms), (40.0, 80.0));
         assert_eq!(p.statements.len(), 3);
+        assert_eq!(p.checkout_site, Some(format!("{}:{}", site.file(), site.line())));
         // Bounded: a third pattern is not kept.
         assert!(log.record(
             SystemTime::now(),
-            None,
+            crate::stats::Origin::default(),
             [4, 5, 0, 0],
             2,
             Duration::from_millis(60),
@@ -152,7 +157,7 @@ mod tests {
         ));
         assert!(!log.record(
             SystemTime::now(),
-            None,
+            crate::stats::Origin::default(),
             [6, 7, 0, 0],
             2,
             Duration::from_millis(60),

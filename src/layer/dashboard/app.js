@@ -429,13 +429,14 @@
 
     fill($('errors'), all.errors.recent.map((e) => [td('num', clock(e.at_unix_ms)), e.error_type, e.sqlstate || '–',
       e.route || '–', td('sql', e.statement || '–'), e.message]), 6, 'no errors in the last hour');
-    fill($('nplusone'), all.n_plus_one.map((p) => [p.route || '(no route)', td('sql', p.statement || p.fingerprint),
-      td('num', count(p.requests)), td('num', count(p.max_runs))]), 4, 'no N+1 pattern seen');
-    fill($('serial'), (all.serial_reads || []).map((p) => [p.route || '(no route)',
+    fill($('nplusone'), all.n_plus_one.map((p) => [p.route || '(no route)', p.checkout_site || '–',
+      td('sql', p.statement || p.fingerprint), td('num', count(p.requests)), td('num', count(p.max_runs))]), 5,
+      'no N+1 pattern seen');
+    fill($('serial'), (all.serial_reads || []).map((p) => [p.route || '(no route)', p.checkout_site || '–',
       td('sql', p.statements.map((s) => s || '(another pool)').join(' · ')), td('num', count(p.requests)),
-      td('num', ms(p.max_saving_ms))]), 4, 'no serial reads seen');
-    fill($('redundant'), (all.redundant_statements || []).map((p) => [p.route || '(no route)',
-      td('sql', p.statement || p.fingerprint), td('num', count(p.requests)), td('num', count(p.max_runs))]), 4,
+      td('num', ms(p.max_saving_ms))]), 5, 'no serial reads seen');
+    fill($('redundant'), (all.redundant_statements || []).map((p) => [p.route || '(no route)', p.checkout_site || '–',
+      td('sql', p.statement || p.fingerprint), td('num', count(p.requests)), td('num', count(p.max_runs))]), 5,
       'none seen (DbMonitorLayer::redundant_statements is off by default)');
 
     const server = all.server;
