@@ -926,6 +926,44 @@ async fn holds_split_into_statement_time_and_idle_by_route_and_call_site() {
     assert_eq!(document["not_kept"], 0);
 }
 
+/// The same split through deadpool: its checkouts return through their
+/// own path (the object's drop), which must time the hold as bb8's do.
+#[cfg(feature = "deadpool")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadpool_holds_split_the_same_way() {
+    let (monitor, _rec) = monitor(MonitorConfig::default().hold_times(true));
+    let pool: db_monitor::MonitoredDeadpool<NoTls> =
+        support::sources::pool_of(&monitor, &unique("layer_holds_deadpool"), 2).await;
+    let service = DbMonitorLayer::new(pool.clone())
+        .route_label(|_, uri| Some(format!("GET {}", uri.path())))
+        .layer(service_fn({
+            let pool = pool.clone();
+            move |_: Request<Full<Bytes>>| {
+                let pool = pool.clone();
+                async move {
+                    let conn = pool.get().await.expect("checkout");
+                    conn.query_one("SELECT 1::int", &[]).await.expect("read");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    conn.query_one("SELECT 2::int", &[]).await.expect("read");
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+                }
+            }
+        }));
+    for _ in 0..2 {
+        let request = Request::builder().uri("/awaits").body(Full::new(Bytes::new())).unwrap();
+        assert_eq!(service.clone().oneshot(request).await.unwrap().status(), StatusCode::OK);
+    }
+    let report = pool.monitor().hold_report(10);
+    assert_eq!(report.holders.len(), 1, "{report:#?}");
+    let awaits = &report.holders[0];
+    assert_eq!((awaits.route.as_deref(), awaits.checkouts), (Some("GET /awaits"), 2));
+    assert!(awaits.call_site.starts_with("tests/layer.rs:"), "{awaits:?}");
+    assert!(
+        awaits.held_idle_ms_per_checkout >= 199.0 && awaits.in_statements_ms_per_checkout > 0.0,
+        "{awaits:?}"
+    );
+}
+
 /// A `route_label` that returns raw paths cannot grow the route table
 /// with the paths' bytes: labels are cut at 256 bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
