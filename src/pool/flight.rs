@@ -730,53 +730,47 @@ fn params_hash(params: &[&(dyn ToSql + Sync)]) -> u64 {
 /// prepared `Statement`) as one timed statement: one future type for both.
 macro_rules! dispatch {
     // Parameters as an iterator (not `Send`): the text is sent untagged.
-    (untagged $self:ident, $via:ident, $stmt:ident, |$c:ident, $s:ident| $call:expr, $rows:expr) => {{
-        let $c = $via.client;
-        match $stmt.__prepared() {
-            Some(prepared) => {
-                let $s = &prepared.statement;
-                $self.run(
-                    $via.parent,
-                    QueryRef::Entry(&prepared.entry),
-                    Either::Prepared { future: $call },
-                    $rows,
-                )
-            }
-            None => {
-                let $s = $stmt.__sql();
-                let untagged: Either<_, _, Boxed<'_, _>> = Either::Text { future: $call };
-                $self.run($via.parent, QueryRef::Text($s), untagged, $rows)
-            }
-        }
-    }};
-    ($self:ident, $via:ident, $stmt:ident, |$c:ident, $s:ident| $call:expr, $rows:expr) => {{
-        let $c = $via.client;
-        match $stmt.__prepared() {
-            Some(prepared) => {
-                let $s = &prepared.statement;
-                $self.run(
-                    $via.parent,
-                    QueryRef::Entry(&prepared.entry),
-                    Either::Prepared { future: $call },
-                    $rows,
-                )
-            }
-            None => {
-                let sql = $stmt.__sql();
-                match tagged_text(sql) {
-                    None => {
-                        let $s = sql;
-                        $self.run($via.parent, QueryRef::Text(sql), Either::Text { future: $call }, $rows)
-                    }
-                    Some(tagged) => {
-                        // Recorded under the text as written; sent tagged.
-                        let future: Boxed<'_, _> = Box::pin(async move {
-                            let $s = tagged.as_str();
-                            $call.await
-                        });
-                        $self.run($via.parent, QueryRef::Text(sql), Either::Tagged { future }, $rows)
-                    }
+    (untagged $self:ident, $via:ident, $stmt:ident, |$c:ident, $s:ident| $call:expr, $rows:expr) => {
+        dispatch!(@either $self, $via, $stmt, |$c, $s| $call, $rows, |sql| {
+            let $s = sql;
+            let untagged: Either<_, _, Boxed<'_, _>> = Either::Text { future: $call };
+            $self.run($via.parent, QueryRef::Text(sql), untagged, $rows)
+        })
+    };
+    ($self:ident, $via:ident, $stmt:ident, |$c:ident, $s:ident| $call:expr, $rows:expr) => {
+        dispatch!(@either $self, $via, $stmt, |$c, $s| $call, $rows, |sql| {
+            match tagged_text(sql) {
+                None => {
+                    let $s = sql;
+                    $self.run($via.parent, QueryRef::Text(sql), Either::Text { future: $call }, $rows)
                 }
+                Some(tagged) => {
+                    // Recorded under the text as written; sent tagged.
+                    let future: Boxed<'_, _> = Box::pin(async move {
+                        let $s = tagged.as_str();
+                        $call.await
+                    });
+                    $self.run($via.parent, QueryRef::Text(sql), Either::Tagged { future }, $rows)
+                }
+            }
+        })
+    };
+    // The prepared statement's arm, shared; `$text` runs the text `$sql`.
+    (@either $self:ident, $via:ident, $stmt:ident, |$c:ident, $s:ident| $call:expr, $rows:expr, |$sql:ident| $text:block) => {{
+        let $c = $via.client;
+        match $stmt.__prepared() {
+            Some(prepared) => {
+                let $s = &prepared.statement;
+                $self.run(
+                    $via.parent,
+                    QueryRef::Entry(&prepared.entry),
+                    Either::Prepared { future: $call },
+                    $rows,
+                )
+            }
+            None => {
+                let $sql = $stmt.__sql();
+                $text
             }
         }
     }};
