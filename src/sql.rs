@@ -1110,16 +1110,16 @@ impl serde::Serialize for Operation {
     }
 }
 
-/// The [sqlcommenter](https://google.github.io/sqlcommenter/spec/)
-/// comment that tags a statement with the route of its request:
-/// `/*route='GET%20%2Fusers%2F%7Bid%7D'*/`. Every byte of the route but
-/// letters, digits and `-_.~` is percent-encoded, so the comment can
-/// neither end early nor hold a quote.
-pub(crate) fn route_comment(route: &str) -> String {
+/// One [sqlcommenter](https://google.github.io/sqlcommenter/spec/)
+/// key-value pair: `route='GET%20%2Fusers%2F%7Bid%7D'`. Every byte of the
+/// value but letters, digits and `-_.~` is percent-encoded, so the comment
+/// it goes into can neither end early nor hold a quote.
+pub(crate) fn comment_pair(key: &str, value: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(route.len() * 3 + 12);
-    out.push_str("/*route='");
-    for b in route.bytes() {
+    let mut out = String::with_capacity(key.len() + value.len() * 3 + 3);
+    out.push_str(key);
+    out.push_str("='");
+    for b in value.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(char::from(b));
         } else {
@@ -1128,23 +1128,31 @@ pub(crate) fn route_comment(route: &str) -> String {
             out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
     }
-    out.push_str("'*/");
+    out.push('\'');
     out
 }
 
-/// `sql` with `comment` appended, after its text and before a final `;`
-/// (where sqlcommenter puts it); none when the text has a comment of its
-/// own (sqlcommenter leaves those alone; a `--` inside a string counts
-/// too, which only leaves such a statement untagged).
-pub(crate) fn tagged(sql: &str, comment: &str) -> Option<String> {
+/// `sql` with a comment of `pairs` (sorted by key, as sqlcommenter
+/// wants them) appended after its text and before a final `;`:
+/// `SELECT 1 /*route='GET%20%2F',traceparent='00-…-01'*/`. None when the
+/// text has a comment of its own (sqlcommenter leaves those alone; a `--`
+/// inside a string counts too, which only leaves such a statement
+/// untagged).
+pub(crate) fn tagged(sql: &str, pairs: &[&str]) -> Option<String> {
     if sql.contains("/*") || sql.contains("--") {
         return None;
     }
     let body = sql.trim_end().trim_end_matches(';').trim_end();
-    let mut out = String::with_capacity(body.len() + 1 + comment.len());
+    let mut out = String::with_capacity(body.len() + 8 + pairs.iter().map(|p| p.len() + 1).sum::<usize>());
     out.push_str(body);
-    out.push(' ');
-    out.push_str(comment);
+    out.push_str(" /*");
+    for (i, pair) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(pair);
+    }
+    out.push_str("*/");
     Some(out)
 }
 
@@ -1540,22 +1548,27 @@ mod tests {
     #[test]
     fn a_route_comment_is_encoded_so_that_it_cannot_end_early_and_tags_once() {
         assert_eq!(
-            super::route_comment("GET /users/{id}"),
-            "/*route='GET%20%2Fusers%2F%7Bid%7D'*/"
+            super::comment_pair("route", "GET /users/{id}"),
+            "route='GET%20%2Fusers%2F%7Bid%7D'"
         );
-        let hostile = super::route_comment("x'*/; DROP TABLE t; --");
-        assert_eq!(hostile.matches("*/").count(), 1, "{hostile}");
-        assert!(!hostile[9..hostile.len() - 3].contains('\''), "{hostile}");
-        let c = "/*route='a'*/";
+        let hostile = super::comment_pair("route", "x'*/; DROP TABLE t; --");
+        let tagged = super::tagged("SELECT 1", &[&hostile]).unwrap();
+        assert_eq!(tagged.matches("*/").count(), 1, "{tagged}");
+        assert_eq!(tagged.matches('\'').count(), 2, "{tagged}");
+        let c = ["route='a'", "traceparent='00-1-2-01'"];
         assert_eq!(
-            super::tagged("SELECT 1 ;\n", c).as_deref(),
+            super::tagged("SELECT 1 ;\n", &c[..1]).as_deref(),
             Some("SELECT 1 /*route='a'*/")
         );
-        assert_eq!(super::tagged("SELECT 1 /* mine */", c), None);
-        assert_eq!(super::tagged("SELECT 1 -- mine", c), None);
+        assert_eq!(
+            super::tagged("SELECT 1", &c).as_deref(),
+            Some("SELECT 1 /*route='a',traceparent='00-1-2-01'*/")
+        );
+        assert_eq!(super::tagged("SELECT 1 /* mine */", &c), None);
+        assert_eq!(super::tagged("SELECT 1 -- mine", &c), None);
         // The fingerprint ignores comments: a tagged statement is the same
         // statement.
-        let tagged = super::tagged("SELECT * FROM t WHERE id = $1", c).unwrap();
+        let tagged = super::tagged("SELECT * FROM t WHERE id = $1", &c).unwrap();
         assert_eq!(
             super::fingerprint(&tagged),
             super::fingerprint("SELECT * FROM t WHERE id = $1")

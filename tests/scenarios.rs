@@ -1305,8 +1305,10 @@ async fn the_latency_split_shows_the_wait_the_queue_and_the_first_row_where_they
 /// statement with its request's route as a sqlcommenter comment (in
 /// `pg_stat_activity`, text and prepared alike), while
 /// `pg_stat_statements` and the monitor still count one statement; each
-/// route prepares its own variant once per connection. Off (another layer
-/// on the same pool), nothing is added.
+/// route prepares its own variant once per connection. With a trace
+/// context, a statement sent as text carries its `traceparent` too (a
+/// prepared one does not: it would be prepared again for every trace).
+/// Off (another layer on the same pool), nothing is added.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_comments_reach_the_server_and_leave_its_statement_groups_whole() {
     let server = TempPostgres::start(&["-c", "shared_preload_libraries=pg_stat_statements"]);
@@ -1316,7 +1318,8 @@ async fn route_comments_reach_the_server_and_leave_its_statement_groups_whole() 
         .batch_execute("CREATE EXTENSION pg_stat_statements")
         .await
         .expect("the extension");
-    let (watcher, _rec) = monitor(MonitorConfig::default());
+    let trace = || db_monitor::TraceParent::new([0xab; 16], [0xcd; 8], true);
+    let (watcher, _rec) = monitor(MonitorConfig::default().trace_context(trace));
     let pool = pool_with(
         &watcher,
         &unique("comments"),
@@ -1376,9 +1379,16 @@ async fn route_comments_reach_the_server_and_leave_its_statement_groups_whole() 
         seen
     }
     let on_a = seen_while(&outside, status_of(&tagged, "/a")).await;
-    assert_eq!(on_a, "SELECT pg_sleep(0.3) AS tagged_sleep /*route='GET%20%2Fa'*/");
+    let traceparent = format!("00-{}-{}-01", "ab".repeat(16), "cd".repeat(8));
+    assert_eq!(
+        on_a,
+        format!("SELECT pg_sleep(0.3) AS tagged_sleep /*route='GET%20%2Fa',traceparent='{traceparent}'*/")
+    );
     let on_b = seen_while(&outside, status_of(&tagged, "/b")).await;
-    assert!(on_b.ends_with("/*route='GET%20%2Fb'*/"), "{on_b}");
+    assert!(
+        on_b.ends_with(&format!("/*route='GET%20%2Fb',traceparent='{traceparent}'*/")),
+        "{on_b}"
+    );
     let plain = seen_while(&outside, status_of(&untagged, "/plain")).await;
     assert_eq!(plain, "SELECT pg_sleep(0.3) AS tagged_sleep", "off: nothing added");
     assert_eq!(status_of(&tagged, "/a").await, StatusCode::OK);

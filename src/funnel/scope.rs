@@ -84,8 +84,8 @@ pub(crate) fn comments_wanted_somewhere() {
     COMMENTS_WANTED.store(true, Relaxed);
 }
 
-/// The SQL comment that tags the statements of the request running on this
-/// task (`/*route='GET%20%2Fusers%2F%7Bid%7D'*/`), made once per request;
+/// The sqlcommenter pair that tags the statements of the request running
+/// on this task (`route='GET%20%2Fusers%2F%7Bid%7D'`), made once per request;
 /// none outside a request, without a route, or where its layer does not
 /// tag (one load when no layer does).
 #[inline(always)]
@@ -107,7 +107,7 @@ fn current_comment() -> Option<Arc<str>> {
         Some(
             scope
                 .comment
-                .get_or_init(|| crate::sql::route_comment(route).into())
+                .get_or_init(|| crate::sql::comment_pair("route", route).into())
                 .clone(),
         )
     })
@@ -175,7 +175,7 @@ pub(crate) struct Scope {
     /// (fingerprint, parameters' hash, runs); at most [`PARAM_PAIRS`].
     params: Mutex<Vec<(u64, u64, u32)>>,
     /// Whether statements carry the request's route as a SQL comment, and
-    /// that comment, made at the first statement.
+    /// its pair (`route='…'`), made at the first statement.
     comments_wanted: bool,
     comment: OnceLock<Arc<str>>,
     /// The `get()` call site of the request's first checkout: where its

@@ -269,8 +269,13 @@ impl DbMonitorLayer {
     ///   stream, `_typed`, `execute_raw`, `simple_query` and
     ///   `batch_execute` methods, and statements outside a request or
     ///   without a route.
-    /// - **What it says**: the route label only, percent-encoded (no
-    ///   parameter or literal); the same label the route's metrics carry.
+    /// - **What it says**: the route label, percent-encoded (no parameter
+    ///   or literal); the same label the route's metrics carry. With a
+    ///   [`MonitorConfig::trace_context`](crate::MonitorConfig::trace_context),
+    ///   a statement sent as text also carries its `traceparent`
+    ///   (`/*route='…',traceparent='00-…-01'*/`), so that a trace and the
+    ///   server's view of its statement meet; a prepared one does not (it
+    ///   would be prepared again for every trace).
     ///   `pg_stat_statements` ignores comments: a statement from two
     ///   routes is still one row there, and the monitor records it as
     ///   written.

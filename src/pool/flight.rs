@@ -394,13 +394,6 @@ where
 /// A future boxed as the tagged text's variant of [`Either`].
 pub(crate) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The text of `sql` tagged with the current request's route, when its
-/// layer tags statements ([`DbMonitorLayer::sql_comments`](crate::DbMonitorLayer::sql_comments)).
-#[inline]
-pub(crate) fn tagged_text(sql: &str) -> Option<String> {
-    crate::funnel::scope::sql_comment().and_then(|comment| crate::sql::tagged(sql, &comment))
-}
-
 /// A statement on the wire: reports its outcome when finished, that its
 /// reader stopped early ([`ended_early`](Self::ended_early)), or a
 /// cancellation when dropped before its stream came.
@@ -551,6 +544,33 @@ impl ConnCtx {
     fn ahead_unrecorded(&self, sent: Instant) -> bool {
         let since = crate::units::saturating_nanos(sent.saturating_duration_since(self.pool.epoch));
         self.stats.last_end.load(Relaxed) < since
+    }
+
+    /// The text of `sql` tagged with the current request's route, when its
+    /// layer tags statements ([`DbMonitorLayer::sql_comments`](crate::DbMonitorLayer::sql_comments));
+    /// with `trace` (a statement sent once, not prepared to be kept) and
+    /// a [`trace_context`](crate::MonitorConfig::trace_context) configured,
+    /// with its `traceparent` too.
+    #[inline]
+    fn tagged_text(&self, sql: &str, trace: bool) -> Option<String> {
+        let route = crate::funnel::scope::sql_comment()?;
+        self.tag_with(sql, &route, trace)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn tag_with(&self, sql: &str, route: &str, trace: bool) -> Option<String> {
+        let parent = trace
+            .then(|| self.pool.sink.config.trace_context.as_ref())
+            .flatten()
+            .and_then(|current| (current.0)());
+        match parent {
+            Some(parent) => {
+                let trace = crate::sql::comment_pair("traceparent", &parent.to_string());
+                crate::sql::tagged(sql, &[route, &trace])
+            }
+            None => crate::sql::tagged(sql, &[route]),
+        }
     }
 
     /// The connection's cache of prepared statements.
@@ -739,7 +759,7 @@ macro_rules! dispatch {
     };
     ($self:ident, $via:ident, $stmt:ident, |$c:ident, $s:ident| $call:expr, $rows:expr) => {
         dispatch!(@either $self, $via, $stmt, |$c, $s| $call, $rows, |sql| {
-            match tagged_text(sql) {
+            match $self.tagged_text(sql, true) {
                 None => {
                     let $s = sql;
                     $self.run($via.parent, QueryRef::Text(sql), Either::Text { future: $call }, $rows)
@@ -804,7 +824,7 @@ impl ConnCtx {
         query: &str,
         types: &[Type],
     ) -> Result<MonitoredStatement, Error> {
-        let tagged = tagged_text(query);
+        let tagged = self.tagged_text(query, false);
         self.prepare_sent(client, query, tagged.as_deref().unwrap_or(query), types)
             .await
     }
@@ -854,7 +874,7 @@ impl ConnCtx {
         let metrics = &self.pool.sink.metrics;
         // Tagged, the cache holds one variant per route (keyed by the text
         // as sent).
-        let tagged = tagged_text(query);
+        let tagged = self.tagged_text(query, false);
         let sent = tagged.as_deref().unwrap_or(query);
         if let Some(statement) = self.cache.get(sent, types) {
             metrics.prepared[0].increment(1);
