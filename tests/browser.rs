@@ -217,6 +217,12 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
                 && holder[1].as_str().is_some_and(|s| s.contains(".rs:")),
             "{name}: who holds the connections: {holder}"
         );
+        let nplusone = &view["nplusone"];
+        assert!(
+            nplusone[1].as_str().is_some_and(|s| s.contains(".rs:")),
+            "{name}: the N+1 pattern's call site: {nplusone}"
+        );
+        assert_eq!(view["statementCells"], 8, "{name}: the statements with their split");
         let load = view["charts"]
             .as_array()
             .unwrap()

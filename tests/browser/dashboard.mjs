@@ -78,6 +78,10 @@ try {
         statements: rows('statements'), errors: rows('errors'), alerts: rows('alerts'),
         // The first holder's route and call site (the empty table's hint otherwise).
         holder: [...document.querySelectorAll('#holders tbody tr:first-child td')].slice(0, 2).map((t) => t.textContent),
+        // The first N+1 pattern's route and call site, and the statements'
+        // columns (with the latency split's two).
+        nplusone: [...document.querySelectorAll('#nplusone tbody tr:first-child td')].slice(0, 2).map((t) => t.textContent),
+        statementCells: document.querySelectorAll('#statements tbody tr:first-child td').length,
         objectives: document.getElementById('objectives').hidden ? 0 : rows('objectives-table'),
         budget: document.getElementById('budget-text').textContent, poller: document.getElementById('poller-text').textContent,
         overflow: document.documentElement.scrollWidth > window.innerWidth + 1,

@@ -400,9 +400,11 @@
       const trend = s.anomalies.length ? 'anomalous' : degraded.has(s.fingerprint) ? 'degraded' : slower.has(s.fingerprint) ? 'getting slower' : 'steady';
       const bar = el('span', { class: 'bar' });
       bar.style.width = Math.round(share * 60) + 'px';
+      const split = s.split || {};
       return [td('sql', s.statement), td('num', count(s.count)), td('num', ms(s.mean_ms)), td('num', ms(s.p95_ms)),
+        td('num', ms(split.checkout_wait_ms)), td('num', ms(split.queued_ms)),
         td('num', bar, pct(share)), td(trend === 'steady' ? 'muted' : 'warn', trend)];
-    }), 6, 'no statements in the last hour');
+    }), 8, 'no statements in the last hour');
 
     fill($('alerts'), all.alerts.active.map((a) => {
       const button = el('button', { type: 'button' }, 'resolve');
