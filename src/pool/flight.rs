@@ -818,30 +818,35 @@ macro_rules! stream_dispatch {
 /// their client (a transaction's statements run on its client, as in
 /// tokio-postgres).
 impl ConnCtx {
-    pub(crate) async fn prepare_typed(
-        &self,
-        client: Via<'_>,
-        query: &str,
-        types: &[Type],
-    ) -> Result<MonitoredStatement, Error> {
-        let tagged = self.tagged_text(query, false);
-        self.prepare_sent(client, query, tagged.as_deref().unwrap_or(query), types)
-            .await
+    /// Not an `async fn` itself: the future is [`prepare_sent`](Self::prepare_sent)'s,
+    /// one level of state less (the future sizes' test holds it near
+    /// tokio-postgres's own).
+    pub(crate) fn prepare_typed<'a>(
+        &'a self,
+        client: Via<'a>,
+        query: &'a str,
+        types: &'a [Type],
+    ) -> impl Future<Output = Result<MonitoredStatement, Error>> + Send + 'a {
+        self.prepare_sent(client, query, self.tagged_text(query, false), types)
     }
 
-    /// Prepares `query`, sent as `sent` (the same text, or tagged with the
-    /// request's route).
+    /// Prepares `query`, sent as it is or, when given, as `tagged` (with
+    /// the request's route).
     async fn prepare_sent(
         &self,
         client: Via<'_>,
         query: &str,
-        sent: &str,
+        tagged: Option<String>,
         types: &[Type],
     ) -> Result<MonitoredStatement, Error> {
         let start = now();
         let span = span::wanted(&self.pool.sink.span_target)
             .map(|level| self.new_span(level, client.parent, &QueryRef::Text(query), Some(span::PREPARE)));
-        match client.client.prepare_typed(sent, types).await {
+        match client
+            .client
+            .prepare_typed(tagged.as_deref().unwrap_or(query), types)
+            .await
+        {
             Ok(statement) => {
                 let entry = self.pool.sink.queries.entry(query);
                 if let Some(span) = &span {
@@ -883,7 +888,7 @@ impl ConnCtx {
         }
         metrics.prepared[1].increment(1);
         bump(&self.stats.prepared_misses, 1);
-        let statement = self.prepare_sent(client, query, sent, types).await?;
+        let statement = self.prepare_sent(client, query, tagged.clone(), types).await?;
         self.cache.insert(sent, types, statement.clone());
         Ok(statement)
     }
