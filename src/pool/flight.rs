@@ -278,7 +278,9 @@ pin_project! {
         running: u64,
         // Its answer, held for one poll while the statement ahead of it,
         // answered in the same instant, is recorded first (see `poll`).
-        parked: Option<Result<T, Error>>,
+        // Boxed: rare, and the future stays as small as it was (every
+        // statement's future is moved into its caller's).
+        parked: Option<Box<Result<T, Error>>>,
         rows: fn(&T) -> Rows,
     }
 
@@ -290,7 +292,7 @@ pin_project! {
                 ctx.stats.statement_done(*this.running);
                 let times = Times::ended_now(start, *this.running, None);
                 // Dropped while its answer was held: it finished.
-                let outcome = match this.parked.as_ref() {
+                let outcome = match this.parked.as_deref() {
                     Some(Ok(value)) => Outcome::Ok((this.rows)(value)),
                     Some(Err(e)) => Outcome::Failed(e),
                     None => Outcome::Cancelled,
@@ -322,7 +324,7 @@ where
             }
         };
         let result = match this.parked.take() {
-            Some(result) => result,
+            Some(result) => *result,
             None => {
                 let result = ready!(this.inner.poll(cx));
                 // Sent behind a statement that is not recorded yet: both
@@ -332,7 +334,7 @@ where
                 // meantime, is recorded first and this one's queue ends
                 // at its end.
                 if *this.running == 0 && this.ctx.ahead_unrecorded(start) {
-                    *this.parked = Some(result);
+                    *this.parked = Some(Box::new(result));
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
@@ -393,6 +395,15 @@ where
 
 /// A future boxed as the tagged text's variant of [`Either`].
 pub(crate) type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// `future` boxed, out of line: the statement methods that build it are
+/// inlined into their callers (so that their future is built in place, not
+/// moved), which the allocation's code would prevent.
+#[cold]
+#[inline(never)]
+fn boxed<'a, F: Future + Send + 'a>(future: F) -> Boxed<'a, F::Output> {
+    Box::pin(future)
+}
 
 /// A statement on the wire: reports its outcome when finished, that its
 /// reader stopped early ([`ended_early`](Self::ended_early)), or a
@@ -766,7 +777,7 @@ macro_rules! dispatch {
                 }
                 Some(tagged) => {
                     // Recorded under the text as written; sent tagged.
-                    let future: Boxed<'_, _> = Box::pin(async move {
+                    let future = boxed(async move {
                         let $s = tagged.as_str();
                         $call.await
                     });
@@ -906,6 +917,7 @@ impl ConnCtx {
         }
     }
 
+    #[inline]
     pub(crate) fn query<'a, T>(
         &'a self,
         client: Via<'a>,
@@ -919,6 +931,7 @@ impl ConnCtx {
         dispatch!(self, client, statement, |c, s| c.query(s, params), row_count)
     }
 
+    #[inline]
     pub(crate) fn query_one<'a, T>(
         &'a self,
         client: Via<'a>,
@@ -932,6 +945,7 @@ impl ConnCtx {
         dispatch!(self, client, statement, |c, s| c.query_one(s, params), one_row)
     }
 
+    #[inline]
     pub(crate) fn query_opt<'a, T>(
         &'a self,
         client: Via<'a>,
@@ -1021,6 +1035,7 @@ impl ConnCtx {
         .await
     }
 
+    #[inline]
     pub(crate) fn execute<'a, T>(
         &'a self,
         client: Via<'a>,
