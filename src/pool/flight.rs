@@ -100,7 +100,7 @@ pub(crate) fn statement_ended(
 
 /// The time a statement sent at `sent` (nanoseconds since the pool's
 /// epoch) behind a running one spent queued, of its `nanos`: until the end
-/// of the last statement recorded on its connection. None if that ended
+/// of the last statement recorded on its connection. Zero if that ended
 /// before it was sent: the statement ahead is still running, overtaken
 /// (statements given as text take two round trips, and a later one's
 /// second may go first).
