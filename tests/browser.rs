@@ -209,13 +209,18 @@ async fn the_dashboard_renders_in_chromium_light_dark_and_phone() {
             "{name}: the objective's latency and success rows"
         );
         assert!(view["errors"].as_u64().unwrap() > 0, "{name}: no error rows");
-        let holder = &view["holder"];
+        // A request's route at its call site among the holders (which row
+        // holds the most idle time first depends on the machine's load:
+        // the test's own checkouts, outside any request, may).
+        let holders = &view["holders"];
         assert!(
-            holder[0]
-                .as_str()
-                .is_some_and(|r| r.starts_with("GET ") || r.starts_with("POST "))
-                && holder[1].as_str().is_some_and(|s| s.contains(".rs:")),
-            "{name}: who holds the connections: {holder}"
+            holders.as_array().is_some_and(|rows| rows.iter().any(|row| {
+                row[0]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("GET ") || r.starts_with("POST "))
+                    && row[1].as_str().is_some_and(|s| s.contains(".rs:"))
+            })),
+            "{name}: who holds the connections: {holders}"
         );
         let nplusone = &view["nplusone"];
         assert!(

@@ -76,8 +76,9 @@ try {
       return {
         cards, charts, bg,
         statements: rows('statements'), errors: rows('errors'), alerts: rows('alerts'),
-        // The first holder's route and call site (the empty table's hint otherwise).
-        holder: [...document.querySelectorAll('#holders tbody tr:first-child td')].slice(0, 2).map((t) => t.textContent),
+        // Each holder's route and call site (the empty table's hint otherwise).
+        holders: [...document.querySelectorAll('#holders tbody tr')]
+          .map((row) => [...row.querySelectorAll('td')].slice(0, 2).map((t) => t.textContent)),
         // The first N+1 pattern's route and call site, and the statements'
         // columns (with the latency split's two).
         nplusone: [...document.querySelectorAll('#nplusone tbody tr:first-child td')].slice(0, 2).map((t) => t.textContent),
