@@ -81,7 +81,8 @@ try {
           .map((row) => [...row.querySelectorAll('td')].slice(0, 2).map((t) => t.textContent)),
         // The first N+1 pattern's route and call site, and the statements'
         // columns (with the latency split's two).
-        nplusone: [...document.querySelectorAll('#nplusone tbody tr:first-child td')].slice(0, 2).map((t) => t.textContent),
+        nplusone: [...document.querySelectorAll('#nplusone tbody tr')]
+          .map((row) => [...row.querySelectorAll('td')].slice(0, 2).map((t) => t.textContent)),
         statementCells: document.querySelectorAll('#statements tbody tr:first-child td').length,
         objectives: document.getElementById('objectives').hidden ? 0 : rows('objectives-table'),
         budget: document.getElementById('budget-text').textContent, poller: document.getElementById('poller-text').textContent,
