@@ -378,7 +378,6 @@ fn keep_repeats(
 #[inline(never)]
 fn n_plus_one(sink: &Sink, origin: Origin<'_>, fingerprint: u64, runs: u64, threshold: u64) {
     let (entry, new) = keep_repeats(sink, &sink.stores.n_plus_one, origin, fingerprint, runs);
-    let route = origin.route;
     let statement = entry.as_ref().map(|e| &*e.normalized);
     if let Some(entry) = &entry {
         entry.metrics.n_plus_one(&sink.registry).increment(1);
@@ -386,7 +385,7 @@ fn n_plus_one(sink: &Sink, origin: Origin<'_>, fingerprint: u64, runs: u64, thre
     if new {
         tracing::warn!(
             pool = %sink.name,
-            route = route.map(|r| &**r).unwrap_or(""),
+            route = origin.route_name(),
             checkout_site = origin.site_name().as_deref().unwrap_or(""),
             fingerprint = %hex(fingerprint),
             runs,
@@ -400,12 +399,11 @@ fn n_plus_one(sink: &Sink, origin: Origin<'_>, fingerprint: u64, runs: u64, thre
 #[inline(never)]
 fn redundant(sink: &Sink, origin: Origin<'_>, fingerprint: u64, runs: u64) {
     let (entry, new) = keep_repeats(sink, &sink.stores.redundant, origin, fingerprint, runs);
-    let route = origin.route;
     let statement = entry.as_ref().map(|e| &*e.normalized);
     if new {
         tracing::warn!(
             pool = %sink.name,
-            route = route.map(|r| &**r).unwrap_or(""),
+            route = origin.route_name(),
             checkout_site = origin.site_name().as_deref().unwrap_or(""),
             fingerprint = %hex(fingerprint),
             runs,
@@ -417,7 +415,6 @@ fn redundant(sink: &Sink, origin: Origin<'_>, fingerprint: u64, runs: u64) {
 
 #[inline(never)]
 fn serial_reads(sink: &Sink, origin: Origin<'_>, run: &scope::SerialRun) {
-    let route = origin.route;
     let saving = Duration::from_nanos(run.saving_ns());
     let fingerprints = run.fingerprints;
     let statements = || -> Vec<Option<String>> {
@@ -438,7 +435,7 @@ fn serial_reads(sink: &Sink, origin: Origin<'_>, run: &scope::SerialRun) {
             .collect();
         tracing::warn!(
             pool = %sink.name,
-            route = route.map(|r| &**r).unwrap_or(""),
+            route = origin.route_name(),
             checkout_site = origin.site_name().as_deref().unwrap_or(""),
             reads = run.reads,
             saving_ms = saving.as_millis() as u64,

@@ -136,6 +136,11 @@ pub(crate) struct Origin<'a> {
 }
 
 impl Origin<'_> {
+    /// The route as log lines show it (empty without one).
+    pub(crate) fn route_name(&self) -> &str {
+        self.route.map_or("", |r| r)
+    }
+
     /// The call site as reports show it: `src/handlers.rs:42`.
     pub(crate) fn site_name(&self) -> Option<String> {
         self.site.map(|s| format!("{}:{}", s.file(), s.line()))
